@@ -1,0 +1,79 @@
+import type { Logger } from 'pino';
+import type { FastifyInstance } from 'fastify';
+import type { Registry } from 'prom-client';
+import type { KeySpec } from '../broker/config/spec.js';
+import type { BeatBlock } from '../broker/config/types.js';
+
+/** Keys every beat block accepts (`beat_*`). */
+export interface CommonBeatConfig {
+  /** Default `beats/<name>`. */
+  topicPrefix: string;
+  format: 'raw' | 'ngsi' | 'ngsi-ld';
+  output: 'mqtt' | 'sse' | 'both';
+}
+
+/**
+ * What a beat module exports: its name, its `<name>_*` keys, and a factory. The frame
+ * validates the block with `keys` (errors name file, line and key), then calls `check`
+ * for cross-key rules (required keys), then `create` at broker start.
+ */
+export interface BeatDefinition<C> {
+  name: string;
+  /** One-paragraph description for docs/configuration.md. */
+  doc: string;
+  keys: KeySpec<C>[];
+  defaults(): C;
+  check?(cfg: C, block: BeatBlock): void;
+  create(cfg: C, common: CommonBeatConfig): Bridge;
+}
+
+/** A running bridge. The frame restarts it with backoff if start() rejects or it reports failure. */
+export interface Bridge {
+  start(ctx: BridgeContext): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** One record a beat emits; the frame turns it into raw JSON, NGSI v2 or NGSI-LD and sends it to MQTT and/or SSE. */
+export interface BeatRecord {
+  /** Topic below the beat's prefix, e.g. `conn` → `beats/zeek/conn`. */
+  subtopic: string;
+  /** The typed source record (the `raw` format). */
+  data: Record<string, unknown>;
+  /** For NGSI formats: entity type (CamelCase) and id (without the urn: prefix). */
+  entity?: { type: string; id: string };
+  /** Optional custom NGSI mapping; default: every field of `data` becomes an attribute. */
+  ngsi?: (format: 'ngsi' | 'ngsi-ld') => Record<string, unknown>;
+  qos?: 0 | 1;
+  retain?: boolean;
+}
+
+/** A small persistent key-value store for checkpoints: memory by default, Redis when the broker uses Redis. */
+export interface BeatStore {
+  get(key: string): Promise<string | undefined>;
+  set(key: string, value: string): Promise<void>;
+  delete(key: string): Promise<void>;
+  /** Keys starting with prefix. */
+  keys(prefix: string): Promise<string[]>;
+}
+
+export interface BridgeContext {
+  readonly name: string;
+  readonly common: CommonBeatConfig;
+  /** Child logger `beat.<name>`; secrets are redacted by path in the root logger. */
+  readonly log: Logger;
+  /** The broker's prom-client registry; name metrics `mqprobe_beat_<name>_*`. */
+  readonly metrics: Registry;
+  readonly store: BeatStore;
+  /** Emits a record through the beat's configured format and outputs. Resolves once the broker accepted it. */
+  emit(record: BeatRecord): Promise<void>;
+  /** Publishes raw bytes on an absolute topic as internal client `$beat/<name>` (captured and ACL-checked like any publish). */
+  publish(topic: string, payload: Buffer | string, opts?: { qos?: 0 | 1; retain?: boolean }): Promise<void>;
+  /** Subscribes inside the broker (for command topics); returns an unsubscribe function. */
+  subscribe(filter: string, handler: (topic: string, payload: Buffer, publisher: { clientId?: string; username?: string }) => void): Promise<() => Promise<void>>;
+  /** Registers routes on the broker's HTTP listener (`http_listener`); throws a clear error if there is none. */
+  http(register: (app: FastifyInstance) => void | Promise<void>): Promise<void>;
+  /** Tells the frame the upstream failed after start: it will stop and restart the bridge with backoff. */
+  fail(err: Error): void;
+  /** Shared services between beats and detectors (e.g. the OpenCTI indicator set). */
+  readonly services: Map<string, unknown>;
+}

@@ -1,0 +1,81 @@
+import type { SourcePos, ConfigWarning } from './errors.js';
+import type { ConfigLine } from './lexer.js';
+import type { CaptureConfig } from '../../capture/config.js';
+import type { DetectConfig } from '../../capture/detect-config.js';
+
+/** Security settings: global, or per listener when `per_listener_settings true`. */
+export interface SecurityConfig {
+  allowAnonymous?: boolean;
+  passwordFile?: string;
+  aclFile?: string;
+}
+
+export interface TlsConfig {
+  cafile?: string;
+  capath?: string;
+  certfile?: string;
+  keyfile?: string;
+  ciphers?: string;
+  crlfile?: string;
+  requireCertificate: boolean;
+  useIdentityAsUsername: boolean;
+  useSubjectAsUsername: boolean;
+  tlsVersion?: 'tlsv1.1' | 'tlsv1.2' | 'tlsv1.3';
+}
+
+export interface ListenerConfig {
+  pos: SourcePos;
+  port: number;
+  bind?: string;
+  protocol: 'mqtt' | 'websockets';
+  socketDomain?: 'ipv4' | 'ipv6';
+  /** -1 = unlimited, as Mosquitto. */
+  maxConnections: number;
+  mountPoint?: string;
+  useUsernameAsClientid: boolean;
+  tls: TlsConfig;
+  security: SecurityConfig;
+}
+
+export type LogDest = { kind: 'stdout' } | { kind: 'stderr' } | { kind: 'file'; path: string } | { kind: 'none' } | { kind: 'syslog' } | { kind: 'topic' };
+
+/** A `beat <name>` block: its lines, validated by the bridge that owns the name. */
+export interface BeatBlock {
+  name: string;
+  pos: SourcePos;
+  lines: ConfigLine[];
+}
+
+export interface BrokerConfig {
+  /** The main config file, or undefined when running on built-in defaults. */
+  file?: string;
+  perListenerSettings: boolean;
+  security: SecurityConfig;
+  listeners: ListenerConfig[];
+  /** True when no listener was configured and Mosquitto 2.0's local-only default applies. */
+  localOnly: boolean;
+  allowZeroLengthClientid: boolean;
+  autoIdPrefix: string;
+  maxPacketSize: number;
+  messageSizeLimit: number;
+  maxKeepalive: number;
+  maxQueuedMessages: number;
+  maxInflightMessages: number;
+  retainAvailable: boolean;
+  sysInterval: number;
+  logDest: LogDest[];
+  logType: Set<string>;
+  connectionMessages: boolean;
+  pidFile?: string;
+  persistence: boolean;
+  persistenceLocation: string;
+  persistenceFile: string;
+  autosaveInterval: number;
+  autosaveOnChanges: boolean;
+  persistenceRedisUrl?: string;
+  http?: { port: number; bind?: string };
+  capture: CaptureConfig;
+  detect: DetectConfig;
+  beats: BeatBlock[];
+  warnings: ConfigWarning[];
+}

@@ -1,0 +1,58 @@
+import { EventEmitter } from 'node:events';
+import type { Client, Subscription } from 'aedes';
+import type { ListenerConfig } from './config/types.js';
+
+/** What the broker knows about a connection's transport, attached to its stream at accept time. */
+export interface ConnInfo {
+  listener: ListenerConfig;
+  /** The port the listener really bound (differs from the config when it says 0). */
+  listenerPort: number;
+  transport: 'tcp' | 'tls' | 'ws' | 'wss';
+  remoteAddress?: string;
+  remotePort?: number;
+  tls?: { protocol?: string; cipher?: string; subject?: string; issuer?: string; serial?: string; authorized?: boolean };
+  openedAt: number;
+}
+
+export type RefusalReason = 'bad-credentials' | 'unknown-user' | 'not-authorized' | 'anonymous-not-allowed' | 'bad-client-id' | 'protocol-version' | 'server-limit' | 'keepalive-limit' | 'server-unavailable';
+
+/**
+ * Facts only the broker knows first-hand, for capture and detection. Aedes' own events
+ * (client, clientReady, clientDisconnect, publish, subscribe, unsubscribe, clientError,
+ * connectionError, keepaliveTimeout, connackSent, ping, ack) cover the rest; listeners
+ * must do no more than a few object writes.
+ */
+export interface ProbeEvents {
+  'broker-starting': [listeners: { listener: ListenerConfig; port: number }[]];
+  'broker-stopped': [];
+  'connection-opened': [conn: ConnInfo];
+  /** A CONNECT refused before the client became a connected client (CONNACK return code ≠ 0). */
+  'connection-refused': [client: Client, returnCode: number, reason: RefusalReason, username: string | undefined];
+  /** A PUBLISH the ACL denied: dropped, as Mosquitto drops it. */
+  'publish-denied': [client: Client, packet: { topic: string; qos: number; retain: boolean; dup: boolean; messageId?: number; payloadSize: number }];
+  /** A subscription the ACL denied (SUBACK 0x80). */
+  'subscription-denied': [client: Client, sub: Subscription];
+  /** A malformed or oversized packet, or a socket that never sent CONNECT. */
+  'protocol-error': [conn: ConnInfo | undefined, client: Client | undefined, error: Error];
+  /** The will message of a client is being published. */
+  'will-published': [client: Client, will: { topic: string; qos: number; retain: boolean; payloadSize: number }];
+  /** Why a connected client went away, reported just before Aedes' clientDisconnect. */
+  'disconnect-reason': [client: Client, reason: 'client-disconnect' | 'socket-closed' | 'keepalive-timeout' | 'session-taken-over' | 'server-shutdown' | 'error', error?: Error];
+}
+
+export class BrokerProbe extends EventEmitter<ProbeEvents> {}
+
+const CONN = Symbol.for('mqprobe.conn');
+
+/** Attach connection info to a stream when the listener accepts it. */
+export function tagConnection(stream: object, info: ConnInfo): void {
+  (stream as Record<symbol, ConnInfo>)[CONN] = info;
+}
+
+/** The connection info of a stream or of an Aedes client. */
+export function connInfo(clientOrStream: Client | object | undefined): ConnInfo | undefined {
+  if (!clientOrStream) return undefined;
+  const c = clientOrStream as { conn?: object };
+  const stream = (c.conn ?? clientOrStream) as Record<symbol, ConnInfo>;
+  return stream[CONN];
+}

@@ -1,0 +1,259 @@
+import type { KeySpec } from '../broker/config/spec.js';
+
+export type SinkConfig =
+  | { kind: 'stdout' }
+  | { kind: 'file'; path: string }
+  | { kind: 'logstash'; url: URL }
+  | { kind: 'mqtt'; topic: string }
+  | { kind: 'elasticsearch'; url: URL }
+  | { kind: 'opensearch'; url: URL };
+
+export type PayloadPolicy = { mode: 'off' } | { mode: 'truncate'; bytes: number } | { mode: 'full' };
+
+export interface CaptureConfig {
+  sinks: SinkConfig[];
+  /** `default`, `all`, or an explicit list of event.action values. */
+  events: 'default' | 'all' | string[];
+  payload: PayloadPolicy;
+  format: 'ecs' | 'hicap';
+  spoolDir?: string;
+  spoolMaxBytes: number;
+  queueMax: number;
+  fileMaxBytes: number;
+  fileMaxFiles: number;
+  tls: { cafile?: string; certfile?: string; keyfile?: string };
+  elastic: {
+    namespace: string;
+    apiKeyFile?: string;
+    username?: string;
+    passwordFile?: string;
+    cafile?: string;
+  };
+}
+
+export function defaultCaptureConfig(): CaptureConfig {
+  return {
+    sinks: [],
+    events: 'default',
+    payload: { mode: 'off' },
+    format: 'ecs',
+    spoolMaxBytes: 1024 ** 3,
+    queueMax: 100_000,
+    fileMaxBytes: 100 * 1024 ** 2,
+    fileMaxFiles: 10,
+    tls: {},
+    elastic: { namespace: 'default' },
+  };
+}
+
+const SINK_KINDS = ['stdout', 'file', 'logstash', 'mqtt', 'elasticsearch', 'opensearch'] as const;
+
+function url(v: string, allowed: string[], fail: (d: string) => never): URL {
+  let u: URL;
+  try {
+    u = new URL(v);
+  } catch {
+    return fail(`expected a URL (${allowed.join(', ')}), got "${v}"`);
+  }
+  if (!allowed.includes(u.protocol.replace(/:$/, ''))) fail(`expected a ${allowed.join(' or ')} URL, got "${u.protocol}"`);
+  return u;
+}
+
+export const captureKeys: KeySpec<CaptureConfig>[] = [
+  {
+    key: 'capture_sink',
+    usage: 'stdout | file <path> | logstash tcp://host:port | logstash tls://host:port | mqtt <topic> | elasticsearch <url> | opensearch <url>',
+    doc: 'Where capture events go. Repeat the key to send to several sinks at once. Without any capture_sink, nothing is captured.',
+    scope: 'global',
+    repeatable: true,
+    set(c, v) {
+      const kind = v.oneOf(SINK_KINDS);
+      const fail = (d: string) => v.fail(d);
+      switch (kind) {
+        case 'stdout':
+          v.count(1);
+          c.sinks.push({ kind });
+          break;
+        case 'file':
+          v.count(2);
+          c.sinks.push({ kind, path: v.path(1) });
+          break;
+        case 'logstash':
+          v.count(2);
+          c.sinks.push({ kind, url: url(v.word(1), ['tcp', 'tls'], fail) });
+          break;
+        case 'mqtt': {
+          v.count(2);
+          const topic = v.word(1);
+          if (/[+#]/.test(topic)) v.fail('the capture topic must not contain wildcards');
+          c.sinks.push({ kind, topic });
+          break;
+        }
+        case 'elasticsearch':
+        case 'opensearch':
+          v.count(2);
+          c.sinks.push({ kind, url: url(v.word(1), ['http', 'https'], fail) });
+          break;
+      }
+    },
+  },
+  {
+    key: 'capture_events',
+    usage: 'default | all | <action>[,<action>…]',
+    doc: 'Which event.action values are captured. `default` leaves out the high-volume ones (ping, acknowledgements, outbound deliveries); `all` includes them.',
+    default: 'default',
+    scope: 'global',
+    set(c, v) {
+      v.count(1);
+      const w = v.word(0);
+      c.events = w === 'default' || w === 'all' ? w : w.split(',').filter(Boolean);
+    },
+  },
+  {
+    key: 'capture_payload',
+    usage: 'off | truncate <bytes> | full',
+    doc: 'Whether publish payloads are copied into events (`mqtt.payload`): utf8 when valid, else base64 with `mqtt.payload_encoding`.',
+    default: 'off',
+    scope: 'global',
+    set(c, v) {
+      const mode = v.oneOf(['off', 'truncate', 'full'] as const);
+      if (mode === 'truncate') {
+        v.count(2);
+        c.payload = { mode, bytes: v.int(1, 1, 16 * 1024 * 1024) };
+      } else {
+        v.count(1);
+        c.payload = { mode };
+      }
+    },
+  },
+  {
+    key: 'capture_format',
+    usage: 'ecs | hicap',
+    doc: 'Event shape: ECS (the documented contract) or the Flex4Apps HICAP shape for existing receivers.',
+    default: 'ecs',
+    scope: 'global',
+    set(c, v) {
+      v.count(1);
+      c.format = v.oneOf(['ecs', 'hicap'] as const);
+    },
+  },
+  {
+    key: 'capture_spool_dir',
+    usage: '<directory>',
+    doc: 'Where network sinks spool events while their receiver is down or slow. Without it, a full queue drops (and counts) events.',
+    scope: 'global',
+    set(c, v) {
+      v.count(1);
+      c.spoolDir = v.path();
+    },
+  },
+  {
+    key: 'capture_spool_max_bytes',
+    usage: '<bytes>',
+    doc: 'Upper bound of the spool on disk per sink; past it events are dropped and counted.',
+    default: '1073741824',
+    scope: 'global',
+    set(c, v) {
+      v.count(1);
+      c.spoolMaxBytes = v.bytes();
+    },
+  },
+  {
+    key: 'capture_queue_max',
+    usage: '<events>',
+    doc: 'Events held in memory per sink before spooling (or dropping, without a spool).',
+    default: '100000',
+    scope: 'global',
+    set(c, v) {
+      v.count(1);
+      c.queueMax = v.int(0, 1, 100_000_000);
+    },
+  },
+  {
+    key: 'capture_file_max_bytes',
+    usage: '<bytes>',
+    doc: 'The file sink rotates its file (renaming it to `.1`, `.2`, …) when it reaches this size.',
+    default: '104857600',
+    scope: 'global',
+    set(c, v) {
+      v.count(1);
+      c.fileMaxBytes = v.bytes();
+    },
+  },
+  {
+    key: 'capture_file_max_files',
+    usage: '<count>',
+    doc: 'Rotated capture files kept beside the current one.',
+    default: '10',
+    scope: 'global',
+    set(c, v) {
+      v.count(1);
+      c.fileMaxFiles = v.int(0, 0, 1000);
+    },
+  },
+  ...(['cafile', 'certfile', 'keyfile'] as const).map(
+    (k): KeySpec<CaptureConfig> => ({
+      key: `capture_tls_${k}`,
+      usage: '<pem file>',
+      doc: `TLS ${k === 'cafile' ? 'CA bundle that signs the Logstash server certificate' : k === 'certfile' ? 'client certificate presented to Logstash' : 'private key of the client certificate'} for \`capture_sink logstash tls://…\`.`,
+      scope: 'global',
+      set(c, v) {
+        v.count(1);
+        c.tls[k] = v.path();
+      },
+    }),
+  ),
+  {
+    key: 'capture_elasticsearch_namespace',
+    usage: '<namespace>',
+    doc: 'Data stream namespace: events go to `logs-mqtt.capture-<namespace>`.',
+    default: 'default',
+    scope: 'global',
+    set(c, v) {
+      v.count(1);
+      const ns = v.word();
+      if (!/^[a-z0-9_.]{1,100}$/.test(ns) || ns.includes('-')) v.fail('expected a lowercase data stream namespace without dashes');
+      c.elastic.namespace = ns;
+    },
+  },
+  {
+    key: 'capture_elasticsearch_api_key_file',
+    usage: '<file>',
+    doc: 'File holding an Elasticsearch API key (the encoded form). Its content is never logged.',
+    scope: 'global',
+    set(c, v) {
+      v.count(1);
+      c.elastic.apiKeyFile = v.path();
+    },
+  },
+  {
+    key: 'capture_elasticsearch_username',
+    usage: '<user>',
+    doc: 'Basic-auth user for Elasticsearch/OpenSearch (with capture_elasticsearch_password_file).',
+    scope: 'global',
+    set(c, v) {
+      v.count(1);
+      c.elastic.username = v.word();
+    },
+  },
+  {
+    key: 'capture_elasticsearch_password_file',
+    usage: '<file>',
+    doc: 'File holding the basic-auth password. Its content is never logged.',
+    scope: 'global',
+    set(c, v) {
+      v.count(1);
+      c.elastic.passwordFile = v.path();
+    },
+  },
+  {
+    key: 'capture_elasticsearch_cafile',
+    usage: '<pem file>',
+    doc: 'CA bundle that signs the Elasticsearch/OpenSearch server certificate.',
+    scope: 'global',
+    set(c, v) {
+      v.count(1);
+      c.elastic.cafile = v.path();
+    },
+  },
+];
