@@ -7,10 +7,11 @@ export interface ConnInfo {
   listener: ListenerConfig;
   /** The port the listener really bound (differs from the config when it says 0). */
   listenerPort: number;
-  transport: 'tcp' | 'tls' | 'ws' | 'wss';
+  /** `internal`: an in-process stream (beats, capture's mqtt sink); only these may use `$` client ids. */
+  transport: 'tcp' | 'tls' | 'ws' | 'wss' | 'internal';
   remoteAddress?: string;
   remotePort?: number;
-  tls?: { protocol?: string; cipher?: string; subject?: string; issuer?: string; serial?: string; authorized?: boolean };
+  tls?: { protocol?: string; cipher?: string; subject?: string; issuer?: string; serial?: string; commonName?: string; authorized?: boolean };
   openedAt: number;
 }
 

@@ -1,0 +1,210 @@
+import { randomUUID } from 'node:crypto';
+import type { Logger } from 'pino';
+import type { Aedes, AedesOptions, Client, AuthenticateError } from 'aedes';
+import type { BrokerConfig, ListenerConfig, SecurityConfig } from './config/types.js';
+import { connInfo, type BrokerProbe, type RefusalReason } from './probe.js';
+import { loadPasswordFile, type PasswordFile } from './auth/password-file.js';
+import { loadAclFile, type AclFile } from './auth/acl-file.js';
+
+/** Denied publishes are rerouted here and never delivered: Aedes can only refuse a publish by disconnecting. */
+export const DENIED_TOPIC = '$mqprobe/denied';
+
+/** What mqprobe knows about a client beyond Aedes' own fields. */
+export interface ClientMeta {
+  username?: string;
+  listener?: ListenerConfig;
+  clientIdWasEmpty: boolean;
+  clean: boolean;
+  internal: boolean;
+}
+const META = Symbol.for('mqprobe.client');
+export function clientMeta(client: Client): ClientMeta | undefined {
+  return (client as unknown as Record<symbol, ClientMeta>)[META];
+}
+
+interface LoadedSecurity {
+  allowAnonymous: boolean;
+  passwords?: PasswordFile;
+  acl?: AclFile;
+}
+
+/** Mosquitto 2.0 return codes for MQTT 3.1.1 CONNACK. */
+const CODE: Record<RefusalReason, number> = {
+  'protocol-version': 1,
+  'bad-client-id': 2,
+  'server-unavailable': 3,
+  'server-limit': 3,
+  'keepalive-limit': 2,
+  // Mosquitto 2.0 answers "not authorised" for wrong passwords too
+  'bad-credentials': 5,
+  'unknown-user': 5,
+  'anonymous-not-allowed': 5,
+  'not-authorized': 5,
+};
+
+function refusal(reason: RefusalReason): AuthenticateError {
+  const err = new Error(`connection refused: ${reason}`) as AuthenticateError;
+  (err as { returnCode: number }).returnCode = CODE[reason];
+  return err;
+}
+
+/**
+ * Authentication and authorisation with Mosquitto 2.0 semantics: password_file, acl_file,
+ * allow_anonymous (global or per listener), client id rules, max_connections, mount_point,
+ * message_size_limit and retain_available, as Aedes hooks.
+ */
+export class Access {
+  private global: LoadedSecurity = { allowAnonymous: false };
+  private perListener = new Map<ListenerConfig, LoadedSecurity>();
+  private connected = new Map<ListenerConfig, number>();
+  /** Clients whose session a newer connection with the same id takes over. */
+  readonly takenOver = new WeakSet<Client>();
+
+  constructor(
+    private readonly config: BrokerConfig,
+    private readonly probe: BrokerProbe,
+    private readonly log: Logger,
+  ) {}
+
+  /** Reads password and ACL files; called at start and on SIGHUP (a bad file keeps the old one on reload). */
+  async load(): Promise<void> {
+    const load = async (s: SecurityConfig): Promise<LoadedSecurity> => ({
+      allowAnonymous: s.allowAnonymous ?? false,
+      passwords: s.passwordFile ? await loadPasswordFile(s.passwordFile) : undefined,
+      acl: s.aclFile ? await loadAclFile(s.aclFile) : undefined,
+    });
+    const global = await load(this.config.security);
+    const per = new Map<ListenerConfig, LoadedSecurity>();
+    if (this.config.perListenerSettings) for (const l of this.config.listeners) per.set(l, await load(l.security));
+    this.global = global;
+    this.perListener = per;
+  }
+
+  private securityFor(listener: ListenerConfig | undefined): LoadedSecurity {
+    return (listener && this.perListener.get(listener)) ?? this.global;
+  }
+
+  /** Aedes hook options. */
+  hooks(aedes: () => Aedes): Pick<AedesOptions, 'preConnect' | 'authenticate' | 'authorizePublish' | 'authorizeSubscribe' | 'authorizeForward'> {
+    const cfg = this.config;
+    return {
+      preConnect: (client, packet, done) => {
+        const info = connInfo(client);
+        const meta: ClientMeta = {
+          username: packet.username,
+          listener: info?.listener,
+          clientIdWasEmpty: packet.clientId === '',
+          clean: packet.clean !== false,
+          internal: info?.transport === 'internal',
+        };
+        (client as unknown as Record<symbol, ClientMeta>)[META] = meta;
+        done(null, true);
+      },
+      authenticate: (client, username, password, done) => {
+        this.authenticate(client, username, password, aedes()).then(
+          () => done(null, true),
+          (err: AuthenticateError & { reason?: RefusalReason }) => {
+            this.probe.emit('connection-refused', client, err.returnCode, err.reason ?? 'not-authorized', clientMeta(client)?.username);
+            done(err, false);
+          },
+        );
+      },
+      authorizePublish: (client, packet, done) => {
+        if (!client) return done(null);
+        const meta = clientMeta(client);
+        if (packet.retain && !cfg.retainAvailable) return done(new Error('retained messages are not available (retain_available false)'));
+        const mount = meta?.listener?.mountPoint;
+        if (mount) packet.topic = mount + packet.topic;
+        const tooBig = cfg.messageSizeLimit > 0 && packet.payload.length > cfg.messageSizeLimit;
+        const acl = this.securityFor(meta?.listener).acl;
+        const denied = packet.topic.startsWith('$mqprobe/') || (acl !== undefined && !acl.check({ username: meta?.username, clientId: client.id }, packet.topic, 'write'));
+        if (tooBig || denied) {
+          this.probe.emit('publish-denied', client, {
+            topic: packet.topic,
+            qos: packet.qos,
+            retain: packet.retain,
+            dup: packet.dup,
+            messageId: packet.messageId,
+            payloadSize: packet.payload.length,
+          });
+          // Mosquitto acknowledges and drops; Aedes would disconnect on an error, so reroute instead.
+          packet.topic = DENIED_TOPIC;
+          packet.retain = false;
+          packet.payload = Buffer.alloc(0);
+        }
+        done(null);
+      },
+      authorizeSubscribe: (client, sub, done) => {
+        const meta = clientMeta(client);
+        const mount = meta?.listener?.mountPoint;
+        if (mount) sub.topic = mount + sub.topic;
+        const acl = this.securityFor(meta?.listener).acl;
+        const allowed = !sub.topic.startsWith('$mqprobe/') && (acl === undefined || acl.check({ username: meta?.username, clientId: client.id }, sub.topic, 'subscribe'));
+        if (!allowed) {
+          this.probe.emit('subscription-denied', client, sub);
+          return done(null, null);
+        }
+        done(null, sub);
+      },
+      authorizeForward: (client, packet) => {
+        if (packet.topic === DENIED_TOPIC) return null;
+        const meta = clientMeta(client);
+        const acl = this.securityFor(meta?.listener).acl;
+        if (acl && !acl.check({ username: meta?.username, clientId: client.id }, packet.topic, 'read')) return null;
+        const mount = meta?.listener?.mountPoint;
+        if (mount) {
+          if (!packet.topic.startsWith(mount)) return null;
+          return { ...packet, topic: packet.topic.slice(mount.length) };
+        }
+        return packet;
+      },
+    };
+  }
+
+  private async authenticate(client: Client, username: string | undefined, password: Buffer | undefined, aedes: Aedes): Promise<void> {
+    const meta = clientMeta(client)!;
+    const info = connInfo(client);
+    const listener = meta.listener;
+    const fail = (reason: RefusalReason) => {
+      throw Object.assign(refusal(reason), { reason });
+    };
+    if (client.id.startsWith('$') && !meta.internal) fail('bad-client-id');
+    if (meta.clientIdWasEmpty) {
+      // MQTT-3.1.3-8: an empty client id needs clean session; Mosquitto also lets operators forbid it
+      if (!meta.clean || !this.config.allowZeroLengthClientid) fail('bad-client-id');
+      (client as { id: string }).id = this.config.autoIdPrefix + randomUUID();
+    }
+    if (listener && listener.maxConnections >= 0 && (this.connected.get(listener) ?? 0) >= listener.maxConnections) fail('server-limit');
+
+    if (meta.internal) {
+      meta.username = client.id;
+    } else if (listener?.tls.useIdentityAsUsername || listener?.tls.useSubjectAsUsername) {
+      const t = info?.tls;
+      const identity = listener.tls.useIdentityAsUsername ? t?.commonName : t?.subject;
+      if (!t?.authorized || !identity) fail('not-authorized');
+      meta.username = identity;
+    } else {
+      const sec = this.securityFor(listener);
+      if (username === undefined) {
+        if (!sec.allowAnonymous) fail('anonymous-not-allowed');
+      } else if (sec.passwords) {
+        const verdict = await sec.passwords.verify(username, password);
+        if (verdict === 'unknown-user') fail('unknown-user');
+        if (verdict === 'bad-password') fail('bad-credentials');
+      } else if (!sec.allowAnonymous) {
+        fail('not-authorized');
+      }
+      meta.username = username;
+    }
+    if (listener?.useUsernameAsClientid) {
+      if (!meta.username) fail('not-authorized');
+      (client as { id: string }).id = meta.username!;
+    }
+    const previous = (aedes as unknown as { clients: Record<string, Client> }).clients[client.id];
+    if (previous && previous !== client) this.takenOver.add(previous);
+    if (listener) {
+      this.connected.set(listener, (this.connected.get(listener) ?? 0) + 1);
+      client.conn.once('close', () => this.connected.set(listener, (this.connected.get(listener) ?? 1) - 1));
+    }
+  }
+}

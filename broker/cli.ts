@@ -1,0 +1,93 @@
+#!/usr/bin/env node
+import { spawn } from 'node:child_process';
+import { writeFileSync, rmSync } from 'node:fs';
+import { Command, Option } from 'commander';
+import { loadConfig } from './config/load.js';
+import { ConfigError } from './config/errors.js';
+import { createLogger } from './logger.js';
+import { startBroker } from './server.js';
+import { VERSION } from './version.js';
+import { runPasswdCommand, passwdUsage } from './auth/passwd-command.js';
+
+interface MainOptions {
+  config?: string;
+  port?: number[];
+  verbose?: boolean;
+  daemon?: boolean;
+}
+
+/** Prints one clear line (a stack only with -v) and exits non-zero. */
+function die(err: unknown, verbose: boolean): never {
+  const e = err as Error;
+  process.stderr.write(`mqprobe: ${verbose && !(e instanceof ConfigError) ? e.stack : e.message}\n`);
+  process.exit(err instanceof ConfigError ? 3 : 1);
+}
+
+async function runBroker(opts: MainOptions): Promise<void> {
+  const verbose = !!opts.verbose;
+  if (opts.daemon && !process.env.MQPROBE_DAEMON_CHILD) {
+    // Mosquitto's -d: detach and keep running in the background
+    const args = process.argv.slice(1).filter((a) => a !== '-d' && a !== '--daemon');
+    const child = spawn(process.execPath, [...process.execArgv, ...args], { detached: true, stdio: 'ignore', env: { ...process.env, MQPROBE_DAEMON_CHILD: '1' } });
+    child.unref();
+    process.exit(0);
+  }
+  let config;
+  try {
+    config = loadConfig(opts.config, { ports: opts.port });
+  } catch (err) {
+    die(err, verbose);
+  }
+  const log = createLogger(config, verbose);
+  for (const w of config.warnings) log.warn(`${w.file}:${w.line}: ${w.key}: ${w.message}`);
+  log.info(`mqprobe version ${VERSION} starting${config.file ? `, config ${config.file}` : ' with the built-in default (local only, anonymous allowed)'}`);
+  if (config.pidFile) writeFileSync(config.pidFile, `${process.pid}\n`);
+  let broker;
+  try {
+    broker = await startBroker(config, { log });
+  } catch (err) {
+    log.fatal({ err: (err as Error).message }, 'cannot start');
+    log.flush?.();
+    die(err, verbose);
+  }
+  const stop = async (signal: string) => {
+    log.info(`${signal} received, shutting down`);
+    const force = setTimeout(() => process.exit(1), 15_000).unref();
+    await broker.close();
+    if (config.pidFile) rmSync(config.pidFile, { force: true });
+    clearTimeout(force);
+    log.flush?.();
+    process.exit(0);
+  };
+  process.once('SIGTERM', () => void stop('SIGTERM'));
+  process.once('SIGINT', () => void stop('SIGINT'));
+  process.on('SIGHUP', () => void broker.reload());
+}
+
+export function buildProgram(): Command {
+  const program = new Command('mqprobe')
+    .description('An instrumented MQTT broker, drop-in for Mosquitto, that captures every broker event.')
+    .version(VERSION, '--version')
+    .option('-c, --config <file>', 'Mosquitto-style configuration file')
+    .addOption(new Option('-p, --port <port>', 'listen on this port instead of the configured ones (repeatable)').argParser((v: string, prev: number[] = []) => {
+      const n = Number(v);
+      if (!Number.isInteger(n) || n < 0 || n > 65535) throw new Error(`invalid port "${v}"`);
+      return [...prev, n];
+    }))
+    .option('-v, --verbose', 'debug logging, stack traces on errors')
+    .option('-d, --daemon', 'run in the background')
+    .action((opts: MainOptions) => runBroker(opts));
+  program
+    .command('passwd')
+    .description('manage a Mosquitto password file (same format and flags as mosquitto_passwd)')
+    .helpOption(false)
+    .allowUnknownOption()
+    .argument('[args...]')
+    .usage(passwdUsage)
+    .action(async (args: string[]) => {
+      process.exitCode = await runPasswdCommand(args, { stdout: process.stdout, stderr: process.stderr, stdin: process.stdin, isTTY: !!process.stdin.isTTY });
+    });
+  return program;
+}
+
+await buildProgram().parseAsync(process.argv);

@@ -1,0 +1,39 @@
+import pino, { type Logger, type StreamEntry, type Level } from 'pino';
+import type { BrokerConfig } from './config/types.js';
+
+/**
+ * Paths redacted by the logger itself, so no call site can leak a secret (DESIGN: "secrets are
+ * redacted by path in the logger itself").
+ */
+export const REDACT_PATHS = [
+  'password', '*.password', 'passwd', '*.passwd', 'token', '*.token', 'secret', '*.secret', 'apiKey', '*.apiKey',
+  'authorization', '*.authorization', 'headers.authorization', 'req.headers.authorization', '*.headers.authorization',
+  'enroll_secret', '*.enroll_secret', 'node_key', '*.node_key', 'key', '*.key', 'privateKey', '*.privateKey',
+];
+
+/** Mosquitto log_type → the lowest pino level that must be shown. */
+function levelFor(types: Set<string>, verbose: boolean): Level {
+  if (verbose || types.has('debug') || types.has('all')) return 'debug';
+  if (types.size === 0 || types.has('information') || types.has('notice') || types.has('subscribe') || types.has('unsubscribe') || types.has('websockets')) return 'info';
+  if (types.has('warning')) return 'warn';
+  if (types.has('none')) return 'fatal';
+  return 'error';
+}
+
+/** The root logger, writing where `log_dest` says (stderr by default, like Mosquitto). */
+export function createLogger(config: Pick<BrokerConfig, 'logDest' | 'logType'>, verbose = false): Logger {
+  const level = levelFor(config.logType, verbose);
+  const dests = config.logDest.length ? config.logDest : [{ kind: 'stderr' as const }];
+  const streams: StreamEntry[] = [];
+  for (const d of dests) {
+    if (d.kind === 'none') continue;
+    if (d.kind === 'stdout') streams.push({ level, stream: pino.destination({ fd: 1, sync: false }) });
+    else if (d.kind === 'file') streams.push({ level, stream: pino.destination({ dest: d.path, mkdir: true, sync: false }) });
+    // syslog and topic fall back to stderr; the loader warned about it
+    else streams.push({ level, stream: pino.destination({ fd: 2, sync: false }) });
+  }
+  return pino(
+    { name: 'mqprobe', level, redact: { paths: REDACT_PATHS, censor: '[redacted]' }, base: { pid: process.pid } },
+    streams.length ? pino.multistream(streams) : pino.destination('/dev/null'),
+  );
+}

@@ -1,0 +1,171 @@
+import { hostname } from 'node:os';
+import type { Duplex } from 'node:stream';
+import { Aedes, type Client } from 'aedes';
+import type { Logger } from 'pino';
+import { Registry, collectDefaultMetrics } from 'prom-client';
+import type { FastifyInstance } from 'fastify';
+import type { BrokerConfig } from './config/types.js';
+import { BrokerProbe, connInfo, tagConnection } from './probe.js';
+import { Access, clientMeta } from './access.js';
+import { bindListener, type BoundListener } from './listeners.js';
+import { createHttpServer } from './http.js';
+import { limitPacketSize } from './packet-limit.js';
+import { VERSION } from './version.js';
+import { newListener } from './config/load.js';
+
+/** In-process connections belong to no network listener: no mount point, limit or per-listener security. */
+const INTERNAL_LISTENER = newListener(0, { file: '<internal>', line: 0 });
+
+export interface RunningBroker {
+  aedes: Aedes;
+  config: BrokerConfig;
+  log: Logger;
+  probe: BrokerProbe;
+  metrics: Registry;
+  http?: FastifyInstance;
+  /** Bound ports, in listener order (a config port 0 binds a free port). */
+  ports: number[];
+  httpPort?: number;
+  info: { name: string; id: string; version: string };
+  /** Hands an in-process stream to the broker as a trusted internal connection (client ids starting with `$`). */
+  connectInternal(stream: Duplex): void;
+  /** Re-reads password and ACL files (SIGHUP). */
+  reload(): Promise<void>;
+  /** Stops accepting, disconnects clients, flushes state. Idempotent. */
+  close(): Promise<void>;
+}
+
+export interface StartOptions {
+  log: Logger;
+}
+
+export async function startBroker(config: BrokerConfig, opts: StartOptions): Promise<RunningBroker> {
+  const log = opts.log;
+  const probe = new BrokerProbe();
+  const metrics = new Registry();
+  collectDefaultMetrics({ register: metrics, prefix: 'mqprobe_process_' });
+  const access = new Access(config, probe, log.child({ name: 'auth' }));
+  await access.load();
+
+  let aedesRef: Aedes | undefined;
+  const aedes = await Aedes.createBroker({
+    ...access.hooks(() => aedesRef!),
+    keepaliveLimit: config.maxKeepalive < 65535 ? config.maxKeepalive : 0,
+  });
+  aedesRef = aedes;
+  const info = { name: hostname(), id: aedes.id, version: VERSION };
+  let closing = false;
+
+  watchClients(aedes, probe, access, log, config, () => closing);
+
+  const handle = (stream: Duplex) => {
+    const client = aedes.handle(stream);
+    if (config.maxPacketSize > 0) limitPacketSize(client, config.maxPacketSize);
+  };
+
+  const bound: BoundListener[] = [];
+  try {
+    for (const l of config.listeners) bound.push(await bindListener(l, handle, probe, log));
+  } catch (err) {
+    await Promise.all(bound.map((b) => b.close()));
+    await new Promise<void>((r) => aedes.close(() => r()));
+    throw err;
+  }
+  for (const b of bound) {
+    const where = `${b.config.bind ?? '*'}:${b.port}`;
+    log.info({ listener: where, protocol: b.config.protocol, tls: !!b.config.tls.certfile }, `listening on ${where} (${b.config.protocol}${b.config.tls.certfile ? ', tls' : ''})`);
+  }
+
+  let http: FastifyInstance | undefined;
+  let httpPort: number | undefined;
+  if (config.http) {
+    http = createHttpServer(log, metrics, () => ({ ok: !closing, detail: { clients: aedes.connectedClients, uptime_s: Math.round(process.uptime()) } }));
+    await http.listen({ port: config.http.port, host: config.http.bind ?? '0.0.0.0' });
+    httpPort = (http.server.address() as { port: number }).port;
+    log.info(`http listener on ${config.http.bind ?? '0.0.0.0'}:${httpPort}`);
+  }
+
+  probe.emit('broker-starting', bound.map((b) => ({ listener: b.config, port: b.port })));
+
+  let closed: Promise<void> | undefined;
+  const broker: RunningBroker = {
+    aedes,
+    config,
+    log,
+    probe,
+    metrics,
+    http,
+    ports: bound.map((b) => b.port),
+    httpPort,
+    info,
+    connectInternal(stream) {
+      tagConnection(stream, { listener: INTERNAL_LISTENER, listenerPort: 0, transport: 'internal', openedAt: Date.now() });
+      aedes.handle(stream);
+    },
+    reload: async () => {
+      try {
+        await access.load();
+        log.info('reloaded password and ACL files');
+      } catch (err) {
+        log.error({ err: (err as Error).message }, 'reload failed; keeping the previous password and ACL files');
+      }
+    },
+    close() {
+      closed ??= (async () => {
+        closing = true;
+        for (const b of bound) b.stopAccepting();
+        await new Promise<void>((r) => aedes.close(() => r()));
+        await Promise.all(bound.map((b) => b.close()));
+        if (http) await http.close();
+        probe.emit('broker-stopped');
+        log.info('broker stopped');
+      })();
+      return closed;
+    },
+  };
+  return broker;
+}
+
+/** Turns Aedes' client events into the probe's disconnect reasons, will notices and protocol errors. */
+function watchClients(aedes: Aedes, probe: BrokerProbe, access: Access, log: Logger, config: BrokerConfig, closing: () => boolean): void {
+  const keepaliveExpired = new WeakSet<Client>();
+  const errored = new WeakMap<Client, Error>();
+  const connLog = log.child({ name: 'connection' });
+  aedes.on('keepaliveTimeout', (client) => keepaliveExpired.add(client));
+  aedes.on('clientError', (client, err) => errored.set(client, err));
+  aedes.on('connectionError', (client, err) => {
+    // errors before CONNECT completed: malformed packets, CONNECT timeout, TLS/socket failures
+    probe.emit('protocol-error', connInfo(client), client, err);
+  });
+  aedes.on('clientReady', (client) => {
+    if (!config.connectionMessages) return;
+    const ci = connInfo(client);
+    connLog.info(`New client connected from ${ci?.remoteAddress ?? 'internal'}:${ci?.remotePort ?? 0} as ${client.id} (c${client.clean ? 1 : 0}, k${(client as unknown as { _keepaliveInterval: number })._keepaliveInterval > 0 ? Math.round(((client as unknown as { _keepaliveInterval: number })._keepaliveInterval - 1) / 1500) : 0}${clientMeta(client)?.username ? `, u'${clientMeta(client)!.username}'` : ''}).`);
+  });
+  aedes.on('clientDisconnect', (client) => {
+    const c = client as Client & { _disconnected?: boolean; _will?: { topic: string; qos: number; retain: boolean; payload: Buffer } };
+    const err = errored.get(client);
+    const reason = c._disconnected
+      ? 'client-disconnect'
+      : keepaliveExpired.has(client)
+        ? 'keepalive-timeout'
+        : access.takenOver.has(client)
+          ? 'session-taken-over'
+          : closing()
+            ? 'server-shutdown'
+            : err
+              ? 'error'
+              : 'socket-closed';
+    if (isParseError(err)) probe.emit('protocol-error', connInfo(client), client, err!);
+    probe.emit('disconnect-reason', client, reason, err);
+    if (!c._disconnected && c._will) {
+      probe.emit('will-published', client, { topic: c._will.topic, qos: c._will.qos, retain: c._will.retain, payloadSize: c._will.payload?.length ?? 0 });
+    }
+    if (config.connectionMessages) connLog.info(`Client ${client.id} ${reason === 'client-disconnect' ? 'disconnected' : `closed its connection (${reason}${err ? `: ${err.message}` : ''})`}.`);
+  });
+}
+
+/** mqtt-packet and mqprobe's own packet checks report protocol violations as plain Errors; tell them from socket errors. */
+function isParseError(err: Error | undefined): boolean {
+  return !!err && !('code' in err) && !/keep alive timeout|closed|ECONNRESET|EPIPE/.test(err.message);
+}

@@ -1,0 +1,105 @@
+import { mkdtempSync, writeFileSync, chmodSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import net from 'node:net';
+import { spawn, type ChildProcess } from 'node:child_process';
+import pino from 'pino';
+import { loadConfig } from '../../broker/config/load.js';
+import { startBroker, type RunningBroker } from '../../broker/server.js';
+import { REDACT_PATHS } from '../../broker/logger.js';
+import { repoRoot } from './paths.js';
+
+/** The part of a tap Test these helpers need. */
+export interface Teardown {
+  teardown(fn: () => unknown): void;
+}
+
+/** A temporary directory readable by other users (Mosquitto drops to its own user). */
+export function tempDir(prefix = 'mqprobe-test-'): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  chmodSync(dir, 0o755);
+  return dir;
+}
+
+export interface TestBroker {
+  broker: RunningBroker;
+  port: number;
+  httpPort?: number;
+  mqttUrl: string;
+  dir: string;
+  confFile: string;
+  /** Everything the broker logged (debug level), for leak checks. */
+  logFile: string;
+}
+
+export const ANONYMOUS_CONF = 'listener 0 127.0.0.1\nallow_anonymous true\n';
+
+/**
+ * Starts mqprobe in this process from config text (use port 0 for free ports), logging at
+ * debug level to a file; stopped in teardown.
+ */
+export async function startTestBroker(t: Teardown, conf = ANONYMOUS_CONF, opts: { dir?: string } = {}): Promise<TestBroker> {
+  const dir = opts.dir ?? tempDir();
+  const confFile = join(dir, 'mqprobe.conf');
+  writeFileSync(confFile, conf);
+  const config = loadConfig(confFile);
+  const logFile = join(dir, 'broker.log');
+  const log = pino({ level: 'debug', redact: { paths: REDACT_PATHS, censor: '[redacted]' } }, pino.destination({ dest: logFile, sync: true }));
+  const broker = await startBroker(config, { log });
+  t.teardown(() => broker.close());
+  const port = broker.ports[0];
+  return { broker, port, httpPort: broker.httpPort, mqttUrl: `mqtt://127.0.0.1:${port}`, dir, confFile, logFile };
+}
+
+/** A free TCP port on loopback (for child processes that cannot report a port 0 binding). */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as net.AddressInfo;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/** Waits until something accepts TCP connections on the port. */
+export async function waitForPort(port: number, timeoutMs = 15_000, host = '127.0.0.1'): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = net.connect(port, host, () => {
+        s.destroy();
+        resolve(true);
+      });
+      s.on('error', () => resolve(false));
+    });
+    if (ok) return;
+    if (Date.now() > deadline) throw new Error(`nothing listening on ${host}:${port} after ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+export interface BrokerProcess {
+  child: ChildProcess;
+  output: () => string;
+  /** Resolves with the exit code. */
+  exited: Promise<number | null>;
+}
+
+/** Runs the real CLI (`mqprobe …`) from source as a child process; killed in teardown. */
+export function spawnCli(t: Teardown, args: string[], env: NodeJS.ProcessEnv = {}): BrokerProcess {
+  const child = spawn(process.execPath, ['--import', 'tsx', join(repoRoot, 'broker', 'cli.ts'), ...args], {
+    cwd: repoRoot,
+    env: { ...process.env, ...env },
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout!.on('data', (d) => (out += d));
+  child.stderr!.on('data', (d) => (out += d));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  t.teardown(() => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  });
+  return { child, output: () => out, exited };
+}
