@@ -1,5 +1,4 @@
-import { mkdtempSync, writeFileSync, chmodSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import net from 'node:net';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -8,18 +7,15 @@ import { loadConfig } from '../../broker/config/load.js';
 import { startBroker, type RunningBroker } from '../../broker/server.js';
 import { REDACT_PATHS } from '../../broker/logger.js';
 import { repoRoot } from './paths.js';
+import { tempDir } from './tmp.js';
+
+export { tempDir };
 
 /** The part of a tap Test these helpers need. */
 export interface Teardown {
   teardown(fn: () => unknown): void;
 }
 
-/** A temporary directory readable by other users (Mosquitto drops to its own user). */
-export function tempDir(prefix = 'mqprobe-test-'): string {
-  const dir = mkdtempSync(join(tmpdir(), prefix));
-  chmodSync(dir, 0o755);
-  return dir;
-}
 
 export interface TestBroker {
   broker: RunningBroker;
