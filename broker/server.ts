@@ -2,14 +2,19 @@ import { hostname } from 'node:os';
 import type { Duplex } from 'node:stream';
 import { Aedes, type Client } from 'aedes';
 import type { Logger } from 'pino';
-import { Registry, collectDefaultMetrics } from 'prom-client';
+import { Registry, Histogram, collectDefaultMetrics } from 'prom-client';
 import type { FastifyInstance } from 'fastify';
 import type { BrokerConfig } from './config/types.js';
-import { BrokerProbe, connInfo, tagConnection } from './probe.js';
+import type { Socket } from 'node:net';
+import type { IncomingMessage } from 'node:http';
+import { BrokerProbe, connInfo, tagConnection, type ConnInfo } from './probe.js';
 import { Access, clientMeta } from './access.js';
 import { bindListener, type BoundListener } from './listeners.js';
 import { createHttpServer } from './http.js';
 import { limitPacketSize } from './packet-limit.js';
+import { BrokerStats } from './stats.js';
+import { startSysTopics } from './sys-topics.js';
+import { createBrokerState } from './persistence/index.js';
 import { VERSION } from './version.js';
 import { newListener } from './config/load.js';
 
@@ -47,20 +52,27 @@ export async function startBroker(config: BrokerConfig, opts: StartOptions): Pro
   const access = new Access(config, probe, log.child({ name: 'auth' }));
   await access.load();
 
+  const saveSeconds = new Histogram({ name: 'mqprobe_persistence_save_seconds', help: 'Time to write the persistence snapshot.', registers: [metrics], buckets: [0.001, 0.01, 0.05, 0.1, 0.5, 1, 5, 30] });
+  const state = createBrokerState(config, log, saveSeconds);
   let aedesRef: Aedes | undefined;
   const aedes = await Aedes.createBroker({
+    ...state.aedesOptions,
     ...access.hooks(() => aedesRef!),
     keepaliveLimit: config.maxKeepalive < 65535 ? config.maxKeepalive : 0,
+    connectTimeout: config.connectTimeout * 1000,
   });
   aedesRef = aedes;
+  await state.start();
+  const stats = new BrokerStats(aedes, probe, metrics);
   const info = { name: hostname(), id: aedes.id, version: VERSION };
   let closing = false;
 
   watchClients(aedes, probe, access, log, config, () => closing);
 
-  const handle = (stream: Duplex) => {
+  const handle = (stream: Duplex, conn: ConnInfo, req?: IncomingMessage) => {
     const client = aedes.handle(stream);
     if (config.maxPacketSize > 0) limitPacketSize(client, config.maxPacketSize);
+    stats.track(client, stream, (req?.socket ?? stream) as Socket, `${conn.listener.bind ?? '*'}:${conn.listenerPort}`);
   };
 
   const bound: BoundListener[] = [];
@@ -84,6 +96,18 @@ export async function startBroker(config: BrokerConfig, opts: StartOptions): Pro
     httpPort = (http.server.address() as { port: number }).port;
     log.info(`http listener on ${config.http.bind ?? '0.0.0.0'}:${httpPort}`);
   }
+
+  const stopSys = startSysTopics(
+    aedes,
+    stats,
+    {
+      retained: state.counts.retained,
+      subscriptions: async () => countSubscriptions(aedes),
+      offlineClients: async () => offlineSessions(aedes, await state.counts.sessions()),
+    },
+    VERSION,
+    config.sysInterval,
+  );
 
   probe.emit('broker-starting', bound.map((b) => ({ listener: b.config, port: b.port })));
 
@@ -113,8 +137,10 @@ export async function startBroker(config: BrokerConfig, opts: StartOptions): Pro
     close() {
       closed ??= (async () => {
         closing = true;
+        stopSys();
         for (const b of bound) b.stopAccepting();
         await new Promise<void>((r) => aedes.close(() => r()));
+        await state.stop();
         await Promise.all(bound.map((b) => b.close()));
         if (http) await http.close();
         probe.emit('broker-stopped');
@@ -163,6 +189,23 @@ function watchClients(aedes: Aedes, probe: BrokerProbe, access: Access, log: Log
     }
     if (config.connectionMessages) connLog.info(`Client ${client.id} ${reason === 'client-disconnect' ? 'disconnected' : `closed its connection (${reason}${err ? `: ${err.message}` : ''})`}.`);
   });
+}
+
+type AedesClients = Record<string, Client & { subscriptions: Record<string, unknown> }>;
+const clientsOf = (aedes: Aedes) => (aedes as unknown as { clients: AedesClients }).clients;
+
+/** Subscriptions of connected clients (Mosquitto's subscriptions/count also includes offline sessions'). */
+function countSubscriptions(aedes: Aedes): number {
+  let n = 0;
+  for (const c of Object.values(clientsOf(aedes))) n += Object.keys(c.subscriptions ?? {}).length;
+  return n;
+}
+
+/** Persistent sessions whose client is not connected. */
+function offlineSessions(aedes: Aedes, sessions: string[] | number): number {
+  const clients = clientsOf(aedes);
+  if (typeof sessions === 'number') return Math.max(0, sessions - Object.values(clients).filter((c) => !c.clean).length);
+  return sessions.filter((id) => !clients[id]).length;
 }
 
 /** mqtt-packet and mqprobe's own packet checks report protocol violations as plain Errors; tell them from socket errors. */

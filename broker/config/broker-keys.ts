@@ -197,6 +197,10 @@ export const mqprobeBrokerKeys: KeySpec<BrokerTarget>[] = [
     if (!/^rediss?:\/\//.test(u)) v.fail(`expected a redis:// or rediss:// URL, got "${u.replace(/\/\/[^@/]*@/, '//***@')}"`);
     t.config.persistenceRedisUrl = u;
   }),
+  g('broker_connect_timeout', '<seconds>', 'A connection that has not sent CONNECT after this long is closed (and captured as a protocol error).', '30', (t, v) => {
+    v.count(1);
+    t.config.connectTimeout = v.int(0, 1, 3600);
+  }),
   g('http_listener', '<port> [bind address]', 'HTTP side-server for /metrics (Prometheus), /healthz, /sse and bridge endpoints.', undefined, (t, v) => {
     v.count(1, 2);
     t.config.http = { port: v.port(0), bind: v.optionalWord(1) };

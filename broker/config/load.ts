@@ -28,6 +28,7 @@ export function defaultBrokerConfig(): BrokerConfig {
     localOnly: false,
     allowZeroLengthClientid: true,
     autoIdPrefix: 'auto-',
+    connectTimeout: 30,
     maxPacketSize: 0,
     messageSizeLimit: 0,
     maxKeepalive: 65535,

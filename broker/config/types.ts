@@ -56,6 +56,8 @@ export interface BrokerConfig {
   localOnly: boolean;
   allowZeroLengthClientid: boolean;
   autoIdPrefix: string;
+  /** Seconds a connection may stay without CONNECT. */
+  connectTimeout: number;
   maxPacketSize: number;
   messageSizeLimit: number;
   maxKeepalive: number;

@@ -1,0 +1,131 @@
+import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import mqttPacket from 'mqtt-packet';
+import type { Aedes, Client } from 'aedes';
+import { Counter, Gauge, type Registry } from 'prom-client';
+import type { BrokerProbe } from './probe.js';
+
+interface Packet {
+  cmd: string;
+  payload?: Buffer | string;
+}
+
+/** Which broker's counters a stream's outbound packets belong to (several brokers may share a process in tests). */
+const streamStats = new WeakMap<object, BrokerStats>();
+let writeHooked = false;
+
+/**
+ * Counts packets written by Aedes. Aedes serialises every outbound packet through
+ * mqtt-packet's writeToStream, so wrapping that one function counts each packet once, by type,
+ * without touching the socket (a 'data' listener would break Aedes' own reads).
+ */
+function hookWrites(): void {
+  if (writeHooked) return;
+  writeHooked = true;
+  const lib = mqttPacket as unknown as { writeToStream: (p: Packet, s: object, o?: unknown) => boolean };
+  const write = lib.writeToStream;
+  lib.writeToStream = function (packet, stream, opts) {
+    streamStats.get(stream)?.countSent(packet);
+    return write.call(this, packet, stream, opts);
+  };
+}
+
+/** The broker's traffic counters: the single source for $SYS topics and /metrics. */
+export class BrokerStats {
+  readonly startedAt = Date.now();
+  messagesReceived = 0;
+  messagesSent = 0;
+  publishReceived = 0;
+  publishSent = 0;
+  publishDropped = 0;
+  publishBytesReceived = 0;
+  publishBytesSent = 0;
+  connectionsTotal = 0;
+  socketsTotal = 0;
+  clientsMaximum = 0;
+  private closedBytesIn = 0;
+  private closedBytesOut = 0;
+  private readonly live = new Set<Socket>();
+
+  private readonly authFailures: Counter<'reason'>;
+  private readonly aclDenials: Counter<'action'>;
+  private readonly listenerConnections: Gauge<'listener'>;
+
+  constructor(
+    private readonly aedes: Aedes,
+    probe: BrokerProbe,
+    registry: Registry,
+  ) {
+    hookWrites();
+    const self = this;
+    const counter = (name: string, help: string, read: () => number) =>
+      new Counter({ name, help, registers: [registry], collect() { this.reset(); this.inc(read()); } });
+    counter('mqprobe_messages_received_total', 'MQTT packets of any type received.', () => self.messagesReceived);
+    counter('mqprobe_messages_sent_total', 'MQTT packets of any type sent.', () => self.messagesSent);
+    counter('mqprobe_publish_received_total', 'PUBLISH packets received.', () => self.publishReceived);
+    counter('mqprobe_publish_sent_total', 'PUBLISH packets sent.', () => self.publishSent);
+    counter('mqprobe_publish_dropped_total', 'PUBLISH packets dropped (ACL, message_size_limit).', () => self.publishDropped);
+    counter('mqprobe_bytes_received_total', 'Bytes received on client connections.', () => self.bytesReceived());
+    counter('mqprobe_bytes_sent_total', 'Bytes sent on client connections.', () => self.bytesSent());
+    new Gauge({ name: 'mqprobe_clients_connected', help: 'Connected clients.', registers: [registry], collect() { this.set(aedes.connectedClients); } });
+    this.listenerConnections = new Gauge({ name: 'mqprobe_listener_connections', help: 'Open connections per listener.', labelNames: ['listener'], registers: [registry] });
+    this.authFailures = new Counter({ name: 'mqprobe_auth_failures_total', help: 'Refused CONNECTs by reason.', labelNames: ['reason'], registers: [registry] });
+    this.aclDenials = new Counter({ name: 'mqprobe_acl_denials_total', help: 'ACL denials by action.', labelNames: ['action'], registers: [registry] });
+
+    probe.on('connection-refused', (_c, _code, reason) => this.authFailures.inc({ reason }));
+    probe.on('publish-denied', () => {
+      this.publishDropped++;
+      this.aclDenials.inc({ action: 'publish' });
+    });
+    probe.on('subscription-denied', () => this.aclDenials.inc({ action: 'subscribe' }));
+    probe.on('connection-opened', (info) => {
+      this.socketsTotal++;
+      this.listenerConnections.inc({ listener: `${info.listener.bind ?? '*'}:${info.listenerPort}` });
+    });
+    aedes.on('clientReady', () => {
+      this.connectionsTotal++;
+      this.clientsMaximum = Math.max(this.clientsMaximum, aedes.connectedClients);
+    });
+  }
+
+  /** Starts counting a new connection: `raw` is the TCP socket under it (under the WebSocket for ws). */
+  track(client: Client, stream: Duplex, raw: Socket, listenerLabel: string): void {
+    streamStats.set(stream, this);
+    this.live.add(raw);
+    (client as unknown as { _parser: { on(e: 'packet', f: (p: Packet) => void): void } })._parser.on('packet', (p) => this.countReceived(p));
+    raw.once('close', () => {
+      this.live.delete(raw);
+      this.closedBytesIn += raw.bytesRead;
+      this.closedBytesOut += raw.bytesWritten;
+      this.listenerConnections.dec({ listener: listenerLabel });
+    });
+  }
+
+  countReceived(p: Packet): void {
+    this.messagesReceived++;
+    if (p.cmd === 'publish') {
+      this.publishReceived++;
+      this.publishBytesReceived += p.payload?.length ?? 0;
+    }
+  }
+
+  countSent(p: Packet): void {
+    this.messagesSent++;
+    if (p.cmd === 'publish') {
+      this.publishSent++;
+      this.publishBytesSent += p.payload?.length ?? 0;
+    }
+  }
+
+  bytesReceived(): number {
+    let n = this.closedBytesIn;
+    for (const s of this.live) n += s.bytesRead;
+    return n;
+  }
+
+  bytesSent(): number {
+    let n = this.closedBytesOut;
+    for (const s of this.live) n += s.bytesWritten;
+    return n;
+  }
+}
