@@ -8,6 +8,7 @@ import { createLogger } from './logger.js';
 import { startBroker } from './server.js';
 import { VERSION } from './version.js';
 import { runPasswdCommand, passwdUsage } from './auth/passwd-command.js';
+import { renderConfigDocs } from './config/docs.js';
 
 interface MainOptions {
   config?: string;
@@ -86,6 +87,12 @@ export function buildProgram(): Command {
     .usage(passwdUsage)
     .action(async (args: string[]) => {
       process.exitCode = await runPasswdCommand(args, { stdout: process.stdout, stderr: process.stderr, stdin: process.stdin, isTTY: !!process.stdin.isTTY });
+    });
+  program
+    .command('config-docs')
+    .description('print the configuration reference (docs/configuration.md) generated from the key specifications')
+    .action(() => {
+      process.stdout.write(renderConfigDocs());
     });
   return program;
 }

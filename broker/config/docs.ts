@@ -1,5 +1,6 @@
 import type { KeySpec } from './spec.js';
 import { brokerKeyTable } from './load.js';
+import { unimplementedMosquittoKeys, unimplementedMosquittoPrefixes } from './broker-keys.js';
 
 export interface DocSection {
   title: string;
@@ -43,5 +44,13 @@ export function renderConfigDocs(extra: DocSection[] = []): string {
     }
     out.push('');
   }
+  out.push(
+    '## Mosquitto keys accepted but not implemented',
+    '',
+    'These load with a warning naming file, line and key, and have no effect:',
+    '',
+    [...unimplementedMosquittoKeys].sort().map((k) => `\`${k}\``).join(', ') + `, and keys starting with ${unimplementedMosquittoPrefixes.map((p) => `\`${p}\``).join(' or ')}.`,
+    '',
+  );
   return out.join('\n');
 }

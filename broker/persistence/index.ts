@@ -5,6 +5,7 @@ import persistenceRedis from 'aedes-persistence-redis';
 import mqemitterRedis from 'mqemitter-redis';
 import type { BrokerConfig } from '../config/types.js';
 import { SnapshotPersistence, readSnapshot, writeSnapshot } from './snapshot.js';
+import { makeReentrancySafe, createSafeEmitter } from '../safe-emitter.js';
 
 export interface BrokerState {
   /** Counts for $SYS: retained messages and stored sessions. */
@@ -47,7 +48,7 @@ export function createBrokerState(config: BrokerConfig, log: Logger, saveSeconds
     // ioredis retries forever by default; clients see refused or stalled operations meanwhile (docs/deploy.md)
     const conn = { ...redisOptions(url), maxRetriesPerRequest: null, enableOfflineQueue: true };
     const persistence = persistenceRedis({ ...conn });
-    const mq = mqemitterRedis({ ...conn });
+    const mq = makeReentrancySafe(mqemitterRedis({ ...conn }) as object);
     for (const emitter of [mq as { on?: (e: string, f: (err: Error) => void) => void }]) {
       emitter.on?.('error', (err: Error) => plog.error({ err: err.message }, `redis ${redactUrl(url)} error`));
     }
@@ -70,7 +71,8 @@ export function createBrokerState(config: BrokerConfig, log: Logger, saveSeconds
   // The snapshot-capable memory persistence is used even without `persistence true`: it also counts for $SYS.
   const persistence = new SnapshotPersistence();
   const counts = { retained: async () => persistence.retainedCount, sessions: async () => [...persistence.sessionIds] };
-  if (!config.persistence) return { aedesOptions: { persistence }, counts, start: async () => undefined, stop: async () => undefined };
+  const mq = createSafeEmitter();
+  if (!config.persistence) return { aedesOptions: { persistence, mq }, counts, start: async () => undefined, stop: async () => undefined };
 
   const file = join(config.persistenceLocation, config.persistenceFile);
   const plog = log.child({ name: 'persistence' });
@@ -90,7 +92,7 @@ export function createBrokerState(config: BrokerConfig, log: Logger, saveSeconds
   };
   const saveOnce = () => (saving ??= save().finally(() => (saving = undefined)));
   return {
-    aedesOptions: { persistence },
+    aedesOptions: { persistence, mq },
     counts,
     async start() {
       const snap = readSnapshot(file, plog);

@@ -5,3 +5,6 @@ declare module 'aedes-persistence-redis' {
 declare module 'mqemitter-redis' {
   export default function mqemitterRedis(opts: Record<string, unknown>): unknown;
 }
+declare module 'mqemitter' {
+  export default function mqemitter(opts?: { concurrency?: number }): object;
+}

@@ -1,0 +1,133 @@
+import t from 'tap';
+import net from 'node:net';
+import mqemitter from 'mqemitter';
+import mqttPacket from 'mqtt-packet';
+import { makeReentrancySafe } from '../../broker/safe-emitter.js';
+import { startTestBroker, ANONYMOUS_CONF } from '../helpers/broker.js';
+import { connectClient, collect, until } from '../helpers/mqtt.js';
+
+type Emitter = { on(topic: string, f: (m: unknown, cb: () => void) => void): void; emit(m: { topic: string }, cb?: (err?: Error) => void): void };
+
+/** Holds the emitter's only slot with a slow listener, queues a backlog nobody listens to, then releases. */
+function drainBacklog(emitter: Emitter, backlog: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    let release: () => void = () => undefined;
+    emitter.on('slow', (_m, cb) => (release = cb));
+    emitter.emit({ topic: 'slow' });
+    let done = 0;
+    for (let i = 0; i < backlog; i++) emitter.emit({ topic: 'nobody/listens' }, () => done++);
+    try {
+      release();
+      resolve(done);
+    } catch (err) {
+      reject(err);
+    }
+  });
+}
+
+t.test('root cause: mqemitter drains a synchronous backlog by recursion (unpatched it overflows the stack)', async (t) => {
+  await t.rejects(drainBacklog(mqemitter({ concurrency: 1 }) as Emitter, 100_000), RangeError, 'mqemitter 7.1.0 as shipped: Maximum call stack size exceeded');
+  t.equal(await drainBacklog(makeReentrancySafe(mqemitter({ concurrency: 1 })) as Emitter, 100_000), 100_000, 'patched: every queued message completes, in a loop');
+});
+
+t.test('the patched emitter keeps delivery order', async (t) => {
+  const e = makeReentrancySafe(mqemitter({ concurrency: 1 })) as Emitter;
+  const seen: number[] = [];
+  e.on('x', (m, cb) => {
+    seen.push((m as { n: number }).n);
+    cb();
+  });
+  for (let n = 0; n < 1000; n++) e.emit({ topic: 'x', n } as { topic: string });
+  await until(() => seen.length === 1000);
+  t.same(seen, Array.from({ length: 1000 }, (_, i) => i));
+});
+
+function rawClient(port: number, id: string): net.Socket {
+  const s = net.connect(port, '127.0.0.1');
+  s.write(mqttPacket.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, clientId: id, keepalive: 60 } as mqttPacket.IConnectPacket));
+  s.on('data', () => undefined);
+  s.on('error', () => undefined);
+  return s;
+}
+
+t.test('QoS 0 flood while the only subscriber disconnects: the broker survives, 20 times in a row', async (t) => {
+  const { port, mqttUrl } = await startTestBroker(t);
+  const pkt = mqttPacket.generate({ cmd: 'publish', topic: 'bench/x', payload: Buffer.alloc(64), qos: 0, retain: false, dup: false } as mqttPacket.IPublishPacket);
+  const batch = Buffer.concat(Array(200).fill(pkt));
+  for (let round = 1; round <= 20; round++) {
+    const sub = rawClient(port, `sub-${round}`);
+    sub.write(mqttPacket.generate({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'bench/#', qos: 0 }] } as mqttPacket.ISubscribePacket));
+    await new Promise((r) => setTimeout(r, 100));
+    const pubs = [1, 2, 3, 4].map((i) => rawClient(port, `pub-${round}-${i}`));
+    let stop = false;
+    for (const p of pubs) {
+      const pump = () => {
+        while (!stop && p.write(batch));
+        if (!stop) p.once('drain', pump);
+      };
+      setTimeout(pump, 20);
+    }
+    await new Promise((r) => setTimeout(r, 400));
+    sub.destroy();
+    await new Promise((r) => setTimeout(r, 400));
+    stop = true;
+    for (const p of pubs) p.destroy();
+  }
+  const probe = await connectClient(t, mqttUrl);
+  const got = collect(probe);
+  await probe.subscribeAsync('alive');
+  await probe.publishAsync('alive', 'yes', { qos: 1 });
+  await until(() => got.length === 1, 10_000, 'the broker still delivers');
+  t.pass('survived 20 flood-and-disconnect rounds');
+});
+
+t.test('a subscriber that stops reading does not stall the others', async (t) => {
+  const { port, mqttUrl } = await startTestBroker(t, ANONYMOUS_CONF);
+  const stalled = rawClient(port, 'stalled');
+  stalled.write(mqttPacket.generate({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'fan/#', qos: 0 }] } as mqttPacket.ISubscribePacket));
+  await new Promise((r) => setTimeout(r, 200));
+  stalled.pause(); // stops reading: its socket buffers fill up
+  const healthy = await connectClient(t, mqttUrl, { clientId: 'healthy' });
+  let received = 0;
+  healthy.on('message', () => received++);
+  await healthy.subscribeAsync('fan/#');
+  const pub = await connectClient(t, mqttUrl, { clientId: 'publisher' });
+  const payload = Buffer.alloc(16 * 1024);
+  for (let i = 0; i < 2000; i++) pub.publish('fan/x', payload, { qos: 0 });
+  await until(() => received === 2000, 30_000, 'the healthy subscriber gets all 2000 messages');
+  t.equal(received, 2000);
+  stalled.destroy();
+});
+
+t.test('10,000 connections opened and dropped in a burst leave the broker healthy', async (t) => {
+  const { port, mqttUrl, broker } = await startTestBroker(t);
+  global.gc?.();
+  const before = process.memoryUsage().rss;
+  const connect = mqttPacket.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, clientId: '', keepalive: 60 } as mqttPacket.IConnectPacket);
+  let opened = 0;
+  for (let wave = 0; wave < 10; wave++) {
+    const socks = await Promise.all(
+      Array.from({ length: 1000 }, () => new Promise<net.Socket>((resolve) => {
+        const s = net.connect(port, '127.0.0.1', () => {
+          s.write(connect);
+          resolve(s);
+        });
+        s.on('error', () => resolve(s));
+        s.on('data', () => undefined);
+      })),
+    );
+    opened += socks.length;
+    for (const s of socks) s.destroy();
+  }
+  t.equal(opened, 10_000);
+  await until(() => broker.aedes.connectedClients === 0, 20_000, 'all clients gone');
+  const c = await connectClient(t, mqttUrl);
+  const got = collect(c);
+  await c.subscribeAsync('after/burst');
+  await c.publishAsync('after/burst', 'ok', { qos: 1 });
+  await until(() => got.length === 1);
+  global.gc?.();
+  const grown = process.memoryUsage().rss - before;
+  t.comment(`rss grew by ${(grown / 1048576).toFixed(1)} MiB over the burst`);
+  t.ok(grown < 200 * 1048576, 'memory did not keep the 10,000 connections');
+});

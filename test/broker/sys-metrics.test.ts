@@ -1,0 +1,43 @@
+import t from 'tap';
+import { startTestBroker } from '../helpers/broker.js';
+import { connectClient, collect, until } from '../helpers/mqtt.js';
+
+function metric(text: string, name: string): number {
+  const m = new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'm').exec(text);
+  if (!m) throw new Error(`metric ${name} not found`);
+  return Number(m[1]);
+}
+
+t.test('$SYS topics and /metrics report the load the test sent', async (t) => {
+  const { mqttUrl, httpPort } = await startTestBroker(t, 'listener 0 127.0.0.1\nallow_anonymous true\nsys_interval 1\nhttp_listener 0 127.0.0.1\n');
+  const subs = await Promise.all([1, 2].map((i) => connectClient(t, mqttUrl, { clientId: `sub${i}` })));
+  const counts = subs.map((s) => collect(s));
+  for (const s of subs) await s.subscribeAsync('load/#', { qos: 0 });
+  const pub = await connectClient(t, mqttUrl, { clientId: 'pub' });
+  const N = 250;
+  for (let i = 0; i < N; i++) pub.publish('load/x', Buffer.alloc(100), { qos: 0 });
+  await until(() => counts.every((c) => c.length === N), 10_000, 'all deliveries');
+
+  const text = await (await fetch(`http://127.0.0.1:${httpPort}/metrics`)).text();
+  t.equal(metric(text, 'mqprobe_publish_received_total'), N, 'publishes received = what the test sent');
+  t.equal(metric(text, 'mqprobe_publish_sent_total'), 2 * N, 'publishes sent = N to each of 2 subscribers');
+  t.equal(metric(text, 'mqprobe_clients_connected'), 3);
+  t.ok(metric(text, 'mqprobe_bytes_received_total') >= N * 100, 'bytes received cover the payloads');
+
+  const health = await fetch(`http://127.0.0.1:${httpPort}/healthz`);
+  t.equal(health.status, 200);
+  t.match(await health.json(), { status: 'ok', clients: 3 });
+
+  const watcher = await connectClient(t, mqttUrl, { clientId: 'sys-watcher' });
+  const sys = new Map<string, string>();
+  watcher.on('message', (topic, payload) => sys.set(topic, payload.toString()));
+  await watcher.subscribeAsync('$SYS/broker/#');
+  await until(() => sys.has('$SYS/broker/load/publish/received/1min') && sys.has('$SYS/broker/uptime'), 5000, '$SYS topics');
+  t.match(sys.get('$SYS/broker/version'), /^mqprobe version \d+\.\d+\.\d+/);
+  t.match(sys.get('$SYS/broker/uptime'), /^\d+ seconds$/);
+  t.equal(Number(sys.get('$SYS/broker/publish/messages/received')), N, '$SYS publish/messages/received = N');
+  t.equal(Number(sys.get('$SYS/broker/clients/connected')), 4);
+  for (const name of ['clients/total', 'clients/maximum', 'clients/disconnected', 'messages/received', 'messages/sent', 'bytes/received', 'bytes/sent', 'retained messages/count', 'subscriptions/count', 'publish/messages/dropped', 'load/bytes/received/5min', 'load/connections/15min']) {
+    t.ok(sys.has(`$SYS/broker/${name}`), `$SYS/broker/${name} is published`);
+  }
+});
