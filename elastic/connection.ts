@@ -48,6 +48,8 @@ export interface RestResponse<T> {
 
 export interface BulkDrop {
   status: number;
+  /** The `_id` the document was sent with. */
+  id?: string;
   error: { type?: string; reason?: string } | null;
   document: unknown;
 }
@@ -125,19 +127,19 @@ export function readCredentials(o: Pick<ConnectionOptions, 'apiKeyFile' | 'usern
 /** Turns a socket/TLS failure into what the user should check. */
 export function networkProblem(url: URL, e: unknown): ElasticError {
   const err = e as NodeJS.ErrnoException;
-  const code = err.code ?? '';
+  // Node errors carry a code; the clients' ConnectionError only has it in the message.
+  const text = `${err.code ?? ''} ${err.message ?? ''}`;
   const where = url.origin;
-  if (code === 'ECONNREFUSED') return new ElasticError(`cannot reach ${where}: connection refused (nothing listens there)`);
-  if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return new ElasticError(`cannot reach ${where}: unknown host ${url.hostname}`);
-  if (code === 'ECONNRESET' || /socket hang up/.test(err.message)) {
+  if (/ECONNREFUSED/.test(text)) return new ElasticError(`cannot reach ${where}: connection refused (nothing listens there)`);
+  if (/ENOTFOUND|EAI_AGAIN/.test(text)) return new ElasticError(`cannot reach ${where}: unknown host ${url.hostname}`);
+  if (/EPROTO|wrong version number|packet length too long/.test(text)) return new ElasticError(`${where} does not speak TLS (use http:// instead of https://)`);
+  if (/CERT|certificate|SELF_SIGNED/i.test(text)) {
+    return new ElasticError(`TLS: the certificate of ${where} is not trusted (${err.code ?? err.message}); give the CA with --cafile / capture_elasticsearch_cafile`);
+  }
+  if (/ECONNRESET|socket hang up/.test(text)) {
     return new ElasticError(`${where} closed the connection without an HTTP answer${url.protocol === 'http:' ? ' (does it need https://?)' : ''}`);
   }
-  if (code === 'EPROTO' || /wrong version number|packet length too long/.test(err.message)) {
-    return new ElasticError(`${where} does not speak TLS (use http:// instead of https://)`);
-  }
-  if (/CERT|certificate|SELF_SIGNED/i.test(code + err.message)) {
-    return new ElasticError(`TLS: the certificate of ${where} is not trusted (${code || err.message}); give the CA with --cafile / capture_elasticsearch_cafile`);
-  }
+  if (/ETIMEDOUT|timed? ?out|no answer/i.test(text)) return new ElasticError(`no answer from ${where} in time`);
   return new ElasticError(`cannot reach ${where}: ${err.message}`);
 }
 
@@ -221,7 +223,7 @@ function describeFailure(url: URL, e: unknown): ElasticError {
 interface SharedBulkHelperOptions {
   datasource: string[];
   onDocument(doc: string): { create: { _index: string; _id?: string } };
-  onDrop(d: { status: number; error: BulkDrop['error']; document: unknown }): void;
+  onDrop(d: { status: number; error: BulkDrop['error']; document: unknown; operation?: unknown }): void;
   retries: number;
   wait: number;
   flushBytes: number;
@@ -249,7 +251,7 @@ function restClient(o: ConnectionOptions, info: ClusterInfo, request: RawRequest
         const stats = await bulkHelper({
           datasource: docs,
           onDocument: (doc) => ({ create: { _index: b.index, ...(id(doc) ? { _id: id(doc) } : {}) } }),
-          onDrop: (d) => b.onDrop({ status: d.status, error: d.error, document: d.document }),
+          onDrop: (d) => b.onDrop({ status: d.status, error: d.error, document: d.document, id: (d.operation as { create?: { _id?: string } } | undefined)?.create?._id }),
           retries: b.retries,
           wait: b.waitMs,
           flushBytes: b.flushBytes,

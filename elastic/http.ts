@@ -29,7 +29,7 @@ export function httpRequest(req: HttpRequest): Promise<HttpResponse> {
   return new Promise((resolve, reject) => {
     const r = mod.request(
       url,
-      { method: req.method, headers: req.headers, ca, timeout: timeoutMs },
+      { method: req.method, headers: req.headers, ca, timeout: timeoutMs, agent: false },
       (res) => {
         const chunks: Buffer[] = [];
         let size = 0;
