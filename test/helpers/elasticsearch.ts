@@ -44,7 +44,9 @@ export function distribution(product: SearchProduct): { home: string; version: s
   const find = () => (existsSync(target) ? readdirSync(target).find((d) => d.startsWith(`${product}-`)) : undefined);
   let dir = find();
   if (!dir) {
-    const r = spawnSync('mvn', ['-q', '-B', '-f', join(PEERS_DIR, 'pom.xml'), 'process-resources'], { encoding: 'utf8' });
+    // Test files run in parallel: one fetch at a time, and the later ones find it done.
+    mkdirSync(target, { recursive: true });
+    const r = spawnSync('flock', [join(target, '.fetch.lock'), 'mvn', '-q', '-B', '-f', join(PEERS_DIR, 'pom.xml'), 'process-resources'], { encoding: 'utf8' });
     if (r.status !== 0) throw new Error(`mvn could not fetch the ${product} distribution: ${r.stderr || r.stdout || r.error?.message}`);
     dir = find();
     if (!dir) throw new Error(`mvn ran but left no ${product}-* directory in ${target}`);
