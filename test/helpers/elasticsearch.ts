@@ -8,8 +8,9 @@
  * log directories, free loopback ports, a 512 MB heap, and is killed in teardown.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { cpSync, existsSync, readdirSync, rmSync, writeFileSync, mkdirSync, openSync, closeSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { cpSync, existsSync, readdirSync, renameSync, rmSync, writeFileSync, mkdirSync, openSync, closeSync, readFileSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import { tmpdir } from 'node:os';
 import { repoRoot } from './paths.js';
 import { tempDir } from './tmp.js';
 
@@ -80,9 +81,27 @@ interface StartOptions {
   security?: boolean;
 }
 
+/**
+ * The distribution as the peer user can read it: a clone under a private directory (/root is 0700)
+ * is not, so it is copied once into a shared temporary cache.
+ */
+function readableByPeerUser(home: string): string {
+  if (spawnSync('runuser', ['-u', RUN_USER, '--', 'test', '-r', join(home, 'lib')]).status === 0) return home;
+  const cached = join(tmpdir(), 'mqprobe-peer-dists', basename(home));
+  if (!existsSync(join(cached, 'lib'))) {
+    mkdirSync(dirname(cached), { recursive: true, mode: 0o755 });
+    cpSync(home, `${cached}.partial`, { recursive: true });
+    spawnSync('chmod', ['-R', 'a+rX', dirname(cached)]);
+    renameSync(`${cached}.partial`, cached);
+  }
+  return cached;
+}
+
 export async function startSearchPeer(t: Teardown, product: SearchProduct, opts: StartOptions = {}): Promise<SearchPeer> {
-  const { home, version } = distribution(product);
+  const dist = distribution(product);
+  const version = dist.version;
   if (runningAsRoot()) ensureRunUser();
+  const home = runningAsRoot() ? readableByPeerUser(dist.home) : dist.home;
   const dir = tempDir(`mqprobe-${product}-`);
   const conf = join(dir, 'config');
   cpSync(join(home, 'config'), conf, { recursive: true });
