@@ -9,6 +9,7 @@ import { startBroker } from './server.js';
 import { VERSION } from './version.js';
 import { runPasswdCommand, passwdUsage } from './auth/passwd-command.js';
 import { renderConfigDocs } from './config/docs.js';
+import { elasticSetupCommand } from '../elastic/setup-command.js';
 
 interface MainOptions {
   config?: string;
@@ -88,6 +89,7 @@ export function buildProgram(): Command {
     .action(async (args: string[]) => {
       process.exitCode = await runPasswdCommand(args, { stdout: process.stdout, stderr: process.stderr, stdin: process.stdin, isTTY: !!process.stdin.isTTY });
     });
+  program.command('setup').description('install mqprobe assets into other systems').addCommand(elasticSetupCommand());
   program
     .command('config-docs')
     .description('print the configuration reference (docs/configuration.md) generated from the key specifications')
