@@ -132,7 +132,10 @@ async function promptPassword(io: PasswdIo): Promise<string> {
   const ask = async (prompt: string): Promise<string> => {
     io.stdout.write(prompt);
     const next = await lines.next();
-    if (interrupted) throw new Failure('', 130);
+    if (interrupted) {
+      io.stdout.write('\n');
+      throw new Failure('', 130);
+    }
     if (next.done || next.value === '') throw new Failure('Error: Empty password.');
     io.stdout.write('\n');
     return next.value;
