@@ -9,6 +9,7 @@ import {
   DEFAULT_ITERATIONS,
   MAX_FIELD_BYTES,
   MAX_ITERATIONS,
+  PASSWORD_FILE_LIMITS,
   hashPassword,
   isPasswordFileComment,
   parseStoredHash,
@@ -204,7 +205,7 @@ async function readEntries(path: string): Promise<Entry[]> {
     throw new Failure(`Error: Unable to open password file ${path}. ${reason(err)}.`);
   });
   await fh.close();
-  const lines = await readTextLines(path, { what: 'password file', maxBytes: 64 * 1024 * 1024, maxLineBytes: 2 * MAX_FIELD_BYTES + 2 }).catch((err: Error) => {
+  const lines = await readTextLines(path, PASSWORD_FILE_LIMITS).catch((err: Error) => {
     throw new Failure(`Error: ${err.message}.`);
   });
   return lines.map(({ line, text }) => {

@@ -18,7 +18,8 @@ export const DEFAULT_ITERATIONS = 101;
 export const MAX_ITERATIONS = 1_000_000;
 /** Mosquitto refuses usernames and password fields longer than this (MQTT string limit). */
 export const MAX_FIELD_BYTES = 65_535;
-const MAX_FILE_BYTES = 64 * 1024 * 1024;
+/** How big a password file may be (read by the broker and by `mqprobe passwd`). */
+export const PASSWORD_FILE_LIMITS = { what: 'password file', maxBytes: 64 * 1024 * 1024, maxLineBytes: 2 * MAX_FIELD_BYTES };
 
 export type HashType = 'sha512' | 'sha512-pbkdf2';
 export type VerifyResult = 'ok' | 'bad-password' | 'unknown-user';
@@ -161,7 +162,7 @@ export function isPasswordFileComment(text: string): boolean {
  * lock a user out, and a user listed twice is an error rather than a guess.
  */
 export async function loadPasswordFile(path: string): Promise<PasswordFile> {
-  const lines = await readTextLines(path, { what: 'password file', maxBytes: MAX_FILE_BYTES, maxLineBytes: 2 * MAX_FIELD_BYTES });
+  const lines = await readTextLines(path, PASSWORD_FILE_LIMITS);
   const entries = new Map<string, StoredHash>();
   const firstLine = new Map<string, number>();
   for (const { line, text } of lines) {

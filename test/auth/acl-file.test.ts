@@ -9,10 +9,14 @@ import { tempDir } from '../helpers/tmp.js';
 import { fixture } from '../helpers/paths.js';
 import { mosquittoRefuses } from './peers.js';
 
-async function aclFrom(text: string): Promise<AclFile> {
+function writeAcl(text: string | Buffer): string {
   const file = join(tempDir(), 'acl');
   writeFileSync(file, text);
-  return loadAclFile(file);
+  return file;
+}
+
+async function aclFrom(text: string): Promise<AclFile> {
+  return loadAclFile(writeAcl(text));
 }
 
 type Row = [user: string | undefined, clientId: string, topic: string, access: AclAccess, allowed: boolean];
@@ -85,7 +89,7 @@ t.test('Mosquitto\'s aclfile.example: anonymous section, user section, pattern f
 });
 
 t.test('users, patterns, deny and the order Mosquitto checks them in', async (t) => {
-  const acl = await loadAclFile(await writeAcl(`
+  const acl = await aclFrom(`
 # anonymous
 topic read public/#
 topic deny public/private
@@ -111,7 +115,7 @@ pattern read users/%u/inbox
 pattern deny devices/%c/locked
 pattern read mixed/%u/%c
 pattern deny shared/secret/%u
-`));
+`);
   table(t, acl, [
     [undefined, 'anon', 'public/news', 'read', true],
     [undefined, 'anon', 'public/news', 'write', false],
@@ -160,7 +164,7 @@ pattern deny shared/secret/%u
 });
 
 t.test('subscriptions: refused only when nothing could ever be delivered', async (t) => {
-  const acl = await loadAclFile(await writeAcl(`
+  const acl = await aclFrom(`
 user alice
 topic readwrite alice/#
 topic read shared/#
@@ -173,7 +177,7 @@ user sys
 topic read $SYS/#
 
 pattern read devices/%c/#
-`));
+`);
   table(t, acl, [
     ['alice', 'a1', '#', 'subscribe', true], // Mosquitto grants `#` and delivers the readable part
     ['alice', 'a1', '+/news', 'subscribe', true],
@@ -201,12 +205,6 @@ pattern read devices/%c/#
     ['bob', 'b#', 'devices/+/x', 'subscribe', false], // dangerous id: patterns refuse
   ]);
 });
-
-async function writeAcl(text: string): Promise<string> {
-  const file = join(tempDir(), 'acl');
-  writeFileSync(file, text);
-  return file;
-}
 
 t.test('grammar: what Mosquitto accepts is accepted', async (t) => {
   const acl = await aclFrom('\ttopic foo/bar\n  user   spaced name  \r\ntopic   deny   a b/c  \n  # indented comment\n\npattern write x/%c\n');
@@ -236,8 +234,7 @@ t.test('hostile ACL files: an error naming file and line', async (t) => {
     ['random bytes', Buffer.from(randomBytes(2048).map((b) => (b === 10 || b === 0 ? 0xfe : b))), /:1: line is not valid UTF-8/],
   ];
   for (const [name, content, expected] of cases) {
-    const file = join(tempDir(), 'acl');
-    writeFileSync(file, content);
+    const file = writeAcl(content);
     const err = await loadAclFile(file).then(
       () => undefined,
       (e: unknown) => e,
