@@ -1,0 +1,67 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { chmodSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { freePort, waitForPort, type Teardown } from './broker.js';
+import { tempDir } from './tmp.js';
+
+export interface MosquittoPeer {
+  port: number;
+  url: string;
+  /** Folder of the config file (0755: Mosquitto, started as root, reads it as user `mosquitto`). */
+  dir: string;
+  confFile: string;
+  /** Everything Mosquitto printed so far, over all its runs. */
+  output(): string;
+  /** Kills it (SIGKILL, as a crash) and resolves once it is gone. */
+  stop(): Promise<void>;
+  /** Starts it again on the same port with the same config (after stop). */
+  start(): Promise<void>;
+  /** SIGHUP: Mosquitto re-reads its password and ACL files. */
+  reload(): void;
+}
+
+/**
+ * The real Debian Mosquitto on a free loopback port: `listener <port> 127.0.0.1` followed by the
+ * given config text, run in the foreground (`-v` so its log shows connects and refusals). Files the
+ * config names must be readable by user `mosquitto` (write them into `dir`, or a tempDir()).
+ * Killed in teardown.
+ */
+export async function startMosquitto(t: Teardown, conf = 'allow_anonymous true\n', opts: { dir?: string } = {}): Promise<MosquittoPeer> {
+  const dir = opts.dir ?? tempDir('mqprobe-mosquitto-');
+  const port = await freePort();
+  const confFile = join(dir, `mosquitto-${port}.conf`);
+  writeFileSync(confFile, `listener ${port} 127.0.0.1\n${conf}`);
+  chmodSync(confFile, 0o644);
+  let child: ChildProcess | undefined;
+  let out = '';
+  const peer: MosquittoPeer = {
+    port,
+    url: `mqtt://127.0.0.1:${port}`,
+    dir,
+    confFile,
+    output: () => out,
+    async start() {
+      const c = spawn('mosquitto', ['-v', '-c', confFile], { stdio: ['ignore', 'pipe', 'pipe'] });
+      child = c;
+      c.stdout!.on('data', (d) => (out += d));
+      c.stderr!.on('data', (d) => (out += d));
+      const exited = new Promise<never>((_, reject) => c.once('exit', (code) => reject(new Error(`mosquitto exited (${code}) before listening:\n${out}`))));
+      exited.catch(() => undefined);
+      await Promise.race([waitForPort(port), exited]);
+    },
+    async stop() {
+      const c = child;
+      if (!c || c.exitCode !== null || c.signalCode !== null) return;
+      await new Promise<void>((resolve) => {
+        c.once('exit', () => resolve());
+        c.kill('SIGKILL');
+      });
+    },
+    reload() {
+      child?.kill('SIGHUP');
+    },
+  };
+  t.teardown(() => peer.stop());
+  await peer.start();
+  return peer;
+}
