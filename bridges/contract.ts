@@ -1,8 +1,11 @@
+import type { Duplex } from 'node:stream';
+import type { Aedes } from 'aedes';
 import type { Logger } from 'pino';
 import type { FastifyInstance } from 'fastify';
 import type { Registry } from 'prom-client';
 import type { KeySpec } from '../broker/config/spec.js';
 import type { BeatBlock } from '../broker/config/types.js';
+import type { SseConfig } from './shared/sse-hub.js';
 
 /** Keys every beat block accepts (`beat_*`). */
 export interface CommonBeatConfig {
@@ -10,6 +13,29 @@ export interface CommonBeatConfig {
   topicPrefix: string;
   format: 'raw' | 'ngsi' | 'ngsi-ld';
   output: 'mqtt' | 'sse' | 'both';
+  /** `beat_qos`: QoS of the beat's publishes unless a record says otherwise (the frame always sets it; default 0). */
+  qos?: 0 | 1 | 2;
+}
+
+/**
+ * What the broker hands the frame (bridges/index.ts). Beats never see it: they get a BridgeContext.
+ * Built by broker/server.ts from the running broker.
+ */
+export interface BridgeHost {
+  aedes: Aedes;
+  log: Logger;
+  metrics: Registry;
+  /** The `http_listener` instance; the frame registers /sse and /beats/<name>/… on it before it listens. */
+  http?: FastifyInstance;
+  /** `persistence_redis_url`: beat stores live in Redis when set. */
+  redisUrl?: string;
+  services: Map<string, unknown>;
+  /** Hands an in-process stream to the broker as a trusted internal connection (client ids starting with `$`). */
+  connectInternal(stream: Duplex): void;
+  /** Directory for the beats' checkpoint files when there is no Redis (the broker's `persistence_location`). */
+  stateDir: string;
+  /** The `http_sse_*` settings (defaults when absent). */
+  sse?: SseConfig;
 }
 
 /**
@@ -45,6 +71,8 @@ export interface BeatRecord {
   ngsi?: (format: 'ngsi' | 'ngsi-ld') => Record<string, unknown>;
   qos?: 0 | 1;
   retain?: boolean;
+  /** When the source observed the record (epoch ms): NGSI `TimeInstant` metadata / NGSI-LD `observedAt`. */
+  time?: number;
 }
 
 /** A small persistent key-value store for checkpoints: memory by default, Redis when the broker uses Redis. */
@@ -68,9 +96,17 @@ export interface BridgeContext {
   emit(record: BeatRecord): Promise<void>;
   /** Publishes raw bytes on an absolute topic as internal client `$beat/<name>` (captured and ACL-checked like any publish). */
   publish(topic: string, payload: Buffer | string, opts?: { qos?: 0 | 1; retain?: boolean }): Promise<void>;
-  /** Subscribes inside the broker (for command topics); returns an unsubscribe function. */
+  /**
+   * Subscribes inside the broker (for command topics): the handler sees every accepted publish whose topic
+   * matches the filter, with its publisher's client id and username (the beat's own publishes excluded).
+   * Returns an unsubscribe function.
+   */
   subscribe(filter: string, handler: (topic: string, payload: Buffer, publisher: { clientId?: string; username?: string }) => void): Promise<() => Promise<void>>;
-  /** Registers routes on the broker's HTTP listener (`http_listener`); throws a clear error if there is none. */
+  /**
+   * Registers routes on the broker's HTTP listener (`http_listener`), mounted under `/beats/<name>`
+   * (a route `/notifications` answers at `/beats/<name>/notifications`); rejects with a clear error if there
+   * is none. May be called once per start; a restarted bridge registers afresh.
+   */
   http(register: (app: FastifyInstance) => void | Promise<void>): Promise<void>;
   /** Tells the frame the upstream failed after start: it will stop and restart the bridge with backoff. */
   fail(err: Error): void;

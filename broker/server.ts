@@ -17,6 +17,7 @@ import { startSysTopics } from './sys-topics.js';
 import { createBrokerState } from './persistence/index.js';
 import { VERSION } from './version.js';
 import { newListener } from './config/load.js';
+import { attachBeats } from '../bridges/index.js';
 
 /** In-process connections belong to no network listener: no mount point, limit or per-listener security. */
 const INTERNAL_LISTENER = newListener(0, { file: '<internal>', line: 0 });
@@ -90,8 +91,14 @@ export async function startBroker(config: BrokerConfig, opts: StartOptions): Pro
 
   let http: FastifyInstance | undefined;
   let httpPort: number | undefined;
-  if (config.http) {
-    http = createHttpServer(log, metrics, () => ({ ok: !closing, detail: { clients: aedes.connectedClients, uptime_s: Math.round(process.uptime()) } }));
+  const connectInternal = (stream: Duplex) => {
+    tagConnection(stream, { listener: INTERNAL_LISTENER, listenerPort: 0, transport: 'internal', openedAt: Date.now() });
+    aedes.handle(stream);
+  };
+  if (config.http) http = createHttpServer(log, metrics, () => ({ ok: !closing, detail: { clients: aedes.connectedClients, uptime_s: Math.round(process.uptime()) } }));
+  // before the HTTP listener listens: /sse and the beats' routes are registered on it here
+  const beats = attachBeats({ aedes, log, metrics, http, redisUrl: config.persistenceRedisUrl, services: new Map(), connectInternal, stateDir: config.persistenceLocation, sse: config.sse }, config.beats);
+  if (http && config.http) {
     await http.listen({ port: config.http.port, host: config.http.bind ?? '0.0.0.0' });
     httpPort = (http.server.address() as { port: number }).port;
     log.info(`http listener on ${config.http.bind ?? '0.0.0.0'}:${httpPort}`);
@@ -110,6 +117,7 @@ export async function startBroker(config: BrokerConfig, opts: StartOptions): Pro
   );
 
   probe.emit('broker-starting', bound.map((b) => ({ listener: b.config, port: b.port })));
+  await beats.start();
 
   let closed: Promise<void> | undefined;
   const broker: RunningBroker = {
@@ -122,10 +130,7 @@ export async function startBroker(config: BrokerConfig, opts: StartOptions): Pro
     ports: bound.map((b) => b.port),
     httpPort,
     info,
-    connectInternal(stream) {
-      tagConnection(stream, { listener: INTERNAL_LISTENER, listenerPort: 0, transport: 'internal', openedAt: Date.now() });
-      aedes.handle(stream);
-    },
+    connectInternal,
     reload: async () => {
       try {
         await access.load();
@@ -139,6 +144,8 @@ export async function startBroker(config: BrokerConfig, opts: StartOptions): Pro
         closing = true;
         stopSys();
         for (const b of bound) b.stopAccepting();
+        // beats first: they finish and checkpoint what they have in hand while the broker still routes it
+        await beats.stop();
         await new Promise<void>((r) => aedes.close(() => r()));
         await state.stop();
         await Promise.all(bound.map((b) => b.close()));

@@ -1,5 +1,6 @@
 import type { KeySpec } from './spec.js';
 import type { BrokerConfig, ListenerConfig, LogDest, SecurityConfig } from './types.js';
+import { sseKeys } from '../../bridges/shared/sse-hub.js';
 
 /**
  * What a key writes into: the broker config, the listener being defined (or the default
@@ -205,6 +206,7 @@ export const mqprobeBrokerKeys: KeySpec<BrokerTarget>[] = [
     v.count(1, 2);
     t.config.http = { port: v.port(0), bind: v.optionalWord(1) };
   }),
+  ...sseKeys,
 ];
 
 /**

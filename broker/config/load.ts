@@ -5,6 +5,7 @@ import { mosquittoKeys, mqprobeBrokerKeys, unimplementedMosquittoKeys, unimpleme
 import type { BrokerConfig, ListenerConfig, SecurityConfig } from './types.js';
 import { captureKeys, defaultCaptureConfig } from '../../capture/config.js';
 import { detectKeys, defaultDetectConfig } from '../../capture/detect-config.js';
+import { validateBeats } from '../../bridges/index.js';
 
 export const DEFAULT_PORT = 1883;
 
@@ -156,6 +157,7 @@ export function loadConfig(file: string | undefined, opts: LoadOptions = {}): Br
     config.listeners = opts.ports.map((port) => ({ ...base, port, pos: { file: '<command line>', line: 0 } }));
   }
   validateListeners(config);
+  validateBeats(config.beats);
   return config;
 }
 

@@ -2,6 +2,7 @@ import type { SourcePos, ConfigWarning } from './errors.js';
 import type { ConfigLine } from './lexer.js';
 import type { CaptureConfig } from '../../capture/config.js';
 import type { DetectConfig } from '../../capture/detect-config.js';
+import type { SseConfig } from '../../bridges/shared/sse-hub.js';
 
 /** Security settings: global, or per listener when `per_listener_settings true`. */
 export interface SecurityConfig {
@@ -76,6 +77,8 @@ export interface BrokerConfig {
   autosaveOnChanges: boolean;
   persistenceRedisUrl?: string;
   http?: { port: number; bind?: string };
+  /** `http_sse_*` keys; defaults when none is given. */
+  sse?: SseConfig;
   capture: CaptureConfig;
   detect: DetectConfig;
   beats: BeatBlock[];

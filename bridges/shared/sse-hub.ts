@@ -1,0 +1,310 @@
+import { readFileSync } from 'node:fs';
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { ServerResponse } from 'node:http';
+import type { Aedes, AedesPublishPacket } from 'aedes';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
+import type { KeySpec } from '../../broker/config/spec.js';
+import { isValidFilter, levelsMatch } from '../../broker/auth/topic-filter.js';
+import { counter, gauge } from './metrics.js';
+
+export interface SseConfig {
+  /** File holding the bearer token that `/sse` requires (none: open to anyone who reaches the HTTP listener). */
+  tokenFile?: string;
+  heartbeatMs: number;
+  /** Messages kept for resuming with Last-Event-ID, bounded by count and by payload bytes. */
+  history: number;
+  historyBytes: number;
+  /** Bytes queued for one client before it counts as too slow and is dropped. */
+  clientBufferBytes: number;
+}
+
+export function defaultSseConfig(): SseConfig {
+  return { heartbeatMs: 15_000, history: 10_000, historyBytes: 16 * 1024 * 1024, clientBufferBytes: 1024 * 1024 };
+}
+
+/** What the SSE keys write into (the broker config's `sse` section). */
+export interface SseTarget {
+  config: { sse?: SseConfig };
+}
+const sse = (t: SseTarget): SseConfig => (t.config.sse ??= defaultSseConfig());
+
+/** The `http_sse_*` keys (global scope, next to `http_listener`). */
+export const sseKeys: KeySpec<SseTarget>[] = [
+  {
+    key: 'http_sse_token_file',
+    usage: '<file>',
+    doc: '`/sse` then requires `Authorization: Bearer <token>` (or `?access_token=<token>` for browsers\' EventSource) with the token in this file (surrounding whitespace ignored).',
+    scope: 'global',
+    set(t, v) {
+      sse(t).tokenFile = v.count(1).path();
+    },
+  },
+  {
+    key: 'http_sse_heartbeat',
+    usage: '<duration>',
+    doc: 'Interval of the comment lines `/sse` sends to keep idle connections open through proxies.',
+    default: '15s',
+    scope: 'global',
+    set(t, v) {
+      const ms = v.count(1).durationMs();
+      if (ms < 100 || ms > 3_600_000) v.fail('expected a duration between 100ms and 1h');
+      sse(t).heartbeatMs = ms;
+    },
+  },
+  {
+    key: 'http_sse_history',
+    usage: '<messages>',
+    doc: 'Messages kept for SSE clients that reconnect with `Last-Event-ID`.',
+    default: '10000',
+    scope: 'global',
+    set(t, v) {
+      sse(t).history = v.count(1).int(0, 0, 10_000_000);
+    },
+  },
+  {
+    key: 'http_sse_history_bytes',
+    usage: '<size>',
+    doc: 'Upper bound of the payload bytes in the SSE history (k/M/G suffixes).',
+    default: '16M',
+    scope: 'global',
+    set(t, v) {
+      sse(t).historyBytes = v.count(1).bytes();
+    },
+  },
+  {
+    key: 'http_sse_client_buffer',
+    usage: '<size>',
+    doc: 'An SSE client that falls this many bytes behind is disconnected (it may reconnect with Last-Event-ID).',
+    default: '1M',
+    scope: 'global',
+    set(t, v) {
+      const n = v.count(1).bytes();
+      if (n < 1024) v.fail('expected at least 1k');
+      sse(t).clientBufferBytes = n;
+    },
+  },
+];
+
+interface Entry {
+  seq: number;
+  topic: string;
+  levels: string[];
+  payload: Buffer;
+}
+
+interface SseClient {
+  res: ServerResponse;
+  filters: string[][];
+}
+
+/**
+ * Server-Sent Events for broker messages: `GET /sse?topic=<MQTT filter>` (repeatable, default `#`)
+ * streams every matching message as `id:` / `event: <topic>` / `data: <payload>`. Ids are
+ * `<boot>-<seq>`, boot being the hub's start time: a client reconnecting with `Last-Event-ID` gets what
+ * it missed from a bounded history, and after a broker restart (new boot) the whole new history,
+ * so it sees each message once. A client that falls `clientBufferBytes` behind is disconnected.
+ */
+export class SseHub {
+  private readonly boot = String(Date.now());
+  private seq = 0;
+  /** Kept messages are history[historyHead…]; the evicted front is cut off in batches (shift() per message is O(n)). */
+  private history: Entry[] = [];
+  private historyHead = 0;
+  private historyBytes = 0;
+  /** Sequence numbers below this were evicted from the history. */
+  private evictedUpTo = 0;
+  private readonly clients = new Set<SseClient>();
+  private readonly excluded: string[] = [];
+  private readonly token?: Buffer;
+  private heartbeat?: NodeJS.Timeout;
+  private detach?: () => void;
+  private readonly metrics;
+
+  constructor(
+    private readonly cfg: SseConfig,
+    private readonly log: Logger,
+    registry: Registry,
+  ) {
+    if (cfg.tokenFile) this.token = digest(readToken(cfg.tokenFile));
+    this.metrics = {
+      clients: gauge(registry, 'mqprobe_sse_clients', 'Connected SSE clients.', []),
+      events: counter(registry, 'mqprobe_sse_events_total', 'Messages written to SSE clients (one per client).', []),
+      dropped: counter(registry, 'mqprobe_sse_clients_dropped_total', 'SSE clients disconnected for falling too far behind.', []),
+      refused: counter(registry, 'mqprobe_sse_requests_refused_total', 'SSE requests refused, by reason.', ['reason']),
+    };
+  }
+
+  /** Follows every message the broker routes (`$mqprobe/…` internals excepted). */
+  attach(aedes: Aedes): void {
+    const deliver = (packet: AedesPublishPacket, cb: () => void) => {
+      if (!packet.topic.startsWith('$mqprobe/')) this.push(packet.topic, packet.payload as Buffer);
+      cb();
+    };
+    aedes.subscribe('#', deliver, () => undefined);
+    this.detach = () => aedes.unsubscribe('#', deliver, () => undefined);
+    this.heartbeat = setInterval(() => this.beat(), this.cfg.heartbeatMs).unref();
+  }
+
+  /** Messages on this topic or below it are not streamed (a beat with `beat_output mqtt`). */
+  exclude(prefix: string): void {
+    this.excluded.push(prefix);
+  }
+
+  /** Registers `GET /sse`; must run before the HTTP server listens. */
+  route(app: FastifyInstance): void {
+    app.get('/sse', (req, reply) => this.open(req, reply));
+  }
+
+  /** Streams a message to matching clients and keeps it for resuming ones. */
+  push(topic: string, payload: Buffer | string): void {
+    if (this.excluded.some((p) => topic === p || topic.startsWith(`${p}/`))) return;
+    const buf = typeof payload === 'string' ? Buffer.from(payload) : payload;
+    const entry: Entry = { seq: ++this.seq, topic, levels: topic.split('/'), payload: buf };
+    this.remember(entry);
+    let frame: string | undefined;
+    for (const c of this.clients) {
+      if (!matches(c.filters, entry.levels)) continue;
+      frame ??= this.frame(entry);
+      this.write(c, frame);
+    }
+  }
+
+  /** Stops following the broker and ends every stream. */
+  close(): void {
+    this.detach?.();
+    this.detach = undefined;
+    clearInterval(this.heartbeat);
+    for (const c of this.clients) c.res.end();
+    this.clients.clear();
+    this.metrics.clients.set(0);
+  }
+
+  private remember(e: Entry): void {
+    if (this.cfg.history === 0) {
+      this.evictedUpTo = e.seq;
+      return;
+    }
+    this.history.push(e);
+    this.historyBytes += e.payload.length;
+    while (this.history.length - this.historyHead > this.cfg.history || (this.historyBytes > this.cfg.historyBytes && this.historyHead < this.history.length)) {
+      const old = this.history[this.historyHead++];
+      this.historyBytes -= old.payload.length;
+      this.evictedUpTo = old.seq;
+    }
+    if (this.historyHead > 1024 && this.historyHead * 2 > this.history.length) {
+      this.history = this.history.slice(this.historyHead);
+      this.historyHead = 0;
+    }
+  }
+
+  private open(req: FastifyRequest, reply: FastifyReply): void {
+    if (this.token && !this.authorized(req)) {
+      this.metrics.refused.inc({ reason: 'unauthorized' });
+      void reply.code(401).header('www-authenticate', 'Bearer realm="mqprobe-sse"').send({ error: 'missing or wrong bearer token' });
+      return;
+    }
+    const q = req.query as Record<string, string | string[] | undefined>;
+    const wanted = q.topic === undefined ? ['#'] : Array.isArray(q.topic) ? q.topic : [q.topic];
+    const bad = wanted.find((f) => !isValidFilter(f));
+    if (bad !== undefined || wanted.length > 100) {
+      this.metrics.refused.inc({ reason: 'bad-filter' });
+      void reply.code(400).send({ error: bad !== undefined ? `invalid MQTT topic filter "${bad.slice(0, 200)}"` : 'at most 100 topic filters' });
+      return;
+    }
+    const lastId = header(req, 'last-event-id') ?? (typeof q.lastEventId === 'string' ? q.lastEventId : undefined);
+    reply.hijack();
+    const res = reply.raw;
+    res.writeHead(200, {
+      'content-type': 'text/event-stream; charset=utf-8',
+      'cache-control': 'no-cache, no-transform',
+      connection: 'keep-alive',
+      'x-accel-buffering': 'no',
+    });
+    const client: SseClient = { res, filters: wanted.map((f) => f.split('/')) };
+    res.write(`retry: 1000\n: mqprobe sse, topics ${wanted.map(commentSafe).join(' ')}\n\n`);
+    this.replay(client, lastId);
+    if (res.destroyed) return;
+    this.clients.add(client);
+    this.metrics.clients.set(this.clients.size);
+    res.on('close', () => {
+      this.clients.delete(client);
+      this.metrics.clients.set(this.clients.size);
+    });
+  }
+
+  /** Sends what a reconnecting client missed: after its last id in this boot, or everything kept if it saw an earlier boot. */
+  private replay(client: SseClient, lastId: string | undefined): void {
+    if (lastId === undefined) return;
+    const m = /^(\d+)-(\d+)$/.exec(lastId.trim());
+    const after = m && m[1] === this.boot ? Number(m[2]) : 0;
+    if (after < this.evictedUpTo) client.res.write(`: history starts after ${this.boot}-${this.evictedUpTo}; older messages are lost to this client\n\n`);
+    for (let i = this.historyHead; i < this.history.length; i++) {
+      const e = this.history[i];
+      if (e.seq > after && matches(client.filters, e.levels)) this.write(client, this.frame(e));
+      if (client.res.destroyed) return;
+    }
+  }
+
+  private write(c: SseClient, text: string): void {
+    if (c.res.destroyed) return;
+    if (c.res.writableLength > this.cfg.clientBufferBytes) {
+      this.metrics.dropped.inc();
+      this.log.warn({ buffered: c.res.writableLength }, 'SSE client dropped: it reads slower than messages arrive');
+      this.clients.delete(c);
+      this.metrics.clients.set(this.clients.size);
+      c.res.destroy();
+      return;
+    }
+    c.res.write(text);
+    this.metrics.events.inc();
+  }
+
+  private beat(): void {
+    const line = `: heartbeat ${new Date().toISOString()}\n\n`;
+    for (const c of this.clients) if (!c.res.destroyed) c.res.write(line);
+  }
+
+  private frame(e: Entry): string {
+    const data = e.payload.toString('utf8').split(/\r\n|\r|\n/).map((l) => `data: ${l}\n`).join('');
+    return `id: ${this.boot}-${e.seq}\nevent: ${e.topic.replace(/[\r\n]/g, ' ')}\n${data}\n`;
+  }
+
+  private authorized(req: FastifyRequest): boolean {
+    const auth = header(req, 'authorization');
+    const m = auth ? /^Bearer\s+(.+)$/i.exec(auth) : null;
+    const q = (req.query as Record<string, unknown>).access_token;
+    const given = m?.[1].trim() ?? (typeof q === 'string' ? q : undefined);
+    return given !== undefined && timingSafeEqual(digest(given), this.token!);
+  }
+}
+
+function matches(filters: string[][], levels: string[]): boolean {
+  return filters.some((f) => levelsMatch(f, levels));
+}
+
+function header(req: FastifyRequest, name: string): string | undefined {
+  const v = req.headers[name];
+  return Array.isArray(v) ? v[0] : v;
+}
+
+function digest(s: string): Buffer {
+  return createHash('sha256').update(s).digest();
+}
+
+function commentSafe(s: string): string {
+  return s.replace(/[\r\n]/g, ' ');
+}
+
+function readToken(file: string): string {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new Error(`http_sse_token_file: cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+  }
+  const token = text.trim();
+  if (token === '') throw new Error(`http_sse_token_file: ${file} is empty`);
+  return token;
+}
