@@ -70,7 +70,7 @@ export function attachBeats(host: BridgeHost, blocks: BeatBlock[]): BeatSet {
     stop() {
       stopped ??= (async () => {
         await Promise.all(runners.map((r) => r.stop()));
-        sse?.close();
+        await sse?.close();
       })();
       return stopped;
     },

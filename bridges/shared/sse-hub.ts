@@ -171,14 +171,28 @@ export class SseHub {
     }
   }
 
-  /** Stops following the broker and ends every stream. */
-  close(): void {
+  /**
+   * Stops following the broker and ends every stream; a client that does not take the rest of its
+   * stream within `graceMs` is cut off, so a stalled reader cannot hold up a shutdown.
+   */
+  async close(graceMs = 1000): Promise<void> {
     this.detach?.();
     this.detach = undefined;
     clearInterval(this.heartbeat);
-    for (const c of this.clients) c.res.end();
+    const closing = [...this.clients].map(
+      (c) =>
+        new Promise<void>((resolve) => {
+          const timer = setTimeout(() => c.res.destroy(), graceMs);
+          c.res.once('close', () => {
+            clearTimeout(timer);
+            resolve();
+          });
+          c.res.end();
+        }),
+    );
     this.clients.clear();
     this.metrics.clients.set(0);
+    await Promise.all(closing);
   }
 
   private remember(e: Entry): void {
@@ -219,7 +233,8 @@ export class SseHub {
     res.writeHead(200, {
       'content-type': 'text/event-stream; charset=utf-8',
       'cache-control': 'no-cache, no-transform',
-      connection: 'keep-alive',
+      // the stream is the whole connection: when it ends (broker shutdown), so does the socket
+      connection: 'close',
       'x-accel-buffering': 'no',
     });
     const client: SseClient = { res, filters: wanted.map((f) => f.split('/')) };
