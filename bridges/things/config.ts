@@ -85,7 +85,7 @@ export const thingsKeys: KeySpec<ThingsConfig>[] = [
     doc: 'Device mode: the name of the device the token belongs to, used in topics (`beats/things/<name>/...`) and entity ids. Required with `things_mode device`.',
     scope: 'beat',
     set(c, v) {
-      c.device = v.count(1).rest();
+      c.device = v.rest();
     },
   },
   {
