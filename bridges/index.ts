@@ -9,12 +9,13 @@ import { SseHub, defaultSseConfig } from './shared/sse-hub.js';
 import { zeekBeat } from './zeek/index.js';
 import { fleetBeat } from './fleet/index.js';
 import { thingsBeat } from './things/index.js';
+import { opcuaBeat } from './opcua/index.js';
 
 export type { BridgeHost } from './contract.js';
 export { sseKeys, defaultSseConfig, type SseConfig } from './shared/sse-hub.js';
 
 /** Every beat mqprobe knows. A new beat adds one import and one entry here. */
-export const beatDefinitions: BeatDefinition<any>[] = [zeekBeat, fleetBeat, thingsBeat];
+export const beatDefinitions: BeatDefinition<any>[] = [zeekBeat, fleetBeat, thingsBeat, opcuaBeat];
 
 function definitions(): Map<string, BeatDefinition<unknown>> {
   const map = new Map<string, BeatDefinition<unknown>>();
