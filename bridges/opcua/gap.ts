@@ -12,7 +12,7 @@ const GAP_REASON = 'gap_reason';
  * Remembers in the beat store (a file, or Redis) when the beat last heard the OPC-UA server, and why
  * it stopped hearing it (connection lost, beat stopped); nothing written means the broker died
  * without stopping. When the beat is connected again, the time in between is a gap in the data:
- * reported as a record on `beats/opcua/<opcua_name>/$gap`, a warning and the metrics
+ * reported as a retained record on `beats/opcua/<opcua_name>/$gap`, a warning and the metrics
  * `mqprobe_beat_opcua_gaps_total` / `mqprobe_beat_opcua_gap_seconds_total`. The store outlives
  * restarts of the beat and of the broker, so every gap is reported once, after it ends.
  */
@@ -52,6 +52,8 @@ export class GapTracker {
       data: { systemName: opcuaName, endpoint: this.cfg.endpoint, event: 'gap', from, to, durationMs, reason },
       entity: { type: 'OpcuaServer', id: opcuaName },
       time: now,
+      // retained: a client subscribing later still learns of the last gap
+      retain: true,
     });
   }
 

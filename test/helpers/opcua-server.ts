@@ -12,6 +12,8 @@ import { freePort, tempDir, type Teardown } from './broker.js';
 export interface OpcuaVariableSpec {
   /** Browse path below Objects: `Plant/Line1/Temperature` (the first level a Folder, further ones Objects). */
   path: string;
+  /** Browse name of the variable when it cannot stand in `path` (contains a `/`); default: the last level of `path`. */
+  browseName?: string;
   /** String identifier in the server's own namespace: node id `ns=1;s=<id>`. */
   id: string;
   dataType: 'Double' | 'Int32' | 'Int64' | 'UInt64' | 'Boolean' | 'String' | 'DateTime' | 'ByteString' | 'Float';
@@ -148,22 +150,31 @@ async function serve(spec: OpcuaServerSpec & { port: number; pkiDir: string }): 
     const key = levels.join('/');
     const known = containers.get(key);
     if (known) return known;
+    // a NodeVersion makes the server raise model change events when children come and go
     const node =
       levels.length === 1
-        ? ns.addFolder(addressSpace.rootFolder.objects, { browseName: levels[0] })
-        : ns.addObject({ organizedBy: container(levels.slice(0, -1)), browseName: levels[levels.length - 1] });
+        ? ns.addFolder(addressSpace.rootFolder.objects, { browseName: levels[0], nodeVersion: '1' })
+        : ns.addObject({ organizedBy: container(levels.slice(0, -1)), browseName: levels[levels.length - 1], nodeVersion: '1' });
     containers.set(key, node as Node);
     return node as Node;
   };
   const variant = (dataType: string, value: unknown) => {
     const dt = ua.DataType[dataType as keyof typeof ua.DataType] as number;
-    const v = dataType === 'DateTime' ? new Date(value as string) : dataType === 'ByteString' ? Buffer.from(value as string, 'base64') : value;
-    return new ua.Variant({ dataType: dt, value: v });
+    // JSON carries no Date, Buffer or NaN: the spec gives them as strings
+    const v =
+      dataType === 'DateTime'
+        ? new Date(value as string)
+        : dataType === 'ByteString'
+          ? Buffer.from(value as string, 'base64')
+          : (dataType === 'Double' || dataType === 'Float') && typeof value === 'string'
+            ? Number(value)
+            : value;
+    return new ua.Variant({ dataType: dt, arrayType: ua.VariantArrayType.Scalar, value: v });
   };
   const addVariable = (s: OpcuaVariableSpec) => {
     const levels = s.path.split('/');
     const parent = container(levels.slice(0, -1));
-    const options = { componentOf: parent, browseName: levels[levels.length - 1], nodeId: `s=${s.id}`, dataType: s.dataType, minimumSamplingInterval: 50 };
+    const options = { componentOf: parent, browseName: s.browseName ?? levels[levels.length - 1], nodeId: `s=${s.id}`, dataType: s.dataType, minimumSamplingInterval: 50 };
     // an AnalogItem carries the EURange property that percent deadbands need
     const v = s.euRange
       ? (ns as unknown as { addAnalogDataItem(o: object): Variable }).addAnalogDataItem({ ...options, engineeringUnitsRange: s.euRange })
