@@ -1,3 +1,4 @@
+import http from 'node:http';
 import type { Teardown } from '../helpers/broker.js';
 
 export interface SseEvent {
@@ -7,38 +8,43 @@ export interface SseEvent {
 }
 
 /**
- * Opens mqprobe's `GET /sse?topic=<filter>` with fetch and parses the stream into events as they
- * come (lines `id:`, `event:`, `data:`; comments ignored). Resolves once the response headers are in,
- * i.e. once the hub follows the filter. Aborted in teardown.
+ * Opens mqprobe's `GET /sse?topic=<filter>` and parses the stream into events as they come (lines
+ * `id:`, `event:`, `data:`; comments ignored). Resolves once the response headers are in, i.e. once
+ * the hub follows the filter. `replay`: sends a Last-Event-ID of an earlier broker run, so the hub
+ * first replays its whole history (everything since the broker started). Its own connection (no
+ * keep-alive pool), destroyed in teardown, so the broker's HTTP listener can close at once.
  */
-export async function openSse(t: Teardown, httpPort: number, filter: string): Promise<{ events: SseEvent[] }> {
-  const abort = new AbortController();
-  t.teardown(() => abort.abort());
-  const res = await fetch(`http://127.0.0.1:${httpPort}/sse?topic=${encodeURIComponent(filter)}`, { signal: abort.signal });
-  if (res.status !== 200 || !res.body) throw new Error(`/sse answered ${res.status}`);
+export async function openSse(t: Teardown, httpPort: number, filter: string, opts: { replay?: boolean; onEvent?: (e: SseEvent) => void } = {}): Promise<{ events: SseEvent[] }> {
   const events: SseEvent[] = [];
-  void (async () => {
-    const decoder = new TextDecoder();
-    let buf = '';
-    let cur: Partial<SseEvent> & { lines: string[] } = { lines: [] };
-    try {
-      for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
-        buf += decoder.decode(chunk, { stream: true });
-        let nl: number;
-        while ((nl = buf.indexOf('\n')) >= 0) {
-          const line = buf.slice(0, nl);
-          buf = buf.slice(nl + 1);
-          if (line === '') {
-            if (cur.event !== undefined) events.push({ id: cur.id, event: cur.event, data: cur.lines.join('\n') });
-            cur = { lines: [] };
-          } else if (line.startsWith('id: ')) cur.id = line.slice(4);
-          else if (line.startsWith('event: ')) cur.event = line.slice(7);
-          else if (line.startsWith('data: ')) cur.lines.push(line.slice(6));
+  const headers: Record<string, string> = opts.replay ? { 'last-event-id': '0-0' } : {};
+  const req = http.get({ host: '127.0.0.1', port: httpPort, path: `/sse?topic=${encodeURIComponent(filter)}`, headers, agent: false });
+  t.teardown(() => req.destroy());
+  const res = await new Promise<http.IncomingMessage>((resolve, reject) => {
+    req.once('response', resolve);
+    req.once('error', reject);
+  });
+  if (res.statusCode !== 200) throw new Error(`/sse answered ${res.statusCode}`);
+  res.setEncoding('utf8');
+  let buf = '';
+  let cur: Partial<SseEvent> & { lines: string[] } = { lines: [] };
+  res.on('data', (chunk: string) => {
+    buf += chunk;
+    let nl: number;
+    while ((nl = buf.indexOf('\n')) >= 0) {
+      const line = buf.slice(0, nl);
+      buf = buf.slice(nl + 1);
+      if (line === '') {
+        if (cur.event !== undefined) {
+          const e = { id: cur.id, event: cur.event, data: cur.lines.join('\n') };
+          events.push(e);
+          opts.onEvent?.(e);
         }
-      }
-    } catch {
-      // aborted in teardown
+        cur = { lines: [] };
+      } else if (line.startsWith('id: ')) cur.id = line.slice(4);
+      else if (line.startsWith('event: ')) cur.event = line.slice(7);
+      else if (line.startsWith('data: ')) cur.lines.push(line.slice(6));
     }
-  })();
+  });
+  res.on('error', () => undefined); // destroyed in teardown
   return { events };
 }

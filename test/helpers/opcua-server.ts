@@ -153,10 +153,10 @@ async function serve(spec: OpcuaServerSpec & { port: number; pkiDir: string }): 
     // a NodeVersion makes the server raise model change events when children come and go
     const node =
       levels.length === 1
-        ? ns.addFolder(addressSpace.rootFolder.objects, { browseName: levels[0], nodeVersion: '1' })
+        ? ns.addObject({ organizedBy: addressSpace.rootFolder.objects, typeDefinition: 'FolderType', browseName: levels[0], nodeVersion: '1' })
         : ns.addObject({ organizedBy: container(levels.slice(0, -1)), browseName: levels[levels.length - 1], nodeVersion: '1' });
-    containers.set(key, node as Node);
-    return node as Node;
+    containers.set(key, node);
+    return node;
   };
   const variant = (dataType: string, value: unknown) => {
     const dt = ua.DataType[dataType as keyof typeof ua.DataType] as number;
