@@ -74,6 +74,13 @@ class Collector implements Parsed {
     return name;
   }
 
+  /** A one-device message `{"device": …, …}`: the object and its device, or undefined (and a problem). */
+  single(msg: unknown, what: string): { m: Json; device: string } | undefined {
+    if (!isObject(msg)) return void this.problem(`${what} is not a JSON object`);
+    const device = this.device(msg.device, what);
+    return device === undefined ? undefined : { m: msg, device };
+  }
+
   add(device: string, kind: ThingsKind, data: Json, attributes: Json, time?: number): void {
     this.events.push({ device, kind, data: { device, ...data }, attributes, time });
   }
@@ -140,29 +147,23 @@ export function parseGatewayMessage(topic: string, payload: Buffer, pending: Pen
       }
       break;
     case 'v1/gateway/attributes/response': {
-      if (!isObject(msg)) {
-        c.problem('attribute response is not a JSON object');
-        break;
-      }
-      const device = c.device(msg.device, 'attribute response');
-      if (device === undefined) break;
-      if (isObject(msg.values)) c.attributes(device, 'response', msg.values);
-      else if ('value' in msg) {
-        const keys = Number.isSafeInteger(msg.id) ? pending(device, msg.id as number) : undefined;
-        if (keys?.length === 1) c.attributes(device, 'response', Object.fromEntries([[keys[0], msg.value]]));
+      const one = c.single(msg, 'attribute response');
+      if (!one) break;
+      const { m, device } = one;
+      if (isObject(m.values)) c.attributes(device, 'response', m.values);
+      else if ('value' in m) {
+        const keys = Number.isSafeInteger(m.id) ? pending(device, m.id as number) : undefined;
+        if (keys?.length === 1) c.attributes(device, 'response', Object.fromEntries([[keys[0], m.value]]));
         else c.problem('attribute response: "value" answers no request this beat made');
       } else c.problem('attribute response has neither "value" nor "values"');
       break;
     }
     case 'v1/gateway/rpc': {
-      if (!isObject(msg)) {
-        c.problem('RPC message is not a JSON object');
-        break;
-      }
-      const device = c.device(msg.device, 'RPC message');
-      if (device === undefined) break;
-      if (isObject(msg.data) && 'method' in msg.data) c.rpcRequest(device, msg.data.id, msg.data.method, msg.data.params, 'RPC request');
-      else if (Number.isSafeInteger(msg.id)) c.add(device, 'rpc', { direction: 'response', id: msg.id, result: msg.data }, { rpcId: msg.id, rpcResult: msg.data });
+      const one = c.single(msg, 'RPC message');
+      if (!one) break;
+      const { m, device } = one;
+      if (isObject(m.data) && 'method' in m.data) c.rpcRequest(device, m.data.id, m.data.method, m.data.params, 'RPC request');
+      else if (Number.isSafeInteger(m.id)) c.add(device, 'rpc', { direction: 'response', id: m.id, result: m.data }, { rpcId: m.id, rpcResult: m.data });
       else c.problem('RPC message is neither a request ({"device", "data": {"id", "method"}}) nor a response ({"device", "id", "data"})');
       break;
     }
@@ -174,14 +175,11 @@ export function parseGatewayMessage(topic: string, payload: Buffer, pending: Pen
     case 'v1/gateway/connect':
     case 'v1/gateway/disconnect': {
       const kind = topic === 'v1/gateway/connect' ? 'connect' : 'disconnect';
-      if (!isObject(msg)) {
-        c.problem(`${kind} message is not a JSON object`);
-        break;
-      }
-      const device = c.device(msg.device, `${kind} message`);
-      if (device === undefined) break;
-      if (msg.type !== undefined && typeof msg.type !== 'string') c.problem(`${kind} message: "type" is not a string`);
-      else if (kind === 'connect') c.add(device, kind, { type: msg.type }, { connected: true, deviceType: msg.type });
+      const one = c.single(msg, `${kind} message`);
+      if (!one) break;
+      const { m, device } = one;
+      if (m.type !== undefined && typeof m.type !== 'string') c.problem(`${kind} message: "type" is not a string`);
+      else if (kind === 'connect') c.add(device, kind, { type: m.type }, { connected: true, deviceType: m.type });
       else c.add(device, kind, {}, { connected: false });
       break;
     }

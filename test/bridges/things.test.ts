@@ -35,6 +35,15 @@ async function beatBroker(t: Test, peer: MosquittoPeer, lines: string[] = [], op
   return { broker, out, sub };
 }
 
+/** A Mosquitto password file with one user, written by the real mosquitto_passwd, readable by user mosquitto. */
+function mosquittoPasswd(dir: string, user: string, password: string): string {
+  const file = join(dir, 'passwd');
+  writeFileSync(file, '');
+  execFileSync('mosquitto_passwd', ['-b', file, user, password]);
+  chmodSync(file, 0o644);
+  return file;
+}
+
 /** Mosquitto's -v log shows the beat's SUBSCRIBE once it is connected and listening. */
 async function beatSubscribed(peer: MosquittoPeer, topic = 'v1/gateway/claim', times = 1): Promise<void> {
   const line = `: \t${topic} (QoS`;
@@ -243,11 +252,8 @@ t.test('device mode: RPC requests, replies and attribute answers on v1/devices/m
 
 t.test('a refused token gives a clear error and is retried with backoff until accepted', async (t) => {
   const dir = tempDir();
-  const passwd = join(dir, 'passwd');
   // a password file the token is not in: Mosquitto answers CONNACK "not authorized"
-  writeFileSync(passwd, '');
-  execFileSync('mosquitto_passwd', ['-b', passwd, 'someone-else', 'pw']);
-  chmodSync(passwd, 0o644);
+  const passwd = mosquittoPasswd(dir, 'someone-else', 'pw');
   const peer = await startMosquitto(t, `allow_anonymous false\npassword_file ${passwd}\n`, { dir });
   const { broker, out } = await beatBroker(t, peer);
   const refusals = () => logged(broker).filter((m) => m.startsWith('beat things failed: ThingsBoard at'));
@@ -271,10 +277,7 @@ t.test('a refused token gives a clear error and is retried with backoff until ac
 
 t.test('user name and password file authentication', async (t) => {
   const dir = tempDir();
-  const passwd = join(dir, 'passwd');
-  writeFileSync(passwd, '');
-  execFileSync('mosquitto_passwd', ['-b', passwd, 'gateway-7', 's3cret-pw']);
-  chmodSync(passwd, 0o644);
+  const passwd = mosquittoPasswd(dir, 'gateway-7', 's3cret-pw');
   const peer = await startMosquitto(t, `allow_anonymous false\npassword_file ${passwd}\n`, { dir });
   const pwFile = join(dir, 'pw');
   writeFileSync(pwFile, 's3cret-pw\n');

@@ -49,14 +49,7 @@ export async function startMosquitto(t: Teardown, conf = 'allow_anonymous true\n
       exited.catch(() => undefined);
       await Promise.race([waitForPort(port), exited]);
     },
-    async stop() {
-      const c = child;
-      if (!c || c.exitCode !== null || c.signalCode !== null) return;
-      await new Promise<void>((resolve) => {
-        c.once('exit', () => resolve());
-        c.kill('SIGKILL');
-      });
-    },
+    stop: () => killAndWait(child),
     reload() {
       child?.kill('SIGHUP');
     },
@@ -64,4 +57,13 @@ export async function startMosquitto(t: Teardown, conf = 'allow_anonymous true\n
   t.teardown(() => peer.stop());
   await peer.start();
   return peer;
+}
+
+/** SIGKILL for a child process (any peer a test started), resolved once it is gone. */
+export async function killAndWait(child: ChildProcess | undefined): Promise<void> {
+  if (!child || child.exitCode !== null || child.signalCode !== null) return;
+  await new Promise<void>((resolve) => {
+    child.once('exit', () => resolve());
+    child.kill('SIGKILL');
+  });
 }

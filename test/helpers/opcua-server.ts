@@ -8,6 +8,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { freePort, tempDir, type Teardown } from './broker.js';
+import { killAndWait } from './mosquitto.js';
 
 export interface OpcuaVariableSpec {
   /** Browse path below Objects: `Plant/Line1/Temperature` (the first level a Folder, further ones Objects). */
@@ -101,14 +102,7 @@ export async function startOpcuaServer(t: Teardown, spec: OpcuaServerSpec): Prom
       });
       await ready;
     },
-    async stop() {
-      const c = child;
-      if (!c || c.exitCode !== null || c.signalCode !== null) return;
-      await new Promise<void>((resolve) => {
-        c.once('exit', () => resolve());
-        c.kill('SIGKILL');
-      });
-    },
+    stop: () => killAndWait(child),
   };
   t.teardown(() => peer.stop());
   await peer.start();
