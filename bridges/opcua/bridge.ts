@@ -1,4 +1,5 @@
 import type { ClientMonitoredItemBase, ClientSession, ClientSubscription, DataValue, MonitoringParametersOptions, OPCUAClient, UserIdentityInfo } from 'node-opcua-client';
+import { join } from 'node:path';
 import type { Counter, Gauge } from 'prom-client';
 import type { Bridge, BridgeContext } from '../contract.js';
 import { counter, gauge } from '../shared/metrics.js';
@@ -136,7 +137,7 @@ export class OpcuaBridge implements Bridge {
     if (pki.trustOnFirstUse !== 'now') return;
     const added = (await pemFiles(pki.trustedFolder)).filter((f) => !before.includes(f));
     for (const f of added) {
-      const file = `${pki.trustedFolder}/${f}`;
+      const file = join(pki.trustedFolder, f);
       this.ctx!.log.warn(`trusted the server certificate of ${this.cfg.endpoint} on first use: ${file} (${await describeCertificate(file)}); later a different certificate will be refused`);
     }
   }
@@ -155,7 +156,7 @@ export class OpcuaBridge implements Bridge {
 
   private heard(): void {
     this.lastHeard = Date.now();
-    void this.gap?.alive();
+    this.gap?.alive().catch((err: Error) => this.ctx!.log.warn(`cannot record the last contact in the beat store: ${err.message}`));
   }
 
   /** A server that stops answering without closing the socket: no keep-alive for several periods. */
@@ -173,7 +174,9 @@ export class OpcuaBridge implements Bridge {
   private connectionLost(reason: string): void {
     if (this.stopping || this.lost) return;
     this.lost = true;
-    void this.gap!.lostNow(reason).finally(() => this.ctx!.fail(new Error(reason)));
+    this.gap!.lostNow(reason)
+      .catch((err: Error) => this.ctx!.log.warn(`cannot record the lost connection in the beat store: ${err.message}`))
+      .finally(() => this.ctx!.fail(new Error(reason)));
   }
 
   private monitoringParameters(withDeadband: boolean): MonitoringParametersOptions {
@@ -228,7 +231,13 @@ export class OpcuaBridge implements Bridge {
     });
     group.on('changed', (item, dataValue) => {
       const m = this.monitored.get(item.itemToMonitor.nodeId.toString());
-      if (m?.item === item) this.changed(m.target, dataValue);
+      if (m?.item !== item) return;
+      try {
+        this.changed(m.target, dataValue);
+      } catch (err) {
+        // a value this beat cannot render costs that one change, not the subscription
+        this.ctx!.log.warn(`cannot render the change of ${m.target.browsePath ?? m.target.nodeId}: ${(err as Error).message}`);
+      }
     });
     return refused;
   }

@@ -134,16 +134,22 @@ export class ThingsBridge implements Bridge {
 
   private async subscribeUpstream(client: MqttClient): Promise<void> {
     const topics = this.cfg.mode === 'gateway' ? GATEWAY_TOPICS : DEVICE_TOPICS;
-    const granted = await client.subscribeAsync(
-      topics.map((topic) => topic),
-      { qos: this.cfg.qos },
-    );
+    const granted = await client.subscribeAsync([...topics], { qos: this.cfg.qos });
     // ThingsBoard offers a gateway only some of these topics; a refused one is noted, not fatal
     const refused = granted.filter((g) => g.qos === 128).map((g) => g.topic);
     if (refused.length > 0) this.ctx!.log.info({ topics: refused }, `ThingsBoard refused subscriptions to ${refused.join(', ')}`);
   }
 
   private received(topic: string, payload: Buffer): void {
+    try {
+      this.map(topic, payload);
+    } catch (err) {
+      // whatever a message does to the mapping costs that message, never the connection
+      this.problem(`${topic}: message could not be mapped (${(err as Error).message})`);
+    }
+  }
+
+  private map(topic: string, payload: Buffer): void {
     const ctx = this.ctx!;
     this.metrics!.messages.inc({ beat: ctx.name });
     const parsed: Parsed =

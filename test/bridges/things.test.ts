@@ -340,6 +340,8 @@ t.test('hostile input: malformed payloads, unknown devices, 10,000 attributes in
 
   // odd but valid: names that are not topic-safe, a device never announced, prototype keys
   await upstream.publishAsync('v1/gateway/attributes', '{"plant/#/+": {"ok": true}, "Never Connected": {"__proto__": 1, "constructor": 2}}', { qos: 1 });
+  // valid JSON nested deeper than JSON.parse/stringify can recurse: refused or dropped, never a crash
+  await upstream.publishAsync('v1/gateway/attributes', `{"device":"Deep","data":{"x":${'['.repeat(200_000)}${']'.repeat(200_000)}}}`, { qos: 1 });
   const many = Object.fromEntries(Array.from({ length: 10_000 }, (_, i) => [`attr${i}`, i]));
   await upstream.publishAsync('v1/gateway/attributes', JSON.stringify({ device: 'Big', data: many }), { qos: 1 });
   await flushed(upstream, out, 'Sentinel');
@@ -359,6 +361,7 @@ t.test('hostile input: malformed payloads, unknown devices, 10,000 attributes in
   t.match(log, /refused ThingsBoard input: v1\/gateway\/telemetry: message is not valid JSON/);
   t.match(log, /telemetry "ts" is not a time in epoch milliseconds/);
   t.match(log, /device name longer than 255 characters/);
+  t.match(log, /cannot emit attributes of device Deep: Maximum call stack size exceeded/, 'the too-deep record is dropped with a warning');
   const metrics = await (await fetch(`http://127.0.0.1:${broker.httpPort}/metrics`)).text();
   t.match(metrics, /mqprobe_beat_things_rejected_total\{beat="things"\} 18/, 'each refused message or entry counted');
   t.match(metrics, /mqprobe_beat_up\{beat="things"\} 1/, 'the beat is still up');
