@@ -70,6 +70,7 @@ export function buildProgram(): Command {
   const program = new Command('mqprobe')
     .description('An instrumented MQTT broker, drop-in for Mosquitto, that captures every broker event.')
     .version(VERSION, '--version')
+    .enablePositionalOptions() // `mqprobe passwd -c …` must reach passwd, not become --config
     .option('-c, --config <file>', 'Mosquitto-style configuration file')
     .addOption(new Option('-p, --port <port>', 'listen on this port instead of the configured ones (repeatable)').argParser((v: string, prev: number[] = []) => {
       const n = Number(v);
@@ -84,6 +85,7 @@ export function buildProgram(): Command {
     .description('manage a Mosquitto password file (same format and flags as mosquitto_passwd)')
     .helpOption(false)
     .allowUnknownOption()
+    .passThroughOptions()
     .argument('[args...]')
     .usage(passwdUsage)
     .action(async (args: string[]) => {
