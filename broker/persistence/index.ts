@@ -6,6 +6,7 @@ import mqemitterRedis from 'mqemitter-redis';
 import type { BrokerConfig } from '../config/types.js';
 import { SnapshotPersistence, readSnapshot, writeSnapshot } from './snapshot.js';
 import { makeReentrancySafe, createSafeEmitter } from '../safe-emitter.js';
+import { withDollarRuleOnRetained } from './retained-dollar.js';
 
 export interface BrokerState {
   /** Counts for $SYS: retained messages and stored sessions. */
@@ -47,7 +48,7 @@ export function createBrokerState(config: BrokerConfig, log: Logger, saveSeconds
     const plog = log.child({ name: 'persistence.redis' });
     // ioredis retries forever by default; clients see refused or stalled operations meanwhile (docs/deploy.md)
     const conn = { ...redisOptions(url), maxRetriesPerRequest: null, enableOfflineQueue: true };
-    const persistence = persistenceRedis({ ...conn });
+    const persistence = withDollarRuleOnRetained(persistenceRedis({ ...conn }));
     const mq = makeReentrancySafe(mqemitterRedis({ ...conn }) as object);
     for (const emitter of [mq as { on?: (e: string, f: (err: Error) => void) => void }]) {
       emitter.on?.('error', (err: Error) => plog.error({ err: err.message }, `redis ${redactUrl(url)} error`));
@@ -69,7 +70,7 @@ export function createBrokerState(config: BrokerConfig, log: Logger, saveSeconds
     };
   }
   // The snapshot-capable memory persistence is used even without `persistence true`: it also counts for $SYS.
-  const persistence = new SnapshotPersistence();
+  const persistence = withDollarRuleOnRetained(new SnapshotPersistence());
   const counts = { retained: async () => persistence.retainedCount, sessions: async () => [...persistence.sessionIds] };
   const mq = createSafeEmitter();
   if (!config.persistence) return { aedesOptions: { persistence, mq }, counts, start: async () => undefined, stop: async () => undefined };
