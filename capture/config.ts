@@ -1,4 +1,5 @@
 import type { KeySpec } from '../broker/config/spec.js';
+import { ACTIONS } from './actions.js';
 
 export type SinkConfig =
   | { kind: 'stdout' }
@@ -106,7 +107,14 @@ export const captureKeys: KeySpec<CaptureConfig>[] = [
     set(c, v) {
       v.count(1);
       const w = v.word(0);
-      c.events = w === 'default' || w === 'all' ? w : w.split(',').filter(Boolean);
+      if (w === 'default' || w === 'all') {
+        c.events = w;
+        return;
+      }
+      const list = w.split(',').filter(Boolean);
+      const unknown = list.filter((a) => !(ACTIONS as readonly string[]).includes(a));
+      if (list.length === 0 || unknown.length) v.fail(`unknown event.action ${unknown.map((a) => `"${a}"`).join(', ') || '(empty list)'}; expected default, all or a comma list of: ${ACTIONS.join(', ')}`);
+      c.events = list;
     },
   },
   {

@@ -1,0 +1,67 @@
+import type { CaptureEvent } from './event.js';
+
+const q = (s: string | undefined) => JSON.stringify(s ?? '');
+
+function from(e: CaptureEvent): string {
+  const s = e.source;
+  if (!s?.ip) return 'inside the broker';
+  return `from ${s.ip.includes(':') ? `[${s.ip}]` : s.ip}:${s.port ?? 0}`;
+}
+
+function who(e: CaptureEvent): string {
+  return `client ${q(e.mqtt?.client_id)}${e.user ? ` (user ${q(e.user.name)})` : ''}`;
+}
+
+/** The one readable sentence of `message`, made at flush time (never on the hot path). */
+export function describe(e: CaptureEvent): string {
+  const m = e.mqtt ?? {};
+  const qos = `QoS ${m.qos ?? 0}${m.retain ? ', retained' : ''}${m.dup ? ', duplicate' : ''}`;
+  switch (e.event.action) {
+    case 'broker-starting': {
+      const ls = (e.mqprobe?.listeners as { bind: string; port: number }[] | undefined) ?? [];
+      return `mqprobe ${e.service.version} (${e.service.id}) starting on ${ls.map((l) => `${l.bind || '*'}:${l.port}`).join(', ') || 'no listener'}`;
+    }
+    case 'broker-stopped':
+      return `mqprobe ${e.service.version} (${e.service.id}) stopped`;
+    case 'connection-opened':
+      return `Connection opened ${from(e)} on ${e.observer.ingress?.interface.name ?? 'an internal stream'}`;
+    case 'client-connected':
+      return `Client ${q(m.client_id)} connected ${from(e)}${e.user ? ` as user ${q(e.user.name)}` : ''} (protocol level ${m.protocol_version}, ${m.clean_session ? 'clean session' : 'persistent session'}, keepalive ${m.keepalive} s)`;
+    case 'connection-refused':
+      return `Connection of ${who(e)} ${from(e)} refused: ${e.event.reason} (CONNACK return code ${m.reason_code})`;
+    case 'client-disconnected':
+      return `Client ${q(m.client_id)} ${from(e)} disconnected: ${e.event.reason}${e.error ? ` (${e.error.message})` : ''}`;
+    case 'keepalive-timeout':
+      return `Client ${q(m.client_id)} ${from(e)} sent nothing within 1.5 × its keepalive of ${m.keepalive} s`;
+    case 'protocol-error':
+      return `Protocol error on the connection ${from(e)}${m.client_id ? ` of client ${q(m.client_id)}` : ''}: ${e.error?.message ?? 'unknown'}`;
+    case 'publish-received':
+      return `${cap(who(e))} published ${m.payload_size} bytes to ${q(m.topic)} (${qos})`;
+    case 'publish-denied':
+      return `Publish of ${m.payload_size} bytes by ${who(e)} to ${q(m.topic)} denied (${qos})`;
+    case 'will-published':
+      return `Will of ${who(e)} published to ${q(m.topic)} (${m.will?.payload_size ?? 0} bytes)`;
+    case 'subscription-granted':
+      return `${cap(who(e))} subscribed to ${q(m.topic)} (QoS ${m.qos})`;
+    case 'subscription-denied':
+      return `Subscription of ${who(e)} to ${q(m.topic)} denied (requested QoS ${m.qos})`;
+    case 'unsubscribed':
+      return `${cap(who(e))} unsubscribed from ${q(m.topic)}`;
+    case 'ping-received':
+      return `${cap(who(e))} sent PINGREQ`;
+    case 'publish-acknowledged':
+      return `${cap(who(e))} acknowledged message ${m.message_id ?? '?'}${m.topic !== undefined ? ` on ${q(m.topic)}` : ''}`;
+    case 'publish-delivered':
+      return `${m.payload_size} bytes on ${q(m.topic)} handed to ${who(e)} (${qos})`;
+    case 'capture-dropped': {
+      const d = e.mqprobe?.capture as { sink: string; dropped: number; first_sequence: number; last_sequence: number } | undefined;
+      return `Capture sink ${d?.sink} dropped ${d?.dropped} events (event.sequence ${d?.first_sequence}–${d?.last_sequence}): ${e.event.reason}`;
+    }
+    default:
+      return e.event.action;
+  }
+}
+
+function cap(s: string): string {
+  return s.charAt(0).toUpperCase() + s.slice(1);
+}

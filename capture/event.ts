@@ -1,0 +1,75 @@
+/** A capture event: the ECS-shaped object of docs/capture-events.md, one JSON line per event. */
+
+export const ECS_VERSION = '8.11.0';
+export const DATASET = 'mqtt.capture';
+
+export interface MqttSubscription {
+  topic: string;
+  qos: number;
+  granted_qos: number;
+}
+
+export interface MqttFields {
+  client_id?: string;
+  protocol_version?: number;
+  clean_session?: boolean;
+  keepalive?: number;
+  topic?: string;
+  qos?: number;
+  retain?: boolean;
+  dup?: boolean;
+  message_id?: number;
+  payload_size?: number;
+  /** Set by the payload policy at serialisation time; a Buffer only while the event waits for its flush. */
+  payload?: string | Buffer;
+  payload_encoding?: 'utf8' | 'base64';
+  payload_truncated?: boolean;
+  subscriptions?: MqttSubscription[];
+  reason_code?: number;
+  will?: { topic: string; qos: number; retain: boolean; payload_size: number };
+}
+
+export interface Observer {
+  type: 'mqtt-broker';
+  product: 'mqprobe';
+  vendor: 'mqprobe';
+  name: string;
+  hostname: string;
+  version: string;
+  ingress?: { interface: { name: string } };
+}
+
+export interface CaptureEvent {
+  '@timestamp': string;
+  message: string;
+  ecs: { version: string };
+  event: {
+    kind: 'event' | 'alert' | 'metric';
+    category?: string[];
+    type?: string[];
+    action: string;
+    outcome?: 'success' | 'failure' | 'unknown';
+    dataset: string;
+    id: string;
+    sequence: number;
+    /** Why: a refusal reason, a disconnect reason, a drop reason. */
+    reason?: string;
+    [more: string]: unknown;
+  };
+  observer: Observer;
+  service: { type: 'mqtt'; name: 'mqprobe'; id: string; version: string };
+  source?: { ip?: string; port?: number };
+  destination?: { port: number };
+  user?: { name: string };
+  network?: { protocol: 'mqtt'; transport: 'tcp'; application?: 'websocket' };
+  tls?: { established: true; version?: string; cipher?: string; client?: { subject?: string; issuer?: string; x509?: { serial_number?: string }; server_name?: string } };
+  mqtt?: MqttFields;
+  error?: { message: string; type?: string };
+  mqprobe?: Record<string, unknown>;
+  [more: string]: unknown;
+}
+
+/** What a caller of `emit()` gives: at least an action; capture fills in identity, time and sequence. */
+export type PartialEvent = { event: { action: string; kind?: CaptureEvent['event']['kind'] } & Record<string, unknown>; '@timestamp'?: string; message?: string } & Record<string, unknown>;
+
+export type CaptureListener = (event: Readonly<CaptureEvent>) => void;

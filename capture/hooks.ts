@@ -1,0 +1,231 @@
+import type { Aedes, Client, Subscription } from 'aedes';
+import type { ConnInfo, ProbeEvents, RefusalReason } from '../broker/probe.js';
+import type { EventFactory } from './build.js';
+import type { CaptureEvent } from './event.js';
+import type { CaptureHandle } from './handle.js';
+
+/** Aedes' own CONNACK refusals (before authentication), by return code. */
+const AEDES_REFUSALS: Record<number, RefusalReason> = { 1: 'protocol-version', 2: 'bad-client-id', 3: 'server-unavailable', 6: 'keepalive-limit' };
+
+type AedesPacket = { topic: string; qos: number; retain: boolean; dup: boolean; messageId?: number; payload: Buffer | string };
+type WithInternals = Client & { _keepaliveInterval?: number; deliver0?: Deliver; deliverQoS?: Deliver };
+type Deliver = (packet: AedesPacket, cb: () => void) => void;
+
+/** Topics the broker must never capture (its own reroute of denied publishes, the mqtt sink's topics). */
+export interface HookOptions {
+  wanted: (action: string) => boolean;
+  ignoredTopics: ReadonlySet<string>;
+  record: (e: CaptureEvent) => void;
+}
+
+/**
+ * Subscribes to Aedes' events and the broker probe and turns each into one capture event. Each
+ * listener does a few object writes and hands the event to the pipeline; nothing is serialised
+ * here. Returns the function that detaches every listener.
+ */
+export function attachHooks(h: CaptureHandle, f: EventFactory, o: HookOptions): () => void {
+  const { aedes, probe } = h;
+  const { record, wanted } = o;
+  const detach: (() => void)[] = [];
+  const onAedes = (name: string, fn: (...args: never[]) => void) => {
+    (aedes as unknown as { on(n: string, f: unknown): void }).on(name, fn);
+    detach.push(() => (aedes as unknown as { off(n: string, f: unknown): void }).off(name, fn));
+  };
+  const onProbe = <K extends keyof ProbeEvents>(name: K, fn: (...args: ProbeEvents[K]) => void) => {
+    probe.on(name, fn as never);
+    detach.push(() => probe.off(name, fn as never));
+  };
+  const client = (action: string, c: Client, category: string[], type: string[], outcome?: CaptureEvent['event']['outcome']) =>
+    f.withClient(f.make(action, 'event', category, type, outcome), c, h.connOf(c), h.usernameOf(c));
+
+  if (wanted('broker-starting'))
+    onProbe('broker-starting', (listeners) => {
+      const e = f.make('broker-starting', 'event', ['process'], ['start'], 'success');
+      e.mqprobe = { listeners: listeners.map(({ listener, port }) => ({ bind: listener.bind ?? '', port, protocol: listener.protocol, tls: !!listener.tls.certfile })) };
+      record(e);
+    });
+  if (wanted('broker-stopped')) onProbe('broker-stopped', () => record(f.make('broker-stopped', 'event', ['process'], ['end'], 'success')));
+  if (wanted('connection-opened'))
+    onProbe('connection-opened', (conn) => record(f.withConn(f.make('connection-opened', 'event', ['network'], ['connection', 'start'], 'success'), conn)));
+
+  if (wanted('client-connected'))
+    onAedes('clientReady', (c: WithInternals) => {
+      const e = client('client-connected', c, ['authentication', 'session'], ['start', 'allowed'], 'success');
+      const m = e.mqtt!;
+      m.protocol_version = c.version;
+      m.clean_session = c.clean;
+      const ki = c._keepaliveInterval ?? -1;
+      m.keepalive = ki > 0 ? Math.round((ki - 1) / 1500) : 0;
+      m.reason_code = 0;
+      record(e);
+    });
+
+  // the probe names the refusals of mqprobe's authentication; Aedes' own ones show only as a CONNACK
+  const refused = new WeakSet<Client>();
+  const refusal = (c: Client, code: number, reason: RefusalReason, username: string | undefined) => {
+    const e = f.withClient(f.make('connection-refused', 'event', ['authentication'], ['start', 'denied'], 'failure'), c, h.connOf(c), username);
+    e.event.reason = reason;
+    e.mqtt!.reason_code = code;
+    if (c.version) e.mqtt!.protocol_version = c.version;
+    record(e);
+  };
+  if (wanted('connection-refused')) {
+    onProbe('connection-refused', (c, code, reason, username) => {
+      refused.add(c);
+      refusal(c, code, reason, username);
+    });
+    onAedes('connackSent', (packet: { returnCode?: number }, c: Client) => {
+      const code = packet.returnCode ?? 0;
+      if (code !== 0 && !refused.has(c)) refusal(c, code, AEDES_REFUSALS[code] ?? 'server-unavailable', undefined);
+    });
+  }
+
+  if (wanted('client-disconnected'))
+    onProbe('disconnect-reason', (c, reason, err) => {
+      const e = client('client-disconnected', c, ['session'], ['end'], reason === 'client-disconnect' ? 'success' : 'unknown');
+      e.event.reason = reason;
+      if (err && reason === 'error') e.error = { message: err.message };
+      record(e);
+    });
+  if (wanted('keepalive-timeout'))
+    onAedes('keepaliveTimeout', (c: WithInternals) => {
+      const e = client('keepalive-timeout', c, ['session'], ['end'], 'failure');
+      const ki = c._keepaliveInterval ?? -1;
+      e.mqtt!.keepalive = ki > 0 ? Math.round((ki - 1) / 1500) : 0;
+      record(e);
+    });
+  if (wanted('protocol-error'))
+    onProbe('protocol-error', (conn: ConnInfo | undefined, c: Client | undefined, err: Error) => {
+      const e = f.make('protocol-error', 'event', ['network'], ['protocol', 'error'], 'failure');
+      if (c) f.withClient(e, c, conn ?? h.connOf(c), h.usernameOf(c));
+      else f.withConn(e, conn);
+      if (e.mqtt && !e.mqtt.client_id) delete e.mqtt;
+      e.error = { message: err.message, type: err.name };
+      record(e);
+    });
+
+  // Aedes publishes a will as a publish of the closing client, after it has forgotten the will
+  const wills = new WeakMap<Client, string>();
+  const willsSeen = new WeakSet<Client>();
+  const recordWill = (c: Client, will: { topic: string; qos: number; retain: boolean; payloadSize: number }) => {
+    willsSeen.add(c);
+    const e = client('will-published', c, ['network'], ['protocol'], 'success');
+    e.mqtt!.will = { topic: will.topic, qos: will.qos, retain: will.retain, payload_size: will.payloadSize };
+    e.mqtt!.topic = will.topic;
+    record(e);
+  };
+  if (wanted('will-published')) {
+    onAedes('clientReady', (c: WithInternals) => {
+      const w = (c as { will?: { topic?: string } | null }).will;
+      if (w?.topic !== undefined) wills.set(c, w.topic);
+    });
+    // the probe reports wills too; whichever comes first is recorded
+    onProbe('will-published', (c, will) => {
+      if (!willsSeen.has(c)) recordWill(c, will);
+    });
+  }
+  const isWill = (c: Client, p: AedesPacket) => (c as { closed?: boolean }).closed === true && wills.get(c) === p.topic && !willsSeen.has(c);
+
+  if (wanted('publish-received') || wanted('will-published'))
+    onAedes('publish', (p: AedesPacket, c: Client | null) => {
+      // client null: the broker's own publishes ($SYS, the mqtt sink), never "received"
+      if (!c || o.ignoredTopics.has(p.topic)) return;
+      if (isWill(c, p)) {
+        if (wanted('will-published')) recordWill(c, { topic: p.topic, qos: p.qos, retain: p.retain, payloadSize: p.payload.length });
+        return;
+      }
+      if (!wanted('publish-received')) return;
+      const e = client('publish-received', c, ['network'], ['protocol', 'allowed'], 'success');
+      const m = e.mqtt!;
+      m.topic = p.topic;
+      m.qos = p.qos;
+      m.retain = p.retain;
+      m.dup = p.dup;
+      if (p.messageId !== undefined) m.message_id = p.messageId;
+      const payload = typeof p.payload === 'string' ? Buffer.from(p.payload) : p.payload;
+      m.payload_size = payload.length;
+      m.payload = payload;
+      record(e);
+    });
+  if (wanted('publish-denied'))
+    onProbe('publish-denied', (c, p) => {
+      const e = client('publish-denied', c, ['network'], ['protocol', 'denied'], 'failure');
+      const m = e.mqtt!;
+      m.topic = p.topic;
+      m.qos = p.qos;
+      m.retain = p.retain;
+      m.dup = p.dup;
+      if (p.messageId !== undefined) m.message_id = p.messageId;
+      m.payload_size = p.payloadSize;
+      record(e);
+    });
+
+  if (wanted('subscription-granted'))
+    onAedes('subscribe', (subs: Subscription[], c: Client) => {
+      for (const s of subs) {
+        if (s.qos >= 128) continue; // refused: the probe reported it with the requested QoS
+        const e = client('subscription-granted', c, ['network'], ['protocol', 'allowed'], 'success');
+        e.mqtt!.topic = s.topic;
+        e.mqtt!.qos = s.qos;
+        e.mqtt!.subscriptions = [{ topic: s.topic, qos: s.qos, granted_qos: s.qos }];
+        record(e);
+      }
+    });
+  if (wanted('subscription-denied'))
+    onProbe('subscription-denied', (c, s) => {
+      const e = client('subscription-denied', c, ['network'], ['protocol', 'denied'], 'failure');
+      e.mqtt!.topic = s.topic;
+      e.mqtt!.qos = s.qos;
+      e.mqtt!.subscriptions = [{ topic: s.topic, qos: s.qos, granted_qos: 128 }];
+      e.mqtt!.reason_code = 128;
+      record(e);
+    });
+  if (wanted('unsubscribed'))
+    onAedes('unsubscribe', (topics: string[], c: Client) => {
+      for (const topic of topics) {
+        const e = client('unsubscribed', c, ['network'], ['protocol'], 'success');
+        e.mqtt!.topic = topic;
+        record(e);
+      }
+    });
+
+  if (wanted('ping-received')) onAedes('ping', (_p: unknown, c: Client) => record(client('ping-received', c, ['network'], ['protocol'], 'success')));
+  if (wanted('publish-acknowledged'))
+    onAedes('ack', (p: { cmd?: string; topic?: string; messageId?: number; qos?: number }, c: Client) => {
+      const e = client('publish-acknowledged', c, ['network'], ['protocol'], 'success');
+      if (p.topic !== undefined) e.mqtt!.topic = p.topic;
+      if (p.qos !== undefined) e.mqtt!.qos = p.qos;
+      if (p.messageId !== undefined) e.mqtt!.message_id = p.messageId;
+      record(e);
+    });
+  if (wanted('publish-delivered')) onAedes('client', (c: WithInternals) => watchDeliveries(c, (p) => {
+    if (o.ignoredTopics.has(p.topic)) return; // deliveries of capture events would capture themselves
+    const e = client('publish-delivered', c, ['network'], ['protocol'], 'success');
+    const m = e.mqtt!;
+    m.topic = p.topic;
+    m.qos = p.qos;
+    m.retain = p.retain;
+    m.payload_size = typeof p.payload === 'string' ? Buffer.byteLength(p.payload) : p.payload.length;
+    record(e);
+  }));
+
+  return () => {
+    for (const d of detach) d();
+  };
+}
+
+/**
+ * Aedes has no event per outbound delivery: wrap the client's two delivery functions (the
+ * subscribe handler looks them up when a subscription is made, after the client event).
+ */
+function watchDeliveries(c: WithInternals, seen: (p: AedesPacket) => void): void {
+  for (const name of ['deliver0', 'deliverQoS'] as const) {
+    const original = c[name];
+    if (!original) continue;
+    c[name] = function (this: unknown, packet, cb) {
+      // deliverQoS hands QoS 0 packets on to deliver0, which sees them
+      if (name === 'deliver0' || packet.qos > 0) seen(packet);
+      return original.call(this, packet, cb);
+    };
+  }
+}

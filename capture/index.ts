@@ -1,0 +1,153 @@
+/**
+ * Capture: every broker event as one ECS JSON line (docs/capture-events.md), through a bounded
+ * pipeline to the configured sinks. The broker hands over a CaptureHandle; detection and beats
+ * observe events through `subscribe()` and add their own through `emit()`.
+ */
+import { join } from 'node:path';
+import { actionFilter } from './actions.js';
+import { EventFactory } from './build.js';
+import type { CaptureEvent, CaptureListener, PartialEvent } from './event.js';
+import { DATASET, ECS_VERSION } from './event.js';
+import type { CaptureHandle } from './handle.js';
+import { attachHooks } from './hooks.js';
+import { captureMetrics } from './metrics.js';
+import { Pipeline, type PipelineStats } from './pipeline.js';
+import { SinkRunner, type DropEpisode, type RunnerStats } from './runner.js';
+import { createSink, folderName } from './sinks/index.js';
+import { Spool } from './spool.js';
+
+export type { CaptureHandle } from './handle.js';
+export type { CaptureEvent, CaptureListener, PartialEvent } from './event.js';
+export type { DropEpisode } from './runner.js';
+
+export interface CaptureStats extends PipelineStats {
+  sinks: ({ name: string } & RunnerStats)[];
+}
+
+export interface Capture {
+  /**
+   * Calls `listener` with every recorded event (after its flush: time, payload policy and message
+   * are set), in event.sequence order, including events added through `emit()`. The event must not
+   * be changed. Returns the unsubscribe function. The first subscriber switches the broker hooks
+   * on even when no capture_sink is configured.
+   */
+  subscribe(listener: CaptureListener): () => void;
+  /**
+   * Records an event from outside the broker hooks (detection alerts: `event.kind: "alert"`; beats).
+   * Capture fills in `@timestamp` (unless given), ecs, observer, service, event.dataset,
+   * event.kind (default `event`), event.id and event.sequence. Not filtered by capture_events.
+   * Returns the recorded event, or undefined after stop().
+   */
+  emit(partial: PartialEvent): CaptureEvent | undefined;
+  stats(): CaptureStats;
+  /**
+   * Detaches the hooks, flushes, and gives each sink until the deadline to deliver what it holds;
+   * the rest goes to the spool (or is counted as dropped without one). Idempotent.
+   */
+  stop(deadlineMs?: number): Promise<void>;
+}
+
+export interface CaptureOptions {
+  /** Reconnect/retry backoff of every sink (defaults: 250 ms doubling to 30 s, with jitter). */
+  backoff?: { baseMs: number; maxMs: number };
+  /** Where `capture_sink stdout` writes (default process.stdout). */
+  stdout?: NodeJS.WritableStream;
+  /** Bytes of recent lines a logstash sink sends again after a broken connection (default 256 KiB). */
+  resendBytes?: number;
+}
+
+/** Starts capture on a broker. Never throws for sink trouble: sinks that cannot deliver retry, spool and count. */
+export function startCapture(h: CaptureHandle, opts: CaptureOptions = {}): Capture {
+  const cfg = h.config;
+  const log = h.log.child({ name: 'capture' });
+  const factory = new EventFactory(h.info);
+  const ignoredTopics = new Set(['$mqprobe/denied', ...cfg.sinks.flatMap((s) => (s.kind === 'mqtt' ? [s.topic] : []))]);
+  let pipeline: Pipeline | undefined = undefined;
+  const runners = (): SinkRunner[] => pipeline?.runners ?? [];
+  const metrics = captureMetrics(h.metrics, () => runners().map((r) => ({ name: r.sink.name, stats: () => r.stats() })), () => pipeline?.sequence ?? 0);
+
+  const dropEvent = (ep: DropEpisode): CaptureEvent => {
+    const e = factory.make('capture-dropped', 'metric', ['process'], ['info'], 'failure');
+    e.event.reason = ep.reason;
+    e.mqprobe = { capture: { sink: ep.sink, dropped: ep.count, first_sequence: ep.first, last_sequence: ep.last } };
+    return e;
+  };
+  const p = new Pipeline(`${h.info.id}-`, cfg, metrics, log, dropEvent);
+  pipeline = p;
+
+  const names = new Set<string>();
+  for (const sc of cfg.sinks) {
+    const { sink, spools } = createSink(sc, { aedes: h.aedes, config: cfg, log, stdout: opts.stdout, resendBytes: opts.resendBytes });
+    let name = sink.name;
+    for (let i = 2; names.has(name); i++) name = `${sink.name}#${i}`;
+    names.add(name);
+    const named = name === sink.name ? sink : { ...sink, name, write: sink.write, close: sink.close };
+    let spool: Spool | undefined;
+    if (spools && cfg.spoolDir) {
+      try {
+        spool = new Spool(join(cfg.spoolDir, folderName(name)), cfg.spoolMaxBytes, log.child({ sink: name }));
+      } catch (err) {
+        log.error({ sink: name, dir: cfg.spoolDir, err: (err as Error).message }, 'capture spool unusable; this sink drops (and counts) what its queue cannot hold');
+      }
+    }
+    p.runners.push(
+      new SinkRunner(named, {
+        queueMax: cfg.queueMax,
+        spool,
+        log: log.child({ sink: name }),
+        backoff: opts.backoff ?? { baseMs: 250, maxMs: 30_000 },
+        onDrops: p.reportDrops,
+        count: {
+          delivered: (n) => metrics.delivered.inc({ sink: name }, n),
+          dropped: (reason, n) => metrics.dropped.inc({ sink: name, reason }, n),
+          failure: () => metrics.failures.inc({ sink: name }),
+        },
+      }),
+    );
+  }
+
+  let detach: (() => void) | undefined;
+  const hook = () => {
+    detach ??= attachHooks(h, factory, { wanted: actionFilter(cfg.events), ignoredTopics, record: (e) => p.record(e) });
+  };
+  if (cfg.sinks.length) {
+    hook();
+    log.info({ sinks: p.runners.map((r) => r.sink.name), format: cfg.format, payload: cfg.payload.mode, events: cfg.events }, 'capture started');
+  }
+
+  let stopping: Promise<void> | undefined;
+  return {
+    subscribe(listener) {
+      hook();
+      return p.subscribe(listener);
+    },
+    emit(partial) {
+      if (stopping) return undefined;
+      const e = complete(partial, factory);
+      p.record(e);
+      return e;
+    },
+    stats: () => ({ ...p.stats(), sinks: p.runners.map((r) => ({ name: r.sink.name, ...r.stats() })) }),
+    stop(deadlineMs = 5000) {
+      stopping ??= (async () => {
+        detach?.();
+        p.flush();
+        for (const r of p.runners) r.reportDrops();
+        p.close();
+        await Promise.all(p.runners.map((r) => r.stop(deadlineMs)));
+        log.info({ events: p.sequence }, 'capture stopped');
+      })();
+      return stopping;
+    },
+  };
+}
+
+/** An emitted event with what every capture event carries. */
+function complete(partial: PartialEvent, factory: EventFactory): CaptureEvent {
+  const base = factory.make(partial.event.action, partial.event.kind ?? 'event', undefined, undefined);
+  const e = { ...base, ...partial, ecs: { version: ECS_VERSION }, observer: base.observer, service: base.service } as CaptureEvent;
+  e['@timestamp'] = partial['@timestamp'] ?? '';
+  e.message = partial.message ?? '';
+  e.event = { ...partial.event, kind: partial.event.kind ?? 'event', action: partial.event.action, dataset: DATASET, id: '', sequence: 0 };
+  return e;
+}

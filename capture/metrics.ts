@@ -1,0 +1,49 @@
+import { Counter, Gauge, type Registry } from 'prom-client';
+import type { RunnerStats } from './runner.js';
+
+export interface CaptureMetrics {
+  events: Counter<'action'>;
+  delivered: Counter<'sink'>;
+  dropped: Counter<'sink' | 'reason'>;
+  failures: Counter<'sink'>;
+}
+
+/** The capture series on /metrics; queue and spool gauges are read from the runners at scrape time. */
+export function captureMetrics(registry: Registry, runners: () => { name: string; stats(): RunnerStats }[], sequence: () => number): CaptureMetrics {
+  const reuse = <T>(name: string, make: () => T): T => (registry.getSingleMetric(name) as T | undefined) ?? make();
+  const registers = [registry];
+  reuse('mqprobe_capture_queue_events', () => new Gauge({
+    name: 'mqprobe_capture_queue_events',
+    help: 'Capture events waiting in a sink\'s memory queue.',
+    labelNames: ['sink'],
+    registers,
+    collect() {
+      this.reset();
+      for (const r of runners()) this.set({ sink: r.name }, r.stats().queued);
+    },
+  }));
+  reuse('mqprobe_capture_spool_bytes', () => new Gauge({
+    name: 'mqprobe_capture_spool_bytes',
+    help: 'Bytes of capture events in a sink\'s disk spool.',
+    labelNames: ['sink'],
+    registers,
+    collect() {
+      this.reset();
+      for (const r of runners()) this.set({ sink: r.name }, r.stats().spoolBytes);
+    },
+  }));
+  reuse('mqprobe_capture_sequence', () => new Gauge({
+    name: 'mqprobe_capture_sequence',
+    help: 'event.sequence of the latest capture event of this broker instance.',
+    registers,
+    collect() {
+      this.set(sequence());
+    },
+  }));
+  return {
+    events: reuse('mqprobe_capture_events_total', () => new Counter({ name: 'mqprobe_capture_events_total', help: 'Capture events recorded, by event.action.', labelNames: ['action'], registers })),
+    delivered: reuse('mqprobe_capture_delivered_total', () => new Counter({ name: 'mqprobe_capture_delivered_total', help: 'Capture events a sink delivered.', labelNames: ['sink'], registers })),
+    dropped: reuse('mqprobe_capture_dropped_total', () => new Counter({ name: 'mqprobe_capture_dropped_total', help: 'Capture events a sink dropped (queue full without spool, spool full, shutdown without spool).', labelNames: ['sink', 'reason'], registers })),
+    failures: reuse('mqprobe_capture_sink_failures_total', () => new Counter({ name: 'mqprobe_capture_sink_failures_total', help: 'Failed sink writes (each retried after a backoff).', labelNames: ['sink'], registers })),
+  };
+}

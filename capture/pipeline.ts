@@ -1,0 +1,136 @@
+import type { Logger } from 'pino';
+import type { CaptureConfig } from './config.js';
+import { describe } from './describe.js';
+import type { CaptureEvent, CaptureListener } from './event.js';
+import type { CaptureMetrics } from './metrics.js';
+import { applyPayloadPolicy } from './payload.js';
+import type { DropEpisode, SinkRunner } from './runner.js';
+import { ecsLine, hicapLine } from './serialize.js';
+
+export interface PipelineStats {
+  /** Events recorded (the latest event.sequence). */
+  recorded: number;
+  /** Events dropped before any sink saw them (more than capture_queue_max waiting for one flush). */
+  droppedAtIntake: number;
+  listenerErrors: number;
+}
+
+/**
+ * The hot half and the batched half of capture. `record()` numbers an event and queues it (no
+ * serialisation, no I/O); once per turn of the event loop `flush()` finishes the queued events
+ * (time, payload policy, message), shows them to the listeners, serialises each once and offers
+ * the line to every sink's runner.
+ */
+export class Pipeline {
+  readonly runners: SinkRunner[] = [];
+  private seq = 0;
+  private pending: CaptureEvent[] = [];
+  private times: number[] = [];
+  private scheduled = false;
+  private stopped = false;
+  private readonly listeners = new Set<CaptureListener>();
+  private readonly serialize: (e: CaptureEvent) => string | undefined;
+  private readonly s: PipelineStats = { recorded: 0, droppedAtIntake: 0, listenerErrors: 0 };
+  private intakeDrops?: DropEpisode;
+  private lastMs = -1;
+  private lastIso = '';
+
+  constructor(
+    private readonly idPrefix: string,
+    private readonly config: Pick<CaptureConfig, 'format' | 'payload' | 'queueMax'>,
+    private readonly metrics: CaptureMetrics,
+    private readonly log: Logger,
+    private readonly makeDropEvent: (ep: DropEpisode) => CaptureEvent,
+  ) {
+    this.serialize = config.format === 'hicap' ? hicapLine : ecsLine;
+  }
+
+  get sequence(): number {
+    return this.seq;
+  }
+
+  stats(): PipelineStats {
+    return { ...this.s, recorded: this.seq };
+  }
+
+  subscribe(l: CaptureListener): () => void {
+    this.listeners.add(l);
+    return () => this.listeners.delete(l);
+  }
+
+  /** The hot path: number the event, queue it, make sure a flush is coming. */
+  record(e: CaptureEvent): void {
+    if (this.stopped) return;
+    const seq = ++this.seq;
+    e.event.sequence = seq;
+    e.event.id = this.idPrefix + seq;
+    if (this.pending.length >= this.config.queueMax) {
+      this.s.droppedAtIntake++;
+      this.metrics.dropped.inc({ sink: 'intake', reason: 'queue-full' });
+      this.intakeDrops ??= { sink: 'intake', reason: 'queue-full', first: seq, last: seq, count: 0 };
+      this.intakeDrops.last = seq;
+      this.intakeDrops.count++;
+      return;
+    }
+    this.pending.push(e);
+    this.times.push(Date.now());
+    if (!this.scheduled) {
+      this.scheduled = true;
+      setImmediate(this.flush);
+    }
+  }
+
+  /** A sink (or the intake) dropped a run of events: record that as a capture-dropped metric event. */
+  reportDrops = (ep: DropEpisode): void => {
+    this.log.warn({ sink: ep.sink, reason: ep.reason, dropped: ep.count, first: ep.first, last: ep.last }, `capture sink ${ep.sink} dropped ${ep.count} events`);
+    if (!this.stopped) this.record(this.makeDropEvent(ep));
+  };
+
+  flush = (): void => {
+    this.scheduled = false;
+    const batch = this.pending;
+    const times = this.times;
+    if (batch.length === 0) return;
+    this.pending = [];
+    this.times = [];
+    const counts = new Map<string, number>();
+    for (let i = 0; i < batch.length; i++) {
+      const e = batch[i];
+      if (!e['@timestamp']) e['@timestamp'] = this.iso(times[i]);
+      if (e.mqtt?.payload !== undefined) applyPayloadPolicy(e.mqtt, this.config.payload);
+      if (!e.message) e.message = describe(e);
+      const a = e.event.action;
+      counts.set(a, (counts.get(a) ?? 0) + 1);
+      for (const l of this.listeners) {
+        try {
+          l(e);
+        } catch (err) {
+          if (this.s.listenerErrors++ % 1000 === 0) this.log.error({ err: (err as Error).message, action: a }, 'a capture listener threw; the event is still captured');
+        }
+      }
+      const line = this.serialize(e);
+      if (line === undefined) continue;
+      for (const r of this.runners) r.offer(line, e.event.sequence);
+    }
+    for (const [action, n] of counts) this.metrics.events.inc({ action }, n);
+    if (this.intakeDrops) {
+      const ep = this.intakeDrops;
+      this.intakeDrops = undefined;
+      this.reportDrops(ep);
+    }
+  };
+
+  /** Stops taking events: what is queued is flushed to the runners first. */
+  close(): void {
+    this.flush();
+    this.stopped = true;
+  }
+
+  private iso(ms: number): string {
+    if (ms !== this.lastMs) {
+      this.lastMs = ms;
+      this.lastIso = new Date(ms).toISOString();
+    }
+    return this.lastIso;
+  }
+}

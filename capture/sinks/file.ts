@@ -1,0 +1,70 @@
+import { mkdir, open, rename, rm, stat, type FileHandle } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import type { Sink } from '../runner.js';
+
+export interface FileSinkOptions {
+  path: string;
+  /** Rotate before a write would take the file past this size. */
+  maxBytes: number;
+  /** Rotated files kept (`path.1` newest … `path.N`); 0 keeps none. */
+  maxFiles: number;
+}
+
+/**
+ * `capture_sink file <path>`: appends event lines; rotates by size the way logrotate's `create`
+ * mode does (rename, then a new file), so `tail -F` follows across rotations. A batch is never
+ * split across two files.
+ */
+export function fileSink(o: FileSinkOptions): Sink {
+  let fh: FileHandle | undefined;
+  let size = 0;
+  const openFile = async () => {
+    await mkdir(dirname(o.path), { recursive: true });
+    fh = await open(o.path, 'a', 0o640);
+    size = (await fh.stat()).size;
+    return fh;
+  };
+  const rotate = async () => {
+    await fh?.close();
+    fh = undefined;
+    if (o.maxFiles === 0) await rm(o.path, { force: true });
+    else {
+      await rm(`${o.path}.${o.maxFiles}`, { force: true });
+      for (let i = o.maxFiles - 1; i >= 1; i--) {
+        if (await exists(`${o.path}.${i}`)) await rename(`${o.path}.${i}`, `${o.path}.${i + 1}`);
+      }
+      await rename(o.path, `${o.path}.1`);
+    }
+  };
+  return {
+    name: `file:${o.path}`,
+    async write(lines) {
+      const data = Buffer.from(`${lines.join('\n')}\n`);
+      let h = fh ?? (await openFile());
+      if (size > 0 && size + data.length > o.maxBytes) {
+        await rotate();
+        h = await openFile();
+      }
+      try {
+        await h.write(data);
+        size += data.length;
+      } catch (err) {
+        // reopen next time (the file may have been removed or its disk filled)
+        await h.close().catch(() => {});
+        fh = undefined;
+        throw err;
+      }
+    },
+    async close() {
+      await fh?.close();
+      fh = undefined;
+    },
+  };
+}
+
+async function exists(p: string): Promise<boolean> {
+  return stat(p).then(
+    () => true,
+    () => false,
+  );
+}

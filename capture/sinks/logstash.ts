@@ -1,0 +1,145 @@
+import net from 'node:net';
+import tls from 'node:tls';
+import { readFile } from 'node:fs/promises';
+import type { Logger } from 'pino';
+import type { CaptureConfig } from '../config.js';
+import type { Sink } from '../runner.js';
+import { SinkUnavailableError } from './elasticsearch.js';
+
+const IDLE_SAFE_MS = 5000;
+
+export interface LogstashSinkOptions {
+  url: URL;
+  tls: CaptureConfig['tls'];
+  log: Logger;
+  connectTimeoutMs?: number;
+  /**
+   * json_lines over TCP has no acknowledgement: what the receiver had not read when the connection
+   * broke is lost without a trace. The lines written most recently (up to this many bytes) are
+   * therefore sent again on the next connection; a receiver drops the copies by `event.id`.
+   */
+  resendBytes?: number;
+}
+
+/**
+ * `capture_sink logstash tcp://host:port | tls://host:port`: newline-delimited JSON to a Logstash
+ * `tcp` input with the `json_lines` codec (or anything speaking it). TLS uses capture_tls_cafile
+ * to check the server and presents capture_tls_certfile/keyfile as client certificate; the key is
+ * read at each connection and never appears in a message.
+ */
+export function logstashSink(o: LogstashSinkOptions): Sink {
+  const host = o.url.hostname.replace(/^\[|\]$/g, '');
+  const port = Number(o.url.port);
+  const secure = o.url.protocol === 'tls:';
+  const resendBytes = o.resendBytes ?? 256 * 1024;
+  let sock: net.Socket | undefined;
+  let broken = false;
+  /** Lines written on connections since broken or still open, newest last, bounded by resendBytes. */
+  let recent: string[] = [];
+  let recentBytes = 0;
+  let lastWriteAt = 0;
+
+  const remember = (lines: string[]) => {
+    for (const l of lines) {
+      recent.push(l);
+      recentBytes += l.length + 1;
+    }
+    let drop = 0;
+    while (recentBytes > resendBytes && drop < recent.length - 1) recentBytes -= recent[drop++].length + 1;
+    if (drop) recent = recent.slice(drop);
+  };
+
+  const connect = async (): Promise<net.Socket> => {
+    const tlsOpts = secure ? await tlsFiles(o.tls) : undefined;
+    return new Promise((resolve, reject) => {
+      const s = secure ? tls.connect({ host, port, servername: net.isIP(host) ? undefined : host, ...tlsOpts }) : net.connect({ host, port });
+      const timer = setTimeout(() => s.destroy(new Error(`no connection within ${o.connectTimeoutMs ?? 5000} ms`)), o.connectTimeoutMs ?? 5000);
+      const fail = (err: Error) => {
+        clearTimeout(timer);
+        reject(new SinkUnavailableError(`cannot connect to ${o.url.protocol}//${o.url.host}: ${err.message}`));
+      };
+      s.once('error', fail);
+      s.once(secure ? 'secureConnect' : 'connect', () => {
+        clearTimeout(timer);
+        s.off('error', fail);
+        s.setKeepAlive(true, 10_000);
+        s.setNoDelay(true);
+        // Logstash sends nothing; an end or error means the receiver is gone
+        s.on('data', () => {});
+        const lost = (err?: Error) => {
+          if (sock !== s) return;
+          broken = true;
+          sock = undefined;
+          // long after the last write the receiver has had every chance to read it: nothing is at risk
+          if (Date.now() - lastWriteAt > IDLE_SAFE_MS) {
+            recent = [];
+            recentBytes = 0;
+          }
+          s.destroy();
+          o.log.warn({ receiver: `${o.url.protocol}//${o.url.host}`, err: err?.message }, 'logstash receiver closed the connection');
+        };
+        s.on('end', () => lost());
+        s.on('error', lost);
+        s.on('close', () => lost());
+        resolve(s);
+      });
+    });
+  };
+
+  const send = (s: net.Socket, data: string) =>
+    new Promise<void>((resolve, reject) => {
+      s.write(data, (err) => (err ? reject(new SinkUnavailableError(`write to ${o.url.host} failed: ${err.message}`)) : resolve()));
+    });
+
+  return {
+    name: `logstash:${o.url.protocol}//${o.url.host}`,
+    async write(lines) {
+      if (!sock) {
+        const s = await connect();
+        sock = s;
+        if (broken && recent.length) {
+          o.log.info({ events: recent.length }, 'resending the events written just before the connection broke');
+          const again = recent;
+          recent = [];
+          recentBytes = 0;
+          await send(s, `${again.join('\n')}\n`);
+          remember(again);
+        }
+        broken = false;
+      }
+      const s = sock;
+      await send(s, `${lines.join('\n')}\n`);
+      if (sock !== s) throw new SinkUnavailableError(`connection to ${o.url.host} lost during the write`);
+      remember(lines);
+      lastWriteAt = Date.now();
+    },
+    async close() {
+      const s = sock;
+      sock = undefined;
+      if (!s) return;
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(() => {
+          s.destroy();
+          resolve();
+        }, 2000);
+        s.end(() => {
+          clearTimeout(t);
+          resolve();
+        });
+      });
+    },
+  };
+}
+
+async function tlsFiles(t: CaptureConfig['tls']): Promise<tls.ConnectionOptions> {
+  const read = async (key: string, path: string | undefined) => {
+    if (!path) return undefined;
+    try {
+      return await readFile(path);
+    } catch (err) {
+      // the path and the reason only: never the content
+      throw new SinkUnavailableError(`capture_tls_${key} ${path}: ${(err as NodeJS.ErrnoException).code ?? 'unreadable'}`);
+    }
+  };
+  return { ca: await read('cafile', t.cafile), cert: await read('certfile', t.certfile), key: await read('keyfile', t.keyfile) };
+}
