@@ -18,6 +18,7 @@ import { createBrokerState } from './persistence/index.js';
 import { VERSION } from './version.js';
 import { newListener } from './config/load.js';
 import { attachBeats } from '../bridges/index.js';
+import { startCapture, type Capture } from '../capture/index.js';
 
 /** In-process connections belong to no network listener: no mount point, limit or per-listener security. */
 const INTERNAL_LISTENER = newListener(0, { file: '<internal>', line: 0 });
@@ -33,6 +34,8 @@ export interface RunningBroker {
   ports: number[];
   httpPort?: number;
   info: { name: string; id: string; version: string };
+  /** The capture pipeline (detection subscribes to it and emits alerts through it). */
+  capture: Capture;
   /** Hands an in-process stream to the broker as a trusted internal connection (client ids starting with `$`). */
   connectInternal(stream: Duplex): void;
   /** Re-reads password and ACL files (SIGHUP). */
@@ -69,6 +72,8 @@ export async function startBroker(config: BrokerConfig, opts: StartOptions): Pro
   let closing = false;
 
   watchClients(aedes, probe, access, log, config, () => closing);
+  // before the listeners open, so the first connection and broker-starting are captured
+  const capture = startCapture({ aedes, probe, log, metrics, config: config.capture, info, connOf: connInfo, usernameOf: (c) => clientMeta(c)?.username });
 
   const handle = (stream: Duplex, conn: ConnInfo, req?: IncomingMessage) => {
     const client = aedes.handle(stream);
@@ -82,6 +87,7 @@ export async function startBroker(config: BrokerConfig, opts: StartOptions): Pro
   } catch (err) {
     await Promise.all(bound.map((b) => b.close()));
     await new Promise<void>((r) => aedes.close(() => r()));
+    await capture.stop();
     throw err;
   }
   for (const b of bound) {
@@ -130,6 +136,7 @@ export async function startBroker(config: BrokerConfig, opts: StartOptions): Pro
     ports: bound.map((b) => b.port),
     httpPort,
     info,
+    capture,
     connectInternal,
     reload: async () => {
       try {
@@ -151,6 +158,7 @@ export async function startBroker(config: BrokerConfig, opts: StartOptions): Pro
         await Promise.all(bound.map((b) => b.close()));
         if (http) await http.close();
         probe.emit('broker-stopped');
+        await capture.stop();
         log.info('broker stopped');
       })();
       return closed;
