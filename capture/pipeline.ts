@@ -7,10 +7,12 @@ import { applyPayloadPolicy } from './payload.js';
 import type { DropEpisode, SinkRunner } from './runner.js';
 import { ecsLine, hicapLine } from './serialize.js';
 
+const INTAKE_MIN = 100_000;
+
 export interface PipelineStats {
   /** Events recorded (the latest event.sequence). */
   recorded: number;
-  /** Events dropped before any sink saw them (more than capture_queue_max waiting for one flush). */
+  /** Events dropped before any sink saw them (more than max(capture_queue_max, 100000) waiting for one flush). */
   droppedAtIntake: number;
   listenerErrors: number;
 }
@@ -32,6 +34,8 @@ export class Pipeline {
   private readonly serialize: (e: CaptureEvent) => string | undefined;
   private readonly s: PipelineStats = { recorded: 0, droppedAtIntake: 0, listenerErrors: 0 };
   private intakeDrops?: DropEpisode;
+  /** One turn of the event loop can bring many publishes; the per-sink queues apply capture_queue_max. */
+  private readonly intakeMax: number;
   private lastMs = -1;
   private lastIso = '';
 
@@ -43,6 +47,7 @@ export class Pipeline {
     private readonly makeDropEvent: (ep: DropEpisode) => CaptureEvent,
   ) {
     this.serialize = config.format === 'hicap' ? hicapLine : ecsLine;
+    this.intakeMax = Math.max(config.queueMax, INTAKE_MIN);
   }
 
   get sequence(): number {
@@ -64,7 +69,7 @@ export class Pipeline {
     const seq = ++this.seq;
     e.event.sequence = seq;
     e.event.id = this.idPrefix + seq;
-    if (this.pending.length >= this.config.queueMax) {
+    if (this.pending.length >= this.intakeMax) {
       this.s.droppedAtIntake++;
       this.metrics.dropped.inc({ sink: 'intake', reason: 'queue-full' });
       this.intakeDrops ??= { sink: 'intake', reason: 'queue-full', first: seq, last: seq, count: 0 };

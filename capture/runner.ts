@@ -90,7 +90,10 @@ export class SinkRunner {
     this.wake?.();
   }
 
-  /** Delivers what is in memory until the deadline, then spools (or counts as dropped) the rest. */
+  /**
+   * Delivers what is in memory and in the spool until the deadline; then what is left in memory goes
+   * to the spool (or is counted as dropped without one) and the spool waits for the next start.
+   */
   async stop(deadlineMs: number): Promise<void> {
     this.stopping = true;
     this.deadline = Date.now() + deadlineMs;
@@ -171,7 +174,6 @@ export class SinkRunner {
       if (this.stopping && Date.now() >= this.deadline) return undefined;
       const inMemory = this.q.length - this.head;
       if (inMemory > 0) return this.fromMemory();
-      if (this.stopping) return undefined; // the spool waits for the next start
       if (this.replay) {
         const r = this.replay;
         if (r.pos < r.chunk.lines.length) return this.fromReplay(r);
@@ -186,6 +188,7 @@ export class SinkRunner {
         continue;
       }
       this.spooling = false;
+      if (this.stopping) return undefined;
       await new Promise<void>((r) => (this.wake = r));
       this.wake = undefined;
     }
