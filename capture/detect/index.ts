@@ -1,0 +1,98 @@
+/**
+ * Detection in the broker (docs/detection.md): the detectors watch the capture stream and raise
+ * alerts as capture events (`event.kind: alert`) that capture records like any other event, and
+ * publish each on `$SYS/broker/alerts/<rule name>`. The broker wires it in one line:
+ * `capture.subscribe(createDetection(config.detect, deps).observe)`.
+ */
+import type { Logger } from 'pino';
+import { Counter, type Registry } from 'prom-client';
+import type { DetectConfig } from '../detect-config.js';
+import type { AlertEvent } from './alert.js';
+import { DetectionEngine, type EngineStats } from './engine.js';
+import { INDICATORS_SERVICE, isIndicatorLookup, type IndicatorLookup } from './indicators.js';
+
+export type { AlertEvent } from './alert.js';
+export { DetectionEngine } from './engine.js';
+export { IndicatorList, INDICATORS_SERVICE } from './indicators.js';
+
+/** Where alerts are published: one topic per rule. */
+export const ALERT_TOPIC_PREFIX = '$SYS/broker/alerts/';
+
+export interface DetectionDeps {
+  /** Records an alert as a capture event (capture's `emit`). */
+  raise(alert: AlertEvent): void;
+  /** Publishes inside the broker (non-retained, QoS 0). */
+  publish?(topic: string, payload: string): void;
+  log: Logger;
+  metrics?: Registry;
+  /** The services map the beats share: the OpenCTI beat's indicator set is looked up there at each match. */
+  services?: Map<string, unknown>;
+  /** How often suppressions due by the wall clock are ended with their summary (default 1 s). */
+  tickMs?: number;
+}
+
+export interface Detection {
+  /** One capture event; alerts and the broker's own events are ignored. Never throws. */
+  observe: (event: unknown) => void;
+  stats(): EngineStats;
+  /** Ends the clock tick and raises the summaries of suppressions still running. Idempotent. */
+  stop(): void;
+}
+
+/** Starts the detectors; a `detect_rule` naming an unknown rule or parameter, or a bad value, throws ConfigError. */
+export function createDetection(config: DetectConfig, deps: DetectionDeps): Detection {
+  const log = deps.log.child({ name: 'capture.detect' });
+  const services = deps.services;
+  const indicators = (): IndicatorLookup | undefined => {
+    const s = services?.get(INDICATORS_SERVICE);
+    return isIndicatorLookup(s) ? s : undefined;
+  };
+  const engine = new DetectionEngine({ config, indicators });
+  const counter = deps.metrics
+    ? new Counter({ name: 'mqprobe_detect_alerts_total', help: 'Alerts raised by the detectors (alert-summary included), by rule.', labelNames: ['rule', 'action'], registers: [deps.metrics] })
+    : undefined;
+  let errors = 0;
+
+  const raise = (alerts: readonly AlertEvent[]) => {
+    for (const a of alerts) {
+      counter?.inc({ rule: a.rule.name, action: a.event.action });
+      log.warn({ rule: a.rule.name, entity: a.mqprobe.detect.entity, action: a.event.action }, a.message);
+      try {
+        deps.raise(a);
+        deps.publish?.(ALERT_TOPIC_PREFIX + a.rule.name, JSON.stringify(a));
+      } catch (err) {
+        log.error({ err: (err as Error).message, rule: a.rule.name }, 'could not deliver an alert');
+      }
+    }
+  };
+
+  const enabled = config.enabled && engine.rules.length > 0;
+  let timer: NodeJS.Timeout | undefined;
+  if (enabled) {
+    timer = setInterval(() => raise(engine.advanceTo(Date.now())), deps.tickMs ?? 1000);
+    timer.unref();
+    log.info({ rules: engine.rules.map((r) => r.spec.name) }, 'detection started');
+  }
+  let stopped = !enabled;
+
+  return {
+    observe(event) {
+      if (stopped) return;
+      const kind = (event as { event?: { kind?: unknown } } | null)?.event?.kind;
+      if (kind === 'alert') return;
+      try {
+        raise(engine.process(event));
+      } catch (err) {
+        // a detector bug must cost detection, never the broker
+        if (errors++ % 1000 === 0) log.error({ err: (err as Error).message }, 'a detector failed on an event');
+      }
+    },
+    stats: () => ({ ...engine.stats }),
+    stop() {
+      if (stopped) return;
+      stopped = true;
+      clearInterval(timer);
+      raise(engine.flush());
+    },
+  };
+}

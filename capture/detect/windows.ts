@@ -1,0 +1,235 @@
+import { LRUCache } from 'lru-cache';
+
+/**
+ * Event-time window state for the detectors. Everything here is bounded: per-entity state by
+ * the rule's threshold, and the number of entities by an LRU (`max_tracked`), so a flood of new
+ * client ids, addresses or topics evicts the least recently seen ones instead of growing.
+ */
+
+/** Per-entity state with at most `max` entities, least recently used evicted first. */
+export function trackedMap<V extends {}>(max: number): LRUCache<string, V> {
+  return new LRUCache<string, V>({ max });
+}
+
+/** The entity's state, created on first sight. */
+export function stateOf<V extends {}>(map: LRUCache<string, V>, key: string, create: () => V): V {
+  let v = map.get(key);
+  if (v === undefined) {
+    v = create();
+    map.set(key, v);
+  }
+  return v;
+}
+
+/**
+ * Exact sliding-window count: the times and sequence numbers of the entity's last events within
+ * the window, at most `cap` of them (the rule's threshold), so the evidence names exactly the
+ * events that crossed it.
+ */
+export class WindowLog {
+  private times: number[] = [];
+  private seqs: number[] = [];
+
+  /** Adds an event and returns how many lie within `window` ms up to `time` (at most cap). */
+  add(time: number, seq: number, window: number, cap: number): number {
+    const from = time - window;
+    let drop = 0;
+    while (drop < this.times.length && this.times[drop] <= from) drop++;
+    if (this.times.length - drop + 1 > cap) drop = this.times.length + 1 - cap;
+    if (drop > 0) {
+      this.times.splice(0, drop);
+      this.seqs.splice(0, drop);
+    }
+    this.times.push(time);
+    this.seqs.push(seq);
+    return this.times.length;
+  }
+
+  get first(): number {
+    return this.times[0];
+  }
+
+  /** Sequence numbers of the events in the log (those with one). */
+  sequences(): number[] {
+    return this.seqs.filter((s) => s >= 0);
+  }
+
+  clear(): void {
+    this.times = [];
+    this.seqs = [];
+  }
+}
+
+/**
+ * Exact sliding-window distinct count (user names per address, filters per client): each item's
+ * last time and sequence number, bounded by the rule's threshold. Expired items are only swept
+ * when the count could reach the threshold, which keeps the common case to one Map lookup.
+ */
+export class DistinctWindow {
+  private last = new Map<string, { time: number; seq: number }>();
+
+  /** Adds an item and returns the number of distinct items seen within `window` ms up to `time`. */
+  add(item: string, time: number, seq: number, window: number, threshold: number): number {
+    const e = this.last.get(item);
+    if (e) {
+      e.time = time;
+      e.seq = seq;
+    } else {
+      this.last.set(item, { time, seq });
+    }
+    if (this.last.size < threshold) return this.last.size;
+    const from = time - window;
+    for (const [k, v] of this.last) if (v.time <= from) this.last.delete(k);
+    return this.last.size;
+  }
+
+  items(): string[] {
+    return [...this.last.keys()];
+  }
+
+  /** Sequence numbers of each item's last event (those with one), in time order. */
+  sequences(): number[] {
+    return [...this.last.values()].sort((a, b) => a.time - b.time).map((v) => v.seq).filter((s) => s >= 0);
+  }
+
+  clear(): void {
+    this.last.clear();
+  }
+}
+
+export interface BaselineParams {
+  /** Bucket length, ms. */
+  bucket: number;
+  /** EWMA weight of a completed bucket. */
+  alpha: number;
+  /** Completed buckets before the learned baseline is trusted. */
+  warmup: number;
+  /** A completed bucket is learned as at most `mean + clip × deviation`. */
+  clip: number;
+}
+
+/**
+ * A publish rate and its learned baseline, in O(1) memory: the count of the current and previous
+ * bucket (the sliding count weights the previous bucket by the part of it still inside the
+ * window, as rate limiters do) and an EWMA of bucket counts with an EWMA of absolute deviations.
+ * A completed bucket is clipped to `mean + clip × deviation` before it is learned, so a flood
+ * cannot teach the baseline that floods are normal. Idle buckets are learned as zeros in closed
+ * form, however long the gap.
+ */
+export class RateBaseline {
+  start = -1;
+  cur = 0;
+  prev = 0;
+  mean = 0;
+  dev = 0;
+  /** Completed buckets learned. */
+  n = 0;
+  /** Sequence number of the first event in the current bucket. */
+  firstSeq = -1;
+  /** Bucket start of the last alert (one alert per bucket at most). */
+  alerted = -1;
+
+  /** Counts one event at `time` and returns the sliding count over the last bucket length. */
+  add(time: number, seq: number, p: BaselineParams): number {
+    if (this.start < 0) this.start = time - (time % p.bucket);
+    const gone = Math.floor((time - this.start) / p.bucket);
+    if (gone > 0) {
+      this.learn(this.cur, p);
+      this.learnZeros(gone - 1, p);
+      this.prev = gone === 1 ? this.cur : 0;
+      this.cur = 0;
+      this.start += gone * p.bucket;
+    }
+    if (this.cur === 0) this.firstSeq = seq;
+    this.cur++;
+    return this.prev * (1 - (time - this.start) / p.bucket) + this.cur;
+  }
+
+  private learn(x: number, p: BaselineParams): void {
+    if (this.n < p.warmup) {
+      // plain running mean while warming up: every bucket counts the same
+      const k = this.n + 1;
+      this.mean += (x - this.mean) / k;
+      this.dev += (Math.abs(x - this.mean) - this.dev) / k;
+    } else {
+      const capped = Math.min(x, this.mean + p.clip * Math.max(this.dev, 1));
+      this.dev += p.alpha * (Math.abs(capped - this.mean) - this.dev);
+      this.mean += p.alpha * (capped - this.mean);
+    }
+    this.n++;
+  }
+
+  /** m empty buckets: stepwise during warm-up, then closed form of m EWMA steps with x = 0. */
+  private learnZeros(m: number, p: BaselineParams): void {
+    while (m > 0 && this.n < p.warmup) {
+      this.learn(0, p);
+      m--;
+    }
+    if (m <= 0) return;
+    const keep = Math.pow(1 - p.alpha, m);
+    this.dev = keep * this.dev + p.alpha * m * Math.pow(1 - p.alpha, m - 1) * this.mean;
+    this.mean *= keep;
+    this.n += m;
+  }
+}
+
+/**
+ * A topic's usual payload size: EWMA of log2(size + 1) and of its absolute deviation, learned
+ * with the same clipping as RateBaseline (so a slow drift is followed and a sudden jump is not).
+ */
+export class SizeBaseline {
+  mean = 0;
+  dev = 0;
+  n = 0;
+
+  learn(logSize: number, alpha: number, warmup: number): void {
+    if (this.n < warmup) {
+      const k = this.n + 1;
+      this.mean += (logSize - this.mean) / k;
+      this.dev += (Math.abs(logSize - this.mean) - this.dev) / k;
+    } else {
+      const band = 3 * Math.max(this.dev, 0.25);
+      const x = Math.min(Math.max(logSize, this.mean - band), this.mean + band);
+      this.dev += alpha * (Math.abs(x - this.mean) - this.dev);
+      this.mean += alpha * (x - this.mean);
+    }
+    this.n++;
+  }
+}
+
+/** What a counting rule reports when an entity reaches its threshold. */
+export interface CountEvidence {
+  count: number;
+  threshold: number;
+  window_s: number;
+  /** From the first to the last counted event. */
+  span_s: number;
+  sequences: number[];
+  [more: string]: unknown;
+}
+
+/**
+ * "At least `threshold` events of one entity within `window`": one WindowLog per entity. When
+ * the threshold is reached the evidence is returned and the entity counts afresh, so a
+ * suppressed repeat means another full threshold of events.
+ */
+export class ThresholdCounter {
+  private readonly logs: LRUCache<string, WindowLog>;
+
+  constructor(
+    readonly threshold: number,
+    readonly window: number,
+    maxTracked: number,
+  ) {
+    this.logs = trackedMap(maxTracked);
+  }
+
+  hit(key: string, time: number, seq: number): CountEvidence | undefined {
+    const log = stateOf(this.logs, key, () => new WindowLog());
+    const count = log.add(time, seq, this.window, this.threshold);
+    if (count < this.threshold) return undefined;
+    const evidence = { count, threshold: this.threshold, window_s: this.window / 1000, span_s: (time - log.first) / 1000, sequences: log.sequences() };
+    log.clear();
+    return evidence;
+  }
+}
