@@ -10,6 +10,7 @@ import { VERSION } from './version.js';
 import { runPasswdCommand, passwdUsage } from './auth/passwd-command.js';
 import { renderConfigDocs } from './config/docs.js';
 import { elasticSetupCommand } from '../elastic/setup-command.js';
+import { detectCommand } from '../capture/detect/replay.js';
 
 interface MainOptions {
   config?: string;
@@ -92,6 +93,7 @@ export function buildProgram(): Command {
       process.exitCode = await runPasswdCommand(args, { stdout: process.stdout, stderr: process.stderr, stdin: process.stdin, isTTY: !!process.stdin.isTTY });
     });
   program.command('setup').description('install mqprobe assets into other systems').addCommand(elasticSetupCommand());
+  program.addCommand(detectCommand((file) => loadConfig(file).detect));
   program
     .command('config-docs')
     .description('print the configuration reference (docs/configuration.md) generated from the key specifications')
