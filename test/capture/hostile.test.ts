@@ -1,0 +1,104 @@
+/** Hostile input through capture: huge and binary payloads, control characters in client ids and topics, malformed packets. */
+import t from 'tap';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import mqttPacket from 'mqtt-packet';
+import { startTestBroker, tempDir, type Teardown } from '../helpers/broker.js';
+import { connectClient, until } from '../helpers/mqtt.js';
+import { connectPacket, rawSession } from './session.js';
+
+/** Every line of the capture file: one JSON object, no raw control character. */
+function lines(path: string): string[] {
+  return readFileSync(path, 'utf8').split('\n').filter(Boolean);
+}
+
+async function broker(t: Teardown, extra: string) {
+  const dir = tempDir();
+  const out = join(dir, 'capture.ndjson');
+  const b = await startTestBroker(t, `listener 0 127.0.0.1\nallow_anonymous true\nmax_packet_size 1048576\ncapture_sink file ${out}\n${extra}`, { dir });
+  return { b, out };
+}
+
+t.test('huge and binary payloads under capture_payload full and truncate', async (t) => {
+  for (const policy of ['full', 'truncate 7']) {
+    const { b, out } = await broker(t, `capture_payload ${policy}\n`);
+    const c = await connectClient(t, b.mqttUrl, { clientId: 'big' });
+    const huge = Buffer.alloc(900_000, 'a');
+    const binary = Buffer.from([0xff, 0xfe, 0x00, 0x0a, 0x0d, 0x22, 0x5c, 0x80]);
+    const text = 'line1\nline2\r\n"quoted" \\ é😀';
+    await c.publishAsync('p/huge', huge, { qos: 1 });
+    await c.publishAsync('p/binary', binary, { qos: 1 });
+    await c.publishAsync('p/text', text, { qos: 1 });
+    await c.publishAsync('p/empty', Buffer.alloc(0), { qos: 1 });
+    await c.endAsync();
+    await b.broker.close();
+    const events = lines(out).map((l) => JSON.parse(l));
+    const pub = (topic: string) => events.find((e) => e.event.action === 'publish-received' && e.mqtt.topic === topic);
+    t.same(events.map((e) => e.event.sequence), events.map((_, i) => i + 1), `${policy}: contiguous`);
+    if (policy === 'full') {
+      t.match(pub('p/huge').mqtt, { payload_size: 900_000, payload_encoding: 'utf8' });
+      t.equal(pub('p/huge').mqtt.payload.length, 900_000, 'the whole huge payload');
+      t.match(pub('p/binary').mqtt, { payload: binary.toString('base64'), payload_encoding: 'base64', payload_size: 8 });
+      t.match(pub('p/text').mqtt, { payload: text, payload_encoding: 'utf8' });
+      t.notOk('payload_truncated' in pub('p/text').mqtt);
+    } else {
+      t.match(pub('p/huge').mqtt, { payload: 'aaaaaaa', payload_truncated: true, payload_size: 900_000 });
+      t.match(pub('p/binary').mqtt, { payload: binary.subarray(0, 7).toString('base64'), payload_encoding: 'base64', payload_truncated: true });
+      t.match(pub('p/text').mqtt, { payload: 'line1\nl', payload_encoding: 'utf8', payload_truncated: true });
+    }
+    t.match(pub('p/empty').mqtt, { payload: '', payload_size: 0 });
+  }
+});
+
+t.test('a truncation inside a UTF-8 character keeps the text up to the character', async (t) => {
+  const { b, out } = await broker(t, 'capture_payload truncate 6\n');
+  const c = await connectClient(t, b.mqttUrl, { clientId: 'utf' });
+  await c.publishAsync('p/u', 'abcde😀xyz', { qos: 1 });
+  await c.endAsync();
+  await b.broker.close();
+  const e = lines(out).map((l) => JSON.parse(l)).find((x) => x.event.action === 'publish-received');
+  t.match(e.mqtt, { payload: 'abcde', payload_encoding: 'utf8', payload_truncated: true });
+});
+
+t.test('client ids and topics with control characters stay inside one escaped JSON line', async (t) => {
+  const { b, out } = await broker(t, '');
+  const evil = 'ev\nil\r\u0000\u001b[31m\u2028"}';
+  const c = await connectClient(t, b.mqttUrl, { clientId: evil });
+  await c.publishAsync('t/\u0001\u007f\n"x"', 'v', { qos: 1 });
+  await c.subscribeAsync('s/\t/+/#');
+  await c.endAsync();
+  // a PUBLISH whose topic is not UTF-8
+  const badTopic = Buffer.concat([connectPacket('raw-bin'), Buffer.from([0x30, 0x06, 0x00, 0x02, 0xc3, 0x28, 0x68, 0x69])]);
+  await rawSession(b.port, [badTopic], 500);
+  await b.broker.close();
+  const raw = lines(out);
+  for (const l of raw) t.notMatch(l, /[\u0000-\u001f]/, 'no raw control character in a line');
+  const events = raw.map((l) => JSON.parse(l));
+  t.same(events.map((e) => e.event.sequence), events.map((_, i) => i + 1), 'contiguous');
+  const connected = events.find((e) => e.event.action === 'client-connected' && e.mqtt.client_id !== 'raw-bin');
+  t.equal(connected.mqtt.client_id, evil, 'the client id survives exactly');
+  t.ok(events.some((e) => e.event.action === 'publish-received' && e.mqtt.topic === 't/\u0001\u007f\n"x"'), 'the topic survives exactly');
+  t.ok(events.some((e) => e.mqtt?.client_id === 'raw-bin'), 'the non-UTF-8 topic publisher is captured');
+});
+
+t.test('malformed and oversized packets become protocol-error events, the broker keeps serving', async (t) => {
+  const { b, out } = await broker(t, '');
+  // reserved packet type 0; a remaining length of 5 bytes (invalid varint); a PUBLISH larger than max_packet_size
+  await rawSession(b.port, [Buffer.from([0x00, 0x00])], 1000);
+  await rawSession(b.port, [connectPacket('bad-len'), Buffer.from([0x30, 0xff, 0xff, 0xff, 0xff, 0x7f])], 1000);
+  const oversize = mqttPacket.generate({ cmd: 'publish', topic: 'x', payload: Buffer.alloc(2_000_000), qos: 0, retain: false, dup: false } as mqttPacket.IPublishPacket);
+  await rawSession(b.port, [connectPacket('too-big'), oversize], 1000);
+  await rawSession(b.port, [Buffer.from('GET / HTTP/1.1\r\nHost: x\r\n\r\n')], 1000);
+  const c = await connectClient(t, b.mqttUrl, { clientId: 'after' });
+  await c.publishAsync('still/works', 'ok', { qos: 1 });
+  await c.endAsync();
+  await until(() => lines(out).some((l) => l.includes('still/works')), 5000, 'the later publish');
+  await b.broker.close();
+  const events = lines(out).map((l) => JSON.parse(l));
+  const errors = events.filter((e) => e.event.action === 'protocol-error');
+  t.ok(errors.length >= 3, `protocol-error events (${errors.length})`);
+  for (const e of errors) t.match(e, { event: { outcome: 'failure', category: ['network'] }, error: { message: String }, source: { ip: '127.0.0.1' } });
+  t.ok(errors.some((e) => /max_packet_size/.test(e.error.message)), 'the oversized packet is named');
+  t.ok(errors.some((e) => /variable byte integer/i.test(e.error.message)), 'the bad remaining length is named');
+  t.same(events.map((e) => e.event.sequence), events.map((_, i) => i + 1), 'contiguous');
+});
