@@ -1,4 +1,6 @@
 import { join } from 'node:path';
+import type { EventEmitter } from 'node:events';
+import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Histogram } from 'prom-client';
 import persistenceRedis from 'aedes-persistence-redis';
@@ -39,6 +41,24 @@ export function redisOptions(url: string): Record<string, unknown> {
 }
 
 /**
+ * Logs a Redis outage once per connection role and then at most every 30 s while it lasts, and
+ * its end: a down Redis retried every few hundred ms must not flood the log.
+ */
+function redisErrorReporter(log: Logger, where: string) {
+  const lastLogged = new Map<string, number>();
+  const report = (role: string, err: Error) => {
+    const last = lastLogged.get(role);
+    if (last !== undefined && Date.now() - last < 30_000) return;
+    lastLogged.set(role, Date.now());
+    log.error({ err: err.message, role }, `redis ${where} unavailable (${role}); retrying`);
+  };
+  report.recovered = (role: string) => {
+    if (lastLogged.delete(role)) log.warn({ role }, `redis ${where} reachable again (${role})`);
+  };
+  return report;
+}
+
+/**
  * Chooses where broker state lives: Redis (several processes act as one broker), a snapshot
  * file (`persistence true`), or memory only.
  */
@@ -46,13 +66,17 @@ export function createBrokerState(config: BrokerConfig, log: Logger, saveSeconds
   if (config.persistenceRedisUrl) {
     const url = config.persistenceRedisUrl;
     const plog = log.child({ name: 'persistence.redis' });
-    // ioredis retries forever by default; clients see refused or stalled operations meanwhile (docs/deploy.md)
+    // ioredis retries forever by default; clients see refused or stalled operations meanwhile (docs/deploy.md).
+    // The connections are made here so their errors reach our log (rate-limited) instead of ioredis'
+    // "Unhandled error event" on stderr, or an uncaught exception from mqemitter-redis.
     const conn = { ...redisOptions(url), maxRetriesPerRequest: null, enableOfflineQueue: true };
-    const persistence = withDollarRuleOnRetained(persistenceRedis({ ...conn }));
-    const mq = makeReentrancySafe(mqemitterRedis({ ...conn }) as object);
-    for (const emitter of [mq as { on?: (e: string, f: (err: Error) => void) => void }]) {
-      emitter.on?.('error', (err: Error) => plog.error({ err: err.message }, `redis ${redactUrl(url)} error`));
-    }
+    const reportError = redisErrorReporter(plog, redactUrl(url));
+    const connection = (role: string) => new Redis(conn).on('error', (err: Error) => reportError(role, err)).on('ready', () => reportError.recovered(role));
+    const persistence = withDollarRuleOnRetained(persistenceRedis({ conn: connection('state') }));
+    const emitter = mqemitterRedis({ subConn: connection('messages-in'), pubConn: connection('messages-out') });
+    // mqemitter-redis re-emits its connections' errors here (an uncaught exception without a listener)
+    (emitter as unknown as { state: EventEmitter }).state.on('error', (err: Error) => reportError('messages-out', err));
+    const mq = makeReentrancySafe(emitter as object);
     plog.info(`broker state in redis ${redactUrl(url)}`);
     const p = persistence as { countOffline(): Promise<{ clientsCount: number }>; createRetainedStream(pattern: string): AsyncIterable<unknown> };
     return {

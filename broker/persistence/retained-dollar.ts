@@ -11,7 +11,7 @@ interface RetainedSource {
  * so a `#` subscriber would receive every retained `$SYS/broker/…` topic (Mosquitto sends none).
  * This keeps a retained message only when one of the subscribed filters really matches it.
  */
-export function withDollarRuleOnRetained<T extends object>(persistence: T): T {
+export function withDollarRuleOnRetained<T>(persistence: T): T {
   const source = persistence as unknown as RetainedSource;
   const original = source.createRetainedStreamCombi.bind(source);
   source.createRetainedStreamCombi = (patterns) =>

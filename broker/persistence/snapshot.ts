@@ -86,9 +86,16 @@ export class SnapshotPersistence extends MemoryPersistence {
 
   async restore(s: Snapshot): Promise<void> {
     for (const p of s.retained) await this.storeRetained(fromSnap(p));
+    // Aedes finds a queued packet again (to record its message id, then to clear it on PUBACK) by
+    // brokerId + brokerCounter, and drops a packet whose counter it has already seen from that broker
+    // id; restored packets get an origin of their own with counters counting up from 1.
+    const brokerId = `snapshot-${s.savedAt}`;
+    let brokerCounter = 0;
     for (const session of s.sessions) {
       if (session.subscriptions.length) await this.addSubscriptions({ id: session.clientId }, session.subscriptions);
-      for (const p of session.queue) await this.outgoingEnqueue({ clientId: session.clientId }, fromSnap(p));
+      for (const p of session.queue) {
+        await this.outgoingEnqueue({ clientId: session.clientId }, { ...fromSnap(p), brokerId, brokerCounter: ++brokerCounter });
+      }
     }
   }
 }

@@ -2,7 +2,7 @@ import t, { type Test } from 'tap';
 import { readdirSync, writeFileSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { freePort, spawnCli, tempDir, waitForPort, type Teardown } from '../helpers/broker.js';
-import { connectClient, collect, until } from '../helpers/mqtt.js';
+import { connectClient, connectCollecting, collect, until } from '../helpers/mqtt.js';
 
 async function startCli(t: Teardown, dir: string, port: number) {
   const conf = join(dir, 'mqprobe.conf');
@@ -24,8 +24,7 @@ async function makeState(t: Teardown, url: string): Promise<void> {
 }
 
 async function checkState(t: Test, url: string): Promise<void> {
-  const sleeper = await connectClient(t, url, { clientId: 'sleeper', clean: false });
-  const queued = collect(sleeper);
+  const { got: queued } = await connectCollecting(t, url, { clientId: 'sleeper', clean: false });
   await until(() => queued.length === 5, 10_000, 'the 5 queued messages');
   t.same(queued.map((m) => m.payload.toString()), ['m0', 'm1', 'm2', 'm3', 'm4'], 'queued QoS 1 messages delivered in order after restart');
   const reader = await connectClient(t, url, { clientId: 'reader' });
