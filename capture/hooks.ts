@@ -27,13 +27,24 @@ export function attachHooks(h: CaptureHandle, f: EventFactory, o: HookOptions): 
   const { aedes, probe } = h;
   const { record, wanted } = o;
   const detach: (() => void)[] = [];
+  let failures = 0;
+  // a hook runs inside Aedes' own handlers: whatever goes wrong in capture must not reach them
+  const guard = <A extends unknown[]>(name: string, fn: (...args: A) => void) => (...args: A) => {
+    try {
+      fn(...args);
+    } catch (err) {
+      if (failures++ % 1000 === 0) h.log.error({ name: 'capture', hook: name, err: (err as Error).message, failures }, 'a capture hook failed; the broker goes on');
+    }
+  };
   const onAedes = (name: string, fn: (...args: never[]) => void) => {
-    (aedes as unknown as { on(n: string, f: unknown): void }).on(name, fn);
-    detach.push(() => (aedes as unknown as { off(n: string, f: unknown): void }).off(name, fn));
+    const g = guard(name, fn);
+    (aedes as unknown as { on(n: string, f: unknown): void }).on(name, g);
+    detach.push(() => (aedes as unknown as { off(n: string, f: unknown): void }).off(name, g));
   };
   const onProbe = <K extends keyof ProbeEvents>(name: K, fn: (...args: ProbeEvents[K]) => void) => {
-    probe.on(name, fn as never);
-    detach.push(() => probe.off(name, fn as never));
+    const g = guard(name, fn);
+    probe.on(name, g as never);
+    detach.push(() => probe.off(name, g as never));
   };
   const client = (action: string, c: Client, category: string[], type: string[], outcome?: CaptureEvent['event']['outcome']) =>
     f.withClient(f.make(action, 'event', category, type, outcome), c, h.connOf(c), h.usernameOf(c));
@@ -191,8 +202,10 @@ export function attachHooks(h: CaptureHandle, f: EventFactory, o: HookOptions): 
 
   if (wanted('ping-received')) onAedes('ping', (_p: unknown, c: Client) => record(client('ping-received', c, ['network'], ['protocol'], 'success')));
   if (wanted('publish-acknowledged'))
-    onAedes('ack', (p: { cmd?: string; topic?: string; messageId?: number; qos?: number }, c: Client) => {
+    onAedes('ack', (p: { cmd?: string; topic?: string; messageId?: number; qos?: number } | null | undefined, c: Client) => {
       const e = client('publish-acknowledged', c, ['network'], ['protocol'], 'success');
+      // Aedes passes no packet when the acknowledged one is no longer in its store
+      if (!p) return record(e);
       if (p.topic !== undefined) e.mqtt!.topic = p.topic;
       if (p.qos !== undefined) e.mqtt!.qos = p.qos;
       if (p.messageId !== undefined) e.mqtt!.message_id = p.messageId;

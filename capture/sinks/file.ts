@@ -12,8 +12,8 @@ export interface FileSinkOptions {
 
 /**
  * `capture_sink file <path>`: appends event lines; rotates by size the way logrotate's `create`
- * mode does (rename, then a new file), so `tail -F` follows across rotations. A batch is never
- * split across two files.
+ * mode does (rename, then a new file), so `tail -F` follows across rotations. A file never passes
+ * the limit unless one event alone is larger.
  */
 export function fileSink(o: FileSinkOptions): Sink {
   let fh: FileHandle | undefined;
@@ -39,21 +39,36 @@ export function fileSink(o: FileSinkOptions): Sink {
   return {
     name: `file:${o.path}`,
     async write(lines) {
-      const data = Buffer.from(`${lines.join('\n')}\n`);
       let h = fh ?? (await openFile());
-      if (size > 0 && size + data.length > o.maxBytes) {
-        await rotate();
-        h = await openFile();
+      let chunk: string[] = [];
+      let chunkBytes = 0;
+      const flush = async () => {
+        if (!chunk.length) return;
+        const data = `${chunk.join('\n')}\n`;
+        try {
+          await h.write(data);
+        } catch (err) {
+          // reopen next time (the file may have been removed or its disk filled); the runner resends the batch
+          await h.close().catch(() => {});
+          fh = undefined;
+          throw err;
+        }
+        size += chunkBytes;
+        chunk = [];
+        chunkBytes = 0;
+      };
+      for (const line of lines) {
+        const bytes = Buffer.byteLength(line) + 1;
+        // rotate before the line that would pass the limit (a line longer than the limit gets a file of its own)
+        if (size + chunkBytes > 0 && size + chunkBytes + bytes > o.maxBytes) {
+          await flush();
+          await rotate();
+          h = await openFile();
+        }
+        chunk.push(line);
+        chunkBytes += bytes;
       }
-      try {
-        await h.write(data);
-        size += data.length;
-      } catch (err) {
-        // reopen next time (the file may have been removed or its disk filled)
-        await h.close().catch(() => {});
-        fh = undefined;
-        throw err;
-      }
+      await flush();
     },
     async close() {
       await fh?.close();
