@@ -46,7 +46,11 @@ export class EventFactory {
     const t = conn.tls;
     if (t) {
       const tls: NonNullable<CaptureEvent['tls']> = { established: true };
-      if (t.protocol) tls.version = t.protocol;
+      // ECS: tls.version "1.3", tls.version_protocol "tls" (Node says "TLSv1.3")
+      if (t.protocol) {
+        tls.version = t.protocol.replace(/^TLSv/, '');
+        tls.version_protocol = 'tls';
+      }
       if (t.cipher) tls.cipher = t.cipher;
       if (t.subject || t.issuer || t.serial) tls.client = { subject: t.subject, issuer: t.issuer, x509: t.serial ? { serial_number: t.serial } : undefined };
       e.tls = tls;

@@ -62,7 +62,7 @@ export interface CaptureEvent {
   destination?: { port: number };
   user?: { name: string };
   network?: { protocol: 'mqtt'; transport: 'tcp'; application?: 'websocket' };
-  tls?: { established: true; version?: string; cipher?: string; client?: { subject?: string; issuer?: string; x509?: { serial_number?: string }; server_name?: string } };
+  tls?: { established: true; version?: string; version_protocol?: 'tls'; cipher?: string; client?: { subject?: string; issuer?: string; x509?: { serial_number?: string }; server_name?: string } };
   mqtt?: MqttFields;
   error?: { message: string; type?: string };
   mqprobe?: Record<string, unknown>;
