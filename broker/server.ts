@@ -13,12 +13,14 @@ import { bindListener, type BoundListener } from './listeners.js';
 import { createHttpServer } from './http.js';
 import { limitPacketSize } from './packet-limit.js';
 import { BrokerStats } from './stats.js';
+import { shieldFromSlowReader, DEFAULT_SLOW_READER_BYTES } from './slow-reader.js';
 import { startSysTopics } from './sys-topics.js';
 import { createBrokerState } from './persistence/index.js';
 import { VERSION } from './version.js';
 import { newListener } from './config/load.js';
 import { attachBeats } from '../bridges/index.js';
 import { startCapture, type Capture } from '../capture/index.js';
+import { createDetection } from '../capture/detect/index.js';
 
 /** In-process connections belong to no network listener: no mount point, limit or per-listener security. */
 const INTERNAL_LISTENER = newListener(0, { file: '<internal>', line: 0 });
@@ -56,6 +58,18 @@ export async function startBroker(config: BrokerConfig, opts: StartOptions): Pro
   const access = new Access(config, probe, log.child({ name: 'auth' }));
   await access.load();
 
+  const services = new Map<string, unknown>();
+  let closing = false;
+  // before anything starts: a bad detect_rule is a config error; alerts go through capture and onto $SYS/broker/alerts/<rule>
+  const detection = createDetection(config.detect, {
+    raise: (alert) => capture.emit(alert),
+    publish: (topic, payload) => {
+      if (!closing) aedesRef?.publish({ cmd: 'publish', topic, payload: Buffer.from(payload), qos: 0, retain: false, dup: false }, () => undefined);
+    },
+    log,
+    metrics,
+    services,
+  });
   const saveSeconds = new Histogram({ name: 'mqprobe_persistence_save_seconds', help: 'Time to write the persistence snapshot.', registers: [metrics], buckets: [0.001, 0.01, 0.05, 0.1, 0.5, 1, 5, 30] });
   const state = createBrokerState(config, log, saveSeconds);
   let aedesRef: Aedes | undefined;
@@ -69,15 +83,16 @@ export async function startBroker(config: BrokerConfig, opts: StartOptions): Pro
   await state.start();
   const stats = new BrokerStats(aedes, probe, metrics);
   const info = { name: hostname(), id: aedes.id, version: VERSION };
-  let closing = false;
 
   watchClients(aedes, probe, access, log, config, () => closing);
   // before the listeners open, so the first connection and broker-starting are captured
   const capture = startCapture({ aedes, probe, log, metrics, config: config.capture, info, connOf: connInfo, usernameOf: (c) => clientMeta(c)?.username });
+  if (config.detect.enabled) capture.subscribe(detection.observe);
 
   const handle = (stream: Duplex, conn: ConnInfo, req?: IncomingMessage) => {
     const client = aedes.handle(stream);
     if (config.maxPacketSize > 0) limitPacketSize(client, config.maxPacketSize);
+    shieldFromSlowReader(client, config.maxQueuedBytes || DEFAULT_SLOW_READER_BYTES, () => stats.countSlowReaderDrop());
     stats.track(client, stream, (req?.socket ?? stream) as Socket, `${conn.listener.bind ?? '*'}:${conn.listenerPort}`);
   };
 
@@ -87,6 +102,7 @@ export async function startBroker(config: BrokerConfig, opts: StartOptions): Pro
   } catch (err) {
     await Promise.all(bound.map((b) => b.close()));
     await new Promise<void>((r) => aedes.close(() => r()));
+    detection.stop();
     await capture.stop();
     throw err;
   }
@@ -103,7 +119,7 @@ export async function startBroker(config: BrokerConfig, opts: StartOptions): Pro
   };
   if (config.http) http = createHttpServer(log, metrics, () => ({ ok: !closing, detail: { clients: aedes.connectedClients, uptime_s: Math.round(process.uptime()) } }));
   // before the HTTP listener listens: /sse and the beats' routes are registered on it here
-  const beats = attachBeats({ aedes, log, metrics, http, redisUrl: config.persistenceRedisUrl, services: new Map(), connectInternal, stateDir: config.persistenceLocation, sse: config.sse }, config.beats);
+  const beats = attachBeats({ aedes, log, metrics, http, redisUrl: config.persistenceRedisUrl, services, connectInternal, stateDir: config.persistenceLocation, sse: config.sse }, config.beats);
   if (http && config.http) {
     await http.listen({ port: config.http.port, host: config.http.bind ?? '0.0.0.0' });
     httpPort = (http.server.address() as { port: number }).port;
@@ -158,6 +174,7 @@ export async function startBroker(config: BrokerConfig, opts: StartOptions): Pro
         await Promise.all(bound.map((b) => b.close()));
         if (http) await http.close();
         probe.emit('broker-stopped');
+        detection.stop();
         await capture.stop();
         log.info('broker stopped');
       })();

@@ -49,6 +49,7 @@ export class BrokerStats {
 
   private readonly authFailures: Counter<'reason'>;
   private readonly aclDenials: Counter<'action'>;
+  private readonly slowReaderDrops: Counter;
   private readonly listenerConnections: Gauge<'listener'>;
 
   constructor(
@@ -64,12 +65,13 @@ export class BrokerStats {
     counter('mqprobe_messages_sent_total', 'MQTT packets of any type sent.', () => self.messagesSent);
     counter('mqprobe_publish_received_total', 'PUBLISH packets received.', () => self.publishReceived);
     counter('mqprobe_publish_sent_total', 'PUBLISH packets sent.', () => self.publishSent);
-    counter('mqprobe_publish_dropped_total', 'PUBLISH packets dropped (ACL, message_size_limit).', () => self.publishDropped);
+    counter('mqprobe_publish_dropped_total', 'PUBLISH packets dropped (ACL, message_size_limit, slow readers over max_queued_bytes).', () => self.publishDropped);
     counter('mqprobe_bytes_received_total', 'Bytes received on client connections.', () => self.bytesReceived());
     counter('mqprobe_bytes_sent_total', 'Bytes sent on client connections.', () => self.bytesSent());
     new Gauge({ name: 'mqprobe_clients_connected', help: 'Connected clients.', registers: [registry], collect() { this.set(aedes.connectedClients); } });
     this.listenerConnections = new Gauge({ name: 'mqprobe_listener_connections', help: 'Open connections per listener.', labelNames: ['listener'], registers: [registry] });
     this.authFailures = new Counter({ name: 'mqprobe_auth_failures_total', help: 'Refused CONNECTs by reason.', labelNames: ['reason'], registers: [registry] });
+    this.slowReaderDrops = new Counter({ name: 'mqprobe_slow_reader_drops_total', help: 'QoS 0 messages dropped for subscribers over max_queued_bytes of unsent data.', registers: [registry] });
     this.aclDenials = new Counter({ name: 'mqprobe_acl_denials_total', help: 'ACL denials by action.', labelNames: ['action'], registers: [registry] });
 
     probe.on('connection-refused', (_c, _code, reason) => this.authFailures.inc({ reason }));
@@ -99,6 +101,12 @@ export class BrokerStats {
       this.closedBytesOut += raw.bytesWritten;
       this.listenerConnections.dec({ listener: listenerLabel });
     });
+  }
+
+  /** A QoS 0 message not sent to a subscriber whose connection was over max_queued_bytes. */
+  countSlowReaderDrop(): void {
+    this.publishDropped++;
+    this.slowReaderDrops.inc();
   }
 
   countReceived(p: Packet): void {
