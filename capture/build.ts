@@ -20,10 +20,14 @@ export class EventFactory {
   private readonly observer: Observer;
   private readonly service: CaptureEvent['service'];
   private readonly byListener = new Map<string, { observer: Observer; destination?: { port: number } }>();
+  /** One frozen source/user object per connection/client, serialised once (serialize.ts). */
+  private readonly sources = new WeakMap<ConnInfo, { ip?: string; port?: number }>();
+  private readonly users = new WeakMap<Client, { name: string }>();
 
   constructor(info: CaptureHandle['info']) {
-    this.observer = Object.freeze({ type: 'mqtt-broker', product: 'mqprobe', vendor: 'mqprobe', name: info.name, hostname: info.name, version: info.version });
-    this.service = Object.freeze({ type: 'mqtt', name: 'mqprobe', id: info.id, version: info.version });
+    // every event carries these, so they hold only what tells brokers apart (each byte costs serialisation time)
+    this.observer = Object.freeze({ type: 'mqtt-broker', product: 'mqprobe', name: info.name, version: info.version });
+    this.service = Object.freeze({ type: 'mqtt', id: info.id });
   }
 
   /** A new event: time now, identity, no sequence yet (the pipeline numbers what it records). */
@@ -41,7 +45,14 @@ export class EventFactory {
     const l = this.listener(conn);
     e.observer = l.observer;
     if (l.destination) e.destination = l.destination;
-    if (conn.remoteAddress !== undefined) e.source = { ip: plainIp(conn.remoteAddress), port: conn.remotePort };
+    if (conn.remoteAddress !== undefined) {
+      let source = this.sources.get(conn);
+      if (!source) {
+        source = Object.freeze({ ip: plainIp(conn.remoteAddress), port: conn.remotePort });
+        this.sources.set(conn, source);
+      }
+      e.source = source;
+    }
     if (conn.transport !== 'internal') e.network = conn.transport === 'ws' || conn.transport === 'wss' ? NETWORK_WS : NETWORK;
     const t = conn.tls;
     if (t) {
@@ -61,7 +72,14 @@ export class EventFactory {
   /** Adds the client's connection, id and user. */
   withClient(e: CaptureEvent, client: Client, conn: ConnInfo | undefined, user: string | undefined): CaptureEvent {
     this.withConn(e, conn);
-    if (user !== undefined) e.user = { name: user };
+    if (user !== undefined) {
+      let u = this.users.get(client);
+      if (u?.name !== user) {
+        u = Object.freeze({ name: user });
+        this.users.set(client, u);
+      }
+      e.user = u;
+    }
     e.mqtt = { client_id: client.id };
     return e;
   }

@@ -1,6 +1,8 @@
 import type { CaptureEvent } from './event.js';
 
-const q = (s: string | undefined) => JSON.stringify(s ?? '');
+/** Plain printable ASCII without quote or backslash needs no escaping. */
+const PLAIN = /^[ !#-[\]-~]*$/;
+const q = (s: string | undefined) => (s === undefined ? '""' : PLAIN.test(s) ? `"${s}"` : JSON.stringify(s));
 
 function from(e: CaptureEvent): string {
   const s = e.source;
@@ -19,10 +21,10 @@ export function describe(e: CaptureEvent): string {
   switch (e.event.action) {
     case 'broker-starting': {
       const ls = (e.mqprobe?.listeners as { bind: string; port: number }[] | undefined) ?? [];
-      return `mqprobe ${e.service.version} (${e.service.id}) starting on ${ls.map((l) => `${l.bind || '*'}:${l.port}`).join(', ') || 'no listener'}`;
+      return `mqprobe ${e.observer.version} (${e.service.id}) starting on ${ls.map((l) => `${l.bind || '*'}:${l.port}`).join(', ') || 'no listener'}`;
     }
     case 'broker-stopped':
-      return `mqprobe ${e.service.version} (${e.service.id}) stopped`;
+      return `mqprobe ${e.observer.version} (${e.service.id}) stopped`;
     case 'connection-opened':
       return `Connection opened ${from(e)} on ${e.observer.ingress?.interface.name ?? 'an internal stream'}`;
     case 'client-connected':

@@ -32,9 +32,8 @@ export interface MqttFields {
 export interface Observer {
   type: 'mqtt-broker';
   product: 'mqprobe';
-  vendor: 'mqprobe';
+  /** The host name. */
   name: string;
-  hostname: string;
   version: string;
   ingress?: { interface: { name: string } };
 }
@@ -57,7 +56,8 @@ export interface CaptureEvent {
     [more: string]: unknown;
   };
   observer: Observer;
-  service: { type: 'mqtt'; name: 'mqprobe'; id: string; version: string };
+  /** `id`: the broker instance (Aedes id); event.sequence counts per instance. */
+  service: { type: 'mqtt'; id: string };
   source?: { ip?: string; port?: number };
   destination?: { port: number };
   user?: { name: string };

@@ -14,6 +14,8 @@ type Deliver = (packet: AedesPacket, cb: () => void) => void;
 /** Topics the broker must never capture (its own reroute of denied publishes, the mqtt sink's topics). */
 export interface HookOptions {
   wanted: (action: string) => boolean;
+  /** capture_payload is not off. */
+  keepPayload: boolean;
   ignoredTopics: ReadonlySet<string>;
   record: (e: CaptureEvent) => void;
 }
@@ -155,7 +157,8 @@ export function attachHooks(h: CaptureHandle, f: EventFactory, o: HookOptions): 
       if (p.messageId !== undefined) m.message_id = p.messageId;
       const payload = typeof p.payload === 'string' ? Buffer.from(p.payload) : p.payload;
       m.payload_size = payload.length;
-      m.payload = payload;
+      // only a reference: the policy copies and encodes it at flush time
+      if (o.keepPayload) m.payload = payload;
       record(e);
     });
   if (wanted('publish-denied'))

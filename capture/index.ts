@@ -108,7 +108,7 @@ export function startCapture(h: CaptureHandle, opts: CaptureOptions = {}): Captu
 
   let detach: (() => void) | undefined;
   const hook = () => {
-    detach ??= attachHooks(h, factory, { wanted: actionFilter(cfg.events), ignoredTopics, record: (e) => p.record(e) });
+    detach ??= attachHooks(h, factory, { wanted: actionFilter(cfg.events), keepPayload: cfg.payload.mode !== 'off', ignoredTopics, record: (e) => p.record(e) });
   };
   if (cfg.sinks.length) {
     hook();
