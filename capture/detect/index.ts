@@ -19,8 +19,8 @@ export { IndicatorList, INDICATORS_SERVICE } from './indicators.js';
 export const ALERT_TOPIC_PREFIX = '$SYS/broker/alerts/';
 
 export interface DetectionDeps {
-  /** Records an alert as a capture event (capture's `emit`). */
-  raise(alert: AlertEvent): void;
+  /** Records an alert as a capture event (capture's `emit`); what it returns (the numbered event) is what is published. */
+  raise(alert: AlertEvent): object | undefined | void;
   /** Publishes inside the broker (non-retained, QoS 0). */
   publish?(topic: string, payload: string): void;
   log: Logger;
@@ -58,8 +58,8 @@ export function createDetection(config: DetectConfig, deps: DetectionDeps): Dete
       counter?.inc({ rule: a.rule.name, action: a.event.action });
       log.warn({ rule: a.rule.name, entity: a.mqprobe.detect.entity, action: a.event.action }, a.message);
       try {
-        deps.raise(a);
-        deps.publish?.(ALERT_TOPIC_PREFIX + a.rule.name, JSON.stringify(a));
+        const recorded = deps.raise(a) ?? a;
+        deps.publish?.(ALERT_TOPIC_PREFIX + a.rule.name, JSON.stringify(recorded));
       } catch (err) {
         log.error({ err: (err as Error).message, rule: a.rule.name }, 'could not deliver an alert');
       }
