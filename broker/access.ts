@@ -116,7 +116,7 @@ export class Access {
         const mount = meta?.listener?.mountPoint;
         if (mount) packet.topic = mount + packet.topic;
         const tooBig = cfg.messageSizeLimit > 0 && packet.payload.length > cfg.messageSizeLimit;
-        const acl = this.securityFor(meta?.listener).acl;
+        const acl = meta?.internal ? undefined : this.securityFor(meta?.listener).acl; // in-broker beats are trusted
         const denied = packet.topic.startsWith('$mqprobe/') || (acl !== undefined && !acl.check({ username: meta?.username, clientId: client.id }, packet.topic, 'write'));
         if (tooBig || denied) {
           this.probe.emit('publish-denied', client, {
@@ -138,7 +138,7 @@ export class Access {
         const meta = clientMeta(client);
         const mount = meta?.listener?.mountPoint;
         if (mount) sub.topic = mount + sub.topic;
-        const acl = this.securityFor(meta?.listener).acl;
+        const acl = meta?.internal ? undefined : this.securityFor(meta?.listener).acl; // in-broker beats are trusted
         const allowed = !sub.topic.startsWith('$mqprobe/') && (acl === undefined || acl.check({ username: meta?.username, clientId: client.id }, sub.topic, 'subscribe'));
         if (!allowed) {
           this.probe.emit('subscription-denied', client, sub);
@@ -149,7 +149,7 @@ export class Access {
       authorizeForward: (client, packet) => {
         if (packet.topic === DENIED_TOPIC) return null;
         const meta = clientMeta(client);
-        const acl = this.securityFor(meta?.listener).acl;
+        const acl = meta?.internal ? undefined : this.securityFor(meta?.listener).acl; // in-broker beats are trusted
         if (acl && !acl.check({ username: meta?.username, clientId: client.id }, packet.topic, 'read')) return null;
         const mount = meta?.listener?.mountPoint;
         if (mount) {

@@ -1,4 +1,6 @@
 import t from 'tap';
+import { MqttClient } from 'mqtt';
+import { duplexPair } from '../../bridges/shared/duplex-pair.js';
 import net from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -131,4 +133,28 @@ t.test('malformed and oversized input ends only that connection', async (t) => {
   await pub.publishAsync('ok', 'still alive', { qos: 1 });
   await until(() => got.length === 1, 5000, 'delivery after the attacks');
   t.ok(bystander.connected, 'the bystander kept its connection');
+});
+
+t.test('acl_file does not apply to in-broker (internal) clients; readers still need read access', async (t) => {
+  const { dir } = await startTestBroker(t); // only for a temp dir
+  const acl = join(dir, 'acl');
+  writeFileSync(acl, 'user alice\ntopic read beats/#\nuser bob\ntopic read other/#\n');
+  const { mqttUrl, broker } = await startTestBroker(t, `listener 0 127.0.0.1\npassword_file ${fixture('mosquitto', 'passwd')}\nacl_file ${acl}\n`);
+  const alice = await connectClient(t, mqttUrl, { username: 'alice', password: PASSWORDS.alice });
+  const bob = await connectClient(t, mqttUrl, { username: 'bob', password: PASSWORDS.bob });
+  const aliceGot = collect(alice);
+  const bobGot = collect(bob);
+  await alice.subscribeAsync('beats/#', { qos: 1 });
+  await bob.subscribeAsync('#', { qos: 1 }).catch(() => undefined);
+  const internal = new MqttClient(() => {
+    const [mine, brokers] = duplexPair();
+    broker.connectInternal(brokers);
+    return mine;
+  }, { clientId: '$beat/test', protocolVersion: 4, reconnectPeriod: 0 });
+  t.teardown(() => internal.end(true));
+  await new Promise((resolve) => internal.once('connect', resolve));
+  await internal.publishAsync('beats/test/record', 'from inside', { qos: 1 });
+  await until(() => aliceGot.length === 1, 5000, 'delivery to the reader');
+  t.equal(aliceGot[0].payload.toString(), 'from inside', 'the internal publish passed without any ACL line for $beat/test');
+  t.same(bobGot, [], 'a user without read access does not see it');
 });
