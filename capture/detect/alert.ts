@@ -44,6 +44,8 @@ export interface AlertRule {
   description: string;
   risk: number;
   suppressMs: number;
+  /** Alerts per minute (event time) before the rest are held back and summarised for the whole rule. */
+  maxAlerts: number;
 }
 
 export interface SummaryInfo {
@@ -52,6 +54,8 @@ export interface SummaryInfo {
   since: number;
   /** The summary's own time: the end of the suppression, or the flush. */
   at: number;
+  /** Held back because the rule reached max_alerts in a minute (any entity), not by one entity's suppression. */
+  overflow?: boolean;
 }
 
 export function buildAlert(rule: AlertRule, f: Finding, summary?: SummaryInfo): AlertEvent {
@@ -59,7 +63,7 @@ export function buildAlert(rule: AlertRule, f: Finding, summary?: SummaryInfo): 
   const alert: AlertEvent = {
     '@timestamp': new Date(summary ? summary.at : f.time).toISOString(),
     message: summary
-      ? `${rule.name}: ${summary.count} more alert${summary.count === 1 ? '' : 's'} for ${f.key} held back since ${new Date(summary.since).toISOString()}; the last: ${f.message}`
+      ? `${rule.name}: ${summary.count} more alert${summary.count === 1 ? '' : 's'} ${summary.overflow ? `(over ${rule.maxAlerts} a minute)` : `for ${f.key}`} held back since ${new Date(summary.since).toISOString()}; the last: ${f.message}`
       : `${rule.name}: ${f.message}`,
     event: {
       kind: 'alert',
@@ -71,7 +75,7 @@ export function buildAlert(rule: AlertRule, f: Finding, summary?: SummaryInfo): 
       risk_score: rule.risk,
     },
     rule: { name: rule.name, description: rule.description, ruleset: 'mqprobe' },
-    mqprobe: { detect: { entity: f.key, evidence: f.evidence, suppress_s: rule.suppressMs / 1000 } },
+    mqprobe: { detect: { entity: summary?.overflow ? `rule ${rule.name}` : f.key, evidence: f.evidence, suppress_s: rule.suppressMs / 1000 } },
   };
   if (summary) {
     alert.event.count = summary.count;

@@ -57,7 +57,7 @@ export class DetectionEngine {
     const indicators = opts.indicators ?? (() => undefined);
     const env: DetectorEnv = { indicators, connectedAt: (id) => this.sessions?.get(id) };
     for (const r of this.rules) {
-      const alertRule: AlertRule = { name: r.spec.name, description: r.spec.description, risk: r.params.num('risk_score'), suppressMs: r.params.num('suppress') };
+      const alertRule: AlertRule = { name: r.spec.name, description: r.spec.description, risk: r.params.num('risk_score'), suppressMs: r.params.num('suppress'), maxAlerts: r.params.num('max_alerts') };
       const detector = byName.get(r.spec.name)!.create(r.params, (f) => this.suppressor.offer(alertRule, f, this.out), env);
       for (const action of detector.actions) {
         const list = this.dispatch.get(action) ?? [];

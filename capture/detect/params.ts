@@ -40,6 +40,7 @@ export interface RuleSpec {
 /** Parameters every rule has. */
 export const COMMON_PARAMS: ParamSpec[] = [
   { name: 'suppress', kind: 'duration', default: '5m', doc: 'After an alert, further alerts of this rule for the same entity are held back this long and then summarised in one `alert-summary`.' },
+  { name: 'max_alerts', kind: 'count', default: '100', doc: 'Alerts of the rule per minute (event time), over all entities; beyond it alerts are held back and summarised in one `alert-summary` for the rule at the end of the minute, so a flood of random client ids or addresses cannot become a flood of alerts.' },
   { name: 'risk_score', kind: 'count', default: '(per rule)', doc: '`event.risk_score` and `event.severity` of the rule’s alerts (0–100).', min: 0, max: 100 },
 ];
 
