@@ -62,7 +62,10 @@ export function attachHooks(h: CaptureHandle, f: EventFactory, o: HookOptions): 
     onProbe('connection-opened', (conn) => record(f.withConn(f.make('connection-opened', 'event', ['network'], ['connection', 'start'], 'success'), conn)));
 
   if (wanted('client-connected'))
-    onAedes('clientReady', (c: WithInternals) => {
+    // on the CONNACK, not on Aedes' clientReady: that comes only after a resumed session's queue
+    // is sent, by when the client's first PUBLISH may already have been recorded
+    onAedes('connackSent', (connack: { returnCode?: number }, c: WithInternals) => {
+      if (connack.returnCode) return;
       const e = client('client-connected', c, ['authentication', 'session'], ['start', 'allowed'], 'success');
       const m = e.mqtt!;
       m.protocol_version = c.version;
