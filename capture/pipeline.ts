@@ -7,13 +7,12 @@ import { applyPayloadPolicy } from './payload.js';
 import type { DropEpisode, SinkRunner } from './runner.js';
 import { ecsLine, hicapLine } from './serialize.js';
 
-const INTAKE_MIN = 100_000;
+/** Events finished and serialised together; also the most that wait between two flushes. */
+const BATCH = 4096;
 
 export interface PipelineStats {
   /** Events recorded (the latest event.sequence). */
   recorded: number;
-  /** Events dropped before any sink saw them (more than max(capture_queue_max, 100000) waiting for one flush). */
-  droppedAtIntake: number;
   listenerErrors: number;
 }
 
@@ -32,22 +31,18 @@ export class Pipeline {
   private stopped = false;
   private readonly listeners = new Set<CaptureListener>();
   private readonly serialize: (e: CaptureEvent) => string | undefined;
-  private readonly s: PipelineStats = { recorded: 0, droppedAtIntake: 0, listenerErrors: 0 };
-  private intakeDrops?: DropEpisode;
-  /** One turn of the event loop can bring many publishes; the per-sink queues apply capture_queue_max. */
-  private readonly intakeMax: number;
+  private readonly s: PipelineStats = { recorded: 0, listenerErrors: 0 };
   private lastMs = -1;
   private lastIso = '';
 
   constructor(
     private readonly idPrefix: string,
-    private readonly config: Pick<CaptureConfig, 'format' | 'payload' | 'queueMax'>,
+    private readonly config: Pick<CaptureConfig, 'format' | 'payload'>,
     private readonly metrics: CaptureMetrics,
     private readonly log: Logger,
     private readonly makeDropEvent: (ep: DropEpisode) => CaptureEvent,
   ) {
     this.serialize = config.format === 'hicap' ? hicapLine : ecsLine;
-    this.intakeMax = Math.max(config.queueMax, INTAKE_MIN);
   }
 
   get sequence(): number {
@@ -63,35 +58,33 @@ export class Pipeline {
     return () => this.listeners.delete(l);
   }
 
-  /** The hot path: number the event, queue it, make sure a flush is coming. */
+  /**
+   * The hot path: number the event, queue it, make sure a flush is coming. Aedes can route tens of
+   * thousands of QoS 0 publishes in one turn of the event loop (mqemitter drains its backlog in a
+   * loop), so a full batch is flushed at once instead of waiting for the turn to end.
+   */
   record(e: CaptureEvent): void {
     if (this.stopped) return;
     const seq = ++this.seq;
     e.event.sequence = seq;
     e.event.id = this.idPrefix + seq;
-    if (this.pending.length >= this.intakeMax) {
-      this.s.droppedAtIntake++;
-      this.metrics.dropped.inc({ sink: 'intake', reason: 'queue-full' });
-      this.intakeDrops ??= { sink: 'intake', reason: 'queue-full', first: seq, last: seq, count: 0 };
-      this.intakeDrops.last = seq;
-      this.intakeDrops.count++;
-      return;
-    }
     this.pending.push(e);
     this.times.push(Date.now());
-    if (!this.scheduled) {
+    if (this.pending.length >= BATCH) this.flush();
+    else if (!this.scheduled) {
       this.scheduled = true;
       setImmediate(this.flush);
     }
   }
 
-  /** A sink (or the intake) dropped a run of events: record that as a capture-dropped metric event. */
+  /** A sink dropped a run of events: record that as a capture-dropped metric event. */
   reportDrops = (ep: DropEpisode): void => {
     this.log.warn({ sink: ep.sink, reason: ep.reason, dropped: ep.count, first: ep.first, last: ep.last }, `capture sink ${ep.sink} dropped ${ep.count} events`);
     if (!this.stopped) this.record(this.makeDropEvent(ep));
   };
 
   flush = (): void => {
+    // after an inline flush a scheduled one may still come: it finds an empty batch, or the next one
     this.scheduled = false;
     const batch = this.pending;
     const times = this.times;
@@ -118,11 +111,6 @@ export class Pipeline {
       for (const r of this.runners) r.offer(line, e.event.sequence);
     }
     for (const [action, n] of counts) this.metrics.events.inc({ action }, n);
-    if (this.intakeDrops) {
-      const ep = this.intakeDrops;
-      this.intakeDrops = undefined;
-      this.reportDrops(ep);
-    }
   };
 
   /** Stops taking events: what is queued is flushed to the runners first. */

@@ -1,0 +1,128 @@
+/**
+ * Publish throughput with capture off and on: QoS 0 fan-in, 4 publishers → 1 subscriber, 64-byte
+ * payloads, against the real CLI in its own process; with capture on, every event goes to a
+ * json_lines TCP receiver in a third process (bench/capture/receiver.ts). Rounds alternate off/on.
+ *
+ * Detection is switched off in both (`detect off`): it observes events through capture too, and
+ * its cost is measured in bench/detect/.
+ *
+ *   npx tsx bench/capture/fanin.ts [seconds per run=8] [rounds=2]
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import mqtt, { type MqttClient } from 'mqtt';
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const SECONDS = Number(process.argv[2] ?? 8);
+const ROUNDS = Number(process.argv[3] ?? 2);
+const WARMUP_S = 2;
+const PAYLOAD = Buffer.alloc(64, 'p');
+
+function freePort(): Promise<number> {
+  return new Promise((res) => {
+    const s = net.createServer().listen(0, '127.0.0.1', () => {
+      const p = (s.address() as net.AddressInfo).port;
+      s.close(() => res(p));
+    });
+  });
+}
+
+function firstLine(child: ChildProcess): Promise<string> {
+  return new Promise((res) => {
+    let buf = '';
+    const on = (d: Buffer) => {
+      buf += d;
+      const i = buf.indexOf('\n');
+      if (i >= 0) {
+        child.stdout!.off('data', on);
+        res(buf.slice(0, i));
+      }
+    };
+    child.stdout!.on('data', on);
+  });
+}
+
+async function waitPort(port: number): Promise<void> {
+  for (;;) {
+    const ok = await new Promise<boolean>((r) => {
+      const s = net.connect(port, '127.0.0.1', () => (s.destroy(), r(true)));
+      s.on('error', () => r(false));
+    });
+    if (ok) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+function connect(url: string, clientId: string): Promise<MqttClient> {
+  return new Promise((res, rej) => {
+    const c = mqtt.connect(url, { clientId, reconnectPeriod: 0 });
+    c.once('connect', () => res(c));
+    c.once('error', rej);
+  });
+}
+
+/** Publishes as fast as the socket takes it. */
+function flood(c: MqttClient, stop: () => boolean): void {
+  const stream = (c as unknown as { stream: NodeJS.WritableStream & { writableNeedDrain: boolean } }).stream;
+  const pump = () => {
+    while (!stop() && !stream.writableNeedDrain) c.publish('bench/fanin', PAYLOAD, { qos: 0 });
+    if (!stop()) stream.once('drain', pump);
+  };
+  pump();
+}
+
+async function run(capture: boolean, receiverPort: number): Promise<{ rate: number; metrics?: string; spooled: number }> {
+  const dir = mkdtempSync(join(tmpdir(), 'mqprobe-bench-'));
+  const port = await freePort();
+  const httpPort = await freePort();
+  const conf = join(dir, 'b.conf');
+  writeFileSync(conf, `listener ${port} 127.0.0.1\nallow_anonymous true\nhttp_listener ${httpPort} 127.0.0.1\nlog_type error\ndetect off\n${capture ? `capture_sink logstash tcp://127.0.0.1:${receiverPort}\ncapture_spool_dir ${join(dir, 'spool')}\n` : ''}`);
+  const broker = spawn(process.execPath, [...(process.env.BENCH_PROF && capture ? ['--cpu-prof', '--cpu-prof-dir=/tmp/prof'] : []), '--import', 'tsx', join(root, 'broker', 'cli.ts'), '-c', conf], { cwd: root, stdio: ['ignore', 'ignore', 'inherit'] });
+  await waitPort(port);
+  const url = `mqtt://127.0.0.1:${port}`;
+  const sub = await connect(url, 'sub');
+  let received = 0;
+  sub.on('message', () => received++);
+  await sub.subscribeAsync('bench/fanin', { qos: 0 });
+  const pubs = await Promise.all([0, 1, 2, 3].map((i) => connect(url, `pub-${i}`)));
+  let stopping = false;
+  for (const p of pubs) flood(p, () => stopping);
+  await new Promise((r) => setTimeout(r, WARMUP_S * 1000));
+  const r0 = received;
+  const t0 = Date.now();
+  await new Promise((r) => setTimeout(r, (SECONDS - WARMUP_S) * 1000));
+  const rate = (received - r0) / ((Date.now() - t0) / 1000);
+  stopping = true;
+  const metrics = capture ? await (await fetch(`http://127.0.0.1:${httpPort}/metrics`)).text() : undefined;
+  const spooled = Number(/mqprobe_capture_spool_bytes\{[^}]*\} (\d+)/.exec(metrics ?? '')?.[1] ?? 0);
+  for (const c of [...pubs, sub]) c.end(true);
+  broker.kill('SIGTERM');
+  await new Promise((r) => broker.once('exit', r));
+  return { rate, metrics, spooled };
+}
+
+const receiver = spawn(process.execPath, ['--import', 'tsx', join(root, 'bench', 'capture', 'receiver.ts')], { cwd: root, stdio: ['pipe', 'pipe', 'inherit'] });
+const { port: receiverPort } = JSON.parse(await firstLine(receiver)) as { port: number };
+const results: { capture: boolean; rate: number }[] = [];
+for (let r = 0; r < ROUNDS; r++) {
+  for (const capture of [false, true]) {
+    const res = await run(capture, receiverPort);
+    results.push({ capture, rate: res.rate });
+    const drops = [...(res.metrics ?? '').matchAll(/mqprobe_capture_dropped_total\{[^}]*reason="([^"]+)"\} (\d+)/g)];
+    if (process.env.BENCH_DEBUG) console.log((res.metrics ?? "").split("\n").filter((l) => l.startsWith("mqprobe_capture")).join("\n"));
+    const dropped = drops.map((m) => `${m[2]} (${m[1]})`).join(', ') || '0';
+    console.log(`round ${r + 1} capture ${capture ? 'on ' : 'off'}: ${Math.round(res.rate).toLocaleString('en-US')} msg/s delivered${capture ? `, capture drops ${dropped}, spool ${(res.spooled / 1e6).toFixed(0)} MB at the end of the run` : ''}`);
+  }
+}
+receiver.stdin!.write('report\n');
+const counts = JSON.parse(await firstLine(receiver)) as { lines: number; bytes: number };
+receiver.stdin!.end();
+const avg = (on: boolean) => results.filter((x) => x.capture === on).reduce((s, x) => s + x.rate, 0) / ROUNDS;
+const off = avg(false);
+const on = avg(true);
+console.log(`capture off: ${Math.round(off).toLocaleString('en-US')} msg/s; capture on: ${Math.round(on).toLocaleString('en-US')} msg/s; cost ${(((off - on) / off) * 100).toFixed(1)}%`);
+console.log(`receiver got ${counts.lines.toLocaleString('en-US')} events (${(counts.bytes / 1e6).toFixed(0)} MB) over all capture-on runs`);
