@@ -108,18 +108,20 @@ export interface BaselineParams {
   clip: number;
 }
 
+/** Sub-buckets of the sliding count: it lags a rate change by at most one of them (bucket / 5). */
+const SLOTS = 5;
+
 /**
- * A publish rate and its learned baseline, in O(1) memory: the count of the current and previous
- * bucket (the sliding count weights the previous bucket by the part of it still inside the
- * window, as rate limiters do) and an EWMA of bucket counts with an EWMA of absolute deviations.
- * A completed bucket is clipped to `mean + clip × deviation` before it is learned, so a flood
- * cannot teach the baseline that floods are normal. Idle buckets are learned as zeros in closed
- * form, however long the gap.
+ * A publish rate and its learned baseline, in O(1) memory: a sliding count over the last bucket
+ * length from a ring of SLOTS sub-bucket counts (the sub-bucket leaving the window weighted by
+ * the part of it still inside, as rate limiters do), and an EWMA of completed bucket counts with
+ * an EWMA of absolute deviations. A completed bucket is clipped to `mean + clip × deviation`
+ * before it is learned, so a flood cannot teach the baseline that floods are normal. Idle
+ * buckets are learned as zeros in closed form, however long the gap.
  */
 export class RateBaseline {
   start = -1;
   cur = 0;
-  prev = 0;
   mean = 0;
   dev = 0;
   /** Completed buckets learned. */
@@ -128,21 +130,34 @@ export class RateBaseline {
   firstSeq = -1;
   /** Bucket start of the last alert (one alert per bucket at most). */
   alerted = -1;
+  private ring = [0, 0, 0, 0, 0, 0];
+  private slot = 0;
+  private slotStart = -1;
 
   /** Counts one event at `time` and returns the sliding count over the last bucket length. */
   add(time: number, seq: number, p: BaselineParams): number {
-    if (this.start < 0) this.start = time - (time % p.bucket);
+    if (this.start < 0) this.start = this.slotStart = time - (time % p.bucket);
     const gone = Math.floor((time - this.start) / p.bucket);
     if (gone > 0) {
       this.learn(this.cur, p);
       this.learnZeros(gone - 1, p);
-      this.prev = gone === 1 ? this.cur : 0;
       this.cur = 0;
       this.start += gone * p.bucket;
     }
     if (this.cur === 0) this.firstSeq = seq;
     this.cur++;
-    return this.prev * (1 - (time - this.start) / p.bucket) + this.cur;
+    const len = p.bucket / SLOTS;
+    const passed = Math.floor((time - this.slotStart) / len);
+    if (passed > 0) {
+      for (let k = 1; k <= Math.min(passed, SLOTS + 1); k++) this.ring[(this.slot + k) % (SLOTS + 1)] = 0;
+      this.slot = (this.slot + passed) % (SLOTS + 1);
+      this.slotStart += passed * len;
+    }
+    this.ring[this.slot]++;
+    const oldest = (this.slot + 1) % (SLOTS + 1);
+    let sum = 0;
+    for (let k = 0; k <= SLOTS; k++) if (k !== oldest) sum += this.ring[k];
+    return sum + this.ring[oldest] * (1 - (time - this.slotStart) / len);
   }
 
   private learn(x: number, p: BaselineParams): void {

@@ -9,7 +9,7 @@ const CLIP = 3;
 function rateParams(entities: string): ParamSpec[] {
   return [
     { name: 'bucket', kind: 'duration', default: '10s', doc: 'Length of the counting bucket; the rate is a sliding count over one bucket length.' },
-    { name: 'min_count', kind: 'count', default: '20', doc: 'A sliding count below this never alerts, whatever the baseline (floor for quiet devices).' },
+    { name: 'min_count', kind: 'count', default: '50', doc: 'A sliding count below this never alerts, whatever the baseline: the floor for quiet devices. Keep it above the bursts your event-driven devices send (an alarm of 40 messages within 10 s).' },
     { name: 'factor', kind: 'number', default: '5', doc: 'The count must exceed this multiple of the learned mean …', min: 1 },
     { name: 'sigma', kind: 'number', default: '6', doc: '… and the mean plus this many learned mean absolute deviations.', min: 0 },
     { name: 'warmup', kind: 'count', default: '30', doc: 'Buckets learned before the baseline is trusted (30 × 10 s = 5 min).' },
@@ -86,7 +86,7 @@ export const publishRate = rateRule({
   name: 'publish-rate',
   description: 'A client publishing far above its own learned rate (or, before it has one, above an absolute ceiling): a flood, a runaway device or a compromised one.',
   entity: 'mqtt.client_id',
-  minimum: 'a sliding count of max(min_count, factor × baseline, baseline + sigma × MAD) publishes per 10 s; for a device that usually sends under 4 per 10 s, 20 per 10 s (4/s reach it in 5 s)',
+  minimum: 'a sliding count of max(min_count, factor × baseline, baseline + sigma × MAD) publishes per 10 s; for a device that usually sends under 10 per 10 s that is min_count: 50 per 10 s (10/s reach it in 5 s)',
   tracked: 'Client ids',
   keyOf: (o) => o.clientId,
   label: (key) => `client ${key}`,
