@@ -7,6 +7,23 @@ import type { CaptureHandle } from './handle.js';
 /** Aedes' own CONNACK refusals (before authentication), by return code. */
 const AEDES_REFUSALS: Record<number, RefusalReason> = { 1: 'protocol-version', 2: 'bad-client-id', 3: 'server-unavailable', 6: 'keepalive-limit' };
 
+const list = (...items: string[]): string[] => Object.freeze(items) as string[];
+/** ECS category and type lists, shared by every event (no allocation per event; serialised as usual). */
+const NETWORK = list('network');
+const SESSION = list('session');
+const AUTHENTICATION = list('authentication');
+const AUTH_SESSION = list('authentication', 'session');
+const PROCESS = list('process');
+const PROTOCOL_ALLOWED = list('protocol', 'allowed');
+const PROTOCOL_DENIED = list('protocol', 'denied');
+const PROTOCOL_ERROR = list('protocol', 'error');
+const PROTOCOL = list('protocol');
+const START_DENIED = list('start', 'denied');
+const START_ALLOWED = list('start', 'allowed');
+const START = list('start');
+const END = list('end');
+const CONNECTION_START = list('connection', 'start');
+
 type AedesPacket = { topic: string; qos: number; retain: boolean; dup: boolean; messageId?: number; payload: Buffer | string };
 type WithInternals = Client & { _keepaliveInterval?: number; deliver0?: Deliver; deliverQoS?: Deliver };
 type Deliver = (packet: AedesPacket, cb: () => void) => void;
@@ -53,20 +70,20 @@ export function attachHooks(h: CaptureHandle, f: EventFactory, o: HookOptions): 
 
   if (wanted('broker-starting'))
     onProbe('broker-starting', (listeners) => {
-      const e = f.make('broker-starting', 'event', ['process'], ['start'], 'success');
+      const e = f.make('broker-starting', 'event', PROCESS, START, 'success');
       e.mqprobe = { listeners: listeners.map(({ listener, port }) => ({ bind: listener.bind ?? '', port, protocol: listener.protocol, tls: !!listener.tls.certfile })) };
       record(e);
     });
-  if (wanted('broker-stopped')) onProbe('broker-stopped', () => record(f.make('broker-stopped', 'event', ['process'], ['end'], 'success')));
+  if (wanted('broker-stopped')) onProbe('broker-stopped', () => record(f.make('broker-stopped', 'event', PROCESS, END, 'success')));
   if (wanted('connection-opened'))
-    onProbe('connection-opened', (conn) => record(f.withConn(f.make('connection-opened', 'event', ['network'], ['connection', 'start'], 'success'), conn)));
+    onProbe('connection-opened', (conn) => record(f.withConn(f.make('connection-opened', 'event', NETWORK, CONNECTION_START, 'success'), conn)));
 
   if (wanted('client-connected'))
     // on the CONNACK, not on Aedes' clientReady: that comes only after a resumed session's queue
     // is sent, by when the client's first PUBLISH may already have been recorded
     onAedes('connackSent', (connack: { returnCode?: number }, c: WithInternals) => {
       if (connack.returnCode) return;
-      const e = client('client-connected', c, ['authentication', 'session'], ['start', 'allowed'], 'success');
+      const e = client('client-connected', c, AUTH_SESSION, START_ALLOWED, 'success');
       const m = e.mqtt!;
       m.protocol_version = c.version;
       m.clean_session = c.clean;
@@ -79,7 +96,7 @@ export function attachHooks(h: CaptureHandle, f: EventFactory, o: HookOptions): 
   // the probe names the refusals of mqprobe's authentication; Aedes' own ones show only as a CONNACK
   const refused = new WeakSet<Client>();
   const refusal = (c: Client, code: number, reason: RefusalReason, username: string | undefined) => {
-    const e = f.withClient(f.make('connection-refused', 'event', ['authentication'], ['start', 'denied'], 'failure'), c, h.connOf(c), username);
+    const e = f.withClient(f.make('connection-refused', 'event', AUTHENTICATION, START_DENIED, 'failure'), c, h.connOf(c), username);
     e.event.reason = reason;
     e.mqtt!.reason_code = code;
     if (c.version) e.mqtt!.protocol_version = c.version;
@@ -98,21 +115,21 @@ export function attachHooks(h: CaptureHandle, f: EventFactory, o: HookOptions): 
 
   if (wanted('client-disconnected'))
     onProbe('disconnect-reason', (c, reason, err) => {
-      const e = client('client-disconnected', c, ['session'], ['end'], reason === 'client-disconnect' ? 'success' : 'unknown');
+      const e = client('client-disconnected', c, SESSION, END, reason === 'client-disconnect' ? 'success' : 'unknown');
       e.event.reason = reason;
       if (err && reason === 'error') e.error = { message: err.message };
       record(e);
     });
   if (wanted('keepalive-timeout'))
     onAedes('keepaliveTimeout', (c: WithInternals) => {
-      const e = client('keepalive-timeout', c, ['session'], ['end'], 'failure');
+      const e = client('keepalive-timeout', c, SESSION, END, 'failure');
       const ki = c._keepaliveInterval ?? -1;
       e.mqtt!.keepalive = ki > 0 ? Math.round((ki - 1) / 1500) : 0;
       record(e);
     });
   if (wanted('protocol-error'))
     onProbe('protocol-error', (conn: ConnInfo | undefined, c: Client | undefined, err: Error) => {
-      const e = f.make('protocol-error', 'event', ['network'], ['protocol', 'error'], 'failure');
+      const e = f.make('protocol-error', 'event', NETWORK, PROTOCOL_ERROR, 'failure');
       if (c) f.withClient(e, c, conn ?? h.connOf(c), h.usernameOf(c));
       else f.withConn(e, conn);
       if (e.mqtt && !e.mqtt.client_id) delete e.mqtt;
@@ -125,7 +142,7 @@ export function attachHooks(h: CaptureHandle, f: EventFactory, o: HookOptions): 
   const willsSeen = new WeakSet<Client>();
   const recordWill = (c: Client, will: { topic: string; qos: number; retain: boolean; payloadSize: number }) => {
     willsSeen.add(c);
-    const e = client('will-published', c, ['network'], ['protocol'], 'success');
+    const e = client('will-published', c, NETWORK, PROTOCOL, 'success');
     e.mqtt!.will = { topic: will.topic, qos: will.qos, retain: will.retain, payload_size: will.payloadSize };
     e.mqtt!.topic = will.topic;
     record(e);
@@ -151,7 +168,7 @@ export function attachHooks(h: CaptureHandle, f: EventFactory, o: HookOptions): 
         return;
       }
       if (!wanted('publish-received')) return;
-      const e = client('publish-received', c, ['network'], ['protocol', 'allowed'], 'success');
+      const e = client('publish-received', c, NETWORK, PROTOCOL_ALLOWED, 'success');
       const m = e.mqtt!;
       m.topic = p.topic;
       m.qos = p.qos;
@@ -166,7 +183,7 @@ export function attachHooks(h: CaptureHandle, f: EventFactory, o: HookOptions): 
     });
   if (wanted('publish-denied'))
     onProbe('publish-denied', (c, p) => {
-      const e = client('publish-denied', c, ['network'], ['protocol', 'denied'], 'failure');
+      const e = client('publish-denied', c, NETWORK, PROTOCOL_DENIED, 'failure');
       const m = e.mqtt!;
       m.topic = p.topic;
       m.qos = p.qos;
@@ -181,7 +198,7 @@ export function attachHooks(h: CaptureHandle, f: EventFactory, o: HookOptions): 
     onAedes('subscribe', (subs: Subscription[], c: Client) => {
       for (const s of subs) {
         if (s.qos >= 128) continue; // refused: the probe reported it with the requested QoS
-        const e = client('subscription-granted', c, ['network'], ['protocol', 'allowed'], 'success');
+        const e = client('subscription-granted', c, NETWORK, PROTOCOL_ALLOWED, 'success');
         e.mqtt!.topic = s.topic;
         e.mqtt!.qos = s.qos;
         e.mqtt!.subscriptions = [{ topic: s.topic, qos: s.qos, granted_qos: s.qos }];
@@ -190,7 +207,7 @@ export function attachHooks(h: CaptureHandle, f: EventFactory, o: HookOptions): 
     });
   if (wanted('subscription-denied'))
     onProbe('subscription-denied', (c, s) => {
-      const e = client('subscription-denied', c, ['network'], ['protocol', 'denied'], 'failure');
+      const e = client('subscription-denied', c, NETWORK, PROTOCOL_DENIED, 'failure');
       e.mqtt!.topic = s.topic;
       e.mqtt!.qos = s.qos;
       e.mqtt!.subscriptions = [{ topic: s.topic, qos: s.qos, granted_qos: 128 }];
@@ -200,16 +217,16 @@ export function attachHooks(h: CaptureHandle, f: EventFactory, o: HookOptions): 
   if (wanted('unsubscribed'))
     onAedes('unsubscribe', (topics: string[], c: Client) => {
       for (const topic of topics) {
-        const e = client('unsubscribed', c, ['network'], ['protocol'], 'success');
+        const e = client('unsubscribed', c, NETWORK, PROTOCOL, 'success');
         e.mqtt!.topic = topic;
         record(e);
       }
     });
 
-  if (wanted('ping-received')) onAedes('ping', (_p: unknown, c: Client) => record(client('ping-received', c, ['network'], ['protocol'], 'success')));
+  if (wanted('ping-received')) onAedes('ping', (_p: unknown, c: Client) => record(client('ping-received', c, NETWORK, PROTOCOL, 'success')));
   if (wanted('publish-acknowledged'))
     onAedes('ack', (p: { cmd?: string; topic?: string; messageId?: number; qos?: number } | null | undefined, c: Client) => {
-      const e = client('publish-acknowledged', c, ['network'], ['protocol'], 'success');
+      const e = client('publish-acknowledged', c, NETWORK, PROTOCOL, 'success');
       // Aedes passes no packet when the acknowledged one is no longer in its store
       if (!p) return record(e);
       if (p.topic !== undefined) e.mqtt!.topic = p.topic;
@@ -219,7 +236,7 @@ export function attachHooks(h: CaptureHandle, f: EventFactory, o: HookOptions): 
     });
   if (wanted('publish-delivered')) onAedes('client', (c: WithInternals) => watchDeliveries(c, (p) => {
     if (o.ignoredTopics.has(p.topic)) return; // deliveries of capture events would capture themselves
-    const e = client('publish-delivered', c, ['network'], ['protocol'], 'success');
+    const e = client('publish-delivered', c, NETWORK, PROTOCOL, 'success');
     const m = e.mqtt!;
     m.topic = p.topic;
     m.qos = p.qos;

@@ -9,7 +9,7 @@
  *   npx tsx bench/capture/fanin.ts [seconds per run=8] [rounds=2]
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve, dirname } from 'node:path';
@@ -21,6 +21,13 @@ const SECONDS = Number(process.argv[2] ?? 8);
 const ROUNDS = Number(process.argv[3] ?? 2);
 const WARMUP_S = 2;
 const PAYLOAD = Buffer.alloc(64, 'p');
+
+/** CPU seconds (user + system) a process has used so far, from /proc. */
+function cpuSeconds(pid: number): number {
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = f.slice(f.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
 
 function freePort(): Promise<number> {
   return new Promise((res) => {
@@ -75,7 +82,7 @@ function flood(c: MqttClient, stop: () => boolean): void {
   pump();
 }
 
-async function run(capture: boolean, receiverPort: number): Promise<{ rate: number; metrics?: string; spooled: number }> {
+async function run(capture: boolean, receiverPort: number, receiverPid: number): Promise<{ rate: number; metrics?: string; spooled: number; brokerCpu: number; receiverCpu: number; usPerMessage: number }> {
   const dir = mkdtempSync(join(tmpdir(), 'mqprobe-bench-'));
   const port = await freePort();
   const httpPort = await freePort();
@@ -94,35 +101,42 @@ async function run(capture: boolean, receiverPort: number): Promise<{ rate: numb
   await new Promise((r) => setTimeout(r, WARMUP_S * 1000));
   const r0 = received;
   const t0 = Date.now();
+  const cpu0 = cpuSeconds(broker.pid!);
+  const rcpu0 = cpuSeconds(receiverPid);
   await new Promise((r) => setTimeout(r, (SECONDS - WARMUP_S) * 1000));
-  const rate = (received - r0) / ((Date.now() - t0) / 1000);
+  const wall = (Date.now() - t0) / 1000;
+  const rate = (received - r0) / wall;
+  const brokerCpu = (cpuSeconds(broker.pid!) - cpu0) / wall;
+  const receiverCpu = (cpuSeconds(receiverPid) - rcpu0) / wall;
+  const usPerMessage = ((cpuSeconds(broker.pid!) - cpu0) * 1e6) / (received - r0);
   stopping = true;
   const metrics = capture ? await (await fetch(`http://127.0.0.1:${httpPort}/metrics`)).text() : undefined;
   const spooled = Number(/mqprobe_capture_spool_bytes\{[^}]*\} (\d+)/.exec(metrics ?? '')?.[1] ?? 0);
   for (const c of [...pubs, sub]) c.end(true);
   broker.kill('SIGTERM');
   await new Promise((r) => broker.once('exit', r));
-  return { rate, metrics, spooled };
+  return { rate, metrics, spooled, brokerCpu, receiverCpu, usPerMessage };
 }
 
 const receiver = spawn(process.execPath, ['--import', 'tsx', join(root, 'bench', 'capture', 'receiver.ts')], { cwd: root, stdio: ['pipe', 'pipe', 'inherit'] });
 const { port: receiverPort } = JSON.parse(await firstLine(receiver)) as { port: number };
-const results: { capture: boolean; rate: number }[] = [];
+const results: { capture: boolean; rate: number; us: number }[] = [];
 for (let r = 0; r < ROUNDS; r++) {
   for (const capture of [false, true]) {
-    const res = await run(capture, receiverPort);
-    results.push({ capture, rate: res.rate });
+    const res = await run(capture, receiverPort, receiver.pid!);
+    results.push({ capture, rate: res.rate, us: res.usPerMessage });
     const drops = [...(res.metrics ?? '').matchAll(/mqprobe_capture_dropped_total\{[^}]*reason="([^"]+)"\} (\d+)/g)];
     if (process.env.BENCH_DEBUG) console.log((res.metrics ?? "").split("\n").filter((l) => l.startsWith("mqprobe_capture")).join("\n"));
     const dropped = drops.map((m) => `${m[2]} (${m[1]})`).join(', ') || '0';
-    console.log(`round ${r + 1} capture ${capture ? 'on ' : 'off'}: ${Math.round(res.rate).toLocaleString('en-US')} msg/s delivered${capture ? `, capture drops ${dropped}, spool ${(res.spooled / 1e6).toFixed(0)} MB at the end of the run` : ''}`);
+    console.log(`round ${r + 1} capture ${capture ? 'on ' : 'off'}: ${Math.round(res.rate).toLocaleString('en-US')} msg/s delivered, broker ${res.brokerCpu.toFixed(2)} cores = ${res.usPerMessage.toFixed(1)} µs CPU per message, receiver ${res.receiverCpu.toFixed(2)} cores${capture ? `, capture drops ${dropped}, spool ${(res.spooled / 1e6).toFixed(0)} MB at the end of the run` : ''}`);
   }
 }
 receiver.stdin!.write('report\n');
 const counts = JSON.parse(await firstLine(receiver)) as { lines: number; bytes: number };
 receiver.stdin!.end();
-const avg = (on: boolean) => results.filter((x) => x.capture === on).reduce((s, x) => s + x.rate, 0) / ROUNDS;
-const off = avg(false);
-const on = avg(true);
-console.log(`capture off: ${Math.round(off).toLocaleString('en-US')} msg/s; capture on: ${Math.round(on).toLocaleString('en-US')} msg/s; cost ${(((off - on) / off) * 100).toFixed(1)}%`);
+const avg = (on: boolean, k: 'rate' | 'us') => results.filter((x) => x.capture === on).reduce((s, x) => s + x[k], 0) / ROUNDS;
+const off = avg(false, 'rate');
+const on = avg(true, 'rate');
+console.log(`capture off: ${Math.round(off).toLocaleString('en-US')} msg/s; capture on: ${Math.round(on).toLocaleString('en-US')} msg/s; throughput cost ${(((off - on) / off) * 100).toFixed(1)}%`);
+console.log(`broker CPU per delivered message: off ${avg(false, 'us').toFixed(1)} µs, on ${avg(true, 'us').toFixed(1)} µs (+${(avg(true, 'us') - avg(false, 'us')).toFixed(1)} µs)`);
 console.log(`receiver got ${counts.lines.toLocaleString('en-US')} events (${(counts.bytes / 1e6).toFixed(0)} MB) over all capture-on runs`);
