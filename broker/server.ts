@@ -13,7 +13,7 @@ import { bindListener, type BoundListener } from './listeners.js';
 import { createHttpServer } from './http.js';
 import { limitPacketSize } from './packet-limit.js';
 import { BrokerStats } from './stats.js';
-import { shieldFromSlowReader, DEFAULT_SLOW_READER_BYTES } from './slow-reader.js';
+import { applyDeliveryLimits, DEFAULT_SLOW_READER_BYTES } from './delivery-limits.js';
 import { startSysTopics } from './sys-topics.js';
 import { createBrokerState } from './persistence/index.js';
 import { VERSION } from './version.js';
@@ -89,10 +89,14 @@ export async function startBroker(config: BrokerConfig, opts: StartOptions): Pro
   const capture = startCapture({ aedes, probe, log, metrics, config: config.capture, info, connOf: connInfo, usernameOf: (c) => clientMeta(c)?.username });
   if (config.detect.enabled) capture.subscribe(detection.observe);
 
+  const deliveryLimits = {
+    queuedBytes: config.maxQueuedBytes || DEFAULT_SLOW_READER_BYTES,
+    unacknowledged: config.maxQueuedMessages > 0 ? config.maxQueuedMessages + config.maxInflightMessages : 0,
+  };
   const handle = (stream: Duplex, conn: ConnInfo, req?: IncomingMessage) => {
     const client = aedes.handle(stream);
     if (config.maxPacketSize > 0) limitPacketSize(client, config.maxPacketSize);
-    shieldFromSlowReader(client, config.maxQueuedBytes || DEFAULT_SLOW_READER_BYTES, () => stats.countSlowReaderDrop());
+    applyDeliveryLimits(client, deliveryLimits, (qos) => stats.countQueueFullDrop(qos));
     stats.track(client, stream, (req?.socket ?? stream) as Socket, `${conn.listener.bind ?? '*'}:${conn.listenerPort}`);
   };
 

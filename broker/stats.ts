@@ -1,34 +1,11 @@
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import mqttPacket from 'mqtt-packet';
 import type { Aedes, Client } from 'aedes';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { BrokerProbe } from './probe.js';
+import { observeWrites, type WrittenPacket } from './packet-writes.js';
 
-interface Packet {
-  cmd: string;
-  payload?: Buffer | string;
-}
-
-/** Which broker's counters a stream's outbound packets belong to (several brokers may share a process in tests). */
-const streamStats = new WeakMap<object, BrokerStats>();
-let writeHooked = false;
-
-/**
- * Counts packets written by Aedes. Aedes serialises every outbound packet through
- * mqtt-packet's writeToStream, so wrapping that one function counts each packet once, by type,
- * without touching the socket (a 'data' listener would break Aedes' own reads).
- */
-function hookWrites(): void {
-  if (writeHooked) return;
-  writeHooked = true;
-  const lib = mqttPacket as unknown as { writeToStream: (p: Packet, s: object, o?: unknown) => boolean };
-  const write = lib.writeToStream;
-  lib.writeToStream = function (packet, stream, opts) {
-    streamStats.get(stream)?.countSent(packet);
-    return write.call(this, packet, stream, opts);
-  };
-}
+type Packet = WrittenPacket;
 
 /** The broker's traffic counters: the single source for $SYS topics and /metrics. */
 export class BrokerStats {
@@ -49,7 +26,7 @@ export class BrokerStats {
 
   private readonly authFailures: Counter<'reason'>;
   private readonly aclDenials: Counter<'action'>;
-  private readonly slowReaderDrops: Counter;
+  private readonly queueFullDrops: Counter<'qos'>;
   private readonly listenerConnections: Gauge<'listener'>;
 
   constructor(
@@ -57,7 +34,6 @@ export class BrokerStats {
     probe: BrokerProbe,
     registry: Registry,
   ) {
-    hookWrites();
     const self = this;
     const counter = (name: string, help: string, read: () => number) =>
       new Counter({ name, help, registers: [registry], collect() { this.reset(); this.inc(read()); } });
@@ -65,13 +41,13 @@ export class BrokerStats {
     counter('mqprobe_messages_sent_total', 'MQTT packets of any type sent.', () => self.messagesSent);
     counter('mqprobe_publish_received_total', 'PUBLISH packets received.', () => self.publishReceived);
     counter('mqprobe_publish_sent_total', 'PUBLISH packets sent.', () => self.publishSent);
-    counter('mqprobe_publish_dropped_total', 'PUBLISH packets dropped (ACL, message_size_limit, slow readers over max_queued_bytes).', () => self.publishDropped);
+    counter('mqprobe_publish_dropped_total', 'PUBLISH packets dropped (ACL, message_size_limit, full subscriber queues).', () => self.publishDropped);
     counter('mqprobe_bytes_received_total', 'Bytes received on client connections.', () => self.bytesReceived());
     counter('mqprobe_bytes_sent_total', 'Bytes sent on client connections.', () => self.bytesSent());
     new Gauge({ name: 'mqprobe_clients_connected', help: 'Connected clients.', registers: [registry], collect() { this.set(aedes.connectedClients); } });
     this.listenerConnections = new Gauge({ name: 'mqprobe_listener_connections', help: 'Open connections per listener.', labelNames: ['listener'], registers: [registry] });
     this.authFailures = new Counter({ name: 'mqprobe_auth_failures_total', help: 'Refused CONNECTs by reason.', labelNames: ['reason'], registers: [registry] });
-    this.slowReaderDrops = new Counter({ name: 'mqprobe_slow_reader_drops_total', help: 'QoS 0 messages dropped for subscribers over max_queued_bytes of unsent data.', registers: [registry] });
+    this.queueFullDrops = new Counter({ name: 'mqprobe_queue_full_drops_total', help: 'Messages dropped because the subscriber\'s queue was full (QoS 0: max_queued_bytes; QoS 1/2: max_queued_messages).', labelNames: ['qos'], registers: [registry] });
     this.aclDenials = new Counter({ name: 'mqprobe_acl_denials_total', help: 'ACL denials by action.', labelNames: ['action'], registers: [registry] });
 
     probe.on('connection-refused', (_c, _code, reason) => this.authFailures.inc({ reason }));
@@ -92,7 +68,7 @@ export class BrokerStats {
 
   /** Starts counting a new connection: `raw` is the TCP socket under it (under the WebSocket for ws). */
   track(client: Client, stream: Duplex, raw: Socket, listenerLabel: string): void {
-    streamStats.set(stream, this);
+    observeWrites(stream, (p) => this.countSent(p));
     this.live.add(raw);
     (client as unknown as { _parser: { on(e: 'packet', f: (p: Packet) => void): void } })._parser.on('packet', (p) => this.countReceived(p));
     raw.once('close', () => {
@@ -103,10 +79,10 @@ export class BrokerStats {
     });
   }
 
-  /** A QoS 0 message not sent to a subscriber whose connection was over max_queued_bytes. */
-  countSlowReaderDrop(): void {
+  /** A message not sent to a subscriber whose queue was full (max_queued_bytes, max_queued_messages). */
+  countQueueFullDrop(qos: number): void {
     this.publishDropped++;
-    this.slowReaderDrops.inc();
+    this.queueFullDrops.inc({ qos: String(qos) });
   }
 
   countReceived(p: Packet): void {

@@ -62,6 +62,14 @@ export const mosquittoKeys: KeySpec<BrokerTarget>[] = [
     v.count(1);
     t.config.maxKeepalive = v.int(0, 10, 65535);
   }),
+  g('max_queued_messages', '<count>', 'QoS 1/2 messages held per client beyond those in flight; when a connected client has max_inflight_messages + max_queued_messages PUBLISHes unacknowledged, further QoS 1/2 messages to it are dropped and counted (publish/messages/dropped). A persistent session keeps them and gets them on its next connect. 0 = no limit.', '1000', (t, v) => {
+    v.count(1);
+    t.config.maxQueuedMessages = v.int(0, 0, 1_000_000);
+  }),
+  g('max_inflight_messages', '<count>', 'QoS 1/2 messages in flight per client (counts toward the max_queued_messages limit above; Aedes sends without a separate in-flight window).', '20', (t, v) => {
+    v.count(1);
+    t.config.maxInflightMessages = v.int(0, 0, 65535);
+  }),
   g('max_queued_bytes', '<bytes>', 'Unsent bytes a connection may hold before QoS 0 messages to it are dropped and counted (publish/messages/dropped). A subscriber that stops reading never holds up the others; QoS 1/2 messages are never dropped. 0 = 64 MiB.', '0', (t, v) => {
     v.count(1);
     t.config.maxQueuedBytes = v.int(0, 0, 4 * 1024 * 1024 * 1024);
@@ -211,7 +219,7 @@ export const mqprobeBrokerKeys: KeySpec<BrokerTarget>[] = [
  */
 export const unimplementedMosquittoKeys = new Set([
   'allow_duplicate_messages', 'auth_plugin_deny_special_chars', 'check_retain_source', 'clientid_prefixes', 'log_facility',
-  'log_timestamp', 'log_timestamp_format', 'max_inflight_bytes', 'max_inflight_messages', 'max_queued_messages', 'memory_limit', 'persistent_client_expiration',
+  'log_timestamp', 'log_timestamp_format', 'max_inflight_bytes', 'memory_limit', 'persistent_client_expiration',
   'plugin', 'auth_plugin', 'psk_file', 'queue_qos0_messages', 'set_tcp_nodelay', 'upgrade_outgoing_qos', 'user', 'websockets_log_level',
   'websockets_headers_size', 'bind_interface', 'http_dir', 'max_qos', 'max_topic_alias', 'dhparamfile', 'ciphers_tls1.3', 'psk_hint',
   'tls_engine', 'tls_engine_kpass_sha1', 'tls_keyform', 'enable_proxy_protocol', 'accept_protocol_versions',

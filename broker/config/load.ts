@@ -33,6 +33,8 @@ export function defaultBrokerConfig(): BrokerConfig {
     maxPacketSize: 0,
     messageSizeLimit: 0,
     maxKeepalive: 65535,
+    maxQueuedMessages: 1000,
+    maxInflightMessages: 20,
     maxQueuedBytes: 0,
     retainAvailable: true,
     sysInterval: 10,

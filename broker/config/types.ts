@@ -62,6 +62,8 @@ export interface BrokerConfig {
   maxPacketSize: number;
   messageSizeLimit: number;
   maxKeepalive: number;
+  maxQueuedMessages: number;
+  maxInflightMessages: number;
   /** max_queued_bytes (0 = the built-in 64 MiB). */
   maxQueuedBytes: number;
   retainAvailable: boolean;

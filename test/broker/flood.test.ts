@@ -59,11 +59,11 @@ function rawClient(port: number, id: string): net.Socket {
   return s;
 }
 
-t.test('QoS 0 flood while the only subscriber disconnects: the broker survives, 10 times in a row', async (t) => {
+t.test('QoS 0 flood while the only subscriber disconnects: the broker survives, 6 times in a row', async (t) => {
   const { port, mqttUrl } = await startTestBroker(t);
   const pkt = mqttPacket.generate({ cmd: 'publish', topic: 'bench/x', payload: Buffer.alloc(64), qos: 0, retain: false, dup: false } as mqttPacket.IPublishPacket);
   const batch = Buffer.concat(Array(200).fill(pkt));
-  for (let round = 1; round <= 10; round++) {
+  for (let round = 1; round <= 6; round++) {
     const sub = rawClient(port, `sub-${round}`);
     sub.write(mqttPacket.generate({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'bench/#', qos: 0 }] } as mqttPacket.ISubscribePacket));
     await new Promise((r) => setTimeout(r, 100));
@@ -87,7 +87,7 @@ t.test('QoS 0 flood while the only subscriber disconnects: the broker survives, 
   await probe.subscribeAsync('alive');
   await probe.publishAsync('alive', 'yes', { qos: 1 });
   await until(() => got.length === 1, 10_000, 'the broker still delivers');
-  t.pass('survived 10 flood-and-disconnect rounds');
+  t.pass('survived 6 flood-and-disconnect rounds');
 });
 
 t.test('a subscriber that stops reading does not stall the others', async (t) => {
@@ -118,7 +118,7 @@ t.test('QoS 0 messages for a subscriber over max_queued_bytes are dropped and co
   const payload = Buffer.alloc(16 * 1024);
   for (let i = 0; i < 500; i++) await pub.publishAsync('fan/x', payload, { qos: 1 });
   const metrics = await (await fetch(`http://127.0.0.1:${httpPort}/metrics`)).text();
-  const drops = Number(/^mqprobe_slow_reader_drops_total (\d+)/m.exec(metrics)?.[1]);
+  const drops = Number(/^mqprobe_queue_full_drops_total\{qos="0"\} (\d+)/m.exec(metrics)?.[1]);
   t.ok(drops > 0 && drops < 500, `some messages were dropped for the stalled reader (${drops} of 500), the first ones were sent`);
   stalled.destroy();
 });
@@ -156,4 +156,33 @@ t.test('10,000 connections opened and dropped in a burst leave the broker health
   const grown = process.memoryUsage().heapUsed - before;
   t.comment(`heap grew by ${(grown / 1048576).toFixed(1)} MiB over the burst`);
   t.ok(grown < 100 * 1048576, 'the heap did not keep the 10,000 connections (a leak would hold ~300 MiB)');
+});
+
+t.test('QoS 1 messages beyond max_inflight_messages + max_queued_messages unacknowledged are dropped and counted', async (t) => {
+  const { port, mqttUrl, httpPort } = await startTestBroker(t, `${ANONYMOUS_CONF}max_inflight_messages 5\nmax_queued_messages 10\nhttp_listener 0 127.0.0.1\n`);
+  // reads everything but never sends PUBACK
+  const parser = mqttPacket.parser();
+  let publishes = 0;
+  parser.on('packet', (p) => {
+    if (p.cmd === 'publish') publishes++;
+  });
+  const silent = net.connect(port, '127.0.0.1');
+  silent.on('data', (d) => parser.parse(d));
+  silent.write(mqttPacket.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, clientId: 'never-acks', keepalive: 60 } as mqttPacket.IConnectPacket));
+  silent.write(mqttPacket.generate({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'q/#', qos: 1 }] } as mqttPacket.ISubscribePacket));
+  t.teardown(() => silent.destroy());
+  await new Promise((r) => setTimeout(r, 200));
+  const healthy = await connectClient(t, mqttUrl, { clientId: 'acks' });
+  let healthyGot = 0;
+  healthy.on('message', () => healthyGot++);
+  await healthy.subscribeAsync('q/#', { qos: 1 });
+  const pub = await connectClient(t, mqttUrl, { clientId: 'publisher' });
+  // paced by the acknowledging subscriber, so only the silent one can fill its queue
+  for (let i = 0; i < 50; i++) {
+    await pub.publishAsync('q/x', `m${i}`, { qos: 1 });
+    await until(() => healthyGot === i + 1, 5000, `delivery ${i + 1} to the acknowledging subscriber`);
+  }
+  t.equal(publishes, 15, 'the silent subscriber got 5 in flight + 10 queued');
+  const metrics = await (await fetch(`http://127.0.0.1:${httpPort}/metrics`)).text();
+  t.equal(Number(/^mqprobe_queue_full_drops_total\{qos="1"\} (\d+)/m.exec(metrics)?.[1]), 35, 'the other 35 were counted as dropped');
 });

@@ -1,0 +1,55 @@
+import type { Client } from 'aedes';
+import type { Duplex } from 'node:stream';
+import { observeWrites } from './packet-writes.js';
+
+type Deliver = (packet: { qos: number }, cb: () => void) => void;
+
+/** Unsent bytes a connection may hold before QoS 0 messages to it are dropped, when max_queued_bytes is 0. */
+export const DEFAULT_SLOW_READER_BYTES = 64 * 1024 * 1024;
+
+export interface DeliveryLimits {
+  /** QoS 0: drop when the connection holds more unsent bytes than this. */
+  queuedBytes: number;
+  /** QoS 1/2: drop when this many are sent and not yet acknowledged (in flight + queued); 0 = no limit. */
+  unacknowledged: number;
+}
+
+/**
+ * Keeps one subscriber that stops reading from stalling everybody, and bounds what it costs.
+ * Aedes reports a delivery as done only once the socket has drained, and its message emitter runs
+ * a bounded number of deliveries at once, so a single full socket ends up holding every other
+ * subscriber's messages. Here a delivery is reported done as soon as it is handed to the
+ * connection (Mosquitto queues per client too), and as in Mosquitto a message is dropped and
+ * counted when the client's queue is full: QoS 0 over `queuedBytes` of unsent data
+ * (max_queued_bytes), QoS 1/2 over `unacknowledged` PUBLISHes awaiting PUBACK/PUBCOMP
+ * (max_inflight_messages + max_queued_messages).
+ */
+export function applyDeliveryLimits(client: Client, limits: DeliveryLimits, onDrop: (qos: number) => void): void {
+  const c = client as unknown as {
+    conn: Duplex;
+    deliver0: Deliver;
+    deliverQoS: Deliver;
+    _parser: { on(e: 'packet', f: (p: { cmd: string }) => void): void };
+  };
+  let awaitingAck = 0;
+  observeWrites(c.conn, (p) => {
+    if (p.cmd === 'publish' && (p.qos ?? 0) > 0) awaitingAck++;
+  });
+  c._parser.on('packet', (p) => {
+    if ((p.cmd === 'puback' || p.cmd === 'pubcomp') && awaitingAck > 0) awaitingAck--;
+  });
+  const deliver0 = c.deliver0;
+  const deliverQoS = c.deliverQoS;
+  const ignore = () => undefined;
+  c.deliver0 = function (packet, cb) {
+    if (c.conn.writableLength > limits.queuedBytes) onDrop(0);
+    else deliver0.call(this, packet, ignore);
+    cb();
+  };
+  c.deliverQoS = function (packet, cb) {
+    if (packet.qos === 0) return c.deliver0(packet, cb);
+    if (limits.unacknowledged > 0 && awaitingAck >= limits.unacknowledged) onDrop(packet.qos);
+    else deliverQoS.call(this, packet, ignore);
+    cb();
+  };
+}
