@@ -1,7 +1,7 @@
 import type { Aedes, Client, Subscription } from 'aedes';
 import type { ConnInfo, ProbeEvents, RefusalReason } from '../broker/probe.js';
 import type { EventFactory } from './build.js';
-import type { CaptureEvent } from './event.js';
+import type { CaptureEvent, MqttFields } from './event.js';
 import type { CaptureHandle } from './handle.js';
 
 /** Aedes' own CONNACK refusals (before authentication), by return code. */
@@ -169,28 +169,16 @@ export function attachHooks(h: CaptureHandle, f: EventFactory, o: HookOptions): 
       }
       if (!wanted('publish-received')) return;
       const e = client('publish-received', c, NETWORK, PROTOCOL_ALLOWED, 'success');
-      const m = e.mqtt!;
-      m.topic = p.topic;
-      m.qos = p.qos;
-      m.retain = p.retain;
-      m.dup = p.dup;
-      if (p.messageId !== undefined) m.message_id = p.messageId;
       const payload = typeof p.payload === 'string' ? Buffer.from(p.payload) : p.payload;
-      m.payload_size = payload.length;
+      publishFields(e.mqtt!, p, payload.length);
       // only a reference: the policy copies and encodes it at flush time
-      if (o.keepPayload) m.payload = payload;
+      if (o.keepPayload) e.mqtt!.payload = payload;
       record(e);
     });
   if (wanted('publish-denied'))
     onProbe('publish-denied', (c, p) => {
       const e = client('publish-denied', c, NETWORK, PROTOCOL_DENIED, 'failure');
-      const m = e.mqtt!;
-      m.topic = p.topic;
-      m.qos = p.qos;
-      m.retain = p.retain;
-      m.dup = p.dup;
-      if (p.messageId !== undefined) m.message_id = p.messageId;
-      m.payload_size = p.payloadSize;
+      publishFields(e.mqtt!, p, p.payloadSize);
       record(e);
     });
 
@@ -248,6 +236,16 @@ export function attachHooks(h: CaptureHandle, f: EventFactory, o: HookOptions): 
   return () => {
     for (const d of detach) d();
   };
+}
+
+/** The PUBLISH header fields, in the same order for every publish event. */
+function publishFields(m: MqttFields, p: { topic: string; qos: number; retain: boolean; dup: boolean; messageId?: number }, size: number): void {
+  m.topic = p.topic;
+  m.qos = p.qos;
+  m.retain = p.retain;
+  m.dup = p.dup;
+  if (p.messageId !== undefined) m.message_id = p.messageId;
+  m.payload_size = size;
 }
 
 /**

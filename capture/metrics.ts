@@ -12,26 +12,19 @@ export interface CaptureMetrics {
 export function captureMetrics(registry: Registry, runners: () => { name: string; stats(): RunnerStats }[], sequence: () => number): CaptureMetrics {
   const reuse = <T>(name: string, make: () => T): T => (registry.getSingleMetric(name) as T | undefined) ?? make();
   const registers = [registry];
-  reuse('mqprobe_capture_queue_events', () => new Gauge({
-    name: 'mqprobe_capture_queue_events',
-    help: 'Capture events waiting in a sink\'s memory queue.',
-    labelNames: ['sink'],
-    registers,
-    collect() {
-      this.reset();
-      for (const r of runners()) this.set({ sink: r.name }, r.stats().queued);
-    },
-  }));
-  reuse('mqprobe_capture_spool_bytes', () => new Gauge({
-    name: 'mqprobe_capture_spool_bytes',
-    help: 'Bytes of capture events in a sink\'s disk spool.',
-    labelNames: ['sink'],
-    registers,
-    collect() {
-      this.reset();
-      for (const r of runners()) this.set({ sink: r.name }, r.stats().spoolBytes);
-    },
-  }));
+  const perSink = (name: string, help: string, read: (s: RunnerStats) => number) =>
+    reuse(name, () => new Gauge({
+      name,
+      help,
+      labelNames: ['sink'],
+      registers,
+      collect() {
+        this.reset();
+        for (const r of runners()) this.set({ sink: r.name }, read(r.stats()));
+      },
+    }));
+  perSink('mqprobe_capture_queue_events', "Capture events waiting in a sink's memory queue.", (s) => s.queued);
+  perSink('mqprobe_capture_spool_bytes', "Bytes of capture events in a sink's disk spool.", (s) => s.spoolBytes);
   reuse('mqprobe_capture_sequence', () => new Gauge({
     name: 'mqprobe_capture_sequence',
     help: 'event.sequence of the latest capture event of this broker instance.',
