@@ -167,3 +167,30 @@ t.test('spool full: drops are counted exactly and reported as capture-dropped on
   t.equal(Number(m?.[1]), count, '/metrics counted the same');
   t.ok(readEvents(rx.out).length > 0);
 });
+
+t.test('shutdown while the receiver is down: the queue is spooled, and the next start replays it first', async (t) => {
+  const rx = await startReceiver(t);
+  await rx.stop();
+  const dir = tempDir();
+  const conf = `listener 0 127.0.0.1\nallow_anonymous true\ncapture_sink logstash tcp://127.0.0.1:${rx.port}\ncapture_spool_dir ${join(dir, 'spool')}\n`;
+  const first = await startTestBroker(t, conf, { dir: tempDir() });
+  const c = await connectClient(t, first.mqttUrl, { clientId: 'before' });
+  for (let i = 0; i < 20; i++) await c.publishAsync('s/t', `v${i}`, { qos: 1 });
+  await c.endAsync();
+  const n1 = await stopped(first);
+  t.equal(first.broker.capture.stats().sinks[0].dropped, 0, 'nothing dropped at shutdown');
+  t.match(readFileSync(first.logFile, 'utf8'), /spooled for the next start/);
+
+  await rx.start();
+  const second = await startTestBroker(t, conf, { dir: tempDir() });
+  const c2 = await connectClient(t, second.mqttUrl, { clientId: 'after' });
+  await c2.publishAsync('s/t', 'new', { qos: 1 });
+  await c2.endAsync();
+  const n2 = await stopped(second);
+  await until(() => rx.lines().length >= n1 + n2, 15_000, `${n1} + ${n2} events`);
+  const events = parse(rx.lines());
+  const byInstance = (id: string) => events.filter((e) => e.service.id === id).map((e) => e.event.sequence);
+  t.same(byInstance(first.broker.info.id), Array.from({ length: n1 }, (_, i) => i + 1), 'the first instance complete, broker-stopped included');
+  t.same(byInstance(second.broker.info.id), Array.from({ length: n2 }, (_, i) => i + 1), 'the second instance complete');
+  t.equal(events[n1 - 1].event.action, 'broker-stopped', 'the old events came first');
+});
