@@ -81,7 +81,7 @@ export function startCapture(h: CaptureHandle, opts: CaptureOptions = {}): Captu
     let name = sink.name;
     for (let i = 2; names.has(name); i++) name = `${sink.name}#${i}`;
     names.add(name);
-    const named = name === sink.name ? sink : { ...sink, name, write: sink.write, close: sink.close };
+    const named = name === sink.name ? sink : { ...sink, name };
     let spool: Spool | undefined;
     if (spools && cfg.spoolDir) {
       try {

@@ -6,6 +6,8 @@ export interface Sink {
   readonly name: string;
   write(lines: string[]): Promise<void>;
   close(): Promise<void>;
+  /** True when writes can never succeed again (the broker of the mqtt sink has closed): stop() does not wait for it. */
+  gone?(): boolean;
 }
 
 /** A run of consecutive events one sink could not keep. */
@@ -120,7 +122,7 @@ export class SinkRunner {
       this.o.log.info({ events: rest.length }, 'capture events still queued at shutdown were spooled for the next start');
     } else if (rest.length) {
       for (const seq of seqs) this.drop(seq, 'shutdown');
-      this.o.log.error({ events: rest.length, first: seqs[0], last: seqs.at(-1) }, 'capture events still queued at shutdown were dropped (no capture_spool_dir)');
+      this.o.log.error({ events: rest.length, first: seqs[0], last: seqs.at(-1) }, 'capture events still queued at shutdown were dropped (this sink has no spool)');
     }
     this.reportDrops();
     await this.o.spool?.close();
@@ -161,7 +163,7 @@ export class SinkRunner {
         this.s.down = true;
         this.o.count.failure();
         if (failures === 1 || failures % 20 === 0) this.o.log.warn({ failures, err: (err as Error).message, queued: this.stats().queued, spoolBytes: this.o.spool?.bytes ?? 0 }, `capture sink ${this.sink.name} cannot deliver; retrying`);
-        if (this.stopping && Date.now() >= this.deadline) return;
+        if (this.stopping && (Date.now() >= this.deadline || this.sink.gone?.())) return;
         const wait = Math.min(this.o.backoff.maxMs, this.o.backoff.baseMs * 2 ** Math.min(failures - 1, 20));
         await this.sleep(wait / 2 + Math.random() * (wait / 2));
       }

@@ -18,5 +18,6 @@ export function mqttSink(aedes: Aedes, topic: string): Sink {
       for (const line of lines) await publish(line);
     },
     close: async () => {},
+    gone: () => aedes.closed,
   };
 }
