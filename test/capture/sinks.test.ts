@@ -162,3 +162,22 @@ t.test('subscribe() sees every event; emit() adds alerts with identity and seque
   await b.broker.close();
   t.equal(b.broker.capture.emit({ event: { action: 'late' } }), undefined, 'nothing recorded after stop');
 });
+
+t.test('capture_sink stdout: a reader that goes away (EPIPE) does not stop the broker', async (t) => {
+  const dir = tempDir();
+  const port = await freePort();
+  const conf = join(dir, 'm.conf');
+  writeFileSync(conf, `listener ${port} 127.0.0.1\nallow_anonymous true\ncapture_sink stdout\n`);
+  const p = spawnCli(t, ['-c', conf]);
+  await waitForPort(port);
+  p.child.stdout!.destroy();
+  const c = await connectClient(t, `mqtt://127.0.0.1:${port}`, { clientId: 'epipe' });
+  for (let i = 0; i < 50; i++) await c.publishAsync('e/t', `x${i}`, { qos: 1 });
+  await c.endAsync();
+  const again = await connectClient(t, `mqtt://127.0.0.1:${port}`, { clientId: 'still-there' });
+  t.ok(again.connected, 'the broker still serves');
+  await again.endAsync();
+  t.equal(p.child.exitCode, null, 'the process is alive');
+  p.child.kill('SIGTERM');
+  await p.exited;
+});
