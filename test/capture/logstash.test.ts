@@ -5,6 +5,7 @@
  */
 import t from 'tap';
 import { readFileSync } from 'node:fs';
+import net from 'node:net';
 import { join } from 'node:path';
 import type { MqttClient } from 'mqtt';
 import { startTestBroker, tempDir, type TestBroker } from '../helpers/broker.js';
@@ -193,4 +194,25 @@ t.test('shutdown while the receiver is down: the queue is spooled, and the next 
   t.same(byInstance(first.broker.info.id), Array.from({ length: n1 }, (_, i) => i + 1), 'the first instance complete, broker-stopped included');
   t.same(byInstance(second.broker.info.id), Array.from({ length: n2 }, (_, i) => i + 1), 'the second instance complete');
   t.equal(events[n1 - 1].event.action, 'broker-stopped', 'the old events came first');
+});
+
+t.test('a receiver that accepts and never reads: events go to the spool, publishing goes on, stop() keeps its deadline', async (t) => {
+  const stalled = net.createServer((s) => s.pause());
+  await new Promise<void>((r) => stalled.listen(0, '127.0.0.1', () => r()));
+  t.teardown(() => stalled.close());
+  const port = (stalled.address() as net.AddressInfo).port;
+  const dir = tempDir();
+  const b = await startTestBroker(t, `listener 0 127.0.0.1\nallow_anonymous true\ncapture_sink logstash tcp://127.0.0.1:${port}\ncapture_spool_dir ${join(dir, 'spool')}\ncapture_queue_max 10\ncapture_payload full\n`, { dir });
+  const c = await connectClient(t, b.mqttUrl, { clientId: 'fast' });
+  const big = Buffer.alloc(20_000, 'z');
+  // about 28 MB of events: more than the kernel's socket buffers can hold
+  for (let i = 0; i < 1000; i++) await c.publishAsync('big/t', big, { qos: 1 });
+  await until(() => b.broker.capture.stats().sinks[0].spoolBytes > 1_000_000, 10_000, 'the spool to take over');
+  await c.endAsync();
+  const t0 = Date.now();
+  await b.broker.close();
+  t.ok(Date.now() - t0 < 9000, `close returned after ${Date.now() - t0} ms (5 s deadline, 1 s grace)`);
+  const s = b.broker.capture.stats().sinks[0];
+  t.equal(s.dropped, 0, 'nothing dropped');
+  t.ok(s.spoolBytes > 5_000_000, `the events wait on disk (${s.spoolBytes} bytes)`);
 });
