@@ -1,5 +1,6 @@
 /** The other sinks (mqtt, stdout, file rotation), capture_format hicap, capture_events, and the subscribe/emit API. */
 import t from 'tap';
+import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadConfig } from '../../broker/config/load.js';
@@ -180,4 +181,28 @@ t.test('capture_sink stdout: a reader that goes away (EPIPE) does not stop the b
   t.equal(p.child.exitCode, null, 'the process is alive');
   p.child.kill('SIGTERM');
   await p.exited;
+});
+
+t.test('file sink: tail -F follows it across rotations and sees every event once, in order', async (t) => {
+  const dir = tempDir();
+  const out = join(dir, 'tailed.ndjson');
+  writeFileSync(out, '');
+  const tail = spawn('tail', ['-F', '-n', '+1', '-s', '0.05', out], { stdio: ['ignore', 'pipe', 'ignore'] });
+  t.teardown(() => tail.kill('SIGKILL'));
+  let seen = '';
+  tail.stdout.on('data', (d) => (seen += d));
+  const b = await startTestBroker(t, `listener 0 127.0.0.1\nallow_anonymous true\ncapture_sink file ${out}\ncapture_file_max_bytes 30000\ncapture_file_max_files 3\n`, { dir });
+  const c = await connectClient(t, b.mqttUrl, { clientId: 'tailed' });
+  for (let i = 0; i < 150; i++) {
+    await c.publishAsync('tail/t', `m${i}`, { qos: 1 });
+    // tail -F polls every 50 ms: give it time to see each rotation before the next
+    if (i % 10 === 9) await new Promise((r) => setTimeout(r, 200));
+  }
+  await c.endAsync();
+  await b.broker.close();
+  const n = b.broker.capture.stats().recorded;
+  t.ok(existsSync(`${out}.1`), 'the file rotated');
+  await until(() => seen.split('\n').filter(Boolean).length >= n, 10_000, `${n} lines through tail -F`);
+  const seqs = seen.split('\n').filter(Boolean).map((l) => (JSON.parse(l) as { event: { sequence: number } }).event.sequence);
+  t.same(seqs, Array.from({ length: n }, (_, i) => i + 1), 'every event once, in order');
 });
