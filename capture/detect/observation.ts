@@ -41,50 +41,74 @@ function isObj(v: unknown): v is Obj {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
-/** `e.a.b`, or the flattened `e["a.b"]`. */
-function get2(e: Obj, a: string, b: string): unknown {
+/** Reads `e.a.b`; for flattened events (`"event.action"` keys, no `event` object) `e["a.b"]`. */
+type Reader = (e: Obj, a: string, b: string) => unknown;
+
+const nested: Reader = (e, a, b) => {
   const inner = e[a];
-  if (isObj(inner) && b in inner) return inner[b];
-  return e[`${a}.${b}`];
-}
+  return isObj(inner) ? inner[b] : undefined;
+};
+const flattened: Reader = (e, a, b) => e[`${a}.${b}`];
 
 const str = (v: unknown): string | undefined => (typeof v === 'string' && v !== '' ? v : undefined);
 const num = (v: unknown): number | undefined => (typeof v === 'number' && Number.isFinite(v) ? v : undefined);
 
-let lastStamp = '';
-let lastTime = NaN;
+let lastSecond = '';
+let lastSecondMs = NaN;
 
-/** ISO-8601 `@timestamp` → epoch ms; consecutive events often share a millisecond, so the last one is remembered. */
+/** The milliseconds of `…SS.mmmZ`, or -1 when those three characters are not digits. */
+function millis(v: string): number {
+  let ms = 0;
+  for (let i = 20; i < 23; i++) {
+    const d = v.charCodeAt(i) - 48;
+    if (d < 0 || d > 9) return -1;
+    ms = ms * 10 + d;
+  }
+  return ms;
+}
+
+/**
+ * ISO-8601 `@timestamp` → epoch ms. Capture writes `YYYY-MM-DDTHH:MM:SS.mmmZ` and consecutive
+ * events share their second, so that form is parsed once per second and its milliseconds read
+ * digit by digit; any other form goes through Date.parse.
+ */
 export function parseTimestamp(v: unknown): number | undefined {
   if (typeof v !== 'string') return num(v);
-  if (v === lastStamp) return lastTime;
+  const ms = v.length === 24 && v.charCodeAt(19) === 46 && v.charCodeAt(23) === 90 ? millis(v) : -1; // '.', 'Z'
+  if (ms >= 0) {
+    if (lastSecond !== '' && v.startsWith(lastSecond)) return lastSecondMs + ms;
+    const second = Date.parse(`${v.slice(0, 19)}Z`);
+    if (!Number.isNaN(second)) {
+      lastSecond = v.slice(0, 20);
+      lastSecondMs = second;
+      return second + ms;
+    }
+  }
   const t = Date.parse(v);
-  if (Number.isNaN(t)) return undefined;
-  lastStamp = v;
-  lastTime = t;
-  return t;
+  return Number.isNaN(t) ? undefined : t;
 }
 
 /** The observation of one capture event, or undefined when it is not an object with an action and a time. */
 export function observe(raw: unknown): Observation | undefined {
   if (!isObj(raw)) return undefined;
-  const action = str(get2(raw, 'event', 'action'));
+  const get = isObj(raw.event) ? nested : flattened;
+  const action = str(get(raw, 'event', 'action'));
   const time = parseTimestamp(raw['@timestamp']);
   if (action === undefined || time === undefined) return undefined;
-  const o: Observation = { time, seq: num(get2(raw, 'event', 'sequence')) ?? -1, action };
+  const o: Observation = { time, seq: num(get(raw, 'event', 'sequence')) ?? -1, action };
   if (!WATCHED_ACTIONS.has(action)) return o;
-  o.ip = str(get2(raw, 'source', 'ip'));
-  o.user = str(get2(raw, 'user', 'name'));
-  o.clientId = str(get2(raw, 'mqtt', 'client_id'));
-  o.topic = str(get2(raw, 'mqtt', 'topic'));
-  o.payloadSize = num(get2(raw, 'mqtt', 'payload_size'));
-  o.reason = str(get2(raw, 'event', 'reason'));
-  o.reasonCode = num(get2(raw, 'mqtt', 'reason_code'));
+  o.ip = str(get(raw, 'source', 'ip'));
+  o.user = str(get(raw, 'user', 'name'));
+  o.clientId = str(get(raw, 'mqtt', 'client_id'));
+  o.topic = str(get(raw, 'mqtt', 'topic'));
+  o.payloadSize = num(get(raw, 'mqtt', 'payload_size'));
+  o.reason = str(get(raw, 'event', 'reason'));
+  o.reasonCode = num(get(raw, 'mqtt', 'reason_code'));
   if (action === 'publish-received') {
-    o.payload = str(get2(raw, 'mqtt', 'payload'));
-    o.payloadEncoding = str(get2(raw, 'mqtt', 'payload_encoding'));
+    o.payload = str(get(raw, 'mqtt', 'payload'));
+    o.payloadEncoding = str(get(raw, 'mqtt', 'payload_encoding'));
   }
-  if (action.startsWith('subscription-')) o.subscriptions = subscriptionsOf(get2(raw, 'mqtt', 'subscriptions'), o.topic, action === 'subscription-denied');
+  if (action.startsWith('subscription-')) o.subscriptions = subscriptionsOf(get(raw, 'mqtt', 'subscriptions'), o.topic, action === 'subscription-denied');
   return o;
 }
 

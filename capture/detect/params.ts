@@ -123,6 +123,12 @@ export function resolveRules(specs: readonly RuleSpec[], config: DetectConfig): 
   return out;
 }
 
+/**
+ * Default `max_tracked` of the windowed counting rules: an entity's state only matters within
+ * the window, so more entities than this active within one window are needed to push one out.
+ */
+export const WINDOWED = '20000';
+
 /** The `max_tracked` parameter of a rule that keeps state per entity. */
 export function maxTrackedParam(what: string, def = '100000'): ParamSpec {
   return { name: 'max_tracked', kind: 'count', default: def, doc: `${what} tracked at once; the least recently seen are forgotten first.` };

@@ -6,9 +6,15 @@ import { LRUCache } from 'lru-cache';
  * client ids, addresses or topics evicts the least recently seen ones instead of growing.
  */
 
-/** Per-entity state with at most `max` entities, least recently used evicted first. */
+const ONE = () => 1;
+
+/**
+ * Per-entity state with at most `max` entities, least recently used evicted first. Bounded by
+ * `maxSize` (each entry size 1) rather than `max`: with `max` lru-cache preallocates its arrays
+ * for the full count (about 24 MiB for a million), with `maxSize` they grow with what is tracked.
+ */
 export function trackedMap<V extends {}>(max: number): LRUCache<string, V> {
-  return new LRUCache<string, V>({ max });
+  return new LRUCache<string, V>({ maxSize: max, sizeCalculation: ONE });
 }
 
 /** The entity's state, created on first sight. */
@@ -131,6 +137,8 @@ export class RateBaseline {
   /** Bucket start of the last alert (one alert per bucket at most). */
   alerted = -1;
   private ring = [0, 0, 0, 0, 0, 0];
+  /** Sum of the ring. */
+  private total = 0;
   private slot = 0;
   private slotStart = -1;
 
@@ -149,15 +157,18 @@ export class RateBaseline {
     const len = p.bucket / SLOTS;
     const passed = Math.floor((time - this.slotStart) / len);
     if (passed > 0) {
-      for (let k = 1; k <= Math.min(passed, SLOTS + 1); k++) this.ring[(this.slot + k) % (SLOTS + 1)] = 0;
+      for (let k = 1; k <= Math.min(passed, SLOTS + 1); k++) {
+        const i = (this.slot + k) % (SLOTS + 1);
+        this.total -= this.ring[i];
+        this.ring[i] = 0;
+      }
       this.slot = (this.slot + passed) % (SLOTS + 1);
       this.slotStart += passed * len;
     }
     this.ring[this.slot]++;
-    const oldest = (this.slot + 1) % (SLOTS + 1);
-    let sum = 0;
-    for (let k = 0; k <= SLOTS; k++) if (k !== oldest) sum += this.ring[k];
-    return sum + this.ring[oldest] * (1 - (time - this.slotStart) / len);
+    this.total++;
+    const oldest = this.ring[(this.slot + 1) % (SLOTS + 1)];
+    return this.total - oldest * ((time - this.slotStart) / len);
   }
 
   private learn(x: number, p: BaselineParams): void {

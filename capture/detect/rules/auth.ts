@@ -1,5 +1,5 @@
 import type { Observation } from '../observation.js';
-import { maxTrackedParam, type Params } from '../params.js';
+import { maxTrackedParam, WINDOWED, type Params } from '../params.js';
 import { humanWindow, type Emit, type RuleDefinition } from '../detector.js';
 import { DistinctWindow, ThresholdCounter, stateOf, trackedMap } from '../windows.js';
 
@@ -26,7 +26,7 @@ export const bruteForce: RuleDefinition = {
       { name: 'threshold', kind: 'count', default: '10', doc: 'Credential refusals from one address that raise the alert.' },
       { name: 'window', kind: 'duration', default: '60s', doc: 'Sliding window the refusals must fall in.' },
       REASONS,
-      maxTrackedParam('Source addresses'),
+      maxTrackedParam('Source addresses', WINDOWED),
     ],
   },
   create(p: Params, emit: Emit) {
@@ -61,7 +61,7 @@ export const credentialStuffing: RuleDefinition = {
       { name: 'users', kind: 'count', default: '5', doc: 'Distinct refused user names from one address that raise the alert.', min: 2 },
       { name: 'window', kind: 'duration', default: '5m', doc: 'Sliding window the refusals must fall in.' },
       REASONS,
-      maxTrackedParam('Source addresses'),
+      maxTrackedParam('Source addresses', WINDOWED),
     ],
   },
   create(p: Params, emit: Emit) {

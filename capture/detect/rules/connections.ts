@@ -1,4 +1,4 @@
-import { maxTrackedParam, type Params } from '../params.js';
+import { maxTrackedParam, WINDOWED, type Params } from '../params.js';
 import { humanWindow, isInternal, type Emit, type RuleDefinition } from '../detector.js';
 import { ThresholdCounter } from '../windows.js';
 
@@ -12,7 +12,7 @@ export const connectionStorm: RuleDefinition = {
     params: [
       { name: 'threshold', kind: 'count', default: '100', doc: 'Attempts (client-connected + connection-refused) from one address that raise the alert. Keep it above the number of devices behind your largest NAT: they all reconnect at once after a network blip.' },
       { name: 'window', kind: 'duration', default: '10s', doc: 'Sliding window the attempts must fall in.' },
-      maxTrackedParam('Source addresses'),
+      maxTrackedParam('Source addresses', WINDOWED),
     ],
   },
   create(p: Params, emit: Emit) {
@@ -45,7 +45,7 @@ export const clientFlapping: RuleDefinition = {
     params: [
       { name: 'threshold', kind: 'count', default: '10', doc: 'Accepted connects of one client id that raise the alert.' },
       { name: 'window', kind: 'duration', default: '5m', doc: 'Sliding window the connects must fall in.' },
-      maxTrackedParam('Client ids'),
+      maxTrackedParam('Client ids', WINDOWED),
     ],
   },
   create(p: Params, emit: Emit) {

@@ -60,7 +60,7 @@ export const newClientId: RuleDefinition = {
     params: [
       { name: 'learn', kind: 'duration', default: '1h', doc: `${LEARN_DOC} Starts at the first connect the detectors see.` },
       { name: 'ignore_prefixes', kind: 'list', default: 'auto-', doc: 'Client ids starting with one of these are never reported (the broker’s generated ids, `auto_id_prefix`); `-` for none.' },
-      maxTrackedParam('Client ids remembered', '1000000'),
+      maxTrackedParam('Client ids remembered', '200000'),
     ],
   },
   create(p: Params, emit: Emit) {

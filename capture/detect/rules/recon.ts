@@ -1,5 +1,5 @@
 import type { Observation } from '../observation.js';
-import { maxTrackedParam, type Params } from '../params.js';
+import { maxTrackedParam, WINDOWED, type Params } from '../params.js';
 import { humanWindow, isInternal, type Emit, type RuleDefinition } from '../detector.js';
 import { DistinctWindow, ThresholdCounter, stateOf, trackedMap } from '../windows.js';
 
@@ -80,7 +80,7 @@ export const topicScan: RuleDefinition = {
       { name: 'filters', kind: 'count', default: '20', doc: 'Distinct topic filters (granted or denied) one client subscribes to that raise the alert.', min: 2 },
       { name: 'topics', kind: 'count', default: '50', doc: 'Distinct topics (accepted or denied) one client publishes to that raise the alert. Keep it above what your gateways publish per window.', min: 2 },
       { name: 'window', kind: 'duration', default: '60s', doc: 'Sliding window the distinct filters or topics must fall in.' },
-      maxTrackedParam('Client ids'),
+      maxTrackedParam('Client ids', WINDOWED),
     ],
   },
   create(p: Params, emit: Emit) {
@@ -127,7 +127,7 @@ export const aclDenials: RuleDefinition = {
     params: [
       { name: 'threshold', kind: 'count', default: '10', doc: 'Denied publishes and subscriptions of one client that raise the alert.' },
       { name: 'window', kind: 'duration', default: '60s', doc: 'Sliding window the denials must fall in.' },
-      maxTrackedParam('Client ids'),
+      maxTrackedParam('Client ids', WINDOWED),
     ],
   },
   create(p: Params, emit: Emit) {
