@@ -101,11 +101,12 @@ export class SinkRunner {
     this.deadline = Date.now() + deadlineMs;
     this.wake?.();
     this.interrupt?.();
-    await settleWithin(this.loop, deadlineMs);
+    // a sink that can never deliver again gets no deadline (its last write may never even settle)
+    if (!this.sink.gone?.()) await settleWithin(this.loop, deadlineMs);
     this.interrupt?.();
     await this.sink.close().catch((err: Error) => this.o.log.warn({ err: err.message }, 'closing the sink failed'));
     // a write that never settles (a receiver that stopped reading) is abandoned; its batch is still queued
-    await settleWithin(this.loop, 1000);
+    await settleWithin(this.loop, this.sink.gone?.() ? 0 : 1000);
     this.closed = true;
     const rest = this.q.slice(this.head);
     const seqs = this.seqs.slice(this.head);

@@ -2,14 +2,23 @@ import type { Sink } from '../runner.js';
 
 /** `capture_sink stdout`: one JSON line per event on standard output (the broker logs to stderr). */
 export function stdoutSink(out: NodeJS.WritableStream = process.stdout): Sink {
-  // a closed pipe (EPIPE) must not take the broker down: each write's callback reports it to the runner
-  out.on('error', () => {});
+  // a reader that went away (EPIPE) stays gone; it must not take the broker down either
+  let gone = false;
+  const failed = (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') gone = true;
+  };
+  out.on('error', failed);
   return {
     name: 'stdout',
     write: (lines) =>
       new Promise((resolve, reject) => {
-        out.write(`${lines.join('\n')}\n`, (err) => (err ? reject(err) : resolve()));
+        out.write(`${lines.join('\n')}\n`, (err?: NodeJS.ErrnoException | null) => {
+          if (!err) return resolve();
+          failed(err);
+          reject(err);
+        });
       }),
     close: async () => {},
+    gone: () => gone,
   };
 }

@@ -180,7 +180,7 @@ t.test('capture_sink stdout: a reader that goes away (EPIPE) does not stop the b
   await again.endAsync();
   t.equal(p.child.exitCode, null, 'the process is alive');
   p.child.kill('SIGTERM');
-  await p.exited;
+  t.equal(await p.exited, 0, 'a clean exit');
 });
 
 t.test('file sink: tail -F follows it across rotations and sees every event once, in order', async (t) => {
