@@ -29,7 +29,7 @@ export interface Finding {
 export type Emit = (finding: Finding) => void;
 
 export interface Detector {
-  /** The `event.action` values (or `beat-record`) this detector looks at. */
+  /** The `event.action` values this detector looks at. */
   readonly actions: readonly string[];
   observe(o: Observation): void;
 }

@@ -14,11 +14,6 @@ export interface EngineOptions {
   config?: DetectConfig;
   /** The indicator set (looked up at every match, so it may appear later); none: no intel matches. */
   indicators?: () => IndicatorLookup | undefined;
-  /**
-   * Whether Zeek/osquery records are read from the payloads of captured publishes (needs
-   * `capture_payload full`). Off when the records arrive through processRecord() instead.
-   */
-  payloadRecords?: boolean;
 }
 
 export interface EngineStats {
@@ -44,14 +39,12 @@ export class DetectionEngine {
   private readonly dispatch = new Map<string, Detector[]>();
   private readonly suppressor = new Suppressor();
   private readonly sessions?: LRUCache<string, number>;
-  private readonly payloadRecords: boolean;
   private out: AlertEvent[] = [];
   /** Latest event time seen; earlier events are taken as happening now. */
   private now = -Infinity;
 
   constructor(opts: EngineOptions = {}) {
     this.rules = resolveRules(RULE_SPECS, opts.config ?? defaultDetectConfig());
-    this.payloadRecords = opts.payloadRecords ?? true;
     const sessionsNeeded = this.rules.filter((r) => r.spec.name === 'publish-rate' || r.spec.name === 'topic-rate').map((r) => r.params.num('max_tracked'));
     if (sessionsNeeded.length > 0) this.sessions = trackedMap<number>(Math.max(...sessionsNeeded));
     const indicators = opts.indicators ?? (() => undefined);
@@ -75,17 +68,7 @@ export class DetectionEngine {
       this.stats.invalid++;
       return NONE;
     }
-    if (!this.payloadRecords) delete o.payload;
     return this.run(o);
-  }
-
-  /**
-   * A beat record (Zeek log entry, osquery row) published on `topic`, for the threat-intel rule
-   * when records do not come with the capture events. Timed at `time` (epoch ms), else at the
-   * latest event time seen.
-   */
-  processRecord(topic: string, payload: string, time?: number): readonly AlertEvent[] {
-    return this.run({ action: 'beat-record', time: time ?? Math.max(this.now, 0), seq: -1, topic, payload });
   }
 
   /** Ends the suppressions due by `time` (a live clock tick); the stream's own events do this too. */

@@ -173,11 +173,11 @@ export const threatIntel: RuleDefinition = {
     };
 
     return {
-      actions: ['client-connected', 'connection-refused', 'publish-received', 'beat-record'],
+      actions: ['client-connected', 'connection-refused', 'publish-received'],
       observe(o) {
         const set = env.indicators();
         if (!set) return;
-        if (o.action === 'publish-received' || o.action === 'beat-record') {
+        if (o.action === 'publish-received') {
           const text = o.topic === undefined ? undefined : decodePayload(o);
           if (text !== undefined) onRecord(set, o, text);
           return;
