@@ -2,22 +2,24 @@
 import t from 'tap';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { startTestBroker, tempDir } from '../helpers/broker.js';
+import { startTestBroker, tempDir, type Teardown } from '../helpers/broker.js';
 import { makePki } from '../helpers/certs.js';
 import { connectClient, until } from '../helpers/mqtt.js';
 import { readEvents } from './session.js';
 
-t.test('TLS listener with a client certificate: tls.* in ECS, sslCN/sslSN in HICAP', async (t) => {
+/** A TLS listener requiring a client certificate, capture to a file, and a client "dev42" connected with its certificate. */
+async function tlsSession(t: Teardown, captureLines: string) {
   const pki = makePki();
   const dev = pki.client('dev42');
   const dir = tempDir();
-  const ecs = join(dir, 'ecs.ndjson');
-  const b = await startTestBroker(
-    t,
-    `listener 0 127.0.0.1\ncafile ${pki.caCert}\ncertfile ${pki.serverCert}\nkeyfile ${pki.serverKey}\nrequire_certificate true\nallow_anonymous true\ncapture_sink file ${ecs}\n`,
-    { dir },
-  );
+  const out = join(dir, 'capture.ndjson');
+  const b = await startTestBroker(t, `listener 0 127.0.0.1\ncafile ${pki.caCert}\ncertfile ${pki.serverCert}\nkeyfile ${pki.serverKey}\nrequire_certificate true\nallow_anonymous true\ncapture_sink file ${out}\n${captureLines}`, { dir });
   const c = await connectClient(t, `mqtts://localhost:${b.port}`, { clientId: 'dev42', ca: readFileSync(pki.caCert), cert: readFileSync(dev.cert), key: readFileSync(dev.key) });
+  return { b, c, out };
+}
+
+t.test('TLS listener with a client certificate: tls.* in ECS', async (t) => {
+  const { b, c, out: ecs } = await tlsSession(t, '');
   await c.publishAsync('home/t1', '21.5', { qos: 1 });
   await c.endAsync();
   await b.broker.close();
@@ -31,16 +33,7 @@ t.test('TLS listener with a client certificate: tls.* in ECS, sslCN/sslSN in HIC
 });
 
 t.test('HICAP over TLS: sslCN and sslSN on PUBLISH and SUBSCRIBE', async (t) => {
-  const pki = makePki();
-  const dev = pki.client('dev42');
-  const dir = tempDir();
-  const out = join(dir, 'hicap.ndjson');
-  const b = await startTestBroker(
-    t,
-    `listener 0 127.0.0.1\ncafile ${pki.caCert}\ncertfile ${pki.serverCert}\nkeyfile ${pki.serverKey}\nrequire_certificate true\nallow_anonymous true\ncapture_sink file ${out}\ncapture_format hicap\ncapture_payload full\n`,
-    { dir },
-  );
-  const c = await connectClient(t, `mqtts://localhost:${b.port}`, { clientId: 'dev42', ca: readFileSync(pki.caCert), cert: readFileSync(dev.cert), key: readFileSync(dev.key) });
+  const { b, c, out } = await tlsSession(t, 'capture_format hicap\ncapture_payload full\n');
   await c.subscribeAsync('home/#');
   await c.publishAsync('home/t1', '21.5', { qos: 1 });
   await c.endAsync();
