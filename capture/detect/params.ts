@@ -129,6 +129,15 @@ export function resolveRules(specs: readonly RuleSpec[], config: DetectConfig): 
  */
 export const WINDOWED = '20000';
 
+/** The parameters of an "at least `threshold` events of one entity within `window`" rule (ThresholdCounter). */
+export function thresholdParams(threshold: string, events: string, window: string, tracked: string, note = ''): ParamSpec[] {
+  return [
+    { name: 'threshold', kind: 'count', default: threshold, doc: `${events} that raise the alert.${note}` },
+    { name: 'window', kind: 'duration', default: window, doc: 'Sliding window they must fall in.' },
+    maxTrackedParam(tracked, WINDOWED),
+  ];
+}
+
 /** The `max_tracked` parameter of a rule that keeps state per entity. */
 export function maxTrackedParam(what: string, def = '100000'): ParamSpec {
   return { name: 'max_tracked', kind: 'count', default: def, doc: `${what} tracked at once; the least recently seen are forgotten first.` };

@@ -250,6 +250,11 @@ export class ThresholdCounter {
     this.logs = trackedMap(maxTracked);
   }
 
+  /** From a rule's `threshold`, `window` and `max_tracked` (thresholdParams). */
+  static of(p: { num(name: string): number }): ThresholdCounter {
+    return new ThresholdCounter(p.num('threshold'), p.num('window'), p.num('max_tracked'));
+  }
+
   hit(key: string, time: number, seq: number): CountEvidence | undefined {
     const log = stateOf(this.logs, key, () => new WindowLog());
     const count = log.add(time, seq, this.window, this.threshold);

@@ -1,5 +1,5 @@
 import type { Observation } from '../observation.js';
-import { maxTrackedParam, WINDOWED, type Params } from '../params.js';
+import { maxTrackedParam, thresholdParams, WINDOWED, type Params } from '../params.js';
 import { humanWindow, type Emit, type RuleDefinition } from '../detector.js';
 import { DistinctWindow, ThresholdCounter, stateOf, trackedMap } from '../windows.js';
 
@@ -23,15 +23,13 @@ export const bruteForce: RuleDefinition = {
     risk: 'high',
     minimum: '10 refused logins from one address within 60 s',
     params: [
-      { name: 'threshold', kind: 'count', default: '10', doc: 'Credential refusals from one address that raise the alert.' },
-      { name: 'window', kind: 'duration', default: '60s', doc: 'Sliding window the refusals must fall in.' },
+      ...thresholdParams('10', 'Credential refusals from one address', '60s', 'Source addresses'),
       REASONS,
-      maxTrackedParam('Source addresses', WINDOWED),
     ],
   },
   create(p: Params, emit: Emit) {
     const reasons = p.list('reasons');
-    const counter = new ThresholdCounter(p.num('threshold'), p.num('window'), p.num('max_tracked'));
+    const counter = ThresholdCounter.of(p);
     return {
       actions: ['connection-refused'],
       observe(o) {

@@ -1,4 +1,4 @@
-import { maxTrackedParam, WINDOWED, type Params } from '../params.js';
+import { thresholdParams, type Params } from '../params.js';
 import { humanWindow, isInternal, type Emit, type RuleDefinition } from '../detector.js';
 import { ThresholdCounter } from '../windows.js';
 
@@ -10,13 +10,11 @@ export const connectionStorm: RuleDefinition = {
     risk: 'medium',
     minimum: '100 connection attempts from one address within 10 s (20 per second reach it in 5 s)',
     params: [
-      { name: 'threshold', kind: 'count', default: '100', doc: 'Attempts (client-connected + connection-refused) from one address that raise the alert. Keep it above the number of devices behind your largest NAT: they all reconnect at once after a network blip.' },
-      { name: 'window', kind: 'duration', default: '10s', doc: 'Sliding window the attempts must fall in.' },
-      maxTrackedParam('Source addresses', WINDOWED),
+      ...thresholdParams('100', 'Attempts (client-connected + connection-refused) from one address', '10s', 'Source addresses', ' Keep it above the number of devices behind your largest NAT: they all reconnect at once after a network blip.'),
     ],
   },
   create(p: Params, emit: Emit) {
-    const counter = new ThresholdCounter(p.num('threshold'), p.num('window'), p.num('max_tracked'));
+    const counter = ThresholdCounter.of(p);
     return {
       actions: ['client-connected', 'connection-refused'],
       observe(o) {
@@ -43,13 +41,11 @@ export const clientFlapping: RuleDefinition = {
     risk: 'medium',
     minimum: '10 connects of one client id within 5 min',
     params: [
-      { name: 'threshold', kind: 'count', default: '10', doc: 'Accepted connects of one client id that raise the alert.' },
-      { name: 'window', kind: 'duration', default: '5m', doc: 'Sliding window the connects must fall in.' },
-      maxTrackedParam('Client ids', WINDOWED),
+      ...thresholdParams('10', 'Accepted connects of one client id', '5m', 'Client ids'),
     ],
   },
   create(p: Params, emit: Emit) {
-    const counter = new ThresholdCounter(p.num('threshold'), p.num('window'), p.num('max_tracked'));
+    const counter = ThresholdCounter.of(p);
     return {
       actions: ['client-connected'],
       observe(o) {

@@ -1,5 +1,5 @@
 import type { Observation } from '../observation.js';
-import { maxTrackedParam, WINDOWED, type Params } from '../params.js';
+import { maxTrackedParam, thresholdParams, WINDOWED, type Params } from '../params.js';
 import { humanWindow, isInternal, type Emit, type RuleDefinition } from '../detector.js';
 import { DistinctWindow, ThresholdCounter, stateOf, trackedMap } from '../windows.js';
 
@@ -125,13 +125,11 @@ export const aclDenials: RuleDefinition = {
     risk: 'medium',
     minimum: '10 ACL denials of one client within 60 s',
     params: [
-      { name: 'threshold', kind: 'count', default: '10', doc: 'Denied publishes and subscriptions of one client that raise the alert.' },
-      { name: 'window', kind: 'duration', default: '60s', doc: 'Sliding window the denials must fall in.' },
-      maxTrackedParam('Client ids', WINDOWED),
+      ...thresholdParams('10', 'Denied publishes and subscriptions of one client', '60s', 'Client ids'),
     ],
   },
   create(p: Params, emit: Emit) {
-    const counter = new ThresholdCounter(p.num('threshold'), p.num('window'), p.num('max_tracked'));
+    const counter = ThresholdCounter.of(p);
     const deny = (o: Observation, what: string): boolean => {
       const ev = counter.hit(o.clientId!, o.time, o.seq);
       if (!ev) return false;
