@@ -119,7 +119,7 @@ export async function startBroker(config: BrokerConfig, opts: StartOptions): Pro
   let httpPort: number | undefined;
   const connectInternal = (stream: Duplex) => {
     tagConnection(stream, { listener: INTERNAL_LISTENER, listenerPort: 0, transport: 'internal', openedAt: Date.now() });
-    aedes.handle(stream);
+    applyDeliveryLimits(aedes.handle(stream), deliveryLimits, (qos) => stats.countQueueFullDrop(qos));
   };
   if (config.http) http = createHttpServer(log, metrics, () => ({ ok: !closing, detail: { clients: aedes.connectedClients, uptime_s: Math.round(process.uptime()) } }));
   // before the HTTP listener listens: /sse and the beats' routes are registered on it here
