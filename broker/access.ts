@@ -131,6 +131,9 @@ export class Access {
           packet.topic = DENIED_TOPIC;
           packet.retain = false;
           packet.payload = Buffer.alloc(0);
+        } else if ((client as { closed?: boolean }).closed) {
+          // Aedes authorizes a will only once the connection is closing, and clears it before clientDisconnect
+          this.probe.emit('will-published', client, { topic: packet.topic, qos: packet.qos, retain: packet.retain, payloadSize: packet.payload.length });
         }
         done(null);
       },

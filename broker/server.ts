@@ -188,7 +188,7 @@ export async function startBroker(config: BrokerConfig, opts: StartOptions): Pro
   return broker;
 }
 
-/** Turns Aedes' client events into the probe's disconnect reasons, will notices and protocol errors. */
+/** Turns Aedes' client events into the probe's disconnect reasons and protocol errors (wills: access.ts). */
 function watchClients(aedes: Aedes, probe: BrokerProbe, access: Access, log: Logger, config: BrokerConfig, closing: () => boolean): void {
   const keepaliveExpired = new WeakSet<Client>();
   const errored = new WeakMap<Client, Error>();
@@ -205,7 +205,7 @@ function watchClients(aedes: Aedes, probe: BrokerProbe, access: Access, log: Log
     connLog.info(`New client connected from ${ci?.remoteAddress ?? 'internal'}:${ci?.remotePort ?? 0} as ${client.id} (c${client.clean ? 1 : 0}, k${(client as unknown as { _keepaliveInterval: number })._keepaliveInterval > 0 ? Math.round(((client as unknown as { _keepaliveInterval: number })._keepaliveInterval - 1) / 1500) : 0}${clientMeta(client)?.username ? `, u'${clientMeta(client)!.username}'` : ''}).`);
   });
   aedes.on('clientDisconnect', (client) => {
-    const c = client as Client & { _disconnected?: boolean; _will?: { topic: string; qos: number; retain: boolean; payload: Buffer } };
+    const c = client as Client & { _disconnected?: boolean };
     const err = errored.get(client);
     const reason = c._disconnected
       ? 'client-disconnect'
@@ -220,9 +220,6 @@ function watchClients(aedes: Aedes, probe: BrokerProbe, access: Access, log: Log
               : 'socket-closed';
     if (isParseError(err)) probe.emit('protocol-error', connInfo(client), client, err!);
     probe.emit('disconnect-reason', client, reason, err);
-    if (!c._disconnected && c._will) {
-      probe.emit('will-published', client, { topic: c._will.topic, qos: c._will.qos, retain: c._will.retain, payloadSize: c._will.payload?.length ?? 0 });
-    }
     if (config.connectionMessages) connLog.info(`Client ${client.id} ${reason === 'client-disconnect' ? 'disconnected' : `closed its connection (${reason}${err ? `: ${err.message}` : ''})`}.`);
   });
 }

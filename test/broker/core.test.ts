@@ -158,3 +158,26 @@ t.test('acl_file does not apply to in-broker (internal) clients; readers still n
   t.equal(aliceGot[0].payload.toString(), 'from inside', 'the internal publish passed without any ACL line for $beat/test');
   t.same(bobGot, [], 'a user without read access does not see it');
 });
+
+t.test('the probe reports a will when it is published, not on a clean DISCONNECT or when the ACL denies it', async (t) => {
+  const { dir } = await startTestBroker(t); // only for a temp dir
+  const acl = join(dir, 'acl');
+  writeFileSync(acl, 'user alice\ntopic readwrite will/#\nuser bob\ntopic read will/#\n');
+  const { mqttUrl, broker } = await startTestBroker(t, `listener 0 127.0.0.1\npassword_file ${fixture('mosquitto', 'passwd')}\nacl_file ${acl}\n`);
+  const wills: string[] = [];
+  broker.probe.on('will-published', (c, w) => wills.push(`${c.id} ${w.topic} ${w.payloadSize}`));
+  const watcher = await connectClient(t, mqttUrl, { username: 'alice', password: PASSWORDS.alice, clientId: 'watcher' });
+  const got = collect(watcher);
+  await watcher.subscribeAsync('will/#', { qos: 1 });
+  const will = (topic: string) => ({ topic, payload: Buffer.from('gone'), qos: 0 as const, retain: false });
+  const dies = await connectClient(t, mqttUrl, { username: 'alice', password: PASSWORDS.alice, clientId: 'dies', will: will('will/dies') });
+  const polite = await connectClient(t, mqttUrl, { username: 'alice', password: PASSWORDS.alice, clientId: 'polite', will: will('will/polite') });
+  const denied = await connectClient(t, mqttUrl, { username: 'bob', password: PASSWORDS.bob, clientId: 'denied', will: will('will/denied') });
+  (dies as unknown as { stream: net.Socket }).stream.destroy();
+  await polite.endAsync();
+  (denied as unknown as { stream: net.Socket }).stream.destroy();
+  await until(() => got.length === 1, 5000, 'the will delivered');
+  await new Promise((r) => setTimeout(r, 200));
+  t.same(wills, ['dies will/dies 4'], 'one will reported: the dead connection\'s');
+  t.same(got.map((m) => m.topic), ['will/dies'], 'and only that one delivered');
+});
