@@ -1,0 +1,25 @@
+/**
+ * `npm run bench`: mqprobe side by side with Mosquitto and bare Aedes (scenarios A–F), see
+ * bench/README.md. Exits 1 when a run lost messages or failed, 2 on bad options.
+ */
+import { runBench } from './harness/bench.js';
+import { parseOptions, USAGE } from './harness/options.js';
+
+let opts;
+try {
+  opts = parseOptions(process.argv.slice(2));
+} catch (err) {
+  process.stderr.write(`bench: ${(err as Error).message}\n\n${USAGE}`);
+  process.exit(2);
+}
+if (opts.help) {
+  process.stdout.write(USAGE);
+  process.exit(0);
+}
+try {
+  const failed = await runBench(opts, { out: process.stdout, isTTY: !!process.stdout.isTTY, command: ['npm run bench', ...(process.argv.length > 2 ? ['--', ...process.argv.slice(2)] : [])].join(' ') });
+  process.exit(failed ? 1 : 0);
+} catch (err) {
+  process.stderr.write(`bench: ${(err as Error).message}\n`);
+  process.exit(1);
+}
