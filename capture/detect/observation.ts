@@ -41,14 +41,20 @@ function isObj(v: unknown): v is Obj {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
-/** Reads `e.a.b`; for flattened events (`"event.action"` keys, no `event` object) `e["a.b"]`. */
-type Reader = (e: Obj, a: string, b: string) => unknown;
+const EMPTY: Obj = Object.freeze({});
 
-const nested: Reader = (e, a, b) => {
-  const inner = e[a];
-  return isObj(inner) ? inner[b] : undefined;
-};
-const flattened: Reader = (e, a, b) => e[`${a}.${b}`];
+/** A part of the event (`event`, `source`, `user`, `mqtt`), or an empty object. */
+const part = (v: unknown): Obj => (typeof v === 'object' && v !== null ? (v as Obj) : EMPTY);
+
+/** `{"event.action": …}` → `{"event": {"action": …}}`, for events whose receiver flattened them. */
+function unflatten(raw: Obj): Obj {
+  const out: Record<string, Obj> = {};
+  for (const [k, v] of Object.entries(raw)) {
+    const dot = k.indexOf('.');
+    if (dot > 0) (out[k.slice(0, dot)] ??= {})[k.slice(dot + 1)] = v;
+  }
+  return { ...raw, ...out };
+}
 
 const str = (v: unknown): string | undefined => (typeof v === 'string' && v !== '' ? v : undefined);
 const num = (v: unknown): number | undefined => (typeof v === 'number' && Number.isFinite(v) ? v : undefined);
@@ -89,26 +95,28 @@ export function parseTimestamp(v: unknown): number | undefined {
 }
 
 /** The observation of one capture event, or undefined when it is not an object with an action and a time. */
-export function observe(raw: unknown): Observation | undefined {
-  if (!isObj(raw)) return undefined;
-  const get = isObj(raw.event) ? nested : flattened;
-  const action = str(get(raw, 'event', 'action'));
+export function observe(input: unknown): Observation | undefined {
+  if (!isObj(input)) return undefined;
+  const raw = isObj(input.event) ? input : unflatten(input);
+  const ev = part(raw.event);
+  const action = str(ev.action);
   const time = parseTimestamp(raw['@timestamp']);
   if (action === undefined || time === undefined) return undefined;
-  const o: Observation = { time, seq: num(get(raw, 'event', 'sequence')) ?? -1, action };
+  const o: Observation = { time, seq: num(ev.sequence) ?? -1, action };
   if (!WATCHED_ACTIONS.has(action)) return o;
-  o.ip = str(get(raw, 'source', 'ip'));
-  o.user = str(get(raw, 'user', 'name'));
-  o.clientId = str(get(raw, 'mqtt', 'client_id'));
-  o.topic = str(get(raw, 'mqtt', 'topic'));
-  o.payloadSize = num(get(raw, 'mqtt', 'payload_size'));
-  o.reason = str(get(raw, 'event', 'reason'));
-  o.reasonCode = num(get(raw, 'mqtt', 'reason_code'));
+  const mqtt = part(raw.mqtt);
+  o.ip = str(part(raw.source).ip);
+  o.user = str(part(raw.user).name);
+  o.clientId = str(mqtt.client_id);
+  o.topic = str(mqtt.topic);
+  o.payloadSize = num(mqtt.payload_size);
+  o.reason = str(ev.reason);
+  o.reasonCode = num(mqtt.reason_code);
   if (action === 'publish-received') {
-    o.payload = str(get(raw, 'mqtt', 'payload'));
-    o.payloadEncoding = str(get(raw, 'mqtt', 'payload_encoding'));
+    o.payload = str(mqtt.payload);
+    o.payloadEncoding = str(mqtt.payload_encoding);
   }
-  if (action.startsWith('subscription-')) o.subscriptions = subscriptionsOf(get(raw, 'mqtt', 'subscriptions'), o.topic, action === 'subscription-denied');
+  if (action.startsWith('subscription-')) o.subscriptions = subscriptionsOf(mqtt.subscriptions, o.topic, action === 'subscription-denied');
   return o;
 }
 

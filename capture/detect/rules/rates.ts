@@ -3,6 +3,10 @@ import { maxTrackedParam, type ParamSpec, type Params } from '../params.js';
 import { humanWindow, isInternal, type DetectorEnv, type Emit, type Entities, type RuleDefinition } from '../detector.js';
 import { RateBaseline, SizeBaseline, stateOf, trackedMap, type BaselineParams } from '../windows.js';
 
+// created once: the per-publish lookups allocate no closure
+const newRate = () => new RateBaseline();
+const newSize = () => new SizeBaseline();
+
 /** How far above the deviation a completed bucket may be learned (see RateBaseline). */
 const CLIP = 3;
 
@@ -50,7 +54,7 @@ function rateRule(shape: RateRuleShape): RuleDefinition {
           if (isInternal(o.clientId)) return;
           const key = shape.keyOf(o);
           if (key === undefined) return;
-          const r = stateOf(rates, key, () => new RateBaseline());
+          const r = stateOf(rates, key, newRate);
           const count = r.add(o.time, o.seq, bp);
           if (count < minCount || r.alerted === r.start) return;
           const learned = r.n >= bp.warmup;
@@ -131,7 +135,7 @@ export const payloadSize: RuleDefinition = {
       actions: ['publish-received'],
       observe(o) {
         if (o.topic === undefined || o.payloadSize === undefined || isInternal(o.clientId)) return;
-        const b = stateOf(topics, o.topic, () => new SizeBaseline());
+        const b = stateOf(topics, o.topic, newSize);
         const x = Math.log2(o.payloadSize + 1);
         const above = x - b.mean;
         if (b.n >= warmup && o.payloadSize >= minBytes && above >= logFactor && above >= sigma * b.dev) {

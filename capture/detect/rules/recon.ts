@@ -69,6 +69,8 @@ interface ScanState {
   topics?: DistinctWindow;
 }
 
+const newScan = (): ScanState => ({});
+
 export const topicScan: RuleDefinition = {
   spec: {
     name: 'topic-scan',
@@ -88,7 +90,7 @@ export const topicScan: RuleDefinition = {
     const limits = { filters: p.num('filters'), topics: p.num('topics') };
     const clients = trackedMap<ScanState>(p.num('max_tracked'));
     const count = (o: Observation, kind: 'filters' | 'topics', item: string): boolean => {
-      const st = stateOf<ScanState>(clients, o.clientId!, () => ({}));
+      const st = stateOf(clients, o.clientId!, newScan);
       const seen = (st[kind] ??= new DistinctWindow());
       const n = seen.add(item, o.time, o.seq, window, limits[kind]);
       if (n < limits[kind]) return false;
