@@ -3,7 +3,7 @@ import { appendFileSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync
 import { loadavg } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { aedesVersion, brokerVariants, findMosquitto, MOSQUITTO_MISSING, mosquittoVersion, type BrokerVariant } from './brokers.js';
-import { num } from './format.js';
+import { cpuText, num } from './format.js';
 import { machineInfo } from './machine.js';
 import type { BenchOptions } from './options.js';
 import { choosePinning, codeRoot, fromSource, pinSelf, repoRoot } from './processes.js';
@@ -61,8 +61,8 @@ const mmss = (ms: number) => `${Math.floor(ms / 60_000)}m${String(Math.floor((ms
 function headline(r: RunRecord, sc: ScenarioCase): string {
   const figures = sc.metrics.map((m) => `${num(r.metrics[m.key])} ${m.unit}`).join(', ');
   const cpu = r.result?.cpu;
-  const cpuText = cpu ? `, broker CPU ${cpu.broker === undefined ? '–' : Math.round(cpu.broker)}%, load CPU ${Math.round(cpu.generator)}%` : '';
-  return `${r.ok ? 'ok' : 'PROBLEM'}  ${figures}${cpuText}${r.ok ? '' : ` — ${r.problems.join('; ').split('\n')[0]}`}`;
+  const usage = cpu ? `, broker CPU ${cpuText(cpu.broker, cpu.brokerWait)}, load CPU ${cpuText(cpu.generator, cpu.generatorWait)}` : '';
+  return `${r.ok ? 'ok' : 'PROBLEM'}  ${figures}${usage}${r.ok ? '' : ` — ${r.problems.join('; ').split('\n')[0]}`}`;
 }
 
 /** Runs the benchmark; resolves with the number of runs that failed or lost messages. */

@@ -13,6 +13,15 @@ export function cpuTicks(pid: number): number | undefined {
   }
 }
 
+/** Nanoseconds the main thread waited, runnable, for a CPU (second field of /proc/<pid>/schedstat). */
+export function runqueueWaitNs(pid: number): number | undefined {
+  try {
+    return Number(readFileSync(`/proc/${pid}/schedstat`, 'utf8').split(' ')[1]);
+  } catch {
+    return undefined;
+  }
+}
+
 /** Resident set size in KiB. */
 export function rssKb(pid: number): number | undefined {
   try {
@@ -23,25 +32,39 @@ export function rssKb(pid: number): number | undefined {
   }
 }
 
-/** CPU % of one core used by `pid` between start() and the returned function's call. */
-export function cpuMeter(pid: number | undefined, clockTicks: number): () => number | undefined {
-  if (pid === undefined) return () => undefined;
-  const t0 = cpuTicks(pid);
+/** How fast a counter grows between the call and the returned function's call, as % of the wall time. */
+function percentOfWall(read: () => number | undefined, toMs: (delta: number) => number): () => number | undefined {
+  const v0 = read();
   const w0 = performance.now();
   return () => {
-    const t1 = cpuTicks(pid);
+    const v1 = read();
     const ms = performance.now() - w0;
-    if (t0 === undefined || t1 === undefined || ms <= 0) return undefined;
-    return (((t1 - t0) / clockTicks) * 1000 * 100) / ms;
+    if (v0 === undefined || v1 === undefined || ms <= 0) return undefined;
+    return (toMs(v1 - v0) / ms) * 100;
   };
+}
+
+/** CPU % of one core used by `pid` (all its threads) between the call and the returned function's call. */
+export function cpuMeter(pid: number | undefined, clockTicks: number): () => number | undefined {
+  return pid === undefined ? () => undefined : percentOfWall(() => cpuTicks(pid), (ticks) => (ticks / clockTicks) * 1000);
+}
+
+/**
+ * % of the wall time the main thread of `pid` was ready to run but waited for a CPU: other load
+ * on a pinned core shows here.
+ */
+export function waitMeter(pid: number | undefined): () => number | undefined {
+  return pid === undefined ? () => undefined : percentOfWall(() => runqueueWaitNs(pid), (ns) => ns / 1e6);
 }
 
 /** CPU % of one core used by this process since the call. */
 export function selfCpuMeter(): () => number {
-  const c0 = process.cpuUsage();
-  const w0 = performance.now();
-  return () => {
-    const c = process.cpuUsage(c0);
-    return ((c.user + c.system) / 1000 / (performance.now() - w0)) * 100;
-  };
+  const meter = percentOfWall(
+    () => {
+      const c = process.cpuUsage();
+      return c.user + c.system;
+    },
+    (us) => us / 1000,
+  );
+  return () => meter() ?? 0;
 }

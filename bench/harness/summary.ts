@@ -16,6 +16,9 @@ export interface Cell {
   ratio?: Spread;
   brokerCpu?: number;
   loadCpu?: number;
+  /** % of the window the broker / the generator waited for their CPU (other processes on it). */
+  brokerWait?: number;
+  loadWait?: number;
   receiverCpu?: number;
   runs: number;
   /** Runs that ended without a result (the broker did not start, the generator failed). */
@@ -60,6 +63,8 @@ export function summarise(records: RunRecord[], sc: ScenarioCase, metric: Metric
     ratio: spread(ratios),
     brokerCpu: median(cpu.map((c) => c?.broker)),
     loadCpu: median(cpu.map((c) => c?.generator)),
+    brokerWait: median(cpu.map((c) => c?.brokerWait)),
+    loadWait: median(cpu.map((c) => c?.generatorWait)),
     receiverCpu: median(cpu.map((c) => c?.receiver)),
     runs: mine.length,
     failed: mine.filter((r) => !r.result).length,

@@ -1,6 +1,6 @@
 /** Result tables, one per scenario case and metric, rendered for the terminal and for Markdown. */
 import type { BrokerVariant } from './brokers.js';
-import { notes, pct, ratio, spreadText } from './format.js';
+import { cpuText, notes, ratio, spreadText } from './format.js';
 import type { RunRecord } from './runner.js';
 import type { Metric, ScenarioCase } from './scenarios.js';
 import { summarise, type Cell } from './summary.js';
@@ -39,8 +39,8 @@ export function table(cm: CaseMetric, referenceLabel: string | undefined): Table
       variant.label,
       spreadText(cell.value),
       ...(referenceLabel ? [spreadText(cell.ratio, ratio)] : []),
-      pct(cell.brokerCpu),
-      pct(cell.loadCpu),
+      cpuText(cell.brokerCpu, cell.brokerWait),
+      cpuText(cell.loadCpu, cell.loadWait),
       notes(cell, cm.sc.saturating),
     ]),
   };

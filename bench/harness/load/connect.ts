@@ -7,7 +7,7 @@ import { RawClient } from './client.js';
 import type { ConnectJob, ConnectResult } from './jobs.js';
 import { encodeConnect, PACKET } from './packets.js';
 import type { Progress } from './flow.js';
-import { cpuMeter, rssKb, selfCpuMeter } from '../proc.js';
+import { cpuMeter, rssKb, selfCpuMeter, waitMeter } from '../proc.js';
 
 export async function runConnect(job: ConnectJob, progress: Progress): Promise<ConnectResult> {
   // encoded before the clock starts: the generator only copies bytes while measuring
@@ -25,6 +25,8 @@ export async function runConnect(job: ConnectJob, progress: Progress): Promise<C
   const brokerCpu = cpuMeter(job.watch.broker, job.watch.clockTicks);
   const receiverCpu = cpuMeter(job.watch.receiver, job.watch.clockTicks);
   const selfCpu = selfCpuMeter();
+  const brokerWait = waitMeter(job.watch.broker);
+  const selfWait = waitMeter(process.pid);
   const t0 = performance.now();
   let tEnd = t0;
   const ticks = setInterval(() => progress('connecting', connected + refused + failed, job.clients), 250);
@@ -57,7 +59,7 @@ export async function runConnect(job: ConnectJob, progress: Progress): Promise<C
   });
   clearInterval(ticks);
   const elapsedMs = tEnd - t0;
-  const cpu = { broker: brokerCpu(), receiver: receiverCpu(), generator: selfCpu() };
+  const cpu = { broker: brokerCpu(), receiver: receiverCpu(), generator: selfCpu(), brokerWait: brokerWait(), generatorWait: selfWait() };
 
   progress('settling');
   await sleep(job.settleMs);

@@ -6,7 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { connectClient, type RawClient } from './client.js';
 import type { FlowJob, FlowResult, Percentiles } from './jobs.js';
 import { encodeConnect, encodeSubscribe, PACKET, PUBACK_TEMPLATE, PublishTemplate } from './packets.js';
-import { cpuMeter, rssKb, selfCpuMeter } from '../proc.js';
+import { cpuMeter, rssKb, selfCpuMeter, waitMeter } from '../proc.js';
 
 /** Messages per socket write in the closed loop. */
 const BATCH = 32;
@@ -167,6 +167,8 @@ export async function runFlow(job: FlowJob, progress: Progress): Promise<FlowRes
   const brokerCpu = cpuMeter(job.watch.broker, job.watch.clockTicks);
   const receiverCpu = cpuMeter(job.watch.receiver, job.watch.clockTicks);
   const selfCpu = selfCpuMeter();
+  const brokerWait = waitMeter(job.watch.broker);
+  const selfWait = waitMeter(process.pid);
   const d0 = delivered();
   const p0 = published();
   windowStart = performance.now();
@@ -175,7 +177,7 @@ export async function runFlow(job: FlowJob, progress: Progress): Promise<FlowRes
   clearInterval(ticks);
   windowEnd = performance.now();
   const windowMs = windowEnd - windowStart;
-  const cpu = { broker: brokerCpu(), receiver: receiverCpu(), generator: selfCpu() };
+  const cpu = { broker: brokerCpu(), receiver: receiverCpu(), generator: selfCpu(), brokerWait: brokerWait(), generatorWait: selfWait() };
   const d1 = delivered();
   const p1 = published();
   const brokerRssKb = rssKb(job.watch.broker);

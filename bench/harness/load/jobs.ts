@@ -56,6 +56,10 @@ export interface CpuShare {
   generator: number;
   broker?: number;
   receiver?: number;
+  /** % of the window the broker's main thread was runnable but waiting for its CPU (taken by other processes). */
+  brokerWait?: number;
+  /** The same for the load generator's main thread. */
+  generatorWait?: number;
 }
 
 export interface Percentiles {
