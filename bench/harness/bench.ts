@@ -49,7 +49,7 @@ function selectCases(all: ScenarioCase[], wanted: string[]): ScenarioCase[] {
 
 function selectVariants(all: BrokerVariant[], wanted: string[] | undefined, mosquittoFound: boolean): BrokerVariant[] {
   if (!wanted) return all;
-  const known = ['mosquitto', 'mqprobe', 'mqprobe-capture', 'mqprobe-detect', 'aedes'];
+  const known = [...new Set(['mosquitto', ...all.map((v) => v.id)])];
   const unknown = wanted.filter((w) => !known.includes(w));
   if (unknown.length) throw new Error(`--brokers: unknown broker ${unknown.join(', ')} (expected ${known.join(', ')})`);
   if (wanted.includes('mosquitto') && !mosquittoFound) throw new Error(MOSQUITTO_MISSING);

@@ -146,7 +146,7 @@ export function scenarioCases(p: Profile): ScenarioCase[] {
         scenario: 'E',
         short: `connection storm, ${auth ? 'password' : 'anonymous'}`,
         saturating: true,
-        title: `Connection storm, ${p.stormClients.toLocaleString('en-US')} clients, ${CONNECT_CONCURRENCY} handshakes in flight, ${auth ? 'password authentication (sha512-pbkdf2 password file)' : 'anonymous'}`,
+        title: `Connection storm, ${p.stormClients.toLocaleString('en-US')} clients, ${CONNECT_CONCURRENCY} handshakes in flight, ${auth ? 'password (sha512-pbkdf2 file)' : 'anonymous'}`,
         auth,
         metrics: [{ key: 'connects_per_s', label: 'connects/s', unit: 'connects/s', better: 'higher', pick: (r) => conn(r)?.connectsPerSec }],
         job: (c) => ({

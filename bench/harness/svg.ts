@@ -6,7 +6,7 @@
 import { num, ratio } from './format.js';
 import type { CaseMetric } from './tables.js';
 
-const WIDTH = 820;
+const WIDTH = 900;
 const LABEL_W = 170;
 const VALUE_W = 250;
 const BAR_H = 18;
@@ -33,7 +33,7 @@ function panel(cm: CaseMetric, y0: number, reference: Reference | undefined, wit
   const x = (v: number) => LABEL_W + (v / top) * plotW;
   const out = [
     withTitle ? `<text x="10" y="${y0 + 18}" class="h">${esc(`${cm.sc.id} · ${cm.sc.title}`)}</text>` : '',
-    `<text x="10" y="${y0 + 33}" class="s">${esc(`${cm.metric.label} (${cm.metric.unit}; ${cm.metric.better} is better) — bar: median, whisker: min–max`)}</text>`,
+    `<text x="10" y="${y0 + 33}" class="s">${esc(`${cm.metric.label}${cm.metric.label.includes(cm.metric.unit) ? '' : ` (${cm.metric.unit})`}, ${cm.metric.better} is better — bar: median, whisker: min–max`)}</text>`,
   ];
   cm.cells.forEach(({ variant, cell }, i) => {
     const y = y0 + PANEL_HEAD + i * ROW_H;
