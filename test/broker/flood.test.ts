@@ -70,15 +70,20 @@ t.test('QoS 0 flood while the only subscriber disconnects: the broker survives, 
     const pubs = [1, 2, 3, 4].map((i) => rawClient(port, `pub-${round}-${i}`));
     let stop = false;
     for (const p of pubs) {
+      // 10,000 messages each: tens of thousands queue in the emitter, as in the crashes we saw,
+      // without leaving megabytes in socket buffers for the broker to chew through afterwards
+      let batches = 50;
       const pump = () => {
-        while (!stop && p.write(batch));
-        if (!stop) p.once('drain', pump);
+        while (!stop && batches-- > 0 && p.write(batch));
+        if (!stop && batches > 0) p.once('drain', pump);
       };
       setTimeout(pump, 20);
     }
-    await new Promise((r) => setTimeout(r, 150));
+    // short floods: the backlog that overflowed the stack builds up within tens of milliseconds,
+    // and the rounds must not starve test files running beside this one
+    await new Promise((r) => setTimeout(r, 60));
     sub.destroy();
-    await new Promise((r) => setTimeout(r, 150));
+    await new Promise((r) => setTimeout(r, 60));
     stop = true;
     for (const p of pubs) p.destroy();
   }
