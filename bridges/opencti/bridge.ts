@@ -2,7 +2,7 @@ import http from 'node:http';
 import https from 'node:https';
 import { readFile } from 'node:fs/promises';
 import type { Counter, Gauge } from 'prom-client';
-import type { Bridge, BridgeContext, CommonBeatConfig } from '../contract.js';
+import type { Bridge, BridgeContext } from '../contract.js';
 import { INDICATORS_SERVICE } from '../../capture/detect/indicators.js';
 import { counter, gauge } from '../shared/metrics.js';
 import { readSecretFile } from '../shared/secret-file.js';
@@ -72,10 +72,7 @@ export class OpenCtiBridge implements Bridge {
   private delay = RECONNECT_MS.first;
   private stopping = false;
 
-  constructor(
-    private readonly cfg: OpenCtiConfig,
-    private readonly common: CommonBeatConfig,
-  ) {}
+  constructor(private readonly cfg: OpenCtiConfig) {}
 
   /** The live indicator set (also in the shared services). */
   get indicators(): IndicatorSet {

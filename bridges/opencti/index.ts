@@ -8,5 +8,5 @@ export const openCtiBeat: BeatDefinition<OpenCtiConfig> = {
   keys: openCtiKeys,
   defaults: defaultOpenCtiConfig,
   check: checkOpenCtiConfig,
-  create: (cfg, common) => new OpenCtiBridge(cfg, common),
+  create: (cfg) => new OpenCtiBridge(cfg),
 };
