@@ -24,7 +24,9 @@ export type Observation =
   | { kind: 'observation'; comparison: Comparison; qualifiers: string[] }
   | { kind: 'and' | 'or' | 'followedby'; items: Observation[]; qualifiers: string[] };
 
-export class PatternError extends Error {}
+export class PatternError extends Error {
+  override name = 'PatternError';
+}
 
 type Token = { t: 'punct' | 'word' | 'string' | 'number' | 'op'; v: string; at: number };
 
@@ -95,8 +97,12 @@ function tokenize(src: string): Token[] {
   return out;
 }
 
+/** Deepest nesting of parentheses and brackets the parser follows (a hostile pattern must not exhaust the stack). */
+const MAX_DEPTH = 64;
+
 class Parser {
   private i = 0;
+  private depth = 0;
   constructor(private readonly tokens: Token[]) {}
 
   private peek(): Token | undefined {
@@ -131,7 +137,14 @@ class Parser {
 
   /** FOLLOWEDBY binds loosest, then OR, then AND (the grammar's observationExpressions). */
   private observations(): Observation {
-    return this.joined('FOLLOWEDBY', 'followedby', () => this.joined('OR', 'or', () => this.joined('AND', 'and', () => this.observation())));
+    this.enter();
+    const obs = this.joined('FOLLOWEDBY', 'followedby', () => this.joined('OR', 'or', () => this.joined('AND', 'and', () => this.observation())));
+    this.depth--;
+    return obs;
+  }
+
+  private enter(): void {
+    if (++this.depth > MAX_DEPTH) throw new PatternError(`nested deeper than ${MAX_DEPTH} levels at ${this.where()}`);
   }
 
   private joined(word: string, kind: 'and' | 'or' | 'followedby', next: () => Observation): Observation {
@@ -190,11 +203,13 @@ class Parser {
   }
 
   private comparisonOr(): Comparison {
+    this.enter();
     const items = [this.comparisonAnd()];
     while (this.isWord('OR')) {
       this.i++;
       items.push(this.comparisonAnd());
     }
+    this.depth--;
     return items.length === 1 ? items[0] : { kind: 'or', items };
   }
 

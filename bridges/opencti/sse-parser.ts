@@ -29,6 +29,8 @@ export class SseParser {
   private data: string[] = [];
   private size = 0;
   private oversized = false;
+  /** The current line's start was dropped (it made the event oversized): its end is not a blank line. */
+  private partial = false;
 
   constructor(
     private readonly maxEventBytes: number,
@@ -44,7 +46,11 @@ export class SseParser {
     for (let i = 0; i < text.length; i++) {
       const c = text.charCodeAt(i);
       if (c !== 10 && c !== 13) continue;
-      this.line(this.buf + text.slice(start, i));
+      const line = this.buf + text.slice(start, i);
+      if (this.partial) {
+        this.partial = false;
+        this.size += line.length + 1;
+      } else this.line(line);
       this.buf = '';
       if (c === 13) {
         if (i + 1 === text.length) this.pendingCr = true;
@@ -53,11 +59,12 @@ export class SseParser {
       start = i + 1;
     }
     const rest = text.slice(start);
-    if (this.oversized) return; // the event is being dropped: do not keep its bytes
-    if (this.size + this.buf.length + rest.length > this.maxEventBytes) {
+    if (this.partial || this.size + this.buf.length + rest.length > this.maxEventBytes) {
+      // the event is being dropped: its bytes are counted, not kept
       this.size += this.buf.length + rest.length;
       this.buf = '';
       this.oversized = true;
+      this.partial = true;
       return;
     }
     this.buf += rest;
@@ -67,6 +74,7 @@ export class SseParser {
   reset(): void {
     this.buf = '';
     this.pendingCr = false;
+    this.partial = false;
     this.clear();
   }
 
