@@ -70,6 +70,8 @@ export class OpenCtiBridge implements Bridge {
   private consuming: Promise<void> = Promise.resolve();
   private timer?: NodeJS.Timeout;
   private delay = RECONNECT_MS.first;
+  /** The stream's `retry:` field: the server's wish for the least reconnect delay. */
+  private serverRetryMs = 0;
   private stopping = false;
 
   constructor(private readonly cfg: OpenCtiConfig) {}
@@ -177,6 +179,7 @@ export class OpenCtiBridge implements Bridge {
     const parser = new SseParser(this.cfg.maxEventBytes, {
       onEvent: (msg) => queue.push({ msg }),
       onOversized: (bytes, id) => queue.push({ oversized: bytes, id }),
+      onRetry: (ms) => (this.serverRetryMs = Math.min(ms, RECONNECT_MS.max)),
     });
     res.setEncoding('utf8');
     let reason = 'OpenCTI ended the stream';
@@ -194,7 +197,7 @@ export class OpenCtiBridge implements Bridge {
 
   private reconnect(reason: string): void {
     const ctx = this.ctx!;
-    const delay = this.delay;
+    const delay = Math.max(this.delay, this.serverRetryMs);
     this.delay = Math.min(RECONNECT_MS.max, this.delay * 2);
     ctx.log.warn(`OpenCTI stream lost (${reason}); reconnecting in ${delay} ms${this.lastId ? ` after event ${this.lastId}` : ''}`);
     this.timer = setTimeout(() => {

@@ -238,3 +238,26 @@ t.test('replayed wire format: a wrong token is a clear error, retried with backo
   await until(() => logText(b).includes('following the OpenCTI stream'), 10_000, 'the beat running with the new token');
   t.notOk(logText(b).includes(TOKEN) || logText(b).includes('the-right-token'), 'no token in the log');
 });
+
+t.test('replayed wire format: an indicator from the stream makes the threat-intel detector alert on a client connecting from it', async (t) => {
+  const indicator = { id: 'indicator--7f000001-0000-4000-8000-000000000000', type: 'indicator', spec_version: '2.1', name: 'loopback C2', pattern: "[ipv4-addr:value = '127.0.0.1']", pattern_type: 'stix' };
+  // the stream is held until the watcher listens (it connects from 127.0.0.1 too)
+  const upstream = new OpenCtiReplay(t, [wireEvent('1800000000001-0', 'create', { data: indicator, message: 'creates', origin: {} })], TOKEN, () => ({ holdAfter: 0 }));
+  await upstream.start();
+  const dir = tempDir();
+  const b = await startTestBroker(t, conf(dir, upstream.url, { mqtt: 0, http: 0 }), { dir });
+  const watcher = await connectClient(t, b.mqttUrl, { clientId: 'alert-watcher' });
+  const alerts = collect(watcher);
+  await watcher.subscribeAsync('$SYS/broker/alerts/#');
+  const out: string[] = [];
+  watch(b.broker, out);
+  await until(() => upstream.requests.length >= 1, 10_000, 'the beat connecting');
+  t.notOk(alerts.some((a) => a.topic === '$SYS/broker/alerts/threat-intel'), 'no alert before the indicator exists');
+  upstream.release();
+  await until(() => out.length >= 1, 10_000, 'the create event');
+  t.ok((await indicatorSet(b.httpPort!))[indicator.id], 'the indicator is in the set');
+  await connectClient(t, b.mqttUrl, { clientId: 'from-loopback' });
+  await until(() => alerts.some((a) => a.topic === '$SYS/broker/alerts/threat-intel'), 10_000, 'a threat-intel alert');
+  const alert = JSON.parse(alerts.find((a) => a.topic === '$SYS/broker/alerts/threat-intel')!.payload.toString());
+  t.match(alert, { threat: { indicator: { name: 'loopback C2', reference: indicator.id } } }, 'the alert names the indicator from the stream');
+});
