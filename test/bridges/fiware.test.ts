@@ -218,3 +218,25 @@ t.test('replayed wire format (Orion-LD NGSI-LD): subscriptions, normalized/conci
   await b2.broker.close();
   t.equal(orion.subscriptions.size, 0, 'nothing left in Orion-LD');
 });
+
+t.test('replayed wire format (Orion NGSI v2): subscriptions a crashed run left are deleted at start; an unreachable Orion is a clear error, retried', async (t) => {
+  const orion = new FakeOrion(t, ['left-by-crash', 'new-1']);
+  await orion.start();
+  // a run that crashed: its subscription is still in Orion and in the beat's state file
+  orion.subscriptions.set('left-by-crash', {});
+  orion.ids.shift();
+  const dir = tempDir();
+  writeFileSync(join(dir, 'mqprobe-beat-fiware.json'), JSON.stringify({ subscriptions: JSON.stringify(['left-by-crash']) }));
+  const conf = ['listener 0 127.0.0.1', 'allow_anonymous true', 'http_listener 0 127.0.0.1', `persistence_location ${dir}`, 'beat fiware', `fiware_url ${orion.url}`, 'fiware_notify_url http://127.0.0.1:1/beats/fiware/notify', 'fiware_subscribe Room', ''].join('\n');
+  const b = await startTestBroker(t, conf, { dir });
+  t.same(orion.requests.slice(0, 2).map((r) => `${r.method} ${r.path}`), ['DELETE /v2/subscriptions/left-by-crash', 'POST /v2/subscriptions'], 'the leftover deleted before subscribing anew');
+  t.same([...orion.subscriptions.keys()], ['new-1']);
+  await b.broker.close();
+
+  await orion.stop();
+  const b2 = await startTestBroker(t, conf, { dir });
+  const log = () => readFileSync(b2.logFile, 'utf8');
+  await until(() => log().includes('beat fiware failed'), 10_000, 'the failure');
+  t.match(log(), /beat fiware failed: cannot reach the context broker at http:\/\/127\.0\.0\.1:\d+: .*; restarting in 1000 ms/);
+  t.equal((await fetch(`http://127.0.0.1:${b2.httpPort}/beats/fiware/notify?s=x`, { method: 'POST', body: '{}', headers: { 'content-type': 'application/json' } })).status, 404, 'no notification route while the beat waits to restart');
+});
