@@ -1,6 +1,7 @@
 import { ConfigError } from '../../broker/config/errors.js';
-import type { KeySpec, ValueReader } from '../../broker/config/spec.js';
+import type { KeySpec } from '../../broker/config/spec.js';
 import type { BeatBlock } from '../../broker/config/types.js';
+import { urlValue } from '../shared/url-value.js';
 
 export type FiwareApi = 'v2' | 'ld';
 
@@ -24,19 +25,6 @@ export function defaultFiwareConfig(): FiwareConfig {
   return { api: 'v2', subscribe: [], checkIntervalMs: 60_000 };
 }
 
-function httpUrl(v: ValueReader, example: string): URL {
-  v.count(1);
-  let u: URL;
-  try {
-    u = new URL(v.word());
-  } catch {
-    return v.fail(`expected a URL such as ${example}, got "${v.word()}"`);
-  }
-  if (u.protocol !== 'http:' && u.protocol !== 'https:') v.fail(`expected an http:// or https:// URL, got "${u.protocol}"`);
-  if (u.username || u.password) v.fail('credentials do not belong in the URL');
-  return u;
-}
-
 /** Orion's own limits: entity types and attribute names are 1-256 characters without the forbidden ones. */
 const NGSI_NAME = /^[^\s<>"'=;()&?/#]{1,256}$/;
 
@@ -47,7 +35,7 @@ export const fiwareKeys: KeySpec<FiwareConfig>[] = [
     doc: 'The context broker: Orion (NGSI v2) or Orion-LD / another NGSI-LD broker.',
     scope: 'beat',
     set(c, v) {
-      c.url = httpUrl(v, 'http://orion:1026');
+      c.url = urlValue(v, ['http:', 'https:'], 'http://orion:1026');
     },
   },
   {
@@ -88,7 +76,7 @@ export const fiwareKeys: KeySpec<FiwareConfig>[] = [
     doc: "The URL the context broker calls back: mqprobe's `http_listener` as Orion reaches it, path `/beats/fiware/notify`.",
     scope: 'beat',
     set(c, v) {
-      const u = httpUrl(v, 'http://mqprobe:8080/beats/fiware/notify');
+      const u = urlValue(v, ['http:', 'https:'], 'http://mqprobe:8080/beats/fiware/notify');
       if (!u.pathname.endsWith('/fiware/notify')) v.fail(`the notification URL must end in /fiware/notify (mqprobe serves /beats/fiware/notify), got "${u.pathname}"`);
       if (u.search) v.fail('the notification URL takes no query: mqprobe adds its own');
       c.notifyUrl = u;

@@ -1,6 +1,7 @@
 import { ConfigError } from '../../broker/config/errors.js';
 import type { KeySpec } from '../../broker/config/spec.js';
 import type { BeatBlock } from '../../broker/config/types.js';
+import { urlValue } from '../shared/url-value.js';
 
 export interface OpenCtiConfig {
   url?: URL;
@@ -21,16 +22,7 @@ export const openCtiKeys: KeySpec<OpenCtiConfig>[] = [
     doc: 'The OpenCTI live stream to follow, e.g. `https://opencti:8080/stream` (the global stream) or `https://opencti:8080/stream/<stream id>`.',
     scope: 'beat',
     set(c, v) {
-      v.count(1);
-      let u: URL;
-      try {
-        u = new URL(v.word());
-      } catch {
-        return v.fail(`expected a URL such as https://opencti:8080/stream, got "${v.word()}"`);
-      }
-      if (u.protocol !== 'http:' && u.protocol !== 'https:') v.fail(`expected an http:// or https:// URL, got "${u.protocol}"`);
-      if (u.username || u.password) v.fail('credentials do not belong in the URL: use opencti_token_file');
-      c.url = u;
+      c.url = urlValue(v, ['http:', 'https:'], 'https://opencti:8080/stream', 'opencti_token_file');
     },
   },
   {

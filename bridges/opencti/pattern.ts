@@ -97,6 +97,13 @@ function tokenize(src: string): Token[] {
   return out;
 }
 
+/** Observation qualifiers: the word after their first value, and whether a second value follows it. */
+const QUALIFIERS: Record<string, { word: string; literalAfter: boolean }> = {
+  WITHIN: { word: 'SECONDS', literalAfter: false },
+  REPEATS: { word: 'TIMES', literalAfter: false },
+  START: { word: 'STOP', literalAfter: true },
+};
+
 /** Deepest nesting of parentheses and brackets the parser follows (a hostile pattern must not exhaust the stack). */
 const MAX_DEPTH = 64;
 
@@ -174,32 +181,17 @@ class Parser {
     }
   }
 
+  /** `WITHIN <n> SECONDS`, `REPEATS <n> TIMES`, `START <t> STOP <t>`: the qualifier's name, or undefined when none follows. */
   private qualifier(): string | undefined {
     const tok = this.peek();
-    if (tok?.t !== 'word') return undefined;
-    if (tok.v === 'WITHIN') {
-      this.i++;
-      this.literal();
-      if (!this.isWord('SECONDS')) throw new PatternError(`expected SECONDS, found ${this.where()}`);
-      this.i++;
-      return 'WITHIN';
-    }
-    if (tok.v === 'REPEATS') {
-      this.i++;
-      this.literal();
-      if (!this.isWord('TIMES')) throw new PatternError(`expected TIMES, found ${this.where()}`);
-      this.i++;
-      return 'REPEATS';
-    }
-    if (tok.v === 'START') {
-      this.i++;
-      this.literal();
-      if (!this.isWord('STOP')) throw new PatternError(`expected STOP, found ${this.where()}`);
-      this.i++;
-      this.literal();
-      return 'START';
-    }
-    return undefined;
+    const shape = tok?.t === 'word' ? QUALIFIERS[tok.v] : undefined;
+    if (!tok || !shape) return undefined;
+    this.i++;
+    this.literal();
+    if (!this.isWord(shape.word)) throw new PatternError(`expected ${shape.word}, found ${this.where()}`);
+    this.i++;
+    if (shape.literalAfter) this.literal();
+    return tok.v;
   }
 
   private comparisonOr(): Comparison {
