@@ -16,8 +16,10 @@ if (opts.help) {
   process.stdout.write(USAGE);
   process.exit(0);
 }
+// the command as RESULTS.md shows it: the note is printed on its own there
+const args = process.argv.slice(2).map((a, i, all) => (all[i - 1] === '--note' ? '"…"' : /[\s"']/.test(a) ? JSON.stringify(a) : a));
 try {
-  const failed = await runBench(opts, { out: process.stdout, isTTY: !!process.stdout.isTTY, command: ['npm run bench', ...(process.argv.length > 2 ? ['--', ...process.argv.slice(2)] : [])].join(' ') });
+  const failed = await runBench(opts, { out: process.stdout, isTTY: !!process.stdout.isTTY, command: ['npm run bench', ...(args.length ? ['--', ...args] : [])].join(' ') });
   process.exit(failed ? 1 : 0);
 } catch (err) {
   process.stderr.write(`bench: ${(err as Error).message}\n`);
