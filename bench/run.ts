@@ -1,6 +1,6 @@
 /**
  * `npm run bench`: mqprobe side by side with Mosquitto and bare Aedes (scenarios A–F), see
- * bench/README.md. Exits 1 when a run lost messages or failed, 2 on bad options.
+ * bench/README.md. Exits 1 when a run failed or mqprobe lost messages, 2 on bad options.
  */
 import { runBench } from './harness/bench.js';
 import { parseOptions, USAGE } from './harness/options.js';
