@@ -72,7 +72,8 @@ export function createBrokerState(config: BrokerConfig, log: Logger, saveSeconds
     const conn = { ...redisOptions(url), maxRetriesPerRequest: null, enableOfflineQueue: true };
     const reportError = redisErrorReporter(plog, redactUrl(url));
     const connection = (role: string) => new Redis(conn).on('error', (err: Error) => reportError(role, err)).on('ready', () => reportError.recovered(role));
-    const persistence = withDollarRuleOnRetained(persistenceRedis({ conn: connection('state') }));
+    const stateConn = connection('state');
+    const persistence = withDollarRuleOnRetained(persistenceRedis({ conn: stateConn }));
     const emitter = mqemitterRedis({ subConn: connection('messages-in'), pubConn: connection('messages-out') });
     // mqemitter-redis re-emits its connections' errors here (an uncaught exception without a listener)
     (emitter as unknown as { state: EventEmitter }).state.on('error', (err: Error) => reportError('messages-out', err));
@@ -90,7 +91,10 @@ export function createBrokerState(config: BrokerConfig, log: Logger, saveSeconds
         sessions: async () => (await p.countOffline()).clientsCount,
       },
       start: async () => undefined,
-      stop: async () => undefined,
+      // Aedes closes the emitter but not the persistence: its connection would otherwise reconnect forever
+      stop: async () => {
+        await stateConn.quit().catch(() => stateConn.disconnect());
+      },
     };
   }
   // The snapshot-capable memory persistence is used even without `persistence true`: it also counts for $SYS.
