@@ -94,7 +94,7 @@ export interface BridgeContext {
   readonly store: BeatStore;
   /** Emits a record through the beat's configured format and outputs. Resolves once the broker accepted it. */
   emit(record: BeatRecord): Promise<void>;
-  /** Publishes raw bytes on an absolute topic as internal client `$beat/<name>` (captured and ACL-checked like any publish). */
+  /** Publishes raw bytes on an absolute topic as internal client `$beat/<name>` (captured like any publish; the broker does not apply `acl_file` to internal clients). */
   publish(topic: string, payload: Buffer | string, opts?: { qos?: 0 | 1; retain?: boolean }): Promise<void>;
   /**
    * Subscribes inside the broker (for command topics): the handler sees every accepted publish whose topic

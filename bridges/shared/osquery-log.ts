@@ -11,7 +11,10 @@
  *   → one row per entry with action added or removed (Fleet writes `"added": ""` for none).
  */
 
-export class OsqueryLogError extends Error {}
+/** A line that is not a valid osquery log object: counted and skipped. */
+export class OsqueryLogError extends Error {
+  override name = 'OsqueryLogError';
+}
 
 export type OsqueryResultFormat = 'event' | 'snapshot' | 'differential';
 

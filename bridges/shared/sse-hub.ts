@@ -38,7 +38,14 @@ export const sseKeys: KeySpec<SseTarget>[] = [
     doc: '`/sse` then requires `Authorization: Bearer <token>` (or `?access_token=<token>` for browsers\' EventSource) with the token in this file (surrounding whitespace ignored).',
     scope: 'global',
     set(t, v) {
-      sse(t).tokenFile = v.count(1).path();
+      const file = v.count(1).path();
+      // checked here so that a bad file stops the broker at config load, naming the line; read again at start
+      try {
+        readToken(file);
+      } catch (err) {
+        v.fail((err as Error).message);
+      }
+      sse(t).tokenFile = file;
     },
   },
   {
@@ -127,7 +134,13 @@ export class SseHub {
     private readonly log: Logger,
     registry: Registry,
   ) {
-    if (cfg.tokenFile) this.token = digest(readToken(cfg.tokenFile));
+    if (cfg.tokenFile) {
+      try {
+        this.token = digest(readToken(cfg.tokenFile));
+      } catch (err) {
+        throw new Error(`http_sse_token_file: ${(err as Error).message}`);
+      }
+    }
     this.metrics = {
       clients: gauge(registry, 'mqprobe_sse_clients', 'Connected SSE clients.', []),
       events: counter(registry, 'mqprobe_sse_events_total', 'Messages written to SSE clients (one per client).', []),
@@ -317,9 +330,9 @@ function readToken(file: string): string {
   try {
     text = readFileSync(file, 'utf8');
   } catch (err) {
-    throw new Error(`http_sse_token_file: cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+    throw new Error(`cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
   }
   const token = text.trim();
-  if (token === '') throw new Error(`http_sse_token_file: ${file} is empty`);
+  if (token === '') throw new Error(`${file} is empty`);
   return token;
 }

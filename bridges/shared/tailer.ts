@@ -53,6 +53,8 @@ export interface TailOptions {
   pollMs?: number;
   /** Checkpoint keys are `<prefix><dev>:<ino>`. */
   keyPrefix?: string;
+  /** How long the checkpoint of a file that left its directory is kept (default 60 s). */
+  forgetAfterMs?: number;
 }
 
 const CHUNK_BYTES = 1024 * 1024;
@@ -60,6 +62,12 @@ const CHUNK_BYTES = 1024 * 1024;
 const CHUNKS_PER_TURN = 8;
 /** Bytes at the start of a file whose hash tells a resumed file from a new one that reuses its inode. */
 const FINGERPRINT_BYTES = 256;
+/**
+ * How long the checkpoint of a file that left its directory is kept by default: a rotation can rename
+ * a file between a scan's directory listing and its stat calls, and the file then shows up again under
+ * its new name, to be resumed rather than read again.
+ */
+const FORGET_AFTER_MS = 60_000;
 
 interface Checkpoint {
   /** Offset after the last line handled. */
@@ -106,6 +114,8 @@ export class Tailer {
   private readonly files = new Map<string, Tracked>();
   private readonly watchers = new Map<string, FSWatcher>();
   private readonly missingDirs = new Set<string>();
+  /** Files closed because they left their directory, by id: when (their checkpoints go after forgetAfterMs). */
+  private readonly closedAt = new Map<string, number>();
   private readonly prefix: string;
   private readonly pollMs: number;
   private firstScan = true;
@@ -214,6 +224,12 @@ export class Tailer {
       this.firstScan = false;
       await this.dropStaleCheckpoints(scannedDirs);
     }
+    const now = Date.now();
+    for (const [id, at] of this.closedAt) {
+      if (now - at < (this.opts.forgetAfterMs ?? FORGET_AFTER_MS)) continue;
+      this.closedAt.delete(id);
+      await this.opts.store.delete(this.prefix + id);
+    }
   }
 
   private dirProblem(dir: string, err: NodeJS.ErrnoException): void {
@@ -293,6 +309,7 @@ export class Tailer {
       from = 'the end';
     }
     this.files.set(id, t);
+    this.closedAt.delete(id);
     // saved at once, so that a restart before the first line still resumes here rather than at a later end
     if (!resumed) await this.checkpoint(t);
     this.opts.log.info({ file: path, offset: t.readPos }, `following ${path} from ${from}`);
@@ -335,7 +352,7 @@ export class Tailer {
   private async close(t: Tracked): Promise<void> {
     this.files.delete(t.id);
     await t.fh.close().catch(() => undefined);
-    if (!this.stopped) await this.opts.store.delete(this.prefix + t.id);
+    this.closedAt.set(t.id, Date.now());
     this.opts.log.info({ file: t.path }, `stopped following ${t.path} (gone from ${t.dir})`);
     this.h.forget?.(t);
     this.h.event?.('closed', t);

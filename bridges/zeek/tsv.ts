@@ -4,7 +4,10 @@
  * record. Any log type works from its headers; values are typed from `#types`.
  */
 
-export class ZeekLineError extends Error {}
+/** A line that is not a valid Zeek record or header: counted and skipped by the beat. */
+export class ZeekLineError extends Error {
+  override name = 'ZeekLineError';
+}
 
 export interface TsvHeader {
   separator: string;
