@@ -9,6 +9,7 @@ import { startBroker } from './server.js';
 import { VERSION } from './version.js';
 import { runPasswdCommand, passwdUsage } from './auth/passwd-command.js';
 import { renderConfigDocs } from './config/docs.js';
+import { beatDocSections } from '../bridges/index.js';
 import { elasticSetupCommand } from '../elastic/setup-command.js';
 import { detectCommand } from '../capture/detect/replay.js';
 
@@ -98,7 +99,7 @@ export function buildProgram(): Command {
     .command('config-docs')
     .description('print the configuration reference (docs/configuration.md) generated from the key specifications')
     .action(() => {
-      process.stdout.write(renderConfigDocs());
+      process.stdout.write(renderConfigDocs(beatDocSections()));
     });
   return program;
 }
