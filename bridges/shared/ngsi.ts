@@ -83,16 +83,23 @@ function relationship(format: NgsiFormat, target: string | string[]): Record<str
   return format === 'ngsi-ld' ? { type: 'Relationship', object: target } : { type: 'Relationship', value: target, metadata: {} };
 }
 
-/** A whole entity in the given format. */
+/**
+ * A whole entity in the given format. Attributes are defined as own properties, so that source fields
+ * named `__proto__` or `constructor` become attributes like any other instead of touching the prototype.
+ */
 export function toNgsiEntity(format: NgsiFormat, input: NgsiEntityInput): Record<string, unknown> {
   const entity: Record<string, unknown> = { id: entityUrn(input.type, input.id), type: input.type };
   for (const [name, value] of Object.entries(input.attributes)) {
     if (value === undefined) continue;
-    entity[attributeName(name)] = ngsiAttribute(format, value, input.time);
+    setOwn(entity, attributeName(name), ngsiAttribute(format, value, input.time));
   }
-  for (const [name, target] of Object.entries(input.relations ?? {})) entity[attributeName(name)] = relationship(format, target);
+  for (const [name, target] of Object.entries(input.relations ?? {})) setOwn(entity, attributeName(name), relationship(format, target));
   if (format === 'ngsi-ld') entity['@context'] = NGSI_LD_CORE_CONTEXT;
   return entity;
+}
+
+function setOwn(target: Record<string, unknown>, key: string, value: unknown): void {
+  Object.defineProperty(target, key, { value, enumerable: true, writable: true, configurable: true });
 }
 
 /** ISO-8601 of epoch ms; undefined for no or an impossible time. */
