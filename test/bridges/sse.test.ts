@@ -85,6 +85,9 @@ t.test('heartbeats, and a client that does not read is dropped instead of buffer
   await idle.open();
   await until(() => idle.comments.some((c) => c.startsWith('heartbeat')), 3000, 'a heartbeat comment');
 
+  // a reader of the same topic, which the stalled client must not hold up
+  const reader = new SseClient(t, `http://127.0.0.1:${b.httpPort}/sse?topic=big`);
+  await reader.open();
   // a raw socket that sends the request and never reads the stream
   const stuck = net.connect(b.httpPort!, '127.0.0.1');
   t.teardown(() => stuck.destroy());
@@ -94,12 +97,15 @@ t.test('heartbeats, and a client that does not read is dropped instead of buffer
   await new Promise((r) => setTimeout(r, 200));
   const pub = await connectClient(t, b.mqttUrl);
   const payload = Buffer.alloc(100 * 1024, 'x');
-  for (let i = 0; i < 400 && (await metric(b.httpPort!, 'mqprobe_sse_clients_dropped_total')) < 1; i += 20) {
+  let sent = 0;
+  for (; sent < 400 && (await metric(b.httpPort!, 'mqprobe_sse_clients_dropped_total')) < 1; sent += 20) {
     await Promise.all(Array.from({ length: 20 }, () => pub.publishAsync('big', payload, { qos: 1 })));
   }
   t.equal(await metric(b.httpPort!, 'mqprobe_sse_clients_dropped_total'), 1, 'the stalled client was dropped');
+  await until(() => reader.events.length === sent, 10_000, 'every message at the reading client');
+  t.ok(reader.events.every((e) => e.data.length === payload.length), `the reading client got all ${sent} messages whole, beside the stalled one`);
   await until(() => stuck.destroyed || stuck.readableEnded || stuck.closed, 5000, 'the socket closed by the broker').catch(() => undefined);
-  t.equal(await metric(b.httpPort!, 'mqprobe_sse_clients'), 1, 'only the reading client remains');
+  t.equal(await metric(b.httpPort!, 'mqprobe_sse_clients'), 2, 'only the reading clients remain');
   const after = new SseClient(t, `http://127.0.0.1:${b.httpPort}/sse?topic=after`);
   await after.open();
   await pub.publishAsync('after', 'ok', { qos: 1 });
