@@ -112,4 +112,6 @@ export interface BridgeContext {
   fail(err: Error): void;
   /** Shared services between beats and detectors (e.g. the OpenCTI indicator set). */
   readonly services: Map<string, unknown>;
+  /** The broker's state directory (`persistence_location`), for files a beat keeps (e.g. a PKI folder). */
+  readonly stateDir: string;
 }

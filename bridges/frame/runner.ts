@@ -171,6 +171,7 @@ export class BeatRunner {
       metrics: host.metrics,
       store: this.store!,
       services: host.services,
+      stateDir: host.stateDir,
       emit: async (record: BeatRecord) => {
         if (!a.live) throw dead();
         const topic = `${common.topicPrefix}/${record.subtopic}`;

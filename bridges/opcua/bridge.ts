@@ -68,7 +68,7 @@ export class OpcuaBridge implements Bridge {
       rebrowses: counter(ctx.metrics, 'mqprobe_beat_opcua_rebrowses_total', 'Times the browse paths were resolved again.', ['beat']),
     };
     this.gap = new GapTracker(ctx, this.cfg);
-    const pki = await openPki(pkiModule, this.cfg);
+    const pki = await openPki(pkiModule, this.cfg, ctx.stateDir);
     const trustedBefore = await pemFiles(pki.trustedFolder);
     const client = ua.OPCUAClient.create({
       applicationName: 'mqprobe',

@@ -1,4 +1,3 @@
-import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { ConfigError } from '../../broker/config/errors.js';
 import type { KeySpec } from '../../broker/config/spec.js';
@@ -19,7 +18,8 @@ export interface OpcuaConfig {
   username?: string;
   passwordFile?: string;
   monitors: MonitorSpec[];
-  pkiDir: string;
+  /** Default `<persistence_location>/opcua-pki` (resolved at start). */
+  pkiDir?: string;
   certificateFile?: string;
   privateKeyFile?: string;
   serverCertificateFiles: string[];
@@ -38,7 +38,6 @@ export function defaultOpcuaConfig(): OpcuaConfig {
     securityPolicy: 'None',
     securityMode: 'None',
     monitors: [],
-    pkiDir: join(homedir(), '.config', 'mqprobe', 'opcua-pki'),
     serverCertificateFiles: [],
     trustOnFirstUse: false,
     samplingIntervalMs: 1000,
@@ -128,7 +127,7 @@ export const opcuaKeys: KeySpec<OpcuaConfig>[] = [
     key: 'opcua_pki_dir',
     usage: '<directory>',
     doc: "The beat's PKI folder: its own certificate and key (`own/`, generated on first start unless opcua_certificate_file is set), trusted server certificates (`trusted/certs/`), refused ones (`rejected/`).",
-    default: '~/.config/mqprobe/opcua-pki',
+    default: '<persistence_location>/opcua-pki',
     scope: 'beat',
     set(c, v) {
       c.pkiDir = v.count(1).path();

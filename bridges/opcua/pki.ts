@@ -22,13 +22,14 @@ const REJECTED_WAIT_MS = 2000;
  * start reads the folder anew, so a certificate an operator moved into trusted/certs/ counts at the
  * next restart of the beat.
  */
-export async function openPki(mod: CertificateManagerModule, cfg: OpcuaConfig): Promise<BeatPki> {
-  await mkdir(cfg.pkiDir, { recursive: true, mode: 0o700 });
-  const trustedFolder = join(cfg.pkiDir, 'trusted', 'certs');
+export async function openPki(mod: CertificateManagerModule, cfg: OpcuaConfig, stateDir: string): Promise<BeatPki> {
+  const pkiDir = cfg.pkiDir ?? join(stateDir, 'opcua-pki');
+  await mkdir(pkiDir, { recursive: true, mode: 0o700 });
+  const trustedFolder = join(pkiDir, 'trusted', 'certs');
   const nothingTrusted = cfg.serverCertificateFiles.length === 0 && (await pemFiles(trustedFolder)).length === 0;
   const trustOnFirstUse = !cfg.trustOnFirstUse ? 'off' : nothingTrusted ? 'now' : 'used';
   const manager = new mod.OPCUACertificateManager({
-    rootFolder: cfg.pkiDir,
+    rootFolder: pkiDir,
     automaticallyAcceptUnknownCertificate: trustOnFirstUse === 'now',
     disableFileWatchers: true,
   });

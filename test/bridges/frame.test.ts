@@ -53,7 +53,7 @@ t.test('records are published by the internal client $beat/<name>, which acl_fil
 t.test('emit reaches MQTT subscribers and SSE clients; a network client cannot pose as $beat/<name>', async (t) => {
   const dir = tempDir();
   let emitNow: (() => Promise<void>) | undefined;
-  defineProbeBeat(t, 'pub', {
+  const probe = defineProbeBeat(t, 'pub', {
     start(ctx) {
       emitNow = async () => {
         await ctx.emit({ subtopic: 'a/b', data: { text: 'hé', n: 1, list: [1, 2], nested: { x: true } } });
@@ -76,6 +76,7 @@ t.test('emit reaches MQTT subscribers and SSE clients; a network client cannot p
 
   await t.rejects(connectClient(t, b.mqttUrl, { clientId: '$beat/pub' }), /Identifier rejected|bad-client-id|Not authorized|refused/i, 'a network client with a $ client id is refused');
   t.equal(await metric(b.httpPort!, /^mqprobe_beat_records_total\{beat="pub"\}/), 1, 'records counted');
+  t.equal(probe.contexts[0].stateDir, dir, 'ctx.stateDir is persistence_location');
 });
 
 t.test('ngsi and ngsi-ld formats; beat_output sse keeps records off MQTT and beat_output mqtt keeps them off SSE', async (t) => {
