@@ -78,7 +78,8 @@ export function osqueryResultRows(obj: Record<string, unknown>): OsqueryResultRo
     numerics: typeof obj.numerics === 'boolean' ? obj.numerics : undefined,
     decorations: isObject(obj.decorations) ? obj.decorations : undefined,
   };
-  const extras: Record<string, unknown> = {};
+  // no prototype: a top-level key named `__proto__` is then kept as data, not taken as the object's prototype
+  const extras: Record<string, unknown> = Object.create(null);
   for (const [k, v] of Object.entries(obj)) if (!CONTENT_KEYS.has(k) && !k.startsWith('@')) extras[k] = v;
   const row = (action: string, format: OsqueryResultFormat, columns: unknown): OsqueryResultRow => {
     if (!isObject(columns)) throw new OsqueryLogError(`a ${format} row of ${obj.name} is not an object`);

@@ -130,13 +130,14 @@ t.test('malformed, binary, hostile and oversized Fleet lines are counted and ski
   appendFileSync(resultLog, '{"name": 5, "columns": {}}\n');
   appendFileSync(resultLog, Buffer.from([0x00, 0xff, 0xfe, 0x7b, 0x0a]));
   appendFileSync(resultLog, `{"name":"big","columns":{"x":"${'A'.repeat(10_000)}"},"action":"added"}\n`);
-  appendFileSync(resultLog, '{"name":"hostile","action":"added","columns":{"__proto__":{"polluted":true},"ok":"1"}}\n');
+  appendFileSync(resultLog, '{"name":"hostile","action":"added","__proto__":{"x":1},"columns":{"__proto__":{"polluted":true},"ok":"1"}}\n');
   appendFileSync(resultLog, `${results[0]}\n`);
   appendFileSync(statusLog, lines('osquery', 'osqueryd.INFO.glog-status.log').join('\n') + '\n');
   await until(() => got.length === 2 + 4, 10_000, 'two result rows and four status lines');
   t.same(got.map((m) => m.topic).slice(0, 2).sort(), ['beats/fleet/result/hostile', 'beats/fleet/result/pack/Global/system_info'].sort());
   const hostile = JSON.parse(got.find((m) => m.topic === 'beats/fleet/result/hostile')!.payload.toString());
   t.same(Object.keys(hostile.columns), ['__proto__', 'ok'], 'a __proto__ column is data, carried as it came');
+  t.same(Object.getOwnPropertyDescriptor(hostile, '__proto__')?.value, { x: 1 }, 'so is a top-level __proto__ key');
   t.equal(({} as { polluted?: unknown }).polluted, undefined, 'nothing polluted');
   const glog = got.filter((m) => m.topic === 'beats/fleet/status').map((m) => JSON.parse(m.payload.toString()));
   t.match(glog[0], { severity: 0, filename: 'init.cpp', line: 380, message: 'osquery initialized [version=2.4.0]' }, 'glog status line typed');
