@@ -3,9 +3,15 @@ import { Duplex } from 'node:stream';
 /**
  * Two connected in-memory duplex streams that behave like the two ends of a local socket: what one
  * side writes the other reads; ending or destroying one side gives the other an end-of-stream after
- * the data already sent (as a TCP close does), so nothing written before a close is lost. A write's
- * callback waits until the reading side asks for more, so a slow reader pushes back on the writer
- * instead of buffering without bound. (Node 20 has no `stream.duplexPair`.)
+ * the data already sent (as a TCP close does), so nothing written before a close is lost. (Node 20
+ * has no `stream.duplexPair`.)
+ *
+ * A write completes once its bytes are queued on the reading side; there is no backpressure. Holding a
+ * write's callback until the reader asked for more (as a socket would) made the broker read a
+ * misaligned stream under bursts of thousands of publishes from mqtt.js (CONNACK flag errors, lost
+ * records: test/bridges/frame.test.ts "a burst"). Memory stays bounded by the beats themselves: a
+ * tailing beat awaits each batch's publishes (at most a few MB of lines) before it reads on, and the
+ * broker reads the queue in the same event loop.
  */
 export function duplexPair(): [Duplex, Duplex] {
   const a = new PairSide();
@@ -17,8 +23,6 @@ export function duplexPair(): [Duplex, Duplex] {
 
 class PairSide extends Duplex {
   peer!: PairSide;
-  /** The callback of the peer's write that this side could not take yet; called when this side is read. */
-  pendingWrite?: () => void;
   private eofSent = false;
 
   constructor() {
@@ -29,14 +33,12 @@ class PairSide extends Duplex {
   override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
     // a closed peer drops what is written to it, as a socket whose other end went away
     if (this.peer.destroyed || this.eofSent) return cb();
-    if (this.peer.push(chunk)) cb();
-    else this.peer.pendingWrite = cb;
+    this.peer.push(chunk);
+    cb();
   }
 
   override _read(): void {
-    const cb = this.pendingWrite;
-    this.pendingWrite = undefined;
-    cb?.();
+    // data arrives through the peer's writes
   }
 
   override _final(cb: (err?: Error | null) => void): void {
@@ -46,7 +48,6 @@ class PairSide extends Duplex {
 
   override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
     this.sendEof();
-    this._read(); // release a writer waiting for this side
     cb(err);
   }
 

@@ -210,3 +210,24 @@ t.test('ctx.http without http_listener rejects clearly; the beat is retried, the
   t.match(errors[0], /beat nohttp serves HTTP routes: configure http_listener/);
   t.equal(probe.attempts, 1);
 });
+
+t.test('a burst of 2,000 records emitted at once reaches a subscriber whole and in order', async (t) => {
+  const dir = tempDir();
+  let emitNow: (() => Promise<void>) | undefined;
+  defineProbeBeat(t, 'burst', {
+    start(ctx) {
+      emitNow = async () => {
+        await Promise.all(Array.from({ length: 2000 }, (_, i) => ctx.emit({ subtopic: 'x', data: { i, pad: 'y'.repeat(300) } })));
+      };
+    },
+  });
+  const b = await startTestBroker(t, conf(dir, 'beat burst\n'));
+  const sub = await connectClient(t, b.mqttUrl);
+  const got = collect(sub);
+  await sub.subscribeAsync('beats/#');
+  await until(() => emitNow !== undefined);
+  await emitNow!();
+  await until(() => got.length === 2000, 10_000, 'all 2,000 records');
+  t.same(got.map((m) => JSON.parse(m.payload.toString()).i), Array.from({ length: 2000 }, (_, i) => i), 'every record once, in order');
+  t.equal(await metric(b.httpPort!, /^mqprobe_beat_restarts_total\{beat="burst"\}/) ?? 0, 0, 'the internal connection never broke');
+});
