@@ -126,7 +126,7 @@ function timeMs(o: { unixTime?: number; '@timestamp'?: string }): number | undef
 }
 
 /** One row on `result/<query name>`; as NGSI, entity `urn:ngsi-ld:<CamelCase(query)>:<host>` with the row's columns as attributes. */
-function resultRecord(row: OsqueryResultRow): BeatRecord {
+export function resultRecord(row: OsqueryResultRow): BeatRecord {
   const time = timeMs(row);
   return {
     subtopic: `result/${topicPath(row.name)}`,

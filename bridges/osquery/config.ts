@@ -1,0 +1,104 @@
+import { ConfigError } from '../../broker/config/errors.js';
+import type { KeySpec } from '../../broker/config/spec.js';
+import type { BeatBlock } from '../../broker/config/types.js';
+
+export interface OsqueryConfig {
+  port?: number;
+  host: string;
+  certfile?: string;
+  keyfile?: string;
+  enrollSecretFile?: string;
+  configFile?: string;
+  queryTtlMs: number;
+  maxBodyBytes: number;
+}
+
+export function defaultOsqueryConfig(): OsqueryConfig {
+  return { host: '0.0.0.0', queryTtlMs: 3_600_000, maxBodyBytes: 16 * 1024 * 1024 };
+}
+
+export const osqueryKeys: KeySpec<OsqueryConfig>[] = [
+  {
+    key: 'osquery_listener',
+    usage: '<port> [bind address]',
+    doc: "The beat's own HTTPS listener for osquery's TLS remote API (osquery agents only speak TLS).",
+    scope: 'beat',
+    set(c, v) {
+      v.count(1, 2);
+      c.port = v.port(0);
+      c.host = v.optionalWord(1) ?? '0.0.0.0';
+    },
+  },
+  {
+    key: 'osquery_certfile',
+    usage: '<path>',
+    doc: 'PEM server certificate (chain) of the osquery listener; agents check it against `--tls_server_certs`.',
+    scope: 'beat',
+    set(c, v) {
+      c.certfile = v.count(1).path();
+    },
+  },
+  {
+    key: 'osquery_keyfile',
+    usage: '<path>',
+    doc: 'PEM private key of osquery_certfile.',
+    scope: 'beat',
+    set(c, v) {
+      c.keyfile = v.count(1).path();
+    },
+  },
+  {
+    key: 'osquery_enroll_secret_file',
+    usage: '<path>',
+    doc: 'File holding the enroll secret (one line), the same the agents read with `--enroll_secret_path`. Read at each start; never logged.',
+    scope: 'beat',
+    set(c, v) {
+      c.enrollSecretFile = v.count(1).path();
+    },
+  },
+  {
+    key: 'osquery_config_file',
+    usage: '<path>',
+    doc: 'The osquery configuration (JSON: options, schedule, packs) handed to agents on `/config`; read at each request, so edits apply without a restart. Without it agents get `{}`.',
+    scope: 'beat',
+    set(c, v) {
+      c.configFile = v.count(1).path();
+    },
+  },
+  {
+    key: 'osquery_query_ttl',
+    usage: '<duration>',
+    doc: 'How long a distributed query waits for its hosts to collect it (and then for their results).',
+    default: '1h',
+    scope: 'beat',
+    set(c, v) {
+      const ms = v.count(1).durationMs();
+      if (ms < 1000) v.fail('expected at least 1s');
+      c.queryTtlMs = ms;
+    },
+  },
+  {
+    key: 'osquery_max_body',
+    usage: '<size>',
+    doc: 'Largest request body accepted, before and after gzip inflation (k/M suffixes); larger requests get 413.',
+    default: '16M',
+    scope: 'beat',
+    set(c, v) {
+      const n = v.count(1).bytes();
+      if (n < 1024 || n > 256 * 1024 * 1024) v.fail('expected a size between 1k and 256M');
+      c.maxBodyBytes = n;
+    },
+  },
+];
+
+export function checkOsqueryConfig(cfg: OsqueryConfig, block: BeatBlock): void {
+  const need: [unknown, string, string][] = [
+    [cfg.port, 'osquery_listener', '<port> [bind address]'],
+    [cfg.certfile, 'osquery_certfile', '<path>'],
+    [cfg.keyfile, 'osquery_keyfile', '<path>'],
+    [cfg.enrollSecretFile, 'osquery_enroll_secret_file', '<path>'],
+  ];
+  for (const [value, key, usage] of need) {
+    if (value === undefined) throw new ConfigError(block.pos, key, `beat osquery needs ${key} ${usage}`);
+  }
+}
