@@ -12,12 +12,13 @@ import { thingsBeat } from './things/index.js';
 import { opcuaBeat } from './opcua/index.js';
 import { openCtiBeat } from './opencti/index.js';
 import { fiwareBeat } from './fiware/index.js';
+import { osqueryBeat } from './osquery/index.js';
 
 export type { BridgeHost } from './contract.js';
 export { sseKeys, defaultSseConfig, type SseConfig } from './shared/sse-hub.js';
 
 /** Every beat mqprobe knows. A new beat adds one import and one entry here. */
-export const beatDefinitions: BeatDefinition<any>[] = [zeekBeat, fleetBeat, thingsBeat, opcuaBeat, openCtiBeat, fiwareBeat];
+export const beatDefinitions: BeatDefinition<any>[] = [zeekBeat, fleetBeat, thingsBeat, opcuaBeat, openCtiBeat, fiwareBeat, osqueryBeat];
 
 function definitions(): Map<string, BeatDefinition<unknown>> {
   const map = new Map<string, BeatDefinition<unknown>>();
