@@ -6,6 +6,7 @@ import { osqueryResultRows, osqueryStatus, OsqueryLogError, type OsqueryResultRo
 import { topicPath } from '../shared/topic.js';
 import { resultRecord } from '../fleet/index.js';
 import type { OsqueryConfig } from './config.js';
+import { agentConfig } from './agent-config.js';
 import { NodeRegistry, EnrollError, type EnrolledNode } from './nodes.js';
 import { BodyError, decodeBody } from './body.js';
 import { DistributedQueue, parseQueryCommand, QueryCommandError } from './distributed.js';
@@ -83,7 +84,7 @@ export class OsqueryBridge implements Bridge {
       },
       true,
     );
-    route('/config', async () => ({ ...(await this.agentConfig()), node_invalid: false }));
+    route('/config', async (_body, node) => ({ ...(await agentConfig(this.cfg.configFile, this.cfg.hostConfigDir, node!.hostIdentifier)), node_invalid: false }));
     route('/log', async (body, node) => {
       const records = logRecords(body, node!);
       await Promise.all(records.map((r) => ctx.emit(r)));
@@ -116,15 +117,6 @@ export class OsqueryBridge implements Bridge {
   async stop(): Promise<void> {
     await this.unsubscribe?.();
     await this.app?.close();
-  }
-
-  /** The configured osquery config, read at each request so that edits apply at once. */
-  private async agentConfig(): Promise<Body> {
-    if (!this.cfg.configFile) return {};
-    const text = await readFile(this.cfg.configFile, 'utf8');
-    const value = JSON.parse(text) as unknown;
-    if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new Error('osquery_config_file is not a JSON object');
-    return value as Body;
   }
 }
 

@@ -9,6 +9,7 @@ export interface OsqueryConfig {
   keyfile?: string;
   enrollSecretFile?: string;
   configFile?: string;
+  hostConfigDir?: string;
   queryTtlMs: number;
   maxBodyBytes: number;
 }
@@ -63,6 +64,15 @@ export const osqueryKeys: KeySpec<OsqueryConfig>[] = [
     scope: 'beat',
     set(c, v) {
       c.configFile = v.count(1).path();
+    },
+  },
+  {
+    key: 'osquery_host_config_dir',
+    usage: '<directory>',
+    doc: 'Per-host overrides: `<directory>/<host identifier>.json` is laid over osquery_config_file for that host (options, schedule, packs, decorators, file_paths and events merged entry by entry; other keys replaced). Read at each request, so edits apply without a restart. Host identifiers that cannot be a file name get the default.',
+    scope: 'beat',
+    set(c, v) {
+      c.hostConfigDir = v.count(1).path();
     },
   },
   {

@@ -1,6 +1,6 @@
 import t, { type Test } from 'tap';
 import https from 'node:https';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { freePort, startTestBroker, tempDir, type TestBroker } from '../helpers/broker.js';
@@ -49,6 +49,7 @@ async function osqueryBroker(t: Test, dir = tempDir(), port?: number): Promise<{
     `osquery_keyfile ${pki.serverKey}`,
     `osquery_enroll_secret_file ${join(dir, 'secret')}`,
     `osquery_config_file ${join(dir, 'osquery.json')}`,
+    `osquery_host_config_dir ${join(dir, 'hosts')}`,
     'osquery_max_body 1M',
     '',
   ].join('\n');
@@ -166,4 +167,28 @@ t.test('replayed wire format, hostile input: clear 4xx, nothing published', asyn
   t.equal((await post(port, '/log', { node_key: nodeKey, log_type: 'result', data: [{ name: 'sentinel', columns: { a: '1' } }] })).status, 200);
   await until(() => out.some((m) => m.topic === 'beats/osquery/result/sentinel'), 10_000, 'sentinel');
   t.same(out.map((m) => m.topic), ['beats/osquery/result/sentinel'], 'nothing from the refused requests was published');
+});
+
+t.test('replayed wire format: per-host config overrides from osquery_host_config_dir, edits picked up without a restart', async (t) => {
+  const dir = tempDir();
+  const { port } = await osqueryBroker(t, dir);
+  mkdirSync(join(dir, 'hosts'));
+  const key = async (host: string) => (await post(port, '/enroll', { enroll_secret: SECRET, host_identifier: host, host_details: {} })).body.node_key as string;
+  const [a, b, odd] = [await key('host-a'), await key('host-b'), await key('../host-a')];
+  const configOf = async (nodeKey: string) => (await post(port, '/config', { node_key: nodeKey })).body;
+
+  t.same((await configOf(a)).options, { distributed_interval: 10 }, 'without a host file: the default');
+  writeFileSync(join(dir, 'hosts', 'host-a.json'), JSON.stringify({ options: { logger_tls_period: 5 }, schedule: { usb: { query: 'select * from usb_devices', interval: 30 } }, packs: {} }));
+  const forA = await configOf(a);
+  t.same(forA.options, { distributed_interval: 10, logger_tls_period: 5 }, 'options merged entry by entry');
+  t.same(Object.keys(forA.schedule as object).sort(), ['processes', 'usb'], 'schedule: the host query added to the default ones');
+  t.same(forA.packs, {}, 'the host file adds sections the default lacks');
+  t.same((await configOf(b)).options, { distributed_interval: 10 }, 'another host still gets the default');
+  t.same((await configOf(odd)).options, { distributed_interval: 10 }, 'a host identifier that is not a file name (../host-a) gets the default, never another host\'s file');
+
+  writeFileSync(join(dir, 'hosts', 'host-a.json'), JSON.stringify({ options: { logger_tls_period: 60 } }));
+  t.same((await configOf(a)).options, { distributed_interval: 10, logger_tls_period: 60 }, 'an edit applies at the next request, no restart');
+  writeFileSync(join(dir, 'hosts', 'host-b.json'), '[1, 2]');
+  t.equal((await post(port, '/config', { node_key: b })).status, 500, 'a host file that is not a JSON object is an error for that host only');
+  t.same((await configOf(a)).options, { distributed_interval: 10, logger_tls_period: 60 }, 'and the other hosts keep being served');
 });
