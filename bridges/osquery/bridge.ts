@@ -5,7 +5,7 @@ import { readSecretFile } from '../shared/secret-file.js';
 import { osqueryResultRows, osqueryStatus, OsqueryLogError, type OsqueryResultRow, type OsqueryStatus } from '../shared/osquery-log.js';
 import { topicPath } from '../shared/topic.js';
 import { resultRecord } from '../fleet/index.js';
-import type { OsqueryConfig } from './config.js';
+import type { OsqueryConfig, OsqueryEndpoint } from './config.js';
 import { agentConfig } from './agent-config.js';
 import { NodeRegistry, EnrollError, type EnrolledNode } from './nodes.js';
 import { BodyError, decodeBody } from './body.js';
@@ -50,7 +50,7 @@ export class OsqueryBridge implements Bridge {
       void reply.code(status).send({ error: status === 500 ? 'internal error' : err.message });
     });
 
-    const route = (path: string, handle: (body: Body, node: EnrolledNode | undefined, nodeKey: unknown) => Promise<unknown>, enroll = false) => {
+    const route = (path: string, endpoint: OsqueryEndpoint, handle: (body: Body, node: EnrolledNode | undefined, nodeKey: unknown) => Promise<unknown>, enroll = false) => {
       const handler = async (req: FastifyRequest, reply: FastifyReply) => {
         let body: Body;
         try {
@@ -73,10 +73,13 @@ export class OsqueryBridge implements Bridge {
         }
       };
       for (const p of PREFIXES) app.post(`${p}${path}`, handler);
+      const builtIn = PREFIXES.map((p) => `${p}${path}`);
+      for (const extra of this.cfg.endpoints[endpoint] ?? []) if (!builtIn.includes(extra)) app.post(extra, handler);
     };
 
     route(
       '/enroll',
+      'enroll',
       async (body) => {
         const nodeKey = await nodes.enroll(body.enroll_secret, body.host_identifier, body.host_details);
         ctx.log.info({ host: body.host_identifier }, 'osquery node enrolled');
@@ -84,14 +87,14 @@ export class OsqueryBridge implements Bridge {
       },
       true,
     );
-    route('/config', async (_body, node) => ({ ...(await agentConfig(this.cfg.configFile, this.cfg.hostConfigDir, node!.hostIdentifier)), node_invalid: false }));
-    route('/log', async (body, node) => {
+    route('/config', 'config', async (_body, node) => ({ ...(await agentConfig(this.cfg.configFile, this.cfg.hostConfigDir, node!.hostIdentifier)), node_invalid: false }));
+    route('/log', 'logger', async (body, node) => {
       const records = logRecords(body, node!);
       await Promise.all(records.map((r) => ctx.emit(r)));
       return { node_invalid: false };
     });
-    route('/distributed/read', async (_body, node) => ({ queries: this.queue.read(node!.hostIdentifier), node_invalid: false }));
-    route('/distributed/write', async (body, node) => {
+    route('/distributed/read', 'distributed_read', async (_body, node) => ({ queries: this.queue.read(node!.hostIdentifier), node_invalid: false }));
+    route('/distributed/write', 'distributed_write', async (body, node) => {
       const records = distributedRecords(body, node!, (id) => this.queue.acceptResult(id, node!.hostIdentifier));
       await Promise.all(records.map((r) => ctx.emit(r)));
       return { node_invalid: false };

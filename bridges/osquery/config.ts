@@ -2,7 +2,13 @@ import { ConfigError } from '../../broker/config/errors.js';
 import type { KeySpec } from '../../broker/config/spec.js';
 import type { BeatBlock } from '../../broker/config/types.js';
 
+/** The remote API's endpoints, named as osquery's `--<name>_tls_endpoint` flags name them. */
+export const OSQUERY_ENDPOINTS = ['enroll', 'config', 'logger', 'distributed_read', 'distributed_write'] as const;
+export type OsqueryEndpoint = (typeof OSQUERY_ENDPOINTS)[number];
+
 export interface OsqueryConfig {
+  /** Extra paths per endpoint (`osquery_endpoint`), answered beside the built-in ones. */
+  endpoints: Partial<Record<OsqueryEndpoint, string[]>>;
   port?: number;
   host: string;
   certfile?: string;
@@ -15,7 +21,7 @@ export interface OsqueryConfig {
 }
 
 export function defaultOsqueryConfig(): OsqueryConfig {
-  return { host: '0.0.0.0', queryTtlMs: 3_600_000, maxBodyBytes: 16 * 1024 * 1024 };
+  return { endpoints: {}, host: '0.0.0.0', queryTtlMs: 3_600_000, maxBodyBytes: 16 * 1024 * 1024 };
 }
 
 export const osqueryKeys: KeySpec<OsqueryConfig>[] = [
@@ -73,6 +79,20 @@ export const osqueryKeys: KeySpec<OsqueryConfig>[] = [
     scope: 'beat',
     set(c, v) {
       c.hostConfigDir = v.count(1).path();
+    },
+  },
+  {
+    key: 'osquery_endpoint',
+    usage: 'enroll | config | logger | distributed_read | distributed_write <path>',
+    doc: "Also answer this endpoint on `<path>`, to match an agent's `--enroll_tls_endpoint`, `--config_tls_endpoint`, `--logger_tls_endpoint`, `--distributed_tls_read_endpoint` or `--distributed_tls_write_endpoint`. The built-in paths (`/enroll`, `/config`, `/log`, `/distributed/read`, `/distributed/write`, also under `/v1`, `/api/v1/osquery` and `/api/osquery`) stay.",
+    scope: 'beat',
+    repeatable: true,
+    set(c, v) {
+      v.count(2);
+      const name = v.oneOf(OSQUERY_ENDPOINTS, 0);
+      const path = v.word(1);
+      if (!/^\/[A-Za-z0-9._~\/-]{0,200}$/.test(path)) v.fail(`expected a URL path such as /osquery/enroll, got "${path}"`);
+      (c.endpoints[name] ??= []).push(path);
     },
   },
   {

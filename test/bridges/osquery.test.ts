@@ -1,3 +1,4 @@
+import { loadConfig } from '../../broker/config/load.js';
 import t, { type Test } from 'tap';
 import https from 'node:https';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -34,7 +35,7 @@ async function post(port: number, path: string, body: unknown, opts: { gzip?: bo
   });
 }
 
-async function osqueryBroker(t: Test, dir = tempDir(), port?: number): Promise<{ broker: TestBroker; port: number; dir: string }> {
+async function osqueryBroker(t: Test, dir = tempDir(), port?: number, extra: string[] = []): Promise<{ broker: TestBroker; port: number; dir: string }> {
   const p = port ?? (await freePort());
   writeFileSync(join(dir, 'secret'), `${SECRET}\n`);
   writeFileSync(join(dir, 'osquery.json'), JSON.stringify({ options: { distributed_interval: 10 }, schedule: { processes: { query: 'select * from processes', interval: 60 } } }));
@@ -51,6 +52,7 @@ async function osqueryBroker(t: Test, dir = tempDir(), port?: number): Promise<{
     `osquery_config_file ${join(dir, 'osquery.json')}`,
     `osquery_host_config_dir ${join(dir, 'hosts')}`,
     'osquery_max_body 1M',
+    ...extra,
     '',
   ].join('\n');
   const broker = await startTestBroker(t, conf, { dir });
@@ -191,4 +193,34 @@ t.test('replayed wire format: per-host config overrides from osquery_host_config
   writeFileSync(join(dir, 'hosts', 'host-b.json'), '[1, 2]');
   t.equal((await post(port, '/config', { node_key: b })).status, 500, 'a host file that is not a JSON object is an error for that host only');
   t.same((await configOf(a)).options, { distributed_interval: 10, logger_tls_period: 60 }, 'and the other hosts keep being served');
+});
+
+t.test('replayed wire format: osquery_endpoint serves the paths an agent was started with', async (t) => {
+  const { port } = await osqueryBroker(t, tempDir(), undefined, [
+    'osquery_endpoint enroll /fleet/enroll',
+    'osquery_endpoint config /fleet/config',
+    'osquery_endpoint config /enroll-typo-free/config',
+    'osquery_endpoint logger /v1/log',
+  ]);
+  const enrolled = await post(port, '/fleet/enroll', { enroll_secret: SECRET, host_identifier: 'host-p', host_details: {} });
+  t.equal(enrolled.status, 200, '--enroll_tls_endpoint=/fleet/enroll');
+  const nodeKey = enrolled.body.node_key as string;
+  t.equal((await post(port, '/fleet/config', { node_key: nodeKey })).status, 200, '--config_tls_endpoint=/fleet/config');
+  t.equal((await post(port, '/enroll-typo-free/config', { node_key: nodeKey })).status, 200, 'a second path for the same endpoint');
+  t.equal((await post(port, '/v1/log', { node_key: nodeKey, log_type: 'status', data: [] })).status, 200, 'a path that is also built in is served once');
+  t.equal((await post(port, '/config', { node_key: nodeKey })).status, 200, 'the built-in paths stay');
+  t.equal((await post(port, '/fleet/log', { node_key: nodeKey, log_type: 'status', data: [] })).status, 404, 'paths nobody configured are not answered');
+});
+
+t.test('osquery_endpoint: bad names and paths are config errors naming the key', async (t) => {
+  const dir = tempDir();
+  for (const [line, want] of [
+    ['osquery_endpoint enrol /x', /osquery_endpoint: expected one of enroll\|config\|logger/],
+    ['osquery_endpoint enroll x/y', /expected a URL path/],
+    ['osquery_endpoint enroll /a b', /osquery_endpoint/],
+  ] as const) {
+    const file = join(dir, 'e.conf');
+    writeFileSync(file, `listener 0 127.0.0.1\nbeat osquery\nosquery_listener 8443\nosquery_certfile ${pki.serverCert}\nosquery_keyfile ${pki.serverKey}\nosquery_enroll_secret_file ${join(dir, 's')}\n${line}\n`);
+    t.throws(() => loadConfig(file), want, line);
+  }
 });
