@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { isJsonObject } from '../shared/json-object.js';
 
 type ConfigObject = Record<string, unknown>;
 
@@ -11,8 +12,8 @@ const FILE_SAFE_HOST = /^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$/;
 
 async function readObject(path: string, what: string): Promise<ConfigObject> {
   const value = JSON.parse(await readFile(path, 'utf8')) as unknown;
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new Error(`${what} is not a JSON object`);
-  return value as ConfigObject;
+  if (!isJsonObject(value)) throw new Error(`${what} is not a JSON object`);
+  return value;
 }
 
 /** The default config with a host's overrides laid over it: named sections merged entry by entry, other keys replaced. */
@@ -20,8 +21,7 @@ export function mergeAgentConfig(base: ConfigObject, override: ConfigObject): Co
   const out: ConfigObject = { ...base };
   for (const [key, value] of Object.entries(override)) {
     const current = out[key];
-    const bothObjects = [current, value].every((v) => v !== null && typeof v === 'object' && !Array.isArray(v));
-    out[key] = NAMED_SECTIONS.has(key) && bothObjects ? { ...(current as ConfigObject), ...(value as ConfigObject) } : value;
+    out[key] = NAMED_SECTIONS.has(key) && isJsonObject(current) && isJsonObject(value) ? { ...current, ...value } : value;
   }
   return out;
 }

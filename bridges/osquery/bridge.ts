@@ -10,6 +10,7 @@ import { agentConfig } from './agent-config.js';
 import { NodeRegistry, EnrollError, type EnrolledNode } from './nodes.js';
 import { BodyError, decodeBody } from './body.js';
 import { DistributedQueue, parseQueryCommand, QueryCommandError } from './distributed.js';
+import { isJsonObject } from '../shared/json-object.js';
 
 /** Path prefixes the endpoints answer under: osquery's examples use `/`, many servers `/v1/`, Fleet `/api/v1/osquery/`. */
 const PREFIXES = ['', '/v1', '/api/v1/osquery', '/api/osquery'];
@@ -130,7 +131,7 @@ function logRecords(body: Body, node: EnrolledNode): BeatRecord[] {
   const objects = body.data.map((entry: unknown) => {
     // osquery sends each log line as an object; some versions send the line as a JSON string
     const obj = typeof entry === 'string' ? safeParse(entry) : entry;
-    if (obj === null || typeof obj !== 'object' || Array.isArray(obj)) throw new RequestError('a data entry is not a JSON object');
+    if (!isJsonObject(obj)) throw new RequestError('a data entry is not a JSON object');
     return obj as Body;
   });
   if (body.log_type === 'result') {

@@ -10,6 +10,7 @@
  * - batch (differential, `--logger_event_type=false`): `{name, diffResults: {added: […], removed: […]}}`
  *   → one row per entry with action added or removed (Fleet writes `"added": ""` for none).
  */
+import { isJsonObject } from './json-object.js';
 
 /** A line that is not a valid osquery log object: counted and skipped. */
 export class OsqueryLogError extends Error {
@@ -60,7 +61,7 @@ export function parseJsonObject(line: string): Record<string, unknown> {
   } catch (err) {
     throw new OsqueryLogError(`invalid JSON (${(err as Error).message})`);
   }
-  if (!isObject(v)) throw new OsqueryLogError('log line is not a JSON object');
+  if (!isJsonObject(v)) throw new OsqueryLogError('log line is not a JSON object');
   return v;
 }
 
@@ -76,18 +77,18 @@ export function osqueryResultRows(obj: Record<string, unknown>): OsqueryResultRo
     epoch: optionalNumber(obj, 'epoch'),
     counter: optionalNumber(obj, 'counter'),
     numerics: typeof obj.numerics === 'boolean' ? obj.numerics : undefined,
-    decorations: isObject(obj.decorations) ? obj.decorations : undefined,
+    decorations: isJsonObject(obj.decorations) ? obj.decorations : undefined,
   };
   // no prototype: a top-level key named `__proto__` is then kept as data, not taken as the object's prototype
   const extras: Record<string, unknown> = Object.create(null);
   for (const [k, v] of Object.entries(obj)) if (!CONTENT_KEYS.has(k) && !k.startsWith('@')) extras[k] = v;
   const row = (action: string, format: OsqueryResultFormat, columns: unknown): OsqueryResultRow => {
-    if (!isObject(columns)) throw new OsqueryLogError(`a ${format} row of ${obj.name} is not an object`);
+    if (!isJsonObject(columns)) throw new OsqueryLogError(`a ${format} row of ${obj.name} is not an object`);
     return dropUndefined({ ...meta, action, format, ...extras, columns }) as OsqueryResultRow;
   };
 
   if (obj.diffResults !== undefined) {
-    if (!isObject(obj.diffResults)) throw new OsqueryLogError('diffResults is not an object');
+    if (!isJsonObject(obj.diffResults)) throw new OsqueryLogError('diffResults is not an object');
     return [...rowList(obj.diffResults.added, 'added').map((c) => row('added', 'differential', c)), ...rowList(obj.diffResults.removed, 'removed').map((c) => row('removed', 'differential', c))];
   }
   if (Array.isArray(obj.snapshot)) return obj.snapshot.map((c) => row('snapshot', 'snapshot', c));
@@ -135,7 +136,7 @@ export function glogStatus(line: string, now = new Date()): OsqueryStatus {
 
 /** osquery's host: `hostIdentifier`, else the names older loggers and Fleet decorations use. */
 function hostOf(obj: Record<string, unknown>): string | undefined {
-  const d = isObject(obj.decorations) ? obj.decorations : {};
+  const d = isJsonObject(obj.decorations) ? obj.decorations : {};
   for (const v of [obj.hostIdentifier, obj.host_identifier, obj.hostname, obj.host, d.hostname, d.host_uuid]) {
     if (typeof v === 'string' && v !== '') return v;
   }
@@ -168,10 +169,6 @@ function rowList(v: unknown, what: string): unknown[] {
   if (v === undefined || v === null || v === '') return [];
   if (!Array.isArray(v)) throw new OsqueryLogError(`diffResults.${what} is not a list`);
   return v;
-}
-
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
 function dropUndefined(o: Record<string, unknown>): Record<string, unknown> {

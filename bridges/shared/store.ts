@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { BeatStore } from '../contract.js';
+import { isJsonObject } from './json-object.js';
 
 /** A BeatStore the frame can flush and close. */
 export interface ClosableStore extends BeatStore {
@@ -45,7 +46,7 @@ export class FileStore implements ClosableStore {
   private load(text: string): void {
     try {
       const obj = JSON.parse(text) as unknown;
-      if (typeof obj !== 'object' || obj === null || Array.isArray(obj)) throw new Error('not a JSON object');
+      if (!isJsonObject(obj)) throw new Error('not a JSON object');
       for (const [k, v] of Object.entries(obj)) if (typeof v === 'string') this.data.set(k, v);
     } catch (err) {
       // keep the unreadable file for inspection and start afresh rather than refusing to run

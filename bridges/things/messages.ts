@@ -1,4 +1,5 @@
 import { topicPath } from '../shared/topic.js';
+import { isJsonObject } from '../shared/json-object.js';
 
 /**
  * ThingsBoard MQTT messages → mqprobe records. Pure functions: a message in, the device events it
@@ -53,10 +54,6 @@ export function deviceLevel(device: string): string {
   return topicPath(device.replace(/\//g, '_'));
 }
 
-function isObject(v: unknown): v is Json {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
 class Collector implements Parsed {
   events: ThingsEvent[] = [];
   problems: string[] = [];
@@ -76,7 +73,7 @@ class Collector implements Parsed {
 
   /** A one-device message `{"device": …, …}`: the object and its device, or undefined (and a problem). */
   single(msg: unknown, what: string): { m: Json; device: string } | undefined {
-    if (!isObject(msg)) return void this.problem(`${what} is not a JSON object`);
+    if (!isJsonObject(msg)) return void this.problem(`${what} is not a JSON object`);
     const device = this.device(msg.device, what);
     return device === undefined ? undefined : { m: msg, device };
   }
@@ -91,10 +88,10 @@ class Collector implements Parsed {
 
   /** One telemetry entry: `{ts, values}` or plain key-value pairs (the server's clock then counts). */
   telemetry(device: string, entry: unknown, where: string): void {
-    if (!isObject(entry)) return this.problem(`${where}: telemetry entry is not a JSON object`);
+    if (!isJsonObject(entry)) return this.problem(`${where}: telemetry entry is not a JSON object`);
     if ('values' in entry) {
       const { ts, values } = entry;
-      if (!isObject(values)) return this.problem(`${where}: telemetry "values" is not a JSON object`);
+      if (!isJsonObject(values)) return this.problem(`${where}: telemetry "values" is not a JSON object`);
       if (ts !== undefined && !(typeof ts === 'number' && Number.isFinite(ts) && new Date(ts).getTime() === ts)) return this.problem(`${where}: telemetry "ts" is not a time in epoch milliseconds`);
       this.add(device, 'telemetry', { ts, values }, values, ts as number | undefined);
       return;
@@ -121,7 +118,7 @@ function json(c: Collector, payload: Buffer): unknown {
 
 /** Each `"<device>": <entry>` of a multi-device message. */
 function perDevice(c: Collector, msg: unknown, each: (device: string, entry: unknown, where: string) => void): void {
-  if (!isObject(msg)) return c.problem('expected a JSON object keyed by device name');
+  if (!isJsonObject(msg)) return c.problem('expected a JSON object keyed by device name');
   for (const [name, entry] of Object.entries(msg)) {
     const where = `device entry ${JSON.stringify(name.slice(0, 64))}`;
     const device = c.device(name, where);
@@ -137,20 +134,20 @@ export function parseGatewayMessage(topic: string, payload: Buffer, pending: Pen
   switch (topic) {
     case 'v1/gateway/attributes':
       // ThingsBoard → gateway: {"device": "A", "data": {...}}; gateway → ThingsBoard: {"A": {...}, "B": {...}}
-      if (isObject(msg) && typeof msg.device === 'string') {
+      if (isJsonObject(msg) && typeof msg.device === 'string') {
         const device = c.device(msg.device, 'attribute update');
         if (device === undefined) break;
-        if (!isObject(msg.data)) c.problem('attribute update: "data" is not a JSON object');
+        if (!isJsonObject(msg.data)) c.problem('attribute update: "data" is not a JSON object');
         else c.attributes(device, 'update', msg.data);
       } else {
-        perDevice(c, msg, (device, entry, where) => (isObject(entry) ? c.attributes(device, 'publish', entry) : c.problem(`${where}: attributes are not a JSON object`)));
+        perDevice(c, msg, (device, entry, where) => (isJsonObject(entry) ? c.attributes(device, 'publish', entry) : c.problem(`${where}: attributes are not a JSON object`)));
       }
       break;
     case 'v1/gateway/attributes/response': {
       const one = c.single(msg, 'attribute response');
       if (!one) break;
       const { m, device } = one;
-      if (isObject(m.values)) c.attributes(device, 'response', m.values);
+      if (isJsonObject(m.values)) c.attributes(device, 'response', m.values);
       else if ('value' in m) {
         const keys = Number.isSafeInteger(m.id) ? pending(device, m.id as number) : undefined;
         if (keys?.length === 1) c.attributes(device, 'response', Object.fromEntries([[keys[0], m.value]]));
@@ -162,7 +159,7 @@ export function parseGatewayMessage(topic: string, payload: Buffer, pending: Pen
       const one = c.single(msg, 'RPC message');
       if (!one) break;
       const { m, device } = one;
-      if (isObject(m.data) && 'method' in m.data) c.rpcRequest(device, m.data.id, m.data.method, m.data.params, 'RPC request');
+      if (isJsonObject(m.data) && 'method' in m.data) c.rpcRequest(device, m.data.id, m.data.method, m.data.params, 'RPC request');
       else if (Number.isSafeInteger(m.id)) c.add(device, 'rpc', { direction: 'response', id: m.id, result: m.data }, { rpcId: m.id, rpcResult: m.data });
       else c.problem('RPC message is neither a request ({"device", "data": {"id", "method"}}) nor a response ({"device", "id", "data"})');
       break;
@@ -185,7 +182,7 @@ export function parseGatewayMessage(topic: string, payload: Buffer, pending: Pen
     }
     case 'v1/gateway/claim':
       perDevice(c, msg, (device, entry, where) => {
-        if (!isObject(entry)) return c.problem(`${where}: claim is not a JSON object`);
+        if (!isJsonObject(entry)) return c.problem(`${where}: claim is not a JSON object`);
         const { durationMs } = entry;
         if (durationMs !== undefined && !Number.isSafeInteger(durationMs)) return c.problem(`${where}: claim "durationMs" is not an integer`);
         // the claiming secret is a credential: it is reported present, never republished
@@ -205,20 +202,20 @@ export function parseDeviceMessage(topic: string, payload: Buffer, device: strin
   if (msg === undefined) return c;
   const levels = topic.split('/');
   if (topic === 'v1/devices/me/attributes') {
-    if (isObject(msg)) c.attributes(device, 'update', msg);
+    if (isJsonObject(msg)) c.attributes(device, 'update', msg);
     else c.problem('attributes are not a JSON object');
   } else if (topic === 'v1/devices/me/telemetry') {
     for (const entry of Array.isArray(msg) ? msg : [msg]) c.telemetry(device, entry, 'telemetry');
   } else if (levels.length === 6 && topic.startsWith('v1/devices/me/attributes/response/')) {
-    if (!isObject(msg)) c.problem('attribute response is not a JSON object');
+    if (!isJsonObject(msg)) c.problem('attribute response is not a JSON object');
     else {
       // the answer to {"clientKeys", "sharedKeys"}: both scopes, merged for the attribute view
-      const client = isObject(msg.client) ? msg.client : {};
-      const shared = isObject(msg.shared) ? msg.shared : {};
+      const client = isJsonObject(msg.client) ? msg.client : {};
+      const shared = isJsonObject(msg.shared) ? msg.shared : {};
       c.add(device, 'attributes', { source: 'response', attributes: { ...client, ...shared }, client, shared }, { ...client, ...shared });
     }
   } else if (levels.length === 6 && topic.startsWith('v1/devices/me/rpc/request/')) {
-    if (!isObject(msg)) c.problem('RPC request is not a JSON object');
+    if (!isJsonObject(msg)) c.problem('RPC request is not a JSON object');
     else c.rpcRequest(device, /^\d{1,15}$/.test(levels[5]) ? Number(levels[5]) : undefined, msg.method, msg.params, 'RPC request');
   } else c.problem('not a device API topic');
   return c;
