@@ -1,5 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import type { Logger } from 'pino';
 import type { Aedes, AedesOptions, Client, AuthenticateError } from 'aedes';
 import type { BrokerConfig, ListenerConfig, SecurityConfig } from './config/types.js';
 import { connInfo, type BrokerProbe, type RefusalReason } from './probe.js';
@@ -63,7 +62,6 @@ export class Access {
   constructor(
     private readonly config: BrokerConfig,
     private readonly probe: BrokerProbe,
-    private readonly log: Logger,
   ) {}
 
   /** Reads password and ACL files; called at start and on SIGHUP (a bad file keeps the old one on reload). */

@@ -55,7 +55,7 @@ export async function startBroker(config: BrokerConfig, opts: StartOptions): Pro
   const probe = new BrokerProbe();
   const metrics = new Registry();
   collectDefaultMetrics({ register: metrics, prefix: 'mqprobe_process_' });
-  const access = new Access(config, probe, log.child({ name: 'auth' }));
+  const access = new Access(config, probe);
   await access.load();
 
   const services = new Map<string, unknown>();

@@ -30,7 +30,7 @@ export class BrokerStats {
   private readonly listenerConnections: Gauge<'listener'>;
 
   constructor(
-    private readonly aedes: Aedes,
+    aedes: Aedes,
     probe: BrokerProbe,
     registry: Registry,
   ) {
