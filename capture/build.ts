@@ -2,10 +2,18 @@ import type { Client } from 'aedes';
 import type { ConnInfo } from '../broker/probe.js';
 import { DATASET, ECS_VERSION, type CaptureEvent, type Observer } from './event.js';
 import type { CaptureHandle } from './handle.js';
+import { fixed, fixedRun, RUN, type FixedRun, type WithRun } from './serialize.js';
 
-const ECS = Object.freeze({ version: ECS_VERSION });
-const NETWORK = Object.freeze({ protocol: 'mqtt' as const, transport: 'tcp' as const });
-const NETWORK_WS = Object.freeze({ protocol: 'mqtt' as const, transport: 'tcp' as const, application: 'websocket' as const });
+const ECS = fixed({ version: ECS_VERSION });
+const NETWORK = fixed({ protocol: 'mqtt' as const, transport: 'tcp' as const });
+const NETWORK_WS = fixed({ protocol: 'mqtt' as const, transport: 'tcp' as const, application: 'websocket' as const });
+
+interface Identity {
+  fields: Partial<CaptureEvent>;
+  run?: FixedRun;
+  /** The run with the user of the connection's client. */
+  user?: { value: { name: string }; run?: FixedRun };
+}
 
 /** `::ffff:10.0.0.1` → `10.0.0.1`, so one client has one address whatever the socket family. */
 export function plainIp(ip: string | undefined): string | undefined {
@@ -20,52 +28,48 @@ export class EventFactory {
   private readonly observer: Observer;
   private readonly service: CaptureEvent['service'];
   private readonly byListener = new Map<string, { observer: Observer; destination?: { port: number } }>();
-  /** One frozen source/user object per connection/client, serialised once (serialize.ts). */
-  private readonly sources = new WeakMap<ConnInfo, { ip?: string; port?: number }>();
+  private readonly identities = new WeakMap<ConnInfo, Identity>();
   private readonly users = new WeakMap<Client, { name: string }>();
+  private readonly eventRuns = new Map<string, FixedRun>();
 
   constructor(info: CaptureHandle['info']) {
     // every event carries these, so they hold only what tells brokers apart (each byte costs serialisation time)
-    this.observer = Object.freeze({ type: 'mqtt-broker', product: 'mqprobe', name: info.name, version: info.version });
-    this.service = Object.freeze({ type: 'mqtt', id: info.id });
+    this.observer = fixed({ type: 'mqtt-broker', product: 'mqprobe', name: info.name, version: info.version });
+    this.service = fixed({ type: 'mqtt', id: info.id });
   }
 
-  /** A new event: time now, identity, no sequence yet (the pipeline numbers what it records). */
+  /**
+   * A new event: time now, identity, no sequence yet (the pipeline numbers what it records). The
+   * `event` fields after id and sequence are the same for every event of one hook: one run.
+   */
   make(action: string, kind: CaptureEvent['event']['kind'], category: string[] | undefined, type: string[] | undefined, outcome?: CaptureEvent['event']['outcome']): CaptureEvent {
-    const event: CaptureEvent['event'] = { kind, action, dataset: DATASET, id: '', sequence: 0 };
+    const event: CaptureEvent['event'] = { id: '', sequence: 0, kind, action, dataset: DATASET };
     if (category) event.category = category;
     if (type) event.type = type;
     if (outcome) event.outcome = outcome;
+    const run = this.eventRun(event);
+    if (run) (event as WithRun)[RUN] = run;
     return { '@timestamp': '', message: '', ecs: ECS, event, observer: this.observer, service: this.service };
+  }
+
+  private eventRun(event: CaptureEvent['event']): FixedRun | undefined {
+    const { category, type } = event;
+    // values: kind, action, dataset, then category and type where present, then outcome
+    const k = `${event.action}\0${event.kind}\0${event.outcome}\0${category ? 'c' : ''}${type ? 't' : ''}`;
+    const run = this.eventRuns.get(k);
+    if (run && (!category || run.values[3] === category) && (!type || run.values[category ? 4 : 3] === type)) return run;
+    const made = fixedRun(Object.entries(event).slice(2));
+    // a hook passes the same fixed category and type lists every time; other callers get no run
+    if (made && this.eventRuns.size < 1024) this.eventRuns.set(k, made);
+    return made;
   }
 
   /** Adds where the connection came from and which listener took it. */
   withConn(e: CaptureEvent, conn: ConnInfo | undefined): CaptureEvent {
     if (!conn) return e;
-    const l = this.listener(conn);
-    e.observer = l.observer;
-    if (l.destination) e.destination = l.destination;
-    if (conn.remoteAddress !== undefined) {
-      let source = this.sources.get(conn);
-      if (!source) {
-        source = Object.freeze({ ip: plainIp(conn.remoteAddress), port: conn.remotePort });
-        this.sources.set(conn, source);
-      }
-      e.source = source;
-    }
-    if (conn.transport !== 'internal') e.network = conn.transport === 'ws' || conn.transport === 'wss' ? NETWORK_WS : NETWORK;
-    const t = conn.tls;
-    if (t) {
-      const tls: NonNullable<CaptureEvent['tls']> = { established: true };
-      // ECS: tls.version "1.3", tls.version_protocol "tls" (Node says "TLSv1.3")
-      if (t.protocol) {
-        tls.version = t.protocol.replace(/^TLSv/, '');
-        tls.version_protocol = 'tls';
-      }
-      if (t.cipher) tls.cipher = t.cipher;
-      if (t.subject || t.issuer || t.serial) tls.client = { subject: t.subject, issuer: t.issuer, x509: t.serial ? { serial_number: t.serial } : undefined };
-      e.tls = tls;
-    }
+    const id = this.identity(conn);
+    Object.assign(e, id.fields);
+    (e as WithRun)[RUN] = id.run;
     return e;
   }
 
@@ -75,13 +79,36 @@ export class EventFactory {
     if (user !== undefined) {
       let u = this.users.get(client);
       if (u?.name !== user) {
-        u = Object.freeze({ name: user });
+        u = fixed({ name: user });
         this.users.set(client, u);
       }
       e.user = u;
+      if (conn) (e as WithRun)[RUN] = this.userRun(this.identity(conn), u);
     }
     e.mqtt = { client_id: client.id };
     return e;
+  }
+
+  /** What every event of one connection carries (observer … tls), made once per connection, and its run for the serializer. */
+  private identity(conn: ConnInfo): Identity {
+    let id = this.identities.get(conn);
+    if (!id) {
+      const l = this.listener(conn);
+      const fields: Partial<CaptureEvent> = { observer: l.observer, service: this.service };
+      if (l.destination) fields.destination = l.destination;
+      if (conn.remoteAddress !== undefined) fields.source = fixed({ ip: plainIp(conn.remoteAddress), port: conn.remotePort });
+      if (conn.transport !== 'internal') fields.network = conn.transport === 'ws' || conn.transport === 'wss' ? NETWORK_WS : NETWORK;
+      if (conn.tls) fields.tls = fixed(tlsFields(conn.tls));
+      id = { fields, run: fixedRun(Object.entries(fields)) };
+      this.identities.set(conn, id);
+    }
+    return id;
+  }
+
+  /** The connection's run followed by the user (withClient writes user right after the connection's fields). */
+  private userRun(id: Identity, user: { name: string }): FixedRun | undefined {
+    if (id.user?.value !== user) id.user = { value: user, run: fixedRun([...Object.entries(id.fields), ['user', user]]) };
+    return id.user.run;
   }
 
   private listener(conn: ConnInfo): { observer: Observer; destination?: { port: number } } {
@@ -89,11 +116,23 @@ export class EventFactory {
     let l = this.byListener.get(key);
     if (!l) {
       l = {
-        observer: Object.freeze({ ...this.observer, ingress: { interface: { name: key } } }),
-        destination: conn.transport === 'internal' ? undefined : Object.freeze({ port: conn.listenerPort }),
+        observer: fixed({ ...this.observer, ingress: { interface: { name: key } } }),
+        destination: conn.transport === 'internal' ? undefined : fixed({ port: conn.listenerPort }),
       };
       this.byListener.set(key, l);
     }
     return l;
   }
+}
+
+/** ECS tls.* of a TLS connection: tls.version "1.3" and tls.version_protocol "tls" (Node says "TLSv1.3"). */
+function tlsFields(t: NonNullable<ConnInfo['tls']>): NonNullable<CaptureEvent['tls']> {
+  const tls: NonNullable<CaptureEvent['tls']> = { established: true };
+  if (t.protocol) {
+    tls.version = t.protocol.replace(/^TLSv/, '');
+    tls.version_protocol = 'tls';
+  }
+  if (t.cipher) tls.cipher = t.cipher;
+  if (t.subject || t.issuer || t.serial) tls.client = { subject: t.subject, issuer: t.issuer, x509: t.serial ? { serial_number: t.serial } : undefined };
+  return tls;
 }

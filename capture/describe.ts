@@ -10,8 +10,8 @@ function from(e: CaptureEvent): string {
   return `from ${s.ip.includes(':') ? `[${s.ip}]` : s.ip}:${s.port ?? 0}`;
 }
 
-function who(e: CaptureEvent): string {
-  return `client ${q(e.mqtt?.client_id)}${e.user ? ` (user ${q(e.user.name)})` : ''}`;
+function who(e: CaptureEvent, word: 'client' | 'Client' = 'client'): string {
+  return `${word} ${q(e.mqtt?.client_id)}${e.user ? ` (user ${q(e.user.name)})` : ''}`;
 }
 
 /** The one readable sentence of `message`, made at flush time (never on the hot path). */
@@ -38,21 +38,21 @@ export function describe(e: CaptureEvent): string {
     case 'protocol-error':
       return `Protocol error on the connection ${from(e)}${m.client_id ? ` of client ${q(m.client_id)}` : ''}: ${e.error?.message ?? 'unknown'}`;
     case 'publish-received':
-      return `${cap(who(e))} published ${m.payload_size} bytes to ${q(m.topic)} (${qos})`;
+      return `${who(e, 'Client')} published ${m.payload_size} bytes to ${q(m.topic)} (${qos})`;
     case 'publish-denied':
       return `Publish of ${m.payload_size} bytes by ${who(e)} to ${q(m.topic)} denied (${qos})`;
     case 'will-published':
       return `Will of ${who(e)} published to ${q(m.topic)} (${m.will?.payload_size ?? 0} bytes)`;
     case 'subscription-granted':
-      return `${cap(who(e))} subscribed to ${q(m.topic)} (QoS ${m.qos})`;
+      return `${who(e, 'Client')} subscribed to ${q(m.topic)} (QoS ${m.qos})`;
     case 'subscription-denied':
       return `Subscription of ${who(e)} to ${q(m.topic)} denied (requested QoS ${m.qos})`;
     case 'unsubscribed':
-      return `${cap(who(e))} unsubscribed from ${q(m.topic)}`;
+      return `${who(e, 'Client')} unsubscribed from ${q(m.topic)}`;
     case 'ping-received':
-      return `${cap(who(e))} sent PINGREQ`;
+      return `${who(e, 'Client')} sent PINGREQ`;
     case 'publish-acknowledged':
-      return `${cap(who(e))} acknowledged message ${m.message_id ?? '?'}${m.topic !== undefined ? ` on ${q(m.topic)}` : ''}`;
+      return `${who(e, 'Client')} acknowledged message ${m.message_id ?? '?'}${m.topic !== undefined ? ` on ${q(m.topic)}` : ''}`;
     case 'publish-delivered':
       return `${m.payload_size} bytes on ${q(m.topic)} handed to ${who(e)} (${qos})`;
     case 'capture-dropped': {
@@ -62,8 +62,4 @@ export function describe(e: CaptureEvent): string {
     default:
       return e.event.action;
   }
-}
-
-function cap(s: string): string {
-  return s.charAt(0).toUpperCase() + s.slice(1);
 }

@@ -3,11 +3,12 @@ import type { ConnInfo, ProbeEvents, RefusalReason } from '../broker/probe.js';
 import type { EventFactory } from './build.js';
 import type { CaptureEvent, MqttFields } from './event.js';
 import type { CaptureHandle } from './handle.js';
+import { fixed } from './serialize.js';
 
 /** Aedes' own CONNACK refusals (before authentication), by return code. */
 const AEDES_REFUSALS: Record<number, RefusalReason> = { 1: 'protocol-version', 2: 'bad-client-id', 3: 'server-unavailable', 6: 'keepalive-limit' };
 
-const list = (...items: string[]): string[] => Object.freeze(items) as string[];
+const list = (...items: string[]): string[] => fixed(items);
 /** ECS category and type lists, shared by every event (no allocation per event; serialised as usual). */
 const NETWORK = list('network');
 const SESSION = list('session');

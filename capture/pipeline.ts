@@ -92,13 +92,21 @@ export class Pipeline {
     this.pending = [];
     this.times = [];
     const counts = new Map<string, number>();
+    // events come in runs of one action (a publish flood): counted per run, not per event
+    let runAction = '';
+    let runLength = 0;
     for (let i = 0; i < batch.length; i++) {
       const e = batch[i];
       if (!e['@timestamp']) e['@timestamp'] = this.iso(times[i]);
       if (e.mqtt?.payload !== undefined) applyPayloadPolicy(e.mqtt, this.config.payload);
       if (!e.message) e.message = describe(e);
       const a = e.event.action;
-      counts.set(a, (counts.get(a) ?? 0) + 1);
+      if (a !== runAction) {
+        if (runLength) counts.set(runAction, (counts.get(runAction) ?? 0) + runLength);
+        runAction = a;
+        runLength = 0;
+      }
+      runLength++;
       for (const l of this.listeners) {
         try {
           l(e);
@@ -110,6 +118,7 @@ export class Pipeline {
       if (line === undefined) continue;
       for (const r of this.runners) r.offer(line, e.event.sequence);
     }
+    counts.set(runAction, (counts.get(runAction) ?? 0) + runLength);
     for (const [action, n] of counts) this.metrics.events.inc({ action }, n);
   };
 

@@ -11,6 +11,7 @@ import { EventFactory } from '../../capture/build.js';
 import { defaultCaptureConfig } from '../../capture/config.js';
 import { captureMetrics } from '../../capture/metrics.js';
 import { Pipeline } from '../../capture/pipeline.js';
+import { fixed } from '../../capture/serialize.js';
 import { SinkRunner } from '../../capture/runner.js';
 import type { ConnInfo } from '../../broker/probe.js';
 import { newListener } from '../../broker/config/load.js';
@@ -21,9 +22,12 @@ const factory = new EventFactory({ name: 'bench-host', id: '3f1d6c8e-9a4b-4c21-8
 const conn: ConnInfo = { listener: newListener(1883, { file: 'bench', line: 1 }), listenerPort: 1883, transport: 'tcp', remoteAddress: '::ffff:127.0.0.1', remotePort: 50123, openedAt: Date.now() };
 const clients = Array.from({ length: 4 }, (_, i) => ({ id: `publisher-${i}` }) as never);
 const payload = Buffer.alloc(64, 'x');
+// as capture/hooks.ts passes them: shared, fixed lists
+const NETWORK = fixed(['network']);
+const PROTOCOL_ALLOWED = fixed(['protocol', 'allowed']);
 
 function publishEvent(i: number) {
-  const e = factory.withClient(factory.make('publish-received', 'event', ['network'], ['protocol', 'allowed'], 'success'), clients[i & 3], conn, undefined);
+  const e = factory.withClient(factory.make('publish-received', 'event', NETWORK, PROTOCOL_ALLOWED, 'success'), clients[i & 3], conn, undefined);
   const m = e.mqtt!;
   m.topic = 'bench/fanin';
   m.qos = 0;
