@@ -15,6 +15,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import mqtt, { type MqttClient } from 'mqtt';
+import { BROKER_NODE_FLAGS } from '../../broker/node-flags.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const SECONDS = Number(process.argv[2] ?? 8);
@@ -88,7 +89,7 @@ async function run(capture: boolean, receiverPort: number, receiverPid: number):
   const httpPort = await freePort();
   const conf = join(dir, 'b.conf');
   writeFileSync(conf, `listener ${port} 127.0.0.1\nallow_anonymous true\nhttp_listener ${httpPort} 127.0.0.1\nlog_type error\ndetect off\n${capture ? `capture_sink logstash tcp://127.0.0.1:${receiverPort}\ncapture_spool_dir ${join(dir, 'spool')}\n` : ''}`);
-  const broker = spawn(process.execPath, [...(process.env.BENCH_PROF && capture ? ['--cpu-prof', '--cpu-prof-dir=/tmp/prof'] : []), '--import', 'tsx', join(root, 'broker', 'cli.ts'), '-c', conf], { cwd: root, stdio: ['ignore', 'ignore', 'inherit'] });
+  const broker = spawn(process.execPath, [...BROKER_NODE_FLAGS, ...(process.env.BENCH_PROF && capture ? ['--cpu-prof', '--cpu-prof-dir=/tmp/prof'] : []), '--import', 'tsx', join(root, 'broker', 'cli.ts'), '-c', conf], { cwd: root, stdio: ['ignore', 'ignore', 'inherit'] });
   await waitPort(port);
   const url = `mqtt://127.0.0.1:${port}`;
   const sub = await connect(url, 'sub');

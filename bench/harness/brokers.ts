@@ -2,6 +2,7 @@
 import { spawnSync } from 'node:child_process';
 import { accessSync, chmodSync, constants, readFileSync, writeFileSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
+import { BROKER_NODE_FLAGS } from '../../broker/node-flags.js';
 import { nodeCommand, repoRoot } from './processes.js';
 
 export interface BrokerContext {
@@ -50,7 +51,7 @@ function mqprobe(id: string, label: string, description: string, extra: (ctx: Br
     receiver,
     auth: true,
     graceful: receiver,
-    command: (ctx) => nodeCommand('broker/cli', ['-c', writeConf(ctx, [...commonLines(ctx), ...extra(ctx)])]),
+    command: (ctx) => nodeCommand('broker/cli', ['-c', writeConf(ctx, [...commonLines(ctx), ...extra(ctx)])], BROKER_NODE_FLAGS),
   };
 }
 
