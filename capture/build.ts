@@ -30,7 +30,7 @@ export class EventFactory {
   private readonly byListener = new Map<string, { observer: Observer; destination?: { port: number } }>();
   private readonly identities = new WeakMap<ConnInfo, Identity>();
   private readonly users = new WeakMap<Client, { name: string }>();
-  private readonly eventRuns = new Map<string, FixedRun>();
+  private readonly eventRuns = new Map<string, (Pick<CaptureEvent['event'], 'kind' | 'category' | 'type' | 'outcome'> & { run: FixedRun })[]>();
 
   constructor(info: CaptureHandle['info']) {
     // every event carries these, so they hold only what tells brokers apart (each byte costs serialisation time)
@@ -53,15 +53,16 @@ export class EventFactory {
   }
 
   private eventRun(event: CaptureEvent['event']): FixedRun | undefined {
-    const { category, type } = event;
-    // values: kind, action, dataset, then category and type where present, then outcome
-    const k = `${event.action}\0${event.kind}\0${event.outcome}\0${category ? 'c' : ''}${type ? 't' : ''}`;
-    const run = this.eventRuns.get(k);
-    if (run && (!category || run.values[3] === category) && (!type || run.values[category ? 4 : 3] === type)) return run;
-    const made = fixedRun(Object.entries(event).slice(2));
+    const { kind, action, category, type, outcome } = event;
+    // an action has one or two shapes (success and failure): a short list, looked up by the action
+    let runs = this.eventRuns.get(action);
+    if (runs) for (const r of runs) if (r.kind === kind && r.category === category && r.type === type && r.outcome === outcome) return r.run;
+    const run = fixedRun(Object.entries(event).slice(2));
     // a hook passes the same fixed category and type lists every time; other callers get no run
-    if (made && this.eventRuns.size < 1024) this.eventRuns.set(k, made);
-    return made;
+    if (!run || this.eventRuns.size >= 1024) return run;
+    if (!runs) this.eventRuns.set(action, (runs = []));
+    if (runs.length < 8) runs.push({ kind, category, type, outcome, run });
+    return run;
   }
 
   /** Adds where the connection came from and which listener took it. */
