@@ -9,6 +9,7 @@ import type { BrokerConfig } from '../config/types.js';
 import { SnapshotPersistence, readSnapshot, writeSnapshot } from './snapshot.js';
 import { makeReentrancySafe, createSafeEmitter } from '../safe-emitter.js';
 import { withDollarRuleOnRetained } from './retained-dollar.js';
+import { withConnackFirst } from './connack-first.js';
 
 export interface BrokerState {
   /** Counts for $SYS: retained messages and stored sessions. */
@@ -73,7 +74,7 @@ export function createBrokerState(config: BrokerConfig, log: Logger, saveSeconds
     const reportError = redisErrorReporter(plog, redactUrl(url));
     const connection = (role: string) => new Redis(conn).on('error', (err: Error) => reportError(role, err)).on('ready', () => reportError.recovered(role));
     const stateConn = connection('state');
-    const persistence = withDollarRuleOnRetained(persistenceRedis({ conn: stateConn }));
+    const persistence = withConnackFirst(withDollarRuleOnRetained(persistenceRedis({ conn: stateConn })));
     const emitter = mqemitterRedis({ subConn: connection('messages-in'), pubConn: connection('messages-out') });
     // mqemitter-redis re-emits its connections' errors here (an uncaught exception without a listener)
     (emitter as unknown as { state: EventEmitter }).state.on('error', (err: Error) => reportError('messages-out', err));
@@ -98,7 +99,7 @@ export function createBrokerState(config: BrokerConfig, log: Logger, saveSeconds
     };
   }
   // The snapshot-capable memory persistence is used even without `persistence true`: it also counts for $SYS.
-  const persistence = withDollarRuleOnRetained(new SnapshotPersistence());
+  const persistence = withConnackFirst(withDollarRuleOnRetained(new SnapshotPersistence()));
   const counts = { retained: async () => persistence.retainedCount, sessions: async () => [...persistence.sessionIds] };
   const mq = createSafeEmitter();
   if (!config.persistence) return { aedesOptions: { persistence, mq }, counts, start: async () => undefined, stop: async () => undefined };

@@ -1,0 +1,56 @@
+type Deliver = (packet: unknown, cb: () => void) => void;
+interface ClientInternals {
+  connackSent: boolean;
+  deliver0: Deliver;
+  deliverQoS: Deliver;
+}
+interface BrokerInternals {
+  handle(conn: unknown, req?: unknown): ClientInternals;
+}
+interface Setup {
+  setup(broker: BrokerInternals): Promise<void>;
+}
+
+/**
+ * MQTT-3.2.0-1: the first packet a server sends on a connection is the CONNACK. Aedes 1.2.0 breaks
+ * that when a persistent session (clean session false) resumes: it restores the session's
+ * subscriptions (`restoreSubs`) before it stores the will, registers the client and writes the
+ * CONNACK, so a message published on a subscribed topic in between is written to the socket
+ * ahead of the CONNACK. With Redis state the gap spans several Redis round trips and a busy topic
+ * hits it easily (the Zeek beat publishing while a subscriber reconnects after a broker restart).
+ *
+ * mqtt.js then stalls for good: it handles the early QoS 1 PUBLISH, queues the PUBACK until it is
+ * connected, and reads nothing more until that PUBACK is sent, so it never reads the CONNACK. The
+ * connection stays open; the session's queue, written after the CONNACK, is never read or
+ * acknowledged, and the subscriber gets nothing until its connect timeout ends the connection.
+ *
+ * Here a client's deliveries are dropped until its CONNACK is written. Nothing is lost: a QoS 1/2
+ * message for a persistent session is stored in the session's queue before it is emitted to live
+ * subscribers (Aedes' publish runs enqueueOffline before emitPacket), and that queue is read after
+ * the CONNACK, so the message arrives from there, once. A QoS 0 message is dropped as it would have
+ * been a moment earlier, while the client was offline (Mosquitto does not queue QoS 0 either).
+ *
+ * The wrap goes on at `persistence.setup`, which Aedes calls with the broker before any connection
+ * exists; `handle` is the only place where a client exists before its subscriptions are restored.
+ */
+export function withConnackFirst<T>(persistence: T): T {
+  const p = persistence as unknown as Setup;
+  const setup = p.setup.bind(p);
+  // Aedes requires setup to be an async function (it checks the constructor name)
+  p.setup = async (broker) => {
+    holdDeliveriesUntilConnack(broker);
+    await setup(broker);
+  };
+  return persistence;
+}
+
+function holdDeliveriesUntilConnack(broker: BrokerInternals): void {
+  const handle = broker.handle;
+  broker.handle = function (conn, req) {
+    const client = handle.call(this, conn, req);
+    const { deliver0, deliverQoS } = client;
+    client.deliver0 = (packet, cb) => (client.connackSent ? deliver0(packet, cb) : setImmediate(cb));
+    client.deliverQoS = (packet, cb) => (client.connackSent ? deliverQoS(packet, cb) : setImmediate(cb));
+    return client;
+  };
+}
