@@ -1,6 +1,7 @@
 import { mkdir, open, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Sink } from '../runner.js';
+import { LineBuffer } from './line-buffer.js';
 
 export interface FileSinkOptions {
   path: string;
@@ -17,6 +18,7 @@ export interface FileSinkOptions {
  */
 export function fileSink(o: FileSinkOptions): Sink {
   let fh: FileHandle | undefined;
+  const lineBuffer = new LineBuffer();
   let size = 0;
   const openFile = async () => {
     await mkdir(dirname(o.path), { recursive: true });
@@ -44,9 +46,8 @@ export function fileSink(o: FileSinkOptions): Sink {
       let chunkBytes = 0;
       const flush = async () => {
         if (!chunk.length) return;
-        const data = `${chunk.join('\n')}\n`;
         try {
-          await h.write(data);
+          await h.write(lineBuffer.encode(chunk));
         } catch (err) {
           // reopen next time (the file may have been removed or its disk filled); the runner resends the batch
           await h.close().catch(() => {});

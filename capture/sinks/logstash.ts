@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import type { CaptureConfig } from '../config.js';
 import type { Sink } from '../runner.js';
 import { SinkUnavailableError } from './elasticsearch.js';
+import { LineBuffer } from './line-buffer.js';
 
 const IDLE_SAFE_MS = 5000;
 
@@ -86,9 +87,10 @@ export function logstashSink(o: LogstashSinkOptions): Sink {
     });
   };
 
-  const send = (s: net.Socket, data: string) =>
+  const out = new LineBuffer();
+  const send = (s: net.Socket, lines: readonly string[]) =>
     new Promise<void>((resolve, reject) => {
-      s.write(data, (err) => (err ? reject(new SinkUnavailableError(`write to ${o.url.host} failed: ${err.message}`)) : resolve()));
+      s.write(out.encode(lines), (err) => (err ? reject(new SinkUnavailableError(`write to ${o.url.host} failed: ${err.message}`)) : resolve()));
     });
 
   return {
@@ -102,13 +104,13 @@ export function logstashSink(o: LogstashSinkOptions): Sink {
           const again = recent;
           recent = [];
           recentBytes = 0;
-          await send(s, `${again.join('\n')}\n`);
+          await send(s, again);
           remember(again);
         }
         broken = false;
       }
       const s = sock;
-      await send(s, `${lines.join('\n')}\n`);
+      await send(s, lines);
       if (sock !== s) throw new SinkUnavailableError(`connection to ${o.url.host} lost during the write`);
       remember(lines);
       lastWriteAt = Date.now();

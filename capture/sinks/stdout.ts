@@ -1,4 +1,5 @@
 import type { Sink } from '../runner.js';
+import { LineBuffer } from './line-buffer.js';
 
 /** `capture_sink stdout`: one JSON line per event on standard output (the broker logs to stderr). */
 export function stdoutSink(out: NodeJS.WritableStream = process.stdout): Sink {
@@ -8,11 +9,12 @@ export function stdoutSink(out: NodeJS.WritableStream = process.stdout): Sink {
     if (err.code === 'EPIPE') gone = true;
   };
   out.on('error', failed);
+  const lineBuffer = new LineBuffer();
   return {
     name: 'stdout',
     write: (lines) =>
       new Promise((resolve, reject) => {
-        out.write(`${lines.join('\n')}\n`, (err?: NodeJS.ErrnoException | null) => {
+        out.write(lineBuffer.encode(lines), (err?: NodeJS.ErrnoException | null) => {
           if (!err) return resolve();
           failed(err);
           reject(err);
