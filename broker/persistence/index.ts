@@ -74,7 +74,9 @@ export function createBrokerState(config: BrokerConfig, log: Logger, saveSeconds
     const reportError = redisErrorReporter(plog, redactUrl(url));
     const connection = (role: string) => new Redis(conn).on('error', (err: Error) => reportError(role, err)).on('ready', () => reportError.recovered(role));
     const stateConn = connection('state');
-    const persistence = withConnackFirst(withDollarRuleOnRetained(persistenceRedis({ conn: stateConn })));
+    // maxSessionDelivery -1: a resuming session gets its whole queue (LRANGE 0 -1), as with the in-memory persistence;
+    // the default (1000) sent the first 1001 and left the rest in Redis until the client's next connect
+    const persistence = withConnackFirst(withDollarRuleOnRetained(persistenceRedis({ conn: stateConn, maxSessionDelivery: -1 })));
     const emitter = mqemitterRedis({ subConn: connection('messages-in'), pubConn: connection('messages-out') });
     // mqemitter-redis re-emits its connections' errors here (an uncaught exception without a listener)
     (emitter as unknown as { state: EventEmitter }).state.on('error', (err: Error) => reportError('messages-out', err));
