@@ -114,6 +114,8 @@ export class Pipeline {
           if (this.s.listenerErrors++ % 1000 === 0) this.log.error({ err: (err as Error).message, action: a }, 'a capture listener threw; the event is still captured');
         }
       }
+      // with no sink (detection alone) nothing is serialised
+      if (this.runners.length === 0) continue;
       const line = this.serialize(e);
       if (line === undefined) continue;
       for (const r of this.runners) r.offer(line, e.event.sequence);
