@@ -12,10 +12,10 @@ import { connectClient, connectCollecting, until } from '../helpers/mqtt.js';
 const N = 1500;
 const CLIENT = 'offline-sub';
 
-/** The real CLI on a fixed port with its state in Redis (the same port again after a restart). */
-async function brokerProcess(t: Test, redisUrl: string, port: number): Promise<BrokerProcess> {
+/** The real CLI on a fixed port (the same port again after a restart), its state in Redis or else in memory. */
+async function brokerProcess(t: Test, redisUrl: string | undefined, port: number): Promise<BrokerProcess> {
   const conf = join(tempDir(), 'mqprobe.conf');
-  writeFileSync(conf, `listener ${port} 127.0.0.1\nallow_anonymous true\npersistence_redis_url ${redisUrl}\nlog_dest stdout\n`);
+  writeFileSync(conf, `listener ${port} 127.0.0.1\nallow_anonymous true\n${redisUrl ? `persistence_redis_url ${redisUrl}\n` : ''}log_dest stdout\n`);
   const p = spawnCli(t, ['-c', conf]);
   await waitForPort(port);
   return p;
@@ -118,11 +118,11 @@ async function firstPacketAfterConnect(port: number, clientId: string): Promise<
   }
 }
 
-t.test('a persistent session resuming while its topic is busy gets its CONNACK first, then every message (Redis state)', async (t) => {
-  const redis = await startRedis(t);
+async function busyTopic(t: Test, state: 'redis' | 'memory'): Promise<void> {
+  const redisUrl = state === 'redis' ? (await startRedis(t)).url : undefined;
   const port = await freePort();
   const url = `mqtt://127.0.0.1:${port}`;
-  const broker = await brokerProcess(t, redis.url, port);
+  const broker = await brokerProcess(t, redisUrl, port);
   for (const id of ['raw-sub', CLIENT]) {
     const c = await connectClient(t, url, { clientId: id, clean: false });
     await c.subscribeAsync('queue/#', { qos: 1 });
@@ -161,4 +161,7 @@ t.test('a persistent session resuming while its topic is busy gets its CONNACK f
   t.equal(tally([...got, ...rest], sent).missing.length, 0, `every one of the ${sent} streamed messages arrived across 11 resumptions`);
   await last.endAsync();
   t.equal(broker.child.exitCode, null, 'the broker is still running');
-});
+}
+
+t.test('a persistent session resuming while its topic is busy gets its CONNACK first, then every message (Redis state)', (t) => busyTopic(t, 'redis'));
+t.test('the same with the in-memory state', (t) => busyTopic(t, 'memory'));
