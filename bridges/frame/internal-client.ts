@@ -5,6 +5,14 @@ import type { BridgeHost } from '../contract.js';
 import { duplexPair } from '../shared/duplex-pair.js';
 
 const END_GRACE_MS = 2000;
+/** Largest MQTT remaining length (4-byte variable length). */
+const MAX_REMAINING = 268_435_455;
+
+interface Queued {
+  topic: string;
+  payload: Buffer | string;
+  retain: boolean;
+}
 
 /**
  * An MQTT client living inside the broker process: mqtt.js speaking over an in-memory stream pair
@@ -15,14 +23,18 @@ const END_GRACE_MS = 2000;
  */
 export class InternalClient {
   private readonly client: MqttClient;
-  /** The broker's end of the current connection. */
+  /** The broker's end of the current connection, and ours. */
   private brokerSide?: Duplex;
+  private mine?: Duplex;
+  /** QoS 0 publishes of the running tick, written as one chunk when it ends. */
+  private batch?: { messages: Queued[]; done: Promise<void> };
 
   constructor(host: Pick<BridgeHost, 'connectInternal'>, readonly clientId: string, log: Logger) {
     this.client = new MqttClient(
       () => {
         const [mine, brokers] = duplexPair();
         this.brokerSide = brokers;
+        this.mine = mine;
         host.connectInternal(brokers);
         return mine;
       },
@@ -39,11 +51,48 @@ export class InternalClient {
     this.client.on('error', (err) => log.warn({ err: err.message }, `internal client ${clientId}: ${err.message}`));
   }
 
-  /** Resolves once the packet is handed to the broker (QoS 0) or acknowledged by it (QoS 1, 2). */
+  /**
+   * QoS 0: resolves once the broker has read the packet (and with it every earlier one), so a caller
+   * that awaits its publishes goes no faster than the broker takes them. The QoS 0 publishes of one
+   * tick share one promise and reach the broker as one chunk of PUBLISH packets. QoS 1, 2: resolves
+   * once the broker acknowledged the packet.
+   */
   publish(topic: string, payload: Buffer | string, opts: { qos: 0 | 1 | 2; retain: boolean }): Promise<void> {
+    if (opts.qos !== 0) return this.viaMqttJs(topic, payload, opts);
+    let b = this.batch;
+    if (!b) {
+      let resolve!: (p: Promise<void>) => void;
+      b = this.batch = { messages: [], done: new Promise((r) => (resolve = r)) };
+      const messages = b.messages;
+      queueMicrotask(() => {
+        this.batch = undefined;
+        resolve(this.send(messages));
+      });
+    }
+    b.messages.push({ topic, payload, retain: opts.retain });
+    return b.done;
+  }
+
+  private viaMqttJs(topic: string, payload: Buffer | string, opts: { qos: 0 | 1 | 2; retain: boolean }): Promise<void> {
     return new Promise((resolve, reject) => {
       this.client.publish(topic, payload, opts, (err) => (err ? reject(err) : resolve()));
     });
+  }
+
+  /** Writes QoS 0 PUBLISH packets as one chunk and waits until the broker has read it. */
+  private async send(messages: Queued[]): Promise<void> {
+    const { mine: stream, brokerSide } = this;
+    const chunk = this.client.connected && stream && brokerSide && !stream.destroyed ? encodePublishes(messages) : undefined;
+    if (!chunk) {
+      // not connected (mqtt.js queues them), or a packet MQTT cannot carry (mqtt.js rejects it with its own error)
+      await Promise.all(messages.map((m) => this.viaMqttJs(m.topic, m.payload, { qos: 0, retain: m.retain })));
+      return;
+    }
+    stream!.write(chunk);
+    // Aedes reads its end again once it has handled what it read before; a broker that stops reading is polled gently
+    for (let spins = 0; brokerSide!.readableLength > 0 && !brokerSide!.destroyed; spins++) {
+      await new Promise((r) => (spins < 64 ? setImmediate(r) : setTimeout(r, 5)));
+    }
   }
 
   /**
@@ -52,6 +101,7 @@ export class InternalClient {
    * connection (with the broker's CONNECT timer) outlives the beat.
    */
   async end(): Promise<void> {
+    await this.batch?.done.catch(() => undefined);
     const brokerSide = this.brokerSide;
     // mqtt.js queues a DISCONNECT until CONNACK: a client still connecting is closed at once instead
     const force = !this.client.connected;
@@ -65,4 +115,42 @@ export class InternalClient {
       });
     });
   }
+}
+
+/** QoS 0 PUBLISH packets (MQTT 3.1.1) in one buffer; undefined if one does not fit MQTT's limits. */
+function encodePublishes(messages: Queued[]): Buffer | undefined {
+  let total = 0;
+  const sizes = new Array<number>(messages.length * 2);
+  for (let i = 0; i < messages.length; i++) {
+    const { topic, payload } = messages[i];
+    const topicBytes = Buffer.byteLength(topic);
+    const remaining = 2 + topicBytes + (typeof payload === 'string' ? Buffer.byteLength(payload) : payload.length);
+    if (topicBytes > 0xffff || remaining > MAX_REMAINING) return undefined;
+    sizes[2 * i] = topicBytes;
+    sizes[2 * i + 1] = remaining;
+    total += 1 + lengthBytes(remaining) + remaining;
+  }
+  const buf = Buffer.allocUnsafe(total);
+  let o = 0;
+  for (let i = 0; i < messages.length; i++) {
+    const { topic, payload, retain } = messages[i];
+    const topicBytes = sizes[2 * i];
+    let remaining = sizes[2 * i + 1];
+    buf[o++] = retain ? 0x31 : 0x30;
+    do {
+      let byte = remaining % 128;
+      remaining = Math.floor(remaining / 128);
+      if (remaining > 0) byte |= 0x80;
+      buf[o++] = byte;
+    } while (remaining > 0);
+    buf.writeUInt16BE(topicBytes, o);
+    o += 2;
+    o += buf.write(topic, o, 'utf8');
+    o += typeof payload === 'string' ? buf.write(payload, o, 'utf8') : payload.copy(buf, o);
+  }
+  return buf;
+}
+
+function lengthBytes(n: number): number {
+  return n < 128 ? 1 : n < 16_384 ? 2 : n < 2_097_152 ? 3 : 4;
 }
