@@ -104,6 +104,8 @@ interface Entry {
 interface SseClient {
   res: ServerResponse;
   filters: string[][];
+  /** Frames of the running tick, written as one chunk when it ends. */
+  queued: string[];
 }
 
 /**
@@ -123,6 +125,8 @@ export class SseHub {
   /** Sequence numbers below this were evicted from the history. */
   private evictedUpTo = 0;
   private readonly clients = new Set<SseClient>();
+  /** Clients with queued frames, written out in setImmediate. */
+  private readonly toFlush = new Set<SseClient>();
   private readonly excluded: string[] = [];
   private readonly token?: Buffer;
   private heartbeat?: NodeJS.Timeout;
@@ -192,6 +196,7 @@ export class SseHub {
     this.detach?.();
     this.detach = undefined;
     clearInterval(this.heartbeat);
+    this.flush();
     const closing = [...this.clients].map(
       (c) =>
         new Promise<void>((resolve) => {
@@ -250,7 +255,7 @@ export class SseHub {
       connection: 'close',
       'x-accel-buffering': 'no',
     });
-    const client: SseClient = { res, filters: wanted.map((f) => f.split('/')) };
+    const client: SseClient = { res, filters: wanted.map((f) => f.split('/')), queued: [] };
     res.write(`retry: 1000\n: mqprobe sse, topics ${wanted.map(commentSafe).join(' ')}\n\n`);
     this.replay(client, lastId);
     if (res.destroyed) return;
@@ -258,6 +263,7 @@ export class SseHub {
     this.metrics.clients.set(this.clients.size);
     res.on('close', () => {
       this.clients.delete(client);
+      this.toFlush.delete(client);
       this.metrics.clients.set(this.clients.size);
     });
   }
@@ -275,18 +281,41 @@ export class SseHub {
     }
   }
 
+  /**
+   * Queues a frame; the frames of one tick go out in one write when it ends. Node's response corks
+   * its socket until the next tick, so bytes written within a tick are not "behind" yet: a broker
+   * that handles a beat's batch of thousands of messages in one tick would otherwise see every
+   * client, however fast it reads, fall behind by the whole batch. A client is too slow when the
+   * socket still holds more than clientBufferBytes of earlier ticks' output.
+   */
   private write(c: SseClient, text: string): void {
-    if (c.res.destroyed) return;
-    if (c.res.writableLength > this.cfg.clientBufferBytes) {
-      this.metrics.dropped.inc();
-      this.log.warn({ buffered: c.res.writableLength }, 'SSE client dropped: it reads slower than messages arrive');
-      this.clients.delete(c);
-      this.metrics.clients.set(this.clients.size);
-      c.res.destroy();
-      return;
-    }
-    c.res.write(text);
+    if (c.res.destroyed || this.tooSlow(c)) return;
+    c.queued.push(text);
+    if (this.toFlush.size === 0) setImmediate(() => this.flush());
+    this.toFlush.add(c);
     this.metrics.events.inc();
+  }
+
+  private flush(): void {
+    for (const c of this.toFlush) {
+      const text = c.queued.length === 1 ? c.queued[0] : c.queued.join('');
+      c.queued = [];
+      if (!c.res.destroyed && !c.res.writableEnded && !this.tooSlow(c)) c.res.write(text);
+    }
+    this.toFlush.clear();
+  }
+
+  /** Drops the client (true) if its socket holds more than clientBufferBytes it could not send. */
+  private tooSlow(c: SseClient): boolean {
+    if (c.res.writableLength <= this.cfg.clientBufferBytes) return false;
+    this.metrics.dropped.inc();
+    this.log.warn({ buffered: c.res.writableLength }, 'SSE client dropped: it reads slower than messages arrive');
+    this.clients.delete(c);
+    this.toFlush.delete(c);
+    c.queued = [];
+    this.metrics.clients.set(this.clients.size);
+    c.res.destroy();
+    return true;
   }
 
   private beat(): void {
@@ -295,7 +324,8 @@ export class SseHub {
   }
 
   private frame(e: Entry): string {
-    const data = e.payload.toString('utf8').split(/\r\n|\r|\n/).map((l) => `data: ${l}\n`).join('');
+    const text = e.payload.toString('utf8');
+    const data = text.includes('\n') || text.includes('\r') ? text.split(/\r\n|\r|\n/).map((l) => `data: ${l}\n`).join('') : `data: ${text}\n`;
     return `id: ${this.boot}-${e.seq}\nevent: ${e.topic.replace(/[\r\n]/g, ' ')}\n${data}\n`;
   }
 
