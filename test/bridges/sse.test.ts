@@ -1,9 +1,10 @@
 import t from 'tap';
 import net from 'node:net';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startTestBroker, tempDir } from '../helpers/broker.js';
 import { connectClient, until } from '../helpers/mqtt.js';
+import { fixture } from '../helpers/paths.js';
 import { SseClient } from './sse-client.js';
 
 const conf = (extra = '') => `listener 0 127.0.0.1\nallow_anonymous true\nhttp_listener 0 127.0.0.1\n${extra}`;
@@ -111,6 +112,46 @@ t.test('heartbeats, and a client that does not read is dropped instead of buffer
   await pub.publishAsync('after', 'ok', { qos: 1 });
   await until(() => after.events.length === 1, 5000, 'delivery after the drop');
   t.match(readFileSync(b.logFile, 'utf8'), /SSE client dropped: it reads slower than messages arrive/);
+});
+
+t.test('a beat burst of 20,000 records reaches a reading client whole, while a client that does not read is dropped', async (t) => {
+  const dir = tempDir();
+  const logs = join(dir, 'logs');
+  mkdirSync(logs);
+  // the default http_sse_client_buffer (1M): the burst is handled by the broker in batches of thousands of records
+  const b = await startTestBroker(t, conf(`persistence_location ${dir}\nbeat zeek\nzeek_log_dir ${logs}\nzeek_start beginning\n`), { dir });
+  const reader = new SseClient(t, `http://127.0.0.1:${b.httpPort}/sse?topic=beats/zeek/%23`);
+  t.equal(await reader.open(), 200);
+  const stuck = net.connect(b.httpPort!, '127.0.0.1');
+  t.teardown(() => stuck.destroy());
+  stuck.write('GET /sse?topic=beats/zeek/%23 HTTP/1.1\r\nHost: x\r\n\r\n');
+  stuck.pause();
+  for (let tries = 0; (await metric(b.httpPort!, 'mqprobe_sse_clients')) !== 2; tries++) {
+    if (tries > 250) throw new Error('the stalled client never connected');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+
+  // a conn.log of 20,000 records (the fixture's, with fresh uids) appears at once
+  const fixtureLines = readFileSync(fixture('zeek', 'conn.log'), 'utf8').split('\n').filter((l) => l !== '');
+  const records = fixtureLines.filter((l) => !l.startsWith('#'));
+  const n = 20_000;
+  const uids = Array.from({ length: n }, (_, i) => `Cburst${String(i).padStart(6, '0')}`);
+  const body = uids.map((uid, i) => {
+    const f = records[i % records.length].split('\t');
+    f[1] = uid;
+    return f.join('\t');
+  });
+  writeFileSync(join(dir, 'conn.log'), `${[...fixtureLines.filter((l) => l.startsWith('#') && !l.startsWith('#close')), ...body].join('\n')}\n`);
+  renameSync(join(dir, 'conn.log'), join(logs, 'conn.log'));
+
+  await until(() => reader.events.length >= n, 60_000, `${n} events at the reading client`);
+  await new Promise((r) => setTimeout(r, 200));
+  t.equal(reader.events.length, n, 'no event twice');
+  t.same(reader.events.map((e) => (JSON.parse(e.data) as { uid: string }).uid), uids, 'every record, in file order');
+  t.ok(reader.events.every((e) => e.event === 'beats/zeek/conn'));
+  t.equal(reader.connections, 1, 'the reading client was never dropped');
+  t.equal(await metric(b.httpPort!, 'mqprobe_sse_clients_dropped_total'), 1, 'the client that does not read was dropped');
+  t.equal(await metric(b.httpPort!, 'mqprobe_sse_clients'), 1, 'only the reading client remains');
 });
 
 t.test('bearer token from http_sse_token_file; bad filters are refused; internals are never streamed', async (t) => {
