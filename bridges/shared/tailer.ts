@@ -57,7 +57,7 @@ export interface TailOptions {
   forgetAfterMs?: number;
 }
 
-const CHUNK_BYTES = 1024 * 1024;
+const CHUNK_BYTES = 64 * 1024;
 /** Chunks read from one file before the others get their turn. */
 const CHUNKS_PER_TURN = 8;
 /** Bytes at the start of a file whose hash tells a resumed file from a new one that reuses its inode. */
