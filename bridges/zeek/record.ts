@@ -31,6 +31,10 @@ export function stampRecord(rec: Record<string, unknown>): number | undefined {
   return ts * 1000;
 }
 
+/** The last second formatted (records of a log come in time order, many within one second). */
+let lastSecond = NaN;
+let lastPrefix = '';
+
 /** Epoch seconds with a fraction → `2012-02-21T16:52:55.736107Z`. */
 export function epochSecondsToIso(ts: number): string | undefined {
   let sec = Math.floor(ts);
@@ -39,9 +43,14 @@ export function epochSecondsToIso(ts: number): string | undefined {
     sec += 1;
     micro -= 1e6;
   }
-  const d = new Date(sec * 1000);
-  if (Number.isNaN(d.getTime())) return undefined;
-  return d.toISOString().replace(/\.\d{3}Z$/, `.${String(micro).padStart(6, '0')}Z`);
+  if (sec !== lastSecond) {
+    const d = new Date(sec * 1000);
+    if (Number.isNaN(d.getTime())) return undefined;
+    // without the milliseconds and the Z (also for the 6-digit years beyond 9999)
+    lastPrefix = d.toISOString().slice(0, -5);
+    lastSecond = sec;
+  }
+  return `${lastPrefix}.${String(1e6 + micro).slice(1)}Z`;
 }
 
 /** ISO-8601 with any number of fraction digits → epoch seconds, keeping microseconds that Date.parse would drop. */

@@ -87,33 +87,60 @@ function isHex(b: number | undefined): boolean {
 const INTEGER = /^-?\d+$/;
 const NUMBER = /^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$/;
 
-/** One value of a Zeek type as JSON. */
-function typed(type: string, raw: string, h: TsvHeader): unknown {
+type Convert = (raw: string, h: TsvHeader) => unknown;
+
+/** A value of a Zeek type as JSON; throws ZeekLineError for a value that is not of the type. */
+function converter(type: string): Convert {
   switch (type) {
     case 'count':
     case 'int':
     case 'port':
-      if (!INTEGER.test(raw)) throw new ZeekLineError(`"${raw.slice(0, 40)}" is not a ${type}`);
-      return Number(raw);
+      return (raw) => {
+        if (!INTEGER.test(raw)) throw new ZeekLineError(`"${raw.slice(0, 40)}" is not a ${type}`);
+        return Number(raw);
+      };
     case 'time':
     case 'interval':
     case 'double':
-      if (!NUMBER.test(raw)) throw new ZeekLineError(`"${raw.slice(0, 40)}" is not a ${type}`);
-      return Number(raw);
+      return (raw) => {
+        if (!NUMBER.test(raw)) throw new ZeekLineError(`"${raw.slice(0, 40)}" is not a ${type}`);
+        return Number(raw);
+      };
     case 'bool':
-      if (raw === 'T') return true;
-      if (raw === 'F') return false;
-      throw new ZeekLineError(`"${raw.slice(0, 40)}" is not a bool`);
+      return (raw) => {
+        if (raw === 'T') return true;
+        if (raw === 'F') return false;
+        throw new ZeekLineError(`"${raw.slice(0, 40)}" is not a bool`);
+      };
     default: {
-      const container = /^(set|vector|table)\[(.+)\]$/.exec(type);
+      const container = CONTAINER.exec(type);
       if (container) {
-        if (raw === h.emptyField) return [];
-        return raw.split(h.setSeparator).map((e) => (e === h.unsetField ? null : typed(container[2], e, h)));
+        const element = converter(container[2]);
+        return (raw, h) => (raw === h.emptyField ? [] : raw.split(h.setSeparator).map((e) => (e === h.unsetField ? null : element(e, h))));
       }
       // string, enum, addr, subnet, pattern, and any type Zeek adds later
-      return unescapeZeek(raw);
+      return unescapeZeek;
     }
   }
+}
+
+const CONTAINER = /^(set|vector|table)\[(.+)\]$/;
+
+/** A header's fields with their converters, built once per #fields/#types pair (not per record). */
+interface Plan {
+  fields: string[];
+  types: string[];
+  convert: Convert[];
+  container: boolean[];
+}
+const plans = new WeakMap<TsvHeader, Plan>();
+
+function planOf(h: TsvHeader, fields: string[], types: string[]): Plan {
+  const known = plans.get(h);
+  if (known && known.fields === fields && known.types === types) return known;
+  const plan = { fields, types, convert: types.map(converter), container: types.map((t) => /^(set|vector|table)\[/.test(t)) };
+  plans.set(h, plan);
+  return plan;
 }
 
 /** A TSV record line → typed JSON; unset fields are left out. Throws ZeekLineError for a line that does not fit its header. */
@@ -122,11 +149,12 @@ export function parseTsvRecord(h: TsvHeader, line: string): Record<string, unkno
   if (!fields || !types || fields.length !== types.length) throw new ZeekLineError('record before a complete #fields/#types header');
   const values = line.split(h.separator);
   if (values.length !== fields.length) throw new ZeekLineError(`${values.length} values for ${fields.length} fields`);
+  const { convert, container } = planOf(h, fields, types);
   const out: Record<string, unknown> = {};
   for (let i = 0; i < fields.length; i++) {
     const raw = values[i];
     if (raw === h.unsetField) continue;
-    out[fields[i]] = raw === h.emptyField && !/^(set|vector|table)\[/.test(types[i]) ? '' : typed(types[i], raw, h);
+    out[fields[i]] = raw === h.emptyField && !container[i] ? '' : convert[i](raw, h);
   }
   return out;
 }
