@@ -13,7 +13,7 @@
  *   keeps the batch (memory queue, then spool) and offers it again later.
  */
 import type { Logger } from 'pino';
-import { connect, type BulkDrop, type Product, type RestClient } from '../../elastic/connection.js';
+import { connect, type BulkDrop, type BulkOptions, type Product, type RestClient } from '../../elastic/connection.js';
 import { DATASET, dataStreamName } from '../../elastic/assets.js';
 import type { CaptureConfig } from '../config.js';
 
@@ -165,29 +165,34 @@ export class SearchSink {
     let lastRetryable = '';
     const stats = await client.bulk(
       docs.map((d) => d.line),
-      {
-        index: this.index,
-        idOf: (line) => byLine.get(line)?.id,
-        retries: this.o.retries ?? 2,
-        waitMs: this.o.retryWaitMs ?? 1000,
-        flushBytes: this.o.flushBytes ?? 5 * 1024 * 1024,
-        refresh: this.o.refresh,
-        onDrop: (drop) => {
-          if (drop.status === 409) duplicates++;
-          else if (drop.status === 429 || drop.status >= 500 || drop.status === 0) {
-            retryable++;
-            lastRetryable = `${drop.status} ${drop.error?.type ?? ''}`.trim();
-          } else {
-            const doc = (drop.id && byId.get(drop.id)) || { line: typeof drop.document === 'string' ? drop.document : JSON.stringify(drop.document) };
-            rejected.push({ doc, drop });
-          }
-        },
-      },
+      this.bulkOptions(byLine, (drop) => {
+        if (drop.status === 409) duplicates++;
+        else if (drop.status === 429 || drop.status >= 500 || drop.status === 0) {
+          retryable++;
+          lastRetryable = `${drop.status} ${drop.error?.type ?? ''}`.trim();
+        } else {
+          const doc = (drop.id && byId.get(drop.id)) || { line: typeof drop.document === 'string' ? drop.document : JSON.stringify(drop.document) };
+          rejected.push({ doc, drop });
+        }
+      }),
     );
     this.counters.delivered += stats.successful;
     this.counters.duplicates += duplicates;
     if (retryable) throw new SinkUnavailableError(`${retryable} of ${docs.length} events not stored (${lastRetryable}); the batch will be sent again`);
     return rejected;
+  }
+
+  /** The bulk helper's options: documents keep the ids they were prepared with. */
+  private bulkOptions(byLine: Map<string, Prepared>, onDrop: BulkOptions['onDrop']): BulkOptions {
+    return {
+      index: this.index,
+      idOf: (line) => byLine.get(line)?.id,
+      retries: this.o.retries ?? 2,
+      waitMs: this.o.retryWaitMs ?? 1000,
+      flushBytes: this.o.flushBytes ?? 5 * 1024 * 1024,
+      refresh: this.o.refresh,
+      onDrop,
+    };
   }
 
   private async keepRejected(client: RestClient, rejected: Rejection[]): Promise<void> {
@@ -211,23 +216,15 @@ export class SearchSink {
     const byLine = new Map(envelopes.map((d) => [d.line, d]));
     await client.bulk(
       envelopes.map((d) => d.line),
-      {
-        index: this.index,
-        idOf: (line) => byLine.get(line)?.id,
-        retries: this.o.retries ?? 2,
-        waitMs: this.o.retryWaitMs ?? 1000,
-        flushBytes: this.o.flushBytes ?? 5 * 1024 * 1024,
-        refresh: this.o.refresh,
-        onDrop: (drop) => {
-          if (drop.status === 409) return;
-          if (drop.status === 429 || drop.status >= 500 || drop.status === 0) {
-            retryable++;
-            return;
-          }
-          lost++;
-          this.log.error({ status: drop.status, type: drop.error?.type }, `${this.name} refused the pipeline_error document of a rejected event; event lost`);
-        },
-      },
+      this.bulkOptions(byLine, (drop) => {
+        if (drop.status === 409) return;
+        if (drop.status === 429 || drop.status >= 500 || drop.status === 0) {
+          retryable++;
+          return;
+        }
+        lost++;
+        this.log.error({ status: drop.status, type: drop.error?.type }, `${this.name} refused the pipeline_error document of a rejected event; event lost`);
+      }),
     );
     this.counters.lost += lost;
     if (retryable) throw new SinkUnavailableError(`${retryable} rejected events could not be kept yet; the batch will be sent again`);
