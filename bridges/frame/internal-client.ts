@@ -28,6 +28,8 @@ export class InternalClient {
   private mine?: Duplex;
   /** QoS 0 publishes of the running tick, written as one chunk when it ends. */
   private batch?: { messages: Queued[]; done: Promise<void> };
+  /** Settles once mqtt.js has sent the QoS 0 publishes handed to it (while not connected). */
+  private heldByMqttJs?: Promise<void>;
 
   constructor(host: Pick<BridgeHost, 'connectInternal'>, readonly clientId: string, log: Logger) {
     this.client = new MqttClient(
@@ -81,11 +83,18 @@ export class InternalClient {
 
   /** Writes QoS 0 PUBLISH packets as one chunk and waits until the broker has read it. */
   private async send(messages: Queued[]): Promise<void> {
+    // what mqtt.js still holds from an earlier batch goes first, so that the order stays the emit order
+    await this.heldByMqttJs;
     const { mine: stream, brokerSide } = this;
     const chunk = this.client.connected && stream && brokerSide && !stream.destroyed ? encodePublishes(messages) : undefined;
     if (!chunk) {
       // not connected (mqtt.js queues them), or a packet MQTT cannot carry (mqtt.js rejects it with its own error)
-      await Promise.all(messages.map((m) => this.viaMqttJs(m.topic, m.payload, { qos: 0, retain: m.retain })));
+      const sent = Promise.all(messages.map((m) => this.viaMqttJs(m.topic, m.payload, { qos: 0, retain: m.retain })));
+      this.heldByMqttJs = sent.then(
+        () => undefined,
+        () => undefined,
+      );
+      await sent;
       return;
     }
     stream!.write(chunk);

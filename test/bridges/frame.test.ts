@@ -1,5 +1,5 @@
 import t from 'tap';
-import { writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Client } from 'aedes';
 import { startTestBroker, tempDir } from '../helpers/broker.js';
@@ -230,4 +230,35 @@ t.test('a burst of 2,000 records emitted at once reaches a subscriber whole and 
   await until(() => got.length === 2000, 10_000, 'all 2,000 records');
   t.same(got.map((m) => JSON.parse(m.payload.toString()).i), Array.from({ length: 2000 }, (_, i) => i), 'every record once, in order');
   t.equal(await metric(b.httpPort!, /^mqprobe_beat_restarts_total\{beat="burst"\}/) ?? 0, 0, 'the internal connection never broke');
+});
+
+t.test('records emitted over many ticks from before the internal client is connected reach the broker once each, in emit order', async (t) => {
+  const dir = tempDir();
+  const captured = join(dir, 'capture.ndjson');
+  const n = 3000;
+  let emitted: Promise<void> | undefined;
+  defineProbeBeat(t, 'ticks', {
+    start(ctx) {
+      // the first tick's 1,500 run before CONNACK (mqtt.js holds them and sends them over several ticks), later ones go straight to the broker
+      emitted = (async () => {
+        const all: Promise<void>[] = [];
+        for (let i = 0; i < n; i++) {
+          all.push(ctx.emit({ subtopic: 'x', data: { i, pad: 'p'.repeat(200) } }));
+          if (i >= 1499 && i % 100 === 99) await new Promise((r) => setImmediate(r));
+        }
+        await Promise.all(all);
+      })();
+    },
+  });
+  await startTestBroker(t, conf(dir, `capture_sink file ${captured}\ncapture_payload full\nbeat ticks\n`), { dir });
+  await until(() => emitted !== undefined);
+  await emitted;
+  // the broker's own record of what it received, in the order it received it
+  const received = () =>
+    readFileSync(captured, 'utf8')
+      .split('\n')
+      .filter((l) => l.includes('"publish-received"') && l.includes('$beat/ticks'))
+      .map((l) => JSON.parse((JSON.parse(l) as { mqtt: { payload: string } }).mqtt.payload).i as number);
+  await until(() => existsSync(captured) && received().length >= n, 10_000, `${n} publishes captured`);
+  t.same(received(), Array.from({ length: n }, (_, i) => i), 'every record once, in emit order');
 });
