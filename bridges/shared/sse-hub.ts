@@ -106,6 +106,8 @@ interface SseClient {
   filters: string[][];
   /** Frames of the running tick, written as one chunk when it ends. */
   queued: string[];
+  /** Bytes of the replayed history, allowed on top of clientBufferBytes until the client is under the limit once. */
+  replayBytes: number;
 }
 
 /**
@@ -255,7 +257,7 @@ export class SseHub {
       connection: 'close',
       'x-accel-buffering': 'no',
     });
-    const client: SseClient = { res, filters: wanted.map((f) => f.split('/')), queued: [] };
+    const client: SseClient = { res, filters: wanted.map((f) => f.split('/')), queued: [], replayBytes: 0 };
     res.write(`retry: 1000\n: mqprobe sse, topics ${wanted.map(commentSafe).join(' ')}\n\n`);
     this.replay(client, lastId);
     if (res.destroyed) return;
@@ -274,11 +276,16 @@ export class SseHub {
     const m = /^(\d+)-(\d+)$/.exec(lastId.trim());
     const after = m && m[1] === this.boot ? Number(m[2]) : 0;
     if (after < this.evictedUpTo) client.res.write(`: history starts after ${this.boot}-${this.evictedUpTo}; older messages are lost to this client\n\n`);
+    const frames: string[] = [];
     for (let i = this.historyHead; i < this.history.length; i++) {
       const e = this.history[i];
-      if (e.seq > after && matches(client.filters, e.levels)) this.write(client, this.frame(e));
-      if (client.res.destroyed) return;
+      if (e.seq > after && matches(client.filters, e.levels)) frames.push(this.frame(e));
     }
+    if (frames.length === 0) return;
+    client.res.write(frames.join(''));
+    this.metrics.events.inc(frames.length);
+    // the history it asked for (bounded by http_sse_history_bytes) does not make the client too slow
+    client.replayBytes = client.res.writableLength;
   }
 
   /**
@@ -305,9 +312,17 @@ export class SseHub {
     this.toFlush.clear();
   }
 
-  /** Drops the client (true) if its socket holds more than clientBufferBytes it could not send. */
+  /**
+   * Drops the client (true) if its socket holds more than clientBufferBytes it could not send, beyond
+   * the replayed history it has not taken yet.
+   */
   private tooSlow(c: SseClient): boolean {
-    if (c.res.writableLength <= this.cfg.clientBufferBytes) return false;
+    const over = c.res.writableLength - this.cfg.clientBufferBytes;
+    if (over <= 0) {
+      c.replayBytes = 0;
+      return false;
+    }
+    if (over <= c.replayBytes) return false;
     this.metrics.dropped.inc();
     this.log.warn({ buffered: c.res.writableLength }, 'SSE client dropped: it reads slower than messages arrive');
     this.clients.delete(c);

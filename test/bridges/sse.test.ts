@@ -154,6 +154,23 @@ t.test('a beat burst of 20,000 records reaches a reading client whole, while a c
   t.equal(await metric(b.httpPort!, 'mqprobe_sse_clients'), 1, 'only the reading client remains');
 });
 
+t.test('a client resuming into a history of several MiB takes it whole while live messages flow', async (t) => {
+  const b = await startTestBroker(t, conf('http_sse_history 100000\nhttp_sse_history_bytes 64M\n'));
+  const pub = await connectClient(t, b.mqttUrl);
+  const payload = (i: number) => `${i}:${'h'.repeat(2000)}`;
+  const kept = 4000;
+  for (let i = 0; i < kept; i += 500) await Promise.all(Array.from({ length: 500 }, (_, j) => pub.publishAsync('hist', payload(i + j), { qos: 1 })));
+  // 8 MB of history, far over the default 1 MiB client buffer, replayed at once
+  const resumed = new SseClient(t, `http://127.0.0.1:${b.httpPort}/sse?topic=hist`, { headers: { 'last-event-id': '0-0' } });
+  t.equal(await resumed.open(), 200);
+  const live = 300;
+  for (let i = kept; i < kept + live; i += 50) await Promise.all(Array.from({ length: 50 }, (_, j) => pub.publishAsync('hist', payload(i + j), { qos: 1 })));
+  await until(() => resumed.events.length >= kept + live, 30_000, 'history and live messages');
+  t.same(resumed.events.map((e) => Number(e.data.split(':')[0])), Array.from({ length: kept + live }, (_, i) => i), 'all of the history, then the live messages, once each');
+  t.equal(resumed.connections, 1);
+  t.equal(await metric(b.httpPort!, 'mqprobe_sse_clients_dropped_total'), 0, 'never dropped');
+});
+
 t.test('bearer token from http_sse_token_file; bad filters are refused; internals are never streamed', async (t) => {
   const dir = tempDir();
   const token = 's3cr3t-token-value-9f8e';
