@@ -258,8 +258,9 @@ function watchDeliveries(c: WithInternals, seen: (p: AedesPacket) => void): void
     const original = c[name];
     if (!original) continue;
     c[name] = function (this: unknown, packet, cb) {
-      // deliverQoS hands QoS 0 packets on to deliver0, which sees them
-      if (name === 'deliver0' || packet.qos > 0) seen(packet);
+      // deliverQoS hands QoS 0 packets on to deliver0, which sees them; before its CONNACK a client
+      // gets nothing (broker/persistence/connack-first.ts skips it; a QoS 1/2 message comes later from its queue)
+      if ((name === 'deliver0' || packet.qos > 0) && (c as { connackSent?: boolean }).connackSent) seen(packet);
       return original.call(this, packet, cb);
     };
   }
