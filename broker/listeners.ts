@@ -73,7 +73,7 @@ function host(l: ListenerConfig): string | undefined {
 }
 
 /** Opens one listener (mqtt or websockets, plain or TLS) and hands every accepted connection to `accept`. */
-export async function bindListener(l: ListenerConfig, accept: Accept, probe: BrokerProbe, log: Logger): Promise<BoundListener> {
+export async function bindListener(l: ListenerConfig, accept: Accept, probe: BrokerProbe, log: Logger, opts: { noDelay: boolean }): Promise<BoundListener> {
   const secure = tlsOptions(l);
   let server: net.Server;
   let port = l.port;
@@ -110,9 +110,9 @@ export async function bindListener(l: ListenerConfig, accept: Accept, probe: Bro
     wss.on('error', (err) => log.warn({ err: err.message }, 'websocket server error'));
     server = web;
   } else if (secure) {
-    server = tls.createServer(secure, (sock) => open(sock, connInfo('tls', sock)));
+    server = tls.createServer({ ...secure, noDelay: opts.noDelay }, (sock) => open(sock, connInfo('tls', sock)));
   } else {
-    server = net.createServer((sock) => open(sock, connInfo('tcp', sock)));
+    server = net.createServer({ noDelay: opts.noDelay }, (sock) => open(sock, connInfo('tcp', sock)));
   }
   if (secure) {
     server.on('tlsClientError', (err: Error, sock: tls.TLSSocket) => {

@@ -102,7 +102,7 @@ export async function startBroker(config: BrokerConfig, opts: StartOptions): Pro
 
   const bound: BoundListener[] = [];
   try {
-    for (const l of config.listeners) bound.push(await bindListener(l, handle, probe, log));
+    for (const l of config.listeners) bound.push(await bindListener(l, handle, probe, log, { noDelay: config.setTcpNodelay }));
   } catch (err) {
     await Promise.all(bound.map((b) => b.close()));
     await new Promise<void>((r) => aedes.close(() => r()));

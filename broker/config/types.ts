@@ -67,6 +67,8 @@ export interface BrokerConfig {
   /** max_queued_bytes (0 = the built-in 64 MiB). */
   maxQueuedBytes: number;
   retainAvailable: boolean;
+  /** set_tcp_nodelay: TCP_NODELAY on client sockets (Nagle's algorithm off). */
+  setTcpNodelay: boolean;
   sysInterval: number;
   logDest: LogDest[];
   logType: Set<string>;
