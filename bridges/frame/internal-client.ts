@@ -1,12 +1,11 @@
 import type { Duplex } from 'node:stream';
 import { MqttClient } from 'mqtt';
+import mqttPacket from 'mqtt-packet';
 import type { Logger } from 'pino';
 import type { BridgeHost } from '../contract.js';
 import { duplexPair } from '../shared/duplex-pair.js';
 
 const END_GRACE_MS = 2000;
-/** Largest MQTT remaining length (4-byte variable length). */
-const MAX_REMAINING = 268_435_455;
 
 interface Queued {
   topic: string;
@@ -126,40 +125,11 @@ export class InternalClient {
   }
 }
 
-/** QoS 0 PUBLISH packets (MQTT 3.1.1) in one buffer; undefined if one does not fit MQTT's limits. */
+/** QoS 0 PUBLISH packets in one buffer (mqtt-packet's encoder); undefined if one does not fit MQTT's limits. */
 function encodePublishes(messages: Queued[]): Buffer | undefined {
-  let total = 0;
-  const sizes = new Array<number>(messages.length * 2);
-  for (let i = 0; i < messages.length; i++) {
-    const { topic, payload } = messages[i];
-    const topicBytes = Buffer.byteLength(topic);
-    const remaining = 2 + topicBytes + (typeof payload === 'string' ? Buffer.byteLength(payload) : payload.length);
-    if (topicBytes > 0xffff || remaining > MAX_REMAINING) return undefined;
-    sizes[2 * i] = topicBytes;
-    sizes[2 * i + 1] = remaining;
-    total += 1 + lengthBytes(remaining) + remaining;
+  try {
+    return Buffer.concat(messages.map(({ topic, payload, retain }) => mqttPacket.generate({ cmd: 'publish', topic, payload, qos: 0, retain, dup: false })));
+  } catch {
+    return undefined;
   }
-  const buf = Buffer.allocUnsafe(total);
-  let o = 0;
-  for (let i = 0; i < messages.length; i++) {
-    const { topic, payload, retain } = messages[i];
-    const topicBytes = sizes[2 * i];
-    let remaining = sizes[2 * i + 1];
-    buf[o++] = retain ? 0x31 : 0x30;
-    do {
-      let byte = remaining % 128;
-      remaining = Math.floor(remaining / 128);
-      if (remaining > 0) byte |= 0x80;
-      buf[o++] = byte;
-    } while (remaining > 0);
-    buf.writeUInt16BE(topicBytes, o);
-    o += 2;
-    o += buf.write(topic, o, 'utf8');
-    o += typeof payload === 'string' ? buf.write(payload, o, 'utf8') : payload.copy(buf, o);
-  }
-  return buf;
-}
-
-function lengthBytes(n: number): number {
-  return n < 128 ? 1 : n < 16_384 ? 2 : n < 2_097_152 ? 3 : 4;
 }
