@@ -9,13 +9,15 @@
  *   npx tsx bench/capture/fanin.ts [seconds per run=8] [rounds=2]
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import mqtt, { type MqttClient } from 'mqtt';
 import { BROKER_NODE_FLAGS } from '../../broker/node-flags.js';
+import { cpuTicks } from '../harness/proc.js';
+import { freePort } from '../harness/processes.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const SECONDS = Number(process.argv[2] ?? 8);
@@ -23,20 +25,9 @@ const ROUNDS = Number(process.argv[3] ?? 2);
 const WARMUP_S = 2;
 const PAYLOAD = Buffer.alloc(64, 'p');
 
-/** CPU seconds (user + system) a process has used so far, from /proc. */
+/** CPU seconds (user + system) a process has used so far, from /proc (100 clock ticks a second on Linux). */
 function cpuSeconds(pid: number): number {
-  const f = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = f.slice(f.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((res) => {
-    const s = net.createServer().listen(0, '127.0.0.1', () => {
-      const p = (s.address() as net.AddressInfo).port;
-      s.close(() => res(p));
-    });
-  });
+  return (cpuTicks(pid) ?? NaN) / 100;
 }
 
 function firstLine(child: ChildProcess): Promise<string> {
