@@ -5,7 +5,7 @@ import { startTestBroker, tempDir, type TestBroker } from '../helpers/broker.js'
 import { collect, connectClient, until } from '../helpers/mqtt.js';
 import { startOpcuaServer, type OpcuaServerPeer, type OpcuaVariableSpec } from '../helpers/opcua-server.js';
 import { loadConfig } from '../../broker/config/load.js';
-import { openSse } from './sse-reader.js';
+import { openSse } from './sse-client.js';
 
 type Msg = { topic: string; payload: Buffer };
 type Rec = Record<string, any>;

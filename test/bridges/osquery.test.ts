@@ -8,7 +8,7 @@ import { freePort, startTestBroker, tempDir, type TestBroker } from '../helpers/
 import { collect, connectClient, until } from '../helpers/mqtt.js';
 import { makePki, type TestPki } from '../helpers/certs.js';
 import { fixture } from '../helpers/paths.js';
-import { openSse } from './sse-reader.js';
+import { openSse } from './sse-client.js';
 
 const SECRET = 'enroll-S3CRET-7d1e0a';
 const pki: TestPki = makePki();

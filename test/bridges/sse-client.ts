@@ -25,7 +25,7 @@ export class SseClient {
   constructor(
     t: Teardown,
     private readonly url: string,
-    private readonly opts: { headers?: Record<string, string>; reconnect?: boolean; retryMs?: number } = {},
+    private readonly opts: { headers?: Record<string, string>; reconnect?: boolean; retryMs?: number; onEvent?: (e: SseEvent) => void } = {},
   ) {
     t.teardown(() => this.close());
   }
@@ -66,7 +66,11 @@ export class SseClient {
       const p = this.pending;
       this.pending = { data: [] };
       if (p.id !== undefined) this.lastEventId = p.id;
-      if (p.data.length) this.events.push({ id: p.id, event: p.event ?? 'message', data: p.data.join('\n') });
+      if (p.data.length) {
+        const e = { id: p.id, event: p.event ?? 'message', data: p.data.join('\n') };
+        this.events.push(e);
+        this.opts.onEvent?.(e);
+      }
       return;
     }
     if (line.startsWith(':')) {
@@ -98,4 +102,16 @@ export class SseClient {
     this.closed = true;
     this.req?.destroy();
   }
+}
+
+/**
+ * Opens mqprobe's `GET /sse?topic=<filter>` (no reconnect) and resolves once the hub follows the
+ * filter. `replay`: sends a Last-Event-ID of an earlier broker run, so the hub first replays its
+ * whole history (everything since the broker started).
+ */
+export async function openSse(t: Teardown, httpPort: number, filter: string, opts: { replay?: boolean; onEvent?: (e: SseEvent) => void } = {}): Promise<SseClient> {
+  const c = new SseClient(t, `http://127.0.0.1:${httpPort}/sse?topic=${encodeURIComponent(filter)}`, { headers: opts.replay ? { 'last-event-id': '0-0' } : {}, onEvent: opts.onEvent });
+  const status = await c.open();
+  if (status !== 200) throw new Error(`/sse answered ${status}`);
+  return c;
 }

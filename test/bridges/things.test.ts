@@ -8,7 +8,7 @@ import { collect, connectClient, until } from '../helpers/mqtt.js';
 import { startMosquitto, type MosquittoPeer } from '../helpers/mosquitto.js';
 import { fixture } from '../helpers/paths.js';
 import { loadConfig } from '../../broker/config/load.js';
-import { openSse } from './sse-reader.js';
+import { openSse } from './sse-client.js';
 
 type Msg = { topic: string; payload: Buffer };
 const TOKEN = 'A1_TEST_TOKEN_3f9c2e';
