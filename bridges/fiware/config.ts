@@ -105,8 +105,7 @@ export const fiwareKeys: KeySpec<FiwareConfig>[] = [
     default: '60s',
     scope: 'beat',
     set(c, v) {
-      c.checkIntervalMs = v.count(1).durationMs();
-      if (c.checkIntervalMs < 100) v.fail('expected at least 100ms');
+      c.checkIntervalMs = v.count(1).durationMs(0, { min: '100ms' });
     },
   },
 ];

@@ -57,9 +57,7 @@ export const fleetBeat: BeatDefinition<FleetConfig> = {
       default: '16M',
       scope: 'beat',
       set(c, v) {
-        const n = v.count(1).bytes();
-        if (n < 256 || n > 256 * 1024 * 1024) v.fail('expected a size between 256 and 256M');
-        c.maxLineBytes = n;
+        c.maxLineBytes = v.count(1).bytes(0, { min: '256', max: '256M' });
       },
     },
   ],

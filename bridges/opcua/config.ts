@@ -188,9 +188,7 @@ export const opcuaKeys: KeySpec<OpcuaConfig>[] = [
     default: '1s',
     scope: 'beat',
     set(c, v) {
-      const ms = v.count(1).durationMs();
-      if (ms < 10) v.fail('expected at least 10ms');
-      c.publishingIntervalMs = ms;
+      c.publishingIntervalMs = v.count(1).durationMs(0, { min: '10ms' });
     },
   },
   {

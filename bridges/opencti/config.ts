@@ -50,8 +50,7 @@ export const openCtiKeys: KeySpec<OpenCtiConfig>[] = [
     default: '16M',
     scope: 'beat',
     set(c, v) {
-      c.maxEventBytes = v.count(1).bytes();
-      if (c.maxEventBytes < 1024) v.fail('expected at least 1k');
+      c.maxEventBytes = v.count(1).bytes(0, { min: '1k' });
     },
   },
 ];

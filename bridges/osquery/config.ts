@@ -102,9 +102,7 @@ export const osqueryKeys: KeySpec<OsqueryConfig>[] = [
     default: '1h',
     scope: 'beat',
     set(c, v) {
-      const ms = v.count(1).durationMs();
-      if (ms < 1000) v.fail('expected at least 1s');
-      c.queryTtlMs = ms;
+      c.queryTtlMs = v.count(1).durationMs(0, { min: '1s' });
     },
   },
   {
@@ -114,9 +112,7 @@ export const osqueryKeys: KeySpec<OsqueryConfig>[] = [
     default: '16M',
     scope: 'beat',
     set(c, v) {
-      const n = v.count(1).bytes();
-      if (n < 1024 || n > 256 * 1024 * 1024) v.fail('expected a size between 1k and 256M');
-      c.maxBodyBytes = n;
+      c.maxBodyBytes = v.count(1).bytes(0, { min: '1k', max: '256M' });
     },
   },
 ];

@@ -55,9 +55,7 @@ export const sseKeys: KeySpec<SseTarget>[] = [
     default: '15s',
     scope: 'global',
     set(t, v) {
-      const ms = v.count(1).durationMs();
-      if (ms < 100 || ms > 3_600_000) v.fail('expected a duration between 100ms and 1h');
-      sse(t).heartbeatMs = ms;
+      sse(t).heartbeatMs = v.count(1).durationMs(0, { min: '100ms', max: '1h' });
     },
   },
   {
@@ -87,9 +85,7 @@ export const sseKeys: KeySpec<SseTarget>[] = [
     default: '1M',
     scope: 'global',
     set(t, v) {
-      const n = v.count(1).bytes();
-      if (n < 1024) v.fail('expected at least 1k');
-      sse(t).clientBufferBytes = n;
+      sse(t).clientBufferBytes = v.count(1).bytes(0, { min: '1k' });
     },
   },
 ];

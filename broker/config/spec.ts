@@ -109,23 +109,49 @@ export class ValueReader {
     return isAbsolute(s) ? s : resolve(dirname(this.line.file), s);
   }
 
-  /** Byte sizes with optional k/M/G suffix (binary). */
-  bytes(i = 0): number {
-    const s = this.word(i);
-    const m = /^(\d+)([kKmMgG]?)[bB]?$/.exec(s);
-    if (!m) this.fail(`expected a byte size such as 1048576 or 64M, got "${s}"`);
-    const mult = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 }[m[2].toLowerCase() as '' | 'k' | 'm' | 'g'];
-    return Number(m[1]) * mult;
+  /**
+   * Byte sizes with optional k/M/G suffix (binary). `range` bounds the value, each bound written as
+   * a user would write it (`{ min: '1k', max: '256M' }`), which is also how the error names it.
+   */
+  bytes(i = 0, range?: Range): number {
+    const n = parseBytes(this.word(i));
+    if (n === undefined) this.fail(`expected a byte size such as 1048576 or 64M, got "${this.word(i)}"`);
+    this.within(n, range, parseBytes, 'a size');
+    return n;
   }
 
-  /** Durations: plain seconds, or a number with s/m/h/d suffix. Returns milliseconds. */
-  durationMs(i = 0): number {
-    const s = this.word(i);
-    const m = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)?$/.exec(s);
-    if (!m) this.fail(`expected a duration such as 30, 30s, 5m, 1h, got "${s}"`);
-    const mult = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[(m[2] ?? 's') as 'ms' | 's' | 'm' | 'h' | 'd'];
-    return Number(m[1]) * mult;
+  /** Durations: plain seconds, or a number with ms/s/m/h/d suffix. Returns milliseconds; `range` as for bytes(). */
+  durationMs(i = 0, range?: Range): number {
+    const n = parseDurationMs(this.word(i));
+    if (n === undefined) this.fail(`expected a duration such as 30, 30s, 5m, 1h, got "${this.word(i)}"`);
+    this.within(n, range, parseDurationMs, 'a duration');
+    return n;
   }
+
+  private within(n: number, range: Range | undefined, parse: (s: string) => number | undefined, what: string): void {
+    if (!range) return;
+    const bound = (b: string) => parse(b) ?? Number.NaN;
+    if (n >= bound(range.min) && (range.max === undefined || n <= bound(range.max))) return;
+    this.fail(range.max === undefined ? `expected at least ${range.min}` : `expected ${what} between ${range.min} and ${range.max}`);
+  }
+}
+
+/** Bounds of bytes() and durationMs(), in the syntax of the value. */
+export interface Range {
+  min: string;
+  max?: string;
+}
+
+function parseBytes(s: string): number | undefined {
+  const m = /^(\d+)([kKmMgG]?)[bB]?$/.exec(s);
+  if (!m) return undefined;
+  return Number(m[1]) * { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 }[m[2].toLowerCase() as '' | 'k' | 'm' | 'g'];
+}
+
+function parseDurationMs(s: string): number | undefined {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)?$/.exec(s);
+  if (!m) return undefined;
+  return Number(m[1]) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[(m[2] ?? 's') as 'ms' | 's' | 'm' | 'h' | 'd'];
 }
 
 /** Looks a key up in a list of specs. */

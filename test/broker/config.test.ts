@@ -132,3 +132,16 @@ t.test('beat blocks collect their keys until the next beat line', async (t) => {
   t.equal(c.listeners[0].port, 1883, 'broker keys inside a beat block still apply to the broker');
   configError(t, 'beat zeek\nbeat zeek\n', /configured twice/, 'duplicate beat');
 });
+
+t.test('bounded sizes and durations: in range loads, either side of it names the bounds as written', async (t) => {
+  const zeek = (v: string) => `beat zeek\nzeek_log_dir /tmp\nzeek_max_line_bytes ${v}\n`;
+  t.doesNotThrow(() => loadConfig(conf(zeek('256'))), 'the lower bound itself');
+  t.doesNotThrow(() => loadConfig(conf(zeek('256M'))), 'the upper bound itself');
+  configError(t, zeek('255'), /zeek_max_line_bytes: expected a size between 256 and 256M/, 'below');
+  configError(t, zeek('257M'), /zeek_max_line_bytes: expected a size between 256 and 256M/, 'above');
+  configError(t, zeek('12x'), /expected a byte size such as/, 'not a size');
+  configError(t, 'http_sse_heartbeat 99ms\n', /http_sse_heartbeat: expected a duration between 100ms and 1h/, 'duration below');
+  configError(t, 'http_sse_heartbeat 61m\n', /http_sse_heartbeat: expected a duration between 100ms and 1h/, 'duration above');
+  configError(t, 'http_sse_client_buffer 1023\n', /http_sse_client_buffer: expected at least 1k/, 'size with a lower bound only');
+  t.equal(loadConfig(conf('http_sse_heartbeat 1h\nhttp_sse_client_buffer 1k\n')).sse.heartbeatMs, 3_600_000, 'bounds are inclusive');
+});
