@@ -143,5 +143,5 @@ t.test('bounded sizes and durations: in range loads, either side of it names the
   configError(t, 'http_sse_heartbeat 99ms\n', /http_sse_heartbeat: expected a duration between 100ms and 1h/, 'duration below');
   configError(t, 'http_sse_heartbeat 61m\n', /http_sse_heartbeat: expected a duration between 100ms and 1h/, 'duration above');
   configError(t, 'http_sse_client_buffer 1023\n', /http_sse_client_buffer: expected at least 1k/, 'size with a lower bound only');
-  t.equal(loadConfig(conf('http_sse_heartbeat 1h\nhttp_sse_client_buffer 1k\n')).sse.heartbeatMs, 3_600_000, 'bounds are inclusive');
+  t.equal(loadConfig(conf('http_sse_heartbeat 1h\nhttp_sse_client_buffer 1k\n')).sse?.heartbeatMs, 3_600_000, 'bounds are inclusive');
 });
