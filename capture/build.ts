@@ -67,27 +67,33 @@ export class EventFactory {
 
   /** Adds where the connection came from and which listener took it. */
   withConn(e: CaptureEvent, conn: ConnInfo | undefined): CaptureEvent {
-    if (!conn) return e;
-    const id = this.identity(conn);
-    Object.assign(e, id.fields);
-    (e as WithRun)[RUN] = id.run;
+    if (conn) this.addIdentity(e, this.identity(conn), undefined);
     return e;
   }
 
   /** Adds the client's connection, id and user. */
   withClient(e: CaptureEvent, client: Client, conn: ConnInfo | undefined, user: string | undefined): CaptureEvent {
-    this.withConn(e, conn);
-    if (user !== undefined) {
-      let u = this.users.get(client);
-      if (u?.name !== user) {
-        u = fixed({ name: user });
-        this.users.set(client, u);
-      }
-      e.user = u;
-      if (conn) (e as WithRun)[RUN] = this.userRun(this.identity(conn), u);
-    }
+    const u = user === undefined ? undefined : this.userOf(client, user);
+    if (conn) this.addIdentity(e, this.identity(conn), u);
+    else if (u) e.user = u;
     e.mqtt = { client_id: client.id };
     return e;
+  }
+
+  /** The connection's fields, then the user's, and the run the serializer writes them with. */
+  private addIdentity(e: CaptureEvent, id: Identity, user: { name: string } | undefined): void {
+    Object.assign(e, id.fields);
+    if (user) e.user = user;
+    (e as WithRun)[RUN] = user ? this.userRun(id, user) : id.run;
+  }
+
+  private userOf(client: Client, name: string): { name: string } {
+    let u = this.users.get(client);
+    if (u?.name !== name) {
+      u = fixed({ name });
+      this.users.set(client, u);
+    }
+    return u;
   }
 
   /** What every event of one connection carries (observer … tls), made once per connection, and its run for the serializer. */
@@ -106,7 +112,7 @@ export class EventFactory {
     return id;
   }
 
-  /** The connection's run followed by the user (withClient writes user right after the connection's fields). */
+  /** The connection's run followed by the user (addIdentity writes user right after the connection's fields). */
   private userRun(id: Identity, user: { name: string }): FixedRun | undefined {
     if (id.user?.value !== user) id.user = { value: user, run: fixedRun([...Object.entries(id.fields), ['user', user]]) };
     return id.user.run;
