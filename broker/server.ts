@@ -88,6 +88,8 @@ export async function startBroker(config: BrokerConfig, opts: StartOptions): Pro
   // before the listeners open, so the first connection and broker-starting are captured
   const capture = startCapture({ aedes, probe, log, metrics, config: config.capture, info, connOf: connInfo, usernameOf: (c) => clientMeta(c)?.username });
   if (config.detect.enabled) capture.subscribe(detection.observe);
+  // the sinks exist (a capture file is there to tail) before the first client connects
+  await capture.ready();
 
   const deliveryLimits = {
     queuedBytes: config.maxQueuedBytes || DEFAULT_SLOW_READER_BYTES,

@@ -3,6 +3,7 @@ import type { ConnInfo, ProbeEvents, RefusalReason } from '../broker/probe.js';
 import type { EventFactory } from './build.js';
 import type { CaptureEvent, MqttFields } from './event.js';
 import type { CaptureHandle } from './handle.js';
+import type { PublishFacts } from './offload/tape.js';
 import { fixed } from './serialize.js';
 
 /** Aedes' own CONNACK refusals (before authentication), by return code. */
@@ -36,6 +37,8 @@ export interface HookOptions {
   keepPayload: boolean;
   ignoredTopics: ReadonlySet<string>;
   record: (e: CaptureEvent) => void;
+  /** Takes a publish-received as its bare facts (the capture thread builds the event); false when the event object is needed here. */
+  publishDirect(c: Client, conn: ConnInfo | undefined, user: string | undefined, p: PublishFacts, payload: Buffer): boolean;
 }
 
 /**
@@ -169,12 +172,12 @@ export function attachHooks(h: CaptureHandle, f: EventFactory, o: HookOptions): 
         return;
       }
       if (!wanted('publish-received')) return;
-      const e = client('publish-received', c, NETWORK, PROTOCOL_ALLOWED, 'success');
       const payload = typeof p.payload === 'string' ? Buffer.from(p.payload) : p.payload;
-      publishFields(e.mqtt!, p, payload.length);
+      const conn = h.connOf(c);
+      const user = h.usernameOf(c);
+      if (o.publishDirect(c, conn, user, p, payload)) return;
       // only a reference: the policy copies and encodes it at flush time
-      if (o.keepPayload) e.mqtt!.payload = payload;
-      record(e);
+      record(publishReceived(f, c, conn, user, p, payload.length, o.keepPayload ? payload : undefined));
     });
   if (wanted('publish-denied'))
     onProbe('publish-denied', (c, p) => {
@@ -239,8 +242,16 @@ export function attachHooks(h: CaptureHandle, f: EventFactory, o: HookOptions): 
   };
 }
 
+/** A publish-received event: built by the hook, or by the capture thread from the facts the hook sent it. */
+export function publishReceived(f: EventFactory, c: Client, conn: ConnInfo | undefined, user: string | undefined, p: PublishFacts, size: number, payload: Buffer | undefined): CaptureEvent {
+  const e = f.withClient(f.make('publish-received', 'event', NETWORK, PROTOCOL_ALLOWED, 'success'), c, conn, user);
+  publishFields(e.mqtt!, p, size);
+  if (payload) e.mqtt!.payload = payload;
+  return e;
+}
+
 /** The PUBLISH header fields, in the same order for every publish event. */
-function publishFields(m: MqttFields, p: { topic: string; qos: number; retain: boolean; dup: boolean; messageId?: number }, size: number): void {
+function publishFields(m: MqttFields, p: PublishFacts, size: number): void {
   m.topic = p.topic;
   m.qos = p.qos;
   m.retain = p.retain;

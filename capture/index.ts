@@ -3,7 +3,6 @@
  * pipeline to the configured sinks. The broker hands over a CaptureHandle; detection and beats
  * observe events through `subscribe()` and add their own through `emit()`.
  */
-import { join } from 'node:path';
 import { actionFilter } from './actions.js';
 import { EventFactory } from './build.js';
 import type { CaptureEvent, CaptureListener, PartialEvent } from './event.js';
@@ -12,9 +11,9 @@ import type { CaptureHandle } from './handle.js';
 import { attachHooks } from './hooks.js';
 import { captureMetrics } from './metrics.js';
 import { Pipeline, type PipelineStats } from './pipeline.js';
-import { SinkRunner, type DropEpisode, type RunnerStats } from './runner.js';
-import { createSink, folderName } from './sinks/index.js';
-import { Spool } from './spool.js';
+import { CaptureThread } from './offload/thread.js';
+import type { DropEpisode, RunnerStats } from './runner.js';
+import { offloaded, sinkNames, startRunner } from './runners.js';
 
 export type { CaptureHandle } from './handle.js';
 export type { CaptureEvent, CaptureListener, PartialEvent } from './event.js';
@@ -40,6 +39,8 @@ export interface Capture {
    */
   emit(partial: PartialEvent): CaptureEvent | undefined;
   stats(): CaptureStats;
+  /** Resolves once every sink has started (those of the capture thread start with the thread); never rejects. */
+  ready(): Promise<void>;
   /**
    * Detaches the hooks, flushes, and gives each sink until the deadline to deliver what it holds;
    * the rest goes to the spool (or is counted as dropped without one). Idempotent.
@@ -62,9 +63,9 @@ export function startCapture(h: CaptureHandle, opts: CaptureOptions = {}): Captu
   const log = h.log.child({ name: 'capture' });
   const factory = new EventFactory(h.info);
   const ignoredTopics = new Set(['$mqprobe/denied', ...cfg.sinks.flatMap((s) => (s.kind === 'mqtt' ? [s.topic] : []))]);
-  let pipeline: Pipeline | undefined = undefined;
-  const runners = (): SinkRunner[] => pipeline?.runners ?? [];
-  const metrics = captureMetrics(h.metrics, () => runners().map((r) => ({ name: r.sink.name, stats: () => r.stats() })), () => pipeline?.sequence ?? 0);
+  const names = sinkNames(cfg.sinks);
+  const views: { name: string; stats(): RunnerStats }[] = [];
+  const metrics = captureMetrics(h.metrics, () => views, () => p.sequence);
 
   const dropEvent = (ep: DropEpisode): CaptureEvent => {
     const e = factory.make('capture-dropped', 'metric', ['process'], ['info'], 'failure');
@@ -73,46 +74,37 @@ export function startCapture(h: CaptureHandle, opts: CaptureOptions = {}): Captu
     return e;
   };
   const p = new Pipeline(`${h.info.id}-`, cfg, metrics, log, dropEvent);
-  pipeline = p;
+  const backoff = opts.backoff ?? { baseMs: 250, maxMs: 30_000 };
 
-  const names = new Set<string>();
-  for (const sc of cfg.sinks) {
-    const { sink, spools } = createSink(sc, { aedes: h.aedes, config: cfg, log, stdout: opts.stdout, resendBytes: opts.resendBytes });
-    let name = sink.name;
-    for (let i = 2; names.has(name); i++) name = `${sink.name}#${i}`;
-    names.add(name);
-    const named = name === sink.name ? sink : { ...sink, name };
-    let spool: Spool | undefined;
-    if (spools && cfg.spoolDir) {
-      try {
-        spool = new Spool(join(cfg.spoolDir, folderName(name)), cfg.spoolMaxBytes, log.child({ sink: name }));
-      } catch (err) {
-        log.error({ sink: name, dir: cfg.spoolDir, err: (err as Error).message }, 'capture spool unusable; this sink drops (and counts) what its queue cannot hold');
-      }
-    }
-    p.runners.push(
-      new SinkRunner(named, {
-        queueMax: cfg.queueMax,
-        spool,
-        log: log.child({ sink: name }),
-        backoff: opts.backoff ?? { baseMs: 250, maxMs: 30_000 },
+  const away = cfg.sinks.flatMap((sink, i) => (offloaded(sink) ? [{ sink, name: names[i] }] : []));
+  if (away.length) p.thread = new CaptureThread({ config: cfg, sinks: away, info: h.info, idPrefix: `${h.info.id}-`, log, metrics, backoff, resendBytes: opts.resendBytes, onDrops: p.reportDrops });
+  cfg.sinks.forEach((sc, i) => {
+    const name = names[i];
+    if (!offloaded(sc)) {
+      const r = startRunner(sc, name, {
+        config: cfg,
+        sinkEnv: { aedes: h.aedes, config: cfg, log, stdout: opts.stdout, resendBytes: opts.resendBytes },
+        log,
+        backoff,
         onDrops: p.reportDrops,
-        count: {
+        count: () => ({
           delivered: (n) => metrics.delivered.inc({ sink: name }, n),
           dropped: (reason, n) => metrics.dropped.inc({ sink: name, reason }, n),
           failure: () => metrics.failures.inc({ sink: name }),
-        },
-      }),
-    );
-  }
+        }),
+      });
+      p.runners.push(r);
+      views.push({ name, stats: () => r.stats() });
+    } else views.push(p.thread!.sinks.find((s) => s.name === name)!);
+  });
 
   let detach: (() => void) | undefined;
   const hook = () => {
-    detach ??= attachHooks(h, factory, { wanted: actionFilter(cfg.events), keepPayload: cfg.payload.mode !== 'off', ignoredTopics, record: (e) => p.record(e) });
+    detach ??= attachHooks(h, factory, { wanted: actionFilter(cfg.events), keepPayload: cfg.payload.mode !== 'off', ignoredTopics, record: (e) => p.record(e), publishDirect: p.publishDirect });
   };
   if (cfg.sinks.length) {
     hook();
-    log.info({ sinks: p.runners.map((r) => r.sink.name), format: cfg.format, payload: cfg.payload.mode, events: cfg.events }, 'capture started');
+    log.info({ sinks: names, format: cfg.format, payload: cfg.payload.mode, events: cfg.events }, 'capture started');
   }
 
   let stopping: Promise<void> | undefined;
@@ -127,14 +119,17 @@ export function startCapture(h: CaptureHandle, opts: CaptureOptions = {}): Captu
       p.record(e);
       return e;
     },
-    stats: () => ({ ...p.stats(), sinks: p.runners.map((r) => ({ name: r.sink.name, ...r.stats() })) }),
+    ready: async () => p.thread?.ready,
+    stats: () => ({ ...p.stats(), sinks: views.map((v) => ({ name: v.name, ...v.stats() })) }),
     stop(deadlineMs = 5000) {
       stopping ??= (async () => {
         detach?.();
         p.flush();
+        // drop episodes under way become capture-dropped events while the other sinks still take events
         for (const r of p.runners) r.reportDrops();
+        await p.thread?.reportDrops();
         p.close();
-        await Promise.all(p.runners.map((r) => r.stop(deadlineMs)));
+        await Promise.all([...p.runners.map((r) => r.stop(deadlineMs)), p.thread?.stop(deadlineMs)]);
         log.info({ events: p.sequence }, 'capture stopped');
       })();
       return stopping;

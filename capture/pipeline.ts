@@ -1,11 +1,14 @@
+import type { Client } from 'aedes';
 import type { Logger } from 'pino';
+import type { ConnInfo } from '../broker/probe.js';
 import type { CaptureConfig } from './config.js';
-import { describe } from './describe.js';
 import type { CaptureEvent, CaptureListener } from './event.js';
+import { Finisher } from './finish.js';
 import type { CaptureMetrics } from './metrics.js';
-import { applyPayloadPolicy } from './payload.js';
+import type { CaptureThread } from './offload/thread.js';
+import type { PublishFacts } from './offload/tape.js';
 import type { DropEpisode, SinkRunner } from './runner.js';
-import { ecsLine, hicapLine } from './serialize.js';
+import { lineWriter } from './serialize.js';
 
 /** Events finished and serialised together; also the most that wait between two flushes. */
 const BATCH = 4096;
@@ -20,29 +23,37 @@ export interface PipelineStats {
  * The hot half and the batched half of capture. `record()` numbers an event and queues it (no
  * serialisation, no I/O); once per turn of the event loop `flush()` finishes the queued events
  * (time, payload policy, message), shows them to the listeners, serialises each once and offers
- * the line to every sink's runner.
+ * the line to every sink's runner on this thread and to the capture thread. A publish-received
+ * that neither a listener nor a sink on this thread needs goes to the capture thread as its bare
+ * facts (`publishDirect()`): no event object, no line on the broker's thread.
  */
 export class Pipeline {
+  /** The runners of the sinks on the broker's thread (mqtt, stdout). */
   readonly runners: SinkRunner[] = [];
+  /** The capture thread of the other sinks, when there are any. */
+  thread?: CaptureThread;
   private seq = 0;
   private pending: CaptureEvent[] = [];
   private times: number[] = [];
   private scheduled = false;
+  private flushing = false;
   private stopped = false;
   private readonly listeners = new Set<CaptureListener>();
   private readonly serialize: (e: CaptureEvent) => string | undefined;
   private readonly s: PipelineStats = { recorded: 0, listenerErrors: 0 };
-  private lastMs = -1;
-  private lastIso = '';
+  private readonly finisher: Finisher;
+  /** publish-received events sent as facts since the last flush (counted there). */
+  private direct = 0;
 
   constructor(
     private readonly idPrefix: string,
-    private readonly config: Pick<CaptureConfig, 'format' | 'payload'>,
+    config: Pick<CaptureConfig, 'format' | 'payload'>,
     private readonly metrics: CaptureMetrics,
     private readonly log: Logger,
     private readonly makeDropEvent: (ep: DropEpisode) => CaptureEvent,
   ) {
-    this.serialize = config.format === 'hicap' ? hicapLine : ecsLine;
+    this.serialize = lineWriter(config.format);
+    this.finisher = new Finisher(config.payload);
   }
 
   get sequence(): number {
@@ -70,11 +81,26 @@ export class Pipeline {
     e.event.id = this.idPrefix + seq;
     this.pending.push(e);
     this.times.push(Date.now());
-    if (this.pending.length >= BATCH) this.flush();
-    else if (!this.scheduled) {
-      this.scheduled = true;
-      setImmediate(this.flush);
-    }
+    this.thread?.marker(seq);
+    if (this.pending.length >= BATCH && !this.flushing) this.flush();
+    else this.schedule();
+  }
+
+  /** The hot path of publish-received: true when the capture thread took it as facts, false when the caller must record the event. */
+  publishDirect = (c: Client, conn: ConnInfo | undefined, user: string | undefined, p: PublishFacts, payload: Buffer): boolean => {
+    const t = this.thread;
+    if (!t || this.listeners.size > 0 || this.runners.length > 0) return false;
+    if (this.stopped) return true;
+    this.direct++;
+    if (t.publish(++this.seq, Date.now(), c, conn, user, p, payload) && !this.flushing) this.flush();
+    else this.schedule();
+    return true;
+  };
+
+  private schedule(): void {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    setImmediate(this.flush);
   }
 
   /** A sink dropped a run of events: record that as a capture-dropped metric event. */
@@ -84,11 +110,26 @@ export class Pipeline {
   };
 
   flush = (): void => {
+    // a listener that records events while a flush runs gets them into the next flush, never a nested one
+    this.flushing = true;
+    try {
+      this.flushBatch();
+    } finally {
+      this.flushing = false;
+    }
+  };
+
+  private flushBatch(): void {
     // after an inline flush a scheduled one may still come: it finds an empty batch, or the next one
     this.scheduled = false;
     const batch = this.pending;
     const times = this.times;
-    if (batch.length === 0) return;
+    const cut = this.thread?.cut();
+    if (this.direct) {
+      this.metrics.events.inc({ action: 'publish-received' }, this.direct);
+      this.direct = 0;
+    }
+    if (batch.length === 0) return this.thread?.post(cut);
     this.pending = [];
     this.times = [];
     const counts = new Map<string, number>();
@@ -97,9 +138,7 @@ export class Pipeline {
     let runLength = 0;
     for (let i = 0; i < batch.length; i++) {
       const e = batch[i];
-      if (!e['@timestamp']) e['@timestamp'] = this.iso(times[i]);
-      if (e.mqtt?.payload !== undefined) applyPayloadPolicy(e.mqtt, this.config.payload);
-      if (!e.message) e.message = describe(e);
+      this.finisher.finish(e, times[i]);
       const a = e.event.action;
       if (a !== runAction) {
         if (runLength) counts.set(runAction, (counts.get(runAction) ?? 0) + runLength);
@@ -115,26 +154,20 @@ export class Pipeline {
         }
       }
       // with no sink (detection alone) nothing is serialised
-      if (this.runners.length === 0) continue;
+      if (this.runners.length === 0 && !this.thread) continue;
       const line = this.serialize(e);
+      this.thread?.line(line);
       if (line === undefined) continue;
       for (const r of this.runners) r.offer(line, e.event.sequence);
     }
     counts.set(runAction, (counts.get(runAction) ?? 0) + runLength);
     for (const [action, n] of counts) this.metrics.events.inc({ action }, n);
-  };
+    this.thread?.post(cut);
+  }
 
   /** Stops taking events: what is queued is flushed to the runners first. */
   close(): void {
     this.flush();
     this.stopped = true;
-  }
-
-  private iso(ms: number): string {
-    if (ms !== this.lastMs) {
-      this.lastMs = ms;
-      this.lastIso = new Date(ms).toISOString();
-    }
-    return this.lastIso;
   }
 }

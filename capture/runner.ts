@@ -129,6 +129,11 @@ export class SinkRunner {
     await this.o.spool?.close();
   }
 
+  /** An event that never reached this runner: the capture thread was too far behind the broker. Counted as queue-full. */
+  lost(seq: number): void {
+    this.drop(seq, 'queue-full');
+  }
+
   private drop(seq: number, reason: DropEpisode['reason']): void {
     this.s.dropped++;
     this.o.count.dropped(reason, 1);

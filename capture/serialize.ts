@@ -124,6 +124,11 @@ function key(k: string): string {
   return s;
 }
 
+/** The line writer of a capture_format. */
+export function lineWriter(format: 'ecs' | 'hicap'): (e: CaptureEvent) => string | undefined {
+  return format === 'hicap' ? hicapLine : ecsLine;
+}
+
 /** HICAP line, or undefined for events the Flex4Apps format has no form for. */
 export function hicapLine(e: CaptureEvent): string | undefined {
   const h = toHicap(e);

@@ -9,7 +9,8 @@ import { mqttSink } from './mqtt.js';
 import { stdoutSink } from './stdout.js';
 
 export interface SinkEnv {
-  aedes: Aedes;
+  /** The broker, for the mqtt sink (which runs on the broker's thread only). */
+  aedes?: Aedes;
   config: CaptureConfig;
   log: Logger;
   stdout?: NodeJS.WritableStream;
@@ -25,6 +26,7 @@ export function createSink(c: SinkConfig, env: SinkEnv): { sink: Sink; spools: b
     case 'file':
       return { sink: fileSink({ path: c.path, maxBytes: env.config.fileMaxBytes, maxFiles: env.config.fileMaxFiles }), spools: false };
     case 'mqtt':
+      if (!env.aedes) throw new Error('the mqtt capture sink needs the broker');
       return { sink: mqttSink(env.aedes, c.topic), spools: false };
     case 'logstash':
       return { sink: logstashSink({ url: c.url, tls: env.config.tls, log, resendBytes: env.resendBytes }), spools: true };

@@ -1,0 +1,71 @@
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import type { CaptureConfig, SinkConfig } from './config.js';
+import { SinkRunner, type DropEpisode, type RunnerOptions } from './runner.js';
+import { createSink, folderName, type SinkEnv } from './sinks/index.js';
+import { Spool } from './spool.js';
+
+/**
+ * Sinks whose serialisation and I/O run in the capture thread (capture/offload/). The mqtt sink
+ * publishes into the broker and stdout belongs to the process: those two stay on the broker's thread.
+ */
+export const offloaded = (s: SinkConfig): boolean => s.kind !== 'mqtt' && s.kind !== 'stdout';
+
+/** The name of each sink as metrics, logs and the spool folder know it; a repeated sink gets `#2`, `#3`… */
+export function sinkNames(sinks: readonly SinkConfig[]): string[] {
+  const seen = new Set<string>();
+  return sinks.map((sc) => {
+    const base = sinkName(sc);
+    let name = base;
+    for (let i = 2; seen.has(name); i++) name = `${base}#${i}`;
+    seen.add(name);
+    return name;
+  });
+}
+
+function sinkName(sc: SinkConfig): string {
+  switch (sc.kind) {
+    case 'stdout':
+      return 'stdout';
+    case 'file':
+      return `file:${sc.path}`;
+    case 'mqtt':
+      return `mqtt:${sc.topic}`;
+    case 'logstash':
+      return `logstash:${sc.url.protocol}//${sc.url.host}`;
+    case 'elasticsearch':
+    case 'opensearch':
+      return `${sc.kind}:${sc.url.host}`;
+  }
+}
+
+export interface RunnerEnv {
+  config: CaptureConfig;
+  sinkEnv: SinkEnv;
+  log: Logger;
+  backoff: { baseMs: number; maxMs: number };
+  onDrops(ep: DropEpisode): void;
+  count(sink: string): RunnerOptions['count'];
+}
+
+/** One sink and its delivery loop, with its spool when the sink spools and capture_spool_dir is set. */
+export function startRunner(sc: SinkConfig, name: string, env: RunnerEnv): SinkRunner {
+  const { sink, spools } = createSink(sc, env.sinkEnv);
+  const cfg = env.config;
+  let spool: Spool | undefined;
+  if (spools && cfg.spoolDir) {
+    try {
+      spool = new Spool(join(cfg.spoolDir, folderName(name)), cfg.spoolMaxBytes, env.log.child({ sink: name }));
+    } catch (err) {
+      env.log.error({ sink: name, dir: cfg.spoolDir, err: (err as Error).message }, 'capture spool unusable; this sink drops (and counts) what its queue cannot hold');
+    }
+  }
+  return new SinkRunner(name === sink.name ? sink : { ...sink, name }, {
+    queueMax: cfg.queueMax,
+    spool,
+    log: env.log.child({ sink: name }),
+    backoff: env.backoff,
+    onDrops: env.onDrops,
+    count: env.count(name),
+  });
+}
