@@ -19,8 +19,8 @@ export class Finisher {
     if (!e.message) e.message = describe(e);
   }
 
-  /** Events come in bursts within one millisecond: one ISO text per millisecond. */
-  private iso(ms: number): string {
+  /** `@timestamp` of a time. Events come in bursts within one millisecond: one ISO text per millisecond. */
+  iso(ms: number): string {
     if (ms !== this.lastMs) {
       this.lastMs = ms;
       this.lastIso = new Date(ms).toISOString();

@@ -6,6 +6,7 @@ import { Finisher } from '../finish.js';
 import { publishReceived } from '../hooks.js';
 import { lineWriter } from '../serialize.js';
 import type { ThreadInit, ToThread } from './messages.js';
+import { PublishLine } from './publish-line.js';
 import { readTape } from './tape.js';
 
 export type Batch = Extract<ToThread, { t: 'batch' }>;
@@ -19,7 +20,11 @@ export class BatchReader {
   private readonly factory: EventFactory;
   private readonly finisher: Finisher;
   private readonly serialize: (e: ReturnType<typeof publishReceived>) => string | undefined;
-  private readonly clients = new Map<number, { client: Client; conn?: ConnInfo; user?: string }>();
+  private readonly clients = new Map<number, { client: Client; conn?: ConnInfo; user?: string; line?: PublishLine | null }>();
+  /** ECS lines of publishes without payload are joined from pieces per client (PublishLine); other lines are built and serialised. */
+  private readonly pieces: boolean;
+  /** The JSON text of event.id up to the sequence number. */
+  private readonly idHead: string;
 
   constructor(
     private readonly init: Pick<ThreadInit, 'info' | 'idPrefix'>,
@@ -28,6 +33,8 @@ export class BatchReader {
     this.factory = new EventFactory(init.info);
     this.finisher = new Finisher(config.payload);
     this.serialize = lineWriter(config.format);
+    this.pieces = config.format === 'ecs';
+    this.idHead = JSON.stringify(init.idPrefix).slice(0, -1);
   }
 
   /** Calls `line` for every event of the batch with its line (undefined: the format has none), `lost` for events the thread never got. */
@@ -38,6 +45,10 @@ export class BatchReader {
       publish: (seq, ms, desc, p, size, payload) => {
         const c = this.clients.get(desc);
         if (!c) throw new Error(`capture batch names client ${desc}, which was never described`);
+        if (this.pieces && payload === undefined) {
+          c.line ??= PublishLine.of(this.factory, c.client, c.conn, c.user) ?? null;
+          if (c.line) return line(c.line.line(this.finisher.iso(ms), `${this.idHead}${seq}"`, seq, p, size), seq);
+        }
         const e = publishReceived(this.factory, c.client, c.conn, c.user, p, size, payload);
         e.event.sequence = seq;
         e.event.id = this.init.idPrefix + seq;
