@@ -254,8 +254,9 @@ export function publishReceived(f: EventFactory, c: Client, conn: ConnInfo | und
 function publishFields(m: MqttFields, p: PublishFacts, size: number): void {
   m.topic = p.topic;
   m.qos = p.qos;
-  m.retain = p.retain;
-  m.dup = p.dup;
+  // a packet Aedes makes itself (a will) may have no dup flag: the event says false, as the capture thread's facts do
+  m.retain = p.retain === true;
+  m.dup = p.dup === true;
   if (p.messageId !== undefined) m.message_id = p.messageId;
   m.payload_size = size;
 }

@@ -8,7 +8,7 @@ import { EventFactory } from './build.js';
 import type { CaptureEvent, CaptureListener, PartialEvent } from './event.js';
 import { DATASET, ECS_VERSION } from './event.js';
 import type { CaptureHandle } from './handle.js';
-import { attachHooks } from './hooks.js';
+import { attachHooks, publishReceived } from './hooks.js';
 import { captureMetrics } from './metrics.js';
 import { Pipeline, type PipelineStats } from './pipeline.js';
 import { CaptureThread } from './offload/thread.js';
@@ -77,7 +77,10 @@ export function startCapture(h: CaptureHandle, opts: CaptureOptions = {}): Captu
   const backoff = opts.backoff ?? { baseMs: 250, maxMs: 30_000 };
 
   const away = cfg.sinks.flatMap((sink, i) => (offloaded(sink) ? [{ sink, name: names[i] }] : []));
-  if (away.length) p.thread = new CaptureThread({ config: cfg, sinks: away, info: h.info, idPrefix: `${h.info.id}-`, log, metrics, backoff, resendBytes: opts.resendBytes, onDrops: p.reportDrops });
+  if (away.length) {
+    p.buildPublish = (c, conn, user, pub, payload) => publishReceived(factory, c, conn, user, pub, payload.length, cfg.payload.mode === 'off' ? undefined : payload);
+    p.thread = new CaptureThread({ config: cfg, sinks: away, info: h.info, idPrefix: `${h.info.id}-`, log, metrics, backoff, resendBytes: opts.resendBytes, onDrops: p.reportDrops });
+  }
   cfg.sinks.forEach((sc, i) => {
     const name = names[i];
     if (!offloaded(sc)) {

@@ -24,14 +24,17 @@ export interface PipelineStats {
  * serialisation, no I/O); once per turn of the event loop `flush()` finishes the queued events
  * (time, payload policy, message), shows them to the listeners, serialises each once and offers
  * the line to every sink's runner on this thread and to the capture thread. A publish-received
- * that neither a listener nor a sink on this thread needs goes to the capture thread as its bare
- * facts (`publishDirect()`): no event object, no line on the broker's thread.
+ * that no sink on this thread needs goes to the capture thread as its bare facts
+ * (`publishDirect()`): no line on the broker's thread, and no event object either unless a
+ * listener (detection) wants to see it.
  */
 export class Pipeline {
   /** The runners of the sinks on the broker's thread (mqtt, stdout). */
   readonly runners: SinkRunner[] = [];
   /** The capture thread of the other sinks, when there are any. */
   thread?: CaptureThread;
+  /** Builds a publish-received event as the hook does, for the listeners when its facts went to the thread. */
+  buildPublish?: (c: Client, conn: ConnInfo | undefined, user: string | undefined, p: PublishFacts, payload: Buffer) => CaptureEvent;
   private seq = 0;
   private pending: CaptureEvent[] = [];
   private times: number[] = [];
@@ -42,8 +45,10 @@ export class Pipeline {
   private readonly serialize: (e: CaptureEvent) => string | undefined;
   private readonly s: PipelineStats = { recorded: 0, listenerErrors: 0 };
   private readonly finisher: Finisher;
-  /** publish-received events sent as facts since the last flush (counted there). */
+  /** publish-received events sent as facts only since the last flush (counted there). */
   private direct = 0;
+  /** Queued events (for the listeners) whose facts the capture thread already has: no line for them. */
+  private readonly viaFacts = new WeakSet<CaptureEvent>();
 
   constructor(
     private readonly idPrefix: string,
@@ -86,13 +91,27 @@ export class Pipeline {
     else this.schedule();
   }
 
-  /** The hot path of publish-received: true when the capture thread took it as facts, false when the caller must record the event. */
+  /**
+   * The hot path of publish-received: true when the capture thread took it as facts (and the
+   * listeners, if any, get the event from here), false when the caller must record the event.
+   */
   publishDirect = (c: Client, conn: ConnInfo | undefined, user: string | undefined, p: PublishFacts, payload: Buffer): boolean => {
     const t = this.thread;
-    if (!t || this.listeners.size > 0 || this.runners.length > 0) return false;
+    if (!t || this.runners.length > 0) return false;
     if (this.stopped) return true;
-    this.direct++;
-    if (t.publish(++this.seq, Date.now(), c, conn, user, p, payload) && !this.flushing) this.flush();
+    const seq = ++this.seq;
+    const ms = Date.now();
+    let full = t.publish(seq, ms, c, conn, user, p, payload);
+    if (this.listeners.size > 0 && this.buildPublish) {
+      const e = this.buildPublish(c, conn, user, p, payload);
+      e.event.sequence = seq;
+      e.event.id = this.idPrefix + seq;
+      this.viaFacts.add(e);
+      this.pending.push(e);
+      this.times.push(ms);
+      full ||= this.pending.length >= BATCH;
+    } else this.direct++;
+    if (full && !this.flushing) this.flush();
     else this.schedule();
     return true;
   };
@@ -153,8 +172,8 @@ export class Pipeline {
           if (this.s.listenerErrors++ % 1000 === 0) this.log.error({ err: (err as Error).message, action: a }, 'a capture listener threw; the event is still captured');
         }
       }
-      // with no sink (detection alone) nothing is serialised
-      if (this.runners.length === 0 && !this.thread) continue;
+      // with no sink (detection alone) nothing is serialised; the thread builds its own line from facts
+      if ((this.runners.length === 0 && !this.thread) || this.viaFacts.has(e)) continue;
       const line = this.serialize(e);
       this.thread?.line(line);
       if (line === undefined) continue;
