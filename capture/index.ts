@@ -13,7 +13,8 @@ import { captureMetrics } from './metrics.js';
 import { Pipeline, type PipelineStats } from './pipeline.js';
 import { CaptureThread } from './offload/thread.js';
 import type { DropEpisode, RunnerStats } from './runner.js';
-import { offloaded, sinkNames, startRunner } from './runners.js';
+import { offloaded, startRunner } from './runners.js';
+import { sinkNames } from './sinks/index.js';
 
 export type { CaptureHandle } from './handle.js';
 export type { CaptureEvent, CaptureListener, PartialEvent } from './event.js';

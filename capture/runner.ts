@@ -2,8 +2,13 @@ import type { Logger } from 'pino';
 import type { Spool, SpoolChunk } from './spool.js';
 
 /** Where serialised events go. `write` resolves once the batch is delivered, rejects to have it offered again. */
-export interface Sink {
+export interface Sink extends SinkIO {
+  /** As metrics, logs and the spool folder know it (capture/sinks/index.ts sinkNames). */
   readonly name: string;
+}
+
+/** What a sink does, as its factory makes it; createSink() names it. */
+export interface SinkIO {
   write(lines: string[]): Promise<void>;
   close(): Promise<void>;
   /** True when writes can never succeed again (the broker of the mqtt sink has closed): stop() does not wait for it. */

@@ -11,34 +11,6 @@ import { Spool } from './spool.js';
  */
 export const offloaded = (s: SinkConfig): boolean => s.kind !== 'mqtt' && s.kind !== 'stdout';
 
-/** The name of each sink as metrics, logs and the spool folder know it; a repeated sink gets `#2`, `#3`… */
-export function sinkNames(sinks: readonly SinkConfig[]): string[] {
-  const seen = new Set<string>();
-  return sinks.map((sc) => {
-    const base = sinkName(sc);
-    let name = base;
-    for (let i = 2; seen.has(name); i++) name = `${base}#${i}`;
-    seen.add(name);
-    return name;
-  });
-}
-
-function sinkName(sc: SinkConfig): string {
-  switch (sc.kind) {
-    case 'stdout':
-      return 'stdout';
-    case 'file':
-      return `file:${sc.path}`;
-    case 'mqtt':
-      return `mqtt:${sc.topic}`;
-    case 'logstash':
-      return `logstash:${sc.url.protocol}//${sc.url.host}`;
-    case 'elasticsearch':
-    case 'opensearch':
-      return `${sc.kind}:${sc.url.host}`;
-  }
-}
-
 export interface RunnerEnv {
   config: CaptureConfig;
   sinkEnv: SinkEnv;
@@ -50,7 +22,7 @@ export interface RunnerEnv {
 
 /** One sink and its delivery loop, with its spool when the sink spools and capture_spool_dir is set. */
 export function startRunner(sc: SinkConfig, name: string, env: RunnerEnv): SinkRunner {
-  const { sink, spools } = createSink(sc, env.sinkEnv);
+  const { sink, spools } = createSink(sc, env.sinkEnv, name);
   const cfg = env.config;
   let spool: Spool | undefined;
   if (spools && cfg.spoolDir) {
@@ -60,7 +32,7 @@ export function startRunner(sc: SinkConfig, name: string, env: RunnerEnv): SinkR
       env.log.error({ sink: name, dir: cfg.spoolDir, err: (err as Error).message }, 'capture spool unusable; this sink drops (and counts) what its queue cannot hold');
     }
   }
-  return new SinkRunner(name === sink.name ? sink : { ...sink, name }, {
+  return new SinkRunner(sink, {
     queueMax: cfg.queueMax,
     spool,
     log: env.log.child({ sink: name }),

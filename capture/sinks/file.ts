@@ -1,6 +1,6 @@
 import { mkdir, open, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import type { Sink } from '../runner.js';
+import type { SinkIO } from '../runner.js';
 import { LineBuffer } from './line-buffer.js';
 
 export interface FileSinkOptions {
@@ -16,7 +16,7 @@ export interface FileSinkOptions {
  * mode does (rename, then a new file), so `tail -F` follows across rotations. A file never passes
  * the limit unless one event alone is larger.
  */
-export function fileSink(o: FileSinkOptions): Sink {
+export function fileSink(o: FileSinkOptions): SinkIO {
   let fh: FileHandle | undefined;
   const lineBuffer = new LineBuffer();
   let size = 0;
@@ -39,7 +39,6 @@ export function fileSink(o: FileSinkOptions): Sink {
     }
   };
   return {
-    name: `file:${o.path}`,
     async write(lines) {
       let h = fh ?? (await openFile());
       let chunk: string[] = [];

@@ -3,7 +3,7 @@ import tls from 'node:tls';
 import { readFile } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import type { CaptureConfig } from '../config.js';
-import type { Sink } from '../runner.js';
+import type { SinkIO } from '../runner.js';
 import { SinkUnavailableError } from './elasticsearch.js';
 import { LineBuffer } from './line-buffer.js';
 
@@ -28,7 +28,7 @@ export interface LogstashSinkOptions {
  * to check the server and presents capture_tls_certfile/keyfile as client certificate; the key is
  * read at each connection and never appears in a message.
  */
-export function logstashSink(o: LogstashSinkOptions): Sink {
+export function logstashSink(o: LogstashSinkOptions): SinkIO {
   const host = o.url.hostname.replace(/^\[|\]$/g, '');
   const port = Number(o.url.port);
   const secure = o.url.protocol === 'tls:';
@@ -94,7 +94,6 @@ export function logstashSink(o: LogstashSinkOptions): Sink {
     });
 
   return {
-    name: `logstash:${o.url.protocol}//${o.url.host}`,
     async write(lines) {
       if (!sock) {
         const s = await connect();

@@ -1,18 +1,17 @@
 import type { Aedes } from 'aedes';
-import type { Sink } from '../runner.js';
+import type { SinkIO } from '../runner.js';
 import { SinkUnavailableError } from './elasticsearch.js';
 
 /**
  * `capture_sink mqtt <topic>`: each event published inside the broker as a QoS 0 message from the
  * broker itself (no client), which capture never records — so no event captures its own delivery.
  */
-export function mqttSink(aedes: Aedes, topic: string): Sink {
+export function mqttSink(aedes: Aedes, topic: string): SinkIO {
   const publish = (line: string) =>
     new Promise<void>((resolve, reject) => {
       aedes.publish({ cmd: 'publish', topic, payload: Buffer.from(line), qos: 0, retain: false, dup: false }, (err?: Error | null) => (err ? reject(err) : resolve()));
     });
   return {
-    name: `mqtt:${topic}`,
     async write(lines) {
       if (aedes.closed) throw new SinkUnavailableError('the broker is closed');
       for (const line of lines) await publish(line);

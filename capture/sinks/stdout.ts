@@ -1,8 +1,8 @@
-import type { Sink } from '../runner.js';
+import type { SinkIO } from '../runner.js';
 import { LineBuffer } from './line-buffer.js';
 
 /** `capture_sink stdout`: one JSON line per event on standard output (the broker logs to stderr). */
-export function stdoutSink(out: NodeJS.WritableStream = process.stdout): Sink {
+export function stdoutSink(out: NodeJS.WritableStream = process.stdout): SinkIO {
   // a reader that went away (EPIPE) stays gone; it must not take the broker down either
   let gone = false;
   const failed = (err: NodeJS.ErrnoException) => {
@@ -11,7 +11,6 @@ export function stdoutSink(out: NodeJS.WritableStream = process.stdout): Sink {
   out.on('error', failed);
   const lineBuffer = new LineBuffer();
   return {
-    name: 'stdout',
     write: (lines) =>
       new Promise((resolve, reject) => {
         out.write(lineBuffer.encode(lines), (err?: NodeJS.ErrnoException | null) => {
