@@ -37,9 +37,15 @@ export interface HookOptions {
   keepPayload: boolean;
   ignoredTopics: ReadonlySet<string>;
   record: (e: CaptureEvent) => void;
-  /** Takes a publish-received as its bare facts (the capture thread builds the event); false when the event object is needed here. */
-  publishDirect(c: Client, conn: ConnInfo | undefined, user: string | undefined, p: PublishFacts, payload: Buffer): boolean;
+  /**
+   * Takes a publish-received as its bare facts (the capture thread builds its line; `build` makes
+   * the event object if a listener wants it); false when the caller must record the event.
+   */
+  publishDirect(c: Client, conn: ConnInfo | undefined, user: string | undefined, p: PublishFacts, payload: Buffer, build: PublishBuilder): boolean;
 }
+
+/** Builds the publish-received event of a publish, as the hook records it. */
+export type PublishBuilder = (c: Client, conn: ConnInfo | undefined, user: string | undefined, p: PublishFacts, payload: Buffer) => CaptureEvent;
 
 /**
  * Subscribes to Aedes' events and the broker probe and turns each into one capture event. Each
@@ -161,6 +167,8 @@ export function attachHooks(h: CaptureHandle, f: EventFactory, o: HookOptions): 
       if (!willsSeen.has(c)) recordWill(c, will);
     });
   }
+  // the payload only as a reference: the policy copies and encodes it at flush time
+  const buildPublish: PublishBuilder = (c, conn, user, p, payload) => publishReceived(f, c, conn, user, p, payload.length, o.keepPayload ? payload : undefined);
   const isWill = (c: Client, p: AedesPacket) => (c as { closed?: boolean }).closed === true && wills.get(c) === p.topic && !willsSeen.has(c);
 
   if (wanted('publish-received') || wanted('will-published'))
@@ -175,9 +183,7 @@ export function attachHooks(h: CaptureHandle, f: EventFactory, o: HookOptions): 
       const payload = typeof p.payload === 'string' ? Buffer.from(p.payload) : p.payload;
       const conn = h.connOf(c);
       const user = h.usernameOf(c);
-      if (o.publishDirect(c, conn, user, p, payload)) return;
-      // only a reference: the policy copies and encodes it at flush time
-      record(publishReceived(f, c, conn, user, p, payload.length, o.keepPayload ? payload : undefined));
+      if (!o.publishDirect(c, conn, user, p, payload, buildPublish)) record(buildPublish(c, conn, user, p, payload));
     });
   if (wanted('publish-denied'))
     onProbe('publish-denied', (c, p) => {

@@ -8,7 +8,7 @@ import { EventFactory } from './build.js';
 import type { CaptureEvent, CaptureListener, PartialEvent } from './event.js';
 import { DATASET, ECS_VERSION } from './event.js';
 import type { CaptureHandle } from './handle.js';
-import { attachHooks, publishReceived } from './hooks.js';
+import { attachHooks } from './hooks.js';
 import { captureMetrics } from './metrics.js';
 import { Pipeline, type PipelineStats } from './pipeline.js';
 import { CaptureThread } from './offload/thread.js';
@@ -74,28 +74,21 @@ export function startCapture(h: CaptureHandle, opts: CaptureOptions = {}): Captu
     e.mqprobe = { capture: { sink: ep.sink, dropped: ep.count, first_sequence: ep.first, last_sequence: ep.last } };
     return e;
   };
-  const p = new Pipeline(`${h.info.id}-`, cfg, metrics, log, dropEvent);
+  // event.id: the instance and the sequence number
+  const idPrefix = `${h.info.id}-`;
+  const p = new Pipeline(idPrefix, cfg, metrics, log, dropEvent);
   const backoff = opts.backoff ?? { baseMs: 250, maxMs: 30_000 };
 
   const away = cfg.sinks.flatMap((sink, i) => (offloaded(sink) ? [{ sink, name: names[i] }] : []));
-  if (away.length) {
-    p.buildPublish = (c, conn, user, pub, payload) => publishReceived(factory, c, conn, user, pub, payload.length, cfg.payload.mode === 'off' ? undefined : payload);
-    p.thread = new CaptureThread({ config: cfg, sinks: away, info: h.info, idPrefix: `${h.info.id}-`, log, metrics, backoff, resendBytes: opts.resendBytes, onDrops: p.reportDrops });
-  }
+  if (away.length) p.thread = new CaptureThread({ config: cfg, sinks: away, info: h.info, idPrefix, log, metrics, backoff, resendBytes: opts.resendBytes, onDrops: p.reportDrops });
+  const env = { config: cfg, sinkEnv: { aedes: h.aedes, config: cfg, log, stdout: opts.stdout, resendBytes: opts.resendBytes }, log, backoff, onDrops: p.reportDrops };
   cfg.sinks.forEach((sc, i) => {
     const name = names[i];
     if (!offloaded(sc)) {
-      const r = startRunner(sc, name, {
-        config: cfg,
-        sinkEnv: { aedes: h.aedes, config: cfg, log, stdout: opts.stdout, resendBytes: opts.resendBytes },
-        log,
-        backoff,
-        onDrops: p.reportDrops,
-        count: () => ({
-          delivered: (n) => metrics.delivered.inc({ sink: name }, n),
-          dropped: (reason, n) => metrics.dropped.inc({ sink: name, reason }, n),
-          failure: () => metrics.failures.inc({ sink: name }),
-        }),
+      const r = startRunner(sc, name, env, {
+        delivered: (n) => metrics.delivered.inc({ sink: name }, n),
+        dropped: (reason, n) => metrics.dropped.inc({ sink: name, reason }, n),
+        failure: () => metrics.failures.inc({ sink: name }),
       });
       p.runners.push(r);
       views.push({ name, stats: () => r.stats() });

@@ -4,6 +4,7 @@ import type { ConnInfo } from '../broker/probe.js';
 import type { CaptureConfig } from './config.js';
 import type { CaptureEvent, CaptureListener } from './event.js';
 import { Finisher } from './finish.js';
+import type { PublishBuilder } from './hooks.js';
 import type { CaptureMetrics } from './metrics.js';
 import type { CaptureThread } from './offload/thread.js';
 import type { PublishFacts } from './offload/tape.js';
@@ -33,8 +34,6 @@ export class Pipeline {
   readonly runners: SinkRunner[] = [];
   /** The capture thread of the other sinks, when there are any. */
   thread?: CaptureThread;
-  /** Builds a publish-received event as the hook does, for the listeners when its facts went to the thread. */
-  buildPublish?: (c: Client, conn: ConnInfo | undefined, user: string | undefined, p: PublishFacts, payload: Buffer) => CaptureEvent;
   private seq = 0;
   private pending: CaptureEvent[] = [];
   private times: number[] = [];
@@ -93,17 +92,17 @@ export class Pipeline {
 
   /**
    * The hot path of publish-received: true when the capture thread took it as facts (and the
-   * listeners, if any, get the event from here), false when the caller must record the event.
+   * listeners, if any, get the event `build` makes), false when the caller must record the event.
    */
-  publishDirect = (c: Client, conn: ConnInfo | undefined, user: string | undefined, p: PublishFacts, payload: Buffer): boolean => {
+  publishDirect = (c: Client, conn: ConnInfo | undefined, user: string | undefined, p: PublishFacts, payload: Buffer, build: PublishBuilder): boolean => {
     const t = this.thread;
     if (!t || this.runners.length > 0) return false;
     if (this.stopped) return true;
     const seq = ++this.seq;
     const ms = Date.now();
     let full = t.publish(seq, ms, c, conn, user, p, payload);
-    if (this.listeners.size > 0 && this.buildPublish) {
-      const e = this.buildPublish(c, conn, user, p, payload);
+    if (this.listeners.size > 0) {
+      const e = build(c, conn, user, p, payload);
       e.event.sequence = seq;
       e.event.id = this.idPrefix + seq;
       this.viaFacts.add(e);

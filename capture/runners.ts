@@ -17,11 +17,10 @@ export interface RunnerEnv {
   log: Logger;
   backoff: { baseMs: number; maxMs: number };
   onDrops(ep: DropEpisode): void;
-  count(sink: string): RunnerOptions['count'];
 }
 
-/** One sink and its delivery loop, with its spool when the sink spools and capture_spool_dir is set. */
-export function startRunner(sc: SinkConfig, name: string, env: RunnerEnv): SinkRunner {
+/** One sink and its delivery loop, with its spool when the sink spools and capture_spool_dir is set; `count` takes this sink's counts. */
+export function startRunner(sc: SinkConfig, name: string, env: RunnerEnv, count: RunnerOptions['count']): SinkRunner {
   const { sink, spools } = createSink(sc, env.sinkEnv, name);
   const cfg = env.config;
   let spool: Spool | undefined;
@@ -38,6 +37,6 @@ export function startRunner(sc: SinkConfig, name: string, env: RunnerEnv): SinkR
     log: env.log.child({ sink: name }),
     backoff: env.backoff,
     onDrops: env.onDrops,
-    count: env.count(name),
+    count,
   });
 }

@@ -176,12 +176,13 @@ export class CaptureThread {
   }
 }
 
+/** The thread's young generation as large as the broker's (3 × the 32 MiB semi-space of broker/node-flags.ts): its events die young too. */
+const LIMITS = { maxYoungGenerationSizeMb: 96 };
+
 /**
  * The thread runs the compiled worker.js; from the TypeScript sources (tests, `tsx`) it first
  * registers tsx in the thread, which Node 20 does not carry over from the parent's --import.
  */
-const LIMITS = { maxYoungGenerationSizeMb: 96 };
-
 function startWorker(init: ThreadInit): Worker {
   const here = import.meta.url;
   if (!here.endsWith('.ts')) return new Worker(new URL('./worker.js', here), { workerData: init, resourceLimits: LIMITS });

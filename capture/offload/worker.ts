@@ -19,32 +19,22 @@ const send = (m: FromThread): void => port.postMessage(m);
 const log = pino({ level: init.logLevel, base: undefined, timestamp: false }, { write: (line: string) => send({ t: 'log', line }) });
 
 const config: CaptureConfig = { ...init.config, sinks: init.sinks.map((s) => fromWire(s.sink)) };
-const index = new Map(init.sinks.map((s, i) => [s.name, i]));
 const delivered = init.sinks.map(() => 0);
 const failures = init.sinks.map(() => 0);
 const dropped = new Map<string, { sink: number; reason: DropEpisode['reason']; n: number }>();
 let changed = false;
 
-const runners = init.sinks.map((s, i) =>
-  startRunner(config.sinks[i], s.name, {
-    config,
-    sinkEnv: { config, log, resendBytes: init.resendBytes },
-    log,
-    backoff: init.backoff,
-    onDrops: (ep) => send({ t: 'drops', ep }),
-    count: (name) => {
-      const sink = index.get(name)!;
-      return {
-        delivered: (n) => ((delivered[sink] += n), (changed = true)),
-        failure: () => ((failures[sink] += 1), (changed = true)),
-        dropped: (reason, n) => {
-          const key = `${sink} ${reason}`;
-          const d = dropped.get(key) ?? { sink, reason, n: 0 };
-          d.n += n;
-          dropped.set(key, d);
-          changed = true;
-        },
-      };
+const env = { config, sinkEnv: { config, log, resendBytes: init.resendBytes }, log, backoff: init.backoff, onDrops: (ep: DropEpisode) => send({ t: 'drops', ep }) };
+const runners = init.sinks.map((s, sink) =>
+  startRunner(config.sinks[sink], s.name, env, {
+    delivered: (n) => ((delivered[sink] += n), (changed = true)),
+    failure: () => ((failures[sink] += 1), (changed = true)),
+    dropped: (reason, n) => {
+      const key = `${sink} ${reason}`;
+      const d = dropped.get(key) ?? { sink, reason, n: 0 };
+      d.n += n;
+      dropped.set(key, d);
+      changed = true;
     },
   }),
 );
