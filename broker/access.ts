@@ -8,6 +8,23 @@ import { loadAclFile, type AclFile } from './auth/acl-file.js';
 /** Denied publishes are rerouted here and never delivered: Aedes can only refuse a publish by disconnecting. */
 export const DENIED_TOPIC = '$mqprobe/denied';
 
+/**
+ * Topics no network client may publish to, whatever the ACL says (Mosquitto's acl__check_dollar):
+ * `$SYS` is the broker's own, and `$share/` names a subscription, never a topic.
+ */
+export function reservedForClients(topic: string): boolean {
+  return topic === '$SYS' || topic.startsWith('$SYS/') || topic.startsWith('$share/');
+}
+
+/**
+ * MQTT-1.5.3-2 forbids U+0000 in strings; Mosquitto's UTF-8 check also refuses the C0 and C1 control
+ * characters in a client id (they break logs and ACL patterns).
+ */
+const CONTROL_CHARACTER = /[\u0000-\u001f\u007f-\u009f]/;
+export function hasControlCharacter(s: string): boolean {
+  return CONTROL_CHARACTER.test(s);
+}
+
 /** What mqprobe knows about a client beyond Aedes' own fields. */
 export interface ClientMeta {
   username?: string;
@@ -115,7 +132,7 @@ export class Access {
         if (mount) packet.topic = mount + packet.topic;
         const tooBig = cfg.messageSizeLimit > 0 && packet.payload.length > cfg.messageSizeLimit;
         const acl = meta?.internal ? undefined : this.securityFor(meta?.listener).acl; // in-broker beats are trusted
-        const denied = packet.topic.startsWith('$mqprobe/') || (acl !== undefined && !acl.check({ username: meta?.username, clientId: client.id }, packet.topic, 'write'));
+        const denied = (!meta?.internal && reservedForClients(packet.topic)) || packet.topic.startsWith('$mqprobe/') || (acl !== undefined && !acl.check({ username: meta?.username, clientId: client.id }, packet.topic, 'write'));
         if (tooBig || denied) {
           this.probe.emit('publish-denied', client, {
             topic: packet.topic,
@@ -170,6 +187,10 @@ export class Access {
       throw Object.assign(refusal(reason), { reason });
     };
     if (client.id.startsWith('$') && !meta.internal) fail('bad-client-id');
+    if (hasControlCharacter(client.id)) {
+      this.probe.emit('protocol-error', info, client, new Error('client id contains a control character'));
+      fail('bad-client-id');
+    }
     if (meta.clientIdWasEmpty) {
       // MQTT-3.1.3-8: an empty client id needs clean session; Mosquitto also lets operators forbid it
       if (!meta.clean || !this.config.allowZeroLengthClientid) fail('bad-client-id');

@@ -6,18 +6,24 @@ interface PacketParser {
   _emitError(err: Error): void;
 }
 
+/** Bytes of the fixed header: the type byte and the variable-length remaining length. */
+function fixedHeaderBytes(remaining: number): number {
+  return 1 + (remaining < 128 ? 1 : remaining < 16_384 ? 2 : remaining < 2_097_152 ? 3 : 4);
+}
+
 /**
- * Enforces max_packet_size before the body is buffered: mqtt-packet's parser has no limit of
- * its own, so the length state is wrapped and an oversized packet fails the parse (which closes
- * that one connection and nothing else).
+ * Enforces max_packet_size (the whole packet, fixed header included, as MQTT 5 defines it) before the
+ * body is buffered: mqtt-packet's parser has no limit of its own, so the length state is wrapped and an
+ * oversized packet fails the parse (which closes that one connection and nothing else).
  */
 export function limitPacketSize(client: Client, max: number): void {
   const parser = (client as unknown as { _parser: PacketParser })._parser;
   const parseLength = parser._parseLength;
   parser._parseLength = function (this: PacketParser) {
     const done = parseLength.call(this);
-    if (done && this.packet.length > max) {
-      this._emitError(new Error(`packet of ${this.packet.length} bytes exceeds max_packet_size ${max}`));
+    const size = done ? this.packet.length + fixedHeaderBytes(this.packet.length) : 0;
+    if (size > max) {
+      this._emitError(new Error(`packet of ${size} bytes exceeds max_packet_size ${max}`));
       return false;
     }
     return done;

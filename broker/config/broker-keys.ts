@@ -50,7 +50,7 @@ export const mosquittoKeys: KeySpec<BrokerTarget>[] = [
     v.count(1);
     t.config.autoIdPrefix = v.word();
   }),
-  g('max_packet_size', '<bytes>', 'Largest MQTT packet accepted; a larger one closes the connection. 0 = no limit (MQTT maximum, 268435455).', '0', (t, v) => {
+  g('max_packet_size', '<bytes>', 'Largest MQTT packet accepted; a larger one closes the connection. 0 = no limit (MQTT maximum, 268435455). The default follows Mosquitto 2.1 (2.0 had no limit).', '2000000', (t, v) => {
     v.count(1);
     t.config.maxPacketSize = v.int(0, 0, 268435455);
   }),

@@ -30,7 +30,7 @@ export function defaultBrokerConfig(): BrokerConfig {
     allowZeroLengthClientid: true,
     autoIdPrefix: 'auto-',
     connectTimeout: 30,
-    maxPacketSize: 0,
+    maxPacketSize: 2_000_000,
     messageSizeLimit: 0,
     maxKeepalive: 65535,
     maxQueuedMessages: 1000,
