@@ -97,6 +97,9 @@ interface Entry {
   payload: Buffer;
 }
 
+/** What an evicted history slot holds until the evicted front is cut off. */
+const EVICTED: Entry = { seq: 0, topic: '', levels: [], payload: Buffer.alloc(0) };
+
 interface SseClient {
   res: ServerResponse;
   filters: string[][];
@@ -219,7 +222,9 @@ export class SseHub {
     this.history.push(e);
     this.historyBytes += e.payload.length;
     while (this.history.length - this.historyHead > this.cfg.history || (this.historyBytes > this.cfg.historyBytes && this.historyHead < this.history.length)) {
-      const old = this.history[this.historyHead++];
+      const old = this.history[this.historyHead];
+      // the slot stays until the batch cut below; its payload must not (16 MB payloads would pile up)
+      this.history[this.historyHead++] = EVICTED;
       this.historyBytes -= old.payload.length;
       this.evictedUpTo = old.seq;
     }
