@@ -17,6 +17,15 @@ export function reservedForClients(topic: string): boolean {
 }
 
 /**
+ * Aedes' own `$SYS/<broker id>/…` messages (new/clients, disconnect/clients, new/subscribes, heartbeat,
+ * birth) carry client ids and subscription lists; they coordinate brokers over a shared emitter and
+ * must stay there. Mosquitto publishes only `$SYS/broker/…`, and no client ids.
+ */
+function aedesInternalSys(topic: string): boolean {
+  return topic.startsWith('$SYS/') && !topic.startsWith('$SYS/broker/');
+}
+
+/**
  * MQTT-1.5.3-2 forbids U+0000 in strings; Mosquitto's UTF-8 check also refuses the C0 and C1 control
  * characters in a client id (they break logs and ACL patterns).
  */
@@ -165,7 +174,7 @@ export class Access {
         done(null, sub);
       },
       authorizeForward: (client, packet) => {
-        if (packet.topic === DENIED_TOPIC) return null;
+        if (packet.topic === DENIED_TOPIC || aedesInternalSys(packet.topic)) return null;
         const meta = clientMeta(client);
         const acl = meta?.internal ? undefined : this.securityFor(meta?.listener).acl; // in-broker beats are trusted
         if (acl && !acl.check({ username: meta?.username, clientId: client.id }, packet.topic, 'read')) return null;

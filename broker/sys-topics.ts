@@ -48,6 +48,7 @@ export function startSysTopics(aedes: Aedes, stats: BrokerStats, counts: SysCoun
     aedes.publish({ cmd: 'publish', topic: `$SYS/broker/${topic}`, payload: Buffer.from(String(value)), qos: 0, retain: true, dup: false }, () => undefined);
 
   publish('version', `mqprobe version ${version}`);
+  let heapMaximum = 0;
   const tick = async () => {
     const connected = aedes.connectedClients;
     const disconnected = await counts.offlineClients();
@@ -72,7 +73,12 @@ export function startSysTopics(aedes: Aedes, stats: BrokerStats, counts: SysCoun
     publish('messages/stored', retained);
     publish('store/messages/count', retained);
     publish('subscriptions/count', await counts.subscriptions());
-    publish('heap/current', process.memoryUsage().heapUsed);
+    const heap = process.memoryUsage().heapUsed;
+    heapMaximum = Math.max(heapMaximum, heap);
+    publish('heap/current', heap);
+    publish('heap/maximum', heapMaximum);
+    // persistent_client_expiration is not implemented (a warned key): no session ever expires
+    publish('clients/expired', 0);
     for (const [topic, [load, read]] of Object.entries(loads)) {
       load.update(read(), intervalS);
       for (const [window, v] of Object.entries(load.avg)) publish(`${topic}/${window}`, v.toFixed(2));

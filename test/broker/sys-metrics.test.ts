@@ -1,6 +1,7 @@
 import t from 'tap';
-import { startTestBroker } from '../helpers/broker.js';
+import { startTestBroker, type Teardown } from '../helpers/broker.js';
 import { connectClient, collect, until } from '../helpers/mqtt.js';
+import { startMosquitto } from '../helpers/mosquitto.js';
 
 function metric(text: string, name: string): number {
   const m = new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'm').exec(text);
@@ -37,7 +38,7 @@ t.test('$SYS topics and /metrics report the load the test sent', async (t) => {
   t.match(sys.get('$SYS/broker/version'), /^mqprobe version \d+\.\d+\.\d+/);
   t.match(sys.get('$SYS/broker/uptime'), /^\d+ seconds$/);
   t.ok(sys.has('$SYS/broker/load/publish/received/1min'), 'load averages are published');
-  for (const name of ['clients/total', 'clients/maximum', 'clients/disconnected', 'messages/received', 'messages/sent', 'bytes/received', 'bytes/sent', 'retained messages/count', 'subscriptions/count', 'publish/messages/dropped', 'load/bytes/received/5min', 'load/connections/15min']) {
+  for (const name of ['clients/total', 'clients/maximum', 'clients/disconnected', 'messages/received', 'messages/sent', 'bytes/received', 'bytes/sent', 'retained messages/count', 'subscriptions/count', 'publish/messages/dropped', 'load/bytes/received/5min', 'load/connections/15min', 'heap/current', 'heap/maximum', 'clients/expired']) {
     t.ok(sys.has(`$SYS/broker/${name}`), `$SYS/broker/${name} is published`);
   }
 });
@@ -56,4 +57,30 @@ t.test('a # subscriber gets no retained $SYS topics, a $SYS/# subscriber gets th
   await new Promise((r) => setTimeout(r, 1500)); // one more sys_interval: live $SYS updates must not reach # either
   t.same(allGot.map((m) => m.topic), ['plain/retained'], '# got only the ordinary retained topic');
   t.ok(sysGot.every((m) => m.topic.startsWith('$SYS/')), '$SYS/# got $SYS topics');
+});
+
+/** A $SYS/# watcher while a client with a recognisable id connects, subscribes and leaves: what topics and client ids it saw. */
+async function sysWatch(t: Teardown, url: string): Promise<{ foreign: string[]; leaks: string[] }> {
+  const watcher = await connectClient(t, url, { clientId: 'sys-watch' });
+  const got = collect(watcher);
+  await watcher.subscribeAsync('$SYS/#', { qos: 0 });
+  const secret = await connectClient(t, url, { clientId: 'secret-device-7' });
+  await secret.subscribeAsync('private/feed/#');
+  await secret.unsubscribeAsync('private/feed/#');
+  await secret.endAsync();
+  await new Promise((r) => setTimeout(r, 1500));
+  return {
+    foreign: [...new Set(got.map((m) => m.topic).filter((topic) => !topic.startsWith('$SYS/broker/')))],
+    leaks: got.filter((m) => /secret-device-7|private\/feed/.test(m.payload.toString())).map((m) => m.topic),
+  };
+}
+
+t.test('mqprobe: $SYS/# carries no client ids or subscriptions (only $SYS/broker/…)', async (t) => {
+  const { mqttUrl } = await startTestBroker(t, 'listener 0 127.0.0.1\nallow_anonymous true\nsys_interval 1\n');
+  t.same(await sysWatch(t, mqttUrl), { foreign: [], leaks: [] });
+});
+
+t.test('Mosquitto 2.0.11: the same', async (t) => {
+  const m = await startMosquitto(t, 'allow_anonymous true\nsys_interval 1\n');
+  t.same(await sysWatch(t, m.url), { foreign: [], leaks: [] });
 });
