@@ -45,6 +45,11 @@ async function runBroker(opts: MainOptions): Promise<void> {
   const log = createLogger(config, verbose);
   for (const w of config.warnings) log.warn(`${w.file}:${w.line}: ${w.key}: ${w.message}`);
   log.info(`mqprobe version ${VERSION} starting${config.file ? `, config ${config.file}` : ' with the built-in default (local only, anonymous allowed)'}`);
+  if (config.localOnly) {
+    // Mosquitto 2.0's words, so that people who know them recognise the mode
+    log.info('Starting in local only mode. Connections will only be possible from clients running on this machine.');
+    log.info('Create a configuration file which defines a listener to allow remote access.');
+  }
   if (config.pidFile) writeFileSync(config.pidFile, `${process.pid}\n`);
   let broker;
   try {

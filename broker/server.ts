@@ -104,7 +104,13 @@ export async function startBroker(config: BrokerConfig, opts: StartOptions): Pro
 
   const bound: BoundListener[] = [];
   try {
-    for (const l of config.listeners) bound.push(await bindListener(l, handle, probe, log, { noDelay: config.setTcpNodelay }));
+    for (const l of config.listeners) {
+      const b = await bindListener(l, handle, probe, log, { noDelay: config.setTcpNodelay }).catch((err: NodeJS.ErrnoException) => {
+        if (!l.optional || !['EADDRNOTAVAIL', 'EAFNOSUPPORT'].includes(err.code ?? '')) throw err;
+        log.warn(`not listening on ${l.bind}:${l.port}: ${err.message}`);
+      });
+      if (b) bound.push(b);
+    }
   } catch (err) {
     await Promise.all(bound.map((b) => b.close()));
     await new Promise<void>((r) => aedes.close(() => r()));

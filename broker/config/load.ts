@@ -151,12 +151,13 @@ export function loadConfig(file: string | undefined, opts: LoadOptions = {}): Br
     // Mosquitto 2.0: with no listener configured, listen on the loopback interface only
     // and allow anonymous clients unless told otherwise.
     config.localOnly = true;
-    config.listeners.push({ ...defaultListener, bind: '127.0.0.1' });
+    config.listeners.push({ ...defaultListener, bind: '127.0.0.1' }, { ...defaultListener, bind: '::1', optional: true });
     if (config.security.allowAnonymous === undefined) config.security.allowAnonymous = true;
   }
   if (opts.ports?.length) {
-    const base = config.listeners[0];
-    config.listeners = opts.ports.map((port) => ({ ...base, port, pos: { file: '<command line>', line: 0 } }));
+    // -p replaces the configured listeners; in local-only mode each port keeps both loopback sockets
+    const bases = config.localOnly ? config.listeners : [config.listeners[0]];
+    config.listeners = opts.ports.flatMap((port) => bases.map((base) => ({ ...base, port, pos: { file: '<command line>', line: 0 } })));
   }
   validateListeners(config);
   validateBeats(config.beats);

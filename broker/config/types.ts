@@ -30,6 +30,8 @@ export interface ListenerConfig {
   bind?: string;
   protocol: 'mqtt' | 'websockets';
   socketDomain?: 'ipv4' | 'ipv6';
+  /** Local-only mode's ::1 socket: where the host has no IPv6 loopback, failing to bind it is a warning. */
+  optional?: boolean;
   /** -1 = unlimited, as Mosquitto. */
   maxConnections: number;
   mountPoint?: string;

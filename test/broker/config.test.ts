@@ -29,8 +29,7 @@ t.test("Mosquitto's own annotated example config loads cleanly", async (t) => {
   const c = loadConfig(fixture('mosquitto', 'mosquitto.conf.example'));
   t.equal(c.warnings.length, 0, 'every line is a comment: no warnings');
   t.ok(c.localOnly, 'no listener configured: Mosquitto 2.0 local-only mode');
-  t.equal(c.listeners[0].bind, '127.0.0.1');
-  t.equal(c.listeners[0].port, 1883);
+  t.same(c.listeners.map((l) => `${l.bind} ${l.port}`), ['127.0.0.1 1883', '::1 1883'], 'IPv4 and IPv6 loopback, as Mosquitto 2.0');
   t.equal(c.security.allowAnonymous, true);
 });
 
