@@ -4,7 +4,8 @@ import { chmodSync, chownSync, mkdirSync, readdirSync, readFileSync, statSync, s
 import { join } from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
 import { runPasswdCommand, passwdUsage } from '../../broker/auth/passwd-command.js';
-import { loadPasswordFile, hashPassword } from '../../broker/auth/password-file.js';
+import { loadPasswordFile } from '../../broker/auth/password-file.js';
+import { hashPassword } from '../../broker/auth/password-hash.js';
 import { tempDir } from '../helpers/tmp.js';
 import { repoRoot } from '../helpers/paths.js';
 import { run, startMosquitto } from './peers.js';
