@@ -10,6 +10,9 @@ export const PASSWORD_FILE_LIMITS = { what: 'password file', maxBytes: 64 * 1024
 
 export type VerifyResult = 'ok' | 'bad-password' | 'unknown-user';
 
+/** What is derived, and never accepted, when there is no password to derive. */
+const STAND_IN = Buffer.from([0]);
+
 /** A line of a password file that gives no user: the broker logs it and goes on without it. */
 export interface SkippedLine {
   file: string;
@@ -55,11 +58,13 @@ export class PasswordFile {
   async verify(user: string, password: Buffer | undefined): Promise<VerifyResult> {
     const entry = this.entries.get(user);
     const stored = entry ?? this.decoy;
-    // a missing password still costs a derivation: answering faster would reveal the user exists
-    const derived = await deriveHash(stored, password ?? Buffer.alloc(0));
+    // a missing password still costs a derivation: answering faster would reveal the user exists.
+    // hash-wasm refuses an empty argon2id password, so an empty one is refused after a stand-in's cost.
+    const usable = password !== undefined && (password.length > 0 || stored.type !== 'argon2id');
+    const derived = await deriveHash(stored, usable ? password : STAND_IN);
     const same = timingSafeEqual(derived, stored.hash);
     if (!entry) return 'unknown-user';
-    return same && password !== undefined ? 'ok' : 'bad-password';
+    return same && usable ? 'ok' : 'bad-password';
   }
 }
 

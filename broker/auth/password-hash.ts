@@ -88,6 +88,7 @@ export async function hashPassword(password: string, iterations = DEFAULT_ITERAT
   if (!Number.isInteger(iterations) || iterations < 1 || iterations > MAX_ITERATIONS) {
     throw new RangeError(`iterations must be an integer from 1 to ${MAX_ITERATIONS}`);
   }
+  if (type === 'argon2id' && password === '') throw new RangeError('argon2id cannot hash an empty password (hash-wasm refuses it)');
   const { saltBytes, hashBytes, ...params } = MOSQUITTO_ARGON2;
   const empty = Buffer.alloc(0);
   const spec: StoredHash =
