@@ -1,33 +1,11 @@
-import t, { type Test } from 'tap';
+import t from 'tap';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadConfig } from '../../broker/config/load.js';
-import { ConfigError } from '../../broker/config/errors.js';
 import { hashPassword } from '../../broker/auth/password-hash.js';
 import { spawnCli, startTestBroker, tempDir } from '../helpers/broker.js';
+import { conf, configError as refused } from '../helpers/config.js';
 import { mosquittoRefuses, run } from './peers.js';
-
-function conf(text: string, dir = tempDir()): string {
-  const file = join(dir, 'mqprobe.conf');
-  writeFileSync(file, text);
-  return file;
-}
-
-/** Loads config text that must be refused; returns the error's message after checking it is a ConfigError naming the file. */
-function refused(t: Test, text: string, pattern: RegExp, what: string): string {
-  const file = conf(text);
-  let caught: unknown;
-  try {
-    loadConfig(file);
-  } catch (err) {
-    caught = err;
-  }
-  t.ok(caught instanceof ConfigError, `${what}: a ConfigError`);
-  const message = (caught as Error | undefined)?.message ?? '';
-  t.match(message, pattern, `${what}: ${message}`);
-  t.ok(message.startsWith(`${file}:`), `${what}: names the file`);
-  return message;
-}
 
 t.test('file plugins map onto password_file and acl_file', async (t) => {
   const dir = tempDir();
@@ -39,6 +17,7 @@ plugin_opt_password_file passwd
 plugin /usr/lib/mosquitto_acl_file.so
 plugin_opt_acl_file /etc/mosquitto/my acl
 `,
+      'mqprobe.conf',
       dir,
     ),
   );
@@ -108,13 +87,13 @@ t.test('plugin lines mqprobe cannot map stop the start too', async (t) => {
 
 t.test('the CLI exits non-zero with one clear line for a plugin it cannot run (and Mosquitto 2.0.11 refuses to start too)', async (t) => {
   const dir = tempDir();
-  const file = conf('listener 0 127.0.0.1\nplugin /usr/lib/mosquitto_dynamic_security.so\nplugin_opt_config_file /nonexistent/dynsec.json\n', dir);
+  const file = conf('listener 0 127.0.0.1\nplugin /usr/lib/mosquitto_dynamic_security.so\nplugin_opt_config_file /nonexistent/dynsec.json\n', 'mqprobe.conf', dir);
   const cli = spawnCli(t, ['-c', file]);
   t.equal(await cli.exited, 3, 'exit code 3 (config error)');
   const lines = cli.output().trim().split('\n');
   t.same(lines, [`mqprobe: ${file}:2: plugin: the dynamic security plugin /usr/lib/mosquitto_dynamic_security.so is not supported yet: mqprobe would start without the clients, roles and ACLs it defines (use password_file and acl_file, or Mosquitto, for now)`], 'one line, no stack');
 
-  const psk = spawnCli(t, ['-c', conf('listener 0 127.0.0.1\npsk_file /etc/psk\n', tempDir())]);
+  const psk = spawnCli(t, ['-c', conf('listener 0 127.0.0.1\npsk_file /etc/psk\n')]);
   t.equal(await psk.exited, 3, 'psk_file: exit code 3');
   t.match(psk.output().trim(), /^mqprobe: .*:2: psk_file: TLS-PSK is not supported by mqprobe[^\n]*$/, 'psk_file: one line');
 
