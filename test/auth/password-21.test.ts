@@ -170,4 +170,12 @@ t.test('the broker: 2.1 lines log in with real clients, a broken line removes on
   t.match(lines[0], /"level":50.*passwd:2: user \\"broken\\" removed: salt must be 12 or 64 bytes, found 6/);
   t.notOk(log.includes(hash.slice(0, 20)) || log.includes(salt.slice(0, 8)), 'no hash or salt in the log');
   t.match(mosquitto.output(), /Unable to decode password salt for user broken, removing entry/, 'Mosquitto 2.0.11 removes the same user');
+
+  writeFileSync(file, `v20:${v20}\nlater:$argon2id$v=19$m=4194304,t=1,p=1$${salt}$${hash.replace(/=+$/, '')}\n`);
+  await mqprobe.broker.reload();
+  const reloaded = readFileSync(mqprobe.logFile, 'utf8').split('\n').filter((l) => l.includes(`${file}:`));
+  t.equal(reloaded.length, 2, 'a reload logs its own line');
+  t.match(reloaded[1], /passwd:2: user \\"later\\" removed: argon2 memory m=4194304 KiB is above/);
+  t.equal(await pub(mqprobe.port, 'v20', 'v20 pw'), true, 'v20 still logs in after the reload');
+  t.equal(await pub(mqprobe.port, 'argon-21', 'a21 pw'), false, 'a user no longer in the file is refused');
 });
