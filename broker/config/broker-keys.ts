@@ -35,7 +35,7 @@ export const mosquittoKeys: KeySpec<BrokerTarget>[] = [
     v.count(1);
     sec.allowAnonymous = v.bool();
   }),
-  s('password_file', '<path>', 'A password file as written by `mosquitto_passwd` (or `mqprobe passwd`): `$7$` PBKDF2-SHA512 and `$6$` SHA-512 lines. Re-read on SIGHUP.', undefined, (sec, v) => {
+  s('password_file', '<path>', 'A password file as written by `mosquitto_passwd` 2.0 or 2.1 (or `mqprobe passwd`): `$argon2id$`, `$7$` PBKDF2-SHA512 (12- or 64-byte salt) and `$6$` SHA-512 lines. A line that cannot be used removes that user, with one log line (docs/security.md). Re-read on SIGHUP.', undefined, (sec, v) => {
     v.count(1);
     sec.passwordFile = v.path();
   }),
