@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Aedes, AedesOptions, Client, AuthenticateError } from 'aedes';
 import type { BrokerConfig, ListenerConfig, SecurityConfig } from './config/types.js';
 import { connInfo, type BrokerProbe, type RefusalReason } from './probe.js';
-import { loadPasswordFile, type PasswordFile } from './auth/password-file.js';
+import { describeSkippedLine, loadPasswordFile, type PasswordFile } from './auth/password-file.js';
 import { loadAclFile, type AclFile } from './auth/acl-file.js';
 
 /** Denied publishes are rerouted here and never delivered: Aedes can only refuse a publish by disconnecting. */
@@ -90,8 +90,11 @@ export class Access {
     private readonly probe: BrokerProbe,
   ) {}
 
-  /** Reads password and ACL files; called at start and on SIGHUP (a bad file keeps the old one on reload). */
-  async load(): Promise<void> {
+  /**
+   * Reads password and ACL files; called at start and on SIGHUP (a bad file keeps the old one on
+   * reload). Returns one line per password file line that gave no user, for the log.
+   */
+  async load(): Promise<string[]> {
     const load = async (s: SecurityConfig): Promise<LoadedSecurity> => ({
       allowAnonymous: s.allowAnonymous ?? false,
       passwords: s.passwordFile ? await loadPasswordFile(s.passwordFile) : undefined,
@@ -102,6 +105,9 @@ export class Access {
     if (this.config.perListenerSettings) for (const l of this.config.listeners) per.set(l, await load(l.security));
     this.global = global;
     this.perListener = per;
+    // one line per file even when several listeners share it
+    const files = new Map([global, ...per.values()].flatMap((s) => (s.passwords ? [[s.passwords.path, s.passwords]] : [])));
+    return [...files.values()].flatMap((p) => p.skipped.map(describeSkippedLine));
   }
 
   private securityFor(listener: ListenerConfig | undefined): LoadedSecurity {

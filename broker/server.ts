@@ -56,7 +56,7 @@ export async function startBroker(config: BrokerConfig, opts: StartOptions): Pro
   const metrics = new Registry();
   collectDefaultMetrics({ register: metrics, prefix: 'mqprobe_process_' });
   const access = new Access(config, probe);
-  await access.load();
+  for (const line of await access.load()) log.error(line);
 
   const services = new Map<string, unknown>();
   let closing = false;
@@ -168,8 +168,9 @@ export async function startBroker(config: BrokerConfig, opts: StartOptions): Pro
     connectInternal,
     reload: async () => {
       try {
-        await access.load();
+        const skipped = await access.load();
         log.info('reloaded password and ACL files');
+        for (const line of skipped) log.error(line);
       } catch (err) {
         log.error({ err: (err as Error).message }, 'reload failed; keeping the previous password and ACL files');
       }

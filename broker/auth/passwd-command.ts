@@ -5,17 +5,8 @@ import { basename, dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { Writable } from 'node:stream';
 import { getSystemErrorMap } from 'node:util';
-import {
-  DEFAULT_ITERATIONS,
-  MAX_FIELD_BYTES,
-  MAX_ITERATIONS,
-  PASSWORD_FILE_LIMITS,
-  hashPassword,
-  isPasswordFileComment,
-  parseStoredHash,
-  splitPasswordLine,
-  type HashType,
-} from './password-file.js';
+import { MAX_FIELD_BYTES, PASSWORD_FILE_LIMITS, isPasswordFileComment, splitPasswordLine } from './password-file.js';
+import { DEFAULT_ITERATIONS, MAX_ITERATIONS, hashPassword, type HashType } from './password-hash.js';
 import { readTextLines } from './text-file.js';
 
 export interface PasswdIo {
@@ -28,19 +19,21 @@ export interface PasswdIo {
 
 /** The argument synopsis (for `mqprobe --help`). */
 export const passwdUsage =
-  '[-H sha512 | -H sha512-pbkdf2] [-I iterations] [-c | -D] passwordfile username | [-c] -b passwordfile username password | -U passwordfile';
+  '[-H argon2id | -H sha512-pbkdf2 | -H sha512] [-I iterations] [-c | -D] passwordfile username | [-c] -b passwordfile username password | -U passwordfile';
 
 const HELP = `mqprobe passwd is a tool for managing password files for mqprobe and mosquitto.
 
-Usage: mqprobe passwd [-H sha512 | -H sha512-pbkdf2] [-I iterations] [-c | -D] passwordfile username
-       mqprobe passwd [-H sha512 | -H sha512-pbkdf2] [-I iterations] [-c] -b passwordfile username password
-       mqprobe passwd [-H sha512 | -H sha512-pbkdf2] [-I iterations] -U passwordfile
+Usage: mqprobe passwd [-H argon2id | -H sha512-pbkdf2 | -H sha512] [-I iterations] [-c | -D] passwordfile username
+       mqprobe passwd [-H argon2id | -H sha512-pbkdf2 | -H sha512] [-I iterations] [-c] -b passwordfile username password
+       mqprobe passwd [-H argon2id | -H sha512-pbkdf2 | -H sha512] [-I iterations] -U passwordfile
  -b : run in batch mode to allow passing passwords on the command line.
  -c : create a new password file. This will overwrite existing files.
  -D : delete the username rather than adding/updating its password.
- -H : specify the hashing algorithm. Defaults to sha512-pbkdf2, which is recommended.
+ -H : specify the hashing algorithm. Defaults to sha512-pbkdf2, which Mosquitto 2.0 and 2.1
+      both read. argon2id is what Mosquitto 2.1 writes by default (2.0 cannot read it).
       Mosquitto 1.6 and earlier defaulted to sha512.
- -I : PBKDF2 iterations for sha512-pbkdf2 (default ${DEFAULT_ITERATIONS}, at most ${MAX_ITERATIONS}).
+ -I : PBKDF2 iterations for sha512-pbkdf2 (default ${DEFAULT_ITERATIONS} as Mosquitto 2.0; 2.1 writes 1000;
+      at most ${MAX_ITERATIONS}).
  -U : update a plain text password file to use hashed passwords.
 
 The file format is mosquitto_passwd's: a file written here works with mosquitto and back.
@@ -83,7 +76,7 @@ function parseArgs(argv: string[]): { opts: Options; operands: string[] } {
       if (value === undefined) throw new Failure(`Error: ${a} argument given but not enough other arguments.`);
       i++;
       if (a === '-H') {
-        if (value !== 'sha512' && value !== 'sha512-pbkdf2') throw new Failure(`Error: Unknown hash type '${value}'`);
+        if (value !== 'sha512' && value !== 'sha512-pbkdf2' && value !== 'argon2id') throw new Failure(`Error: Unknown hash type '${value}'`);
         opts.type = value;
       } else {
         const n = /^\d+$/.test(value) ? Number(value) : 0;
@@ -104,6 +97,7 @@ function parseArgs(argv: string[]): { opts: Options; operands: string[] } {
   conflict([opts.create, opts.update, '-c', '-U']);
   conflict([opts.remove, opts.update, '-D', '-U']);
   conflict([opts.remove, opts.batch, '-b', '-D']);
+  if (argv.slice(0, i).includes('-I') && opts.type !== 'sha512-pbkdf2') throw new Failure('Error: -I applies to -H sha512-pbkdf2 only.');
   return { opts, operands: argv.slice(i) };
 }
 
@@ -257,8 +251,9 @@ async function run(argv: string[], io: PasswdIo): Promise<number> {
     if (!entries.some(isUser)) throw new Failure(`Warning: User ${user} not found in password file.`);
     entries = entries.filter((e) => !isUser(e));
   } else if (opts.update) {
-    // lines that already hold a $6$/$7$ hash stay as they are: hashing twice would lock users out
-    for (const e of entries) if ('user' in e && typeof parseStoredHash(e.field) === 'string') e.field = await hash(e.field);
+    // lines that already hold a hash stay as they are, even one the broker would refuse: hashing a
+    // hash would turn it into a password nobody knows
+    for (const e of entries) if ('user' in e && !/^\$(6|7|argon2\w*)\$/.test(e.field)) e.field = await hash(e.field);
   } else {
     const field = await hash(password ?? (await promptPassword(io)));
     const first = entries.findIndex(isUser);

@@ -1,6 +1,7 @@
 import type { KeySpec } from './spec.js';
 import type { BrokerConfig, ListenerConfig, LogDest, SecurityConfig } from './types.js';
 import { sseKeys } from '../../bridges/shared/sse-hub.js';
+import { pluginKeys } from '../auth/plugins.js';
 
 /**
  * What a key writes into: the broker config, the listener being defined (or the default
@@ -34,13 +35,17 @@ export const mosquittoKeys: KeySpec<BrokerTarget>[] = [
     v.count(1);
     sec.allowAnonymous = v.bool();
   }),
-  s('password_file', '<path>', 'A password file as written by `mosquitto_passwd` (or `mqprobe passwd`): `$7$` PBKDF2-SHA512 and `$6$` SHA-512 lines. Re-read on SIGHUP.', undefined, (sec, v) => {
+  s('password_file', '<path>', 'A password file as written by `mosquitto_passwd` 2.0 or 2.1 (or `mqprobe passwd`): `$argon2id$`, `$7$` PBKDF2-SHA512 (12- or 64-byte salt) and `$6$` SHA-512 lines. A line that cannot be used removes that user, with one log line (docs/security.md). Re-read on SIGHUP.', undefined, (sec, v) => {
     v.count(1);
     sec.passwordFile = v.path();
   }),
   s('acl_file', '<path>', 'A Mosquitto ACL file (`topic`, `user`, `pattern` with %c/%u). Re-read on SIGHUP.', undefined, (sec, v) => {
     v.count(1);
     sec.aclFile = v.path();
+  }),
+  ...pluginKeys,
+  s('psk_file', '<path>', 'Not supported: TLS-PSK is not implemented, so a psk_file line stops the start (its clients could not connect).', undefined, (_sec, v) => {
+    v.fail('TLS-PSK is not supported by mqprobe: clients that authenticate with a pre-shared key could not connect (use certificates or passwords)');
   }),
   g('allow_zero_length_clientid', 'true | false', 'Whether MQTT 3.1.1 clients may connect with an empty client id (then one is assigned). Never with clean session false.', 'true', (t, v) => {
     v.count(1);
@@ -219,12 +224,13 @@ export const mqprobeBrokerKeys: KeySpec<BrokerTarget>[] = [
 
 /**
  * Mosquitto keys accepted with a warning because mqprobe does not implement them (yet):
- * a Mosquitto config keeps loading, and the operator is told what is ignored.
+ * a Mosquitto config keeps loading, and the operator is told what is ignored. A key whose
+ * absence would change who gets in (plugins, psk_file) is not here: it stops the start.
  */
 export const unimplementedMosquittoKeys = new Set([
   'allow_duplicate_messages', 'auth_plugin_deny_special_chars', 'check_retain_source', 'clientid_prefixes', 'log_facility',
   'log_timestamp', 'log_timestamp_format', 'max_inflight_bytes', 'memory_limit', 'persistent_client_expiration',
-  'plugin', 'auth_plugin', 'psk_file', 'queue_qos0_messages', 'upgrade_outgoing_qos', 'user', 'websockets_log_level',
+  'queue_qos0_messages', 'upgrade_outgoing_qos', 'user', 'websockets_log_level',
   'websockets_headers_size', 'bind_interface', 'http_dir', 'max_qos', 'max_topic_alias', 'dhparamfile', 'ciphers_tls1.3', 'psk_hint',
   'tls_engine', 'tls_engine_kpass_sha1', 'tls_keyform', 'enable_proxy_protocol', 'accept_protocol_versions',
   // bridge blocks (Mosquitto's `connection`): the keys are known, bridging is not implemented
@@ -235,5 +241,3 @@ export const unimplementedMosquittoKeys = new Set([
   'bridge_identity', 'bridge_insecure', 'bridge_keyfile', 'bridge_max_packet_size', 'bridge_outgoing_retain', 'bridge_protocol_version',
   'bridge_psk', 'bridge_require_ocsp', 'bridge_tls_version', 'bridge_reload_type',
 ]);
-/** Prefixes of Mosquitto keys that take arbitrary suffixes. */
-export const unimplementedMosquittoPrefixes = ['plugin_opt_', 'auth_opt_'];

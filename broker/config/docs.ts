@@ -1,6 +1,6 @@
 import type { KeySpec } from './spec.js';
 import { brokerKeyTable } from './load.js';
-import { unimplementedMosquittoKeys, unimplementedMosquittoPrefixes } from './broker-keys.js';
+import { unimplementedMosquittoKeys } from './broker-keys.js';
 
 export interface DocSection {
   title: string;
@@ -32,7 +32,8 @@ export function renderConfigDocs(extra: DocSection[] = []): string {
     '`*.conf` in the directory (in ASCII order), and `beat <name>` opens the block of a bridge. Mosquitto keys keep',
     "Mosquitto 2.0's names and meaning; mqprobe's own keys carry an area prefix. Relative paths are resolved from the",
     'directory of the file that names them. An unknown key or an invalid value stops the broker with an error naming',
-    'file, line and key; a Mosquitto key that mqprobe does not implement is accepted with a warning.',
+    'file, line and key; a Mosquitto key that mqprobe does not implement is accepted with a warning, unless its absence',
+    'would change who gets in (a plugin mqprobe does not map, `psk_file`): that stops the start.',
     '',
   ];
   for (const s of sections) {
@@ -49,7 +50,7 @@ export function renderConfigDocs(extra: DocSection[] = []): string {
     '',
     'These load with a warning naming file, line and key, and have no effect:',
     '',
-    [...unimplementedMosquittoKeys].sort().map((k) => `\`${k}\``).join(', ') + `, and keys starting with ${unimplementedMosquittoPrefixes.map((p) => `\`${p}\``).join(' or ')}.`,
+    [...unimplementedMosquittoKeys].sort().map((k) => `\`${k}\``).join(', ') + '.',
     '',
   );
   return out.join('\n');

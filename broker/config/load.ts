@@ -1,7 +1,8 @@
 import { ConfigError, type ConfigWarning } from './errors.js';
 import { readConfigLines, type ConfigLine } from './lexer.js';
 import { ValueReader, specIndex, type KeySpec } from './spec.js';
-import { mosquittoKeys, mqprobeBrokerKeys, unimplementedMosquittoKeys, unimplementedMosquittoPrefixes, type BrokerTarget } from './broker-keys.js';
+import { mosquittoKeys, mqprobeBrokerKeys, unimplementedMosquittoKeys, type BrokerTarget } from './broker-keys.js';
+import { applyPlugins, prefixedKey } from '../auth/plugins.js';
 import type { BrokerConfig, ListenerConfig, SecurityConfig } from './types.js';
 import { captureKeys, defaultCaptureConfig } from '../../capture/config.js';
 import { detectKeys, defaultDetectConfig } from '../../capture/detect-config.js';
@@ -118,7 +119,7 @@ export function loadConfig(file: string | undefined, opts: LoadOptions = {}): Br
       config.listeners.push(current);
       continue;
     }
-    const spec: AnySpec | undefined = brokerSpecs.get(line.key);
+    const spec: AnySpec | undefined = brokerSpecs.get(line.key) ?? brokerSpecs.get(prefixedKey(line.key) ?? '');
     if (spec) {
       if (spec.scope === 'listener' && !current) defaultListenerUsed = true;
       spec.set(target, v);
@@ -134,7 +135,7 @@ export function loadConfig(file: string | undefined, opts: LoadOptions = {}): Br
       ds.set(config.detect, v);
       continue;
     }
-    if (unimplementedMosquittoKeys.has(line.key) || unimplementedMosquittoPrefixes.some((p) => line.key.startsWith(p))) {
+    if (unimplementedMosquittoKeys.has(line.key)) {
       config.warnings.push(warning(line, 'Mosquitto option not implemented by mqprobe; ignored'));
       continue;
     }
@@ -159,6 +160,7 @@ export function loadConfig(file: string | undefined, opts: LoadOptions = {}): Br
     const bases = config.localOnly ? config.listeners : [config.listeners[0]];
     config.listeners = opts.ports.flatMap((port) => bases.map((base) => ({ ...base, port, pos: { file: '<command line>', line: 0 } })));
   }
+  applyPlugins(config);
   validateListeners(config);
   validateBeats(config.beats);
   return config;

@@ -1,7 +1,7 @@
 import t, { type Test } from 'tap';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { hashPassword } from '../../broker/auth/password-file.js';
+import { hashPassword } from '../../broker/auth/password-hash.js';
 import { loadAclFile, topicMatchesFilter, type AclSubject } from '../../broker/auth/acl-file.js';
 import { startTestBroker, tempDir } from '../helpers/broker.js';
 import { run, startMosquitto } from './peers.js';

@@ -4,7 +4,8 @@ import { chmodSync, chownSync, mkdirSync, readdirSync, readFileSync, statSync, s
 import { join } from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
 import { runPasswdCommand, passwdUsage } from '../../broker/auth/passwd-command.js';
-import { loadPasswordFile, hashPassword } from '../../broker/auth/password-file.js';
+import { loadPasswordFile } from '../../broker/auth/password-file.js';
+import { hashPassword } from '../../broker/auth/password-hash.js';
 import { tempDir } from '../helpers/tmp.js';
 import { repoRoot } from '../helpers/paths.js';
 import { run, startMosquitto } from './peers.js';
@@ -203,6 +204,28 @@ t.test('mqprobe limits beyond mosquitto_passwd', async (t) => {
   writeFileSync(file, Buffer.from([0x61, 0x3a, 0xff, 0xfe, 0x0a]));
   t.match(await passwd(['-b', file, 'u', 'p']), { code: 1, stderr: /:1: line is not valid UTF-8/ });
   t.same(readdirSync(dir), ['passwd'], 'nothing written after a failure');
+});
+
+t.test('-H argon2id writes the line Mosquitto 2.1 writes; -U keeps hashes the broker would refuse', async (t) => {
+  const dir = tempDir();
+  const file = join(dir, 'passwd');
+  t.same(await passwd(['-H', 'argon2id', '-c', '-b', file, 'alice', 'a pw']), { code: 0, stdout: '', stderr: '' });
+  const line = readFileSync(file, 'utf8');
+  t.match(line, /^alice:\$argon2id\$v=19\$m=47104,t=1,p=1\$[A-Za-z0-9+/]{86}\$[A-Za-z0-9+/]{86}\n$/, "m=47104 KiB, t=1, p=1, 64-byte salt and hash, as libcommon's pw__create_argon2id");
+  t.equal((await passwd(['-H', 'argon2id', '-b', file, 'bob', 'b pw'])).code, 0);
+  t.equal(await verify(file, 'alice', 'a pw'), 'ok');
+  t.equal(await verify(file, 'bob', 'b pw'), 'ok');
+  t.equal(await verify(file, 'bob', 'a pw'), 'bad-password');
+  t.same(await passwd(['-H', 'argon2id', '-I', '5', '-b', file, 'carol', 'c']), { code: 1, stdout: '', stderr: 'Error: -I applies to -H sha512-pbkdf2 only.\n' });
+  t.same(await passwd(['-H', 'argon2id', '-b', file, 'carol', '']), { code: 1, stdout: '', stderr: 'Error: argon2id cannot hash an empty password (hash-wasm refuses it)\n' });
+
+  const broken = ['$7$0$AAAA$BBBB', '$argon2id$v=19$m=99999999,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA', '$6$short$x'];
+  writeFileSync(file, `${broken.map((b, i) => `u${i}:${b}`).join('\n')}\nplain:secret\n`);
+  t.equal((await passwd(['-H', 'argon2id', '-U', file])).code, 0);
+  const after = readFileSync(file, 'utf8').split('\n');
+  t.same(after.slice(0, 3), broken.map((b, i) => `u${i}:${b}`), 'hash-shaped fields are not hashed again');
+  t.match(after[3], /^plain:\$argon2id\$/, 'the plain-text one is');
+  t.equal(await verify(file, 'plain', 'secret'), 'ok');
 });
 
 t.test('an edit keeps mode and owner, and writes through a symlink', async (t) => {

@@ -1,29 +1,10 @@
-import t, { type Test } from 'tap';
+import t from 'tap';
 import { mkdirSync, writeFileSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadConfig } from '../../broker/config/load.js';
-import { ConfigError } from '../../broker/config/errors.js';
 import { fixture } from '../helpers/paths.js';
 import { tempDir } from '../helpers/tmp.js';
-
-function conf(text: string, name = 'mqprobe.conf', dir = tempDir()): string {
-  const file = join(dir, name);
-  writeFileSync(file, text);
-  return file;
-}
-
-function configError(t: Test, text: string, pattern: RegExp, msg: string): void {
-  const file = conf(text);
-  let caught: unknown;
-  try {
-    loadConfig(file);
-  } catch (err) {
-    caught = err;
-  }
-  t.ok(caught instanceof ConfigError, `${msg}: a ConfigError`);
-  t.match((caught as Error)?.message, pattern, msg);
-  t.ok((caught as Error)?.message.startsWith(`${file}:`), `${msg}: names the file`);
-}
+import { conf, configError } from '../helpers/config.js';
 
 t.test("Mosquitto's own annotated example config loads cleanly", async (t) => {
   const c = loadConfig(fixture('mosquitto', 'mosquitto.conf.example'));
