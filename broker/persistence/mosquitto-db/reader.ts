@@ -380,7 +380,8 @@ function readProperties(c: Cursor): number {
         break;
       case 'pair':
         p.skip(p.u16('user property name length'), 'user property name');
-      // falls through: the value is a string too
+        p.skip(p.u16('user property value length'), 'user property value');
+        break;
       case 'string':
         p.skip(p.u16('property value length'), 'property value');
         break;
