@@ -2,7 +2,7 @@ import { Cursor } from './cursor.js';
 
 /**
  * Reader for Mosquitto's persistence file (`mosquitto.db`), format versions 2 to 6 (version 6 is
- * written by Mosquitto 2.0 and 2.1, 5 by 1.6, 4 by 1.5, 3 by 1.4). Layout, as Mosquitto's
+ * written by Mosquitto 2.0 and 2.1, 5 by 1.6, 4 by 1.5.6-1.5.x, 3 by 1.4-1.5.5). Layout, as Mosquitto's
  * src/persist*.c read and write it:
  *
  *   header: 15-byte magic, 4-byte crc (always 0, never checked by Mosquitto), u32 BE db version
