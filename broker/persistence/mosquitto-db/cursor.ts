@@ -42,38 +42,32 @@ export class Cursor {
     if (n > this.remaining) this.fail(`${what} needs ${n} bytes, only ${this.remaining} left`);
   }
 
+  private fixed<T>(n: number, what: string, get: (at: number) => T): T {
+    this.need(n, what);
+    const v = get(this.pos);
+    this.pos += n;
+    return v;
+  }
+
   u8(what: string): number {
-    this.need(1, what);
-    return this.buf[this.pos++];
+    return this.fixed(1, what, (at) => this.buf[at]);
   }
 
   u16(what: string): number {
-    this.need(2, what);
-    const v = this.buf.readUInt16BE(this.pos);
-    this.pos += 2;
-    return v;
+    return this.fixed(2, what, (at) => this.buf.readUInt16BE(at));
   }
 
   u32(what: string): number {
-    this.need(4, what);
-    const v = this.buf.readUInt32BE(this.pos);
-    this.pos += 4;
-    return v;
+    return this.fixed(4, what, (at) => this.buf.readUInt32BE(at));
   }
 
   /** 64-bit fields (store ids, times) are written in the writer's native order: little-endian on every platform Debian ships Mosquitto for but s390x. */
   u64le(what: string): bigint {
-    this.need(8, what);
-    const v = this.buf.readBigUInt64LE(this.pos);
-    this.pos += 8;
-    return v;
+    return this.fixed(8, what, (at) => this.buf.readBigUInt64LE(at));
   }
 
   i64le(what: string): bigint {
-    this.need(8, what);
-    const v = this.buf.readBigInt64LE(this.pos);
-    this.pos += 8;
-    return v;
+    return this.fixed(8, what, (at) => this.buf.readBigInt64LE(at));
   }
 
   skip(n: number, what: string): void {

@@ -345,16 +345,16 @@ function readClientId(c: Cursor, version: number): string {
   return clientId;
 }
 
-/** Property value sizes of the properties a PUBLISH may carry (MQTT 5, section 3.3.2.3). */
-const PUBLISH_PROPERTIES: Record<number, 'byte' | 'u16' | 'u32' | 'varint' | 'string' | 'pair'> = {
-  0x01: 'byte', // payload format indicator
-  0x02: 'u32', // message expiry interval
-  0x03: 'string', // content type
-  0x08: 'string', // response topic
-  0x09: 'string', // correlation data (binary data: same u16-prefixed layout)
+/** Value layouts of the properties a PUBLISH may carry (MQTT 5, section 3.3.2.3): a fixed size, a varint, or u16-prefixed strings. */
+const PUBLISH_PROPERTIES: Record<number, number | 'varint' | { strings: number }> = {
+  0x01: 1, // payload format indicator
+  0x02: 4, // message expiry interval
+  0x03: { strings: 1 }, // content type
+  0x08: { strings: 1 }, // response topic
+  0x09: { strings: 1 }, // correlation data (binary data: the same u16-prefixed layout)
   0x0b: 'varint', // subscription identifier
-  0x23: 'u16', // topic alias
-  0x26: 'pair', // user property
+  0x23: 2, // topic alias
+  0x26: { strings: 2 }, // user property: name and value
 };
 
 /** Walks an MQTT 5 property block (varint length, then properties) and counts the properties. */
@@ -365,29 +365,11 @@ function readProperties(c: Cursor): number {
   while (p.remaining > 0) {
     const at = p.offset;
     const id = p.varint('property id');
-    switch (PUBLISH_PROPERTIES[id]) {
-      case 'byte':
-        p.u8('property value');
-        break;
-      case 'u16':
-        p.u16('property value');
-        break;
-      case 'u32':
-        p.u32('property value');
-        break;
-      case 'varint':
-        p.varint('property value');
-        break;
-      case 'pair':
-        p.skip(p.u16('user property name length'), 'user property name');
-        p.skip(p.u16('user property value length'), 'user property value');
-        break;
-      case 'string':
-        p.skip(p.u16('property value length'), 'property value');
-        break;
-      default:
-        p.fail(`property id ${id} is not a PUBLISH property`, at);
-    }
+    const layout = PUBLISH_PROPERTIES[id];
+    if (layout === undefined) p.fail(`property id ${id} is not a PUBLISH property`, at);
+    else if (layout === 'varint') p.varint('property value');
+    else if (typeof layout === 'number') p.skip(layout, 'property value');
+    else for (let i = 0; i < layout.strings; i++) p.skip(p.u16('property value length'), 'property value');
     n++;
   }
   return n;
