@@ -33,6 +33,15 @@ t.test('Mosquitto 2.0.11 with MQTT 5 publishes: properties are read (and counted
     ],
     'queued messages with their property count (the expiry is a field of its own, not a property)',
   );
+  const bytes = readFileSync(file);
+  const userProperty = bytes.indexOf(Buffer.from([0x26, 0x00, 0x01, 0x6b])); // id 0x26, name "k"
+  t.ok(userProperty > 0, 'the user property is in the file');
+  const badId = Buffer.from(bytes);
+  badId[userProperty] = 0x27;
+  t.throws(() => readMosquittoDb(badId, file), { message: new RegExp(`at byte ${userProperty}: property id 39 is not a PUBLISH property`) }, 'a property id a PUBLISH cannot carry: refused');
+  const longName = Buffer.from(bytes);
+  longName.writeUInt16BE(0xffff, userProperty + 1);
+  t.throws(() => readMosquittoDb(longName, file), { message: /user property|property value needs 65535 bytes/ }, 'a property length past its block: refused');
 });
 
 // No Mosquitto 1.4-1.6 binary can be had here: these files are built from the layout that Mosquitto's

@@ -1,8 +1,9 @@
 import t, { type Test } from 'tap';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { freePort, spawnCli, waitForPort, type BrokerProcess, type Teardown } from '../helpers/broker.js';
 import { connectClient, connectCollecting, collect, until } from '../helpers/mqtt.js';
+import { persistenceFiles } from '../../broker/persistence/mosquitto-db/import.js';
 import { RETAINED, SLEEPER_QUEUE, makeState, persistenceConf, sha256File, startPersistentMosquitto, writableDir } from '../helpers/mosquitto-db.js';
 
 /** mqprobe with the same persistence lines as Mosquitto, on a port of its own. */
@@ -101,4 +102,26 @@ t.test('with persistence_file mosquitto.db and no such file, mqprobe keeps the n
   t.ok(existsSync(join(dir, 'mosquitto.db.mqprobe.json')), 'the snapshot is mosquitto.db.mqprobe.json');
   const mosq = await startPersistentMosquitto(t, dir);
   t.notMatch(mosq.output(), /Error/, 'Mosquitto starts on the same folder without an error');
+});
+
+t.test('which file is the snapshot and which is Mosquitto\'s, by name and first bytes (docs/persistence.md)', async (t) => {
+  const dir = writableDir();
+  const mosquittoHead = Buffer.from([0x00, 0xb5, 0x00, ...Buffer.from('mosquitto db')]);
+  const cases: [string, string | Buffer | undefined, { snapshot: string; mosquittoDb?: string }][] = [
+    ['mqprobe.db', undefined, { snapshot: 'mqprobe.db' }],
+    ['mqprobe.db', '{"format":"mqprobe-snapshot"', { snapshot: 'mqprobe.db' }],
+    ['mqprobe.db', mosquittoHead, { snapshot: 'mqprobe.db.mqprobe.json', mosquittoDb: 'mqprobe.db' }],
+    ['mosquitto.db', undefined, { snapshot: 'mosquitto.db.mqprobe.json' }],
+    ['mosquitto.db', mosquittoHead, { snapshot: 'mosquitto.db.mqprobe.json', mosquittoDb: 'mosquitto.db' }],
+    ['state.db', '  {"format":"mqprobe-snapshot","version":1}', { snapshot: 'state.db' }],
+    ['state.db', 'garbage', { snapshot: 'state.db.mqprobe.json', mosquittoDb: 'state.db' }],
+    ['state.db', '', { snapshot: 'state.db.mqprobe.json', mosquittoDb: 'state.db' }],
+  ];
+  for (const [i, [name, content, want]] of cases.entries()) {
+    const sub = join(dir, String(i));
+    mkdirSync(sub);
+    if (content !== undefined) writeFileSync(join(sub, name), content);
+    const got = persistenceFiles(sub, name);
+    t.same(got, { snapshot: join(sub, want.snapshot), ...(want.mosquittoDb ? { mosquittoDb: join(sub, want.mosquittoDb) } : {}) }, `${name} holding ${content === undefined ? 'nothing' : JSON.stringify(String(content).slice(0, 12))}`);
+  }
 });
