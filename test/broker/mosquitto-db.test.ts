@@ -129,3 +129,12 @@ t.test('which file is the snapshot and which is Mosquitto\'s, by name and first 
     t.same(got, { snapshot: join(sub, want.snapshot), ...(want.mosquittoDb ? { mosquittoDb: join(sub, want.mosquittoDb) } : {}) }, `${name} holding ${content === undefined ? 'nothing' : JSON.stringify(String(content).slice(0, 12))}`);
   }
 });
+
+t.test('an unreadable persistence_file (here a directory) is not taken for a snapshot; the import says why', async (t) => {
+  const dir = writableDir();
+  mkdirSync(join(dir, 'mosquitto.db'));
+  const p = await startMqprobe(t, dir);
+  await until(() => /cannot import Mosquitto persistence file: EISDIR.*left as it is/.test(p.output()), 10_000, 'the error line');
+  t.equal(await stopGracefully(p), 0, 'mqprobe ran and stopped cleanly');
+  t.ok(existsSync(join(dir, 'mosquitto.db.mqprobe.json')), 'its snapshot went beside it');
+});

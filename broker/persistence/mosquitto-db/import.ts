@@ -42,7 +42,12 @@ function firstBytes(path: string, n: number): Buffer {
 export function persistenceFiles(location: string, name: string): { snapshot: string; mosquittoDb?: string } {
   const named = join(location, name);
   if (!existsSync(named)) return name === DEFAULT_PERSISTENCE_FILE ? { snapshot: named } : { snapshot: named + SNAPSHOT_SUFFIX };
-  const head = firstBytes(named, 64);
+  let head: Buffer;
+  try {
+    head = firstBytes(named, 64);
+  } catch {
+    head = Buffer.alloc(0); // unreadable (permissions, a directory): not ours; the import attempt says why
+  }
   const looksLikeJson = !hasMosquittoMagic(head) && head.toString('latin1').trimStart().startsWith('{');
   return looksLikeJson ? { snapshot: named } : { snapshot: named + SNAPSHOT_SUFFIX, mosquittoDb: named };
 }
