@@ -54,8 +54,6 @@ export interface MosquittoMessage {
 }
 
 export interface MosquittoClientMessage extends MosquittoMessage {
-  /** The packet id Mosquitto used with the client (0 for a message not yet sent). */
-  mid: number;
   /** One of MSG_STATE. */
   state: number;
   direction: 'in' | 'out';
@@ -83,7 +81,6 @@ export function hasMosquittoMagic(head: Buffer): boolean {
 
 interface ClientMsgRef {
   storeId: bigint;
-  mid: number;
   qos: number;
   state: number;
   retain: boolean;
@@ -165,7 +162,7 @@ export function readMosquittoDb(data: Buffer, file: string, nowSeconds = Math.fl
     const messages: MosquittoClientMessage[] = [];
     for (const r of s.refs) {
       const m = resolve(r.storeId, r.at, `a queued message of client ${clientId}`);
-      if (m) messages.push({ ...m, qos: r.qos, retain: r.retain, mid: r.mid, state: r.state, direction: r.direction });
+      if (m) messages.push({ ...m, qos: r.qos, retain: r.retain, state: r.state, direction: r.direction });
     }
     out.push({ clientId, subscriptions: s.subscriptions, messages });
   }
@@ -267,7 +264,7 @@ function state(c: Cursor): number {
 
 function readClientMsgV56(c: Cursor, at: number) {
   const storeId = c.u64le('store id');
-  const mid = c.u16('mid');
+  c.u16('mid'); // the packet id Mosquitto used; the broker assigns its own on delivery
   const idLen = c.u16('client id length');
   const q = qos(c, 'client message qos');
   const s = state(c);
@@ -276,7 +273,7 @@ function readClientMsgV56(c: Cursor, at: number) {
   const clientId = nonEmpty(c, idLen, 'client id');
   if (c.remaining > 0) readProperties(c);
   c.end('the client message chunk');
-  return { clientId, ref: { storeId, mid, qos: q, state: s, retain: (retainDup & 0xf0) !== 0, direction: dir, at } };
+  return { clientId, ref: { storeId, qos: q, state: s, retain: (retainDup & 0xf0) !== 0, direction: dir, at } };
 }
 
 function readClientMsgV234(c: Cursor, at: number) {
@@ -284,14 +281,14 @@ function readClientMsgV234(c: Cursor, at: number) {
   const clientId = prefixedString(c, 'client id');
   if (!clientId) c.fail('client id is empty', idAt);
   const storeId = c.u64le('store id');
-  const mid = c.u16('mid');
+  c.u16('mid');
   const q = qos(c, 'client message qos');
   const retain = flag(c, 'retain flag');
   const dir = direction(c);
   const s = state(c);
   c.u8('dup flag');
   c.end('the client message chunk');
-  return { clientId, ref: { storeId, mid, qos: q, state: s, retain, direction: dir, at } };
+  return { clientId, ref: { storeId, qos: q, state: s, retain, direction: dir, at } };
 }
 
 function readSubV56(c: Cursor) {
