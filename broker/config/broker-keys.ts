@@ -123,7 +123,7 @@ export const mosquittoKeys: KeySpec<BrokerTarget>[] = [
     v.count(1);
     t.config.persistenceLocation = v.path();
   }),
-  g('persistence_file', '<name>', 'Snapshot file name inside persistence_location.', 'mqprobe.db', (t, v) => {
+  g('persistence_file', '<name>', "File name inside persistence_location. A Mosquitto db there (e.g. `mosquitto.db`) is imported once and never written; mqprobe's snapshot is then `<name>.mqprobe.json` beside it (docs/persistence.md).", 'mqprobe.db', (t, v) => {
     v.count(1);
     t.config.persistenceFile = v.word();
   }),

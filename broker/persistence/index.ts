@@ -1,4 +1,3 @@
-import { join } from 'node:path';
 import type { EventEmitter } from 'node:events';
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
@@ -10,6 +9,7 @@ import { SnapshotPersistence, readSnapshot, writeSnapshot } from './snapshot.js'
 import { makeReentrancySafe, createSafeEmitter } from '../safe-emitter.js';
 import { withDollarRuleOnRetained } from './retained-dollar.js';
 import { withConnackFirst } from './connack-first.js';
+import { importMosquittoDb, persistenceFiles, type ImportMark } from './mosquitto-db/import.js';
 
 export interface BrokerState {
   /** Counts for $SYS: retained messages and stored sessions. */
@@ -106,14 +106,16 @@ export function createBrokerState(config: BrokerConfig, log: Logger, saveSeconds
   const mq = createSafeEmitter();
   if (!config.persistence) return { aedesOptions: { persistence, mq }, counts, start: async () => undefined, stop: async () => undefined };
 
-  const file = join(config.persistenceLocation, config.persistenceFile);
+  // persistence_file may name Mosquitto's own db: imported once, never written (docs/persistence.md)
+  const { snapshot: file, mosquittoDb } = persistenceFiles(config.persistenceLocation, config.persistenceFile);
   const plog = log.child({ name: 'persistence' });
+  let imported: ImportMark | undefined;
   let timer: NodeJS.Timeout | undefined;
   let saving: Promise<void> | undefined;
   const save = async () => {
     const end = saveSeconds.startTimer();
     try {
-      const snap = await persistence.snapshot();
+      const snap = { ...(await persistence.snapshot()), mosquittoDb: imported };
       const bytes = writeSnapshot(file, snap);
       plog.debug(`saved ${snap.retained.length} retained messages and ${snap.sessions.length} sessions to ${file} (${bytes} bytes)`);
     } catch (err) {
@@ -131,6 +133,13 @@ export function createBrokerState(config: BrokerConfig, log: Logger, saveSeconds
       if (snap) {
         await persistence.restore(snap);
         plog.info(`restored ${snap.retained.length} retained messages and ${snap.sessions.length} persistent sessions from ${file} (saved ${snap.savedAt})`);
+      }
+      imported = snap?.mosquittoDb;
+      const fromMosquitto = mosquittoDb && importMosquittoDb(mosquittoDb, imported, file, plog);
+      if (fromMosquitto) {
+        await persistence.restore(fromMosquitto.snapshot);
+        imported = fromMosquitto.mark;
+        await save(); // the imported state and its mark are on disk at once, not one autosave later
       }
       if (config.autosaveInterval > 0) timer = setInterval(() => void saveOnce(), config.autosaveInterval * 1000).unref();
     },

@@ -2,9 +2,10 @@ import { mkdirSync, openSync, writeSync, fsyncSync, closeSync, renameSync, readF
 import { join, dirname } from 'node:path';
 import type { Logger } from 'pino';
 import MemoryPersistence, { type StoredPacket, type StoredSubscription } from 'aedes-persistence/asyncPersistence.js';
+import type { ImportMark } from './mosquitto-db/import.js';
 
-const FORMAT = 'mqprobe-snapshot';
-const VERSION = 1;
+export const SNAPSHOT_FORMAT = 'mqprobe-snapshot';
+export const SNAPSHOT_VERSION = 1;
 
 interface SnapshotPacket {
   topic: string;
@@ -13,11 +14,13 @@ interface SnapshotPacket {
   retain: boolean;
 }
 export interface Snapshot {
-  format: typeof FORMAT;
-  version: typeof VERSION;
+  format: typeof SNAPSHOT_FORMAT;
+  version: typeof SNAPSHOT_VERSION;
   savedAt: string;
   retained: SnapshotPacket[];
   sessions: { clientId: string; subscriptions: StoredSubscription[]; queue: SnapshotPacket[] }[];
+  /** The Mosquitto persistence file imported into this state, so that it is imported once. */
+  mosquittoDb?: ImportMark;
 }
 
 const toSnap = (p: StoredPacket): SnapshotPacket => ({ topic: p.topic, payload: Buffer.from(p.payload).toString('base64'), qos: p.qos, retain: p.retain });
@@ -81,7 +84,7 @@ export class SnapshotPersistence extends MemoryPersistence {
       for await (const p of this.outgoingStream({ id: clientId })) queue.push(toSnap(p as StoredPacket));
       if (subscriptions.length || queue.length) sessions.push({ clientId, subscriptions, queue });
     }
-    return { format: FORMAT, version: VERSION, savedAt: new Date().toISOString(), retained, sessions };
+    return { format: SNAPSHOT_FORMAT, version: SNAPSHOT_VERSION, savedAt: new Date().toISOString(), retained, sessions };
   }
 
   async restore(s: Snapshot): Promise<void> {
@@ -102,7 +105,7 @@ export class SnapshotPersistence extends MemoryPersistence {
 
 function isSnapshot(v: unknown): v is Snapshot {
   const s = v as Snapshot;
-  return !!s && s.format === FORMAT && s.version === VERSION && Array.isArray(s.retained) && Array.isArray(s.sessions);
+  return !!s && s.format === SNAPSHOT_FORMAT && s.version === SNAPSHOT_VERSION && Array.isArray(s.retained) && Array.isArray(s.sessions);
 }
 
 /** Writes the snapshot atomically: temp file, fsync, rename. */
@@ -129,7 +132,7 @@ export function readSnapshot(path: string, log: Logger): Snapshot | undefined {
   if (!existsSync(path)) return undefined;
   try {
     const parsed: unknown = JSON.parse(readFileSync(path, 'utf8'));
-    if (!isSnapshot(parsed)) throw new Error(`not an ${FORMAT} v${VERSION} file`);
+    if (!isSnapshot(parsed)) throw new Error(`not an ${SNAPSHOT_FORMAT} v${SNAPSHOT_VERSION} file`);
     return parsed;
   } catch (err) {
     const aside = join(dirname(path), `${path.split('/').pop()}.corrupt-${Date.now()}`);

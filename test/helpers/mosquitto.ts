@@ -12,8 +12,8 @@ export interface MosquittoPeer {
   confFile: string;
   /** Everything Mosquitto printed so far, over all its runs. */
   output(): string;
-  /** Kills it (SIGKILL, as a crash) and resolves once it is gone. */
-  stop(): Promise<void>;
+  /** Kills it (SIGKILL, as a crash; SIGTERM lets it save its persistence file) and resolves once it is gone. */
+  stop(signal?: NodeJS.Signals): Promise<void>;
   /** Starts it again on the same port with the same config (after stop). */
   start(): Promise<void>;
   /** SIGHUP: Mosquitto re-reads its password and ACL files. */
@@ -49,7 +49,7 @@ export async function startMosquitto(t: Teardown, conf = 'allow_anonymous true\n
       exited.catch(() => undefined);
       await Promise.race([waitForPort(port), exited]);
     },
-    stop: () => killAndWait(child),
+    stop: (signal) => killAndWait(child, signal),
     reload() {
       child?.kill('SIGHUP');
     },
@@ -59,11 +59,11 @@ export async function startMosquitto(t: Teardown, conf = 'allow_anonymous true\n
   return peer;
 }
 
-/** SIGKILL for a child process (any peer a test started), resolved once it is gone. */
-export async function killAndWait(child: ChildProcess | undefined): Promise<void> {
+/** SIGKILL (or the given signal) for a child process (any peer a test started), resolved once it is gone. */
+export async function killAndWait(child: ChildProcess | undefined, signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
   if (!child || child.exitCode !== null || child.signalCode !== null) return;
   await new Promise<void>((resolve) => {
     child.once('exit', () => resolve());
-    child.kill('SIGKILL');
+    child.kill(signal);
   });
 }
