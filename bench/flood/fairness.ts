@@ -5,7 +5,7 @@
  * mqprobe (default configuration: detection on, no capture sink) run one after the other in the
  * same invocation, each in its own process; reported: round-trip percentiles and the broker's peak RSS.
  *
- *   npx tsx bench/flood/fairness.ts [seconds=10]
+ *   npx tsx bench/flood/fairness.ts [seconds=10] ['extra mqprobe config line;another']
  */
 import { mkdtempSync, chmodSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
@@ -19,6 +19,8 @@ import { freePort, nodeCommand, start, stop, type Started } from '../harness/pro
 import { rssKb } from '../harness/proc.js';
 
 const SECONDS = Number(process.argv[2] ?? 10);
+/** Extra mqprobe config lines, `;`-separated (e.g. `max_queued_bytes 1048576`), to compare settings. */
+const EXTRA = (process.argv[3] ?? '').split(';').filter(Boolean).join('\n');
 
 interface Result {
   broker: string;
@@ -61,6 +63,8 @@ async function measure(name: string, argv: string[], port: number, dir: string):
     await new Promise((r) => setTimeout(r, 200));
     stuck.pause();
     const flooder = rawClient(port, 'flooder');
+    // wait for the CONNACK: this measures the flood, not how a broker treats packets sent before it
+    await new Promise((r) => flooder.once('data', r));
     const pkt = mqttPacket.generate({ cmd: 'publish', topic: 'flood/x', payload: Buffer.alloc(64, 'f'), qos: 0, retain: false, dup: false });
     const batch = Buffer.concat(Array(256).fill(pkt));
     let flooding = true;
@@ -116,7 +120,7 @@ async function main(): Promise<void> {
   }
   const port = await freePort();
   const conf = join(dir, 'mqprobe.conf');
-  writeFileSync(conf, `listener ${port} 127.0.0.1\nallow_anonymous true\n`);
+  writeFileSync(conf, `listener ${port} 127.0.0.1\nallow_anonymous true\n${EXTRA}\n`);
   results.push(await measure('mqprobe', nodeCommand('broker/cli', ['-c', conf], BROKER_NODE_FLAGS), port, dir));
   const ms = (v: number) => (Number.isFinite(v) ? v.toFixed(1) : 'lost');
   console.log(`flood fairness, ${SECONDS} s per broker: prober round trips (ms) during a QoS 0 flood to a subscriber that never reads`);
