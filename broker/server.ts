@@ -12,6 +12,7 @@ import { Access, clientMeta } from './access.js';
 import { bindListener, type BoundListener } from './listeners.js';
 import { createHttpServer } from './http.js';
 import { limitPacketSize } from './packet-limit.js';
+import { readInTurns } from './fair-reads.js';
 import { BrokerStats } from './stats.js';
 import { applyDeliveryLimits, DEFAULT_SLOW_READER_BYTES } from './delivery-limits.js';
 import { startSysTopics } from './sys-topics.js';
@@ -97,6 +98,7 @@ export async function startBroker(config: BrokerConfig, opts: StartOptions): Pro
   };
   const handle = (stream: Duplex, conn: ConnInfo, req?: IncomingMessage) => {
     const client = aedes.handle(stream);
+    readInTurns(client);
     if (config.maxPacketSize > 0) limitPacketSize(client, config.maxPacketSize);
     applyDeliveryLimits(client, deliveryLimits, (qos) => stats.countQueueFullDrop(qos));
     stats.track(client, stream, (req?.socket ?? stream) as Socket, `${conn.listener.bind ?? '*'}:${conn.listenerPort}`);
