@@ -5,12 +5,13 @@ import type { Logger } from 'pino';
 import { Registry, Histogram, collectDefaultMetrics } from 'prom-client';
 import type { FastifyInstance } from 'fastify';
 import type { BrokerConfig } from './config/types.js';
-import type { Socket } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import type { IncomingMessage } from 'node:http';
 import { BrokerProbe, connInfo, tagConnection, type ConnInfo } from './probe.js';
 import { Access, clientMeta } from './access.js';
 import { bindListener, type BoundListener } from './listeners.js';
 import { createHttpServer } from './http.js';
+import { HttpAuth } from './http-auth.js';
 import { limitPacketSize } from './packet-limit.js';
 import { BrokerStats } from './stats.js';
 import { applyDeliveryLimits, DEFAULT_SLOW_READER_BYTES } from './delivery-limits.js';
@@ -123,13 +124,19 @@ export async function startBroker(config: BrokerConfig, opts: StartOptions): Pro
     tagConnection(stream, { listener: INTERNAL_LISTENER, listenerPort: 0, transport: 'internal', openedAt: Date.now() });
     applyDeliveryLimits(aedes.handle(stream), deliveryLimits, (qos) => stats.countQueueFullDrop(qos));
   };
-  if (config.http) http = createHttpServer(log, metrics, () => ({ ok: !closing, detail: { clients: aedes.connectedClients, uptime_s: Math.round(process.uptime()) } }));
+  let httpAuth: HttpAuth | undefined;
+  if (config.http) {
+    httpAuth = new HttpAuth(config.httpAuth ?? {}, config.sse?.tokenFile, access, config, log.child({ name: 'http' }), metrics);
+    await httpAuth.load();
+  }
+  if (httpAuth) http = createHttpServer(log, metrics, httpAuth, () => ({ ok: !closing, detail: { clients: aedes.connectedClients, uptime_s: Math.round(process.uptime()) } }));
   // before the HTTP listener listens: /sse and the beats' routes are registered on it here
-  const beats = attachBeats({ aedes, log, metrics, http, redisUrl: config.persistenceRedisUrl, services, connectInternal, stateDir: config.persistenceLocation, sse: config.sse }, config.beats);
-  if (http && config.http) {
+  const beats = attachBeats({ aedes, log, metrics, http, redisUrl: config.persistenceRedisUrl, services, connectInternal, stateDir: config.persistenceLocation, sse: config.sse, httpAuth }, config.beats);
+  if (http && config.http && httpAuth) {
+    // no address: every IPv4 interface, as Mosquitto's `listener PORT` (Fastify's own default would be localhost)
     await http.listen({ port: config.http.port, host: config.http.bind ?? '0.0.0.0' });
     httpPort = (http.server.address() as { port: number }).port;
-    log.info(`http listener on ${config.http.bind ?? '0.0.0.0'}:${httpPort}`);
+    log.info(await describeHttpListener(http, httpAuth));
   }
 
   const stopSys = startSysTopics(
@@ -163,7 +170,8 @@ export async function startBroker(config: BrokerConfig, opts: StartOptions): Pro
     reload: async () => {
       try {
         await access.load();
-        log.info('reloaded password and ACL files');
+        await httpAuth?.load();
+        log.info(`reloaded password and ACL files${httpAuth ? ' and the HTTP token files' : ''}`);
       } catch (err) {
         log.error({ err: (err as Error).message }, 'reload failed; keeping the previous password and ACL files');
       }
@@ -188,6 +196,16 @@ export async function startBroker(config: BrokerConfig, opts: StartOptions): Pro
     },
   };
   return broker;
+}
+
+/** The addresses the HTTP listener really bound, and whether it serves requests without credentials. */
+async function describeHttpListener(http: FastifyInstance, auth: HttpAuth): Promise<string> {
+  // Fastify binds a name such as localhost on each of its addresses
+  const bound = http.addresses().filter((a): a is AddressInfo => typeof a === 'object');
+  const where = bound.map((a) => (a.family === 'IPv6' ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`));
+  const all = bound.some((a) => a.address === '0.0.0.0' || a.address === '::');
+  const anonymous = (await auth.anonymousAllowed()) ? 'anonymous clients allowed (allow_anonymous), under the anonymous ACL' : 'clients must log in (Basic or Bearer)';
+  return `http listener on ${where.join(', ')}${all ? ' (every interface)' : ''}: ${anonymous}`;
 }
 
 /** Turns Aedes' client events into the probe's disconnect reasons and protocol errors (wills: access.ts). */
