@@ -58,6 +58,9 @@ export async function startBroker(config: BrokerConfig, opts: StartOptions): Pro
   collectDefaultMetrics({ register: metrics, prefix: 'mqprobe_process_' });
   const access = new Access(config, probe);
   await access.load();
+  // token files are read before anything listens: a bad one stops the start with nothing to clean up
+  const httpAuth = config.http ? new HttpAuth(config.httpAuth ?? {}, config.sse?.tokenFile, access, config, log.child({ name: 'http' }), metrics) : undefined;
+  await httpAuth?.load();
 
   const services = new Map<string, unknown>();
   let closing = false;
@@ -124,11 +127,6 @@ export async function startBroker(config: BrokerConfig, opts: StartOptions): Pro
     tagConnection(stream, { listener: INTERNAL_LISTENER, listenerPort: 0, transport: 'internal', openedAt: Date.now() });
     applyDeliveryLimits(aedes.handle(stream), deliveryLimits, (qos) => stats.countQueueFullDrop(qos));
   };
-  let httpAuth: HttpAuth | undefined;
-  if (config.http) {
-    httpAuth = new HttpAuth(config.httpAuth ?? {}, config.sse?.tokenFile, access, config, log.child({ name: 'http' }), metrics);
-    await httpAuth.load();
-  }
   if (httpAuth) http = createHttpServer(log, metrics, httpAuth, () => ({ ok: !closing, detail: { clients: aedes.connectedClients, uptime_s: Math.round(process.uptime()) } }));
   // before the HTTP listener listens: /sse and the beats' routes are registered on it here
   const beats = attachBeats({ aedes, log, metrics, http, redisUrl: config.persistenceRedisUrl, services, connectInternal, stateDir: config.persistenceLocation, sse: config.sse, httpAuth }, config.beats);
