@@ -161,12 +161,13 @@ export class HttpAuth {
   }
 
   /** onRequest hook of /metrics and /healthz: a `http_metrics_token_file` token, when that key is set. */
-  readonly guardMetrics = async (req: FastifyRequest, reply: FastifyReply): Promise<void> => {
-    if (!this.metricsTokens) return;
+  readonly guardMetrics = async (req: FastifyRequest, reply: FastifyReply): Promise<FastifyReply | undefined> => {
+    if (!this.metricsTokens) return undefined;
     const m = /^Bearer[ \t]+(\S+)[ \t]*$/i.exec(requestHeader(req, 'authorization') ?? '');
-    if (m && this.metricsTokens.has(tokenDigest(m[1]))) return;
+    if (m && this.metricsTokens.has(tokenDigest(m[1]))) return undefined;
     this.refused.inc({ reason: 'metrics-token' });
-    await reply.code(401).header('www-authenticate', 'Bearer realm="mqprobe-metrics"').send({ error: 'a http_metrics_token_file token is required' });
+    // returning the reply ends the request here (Fastify's way for an async hook that answers)
+    return reply.code(401).header('www-authenticate', 'Bearer realm="mqprobe-metrics"').send({ error: 'a http_metrics_token_file token is required' });
   };
 
   private async basic(req: FastifyRequest, value: string): Promise<HttpIdentity | HttpRefusal> {
