@@ -168,11 +168,15 @@ export async function startBroker(config: BrokerConfig, opts: StartOptions): Pro
     reload: async () => {
       try {
         await access.load();
-        await httpAuth?.load();
-        log.info(`reloaded password and ACL files${httpAuth ? ' and the HTTP token files' : ''}`);
+        log.info('reloaded password and ACL files');
       } catch (err) {
         log.error({ err: (err as Error).message }, 'reload failed; keeping the previous password and ACL files');
       }
+      // after the ACL: it also forgets the HTTP clients' cached read decisions
+      await httpAuth?.load().then(
+        () => log.info('reloaded the HTTP token files'),
+        (err: Error) => log.error({ err: err.message }, 'reload failed; keeping the previous HTTP token files'),
+      );
     },
     close() {
       closed ??= (async () => {

@@ -248,3 +248,28 @@ t.test('per_listener_settings true: HTTP clients get the first MQTT listener\'s 
   const bob = new SseClient(t, url, { headers: { authorization: basic('bob', PASSWORDS.bob) } });
   t.equal(await bob.open(), 200);
 });
+
+t.test('SIGHUP: an open stream follows the reloaded ACL; new tokens work; a broken token file keeps the old ones', async (t) => {
+  const { b, f, sse, pub } = await brokerWith(t, false);
+  const alice = new SseClient(t, sse('topic=%23'), { headers: { authorization: `Bearer ${ALICE_TOKEN}` } });
+  t.equal(await alice.open(), 200);
+  await pub.publishAsync('b/1', 'before', { qos: 1 });
+  await pub.publishAsync('a/1', 'before', { qos: 1 });
+  await until(() => alice.events.length === 1, 5000, 'a/1');
+  writeFileSync(f.acl, `${ACL.replace('user alice\ntopic read a/#\n', 'user alice\ntopic read b/#\n')}user carol\ntopic read x/#\n`);
+  const carol = 'carol-token-1b2c3d4e5f6a';
+  writeFileSync(f.tokens, `alice:${ALICE_TOKEN}\ncarol:${carol}\n`);
+  await b.broker.reload();
+  // the same topics again: decisions cached for them must not outlive the ACL they came from
+  await pub.publishAsync('a/1', 'after', { qos: 1 });
+  await pub.publishAsync('b/1', 'after', { qos: 1 });
+  await until(() => alice.events.length === 2, 5000, 'b/1 after the reload');
+  await new Promise((r) => setTimeout(r, 100));
+  t.same(alice.events.map((e) => `${e.event} ${e.data}`), ['a/1 before', 'b/1 after'], 'the cached decisions were dropped with the old ACL');
+  t.equal((await fetch(sse('topic=x/%23'), { headers: { authorization: `Bearer ${carol}` } })).status, 200, 'a token added to the file');
+  t.equal((await fetch(sse('topic=x'), { headers: { authorization: `Bearer ${BOB_TOKEN}` } })).status, 401, 'a token removed from it');
+  writeFileSync(f.tokens, 'carol:short\n');
+  await b.broker.reload();
+  t.equal((await fetch(sse('topic=x/%23'), { headers: { authorization: `Bearer ${carol}` } })).status, 200, 'a broken file keeps the tokens it had');
+  t.match(readFileSync(b.logFile, 'utf8'), /reload failed; keeping the previous HTTP token files/);
+});
