@@ -58,12 +58,12 @@ export async function startBroker(config: BrokerConfig, opts: StartOptions): Pro
   collectDefaultMetrics({ register: metrics, prefix: 'mqprobe_process_' });
   const access = new Access(config, probe);
   await access.load();
-  // token files are read before anything listens: a bad one stops the start with nothing to clean up
-  const httpAuth = config.http ? new HttpAuth(config.httpAuth ?? {}, config.sse?.tokenFile, access, config, log.child({ name: 'http' }), metrics) : undefined;
-  await httpAuth?.load();
 
   const services = new Map<string, unknown>();
   let closing = false;
+  // token files are read before anything starts: a bad one stops the start with nothing to clean up
+  const httpAuth = config.http ? new HttpAuth(config.httpAuth ?? {}, config.sse?.tokenFile, access, config, log.child({ name: 'http' }), metrics) : undefined;
+  await httpAuth?.load();
   // before anything starts: a bad detect_rule is a config error; alerts go through capture and onto $SYS/broker/alerts/<rule>
   const detection = createDetection(config.detect, {
     raise: (alert) => capture.emit(alert),
@@ -131,7 +131,7 @@ export async function startBroker(config: BrokerConfig, opts: StartOptions): Pro
   // before the HTTP listener listens: /sse and the beats' routes are registered on it here
   const beats = attachBeats({ aedes, log, metrics, http, redisUrl: config.persistenceRedisUrl, services, connectInternal, stateDir: config.persistenceLocation, sse: config.sse, httpAuth }, config.beats);
   if (http && config.http && httpAuth) {
-    // no address: every IPv4 interface, as Mosquitto's `listener PORT` (Fastify's own default would be localhost)
+    // no address: every IPv4 interface, as before (Fastify's own default would be localhost; Mosquitto's `listener PORT` adds IPv6: docs/security.md)
     await http.listen({ port: config.http.port, host: config.http.bind ?? '0.0.0.0' });
     httpPort = (http.server.address() as { port: number }).port;
     log.info(await describeHttpListener(http, httpAuth));
@@ -172,6 +172,7 @@ export async function startBroker(config: BrokerConfig, opts: StartOptions): Pro
       } catch (err) {
         log.error({ err: (err as Error).message }, 'reload failed; keeping the previous password and ACL files');
       }
+
       // after the ACL: it also forgets the HTTP clients' cached read decisions
       await httpAuth?.load().then(
         () => log.info('reloaded the HTTP token files'),

@@ -178,6 +178,8 @@ export class SseHub {
   /** Streams a message to matching clients and keeps it for resuming ones. */
   push(topic: string, payload: Buffer | string): void {
     if (this.excluded.some((p) => topic === p || topic.startsWith(`${p}/`))) return;
+    // Aedes' own $SYS/<broker id>/… coordination messages carry client ids: never streamed nor kept
+    if (topic.startsWith('$SYS/') && !topic.startsWith('$SYS/broker/')) return;
     const buf = typeof payload === 'string' ? Buffer.from(payload) : payload;
     const entry: Entry = { seq: ++this.seq, topic, levels: topic.split('/'), payload: buf };
     this.remember(entry);

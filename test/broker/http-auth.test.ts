@@ -273,3 +273,16 @@ t.test('SIGHUP: an open stream follows the reloaded ACL; new tokens work; a brok
   t.equal((await fetch(sse('topic=x/%23'), { headers: { authorization: `Bearer ${carol}` } })).status, 200, 'a broken file keeps the tokens it had');
   t.match(readFileSync(b.logFile, 'utf8'), /reload failed; keeping the previous HTTP token files/);
 });
+
+t.test('Aedes\' own $SYS/<broker id>/… messages (client ids, subscriptions) never reach /sse, even without an ACL', async (t) => {
+  const b = await startTestBroker(t, 'listener 0 127.0.0.1\nallow_anonymous true\nsys_interval 1\nhttp_listener 0 127.0.0.1\n');
+  const sys = new SseClient(t, `http://127.0.0.1:${b.httpPort}/sse?topic=%24SYS/%23`);
+  t.equal(await sys.open(), 200);
+  const c = await connectClient(t, b.mqttUrl, { clientId: 'client-id-that-must-stay-inside' });
+  await c.subscribeAsync('some/filter');
+  c.end();
+  await until(() => sys.events.some((e) => e.event === '$SYS/broker/uptime'), 5000, '$SYS/broker/uptime');
+  await new Promise((r) => setTimeout(r, 300));
+  t.same(sys.events.filter((e) => !e.event.startsWith('$SYS/broker/')).map((e) => e.event), [], 'only $SYS/broker/… topics');
+  t.notOk(sys.events.some((e) => e.data.includes('client-id-that-must-stay-inside')), 'no client id');
+});
