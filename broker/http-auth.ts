@@ -119,6 +119,7 @@ export class HttpAuth {
     this.userTokens = users;
     this.metricsTokens = metrics;
     this.legacyToken = legacy === undefined ? undefined : Buffer.from(tokenDigest(legacy), 'hex');
+    if (legacy !== undefined) this.log.warn('http_sse_token_file is deprecated: its token now acts as the anonymous user, under the anonymous ACL; give each client a user with http_token_file (docs/security.md)');
   }
 
   private readLegacy(file: string): string {

@@ -270,6 +270,7 @@ export class SseHub {
       connection: 'close',
       'x-accel-buffering': 'no',
     });
+    this.log.debug({ user: who.username, method: who.method, topics: wanted.length }, 'SSE client connected');
     const client: SseClient = { res, who, filters: wanted.map((f) => f.split('/')), queued: [], replayBytes: 0 };
     res.write(`retry: 1000\n: mqprobe sse, topics ${wanted.map(commentSafe).join(' ')}\n\n`);
     this.replay(client, lastId);

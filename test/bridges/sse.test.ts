@@ -200,7 +200,9 @@ t.test('bearer token from the deprecated http_sse_token_file (the anonymous user
   await until(() => byHeader.events.length >= 1 && byQuery.events.length === 1);
   await new Promise((r) => setTimeout(r, 100));
   t.same(byHeader.events.map((e) => e.event), ['open/x'], 'a denied publish (rerouted internally) never reaches SSE');
-  t.notOk(readFileSync(b.logFile, 'utf8').includes(token), 'the token never appears in the log');
+  const log = readFileSync(b.logFile, 'utf8');
+  t.notOk(log.includes(token), 'the token never appears in the log');
+  t.match(log, /http_sse_token_file is deprecated: its token now acts as the anonymous user/, 'the change of meaning is logged');
   t.equal(await metric(b.httpPort!, 'mqprobe_sse_requests_refused_total{reason="unauthorized"}'), 2);
   t.equal(await metric(b.httpPort!, 'mqprobe_sse_requests_refused_total{reason="forbidden-filter"}'), 2);
 });
