@@ -162,8 +162,8 @@ export class HttpAuth {
 
   /**
    * Whether the identity may subscribe to the filter / read the topic (the MQTT ACL of its user).
-   * Read decisions are cached per user and topic: a check with patterns costs about 1.2 µs, paid
-   * for every message and every SSE client otherwise, and a stream repeats few topics.
+   * Read decisions are cached per user and topic: an ACL check with patterns costs 1.2 to 3 µs, a
+   * cached one 63 ns, paid for every message and every SSE client, and a stream repeats few topics.
    */
   allows(who: HttpIdentity, topic: string, access: 'read' | 'subscribe'): boolean {
     if (access === 'subscribe') return this.access.allows(who.username, topic, access, this.listener);
