@@ -107,8 +107,8 @@ t.test('a user with `topic read a/#` sees a/* but not b/*, live and in the histo
   t.same(subs[1].map((m) => m.topic), bob.events.map((e) => e.event), 'and bob his');
 });
 
-t.test('anonymous viewers with allow_anonymous true get the anonymous ACL; a wrong password is still refused', async (t) => {
-  const { sse, pub } = await brokerWith(t, true);
+t.test('anonymous viewers with allow_anonymous true get the anonymous ACL; a wrong password is still refused; as Mosquitto 2.0.11 treats MQTT clients', async (t) => {
+  const { f, sse, pub } = await brokerWith(t, true);
   const anon = new SseClient(t, sse('topic=%23'));
   t.equal(await anon.open(), 200, 'no credentials needed');
   t.equal((await fetch(sse('topic=a/%23'))).status, 403, 'the anonymous ACL has no a/#');
@@ -117,6 +117,17 @@ t.test('anonymous viewers with allow_anonymous true get the anonymous ACL; a wro
   await until(() => anon.events.length === 2, 5000, 'anonymous deliveries');
   await new Promise((r) => setTimeout(r, 100));
   t.same(anon.events.map((e) => e.event), ['pub/1', 'pub/x/y']);
+
+  const mosq = await startMosquitto(t, `allow_anonymous true\npassword_file ${f.passwd}\nacl_file ${f.acl}\n`, { dir: f.dir });
+  await t.rejects(connectClient(t, mosq.url, { username: 'alice', password: 'wrong-password-123' }), /Not authorized|Bad username or password/, 'Mosquitto refuses the wrong password too');
+  const sub = await connectClient(t, mosq.url);
+  const got = collect(sub);
+  await sub.subscribeAsync('#', { qos: 1 });
+  const mpub = await connectClient(t, mosq.url, { username: 'pub', password: PASSWORDS.pub });
+  for (const topic of ['a/1', 'pub/1', 'b/1', 'pub/x/y']) await mpub.publishAsync(topic, topic, { qos: 1 });
+  await until(() => got.length === 2, 5000, 'Mosquitto deliveries');
+  await new Promise((r) => setTimeout(r, 100));
+  t.same(got.map((m) => m.topic), anon.events.map((e) => e.event), 'Mosquitto delivers an anonymous subscriber the same topics');
 });
 
 t.test('a bearer token from http_token_file acts as its user (plain or sha256: tokens, header or ?access_token=)', async (t) => {
