@@ -6,6 +6,7 @@ import type { Registry } from 'prom-client';
 import type { KeySpec } from '../broker/config/spec.js';
 import type { BeatBlock } from '../broker/config/types.js';
 import type { SseConfig } from './shared/sse-hub.js';
+import type { HttpAuth } from '../broker/http-auth.js';
 
 /** Keys every beat block accepts (`beat_*`). */
 export interface CommonBeatConfig {
@@ -36,6 +37,8 @@ export interface BridgeHost {
   stateDir: string;
   /** The `http_sse_*` settings (defaults when absent). */
   sse?: SseConfig;
+  /** Who the HTTP listener's clients are and what their ACL lets them read; required with `http`. */
+  httpAuth?: HttpAuth;
 }
 
 /**

@@ -59,7 +59,8 @@ export function attachBeats(host: BridgeHost, blocks: BeatBlock[]): BeatSet {
   let sse: SseHub | undefined;
   let http: BeatHttp | undefined;
   if (host.http) {
-    sse = new SseHub(host.sse ?? defaultSseConfig(), host.log.child({ name: 'sse' }), host.metrics);
+    if (!host.httpAuth) throw new Error('attachBeats: an HTTP listener needs its HttpAuth (/sse serves broker identities only)');
+    sse = new SseHub(host.sse ?? defaultSseConfig(), host.log.child({ name: 'sse' }), host.metrics, host.httpAuth);
     sse.route(host.http);
     sse.attach(host.aedes);
     http = new BeatHttp(host.http);

@@ -34,6 +34,9 @@ export function hasControlCharacter(s: string): boolean {
   return CONTROL_CHARACTER.test(s);
 }
 
+/** The client id the ACL sees for a user of the HTTP listener: `$` and `/` make it match no pattern's `%c` grant. */
+const NO_CLIENT_ID = '$http/no-client-id';
+
 /** What mqprobe knows about a client beyond Aedes' own fields. */
 export interface ClientMeta {
   username?: string;
@@ -194,6 +197,35 @@ export class Access {
     };
   }
 
+  /**
+   * Checks a username and password as a CONNECT on that listener would be checked (password_file,
+   * allow_anonymous; undefined username: anonymous). Resolves with the refusal, or undefined when
+   * accepted. The HTTP listener uses it for its Basic logins: one timing-safe code path for both.
+   */
+  async identify(username: string | undefined, password: Buffer | undefined, listener?: ListenerConfig): Promise<RefusalReason | undefined> {
+    const sec = this.securityFor(listener);
+    if (username === undefined) return sec.allowAnonymous ? undefined : 'anonymous-not-allowed';
+    if (sec.passwords) {
+      const verdict = await sec.passwords.verify(username, password);
+      if (verdict === 'unknown-user') return 'unknown-user';
+      if (verdict === 'bad-password') return 'bad-credentials';
+      return undefined;
+    }
+    return sec.allowAnonymous ? undefined : 'not-authorized';
+  }
+
+  /**
+   * Whether a user (undefined: anonymous) without a client id may subscribe to a filter or read a
+   * topic under the ACL of that listener, as `authorizeSubscribe`/`authorizeForward` decide for MQTT
+   * clients. For the HTTP listener's clients: they have no client id, so `%c` patterns never grant
+   * them anything (the stand-in id contains `/`, which the ACL never expands into a grant).
+   */
+  allows(username: string | undefined, topic: string, access: 'read' | 'subscribe', listener?: ListenerConfig): boolean {
+    if (topic.startsWith('$mqprobe/')) return false;
+    const acl = this.securityFor(listener).acl;
+    return acl === undefined || acl.check({ username, clientId: NO_CLIENT_ID }, topic, access);
+  }
+
   private async authenticate(client: Client, username: string | undefined, password: Buffer | undefined, aedes: Aedes): Promise<void> {
     const meta = clientMeta(client)!;
     const info = connInfo(client);
@@ -221,16 +253,8 @@ export class Access {
       if (!t?.authorized || !identity) fail('not-authorized');
       meta.username = identity;
     } else {
-      const sec = this.securityFor(listener);
-      if (username === undefined) {
-        if (!sec.allowAnonymous) fail('anonymous-not-allowed');
-      } else if (sec.passwords) {
-        const verdict = await sec.passwords.verify(username, password);
-        if (verdict === 'unknown-user') fail('unknown-user');
-        if (verdict === 'bad-password') fail('bad-credentials');
-      } else if (!sec.allowAnonymous) {
-        fail('not-authorized');
-      }
+      const refused = await this.identify(username, password, listener);
+      if (refused) fail(refused);
       meta.username = username;
     }
     if (listener?.useUsernameAsClientid) {

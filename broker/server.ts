@@ -5,12 +5,13 @@ import type { Logger } from 'pino';
 import { Registry, Histogram, collectDefaultMetrics } from 'prom-client';
 import type { FastifyInstance } from 'fastify';
 import type { BrokerConfig } from './config/types.js';
-import type { Socket } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import type { IncomingMessage } from 'node:http';
 import { BrokerProbe, connInfo, tagConnection, type ConnInfo } from './probe.js';
 import { Access, clientMeta } from './access.js';
 import { bindListener, type BoundListener } from './listeners.js';
 import { createHttpServer } from './http.js';
+import { HttpAuth } from './http-auth.js';
 import { limitPacketSize } from './packet-limit.js';
 import { readInTurns } from './fair-reads.js';
 import { BrokerStats } from './stats.js';
@@ -61,6 +62,9 @@ export async function startBroker(config: BrokerConfig, opts: StartOptions): Pro
 
   const services = new Map<string, unknown>();
   let closing = false;
+  // token files are read before anything starts: a bad one stops the start with nothing to clean up
+  const httpAuth = config.http ? new HttpAuth(config.httpAuth ?? {}, config.sse?.tokenFile, access, config, log.child({ name: 'http' }), metrics) : undefined;
+  await httpAuth?.load();
   // before anything starts: a bad detect_rule is a config error; alerts go through capture and onto $SYS/broker/alerts/<rule>
   const detection = createDetection(config.detect, {
     raise: (alert) => capture.emit(alert),
@@ -131,13 +135,14 @@ export async function startBroker(config: BrokerConfig, opts: StartOptions): Pro
     tagConnection(stream, { listener: INTERNAL_LISTENER, listenerPort: 0, transport: 'internal', openedAt: Date.now() });
     applyDeliveryLimits(aedes.handle(stream), deliveryLimits, (qos) => stats.countQueueFullDrop(qos));
   };
-  if (config.http) http = createHttpServer(log, metrics, () => ({ ok: !closing, detail: { clients: aedes.connectedClients, uptime_s: Math.round(process.uptime()) } }));
+  if (httpAuth) http = createHttpServer(log, metrics, httpAuth, () => ({ ok: !closing, detail: { clients: aedes.connectedClients, uptime_s: Math.round(process.uptime()) } }));
   // before the HTTP listener listens: /sse and the beats' routes are registered on it here
-  const beats = attachBeats({ aedes, log, metrics, http, redisUrl: config.persistenceRedisUrl, services, connectInternal, stateDir: config.persistenceLocation, sse: config.sse }, config.beats);
-  if (http && config.http) {
+  const beats = attachBeats({ aedes, log, metrics, http, redisUrl: config.persistenceRedisUrl, services, connectInternal, stateDir: config.persistenceLocation, sse: config.sse, httpAuth }, config.beats);
+  if (http && config.http && httpAuth) {
+    // no address: every IPv4 interface, as before (Fastify's own default would be localhost; Mosquitto's `listener PORT` adds IPv6: docs/security.md)
     await http.listen({ port: config.http.port, host: config.http.bind ?? '0.0.0.0' });
     httpPort = (http.server.address() as { port: number }).port;
-    log.info(`http listener on ${config.http.bind ?? '0.0.0.0'}:${httpPort}`);
+    log.info(await describeHttpListener(http, httpAuth));
   }
 
   const stopSys = startSysTopics(
@@ -176,6 +181,12 @@ export async function startBroker(config: BrokerConfig, opts: StartOptions): Pro
       } catch (err) {
         log.error({ err: (err as Error).message }, 'reload failed; keeping the previous password and ACL files');
       }
+
+      // after the ACL: it also forgets the HTTP clients' cached read decisions
+      await httpAuth?.load().then(
+        () => log.info('reloaded the HTTP token files'),
+        (err: Error) => log.error({ err: err.message }, 'reload failed; keeping the previous HTTP token files'),
+      );
     },
     close() {
       closed ??= (async () => {
@@ -197,6 +208,16 @@ export async function startBroker(config: BrokerConfig, opts: StartOptions): Pro
     },
   };
   return broker;
+}
+
+/** The addresses the HTTP listener really bound, and whether it serves requests without credentials. */
+async function describeHttpListener(http: FastifyInstance, auth: HttpAuth): Promise<string> {
+  // Fastify binds a name such as localhost on each of its addresses
+  const bound = http.addresses().filter((a): a is AddressInfo => typeof a === 'object');
+  const where = bound.map((a) => (a.family === 'IPv6' ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`));
+  const all = bound.some((a) => a.address === '0.0.0.0' || a.address === '::');
+  const anonymous = (await auth.anonymousAllowed()) ? 'anonymous clients allowed (allow_anonymous), under the anonymous ACL' : 'clients must log in (Basic or Bearer)';
+  return `http listener on ${where.join(', ')}${all ? ' (every interface)' : ''}: ${anonymous}`;
 }
 
 /** Turns Aedes' client events into the probe's disconnect reasons and protocol errors (wills: access.ts). */

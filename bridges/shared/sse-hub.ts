@@ -1,5 +1,3 @@
-import { readFileSync } from 'node:fs';
-import { createHash, timingSafeEqual } from 'node:crypto';
 import type { ServerResponse } from 'node:http';
 import type { Aedes, AedesPublishPacket } from 'aedes';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
@@ -7,10 +5,12 @@ import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { KeySpec } from '../../broker/config/spec.js';
 import { isValidFilter, levelsMatch } from '../../broker/auth/topic-filter.js';
+import { readLegacySseToken } from '../../broker/http-tokens.js';
+import { isRefusal, requestHeader as header, type HttpAuth, type HttpIdentity } from '../../broker/http-auth.js';
 import { counter, gauge } from './metrics.js';
 
 export interface SseConfig {
-  /** File holding the bearer token that `/sse` requires (none: open to anyone who reaches the HTTP listener). */
+  /** Deprecated: one bearer token without a user (read by broker/http-auth.ts; it acts as the anonymous user). */
   tokenFile?: string;
   heartbeatMs: number;
   /** Messages kept for resuming with Last-Event-ID, bounded by count and by payload bytes. */
@@ -35,13 +35,13 @@ export const sseKeys: KeySpec<SseTarget>[] = [
   {
     key: 'http_sse_token_file',
     usage: '<file>',
-    doc: '`/sse` then requires `Authorization: Bearer <token>` (or `?access_token=<token>` for browsers\' EventSource) with the token in this file (surrounding whitespace ignored).',
+    doc: 'Deprecated (use `http_token_file`): `/sse` then requires credentials, and this one token (the whole file, surrounding whitespace ignored) as `Authorization: Bearer` or `?access_token=` acts as the anonymous user, under the anonymous ACL, even where allow_anonymous is false.',
     scope: 'global',
     set(t, v) {
       const file = v.count(1).path();
       // checked here so that a bad file stops the broker at config load, naming the line; read again at start
       try {
-        readToken(file);
+        readLegacySseToken(file);
       } catch (err) {
         v.fail((err as Error).message);
       }
@@ -102,6 +102,8 @@ const EVICTED: Entry = { seq: 0, topic: '', levels: [], payload: Buffer.alloc(0)
 
 interface SseClient {
   res: ServerResponse;
+  /** Who it is: every message it gets passes that user's ACL `read` check. */
+  who: HttpIdentity;
   filters: string[][];
   /** Frames of the running tick, written as one chunk when it ends. */
   queued: string[];
@@ -129,7 +131,6 @@ export class SseHub {
   /** Clients with queued frames, written out in setImmediate. */
   private readonly toFlush = new Set<SseClient>();
   private readonly excluded: string[] = [];
-  private readonly token?: Buffer;
   private heartbeat?: NodeJS.Timeout;
   private detach?: () => void;
   private readonly metrics;
@@ -138,14 +139,8 @@ export class SseHub {
     private readonly cfg: SseConfig,
     private readonly log: Logger,
     registry: Registry,
+    private readonly auth: HttpAuth,
   ) {
-    if (cfg.tokenFile) {
-      try {
-        this.token = digest(readToken(cfg.tokenFile));
-      } catch (err) {
-        throw new Error(`http_sse_token_file: ${(err as Error).message}`);
-      }
-    }
     this.metrics = {
       clients: gauge(registry, 'mqprobe_sse_clients', 'Connected SSE clients.', []),
       events: counter(registry, 'mqprobe_sse_events_total', 'Messages written to SSE clients (one per client).', []),
@@ -172,18 +167,25 @@ export class SseHub {
 
   /** Registers `GET /sse`; must run before the HTTP server listens. */
   route(app: FastifyInstance): void {
-    app.get('/sse', (req, reply) => this.open(req, reply));
+    app.get('/sse', (req, reply) => {
+      this.open(req, reply).catch((err: Error) => {
+        this.log.error({ err: err.message }, 'SSE request failed');
+        if (!reply.sent) void reply.code(500).send({ error: 'internal error' });
+      });
+    });
   }
 
   /** Streams a message to matching clients and keeps it for resuming ones. */
   push(topic: string, payload: Buffer | string): void {
     if (this.excluded.some((p) => topic === p || topic.startsWith(`${p}/`))) return;
+    // Aedes' own $SYS/<broker id>/… coordination messages carry client ids: never streamed nor kept
+    if (topic.startsWith('$SYS/') && !topic.startsWith('$SYS/broker/')) return;
     const buf = typeof payload === 'string' ? Buffer.from(payload) : payload;
     const entry: Entry = { seq: ++this.seq, topic, levels: topic.split('/'), payload: buf };
     this.remember(entry);
     let frame: string | undefined;
     for (const c of this.clients) {
-      if (!matches(c.filters, entry.levels)) continue;
+      if (!matches(c.filters, entry.levels) || !this.auth.allows(c.who, topic, 'read')) continue;
       frame ??= this.frame(entry);
       this.write(c, frame);
     }
@@ -234,10 +236,11 @@ export class SseHub {
     }
   }
 
-  private open(req: FastifyRequest, reply: FastifyReply): void {
-    if (this.token && !this.authorized(req)) {
-      this.metrics.refused.inc({ reason: 'unauthorized' });
-      void reply.code(401).header('www-authenticate', 'Bearer realm="mqprobe-sse"').send({ error: 'missing or wrong bearer token' });
+  private async open(req: FastifyRequest, reply: FastifyReply): Promise<void> {
+    const who = await this.auth.identify(req, { queryToken: true });
+    if (isRefusal(who)) {
+      this.metrics.refused.inc({ reason: who.status === 401 ? 'unauthorized' : 'bad-authorization' });
+      this.auth.challenge(reply, who);
       return;
     }
     const q = req.query as Record<string, string | string[] | undefined>;
@@ -248,6 +251,15 @@ export class SseHub {
       void reply.code(400).send({ error: bad !== undefined ? `invalid MQTT topic filter "${bad.slice(0, 200)}"` : 'at most 100 topic filters' });
       return;
     }
+    // as an MQTT SUBSCRIBE: a filter the user's ACL could never deliver anything to is refused
+    const denied = wanted.find((f) => !this.auth.allows(who, f, 'subscribe'));
+    if (denied !== undefined) {
+      this.metrics.refused.inc({ reason: 'forbidden-filter' });
+      void reply.code(403).send({ error: `the ACL refuses topic filter "${denied.slice(0, 200)}" to ${who.username === undefined ? 'the anonymous user' : `user "${who.username.slice(0, 200)}"`}` });
+      return;
+    }
+    // the client may have gone while its password was checked
+    if (req.raw.destroyed || reply.raw.destroyed) return;
     const lastId = header(req, 'last-event-id') ?? (typeof q.lastEventId === 'string' ? q.lastEventId : undefined);
     reply.hijack();
     const res = reply.raw;
@@ -258,7 +270,8 @@ export class SseHub {
       connection: 'close',
       'x-accel-buffering': 'no',
     });
-    const client: SseClient = { res, filters: wanted.map((f) => f.split('/')), queued: [], replayBytes: 0 };
+    this.log.debug({ user: who.username, method: who.method, topics: wanted.length }, 'SSE client connected');
+    const client: SseClient = { res, who, filters: wanted.map((f) => f.split('/')), queued: [], replayBytes: 0 };
     res.write(`retry: 1000\n: mqprobe sse, topics ${wanted.map(commentSafe).join(' ')}\n\n`);
     this.replay(client, lastId);
     if (res.destroyed) return;
@@ -280,7 +293,7 @@ export class SseHub {
     const frames: string[] = [];
     for (let i = this.historyHead; i < this.history.length; i++) {
       const e = this.history[i];
-      if (e.seq > after && matches(client.filters, e.levels)) frames.push(this.frame(e));
+      if (e.seq > after && matches(client.filters, e.levels) && this.auth.allows(client.who, e.topic, 'read')) frames.push(this.frame(e));
     }
     if (frames.length === 0) return;
     client.res.write(frames.join(''));
@@ -344,41 +357,12 @@ export class SseHub {
     const data = text.includes('\n') || text.includes('\r') ? text.split(/\r\n|\r|\n/).map((l) => `data: ${l}\n`).join('') : `data: ${text}\n`;
     return `id: ${this.boot}-${e.seq}\nevent: ${e.topic.replace(/[\r\n]/g, ' ')}\n${data}\n`;
   }
-
-  private authorized(req: FastifyRequest): boolean {
-    const auth = header(req, 'authorization');
-    const m = auth ? /^Bearer\s+(.+)$/i.exec(auth) : null;
-    const q = (req.query as Record<string, unknown>).access_token;
-    const given = m?.[1].trim() ?? (typeof q === 'string' ? q : undefined);
-    return given !== undefined && timingSafeEqual(digest(given), this.token!);
-  }
 }
 
 function matches(filters: string[][], levels: string[]): boolean {
   return filters.some((f) => levelsMatch(f, levels));
 }
 
-function header(req: FastifyRequest, name: string): string | undefined {
-  const v = req.headers[name];
-  return Array.isArray(v) ? v[0] : v;
-}
-
-function digest(s: string): Buffer {
-  return createHash('sha256').update(s).digest();
-}
-
 function commentSafe(s: string): string {
   return s.replace(/[\r\n]/g, ' ');
-}
-
-function readToken(file: string): string {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (err) {
-    throw new Error(`cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
-  }
-  const token = text.trim();
-  if (token === '') throw new Error(`${file} is empty`);
-  return token;
 }

@@ -2,6 +2,7 @@ import type { KeySpec } from './spec.js';
 import type { BrokerConfig, ListenerConfig, LogDest, SecurityConfig } from './types.js';
 import { sseKeys } from '../../bridges/shared/sse-hub.js';
 import { pluginKeys } from '../auth/plugins.js';
+import { httpAuthKeys } from '../http-auth.js';
 
 /**
  * What a key writes into: the broker config, the listener being defined (or the default
@@ -219,6 +220,7 @@ export const mqprobeBrokerKeys: KeySpec<BrokerTarget>[] = [
     v.count(1, 2);
     t.config.http = { port: v.port(0), bind: v.optionalWord(1) };
   }),
+  ...httpAuthKeys,
   ...sseKeys,
 ];
 

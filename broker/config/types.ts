@@ -3,6 +3,7 @@ import type { ConfigLine } from './lexer.js';
 import type { CaptureConfig } from '../../capture/config.js';
 import type { DetectConfig } from '../../capture/detect-config.js';
 import type { SseConfig } from '../../bridges/shared/sse-hub.js';
+import type { HttpAuthConfig } from '../http-auth.js';
 
 /** Security settings: global, or per listener when `per_listener_settings true`. */
 export interface SecurityConfig {
@@ -85,6 +86,8 @@ export interface BrokerConfig {
   http?: { port: number; bind?: string };
   /** `http_sse_*` keys; defaults when none is given. */
   sse?: SseConfig;
+  /** `http_token_file`, `http_metrics_token_file`. */
+  httpAuth?: HttpAuthConfig;
   capture: CaptureConfig;
   detect: DetectConfig;
   beats: BeatBlock[];

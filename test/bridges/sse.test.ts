@@ -171,7 +171,7 @@ t.test('a client resuming into a history of several MiB takes it whole while liv
   t.equal(await metric(b.httpPort!, 'mqprobe_sse_clients_dropped_total'), 0, 'never dropped');
 });
 
-t.test('bearer token from http_sse_token_file; bad filters are refused; internals are never streamed', async (t) => {
+t.test('bearer token from the deprecated http_sse_token_file (the anonymous user and its ACL); bad filters are refused; internals are never streamed', async (t) => {
   const dir = tempDir();
   const token = 's3cr3t-token-value-9f8e';
   writeFileSync(join(dir, 'token'), `${token}\n`);
@@ -180,13 +180,17 @@ t.test('bearer token from http_sse_token_file; bad filters are refused; internal
   const base = `http://127.0.0.1:${b.httpPort}/sse`;
   const none = await fetch(base);
   t.equal(none.status, 401);
-  t.match(none.headers.get('www-authenticate'), /^Bearer/);
+  t.match(none.headers.get('www-authenticate'), /^Basic realm="mqprobe".*, Bearer realm="mqprobe"$/, 'both challenges');
   t.equal((await fetch(base, { headers: { authorization: 'Bearer wrong' } })).status, 401);
-  t.equal((await fetch(base, { headers: { authorization: `Basic ${token}` } })).status, 401);
+  t.equal((await fetch(base, { headers: { authorization: `Basic ${token}` } })).status, 400, 'the token as Basic credentials is not base64 of user:password');
   t.equal((await fetch(`${base}?topic=a/%23/b`, { headers: { authorization: `Bearer ${token}` } })).status, 400, 'invalid filter');
   t.equal((await fetch(`${base}?topic=a%2B`, { headers: { authorization: `Bearer ${token}` } })).status, 400, 'wildcard inside a level');
 
-  const byHeader = new SseClient(t, `${base}?topic=%23&topic=%24mqprobe/%23`, { headers: { authorization: `Bearer ${token}` } });
+  const internals = await fetch(`${base}?topic=%23&topic=%24mqprobe/%23`, { headers: { authorization: `Bearer ${token}` } });
+  t.equal(internals.status, 403, 'an internal filter is refused, as an MQTT SUBSCRIBE to it gets 0x80');
+  t.same(await internals.json(), { error: 'the ACL refuses topic filter "$mqprobe/#" to the anonymous user' });
+  t.equal((await fetch(`${base}?topic=closed/%23`, { headers: { authorization: `Bearer ${token}` } })).status, 403, 'the token reads as the anonymous user: its ACL has no closed/#');
+  const byHeader = new SseClient(t, `${base}?topic=%23`, { headers: { authorization: `Bearer ${token}` } });
   t.equal(await byHeader.open(), 200);
   const byQuery = new SseClient(t, `${base}?topic=open/%23&access_token=${token}`);
   t.equal(await byQuery.open(), 200);
@@ -196,8 +200,11 @@ t.test('bearer token from http_sse_token_file; bad filters are refused; internal
   await until(() => byHeader.events.length >= 1 && byQuery.events.length === 1);
   await new Promise((r) => setTimeout(r, 100));
   t.same(byHeader.events.map((e) => e.event), ['open/x'], 'a denied publish (rerouted internally) never reaches SSE');
-  t.notOk(readFileSync(b.logFile, 'utf8').includes(token), 'the token never appears in the log');
-  t.equal(await metric(b.httpPort!, 'mqprobe_sse_requests_refused_total{reason="unauthorized"}'), 3);
+  const log = readFileSync(b.logFile, 'utf8');
+  t.notOk(log.includes(token), 'the token never appears in the log');
+  t.match(log, /http_sse_token_file is deprecated: its token now acts as the anonymous user/, 'the change of meaning is logged');
+  t.equal(await metric(b.httpPort!, 'mqprobe_sse_requests_refused_total{reason="unauthorized"}'), 2);
+  t.equal(await metric(b.httpPort!, 'mqprobe_sse_requests_refused_total{reason="forbidden-filter"}'), 2);
 });
 
 t.test('an unreadable or empty token file stops the broker at config load, naming file, line and key', async (t) => {
