@@ -36,7 +36,7 @@ export function drainable(redis: Redis, log: Logger, role: string): DrainableRed
   const r = redis as unknown as Sendable;
   const send = r.sendCommand.bind(r);
   r.sendCommand = (command, ...rest) => {
-    if (shut) {
+    if (shut && command.name !== 'quit') {
       if (parked++ === 0) log.warn({ role, command: command.name }, `redis command after shutdown not sent (${role})`);
       return command.promise;
     }
