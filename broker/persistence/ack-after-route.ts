@@ -1,3 +1,5 @@
+import { onSetup } from './on-setup.js';
+
 type Done = (err?: Error | null) => void;
 interface Packet {
   qos: number;
@@ -5,9 +7,6 @@ interface Packet {
 interface BrokerInternals {
   authorizePublish(client: unknown, packet: Packet, done: Done): void;
   publish(packet: Packet, client: unknown, done?: Done): void;
-}
-interface Setup {
-  setup(broker: BrokerInternals): Promise<void>;
 }
 
 /**
@@ -24,14 +23,7 @@ interface Setup {
  * the authorization) are routed the same way, once.
  */
 export function withAckAfterRoute<T>(persistence: T): T {
-  const p = persistence as unknown as Setup;
-  const setup = p.setup.bind(p);
-  // Aedes requires setup to be an async function (it checks the constructor name)
-  p.setup = async (broker) => {
-    routeBeforeAck(broker);
-    await setup(broker);
-  };
-  return persistence;
+  return onSetup(persistence, routeBeforeAck);
 }
 
 function routeBeforeAck(broker: BrokerInternals): void {

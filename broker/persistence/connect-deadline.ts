@@ -1,4 +1,5 @@
 import mqttPacket from 'mqtt-packet';
+import { onSetup } from './on-setup.js';
 
 interface ClientInternals {
   connecting: boolean;
@@ -12,9 +13,6 @@ interface BrokerInternals {
   handle(conn: unknown, req?: unknown): ClientInternals;
   preConnect(client: ClientInternals, packet: unknown, done: (err: Error | null, ok?: boolean) => void): void;
   once(event: 'closed', fn: () => void): unknown;
-}
-interface Setup {
-  setup(broker: BrokerInternals): Promise<void>;
 }
 
 /**
@@ -31,9 +29,7 @@ interface Setup {
  * refused and closed here when Aedes closes.
  */
 export function withConnectDeadline<T>(persistence: T, timeoutMs: number, onRefused: (clientId: string | null) => void): T {
-  const p = persistence as unknown as Setup;
-  const setup = p.setup.bind(p);
-  p.setup = async (broker) => {
+  return onSetup(persistence, (broker: BrokerInternals) => {
     const open = new Set<ClientInternals>();
     const refuse = (client: ClientInternals) => {
       if (!client.connecting || client.connackSent || client.closed) return false;
@@ -59,7 +55,5 @@ export function withConnectDeadline<T>(persistence: T, timeoutMs: number, onRefu
     broker.once('closed', () => {
       for (const client of open) if (!refuse(client) && !client.closed) client.close();
     });
-    await setup(broker);
-  };
-  return persistence;
+  });
 }
