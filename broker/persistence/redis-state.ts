@@ -55,6 +55,7 @@ function redisCounters(metrics: Registry, log: Logger) {
   const failed = c('mqprobe_redis_publish_failures_total', 'Messages Redis refused: their publishes were not acknowledged and the client connection closed.');
   const read = c('mqprobe_redis_messages_read_total', 'Messages this process read from the shared Redis message stream.');
   const duplicates = c('mqprobe_redis_duplicates_dropped_total', 'Stream entries dropped as repeats (an append resent after a reconnection).');
+  const malformed = c('mqprobe_redis_malformed_entries_total', 'Entries of the Redis message stream that mqprobe did not write (skipped).');
   const gaps = c('mqprobe_redis_stream_gaps_total', 'Times this process found messages trimmed from the stream before it read them.');
   const refused = c('mqprobe_redis_connects_refused_total', 'CONNECTs refused (CONNACK 3) because the session could not be set up in Redis within connect_timeout.');
   const waiting = new Gauge({ name: 'mqprobe_redis_publishes_waiting', help: 'Publishes waiting for Redis to store them (their acknowledgements are held back).', registers: [metrics] });
@@ -64,6 +65,7 @@ function redisCounters(metrics: Registry, log: Logger) {
     waiting: (d) => waiting.inc(d),
     read: (n) => read.inc(n),
     duplicate: () => duplicates.inc(),
+    malformed: () => malformed.inc(),
     gap: () => gaps.inc(),
   };
   const connectRefused = (clientId: string | null) => {

@@ -38,6 +38,7 @@ export interface StreamEmitterCounters {
   waiting(delta: number): void;
   read(n: number): void;
   duplicate(): void;
+  malformed(): void;
   gap(): void;
 }
 
@@ -97,7 +98,12 @@ export function createStreamEmitter(opts: StreamEmitterOptions) {
           counters.duplicate();
           return undefined;
         }
-        const packet = { ...(JSON.parse(f.h) as { topic: string }), payload: f.p };
+        const packet = decode(f);
+        if (!packet) {
+          counters.malformed();
+          log.error({ entry: f.i.slice(0, 64) }, `redis message stream: a malformed entry in ${MESSAGE_STREAM} was skipped`);
+          return undefined;
+        }
         return new Promise<void>((resolve) => local.emit(packet, () => resolve()));
       }),
     );
@@ -178,6 +184,17 @@ function fieldMap(fields: Buffer[]): { i: string; h: string; p: Buffer } {
   const m: Record<string, Buffer> = {};
   for (let k = 0; k < fields.length; k += 2) m[fields[k].toString()] = fields[k + 1];
   return { i: m.i?.toString() ?? '', h: m.h?.toString() ?? '{}', p: m.p ?? Buffer.alloc(0) };
+}
+
+/** The packet an entry carries, or undefined when the entry was not written by mqprobe. */
+function decode(f: { h: string; p: Buffer }): { topic: string; payload: Buffer } | undefined {
+  try {
+    const head = JSON.parse(f.h) as { topic?: unknown };
+    if (typeof head !== 'object' || head === null || typeof head.topic !== 'string') return undefined;
+    return { ...head, topic: head.topic, payload: f.p };
+  } catch {
+    return undefined;
+  }
 }
 
 /** Stream ids as comparable pairs ("1700000000000-3"). */

@@ -1,9 +1,10 @@
 import t, { type Test } from 'tap';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { Redis } from 'ioredis';
 import { join } from 'node:path';
 import net from 'node:net';
 import mqttPacket from 'mqtt-packet';
-import { freePort, spawnCli, tempDir, waitForPort } from '../helpers/broker.js';
+import { freePort, spawnCli, startTestBroker, tempDir, waitForPort } from '../helpers/broker.js';
 import { startRedis, type RedisPeer } from '../helpers/redis.js';
 import { startTcpProxy } from '../helpers/tcp-proxy.js';
 import { connectClient, until } from '../helpers/mqtt.js';
@@ -141,3 +142,26 @@ t.test("network partition of the subscriber's process from Redis for 6 s (a TCP 
     },
   }),
 );
+
+t.test('hostile entries in the Redis message stream are skipped and counted; delivery goes on', async (t) => {
+  const redis = await startRedis(t);
+  const b = await startTestBroker(t, `listener 0 127.0.0.1\nallow_anonymous true\npersistence_redis_url ${redis.url}\n`);
+  const sub = await connectClient(t, b.mqttUrl, { clientId: 'hostile-sub' });
+  const got: string[] = [];
+  sub.on('message', (_topic, payload) => got.push(payload.toString()));
+  await sub.subscribeAsync('h/#', { qos: 1 });
+  const db = new Redis(redis.url);
+  t.teardown(() => db.disconnect());
+  const stream = 'mqprobe:messages';
+  await db.xadd(stream, '*', 'i', 'x1', 'h', '{not json', 'p', 'a');
+  await db.xadd(stream, '*', 'i', 'x2', 'h', '{"topic":42}', 'p', 'b');
+  await db.xadd(stream, '*', 'i', 'x3', 'h', 'null');
+  await db.xadd(stream, '*', 'junk', 'x'.repeat(1_000_000));
+  const pub = await connectClient(t, b.mqttUrl, { clientId: 'hostile-pub' });
+  await pub.publishAsync('h/ok', 'after the garbage', { qos: 1 });
+  await until(() => got.length === 1, 10_000, 'the real message');
+  t.same(got, ['after the garbage'], 'only the real message is delivered');
+  const metrics = await b.broker.metrics.getSingleMetricAsString('mqprobe_redis_malformed_entries_total');
+  t.match(metrics, /mqprobe_redis_malformed_entries_total 4/, 'the four hostile entries are counted');
+  t.match(readFileSync(b.logFile, 'utf8'), /malformed entry in mqprobe:messages was skipped/, 'and logged');
+});
