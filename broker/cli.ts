@@ -59,7 +59,11 @@ async function runBroker(opts: MainOptions): Promise<void> {
     log.flush?.();
     die(err, verbose);
   }
+  let stopping = false;
   const stop = async (signal: string) => {
+    // a second SIGTERM/SIGINT during shutdown must not end it half-way (default action: exit 143/130)
+    if (stopping) return void log.info(`${signal} received, already shutting down`);
+    stopping = true;
     log.info(`${signal} received, shutting down`);
     const force = setTimeout(() => process.exit(1), 15_000).unref();
     await broker.close();
@@ -68,8 +72,8 @@ async function runBroker(opts: MainOptions): Promise<void> {
     log.flush?.();
     process.exit(0);
   };
-  process.once('SIGTERM', () => void stop('SIGTERM'));
-  process.once('SIGINT', () => void stop('SIGINT'));
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+  process.on('SIGINT', () => void stop('SIGINT'));
   process.on('SIGHUP', () => void broker.reload());
 }
 

@@ -76,7 +76,7 @@ export async function startBroker(config: BrokerConfig, opts: StartOptions): Pro
     services,
   });
   const saveSeconds = new Histogram({ name: 'mqprobe_persistence_save_seconds', help: 'Time to write the persistence snapshot.', registers: [metrics], buckets: [0.001, 0.01, 0.05, 0.1, 0.5, 1, 5, 30] });
-  const state = createBrokerState(config, log, saveSeconds);
+  const state = createBrokerState(config, log, saveSeconds, metrics);
   let aedesRef: Aedes | undefined;
   const aedes = await Aedes.createBroker({
     ...state.aedesOptions,

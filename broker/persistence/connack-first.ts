@@ -1,3 +1,5 @@
+import { onSetup } from './on-setup.js';
+
 type Deliver = (packet: unknown, cb: () => void) => void;
 interface ClientInternals {
   connackSent: boolean;
@@ -6,9 +8,6 @@ interface ClientInternals {
 }
 interface BrokerInternals {
   handle(conn: unknown, req?: unknown): ClientInternals;
-}
-interface Setup {
-  setup(broker: BrokerInternals): Promise<void>;
 }
 
 /**
@@ -34,14 +33,7 @@ interface Setup {
  * exists; `handle` is the only place where a client exists before its subscriptions are restored.
  */
 export function withConnackFirst<T>(persistence: T): T {
-  const p = persistence as unknown as Setup;
-  const setup = p.setup.bind(p);
-  // Aedes requires setup to be an async function (it checks the constructor name)
-  p.setup = async (broker) => {
-    holdDeliveriesUntilConnack(broker);
-    await setup(broker);
-  };
-  return persistence;
+  return onSetup(persistence, holdDeliveriesUntilConnack);
 }
 
 function holdDeliveriesUntilConnack(broker: BrokerInternals): void {

@@ -1,9 +1,6 @@
-// aedes-persistence-redis and mqemitter-redis ship without TypeScript declarations.
+// aedes-persistence-redis and mqemitter ship without TypeScript declarations.
 declare module 'aedes-persistence-redis' {
   export default function persistence(opts: Record<string, unknown>): unknown;
-}
-declare module 'mqemitter-redis' {
-  export default function mqemitterRedis(opts: Record<string, unknown>): unknown;
 }
 declare module 'mqemitter' {
   export default function mqemitter(opts?: { concurrency?: number }): object;
