@@ -5,6 +5,7 @@ export type SinkConfig =
   | { kind: 'stdout' }
   | { kind: 'file'; path: string }
   | { kind: 'logstash'; url: URL }
+  | { kind: 'beats'; url: URL }
   | { kind: 'mqtt'; topic: string }
   | { kind: 'elasticsearch'; url: URL }
   | { kind: 'opensearch'; url: URL };
@@ -47,7 +48,7 @@ export function defaultCaptureConfig(): CaptureConfig {
   };
 }
 
-const SINK_KINDS = ['stdout', 'file', 'logstash', 'mqtt', 'elasticsearch', 'opensearch'] as const;
+const SINK_KINDS = ['stdout', 'file', 'logstash', 'beats', 'mqtt', 'elasticsearch', 'opensearch'] as const;
 
 function url(v: string, allowed: string[], fail: (d: string) => never): URL {
   let u: URL;
@@ -63,7 +64,7 @@ function url(v: string, allowed: string[], fail: (d: string) => never): URL {
 export const captureKeys: KeySpec<CaptureConfig>[] = [
   {
     key: 'capture_sink',
-    usage: 'stdout | file <path> | logstash tcp://host:port | logstash tls://host:port | mqtt <topic> | elasticsearch <url> | opensearch <url>',
+    usage: 'stdout | file <path> | logstash tcp://host:port | logstash tls://host:port | beats tcp://host:port | beats tls://host:port | mqtt <topic> | elasticsearch <url> | opensearch <url>',
     doc: 'Where capture events go. Repeat the key to send to several sinks at once. Without any capture_sink, nothing is captured.',
     scope: 'global',
     repeatable: true,
@@ -80,6 +81,7 @@ export const captureKeys: KeySpec<CaptureConfig>[] = [
           c.sinks.push({ kind, path: v.path(1) });
           break;
         case 'logstash':
+        case 'beats':
           v.count(2);
           c.sinks.push({ kind, url: url(v.word(1), ['tcp', 'tls'], fail) });
           break;
