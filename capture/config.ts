@@ -21,6 +21,10 @@ export interface CaptureConfig {
   spoolDir?: string;
   spoolMaxBytes: number;
   queueMax: number;
+  /** `capture_queue`: memory (with the spool) or disk (a write-ahead queue per sink, capture/queue/disk.ts). */
+  queue: 'memory' | 'disk';
+  queueSyncMs: number;
+  queueMaxBytes: number;
   fileMaxBytes: number;
   fileMaxFiles: number;
   tls: { cafile?: string; certfile?: string; keyfile?: string };
@@ -41,6 +45,9 @@ export function defaultCaptureConfig(): CaptureConfig {
     format: 'ecs',
     spoolMaxBytes: 1024 ** 3,
     queueMax: 100_000,
+    queue: 'memory',
+    queueSyncMs: 1000,
+    queueMaxBytes: 1024 ** 3,
     fileMaxBytes: 100 * 1024 ** 2,
     fileMaxFiles: 10,
     tls: {},
@@ -177,6 +184,39 @@ export const captureKeys: KeySpec<CaptureConfig>[] = [
     set(c, v) {
       v.count(1);
       c.queueMax = v.int(0, 1, 100_000_000);
+    },
+  },
+  {
+    key: 'capture_queue',
+    usage: 'memory | disk',
+    doc: '`memory`: each sink queues capture_queue_max events in memory, then spools (a kill -9 loses the queue; the next start names the lost sequence numbers). `disk`: every event is written to a per-sink queue under capture_spool_dir before the sink sees it, and removed once the sink has it; a restart sends what was not acknowledged (a kill -9 loses nothing written; a machine crash at most capture_queue_sync_interval).',
+    default: 'memory',
+    scope: 'global',
+    set(c, v) {
+      v.count(1);
+      c.queue = v.oneOf(['memory', 'disk'] as const);
+    },
+  },
+  {
+    key: 'capture_queue_sync_interval',
+    usage: '<duration>',
+    doc: 'How often the disk queue is flushed to stable storage (fdatasync) and its acknowledged position written; 0: after every batch. Also how often the state that names a crash gap is written.',
+    default: '1s',
+    scope: 'global',
+    set(c, v) {
+      v.count(1);
+      c.queueSyncMs = v.durationMs(0, { min: '0', max: '1h' });
+    },
+  },
+  {
+    key: 'capture_queue_max_bytes',
+    usage: '<bytes>',
+    doc: 'Upper bound of the disk queue per sink; past it events are dropped and counted (capture-dropped, reason queue-full).',
+    default: '1073741824',
+    scope: 'global',
+    set(c, v) {
+      v.count(1);
+      c.queueMaxBytes = v.bytes(0, { min: '64k' });
     },
   },
   {
