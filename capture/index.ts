@@ -99,6 +99,7 @@ export function startCapture(h: CaptureHandle, opts: CaptureOptions = {}): Captu
   });
 
   for (const gap of run?.gaps ?? []) p.reportDrops(gap);
+  p.afterFlush = run?.tick;
 
   let detach: (() => void) | undefined;
   const hook = () => {
@@ -132,7 +133,7 @@ export function startCapture(h: CaptureHandle, opts: CaptureOptions = {}): Captu
         await p.thread?.reportDrops();
         p.close();
         await Promise.all([...p.runners.map((r) => r.stop(deadlineMs)), p.thread?.stop(deadlineMs)]);
-        await run?.stopped();
+        run?.stopped();
         log.info({ events: p.sequence }, 'capture stopped');
       })();
       return stopping;

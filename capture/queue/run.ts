@@ -6,10 +6,12 @@ import { queueDir } from '../runners.js';
 import { crashGaps, StateWriter } from './state.js';
 
 export interface RunTracker {
+  /** Writes the state when the sync interval has passed (called at every flush of the pipeline: a busy broker's timers come late). */
+  tick(): void;
   /** The ranges a crashed previous run left unaccounted for, one per sink it had (capture-dropped, reason crash). */
   gaps: DropEpisode[];
   /** Writes the final state: this run stopped cleanly. */
-  stopped(): Promise<void>;
+  stopped(): void;
 }
 
 /**
@@ -26,15 +28,32 @@ export function trackRun(cfg: CaptureConfig, run: string, names: string[], sinks
   const writer = new StateWriter(dir);
   const acked = () => Object.fromEntries([...names.map((n) => [n, 0]), ...sinks().map((s) => [s.name, s.stats().acked])]) as Record<string, number>;
   const state = (clean: boolean) => ({ run, sequence: sequence(), acked: acked(), clean });
-  writer.writeNow(state(false));
-  const timer = setInterval(() => writer.write(state(false)), Math.min(cfg.queueSyncMs || 1000, 1000));
+  const every = Math.min(cfg.queueSyncMs || 1000, 1000);
+  let last = 0;
+  let failed = false;
+  const write = (clean: boolean) => {
+    last = Date.now();
+    try {
+      // a few hundred bytes once a second: synchronous, so that it is there when the process dies
+      writer.writeNow(state(clean));
+    } catch (err) {
+      if (!failed) log.error({ dir, err: (err as Error).message }, 'cannot write the capture state; a crash of this run will not be accounted for');
+      failed = true;
+    }
+  };
+  write(false);
+  // an idle broker has no flushes: the timer keeps the acknowledged positions current
+  const timer = setInterval(() => tick(), every);
   timer.unref();
+  const tick = () => {
+    if (Date.now() - last >= every) write(false);
+  };
   return {
     gaps,
-    async stopped() {
+    tick,
+    stopped() {
       clearInterval(timer);
-      await writer.settled();
-      writer.writeNow(state(true));
+      write(true);
     },
   };
 }

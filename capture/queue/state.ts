@@ -1,5 +1,4 @@
 import { closeSync, openSync, readFileSync, readSync, readdirSync, renameSync, statSync, writeFileSync } from 'node:fs';
-import { rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { DropEpisode } from '../runner.js';
@@ -48,39 +47,17 @@ export function crashGaps(spoolDir: string, queueDirOf: (sink: string) => string
   });
 }
 
-/** Writes the state of this run; one write at a time, each replacing the file whole. */
+/** Writes the state of this run, replacing the file whole. */
 export class StateWriter {
   private readonly file: string;
-  private writing?: Promise<void>;
-  private next?: RunState;
 
   constructor(spoolDir: string) {
     this.file = join(spoolDir, NAME);
   }
 
-  /** Synchronously (at start and at the end of stop(), where it must be there before anything else happens). */
   writeNow(s: RunState): void {
     writeFileSync(`${this.file}.tmp`, JSON.stringify(s));
     renameSync(`${this.file}.tmp`, this.file);
-  }
-
-  /** Without blocking the broker's thread: the latest state wins if writes pile up. */
-  write(s: RunState): void {
-    this.next = s;
-    this.writing ??= this.drain().finally(() => (this.writing = undefined));
-  }
-
-  async settled(): Promise<void> {
-    await this.writing;
-  }
-
-  private async drain(): Promise<void> {
-    while (this.next) {
-      const s = this.next;
-      this.next = undefined;
-      await writeFile(`${this.file}.tmp`, JSON.stringify(s));
-      await rename(`${this.file}.tmp`, this.file);
-    }
   }
 }
 

@@ -35,6 +35,8 @@ export function logstashSink(o: LogstashSinkOptions): SinkIO {
   let recent: string[] = [];
   let recentBytes = 0;
   let lastWriteAt = 0;
+  /** Lines written on this connection since it last stood idle for IDLE_SAFE_MS: the ones a broken connection puts at risk. */
+  let unsure = 0;
 
   const remember = (lines: string[]) => {
     for (const l of lines) {
@@ -58,9 +60,14 @@ export function logstashSink(o: LogstashSinkOptions): SinkIO {
       if (Date.now() - lastWriteAt > IDLE_SAFE_MS) {
         recent = [];
         recentBytes = 0;
+        unsure = 0;
       }
       s.destroy();
       o.log.warn({ receiver: `${o.url.protocol}//${o.url.host}`, err: err?.message }, 'logstash receiver closed the connection');
+      // json_lines has no acknowledgement: what the receiver had not read is gone, and nobody can say how much that was
+      const atRisk = unsure - recent.length;
+      unsure = 0;
+      if (atRisk > 0) o.log.warn({ receiver: `${o.url.protocol}//${o.url.host}`, events: atRisk, resent: recent.length }, `up to ${atRisk} events written before the resend window may be lost (json_lines has no acknowledgement; capture_sink beats has one)`);
     };
     s.on('end', () => lost());
     s.on('error', lost);
@@ -86,6 +93,7 @@ export function logstashSink(o: LogstashSinkOptions): SinkIO {
           recentBytes = 0;
           await send(s, again);
           remember(again);
+          unsure += again.length;
         }
         broken = false;
       }
@@ -93,6 +101,8 @@ export function logstashSink(o: LogstashSinkOptions): SinkIO {
       await send(s, lines);
       if (sock !== s) throw new SinkUnavailableError(`connection to ${o.url.host} lost during the write`);
       remember(lines);
+      if (Date.now() - lastWriteAt > IDLE_SAFE_MS) unsure = 0;
+      unsure += lines.length;
       lastWriteAt = Date.now();
     },
     async close() {

@@ -4,7 +4,7 @@
  * every sequence of the killed run up to the last one written, and the restarted broker's
  * capture-dropped (reason crash) names the rest; with the memory queue the lost range is named.
  */
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { connectAsync, type MqttClient } from 'mqtt';
@@ -14,7 +14,7 @@ import { until } from '../helpers/mqtt.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function broker(t: Tap.Test, conf: string, port: number): Promise<BrokerProcess> {
+async function broker(t: Test, conf: string, port: number): Promise<BrokerProcess> {
   const p = spawnCli(t, ['-c', conf]);
   await waitForPort(port, 30_000).catch((err: Error) => {
     t.comment(p.output());
@@ -67,7 +67,7 @@ const holes = (s: Set<number>) => {
   return missing;
 };
 
-async function killedUnderLoad(t: Tap.Test, queue: 'disk' | 'memory', rx: LumberjackPeer, holdFirst: boolean) {
+async function killedUnderLoad(t: Test, queue: 'disk' | 'memory', rx: LumberjackPeer, holdFirst: boolean) {
   const dir = tempDir();
   const port = await freePort();
   const conf = join(dir, 'mqprobe.conf');
@@ -108,7 +108,7 @@ t.test('capture_queue disk: kill -9 under load loses nothing written to the queu
   t.same(holes(seqs.get(restarted)!), [], 'the restarted run complete');
 });
 
-t.test('capture_queue memory: kill -9 with events queued; the restart names exactly the range the receiver lacks', async (t) => {
+t.test('capture_queue memory: kill -9 with events queued; the restart names a range covering what the receiver lacks (an upper bound)', async (t) => {
   const rx = await startLumberjack(t);
   await killedUnderLoad(t, 'memory', rx, true);
   const { seqs, crashes } = byRun([rx]);
