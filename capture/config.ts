@@ -1,4 +1,5 @@
 import type { KeySpec } from '../broker/config/spec.js';
+import { ConfigError } from '../broker/config/errors.js';
 import { ACTIONS } from './actions.js';
 
 export type SinkConfig =
@@ -307,3 +308,8 @@ export const captureKeys: KeySpec<CaptureConfig>[] = [
     },
   },
 ];
+
+/** Checks between capture keys, once the whole configuration is read. */
+export function validateCapture(c: CaptureConfig): void {
+  if (c.queue === 'disk' && !c.spoolDir) throw new ConfigError(undefined, 'capture_queue', 'disk needs capture_spool_dir (the queue lives there)');
+}

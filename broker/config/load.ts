@@ -3,7 +3,7 @@ import { readConfigLines, type ConfigLine } from './lexer.js';
 import { ValueReader, specIndex, type KeySpec } from './spec.js';
 import { mosquittoKeys, mqprobeBrokerKeys, unimplementedMosquittoKeys, unimplementedMosquittoPrefixes, type BrokerTarget } from './broker-keys.js';
 import type { BrokerConfig, ListenerConfig, SecurityConfig } from './types.js';
-import { captureKeys, defaultCaptureConfig } from '../../capture/config.js';
+import { captureKeys, defaultCaptureConfig, validateCapture } from '../../capture/config.js';
 import { detectKeys, defaultDetectConfig } from '../../capture/detect-config.js';
 import { validateBeats } from '../../bridges/index.js';
 
@@ -160,6 +160,7 @@ export function loadConfig(file: string | undefined, opts: LoadOptions = {}): Br
   }
   validateListeners(config);
   validateBeats(config.beats);
+  validateCapture(config.capture);
   return config;
 }
 

@@ -69,7 +69,7 @@ export class DiskQueue {
   constructor(private readonly o: DiskQueueOptions) {
     mkdirSync(o.dir, { recursive: true });
     // small bounds (tests) still get several segments, so acknowledged ones can be deleted
-    this.segmentBytes = Math.max(64 * 1024, Math.min(16 * 1024 * 1024, Math.floor(o.maxBytes / 8)));
+    this.segmentBytes = Math.max(4096, Math.min(16 * 1024 * 1024, Math.floor(o.maxBytes / 8)));
     for (const f of readdirSync(o.dir).sort()) {
       const m = NAME.exec(f);
       if (m) this.segs.push({ n: Number(m[1]), bytes: statSync(join(o.dir, f)).size });
