@@ -1,6 +1,6 @@
 module mqprobe/test/peers/lumberjack
 
-go 1.21
+go 1.19
 
 require github.com/elastic/go-lumber v0.1.1
 
