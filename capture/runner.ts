@@ -208,7 +208,14 @@ export class SinkRunner {
     for (;;) {
       if (this.stopping && Date.now() >= this.deadline) return undefined;
       if (this.o.disk) {
-        const b = this.fromDisk(this.o.disk);
+        let b;
+        try {
+          b = this.fromDisk(this.o.disk);
+        } catch (err) {
+          // a damaged queue file: this sink stops delivering (its queue fills, then drops are counted); the others go on
+          this.o.log.error({ err: (err as Error).message }, `capture sink ${this.sink.name} stops: its disk queue cannot be read`);
+          return undefined;
+        }
         if (b) return b;
         if (this.stopping) return undefined;
         await new Promise<void>((r) => (this.wake = r));
