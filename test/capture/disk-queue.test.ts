@@ -7,6 +7,9 @@ import t from 'tap';
 import { appendFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import pino from 'pino';
+import { loadConfig } from '../../broker/config/load.js';
+import { SinkRunner } from '../../capture/runner.js';
+import { until } from '../helpers/mqtt.js';
 import { DiskQueue, type QueuedRecord } from '../../capture/queue/disk.js';
 import { lastQueued } from '../../capture/queue/state.js';
 import { startTestBroker, tempDir } from '../helpers/broker.js';
@@ -93,4 +96,39 @@ t.test('crash and hostile leftovers: half-written record cut, bad checkpoint mea
 
 t.test('capture_queue disk without capture_spool_dir: the broker refuses to start, naming both keys', async (t) => {
   await t.rejects(startTestBroker(t, 'listener 0 127.0.0.1\nallow_anonymous true\ncapture_sink file /dev/null\ncapture_queue disk\n'), /capture_queue: disk needs capture_spool_dir/);
+});
+
+t.test('bad values of the new keys are config errors naming the key', async (t) => {
+  const dir = tempDir();
+  const cases: [string, RegExp][] = [
+    ['capture_queue tape', /capture_queue: expected one of memory\|disk, got "tape"/],
+    ['capture_queue_sync_interval 2h', /capture_queue_sync_interval: expected a duration between 0 and 1h/],
+    ['capture_queue_sync_interval -1', /capture_queue_sync_interval: expected a duration/],
+    ['capture_queue_max_bytes 1k', /capture_queue_max_bytes: expected at least 64k/],
+    ['capture_sink beats http://127.0.0.1:5044', /capture_sink: expected a tcp or tls URL, got "http:"/],
+    ['capture_sink beats', /capture_sink/],
+  ];
+  for (const [line, error] of cases) {
+    const file = join(dir, 'bad.conf');
+    writeFileSync(file, `listener 0 127.0.0.1\n${line}\n`);
+    t.throws(() => loadConfig(file), error, line);
+  }
+  const file = join(dir, 'good.conf');
+  writeFileSync(file, `capture_sink beats tls://logstash.example:5044\ncapture_spool_dir ${dir}\ncapture_queue disk\ncapture_queue_sync_interval 250ms\ncapture_queue_max_bytes 64M\n`);
+  t.match(loadConfig(file).capture, { queue: 'disk', queueSyncMs: 250, queueMaxBytes: 64 * 1024 ** 2, sinks: [{ kind: 'beats' }] });
+});
+
+t.test('a runner whose disk queue is damaged stops with the reason in the log, delivering nothing', async (t) => {
+  const dir = tempDir();
+  writeFileSync(join(dir, '1000000000000000.q'), '1\t{"a":1}\nthis line has no tab\n');
+  const lines: string[] = [];
+  const runLog = pino({ level: 'info' }, { write: (l: string) => lines.push(l) });
+  const q = new DiskQueue({ dir, run: 'run-d', maxBytes: 1 << 20, syncMs: 0, cacheMax: 10, log: runLog });
+  const written: string[][] = [];
+  const r = new SinkRunner({ name: 'damaged', write: async (l) => void written.push(l), close: async () => {} }, { queueMax: 10, disk: q, log: runLog, backoff: { baseMs: 10, maxMs: 10 }, onDrops: () => {}, count: { delivered: () => {}, dropped: () => {}, failure: () => {} } });
+  r.offer('{"b":2}', 1);
+  await until(() => lines.some((l) => l.includes('its disk queue cannot be read')), 5000, 'the error');
+  t.match(lines.join(''), /capture queue segment .*1000000000000000\.q is damaged at byte 10/, 'the file and the byte');
+  t.same(written, [], 'nothing delivered past the damage');
+  await r.stop(100);
 });
