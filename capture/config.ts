@@ -1,10 +1,12 @@
 import type { KeySpec } from '../broker/config/spec.js';
+import { ConfigError } from '../broker/config/errors.js';
 import { ACTIONS } from './actions.js';
 
 export type SinkConfig =
   | { kind: 'stdout' }
   | { kind: 'file'; path: string }
   | { kind: 'logstash'; url: URL }
+  | { kind: 'beats'; url: URL }
   | { kind: 'mqtt'; topic: string }
   | { kind: 'elasticsearch'; url: URL }
   | { kind: 'opensearch'; url: URL };
@@ -20,6 +22,10 @@ export interface CaptureConfig {
   spoolDir?: string;
   spoolMaxBytes: number;
   queueMax: number;
+  /** `capture_queue`: memory (with the spool) or disk (a write-ahead queue per sink, capture/queue/disk.ts). */
+  queue: 'memory' | 'disk';
+  queueSyncMs: number;
+  queueMaxBytes: number;
   fileMaxBytes: number;
   fileMaxFiles: number;
   tls: { cafile?: string; certfile?: string; keyfile?: string };
@@ -40,6 +46,9 @@ export function defaultCaptureConfig(): CaptureConfig {
     format: 'ecs',
     spoolMaxBytes: 1024 ** 3,
     queueMax: 100_000,
+    queue: 'memory',
+    queueSyncMs: 1000,
+    queueMaxBytes: 1024 ** 3,
     fileMaxBytes: 100 * 1024 ** 2,
     fileMaxFiles: 10,
     tls: {},
@@ -47,7 +56,7 @@ export function defaultCaptureConfig(): CaptureConfig {
   };
 }
 
-const SINK_KINDS = ['stdout', 'file', 'logstash', 'mqtt', 'elasticsearch', 'opensearch'] as const;
+const SINK_KINDS = ['stdout', 'file', 'logstash', 'beats', 'mqtt', 'elasticsearch', 'opensearch'] as const;
 
 function url(v: string, allowed: string[], fail: (d: string) => never): URL {
   let u: URL;
@@ -63,7 +72,7 @@ function url(v: string, allowed: string[], fail: (d: string) => never): URL {
 export const captureKeys: KeySpec<CaptureConfig>[] = [
   {
     key: 'capture_sink',
-    usage: 'stdout | file <path> | logstash tcp://host:port | logstash tls://host:port | mqtt <topic> | elasticsearch <url> | opensearch <url>',
+    usage: 'stdout | file <path> | logstash tcp://host:port | logstash tls://host:port | beats tcp://host:port | beats tls://host:port | mqtt <topic> | elasticsearch <url> | opensearch <url>',
     doc: 'Where capture events go. Repeat the key to send to several sinks at once. Without any capture_sink, nothing is captured.',
     scope: 'global',
     repeatable: true,
@@ -80,6 +89,7 @@ export const captureKeys: KeySpec<CaptureConfig>[] = [
           c.sinks.push({ kind, path: v.path(1) });
           break;
         case 'logstash':
+        case 'beats':
           v.count(2);
           c.sinks.push({ kind, url: url(v.word(1), ['tcp', 'tls'], fail) });
           break;
@@ -178,6 +188,39 @@ export const captureKeys: KeySpec<CaptureConfig>[] = [
     },
   },
   {
+    key: 'capture_queue',
+    usage: 'memory | disk',
+    doc: '`memory`: each sink queues capture_queue_max events in memory, then spools (a kill -9 loses the queue; the next start names the lost sequence numbers). `disk`: every event is written to a per-sink queue under capture_spool_dir before the sink sees it, and removed once the sink has it; a restart sends what was not acknowledged (a kill -9 loses nothing written; a machine crash at most capture_queue_sync_interval).',
+    default: 'memory',
+    scope: 'global',
+    set(c, v) {
+      v.count(1);
+      c.queue = v.oneOf(['memory', 'disk'] as const);
+    },
+  },
+  {
+    key: 'capture_queue_sync_interval',
+    usage: '<duration>',
+    doc: 'How often the disk queue is flushed to stable storage (fdatasync) and its acknowledged position written; 0: after every batch. Also how often the state that names a crash gap is written.',
+    default: '1s',
+    scope: 'global',
+    set(c, v) {
+      v.count(1);
+      c.queueSyncMs = v.durationMs(0, { min: '0', max: '1h' });
+    },
+  },
+  {
+    key: 'capture_queue_max_bytes',
+    usage: '<bytes>',
+    doc: 'Upper bound of the disk queue per sink; past it events are dropped and counted (capture-dropped, reason queue-full).',
+    default: '1073741824',
+    scope: 'global',
+    set(c, v) {
+      v.count(1);
+      c.queueMaxBytes = v.bytes(0, { min: '64k' });
+    },
+  },
+  {
     key: 'capture_file_max_bytes',
     usage: '<bytes>',
     doc: 'The file sink rotates its file (renaming it to `.1`, `.2`, …) when it reaches this size.',
@@ -265,3 +308,8 @@ export const captureKeys: KeySpec<CaptureConfig>[] = [
     },
   },
 ];
+
+/** Checks between capture keys, once the whole configuration is read. */
+export function validateCapture(c: CaptureConfig): void {
+  if (c.queue === 'disk' && !c.spoolDir) throw new ConfigError(undefined, 'capture_queue', 'disk needs capture_spool_dir (the queue lives there)');
+}

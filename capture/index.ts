@@ -14,6 +14,7 @@ import { Pipeline, type PipelineStats } from './pipeline.js';
 import { CaptureThread } from './offload/thread.js';
 import type { DropEpisode, RunnerStats } from './runner.js';
 import { offloaded, startRunner } from './runners.js';
+import { trackRun } from './queue/run.js';
 import { sinkNames } from './sinks/index.js';
 
 export type { CaptureHandle } from './handle.js';
@@ -71,7 +72,7 @@ export function startCapture(h: CaptureHandle, opts: CaptureOptions = {}): Captu
   const dropEvent = (ep: DropEpisode): CaptureEvent => {
     const e = factory.make('capture-dropped', 'metric', ['process'], ['info'], 'failure');
     e.event.reason = ep.reason;
-    e.mqprobe = { capture: { sink: ep.sink, dropped: ep.count, first_sequence: ep.first, last_sequence: ep.last } };
+    e.mqprobe = { capture: { sink: ep.sink, dropped: ep.count, first_sequence: ep.first, last_sequence: ep.last, ...(ep.run && { run: ep.run }) } };
     return e;
   };
   // event.id: the instance and the sequence number
@@ -79,9 +80,11 @@ export function startCapture(h: CaptureHandle, opts: CaptureOptions = {}): Captu
   const p = new Pipeline(idPrefix, cfg, metrics, log, dropEvent);
   const backoff = opts.backoff ?? { baseMs: 250, maxMs: 30_000 };
 
+  // before the capture thread opens the disk queues: they hold what the previous run wrote
+  const run = trackRun(cfg, h.info.id, names, () => views, () => p.sequence, log);
   const away = cfg.sinks.flatMap((sink, i) => (offloaded(sink) ? [{ sink, name: names[i] }] : []));
   if (away.length) p.thread = new CaptureThread({ config: cfg, sinks: away, info: h.info, idPrefix, log, metrics, backoff, resendBytes: opts.resendBytes, onDrops: p.reportDrops });
-  const env = { config: cfg, sinkEnv: { aedes: h.aedes, config: cfg, log, stdout: opts.stdout, resendBytes: opts.resendBytes }, log, backoff, onDrops: p.reportDrops };
+  const env = { config: cfg, sinkEnv: { aedes: h.aedes, config: cfg, log, stdout: opts.stdout, resendBytes: opts.resendBytes }, log, backoff, run: h.info.id, onDrops: p.reportDrops };
   cfg.sinks.forEach((sc, i) => {
     const name = names[i];
     if (!offloaded(sc)) {
@@ -94,6 +97,9 @@ export function startCapture(h: CaptureHandle, opts: CaptureOptions = {}): Captu
       views.push({ name, stats: () => r.stats() });
     } else views.push(p.thread!.sinks.find((s) => s.name === name)!);
   });
+
+  for (const gap of run?.gaps ?? []) p.reportDrops(gap);
+  p.afterFlush = run?.tick;
 
   let detach: (() => void) | undefined;
   const hook = () => {
@@ -127,6 +133,7 @@ export function startCapture(h: CaptureHandle, opts: CaptureOptions = {}): Captu
         await p.thread?.reportDrops();
         p.close();
         await Promise.all([...p.runners.map((r) => r.stop(deadlineMs)), p.thread?.stop(deadlineMs)]);
+        run?.stopped();
         log.info({ events: p.sequence }, 'capture stopped');
       })();
       return stopping;

@@ -34,6 +34,8 @@ export class Pipeline {
   readonly runners: SinkRunner[] = [];
   /** The capture thread of the other sinks, when there are any. */
   thread?: CaptureThread;
+  /** Called after every flush (capture/queue/run.ts keeps the crash state current from it). */
+  afterFlush?: () => void;
   private seq = 0;
   private pending: CaptureEvent[] = [];
   private times: number[] = [];
@@ -135,6 +137,7 @@ export class Pipeline {
     } finally {
       this.flushing = false;
     }
+    this.afterFlush?.();
   };
 
   private flushBatch(): void {

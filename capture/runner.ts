@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import type { DiskQueue } from './queue/disk.js';
 import type { Spool, SpoolChunk } from './spool.js';
 
 /** Where serialised events go. `write` resolves once the batch is delivered, rejects to have it offered again. */
@@ -18,15 +19,19 @@ export interface SinkIO {
 /** A run of consecutive events one sink could not keep. */
 export interface DropEpisode {
   sink: string;
-  reason: 'queue-full' | 'spool-full' | 'shutdown';
+  reason: 'queue-full' | 'spool-full' | 'shutdown' | 'crash';
   first: number;
   last: number;
   count: number;
+  /** For a crash: the earlier run (service.id) the sequence numbers belong to. */
+  run?: string;
 }
 
 export interface RunnerOptions {
   queueMax: number;
   spool?: Spool;
+  /** `capture_queue disk`: the sink's write-ahead queue, instead of the memory queue and the spool. */
+  disk?: DiskQueue;
   log: Logger;
   backoff: { baseMs: number; maxMs: number };
   /** Called when a drop episode ends (an event is accepted again, or shutdown). */
@@ -43,6 +48,8 @@ export interface RunnerStats {
   failures: number;
   /** True while the last write failed. */
   down: boolean;
+  /** The highest event.sequence of this run the sink has taken (0: none yet). */
+  acked: number;
 }
 
 const BATCH_LINES = 2000;
@@ -67,7 +74,7 @@ export class SinkRunner {
   private stopping = false;
   private deadline = Infinity;
   private loop: Promise<void>;
-  private readonly s: RunnerStats = { queued: 0, spoolBytes: 0, delivered: 0, dropped: 0, failures: 0, down: false };
+  private readonly s: RunnerStats = { queued: 0, spoolBytes: 0, delivered: 0, dropped: 0, failures: 0, down: false, acked: 0 };
 
   constructor(
     readonly sink: Sink,
@@ -78,11 +85,20 @@ export class SinkRunner {
   }
 
   stats(): RunnerStats {
+    const disk = this.o.disk;
+    if (disk) return { ...this.s, queued: disk.queued, spoolBytes: disk.bytes };
     return { ...this.s, queued: this.q.length - this.head + (this.replay ? this.replay.chunk.lines.length - this.replay.pos : 0), spoolBytes: this.o.spool?.bytes ?? 0 };
   }
 
   /** Takes one event line; never waits. */
   offer(line: string, seq: number): void {
+    const disk = this.o.disk;
+    if (disk) {
+      if (!disk.append(line, seq)) return this.drop(seq, 'queue-full');
+      this.reportDrops();
+      this.wake?.();
+      return;
+    }
     const spool = this.o.spool;
     if (!this.spooling && this.q.length - this.head < this.o.queueMax) {
       this.q.push(line);
@@ -113,6 +129,12 @@ export class SinkRunner {
     // a write that never settles (a receiver that stopped reading) is abandoned; its batch is still queued
     await settleWithin(this.loop, this.sink.gone?.() ? 0 : 1000);
     this.closed = true;
+    if (this.o.disk) {
+      // what the sink has not acknowledged stays in the queue for the next start
+      this.o.disk.close();
+      this.reportDrops();
+      return;
+    }
     const rest = this.q.slice(this.head);
     const seqs = this.seqs.slice(this.head);
     this.q = [];
@@ -185,6 +207,21 @@ export class SinkRunner {
   private async next(): Promise<{ lines: string[]; commit(): void } | undefined> {
     for (;;) {
       if (this.stopping && Date.now() >= this.deadline) return undefined;
+      if (this.o.disk) {
+        let b;
+        try {
+          b = this.fromDisk(this.o.disk);
+        } catch (err) {
+          // a damaged queue file: this sink stops delivering (its queue fills, then drops are counted); the others go on
+          this.o.log.error({ err: (err as Error).message }, `capture sink ${this.sink.name} stops: its disk queue cannot be read`);
+          return undefined;
+        }
+        if (b) return b;
+        if (this.stopping) return undefined;
+        await new Promise<void>((r) => (this.wake = r));
+        this.wake = undefined;
+        continue;
+      }
       const inMemory = this.q.length - this.head;
       if (inMemory > 0) return this.fromMemory();
       if (this.replay) {
@@ -207,6 +244,21 @@ export class SinkRunner {
     }
   }
 
+  private fromDisk(disk: DiskQueue): { lines: string[]; commit(): void } | undefined {
+    const recs = disk.peek(BATCH_LINES, BATCH_BYTES);
+    if (!recs.length) return undefined;
+    return {
+      lines: recs.map((r) => r.line),
+      commit: () => {
+        if (this.closed) return;
+        disk.ack(recs);
+        // an earlier run's records (sent first) have that run's sequence numbers
+        const last = recs.at(-1)!;
+        if (last.seg >= disk.thisRunFrom) this.s.acked = last.seq;
+      },
+    };
+  }
+
   private fromMemory(): { lines: string[]; commit(): void } {
     const end = cut(this.q, this.head);
     const lines = this.q.slice(this.head, end);
@@ -214,6 +266,7 @@ export class SinkRunner {
       lines,
       commit: () => {
         if (this.closed) return;
+        this.s.acked = this.seqs[end - 1];
         this.head = end;
         if (this.head === this.q.length) {
           this.q = [];

@@ -4,7 +4,7 @@ import { ValueReader, specIndex, type KeySpec } from './spec.js';
 import { mosquittoKeys, mqprobeBrokerKeys, unimplementedMosquittoKeys, type BrokerTarget } from './broker-keys.js';
 import { applyPlugins, prefixedKey } from '../auth/plugins.js';
 import type { BrokerConfig, ListenerConfig, SecurityConfig } from './types.js';
-import { captureKeys, defaultCaptureConfig } from '../../capture/config.js';
+import { captureKeys, defaultCaptureConfig, validateCapture } from '../../capture/config.js';
 import { detectKeys, defaultDetectConfig } from '../../capture/detect-config.js';
 import { validateBeats } from '../../bridges/index.js';
 
@@ -163,6 +163,7 @@ export function loadConfig(file: string | undefined, opts: LoadOptions = {}): Br
   applyPlugins(config);
   validateListeners(config);
   validateBeats(config.beats);
+  validateCapture(config.capture);
   return config;
 }
 

@@ -24,7 +24,7 @@ const failures = init.sinks.map(() => 0);
 const dropped = new Map<string, { sink: number; reason: DropEpisode['reason']; n: number }>();
 let changed = false;
 
-const env = { config, sinkEnv: { config, log, resendBytes: init.resendBytes }, log, backoff: init.backoff, onDrops: (ep: DropEpisode) => send({ t: 'drops', ep }) };
+const env = { config, sinkEnv: { config, log, resendBytes: init.resendBytes }, log, backoff: init.backoff, run: init.info.id, onDrops: (ep: DropEpisode) => send({ t: 'drops', ep }) };
 const runners = init.sinks.map((s, sink) =>
   startRunner(config.sinks[sink], s.name, env, {
     delivered: (n) => ((delivered[sink] += n), (changed = true)),

@@ -4,7 +4,9 @@ import type { CaptureConfig, SinkConfig } from '../config.js';
 import type { Sink, SinkIO } from '../runner.js';
 import { SearchSink } from './elasticsearch.js';
 import { fileSink } from './file.js';
+import { beatsSink } from './beats.js';
 import { logstashSink } from './logstash.js';
+import { VERSION } from '../../broker/version.js';
 import { mqttSink } from './mqtt.js';
 import { stdoutSink } from './stdout.js';
 
@@ -35,6 +37,8 @@ function sinkIO(c: SinkConfig, env: SinkEnv): { io: SinkIO; spools: boolean } {
       return { io: mqttSink(env.aedes, c.topic), spools: false };
     case 'logstash':
       return { io: logstashSink({ url: c.url, tls: env.config.tls, log, resendBytes: env.resendBytes }), spools: true };
+    case 'beats':
+      return { io: beatsSink({ url: c.url, tls: env.config.tls, log, metadata: { beat: 'mqprobe', version: VERSION } }), spools: true };
     case 'elasticsearch':
     case 'opensearch': {
       const s = new SearchSink({ kind: c.kind, url: c.url, elastic: env.config.elastic, log });
@@ -64,7 +68,8 @@ function sinkName(sc: SinkConfig): string {
     case 'mqtt':
       return `mqtt:${sc.topic}`;
     case 'logstash':
-      return `logstash:${sc.url.protocol}//${sc.url.host}`;
+    case 'beats':
+      return `${sc.kind}:${sc.url.protocol}//${sc.url.host}`;
     case 'elasticsearch':
     case 'opensearch':
       return `${sc.kind}:${sc.url.host}`;

@@ -1,11 +1,10 @@
-import net from 'node:net';
-import tls from 'node:tls';
-import { readFile } from 'node:fs/promises';
+import type net from 'node:net';
 import type { Logger } from 'pino';
 import type { CaptureConfig } from '../config.js';
 import type { SinkIO } from '../runner.js';
 import { SinkUnavailableError } from './elasticsearch.js';
 import { LineBuffer } from './line-buffer.js';
+import { openConnection } from './connect.js';
 
 const IDLE_SAFE_MS = 5000;
 
@@ -29,9 +28,6 @@ export interface LogstashSinkOptions {
  * read at each connection and never appears in a message.
  */
 export function logstashSink(o: LogstashSinkOptions): SinkIO {
-  const host = o.url.hostname.replace(/^\[|\]$/g, '');
-  const port = Number(o.url.port);
-  const secure = o.url.protocol === 'tls:';
   const resendBytes = o.resendBytes ?? 256 * 1024;
   let sock: net.Socket | undefined;
   let broken = false;
@@ -39,6 +35,8 @@ export function logstashSink(o: LogstashSinkOptions): SinkIO {
   let recent: string[] = [];
   let recentBytes = 0;
   let lastWriteAt = 0;
+  /** Lines written on this connection since it last stood idle for IDLE_SAFE_MS: the ones a broken connection puts at risk. */
+  let unsure = 0;
 
   const remember = (lines: string[]) => {
     for (const l of lines) {
@@ -51,40 +49,30 @@ export function logstashSink(o: LogstashSinkOptions): SinkIO {
   };
 
   const connect = async (): Promise<net.Socket> => {
-    const tlsOpts = secure ? await tlsFiles(o.tls) : undefined;
-    return new Promise((resolve, reject) => {
-      const s = secure ? tls.connect({ host, port, servername: net.isIP(host) ? undefined : host, ...tlsOpts }) : net.connect({ host, port });
-      const timer = setTimeout(() => s.destroy(new Error(`no connection within ${o.connectTimeoutMs ?? 5000} ms`)), o.connectTimeoutMs ?? 5000);
-      const fail = (err: Error) => {
-        clearTimeout(timer);
-        reject(new SinkUnavailableError(`cannot connect to ${o.url.protocol}//${o.url.host}: ${err.message}`));
-      };
-      s.once('error', fail);
-      s.once(secure ? 'secureConnect' : 'connect', () => {
-        clearTimeout(timer);
-        s.off('error', fail);
-        s.setKeepAlive(true, 10_000);
-        s.setNoDelay(true);
-        // Logstash sends nothing; an end or error means the receiver is gone
-        s.on('data', () => {});
-        const lost = (err?: Error) => {
-          if (sock !== s) return;
-          broken = true;
-          sock = undefined;
-          // long after the last write the receiver has had every chance to read it: nothing is at risk
-          if (Date.now() - lastWriteAt > IDLE_SAFE_MS) {
-            recent = [];
-            recentBytes = 0;
-          }
-          s.destroy();
-          o.log.warn({ receiver: `${o.url.protocol}//${o.url.host}`, err: err?.message }, 'logstash receiver closed the connection');
-        };
-        s.on('end', () => lost());
-        s.on('error', lost);
-        s.on('close', () => lost());
-        resolve(s);
-      });
-    });
+    const s = await openConnection(o.url, o.tls, o.connectTimeoutMs);
+    // Logstash sends nothing; an end or error means the receiver is gone
+    s.on('data', () => {});
+    const lost = (err?: Error) => {
+      if (sock !== s) return;
+      broken = true;
+      sock = undefined;
+      // long after the last write the receiver has had every chance to read it: nothing is at risk
+      if (Date.now() - lastWriteAt > IDLE_SAFE_MS) {
+        recent = [];
+        recentBytes = 0;
+        unsure = 0;
+      }
+      s.destroy();
+      o.log.warn({ receiver: `${o.url.protocol}//${o.url.host}`, err: err?.message }, 'logstash receiver closed the connection');
+      // json_lines has no acknowledgement: what the receiver had not read is gone, and nobody can say how much that was
+      const atRisk = unsure - recent.length;
+      unsure = 0;
+      if (atRisk > 0) o.log.warn({ receiver: `${o.url.protocol}//${o.url.host}`, events: atRisk, resent: recent.length }, `up to ${atRisk} events written before the resend window may be lost (json_lines has no acknowledgement; capture_sink beats has one)`);
+    };
+    s.on('end', () => lost());
+    s.on('error', lost);
+    s.on('close', () => lost());
+    return s;
   };
 
   const out = new LineBuffer();
@@ -105,6 +93,7 @@ export function logstashSink(o: LogstashSinkOptions): SinkIO {
           recentBytes = 0;
           await send(s, again);
           remember(again);
+          unsure += again.length;
         }
         broken = false;
       }
@@ -112,6 +101,8 @@ export function logstashSink(o: LogstashSinkOptions): SinkIO {
       await send(s, lines);
       if (sock !== s) throw new SinkUnavailableError(`connection to ${o.url.host} lost during the write`);
       remember(lines);
+      if (Date.now() - lastWriteAt > IDLE_SAFE_MS) unsure = 0;
+      unsure += lines.length;
       lastWriteAt = Date.now();
     },
     async close() {
@@ -130,17 +121,4 @@ export function logstashSink(o: LogstashSinkOptions): SinkIO {
       });
     },
   };
-}
-
-async function tlsFiles(t: CaptureConfig['tls']): Promise<tls.ConnectionOptions> {
-  const read = async (key: string, path: string | undefined) => {
-    if (!path) return undefined;
-    try {
-      return await readFile(path);
-    } catch (err) {
-      // the path and the reason only: never the content
-      throw new SinkUnavailableError(`capture_tls_${key} ${path}: ${(err as NodeJS.ErrnoException).code ?? 'unreadable'}`);
-    }
-  };
-  return { ca: await read('cafile', t.cafile), cert: await read('certfile', t.certfile), key: await read('keyfile', t.keyfile) };
 }
