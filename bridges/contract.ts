@@ -5,7 +5,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Registry } from 'prom-client';
 import type { KeySpec } from '../broker/config/spec.js';
 import type { BeatBlock } from '../broker/config/types.js';
-import type { SseConfig } from './shared/sse-hub.js';
+import type { SseConfig } from '../broker/http/sse-hub.js';
 
 /** Keys every beat block accepts (`beat_*`). */
 export interface CommonBeatConfig {

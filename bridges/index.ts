@@ -5,7 +5,7 @@ import type { BeatDefinition, BridgeHost } from './contract.js';
 import { commonBeatKeys, parseBeatBlock, type ParsedBeat } from './frame/config.js';
 import { BeatRunner } from './frame/runner.js';
 import { BeatHttp } from './frame/http.js';
-import { SseHub, defaultSseConfig } from './shared/sse-hub.js';
+import { SseHub, defaultSseConfig } from '../broker/http/sse-hub.js';
 import { zeekBeat } from './zeek/index.js';
 import { fleetBeat } from './fleet/index.js';
 import { thingsBeat } from './things/index.js';
@@ -15,7 +15,7 @@ import { fiwareBeat } from './fiware/index.js';
 import { osqueryBeat } from './osquery/index.js';
 
 export type { BridgeHost } from './contract.js';
-export { sseKeys, defaultSseConfig, type SseConfig } from './shared/sse-hub.js';
+export { sseKeys, defaultSseConfig, type SseConfig } from '../broker/http/sse-hub.js';
 
 /** Every beat mqprobe knows. A new beat adds one import and one entry here. */
 export const beatDefinitions: BeatDefinition<any>[] = [zeekBeat, fleetBeat, thingsBeat, opcuaBeat, openCtiBeat, fiwareBeat, osqueryBeat];

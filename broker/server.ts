@@ -10,7 +10,7 @@ import type { IncomingMessage } from 'node:http';
 import { BrokerProbe, connInfo, tagConnection, type ConnInfo } from './probe.js';
 import { Access, clientMeta } from './access.js';
 import { bindListener, type BoundListener } from './listeners.js';
-import { createHttpServer } from './http.js';
+import { createHttpServer } from './http/server.js';
 import { limitPacketSize } from './packet-limit.js';
 import { BrokerStats } from './stats.js';
 import { applyDeliveryLimits, DEFAULT_SLOW_READER_BYTES } from './delivery-limits.js';
@@ -18,58 +18,69 @@ import { startSysTopics } from './sys-topics.js';
 import { createBrokerState } from './persistence/index.js';
 import { VERSION } from './version.js';
 import { newListener } from './config/load.js';
-import { attachBeats } from '../bridges/index.js';
-import { startCapture, type Capture } from '../capture/index.js';
-import { createDetection } from '../capture/detect/index.js';
 
 /** In-process connections belong to no network listener: no mount point, limit or per-listener security. */
 const INTERNAL_LISTENER = newListener(0, { file: '<internal>', line: 0 });
 
-export interface RunningBroker {
+export interface BrokerInfo {
+  name: string;
+  id: string;
+  version: string;
+}
+
+/**
+ * The MQTT server alone: engine, listeners, access control, persistence, $SYS and the HTTP side-server.
+ * It knows nothing of the areas built on it; app/assemble.ts attaches them between its start phases:
+ * create → (capture, beats' routes) → bindListeners → start → … → stopAccepting → close.
+ */
+export interface MqttServer {
   aedes: Aedes;
   config: BrokerConfig;
   log: Logger;
   probe: BrokerProbe;
   metrics: Registry;
+  info: BrokerInfo;
+  /** The `http_listener` instance (routes may be added until start()). */
   http?: FastifyInstance;
-  /** Bound ports, in listener order (a config port 0 binds a free port). */
-  ports: number[];
-  httpPort?: number;
-  info: { name: string; id: string; version: string };
-  /** The capture pipeline (detection subscribes to it and emits alerts through it). */
-  capture: Capture;
+  /** Bound ports, in listener order (a config port 0 binds a free port); filled by bindListeners(). */
+  readonly ports: number[];
+  readonly httpPort?: number;
+  /** True from stopAccepting() on. */
+  readonly closing: boolean;
   /** Hands an in-process stream to the broker as a trusted internal connection (client ids starting with `$`). */
   connectInternal(stream: Duplex): void;
+  /** Publishes a QoS 0 message from the broker itself; dropped once the broker is closing. */
+  publish(topic: string, payload: string): void;
+  /** Binds every configured listener; on failure closes what it bound and the engine, and rejects. */
+  bindListeners(): Promise<void>;
+  /** Opens the HTTP listener, starts $SYS and announces broker-starting. */
+  start(): Promise<void>;
   /** Re-reads password and ACL files (SIGHUP). */
   reload(): Promise<void>;
-  /** Stops accepting, disconnects clients, flushes state. Idempotent. */
+  /** First step of closing: stops $SYS and accepting connections; connected clients stay. */
+  stopAccepting(): void;
+  /** Disconnects clients, flushes state, closes listeners and HTTP, announces broker-stopped. */
   close(): Promise<void>;
 }
 
-export interface StartOptions {
-  log: Logger;
-}
-
-export async function startBroker(config: BrokerConfig, opts: StartOptions): Promise<RunningBroker> {
-  const log = opts.log;
-  const probe = new BrokerProbe();
+/** The Prometheus registry of /metrics, with the process metrics; made first so every area can register on it. */
+export function createMetricsRegistry(): Registry {
   const metrics = new Registry();
   collectDefaultMetrics({ register: metrics, prefix: 'mqprobe_process_' });
+  return metrics;
+}
+
+export interface ServerOptions {
+  log: Logger;
+  metrics: Registry;
+}
+
+export async function createMqttServer(config: BrokerConfig, { log, metrics }: ServerOptions): Promise<MqttServer> {
+  const probe = new BrokerProbe();
   const access = new Access(config, probe);
   await access.load();
 
-  const services = new Map<string, unknown>();
   let closing = false;
-  // before anything starts: a bad detect_rule is a config error; alerts go through capture and onto $SYS/broker/alerts/<rule>
-  const detection = createDetection(config.detect, {
-    raise: (alert) => capture.emit(alert),
-    publish: (topic, payload) => {
-      if (!closing) aedesRef?.publish({ cmd: 'publish', topic, payload: Buffer.from(payload), qos: 0, retain: false, dup: false }, () => undefined);
-    },
-    log,
-    metrics,
-    services,
-  });
   const saveSeconds = new Histogram({ name: 'mqprobe_persistence_save_seconds', help: 'Time to write the persistence snapshot.', registers: [metrics], buckets: [0.001, 0.01, 0.05, 0.1, 0.5, 1, 5, 30] });
   const state = createBrokerState(config, log, saveSeconds);
   let aedesRef: Aedes | undefined;
@@ -85,11 +96,6 @@ export async function startBroker(config: BrokerConfig, opts: StartOptions): Pro
   const info = { name: hostname(), id: aedes.id, version: VERSION };
 
   watchClients(aedes, probe, access, log, config, () => closing);
-  // before the listeners open, so the first connection and broker-starting are captured
-  const capture = startCapture({ aedes, probe, log, metrics, config: config.capture, info, connOf: connInfo, usernameOf: (c) => clientMeta(c)?.username });
-  if (config.detect.enabled) capture.subscribe(detection.observe);
-  // the sinks exist (a capture file is there to tail) before the first client connects
-  await capture.ready();
 
   const deliveryLimits = {
     queuedBytes: config.maxQueuedBytes || DEFAULT_SLOW_READER_BYTES,
@@ -103,63 +109,67 @@ export async function startBroker(config: BrokerConfig, opts: StartOptions): Pro
   };
 
   const bound: BoundListener[] = [];
-  try {
-    for (const l of config.listeners) bound.push(await bindListener(l, handle, probe, log, { noDelay: config.setTcpNodelay }));
-  } catch (err) {
-    await Promise.all(bound.map((b) => b.close()));
-    await new Promise<void>((r) => aedes.close(() => r()));
-    detection.stop();
-    await capture.stop();
-    throw err;
-  }
-  for (const b of bound) {
-    const where = `${b.config.bind ?? '*'}:${b.port}`;
-    log.info({ listener: where, protocol: b.config.protocol, tls: !!b.config.tls.certfile }, `listening on ${where} (${b.config.protocol}${b.config.tls.certfile ? ', tls' : ''})`);
-  }
-
-  let http: FastifyInstance | undefined;
   let httpPort: number | undefined;
-  const connectInternal = (stream: Duplex) => {
-    tagConnection(stream, { listener: INTERNAL_LISTENER, listenerPort: 0, transport: 'internal', openedAt: Date.now() });
-    applyDeliveryLimits(aedes.handle(stream), deliveryLimits, (qos) => stats.countQueueFullDrop(qos));
-  };
-  if (config.http) http = createHttpServer(log, metrics, () => ({ ok: !closing, detail: { clients: aedes.connectedClients, uptime_s: Math.round(process.uptime()) } }));
-  // before the HTTP listener listens: /sse and the beats' routes are registered on it here
-  const beats = attachBeats({ aedes, log, metrics, http, redisUrl: config.persistenceRedisUrl, services, connectInternal, stateDir: config.persistenceLocation, sse: config.sse }, config.beats);
-  if (http && config.http) {
-    await http.listen({ port: config.http.port, host: config.http.bind ?? '0.0.0.0' });
-    httpPort = (http.server.address() as { port: number }).port;
-    log.info(`http listener on ${config.http.bind ?? '0.0.0.0'}:${httpPort}`);
-  }
-
-  const stopSys = startSysTopics(
-    aedes,
-    stats,
-    {
-      retained: state.counts.retained,
-      subscriptions: async () => countSubscriptions(aedes),
-      offlineClients: async () => offlineSessions(aedes, await state.counts.sessions()),
-    },
-    VERSION,
-    config.sysInterval,
-  );
-
-  probe.emit('broker-starting', bound.map((b) => ({ listener: b.config, port: b.port })));
-  await beats.start();
+  let stopSys = () => {};
+  const http = config.http ? createHttpServer(log, metrics, () => ({ ok: !closing, detail: { clients: aedes.connectedClients, uptime_s: Math.round(process.uptime()) } })) : undefined;
 
   let closed: Promise<void> | undefined;
-  const broker: RunningBroker = {
+  return {
     aedes,
     config,
     log,
     probe,
     metrics,
-    http,
-    ports: bound.map((b) => b.port),
-    httpPort,
     info,
-    capture,
-    connectInternal,
+    http,
+    get ports() {
+      return bound.map((b) => b.port);
+    },
+    get httpPort() {
+      return httpPort;
+    },
+    get closing() {
+      return closing;
+    },
+    connectInternal(stream: Duplex) {
+      tagConnection(stream, { listener: INTERNAL_LISTENER, listenerPort: 0, transport: 'internal', openedAt: Date.now() });
+      applyDeliveryLimits(aedes.handle(stream), deliveryLimits, (qos) => stats.countQueueFullDrop(qos));
+    },
+    publish(topic, payload) {
+      if (!closing) aedes.publish({ cmd: 'publish', topic, payload: Buffer.from(payload), qos: 0, retain: false, dup: false }, () => undefined);
+    },
+    async bindListeners() {
+      try {
+        for (const l of config.listeners) bound.push(await bindListener(l, handle, probe, log, { noDelay: config.setTcpNodelay }));
+      } catch (err) {
+        await Promise.all(bound.map((b) => b.close()));
+        await new Promise<void>((r) => aedes.close(() => r()));
+        throw err;
+      }
+      for (const b of bound) {
+        const where = `${b.config.bind ?? '*'}:${b.port}`;
+        log.info({ listener: where, protocol: b.config.protocol, tls: !!b.config.tls.certfile }, `listening on ${where} (${b.config.protocol}${b.config.tls.certfile ? ', tls' : ''})`);
+      }
+    },
+    async start() {
+      if (http && config.http) {
+        await http.listen({ port: config.http.port, host: config.http.bind ?? '0.0.0.0' });
+        httpPort = (http.server.address() as { port: number }).port;
+        log.info(`http listener on ${config.http.bind ?? '0.0.0.0'}:${httpPort}`);
+      }
+      stopSys = startSysTopics(
+        aedes,
+        stats,
+        {
+          retained: state.counts.retained,
+          subscriptions: async () => countSubscriptions(aedes),
+          offlineClients: async () => offlineSessions(aedes, await state.counts.sessions()),
+        },
+        VERSION,
+        config.sysInterval,
+      );
+      probe.emit('broker-starting', bound.map((b) => ({ listener: b.config, port: b.port })));
+    },
     reload: async () => {
       try {
         await access.load();
@@ -168,26 +178,22 @@ export async function startBroker(config: BrokerConfig, opts: StartOptions): Pro
         log.error({ err: (err as Error).message }, 'reload failed; keeping the previous password and ACL files');
       }
     },
+    stopAccepting() {
+      closing = true;
+      stopSys();
+      for (const b of bound) b.stopAccepting();
+    },
     close() {
       closed ??= (async () => {
-        closing = true;
-        stopSys();
-        for (const b of bound) b.stopAccepting();
-        // beats first: they finish and checkpoint what they have in hand while the broker still routes it
-        await beats.stop();
         await new Promise<void>((r) => aedes.close(() => r()));
         await state.stop();
         await Promise.all(bound.map((b) => b.close()));
         if (http) await http.close();
         probe.emit('broker-stopped');
-        detection.stop();
-        await capture.stop();
-        log.info('broker stopped');
       })();
       return closed;
     },
   };
-  return broker;
 }
 
 /** Turns Aedes' client events into the probe's disconnect reasons and protocol errors (wills: access.ts). */

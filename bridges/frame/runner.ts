@@ -5,8 +5,8 @@ import type { BeatRecord, Bridge, BridgeContext, BridgeHost } from '../contract.
 import { isValidFilter, isValidTopic, levelsMatch } from '../../broker/auth/topic-filter.js';
 import { clientMeta } from '../../broker/access.js';
 import { FileStore, RedisStore, type ClosableStore } from '../shared/store.js';
-import type { SseHub } from '../shared/sse-hub.js';
-import { counter, gauge } from '../shared/metrics.js';
+import type { SseHub } from '../../broker/http/sse-hub.js';
+import { counter, gauge } from '../../broker/metrics.js';
 import { InternalClient } from './internal-client.js';
 import { encodeRecord } from './format.js';
 import type { BeatHttp } from './http.js';

@@ -1,8 +1,6 @@
 import type { SourcePos, ConfigWarning } from './errors.js';
 import type { ConfigLine } from './lexer.js';
-import type { CaptureConfig } from '../../capture/config.js';
-import type { DetectConfig } from '../../capture/detect-config.js';
-import type { SseConfig } from '../../bridges/shared/sse-hub.js';
+import type { SseConfig } from '../http/sse-hub.js';
 
 /** Security settings: global, or per listener when `per_listener_settings true`. */
 export interface SecurityConfig {
@@ -83,8 +81,6 @@ export interface BrokerConfig {
   http?: { port: number; bind?: string };
   /** `http_sse_*` keys; defaults when none is given. */
   sse?: SseConfig;
-  capture: CaptureConfig;
-  detect: DetectConfig;
   beats: BeatBlock[];
   warnings: ConfigWarning[];
 }

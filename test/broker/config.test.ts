@@ -1,7 +1,7 @@
 import t, { type Test } from 'tap';
 import { mkdirSync, writeFileSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import { loadConfig } from '../../broker/config/load.js';
+import { loadConfig } from '../../app/config.js';
 import { ConfigError } from '../../broker/config/errors.js';
 import { fixture } from '../helpers/paths.js';
 import { tempDir } from '../helpers/tmp.js';

@@ -1,9 +1,9 @@
 import t from 'tap';
 import pino from 'pino';
 import { Registry } from 'prom-client';
-import { createDetection, type AlertEvent } from '../../capture/detect/index.js';
-import { defaultDetectConfig } from '../../capture/detect-config.js';
-import { IndicatorList } from '../../capture/detect/indicators.js';
+import { createDetection, type AlertEvent } from '../../detect/index.js';
+import { defaultDetectConfig } from '../../detect/config.js';
+import { IndicatorList } from '../../detect/indicators.js';
 import { Stream, T0 } from './events.js';
 
 const log = pino({ level: 'silent' });

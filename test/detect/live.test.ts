@@ -7,7 +7,7 @@ import mqtt from 'mqtt';
 import { startTestBroker, tempDir } from '../helpers/broker.js';
 import { connectClient, collect, until } from '../helpers/mqtt.js';
 import { fixture, repoRoot } from '../helpers/paths.js';
-import type { AlertEvent } from '../../capture/detect/index.js';
+import type { AlertEvent } from '../../detect/index.js';
 
 const run = promisify(execFile);
 

@@ -3,8 +3,8 @@ import { join } from 'node:path';
 import net from 'node:net';
 import { spawn, type ChildProcess } from 'node:child_process';
 import pino from 'pino';
-import { loadConfig } from '../../broker/config/load.js';
-import { startBroker, type RunningBroker } from '../../broker/server.js';
+import { loadConfig } from '../../app/config.js';
+import { startBroker, type RunningBroker } from '../../app/assemble.js';
 import { REDACT_PATHS } from '../../broker/logger.js';
 import { repoRoot } from './paths.js';
 import { tempDir } from './tmp.js';
@@ -85,7 +85,7 @@ export interface BrokerProcess {
 
 /** Runs the real CLI (`mqprobe …`) from source as a child process; killed in teardown. */
 export function spawnCli(t: Teardown, args: string[], env: NodeJS.ProcessEnv = {}): BrokerProcess {
-  const child = spawn(process.execPath, ['--import', 'tsx', join(repoRoot, 'broker', 'cli.ts'), ...args], {
+  const child = spawn(process.execPath, ['--import', 'tsx', join(repoRoot, 'app', 'cli.ts'), ...args], {
     cwd: repoRoot,
     env: { ...process.env, ...env },
     stdio: ['pipe', 'pipe', 'pipe'],

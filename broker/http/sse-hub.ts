@@ -5,9 +5,9 @@ import type { Aedes, AedesPublishPacket } from 'aedes';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
-import type { KeySpec } from '../../broker/config/spec.js';
-import { isValidFilter, levelsMatch } from '../../broker/auth/topic-filter.js';
-import { counter, gauge } from './metrics.js';
+import type { KeySpec } from '../config/spec.js';
+import { isValidFilter, levelsMatch } from '../auth/topic-filter.js';
+import { counter, gauge } from '../metrics.js';
 
 export interface SseConfig {
   /** File holding the bearer token that `/sse` requires (none: open to anyone who reaches the HTTP listener). */

@@ -6,7 +6,7 @@
  */
 import type { Logger } from 'pino';
 import { Counter, type Registry } from 'prom-client';
-import type { DetectConfig } from '../detect-config.js';
+import type { DetectConfig } from './config.js';
 import type { AlertEvent } from './alert.js';
 import { DetectionEngine, type EngineStats } from './engine.js';
 import { INDICATORS_SERVICE, isIndicatorLookup, type IndicatorLookup } from './indicators.js';
