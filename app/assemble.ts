@@ -8,7 +8,7 @@ import { connInfo, type BrokerProbe } from '../broker/probe.js';
 import { clientMeta } from '../broker/access.js';
 import { attachBeats } from '../bridges/index.js';
 import { startCapture, type Capture } from '../capture/index.js';
-import { createDetection } from '../detect/index.js';
+import { createDetection, IndicatorExchange } from '../detect/index.js';
 import type { AppConfig } from './config.js';
 
 /** The broker with everything mqprobe builds on it: capture, detection, beats and their HTTP routes. */
@@ -40,7 +40,7 @@ export interface StartOptions {
 export async function startBroker(config: AppConfig, opts: StartOptions): Promise<RunningBroker> {
   const log = opts.log;
   const metrics = createMetricsRegistry();
-  const services = new Map<string, unknown>();
+  const intel = new IndicatorExchange();
   let server: MqttServer | undefined;
   let capture: Capture | undefined;
   // before anything starts: a bad detect_rule is a config error; alerts go through capture and onto $SYS/broker/alerts/<rule>
@@ -49,7 +49,7 @@ export async function startBroker(config: AppConfig, opts: StartOptions): Promis
     publish: (topic, payload) => server?.publish(topic, payload),
     log,
     metrics,
-    services,
+    indicators: intel,
   });
   server = await createMqttServer(config, { log, metrics });
   const { aedes, probe, info } = server;
@@ -68,7 +68,7 @@ export async function startBroker(config: AppConfig, opts: StartOptions): Promis
     throw err;
   }
   // before the HTTP listener listens: /sse and the beats' routes are registered on it here
-  const beats = attachBeats({ aedes, log, metrics, http: server.http, redisUrl: config.persistenceRedisUrl, services, connectInternal: server.connectInternal, stateDir: config.persistenceLocation, sse: config.sse }, config.beats);
+  const beats = attachBeats({ aedes, log, metrics, http: server.http, redisUrl: config.persistenceRedisUrl, intel, connectInternal: server.connectInternal, stateDir: config.persistenceLocation, sse: config.sse }, config.beats);
   await server.start();
   await beats.start();
 

@@ -6,6 +6,7 @@ import type { Registry } from 'prom-client';
 import type { KeySpec } from '../broker/config/spec.js';
 import type { BeatBlock } from '../broker/config/types.js';
 import type { SseConfig } from '../broker/http/sse-hub.js';
+import type { IndicatorOutlet } from '../detect/indicators.js';
 
 /** Keys every beat block accepts (`beat_*`). */
 export interface CommonBeatConfig {
@@ -29,7 +30,8 @@ export interface BridgeHost {
   http?: FastifyInstance;
   /** `persistence_redis_url`: beat stores live in Redis when set. */
   redisUrl?: string;
-  services: Map<string, unknown>;
+  /** Where the OpenCTI beat hands its indicator set to the detectors. */
+  intel: IndicatorOutlet;
   /** Hands an in-process stream to the broker as a trusted internal connection (client ids starting with `$`). */
   connectInternal(stream: Duplex): void;
   /** Directory for the beats' checkpoint files when there is no Redis (the broker's `persistence_location`). */
@@ -110,8 +112,8 @@ export interface BridgeContext {
   http(register: (app: FastifyInstance) => void | Promise<void>): Promise<void>;
   /** Tells the frame the upstream failed after start: it will stop and restart the bridge with backoff. */
   fail(err: Error): void;
-  /** Shared services between beats and detectors (e.g. the OpenCTI indicator set). */
-  readonly services: Map<string, unknown>;
+  /** Where a threat-intel beat offers its live indicator set to the detectors. */
+  readonly intel: IndicatorOutlet;
   /** The broker's state directory (`persistence_location`), for files a beat keeps (e.g. a PKI folder). */
   readonly stateDir: string;
 }

@@ -171,7 +171,7 @@ export class BeatRunner {
       log: this.log,
       metrics: host.metrics,
       store: this.store!,
-      services: host.services,
+      intel: host.intel,
       stateDir: host.stateDir,
       // not async: the QoS 0 records of one tick share the internal client's one promise
       emit: (record: BeatRecord) => {
