@@ -3,6 +3,7 @@ import { renderConfigReference, type DocSection } from '../broker/config/docs.js
 import type { KeySpec } from '../broker/config/spec.js';
 import type { BrokerConfig } from '../broker/config/types.js';
 import { captureKeys, defaultCaptureConfig, type CaptureConfig } from '../capture/config.js';
+import { sinkKey } from '../capture/sinks/index.js';
 import { detectKeys, defaultDetectConfig, type DetectConfig } from '../detect/config.js';
 import { beatDefinitions, validateBeats } from '../bridges/index.js';
 
@@ -15,7 +16,7 @@ export type AppConfig = BrokerConfig & AreasConfig;
 
 /** The table of every area's keys outside beat blocks, in docs order (the broker's own come first). */
 const areaKeys: ConfigExtension<AreasConfig>['keys'] = [
-  { area: 'Capture', specs: captureKeys as KeySpec<never>[], target: (c) => c.capture },
+  { area: 'Capture', specs: [sinkKey, ...captureKeys] as KeySpec<never>[], target: (c) => c.capture },
   { area: 'Detection', specs: detectKeys as KeySpec<never>[], target: (c) => c.detect },
 ];
 

@@ -13,8 +13,8 @@ import { captureMetrics } from './metrics.js';
 import { Pipeline, type PipelineStats } from './pipeline.js';
 import { CaptureThread } from './offload/thread.js';
 import type { DropEpisode, RunnerStats } from './runner.js';
-import { offloaded, startRunner } from './runners.js';
-import { sinkNames } from './sinks/index.js';
+import { startRunner } from './runners.js';
+import { offloaded, sinkNames, sinkTopics } from './sinks/index.js';
 
 export type { CaptureHandle } from './handle.js';
 export type { CaptureEvent, CaptureListener, PartialEvent } from './event.js';
@@ -63,7 +63,7 @@ export function startCapture(h: CaptureHandle, opts: CaptureOptions = {}): Captu
   const cfg = h.config;
   const log = h.log.child({ name: 'capture' });
   const factory = new EventFactory(h.info);
-  const ignoredTopics = new Set(['$mqprobe/denied', ...cfg.sinks.flatMap((s) => (s.kind === 'mqtt' ? [s.topic] : []))]);
+  const ignoredTopics = new Set(['$mqprobe/denied', ...sinkTopics(cfg.sinks)]);
   const names = sinkNames(cfg.sinks);
   const views: { name: string; stats(): RunnerStats }[] = [];
   const metrics = captureMetrics(h.metrics, () => views, () => p.sequence);

@@ -6,6 +6,7 @@ import type { CaptureConfig } from '../config.js';
 import type { SinkIO } from '../runner.js';
 import { SinkUnavailableError } from './elasticsearch.js';
 import { LineBuffer } from './line-buffer.js';
+import { urlArg, type SinkDefinition } from './definition.js';
 
 const IDLE_SAFE_MS = 5000;
 
@@ -144,3 +145,14 @@ async function tlsFiles(t: CaptureConfig['tls']): Promise<tls.ConnectionOptions>
   };
   return { ca: await read('cafile', t.cafile), cert: await read('certfile', t.certfile), key: await read('keyfile', t.keyfile) };
 }
+
+export const logstashSinkDefinition: SinkDefinition = {
+  kinds: ['logstash'],
+  usage: 'logstash tcp://host:port | logstash tls://host:port',
+  parse: (v) => (v.count(2), { kind: 'logstash', target: urlArg(v, 1, ['tcp', 'tls']) }),
+  name: (c) => {
+    const u = new URL(c.target!);
+    return `logstash:${u.protocol}//${u.host}`;
+  },
+  create: (c, env) => ({ io: logstashSink({ url: new URL(c.target!), tls: env.config.tls, log: env.log.child({ name: 'capture.logstash' }), resendBytes: env.resendBytes }), spools: true }),
+};

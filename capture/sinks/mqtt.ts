@@ -1,6 +1,7 @@
 import type { Aedes } from 'aedes';
 import type { SinkIO } from '../runner.js';
 import { SinkUnavailableError } from './elasticsearch.js';
+import type { SinkDefinition } from './definition.js';
 
 /**
  * `capture_sink mqtt <topic>`: each event published inside the broker as a QoS 0 message from the
@@ -20,3 +21,21 @@ export function mqttSink(aedes: Aedes, topic: string): SinkIO {
     gone: () => aedes.closed,
   };
 }
+
+export const mqttSinkDefinition: SinkDefinition = {
+  kinds: ['mqtt'],
+  usage: 'mqtt <topic>',
+  parse(v) {
+    v.count(2);
+    const topic = v.word(1);
+    if (/[+#]/.test(topic)) v.fail('the capture topic must not contain wildcards');
+    return { kind: 'mqtt', target: topic };
+  },
+  name: (c) => `mqtt:${c.target}`,
+  brokerThread: true,
+  ownTopic: (c) => c.target!,
+  create(c, env) {
+    if (!env.aedes) throw new Error('the mqtt capture sink needs the broker');
+    return { io: mqttSink(env.aedes, c.target!), spools: false };
+  },
+};
