@@ -11,10 +11,10 @@ import { BrokerProbe, connInfo, tagConnection, type ConnInfo } from './probe.js'
 import { Access, clientMeta } from './access.js';
 import { bindListener, type BoundListener } from './listeners.js';
 import { createHttpServer } from './http/server.js';
-import { limitPacketSize } from './packet-limit.js';
-import { BrokerStats } from './stats.js';
-import { applyDeliveryLimits, DEFAULT_SLOW_READER_BYTES } from './delivery-limits.js';
-import { startSysTopics } from './sys-topics.js';
+import { limitPacketSize } from './engine/packet-limit.js';
+import { BrokerStats } from './engine/stats.js';
+import { applyDeliveryLimits, DEFAULT_SLOW_READER_BYTES } from './engine/delivery-limits.js';
+import { startSysTopics } from './engine/sys-topics.js';
 import { createBrokerState } from './persistence/index.js';
 import { VERSION } from './version.js';
 import { newListener } from './config/load.js';

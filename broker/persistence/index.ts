@@ -7,9 +7,9 @@ import persistenceRedis from 'aedes-persistence-redis';
 import mqemitterRedis from 'mqemitter-redis';
 import type { BrokerConfig } from '../config/types.js';
 import { SnapshotPersistence, readSnapshot, writeSnapshot } from './snapshot.js';
-import { makeReentrancySafe, createSafeEmitter } from '../safe-emitter.js';
-import { withDollarRuleOnRetained } from './retained-dollar.js';
-import { withConnackFirst } from './connack-first.js';
+import { makeReentrancySafe, createSafeEmitter } from '../engine/safe-emitter.js';
+import { withDollarRuleOnRetained } from '../engine/retained-dollar.js';
+import { withConnackFirst } from '../engine/connack-first.js';
 
 export interface BrokerState {
   /** Counts for $SYS: retained messages and stored sessions. */
