@@ -4,8 +4,7 @@ import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { FastifyInstance } from 'fastify';
 import { createMetricsRegistry, createMqttServer, type BrokerInfo, type MqttServer } from '../broker/server.js';
-import { connInfo, type BrokerProbe } from '../broker/probe.js';
-import { clientMeta } from '../broker/access.js';
+import type { BrokerProbe } from '../broker/probe.js';
 import { attachBeats } from '../bridges/index.js';
 import { startCapture, type Capture } from '../capture/index.js';
 import { createDetection, IndicatorExchange } from '../detect/index.js';
@@ -55,7 +54,7 @@ export async function startBroker(config: AppConfig, opts: StartOptions): Promis
   const { aedes, probe, info } = server;
 
   // before the listeners open, so the first connection and broker-starting are captured
-  capture = startCapture({ aedes, probe, log, metrics, config: config.capture, info, connOf: connInfo, usernameOf: (c) => clientMeta(c)?.username });
+  capture = startCapture({ broker: server.broker, log, metrics, config: config.capture, info });
   if (config.detect.enabled) capture.subscribe(detection.observe);
   // the sinks exist (a capture file is there to tail) before the first client connects
   await capture.ready();

@@ -18,6 +18,8 @@ import { startSysTopics } from './engine/sys-topics.js';
 import { createBrokerState } from './persistence/index.js';
 import { VERSION } from './version.js';
 import { newListener } from './config/load.js';
+import { createBrokerApi, type BrokerApi } from './engine/api.js';
+import { keepaliveOf } from './engine/client.js';
 
 /** In-process connections belong to no network listener: no mount point, limit or per-listener security. */
 const INTERNAL_LISTENER = newListener(0, { file: '<internal>', line: 0 });
@@ -34,7 +36,10 @@ export interface BrokerInfo {
  * create → (capture, beats' routes) → bindListeners → start → … → stopAccepting → close.
  */
 export interface MqttServer {
+  /** The engine itself, for tests only: the areas above use `broker`. */
   aedes: Aedes;
+  /** The typed broker API the areas above use (events, publish, subscribe, internal connections). */
+  broker: BrokerApi;
   config: BrokerConfig;
   log: Logger;
   probe: BrokerProbe;
@@ -113,9 +118,16 @@ export async function createMqttServer(config: BrokerConfig, { log, metrics }: S
   let stopSys = () => {};
   const http = config.http ? createHttpServer(log, metrics, () => ({ ok: !closing, detail: { clients: aedes.connectedClients, uptime_s: Math.round(process.uptime()) } })) : undefined;
 
+  const connectInternal = (stream: Duplex) => {
+    tagConnection(stream, { listener: INTERNAL_LISTENER, listenerPort: 0, transport: 'internal', openedAt: Date.now() });
+    applyDeliveryLimits(aedes.handle(stream), deliveryLimits, (qos) => stats.countQueueFullDrop(qos));
+  };
+  const broker = createBrokerApi({ aedes, probe, connectInternal, connOf: connInfo, usernameOf: (c) => clientMeta(c as Client)?.username });
+
   let closed: Promise<void> | undefined;
   return {
     aedes,
+    broker,
     config,
     log,
     probe,
@@ -131,10 +143,7 @@ export async function createMqttServer(config: BrokerConfig, { log, metrics }: S
     get closing() {
       return closing;
     },
-    connectInternal(stream: Duplex) {
-      tagConnection(stream, { listener: INTERNAL_LISTENER, listenerPort: 0, transport: 'internal', openedAt: Date.now() });
-      applyDeliveryLimits(aedes.handle(stream), deliveryLimits, (qos) => stats.countQueueFullDrop(qos));
-    },
+    connectInternal,
     publish(topic, payload) {
       if (!closing) aedes.publish({ cmd: 'publish', topic, payload: Buffer.from(payload), qos: 0, retain: false, dup: false }, () => undefined);
     },
@@ -210,7 +219,7 @@ function watchClients(aedes: Aedes, probe: BrokerProbe, access: Access, log: Log
   aedes.on('clientReady', (client) => {
     if (!config.connectionMessages) return;
     const ci = connInfo(client);
-    connLog.info(`New client connected from ${ci?.remoteAddress ?? 'internal'}:${ci?.remotePort ?? 0} as ${client.id} (c${client.clean ? 1 : 0}, k${(client as unknown as { _keepaliveInterval: number })._keepaliveInterval > 0 ? Math.round(((client as unknown as { _keepaliveInterval: number })._keepaliveInterval - 1) / 1500) : 0}${clientMeta(client)?.username ? `, u'${clientMeta(client)!.username}'` : ''}).`);
+    connLog.info(`New client connected from ${ci?.remoteAddress ?? 'internal'}:${ci?.remotePort ?? 0} as ${client.id} (c${client.clean ? 1 : 0}, k${keepaliveOf(client)}${clientMeta(client)?.username ? `, u'${clientMeta(client)!.username}'` : ''}).`);
   });
   aedes.on('clientDisconnect', (client) => {
     const c = client as Client & { _disconnected?: boolean };

@@ -81,7 +81,7 @@ export function startCapture(h: CaptureHandle, opts: CaptureOptions = {}): Captu
 
   const away = cfg.sinks.flatMap((sink, i) => (offloaded(sink) ? [{ sink, name: names[i] }] : []));
   if (away.length) p.thread = new CaptureThread({ config: cfg, sinks: away, info: h.info, idPrefix, log, metrics, backoff, resendBytes: opts.resendBytes, onDrops: p.reportDrops });
-  const env = { config: cfg, sinkEnv: { aedes: h.aedes, config: cfg, log, stdout: opts.stdout, resendBytes: opts.resendBytes }, log, backoff, onDrops: p.reportDrops };
+  const env = { config: cfg, sinkEnv: { broker: h.broker, config: cfg, log, stdout: opts.stdout, resendBytes: opts.resendBytes }, log, backoff, onDrops: p.reportDrops };
   cfg.sinks.forEach((sc, i) => {
     const name = names[i];
     if (!offloaded(sc)) {

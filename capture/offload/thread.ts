@@ -1,5 +1,5 @@
 import { Worker } from 'node:worker_threads';
-import type { Client } from 'aedes';
+import type { ClientHandle } from '../../broker/engine/client.js';
 import pino, { type Logger } from 'pino';
 import type { ConnInfo } from '../../broker/probe.js';
 import type { CaptureConfig, SinkConfig } from '../config.js';
@@ -70,7 +70,7 @@ export class CaptureThread {
   }
 
   /** Records a publish-received as its facts; true when the batch is large enough to be handed over now. */
-  publish(seq: number, ms: number, c: Client, conn: ConnInfo | undefined, user: string | undefined, p: PublishFacts, payload: Buffer): boolean {
+  publish(seq: number, ms: number, c: ClientHandle, conn: ConnInfo | undefined, user: string | undefined, p: PublishFacts, payload: Buffer): boolean {
     if (this.behind()) this.batch.skip(seq);
     else this.batch.publish(seq, ms, c, conn, user, p, payload);
     return this.batch.full;

@@ -1,13 +1,13 @@
 import type { Logger } from 'pino';
 import type { ValueReader } from '../../broker/config/spec.js';
-import type { Aedes } from 'aedes';
+import type { BrokerApi } from '../../broker/engine/api.js';
 import type { CaptureConfig, SinkConfig } from '../config.js';
 import type { SinkIO } from '../runner.js';
 
 /** What a sink's factory may use besides its own `capture_sink` line. */
 export interface SinkEnv {
   /** The broker, for the mqtt sink (which runs on the broker's thread only). */
-  aedes?: Aedes;
+  broker?: BrokerApi;
   config: CaptureConfig;
   log: Logger;
   stdout?: NodeJS.WritableStream;
