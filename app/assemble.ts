@@ -1,10 +1,10 @@
 import type { Duplex } from 'node:stream';
-import type { Aedes } from 'aedes';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { FastifyInstance } from 'fastify';
 import { createMetricsRegistry, createMqttServer, type BrokerInfo, type MqttServer } from '../broker/server.js';
 import type { BrokerProbe } from '../broker/probe.js';
+import type { BrokerApi } from '../broker/engine/api.js';
 import { attachBeats } from '../bridges/index.js';
 import { startCapture, type Capture } from '../capture/index.js';
 import { createDetection, IndicatorExchange } from '../detect/index.js';
@@ -12,7 +12,10 @@ import type { AppConfig } from './config.js';
 
 /** The broker with everything mqprobe builds on it: capture, detection, beats and their HTTP routes. */
 export interface RunningBroker {
-  aedes: Aedes;
+  /** The engine itself, for tests only. */
+  aedes: MqttServer['aedes'];
+  /** The typed broker API. */
+  broker: BrokerApi;
   config: AppConfig;
   log: Logger;
   probe: BrokerProbe;
@@ -67,7 +70,7 @@ export async function startBroker(config: AppConfig, opts: StartOptions): Promis
     throw err;
   }
   // before the HTTP listener listens: /sse and the beats' routes are registered on it here
-  const beats = attachBeats({ aedes, log, metrics, http: server.http, redisUrl: config.persistenceRedisUrl, intel, connectInternal: server.connectInternal, stateDir: config.persistenceLocation, sse: config.sse }, config.beats);
+  const beats = attachBeats({ broker: server.broker, log, metrics, http: server.http, redisUrl: config.persistenceRedisUrl, intel, connectInternal: server.connectInternal, stateDir: config.persistenceLocation, sse: config.sse }, config.beats);
   await server.start();
   await beats.start();
 
@@ -76,6 +79,7 @@ export async function startBroker(config: AppConfig, opts: StartOptions): Promis
   const running = capture;
   return {
     aedes,
+    broker: mqtt.broker,
     config,
     log,
     probe,

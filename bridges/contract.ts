@@ -1,11 +1,11 @@
 import type { Duplex } from 'node:stream';
-import type { Aedes } from 'aedes';
 import type { Logger } from 'pino';
 import type { FastifyInstance } from 'fastify';
 import type { Registry } from 'prom-client';
 import type { KeySpec } from '../broker/config/spec.js';
 import type { BeatBlock } from '../broker/config/types.js';
-import type { SseConfig } from '../broker/http/sse-hub.js';
+import type { SseConfig } from '../broker/http/sse-config.js';
+import type { BrokerApi } from '../broker/engine/api.js';
 import type { IndicatorOutlet } from '../detect/indicators.js';
 
 /** Keys every beat block accepts (`beat_*`). */
@@ -20,10 +20,11 @@ export interface CommonBeatConfig {
 
 /**
  * What the broker hands the frame (bridges/index.ts). Beats never see it: they get a BridgeContext.
- * Built by broker/server.ts from the running broker.
+ * Built by app/assemble.ts from the running broker.
  */
 export interface BridgeHost {
-  aedes: Aedes;
+  /** The typed broker API (its publishes, in-process subscriptions and connections); never the engine. */
+  broker: BrokerApi;
   log: Logger;
   metrics: Registry;
   /** The `http_listener` instance; the frame registers /sse and /beats/<name>/… on it before it listens. */

@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
 import type { ClientHandle } from './engine/client.js';
-import type { SubscriptionView } from './engine/api.js';
+import type { SubscriptionView } from './engine/packets.js';
 import type { ListenerConfig } from './config/types.js';
 
 /** What the broker knows about a connection's transport, attached to its stream at accept time. */

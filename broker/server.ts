@@ -1,6 +1,5 @@
 import { hostname } from 'node:os';
 import type { Duplex } from 'node:stream';
-import { Aedes, type Client } from 'aedes';
 import type { Logger } from 'pino';
 import { Registry, Histogram, collectDefaultMetrics } from 'prom-client';
 import type { FastifyInstance } from 'fastify';
@@ -19,7 +18,10 @@ import { createBrokerState } from './persistence/index.js';
 import { VERSION } from './version.js';
 import { newListener } from './config/load.js';
 import { createBrokerApi, type BrokerApi } from './engine/api.js';
-import { keepaliveOf } from './engine/client.js';
+import type { ClientHandle } from './engine/client.js';
+import { createEngine, type Engine } from './engine/engine.js';
+import { watchClients } from './engine/disconnects.js';
+import { countSubscriptions, offlineSessions } from './engine/sessions.js';
 
 /** In-process connections belong to no network listener: no mount point, limit or per-listener security. */
 const INTERNAL_LISTENER = newListener(0, { file: '<internal>', line: 0 });
@@ -37,7 +39,7 @@ export interface BrokerInfo {
  */
 export interface MqttServer {
   /** The engine itself, for tests only: the areas above use `broker`. */
-  aedes: Aedes;
+  aedes: Engine;
   /** The typed broker API the areas above use (events, publish, subscribe, internal connections). */
   broker: BrokerApi;
   config: BrokerConfig;
@@ -88,8 +90,8 @@ export async function createMqttServer(config: BrokerConfig, { log, metrics }: S
   let closing = false;
   const saveSeconds = new Histogram({ name: 'mqprobe_persistence_save_seconds', help: 'Time to write the persistence snapshot.', registers: [metrics], buckets: [0.001, 0.01, 0.05, 0.1, 0.5, 1, 5, 30] });
   const state = createBrokerState(config, log, saveSeconds);
-  let aedesRef: Aedes | undefined;
-  const aedes = await Aedes.createBroker({
+  let aedesRef: Engine | undefined;
+  const aedes = await createEngine({
     ...state.aedesOptions,
     ...access.hooks(() => aedesRef!),
     keepaliveLimit: config.maxKeepalive < 65535 ? config.maxKeepalive : 0,
@@ -100,7 +102,8 @@ export async function createMqttServer(config: BrokerConfig, { log, metrics }: S
   const stats = new BrokerStats(aedes, probe, metrics);
   const info = { name: hostname(), id: aedes.id, version: VERSION };
 
-  watchClients(aedes, probe, access, log, config, () => closing);
+  const usernameOf = (c: ClientHandle) => clientMeta(c)?.username;
+  watchClients(aedes, probe, { takenOver: access.takenOver, usernameOf }, log, config, () => closing);
 
   const deliveryLimits = {
     queuedBytes: config.maxQueuedBytes || DEFAULT_SLOW_READER_BYTES,
@@ -122,7 +125,7 @@ export async function createMqttServer(config: BrokerConfig, { log, metrics }: S
     tagConnection(stream, { listener: INTERNAL_LISTENER, listenerPort: 0, transport: 'internal', openedAt: Date.now() });
     applyDeliveryLimits(aedes.handle(stream), deliveryLimits, (qos) => stats.countQueueFullDrop(qos));
   };
-  const broker = createBrokerApi({ aedes, probe, connectInternal, connOf: connInfo, usernameOf: (c) => clientMeta(c as Client)?.username });
+  const broker = createBrokerApi({ aedes, probe, connectInternal, connOf: connInfo, usernameOf });
 
   let closed: Promise<void> | undefined;
   return {
@@ -203,62 +206,4 @@ export async function createMqttServer(config: BrokerConfig, { log, metrics }: S
       return closed;
     },
   };
-}
-
-/** Turns Aedes' client events into the probe's disconnect reasons and protocol errors (wills: access.ts). */
-function watchClients(aedes: Aedes, probe: BrokerProbe, access: Access, log: Logger, config: BrokerConfig, closing: () => boolean): void {
-  const keepaliveExpired = new WeakSet<Client>();
-  const errored = new WeakMap<Client, Error>();
-  const connLog = log.child({ name: 'connection' });
-  aedes.on('keepaliveTimeout', (client) => keepaliveExpired.add(client));
-  aedes.on('clientError', (client, err) => errored.set(client, err));
-  aedes.on('connectionError', (client, err) => {
-    // errors before CONNECT completed: malformed packets, CONNECT timeout, TLS/socket failures
-    probe.emit('protocol-error', connInfo(client), client, err);
-  });
-  aedes.on('clientReady', (client) => {
-    if (!config.connectionMessages) return;
-    const ci = connInfo(client);
-    connLog.info(`New client connected from ${ci?.remoteAddress ?? 'internal'}:${ci?.remotePort ?? 0} as ${client.id} (c${client.clean ? 1 : 0}, k${keepaliveOf(client)}${clientMeta(client)?.username ? `, u'${clientMeta(client)!.username}'` : ''}).`);
-  });
-  aedes.on('clientDisconnect', (client) => {
-    const c = client as Client & { _disconnected?: boolean };
-    const err = errored.get(client);
-    const reason = c._disconnected
-      ? 'client-disconnect'
-      : keepaliveExpired.has(client)
-        ? 'keepalive-timeout'
-        : access.takenOver.has(client)
-          ? 'session-taken-over'
-          : closing()
-            ? 'server-shutdown'
-            : err
-              ? 'error'
-              : 'socket-closed';
-    if (isParseError(err)) probe.emit('protocol-error', connInfo(client), client, err!);
-    probe.emit('disconnect-reason', client, reason, err);
-    if (config.connectionMessages) connLog.info(`Client ${client.id} ${reason === 'client-disconnect' ? 'disconnected' : `closed its connection (${reason}${err ? `: ${err.message}` : ''})`}.`);
-  });
-}
-
-type AedesClients = Record<string, Client & { subscriptions: Record<string, unknown> }>;
-const clientsOf = (aedes: Aedes) => (aedes as unknown as { clients: AedesClients }).clients;
-
-/** Subscriptions of connected clients (Mosquitto's subscriptions/count also includes offline sessions'). */
-function countSubscriptions(aedes: Aedes): number {
-  let n = 0;
-  for (const c of Object.values(clientsOf(aedes))) n += Object.keys(c.subscriptions ?? {}).length;
-  return n;
-}
-
-/** Persistent sessions whose client is not connected. */
-function offlineSessions(aedes: Aedes, sessions: string[] | number): number {
-  const clients = clientsOf(aedes);
-  if (typeof sessions === 'number') return Math.max(0, sessions - Object.values(clients).filter((c) => !c.clean).length);
-  return sessions.filter((id) => !clients[id]).length;
-}
-
-/** mqtt-packet and mqprobe's own packet checks report protocol violations as plain Errors; tell them from socket errors. */
-function isParseError(err: Error | undefined): boolean {
-  return !!err && !('code' in err) && !/keep alive timeout|closed|ECONNRESET|EPIPE/.test(err.message);
 }

@@ -1,9 +1,7 @@
-import type { Client, AedesPublishPacket } from 'aedes';
 import type { Logger } from 'pino';
 import type { Counter, Gauge } from 'prom-client';
 import type { BeatRecord, Bridge, BridgeContext, BridgeHost } from '../contract.js';
 import { isValidFilter, isValidTopic, levelsMatch } from '../../broker/auth/topic-filter.js';
-import { clientMeta } from '../../broker/access.js';
 import { FileStore, RedisStore, type ClosableStore } from '../shared/store.js';
 import type { SseHub } from '../../broker/http/sse-hub.js';
 import { counter, gauge } from '../../broker/metrics.js';
@@ -196,16 +194,14 @@ export class BeatRunner {
         if (!a.live || a.ending) throw dead();
         if (!isValidFilter(filter)) throw new Error(`beat ${name}: invalid topic filter "${filter.slice(0, 200)}"`);
         const levels = filter.split('/');
-        const listener = (packet: AedesPublishPacket, client: Client | null) => {
+        const unsubscribe = host.broker.on('publish', (packet, client) => {
           if (client?.id === ownId || packet.topic.startsWith('$mqprobe/') || !levelsMatch(levels, packet.topic.split('/'))) return;
           try {
-            handler(packet.topic, packet.payload as Buffer, { clientId: client?.id, username: client ? clientMeta(client)?.username : undefined });
+            handler(packet.topic, packet.payload as Buffer, { clientId: client?.id, username: client ? host.broker.usernameOf(client) : undefined });
           } catch (err) {
             void this.failed(a, err);
           }
-        };
-        host.aedes.on('publish', listener);
-        const unsubscribe = () => void host.aedes.off('publish', listener);
+        });
         a.unsubscribes.add(unsubscribe);
         return async () => {
           a.unsubscribes.delete(unsubscribe);

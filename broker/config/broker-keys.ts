@@ -1,6 +1,6 @@
 import type { KeySpec } from './spec.js';
 import type { BrokerConfig, ListenerConfig, LogDest, SecurityConfig } from './types.js';
-import { sseKeys } from '../http/sse-hub.js';
+import { sseKeys } from '../http/sse-config.js';
 
 /**
  * What a key writes into: the broker config, the listener being defined (or the default

@@ -1,6 +1,6 @@
 import type { SourcePos, ConfigWarning } from './errors.js';
 import type { ConfigLine } from './lexer.js';
-import type { SseConfig } from '../http/sse-hub.js';
+import type { SseConfig } from '../http/sse-config.js';
 
 /** Security settings: global, or per listener when `per_listener_settings true`. */
 export interface SecurityConfig {

@@ -3,22 +3,9 @@ import type { Aedes, AedesPublishPacket } from 'aedes';
 import type { BrokerProbe, ConnInfo, ProbeEvents } from '../probe.js';
 import type { ClientHandle } from './client.js';
 import { watchDeliveries } from './deliveries.js';
+import type { PublishView, SubscriptionView } from './packets.js';
 
-/** A PUBLISH as the broker routes it. */
-export interface PublishView {
-  topic: string;
-  qos: number;
-  retain: boolean;
-  dup: boolean;
-  messageId?: number;
-  payload: Buffer | string;
-}
-
-/** A subscription as a SUBSCRIBE asked for it (qos ≥ 128: refused). */
-export interface SubscriptionView {
-  topic: string;
-  qos: number;
-}
+export type { PublishView, SubscriptionView } from './packets.js';
 
 /** What the engine reports itself, beside the probe's events (broker/probe.ts). */
 export interface EngineEvents {

@@ -1,5 +1,5 @@
 import type { ClientHandle } from './client.js';
-import type { PublishView } from './api.js';
+import type { PublishView } from './packets.js';
 
 type Deliver = (packet: PublishView, cb: () => void) => void;
 type Delivering = { deliver0?: Deliver; deliverQoS?: Deliver; connackSent?: boolean };
