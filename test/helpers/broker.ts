@@ -5,7 +5,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import pino from 'pino';
 import { loadConfig } from '../../app/config.js';
 import { startBroker, type RunningBroker } from '../../app/assemble.js';
-import { REDACT_PATHS } from '../../broker/logger.js';
+import { REDACT_PATHS, keepLastName } from '../../broker/logger.js';
 import { repoRoot } from './paths.js';
 import { tempDir } from './tmp.js';
 
@@ -40,7 +40,7 @@ export async function startTestBroker(t: Teardown, conf = ANONYMOUS_CONF, opts: 
   writeFileSync(confFile, conf);
   const config = loadConfig(confFile);
   const logFile = join(dir, 'broker.log');
-  const log = pino({ level: 'debug', redact: { paths: REDACT_PATHS, censor: '[redacted]' } }, pino.destination({ dest: logFile, sync: true }));
+  const log = pino({ level: 'debug', redact: { paths: REDACT_PATHS, censor: '[redacted]' }, onChild: keepLastName }, pino.destination({ dest: logFile, sync: true }));
   const broker = await startBroker(config, { log });
   t.teardown(() => broker.close());
   const port = broker.ports[0];
