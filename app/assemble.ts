@@ -53,7 +53,12 @@ export async function startBroker(config: AppConfig, opts: StartOptions): Promis
     metrics,
     indicators: intel,
   });
-  server = await createMqttServer(config, { log, metrics });
+  try {
+    server = await createMqttServer(config, { log, metrics });
+  } catch (err) {
+    detection.stop();
+    throw err;
+  }
   const { aedes, probe, info } = server;
 
   // before the listeners open, so the first connection and broker-starting are captured
