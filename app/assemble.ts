@@ -75,11 +75,12 @@ export async function startBroker(config: AppConfig, opts: StartOptions): Promis
     throw err;
   }
   // before the HTTP listener listens: /sse and the beats' routes are registered on it here
-  const beats = attachBeats({ broker: server.broker, log, metrics, http: server.http, redisUrl: config.persistenceRedisUrl, intel, connectInternal: server.connectInternal, stateDir: config.persistenceLocation, sse: config.sse }, config.beats);
+  const beats = attachBeats({ broker: server.broker, log, metrics, http: server.http, redisUrl: config.persistenceRedisUrl, intel, stateDir: config.persistenceLocation, sse: config.sse }, config.beats);
   await server.start();
   await beats.start();
 
   let closed: Promise<void> | undefined;
+  // const copies of the two late-bound references, for the closures below
   const mqtt = server;
   const running = capture;
   return {

@@ -1,4 +1,3 @@
-import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import type { FastifyInstance } from 'fastify';
 import type { Registry } from 'prom-client';
@@ -33,8 +32,6 @@ export interface BridgeHost {
   redisUrl?: string;
   /** Where the OpenCTI beat hands its indicator set to the detectors. */
   intel: IndicatorOutlet;
-  /** Hands an in-process stream to the broker as a trusted internal connection (client ids starting with `$`). */
-  connectInternal(stream: Duplex): void;
   /** Directory for the beats' checkpoint files when there is no Redis (the broker's `persistence_location`). */
   stateDir: string;
   /** The `http_sse_*` settings (defaults when absent). */

@@ -77,7 +77,7 @@ export class BeatRunner {
     const { host, hub } = this.parts;
     const { output, topicPrefix } = this.beat.common;
     this.store = host.redisUrl ? new RedisStore(host.redisUrl, this.name, this.log) : FileStore.forBeat(host.stateDir, this.name, this.log);
-    if (output !== 'sse') this.client = new InternalClient(host, `$beat/${this.name}`, this.log);
+    if (output !== 'sse') this.client = new InternalClient(host.broker, `$beat/${this.name}`, this.log);
     if (output === 'mqtt') hub?.exclude(topicPrefix);
     if (output !== 'mqtt' && !hub) this.log.warn(`beat ${this.name}: beat_output ${output} needs http_listener for /sse; ${output === 'sse' ? 'its records go nowhere' : 'records go to MQTT only'}`);
     this.metrics.up.set({ beat: this.name }, 0);

@@ -2,7 +2,6 @@ import type { ConnInfo } from '../../broker/probe.js';
 import type { CaptureConfig, SinkConfig } from '../config.js';
 import type { DropEpisode, RunnerStats } from '../runner.js';
 
-
 /** What the capture thread starts with (its workerData). */
 export interface ThreadInit {
   config: Omit<CaptureConfig, 'sinks'>;
