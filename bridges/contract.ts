@@ -1,12 +1,12 @@
-import type { Duplex } from 'node:stream';
-import type { Aedes } from 'aedes';
 import type { Logger } from 'pino';
 import type { FastifyInstance } from 'fastify';
 import type { Registry } from 'prom-client';
 import type { KeySpec } from '../broker/config/spec.js';
 import type { BeatBlock } from '../broker/config/types.js';
-import type { SseConfig } from './shared/sse-hub.js';
+import type { SseConfig } from '../broker/http/sse-config.js';
 import type { HttpAuth } from '../broker/http-auth.js';
+import type { BrokerApi } from '../broker/engine/api.js';
+import type { IndicatorOutlet } from '../detect/indicators.js';
 
 /** Keys every beat block accepts (`beat_*`). */
 export interface CommonBeatConfig {
@@ -20,19 +20,19 @@ export interface CommonBeatConfig {
 
 /**
  * What the broker hands the frame (bridges/index.ts). Beats never see it: they get a BridgeContext.
- * Built by broker/server.ts from the running broker.
+ * Built by app/assemble.ts from the running broker.
  */
 export interface BridgeHost {
-  aedes: Aedes;
+  /** The typed broker API (its publishes, in-process subscriptions and connections); never the engine. */
+  broker: BrokerApi;
   log: Logger;
   metrics: Registry;
   /** The `http_listener` instance; the frame registers /sse and /beats/<name>/… on it before it listens. */
   http?: FastifyInstance;
   /** `persistence_redis_url`: beat stores live in Redis when set. */
   redisUrl?: string;
-  services: Map<string, unknown>;
-  /** Hands an in-process stream to the broker as a trusted internal connection (client ids starting with `$`). */
-  connectInternal(stream: Duplex): void;
+  /** Where the OpenCTI beat hands its indicator set to the detectors. */
+  intel: IndicatorOutlet;
   /** Directory for the beats' checkpoint files when there is no Redis (the broker's `persistence_location`). */
   stateDir: string;
   /** The `http_sse_*` settings (defaults when absent). */
@@ -113,8 +113,8 @@ export interface BridgeContext {
   http(register: (app: FastifyInstance) => void | Promise<void>): Promise<void>;
   /** Tells the frame the upstream failed after start: it will stop and restart the bridge with backoff. */
   fail(err: Error): void;
-  /** Shared services between beats and detectors (e.g. the OpenCTI indicator set). */
-  readonly services: Map<string, unknown>;
+  /** Where a threat-intel beat offers its live indicator set to the detectors. */
+  readonly intel: IndicatorOutlet;
   /** The broker's state directory (`persistence_location`), for files a beat keeps (e.g. a PKI folder). */
   readonly stateDir: string;
 }

@@ -5,7 +5,8 @@ import type { BeatDefinition, BridgeHost } from './contract.js';
 import { commonBeatKeys, parseBeatBlock, type ParsedBeat } from './frame/config.js';
 import { BeatRunner } from './frame/runner.js';
 import { BeatHttp } from './frame/http.js';
-import { SseHub, defaultSseConfig } from './shared/sse-hub.js';
+import { SseHub } from '../broker/http/sse-hub.js';
+import { defaultSseConfig } from '../broker/http/sse-config.js';
 import { zeekBeat } from './zeek/index.js';
 import { fleetBeat } from './fleet/index.js';
 import { thingsBeat } from './things/index.js';
@@ -15,7 +16,6 @@ import { fiwareBeat } from './fiware/index.js';
 import { osqueryBeat } from './osquery/index.js';
 
 export type { BridgeHost } from './contract.js';
-export { sseKeys, defaultSseConfig, type SseConfig } from './shared/sse-hub.js';
 
 /** Every beat mqprobe knows. A new beat adds one import and one entry here. */
 export const beatDefinitions: BeatDefinition<any>[] = [zeekBeat, fleetBeat, thingsBeat, opcuaBeat, openCtiBeat, fiwareBeat, osqueryBeat];
@@ -62,7 +62,7 @@ export function attachBeats(host: BridgeHost, blocks: BeatBlock[]): BeatSet {
     if (!host.httpAuth) throw new Error('attachBeats: an HTTP listener needs its HttpAuth (/sse serves broker identities only)');
     sse = new SseHub(host.sse ?? defaultSseConfig(), host.log.child({ name: 'sse' }), host.metrics, host.httpAuth);
     sse.route(host.http);
-    sse.attach(host.aedes);
+    sse.attach(host.broker);
     http = new BeatHttp(host.http);
   }
   const runners = parsed.map((p) => new BeatRunner({ host, hub: sse, http }, p));

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Aedes, AedesOptions, Client, AuthenticateError } from 'aedes';
 import type { BrokerConfig, ListenerConfig, SecurityConfig } from './config/types.js';
 import { connInfo, type BrokerProbe, type RefusalReason } from './probe.js';
+import type { ClientHandle } from './engine/client.js';
 import { describeSkippedLine, loadPasswordFile, type PasswordFile } from './auth/password-file.js';
 import { loadAclFile, type AclFile } from './auth/acl-file.js';
 
@@ -46,7 +47,7 @@ export interface ClientMeta {
   internal: boolean;
 }
 const META = Symbol.for('mqprobe.client');
-export function clientMeta(client: Client): ClientMeta | undefined {
+export function clientMeta(client: ClientHandle): ClientMeta | undefined {
   return (client as unknown as Record<symbol, ClientMeta>)[META];
 }
 

@@ -11,6 +11,20 @@ export const REDACT_PATHS = [
   'enroll_secret', '*.enroll_secret', 'node_key', '*.node_key', 'key', '*.key', 'privateKey', '*.privateKey',
 ];
 
+const NAME_BINDING = /,"name":"(?:[^"\\]|\\.)*"/g;
+
+/**
+ * Pino appends a child's bindings to its parent's, so a logger named by module
+ * (`log.child({ name: 'capture.detect' })`) would write `"name"` twice, its parent's first.
+ * As the `onChild` hook of the root logger (children inherit it), this keeps only the last name.
+ */
+export function keepLastName(child: Logger): void {
+  const c = child as unknown as Record<symbol, string>;
+  const bindings = c[pino.symbols.chindingsSym];
+  let names = bindings.match(NAME_BINDING)?.length ?? 0;
+  if (names > 1) c[pino.symbols.chindingsSym] = bindings.replace(NAME_BINDING, (m) => (--names === 0 ? m : ''));
+}
+
 /** Mosquitto log_type → the lowest pino level that must be shown. */
 function levelFor(types: Set<string>, verbose: boolean): Level {
   if (verbose || types.has('debug') || types.has('all')) return 'debug';
@@ -33,7 +47,7 @@ export function createLogger(config: Pick<BrokerConfig, 'logDest' | 'logType'>, 
     else streams.push({ level, stream: pino.destination({ fd: 2, sync: false }) });
   }
   return pino(
-    { name: 'mqprobe', level, redact: { paths: REDACT_PATHS, censor: '[redacted]' }, base: { pid: process.pid } },
+    { name: 'mqprobe', level, redact: { paths: REDACT_PATHS, censor: '[redacted]' }, base: { pid: process.pid }, onChild: keepLastName },
     streams.length ? pino.multistream(streams) : pino.destination('/dev/null'),
   );
 }

@@ -1,6 +1,6 @@
 /**
  * The Node.js flags every way of starting the broker uses: the `mqprobe` command's shebang
- * (broker/cli.ts), `npm start`, the container entrypoint and the benchmarks
+ * (app/cli.ts), `npm start`, the container entrypoint and the benchmarks
  * (test/broker/node-flags.test.ts keeps them the same).
  *
  * A capture event lives from its publish until its sink's socket write: a few milliseconds, during

@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events';
-import type { Client, Subscription } from 'aedes';
+import type { ClientHandle } from './engine/client.js';
+import type { SubscriptionView } from './engine/packets.js';
 import type { ListenerConfig } from './config/types.js';
 
 /** What the broker knows about a connection's transport, attached to its stream at accept time. */
@@ -18,27 +19,26 @@ export interface ConnInfo {
 export type RefusalReason = 'bad-credentials' | 'unknown-user' | 'not-authorized' | 'anonymous-not-allowed' | 'bad-client-id' | 'protocol-version' | 'server-limit' | 'keepalive-limit' | 'server-unavailable';
 
 /**
- * Facts only the broker knows first-hand, for capture and detection. Aedes' own events
- * (client, clientReady, clientDisconnect, publish, subscribe, unsubscribe, clientError,
- * connectionError, keepaliveTimeout, connackSent, ping, ack) cover the rest; listeners
- * must do no more than a few object writes.
+ * Facts only mqprobe knows first-hand (its listeners, authentication, ACL and disconnect
+ * bookkeeping); the engine's own events are in broker/engine/api.ts, and BrokerApi.on
+ * serves both. Listeners must do no more than a few object writes.
  */
 export interface ProbeEvents {
   'broker-starting': [listeners: { listener: ListenerConfig; port: number }[]];
   'broker-stopped': [];
   'connection-opened': [conn: ConnInfo];
   /** A CONNECT refused before the client became a connected client (CONNACK return code ≠ 0). */
-  'connection-refused': [client: Client, returnCode: number, reason: RefusalReason, username: string | undefined];
+  'connection-refused': [client: ClientHandle, returnCode: number, reason: RefusalReason, username: string | undefined];
   /** A PUBLISH the ACL denied: dropped, as Mosquitto drops it. */
-  'publish-denied': [client: Client, packet: { topic: string; qos: number; retain: boolean; dup: boolean; messageId?: number; payloadSize: number }];
+  'publish-denied': [client: ClientHandle, packet: { topic: string; qos: number; retain: boolean; dup: boolean; messageId?: number; payloadSize: number }];
   /** A subscription the ACL denied (SUBACK 0x80). */
-  'subscription-denied': [client: Client, sub: Subscription];
+  'subscription-denied': [client: ClientHandle, sub: SubscriptionView];
   /** A malformed or oversized packet, or a socket that never sent CONNECT. */
-  'protocol-error': [conn: ConnInfo | undefined, client: Client | undefined, error: Error];
+  'protocol-error': [conn: ConnInfo | undefined, client: ClientHandle | undefined, error: Error];
   /** The will message of a client is being published. */
-  'will-published': [client: Client, will: { topic: string; qos: number; retain: boolean; payloadSize: number }];
+  'will-published': [client: ClientHandle, will: { topic: string; qos: number; retain: boolean; payloadSize: number }];
   /** Why a connected client went away, reported just before Aedes' clientDisconnect. */
-  'disconnect-reason': [client: Client, reason: 'client-disconnect' | 'socket-closed' | 'keepalive-timeout' | 'session-taken-over' | 'server-shutdown' | 'error', error?: Error];
+  'disconnect-reason': [client: ClientHandle, reason: 'client-disconnect' | 'socket-closed' | 'keepalive-timeout' | 'session-taken-over' | 'server-shutdown' | 'error', error?: Error];
 }
 
 export class BrokerProbe extends EventEmitter<ProbeEvents> {}
@@ -51,7 +51,7 @@ export function tagConnection(stream: object, info: ConnInfo): void {
 }
 
 /** The connection info of a stream or of an Aedes client. */
-export function connInfo(clientOrStream: Client | object | undefined): ConnInfo | undefined {
+export function connInfo(clientOrStream: ClientHandle | object | undefined): ConnInfo | undefined {
   if (!clientOrStream) return undefined;
   const c = clientOrStream as { conn?: object };
   const stream = (c.conn ?? clientOrStream) as Record<symbol, ConnInfo>;

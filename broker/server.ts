@@ -1,6 +1,5 @@
 import { hostname } from 'node:os';
 import type { Duplex } from 'node:stream';
-import { Aedes, type Client } from 'aedes';
 import type { Logger } from 'pino';
 import { Registry, Histogram, collectDefaultMetrics } from 'prom-client';
 import type { FastifyInstance } from 'fastify';
@@ -10,75 +9,96 @@ import type { IncomingMessage } from 'node:http';
 import { BrokerProbe, connInfo, tagConnection, type ConnInfo } from './probe.js';
 import { Access, clientMeta } from './access.js';
 import { bindListener, type BoundListener } from './listeners.js';
-import { createHttpServer } from './http.js';
+import { createHttpServer } from './http/server.js';
 import { HttpAuth } from './http-auth.js';
-import { limitPacketSize } from './packet-limit.js';
-import { readInTurns } from './fair-reads.js';
-import { BrokerStats } from './stats.js';
-import { applyDeliveryLimits, DEFAULT_SLOW_READER_BYTES } from './delivery-limits.js';
-import { startSysTopics } from './sys-topics.js';
+import { limitPacketSize } from './engine/packet-limit.js';
+import { readInTurns } from './engine/fair-reads.js';
+import { BrokerStats } from './engine/stats.js';
+import { applyDeliveryLimits, DEFAULT_SLOW_READER_BYTES } from './engine/delivery-limits.js';
+import { startSysTopics } from './engine/sys-topics.js';
 import { createBrokerState } from './persistence/index.js';
 import { VERSION } from './version.js';
 import { newListener } from './config/load.js';
-import { attachBeats } from '../bridges/index.js';
-import { startCapture, type Capture } from '../capture/index.js';
-import { createDetection } from '../capture/detect/index.js';
+import { createBrokerApi, type BrokerApi } from './engine/api.js';
+import type { ClientHandle } from './engine/client.js';
+import { createEngine, type Engine } from './engine/engine.js';
+import { watchClients } from './engine/disconnects.js';
+import { countSubscriptions, offlineSessions } from './engine/sessions.js';
 
 /** In-process connections belong to no network listener: no mount point, limit or per-listener security. */
 const INTERNAL_LISTENER = newListener(0, { file: '<internal>', line: 0 });
 
-export interface RunningBroker {
-  aedes: Aedes;
+export interface BrokerInfo {
+  name: string;
+  id: string;
+  version: string;
+}
+
+/**
+ * The MQTT server alone: engine, listeners, access control, persistence, $SYS and the HTTP side-server.
+ * It knows nothing of the areas built on it; app/assemble.ts attaches them between its start phases:
+ * create → (capture, beats' routes) → bindListeners → start → … → stopAccepting → close.
+ */
+export interface MqttServer {
+  /** The engine itself, for tests only: the areas above use `broker`. */
+  aedes: Engine;
+  /** The typed broker API the areas above use (events, publish, subscribe, internal connections). */
+  broker: BrokerApi;
   config: BrokerConfig;
   log: Logger;
   probe: BrokerProbe;
   metrics: Registry;
+  info: BrokerInfo;
+  /** The `http_listener` instance (routes may be added until start()). */
   http?: FastifyInstance;
-  /** Bound ports, in listener order (a config port 0 binds a free port). */
-  ports: number[];
-  httpPort?: number;
-  info: { name: string; id: string; version: string };
-  /** The capture pipeline (detection subscribes to it and emits alerts through it). */
-  capture: Capture;
+  /** Who an HTTP request is (broker users, tokens, anonymous) and what its ACL lets it read. */
+  httpAuth?: HttpAuth;
+  /** Bound ports, in listener order (a config port 0 binds a free port); filled by bindListeners(). */
+  readonly ports: number[];
+  readonly httpPort?: number;
+  /** True from stopAccepting() on. */
+  readonly closing: boolean;
   /** Hands an in-process stream to the broker as a trusted internal connection (client ids starting with `$`). */
   connectInternal(stream: Duplex): void;
+  /** Publishes a QoS 0 message from the broker itself; dropped once the broker is closing. */
+  publish(topic: string, payload: string): void;
+  /** Binds every configured listener; on failure closes what it bound and the engine, and rejects. */
+  bindListeners(): Promise<void>;
+  /** Opens the HTTP listener, starts $SYS and announces broker-starting. */
+  start(): Promise<void>;
   /** Re-reads password and ACL files (SIGHUP). */
   reload(): Promise<void>;
-  /** Stops accepting, disconnects clients, flushes state. Idempotent. */
+  /** First step of closing: stops $SYS and accepting connections; connected clients stay. */
+  stopAccepting(): void;
+  /** Disconnects clients, flushes state, closes listeners and HTTP, announces broker-stopped. */
   close(): Promise<void>;
 }
 
-export interface StartOptions {
-  log: Logger;
-}
-
-export async function startBroker(config: BrokerConfig, opts: StartOptions): Promise<RunningBroker> {
-  const log = opts.log;
-  const probe = new BrokerProbe();
+/** The Prometheus registry of /metrics, with the process metrics; made first so every area can register on it. */
+export function createMetricsRegistry(): Registry {
   const metrics = new Registry();
   collectDefaultMetrics({ register: metrics, prefix: 'mqprobe_process_' });
+  return metrics;
+}
+
+export interface ServerOptions {
+  log: Logger;
+  metrics: Registry;
+}
+
+export async function createMqttServer(config: BrokerConfig, { log, metrics }: ServerOptions): Promise<MqttServer> {
+  const probe = new BrokerProbe();
   const access = new Access(config, probe);
   for (const line of await access.load()) log.error(line);
 
-  const services = new Map<string, unknown>();
   let closing = false;
   // token files are read before anything starts: a bad one stops the start with nothing to clean up
   const httpAuth = config.http ? new HttpAuth(config.httpAuth ?? {}, config.sse?.tokenFile, access, config, log.child({ name: 'http' }), metrics) : undefined;
   await httpAuth?.load();
-  // before anything starts: a bad detect_rule is a config error; alerts go through capture and onto $SYS/broker/alerts/<rule>
-  const detection = createDetection(config.detect, {
-    raise: (alert) => capture.emit(alert),
-    publish: (topic, payload) => {
-      if (!closing) aedesRef?.publish({ cmd: 'publish', topic, payload: Buffer.from(payload), qos: 0, retain: false, dup: false }, () => undefined);
-    },
-    log,
-    metrics,
-    services,
-  });
   const saveSeconds = new Histogram({ name: 'mqprobe_persistence_save_seconds', help: 'Time to write the persistence snapshot.', registers: [metrics], buckets: [0.001, 0.01, 0.05, 0.1, 0.5, 1, 5, 30] });
   const state = createBrokerState(config, log, saveSeconds, metrics);
-  let aedesRef: Aedes | undefined;
-  const aedes = await Aedes.createBroker({
+  let aedesRef: Engine | undefined;
+  const aedes = await createEngine({
     ...state.aedesOptions,
     ...access.hooks(() => aedesRef!),
     keepaliveLimit: config.maxKeepalive < 65535 ? config.maxKeepalive : 0,
@@ -89,12 +109,8 @@ export async function startBroker(config: BrokerConfig, opts: StartOptions): Pro
   const stats = new BrokerStats(aedes, probe, metrics);
   const info = { name: hostname(), id: aedes.id, version: VERSION };
 
-  watchClients(aedes, probe, access, log, config, () => closing);
-  // before the listeners open, so the first connection and broker-starting are captured
-  const capture = startCapture({ aedes, probe, log, metrics, config: config.capture, info, connOf: connInfo, usernameOf: (c) => clientMeta(c)?.username });
-  if (config.detect.enabled) capture.subscribe(detection.observe);
-  // the sinks exist (a capture file is there to tail) before the first client connects
-  await capture.ready();
+  const usernameOf = (c: ClientHandle) => clientMeta(c)?.username;
+  watchClients(aedes, probe, { takenOver: access.takenOver, usernameOf }, log, config, () => closing);
 
   const deliveryLimits = {
     queuedBytes: config.maxQueuedBytes || DEFAULT_SLOW_READER_BYTES,
@@ -109,70 +125,79 @@ export async function startBroker(config: BrokerConfig, opts: StartOptions): Pro
   };
 
   const bound: BoundListener[] = [];
-  try {
-    for (const l of config.listeners) {
-      const b = await bindListener(l, handle, probe, log, { noDelay: config.setTcpNodelay }).catch((err: NodeJS.ErrnoException) => {
-        if (!l.optional || !['EADDRNOTAVAIL', 'EAFNOSUPPORT'].includes(err.code ?? '')) throw err;
-        log.warn(`not listening on ${l.bind}:${l.port}: ${err.message}`);
-      });
-      if (b) bound.push(b);
-    }
-  } catch (err) {
-    await Promise.all(bound.map((b) => b.close()));
-    await new Promise<void>((r) => aedes.close(() => r()));
-    detection.stop();
-    await capture.stop();
-    throw err;
-  }
-  for (const b of bound) {
-    const where = `${b.config.bind ?? '*'}:${b.port}`;
-    log.info({ listener: where, protocol: b.config.protocol, tls: !!b.config.tls.certfile }, `listening on ${where} (${b.config.protocol}${b.config.tls.certfile ? ', tls' : ''})`);
-  }
-
-  let http: FastifyInstance | undefined;
   let httpPort: number | undefined;
+  let stopSys = () => {};
+  const http = httpAuth ? createHttpServer(log, metrics, httpAuth, () => ({ ok: !closing, detail: { clients: aedes.connectedClients, uptime_s: Math.round(process.uptime()) } })) : undefined;
+
   const connectInternal = (stream: Duplex) => {
     tagConnection(stream, { listener: INTERNAL_LISTENER, listenerPort: 0, transport: 'internal', openedAt: Date.now() });
     applyDeliveryLimits(aedes.handle(stream), deliveryLimits, (qos) => stats.countQueueFullDrop(qos));
   };
-  if (httpAuth) http = createHttpServer(log, metrics, httpAuth, () => ({ ok: !closing, detail: { clients: aedes.connectedClients, uptime_s: Math.round(process.uptime()) } }));
-  // before the HTTP listener listens: /sse and the beats' routes are registered on it here
-  const beats = attachBeats({ aedes, log, metrics, http, redisUrl: config.persistenceRedisUrl, services, connectInternal, stateDir: config.persistenceLocation, sse: config.sse, httpAuth }, config.beats);
-  if (http && config.http && httpAuth) {
-    // no address: every IPv4 interface, as before (Fastify's own default would be localhost; Mosquitto's `listener PORT` adds IPv6: docs/security.md)
-    await http.listen({ port: config.http.port, host: config.http.bind ?? '0.0.0.0' });
-    httpPort = (http.server.address() as { port: number }).port;
-    log.info(await describeHttpListener(http, httpAuth));
-  }
-
-  const stopSys = startSysTopics(
-    aedes,
-    stats,
-    {
-      retained: state.counts.retained,
-      subscriptions: async () => countSubscriptions(aedes),
-      offlineClients: async () => offlineSessions(aedes, await state.counts.sessions()),
-    },
-    VERSION,
-    config.sysInterval,
-  );
-
-  probe.emit('broker-starting', bound.map((b) => ({ listener: b.config, port: b.port })));
-  await beats.start();
+  const broker = createBrokerApi({ aedes, probe, connectInternal, connOf: connInfo, usernameOf });
 
   let closed: Promise<void> | undefined;
-  const broker: RunningBroker = {
+  return {
     aedes,
+    broker,
     config,
     log,
     probe,
     metrics,
-    http,
-    ports: bound.map((b) => b.port),
-    httpPort,
     info,
-    capture,
+    http,
+    httpAuth,
+    get ports() {
+      return bound.map((b) => b.port);
+    },
+    get httpPort() {
+      return httpPort;
+    },
+    get closing() {
+      return closing;
+    },
     connectInternal,
+    publish(topic, payload) {
+      if (!closing) aedes.publish({ cmd: 'publish', topic, payload: Buffer.from(payload), qos: 0, retain: false, dup: false }, () => undefined);
+    },
+    async bindListeners() {
+      try {
+        for (const l of config.listeners) {
+          const b = await bindListener(l, handle, probe, log, { noDelay: config.setTcpNodelay }).catch((err: NodeJS.ErrnoException) => {
+            if (!l.optional || !['EADDRNOTAVAIL', 'EAFNOSUPPORT'].includes(err.code ?? '')) throw err;
+            log.warn(`not listening on ${l.bind}:${l.port}: ${err.message}`);
+          });
+          if (b) bound.push(b);
+        }
+      } catch (err) {
+        await Promise.all(bound.map((b) => b.close()));
+        await new Promise<void>((r) => aedes.close(() => r()));
+        throw err;
+      }
+      for (const b of bound) {
+        const where = `${b.config.bind ?? '*'}:${b.port}`;
+        log.info({ listener: where, protocol: b.config.protocol, tls: !!b.config.tls.certfile }, `listening on ${where} (${b.config.protocol}${b.config.tls.certfile ? ', tls' : ''})`);
+      }
+    },
+    async start() {
+      if (http && config.http && httpAuth) {
+        // no address: every IPv4 interface, as before (Fastify's own default would be localhost; Mosquitto's `listener PORT` adds IPv6: docs/security.md)
+        await http.listen({ port: config.http.port, host: config.http.bind ?? '0.0.0.0' });
+        httpPort = (http.server.address() as { port: number }).port;
+        log.info(await describeHttpListener(http, httpAuth));
+      }
+      stopSys = startSysTopics(
+        aedes,
+        stats,
+        {
+          retained: state.counts.retained,
+          subscriptions: async () => countSubscriptions(aedes),
+          offlineClients: async () => offlineSessions(aedes, await state.counts.sessions()),
+        },
+        VERSION,
+        config.sysInterval,
+      );
+      probe.emit('broker-starting', bound.map((b) => ({ listener: b.config, port: b.port })));
+    },
     reload: async () => {
       try {
         const skipped = await access.load();
@@ -188,26 +213,22 @@ export async function startBroker(config: BrokerConfig, opts: StartOptions): Pro
         (err: Error) => log.error({ err: err.message }, 'reload failed; keeping the previous HTTP token files'),
       );
     },
+    stopAccepting() {
+      closing = true;
+      stopSys();
+      for (const b of bound) b.stopAccepting();
+    },
     close() {
       closed ??= (async () => {
-        closing = true;
-        stopSys();
-        for (const b of bound) b.stopAccepting();
-        // beats first: they finish and checkpoint what they have in hand while the broker still routes it
-        await beats.stop();
         await new Promise<void>((r) => aedes.close(() => r()));
         await state.stop();
         await Promise.all(bound.map((b) => b.close()));
         if (http) await http.close();
         probe.emit('broker-stopped');
-        detection.stop();
-        await capture.stop();
-        log.info('broker stopped');
       })();
       return closed;
     },
   };
-  return broker;
 }
 
 /** The addresses the HTTP listener really bound, and whether it serves requests without credentials. */
@@ -218,62 +239,4 @@ async function describeHttpListener(http: FastifyInstance, auth: HttpAuth): Prom
   const all = bound.some((a) => a.address === '0.0.0.0' || a.address === '::');
   const anonymous = (await auth.anonymousAllowed()) ? 'anonymous clients allowed (allow_anonymous), under the anonymous ACL' : 'clients must log in (Basic or Bearer)';
   return `http listener on ${where.join(', ')}${all ? ' (every interface)' : ''}: ${anonymous}`;
-}
-
-/** Turns Aedes' client events into the probe's disconnect reasons and protocol errors (wills: access.ts). */
-function watchClients(aedes: Aedes, probe: BrokerProbe, access: Access, log: Logger, config: BrokerConfig, closing: () => boolean): void {
-  const keepaliveExpired = new WeakSet<Client>();
-  const errored = new WeakMap<Client, Error>();
-  const connLog = log.child({ name: 'connection' });
-  aedes.on('keepaliveTimeout', (client) => keepaliveExpired.add(client));
-  aedes.on('clientError', (client, err) => errored.set(client, err));
-  aedes.on('connectionError', (client, err) => {
-    // errors before CONNECT completed: malformed packets, CONNECT timeout, TLS/socket failures
-    probe.emit('protocol-error', connInfo(client), client, err);
-  });
-  aedes.on('clientReady', (client) => {
-    if (!config.connectionMessages) return;
-    const ci = connInfo(client);
-    connLog.info(`New client connected from ${ci?.remoteAddress ?? 'internal'}:${ci?.remotePort ?? 0} as ${client.id} (c${client.clean ? 1 : 0}, k${(client as unknown as { _keepaliveInterval: number })._keepaliveInterval > 0 ? Math.round(((client as unknown as { _keepaliveInterval: number })._keepaliveInterval - 1) / 1500) : 0}${clientMeta(client)?.username ? `, u'${clientMeta(client)!.username}'` : ''}).`);
-  });
-  aedes.on('clientDisconnect', (client) => {
-    const c = client as Client & { _disconnected?: boolean };
-    const err = errored.get(client);
-    const reason = c._disconnected
-      ? 'client-disconnect'
-      : keepaliveExpired.has(client)
-        ? 'keepalive-timeout'
-        : access.takenOver.has(client)
-          ? 'session-taken-over'
-          : closing()
-            ? 'server-shutdown'
-            : err
-              ? 'error'
-              : 'socket-closed';
-    if (isParseError(err)) probe.emit('protocol-error', connInfo(client), client, err!);
-    probe.emit('disconnect-reason', client, reason, err);
-    if (config.connectionMessages) connLog.info(`Client ${client.id} ${reason === 'client-disconnect' ? 'disconnected' : `closed its connection (${reason}${err ? `: ${err.message}` : ''})`}.`);
-  });
-}
-
-type AedesClients = Record<string, Client & { subscriptions: Record<string, unknown> }>;
-const clientsOf = (aedes: Aedes) => (aedes as unknown as { clients: AedesClients }).clients;
-
-/** Subscriptions of connected clients (Mosquitto's subscriptions/count also includes offline sessions'). */
-function countSubscriptions(aedes: Aedes): number {
-  let n = 0;
-  for (const c of Object.values(clientsOf(aedes))) n += Object.keys(c.subscriptions ?? {}).length;
-  return n;
-}
-
-/** Persistent sessions whose client is not connected. */
-function offlineSessions(aedes: Aedes, sessions: string[] | number): number {
-  const clients = clientsOf(aedes);
-  if (typeof sessions === 'number') return Math.max(0, sessions - Object.values(clients).filter((c) => !c.clean).length);
-  return sessions.filter((id) => !clients[id]).length;
-}
-
-/** mqtt-packet and mqprobe's own packet checks report protocol violations as plain Errors; tell them from socket errors. */
-function isParseError(err: Error | undefined): boolean {
-  return !!err && !('code' in err) && !/keep alive timeout|closed|ECONNRESET|EPIPE/.test(err.message);
 }

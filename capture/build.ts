@@ -1,4 +1,4 @@
-import type { Client } from 'aedes';
+import type { ClientHandle } from '../broker/engine/client.js';
 import type { ConnInfo } from '../broker/probe.js';
 import { DATASET, ECS_VERSION, type CaptureEvent, type Observer } from './event.js';
 import type { CaptureHandle } from './handle.js';
@@ -29,7 +29,7 @@ export class EventFactory {
   private readonly service: CaptureEvent['service'];
   private readonly byListener = new Map<string, { observer: Observer; destination?: { port: number } }>();
   private readonly identities = new WeakMap<ConnInfo, Identity>();
-  private readonly users = new WeakMap<Client, { name: string }>();
+  private readonly users = new WeakMap<ClientHandle, { name: string }>();
   private readonly eventRuns = new Map<string, (Pick<CaptureEvent['event'], 'kind' | 'category' | 'type' | 'outcome'> & { run: FixedRun })[]>();
 
   constructor(info: CaptureHandle['info']) {
@@ -72,7 +72,7 @@ export class EventFactory {
   }
 
   /** Adds the client's connection, id and user. */
-  withClient(e: CaptureEvent, client: Client, conn: ConnInfo | undefined, user: string | undefined): CaptureEvent {
+  withClient(e: CaptureEvent, client: ClientHandle, conn: ConnInfo | undefined, user: string | undefined): CaptureEvent {
     const u = user === undefined ? undefined : this.userOf(client, user);
     if (conn) this.addIdentity(e, this.identity(conn), u);
     else if (u) e.user = u;
@@ -87,7 +87,7 @@ export class EventFactory {
     (e as WithRun)[RUN] = user ? this.userRun(id, user) : id.run;
   }
 
-  private userOf(client: Client, name: string): { name: string } {
+  private userOf(client: ClientHandle, name: string): { name: string } {
     let u = this.users.get(client);
     if (u?.name !== name) {
       u = fixed({ name });

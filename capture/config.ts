@@ -2,14 +2,12 @@ import type { KeySpec } from '../broker/config/spec.js';
 import { ConfigError } from '../broker/config/errors.js';
 import { ACTIONS } from './actions.js';
 
-export type SinkConfig =
-  | { kind: 'stdout' }
-  | { kind: 'file'; path: string }
-  | { kind: 'logstash'; url: URL }
-  | { kind: 'beats'; url: URL }
-  | { kind: 'mqtt'; topic: string }
-  | { kind: 'elasticsearch'; url: URL }
-  | { kind: 'opensearch'; url: URL };
+/** One `capture_sink` line as its sink's definition read it (capture/sinks/): plain data, it crosses to the capture thread. */
+export interface SinkConfig {
+  kind: string;
+  /** What follows the kind: a path, a topic or a URL. */
+  target?: string;
+}
 
 export type PayloadPolicy = { mode: 'off' } | { mode: 'truncate'; bytes: number } | { mode: 'full' };
 
@@ -56,58 +54,8 @@ export function defaultCaptureConfig(): CaptureConfig {
   };
 }
 
-const SINK_KINDS = ['stdout', 'file', 'logstash', 'beats', 'mqtt', 'elasticsearch', 'opensearch'] as const;
-
-function url(v: string, allowed: string[], fail: (d: string) => never): URL {
-  let u: URL;
-  try {
-    u = new URL(v);
-  } catch {
-    return fail(`expected a URL (${allowed.join(', ')}), got "${v}"`);
-  }
-  if (!allowed.includes(u.protocol.replace(/:$/, ''))) fail(`expected a ${allowed.join(' or ')} URL, got "${u.protocol}"`);
-  return u;
-}
-
+/** The capture keys besides `capture_sink` (capture/sinks/index.ts, from the sink registry). */
 export const captureKeys: KeySpec<CaptureConfig>[] = [
-  {
-    key: 'capture_sink',
-    usage: 'stdout | file <path> | logstash tcp://host:port | logstash tls://host:port | beats tcp://host:port | beats tls://host:port | mqtt <topic> | elasticsearch <url> | opensearch <url>',
-    doc: 'Where capture events go. Repeat the key to send to several sinks at once. Without any capture_sink, nothing is captured.',
-    scope: 'global',
-    repeatable: true,
-    set(c, v) {
-      const kind = v.oneOf(SINK_KINDS);
-      const fail = (d: string) => v.fail(d);
-      switch (kind) {
-        case 'stdout':
-          v.count(1);
-          c.sinks.push({ kind });
-          break;
-        case 'file':
-          v.count(2);
-          c.sinks.push({ kind, path: v.path(1) });
-          break;
-        case 'logstash':
-        case 'beats':
-          v.count(2);
-          c.sinks.push({ kind, url: url(v.word(1), ['tcp', 'tls'], fail) });
-          break;
-        case 'mqtt': {
-          v.count(2);
-          const topic = v.word(1);
-          if (/[+#]/.test(topic)) v.fail('the capture topic must not contain wildcards');
-          c.sinks.push({ kind, topic });
-          break;
-        }
-        case 'elasticsearch':
-        case 'opensearch':
-          v.count(2);
-          c.sinks.push({ kind, url: url(v.word(1), ['http', 'https'], fail) });
-          break;
-      }
-    },
-  },
   {
     key: 'capture_events',
     usage: 'default | all | <action>[,<action>…]',

@@ -1,24 +1,18 @@
-import type { Aedes, Client } from 'aedes';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
-import type { BrokerProbe, ConnInfo } from '../broker/probe.js';
+import type { BrokerApi } from '../broker/engine/api.js';
 import type { CaptureConfig } from './config.js';
 
 /**
- * What capture needs from the broker, handed over by the broker assembly (capture imports no
- * broker internals): the Aedes instance for its events and for the mqtt sink's publishes, the
- * probe for what Aedes has no event for, and two lookups of the broker's own bookkeeping.
+ * What capture needs from the broker, handed over by the composition root (app/assemble.ts):
+ * the typed broker API for its events, its lookups of a client's connection and user, and the
+ * mqtt sink's publishes.
  */
 export interface CaptureHandle {
-  aedes: Aedes;
-  probe: BrokerProbe;
+  broker: BrokerApi;
   log: Logger;
   metrics: Registry;
   config: CaptureConfig;
-  /** Which broker: host name, instance id (Aedes id), mqprobe version. */
+  /** Which broker: host name, instance id, mqprobe version. */
   info: { name: string; id: string; version: string };
-  /** The transport facts of a client's connection. */
-  connOf(client: Client): ConnInfo | undefined;
-  /** The user name a client authenticated as (never its password). */
-  usernameOf(client: Client): string | undefined;
 }

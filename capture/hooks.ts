@@ -1,5 +1,6 @@
-import type { Aedes, Client, Subscription } from 'aedes';
-import type { ConnInfo, ProbeEvents, RefusalReason } from '../broker/probe.js';
+import type { BrokerEvents, PublishView } from '../broker/engine/api.js';
+import { cleanSessionOf, isClosed, keepaliveOf, protocolVersionOf, willTopicOf, type ClientHandle } from '../broker/engine/client.js';
+import type { ConnInfo, RefusalReason } from '../broker/probe.js';
 import type { EventFactory } from './build.js';
 import type { CaptureEvent, MqttFields } from './event.js';
 import type { CaptureHandle } from './handle.js';
@@ -26,10 +27,6 @@ const START = list('start');
 const END = list('end');
 const CONNECTION_START = list('connection', 'start');
 
-type AedesPacket = { topic: string; qos: number; retain: boolean; dup: boolean; messageId?: number; payload: Buffer | string };
-type WithInternals = Client & { _keepaliveInterval?: number; deliver0?: Deliver; deliverQoS?: Deliver };
-type Deliver = (packet: AedesPacket, cb: () => void) => void;
-
 /** Topics the broker must never capture (its own reroute of denied publishes, the mqtt sink's topics). */
 export interface HookOptions {
   wanted: (action: string) => boolean;
@@ -41,19 +38,19 @@ export interface HookOptions {
    * Takes a publish-received as its bare facts (the capture thread builds its line; `build` makes
    * the event object if a listener wants it); false when the caller must record the event.
    */
-  publishDirect(c: Client, conn: ConnInfo | undefined, user: string | undefined, p: PublishFacts, payload: Buffer, build: PublishBuilder): boolean;
+  publishDirect(c: ClientHandle, conn: ConnInfo | undefined, user: string | undefined, p: PublishFacts, payload: Buffer, build: PublishBuilder): boolean;
 }
 
 /** Builds the publish-received event of a publish, as the hook records it. */
-export type PublishBuilder = (c: Client, conn: ConnInfo | undefined, user: string | undefined, p: PublishFacts, payload: Buffer) => CaptureEvent;
+export type PublishBuilder = (c: ClientHandle, conn: ConnInfo | undefined, user: string | undefined, p: PublishFacts, payload: Buffer) => CaptureEvent;
 
 /**
- * Subscribes to Aedes' events and the broker probe and turns each into one capture event. Each
+ * Subscribes to the broker's events and turns each into one capture event. Each
  * listener does a few object writes and hands the event to the pipeline; nothing is serialised
  * here. Returns the function that detaches every listener.
  */
 export function attachHooks(h: CaptureHandle, f: EventFactory, o: HookOptions): () => void {
-  const { aedes, probe } = h;
+  const { broker } = h;
   const { record, wanted } = o;
   const detach: (() => void)[] = [];
   let failures = 0;
@@ -65,82 +62,74 @@ export function attachHooks(h: CaptureHandle, f: EventFactory, o: HookOptions): 
       if (failures++ % 1000 === 0) h.log.error({ name: 'capture', hook: name, err: (err as Error).message, failures }, 'a capture hook failed; the broker goes on');
     }
   };
-  const onAedes = (name: string, fn: (...args: never[]) => void) => {
-    const g = guard(name, fn);
-    (aedes as unknown as { on(n: string, f: unknown): void }).on(name, g);
-    detach.push(() => (aedes as unknown as { off(n: string, f: unknown): void }).off(name, g));
+  const on = <K extends keyof BrokerEvents>(name: K, fn: (...args: BrokerEvents[K]) => void) => {
+    detach.push(broker.on(name, guard(name, fn)));
   };
-  const onProbe = <K extends keyof ProbeEvents>(name: K, fn: (...args: ProbeEvents[K]) => void) => {
-    const g = guard(name, fn);
-    probe.on(name, g as never);
-    detach.push(() => probe.off(name, g as never));
-  };
-  const client = (action: string, c: Client, category: string[], type: string[], outcome?: CaptureEvent['event']['outcome']) =>
-    f.withClient(f.make(action, 'event', category, type, outcome), c, h.connOf(c), h.usernameOf(c));
+  const client = (action: string, c: ClientHandle, category: string[], type: string[], outcome?: CaptureEvent['event']['outcome']) =>
+    f.withClient(f.make(action, 'event', category, type, outcome), c, broker.connOf(c), broker.usernameOf(c));
 
   if (wanted('broker-starting'))
-    onProbe('broker-starting', (listeners) => {
+    on('broker-starting', (listeners) => {
       const e = f.make('broker-starting', 'event', PROCESS, START, 'success');
       e.mqprobe = { listeners: listeners.map(({ listener, port }) => ({ bind: listener.bind ?? '', port, protocol: listener.protocol, tls: !!listener.tls.certfile })) };
       record(e);
     });
-  if (wanted('broker-stopped')) onProbe('broker-stopped', () => record(f.make('broker-stopped', 'event', PROCESS, END, 'success')));
+  if (wanted('broker-stopped')) on('broker-stopped', () => record(f.make('broker-stopped', 'event', PROCESS, END, 'success')));
   if (wanted('connection-opened'))
-    onProbe('connection-opened', (conn) => record(f.withConn(f.make('connection-opened', 'event', NETWORK, CONNECTION_START, 'success'), conn)));
+    on('connection-opened', (conn) => record(f.withConn(f.make('connection-opened', 'event', NETWORK, CONNECTION_START, 'success'), conn)));
 
   if (wanted('client-connected'))
-    // on the CONNACK, not on Aedes' clientReady: that comes only after a resumed session's queue
+    // on the CONNACK, not on client-ready: that comes only after a resumed session's queue
     // is sent, by when the client's first PUBLISH may already have been recorded
-    onAedes('connackSent', (connack: { returnCode?: number }, c: WithInternals) => {
+    on('connack-sent', (connack, c) => {
       if (connack.returnCode) return;
       const e = client('client-connected', c, AUTH_SESSION, START_ALLOWED, 'success');
       const m = e.mqtt!;
-      m.protocol_version = c.version;
-      m.clean_session = c.clean;
-      const ki = c._keepaliveInterval ?? -1;
-      m.keepalive = ki > 0 ? Math.round((ki - 1) / 1500) : 0;
+      m.protocol_version = protocolVersionOf(c);
+      m.clean_session = cleanSessionOf(c);
+      m.keepalive = keepaliveOf(c);
       m.reason_code = 0;
       record(e);
     });
 
   // the probe names the refusals of mqprobe's authentication; Aedes' own ones show only as a CONNACK
-  const refused = new WeakSet<Client>();
-  const refusal = (c: Client, code: number, reason: RefusalReason, username: string | undefined) => {
-    const e = f.withClient(f.make('connection-refused', 'event', AUTHENTICATION, START_DENIED, 'failure'), c, h.connOf(c), username);
+  const refused = new WeakSet<ClientHandle>();
+  const refusal = (c: ClientHandle, code: number, reason: RefusalReason, username: string | undefined) => {
+    const e = f.withClient(f.make('connection-refused', 'event', AUTHENTICATION, START_DENIED, 'failure'), c, broker.connOf(c), username);
     e.event.reason = reason;
     e.mqtt!.reason_code = code;
-    if (c.version) e.mqtt!.protocol_version = c.version;
+    const version = protocolVersionOf(c);
+    if (version) e.mqtt!.protocol_version = version;
     record(e);
   };
   if (wanted('connection-refused')) {
-    onProbe('connection-refused', (c, code, reason, username) => {
+    on('connection-refused', (c, code, reason, username) => {
       refused.add(c);
       refusal(c, code, reason, username);
     });
-    onAedes('connackSent', (packet: { returnCode?: number }, c: Client) => {
+    on('connack-sent', (packet, c) => {
       const code = packet.returnCode ?? 0;
       if (code !== 0 && !refused.has(c)) refusal(c, code, AEDES_REFUSALS[code] ?? 'server-unavailable', undefined);
     });
   }
 
   if (wanted('client-disconnected'))
-    onProbe('disconnect-reason', (c, reason, err) => {
+    on('disconnect-reason', (c, reason, err) => {
       const e = client('client-disconnected', c, SESSION, END, reason === 'client-disconnect' ? 'success' : 'unknown');
       e.event.reason = reason;
       if (err && reason === 'error') e.error = { message: err.message };
       record(e);
     });
   if (wanted('keepalive-timeout'))
-    onAedes('keepaliveTimeout', (c: WithInternals) => {
+    on('keepalive-timeout', (c) => {
       const e = client('keepalive-timeout', c, SESSION, END, 'failure');
-      const ki = c._keepaliveInterval ?? -1;
-      e.mqtt!.keepalive = ki > 0 ? Math.round((ki - 1) / 1500) : 0;
+      e.mqtt!.keepalive = keepaliveOf(c);
       record(e);
     });
   if (wanted('protocol-error'))
-    onProbe('protocol-error', (conn: ConnInfo | undefined, c: Client | undefined, err: Error) => {
+    on('protocol-error', (conn, c, err) => {
       const e = f.make('protocol-error', 'event', NETWORK, PROTOCOL_ERROR, 'failure');
-      if (c) f.withClient(e, c, conn ?? h.connOf(c), h.usernameOf(c));
+      if (c) f.withClient(e, c, conn ?? broker.connOf(c), broker.usernameOf(c));
       else f.withConn(e, conn);
       if (e.mqtt && !e.mqtt.client_id) delete e.mqtt;
       e.error = { message: err.message, type: err.name };
@@ -148,9 +137,9 @@ export function attachHooks(h: CaptureHandle, f: EventFactory, o: HookOptions): 
     });
 
   // Aedes publishes a will as a publish of the closing client, after it has forgotten the will
-  const wills = new WeakMap<Client, string>();
-  const willsSeen = new WeakSet<Client>();
-  const recordWill = (c: Client, will: { topic: string; qos: number; retain: boolean; payloadSize: number }) => {
+  const wills = new WeakMap<ClientHandle, string>();
+  const willsSeen = new WeakSet<ClientHandle>();
+  const recordWill = (c: ClientHandle, will: { topic: string; qos: number; retain: boolean; payloadSize: number }) => {
     willsSeen.add(c);
     const e = client('will-published', c, NETWORK, PROTOCOL, 'success');
     e.mqtt!.will = { topic: will.topic, qos: will.qos, retain: will.retain, payload_size: will.payloadSize };
@@ -158,21 +147,21 @@ export function attachHooks(h: CaptureHandle, f: EventFactory, o: HookOptions): 
     record(e);
   };
   if (wanted('will-published')) {
-    onAedes('clientReady', (c: WithInternals) => {
-      const w = (c as { will?: { topic?: string } | null }).will;
-      if (w?.topic !== undefined) wills.set(c, w.topic);
+    on('client-ready', (c) => {
+      const topic = willTopicOf(c);
+      if (topic !== undefined) wills.set(c, topic);
     });
     // the probe reports wills too; whichever comes first is recorded
-    onProbe('will-published', (c, will) => {
+    on('will-published', (c, will) => {
       if (!willsSeen.has(c)) recordWill(c, will);
     });
   }
   // the payload only as a reference: the policy copies and encodes it at flush time
   const buildPublish: PublishBuilder = (c, conn, user, p, payload) => publishReceived(f, c, conn, user, p, payload.length, o.keepPayload ? payload : undefined);
-  const isWill = (c: Client, p: AedesPacket) => (c as { closed?: boolean }).closed === true && wills.get(c) === p.topic && !willsSeen.has(c);
+  const isWill = (c: ClientHandle, p: PublishView) => isClosed(c) && wills.get(c) === p.topic && !willsSeen.has(c);
 
   if (wanted('publish-received') || wanted('will-published'))
-    onAedes('publish', (p: AedesPacket, c: Client | null) => {
+    on('publish', (p, c) => {
       // client null: the broker's own publishes ($SYS, the mqtt sink), never "received"
       if (!c || o.ignoredTopics.has(p.topic)) return;
       if (isWill(c, p)) {
@@ -181,19 +170,19 @@ export function attachHooks(h: CaptureHandle, f: EventFactory, o: HookOptions): 
       }
       if (!wanted('publish-received')) return;
       const payload = typeof p.payload === 'string' ? Buffer.from(p.payload) : p.payload;
-      const conn = h.connOf(c);
-      const user = h.usernameOf(c);
+      const conn = broker.connOf(c);
+      const user = broker.usernameOf(c);
       if (!o.publishDirect(c, conn, user, p, payload, buildPublish)) record(buildPublish(c, conn, user, p, payload));
     });
   if (wanted('publish-denied'))
-    onProbe('publish-denied', (c, p) => {
+    on('publish-denied', (c, p) => {
       const e = client('publish-denied', c, NETWORK, PROTOCOL_DENIED, 'failure');
       publishFields(e.mqtt!, p, p.payloadSize);
       record(e);
     });
 
   if (wanted('subscription-granted'))
-    onAedes('subscribe', (subs: Subscription[], c: Client) => {
+    on('subscribe', (subs, c) => {
       for (const s of subs) {
         if (s.qos >= 128) continue; // refused: the probe reported it with the requested QoS
         const e = client('subscription-granted', c, NETWORK, PROTOCOL_ALLOWED, 'success');
@@ -204,7 +193,7 @@ export function attachHooks(h: CaptureHandle, f: EventFactory, o: HookOptions): 
       }
     });
   if (wanted('subscription-denied'))
-    onProbe('subscription-denied', (c, s) => {
+    on('subscription-denied', (c, s) => {
       const e = client('subscription-denied', c, NETWORK, PROTOCOL_DENIED, 'failure');
       e.mqtt!.topic = s.topic;
       e.mqtt!.qos = s.qos;
@@ -213,7 +202,7 @@ export function attachHooks(h: CaptureHandle, f: EventFactory, o: HookOptions): 
       record(e);
     });
   if (wanted('unsubscribed'))
-    onAedes('unsubscribe', (topics: string[], c: Client) => {
+    on('unsubscribe', (topics, c) => {
       for (const topic of topics) {
         const e = client('unsubscribed', c, NETWORK, PROTOCOL, 'success');
         e.mqtt!.topic = topic;
@@ -221,9 +210,9 @@ export function attachHooks(h: CaptureHandle, f: EventFactory, o: HookOptions): 
       }
     });
 
-  if (wanted('ping-received')) onAedes('ping', (_p: unknown, c: Client) => record(client('ping-received', c, NETWORK, PROTOCOL, 'success')));
+  if (wanted('ping-received')) on('ping', (_p, c) => record(client('ping-received', c, NETWORK, PROTOCOL, 'success')));
   if (wanted('publish-acknowledged'))
-    onAedes('ack', (p: { cmd?: string; topic?: string; messageId?: number; qos?: number } | null | undefined, c: Client) => {
+    on('ack', (p, c) => {
       const e = client('publish-acknowledged', c, NETWORK, PROTOCOL, 'success');
       // Aedes passes no packet when the acknowledged one is no longer in its store
       if (!p) return record(e);
@@ -232,16 +221,17 @@ export function attachHooks(h: CaptureHandle, f: EventFactory, o: HookOptions): 
       if (p.messageId !== undefined) e.mqtt!.message_id = p.messageId;
       record(e);
     });
-  if (wanted('publish-delivered')) onAedes('client', (c: WithInternals) => watchDeliveries(c, (p) => {
-    if (o.ignoredTopics.has(p.topic)) return; // deliveries of capture events would capture themselves
-    const e = client('publish-delivered', c, NETWORK, PROTOCOL, 'success');
-    const m = e.mqtt!;
-    m.topic = p.topic;
-    m.qos = p.qos;
-    m.retain = p.retain;
-    m.payload_size = typeof p.payload === 'string' ? Buffer.byteLength(p.payload) : p.payload.length;
-    record(e);
-  }));
+  if (wanted('publish-delivered'))
+    on('delivered', (p, c) => {
+      if (o.ignoredTopics.has(p.topic)) return; // deliveries of capture events would capture themselves
+      const e = client('publish-delivered', c, NETWORK, PROTOCOL, 'success');
+      const m = e.mqtt!;
+      m.topic = p.topic;
+      m.qos = p.qos;
+      m.retain = p.retain;
+      m.payload_size = typeof p.payload === 'string' ? Buffer.byteLength(p.payload) : p.payload.length;
+      record(e);
+    });
 
   return () => {
     for (const d of detach) d();
@@ -249,7 +239,7 @@ export function attachHooks(h: CaptureHandle, f: EventFactory, o: HookOptions): 
 }
 
 /** A publish-received event: built by the hook, or by the capture thread from the facts the hook sent it. */
-export function publishReceived(f: EventFactory, c: Client, conn: ConnInfo | undefined, user: string | undefined, p: PublishFacts, size: number, payload: Buffer | undefined): CaptureEvent {
+export function publishReceived(f: EventFactory, c: ClientHandle, conn: ConnInfo | undefined, user: string | undefined, p: PublishFacts, size: number, payload: Buffer | undefined): CaptureEvent {
   const e = f.withClient(f.make('publish-received', 'event', NETWORK, PROTOCOL_ALLOWED, 'success'), c, conn, user);
   publishFields(e.mqtt!, p, size);
   if (payload) e.mqtt!.payload = payload;
@@ -265,21 +255,4 @@ function publishFields(m: MqttFields, p: PublishFacts, size: number): void {
   m.dup = p.dup === true;
   if (p.messageId !== undefined) m.message_id = p.messageId;
   m.payload_size = size;
-}
-
-/**
- * Aedes has no event per outbound delivery: wrap the client's two delivery functions (the
- * subscribe handler looks them up when a subscription is made, after the client event).
- */
-function watchDeliveries(c: WithInternals, seen: (p: AedesPacket) => void): void {
-  for (const name of ['deliver0', 'deliverQoS'] as const) {
-    const original = c[name];
-    if (!original) continue;
-    c[name] = function (this: unknown, packet, cb) {
-      // deliverQoS hands QoS 0 packets on to deliver0, which sees them; before its CONNACK a client
-      // gets nothing (broker/persistence/connack-first.ts skips it; a QoS 1/2 message comes later from its queue)
-      if ((name === 'deliver0' || packet.qos > 0) && (c as { connackSent?: boolean }).connackSent) seen(packet);
-      return original.call(this, packet, cb);
-    };
-  }
 }

@@ -13,9 +13,9 @@ import { captureMetrics } from './metrics.js';
 import { Pipeline, type PipelineStats } from './pipeline.js';
 import { CaptureThread } from './offload/thread.js';
 import type { DropEpisode, RunnerStats } from './runner.js';
-import { offloaded, startRunner } from './runners.js';
+import { startRunner } from './runners.js';
 import { trackRun } from './queue/run.js';
-import { sinkNames } from './sinks/index.js';
+import { offloaded, sinkNames, sinkTopics } from './sinks/index.js';
 
 export type { CaptureHandle } from './handle.js';
 export type { CaptureEvent, CaptureListener, PartialEvent } from './event.js';
@@ -64,7 +64,7 @@ export function startCapture(h: CaptureHandle, opts: CaptureOptions = {}): Captu
   const cfg = h.config;
   const log = h.log.child({ name: 'capture' });
   const factory = new EventFactory(h.info);
-  const ignoredTopics = new Set(['$mqprobe/denied', ...cfg.sinks.flatMap((s) => (s.kind === 'mqtt' ? [s.topic] : []))]);
+  const ignoredTopics = new Set(['$mqprobe/denied', ...sinkTopics(cfg.sinks)]);
   const names = sinkNames(cfg.sinks);
   const views: { name: string; stats(): RunnerStats }[] = [];
   const metrics = captureMetrics(h.metrics, () => views, () => p.sequence);
@@ -84,7 +84,7 @@ export function startCapture(h: CaptureHandle, opts: CaptureOptions = {}): Captu
   const run = trackRun(cfg, h.info.id, names, () => views, () => p.sequence, log);
   const away = cfg.sinks.flatMap((sink, i) => (offloaded(sink) ? [{ sink, name: names[i] }] : []));
   if (away.length) p.thread = new CaptureThread({ config: cfg, sinks: away, info: h.info, idPrefix, log, metrics, backoff, resendBytes: opts.resendBytes, onDrops: p.reportDrops });
-  const env = { config: cfg, sinkEnv: { aedes: h.aedes, config: cfg, log, stdout: opts.stdout, resendBytes: opts.resendBytes }, log, backoff, run: h.info.id, onDrops: p.reportDrops };
+  const env = { config: cfg, sinkEnv: { broker: h.broker, config: cfg, log, stdout: opts.stdout, resendBytes: opts.resendBytes }, log, backoff, run: h.info.id, onDrops: p.reportDrops };
   cfg.sinks.forEach((sc, i) => {
     const name = names[i];
     if (!offloaded(sc)) {

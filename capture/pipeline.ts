@@ -1,4 +1,4 @@
-import type { Client } from 'aedes';
+import type { ClientHandle } from '../broker/engine/client.js';
 import type { Logger } from 'pino';
 import type { ConnInfo } from '../broker/probe.js';
 import type { CaptureConfig } from './config.js';
@@ -96,7 +96,7 @@ export class Pipeline {
    * The hot path of publish-received: true when the capture thread took it as facts (and the
    * listeners, if any, get the event `build` makes), false when the caller must record the event.
    */
-  publishDirect = (c: Client, conn: ConnInfo | undefined, user: string | undefined, p: PublishFacts, payload: Buffer, build: PublishBuilder): boolean => {
+  publishDirect = (c: ClientHandle, conn: ConnInfo | undefined, user: string | undefined, p: PublishFacts, payload: Buffer, build: PublishBuilder): boolean => {
     const t = this.thread;
     if (!t || this.runners.length > 0) return false;
     if (this.stopped) return true;

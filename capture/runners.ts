@@ -6,12 +6,6 @@ import { SinkRunner, type DropEpisode, type RunnerOptions } from './runner.js';
 import { createSink, folderName, type SinkEnv } from './sinks/index.js';
 import { Spool } from './spool.js';
 
-/**
- * Sinks whose serialisation and I/O run in the capture thread (capture/offload/). The mqtt sink
- * publishes into the broker and stdout belongs to the process: those two stay on the broker's thread.
- */
-export const offloaded = (s: SinkConfig): boolean => s.kind !== 'mqtt' && s.kind !== 'stdout';
-
 export interface RunnerEnv {
   config: CaptureConfig;
   sinkEnv: SinkEnv;

@@ -8,7 +8,7 @@ set -eu
 
 CONFIG=${MQPROBE_CONFIG:-/mqprobe/config/mqprobe.conf}
 # The command that runs mqprobe; overridable so the script can be tested from a source checkout.
-MQPROBE_CLI=${MQPROBE_CLI:-node --max-semi-space-size=32 /app/dist/broker/cli.js}
+MQPROBE_CLI=${MQPROBE_CLI:-node --max-semi-space-size=32 /app/dist/app/cli.js}
 cli() { exec $MQPROBE_CLI "$@"; }
 
 if [ "$#" -gt 0 ] && [ "${1#-}" = "$1" ]; then

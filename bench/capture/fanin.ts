@@ -80,7 +80,7 @@ async function run(capture: boolean, receiverPort: number, receiverPid: number):
   const httpPort = await freePort();
   const conf = join(dir, 'b.conf');
   writeFileSync(conf, `listener ${port} 127.0.0.1\nallow_anonymous true\nhttp_listener ${httpPort} 127.0.0.1\nlog_type error\ndetect off\n${capture ? `capture_sink logstash tcp://127.0.0.1:${receiverPort}\ncapture_spool_dir ${join(dir, 'spool')}\n` : ''}`);
-  const broker = spawn(process.execPath, [...BROKER_NODE_FLAGS, ...(process.env.BENCH_PROF && capture ? ['--cpu-prof', '--cpu-prof-dir=/tmp/prof'] : []), '--import', 'tsx', join(root, 'broker', 'cli.ts'), '-c', conf], { cwd: root, stdio: ['ignore', 'ignore', 'inherit'] });
+  const broker = spawn(process.execPath, [...BROKER_NODE_FLAGS, ...(process.env.BENCH_PROF && capture ? ['--cpu-prof', '--cpu-prof-dir=/tmp/prof'] : []), '--import', 'tsx', join(root, 'app', 'cli.ts'), '-c', conf], { cwd: root, stdio: ['ignore', 'ignore', 'inherit'] });
   await waitPort(port);
   const url = `mqtt://127.0.0.1:${port}`;
   const sub = await connect(url, 'sub');

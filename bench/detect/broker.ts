@@ -57,7 +57,7 @@ async function run(detect: boolean, port: number): Promise<Result> {
   const dir = mkdtempSync(join(tmpdir(), 'mqprobe-detect-bench-'));
   const conf = join(dir, 'b.conf');
   writeFileSync(conf, `listener ${port} 127.0.0.1\nallow_anonymous true\nlog_type error\ndetect ${detect ? 'on' : 'off'}\ncapture_sink file ${join(dir, 'capture.ndjson')}\n`);
-  const broker = spawn(process.execPath, ['--import', 'tsx', join(root, 'broker', 'cli.ts'), '-c', conf], { cwd: root, stdio: ['ignore', 'ignore', 'inherit'] });
+  const broker = spawn(process.execPath, ['--import', 'tsx', join(root, 'app', 'cli.ts'), '-c', conf], { cwd: root, stdio: ['ignore', 'ignore', 'inherit'] });
   try {
     const url = `mqtt://127.0.0.1:${port}`;
     const sub = await connect(url, 'sink');

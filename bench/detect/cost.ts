@@ -11,7 +11,7 @@ import { defaultCaptureConfig } from '../../capture/config.js';
 import type { CaptureEvent } from '../../capture/event.js';
 import { captureMetrics } from '../../capture/metrics.js';
 import { Pipeline } from '../../capture/pipeline.js';
-import { DetectionEngine, IndicatorList } from '../../capture/detect/index.js';
+import { DetectionEngine, IndicatorList } from '../../detect/index.js';
 import { buildScenario, INDICATORS } from './scenario.js';
 import { Random } from './random.js';
 

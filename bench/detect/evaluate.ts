@@ -4,8 +4,8 @@
  *
  *   npx tsx bench/detect/evaluate.ts [devices=1000] [hours=12] [seed=1]
  */
-import { DetectionEngine, IndicatorList, type AlertEvent } from '../../capture/detect/index.js';
-import { RULE_SPECS } from '../../capture/detect/rules/index.js';
+import { DetectionEngine, IndicatorList, type AlertEvent } from '../../detect/index.js';
+import { RULE_SPECS } from '../../detect/rules/index.js';
 import { buildScenario, INDICATORS, LEARNING, START, type Label } from './scenario.js';
 import { HOUR } from './sim.js';
 

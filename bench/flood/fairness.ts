@@ -122,7 +122,7 @@ async function main(): Promise<void> {
   const port = await freePort();
   const conf = join(dir, 'mqprobe.conf');
   writeFileSync(conf, `listener ${port} 127.0.0.1\nallow_anonymous true\n${EXTRA}\n`);
-  results.push(await measure('mqprobe', nodeCommand('broker/cli', ['-c', conf], [...BROKER_NODE_FLAGS, ...(process.env.FLOOD_NODE_FLAGS ?? '').split(' ').filter(Boolean)]), port, dir));
+  results.push(await measure('mqprobe', nodeCommand('app/cli', ['-c', conf], [...BROKER_NODE_FLAGS, ...(process.env.FLOOD_NODE_FLAGS ?? '').split(' ').filter(Boolean)]), port, dir));
   const ms = (v: number) => (Number.isFinite(v) ? v.toFixed(1) : 'lost');
   console.log(`flood fairness, ${SECONDS} s per broker: prober round trips (ms) during a QoS 0 flood to a subscriber that never reads`);
   console.log('broker      probes   p50      p99      max      peak RSS MB   flood msgs written');

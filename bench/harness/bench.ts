@@ -36,7 +36,7 @@ function staleDist(): string[] {
       }
     }
   };
-  for (const d of ['broker', 'capture', 'bridges', 'bench']) walk(d);
+  for (const d of ['app', 'broker', 'capture', 'detect', 'bridges', 'bench']) walk(d);
   return stale;
 }
 

@@ -51,7 +51,7 @@ function mqprobe(id: string, label: string, description: string, extra: (ctx: Br
     receiver,
     auth: true,
     graceful: receiver,
-    command: (ctx) => nodeCommand('broker/cli', ['-c', writeConf(ctx, [...commonLines(ctx), ...extra(ctx)])], BROKER_NODE_FLAGS),
+    command: (ctx) => nodeCommand('app/cli', ['-c', writeConf(ctx, [...commonLines(ctx), ...extra(ctx)])], BROKER_NODE_FLAGS),
   };
 }
 

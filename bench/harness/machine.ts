@@ -39,7 +39,7 @@ export function machineInfo(): MachineInfo {
     os: osRelease,
     kernel: release(),
     node: process.version,
-    mqprobe: run(nodeCommand('broker/cli', ['--version'])) || 'unknown',
+    mqprobe: run(nodeCommand('app/cli', ['--version'])) || 'unknown',
     commit: commit ? `${commit}${dirty}` : 'unknown (not a git checkout)',
     clockTicks: Number(run(['getconf', 'CLK_TCK'])) || 100,
     loadavg: loadavg().map((l) => Math.round(l * 100) / 100),

@@ -26,7 +26,7 @@ export function createSetup(pinning: Pinning, clockTicks: number): RunSetup {
   chmodSync(dir, 0o755);
   const credentials = { username: 'bench', password: 'bench-password' };
   const passwordFile = join(dir, 'passwd');
-  const [node, ...args] = nodeCommand('broker/cli', ['passwd', '-c', '-b', passwordFile, credentials.username, credentials.password]);
+  const [node, ...args] = nodeCommand('app/cli', ['passwd', '-c', '-b', passwordFile, credentials.username, credentials.password]);
   const pw = spawnSync(node, args, { cwd: repoRoot, encoding: 'utf8' });
   if (pw.status !== 0) throw new Error(`mqprobe passwd failed: ${pw.stderr}`);
   chmodSync(passwordFile, 0o644);

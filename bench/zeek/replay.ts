@@ -47,7 +47,7 @@ writeFileSync(conf, [`listener ${port} 127.0.0.1`, 'allow_anonymous true', `http
 // the beat starts on an empty directory; the log is moved in once every reader is attached
 const profile = process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : [];
 const logFile = process.env.BENCH_DEBUG ? '/dev/stderr' : '/dev/null';
-const broker = start(nodeCommand('broker/cli', ['-c', conf], [...BROKER_NODE_FLAGS, ...profile]), { logFile });
+const broker = start(nodeCommand('app/cli', ['-c', conf], [...BROKER_NODE_FLAGS, ...profile]), { logFile });
 const pid = broker.child.pid!;
 try {
   await waitListening(port, broker, 30_000);

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Counter } from 'prom-client';
 import type { Bridge, BridgeContext } from '../contract.js';
-import { counter } from '../shared/metrics.js';
+import { counter } from '../../broker/metrics.js';
 import type { FiwareConfig, FiwareSubscribe } from './config.js';
 import { OrionClient } from './orion.js';
 import { NotificationError, parseNotification } from './notification.js';

@@ -2,7 +2,7 @@ import type { Duplex } from 'node:stream';
 import { MqttClient } from 'mqtt';
 import mqttPacket from 'mqtt-packet';
 import type { Logger } from 'pino';
-import type { BridgeHost } from '../contract.js';
+import type { BrokerApi } from '../../broker/engine/api.js';
 import { duplexPair } from '../shared/duplex-pair.js';
 
 const END_GRACE_MS = 2000;
@@ -30,13 +30,13 @@ export class InternalClient {
   /** Settles once mqtt.js has sent the QoS 0 publishes handed to it (while not connected). */
   private heldByMqttJs?: Promise<void>;
 
-  constructor(host: Pick<BridgeHost, 'connectInternal'>, readonly clientId: string, log: Logger) {
+  constructor(broker: Pick<BrokerApi, 'connectInternal'>, readonly clientId: string, log: Logger) {
     this.client = new MqttClient(
       () => {
         const [mine, brokers] = duplexPair();
         this.brokerSide = brokers;
         this.mine = mine;
-        host.connectInternal(brokers);
+        broker.connectInternal(brokers);
         return mine;
       },
       {

@@ -1,12 +1,10 @@
-import type { Client, AedesPublishPacket } from 'aedes';
 import type { Logger } from 'pino';
 import type { Counter, Gauge } from 'prom-client';
 import type { BeatRecord, Bridge, BridgeContext, BridgeHost } from '../contract.js';
 import { isValidFilter, isValidTopic, levelsMatch } from '../../broker/auth/topic-filter.js';
-import { clientMeta } from '../../broker/access.js';
 import { FileStore, RedisStore, type ClosableStore } from '../shared/store.js';
-import type { SseHub } from '../shared/sse-hub.js';
-import { counter, gauge } from '../shared/metrics.js';
+import type { SseHub } from '../../broker/http/sse-hub.js';
+import { counter, gauge } from '../../broker/metrics.js';
 import { InternalClient } from './internal-client.js';
 import { encodeRecord } from './format.js';
 import type { BeatHttp } from './http.js';
@@ -79,7 +77,7 @@ export class BeatRunner {
     const { host, hub } = this.parts;
     const { output, topicPrefix } = this.beat.common;
     this.store = host.redisUrl ? new RedisStore(host.redisUrl, this.name, this.log) : FileStore.forBeat(host.stateDir, this.name, this.log);
-    if (output !== 'sse') this.client = new InternalClient(host, `$beat/${this.name}`, this.log);
+    if (output !== 'sse') this.client = new InternalClient(host.broker, `$beat/${this.name}`, this.log);
     if (output === 'mqtt') hub?.exclude(topicPrefix);
     if (output !== 'mqtt' && !hub) this.log.warn(`beat ${this.name}: beat_output ${output} needs http_listener for /sse; ${output === 'sse' ? 'its records go nowhere' : 'records go to MQTT only'}`);
     this.metrics.up.set({ beat: this.name }, 0);
@@ -171,7 +169,7 @@ export class BeatRunner {
       log: this.log,
       metrics: host.metrics,
       store: this.store!,
-      services: host.services,
+      intel: host.intel,
       stateDir: host.stateDir,
       // not async: the QoS 0 records of one tick share the internal client's one promise
       emit: (record: BeatRecord) => {
@@ -196,16 +194,14 @@ export class BeatRunner {
         if (!a.live || a.ending) throw dead();
         if (!isValidFilter(filter)) throw new Error(`beat ${name}: invalid topic filter "${filter.slice(0, 200)}"`);
         const levels = filter.split('/');
-        const listener = (packet: AedesPublishPacket, client: Client | null) => {
+        const unsubscribe = host.broker.on('publish', (packet, client) => {
           if (client?.id === ownId || packet.topic.startsWith('$mqprobe/') || !levelsMatch(levels, packet.topic.split('/'))) return;
           try {
-            handler(packet.topic, packet.payload as Buffer, { clientId: client?.id, username: client ? clientMeta(client)?.username : undefined });
+            handler(packet.topic, packet.payload as Buffer, { clientId: client?.id, username: client ? host.broker.usernameOf(client) : undefined });
           } catch (err) {
             void this.failed(a, err);
           }
-        };
-        host.aedes.on('publish', listener);
-        const unsubscribe = () => void host.aedes.off('publish', listener);
+        });
         a.unsubscribes.add(unsubscribe);
         return async () => {
           a.unsubscribes.delete(unsubscribe);

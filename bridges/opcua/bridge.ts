@@ -2,7 +2,7 @@ import type { ClientMonitoredItemBase, ClientSession, ClientSubscription, DataVa
 import { join } from 'node:path';
 import type { Counter, Gauge } from 'prom-client';
 import type { Bridge, BridgeContext } from '../contract.js';
-import { counter, gauge } from '../shared/metrics.js';
+import { counter, gauge } from '../../broker/metrics.js';
 import { readSecretFile } from '../shared/secret-file.js';
 import type { OpcuaConfig } from './config.js';
 import { loadNodeOpcua, type OpcuaModule } from './node-opcua.js';

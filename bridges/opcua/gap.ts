@@ -1,6 +1,6 @@
 import type { Counter } from 'prom-client';
 import type { BridgeContext } from '../contract.js';
-import { counter } from '../shared/metrics.js';
+import { counter } from '../../broker/metrics.js';
 import type { OpcuaConfig } from './config.js';
 
 /** How often "still hearing the server" is written to the beat store while all is well. */

@@ -3,8 +3,7 @@ import https from 'node:https';
 import { readFile } from 'node:fs/promises';
 import type { Counter, Gauge } from 'prom-client';
 import type { Bridge, BridgeContext } from '../contract.js';
-import { INDICATORS_SERVICE } from '../../capture/detect/indicators.js';
-import { counter, gauge } from '../shared/metrics.js';
+import { counter, gauge } from '../../broker/metrics.js';
 import { readSecretFile } from '../shared/secret-file.js';
 import type { OpenCtiConfig } from './config.js';
 import { SseParser, type SseMessage } from './sse-parser.js';
@@ -52,7 +51,7 @@ const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'obj
 /**
  * The OpenCTI beat: follows an OpenCTI live stream (Server-Sent Events with a bearer token), publishes
  * every create/update/delete/merge on `beats/opencti/<event>/<STIX type>`, and keeps the indicator
- * set the detectors match traffic against (shared services `opencti.indicators`, and
+ * set the detectors match traffic against (offered to them through ctx.intel, and
  * `GET /beats/opencti/indicators`). Each event is handled to the end (published, the set updated,
  * then its id stored) before the next; after a dropped connection or a restart the stream resumes
  * after the stored id (`Last-Event-ID`), and ids at or before it are skipped, so nothing is published
@@ -76,7 +75,7 @@ export class OpenCtiBridge implements Bridge {
 
   constructor(private readonly cfg: OpenCtiConfig) {}
 
-  /** The live indicator set (also in the shared services). */
+  /** The live indicator set (also offered to the detectors through ctx.intel). */
   get indicators(): IndicatorSet {
     return this.set;
   }
@@ -94,7 +93,7 @@ export class OpenCtiBridge implements Bridge {
     if (this.cfg.cafile) this.ca = await readFile(this.cfg.cafile);
     await this.load();
     this.metrics.indicators.set(labels, this.set.size);
-    ctx.services.set(INDICATORS_SERVICE, this.set);
+    ctx.intel.offer(this.set);
     await this.api(ctx);
     const res = await this.open();
     this.consuming = this.consume(res);
@@ -106,7 +105,7 @@ export class OpenCtiBridge implements Bridge {
     clearTimeout(this.timer);
     this.req?.destroy();
     await this.consuming;
-    if (this.ctx?.services.get(INDICATORS_SERVICE) === this.set) this.ctx.services.delete(INDICATORS_SERVICE);
+    this.ctx?.intel.withdraw(this.set);
   }
 
   private where(): string {

@@ -1,5 +1,5 @@
 import ipaddr from 'ipaddr.js';
-import type { IndicatorLookup } from '../../capture/detect/indicators.js';
+import type { IndicatorLookup } from '../../detect/indicators.js';
 import { extractValues, parsePattern, PatternError, type IndicatorValue, type ValueKind } from './pattern.js';
 
 /** The STIX types whose objects can put values into the set: indicators and the observables the issue names. */
@@ -25,7 +25,7 @@ export interface Tracked {
   confidence?: number;
 }
 
-/** One live indicator: what a match answers (the fields capture/detect/indicators.ts reads). */
+/** One live indicator: what a match answers (the fields detect/indicators.ts reads). */
 export interface IndicatorEntry {
   id: string;
   stixType: string;
@@ -109,7 +109,7 @@ type Range = [ipaddr.IPv4 | ipaddr.IPv6, number];
 
 /**
  * The live indicator set: STIX id → indicator, and value indexes for the four lookups the detectors
- * use (capture/detect/indicators.ts). Addresses may be CIDR ranges; domains match exactly (a STIX
+ * use (detect/indicators.ts). Addresses may be CIDR ranges; domains match exactly (a STIX
  * `domain-name:value =` test names one domain); hashes of any algorithm, case-insensitively; URLs as
  * written. A lookup answers the matching indicators, or undefined.
  */

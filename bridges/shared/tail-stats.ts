@@ -1,6 +1,6 @@
 import type { BridgeContext } from '../contract.js';
 import type { TailEvent, TailFile, TailHandlers } from './tailer.js';
-import { counter, gauge } from './metrics.js';
+import { counter, gauge } from '../../broker/metrics.js';
 
 /**
  * Counting and logging for beats that tail files: lines published, malformed (did not parse) and

@@ -4,7 +4,7 @@ import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import type { Counter } from 'prom-client';
 import type { Bridge, BridgeContext, CommonBeatConfig } from '../contract.js';
 import { toNgsiEntity } from '../shared/ngsi.js';
-import { counter } from '../shared/metrics.js';
+import { counter } from '../../broker/metrics.js';
 import { readSecretFile } from '../shared/secret-file.js';
 import type { ThingsConfig } from './config.js';
 import { DEVICE_TOPICS, GATEWAY_TOPICS, deviceLevel, parseDeviceMessage, parseGatewayMessage, type Parsed, type ThingsEvent } from './messages.js';

@@ -1,6 +1,6 @@
 import type { KeySpec } from './spec.js';
 import type { BrokerConfig, ListenerConfig, LogDest, SecurityConfig } from './types.js';
-import { sseKeys } from '../../bridges/shared/sse-hub.js';
+import { sseKeys } from '../http/sse-config.js';
 import { pluginKeys } from '../auth/plugins.js';
 import { httpAuthKeys } from '../http-auth.js';
 

@@ -1,5 +1,4 @@
 import type { KeySpec } from './spec.js';
-import { brokerKeyTable } from './load.js';
 import { unimplementedMosquittoKeys } from './broker-keys.js';
 
 export interface DocSection {
@@ -19,9 +18,8 @@ function escape(s: string): string {
   return s.replace(/\|/g, '\\|');
 }
 
-/** Renders docs/configuration.md from the key specs, so the page cannot drift from the parser. */
-export function renderConfigDocs(extra: DocSection[] = []): string {
-  const sections: DocSection[] = [...brokerKeyTable.map((a) => ({ title: a.area, specs: a.specs })), ...extra];
+/** Renders docs/configuration.md from the key specs of every area (app/config.ts lists them), so the page cannot drift from the parser. */
+export function renderConfigReference(sections: DocSection[]): string {
   const out: string[] = [
     '# Configuration reference',
     '',

@@ -3,10 +3,7 @@ import { readConfigLines, type ConfigLine } from './lexer.js';
 import { ValueReader, specIndex, type KeySpec } from './spec.js';
 import { mosquittoKeys, mqprobeBrokerKeys, unimplementedMosquittoKeys, type BrokerTarget } from './broker-keys.js';
 import { applyPlugins, prefixedKey } from '../auth/plugins.js';
-import type { BrokerConfig, ListenerConfig, SecurityConfig } from './types.js';
-import { captureKeys, defaultCaptureConfig, validateCapture } from '../../capture/config.js';
-import { detectKeys, defaultDetectConfig } from '../../capture/detect-config.js';
-import { validateBeats } from '../../bridges/index.js';
+import type { BeatBlock, BrokerConfig, ListenerConfig, SecurityConfig } from './types.js';
 
 export const DEFAULT_PORT = 1883;
 
@@ -48,25 +45,45 @@ export function defaultBrokerConfig(): BrokerConfig {
     persistenceFile: 'mqprobe.db',
     autosaveInterval: 1800,
     autosaveOnChanges: false,
-    capture: defaultCaptureConfig(),
-    detect: defaultDetectConfig(),
     beats: [],
     warnings: [],
   };
 }
 
 type AnySpec = KeySpec<BrokerTarget>;
-/** Every key the broker understands outside beat blocks, in one table: docs are generated from it. */
+/** The broker's own keys, by area: docs are generated from this table and the upper areas' (app/config.ts). */
 export const brokerKeyTable: { area: string; specs: KeySpec<never>[] }[] = [
   { area: 'Mosquitto', specs: mosquittoKeys as KeySpec<never>[] },
   { area: 'Broker (mqprobe)', specs: mqprobeBrokerKeys as KeySpec<never>[] },
-  { area: 'Capture', specs: captureKeys as KeySpec<never>[] },
-  { area: 'Detection', specs: detectKeys as KeySpec<never>[] },
 ];
 
 const brokerSpecs = specIndex<BrokerTarget>([...mosquittoKeys, ...mqprobeBrokerKeys]);
-const captureSpecs = specIndex(captureKeys);
-const detectSpecs = specIndex(detectKeys);
+
+/** One upper area's keys (capture_*, detect_* …), each writing into that area's part `T` of the loaded config. */
+export interface AreaKeys<X> {
+  area: string;
+  specs: KeySpec<never>[];
+  /** The object this area's keys write into. */
+  target(config: X): unknown;
+}
+
+/**
+ * What the areas built on the broker add to its config file, handed in by the composition root (app/config.ts)
+ * so that the broker's loader imports nothing above it.
+ */
+export interface ConfigExtension<X extends object> {
+  /** Each area's config with its defaults. */
+  defaults(): X;
+  keys: AreaKeys<X>[];
+  /** Checks the `beat <name>` blocks (file:line:key errors); their owner knows their keys. */
+  validateBlocks(blocks: BeatBlock[]): void;
+  /** Key prefixes that belong inside a block (outside one they get a clear error, not "unknown key"). */
+  blockKeyPrefixes: string[];
+  /** Checks across an area's keys, once the whole file is read (e.g. `capture_queue disk` needs `capture_spool_dir`). */
+  validate?(config: X): void;
+}
+
+const NO_EXTENSION: ConfigExtension<object> = { defaults: () => ({}), keys: [], validateBlocks: () => undefined, blockKeyPrefixes: [] };
 
 export interface LoadOptions {
   /** `-p`: replaces the configured listeners' ports, like Mosquitto's -p. */
@@ -78,8 +95,10 @@ export interface LoadOptions {
  * Mosquitto keys with Mosquitto 2.0 semantics, mqprobe keys by area prefix, and `beat` blocks.
  * Throws ConfigError naming file, line and key.
  */
-export function loadConfig(file: string | undefined, opts: LoadOptions = {}): BrokerConfig {
-  const config = defaultBrokerConfig();
+export function loadConfig<X extends object = object>(file: string | undefined, opts: LoadOptions = {}, ext: ConfigExtension<X> = NO_EXTENSION as ConfigExtension<X>): BrokerConfig & X {
+  const config: BrokerConfig & X = { ...defaultBrokerConfig(), ...ext.defaults() };
+  const areaSpecs = new Map<string, { spec: KeySpec<unknown>; target: (c: X) => unknown }>();
+  for (const a of ext.keys) for (const spec of a.specs) areaSpecs.set(spec.key, { spec: spec as KeySpec<unknown>, target: a.target });
   config.file = file;
   const lines = file ? readConfigLines(file) : [];
   // Mosquitto reads per_listener_settings before any security key, wherever it stands.
@@ -125,21 +144,16 @@ export function loadConfig(file: string | undefined, opts: LoadOptions = {}): Br
       spec.set(target, v);
       continue;
     }
-    const cs = captureSpecs.get(line.key);
-    if (cs) {
-      cs.set(config.capture, v);
-      continue;
-    }
-    const ds = detectSpecs.get(line.key);
-    if (ds) {
-      ds.set(config.detect, v);
+    const area = areaSpecs.get(line.key);
+    if (area) {
+      area.spec.set(area.target(config), v);
       continue;
     }
     if (unimplementedMosquittoKeys.has(line.key)) {
       config.warnings.push(warning(line, 'Mosquitto option not implemented by mqprobe; ignored'));
       continue;
     }
-    if (line.key.startsWith('beat_') || isBeatPrefixed(line.key)) {
+    if (line.key.startsWith('beat_') || ext.blockKeyPrefixes.some((p) => line.key.startsWith(p))) {
       throw new ConfigError(line, line.key, 'beat keys belong inside the block of their beat (after `beat <name>`)');
     }
     throw new ConfigError(line, line.key, 'unknown configuration key (see docs/configuration.md)');
@@ -162,14 +176,9 @@ export function loadConfig(file: string | undefined, opts: LoadOptions = {}): Br
   }
   applyPlugins(config);
   validateListeners(config);
-  validateBeats(config.beats);
-  validateCapture(config.capture);
+  ext.validateBlocks(config.beats);
+  ext.validate?.(config);
   return config;
-}
-
-const BEAT_PREFIXES = ['zeek_', 'fleet_', 'osquery_', 'opencti_', 'fiware_', 'opcua_', 'things_'];
-function isBeatPrefixed(key: string): boolean {
-  return BEAT_PREFIXES.some((p) => key.startsWith(p));
 }
 
 function warning(line: ConfigLine, message: string): ConfigWarning {

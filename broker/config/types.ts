@@ -1,8 +1,6 @@
 import type { SourcePos, ConfigWarning } from './errors.js';
 import type { ConfigLine } from './lexer.js';
-import type { CaptureConfig } from '../../capture/config.js';
-import type { DetectConfig } from '../../capture/detect-config.js';
-import type { SseConfig } from '../../bridges/shared/sse-hub.js';
+import type { SseConfig } from '../http/sse-config.js';
 import type { HttpAuthConfig } from '../http-auth.js';
 
 /** Security settings: global, or per listener when `per_listener_settings true`. */
@@ -88,8 +86,6 @@ export interface BrokerConfig {
   sse?: SseConfig;
   /** `http_token_file`, `http_metrics_token_file`. */
   httpAuth?: HttpAuthConfig;
-  capture: CaptureConfig;
-  detect: DetectConfig;
   beats: BeatBlock[];
   warnings: ConfigWarning[];
 }

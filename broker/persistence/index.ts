@@ -2,10 +2,10 @@ import type { Logger } from 'pino';
 import type { Histogram, Registry } from 'prom-client';
 import type { BrokerConfig } from '../config/types.js';
 import { SnapshotPersistence, readSnapshot, writeSnapshot } from './snapshot.js';
-import { createSafeEmitter } from '../safe-emitter.js';
+import { createSafeEmitter } from '../engine/safe-emitter.js';
 import { createRedisState } from './redis-state.js';
-import { withDollarRuleOnRetained } from './retained-dollar.js';
-import { withConnackFirst } from './connack-first.js';
+import { withDollarRuleOnRetained } from '../engine/retained-dollar.js';
+import { withConnackFirst } from '../engine/connack-first.js';
 import { importMosquittoDb, persistenceFiles, type ImportMark } from './mosquitto-db/import.js';
 
 export interface BrokerState {

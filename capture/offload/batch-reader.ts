@@ -1,4 +1,4 @@
-import type { Client } from 'aedes';
+import type { ClientHandle } from '../../broker/engine/client.js';
 import type { ConnInfo } from '../../broker/probe.js';
 import { EventFactory } from '../build.js';
 import type { CaptureConfig } from '../config.js';
@@ -20,7 +20,7 @@ export class BatchReader {
   private readonly factory: EventFactory;
   private readonly finisher: Finisher;
   private readonly serialize: (e: ReturnType<typeof publishReceived>) => string | undefined;
-  private readonly clients = new Map<number, { client: Client; conn?: ConnInfo; user?: string; line?: PublishLine | null }>();
+  private readonly clients = new Map<number, { client: ClientHandle; conn?: ConnInfo; user?: string; line?: PublishLine | null }>();
   /** ECS lines of publishes without payload are joined from pieces per client (PublishLine); other lines are built and serialised. */
   private readonly pieces: boolean;
   /** The JSON text of event.id up to the sequence number. */
@@ -39,7 +39,7 @@ export class BatchReader {
 
   /** Calls `line` for every event of the batch with its line (undefined: the format has none), `lost` for events the thread never got. */
   read(m: Batch, line: (line: string | undefined, seq: number) => void, lost: (seq: number) => void): void {
-    for (const d of m.defs) this.clients.set(d.id, { client: { id: d.clientId } as Client, conn: d.conn, user: d.user });
+    for (const d of m.defs) this.clients.set(d.id, { client: { id: d.clientId }, conn: d.conn, user: d.user });
     let next = 0;
     readTape(m.tape, m.len, {
       publish: (seq, ms, desc, p, size, payload) => {

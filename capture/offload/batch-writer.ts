@@ -1,4 +1,4 @@
-import type { Client } from 'aedes';
+import type { ClientHandle } from '../../broker/engine/client.js';
 import type { ConnInfo } from '../../broker/probe.js';
 import type { PayloadPolicy } from '../config.js';
 import type { Batch } from './batch-reader.js';
@@ -16,7 +16,7 @@ export class BatchWriter {
   private lineUnits = 0;
   private defs: Descriptor[] = [];
   private forget: number[] = [];
-  private readonly clients = new WeakMap<Client, { id: number; conn?: ConnInfo; user?: string }>();
+  private readonly clients = new WeakMap<ClientHandle, { id: number; conn?: ConnInfo; user?: string }>();
   // the thread's copy of a client is forgotten once the broker has forgotten the client
   private readonly gone = new FinalizationRegistry<number>((id) => this.forget.push(id));
   private nextClient = 1;
@@ -33,7 +33,7 @@ export class BatchWriter {
     return this.tape.full;
   }
 
-  publish(seq: number, ms: number, c: Client, conn: ConnInfo | undefined, user: string | undefined, p: PublishFacts, payload: Buffer): void {
+  publish(seq: number, ms: number, c: ClientHandle, conn: ConnInfo | undefined, user: string | undefined, p: PublishFacts, payload: Buffer): void {
     this.tape.publish(seq, ms, this.client(c, conn, user), p, payload.length, this.kept(payload));
   }
 
@@ -74,7 +74,7 @@ export class BatchWriter {
   }
 
   /** The id the thread knows a client by (a new one when its connection or user changed). */
-  private client(c: Client, conn: ConnInfo | undefined, user: string | undefined): number {
+  private client(c: ClientHandle, conn: ConnInfo | undefined, user: string | undefined): number {
     let known = this.clients.get(c);
     if (known === undefined || known.conn !== conn || known.user !== user) {
       known = { id: this.nextClient++, conn, user };

@@ -2,21 +2,10 @@ import type { ConnInfo } from '../../broker/probe.js';
 import type { CaptureConfig, SinkConfig } from '../config.js';
 import type { DropEpisode, RunnerStats } from '../runner.js';
 
-/** A sink's config as it crosses to the capture thread (a URL object cannot be cloned). */
-export type WireSink = Exclude<SinkConfig, { url: URL }> | (Omit<Extract<SinkConfig, { url: URL }>, 'url'> & { url: string });
-
-export function toWire(s: SinkConfig): WireSink {
-  return 'url' in s ? { ...s, url: s.url.href } : s;
-}
-
-export function fromWire(s: WireSink): SinkConfig {
-  return 'url' in s ? ({ ...s, url: new URL(s.url) } as SinkConfig) : s;
-}
-
 /** What the capture thread starts with (its workerData). */
 export interface ThreadInit {
   config: Omit<CaptureConfig, 'sinks'>;
-  sinks: { sink: WireSink; name: string }[];
+  sinks: { sink: SinkConfig; name: string }[];
   info: { name: string; id: string; version: string };
   idPrefix: string;
   backoff: { baseMs: number; maxMs: number };

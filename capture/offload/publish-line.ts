@@ -1,4 +1,4 @@
-import type { Client } from 'aedes';
+import type { ClientHandle } from '../../broker/engine/client.js';
 import type { ConnInfo } from '../../broker/probe.js';
 import type { EventFactory } from '../build.js';
 import { describe } from '../describe.js';
@@ -26,7 +26,7 @@ export class PublishLine {
   private readonly mqttHead: string;
 
   /** undefined when the sample line does not have the shape the pieces are cut from (then the generic path writes every line). */
-  static of(factory: EventFactory, c: Client, conn: ConnInfo | undefined, user: string | undefined): PublishLine | undefined {
+  static of(factory: EventFactory, c: ClientHandle, conn: ConnInfo | undefined, user: string | undefined): PublishLine | undefined {
     const scratch = publishReceived(factory, c, conn, user, { topic: '', qos: 0, retain: false, dup: false }, 0, undefined);
     const sample = ecsLine(scratch);
     const event = sample.indexOf(EVENT);

@@ -1,12 +1,12 @@
 import { Worker } from 'node:worker_threads';
-import type { Client } from 'aedes';
+import type { ClientHandle } from '../../broker/engine/client.js';
 import pino, { type Logger } from 'pino';
 import type { ConnInfo } from '../../broker/probe.js';
 import type { CaptureConfig, SinkConfig } from '../config.js';
 import type { CaptureMetrics } from '../metrics.js';
 import type { DropEpisode, RunnerStats } from '../runner.js';
 import { BatchWriter } from './batch-writer.js';
-import { toWire, type FromThread, type ThreadInit, type ToThread } from './messages.js';
+import type { FromThread, ThreadInit, ToThread } from './messages.js';
 import type { Cut, PublishFacts } from './tape.js';
 
 /**
@@ -54,7 +54,7 @@ export class CaptureThread {
 
   constructor(private readonly o: ThreadOptions) {
     const { sinks: _all, ...config } = o.config;
-    const init: ThreadInit = { config, sinks: o.sinks.map((s) => ({ sink: toWire(s.sink), name: s.name })), info: o.info, idPrefix: o.idPrefix, backoff: o.backoff, resendBytes: o.resendBytes, logLevel: o.log.level };
+    const init: ThreadInit = { config, sinks: o.sinks, info: o.info, idPrefix: o.idPrefix, backoff: o.backoff, resendBytes: o.resendBytes, logLevel: o.log.level };
     this.batch = new BatchWriter(o.config.payload);
     this.worker = startWorker(init);
     // the thread must not keep a broker process alive that has nothing else to do
@@ -70,7 +70,7 @@ export class CaptureThread {
   }
 
   /** Records a publish-received as its facts; true when the batch is large enough to be handed over now. */
-  publish(seq: number, ms: number, c: Client, conn: ConnInfo | undefined, user: string | undefined, p: PublishFacts, payload: Buffer): boolean {
+  publish(seq: number, ms: number, c: ClientHandle, conn: ConnInfo | undefined, user: string | undefined, p: PublishFacts, payload: Buffer): boolean {
     if (this.behind()) this.batch.skip(seq);
     else this.batch.publish(seq, ms, c, conn, user, p, payload);
     return this.batch.full;

@@ -10,7 +10,7 @@ import type { CaptureConfig } from '../config.js';
 import type { DropEpisode } from '../runner.js';
 import { startRunner } from '../runners.js';
 import { BatchReader, type Batch } from './batch-reader.js';
-import { fromWire, type FromThread, type ThreadInit, type ToThread } from './messages.js';
+import type { FromThread, ThreadInit, ToThread } from './messages.js';
 
 const init = workerData as ThreadInit;
 const port = parentPort!;
@@ -18,7 +18,7 @@ const send = (m: FromThread): void => port.postMessage(m);
 // the broker's logger writes every line; this one only hands them over
 const log = pino({ level: init.logLevel, base: undefined, timestamp: false }, { write: (line: string) => send({ t: 'log', line }) });
 
-const config: CaptureConfig = { ...init.config, sinks: init.sinks.map((s) => fromWire(s.sink)) };
+const config: CaptureConfig = { ...init.config, sinks: init.sinks.map((s) => s.sink) };
 const delivered = init.sinks.map(() => 0);
 const failures = init.sinks.map(() => 0);
 const dropped = new Map<string, { sink: number; reason: DropEpisode['reason']; n: number }>();

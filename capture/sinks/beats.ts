@@ -4,6 +4,8 @@ import type { CaptureConfig } from '../config.js';
 import type { SinkIO } from '../runner.js';
 import { openConnection } from './connect.js';
 import { SinkUnavailableError } from './elasticsearch.js';
+import { urlArg, type SinkDefinition } from './definition.js';
+import { VERSION as MQPROBE_VERSION } from '../../broker/version.js';
 
 /** Filebeat's logstash output waits this long for an acknowledgement (its `timeout`, 30 s) before it sends the window again. */
 const ACK_TIMEOUT_MS = 30_000;
@@ -153,3 +155,17 @@ class Connection {
     }
   }
 }
+
+export const beatsSinkDefinition: SinkDefinition = {
+  kinds: ['beats'],
+  usage: 'beats tcp://host:port | beats tls://host:port',
+  parse: (v) => (v.count(2), { kind: 'beats', target: urlArg(v, 1, ['tcp', 'tls']) }),
+  name: (c) => {
+    const u = new URL(c.target!);
+    return `beats:${u.protocol}//${u.host}`;
+  },
+  create: (c, env) => ({
+    io: beatsSink({ url: new URL(c.target!), tls: env.config.tls, log: env.log.child({ name: 'capture.beats' }), metadata: { beat: 'mqprobe', version: MQPROBE_VERSION } }),
+    spools: true,
+  }),
+};

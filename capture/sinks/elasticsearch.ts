@@ -16,6 +16,7 @@ import type { Logger } from 'pino';
 import { connect, type BulkDrop, type BulkOptions, type Product, type RestClient } from '../../elastic/connection.js';
 import { DATASET, dataStreamName } from '../../elastic/assets.js';
 import type { CaptureConfig } from '../config.js';
+import { urlArg, type SinkDefinition } from './definition.js';
 
 export interface SearchSinkOptions {
   kind: Product;
@@ -230,3 +231,14 @@ export class SearchSink {
     if (retryable) throw new SinkUnavailableError(`${retryable} rejected events could not be kept yet; the batch will be sent again`);
   }
 }
+
+export const searchSinkDefinition: SinkDefinition = {
+  kinds: ['elasticsearch', 'opensearch'],
+  usage: 'elasticsearch <url> | opensearch <url>',
+  parse: (v, kind) => (v.count(2), { kind, target: urlArg(v, 1, ['http', 'https']) }),
+  name: (c) => `${c.kind}:${new URL(c.target!).host}`,
+  create(c, env) {
+    const s = new SearchSink({ kind: c.kind as Product, url: new URL(c.target!), elastic: env.config.elastic, log: env.log.child({ name: `capture.${c.kind}` }) });
+    return { io: { write: (lines) => s.write(lines), close: () => s.close() }, spools: true };
+  },
+};

@@ -2,6 +2,7 @@ import { mkdir, open, rename, rm, stat, type FileHandle } from 'node:fs/promises
 import { dirname } from 'node:path';
 import type { SinkIO } from '../runner.js';
 import { LineBuffer } from './line-buffer.js';
+import type { SinkDefinition } from './definition.js';
 
 export interface FileSinkOptions {
   path: string;
@@ -83,3 +84,11 @@ async function exists(p: string): Promise<boolean> {
     () => false,
   );
 }
+
+export const fileSinkDefinition: SinkDefinition = {
+  kinds: ['file'],
+  usage: 'file <path>',
+  parse: (v) => (v.count(2), { kind: 'file', target: v.path(1) }),
+  name: (c) => `file:${c.target}`,
+  create: (c, env) => ({ io: fileSink({ path: c.target!, maxBytes: env.config.fileMaxBytes, maxFiles: env.config.fileMaxFiles }), spools: false }),
+};

@@ -5,6 +5,7 @@ import type { SinkIO } from '../runner.js';
 import { SinkUnavailableError } from './elasticsearch.js';
 import { LineBuffer } from './line-buffer.js';
 import { openConnection } from './connect.js';
+import { urlArg, type SinkDefinition } from './definition.js';
 
 const IDLE_SAFE_MS = 5000;
 
@@ -122,3 +123,14 @@ export function logstashSink(o: LogstashSinkOptions): SinkIO {
     },
   };
 }
+
+export const logstashSinkDefinition: SinkDefinition = {
+  kinds: ['logstash'],
+  usage: 'logstash tcp://host:port | logstash tls://host:port',
+  parse: (v) => (v.count(2), { kind: 'logstash', target: urlArg(v, 1, ['tcp', 'tls']) }),
+  name: (c) => {
+    const u = new URL(c.target!);
+    return `logstash:${u.protocol}//${u.host}`;
+  },
+  create: (c, env) => ({ io: logstashSink({ url: new URL(c.target!), tls: env.config.tls, log: env.log.child({ name: 'capture.logstash' }), resendBytes: env.resendBytes }), spools: true }),
+};

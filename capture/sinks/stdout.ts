@@ -1,5 +1,6 @@
 import type { SinkIO } from '../runner.js';
 import { LineBuffer } from './line-buffer.js';
+import type { SinkDefinition } from './definition.js';
 
 /** `capture_sink stdout`: one JSON line per event on standard output (the broker logs to stderr). */
 export function stdoutSink(out: NodeJS.WritableStream = process.stdout): SinkIO {
@@ -23,3 +24,12 @@ export function stdoutSink(out: NodeJS.WritableStream = process.stdout): SinkIO 
     gone: () => gone,
   };
 }
+
+export const stdoutSinkDefinition: SinkDefinition = {
+  kinds: ['stdout'],
+  usage: 'stdout',
+  parse: (v) => (v.count(1), { kind: 'stdout' }),
+  name: () => 'stdout',
+  brokerThread: true,
+  create: (_c, env) => ({ io: stdoutSink(env.stdout), spools: false }),
+};

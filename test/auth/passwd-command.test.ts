@@ -110,7 +110,7 @@ t.test('a terminal gets prompts without echo (real pty through script(1) and the
   const dir = tempDir();
   const file = join(dir, 'passwd');
   const secret = 's3cret-on-a-tty';
-  const cli = `${process.execPath} --import tsx ${join(repoRoot, 'broker', 'cli.ts')} passwd -c ${file} ttyuser`;
+  const cli = `${process.execPath} --import tsx ${join(repoRoot, 'app', 'cli.ts')} passwd -c ${file} ttyuser`;
   const child = spawn('script', ['-qfec', cli, '/dev/null'], { cwd: repoRoot, stdio: ['pipe', 'pipe', 'pipe'] });
   t.teardown(() => {
     if (child.exitCode === null) child.kill('SIGKILL');

@@ -1,7 +1,7 @@
 import t from 'tap';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { loadConfig } from '../../broker/config/load.js';
+import { loadConfig } from '../../app/config.js';
 import { hashPassword } from '../../broker/auth/password-hash.js';
 import { spawnCli, startTestBroker, tempDir } from '../helpers/broker.js';
 import { conf, configError as refused } from '../helpers/config.js';

@@ -2,7 +2,7 @@ import t, { type Test } from 'tap';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { MqttClient } from 'mqtt';
-import { loadConfig } from '../../broker/config/load.js';
+import { loadConfig } from '../../app/config.js';
 import { startTestBroker, tempDir, type TestBroker } from '../helpers/broker.js';
 import { collect, connectClient, until } from '../helpers/mqtt.js';
 import { fixture } from '../helpers/paths.js';

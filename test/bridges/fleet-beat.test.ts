@@ -2,7 +2,7 @@ import t from 'tap';
 import { appendFileSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { freePort, startTestBroker, tempDir } from '../helpers/broker.js';
-import type { RunningBroker } from '../../broker/server.js';
+import type { RunningBroker } from '../../app/assemble.js';
 import { connectClient, collect, until } from '../helpers/mqtt.js';
 import { fixture } from '../helpers/paths.js';
 import { SseClient } from './sse-client.js';

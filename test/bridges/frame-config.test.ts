@@ -1,9 +1,8 @@
 import t, { type Test } from 'tap';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { loadConfig } from '../../broker/config/load.js';
+import { loadConfig, renderConfigDocs } from '../../app/config.js';
 import { ConfigError } from '../../broker/config/errors.js';
-import { renderConfigDocs } from '../../broker/config/docs.js';
 import { beatDocSections, validateBeats } from '../../bridges/index.js';
 import { parseBeatBlock } from '../../bridges/frame/config.js';
 import type { BeatDefinition } from '../../bridges/contract.js';

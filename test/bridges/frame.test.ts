@@ -1,7 +1,7 @@
 import t from 'tap';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Client } from 'aedes';
+import type { ClientHandle } from '../../broker/engine/client.js';
 import { startTestBroker, tempDir } from '../helpers/broker.js';
 import { connectClient, collect, until } from '../helpers/mqtt.js';
 import { defineProbeBeat } from './frame-beat.js';
@@ -32,7 +32,7 @@ t.test('records are published by the internal client $beat/<name>, which acl_fil
   const b = await startTestBroker(t, conf(dir, `acl_file ${join(dir, 'acl')}\nbeat aclprobe\n`));
   const denied: { clientId: string; topic: string }[] = [];
   const received: { clientId: string; topic: string }[] = [];
-  b.broker.probe.on('publish-denied', (client: Client, p) => denied.push({ clientId: client.id, topic: p.topic }));
+  b.broker.probe.on('publish-denied', (client: ClientHandle, p) => denied.push({ clientId: client.id, topic: p.topic }));
   b.broker.aedes.on('publish', (p, client) => {
     if (client && p.topic.startsWith('beats/')) received.push({ clientId: client.id, topic: p.topic });
   });

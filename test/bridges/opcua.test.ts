@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { startTestBroker, tempDir, type TestBroker } from '../helpers/broker.js';
 import { collect, connectClient, until } from '../helpers/mqtt.js';
 import { startOpcuaServer, type OpcuaServerPeer, type OpcuaVariableSpec } from '../helpers/opcua-server.js';
-import { loadConfig } from '../../broker/config/load.js';
+import { loadConfig } from '../../app/config.js';
 import { openSse } from './sse-client.js';
 
 type Msg = { topic: string; payload: Buffer };

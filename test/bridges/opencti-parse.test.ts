@@ -6,7 +6,7 @@ import { SseParser, type SseMessage } from '../../bridges/opencti/sse-parser.js'
 import { IndicatorSet, derive, trackedOf } from '../../bridges/opencti/indicators.js';
 import { applyPatch } from '../../bridges/opencti/patch.js';
 import { stixToNgsi } from '../../bridges/opencti/stix-ngsi.js';
-import { describeMatch, isIndicatorLookup } from '../../capture/detect/indicators.js';
+import { describeMatch, isIndicatorLookup } from '../../detect/indicators.js';
 
 const values = (p: string) => {
   const r = extractValues(parsePattern(p));
@@ -81,7 +81,7 @@ t.test('SSE parser: the event-stream rules, across any chunking', async (t) => {
 
 t.test('indicator set: lookups, updates, the detectors\' interface', async (t) => {
   const set = new IndicatorSet();
-  t.ok(isIndicatorLookup(set), 'what capture/detect looks up under opencti.indicators');
+  t.ok(isIndicatorLookup(set), 'what detect/ looks up under opencti.indicators');
   const add = (stix: Record<string, unknown>) => {
     const d = derive(trackedOf(stix));
     if ('entry' in d) set.set(d.entry);

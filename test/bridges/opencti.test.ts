@@ -1,8 +1,8 @@
 import t, { type Test } from 'tap';
 import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { RunningBroker } from '../../broker/server.js';
-import { loadConfig } from '../../broker/config/load.js';
+import type { RunningBroker } from '../../app/assemble.js';
+import { loadConfig } from '../../app/config.js';
 import { freePort, startTestBroker, tempDir, type TestBroker } from '../helpers/broker.js';
 import { collect, connectClient, until } from '../helpers/mqtt.js';
 import { fixture } from '../helpers/paths.js';

@@ -1,4 +1,4 @@
-import { loadConfig } from '../../broker/config/load.js';
+import { loadConfig } from '../../app/config.js';
 import t, { type Test } from 'tap';
 import https from 'node:https';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';

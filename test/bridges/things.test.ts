@@ -7,7 +7,7 @@ import { startTestBroker, tempDir, type TestBroker } from '../helpers/broker.js'
 import { collect, connectClient, until } from '../helpers/mqtt.js';
 import { startMosquitto, type MosquittoPeer } from '../helpers/mosquitto.js';
 import { fixture } from '../helpers/paths.js';
-import { loadConfig } from '../../broker/config/load.js';
+import { loadConfig } from '../../app/config.js';
 import { openSse } from './sse-client.js';
 
 type Msg = { topic: string; payload: Buffer };

@@ -3,7 +3,7 @@ import { appendFileSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileS
 import { join } from 'node:path';
 import mqtt from 'mqtt';
 import { freePort, startTestBroker, tempDir } from '../helpers/broker.js';
-import type { RunningBroker } from '../../broker/server.js';
+import type { RunningBroker } from '../../app/assemble.js';
 import { connectClient, collect, until } from '../helpers/mqtt.js';
 import { fixture } from '../helpers/paths.js';
 import { applyHeaderLine, defaultTsvHeader, parseTsvRecord } from '../../bridges/zeek/tsv.js';

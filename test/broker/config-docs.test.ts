@@ -1,7 +1,7 @@
 import t from 'tap';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { renderConfigDocs } from '../../broker/config/docs.js';
+import { renderConfigDocs } from '../../app/config.js';
 import { beatDocSections } from '../../bridges/index.js';
 import { repoRoot } from '../helpers/paths.js';
 

@@ -4,7 +4,7 @@ import t from 'tap';
 import net from 'node:net';
 import mqemitter from 'mqemitter';
 import mqttPacket from 'mqtt-packet';
-import { makeReentrancySafe } from '../../broker/safe-emitter.js';
+import { makeReentrancySafe } from '../../broker/engine/safe-emitter.js';
 import { startTestBroker, ANONYMOUS_CONF } from '../helpers/broker.js';
 import { connectClient, collect, until } from '../helpers/mqtt.js';
 

@@ -10,15 +10,15 @@ const flags = BROKER_NODE_FLAGS.join(' ');
 const read = (...p: string[]) => readFileSync(join(repoRoot, ...p), 'utf8');
 
 t.test('every way of starting the broker passes the same Node.js flags', async (t) => {
-  const shebang = read('broker', 'cli.ts').split('\n')[0];
+  const shebang = read('app', 'cli.ts').split('\n')[0];
   t.equal(shebang, `#!/usr/bin/env -S node ${flags}`, 'the mqprobe command (npm bin, /usr/bin/mqprobe of the systemd unit)');
   const start = (JSON.parse(read('package.json')) as { scripts: Record<string, string> }).scripts.start;
-  t.match(start, new RegExp(`^node ${flags} dist/broker/cli\\.js `), 'npm start');
-  t.match(read('docker', 'entrypoint.sh'), `MQPROBE_CLI:-node ${flags} /app/dist/broker/cli.js}`, 'the container entrypoint');
+  t.match(start, new RegExp(`^node ${flags} dist/app/cli\\.js `), 'npm start');
+  t.match(read('docker', 'entrypoint.sh'), `MQPROBE_CLI:-node ${flags} /app/dist/app/cli.js}`, 'the container entrypoint');
 });
 
 t.test('the shebang line runs on this system: env -S splits it and this Node accepts the flags', async (t) => {
-  const line = read('broker', 'cli.ts').split('\n')[0];
+  const line = read('app', 'cli.ts').split('\n')[0];
   const script = join(mkdtempSync(join(tmpdir(), 'mqprobe-shebang-')), 'show.mjs');
   writeFileSync(script, `${line}\nprocess.stdout.write(JSON.stringify(process.execArgv));\n`, { mode: 0o755 });
   // executed as the kernel executes the installed `mqprobe` (the shebang's interpreter and its one argument)

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { startTestBroker, tempDir } from '../helpers/broker.js';
 import { connectClient } from '../helpers/mqtt.js';
 import { makePki } from '../helpers/certs.js';
-import { loadConfig } from '../../broker/config/load.js';
+import { loadConfig } from '../../app/config.js';
 
 /**
  * Whether Node applied TCP_NODELAY to the broker's end of a client connection. Node keeps the state

@@ -7,7 +7,7 @@ import t from 'tap';
 import { appendFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import pino from 'pino';
-import { loadConfig } from '../../broker/config/load.js';
+import { loadConfig } from '../../app/config.js';
 import { SinkRunner } from '../../capture/runner.js';
 import { until } from '../helpers/mqtt.js';
 import { DiskQueue, type QueuedRecord } from '../../capture/queue/disk.js';

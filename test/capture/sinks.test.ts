@@ -3,7 +3,7 @@ import t from 'tap';
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { loadConfig } from '../../broker/config/load.js';
+import { loadConfig } from '../../app/config.js';
 import { freePort, spawnCli, startTestBroker, tempDir, waitForPort } from '../helpers/broker.js';
 import { collect, connectClient, until } from '../helpers/mqtt.js';
 import { readEvents } from './session.js';

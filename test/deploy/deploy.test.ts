@@ -61,7 +61,7 @@ t.test("the image's entrypoint and default config run a working broker (outside 
   copyFileSync(docker('entrypoint.sh'), join(dir, 'entrypoint.sh'));
   const secret = 'entrypoint-s3cret!';
   const child = spawn('sh', [join(dir, 'entrypoint.sh')], {
-    env: { ...process.env, MQPROBE_CONFIG: join(dir, 'mqprobe.conf'), MQPROBE_CLI: `${process.execPath} --import tsx ${join(repoRoot, 'broker', 'cli.ts')}`, MQPROBE_USERNAME: 'device', MQPROBE_PASSWORD: secret },
+    env: { ...process.env, MQPROBE_CONFIG: join(dir, 'mqprobe.conf'), MQPROBE_CLI: `${process.execPath} --import tsx ${join(repoRoot, 'app', 'cli.ts')}`, MQPROBE_USERNAME: 'device', MQPROBE_PASSWORD: secret },
     cwd: repoRoot,
   });
   let out = '';

@@ -1,9 +1,9 @@
 import t from 'tap';
 import pino from 'pino';
 import { Registry } from 'prom-client';
-import { createDetection, type AlertEvent } from '../../capture/detect/index.js';
-import { defaultDetectConfig } from '../../capture/detect-config.js';
-import { IndicatorList } from '../../capture/detect/indicators.js';
+import { createDetection, type AlertEvent } from '../../detect/index.js';
+import { defaultDetectConfig } from '../../detect/config.js';
+import { IndicatorExchange, IndicatorList } from '../../detect/indicators.js';
 import { Stream, T0 } from './events.js';
 
 const log = pino({ level: 'silent' });
@@ -50,7 +50,8 @@ t.test('createDetection: detect off raises nothing; a failing sink or indicator 
   d.stop();
   t.equal(n, 0, 'detect off');
 
-  const services = new Map<string, unknown>([['opencti.indicators', { matchIp: () => { throw new Error('broken'); }, matchDomain: () => undefined, matchUrl: () => undefined, matchHash: () => undefined }]]);
+  const indicators = new IndicatorExchange();
+  indicators.offer({ matchIp: () => { throw new Error('broken'); }, matchDomain: () => undefined, matchUrl: () => undefined, matchHash: () => undefined });
   let raisedOk = 0;
   const e = createDetection(defaultDetectConfig(), {
     raise: (a) => {
@@ -61,7 +62,7 @@ t.test('createDetection: detect off raises nothing; a failing sink or indicator 
       throw new Error('publish failed');
     },
     log,
-    services,
+    indicators,
   });
   t.teardown(() => e.stop());
   const s = new Stream();
@@ -69,10 +70,10 @@ t.test('createDetection: detect off raises nothing; a failing sink or indicator 
   t.doesNotThrow(() => e.observe(s.event('client-connected', T0, { clientId: 'x', ip: '198.51.100.1' })), 'a throwing indicator lookup is no match');
   e.observe(hashSub(s, 'second'));
   t.equal(raisedOk, 1, 'the next alert is raised after a failed one');
-  services.set('opencti.indicators', IndicatorList.parse('ip 198.51.100.0/24 c2'));
+  indicators.offer(IndicatorList.parse('ip 198.51.100.0/24 c2'));
   let intel = 0;
-  const f = createDetection(defaultDetectConfig(), { raise: (a) => void (a.rule.name === 'threat-intel' && intel++), log, services });
+  const f = createDetection(defaultDetectConfig(), { raise: (a) => void (a.rule.name === 'threat-intel' && intel++), log, indicators });
   t.teardown(() => f.stop());
   f.observe(s.event('client-connected', T0, { clientId: 'y', ip: '198.51.100.7' }));
-  t.equal(intel, 1, 'the OpenCTI set in the services map is used when it appears');
+  t.equal(intel, 1, 'the OpenCTI set offered through the indicator exchange is used when it appears');
 });

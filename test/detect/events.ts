@@ -1,6 +1,6 @@
 /** Capture events in the DESIGN.md contract shape, for feeding the detectors directly. */
-import { DetectionEngine, type AlertEvent } from '../../capture/detect/index.js';
-import type { EngineOptions } from '../../capture/detect/engine.js';
+import { DetectionEngine, type AlertEvent } from '../../detect/index.js';
+import type { EngineOptions } from '../../detect/engine.js';
 
 export const T0 = Date.parse('2026-03-02T10:00:00.000Z');
 

@@ -7,7 +7,7 @@ import mqtt from 'mqtt';
 import { startTestBroker, tempDir } from '../helpers/broker.js';
 import { connectClient, collect, until } from '../helpers/mqtt.js';
 import { fixture, repoRoot } from '../helpers/paths.js';
-import type { AlertEvent } from '../../capture/detect/index.js';
+import type { AlertEvent } from '../../detect/index.js';
 
 const run = promisify(execFile);
 
@@ -78,7 +78,7 @@ t.test('live: password guessing, a # subscriber and a flood raise their alerts o
   t.same(liveRaised.map(key).sort(), live.filter((a) => a.event.action === 'alert-raised').map(key).sort(), 'every published alert is in the capture file too');
   t.notOk(readFileSync(captureFile, 'utf8').includes('guess-'), 'no guessed password in the capture');
 
-  const { stdout } = await run(process.execPath, ['--import', 'tsx', join(repoRoot, 'broker', 'cli.ts'), 'detect', '--replay', captureFile], { cwd: repoRoot });
+  const { stdout } = await run(process.execPath, ['--import', 'tsx', join(repoRoot, 'app', 'cli.ts'), 'detect', '--replay', captureFile], { cwd: repoRoot });
   const replayed = stdout.trim().split('\n').map((l) => JSON.parse(l) as AlertEvent);
   t.same(replayed.filter((a) => a.event.action === 'alert-raised').map(key).sort(), liveRaised.map(key).sort(), 'replay raises the same alerts for the same entities and evidence');
 });
@@ -86,7 +86,7 @@ t.test('live: password guessing, a # subscriber and a flood raise their alerts o
 t.test('replay: stdin, malformed lines counted, a bad detect_rule exits 3 naming file and line', async (t) => {
   const conf = join(tempDir(), 'bad.conf');
   writeFileSync(conf, 'detect_rule auth-brute-force threshold lots\n');
-  const cli = ['--import', 'tsx', join(repoRoot, 'broker', 'cli.ts'), 'detect'];
+  const cli = ['--import', 'tsx', join(repoRoot, 'app', 'cli.ts'), 'detect'];
   const err = await run(process.execPath, [...cli, '--replay', '-', '-c', conf], { cwd: repoRoot }).catch((e: { code: number; stderr: string }) => e);
   t.equal((err as { code: number }).code, 3);
   t.match((err as { stderr: string }).stderr, /bad\.conf:1: detect_rule auth-brute-force threshold: expected an integer/);

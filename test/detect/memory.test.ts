@@ -1,8 +1,8 @@
 import t from 'tap';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import type { DetectConfig } from '../../capture/detect-config.js';
-import { RULE_SPECS } from '../../capture/detect/rules/index.js';
+import type { DetectConfig } from '../../detect/config.js';
+import { RULE_SPECS } from '../../detect/rules/index.js';
 import { Harness, T0 } from './events.js';
 
 setFlagsFromString('--expose-gc');

@@ -1,9 +1,9 @@
 import t from 'tap';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { loadConfig } from '../../broker/config/load.js';
-import { IndicatorList } from '../../capture/detect/index.js';
-import { RULE_SPECS } from '../../capture/detect/rules/index.js';
+import { loadConfig } from '../../app/config.js';
+import { IndicatorList } from '../../detect/index.js';
+import { RULE_SPECS } from '../../detect/rules/index.js';
 import { tempDir } from '../helpers/tmp.js';
 import { Harness, T0 } from './events.js';
 

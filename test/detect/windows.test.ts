@@ -1,5 +1,5 @@
 import t from 'tap';
-import { DistinctWindow, RateBaseline, WindowLog, type BaselineParams } from '../../capture/detect/windows.js';
+import { DistinctWindow, RateBaseline, WindowLog, type BaselineParams } from '../../detect/windows.js';
 import { T0 } from './events.js';
 
 const P: BaselineParams = { bucket: 10_000, alpha: 0.02, warmup: 30, clip: 3 };

@@ -3,9 +3,9 @@ import { join } from 'node:path';
 import net from 'node:net';
 import { spawn, type ChildProcess } from 'node:child_process';
 import pino from 'pino';
-import { loadConfig } from '../../broker/config/load.js';
-import { startBroker, type RunningBroker } from '../../broker/server.js';
-import { REDACT_PATHS } from '../../broker/logger.js';
+import { loadConfig } from '../../app/config.js';
+import { startBroker, type RunningBroker } from '../../app/assemble.js';
+import { REDACT_PATHS, keepLastName } from '../../broker/logger.js';
 import { repoRoot } from './paths.js';
 import { tempDir } from './tmp.js';
 
@@ -40,7 +40,7 @@ export async function startTestBroker(t: Teardown, conf = ANONYMOUS_CONF, opts: 
   writeFileSync(confFile, conf);
   const config = loadConfig(confFile);
   const logFile = join(dir, 'broker.log');
-  const log = pino({ level: 'debug', redact: { paths: REDACT_PATHS, censor: '[redacted]' } }, pino.destination({ dest: logFile, sync: true }));
+  const log = pino({ level: 'debug', redact: { paths: REDACT_PATHS, censor: '[redacted]' }, onChild: keepLastName }, pino.destination({ dest: logFile, sync: true }));
   const broker = await startBroker(config, { log });
   t.teardown(() => broker.close());
   const port = broker.ports[0];
@@ -85,7 +85,7 @@ export interface BrokerProcess {
 
 /** Runs the real CLI (`mqprobe …`) from source as a child process; killed in teardown. */
 export function spawnCli(t: Teardown, args: string[], env: NodeJS.ProcessEnv = {}): BrokerProcess {
-  const child = spawn(process.execPath, ['--import', 'tsx', join(repoRoot, 'broker', 'cli.ts'), ...args], {
+  const child = spawn(process.execPath, ['--import', 'tsx', join(repoRoot, 'app', 'cli.ts'), ...args], {
     cwd: repoRoot,
     env: { ...process.env, ...env },
     stdio: ['pipe', 'pipe', 'pipe'],

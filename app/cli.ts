@@ -2,16 +2,15 @@
 import { spawn } from 'node:child_process';
 import { writeFileSync, rmSync } from 'node:fs';
 import { Command, Option } from 'commander';
-import { loadConfig } from './config/load.js';
-import { ConfigError } from './config/errors.js';
-import { createLogger } from './logger.js';
-import { startBroker } from './server.js';
-import { VERSION } from './version.js';
-import { runPasswdCommand, passwdUsage } from './auth/passwd-command.js';
-import { renderConfigDocs } from './config/docs.js';
+import { loadConfig, renderConfigDocs } from './config.js';
+import { ConfigError } from '../broker/config/errors.js';
+import { createLogger } from '../broker/logger.js';
+import { startBroker } from './assemble.js';
+import { VERSION } from '../broker/version.js';
+import { runPasswdCommand, passwdUsage } from '../broker/auth/passwd-command.js';
 import { beatDocSections } from '../bridges/index.js';
 import { elasticSetupCommand } from '../elastic/setup-command.js';
-import { detectCommand } from '../capture/detect/replay.js';
+import { detectCommand } from '../detect/replay.js';
 
 interface MainOptions {
   config?: string;

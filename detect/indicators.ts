@@ -2,8 +2,8 @@ import { readFileSync } from 'node:fs';
 import ipaddr from 'ipaddr.js';
 
 /**
- * The threat-intel lookup the detectors use: what the OpenCTI beat exposes in the shared services
- * map under `opencti.indicators` (bridges/opencti/indicators.ts). Only the four lookups are
+ * The threat-intel lookup the detectors use: what the OpenCTI beat offers through the
+ * IndicatorExchange (bridges/opencti/indicators.ts). Only the four lookups are
  * needed; each answers a falsy value for no match, or the matching indicator(s) — an object, an
  * array of them, or `true` — and the detectors take from an indicator what they find of `id`,
  * `name`, `pattern`, `description`, `score`/`confidence`.
@@ -15,8 +15,32 @@ export interface IndicatorLookup {
   matchHash(hash: string): unknown;
 }
 
-/** The services-map key the OpenCTI beat registers its indicator set under. */
-export const INDICATORS_SERVICE = 'opencti.indicators';
+/**
+ * The hand-over of the live indicator set from its provider (the OpenCTI beat) to the detectors, made
+ * by the composition root: the beat offers its set once loaded and withdraws it when it stops; the
+ * detectors look up the current one at each match (so a set that appears later is used from then on).
+ */
+export class IndicatorExchange {
+  private set?: IndicatorLookup;
+
+  offer(set: IndicatorLookup): void {
+    this.set = set;
+  }
+
+  /** Withdraws `set` unless another one has replaced it since. */
+  withdraw(set: IndicatorLookup): void {
+    if (this.set === set) this.set = undefined;
+  }
+
+  current(): IndicatorLookup | undefined {
+    return this.set;
+  }
+}
+
+/** The exchange as a provider sees it. */
+export type IndicatorOutlet = Pick<IndicatorExchange, 'offer' | 'withdraw'>;
+/** The exchange as the detectors see it. */
+export type IndicatorSource = Pick<IndicatorExchange, 'current'>;
 
 export function isIndicatorLookup(v: unknown): v is IndicatorLookup {
   if (typeof v !== 'object' || v === null) return false;

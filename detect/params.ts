@@ -1,6 +1,6 @@
-import { ConfigError, type SourcePos } from '../../broker/config/errors.js';
-import { ValueReader } from '../../broker/config/spec.js';
-import type { DetectConfig } from '../detect-config.js';
+import { ConfigError, type SourcePos } from '../broker/config/errors.js';
+import { ValueReader } from '../broker/config/spec.js';
+import type { DetectConfig } from './config.js';
 
 /**
  * Rule parameters: each rule declares its own (name, kind, default, doc); `detect_rule <rule>

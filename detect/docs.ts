@@ -1,13 +1,13 @@
 /**
  * The rule reference of docs/detection.md, generated from the rule declarations so the page
  * cannot drift from the code (test/detect/docs.test.ts compares them). Rewrite the page's
- * section with `npx tsx capture/detect/docs.ts --write`.
+ * section with `npx tsx detect/docs.ts --write`.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { COMMON_PARAMS, RISK_SCORES, type ParamSpec, type RuleSpec } from './params.js';
 import { RULE_SPECS } from './rules/index.js';
 
-export const BEGIN = '<!-- rules:begin (generated from capture/detect/rules; npx tsx capture/detect/docs.ts --write) -->';
+export const BEGIN = '<!-- rules:begin (generated from detect/rules; npx tsx detect/docs.ts --write) -->';
 export const END = '<!-- rules:end -->';
 
 const cell = (s: string) => s.replace(/\|/g, '\\|');
@@ -40,6 +40,6 @@ export function withReference(page: string): string {
 }
 
 if (process.argv[2] === '--write') {
-  const file = new URL('../../docs/detection.md', import.meta.url);
+  const file = new URL('../docs/detection.md', import.meta.url);
   writeFileSync(file, withReference(readFileSync(file, 'utf8')));
 }

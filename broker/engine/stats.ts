@@ -2,7 +2,7 @@ import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Aedes, Client } from 'aedes';
 import { Counter, Gauge, type Registry } from 'prom-client';
-import type { BrokerProbe } from './probe.js';
+import type { BrokerProbe } from '../probe.js';
 import { observeWrites, type WrittenPacket } from './packet-writes.js';
 
 type Packet = WrittenPacket;

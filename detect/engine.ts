@@ -1,5 +1,5 @@
 import type { LRUCache } from 'lru-cache';
-import { defaultDetectConfig, type DetectConfig } from '../detect-config.js';
+import { defaultDetectConfig, type DetectConfig } from './config.js';
 import type { AlertEvent, AlertRule } from './alert.js';
 import type { Detector, DetectorEnv } from './detector.js';
 import type { IndicatorLookup } from './indicators.js';

@@ -6,14 +6,14 @@
  */
 import type { Logger } from 'pino';
 import { Counter, type Registry } from 'prom-client';
-import type { DetectConfig } from '../detect-config.js';
+import type { DetectConfig } from './config.js';
 import type { AlertEvent } from './alert.js';
 import { DetectionEngine, type EngineStats } from './engine.js';
-import { INDICATORS_SERVICE, isIndicatorLookup, type IndicatorLookup } from './indicators.js';
+import type { IndicatorSource } from './indicators.js';
 
 export type { AlertEvent } from './alert.js';
 export { DetectionEngine } from './engine.js';
-export { IndicatorList, INDICATORS_SERVICE } from './indicators.js';
+export { IndicatorList, IndicatorExchange } from './indicators.js';
 
 /** Where alerts are published: one topic per rule. */
 export const ALERT_TOPIC_PREFIX = '$SYS/broker/alerts/';
@@ -25,8 +25,8 @@ export interface DetectionDeps {
   publish?(topic: string, payload: string): void;
   log: Logger;
   metrics?: Registry;
-  /** The services map the beats share: the OpenCTI beat's indicator set is looked up there at each match. */
-  services?: Map<string, unknown>;
+  /** Where the OpenCTI beat's indicator set is looked up at each match. */
+  indicators?: IndicatorSource;
   /** How often suppressions due by the wall clock are ended with their summary (default 1 s). */
   tickMs?: number;
 }
@@ -42,12 +42,7 @@ export interface Detection {
 /** Starts the detectors; a `detect_rule` naming an unknown rule or parameter, or a bad value, throws ConfigError. */
 export function createDetection(config: DetectConfig, deps: DetectionDeps): Detection {
   const log = deps.log.child({ name: 'capture.detect' });
-  const services = deps.services;
-  const indicators = (): IndicatorLookup | undefined => {
-    const s = services?.get(INDICATORS_SERVICE);
-    return isIndicatorLookup(s) ? s : undefined;
-  };
-  const engine = new DetectionEngine({ config, indicators });
+  const engine = new DetectionEngine({ config, indicators: () => deps.indicators?.current() });
   const counter = deps.metrics
     ? new Counter({ name: 'mqprobe_detect_alerts_total', help: 'Alerts raised by the detectors (alert-summary included), by rule.', labelNames: ['rule', 'action'], registers: [deps.metrics] })
     : undefined;

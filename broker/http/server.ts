@@ -1,7 +1,7 @@
 import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
-import type { HttpAuth } from './http-auth.js';
+import type { HttpAuth } from '../http-auth.js';
 
 /**
  * The HTTP side-server (`http_listener`): /healthz and /metrics here (behind `http_metrics_token_file`

@@ -1,0 +1,113 @@
+import type { Duplex } from 'node:stream';
+import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
+import type { FastifyInstance } from 'fastify';
+import { createMetricsRegistry, createMqttServer, type BrokerInfo, type MqttServer } from '../broker/server.js';
+import type { BrokerProbe } from '../broker/probe.js';
+import type { BrokerApi } from '../broker/engine/api.js';
+import { attachBeats } from '../bridges/index.js';
+import { startCapture, type Capture } from '../capture/index.js';
+import { createDetection, IndicatorExchange } from '../detect/index.js';
+import type { AppConfig } from './config.js';
+
+/** The broker with everything mqprobe builds on it: capture, detection, beats and their HTTP routes. */
+export interface RunningBroker {
+  /** The engine itself, for tests only. */
+  aedes: MqttServer['aedes'];
+  /** The typed broker API. */
+  broker: BrokerApi;
+  config: AppConfig;
+  log: Logger;
+  probe: BrokerProbe;
+  metrics: Registry;
+  http?: FastifyInstance;
+  /** Bound ports, in listener order (a config port 0 binds a free port). */
+  ports: number[];
+  httpPort?: number;
+  info: BrokerInfo;
+  /** The capture pipeline (detection subscribes to it and emits alerts through it). */
+  capture: Capture;
+  /** Hands an in-process stream to the broker as a trusted internal connection (client ids starting with `$`). */
+  connectInternal(stream: Duplex): void;
+  /** Re-reads password and ACL files (SIGHUP). */
+  reload(): Promise<void>;
+  /** Stops accepting, disconnects clients, flushes state. Idempotent. */
+  close(): Promise<void>;
+}
+
+export interface StartOptions {
+  log: Logger;
+}
+
+export async function startBroker(config: AppConfig, opts: StartOptions): Promise<RunningBroker> {
+  const log = opts.log;
+  const metrics = createMetricsRegistry();
+  const intel = new IndicatorExchange();
+  let server: MqttServer | undefined;
+  let capture: Capture | undefined;
+  // before anything starts: a bad detect_rule is a config error; alerts go through capture and onto $SYS/broker/alerts/<rule>
+  const detection = createDetection(config.detect, {
+    raise: (alert) => capture!.emit(alert),
+    publish: (topic, payload) => server?.publish(topic, payload),
+    log,
+    metrics,
+    indicators: intel,
+  });
+  try {
+    server = await createMqttServer(config, { log, metrics });
+  } catch (err) {
+    detection.stop();
+    throw err;
+  }
+  const { aedes, probe, info } = server;
+
+  // before the listeners open, so the first connection and broker-starting are captured
+  capture = startCapture({ broker: server.broker, log, metrics, config: config.capture, info });
+  if (config.detect.enabled) capture.subscribe(detection.observe);
+  // the sinks exist (a capture file is there to tail) before the first client connects
+  await capture.ready();
+
+  try {
+    await server.bindListeners();
+  } catch (err) {
+    detection.stop();
+    await capture.stop();
+    throw err;
+  }
+  // before the HTTP listener listens: /sse and the beats' routes are registered on it here
+  const beats = attachBeats({ broker: server.broker, log, metrics, http: server.http, redisUrl: config.persistenceRedisUrl, intel, stateDir: config.persistenceLocation, sse: config.sse, httpAuth: server.httpAuth }, config.beats);
+  await server.start();
+  await beats.start();
+
+  let closed: Promise<void> | undefined;
+  // const copies of the two late-bound references, for the closures below
+  const mqtt = server;
+  const running = capture;
+  return {
+    aedes,
+    broker: mqtt.broker,
+    config,
+    log,
+    probe,
+    metrics,
+    http: mqtt.http,
+    ports: mqtt.ports,
+    httpPort: mqtt.httpPort,
+    info,
+    capture: running,
+    connectInternal: mqtt.connectInternal,
+    reload: mqtt.reload,
+    close() {
+      closed ??= (async () => {
+        mqtt.stopAccepting();
+        // beats first: they finish and checkpoint what they have in hand while the broker still routes it
+        await beats.stop();
+        await mqtt.close();
+        detection.stop();
+        await running.stop();
+        log.info('broker stopped');
+      })();
+      return closed;
+    },
+  };
+}

@@ -1,0 +1,10 @@
+import { Aedes, type AedesOptions } from 'aedes';
+
+/**
+ * The MQTT engine: Aedes 1.2. This and the other files of broker/engine/ are the only code that knows
+ * it; a different engine replaces this folder and keeps BrokerApi (api.ts) and ClientHandle (client.ts).
+ */
+export type Engine = Aedes;
+export type EngineOptions = Partial<AedesOptions>;
+
+export const createEngine = (options: EngineOptions): Promise<Engine> => Aedes.createBroker(options);
