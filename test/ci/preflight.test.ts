@@ -19,7 +19,11 @@ const except = (...gone: string[]) => all.filter((c) => !gone.includes(c));
 
 /** test/preflight.ts as `npm test` runs it, with the given PATH. */
 function preflight(path: string) {
-  return spawnSync(process.execPath, ['--import', 'tsx', join(repoRoot, 'test', 'preflight.ts')], { cwd: repoRoot, env: { PATH: path }, encoding: 'utf8' });
+  return spawnSync(process.execPath, ['--import', 'tsx', join(repoRoot, 'test', 'preflight.ts')], {
+    cwd: repoRoot,
+    env: { PATH: path },
+    encoding: 'utf8',
+  });
 }
 
 t.test('on this machine every system command the tests run is found and the preflight passes silently', async (t) => {
@@ -30,7 +34,10 @@ t.test('on this machine every system command the tests run is found and the pref
 
 t.test('missing packages are named once each, on one line, with the command that installs them', async (t) => {
   const sbin = binDir(t, []);
-  t.equal(preflightProblem(binDir(t, except('mosquitto_pub', 'mosquitto_sub', 'redis-server')), [sbin]), 'missing system packages: mosquitto-clients redis-server — run: sudo bash .ci/run');
+  t.equal(
+    preflightProblem(binDir(t, except('mosquitto_pub', 'mosquitto_sub', 'redis-server')), [sbin]),
+    'missing system packages: mosquitto-clients redis-server — run: sudo bash .ci/run',
+  );
   t.equal(preflightProblem(binDir(t, all), [sbin]), '', 'nothing missing: no problem');
 });
 
@@ -43,7 +50,10 @@ t.test('a file that is not executable, or a folder, does not count as the comman
 
 t.test('a daemon installed in sbin but not on PATH is told apart from a missing package', async (t) => {
   const sbin = binDir(t, ['mosquitto', 'syslog-ng']);
-  t.equal(preflightProblem(binDir(t, except('mosquitto', 'syslog-ng', 'java')), [sbin]), `missing system packages: openjdk-17-jdk-headless — run: sudo bash .ci/run; not on PATH: mosquitto syslog-ng (installed in sbin) — run: PATH="$PATH:${sbin}" npm test`);
+  t.equal(
+    preflightProblem(binDir(t, except('mosquitto', 'syslog-ng', 'java')), [sbin]),
+    `missing system packages: openjdk-17-jdk-headless — run: sudo bash .ci/run; not on PATH: mosquitto syslog-ng (installed in sbin) — run: PATH="$PATH:${sbin}" npm test`,
+  );
 });
 
 t.test('with nothing on PATH, npm test stops at once with one line and a non-zero exit', async (t) => {

@@ -48,7 +48,7 @@ export function preflightProblem(path: string, sbin = SBIN): string {
   const packages = [...new Set(absent.filter((c) => !inSbin.includes(c)).map((c) => COMMANDS[c]))];
   const problems: string[] = [];
   if (packages.length > 0) problems.push(`missing system packages: ${packages.join(' ')} — run: sudo bash .ci/run`);
-  if (inSbin.length > 0) problems.push(`not on PATH: ${inSbin.join(' ')} (installed in sbin) — run: PATH="$PATH:${sbin.join(':')}" npm test`);
+  if (inSbin.length > 0)
+    problems.push(`not on PATH: ${inSbin.join(' ')} (installed in sbin) — run: PATH="$PATH:${sbin.join(':')}" npm test`);
   return problems.join('; ');
 }
-
