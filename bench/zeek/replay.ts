@@ -25,7 +25,7 @@ const CLOCK_TICKS = 100;
 
 const dir = mkdtempSync(join(tmpdir(), 'mqprobe-zeek-bench-'));
 const logs = join(dir, 'logs');
-const fixtureLines = readFileSync(join(repoRoot, '..', 'shared', 'fixtures', 'zeek', 'conn.log'), 'utf8')
+const fixtureLines = readFileSync(join(repoRoot, 'test', 'fixtures', 'zeek', 'conn.log'), 'utf8')
   .split('\n')
   .filter((l) => l !== '');
 const header = fixtureLines.filter((l) => l.startsWith('#') && !l.startsWith('#close'));

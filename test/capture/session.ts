@@ -5,10 +5,10 @@ import { join } from 'node:path';
 import mqtt from 'mqtt';
 import mqttPacket from 'mqtt-packet';
 import { connectClient, until } from '../helpers/mqtt.js';
-import { fixture, sharedDir } from '../helpers/paths.js';
+import { fixture } from '../helpers/paths.js';
 import type { Teardown } from '../helpers/broker.js';
 
-export const PASSWORDS = passwordsOf(readFileSync(join(sharedDir, 'fixtures', 'mosquitto', 'PASSWORDS.md'), 'utf8'));
+export const PASSWORDS = passwordsOf(readFileSync(fixture('mosquitto', 'PASSWORDS.md'), 'utf8'));
 
 /** The clear-text passwords listed in PASSWORDS.md (`- user: \`password\``). */
 function passwordsOf(md: string): string[] {

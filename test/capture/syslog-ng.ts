@@ -1,7 +1,7 @@
 /**
  * A real json_lines TCP receiver standing in for Logstash: syslog-ng (Debian's syslog-ng-core)
  * with a network() source, a json-parser and a file destination that keeps each line byte for byte
- * (../shared/peers/syslog-ng-json-receiver.conf). Plain TCP, or TLS requiring a client certificate.
+ * (the whole config is written below). Plain TCP, or TLS requiring a client certificate.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';

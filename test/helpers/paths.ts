@@ -3,9 +3,7 @@ import { dirname, join, resolve } from 'node:path';
 
 /** The repository root (tests run from source through tsx). */
 export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
-/** ../shared beside the clone, as CI lays it out. */
-export const sharedDir = resolve(repoRoot, '..', 'shared');
-/** A file under ../shared/fixtures, read in place. */
+/** A file under test/fixtures (see test/fixtures/PROVENANCE.md), read in place. */
 export function fixture(...parts: string[]): string {
-  return join(sharedDir, 'fixtures', ...parts);
+  return join(repoRoot, 'test', 'fixtures', ...parts);
 }

@@ -1,0 +1,23 @@
+// ESLint 9 flat config: typescript-eslint's recommended rules over every TypeScript file.
+// Formatting (line width included) is Prettier's (.prettierrc.json); imports between areas are
+// dependency-cruiser's (.dependency-cruiser.cjs). `npm run lint` runs all three.
+import js from '@eslint/js';
+import tseslint from 'typescript-eslint';
+
+export default tseslint.config(
+  { ignores: ['node_modules/', 'dist/', 'bench/out/', 'test/peers/target/', 'var/', 'test/fixtures/'] },
+  js.configs.recommended,
+  ...tseslint.configs.recommended,
+  {
+    files: ['**/*.ts'],
+    languageOptions: { parserOptions: { projectService: false } },
+    rules: {
+      // An unused name is an error; a leading underscore marks one that is unused on purpose.
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_', caughtErrors: 'none' }],
+    },
+  },
+  {
+    files: ['**/*.js', '**/*.cjs'],
+    languageOptions: { globals: { module: 'writable', require: 'readonly' } },
+  },
+);
