@@ -5,16 +5,10 @@ import type { Registry } from 'prom-client';
 import { Counter } from 'prom-client';
 import type { KeySpec } from './config/spec.js';
 import type { ListenerConfig } from './config/types.js';
-import type { Access } from './access.js';
-import { loadTokenSet, loadUserTokens, readLegacySseToken, tokenDigest, type TokenFileRef } from './http-tokens.js';
+import type { Access } from './engine/access.js';
+import { loadTokenSet, loadUserTokens, readLegacySseToken, tokenDigest, type HttpAuthConfig, type TokenFileRef } from './http-tokens.js';
 
 /** The `http_*_token_file` keys. */
-export interface HttpAuthConfig {
-  /** `http_token_file`: bearer tokens mapped to broker users. */
-  userTokens?: TokenFileRef;
-  /** `http_metrics_token_file`: bearer tokens for /metrics and /healthz. */
-  metricsTokens?: TokenFileRef;
-}
 
 interface HttpAuthTarget {
   config: { httpAuth?: HttpAuthConfig };

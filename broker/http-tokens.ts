@@ -93,3 +93,11 @@ export function readLegacySseToken(file: string): string {
   if (token === '') throw new Error(`${file} is empty`);
   return token;
 }
+
+/** The HTTP listener's token files (`http_token_file`, `http_metrics_token_file`). */
+export interface HttpAuthConfig {
+  /** `http_token_file`: bearer tokens mapped to broker users. */
+  userTokens?: TokenFileRef;
+  /** `http_metrics_token_file`: bearer tokens for /metrics and /healthz. */
+  metricsTokens?: TokenFileRef;
+}

@@ -7,7 +7,7 @@ import type { BrokerConfig } from './config/types.js';
 import type { AddressInfo, Socket } from 'node:net';
 import type { IncomingMessage } from 'node:http';
 import { BrokerProbe, connInfo, tagConnection, type ConnInfo } from './probe.js';
-import { Access, clientMeta } from './access.js';
+import { Access, clientMeta } from './engine/access.js';
 import { bindListener, type BoundListener } from './listeners.js';
 import { createHttpServer } from './http/server.js';
 import { HttpAuth } from './http-auth.js';

@@ -1,8 +1,7 @@
 import { basename, isAbsolute, dirname, resolve } from 'node:path';
 import { ConfigError } from '../config/errors.js';
 import type { KeySpec, ValueReader } from '../config/spec.js';
-import type { BrokerConfig, SecurityConfig } from '../config/types.js';
-import type { BrokerTarget } from '../config/broker-keys.js';
+import type { BrokerConfig, BrokerTarget, SecurityConfig } from '../config/types.js';
 import type { ConfigLine } from '../config/lexer.js';
 
 /**

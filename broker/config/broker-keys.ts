@@ -1,18 +1,10 @@
 import type { KeySpec } from './spec.js';
-import type { BrokerConfig, ListenerConfig, LogDest, SecurityConfig } from './types.js';
+import type { BrokerConfig, BrokerTarget, ListenerConfig, LogDest, SecurityConfig } from './types.js';
 import { sseKeys } from '../http/sse-config.js';
 import { pluginKeys } from '../auth/plugins.js';
 import { httpAuthKeys } from '../http-auth.js';
 
-/**
- * What a key writes into: the broker config, the listener being defined (or the default
- * listener made by `port`), and the security section that `per_listener_settings` selects.
- */
-export interface BrokerTarget {
-  config: BrokerConfig;
-  listener(): ListenerConfig;
-  security(): SecurityConfig;
-}
+export type { BrokerTarget } from './types.js';
 
 const LOG_TYPES = ['debug', 'error', 'warning', 'notice', 'information', 'subscribe', 'unsubscribe', 'websockets', 'none', 'all'] as const;
 

@@ -1,7 +1,7 @@
 import type { SourcePos, ConfigWarning } from './errors.js';
 import type { ConfigLine } from './lexer.js';
 import type { SseConfig } from '../http/sse-config.js';
-import type { HttpAuthConfig } from '../http-auth.js';
+import type { HttpAuthConfig } from '../http-tokens.js';
 
 /** Security settings: global, or per listener when `per_listener_settings true`. */
 export interface SecurityConfig {
@@ -88,4 +88,14 @@ export interface BrokerConfig {
   httpAuth?: HttpAuthConfig;
   beats: BeatBlock[];
   warnings: ConfigWarning[];
+}
+
+/**
+ * What a key writes into: the broker config, the listener being defined (or the default
+ * listener made by `port`), and the security section that `per_listener_settings` selects.
+ */
+export interface BrokerTarget {
+  config: BrokerConfig;
+  listener(): ListenerConfig;
+  security(): SecurityConfig;
 }

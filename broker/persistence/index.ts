@@ -1,23 +1,15 @@
 import type { Logger } from 'pino';
 import type { Histogram, Registry } from 'prom-client';
 import type { BrokerConfig } from '../config/types.js';
-import { SnapshotPersistence, readSnapshot, writeSnapshot } from './snapshot.js';
+import type { BrokerState } from './state.js';
+import { SnapshotPersistence, readSnapshot, writeSnapshot, type ImportMark } from '../engine/persistence/snapshot.js';
 import { createSafeEmitter } from '../engine/safe-emitter.js';
-import { createRedisState } from './redis-state.js';
+import { createRedisState } from '../engine/persistence/redis-state.js';
 import { withDollarRuleOnRetained } from '../engine/retained-dollar.js';
 import { withConnackFirst } from '../engine/connack-first.js';
-import { importMosquittoDb, persistenceFiles, type ImportMark } from './mosquitto-db/import.js';
+import { importMosquittoDb, persistenceFiles } from './mosquitto-db/import.js';
 
-export interface BrokerState {
-  /** Counts for $SYS: retained messages and stored sessions. */
-  counts: { retained(): Promise<number>; sessions(): Promise<string[] | number> };
-  /** Options for Aedes.createBroker (persistence and mq); empty for the plain in-memory default. */
-  aedesOptions: { persistence?: unknown; mq?: unknown };
-  /** Called once Aedes is up: restores the snapshot and starts autosaving. */
-  start(): Promise<void>;
-  /** Final save (snapshot mode); called after clients are gone. */
-  stop(): Promise<void>;
-}
+export type { BrokerState } from './state.js';
 
 /**
  * Chooses where broker state lives: Redis (several processes act as one broker), a snapshot

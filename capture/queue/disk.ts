@@ -1,7 +1,9 @@
 import { closeSync, fdatasyncSync, fstatSync, ftruncateSync, mkdirSync, openSync, readdirSync, readSync, renameSync, statSync, unlinkSync, writeFileSync, writeSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import { RUN_FILE } from './state.js';
+
+/** The file a disk queue writes at open: the run that writes it, and the first segment of that run. */
+export const RUN_FILE = 'run';
 
 const NAME = /^(\d{16})\.q$/;
 const FIRST = 1_000_000_000_000;

@@ -2,6 +2,7 @@ import { closeSync, openSync, readFileSync, readSync, readdirSync, renameSync, s
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { DropEpisode } from '../runner.js';
+import { RUN_FILE } from './disk.js';
 
 /**
  * What a run of capture leaves in `<capture_spool_dir>/capture-state.json`, rewritten every
@@ -18,8 +19,6 @@ export interface RunState {
 
 const NAME = 'capture-state.json';
 
-/** The file a disk queue writes at open: the run that writes it, and the first segment of that run. */
-export const RUN_FILE = 'run';
 
 /**
  * The ranges of event.sequence the previous run cannot account for, per sink it had: after a clean

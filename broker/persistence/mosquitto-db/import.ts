@@ -4,16 +4,8 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { MSG_STATE, hasMosquittoMagic, readMosquittoDb, type MosquittoDb } from './reader.js';
 import { MosquittoDbError } from './cursor.js';
-import { SNAPSHOT_FORMAT, SNAPSHOT_VERSION, type Snapshot } from '../snapshot.js';
+import { SNAPSHOT_FORMAT, SNAPSHOT_VERSION, type ImportMark, type Snapshot } from '../../engine/persistence/snapshot.js';
 
-/** What mqprobe's snapshot records about the Mosquitto file it imported, so that it is imported once. */
-export interface ImportMark {
-  file: string;
-  size: number;
-  mtimeMs: number;
-  sha256: string;
-  importedAt: string;
-}
 
 /** mqprobe's own snapshot name when `persistence_file` is left at its default. */
 export const DEFAULT_PERSISTENCE_FILE = 'mqprobe.db';

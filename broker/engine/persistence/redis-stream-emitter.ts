@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import mqemitter from 'mqemitter';
-import { makeReentrancySafe } from '../engine/safe-emitter.js';
+import { makeReentrancySafe } from '../safe-emitter.js';
 import type { DrainableRedis } from './redis-connection.js';
 
 /** The stream all processes on one Redis append their messages to and read them from. */

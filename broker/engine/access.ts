@@ -1,10 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import type { Aedes, AedesOptions, Client, AuthenticateError } from 'aedes';
-import type { BrokerConfig, ListenerConfig, SecurityConfig } from './config/types.js';
-import { connInfo, type BrokerProbe, type RefusalReason } from './probe.js';
-import type { ClientHandle } from './engine/client.js';
-import { describeSkippedLine, loadPasswordFile, type PasswordFile } from './auth/password-file.js';
-import { loadAclFile, type AclFile } from './auth/acl-file.js';
+import type { BrokerConfig, ListenerConfig, SecurityConfig } from '../config/types.js';
+import { connInfo, type BrokerProbe, type RefusalReason } from '../probe.js';
+import type { ClientHandle } from './client.js';
+import { describeSkippedLine, loadPasswordFile, type PasswordFile } from '../auth/password-file.js';
+import { loadAclFile, type AclFile } from '../auth/acl-file.js';
 
 /** Denied publishes are rerouted here and never delivered: Aedes can only refuse a publish by disconnecting. */
 export const DENIED_TOPIC = '$mqprobe/denied';

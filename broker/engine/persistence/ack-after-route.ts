@@ -1,4 +1,4 @@
-import { onSetup } from '../engine/on-setup.js';
+import { onSetup } from '../on-setup.js';
 
 type Done = (err?: Error | null) => void;
 interface Packet {

@@ -2,7 +2,15 @@ import { mkdirSync, openSync, writeSync, fsyncSync, closeSync, renameSync, readF
 import { join, dirname } from 'node:path';
 import type { Logger } from 'pino';
 import MemoryPersistence, { type StoredPacket, type StoredSubscription } from 'aedes-persistence/asyncPersistence.js';
-import type { ImportMark } from './mosquitto-db/import.js';
+
+/** What mqprobe's snapshot records about the Mosquitto file it imported, so that it is imported once. */
+export interface ImportMark {
+  file: string;
+  size: number;
+  mtimeMs: number;
+  sha256: string;
+  importedAt: string;
+}
 
 export const SNAPSHOT_FORMAT = 'mqprobe-snapshot';
 export const SNAPSHOT_VERSION = 1;

@@ -1,5 +1,5 @@
 import mqttPacket from 'mqtt-packet';
-import { onSetup } from '../engine/on-setup.js';
+import { onSetup } from '../on-setup.js';
 
 interface ClientInternals {
   connecting: boolean;
