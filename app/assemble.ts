@@ -44,7 +44,7 @@ export async function startBroker(config: AppConfig, opts: StartOptions): Promis
   const metrics = createMetricsRegistry();
   const intel = new IndicatorExchange();
   let server: MqttServer | undefined;
-  let capture: Capture | undefined;
+  let capture: Capture | undefined; // eslint-disable-line prefer-const -- assigned after detection, which needs it
   // before anything starts: a bad detect_rule is a config error; alerts go through capture and onto $SYS/broker/alerts/<rule>
   const detection = createDetection(config.detect, {
     raise: (alert) => capture!.emit(alert),

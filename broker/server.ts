@@ -97,14 +97,12 @@ export async function createMqttServer(config: BrokerConfig, { log, metrics }: S
   await httpAuth?.load();
   const saveSeconds = new Histogram({ name: 'mqprobe_persistence_save_seconds', help: 'Time to write the persistence snapshot.', registers: [metrics], buckets: [0.001, 0.01, 0.05, 0.1, 0.5, 1, 5, 30] });
   const state = createBrokerState(config, log, saveSeconds, metrics);
-  let aedesRef: Engine | undefined;
   const aedes = await createEngine({
     ...state.aedesOptions,
-    ...access.hooks(() => aedesRef!),
+    ...access.hooks(() => aedes), // called once clients connect, after aedes exists
     keepaliveLimit: config.maxKeepalive < 65535 ? config.maxKeepalive : 0,
     connectTimeout: config.connectTimeout * 1000,
   });
-  aedesRef = aedes;
   await state.start();
   const stats = new BrokerStats(aedes, probe, metrics);
   const info = { name: hostname(), id: aedes.id, version: VERSION };

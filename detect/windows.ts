@@ -13,12 +13,12 @@ const ONE = () => 1;
  * `maxSize` (each entry size 1) rather than `max`: with `max` lru-cache preallocates its arrays
  * for the full count (about 24 MiB for a million), with `maxSize` they grow with what is tracked.
  */
-export function trackedMap<V extends {}>(max: number): LRUCache<string, V> {
+export function trackedMap<V extends NonNullable<unknown>>(max: number): LRUCache<string, V> {
   return new LRUCache<string, V>({ maxSize: max, sizeCalculation: ONE });
 }
 
 /** The entity's state, created on first sight. */
-export function stateOf<V extends {}>(map: LRUCache<string, V>, key: string, create: () => V): V {
+export function stateOf<V extends NonNullable<unknown>>(map: LRUCache<string, V>, key: string, create: () => V): V {
   let v = map.get(key);
   if (v === undefined) {
     v = create();

@@ -25,7 +25,7 @@ interface Metrics {
 }
 
 /** One topic level from an NGSI name: `/` and MQTT wildcards become `_`. */
-const level = (s: string | undefined) => (s === undefined || s === '' ? '_' : s.replace(/[/+#\u0000]/g, '_'));
+const level = (s: string | undefined) => (s === undefined || s === '' ? '_' : s.replace(/[/+#]|\0/g, '_'));
 
 /**
  * The FIWARE beat: creates one subscription per `fiware_subscribe` in Orion (NGSI v2) or an NGSI-LD

@@ -1,4 +1,3 @@
-import { join } from 'node:path';
 import { ConfigError } from '../../broker/config/errors.js';
 import type { KeySpec } from '../../broker/config/spec.js';
 import type { BeatBlock } from '../../broker/config/types.js';
@@ -58,7 +57,7 @@ export const opcuaKeys: KeySpec<OpcuaConfig>[] = [
     scope: 'beat',
     set(c, v) {
       const name = v.count(1).word();
-      if (/[/+#\u0000]/.test(name)) v.fail(`expected one topic level without / + # , got "${name}"`);
+      if (/[/+#]|\0/.test(name)) v.fail(`expected one topic level without / + # , got "${name}"`);
       c.name = name;
     },
   },

@@ -91,7 +91,7 @@ export const osqueryKeys: KeySpec<OsqueryConfig>[] = [
       v.count(2);
       const name = v.oneOf(OSQUERY_ENDPOINTS, 0);
       const path = v.word(1);
-      if (!/^\/[A-Za-z0-9._~\/-]{0,200}$/.test(path)) v.fail(`expected a URL path such as /osquery/enroll, got "${path}"`);
+      if (!/^\/[A-Za-z0-9._~/-]{0,200}$/.test(path)) v.fail(`expected a URL path such as /osquery/enroll, got "${path}"`);
       (c.endpoints[name] ??= []).push(path);
     },
   },

@@ -4,6 +4,6 @@
  * text becomes `_`, so any source name yields a valid topic.
  */
 export function topicPath(text: string): string {
-  const safe = text.replace(/[+#\u0000]/g, '_');
+  const safe = text.replace(/[+#]|\0/g, '_');
   return safe === '' ? '_' : safe;
 }

@@ -103,7 +103,7 @@ function parseArgs(argv: string[]): { opts: Options; operands: string[] } {
 
 function checkUsername(user: string): void {
   if (Buffer.byteLength(user) > MAX_FIELD_BYTES) throw new Failure('Error: Username must be less than 65536 characters long.');
-  if (/[\x00-\x1f\x7f]/.test(user)) throw new Failure('Error: Username must not contain control characters.');
+  if (/[\p{Cc}]/u.test(user)) throw new Failure('Error: Username must not contain control characters.');
   if (user.includes(':')) throw new Failure("Error: Username must not contain the ':' character.");
   // the broker trims blanks and skips '#' lines: such a user could never log in
   if (user.trim() !== user || user === '') throw new Failure('Error: Username must not be empty or start or end with blanks.');

@@ -1,5 +1,5 @@
 import type { KeySpec } from './spec.js';
-import type { BrokerConfig, BrokerTarget, ListenerConfig, LogDest, SecurityConfig } from './types.js';
+import type { BrokerTarget, ListenerConfig, LogDest, SecurityConfig } from './types.js';
 import { sseKeys } from '../http/sse-config.js';
 import { pluginKeys } from '../auth/plugins.js';
 import { httpAuthKeys } from '../http-auth.js';

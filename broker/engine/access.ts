@@ -30,7 +30,7 @@ function aedesInternalSys(topic: string): boolean {
  * MQTT-1.5.3-2 forbids U+0000 in strings; Mosquitto's UTF-8 check also refuses the C0 and C1 control
  * characters in a client id (they break logs and ACL patterns).
  */
-const CONTROL_CHARACTER = /[\u0000-\u001f\u007f-\u009f]/;
+const CONTROL_CHARACTER = /\p{Cc}/u; // U+0000-U+001F and U+007F-U+009F
 export function hasControlCharacter(s: string): boolean {
   return CONTROL_CHARACTER.test(s);
 }

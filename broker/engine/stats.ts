@@ -34,16 +34,15 @@ export class BrokerStats {
     probe: BrokerProbe,
     registry: Registry,
   ) {
-    const self = this;
     const counter = (name: string, help: string, read: () => number) =>
       new Counter({ name, help, registers: [registry], collect() { this.reset(); this.inc(read()); } });
-    counter('mqprobe_messages_received_total', 'MQTT packets of any type received.', () => self.messagesReceived);
-    counter('mqprobe_messages_sent_total', 'MQTT packets of any type sent.', () => self.messagesSent);
-    counter('mqprobe_publish_received_total', 'PUBLISH packets received.', () => self.publishReceived);
-    counter('mqprobe_publish_sent_total', 'PUBLISH packets sent.', () => self.publishSent);
-    counter('mqprobe_publish_dropped_total', 'PUBLISH packets dropped (ACL, message_size_limit, full subscriber queues).', () => self.publishDropped);
-    counter('mqprobe_bytes_received_total', 'Bytes received on client connections.', () => self.bytesReceived());
-    counter('mqprobe_bytes_sent_total', 'Bytes sent on client connections.', () => self.bytesSent());
+    counter('mqprobe_messages_received_total', 'MQTT packets of any type received.', () => this.messagesReceived);
+    counter('mqprobe_messages_sent_total', 'MQTT packets of any type sent.', () => this.messagesSent);
+    counter('mqprobe_publish_received_total', 'PUBLISH packets received.', () => this.publishReceived);
+    counter('mqprobe_publish_sent_total', 'PUBLISH packets sent.', () => this.publishSent);
+    counter('mqprobe_publish_dropped_total', 'PUBLISH packets dropped (ACL, message_size_limit, full subscriber queues).', () => this.publishDropped);
+    counter('mqprobe_bytes_received_total', 'Bytes received on client connections.', () => this.bytesReceived());
+    counter('mqprobe_bytes_sent_total', 'Bytes sent on client connections.', () => this.bytesSent());
     new Gauge({ name: 'mqprobe_clients_connected', help: 'Connected clients.', registers: [registry], collect() { this.set(aedes.connectedClients); } });
     this.listenerConnections = new Gauge({ name: 'mqprobe_listener_connections', help: 'Open connections per listener.', labelNames: ['listener'], registers: [registry] });
     this.authFailures = new Counter({ name: 'mqprobe_auth_failures_total', help: 'Refused CONNECTs by reason.', labelNames: ['reason'], registers: [registry] });

@@ -56,7 +56,10 @@ function churn(port: number, seed: number) {
   return {
     async stop() {
       running = false;
-      for (const c of open) (c instanceof net.Socket ? c.destroy() : c.end(true));
+      for (const c of open) {
+        if (c instanceof net.Socket) c.destroy();
+        else c.end(true);
+      }
       await Promise.all(loops);
     },
   };

@@ -12,7 +12,7 @@ import { startTestBroker, tempDir, type TestBroker } from '../helpers/broker.js'
 import { makePki } from '../helpers/certs.js';
 import { connectClient, until } from '../helpers/mqtt.js';
 import { PASSWORDS, readEvents, scriptedSession, securityConf } from './session.js';
-import { startReceiver, type Receiver } from './syslog-ng.js';
+import { startReceiver } from './syslog-ng.js';
 
 const parse = (lines: string[]) => lines.map((l) => JSON.parse(l) as Record<string, any>);
 
