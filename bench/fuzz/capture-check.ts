@@ -1,8 +1,9 @@
-/** Reads a capture file line by line (it can be hundreds of MB) and checks the capture contract. */
-import { createReadStream } from 'node:fs';
+/** Reads a capture file and its rotated predecessors line by line (together they can be GBs) and checks the capture contract. */
+import { createReadStream, existsSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 
 export interface CaptureCheck {
+  files: number;
   lines: number;
   byAction: Record<string, number>;
   /** Lines that are not JSON, and places where `event.sequence` is not the line number (first 20). */
@@ -10,25 +11,40 @@ export interface CaptureCheck {
   problemCount: number;
 }
 
-/** Every line must be one JSON object, and `event.sequence` must run 1, 2, 3 … with no gap or repeat. */
+/** The file sink's files, oldest first: `path.N` … `path.1` (capture_file_max_bytes rotation), then `path`. */
+function filesOf(path: string): string[] {
+  const rotated: string[] = [];
+  for (let n = 1; existsSync(`${path}.${n}`); n++) rotated.unshift(`${path}.${n}`);
+  return [...rotated, path];
+}
+
+/**
+ * Every line must be one JSON object, and `event.sequence` must run 1, 2, 3 … with no gap or
+ * repeat across the rotated files (a missing oldest file shows as a sequence not starting at 1).
+ */
 export async function checkCapture(path: string): Promise<CaptureCheck> {
-  const out: CaptureCheck = { lines: 0, byAction: {}, problems: [], problemCount: 0 };
+  const files = filesOf(path);
+  const out: CaptureCheck = { files: files.length, lines: 0, byAction: {}, problems: [], problemCount: 0 };
   const problem = (p: string) => {
     if (out.problems.length < 20) out.problems.push(p);
     out.problemCount++;
   };
-  for await (const line of createInterface({ input: createReadStream(path), crlfDelay: Infinity })) {
-    out.lines++;
-    let e: { event?: { sequence?: unknown; action?: unknown } };
-    try {
-      e = JSON.parse(line);
-    } catch (err) {
-      problem(`line ${out.lines}: not JSON (${(err as Error).message}): ${line.slice(0, 200)}`);
-      continue;
+  for (const file of files) {
+    let lineInFile = 0;
+    for await (const line of createInterface({ input: createReadStream(file), crlfDelay: Infinity })) {
+      out.lines++;
+      lineInFile++;
+      let e: { event?: { sequence?: unknown; action?: unknown } };
+      try {
+        e = JSON.parse(line);
+      } catch (err) {
+        problem(`${file}:${lineInFile}: not JSON (${(err as Error).message}): ${line.slice(0, 200)}`);
+        continue;
+      }
+      if (e.event?.sequence !== out.lines) problem(`${file}:${lineInFile}: event.sequence ${JSON.stringify(e.event?.sequence)}, expected ${out.lines}`);
+      const action = String(e.event?.action);
+      out.byAction[action] = (out.byAction[action] ?? 0) + 1;
     }
-    if (e.event?.sequence !== out.lines) problem(`line ${out.lines}: event.sequence ${JSON.stringify(e.event?.sequence)}, expected ${out.lines}`);
-    const action = String(e.event?.action);
-    out.byAction[action] = (out.byAction[action] ?? 0) + 1;
   }
   return out;
 }

@@ -31,6 +31,8 @@ export interface FuzzStats {
   byTransport: Record<string, number>;
   byDelivery: Record<string, number>;
   byVersion: Record<string, number>;
+  /** Per kind: connections the broker closed before the fuzzer gave up on them. */
+  brokerClosedByKind: Record<string, number>;
   closedByBroker: number;
   closedByFuzzer: number;
   /** WebSocket handshakes the broker refused (counted as closed by the broker too). */
@@ -152,7 +154,7 @@ export async function roundTrip(url: string, id: string, timeoutMs = HANG_MS): P
 /** Runs `count` cases from `seed`; rejects on the first case or health check that shows a dead or hung broker. */
 export async function runFuzz(target: Target, o: FuzzOptions): Promise<FuzzStats> {
   const started = performance.now();
-  const stats: FuzzStats = { cases: 0, byKind: {}, byTransport: {}, byDelivery: {}, byVersion: {}, closedByBroker: 0, closedByFuzzer: 0, handshakesRefused: 0, healthChecks: 0, durationMs: 0 };
+  const stats: FuzzStats = { cases: 0, byKind: {}, byTransport: {}, byDelivery: {}, byVersion: {}, brokerClosedByKind: {}, closedByBroker: 0, closedByFuzzer: 0, handshakesRefused: 0, healthChecks: 0, durationMs: 0 };
   const cases = fuzzCases(o.seed, o.count);
   const check = async () => {
     const n = stats.healthChecks++;
@@ -175,7 +177,10 @@ export async function runFuzz(target: Target, o: FuzzOptions): Promise<FuzzStats
         bump(stats.byDelivery, c.delivery);
         bump(stats.byVersion, c.version);
         if (who === 'fuzzer') stats.closedByFuzzer++;
-        else stats.closedByBroker++;
+        else {
+          stats.closedByBroker++;
+          bump(stats.brokerClosedByKind, c.kind);
+        }
         if (who === 'refused') stats.handshakesRefused++;
       }
     };
