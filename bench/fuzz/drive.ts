@@ -23,6 +23,8 @@ export interface FuzzOptions {
   checkEvery: number;
   /** Called after every batch, once the health check has passed. */
   onBatch?: (done: number, stats: FuzzStats) => void | Promise<void>;
+  /** Called with every case and who closed its connection. */
+  onCase?: (c: FuzzCase, closedBy: 'broker' | 'fuzzer' | 'refused') => void;
 }
 
 export interface FuzzStats {
@@ -171,6 +173,7 @@ export async function runFuzz(target: Target, o: FuzzOptions): Promise<FuzzStats
         if (next.done) return;
         const c = next.value;
         const who = await playCase(target, c, o.idleMs);
+        o.onCase?.(c, who);
         stats.cases++;
         bump(stats.byKind, c.kind);
         bump(stats.byTransport, c.rawHttp ? 'ws (raw http)' : c.transport);

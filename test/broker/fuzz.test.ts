@@ -2,11 +2,14 @@
  * The protocol fuzzer with a fixed seed (issue 18): hostile MQTT 3.1/3.1.1/5.0 byte streams over TCP
  * and WebSockets against an in-process mqprobe. The long run is `npx tsx bench/fuzz/run.ts`.
  */
+import net from 'node:net';
 import { join } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
+import mqttPacket from 'mqtt-packet';
 import t from 'tap';
-import { startTestBroker, tempDir } from '../helpers/broker.js';
+import { freePort, startTestBroker, tempDir } from '../helpers/broker.js';
+import { startMosquitto } from '../helpers/mosquitto.js';
 import { until } from '../helpers/mqtt.js';
 import { runFuzz, roundTrip } from '../../bench/fuzz/drive.js';
 import { checkCapture } from '../../bench/fuzz/capture-check.js';
@@ -15,6 +18,8 @@ import { fuzzCases, KINDS } from '../../bench/fuzz/packets.js';
 const SEED = 18;
 const CASES = 3000;
 const CHECK_EVERY = 250;
+/** The first cases of the same seed, against Mosquitto as well. */
+const MOSQUITTO_CASES = 1000;
 /** Heap plus buffers may grow this much between the first batch and the end (sessions, retained messages). */
 const MEMORY_BOUND = 48 * 1024 * 1024;
 
@@ -85,4 +90,73 @@ t.test(`fuzzer, seed ${SEED}: ${CASES} hostile cases over TCP and WebSockets; no
   t.equal(check.byAction['broker-stopped'], 1, 'the capture ends with the broker stopping');
   t.notOk(check.byAction['capture-dropped'], 'nothing dropped');
   t.same(crashes, [], 'still no uncaught exception after close');
+});
+
+t.test(`the same ${MOSQUITTO_CASES} cases against Mosquitto 2.0.11: it survives them too, and both close every packet-before-CONNECT and second CONNECT`, async (t) => {
+  const ws = await freePort();
+  const m = await startMosquitto(t, `allow_anonymous true\nlistener ${ws} 127.0.0.1\nprotocol websockets\n`);
+  const dir = tempDir();
+  const b = await startTestBroker(t, FUZZ_CONF(join(dir, 'capture.ndjson')), { dir });
+  const opts = { seed: SEED, count: MOSQUITTO_CASES, concurrency: 16, idleMs: 150, checkEvery: CHECK_EVERY };
+  const mosq = await runFuzz({ tcpPort: m.port, wsPort: ws }, opts);
+  const probe = await runFuzz({ tcpPort: b.broker.ports[0], wsPort: b.broker.ports[1] }, opts);
+  t.equal(mosq.healthChecks, MOSQUITTO_CASES / CHECK_EVERY, 'Mosquitto answered every health check');
+  for (const kind of ['before-connect', 'second-connect']) {
+    // both brokers close at once; the 5% margin is for a busy machine, where 150 ms can pass before a close
+    for (const [name, s] of [['Mosquitto', mosq], ['mqprobe', probe]] as const) {
+      t.ok(s.brokerClosedByKind[kind] >= s.byKind[kind] * 0.95, `${name} closed ${s.brokerClosedByKind[kind]} of ${s.byKind[kind]} ${kind} connections itself`);
+    }
+  }
+  t.comment(`closed by the broker, by kind: ${KINDS.map((k) => `${k} ${probe.brokerClosedByKind[k] ?? 0}/${mosq.brokerClosedByKind[k] ?? 0}`).join(', ')} (mqprobe/Mosquitto)`);
+});
+
+/** CONNECT (and a packet), then PINGREQ: 'closed' when the broker closes the connection, 'answered' when PINGRESP comes back. */
+function closesOn(port: number, bytes: Buffer[]): Promise<'closed' | 'answered'> {
+  return new Promise((resolve) => {
+    const parser = mqttPacket.parser({ protocolVersion: 4 });
+    const s = net.connect(port, '127.0.0.1', () => s.write(Buffer.concat([...bytes, Buffer.from([0xc0, 0x00])])));
+    const timer = setTimeout(() => s.destroy(), 5000);
+    parser.on('packet', (p) => {
+      if (p.cmd !== 'pingresp') return;
+      clearTimeout(timer);
+      s.destroy();
+      resolve('answered');
+    });
+    parser.on('error', () => undefined);
+    s.on('data', (d) => parser.parse(d));
+    s.on('error', () => undefined);
+    s.on('close', () => {
+      clearTimeout(timer);
+      resolve('closed');
+    });
+  });
+}
+
+/** Encodes `packet` with the placeholder `QQ` in one string, then puts `bad` (two bytes) in its place. */
+function withBadBytes(packet: mqttPacket.Packet, bad: number[]): Buffer {
+  const b = mqttPacket.generate(packet);
+  const at = b.indexOf('QQ');
+  Buffer.from(bad).copy(b, at);
+  return b;
+}
+
+const connect = (id: string, extra: Record<string, unknown> = {}) => ({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, clientId: id, keepalive: 0, ...extra }) as mqttPacket.IConnectPacket;
+/** A known difference, not yet fixed: the assertions run and report, without failing the suite. */
+const MQPROBE_UTF8_TODO = 'mqtt-packet decodes strings without validating them (ill-formed bytes become U+FFFD); the fix belongs in broker/engine, see docs/security.md "Protocol fuzzing"';
+/** Strings that MQTT-1.5.3-1/-2 say the receiver must close the connection for (found by the fuzzer, bad-utf8 cases). */
+const ILL_FORMED: [string, Buffer[]][] = [
+  ['client id with 0xC3 0x28', [withBadBytes(connect('u8-QQ'), [0xc3, 0x28])]],
+  ['user name with 0xC0 0x80 (overlong U+0000)', [withBadBytes(connect('u8-user', { username: 'aQQ' }), [0xc0, 0x80])]],
+  ['will topic with 0xED 0xA0 (a surrogate)', [withBadBytes(connect('u8-will', { will: { topic: 'w/QQ', payload: Buffer.from('x'), qos: 0, retain: false } }), [0xed, 0xa0])]],
+  ['SUBSCRIBE filter with 0xFF 0xFE', [mqttPacket.generate(connect('u8-sub')), withBadBytes({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'f/QQ', qos: 0 }] } as mqttPacket.ISubscribePacket, [0xff, 0xfe])]],
+  ['SUBSCRIBE filter with U+0000', [mqttPacket.generate(connect('u8-nul')), withBadBytes({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'f/QQ', qos: 0 }] } as mqttPacket.ISubscribePacket, [0x61, 0x00])]],
+];
+
+t.test('ill-formed UTF-8 and U+0000 in MQTT strings close the connection (MQTT-1.5.3-1/-2), Mosquitto 2.0.11 and mqprobe', async (t) => {
+  const m = await startMosquitto(t);
+  const b = await startTestBroker(t);
+  for (const [broker, port, todo] of [['Mosquitto', m.port, undefined], ['mqprobe', b.port, MQPROBE_UTF8_TODO]] as const) {
+    for (const [name, bytes] of ILL_FORMED) t.equal(await closesOn(port, bytes), 'closed', `${broker}: ${name}`, { todo });
+    t.equal(await closesOn(port, [mqttPacket.generate(connect(`u8-good`))]), 'answered', `${broker}: a well-formed session is answered (the probe can tell)`);
+  }
 });
