@@ -22,7 +22,7 @@ function filesOf(path: string): string[] {
  * Every line must be one JSON object, and `event.sequence` must run 1, 2, 3 … with no gap or
  * repeat across the rotated files (a missing oldest file shows as a sequence not starting at 1).
  */
-export async function checkCapture(path: string): Promise<CaptureCheck> {
+export async function checkCapture(path: string, onEvent?: (e: Record<string, any>) => void): Promise<CaptureCheck> {
   const files = filesOf(path);
   const out: CaptureCheck = { files: files.length, lines: 0, byAction: {}, problems: [], problemCount: 0 };
   const problem = (p: string) => {
@@ -34,7 +34,7 @@ export async function checkCapture(path: string): Promise<CaptureCheck> {
     for await (const line of createInterface({ input: createReadStream(file), crlfDelay: Infinity })) {
       out.lines++;
       lineInFile++;
-      let e: { event?: { sequence?: unknown; action?: unknown } };
+      let e: Record<string, any>;
       try {
         e = JSON.parse(line);
       } catch (err) {
@@ -44,6 +44,7 @@ export async function checkCapture(path: string): Promise<CaptureCheck> {
       if (e.event?.sequence !== out.lines) problem(`${file}:${lineInFile}: event.sequence ${JSON.stringify(e.event?.sequence)}, expected ${out.lines}`);
       const action = String(e.event?.action);
       out.byAction[action] = (out.byAction[action] ?? 0) + 1;
+      onEvent?.(e);
     }
   }
   return out;
