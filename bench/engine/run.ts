@@ -70,6 +70,21 @@ for (const id of wanted) {
   }
 }
 
+/**
+ * Throughput per second of broker CPU: on a shared machine the broker gets whatever CPU is left,
+ * so msg/s swings with the neighbours' load, while the CPU a message costs barely does.
+ */
+const CPU_METRICS = [
+  { key: 'msg_per_cpu_s', unit: 'msg/CPU-s' },
+  { key: 'broker_wait_pct', unit: '% CPU wait' },
+];
+function addCpuMetrics(r: RunRecord): void {
+  if (r.result?.kind !== 'flow') return;
+  const { broker, brokerWait } = r.result.cpu;
+  if (broker) r.metrics.msg_per_cpu_s = r.result.deliveredPerSec / (broker / 100);
+  if (brokerWait !== undefined) r.metrics.broker_wait_pct = brokerWait;
+}
+
 const pinning = choosePinning(true);
 pinSelf(pinning.load);
 const setup = createSetup(pinning, Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout) || 100);
@@ -80,6 +95,7 @@ for (let round = 1; round <= profile.rounds; round++) {
     const order = round % 2 ? variants : [...variants].reverse();
     for (const v of order) {
       const r = await runOne(setup, sc, v, round, () => undefined);
+      addCpuMetrics(r);
       records.push(r);
       appendFileSync(values.out, `${JSON.stringify({ ...r, engine: v.label, result: undefined })}\n`);
       const figures = Object.entries(r.metrics).map(([k, x]) => `${k}=${x === undefined ? '—' : Math.round(x * 100) / 100}`);
@@ -91,7 +107,7 @@ for (let round = 1; round <= profile.rounds; round++) {
 process.stdout.write('\ncase    engine               metric        min … max (median), n\n');
 for (const { sc, variants } of plan)
   for (const v of variants)
-    for (const m of sc.metrics) {
+    for (const m of [...sc.metrics, ...(sc.scenario === 'D' ? [] : CPU_METRICS)]) {
       const xs = records.filter((r) => r.case === sc.id && r.variant === v.id && r.ok).map((r) => r.metrics[m.key]).filter((x): x is number => x !== undefined).sort((a, b) => a - b);
       const fmt = (x: number) => (x >= 100 ? Math.round(x).toLocaleString('en-US') : x.toFixed(2));
       const text = xs.length ? `${fmt(xs[0])} … ${fmt(xs[xs.length - 1])} (${fmt(xs[Math.floor((xs.length - 1) / 2)])}), ${xs.length}` : 'no successful run';
