@@ -392,14 +392,22 @@ export const PROBES: Record<string, { feature: string; run: Probe }> = {
     },
   },
   prototypeKeys: {
-    feature: 'client id __proto__ and topic filter constructor (MQTT 3.1.1), then a new client connects',
+    feature: 'client id __proto__, and topic filter constructor (MQTT 3.1.1): GHSA-52qw-whmv-87c5',
     async run(port, k) {
-      const a = await k.session(port, { clientId: '__proto__' }, 4);
+      let proto = 'accepted';
+      try {
+        await k.session(port, { clientId: '__proto__' }, 4);
+      } catch (err) {
+        if (!(err instanceof NoSession)) throw err;
+        proto = err.message;
+      }
+      await sleep(300);
+      if (!(await alive(port))) return `__proto__: ${proto}; broker afterwards: gone`;
       const b = await k.session(port, { clientId: 'constructor' }, 4);
       await subscribe(b, [{ topic: 'constructor', qos: 0 }]);
-      publish(a, 'constructor');
+      publish(b, 'constructor');
       const got = (await b.all('publish', 400)).length;
-      return `delivered ${got}; broker afterwards: ${(await alive(port)) ? 'serving' : 'gone'}`;
+      return `__proto__: ${proto}; filter constructor delivered ${got}; broker afterwards: ${(await alive(port)) ? 'serving' : 'gone'}`;
     },
   },
 };
