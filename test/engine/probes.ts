@@ -28,7 +28,7 @@ class Clients {
     const { c, connack } = await WireClient.connect(port, connect, version);
     this.all.push(c);
     const code = connack?.reasonCode ?? connack?.returnCode;
-    if (!connack || code !== 0) throw new NoSession(connack ? `CONNACK ${hex(code)}` : `closed without CONNACK${c.parseError ? ` (${c.parseError})` : ''}`);
+    if (!connack || code !== 0) throw new NoSession(connack ? `CONNACK ${hex(code)}` : `${c.closed ? 'closed' : 'no answer'} without CONNACK${c.parseError ? ` (${c.parseError})` : ''}`);
     return c;
   }
   async raw(port: number, version: 4 | 5 = 5): Promise<WireClient> {
@@ -191,6 +191,25 @@ export const PROBES: Record<string, { feature: string; run: Probe }> = {
       const pubrecs = (await c.all('pubrec', 1500)).length;
       // how many PUBRECs make it out before a close depends on timing; the cap (1,000) does not
       return `${pubrecs > 1000 ? 'more than' : 'at most'} 1000 PUBREC, then ${c.closed ? 'closed' : 'still open'}`;
+    },
+  },
+  qos2CleanReconnect: {
+    feature: 'MQTT 3.1.1: a QoS 2 packet id left unreleased, clean reconnect, the same id reused (GHSA-p8r9-qf8w-p73r, cleanIncoming)',
+    async run(port, k) {
+      const s = await k.session(port, { clientId: 'probe-q2c-sub' }, 4);
+      await subscribe(s, [{ topic: 'probe/q2c', qos: 0 }]);
+      const a = await k.session(port, { clientId: 'probe-q2c' }, 4);
+      publish(a, 'probe/q2c', { qos: 2, messageId: 7, payload: 'first' });
+      await a.next('pubrec');
+      a.end();
+      await sleep(200);
+      const b = await k.session(port, { clientId: 'probe-q2c' }, 4);
+      publish(b, 'probe/q2c', { qos: 2, messageId: 7, payload: 'second' });
+      await b.next('pubrec');
+      b.send({ cmd: 'pubrel', messageId: 7 });
+      await b.next('pubcomp');
+      const got = (await s.all('publish', 400)).map((m) => m.payload?.toString());
+      return `subscriber got: ${got.join(', ') || 'nothing'}`;
     },
   },
   noLocal: {
