@@ -46,6 +46,14 @@ async function subscribe(c: WireClient, subscriptions: Record<string, unknown>[]
   return c.next('suback');
 }
 
+/** A subscriber on `filter` (its CONNECT and subscription extras added) and a publisher: probe-<name>-sub, probe-<name>-pub. */
+async function pubSub(port: number, k: Clients, name: string, filter: string, extra: { connect?: object; sub?: object } = {}): Promise<{ s: WireClient; p: WireClient }> {
+  const s = await k.session(port, { clientId: `probe-${name}-sub`, ...extra.connect });
+  await subscribe(s, [{ topic: filter, qos: 0, ...extra.sub }]);
+  const p = await k.session(port, { clientId: `probe-${name}-pub` });
+  return { s, p };
+}
+
 const publish = (c: WireClient, topic: string, extra: Record<string, unknown> = {}) =>
   c.send({ cmd: 'publish', topic, payload: Buffer.from(String(extra.payload ?? 'x')), qos: 0, retain: false, dup: false, ...extra });
 
@@ -137,9 +145,7 @@ export const PROBES: Record<string, { feature: string; run: Probe }> = {
   topicAliasIn: {
     feature: 'inbound topic alias (client → broker): register alias 1, then publish by alias only',
     async run(port, k) {
-      const s = await k.session(port, { clientId: 'probe-ta-sub' });
-      await subscribe(s, [{ topic: 'probe/ta/#', qos: 0 }]);
-      const p = await k.session(port, { clientId: 'probe-ta-pub' });
+      const { s, p } = await pubSub(port, k, 'ta', 'probe/ta/#');
       publish(p, 'probe/ta/x', { properties: { topicAlias: 1 } });
       publish(p, '', { properties: { topicAlias: 1 } });
       const got = await s.all('publish', 500);
@@ -150,20 +156,16 @@ export const PROBES: Record<string, { feature: string; run: Probe }> = {
   topicAliasOut: {
     feature: 'outbound topic alias (broker → client that allows 10)',
     async run(port, k) {
-      const s = await k.session(port, { clientId: 'probe-tao-sub', properties: { topicAliasMaximum: 10 } });
-      await subscribe(s, [{ topic: 'probe/tao', qos: 0 }]);
-      const p = await k.session(port, { clientId: 'probe-tao-pub' });
+      const { s, p } = await pubSub(port, k, 'tao', 'probe/tao', { connect: { properties: { topicAliasMaximum: 10 } } });
       for (let i = 0; i < 3; i++) publish(p, 'probe/tao');
       const got = await s.all('publish', 500);
       return `delivered ${got.length}, ${got.filter((m) => m.properties?.topicAlias !== undefined).length} with an alias`;
     },
   },
   receiveMaximumOut: {
-    feature: "receive maximum, broker → client: client allows 2 unacknowledged QoS 1, 5 are published",
+    feature: 'receive maximum, broker → client: client allows 2 unacknowledged QoS 1, 5 are published',
     async run(port, k) {
-      const s = await k.session(port, { clientId: 'probe-rm-sub', properties: { receiveMaximum: 2 } });
-      await subscribe(s, [{ topic: 'probe/rm', qos: 1 }]);
-      const p = await k.session(port, { clientId: 'probe-rm-pub' });
+      const { s, p } = await pubSub(port, k, 'rm', 'probe/rm', { connect: { properties: { receiveMaximum: 2 } }, sub: { qos: 1 } });
       for (let i = 1; i <= 5; i++) publish(p, 'probe/rm', { qos: 1, messageId: i });
       const first = (await s.all('publish', 600)).length;
       return `in flight before any PUBACK: ${first}`;
@@ -353,9 +355,7 @@ export const PROBES: Record<string, { feature: string; run: Probe }> = {
   maxPacketOut: {
     feature: 'maximum packet size, broker → client (client allows 200 bytes): a 1,000-byte message, then a small one',
     async run(port, k) {
-      const s = await k.session(port, { clientId: 'probe-mpo-sub', properties: { maximumPacketSize: 200 } });
-      await subscribe(s, [{ topic: 'probe/mpo', qos: 0 }]);
-      const p = await k.session(port, { clientId: 'probe-mpo-pub' });
+      const { s, p } = await pubSub(port, k, 'mpo', 'probe/mpo', { connect: { properties: { maximumPacketSize: 200 } } });
       publish(p, 'probe/mpo', { payload: 'x'.repeat(1000) });
       publish(p, 'probe/mpo', { payload: 'small' });
       const got = await s.all('publish', 500);
