@@ -1,7 +1,7 @@
 /**
  * Engine evaluation for issue 19 (docs/engine.md): bare Aedes 1.2 (node_modules) against a bare
- * Aedes 2 beta unpacked elsewhere, on the bench harness's scenarios A, B, C and D, plus A and B over
- * MQTT 5 on the beta (1.2 refuses protocol level 5). Rounds alternate the engines; the summary gives
+ * Aedes 2 beta installed elsewhere, on the bench harness's scenarios A, B, C and D, plus A, B and D
+ * over MQTT 5 on the beta (1.2 refuses protocol level 5). Rounds alternate the engines; the summary gives
  * the range (min … max) and the median of every case, because this machine is shared and noisy.
  *
  *   mkdir /tmp/beta && cd /tmp/beta && npm init -y && npm install --save-exact aedes@2.0.0-beta.1
@@ -15,7 +15,7 @@ import { aedesVersion, type BrokerVariant } from '../harness/brokers.js';
 import { choosePinning, nodeCommand, pinSelf } from '../harness/processes.js';
 import { createSetup, runOne, type RunRecord } from '../harness/runner.js';
 import { scenarioCases, type ScenarioCase } from '../harness/scenarios.js';
-import type { FlowJob } from '../harness/load/jobs.js';
+import type { ConnectJob, FlowJob } from '../harness/load/jobs.js';
 
 const { values } = parseArgs({
   options: {
@@ -23,7 +23,7 @@ const { values } = parseArgs({
     rounds: { type: 'string', default: '3' },
     duration: { type: 'string', default: '4' },
     idle: { type: 'string', default: '5000' },
-    cases: { type: 'string', default: 'A,B,C,A5,B5,D' },
+    cases: { type: 'string', default: 'A,B,C,A5,B5,D,D5' },
     out: { type: 'string', default: join(import.meta.dirname, 'results.jsonl') },
   },
 });
@@ -47,11 +47,11 @@ const current = engine('aedes-current', `Aedes ${aedesVersion()}`);
 const candidate = engine('aedes-beta', `Aedes ${betaVersion}`, beta);
 
 /** The harness case run over MQTT 5 instead (same load, same checks). */
-const overMqtt5 = (sc: ScenarioCase): ScenarioCase => ({
+const overMqtt5 = (sc: ScenarioCase, id = `${sc.id}5`): ScenarioCase => ({
   ...sc,
-  id: `${sc.id}5`,
+  id,
   short: `${sc.short}, MQTT 5`,
-  job: (c) => ({ ...(sc.job(c) as FlowJob), protocolVersion: 5 }),
+  job: (c) => ({ ...(sc.job(c) as FlowJob | ConnectJob), protocolVersion: 5 }),
 });
 
 const idle = Number(values.idle);
@@ -62,10 +62,11 @@ const wanted = values.cases.split(',');
 const plan: { sc: ScenarioCase; variants: BrokerVariant[] }[] = [];
 for (const id of wanted) {
   if (id === 'D') plan.push({ sc: byId(`D-${idle}`), variants: [current, candidate] });
+  else if (id === 'D5') plan.push({ sc: overMqtt5(byId(`D-${idle}`), `D5-${idle}`), variants: [candidate] });
   else if (/^[ABC]5$/.test(id)) plan.push({ sc: overMqtt5(byId(id[0])), variants: [candidate] });
   else if (/^[ABC]$/.test(id)) plan.push({ sc: byId(id), variants: [current, candidate] });
   else {
-    process.stderr.write(`bench/engine: unknown case ${id} (A, B, C, A5, B5, C5, D)\n`);
+    process.stderr.write(`bench/engine: unknown case ${id} (A, B, C, A5, B5, C5, D, D5)\n`);
     process.exit(2);
   }
 }

@@ -49,6 +49,8 @@ export interface ConnectJob {
   settleMs: number;
   clientPrefix: string;
   watch: Watched;
+  /** MQTT 5 instead of 3.1.1 (bench/engine/ only). */
+  protocolVersion?: 4 | 5;
 }
 
 export type Job = FlowJob | ConnectJob;
