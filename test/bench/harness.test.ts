@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import t from 'tap';
 import { aedesVersion, brokerVariants, findMosquitto, mosquittoVersion, type BrokerVariant } from '../../bench/harness/brokers.js';
 import { FrameReader, PublishTemplate, encodeConnect } from '../../bench/harness/load/packets.js';
-import type { ConnectResult, FlowResult } from '../../bench/harness/load/jobs.js';
+import type { ConnectResult, FlowJob, FlowResult } from '../../bench/harness/load/jobs.js';
 import { parseOptions } from '../../bench/harness/options.js';
 import { repoRoot } from '../../bench/harness/processes.js';
 import { BEGIN, END, mergeResults } from '../../bench/harness/results.js';
@@ -105,6 +105,18 @@ t.test('runs against real brokers count every message and connection', async (t)
     t.ok(f.published > 0);
     t.equal(f.expected, f.published * 50);
     t.equal(f.delivered, f.expected);
+  });
+
+  await t.test('QoS 1 fan-in over MQTT 5 (bench/engine) through Mosquitto: every publish acknowledged, nothing twice', { skip: bin ? false : 'mosquitto is not installed' }, async (t) => {
+    const b = sc('B');
+    const over5: ScenarioCase = { ...b, job: (c) => ({ ...(b.job(c) as FlowJob), protocolVersion: 5 }) };
+    // not run(): Mosquitto 2.0.11 drops a few QoS 1 messages in B (bench/README.md); what is checked
+    // here is the MQTT 5 encoding of the load (packet ids under the property length, the SUBACK read)
+    const f = (await runOne(setup, over5, variant('mosquitto'), 1, () => undefined)).result as FlowResult;
+    t.ok(f.published > 0, `published ${f.published}`);
+    t.equal(f.pubacks, f.published, 'one PUBACK per publish: the packet ids were where MQTT 5 puts them');
+    t.ok(f.delivered > 0 && f.delivered + f.lost === f.published, `delivered ${f.delivered}, lost ${f.lost}`);
+    t.equal(f.misordered, 0);
   });
 
   await t.test('capture to the json_lines receiver: every event accounted for', async (t) => {

@@ -50,8 +50,9 @@ export class RawClient {
         clearTimeout(timer);
         this.socket.off('close', onClose);
         this.onPacket(() => undefined);
-        // CONNACK: flags byte then return code; SUBACK: packet id (2 bytes) then granted QoS
-        resolve(buf[type === PACKET.CONNACK ? start + 1 : Math.min(start + 2, end - 1)]);
+        // CONNACK: flags byte then return code; SUBACK (one subscription): the granted QoS is the last
+        // byte (after the packet id, and in MQTT 5 after the property length)
+        resolve(buf[type === PACKET.CONNACK ? start + 1 : end - 1]);
       });
       this.socket.write(packet);
     });

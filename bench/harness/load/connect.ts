@@ -11,7 +11,7 @@ import { cpuMeter, rssKb, selfCpuMeter, waitMeter } from '../proc.js';
 
 export async function runConnect(job: ConnectJob, progress: Progress): Promise<ConnectResult> {
   // encoded before the clock starts: the generator only copies bytes while measuring
-  const packets = Array.from({ length: job.clients }, (_, i) => encodeConnect({ clientId: `${job.clientPrefix}c${i}`, username: job.username, password: job.password }));
+  const packets = Array.from({ length: job.clients }, (_, i) => encodeConnect({ clientId: `${job.clientPrefix}c${i}`, username: job.username, password: job.password, protocolVersion: job.protocolVersion }));
   progress('settling');
   await sleep(job.settleMs);
   const rssBeforeKb = rssKb(job.watch.broker);

@@ -32,6 +32,8 @@ export interface FlowJob {
   latency: boolean;
   clientPrefix: string;
   watch: Watched;
+  /** MQTT 5 instead of 3.1.1 (bench/engine/ only; readPublish reads both, the payload sits at the end). */
+  protocolVersion?: 4 | 5;
 }
 
 /** Many clients connecting (and staying connected): connection rate, and memory per idle connection. */
@@ -47,6 +49,8 @@ export interface ConnectJob {
   settleMs: number;
   clientPrefix: string;
   watch: Watched;
+  /** MQTT 5 instead of 3.1.1 (bench/engine/ only). */
+  protocolVersion?: 4 | 5;
 }
 
 export type Job = FlowJob | ConnectJob;

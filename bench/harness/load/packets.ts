@@ -1,5 +1,5 @@
 /**
- * MQTT 3.1.1 packets for the load generator, encoded once with mqtt-packet before a run starts.
+ * MQTT 3.1.1 (or 5.0, for the engine evaluation in bench/engine/) packets for the load generator, encoded once with mqtt-packet before a run starts.
  * On the hot path a publish is a copy of its template with the sequence number, send time and
  * (QoS 1) packet id patched in at known offsets; received packets are only framed, never decoded.
  */
@@ -13,13 +13,15 @@ export interface ConnectOptions {
   keepalive?: number;
   username?: string;
   password?: string;
+  /** 4 (MQTT 3.1.1, the default) or 5. */
+  protocolVersion?: 4 | 5;
 }
 
 export function encodeConnect(o: ConnectOptions): Buffer {
   return mqttPacket.generate({
     cmd: 'connect',
     protocolId: 'MQTT',
-    protocolVersion: 4,
+    protocolVersion: o.protocolVersion ?? 4,
     clean: true,
     clientId: o.clientId,
     keepalive: o.keepalive ?? 60,
@@ -28,11 +30,11 @@ export function encodeConnect(o: ConnectOptions): Buffer {
   });
 }
 
-export function encodeSubscribe(filter: string, qos: 0 | 1, messageId = 1): Buffer {
-  return mqttPacket.generate({ cmd: 'subscribe', messageId, subscriptions: [{ topic: filter, qos }] });
+export function encodeSubscribe(filter: string, qos: 0 | 1, messageId = 1, protocolVersion: 4 | 5 = 4): Buffer {
+  return mqttPacket.generate({ cmd: 'subscribe', messageId, subscriptions: [{ topic: filter, qos }] }, { protocolVersion });
 }
 
-/** A PUBACK for packet id 0; patch bytes 2–3. */
+/** A PUBACK for packet id 0; patch bytes 2–3. Also valid in MQTT 5 (reason code 0 and no properties may be left out). */
 export const PUBACK_TEMPLATE = mqttPacket.generate({ cmd: 'puback', messageId: 1 }).fill(0, 2);
 
 /** A publish whose payload (and packet id at QoS 1) is patched per message. */
@@ -47,11 +49,16 @@ export class PublishTemplate {
     readonly qos: 0 | 1,
     payloadBytes: number,
     readonly publisher: number,
+    protocolVersion: 4 | 5 = 4,
   ) {
     if (payloadBytes < PAYLOAD_MIN_BYTES) throw new Error(`payload must be at least ${PAYLOAD_MIN_BYTES} bytes`);
-    this.bytes = mqttPacket.generate({ cmd: 'publish', topic, payload: Buffer.alloc(payloadBytes), qos, messageId: qos ? 1 : undefined, retain: false, dup: false });
+    this.bytes = mqttPacket.generate(
+      { cmd: 'publish', topic, payload: Buffer.alloc(payloadBytes), qos, messageId: qos ? 1 : undefined, retain: false, dup: false },
+      { protocolVersion },
+    );
     this.payloadOffset = this.bytes.length - payloadBytes;
-    this.idOffset = qos ? this.payloadOffset - 2 : -1;
+    // MQTT 5 puts an (empty) property length byte between the packet id and the payload
+    this.idOffset = qos ? this.payloadOffset - 2 - (protocolVersion === 5 ? 1 : 0) : -1;
     this.bytes.writeUInt32LE(publisher, this.payloadOffset);
   }
 
