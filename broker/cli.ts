@@ -4,7 +4,8 @@ import { writeFileSync, rmSync } from 'node:fs';
 import { Command, Option } from 'commander';
 import { loadConfig } from './config/load.js';
 import { ConfigError } from './config/errors.js';
-import { createLogger } from './logger.js';
+import { createLogger, logDestinations } from './logger.js';
+import { startingLine, configLine, runningLine, terminatingLine } from './log/broker-lines.js';
 import { startBroker } from './server.js';
 import { VERSION } from './version.js';
 import { runPasswdCommand, passwdUsage } from './auth/passwd-command.js';
@@ -44,7 +45,8 @@ async function runBroker(opts: MainOptions): Promise<void> {
   }
   const log = createLogger(config, verbose);
   for (const w of config.warnings) log.warn(`${w.file}:${w.line}: ${w.key}: ${w.message}`);
-  log.info(`mqprobe version ${VERSION} starting${config.file ? `, config ${config.file}` : ' with the built-in default (local only, anonymous allowed)'}`);
+  log.info(startingLine(VERSION));
+  log.info(configLine(config.file));
   if (config.localOnly) {
     // Mosquitto 2.0's words, so that people who know them recognise the mode
     log.info('Starting in local only mode. Connections will only be possible from clients running on this machine.');
@@ -59,8 +61,14 @@ async function runBroker(opts: MainOptions): Promise<void> {
     log.flush?.();
     die(err, verbose);
   }
+  // log_dest topic: from now on the broker publishes its log lines on $SYS/broker/log/<type>
+  logDestinations(log)?.setPublisher((topic, payload) => {
+    if (!broker.aedes.closed) broker.aedes.publish({ cmd: 'publish', topic, payload: Buffer.from(payload), qos: 2, retain: false, dup: false }, () => undefined);
+  });
+  log.info(runningLine(VERSION));
   const stop = async (signal: string) => {
     log.info(`${signal} received, shutting down`);
+    log.info(terminatingLine(VERSION));
     const force = setTimeout(() => process.exit(1), 15_000).unref();
     await broker.close();
     if (config.pidFile) rmSync(config.pidFile, { force: true });

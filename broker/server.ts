@@ -18,6 +18,9 @@ import { startSysTopics } from './sys-topics.js';
 import { createBrokerState } from './persistence/index.js';
 import { VERSION } from './version.js';
 import { newListener } from './config/load.js';
+import { logClientLines } from './log/client-lines.js';
+import { listenLines } from './log/broker-lines.js';
+import { logDestinations } from './logger.js';
 import { attachBeats } from '../bridges/index.js';
 import { startCapture, type Capture } from '../capture/index.js';
 import { createDetection } from '../capture/detect/index.js';
@@ -85,6 +88,8 @@ export async function startBroker(config: BrokerConfig, opts: StartOptions): Pro
   const info = { name: hostname(), id: aedes.id, version: VERSION };
 
   watchClients(aedes, probe, access, log, config, () => closing);
+  // Mosquitto's own log lines for connects, refusals, disconnects and subscriptions (broker/log/client-lines.ts)
+  logClientLines(aedes, probe, log, { connectionMessages: config.connectionMessages, enabled: (type) => logDestinations(log)?.enabled(type) ?? true });
   // before the listeners open, so the first connection and broker-starting are captured
   const capture = startCapture({ aedes, probe, log, metrics, config: config.capture, info, connOf: connInfo, usernameOf: (c) => clientMeta(c)?.username });
   if (config.detect.enabled) capture.subscribe(detection.observe);
@@ -120,7 +125,7 @@ export async function startBroker(config: BrokerConfig, opts: StartOptions): Pro
   }
   for (const b of bound) {
     const where = `${b.config.bind ?? '*'}:${b.port}`;
-    log.info({ listener: where, protocol: b.config.protocol, tls: !!b.config.tls.certfile }, `listening on ${where} (${b.config.protocol}${b.config.tls.certfile ? ', tls' : ''})`);
+    for (const text of listenLines(b)) log.info({ log_type: 'information', listener: where, protocol: b.config.protocol, tls: !!b.config.tls.certfile }, text);
   }
 
   let http: FastifyInstance | undefined;
@@ -201,17 +206,11 @@ export async function startBroker(config: BrokerConfig, opts: StartOptions): Pro
 function watchClients(aedes: Aedes, probe: BrokerProbe, access: Access, log: Logger, config: BrokerConfig, closing: () => boolean): void {
   const keepaliveExpired = new WeakSet<Client>();
   const errored = new WeakMap<Client, Error>();
-  const connLog = log.child({ name: 'connection' });
   aedes.on('keepaliveTimeout', (client) => keepaliveExpired.add(client));
   aedes.on('clientError', (client, err) => errored.set(client, err));
   aedes.on('connectionError', (client, err) => {
     // errors before CONNECT completed: malformed packets, CONNECT timeout, TLS/socket failures
     probe.emit('protocol-error', connInfo(client), client, err);
-  });
-  aedes.on('clientReady', (client) => {
-    if (!config.connectionMessages) return;
-    const ci = connInfo(client);
-    connLog.info(`New client connected from ${ci?.remoteAddress ?? 'internal'}:${ci?.remotePort ?? 0} as ${client.id} (c${client.clean ? 1 : 0}, k${(client as unknown as { _keepaliveInterval: number })._keepaliveInterval > 0 ? Math.round(((client as unknown as { _keepaliveInterval: number })._keepaliveInterval - 1) / 1500) : 0}${clientMeta(client)?.username ? `, u'${clientMeta(client)!.username}'` : ''}).`);
   });
   aedes.on('clientDisconnect', (client) => {
     const c = client as Client & { _disconnected?: boolean };
@@ -229,7 +228,6 @@ function watchClients(aedes: Aedes, probe: BrokerProbe, access: Access, log: Log
               : 'socket-closed';
     if (isParseError(err)) probe.emit('protocol-error', connInfo(client), client, err!);
     probe.emit('disconnect-reason', client, reason, err);
-    if (config.connectionMessages) connLog.info(`Client ${client.id} ${reason === 'client-disconnect' ? 'disconnected' : `closed its connection (${reason}${err ? `: ${err.message}` : ''})`}.`);
   });
 }
 

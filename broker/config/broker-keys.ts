@@ -2,6 +2,7 @@ import type { KeySpec } from './spec.js';
 import type { BrokerConfig, ListenerConfig, LogDest, SecurityConfig } from './types.js';
 import { sseKeys } from '../../bridges/shared/sse-hub.js';
 import { pluginKeys } from '../auth/plugins.js';
+import { mosquittoLogKeys, mqprobeLogKeys } from '../log/settings.js';
 
 /**
  * What a key writes into: the broker config, the listener being defined (or the default
@@ -91,7 +92,7 @@ export const mosquittoKeys: KeySpec<BrokerTarget>[] = [
     v.count(1);
     t.config.sysInterval = v.int(0, 0, 86400);
   }),
-  g('log_dest', 'stdout | stderr | file <path> | syslog | topic | none', 'Where the log goes; repeat for several. syslog and topic are accepted and fall back to stderr with a warning.', 'stderr', (t, v) => {
+  g('log_dest', 'stdout | stderr | file <path> | syslog | topic | none', 'Where the log goes; repeat for several. `syslog` sends to the local syslog socket (facility from log_facility); `topic` publishes each line on `$SYS/broker/log/<E|W|N|I|M/subscribe|M/unsubscribe|WS>`; `dlt` is taken as syslog (docs/logging.md).', 'stderr', (t, v) => {
     const kind = v.oneOf(['stdout', 'stderr', 'file', 'syslog', 'topic', 'none', 'dlt'] as const);
     let dest: LogDest;
     if (kind === 'file') {
@@ -103,10 +104,11 @@ export const mosquittoKeys: KeySpec<BrokerTarget>[] = [
     }
     if (!t.config.logDest.some((d) => d.kind === dest.kind)) t.config.logDest.push(dest);
   }, true),
-  g('log_type', LOG_TYPES.join(' | '), 'Which messages are logged; repeat for several. Mapped to pino levels: debug → debug, information/notice → info, warning → warn, error → error.', 'error warning notice information', (t, v) => {
+  g('log_type', LOG_TYPES.join(' | '), 'Which messages are logged; repeat for several. Mosquitto\'s types: each line has one (connects and disconnects are notice, subscriptions subscribe, …); `all` and `-v` log every type (docs/logging.md).', 'error warning notice information', (t, v) => {
     v.count(1);
     t.config.logType.add(v.oneOf(LOG_TYPES));
   }, true),
+  ...mosquittoLogKeys,
   g('connection_messages', 'true | false', 'Log one line per client connect and disconnect, as Mosquitto.', 'true', (t, v) => {
     v.count(1);
     t.config.connectionMessages = v.bool();
@@ -220,6 +222,7 @@ export const mqprobeBrokerKeys: KeySpec<BrokerTarget>[] = [
     t.config.http = { port: v.port(0), bind: v.optionalWord(1) };
   }),
   ...sseKeys,
+  ...mqprobeLogKeys,
 ];
 
 /**
@@ -228,8 +231,8 @@ export const mqprobeBrokerKeys: KeySpec<BrokerTarget>[] = [
  * absence would change who gets in (plugins, psk_file) is not here: it stops the start.
  */
 export const unimplementedMosquittoKeys = new Set([
-  'allow_duplicate_messages', 'auth_plugin_deny_special_chars', 'check_retain_source', 'clientid_prefixes', 'log_facility',
-  'log_timestamp', 'log_timestamp_format', 'max_inflight_bytes', 'memory_limit', 'persistent_client_expiration',
+  'allow_duplicate_messages', 'auth_plugin_deny_special_chars', 'check_retain_source', 'clientid_prefixes',
+  'max_inflight_bytes', 'memory_limit', 'persistent_client_expiration',
   'queue_qos0_messages', 'upgrade_outgoing_qos', 'user', 'websockets_log_level',
   'websockets_headers_size', 'bind_interface', 'http_dir', 'max_qos', 'max_topic_alias', 'dhparamfile', 'ciphers_tls1.3', 'psk_hint',
   'tls_engine', 'tls_engine_kpass_sha1', 'tls_keyform', 'enable_proxy_protocol', 'accept_protocol_versions',

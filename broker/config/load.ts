@@ -7,6 +7,7 @@ import type { BrokerConfig, ListenerConfig, SecurityConfig } from './types.js';
 import { captureKeys, defaultCaptureConfig } from '../../capture/config.js';
 import { detectKeys, defaultDetectConfig } from '../../capture/detect-config.js';
 import { validateBeats } from '../../bridges/index.js';
+import { defaultLogSettings } from '../log/settings.js';
 
 export const DEFAULT_PORT = 1883;
 
@@ -42,6 +43,7 @@ export function defaultBrokerConfig(): BrokerConfig {
     sysInterval: 10,
     logDest: [],
     logType: new Set(),
+    log: defaultLogSettings(),
     connectionMessages: true,
     persistence: false,
     persistenceLocation: process.cwd(),

@@ -3,6 +3,7 @@ import type { ConfigLine } from './lexer.js';
 import type { CaptureConfig } from '../../capture/config.js';
 import type { DetectConfig } from '../../capture/detect-config.js';
 import type { SseConfig } from '../../bridges/shared/sse-hub.js';
+import type { LogSettings } from '../log/settings.js';
 
 /** Security settings: global, or per listener when `per_listener_settings true`. */
 export interface SecurityConfig {
@@ -74,6 +75,8 @@ export interface BrokerConfig {
   sysInterval: number;
   logDest: LogDest[];
   logType: Set<string>;
+  /** log_format, log_timestamp, log_timestamp_format, log_facility (broker/log/settings.ts). */
+  log: LogSettings;
   connectionMessages: boolean;
   pidFile?: string;
   persistence: boolean;
