@@ -7,6 +7,7 @@ import { ConfigError } from './config/errors.js';
 import { createLogger, logDestinations } from './logger.js';
 import { startingLine, configLine, runningLine, terminatingLine } from './log/broker-lines.js';
 import { startBroker } from './server.js';
+import { createStateDirs, dropPrivileges } from './privileges.js';
 import { VERSION } from './version.js';
 import { runPasswdCommand, passwdUsage } from './auth/passwd-command.js';
 import { renderConfigDocs } from './config/docs.js';
@@ -55,7 +56,10 @@ async function runBroker(opts: MainOptions): Promise<void> {
   if (config.pidFile) writeFileSync(config.pidFile, `${process.pid}\n`);
   let broker;
   try {
+    const created = createStateDirs(config);
     broker = await startBroker(config, { log });
+    // Mosquitto's `user`: ports bound and files open, stop being root (broker/privileges.ts)
+    dropPrivileges(config, created, log);
   } catch (err) {
     log.fatal({ err: (err as Error).message }, 'cannot start');
     log.flush?.();

@@ -3,6 +3,7 @@ import type { BrokerConfig, ListenerConfig, LogDest, SecurityConfig } from './ty
 import { sseKeys } from '../../bridges/shared/sse-hub.js';
 import { pluginKeys } from '../auth/plugins.js';
 import { mosquittoLogKeys, mqprobeLogKeys } from '../log/settings.js';
+import { userKey } from '../privileges.js';
 
 /**
  * What a key writes into: the broker config, the listener being defined (or the default
@@ -117,6 +118,7 @@ export const mosquittoKeys: KeySpec<BrokerTarget>[] = [
     v.count(1);
     t.config.pidFile = v.path();
   }),
+  userKey,
   g('persistence', 'true | false', 'Keep retained messages, persistent sessions and queued messages across restarts in a snapshot file.', 'false', (t, v) => {
     v.count(1);
     t.config.persistence = v.bool();
@@ -233,7 +235,7 @@ export const mqprobeBrokerKeys: KeySpec<BrokerTarget>[] = [
 export const unimplementedMosquittoKeys = new Set([
   'allow_duplicate_messages', 'auth_plugin_deny_special_chars', 'check_retain_source', 'clientid_prefixes',
   'max_inflight_bytes', 'memory_limit', 'persistent_client_expiration',
-  'queue_qos0_messages', 'upgrade_outgoing_qos', 'user', 'websockets_log_level',
+  'queue_qos0_messages', 'upgrade_outgoing_qos', 'websockets_log_level',
   'websockets_headers_size', 'bind_interface', 'http_dir', 'max_qos', 'max_topic_alias', 'dhparamfile', 'ciphers_tls1.3', 'psk_hint',
   'tls_engine', 'tls_engine_kpass_sha1', 'tls_keyform', 'enable_proxy_protocol', 'accept_protocol_versions',
   // bridge blocks (Mosquitto's `connection`): the keys are known, bridging is not implemented

@@ -79,6 +79,8 @@ export interface BrokerConfig {
   log: LogSettings;
   connectionMessages: boolean;
   pidFile?: string;
+  /** `user`: who the broker becomes when started as root (undefined = `mosquitto`, broker/privileges.ts). */
+  user?: string;
   persistence: boolean;
   persistenceLocation: string;
   persistenceFile: string;
