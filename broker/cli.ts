@@ -20,6 +20,7 @@ interface MainOptions {
   port?: number[];
   verbose?: boolean;
   daemon?: boolean;
+  testConfig?: boolean;
 }
 
 /** Prints one clear line (a stack only with -v) and exits non-zero. */
@@ -38,6 +39,11 @@ async function runBroker(opts: MainOptions): Promise<void> {
     child.unref();
     process.exit(0);
   }
+  if (opts.testConfig && !opts.config) {
+    // Mosquitto 2.1's --test-config, same words and exit code (MOSQ_ERR_INVAL)
+    process.stderr.write('Please provide a configuration file to test.\n');
+    process.exit(3);
+  }
   let config;
   try {
     config = loadConfig(opts.config, { ports: opts.port });
@@ -45,6 +51,12 @@ async function runBroker(opts: MainOptions): Promise<void> {
     die(err, verbose);
   }
   const log = createLogger(config, verbose);
+  if (opts.testConfig) {
+    for (const w of config.warnings) log.warn(`${w.file}:${w.line}: ${w.key}: ${w.message}`);
+    log.info('Configuration file is OK.');
+    log.flush();
+    process.exit(0);
+  }
   for (const w of config.warnings) log.warn(`${w.file}:${w.line}: ${w.key}: ${w.message}`);
   log.info(startingLine(VERSION));
   log.info(configLine(config.file));
@@ -98,6 +110,7 @@ export function buildProgram(): Command {
     }))
     .option('-v, --verbose', 'debug logging, stack traces on errors')
     .option('-d, --daemon', 'run in the background')
+    .option('--test-config', 'check the configuration file and exit: 0 when it is valid, 3 (and the error) when not, as Mosquitto 2.1')
     .action((opts: MainOptions) => runBroker(opts));
   program
     .command('passwd')
