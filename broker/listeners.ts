@@ -11,6 +11,7 @@ import { WebSocketServer, createWebSocketStream } from 'ws';
 import type { Logger } from 'pino';
 import type { ListenerConfig } from './config/types.js';
 import { tagConnection, type BrokerProbe, type ConnInfo } from './probe.js';
+import { readProxyHeader } from './proxy-protocol.js';
 
 export interface BoundListener {
   config: ListenerConfig;
@@ -112,7 +113,15 @@ export async function bindListener(l: ListenerConfig, accept: Accept, probe: Bro
   } else if (secure) {
     server = tls.createServer({ ...secure, noDelay: opts.noDelay }, (sock) => open(sock, connInfo('tls', sock)));
   } else {
-    server = net.createServer({ noDelay: opts.noDelay }, (sock) => open(sock, connInfo('tcp', sock)));
+    server = net.createServer({ noDelay: opts.noDelay }, (sock) => {
+      if (!l.proxyProtocol) return open(sock, connInfo('tcp', sock));
+      // enable_proxy_protocol: the client's address comes in a PROXY header before MQTT (broker/proxy-protocol.ts)
+      readProxyHeader(sock, l.proxyProtocol, (real) => open(sock, { ...connInfo('tcp', sock), ...real.remoteAddress && real }), (err) => {
+        const info = connInfo('tcp', sock);
+        log.error({ log_type: 'error' }, `Error: bad PROXY protocol header from ${info.remoteAddress}:${info.remotePort}: ${err.message}.`);
+        probe.emit('protocol-error', info, undefined, err);
+      });
+    });
   }
   if (secure) {
     server.on('tlsClientError', (err: Error, sock: tls.TLSSocket) => {

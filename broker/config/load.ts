@@ -8,6 +8,7 @@ import { captureKeys, defaultCaptureConfig } from '../../capture/config.js';
 import { detectKeys, defaultDetectConfig } from '../../capture/detect-config.js';
 import { validateBeats } from '../../bridges/index.js';
 import { defaultLogSettings } from '../log/settings.js';
+import { validateProxyListener } from '../proxy-protocol.js';
 
 export const DEFAULT_PORT = 1883;
 
@@ -184,6 +185,7 @@ function validateListeners(config: BrokerConfig): void {
     const prev = seen.get(id);
     if (prev && l.port !== 0) throw new ConfigError(l.pos, 'listener', `port ${l.port} is already used by the listener at ${prev.pos.file}:${prev.pos.line}`);
     seen.set(id, l);
+    validateProxyListener(l);
     const t = l.tls;
     if ((t.certfile && !t.keyfile) || (!t.certfile && t.keyfile)) throw new ConfigError(l.pos, 'certfile', 'certfile and keyfile must be given together');
     if (t.requireCertificate && !t.cafile && !t.capath) throw new ConfigError(l.pos, 'require_certificate', 'require_certificate needs cafile or capath');

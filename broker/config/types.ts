@@ -37,6 +37,8 @@ export interface ListenerConfig {
   maxConnections: number;
   mountPoint?: string;
   useUsernameAsClientid: boolean;
+  /** enable_proxy_protocol: a PROXY protocol header of this version precedes MQTT (broker/proxy-protocol.ts). */
+  proxyProtocol?: 1 | 2;
   tls: TlsConfig;
   security: SecurityConfig;
 }
