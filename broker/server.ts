@@ -19,6 +19,7 @@ import { createBrokerState } from './persistence/index.js';
 import { VERSION } from './version.js';
 import { newListener } from './config/load.js';
 import { logClientLines } from './log/client-lines.js';
+import { ConnectionGate } from './connection-gate.js';
 import { listenLines } from './log/broker-lines.js';
 import { logDestinations } from './logger.js';
 import { attachBeats } from '../bridges/index.js';
@@ -108,9 +109,10 @@ export async function startBroker(config: BrokerConfig, opts: StartOptions): Pro
   };
 
   const bound: BoundListener[] = [];
+  const gate = new ConnectionGate(config.globalMaxConnections);
   try {
     for (const l of config.listeners) {
-      const b = await bindListener(l, handle, probe, log, { noDelay: config.setTcpNodelay }).catch((err: NodeJS.ErrnoException) => {
+      const b = await bindListener(l, handle, probe, log, { noDelay: config.setTcpNodelay, gate }).catch((err: NodeJS.ErrnoException) => {
         if (!l.optional || !['EADDRNOTAVAIL', 'EAFNOSUPPORT'].includes(err.code ?? '')) throw err;
         log.warn(`not listening on ${l.bind}:${l.port}: ${err.message}`);
       });

@@ -5,6 +5,7 @@ import { pluginKeys } from '../auth/plugins.js';
 import { mosquittoLogKeys, mqprobeLogKeys } from '../log/settings.js';
 import { userKey } from '../privileges.js';
 import { proxyProtocolKey } from '../proxy-protocol.js';
+import { mosquitto21Keys } from './mosquitto21-keys.js';
 
 /**
  * What a key writes into: the broker config, the listener being defined (or the default
@@ -187,6 +188,7 @@ export const mosquittoKeys: KeySpec<BrokerTarget>[] = [
     }),
   ),
   proxyProtocolKey,
+  ...mosquitto21Keys,
   l('ciphers', '<openssl cipher list>', 'TLS 1.2 cipher list.', undefined, (lst, v) => {
     v.count(1);
     lst.tls.ciphers = v.word();
@@ -239,7 +241,7 @@ export const unimplementedMosquittoKeys = new Set([
   'max_inflight_bytes', 'memory_limit', 'persistent_client_expiration',
   'queue_qos0_messages', 'upgrade_outgoing_qos', 'websockets_log_level',
   'websockets_headers_size', 'bind_interface', 'http_dir', 'max_qos', 'max_topic_alias', 'dhparamfile', 'ciphers_tls1.3', 'psk_hint',
-  'tls_engine', 'tls_engine_kpass_sha1', 'tls_keyform', 'accept_protocol_versions',
+  'tls_engine', 'tls_engine_kpass_sha1', 'tls_keyform',
   // bridge blocks (Mosquitto's `connection`): the keys are known, bridging is not implemented
   'connection', 'address', 'addresses', 'topic', 'cleansession', 'local_cleansession', 'clientid', 'keepalive_interval', 'idle_timeout',
   'local_clientid', 'local_password', 'local_username', 'notifications', 'notifications_local_only', 'notification_topic',

@@ -39,6 +39,11 @@ export interface ListenerConfig {
   useUsernameAsClientid: boolean;
   /** enable_proxy_protocol: a PROXY protocol header of this version precedes MQTT (broker/proxy-protocol.ts). */
   proxyProtocol?: 1 | 2;
+  /** Mosquitto 2.1 listener keys (broker/config/mosquitto21-keys.ts). */
+  allowAnonymous?: boolean;
+  autoIdPrefix?: string;
+  acceptProtocolVersions?: number[];
+  websocketsOrigins?: string[];
   tls: TlsConfig;
   security: SecurityConfig;
 }
@@ -81,6 +86,9 @@ export interface BrokerConfig {
   log: LogSettings;
   connectionMessages: boolean;
   pidFile?: string;
+  /** global_max_clients / global_max_connections (undefined = unlimited). */
+  globalMaxClients?: number;
+  globalMaxConnections?: number;
   /** `user`: who the broker becomes when started as root (undefined = `mosquitto`, broker/privileges.ts). */
   user?: string;
   persistence: boolean;
