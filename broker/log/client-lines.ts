@@ -28,6 +28,12 @@ const isInternal = (ci: ConnInfo | undefined) => ci?.transport === 'internal';
 /** Mosquitto names a client before its CONNECT is accepted by its address. */
 const addressOf = (ci: ConnInfo | undefined) => ci?.remoteAddress ?? '<unknown>';
 
+/** `error:0A00010B:SSL routines::wrong version number`, as OpenSSL 3 prints it for Mosquitto, from Node's longer message. */
+function openSslError(err: Error): string {
+  const m = /error:([0-9A-F]{8}):([^:]*):[^:]*:([^:\n]*)/.exec(err.message);
+  return m ? `error:${m[1]}:${m[2]}::${m[3]}` : err.message.trim();
+}
+
 export function logClientLines(aedes: Aedes, probe: BrokerProbe, log: Logger, opts: ClientLineOptions): void {
   const line = (type: MosqLogType, text: string) => {
     if (!opts.enabled(type)) return;
@@ -84,13 +90,12 @@ export function logClientLines(aedes: Aedes, probe: BrokerProbe, log: Logger, op
     }
     if (client && protocolErrors.has(client)) return; // already logged as refused
     if (client) protocolErrors.add(client);
-    if (ci?.tls === undefined && ci?.transport !== 'tls' && ci?.transport !== 'wss') {
-      if (conn) line('notice', /did not arrive in time/.test(err.message) ? 'Client <unknown> has exceeded timeout, disconnecting.' : 'Client <unknown> disconnected due to protocol error.');
+    if (!client && (ci?.transport === 'tls' || ci?.transport === 'wss')) {
+      // a failed TLS handshake (no MQTT client yet), in Mosquitto 2.0's words (net.c), with OpenSSL's error string
+      line('notice', `Client connection from ${addressOf(ci)} failed: ${openSslError(err)}.`);
       return;
     }
-    // a failed TLS handshake: Mosquitto prints OpenSSL's error queue, then the disconnect
-    line('error', `OpenSSL Error[0]: ${err.message}`);
-    if (conn) line('notice', 'Client <unknown> disconnected due to protocol error.');
+    if (conn) line('notice', /did not arrive in time/.test(err.message) ? 'Client <unknown> has exceeded timeout, disconnecting.' : 'Client <unknown> disconnected due to protocol error.');
   });
   probe.on('disconnect-reason', (client, reason) => {
     gone.add(client);

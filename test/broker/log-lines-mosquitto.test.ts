@@ -4,7 +4,8 @@ import { spawnSync } from 'node:child_process';
 import { chmodSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import mqtt from 'mqtt';
-import { freePort, spawnCli, type BrokerProcess } from '../helpers/broker.js';
+import { freePort, spawnCli, tempDir, type BrokerProcess } from '../helpers/broker.js';
+import { makePki } from '../helpers/certs.js';
 import { startMosquitto } from '../helpers/mosquitto.js';
 import { until } from '../helpers/mqtt.js';
 
@@ -81,4 +82,34 @@ t.test('log lines for the same client actions: mqprobe and Mosquitto 2.0.11 -v a
   p.child.kill('SIGTERM');
   await p.exited;
   t.match(p.output(), /^\d+: mqprobe version \S+ terminating$/m, 'the terminating line');
+});
+
+t.test('a failed TLS handshake: the same line as Mosquitto 2.0.11', async (t) => {
+  const pki = makePki();
+  chmodSync(pki.dir, 0o755);
+  for (const f of [pki.serverCert, pki.serverKey]) chmodSync(f, 0o644);
+  const tlsConf = `certfile ${pki.serverCert}\nkeyfile ${pki.serverKey}\nallow_anonymous true\n`;
+  const plainConnect = (port: number) =>
+    new Promise<void>((resolve) => {
+      // an MQTT CONNECT where a TLS ClientHello is expected
+      const s = net.connect(port, '127.0.0.1', () => s.write(Buffer.from('100c00044d5154540402003c0000', 'hex')));
+      s.on('close', () => resolve());
+      s.on('error', () => resolve());
+    });
+  const failed = /^\d+: (Client connection from 127\.0\.0\.1 failed: .*)$/m;
+  const mosq = await startMosquitto(t, tlsConf);
+  await plainConnect(mosq.port);
+  await until(() => /wrong version number/.test(mosq.output()), 10_000, 'mosquitto line');
+
+  const port = await freePort();
+  const conf = join(tempDir(), 'mqprobe.conf');
+  writeFileSync(conf, `listener ${port} 127.0.0.1\n${tlsConf}log_dest stdout\ndetect off\n`);
+  const p = spawnCli(t, ['-c', conf]);
+  await until(() => / running$/m.test(p.output()), 15_000, 'mqprobe running');
+  await plainConnect(port);
+  await until(() => /wrong version number/.test(p.output()), 10_000, 'mqprobe line');
+  // the helper's port probe (connect, close) also makes Mosquitto log an "unexpected eof" failure: leave it out
+  const lines = (out: string) => [...out.matchAll(new RegExp(failed.source, 'gm'))].map((m) => m[1]).filter((l) => !/unexpected eof/.test(l));
+  t.strictSame(lines(p.output()), lines(mosq.output()), 'same words and OpenSSL error string');
+  t.notMatch(p.output(), /New connection from/, 'no "New connection" line: the connection never got past TLS (as in Mosquitto)');
 });
