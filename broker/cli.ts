@@ -50,7 +50,12 @@ async function runBroker(opts: MainOptions): Promise<void> {
   } catch (err) {
     die(err, verbose);
   }
-  const log = createLogger(config, verbose);
+  let log;
+  try {
+    log = createLogger(config, verbose);
+  } catch (err) {
+    die(new Error(`log_dest: ${(err as Error).message}`), verbose); // e.g. a log file that cannot be opened
+  }
   if (opts.testConfig) {
     for (const w of config.warnings) log.warn(`${w.file}:${w.line}: ${w.key}: ${w.message}`);
     log.info('Configuration file is OK.');

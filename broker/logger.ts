@@ -1,6 +1,7 @@
 import pino, { type Logger, type Level } from 'pino';
 import type { BrokerConfig } from './config/types.js';
 import { LogDestinations } from './log/destinations.js';
+import { targetAccount } from './privileges.js';
 
 /**
  * Paths redacted by the logger itself, so no call site can leak a secret (DESIGN: "secrets are
@@ -22,10 +23,10 @@ function levelFor(types: Set<string>, verbose: boolean): Level {
 }
 
 /** The root logger, writing where `log_dest` says (stderr by default, like Mosquitto), in `log_format`. */
-export function createLogger(config: Pick<BrokerConfig, 'logDest' | 'logType' | 'log'>, verbose = false): Logger {
+export function createLogger(config: Pick<BrokerConfig, 'logDest' | 'logType' | 'log' | 'user'>, verbose = false): Logger {
   const level = levelFor(config.logType, verbose);
   // every destination, the Mosquitto line format and log_type filtering live in log/destinations.ts
-  const dests = new LogDestinations(config.logDest, config.logType, config.log, verbose);
+  const dests = new LogDestinations(config.logDest, config.logType, config.log, verbose, config.logDest.some((d) => d.kind === 'syslog') ? targetAccount(config, () => undefined) : undefined);
   const log = pino({ name: 'mqprobe', level, redact: { paths: REDACT_PATHS, censor: '[redacted]' }, base: { pid: process.pid } }, dests);
   destinationsOf.set(log, dests);
   return log;

@@ -50,7 +50,21 @@ function stateDirs(config: BrokerConfig): string[] {
 }
 
 const isRoot = () => process.geteuid?.() === 0;
-const target = (config: BrokerConfig) => config.user ?? DEFAULT_USER;
+
+/**
+ * The account a root process becomes: `user`, or `nobody` when the default `mosquitto` does not
+ * exist (reported through `warn`); undefined when running as another user, for `user root`, or
+ * when the user is missing.
+ */
+export function targetAccount(config: Pick<BrokerConfig, 'user'>, warn: (line: string) => void): Account | undefined {
+  const name = target(config);
+  if (!isRoot() || name === 'root') return undefined;
+  const account = lookup(name);
+  if (account || name !== DEFAULT_USER) return account;
+  warn(`Warning: Unable to drop privileges to '${name}' because this user does not exist. Trying 'nobody' instead.`);
+  return lookup('nobody');
+}
+const target = (config: Pick<BrokerConfig, 'user'>) => config.user ?? DEFAULT_USER;
 
 /**
  * Before the broker starts: as root about to drop, create the state directories that do not
@@ -75,16 +89,9 @@ export function createStateDirs(config: BrokerConfig): string[] {
  */
 export function dropPrivileges(config: BrokerConfig, created: string[], log: Logger): void {
   if (!isRoot()) return;
-  let name = target(config);
-  if (name !== 'root') {
-    let account = lookup(name);
-    if (!account) {
-      if (name !== DEFAULT_USER) throw new Error(`Error: Unable to drop privileges to '${name}' because this user does not exist.`);
-      log.error({ log_type: 'error' }, `Warning: Unable to drop privileges to '${name}' because this user does not exist. Trying 'nobody' instead.`);
-      name = 'nobody';
-      account = lookup(name);
-      if (!account) throw new Error("Error: Unable to drop privileges to 'nobody'.");
-    }
+  if (target(config) !== 'root') {
+    const account = targetAccount(config, (line) => log.error({ log_type: 'error' }, line));
+    if (!account) throw new Error(`Error: Unable to drop privileges to '${target(config)}' because this user does not exist.`);
     for (const dir of created) {
       chownSync(dir, account.uid, account.gid);
       for (const f of readdirSync(dir)) chownSync(join(dir, f), account.uid, account.gid);

@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync, openSync } from 'node:fs';
+import { dirname } from 'node:path';
 import pino from 'pino';
 import type { LogDest } from '../config/types.js';
 import type { LogSettings } from './settings.js';
@@ -26,14 +27,15 @@ export class LogDestinations {
   private readonly toTopic: boolean;
   private publisher?: LogPublisher;
 
-  constructor(dests: LogDest[], logType: Set<string>, private readonly settings: LogSettings, verbose: boolean) {
+  /** `runAs`: the account the broker will drop to, so that no helper process stays root. */
+  constructor(dests: LogDest[], logType: Set<string>, private readonly settings: LogSettings, verbose: boolean, runAs?: { uid: number; gid: number }) {
     this.types = enabledTypes(logType, verbose);
     const list = dests.length ? dests : [{ kind: 'stderr' as const }];
     for (const d of list) {
       if (d.kind === 'stdout') this.writers.push(pino.destination({ fd: 1, sync: false }));
       else if (d.kind === 'stderr') this.writers.push(pino.destination({ fd: 2, sync: false }));
-      else if (d.kind === 'file') this.writers.push(pino.destination({ dest: d.path, mkdir: true, append: true, sync: false }));
-      else if (d.kind === 'syslog') this.syslog = openSyslog(settings);
+      else if (d.kind === 'file') this.writers.push(pino.destination({ fd: openLogFile(d.path), sync: false }));
+      else if (d.kind === 'syslog') this.syslog = openSyslog(settings, runAs);
     }
     this.toTopic = list.some((d) => d.kind === 'topic');
   }
@@ -91,13 +93,19 @@ export class LogDestinations {
   }
 }
 
+/** Opened now, synchronously, as Mosquitto does before it drops root: the broker may not be allowed to later. */
+function openLogFile(path: string): number {
+  mkdirSync(dirname(path), { recursive: true });
+  return openSync(path, 'a');
+}
+
 /**
  * `log_dest syslog` through util-linux `logger`: Node cannot open the datagram socket /dev/log
  * usually is, and logger writes exactly what glibc's syslog(3) writes there (`<PRI>time tag[pid]: msg`).
  * One long-lived logger process reads our lines, each with its own priority (`--prio-prefix`).
  * Without the socket, lines go to stderr with one warning, like syslog(3)'s LOG_CONS console fallback.
  */
-function openSyslog(settings: LogSettings): Writer {
+function openSyslog(settings: LogSettings, runAs: { uid: number; gid: number } | undefined): Writer {
   const stderr = pino.destination({ fd: 2, sync: false });
   const fallback = (why: string): Writer => {
     stderr.write(`mqprobe: log_dest syslog: ${why}; syslog lines go to stderr instead\n`);
@@ -106,7 +114,7 @@ function openSyslog(settings: LogSettings): Writer {
   if (!existsSync(settings.syslogSocket)) return fallback(`no syslog socket at ${settings.syslogSocket}`);
   let child: ChildProcess;
   try {
-    child = spawn('logger', ['--prio-prefix', '--socket', settings.syslogSocket, '--socket-errors=on', '--tag', 'mqprobe', `--id=${process.pid}`], { stdio: ['pipe', 'ignore', 'pipe'] });
+    child = spawn('logger', ['--prio-prefix', '--socket', settings.syslogSocket, '--socket-errors=on', '--tag', 'mqprobe', `--id=${process.pid}`], { stdio: ['pipe', 'ignore', 'pipe'], uid: runAs?.uid, gid: runAs?.gid });
   } catch (err) {
     return fallback(`cannot run logger (${(err as Error).message})`);
   }

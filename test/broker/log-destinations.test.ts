@@ -1,6 +1,6 @@
 import t from 'tap';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import mqtt from 'mqtt';
 import { freePort, spawnCli, tempDir, waitForPort, type Teardown } from '../helpers/broker.js';
@@ -27,7 +27,7 @@ async function connectAndLeave(port: number, extra: mqtt.IClientOptions = {}): P
   await c.endAsync();
 }
 
-t.test('log_dest file: Mosquitto lines appended; log_timestamp_format; log_type filters by Mosquitto type', async (t) => {
+t.test('log_dest file: Mosquitto lines appended (opened before root is dropped); log_timestamp_format; log_type filters by Mosquitto type', async (t) => {
   const dir = tempDir();
   const file = join(dir, 'mosquitto.log');
   writeFileSync(file, 'an older line\n');
@@ -81,6 +81,7 @@ t.test('log_dest topic: lines published on $SYS/broker/log/<type>, Unix time, no
 
 t.test('log_dest syslog: real syslog-ng on a unix-dgram socket gets the lines with facility and severity', async (t) => {
   const dir = tempDir('mqprobe-syslog-');
+  chmodSync(dir, 0o755); // like /dev: the syslog helper runs as the user the broker drops to
   const sock = join(dir, 'log.sock');
   const out = join(dir, 'out.log');
   mkdirSync(join(dir, 'state'));
@@ -107,6 +108,16 @@ t.test('log_dest syslog without a socket: one warning, lines on stderr', async (
   t.match(b.output(), /log_dest syslog: no syslog socket at .*none\.sock; syslog lines go to stderr instead/);
   t.match(b.output(), /^mqprobe version \S+ running$/m);
   await b.stop();
+});
+
+t.test('a log file that cannot be opened stops the start with one line', async (t) => {
+  const port = await freePort();
+  const file = join(tempDir(), 'mqprobe.conf');
+  writeFileSync(file, `listener ${port} 127.0.0.1\nlog_dest file /dev/null/no-such-dir/mqprobe.log\n`);
+  const p = spawnCli(t, ['-c', file]);
+  t.not(await p.exited, 0);
+  t.match(p.output(), /^mqprobe: log_dest: .*no-such-dir/m);
+  t.notMatch(p.output(), /\n\s+at /, 'no stack trace');
 });
 
 t.test('hostile log settings are config errors naming file and line', async (t) => {
