@@ -13,7 +13,7 @@ import { ConfigError } from './config/errors.js';
 export const proxyProtocolKey: KeySpec<BrokerTarget> = {
   key: 'enable_proxy_protocol',
   usage: '1 | 2',
-  doc: "Mosquitto 2.1: connections to this listener start with a PROXY protocol header of this version (HAProxy `send-proxy` = 1, `send-proxy-v2` = 2, or a cloud load balancer); the client address it carries is the one logged and captured (source.ip/port). Connections without a valid header are closed. Plain mqtt listeners only: with TLS or websockets it stops the start (docs/logging.md).",
+  doc: "Mosquitto 2.1: connections to this listener start with a PROXY protocol header of this version (HAProxy `send-proxy` = 1, `send-proxy-v2` = 2, or a cloud load balancer); the client address it carries is the one logged and captured (source.ip/port). Connections without a valid header are closed. Plain mqtt listeners only: with TLS or websockets it stops the start. ACL patterns (%c, %u) involve no address, so they are unaffected.",
   scope: 'listener',
   set(t, v) {
     v.count(1);
