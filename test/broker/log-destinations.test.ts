@@ -2,7 +2,9 @@ import t from 'tap';
 import { spawn } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import net from 'node:net';
 import mqtt from 'mqtt';
+import mqttPacket from 'mqtt-packet';
 import { freePort, spawnCli, tempDir, waitForPort, type Teardown } from '../helpers/broker.js';
 import { collect, until } from '../helpers/mqtt.js';
 import { configError } from '../helpers/config.js';
@@ -132,5 +134,16 @@ t.test('a client id with a newline cannot forge a second log line', async (t) =>
   await c?.endAsync();
   await new Promise((r) => setTimeout(r, 500));
   t.notMatch(b.output(), /^1733355000: Client admin/m, 'no forged line');
+  await b.stop();
+});
+
+t.test('keepalive expiry: Mosquitto\'s timeout line', async (t) => {
+  const b = await start(t, 'log_dest stdout\n');
+  const s = net.connect(b.port, '127.0.0.1', () => s.write(mqttPacket.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clientId: 'ka-1', clean: true, keepalive: 1 })));
+  s.on('error', () => undefined);
+  t.teardown(() => void s.destroy());
+  // silent after CONNECT: keepalive 1 s expires after 1.5 s
+  await until(() => /^\d+: Client ka-1 has exceeded timeout, disconnecting\.$/m.test(b.output()), 10_000, 'timeout line');
+  t.match(b.output(), /New client connected from 127\.0\.0\.1:\d+ as ka-1 \(p2, c1, k1\)\./);
   await b.stop();
 });
