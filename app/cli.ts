@@ -4,8 +4,11 @@ import { writeFileSync, rmSync } from 'node:fs';
 import { Command, Option } from 'commander';
 import { loadConfig, renderConfigDocs } from './config.js';
 import { ConfigError } from '../broker/config/errors.js';
-import { createLogger } from '../broker/logger.js';
+import { createLogger, logDestinations } from '../broker/logger.js';
+import { startingLine, configLine, runningLine, terminatingLine } from '../broker/log/broker-lines.js';
 import { startBroker } from './assemble.js';
+import { captureStateDirs } from '../capture/config.js';
+import { createStateDirs, dropPrivileges } from '../broker/privileges.js';
 import { VERSION } from '../broker/version.js';
 import { runPasswdCommand, passwdUsage } from '../broker/auth/passwd-command.js';
 import { beatDocSections } from '../bridges/index.js';
@@ -17,6 +20,7 @@ interface MainOptions {
   port?: number[];
   verbose?: boolean;
   daemon?: boolean;
+  testConfig?: boolean;
 }
 
 /** Prints one clear line (a stack only with -v) and exits non-zero. */
@@ -35,15 +39,32 @@ async function runBroker(opts: MainOptions): Promise<void> {
     child.unref();
     process.exit(0);
   }
+  if (opts.testConfig && !opts.config) {
+    // Mosquitto 2.1's --test-config, same words and exit code (MOSQ_ERR_INVAL)
+    process.stderr.write('Please provide a configuration file to test.\n');
+    process.exit(3);
+  }
   let config;
   try {
     config = loadConfig(opts.config, { ports: opts.port });
   } catch (err) {
     die(err, verbose);
   }
-  const log = createLogger(config, verbose);
+  let log;
+  try {
+    log = createLogger(config, verbose);
+  } catch (err) {
+    die(new Error(`log_dest: ${(err as Error).message}`), verbose); // e.g. a log file that cannot be opened
+  }
+  if (opts.testConfig) {
+    for (const w of config.warnings) log.warn(`${w.file}:${w.line}: ${w.key}: ${w.message}`);
+    log.info('Configuration file is OK.');
+    log.flush();
+    process.exit(0);
+  }
   for (const w of config.warnings) log.warn(`${w.file}:${w.line}: ${w.key}: ${w.message}`);
-  log.info(`mqprobe version ${VERSION} starting${config.file ? `, config ${config.file}` : ' with the built-in default (local only, anonymous allowed)'}`);
+  log.info(startingLine(VERSION));
+  log.info(configLine(config.file));
   if (config.localOnly) {
     // Mosquitto 2.0's words, so that people who know them recognise the mode
     log.info('Starting in local only mode. Connections will only be possible from clients running on this machine.');
@@ -52,18 +73,28 @@ async function runBroker(opts: MainOptions): Promise<void> {
   if (config.pidFile) writeFileSync(config.pidFile, `${process.pid}\n`);
   let broker;
   try {
+    const captureDirs = captureStateDirs(config.capture);
+    const created = createStateDirs(config, captureDirs);
     broker = await startBroker(config, { log });
+    // Mosquitto's `user`: ports bound and files open, stop being root (broker/privileges.ts)
+    dropPrivileges(config, created, log, captureDirs);
   } catch (err) {
     log.fatal({ err: (err as Error).message }, 'cannot start');
     log.flush?.();
     die(err, verbose);
   }
   let stopping = false;
+  // log_dest topic: from now on the broker publishes its log lines on $SYS/broker/log/<type>
+  logDestinations(log)?.setPublisher((topic, payload) => {
+    if (!stopping) broker.broker.publish({ topic, payload: Buffer.from(payload), qos: 2, retain: false }, () => undefined);
+  });
+  log.info(runningLine(VERSION));
   const stop = async (signal: string) => {
     // a second SIGTERM/SIGINT during shutdown must not end it half-way (default action: exit 143/130)
     if (stopping) return void log.info(`${signal} received, already shutting down`);
     stopping = true;
     log.info(`${signal} received, shutting down`);
+    log.info(terminatingLine(VERSION));
     const force = setTimeout(() => process.exit(1), 15_000).unref();
     await broker.close();
     if (config.pidFile) rmSync(config.pidFile, { force: true });
@@ -89,6 +120,7 @@ export function buildProgram(): Command {
     }))
     .option('-v, --verbose', 'debug logging, stack traces on errors')
     .option('-d, --daemon', 'run in the background')
+    .option('--test-config', 'check the configuration file and exit: 0 when it is valid, 3 (and the error) when not, as Mosquitto 2.1')
     .action((opts: MainOptions) => runBroker(opts));
   program
     .command('passwd')

@@ -11,6 +11,8 @@ import { WebSocketServer, createWebSocketStream } from 'ws';
 import type { Logger } from 'pino';
 import type { ListenerConfig } from './config/types.js';
 import { tagConnection, type BrokerProbe, type ConnInfo } from './probe.js';
+import { readProxyHeader } from './proxy-protocol.js';
+import type { ConnectionGate } from './connection-gate.js';
 
 export interface BoundListener {
   config: ListenerConfig;
@@ -73,7 +75,7 @@ function host(l: ListenerConfig): string | undefined {
 }
 
 /** Opens one listener (mqtt or websockets, plain or TLS) and hands every accepted connection to `accept`. */
-export async function bindListener(l: ListenerConfig, accept: Accept, probe: BrokerProbe, log: Logger, opts: { noDelay: boolean }): Promise<BoundListener> {
+export async function bindListener(l: ListenerConfig, accept: Accept, probe: BrokerProbe, log: Logger, opts: { noDelay: boolean; gate?: ConnectionGate }): Promise<BoundListener> {
   const secure = tlsOptions(l);
   let server: net.Server;
   let port = l.port;
@@ -87,6 +89,12 @@ export async function bindListener(l: ListenerConfig, accept: Accept, probe: Bro
     openedAt: Date.now(),
   });
   const open = (stream: Duplex, info: ConnInfo, req?: IncomingMessage) => {
+    if (opts.gate && !opts.gate.admit(stream)) {
+      // global_max_connections, in Mosquitto's words
+      log.info({ log_type: 'notice' }, `Client connection from ${info.remoteAddress} denied: max_connections exceeded.`);
+      stream.destroy();
+      return;
+    }
     tagConnection(stream, info);
     probe.emit('connection-opened', info);
     accept(stream, info, req);
@@ -100,6 +108,8 @@ export async function bindListener(l: ListenerConfig, accept: Accept, probe: Bro
     const wss = new WebSocketServer({
       server: web,
       maxPayload: 268435455 + 5,
+      // websockets_origin (Mosquitto 2.1): once origins are listed, only those may upgrade
+      verifyClient: l.websocketsOrigins ? (info, done) => (l.websocketsOrigins!.includes(info.origin) ? done(true) : done(false, 403, 'Origin not allowed')) : undefined,
       handleProtocols: (protocols) => (protocols.has('mqtt') ? 'mqtt' : protocols.has('mqttv3.1') ? 'mqttv3.1' : false),
     });
     wss.on('connection', (ws, req) => {
@@ -112,7 +122,15 @@ export async function bindListener(l: ListenerConfig, accept: Accept, probe: Bro
   } else if (secure) {
     server = tls.createServer({ ...secure, noDelay: opts.noDelay }, (sock) => open(sock, connInfo('tls', sock)));
   } else {
-    server = net.createServer({ noDelay: opts.noDelay }, (sock) => open(sock, connInfo('tcp', sock)));
+    server = net.createServer({ noDelay: opts.noDelay }, (sock) => {
+      if (!l.proxyProtocol) return open(sock, connInfo('tcp', sock));
+      // enable_proxy_protocol: the client's address comes in a PROXY header before MQTT (broker/proxy-protocol.ts)
+      readProxyHeader(sock, l.proxyProtocol, (real) => open(sock, { ...connInfo('tcp', sock), ...real.remoteAddress && real }), (err) => {
+        const info = connInfo('tcp', sock);
+        log.error({ log_type: 'error' }, `Error: bad PROXY protocol header from ${info.remoteAddress}:${info.remotePort}: ${err.message}.`);
+        probe.emit('protocol-error', info, undefined, err);
+      });
+    });
   }
   if (secure) {
     server.on('tlsClientError', (err: Error, sock: tls.TLSSocket) => {

@@ -1,5 +1,7 @@
-import pino, { type Logger, type StreamEntry, type Level } from 'pino';
+import pino, { type Logger, type Level } from 'pino';
 import type { BrokerConfig } from './config/types.js';
+import { LogDestinations } from './log/destinations.js';
+import { targetAccount } from './privileges.js';
 
 /**
  * Paths redacted by the logger itself, so no call site can leak a secret (DESIGN: "secrets are
@@ -34,20 +36,19 @@ function levelFor(types: Set<string>, verbose: boolean): Level {
   return 'error';
 }
 
-/** The root logger, writing where `log_dest` says (stderr by default, like Mosquitto). */
-export function createLogger(config: Pick<BrokerConfig, 'logDest' | 'logType'>, verbose = false): Logger {
+/** The root logger, writing where `log_dest` says (stderr by default, like Mosquitto), in `log_format`. */
+export function createLogger(config: Pick<BrokerConfig, 'logDest' | 'logType' | 'log' | 'user'>, verbose = false): Logger {
   const level = levelFor(config.logType, verbose);
-  const dests = config.logDest.length ? config.logDest : [{ kind: 'stderr' as const }];
-  const streams: StreamEntry[] = [];
-  for (const d of dests) {
-    if (d.kind === 'none') continue;
-    if (d.kind === 'stdout') streams.push({ level, stream: pino.destination({ fd: 1, sync: false }) });
-    else if (d.kind === 'file') streams.push({ level, stream: pino.destination({ dest: d.path, mkdir: true, sync: false }) });
-    // syslog and topic fall back to stderr; the loader warned about it
-    else streams.push({ level, stream: pino.destination({ fd: 2, sync: false }) });
-  }
-  return pino(
-    { name: 'mqprobe', level, redact: { paths: REDACT_PATHS, censor: '[redacted]' }, base: { pid: process.pid }, onChild: keepLastName },
-    streams.length ? pino.multistream(streams) : pino.destination('/dev/null'),
-  );
+  // every destination, the Mosquitto line format and log_type filtering live in log/destinations.ts
+  const dests = new LogDestinations(config.logDest, config.logType, config.log, verbose, config.logDest.some((d) => d.kind === 'syslog') ? targetAccount(config, () => undefined) : undefined);
+  const log = pino({ name: 'mqprobe', level, redact: { paths: REDACT_PATHS, censor: '[redacted]' }, base: { pid: process.pid }, onChild: keepLastName }, dests);
+  destinationsOf.set(log, dests);
+  return log;
+}
+
+const destinationsOf = new WeakMap<Logger, LogDestinations>();
+
+/** The destinations behind a logger made by createLogger (for `log_dest topic` and log_type checks). */
+export function logDestinations(log: Logger): LogDestinations | undefined {
+  return destinationsOf.get(log);
 }

@@ -24,6 +24,10 @@ import type { ClientHandle } from './engine/client.js';
 import { createEngine, type Engine } from './engine/engine.js';
 import { watchClients } from './engine/disconnects.js';
 import { countSubscriptions, offlineSessions } from './engine/sessions.js';
+import { logClientLines } from './engine/client-lines.js';
+import { ConnectionGate } from './connection-gate.js';
+import { listenLines } from './log/broker-lines.js';
+import { logDestinations } from './logger.js';
 
 /** In-process connections belong to no network listener: no mount point, limit or per-listener security. */
 const INTERNAL_LISTENER = newListener(0, { file: '<internal>', line: 0 });
@@ -109,6 +113,8 @@ export async function createMqttServer(config: BrokerConfig, { log, metrics }: S
 
   const usernameOf = (c: ClientHandle) => clientMeta(c)?.username;
   watchClients(aedes, probe, { takenOver: access.takenOver, usernameOf }, log, config, () => closing);
+  // Mosquitto's own log lines for connects, refusals, disconnects and subscriptions (broker/engine/client-lines.ts)
+  logClientLines(aedes, probe, log, { connectionMessages: config.connectionMessages, enabled: (type) => logDestinations(log)?.enabled(type) ?? true });
 
   const deliveryLimits = {
     queuedBytes: config.maxQueuedBytes || DEFAULT_SLOW_READER_BYTES,
@@ -123,6 +129,7 @@ export async function createMqttServer(config: BrokerConfig, { log, metrics }: S
   };
 
   const bound: BoundListener[] = [];
+  const gate = new ConnectionGate(config.globalMaxConnections);
   let httpPort: number | undefined;
   let stopSys = () => {};
   const http = httpAuth ? createHttpServer(log, metrics, httpAuth, () => ({ ok: !closing, detail: { clients: aedes.connectedClients, uptime_s: Math.round(process.uptime()) } })) : undefined;
@@ -160,7 +167,7 @@ export async function createMqttServer(config: BrokerConfig, { log, metrics }: S
     async bindListeners() {
       try {
         for (const l of config.listeners) {
-          const b = await bindListener(l, handle, probe, log, { noDelay: config.setTcpNodelay }).catch((err: NodeJS.ErrnoException) => {
+          const b = await bindListener(l, handle, probe, log, { noDelay: config.setTcpNodelay, gate }).catch((err: NodeJS.ErrnoException) => {
             if (!l.optional || !['EADDRNOTAVAIL', 'EAFNOSUPPORT'].includes(err.code ?? '')) throw err;
             log.warn(`not listening on ${l.bind}:${l.port}: ${err.message}`);
           });
@@ -173,7 +180,7 @@ export async function createMqttServer(config: BrokerConfig, { log, metrics }: S
       }
       for (const b of bound) {
         const where = `${b.config.bind ?? '*'}:${b.port}`;
-        log.info({ listener: where, protocol: b.config.protocol, tls: !!b.config.tls.certfile }, `listening on ${where} (${b.config.protocol}${b.config.tls.certfile ? ', tls' : ''})`);
+        for (const text of listenLines(b)) log.info({ log_type: 'information', listener: where, protocol: b.config.protocol, tls: !!b.config.tls.certfile }, text);
       }
     },
     async start() {

@@ -1,3 +1,4 @@
+import { dirname } from 'node:path';
 import type { KeySpec } from '../broker/config/spec.js';
 import { ConfigError } from '../broker/config/errors.js';
 import { ACTIONS } from './actions.js';
@@ -260,4 +261,9 @@ export const captureKeys: KeySpec<CaptureConfig>[] = [
 /** Checks between capture keys, once the whole configuration is read. */
 export function validateCapture(c: CaptureConfig): void {
   if (c.queue === 'disk' && !c.spoolDir) throw new ConfigError(undefined, 'capture_queue', 'disk needs capture_spool_dir (the queue lives there)');
+}
+
+/** Directories capture writes into once running: each file sink's folder and the spool. */
+export function captureStateDirs(c: CaptureConfig): string[] {
+  return [...c.sinks.flatMap((s) => (s.kind === 'file' && s.target ? [dirname(s.target)] : [])), ...(c.spoolDir ? [c.spoolDir] : [])];
 }

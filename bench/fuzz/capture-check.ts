@@ -18,11 +18,15 @@ function filesOf(path: string): string[] {
   return [...rotated, path];
 }
 
+/** A parsed capture line: JSON whose shape the checks below probe field by field. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type CaptureLine = Record<string, any>;
+
 /**
  * Every line must be one JSON object, and `event.sequence` must run 1, 2, 3 … with no gap or
  * repeat across the rotated files (a missing oldest file shows as a sequence not starting at 1).
  */
-export async function checkCapture(path: string, onEvent?: (e: Record<string, any>) => void): Promise<CaptureCheck> {
+export async function checkCapture(path: string, onEvent?: (e: CaptureLine) => void): Promise<CaptureCheck> {
   const files = filesOf(path);
   const out: CaptureCheck = { files: files.length, lines: 0, byAction: {}, problems: [], problemCount: 0 };
   const problem = (p: string) => {
@@ -34,7 +38,7 @@ export async function checkCapture(path: string, onEvent?: (e: Record<string, an
     for await (const line of createInterface({ input: createReadStream(file), crlfDelay: Infinity })) {
       out.lines++;
       lineInFile++;
-      let e: Record<string, any>;
+      let e: CaptureLine;
       try {
         e = JSON.parse(line);
       } catch (err) {

@@ -3,6 +3,10 @@ import type { BrokerTarget, ListenerConfig, LogDest, SecurityConfig } from './ty
 import { sseKeys } from '../http/sse-config.js';
 import { pluginKeys } from '../auth/plugins.js';
 import { httpAuthKeys } from '../http-auth.js';
+import { mosquittoLogKeys, mqprobeLogKeys } from '../log/settings.js';
+import { userKey } from '../privileges.js';
+import { proxyProtocolKey } from '../proxy-protocol.js';
+import { mosquitto21Keys } from './mosquitto21-keys.js';
 
 export type { BrokerTarget } from './types.js';
 
@@ -84,7 +88,7 @@ export const mosquittoKeys: KeySpec<BrokerTarget>[] = [
     v.count(1);
     t.config.sysInterval = v.int(0, 0, 86400);
   }),
-  g('log_dest', 'stdout | stderr | file <path> | syslog | topic | none', 'Where the log goes; repeat for several. syslog and topic are accepted and fall back to stderr with a warning.', 'stderr', (t, v) => {
+  g('log_dest', 'stdout | stderr | file <path> | syslog | topic | none', 'Where the log goes; repeat for several. `syslog` sends to the local syslog socket (facility from log_facility); `topic` publishes each line on `$SYS/broker/log/<E|W|N|I|M/subscribe|M/unsubscribe|WS>`; `dlt` is taken as syslog (docs/logging.md).', 'stderr', (t, v) => {
     const kind = v.oneOf(['stdout', 'stderr', 'file', 'syslog', 'topic', 'none', 'dlt'] as const);
     let dest: LogDest;
     if (kind === 'file') {
@@ -96,10 +100,11 @@ export const mosquittoKeys: KeySpec<BrokerTarget>[] = [
     }
     if (!t.config.logDest.some((d) => d.kind === dest.kind)) t.config.logDest.push(dest);
   }, true),
-  g('log_type', LOG_TYPES.join(' | '), 'Which messages are logged; repeat for several. Mapped to pino levels: debug → debug, information/notice → info, warning → warn, error → error.', 'error warning notice information', (t, v) => {
+  g('log_type', LOG_TYPES.join(' | '), 'Which messages are logged; repeat for several. Mosquitto\'s types: each line has one (connects and disconnects are notice, subscriptions subscribe, …); `all` and `-v` log every type (docs/logging.md).', 'error warning notice information', (t, v) => {
     v.count(1);
     t.config.logType.add(v.oneOf(LOG_TYPES));
   }, true),
+  ...mosquittoLogKeys,
   g('connection_messages', 'true | false', 'Log one line per client connect and disconnect, as Mosquitto.', 'true', (t, v) => {
     v.count(1);
     t.config.connectionMessages = v.bool();
@@ -108,6 +113,7 @@ export const mosquittoKeys: KeySpec<BrokerTarget>[] = [
     v.count(1);
     t.config.pidFile = v.path();
   }),
+  userKey,
   g('persistence', 'true | false', 'Keep retained messages, persistent sessions and queued messages across restarts in a snapshot file.', 'false', (t, v) => {
     v.count(1);
     t.config.persistence = v.bool();
@@ -174,6 +180,8 @@ export const mosquittoKeys: KeySpec<BrokerTarget>[] = [
       lst.tls[k] = v.path();
     }),
   ),
+  proxyProtocolKey,
+  ...mosquitto21Keys,
   l('ciphers', '<openssl cipher list>', 'TLS 1.2 cipher list.', undefined, (lst, v) => {
     v.count(1);
     lst.tls.ciphers = v.word();
@@ -214,6 +222,7 @@ export const mqprobeBrokerKeys: KeySpec<BrokerTarget>[] = [
   }),
   ...httpAuthKeys,
   ...sseKeys,
+  ...mqprobeLogKeys,
 ];
 
 /**
@@ -222,11 +231,11 @@ export const mqprobeBrokerKeys: KeySpec<BrokerTarget>[] = [
  * absence would change who gets in (plugins, psk_file) is not here: it stops the start.
  */
 export const unimplementedMosquittoKeys = new Set([
-  'allow_duplicate_messages', 'auth_plugin_deny_special_chars', 'check_retain_source', 'clientid_prefixes', 'log_facility',
-  'log_timestamp', 'log_timestamp_format', 'max_inflight_bytes', 'memory_limit', 'persistent_client_expiration',
-  'queue_qos0_messages', 'upgrade_outgoing_qos', 'user', 'websockets_log_level',
+  'allow_duplicate_messages', 'auth_plugin_deny_special_chars', 'check_retain_source', 'clientid_prefixes',
+  'max_inflight_bytes', 'memory_limit', 'persistent_client_expiration',
+  'queue_qos0_messages', 'upgrade_outgoing_qos', 'websockets_log_level',
   'websockets_headers_size', 'bind_interface', 'http_dir', 'max_qos', 'max_topic_alias', 'dhparamfile', 'ciphers_tls1.3', 'psk_hint',
-  'tls_engine', 'tls_engine_kpass_sha1', 'tls_keyform', 'enable_proxy_protocol', 'accept_protocol_versions',
+  'tls_engine', 'tls_engine_kpass_sha1', 'tls_keyform',
   // bridge blocks (Mosquitto's `connection`): the keys are known, bridging is not implemented
   'connection', 'address', 'addresses', 'topic', 'cleansession', 'local_cleansession', 'clientid', 'keepalive_interval', 'idle_timeout',
   'local_clientid', 'local_password', 'local_username', 'notifications', 'notifications_local_only', 'notification_topic',

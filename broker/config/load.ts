@@ -4,6 +4,8 @@ import { ValueReader, specIndex, type KeySpec } from './spec.js';
 import { mosquittoKeys, mqprobeBrokerKeys, unimplementedMosquittoKeys, type BrokerTarget } from './broker-keys.js';
 import { applyPlugins, prefixedKey } from '../auth/plugins.js';
 import type { BeatBlock, BrokerConfig, ListenerConfig, SecurityConfig } from './types.js';
+import { defaultLogSettings } from '../log/settings.js';
+import { validateProxyListener } from '../proxy-protocol.js';
 
 export const DEFAULT_PORT = 1883;
 
@@ -39,6 +41,7 @@ export function defaultBrokerConfig(): BrokerConfig {
     sysInterval: 10,
     logDest: [],
     logType: new Set(),
+    log: defaultLogSettings(),
     connectionMessages: true,
     persistence: false,
     persistenceLocation: process.cwd(),
@@ -192,6 +195,7 @@ function validateListeners(config: BrokerConfig): void {
     const prev = seen.get(id);
     if (prev && l.port !== 0) throw new ConfigError(l.pos, 'listener', `port ${l.port} is already used by the listener at ${prev.pos.file}:${prev.pos.line}`);
     seen.set(id, l);
+    validateProxyListener(l);
     const t = l.tls;
     if ((t.certfile && !t.keyfile) || (!t.certfile && t.keyfile)) throw new ConfigError(l.pos, 'certfile', 'certfile and keyfile must be given together');
     if (t.requireCertificate && !t.cafile && !t.capath) throw new ConfigError(l.pos, 'require_certificate', 'require_certificate needs cafile or capath');

@@ -35,6 +35,13 @@ export interface ListenerConfig {
   maxConnections: number;
   mountPoint?: string;
   useUsernameAsClientid: boolean;
+  /** enable_proxy_protocol: a PROXY protocol header of this version precedes MQTT (broker/proxy-protocol.ts). */
+  proxyProtocol?: 1 | 2;
+  /** Mosquitto 2.1 listener keys (broker/config/mosquitto21-keys.ts). */
+  allowAnonymous?: boolean;
+  autoIdPrefix?: string;
+  acceptProtocolVersions?: number[];
+  websocketsOrigins?: string[];
   tls: TlsConfig;
   security: SecurityConfig;
 }
@@ -73,8 +80,15 @@ export interface BrokerConfig {
   sysInterval: number;
   logDest: LogDest[];
   logType: Set<string>;
+  /** log_format, log_timestamp, log_timestamp_format, log_facility (broker/log/settings.ts). */
+  log: LogSettings;
   connectionMessages: boolean;
   pidFile?: string;
+  /** global_max_clients / global_max_connections (undefined = unlimited). */
+  globalMaxClients?: number;
+  globalMaxConnections?: number;
+  /** `user`: who the broker becomes when started as root (undefined = `mosquitto`, broker/privileges.ts). */
+  user?: string;
   persistence: boolean;
   persistenceLocation: string;
   persistenceFile: string;
@@ -98,4 +112,17 @@ export interface BrokerTarget {
   config: BrokerConfig;
   listener(): ListenerConfig;
   security(): SecurityConfig;
+}
+
+/** How log lines look and where syslog lines go (log_dest and log_type stay in BrokerConfig). */
+export interface LogSettings {
+  /** `mosquitto`: Mosquitto's text lines; `json`: one pino JSON object per line. */
+  format: 'mosquitto' | 'json';
+  timestamp: boolean;
+  /** strftime format; undefined = Unix seconds, Mosquitto's default. */
+  timestampFormat?: string;
+  /** log_facility 0–7 = LOG_LOCAL0–7; undefined = LOG_DAEMON, Mosquitto's default. */
+  facility?: number;
+  /** The local syslog socket (`/dev/log`, where glibc's syslog(3) writes). */
+  syslogSocket: string;
 }

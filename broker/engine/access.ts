@@ -132,6 +132,9 @@ export class Access {
           internal: info?.transport === 'internal',
         };
         (client as unknown as Record<symbol, ClientMeta>)[META] = meta;
+        // accept_protocol_versions (Mosquitto 2.1): a version this listener does not take is made one Aedes
+        // refuses itself, so the client gets CONNACK 1 as from Mosquitto (Aedes' authenticate cannot answer 1)
+        if (info?.listener.acceptProtocolVersions && !info.listener.acceptProtocolVersions.includes(packet.protocolVersion ?? 4)) packet.protocolVersion = 0 as typeof packet.protocolVersion;
         done(null, true);
       },
       authenticate: (client, username, password, done) => {
@@ -205,14 +208,15 @@ export class Access {
    */
   async identify(username: string | undefined, password: Buffer | undefined, listener?: ListenerConfig): Promise<RefusalReason | undefined> {
     const sec = this.securityFor(listener);
-    if (username === undefined) return sec.allowAnonymous ? undefined : 'anonymous-not-allowed';
+    const anonymous = listener?.allowAnonymous ?? sec.allowAnonymous; // listener_allow_anonymous wins (Mosquitto 2.1)
+    if (username === undefined) return anonymous ? undefined : 'anonymous-not-allowed';
     if (sec.passwords) {
       const verdict = await sec.passwords.verify(username, password);
       if (verdict === 'unknown-user') return 'unknown-user';
       if (verdict === 'bad-password') return 'bad-credentials';
       return undefined;
     }
-    return sec.allowAnonymous ? undefined : 'not-authorized';
+    return anonymous ? undefined : 'not-authorized';
   }
 
   /**
@@ -242,9 +246,11 @@ export class Access {
     if (meta.clientIdWasEmpty) {
       // MQTT-3.1.3-8: an empty client id needs clean session; Mosquitto also lets operators forbid it
       if (!meta.clean || !this.config.allowZeroLengthClientid) fail('bad-client-id');
-      (client as { id: string }).id = this.config.autoIdPrefix + randomUUID();
+      (client as { id: string }).id = (listener?.autoIdPrefix ?? this.config.autoIdPrefix) + randomUUID();
     }
     if (listener && listener.maxConnections >= 0 && (this.connected.get(listener) ?? 0) >= listener.maxConnections) fail('server-limit');
+    // Mosquitto 2.1: global_max_clients across the broker (accept_protocol_versions: preConnect)
+    if (this.config.globalMaxClients && aedes.connectedClients >= this.config.globalMaxClients) fail('server-limit');
 
     if (meta.internal) {
       meta.username = client.id;

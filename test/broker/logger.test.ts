@@ -2,12 +2,13 @@ import t from 'tap';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createLogger } from '../../broker/logger.js';
+import { defaultLogSettings } from '../../broker/log/settings.js';
 import { tempDir } from '../helpers/tmp.js';
 import { until } from '../helpers/mqtt.js';
 
-t.test('a module logger writes its name once, replacing its parent\'s (pino appends child bindings)', async (t) => {
+t.test('log_format json: a module logger writes its name once, replacing its parent\'s (pino appends child bindings)', async (t) => {
   const file = join(tempDir(), 'mqprobe.log');
-  const root = createLogger({ logDest: [{ kind: 'file', path: file }], logType: new Set() });
+  const root = createLogger({ logDest: [{ kind: 'file', path: file }], logType: new Set(), log: { ...defaultLogSettings(), format: 'json' } });
   const capture = root.child({ name: 'capture' });
   const detect = capture.child({ name: 'capture.detect' });
   root.info('root line');

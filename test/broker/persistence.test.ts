@@ -6,7 +6,7 @@ import { connectClient, connectCollecting, collect, until } from '../helpers/mqt
 
 async function startCli(t: Teardown, dir: string, port: number) {
   const conf = join(dir, 'mqprobe.conf');
-  writeFileSync(conf, `listener ${port} 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location ${dir}\nautosave_interval 1\nlog_dest stdout\n`);
+  writeFileSync(conf, `listener ${port} 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location ${dir}\nautosave_interval 1\nlog_dest stdout\n# the state folder is a root-only temp folder: stay root (mqprobe drops to user mosquitto by default, as Mosquitto)\nuser root\n`);
   const p = spawnCli(t, ['-c', conf]);
   await waitForPort(port);
   return p;
