@@ -103,7 +103,9 @@ export async function startBroker(config: AppConfig, opts: StartOptions): Promis
         // beats first: they finish and checkpoint what they have in hand while the broker still routes it
         await beats.stop();
         await mqtt.close();
+        // detection's alert-summary events for alerts still held back come before broker-stopped, the last event
         detection.stop();
+        mqtt.announceStopped();
         await running.stop();
         log.info('broker stopped');
       })();

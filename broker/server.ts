@@ -13,6 +13,7 @@ import { createHttpServer } from './http/server.js';
 import { HttpAuth } from './http-auth.js';
 import { limitPacketSize } from './engine/packet-limit.js';
 import { readInTurns } from './engine/fair-reads.js';
+import { requireWellFormedStrings } from './engine/well-formed-strings.js';
 import { BrokerStats } from './engine/stats.js';
 import { applyDeliveryLimits, DEFAULT_SLOW_READER_BYTES } from './engine/delivery-limits.js';
 import { startSysTopics } from './engine/sys-topics.js';
@@ -74,8 +75,10 @@ export interface MqttServer {
   reload(): Promise<void>;
   /** First step of closing: stops $SYS and accepting connections; connected clients stay. */
   stopAccepting(): void;
-  /** Disconnects clients, flushes state, closes listeners and HTTP, announces broker-stopped. */
+  /** Disconnects clients, flushes state, closes listeners and HTTP. */
   close(): Promise<void>;
+  /** The last broker event of the instance (`broker-stopped`); the areas above say what they still had first. */
+  announceStopped(): void;
 }
 
 /** The Prometheus registry of /metrics, with the process metrics; made first so every area can register on it. */
@@ -123,6 +126,7 @@ export async function createMqttServer(config: BrokerConfig, { log, metrics }: S
   const handle = (stream: Duplex, conn: ConnInfo, req?: IncomingMessage) => {
     const client = aedes.handle(stream);
     readInTurns(client);
+    requireWellFormedStrings(client);
     if (config.maxPacketSize > 0) limitPacketSize(client, config.maxPacketSize);
     applyDeliveryLimits(client, deliveryLimits, (qos) => stats.countQueueFullDrop(qos));
     stats.track(client, stream, (req?.socket ?? stream) as Socket, `${conn.listener.bind ?? '*'}:${conn.listenerPort}`);
@@ -229,9 +233,11 @@ export async function createMqttServer(config: BrokerConfig, { log, metrics }: S
         await state.stop();
         await Promise.all(bound.map((b) => b.close()));
         if (http) await http.close();
-        probe.emit('broker-stopped');
       })();
       return closed;
+    },
+    announceStopped() {
+      probe.emit('broker-stopped');
     },
   };
 }
