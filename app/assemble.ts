@@ -75,7 +75,20 @@ export async function startBroker(config: AppConfig, opts: StartOptions): Promis
     throw err;
   }
   // before the HTTP listener listens: /sse and the beats' routes are registered on it here
-  const beats = attachBeats({ broker: server.broker, log, metrics, http: server.http, redisUrl: config.persistenceRedisUrl, intel, stateDir: config.persistenceLocation, sse: config.sse, httpAuth: server.httpAuth }, config.beats);
+  const beats = attachBeats(
+    {
+      broker: server.broker,
+      log,
+      metrics,
+      http: server.http,
+      redisUrl: config.persistenceRedisUrl,
+      intel,
+      stateDir: config.persistenceLocation,
+      sse: config.sse,
+      httpAuth: server.httpAuth,
+    },
+    config.beats,
+  );
   await server.start();
   await beats.start();
 

@@ -35,7 +35,11 @@ async function runBroker(opts: MainOptions): Promise<void> {
   if (opts.daemon && !process.env.MQPROBE_DAEMON_CHILD) {
     // Mosquitto's -d: detach and keep running in the background
     const args = process.argv.slice(1).filter((a) => a !== '-d' && a !== '--daemon');
-    const child = spawn(process.execPath, [...process.execArgv, ...args], { detached: true, stdio: 'ignore', env: { ...process.env, MQPROBE_DAEMON_CHILD: '1' } });
+    const child = spawn(process.execPath, [...process.execArgv, ...args], {
+      detached: true,
+      stdio: 'ignore',
+      env: { ...process.env, MQPROBE_DAEMON_CHILD: '1' },
+    });
     child.unref();
     process.exit(0);
   }
@@ -113,11 +117,15 @@ export function buildProgram(): Command {
     .version(VERSION, '--version')
     .enablePositionalOptions() // `mqprobe passwd -c …` must reach passwd, not become --config
     .option('-c, --config <file>', 'Mosquitto-style configuration file')
-    .addOption(new Option('-p, --port <port>', 'listen on this port instead of the configured ones (repeatable)').argParser((v: string, prev: number[] = []) => {
-      const n = Number(v);
-      if (!Number.isInteger(n) || n < 0 || n > 65535) throw new Error(`invalid port "${v}"`);
-      return [...prev, n];
-    }))
+    .addOption(
+      new Option('-p, --port <port>', 'listen on this port instead of the configured ones (repeatable)').argParser(
+        (v: string, prev: number[] = []) => {
+          const n = Number(v);
+          if (!Number.isInteger(n) || n < 0 || n > 65535) throw new Error(`invalid port "${v}"`);
+          return [...prev, n];
+        },
+      ),
+    )
     .option('-v, --verbose', 'debug logging, stack traces on errors')
     .option('-d, --daemon', 'run in the background')
     .option('--test-config', 'check the configuration file and exit: 0 when it is valid, 3 (and the error) when not, as Mosquitto 2.1')
@@ -131,7 +139,12 @@ export function buildProgram(): Command {
     .argument('[args...]')
     .usage(passwdUsage)
     .action(async (args: string[]) => {
-      process.exitCode = await runPasswdCommand(args, { stdout: process.stdout, stderr: process.stderr, stdin: process.stdin, isTTY: !!process.stdin.isTTY });
+      process.exitCode = await runPasswdCommand(args, {
+        stdout: process.stdout,
+        stderr: process.stderr,
+        stdin: process.stdin,
+        isTTY: !!process.stdin.isTTY,
+      });
     });
   program.command('setup').description('install mqprobe assets into other systems').addCommand(elasticSetupCommand());
   program.addCommand(detectCommand((file) => loadConfig(file).detect));

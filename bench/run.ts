@@ -19,7 +19,11 @@ if (opts.help) {
 // the command as RESULTS.md shows it: the note is printed on its own there
 const args = process.argv.slice(2).map((a, i, all) => (all[i - 1] === '--note' ? '"…"' : /[\s"']/.test(a) ? JSON.stringify(a) : a));
 try {
-  const failed = await runBench(opts, { out: process.stdout, isTTY: !!process.stdout.isTTY, command: ['npm run bench', ...(args.length ? ['--', ...args] : [])].join(' ') });
+  const failed = await runBench(opts, {
+    out: process.stdout,
+    isTTY: !!process.stdout.isTTY,
+    command: ['npm run bench', ...(args.length ? ['--', ...args] : [])].join(' '),
+  });
   process.exit(failed ? 1 : 0);
 } catch (err) {
   process.stderr.write(`bench: ${(err as Error).message}\n`);

@@ -104,7 +104,10 @@ export interface BridgeContext {
    * matches the filter, with its publisher's client id and username (the beat's own publishes excluded).
    * Returns an unsubscribe function.
    */
-  subscribe(filter: string, handler: (topic: string, payload: Buffer, publisher: { clientId?: string; username?: string }) => void): Promise<() => Promise<void>>;
+  subscribe(
+    filter: string,
+    handler: (topic: string, payload: Buffer, publisher: { clientId?: string; username?: string }) => void,
+  ): Promise<() => Promise<void>>;
   /**
    * Registers routes on the broker's HTTP listener (`http_listener`), mounted under `/beats/<name>`
    * (a route `/notifications` answers at `/beats/<name>/notifications`); rejects with a clear error if there

@@ -96,7 +96,8 @@ export function beatDocSections(): DocSection[] {
   return [
     {
       title: 'Beats (common keys)',
-      intro: '`beat <name>` opens a beat block; the keys after it, up to the next `beat` line, configure that beat (docs/beats.md). Every block accepts these:',
+      intro:
+        '`beat <name>` opens a beat block; the keys after it, up to the next `beat` line, configure that beat (docs/beats.md). Every block accepts these:',
       specs: commonBeatKeys as KeySpec<never>[],
     },
     ...beatDefinitions.map((d) => ({ title: `Beat ${d.name}`, intro: d.doc, specs: d.keys as KeySpec<never>[] })),

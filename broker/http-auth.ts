@@ -13,14 +13,17 @@ import { loadTokenSet, loadUserTokens, readLegacySseToken, tokenDigest, type Htt
 interface HttpAuthTarget {
   config: { httpAuth?: HttpAuthConfig };
 }
-const ref = (v: { line: { file: string; line: number } }, path: string): TokenFileRef => ({ path, pos: { file: v.line.file, line: v.line.line } });
+const ref = (v: { line: { file: string; line: number } }, path: string): TokenFileRef => ({
+  path,
+  pos: { file: v.line.file, line: v.line.line },
+});
 
 /** Global keys, next to `http_listener`. The files are read (and checked) when the broker starts and on SIGHUP. */
 export const httpAuthKeys: KeySpec<HttpAuthTarget>[] = [
   {
     key: 'http_token_file',
     usage: '<file>',
-    doc: 'Bearer tokens of the HTTP listener\'s clients (`/sse`): lines `<user>:<token>` or `<user>:sha256:<hex of the token\'s SHA-256>`; a request with `Authorization: Bearer <token>` (or `?access_token=` on /sse) acts as that broker user, under its ACL (docs/security.md).',
+    doc: "Bearer tokens of the HTTP listener's clients (`/sse`): lines `<user>:<token>` or `<user>:sha256:<hex of the token's SHA-256>`; a request with `Authorization: Bearer <token>` (or `?access_token=` on /sse) acts as that broker user, under its ACL (docs/security.md).",
     scope: 'global',
     set(t, v) {
       (t.config.httpAuth ??= {}).userTokens = ref(v, v.count(1).path());
@@ -100,7 +103,12 @@ export class HttpAuth {
     registry: Registry,
   ) {
     this.listener = listeners.perListenerSettings ? listeners.listeners[0] : undefined;
-    this.refused = new Counter({ name: 'mqprobe_http_auth_refused_total', help: 'HTTP requests refused by the HTTP listener\'s authentication, by reason.', labelNames: ['reason'], registers: [registry] });
+    this.refused = new Counter({
+      name: 'mqprobe_http_auth_refused_total',
+      help: "HTTP requests refused by the HTTP listener's authentication, by reason.",
+      labelNames: ['reason'],
+      registers: [registry],
+    });
   }
 
   /** Reads the token files; at start (an error stops the broker) and on SIGHUP (an error keeps the old tokens). */
@@ -113,7 +121,10 @@ export class HttpAuth {
     this.userTokens = users;
     this.metricsTokens = metrics;
     this.legacyToken = legacy === undefined ? undefined : Buffer.from(tokenDigest(legacy), 'hex');
-    if (legacy !== undefined) this.log.warn('http_sse_token_file is deprecated: its token now acts as the anonymous user, under the anonymous ACL; give each client a user with http_token_file (docs/security.md)');
+    if (legacy !== undefined)
+      this.log.warn(
+        'http_sse_token_file is deprecated: its token now acts as the anonymous user, under the anonymous ACL; give each client a user with http_token_file (docs/security.md)',
+      );
   }
 
   private readLegacy(file: string): string {
@@ -141,7 +152,12 @@ export class HttpAuth {
       const scheme = m?.[1].toLowerCase();
       if (scheme === 'basic') return this.basic(req, m![2]);
       if (scheme === 'bearer') return this.bearer(req, m![2]);
-      return this.refuse(req, 400, 'malformed-authorization', 'expected an Authorization header "Basic <base64 of user:password>" or "Bearer <token>"');
+      return this.refuse(
+        req,
+        400,
+        'malformed-authorization',
+        'expected an Authorization header "Basic <base64 of user:password>" or "Bearer <token>"',
+      );
     }
     if (q !== undefined) {
       if (typeof q !== 'string') return this.refuse(req, 400, 'malformed-authorization', 'access_token given more than once');
@@ -190,12 +206,16 @@ export class HttpAuth {
     if (m && this.metricsTokens.has(tokenDigest(m[1]))) return undefined;
     this.refused.inc({ reason: 'metrics-token' });
     // returning the reply ends the request here (Fastify's way for an async hook that answers)
-    return reply.code(401).header('www-authenticate', 'Bearer realm="mqprobe-metrics"').send({ error: 'a http_metrics_token_file token is required' });
+    return reply
+      .code(401)
+      .header('www-authenticate', 'Bearer realm="mqprobe-metrics"')
+      .send({ error: 'a http_metrics_token_file token is required' });
   };
 
   private async basic(req: FastifyRequest, value: string): Promise<HttpIdentity | HttpRefusal> {
     const creds = parseBasic(value);
-    if (!creds) return this.refuse(req, 400, 'malformed-authorization', 'malformed Basic credentials: expected base64 of UTF-8 "user:password"');
+    if (!creds)
+      return this.refuse(req, 400, 'malformed-authorization', 'malformed Basic credentials: expected base64 of UTF-8 "user:password"');
     const refused = await this.access.identify(creds.username, Buffer.from(creds.password, 'utf8'), this.listener);
     if (refused) return this.refuse(req, 401, refused, 'wrong user name or password', creds.username);
     return { username: creds.username, method: 'basic' };

@@ -39,7 +39,10 @@ export function tlsOptions(l: ListenerConfig): tls.TlsOptions | undefined {
   const ca: Buffer[] = [];
   if (t.cafile) ca.push(read(t.cafile, 'cafile'));
   if (t.capath) {
-    for (const f of readdirSync(t.capath).filter((f) => /\.(pem|crt)$/.test(f)).sort()) ca.push(read(join(t.capath, f), 'capath certificate'));
+    for (const f of readdirSync(t.capath)
+      .filter((f) => /\.(pem|crt)$/.test(f))
+      .sort())
+      ca.push(read(join(t.capath, f), 'capath certificate'));
   }
   return {
     cert: read(t.certfile, 'certfile'),
@@ -59,8 +62,16 @@ function tlsDetails(s: tls.TLSSocket): ConnInfo['tls'] {
   return {
     protocol: s.getProtocol() ?? undefined,
     cipher: s.getCipher()?.name,
-    subject: has ? Object.entries(cert.subject ?? {}).map(([k, v]) => `${k}=${v}`).join(',') : undefined,
-    issuer: has ? Object.entries(cert.issuer ?? {}).map(([k, v]) => `${k}=${v}`).join(',') : undefined,
+    subject: has
+      ? Object.entries(cert.subject ?? {})
+          .map(([k, v]) => `${k}=${v}`)
+          .join(',')
+      : undefined,
+    issuer: has
+      ? Object.entries(cert.issuer ?? {})
+          .map(([k, v]) => `${k}=${v}`)
+          .join(',')
+      : undefined,
     serial: has ? cert.serialNumber?.match(/.{1,2}/g)?.join(':') : undefined,
     authorized: s.authorized,
     commonName: has ? (Array.isArray(cert.subject?.CN) ? cert.subject.CN[0] : cert.subject?.CN) : undefined,
@@ -75,7 +86,13 @@ function host(l: ListenerConfig): string | undefined {
 }
 
 /** Opens one listener (mqtt or websockets, plain or TLS) and hands every accepted connection to `accept`. */
-export async function bindListener(l: ListenerConfig, accept: Accept, probe: BrokerProbe, log: Logger, opts: { noDelay: boolean; gate?: ConnectionGate }): Promise<BoundListener> {
+export async function bindListener(
+  l: ListenerConfig,
+  accept: Accept,
+  probe: BrokerProbe,
+  log: Logger,
+  opts: { noDelay: boolean; gate?: ConnectionGate },
+): Promise<BoundListener> {
   const secure = tlsOptions(l);
   let server: net.Server;
   let port = l.port;
@@ -109,7 +126,9 @@ export async function bindListener(l: ListenerConfig, accept: Accept, probe: Bro
       server: web,
       maxPayload: 268435455 + 5,
       // websockets_origin (Mosquitto 2.1): once origins are listed, only those may upgrade
-      verifyClient: l.websocketsOrigins ? (info, done) => (l.websocketsOrigins!.includes(info.origin) ? done(true) : done(false, 403, 'Origin not allowed')) : undefined,
+      verifyClient: l.websocketsOrigins
+        ? (info, done) => (l.websocketsOrigins!.includes(info.origin) ? done(true) : done(false, 403, 'Origin not allowed'))
+        : undefined,
       handleProtocols: (protocols) => (protocols.has('mqtt') ? 'mqtt' : protocols.has('mqttv3.1') ? 'mqttv3.1' : false),
     });
     wss.on('connection', (ws, req) => {
@@ -125,11 +144,19 @@ export async function bindListener(l: ListenerConfig, accept: Accept, probe: Bro
     server = net.createServer({ noDelay: opts.noDelay }, (sock) => {
       if (!l.proxyProtocol) return open(sock, connInfo('tcp', sock));
       // enable_proxy_protocol: the client's address comes in a PROXY header before MQTT (broker/proxy-protocol.ts)
-      readProxyHeader(sock, l.proxyProtocol, (real) => open(sock, { ...connInfo('tcp', sock), ...real.remoteAddress && real }), (err) => {
-        const info = connInfo('tcp', sock);
-        log.error({ log_type: 'error' }, `Error: bad PROXY protocol header from ${info.remoteAddress}:${info.remotePort}: ${err.message}.`);
-        probe.emit('protocol-error', info, undefined, err);
-      });
+      readProxyHeader(
+        sock,
+        l.proxyProtocol,
+        (real) => open(sock, { ...connInfo('tcp', sock), ...(real.remoteAddress && real) }),
+        (err) => {
+          const info = connInfo('tcp', sock);
+          log.error(
+            { log_type: 'error' },
+            `Error: bad PROXY protocol header from ${info.remoteAddress}:${info.remotePort}: ${err.message}.`,
+          );
+          probe.emit('protocol-error', info, undefined, err);
+        },
+      );
     });
   }
   if (secure) {

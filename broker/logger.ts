@@ -8,9 +8,29 @@ import { targetAccount } from './privileges.js';
  * redacted by path in the logger itself").
  */
 export const REDACT_PATHS = [
-  'password', '*.password', 'passwd', '*.passwd', 'token', '*.token', 'secret', '*.secret', 'apiKey', '*.apiKey',
-  'authorization', '*.authorization', 'headers.authorization', 'req.headers.authorization', '*.headers.authorization',
-  'enroll_secret', '*.enroll_secret', 'node_key', '*.node_key', 'key', '*.key', 'privateKey', '*.privateKey',
+  'password',
+  '*.password',
+  'passwd',
+  '*.passwd',
+  'token',
+  '*.token',
+  'secret',
+  '*.secret',
+  'apiKey',
+  '*.apiKey',
+  'authorization',
+  '*.authorization',
+  'headers.authorization',
+  'req.headers.authorization',
+  '*.headers.authorization',
+  'enroll_secret',
+  '*.enroll_secret',
+  'node_key',
+  '*.node_key',
+  'key',
+  '*.key',
+  'privateKey',
+  '*.privateKey',
 ];
 
 const NAME_BINDING = /,"name":"(?:[^"\\]|\\.)*"/g;
@@ -30,7 +50,15 @@ export function keepLastName(child: Logger): void {
 /** Mosquitto log_type → the lowest pino level that must be shown. */
 function levelFor(types: Set<string>, verbose: boolean): Level {
   if (verbose || types.has('debug') || types.has('all')) return 'debug';
-  if (types.size === 0 || types.has('information') || types.has('notice') || types.has('subscribe') || types.has('unsubscribe') || types.has('websockets')) return 'info';
+  if (
+    types.size === 0 ||
+    types.has('information') ||
+    types.has('notice') ||
+    types.has('subscribe') ||
+    types.has('unsubscribe') ||
+    types.has('websockets')
+  )
+    return 'info';
   if (types.has('warning')) return 'warn';
   if (types.has('none')) return 'fatal';
   return 'error';
@@ -40,8 +68,17 @@ function levelFor(types: Set<string>, verbose: boolean): Level {
 export function createLogger(config: Pick<BrokerConfig, 'logDest' | 'logType' | 'log' | 'user'>, verbose = false): Logger {
   const level = levelFor(config.logType, verbose);
   // every destination, the Mosquitto line format and log_type filtering live in log/destinations.ts
-  const dests = new LogDestinations(config.logDest, config.logType, config.log, verbose, config.logDest.some((d) => d.kind === 'syslog') ? targetAccount(config, () => undefined) : undefined);
-  const log = pino({ name: 'mqprobe', level, redact: { paths: REDACT_PATHS, censor: '[redacted]' }, base: { pid: process.pid }, onChild: keepLastName }, dests);
+  const dests = new LogDestinations(
+    config.logDest,
+    config.logType,
+    config.log,
+    verbose,
+    config.logDest.some((d) => d.kind === 'syslog') ? targetAccount(config, () => undefined) : undefined,
+  );
+  const log = pino(
+    { name: 'mqprobe', level, redact: { paths: REDACT_PATHS, censor: '[redacted]' }, base: { pid: process.pid }, onChild: keepLastName },
+    dests,
+  );
   destinationsOf.set(log, dests);
   return log;
 }

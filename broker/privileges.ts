@@ -105,9 +105,13 @@ export function dropPrivileges(config: BrokerConfig, created: string[], log: Log
       try {
         accessSync(dir, constants.W_OK | constants.X_OK);
       } catch {
-        log.error({ log_type: 'error' }, `Error: ${dir} is not writable by user '${account.name}': files mqprobe writes there will fail (chown it, or set user).`);
+        log.error(
+          { log_type: 'error' },
+          `Error: ${dir} is not writable by user '${account.name}': files mqprobe writes there will fail (chown it, or set user).`,
+        );
       }
     }
   }
-  if (process.geteuid!() === 0 || process.getegid!() === 0) log.warn({ log_type: 'warning' }, 'Warning: mqprobe should not be run as root/administrator.');
+  if (process.geteuid!() === 0 || process.getegid!() === 0)
+    log.warn({ log_type: 'warning' }, 'Warning: mqprobe should not be run as root/administrator.');
 }

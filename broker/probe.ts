@@ -12,11 +12,28 @@ export interface ConnInfo {
   transport: 'tcp' | 'tls' | 'ws' | 'wss' | 'internal';
   remoteAddress?: string;
   remotePort?: number;
-  tls?: { protocol?: string; cipher?: string; subject?: string; issuer?: string; serial?: string; commonName?: string; authorized?: boolean };
+  tls?: {
+    protocol?: string;
+    cipher?: string;
+    subject?: string;
+    issuer?: string;
+    serial?: string;
+    commonName?: string;
+    authorized?: boolean;
+  };
   openedAt: number;
 }
 
-export type RefusalReason = 'bad-credentials' | 'unknown-user' | 'not-authorized' | 'anonymous-not-allowed' | 'bad-client-id' | 'protocol-version' | 'server-limit' | 'keepalive-limit' | 'server-unavailable';
+export type RefusalReason =
+  | 'bad-credentials'
+  | 'unknown-user'
+  | 'not-authorized'
+  | 'anonymous-not-allowed'
+  | 'bad-client-id'
+  | 'protocol-version'
+  | 'server-limit'
+  | 'keepalive-limit'
+  | 'server-unavailable';
 
 /**
  * Facts only mqprobe knows first-hand (its listeners, authentication, ACL and disconnect
@@ -30,7 +47,10 @@ export interface ProbeEvents {
   /** A CONNECT refused before the client became a connected client (CONNACK return code ≠ 0). */
   'connection-refused': [client: ClientHandle, returnCode: number, reason: RefusalReason, username: string | undefined];
   /** A PUBLISH the ACL denied: dropped, as Mosquitto drops it. */
-  'publish-denied': [client: ClientHandle, packet: { topic: string; qos: number; retain: boolean; dup: boolean; messageId?: number; payloadSize: number }];
+  'publish-denied': [
+    client: ClientHandle,
+    packet: { topic: string; qos: number; retain: boolean; dup: boolean; messageId?: number; payloadSize: number },
+  ];
   /** A subscription the ACL denied (SUBACK 0x80). */
   'subscription-denied': [client: ClientHandle, sub: SubscriptionView];
   /** A malformed or oversized packet, or a socket that never sent CONNECT. */
@@ -38,7 +58,11 @@ export interface ProbeEvents {
   /** The will message of a client is being published. */
   'will-published': [client: ClientHandle, will: { topic: string; qos: number; retain: boolean; payloadSize: number }];
   /** Why a connected client went away, reported just before Aedes' clientDisconnect. */
-  'disconnect-reason': [client: ClientHandle, reason: 'client-disconnect' | 'socket-closed' | 'keepalive-timeout' | 'session-taken-over' | 'server-shutdown' | 'error', error?: Error];
+  'disconnect-reason': [
+    client: ClientHandle,
+    reason: 'client-disconnect' | 'socket-closed' | 'keepalive-timeout' | 'session-taken-over' | 'server-shutdown' | 'error',
+    error?: Error,
+  ];
 }
 
 export class BrokerProbe extends EventEmitter<ProbeEvents> {}

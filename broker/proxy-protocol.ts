@@ -13,7 +13,7 @@ import { ConfigError } from './config/errors.js';
 export const proxyProtocolKey: KeySpec<BrokerTarget> = {
   key: 'enable_proxy_protocol',
   usage: '1 | 2',
-  doc: "Mosquitto 2.1: connections to this listener start with a PROXY protocol header of this version (HAProxy `send-proxy` = 1, `send-proxy-v2` = 2, or a cloud load balancer); the client address it carries is the one logged and captured (source.ip/port). Connections without a valid header are closed. Plain mqtt listeners only: with TLS or websockets it stops the start. ACL patterns (%c, %u) involve no address, so they are unaffected.",
+  doc: 'Mosquitto 2.1: connections to this listener start with a PROXY protocol header of this version (HAProxy `send-proxy` = 1, `send-proxy-v2` = 2, or a cloud load balancer); the client address it carries is the one logged and captured (source.ip/port). Connections without a valid header are closed. Plain mqtt listeners only: with TLS or websockets it stops the start. ACL patterns (%c, %u) involve no address, so they are unaffected.',
   scope: 'listener',
   set(t, v) {
     v.count(1);
@@ -26,8 +26,14 @@ export const proxyProtocolKey: KeySpec<BrokerTarget> = {
 /** What mqprobe cannot do with a PROXY header stops the start, naming the listener. */
 export function validateProxyListener(l: ListenerConfig): void {
   if (!l.proxyProtocol) return;
-  if (l.tls.certfile) throw new ConfigError(l.pos, 'enable_proxy_protocol', 'not supported by mqprobe on a TLS listener (terminate TLS at the proxy and send-proxy-v2 to a plain listener)');
-  if (l.protocol === 'websockets') throw new ConfigError(l.pos, 'enable_proxy_protocol', 'not supported by mqprobe on a websockets listener');
+  if (l.tls.certfile)
+    throw new ConfigError(
+      l.pos,
+      'enable_proxy_protocol',
+      'not supported by mqprobe on a TLS listener (terminate TLS at the proxy and send-proxy-v2 to a plain listener)',
+    );
+  if (l.protocol === 'websockets')
+    throw new ConfigError(l.pos, 'enable_proxy_protocol', 'not supported by mqprobe on a websockets listener');
 }
 
 export interface ProxiedAddress {
@@ -62,9 +68,11 @@ function parseV1(buf: Buffer): { address: ProxiedAddress; length: number } | und
   const line = buf.subarray(0, end).toString('latin1');
   const f = line.split(' ');
   if (f[1] === 'UNKNOWN') return { address: {}, length: end + 2 };
-  if (f.length !== 6 || (f[1] !== 'TCP4' && f[1] !== 'TCP6')) throw new ProxyHeaderError(`malformed PROXY v1 header "${line.slice(0, 60)}"`);
+  if (f.length !== 6 || (f[1] !== 'TCP4' && f[1] !== 'TCP6'))
+    throw new ProxyHeaderError(`malformed PROXY v1 header "${line.slice(0, 60)}"`);
   const [, family, src, , sport, dport] = f;
-  if (isIP(src) !== (family === 'TCP4' ? 4 : 6) || isIP(f[3]) !== isIP(src)) throw new ProxyHeaderError(`bad ${family} address in PROXY v1 header`);
+  if (isIP(src) !== (family === 'TCP4' ? 4 : 6) || isIP(f[3]) !== isIP(src))
+    throw new ProxyHeaderError(`bad ${family} address in PROXY v1 header`);
   const port = (s: string) => (/^\d{1,5}$/.test(s) && Number(s) <= 65535 ? Number(s) : undefined);
   if (port(sport) === undefined || port(dport) === undefined) throw new ProxyHeaderError('bad port in PROXY v1 header');
   return { address: { remoteAddress: src, remotePort: port(sport) }, length: end + 2 };
@@ -107,14 +115,22 @@ function parseV2(buf: Buffer): { address: ProxiedAddress; length: number } | und
  * Reads the header from a fresh socket, puts back whatever followed it, and hands over the
  * address; on a bad header (or none within 10 s) calls `refuse` and destroys the socket.
  */
-export function readProxyHeader(sock: Socket, version: 1 | 2, accept: (address: ProxiedAddress) => void, refuse: (err: Error) => void): void {
+export function readProxyHeader(
+  sock: Socket,
+  version: 1 | 2,
+  accept: (address: ProxiedAddress) => void,
+  refuse: (err: Error) => void,
+): void {
   let buf = Buffer.alloc(0);
   const fail = (err: Error) => {
     cleanup();
     refuse(err);
     sock.destroy();
   };
-  const timer = setTimeout(() => fail(new ProxyHeaderError(`no PROXY v${version} header within ${HEADER_TIMEOUT_MS / 1000} s`)), HEADER_TIMEOUT_MS);
+  const timer = setTimeout(
+    () => fail(new ProxyHeaderError(`no PROXY v${version} header within ${HEADER_TIMEOUT_MS / 1000} s`)),
+    HEADER_TIMEOUT_MS,
+  );
   const onClose = () => cleanup();
   const cleanup = () => {
     clearTimeout(timer);

@@ -100,9 +100,16 @@ export async function createMqttServer(config: BrokerConfig, { log, metrics }: S
 
   let closing = false;
   // token files are read before anything starts: a bad one stops the start with nothing to clean up
-  const httpAuth = config.http ? new HttpAuth(config.httpAuth ?? {}, config.sse?.tokenFile, access, config, log.child({ name: 'http' }), metrics) : undefined;
+  const httpAuth = config.http
+    ? new HttpAuth(config.httpAuth ?? {}, config.sse?.tokenFile, access, config, log.child({ name: 'http' }), metrics)
+    : undefined;
   await httpAuth?.load();
-  const saveSeconds = new Histogram({ name: 'mqprobe_persistence_save_seconds', help: 'Time to write the persistence snapshot.', registers: [metrics], buckets: [0.001, 0.01, 0.05, 0.1, 0.5, 1, 5, 30] });
+  const saveSeconds = new Histogram({
+    name: 'mqprobe_persistence_save_seconds',
+    help: 'Time to write the persistence snapshot.',
+    registers: [metrics],
+    buckets: [0.001, 0.01, 0.05, 0.1, 0.5, 1, 5, 30],
+  });
   const state = createBrokerState(config, log, saveSeconds, metrics);
   const aedes = await createEngine({
     ...state.aedesOptions,
@@ -117,7 +124,10 @@ export async function createMqttServer(config: BrokerConfig, { log, metrics }: S
   const usernameOf = (c: ClientHandle) => clientMeta(c)?.username;
   watchClients(aedes, probe, { takenOver: access.takenOver, usernameOf }, log, config, () => closing);
   // Mosquitto's own log lines for connects, refusals, disconnects and subscriptions (broker/engine/client-lines.ts)
-  logClientLines(aedes, probe, log, { connectionMessages: config.connectionMessages, enabled: (type) => logDestinations(log)?.enabled(type) ?? true });
+  logClientLines(aedes, probe, log, {
+    connectionMessages: config.connectionMessages,
+    enabled: (type) => logDestinations(log)?.enabled(type) ?? true,
+  });
 
   const deliveryLimits = {
     queuedBytes: config.maxQueuedBytes || DEFAULT_SLOW_READER_BYTES,
@@ -136,7 +146,12 @@ export async function createMqttServer(config: BrokerConfig, { log, metrics }: S
   const gate = new ConnectionGate(config.globalMaxConnections);
   let httpPort: number | undefined;
   let stopSys = () => {};
-  const http = httpAuth ? createHttpServer(log, metrics, httpAuth, () => ({ ok: !closing, detail: { clients: aedes.connectedClients, uptime_s: Math.round(process.uptime()) } })) : undefined;
+  const http = httpAuth
+    ? createHttpServer(log, metrics, httpAuth, () => ({
+        ok: !closing,
+        detail: { clients: aedes.connectedClients, uptime_s: Math.round(process.uptime()) },
+      }))
+    : undefined;
 
   const connectInternal = (stream: Duplex) => {
     tagConnection(stream, { listener: INTERNAL_LISTENER, listenerPort: 0, transport: 'internal', openedAt: Date.now() });
@@ -166,15 +181,18 @@ export async function createMqttServer(config: BrokerConfig, { log, metrics }: S
     },
     connectInternal,
     publish(topic, payload) {
-      if (!closing) aedes.publish({ cmd: 'publish', topic, payload: Buffer.from(payload), qos: 0, retain: false, dup: false }, () => undefined);
+      if (!closing)
+        aedes.publish({ cmd: 'publish', topic, payload: Buffer.from(payload), qos: 0, retain: false, dup: false }, () => undefined);
     },
     async bindListeners() {
       try {
         for (const l of config.listeners) {
-          const b = await bindListener(l, handle, probe, log, { noDelay: config.setTcpNodelay, gate }).catch((err: NodeJS.ErrnoException) => {
-            if (!l.optional || !['EADDRNOTAVAIL', 'EAFNOSUPPORT'].includes(err.code ?? '')) throw err;
-            log.warn(`not listening on ${l.bind}:${l.port}: ${err.message}`);
-          });
+          const b = await bindListener(l, handle, probe, log, { noDelay: config.setTcpNodelay, gate }).catch(
+            (err: NodeJS.ErrnoException) => {
+              if (!l.optional || !['EADDRNOTAVAIL', 'EAFNOSUPPORT'].includes(err.code ?? '')) throw err;
+              log.warn(`not listening on ${l.bind}:${l.port}: ${err.message}`);
+            },
+          );
           if (b) bound.push(b);
         }
       } catch (err) {
@@ -184,7 +202,8 @@ export async function createMqttServer(config: BrokerConfig, { log, metrics }: S
       }
       for (const b of bound) {
         const where = `${b.config.bind ?? '*'}:${b.port}`;
-        for (const text of listenLines(b)) log.info({ log_type: 'information', listener: where, protocol: b.config.protocol, tls: !!b.config.tls.certfile }, text);
+        for (const text of listenLines(b))
+          log.info({ log_type: 'information', listener: where, protocol: b.config.protocol, tls: !!b.config.tls.certfile }, text);
       }
     },
     async start() {
@@ -205,7 +224,10 @@ export async function createMqttServer(config: BrokerConfig, { log, metrics }: S
         VERSION,
         config.sysInterval,
       );
-      probe.emit('broker-starting', bound.map((b) => ({ listener: b.config, port: b.port })));
+      probe.emit(
+        'broker-starting',
+        bound.map((b) => ({ listener: b.config, port: b.port })),
+      );
     },
     reload: async () => {
       try {
@@ -248,6 +270,8 @@ async function describeHttpListener(http: FastifyInstance, auth: HttpAuth): Prom
   const bound = http.addresses().filter((a): a is AddressInfo => typeof a === 'object');
   const where = bound.map((a) => (a.family === 'IPv6' ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`));
   const all = bound.some((a) => a.address === '0.0.0.0' || a.address === '::');
-  const anonymous = (await auth.anonymousAllowed()) ? 'anonymous clients allowed (allow_anonymous), under the anonymous ACL' : 'clients must log in (Basic or Bearer)';
+  const anonymous = (await auth.anonymousAllowed())
+    ? 'anonymous clients allowed (allow_anonymous), under the anonymous ACL'
+    : 'clients must log in (Basic or Bearer)';
   return `http listener on ${where.join(', ')}${all ? ' (every interface)' : ''}: ${anonymous}`;
 }

@@ -30,7 +30,10 @@ export class EventFactory {
   private readonly byListener = new Map<string, { observer: Observer; destination?: { port: number } }>();
   private readonly identities = new WeakMap<ConnInfo, Identity>();
   private readonly users = new WeakMap<ClientHandle, { name: string }>();
-  private readonly eventRuns = new Map<string, (Pick<CaptureEvent['event'], 'kind' | 'category' | 'type' | 'outcome'> & { run: FixedRun })[]>();
+  private readonly eventRuns = new Map<
+    string,
+    (Pick<CaptureEvent['event'], 'kind' | 'category' | 'type' | 'outcome'> & { run: FixedRun })[]
+  >();
 
   constructor(info: CaptureHandle['info']) {
     // every event carries these, so they hold only what tells brokers apart (each byte costs serialisation time)
@@ -42,7 +45,13 @@ export class EventFactory {
    * A new event: time now, identity, no sequence yet (the pipeline numbers what it records). The
    * `event` fields after id and sequence are the same for every event of one hook: one run.
    */
-  make(action: string, kind: CaptureEvent['event']['kind'], category: string[] | undefined, type: string[] | undefined, outcome?: CaptureEvent['event']['outcome']): CaptureEvent {
+  make(
+    action: string,
+    kind: CaptureEvent['event']['kind'],
+    category: string[] | undefined,
+    type: string[] | undefined,
+    outcome?: CaptureEvent['event']['outcome'],
+  ): CaptureEvent {
     const event: CaptureEvent['event'] = { id: '', sequence: 0, kind, action, dataset: DATASET };
     if (category) event.category = category;
     if (type) event.type = type;
@@ -56,7 +65,8 @@ export class EventFactory {
     const { kind, action, category, type, outcome } = event;
     // an action has one or two shapes (success and failure): a short list, looked up by the action
     let runs = this.eventRuns.get(action);
-    if (runs) for (const r of runs) if (r.kind === kind && r.category === category && r.type === type && r.outcome === outcome) return r.run;
+    if (runs)
+      for (const r of runs) if (r.kind === kind && r.category === category && r.type === type && r.outcome === outcome) return r.run;
     const run = fixedRun(Object.entries(event).slice(2));
     // a hook passes the same fixed category and type lists every time; other callers get no run
     if (!run || this.eventRuns.size >= 1024) return run;
@@ -140,6 +150,7 @@ function tlsFields(t: NonNullable<ConnInfo['tls']>): NonNullable<CaptureEvent['t
     tls.version_protocol = 'tls';
   }
   if (t.cipher) tls.cipher = t.cipher;
-  if (t.subject || t.issuer || t.serial) tls.client = { subject: t.subject, issuer: t.issuer, x509: t.serial ? { serial_number: t.serial } : undefined };
+  if (t.subject || t.issuer || t.serial)
+    tls.client = { subject: t.subject, issuer: t.issuer, x509: t.serial ? { serial_number: t.serial } : undefined };
   return tls;
 }

@@ -72,7 +72,10 @@ export const captureKeys: KeySpec<CaptureConfig>[] = [
       }
       const list = w.split(',').filter(Boolean);
       const unknown = list.filter((a) => !(ACTIONS as readonly string[]).includes(a));
-      if (list.length === 0 || unknown.length) v.fail(`unknown event.action ${unknown.map((a) => `"${a}"`).join(', ') || '(empty list)'}; expected default, all or a comma list of: ${ACTIONS.join(', ')}`);
+      if (list.length === 0 || unknown.length)
+        v.fail(
+          `unknown event.action ${unknown.map((a) => `"${a}"`).join(', ') || '(empty list)'}; expected default, all or a comma list of: ${ACTIONS.join(', ')}`,
+        );
       c.events = list;
     },
   },
@@ -191,18 +194,16 @@ export const captureKeys: KeySpec<CaptureConfig>[] = [
       c.fileMaxFiles = v.int(0, 0, 1000);
     },
   },
-  ...(['cafile', 'certfile', 'keyfile'] as const).map(
-    (k): KeySpec<CaptureConfig> => ({
-      key: `capture_tls_${k}`,
-      usage: '<pem file>',
-      doc: `TLS ${k === 'cafile' ? 'CA bundle that signs the Logstash server certificate' : k === 'certfile' ? 'client certificate presented to Logstash' : 'private key of the client certificate'} for \`capture_sink logstash tls://…\`.`,
-      scope: 'global',
-      set(c, v) {
-        v.count(1);
-        c.tls[k] = v.path();
-      },
-    }),
-  ),
+  ...(['cafile', 'certfile', 'keyfile'] as const).map((k): KeySpec<CaptureConfig> => ({
+    key: `capture_tls_${k}`,
+    usage: '<pem file>',
+    doc: `TLS ${k === 'cafile' ? 'CA bundle that signs the Logstash server certificate' : k === 'certfile' ? 'client certificate presented to Logstash' : 'private key of the client certificate'} for \`capture_sink logstash tls://…\`.`,
+    scope: 'global',
+    set(c, v) {
+      v.count(1);
+      c.tls[k] = v.path();
+    },
+  })),
   {
     key: 'capture_elasticsearch_namespace',
     usage: '<namespace>',
@@ -260,7 +261,8 @@ export const captureKeys: KeySpec<CaptureConfig>[] = [
 
 /** Checks between capture keys, once the whole configuration is read. */
 export function validateCapture(c: CaptureConfig): void {
-  if (c.queue === 'disk' && !c.spoolDir) throw new ConfigError(undefined, 'capture_queue', 'disk needs capture_spool_dir (the queue lives there)');
+  if (c.queue === 'disk' && !c.spoolDir)
+    throw new ConfigError(undefined, 'capture_queue', 'disk needs capture_spool_dir (the queue lives there)');
 }
 
 /** Directories capture writes into once running: each file sink's folder and the spool. */

@@ -56,8 +56,10 @@ export function describe(e: CaptureEvent): string {
     case 'publish-delivered':
       return `${m.payload_size} bytes on ${q(m.topic)} handed to ${who(e)} (${qos})`;
     case 'capture-dropped': {
-      const d = e.mqprobe?.capture as { sink: string; dropped: number; first_sequence: number; last_sequence: number; run?: string } | undefined;
-      if (e.event.reason === 'crash') return `Capture run ${d?.run} ended without a clean stop: sink ${d?.sink} cannot account for ${d?.dropped} events (event.sequence ${d?.first_sequence}–${d?.last_sequence}; any recorded after ${d?.last_sequence} are not known)`;
+      const d = e.mqprobe?.capture as
+        { sink: string; dropped: number; first_sequence: number; last_sequence: number; run?: string } | undefined;
+      if (e.event.reason === 'crash')
+        return `Capture run ${d?.run} ended without a clean stop: sink ${d?.sink} cannot account for ${d?.dropped} events (event.sequence ${d?.first_sequence}–${d?.last_sequence}; any recorded after ${d?.last_sequence} are not known)`;
       return `Capture sink ${d?.sink} dropped ${d?.dropped} events (event.sequence ${d?.first_sequence}–${d?.last_sequence}): ${e.event.reason}`;
     }
     default:

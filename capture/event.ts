@@ -62,7 +62,13 @@ export interface CaptureEvent {
   destination?: { port: number };
   user?: { name: string };
   network?: { protocol: 'mqtt'; transport: 'tcp'; application?: 'websocket' };
-  tls?: { established: true; version?: string; version_protocol?: 'tls'; cipher?: string; client?: { subject?: string; issuer?: string; x509?: { serial_number?: string }; server_name?: string } };
+  tls?: {
+    established: true;
+    version?: string;
+    version_protocol?: 'tls';
+    cipher?: string;
+    client?: { subject?: string; issuer?: string; x509?: { serial_number?: string }; server_name?: string };
+  };
   mqtt?: MqttFields;
   error?: { message: string; type?: string };
   mqprobe?: Record<string, unknown>;
@@ -70,6 +76,10 @@ export interface CaptureEvent {
 }
 
 /** What a caller of `emit()` gives: at least an action; capture fills in identity, time and sequence. */
-export type PartialEvent = { event: { action: string; kind?: CaptureEvent['event']['kind'] } & Record<string, unknown>; '@timestamp'?: string; message?: string } & Record<string, unknown>;
+export type PartialEvent = {
+  event: { action: string; kind?: CaptureEvent['event']['kind'] } & Record<string, unknown>;
+  '@timestamp'?: string;
+  message?: string;
+} & Record<string, unknown>;
 
 export type CaptureListener = (event: Readonly<CaptureEvent>) => void;

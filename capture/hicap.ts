@@ -35,7 +35,8 @@ export function tsUtc(d: Date): string {
 export function tsLocal(d: Date): string {
   const off = -d.getTimezoneOffset();
   const local = `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
-  const zone = new Intl.DateTimeFormat('en-US', { timeZoneName: 'short' }).formatToParts(d).find((p) => p.type === 'timeZoneName')?.value ?? 'UTC';
+  const zone =
+    new Intl.DateTimeFormat('en-US', { timeZoneName: 'short' }).formatToParts(d).find((p) => p.type === 'timeZoneName')?.value ?? 'UTC';
   return `${local}${off >= 0 ? '+' : '-'}${pad(Math.trunc(off / 60))}${pad(off % 60)} (${zone === 'UTC' && off === 0 ? 'GMT' : zone})`;
 }
 

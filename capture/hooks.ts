@@ -8,7 +8,12 @@ import type { PublishFacts } from './offload/tape.js';
 import { fixed } from './serialize.js';
 
 /** Aedes' own CONNACK refusals (before authentication), by return code. */
-const AEDES_REFUSALS: Record<number, RefusalReason> = { 1: 'protocol-version', 2: 'bad-client-id', 3: 'server-unavailable', 6: 'keepalive-limit' };
+const AEDES_REFUSALS: Record<number, RefusalReason> = {
+  1: 'protocol-version',
+  2: 'bad-client-id',
+  3: 'server-unavailable',
+  6: 'keepalive-limit',
+};
 
 const list = (...items: string[]): string[] => fixed(items);
 /** ECS category and type lists, shared by every event (no allocation per event; serialised as usual). */
@@ -38,11 +43,24 @@ export interface HookOptions {
    * Takes a publish-received as its bare facts (the capture thread builds its line; `build` makes
    * the event object if a listener wants it); false when the caller must record the event.
    */
-  publishDirect(c: ClientHandle, conn: ConnInfo | undefined, user: string | undefined, p: PublishFacts, payload: Buffer, build: PublishBuilder): boolean;
+  publishDirect(
+    c: ClientHandle,
+    conn: ConnInfo | undefined,
+    user: string | undefined,
+    p: PublishFacts,
+    payload: Buffer,
+    build: PublishBuilder,
+  ): boolean;
 }
 
 /** Builds the publish-received event of a publish, as the hook records it. */
-export type PublishBuilder = (c: ClientHandle, conn: ConnInfo | undefined, user: string | undefined, p: PublishFacts, payload: Buffer) => CaptureEvent;
+export type PublishBuilder = (
+  c: ClientHandle,
+  conn: ConnInfo | undefined,
+  user: string | undefined,
+  p: PublishFacts,
+  payload: Buffer,
+) => CaptureEvent;
 
 /**
  * Subscribes to the broker's events and turns each into one capture event. Each
@@ -55,13 +73,16 @@ export function attachHooks(h: CaptureHandle, f: EventFactory, o: HookOptions): 
   const detach: (() => void)[] = [];
   let failures = 0;
   // a hook runs inside Aedes' own handlers: whatever goes wrong in capture must not reach them
-  const guard = <A extends unknown[]>(name: string, fn: (...args: A) => void) => (...args: A) => {
-    try {
-      fn(...args);
-    } catch (err) {
-      if (failures++ % 1000 === 0) h.log.error({ name: 'capture', hook: name, err: (err as Error).message, failures }, 'a capture hook failed; the broker goes on');
-    }
-  };
+  const guard =
+    <A extends unknown[]>(name: string, fn: (...args: A) => void) =>
+    (...args: A) => {
+      try {
+        fn(...args);
+      } catch (err) {
+        if (failures++ % 1000 === 0)
+          h.log.error({ name: 'capture', hook: name, err: (err as Error).message, failures }, 'a capture hook failed; the broker goes on');
+      }
+    };
   const on = <K extends keyof BrokerEvents>(name: K, fn: (...args: BrokerEvents[K]) => void) => {
     detach.push(broker.on(name, guard(name, fn)));
   };
@@ -71,7 +92,14 @@ export function attachHooks(h: CaptureHandle, f: EventFactory, o: HookOptions): 
   if (wanted('broker-starting'))
     on('broker-starting', (listeners) => {
       const e = f.make('broker-starting', 'event', PROCESS, START, 'success');
-      e.mqprobe = { listeners: listeners.map(({ listener, port }) => ({ bind: listener.bind ?? '', port, protocol: listener.protocol, tls: !!listener.tls.certfile })) };
+      e.mqprobe = {
+        listeners: listeners.map(({ listener, port }) => ({
+          bind: listener.bind ?? '',
+          port,
+          protocol: listener.protocol,
+          tls: !!listener.tls.certfile,
+        })),
+      };
       record(e);
     });
   if (wanted('broker-stopped')) on('broker-stopped', () => record(f.make('broker-stopped', 'event', PROCESS, END, 'success')));
@@ -157,7 +185,8 @@ export function attachHooks(h: CaptureHandle, f: EventFactory, o: HookOptions): 
     });
   }
   // the payload only as a reference: the policy copies and encodes it at flush time
-  const buildPublish: PublishBuilder = (c, conn, user, p, payload) => publishReceived(f, c, conn, user, p, payload.length, o.keepPayload ? payload : undefined);
+  const buildPublish: PublishBuilder = (c, conn, user, p, payload) =>
+    publishReceived(f, c, conn, user, p, payload.length, o.keepPayload ? payload : undefined);
   const isWill = (c: ClientHandle, p: PublishView) => isClosed(c) && wills.get(c) === p.topic && !willsSeen.has(c);
 
   if (wanted('publish-received') || wanted('will-published'))
@@ -239,7 +268,15 @@ export function attachHooks(h: CaptureHandle, f: EventFactory, o: HookOptions): 
 }
 
 /** A publish-received event: built by the hook, or by the capture thread from the facts the hook sent it. */
-export function publishReceived(f: EventFactory, c: ClientHandle, conn: ConnInfo | undefined, user: string | undefined, p: PublishFacts, size: number, payload: Buffer | undefined): CaptureEvent {
+export function publishReceived(
+  f: EventFactory,
+  c: ClientHandle,
+  conn: ConnInfo | undefined,
+  user: string | undefined,
+  p: PublishFacts,
+  size: number,
+  payload: Buffer | undefined,
+): CaptureEvent {
   const e = f.withClient(f.make('publish-received', 'event', NETWORK, PROTOCOL_ALLOWED, 'success'), c, conn, user);
   publishFields(e.mqtt!, p, size);
   if (payload) e.mqtt!.payload = payload;

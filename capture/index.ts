@@ -67,12 +67,18 @@ export function startCapture(h: CaptureHandle, opts: CaptureOptions = {}): Captu
   const ignoredTopics = new Set(['$mqprobe/denied', ...sinkTopics(cfg.sinks)]);
   const names = sinkNames(cfg.sinks);
   const views: { name: string; stats(): RunnerStats }[] = [];
-  const metrics = captureMetrics(h.metrics, () => views, () => p.sequence);
+  const metrics = captureMetrics(
+    h.metrics,
+    () => views,
+    () => p.sequence,
+  );
 
   const dropEvent = (ep: DropEpisode): CaptureEvent => {
     const e = factory.make('capture-dropped', 'metric', ['process'], ['info'], 'failure');
     e.event.reason = ep.reason;
-    e.mqprobe = { capture: { sink: ep.sink, dropped: ep.count, first_sequence: ep.first, last_sequence: ep.last, ...(ep.run && { run: ep.run }) } };
+    e.mqprobe = {
+      capture: { sink: ep.sink, dropped: ep.count, first_sequence: ep.first, last_sequence: ep.last, ...(ep.run && { run: ep.run }) },
+    };
     return e;
   };
   // event.id: the instance and the sequence number
@@ -81,10 +87,35 @@ export function startCapture(h: CaptureHandle, opts: CaptureOptions = {}): Captu
   const backoff = opts.backoff ?? { baseMs: 250, maxMs: 30_000 };
 
   // before the capture thread opens the disk queues: they hold what the previous run wrote
-  const run = trackRun(cfg, h.info.id, names, () => views, () => p.sequence, log);
+  const run = trackRun(
+    cfg,
+    h.info.id,
+    names,
+    () => views,
+    () => p.sequence,
+    log,
+  );
   const away = cfg.sinks.flatMap((sink, i) => (offloaded(sink) ? [{ sink, name: names[i] }] : []));
-  if (away.length) p.thread = new CaptureThread({ config: cfg, sinks: away, info: h.info, idPrefix, log, metrics, backoff, resendBytes: opts.resendBytes, onDrops: p.reportDrops });
-  const env = { config: cfg, sinkEnv: { broker: h.broker, config: cfg, log, stdout: opts.stdout, resendBytes: opts.resendBytes }, log, backoff, run: h.info.id, onDrops: p.reportDrops };
+  if (away.length)
+    p.thread = new CaptureThread({
+      config: cfg,
+      sinks: away,
+      info: h.info,
+      idPrefix,
+      log,
+      metrics,
+      backoff,
+      resendBytes: opts.resendBytes,
+      onDrops: p.reportDrops,
+    });
+  const env = {
+    config: cfg,
+    sinkEnv: { broker: h.broker, config: cfg, log, stdout: opts.stdout, resendBytes: opts.resendBytes },
+    log,
+    backoff,
+    run: h.info.id,
+    onDrops: p.reportDrops,
+  };
   cfg.sinks.forEach((sc, i) => {
     const name = names[i];
     if (!offloaded(sc)) {
@@ -103,7 +134,13 @@ export function startCapture(h: CaptureHandle, opts: CaptureOptions = {}): Captu
 
   let detach: (() => void) | undefined;
   const hook = () => {
-    detach ??= attachHooks(h, factory, { wanted: actionFilter(cfg.events), keepPayload: cfg.payload.mode !== 'off', ignoredTopics, record: (e) => p.record(e), publishDirect: p.publishDirect });
+    detach ??= attachHooks(h, factory, {
+      wanted: actionFilter(cfg.events),
+      keepPayload: cfg.payload.mode !== 'off',
+      ignoredTopics,
+      record: (e) => p.record(e),
+      publishDirect: p.publishDirect,
+    });
   };
   if (cfg.sinks.length) {
     hook();

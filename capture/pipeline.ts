@@ -96,7 +96,14 @@ export class Pipeline {
    * The hot path of publish-received: true when the capture thread took it as facts (and the
    * listeners, if any, get the event `build` makes), false when the caller must record the event.
    */
-  publishDirect = (c: ClientHandle, conn: ConnInfo | undefined, user: string | undefined, p: PublishFacts, payload: Buffer, build: PublishBuilder): boolean => {
+  publishDirect = (
+    c: ClientHandle,
+    conn: ConnInfo | undefined,
+    user: string | undefined,
+    p: PublishFacts,
+    payload: Buffer,
+    build: PublishBuilder,
+  ): boolean => {
     const t = this.thread;
     if (!t || this.runners.length > 0) return false;
     if (this.stopped) return true;
@@ -125,7 +132,10 @@ export class Pipeline {
 
   /** A sink dropped a run of events: record that as a capture-dropped metric event. */
   reportDrops = (ep: DropEpisode): void => {
-    this.log.warn({ sink: ep.sink, reason: ep.reason, dropped: ep.count, first: ep.first, last: ep.last }, `capture sink ${ep.sink} dropped ${ep.count} events`);
+    this.log.warn(
+      { sink: ep.sink, reason: ep.reason, dropped: ep.count, first: ep.first, last: ep.last },
+      `capture sink ${ep.sink} dropped ${ep.count} events`,
+    );
     if (!this.stopped) this.record(this.makeDropEvent(ep));
   };
 
@@ -171,7 +181,8 @@ export class Pipeline {
         try {
           l(e);
         } catch (err) {
-          if (this.s.listenerErrors++ % 1000 === 0) this.log.error({ err: (err as Error).message, action: a }, 'a capture listener threw; the event is still captured');
+          if (this.s.listenerErrors++ % 1000 === 0)
+            this.log.error({ err: (err as Error).message, action: a }, 'a capture listener threw; the event is still captured');
         }
       }
       // with no sink (detection alone) nothing is serialised; the thread builds its own line from facts

@@ -87,7 +87,11 @@ export class SinkRunner {
   stats(): RunnerStats {
     const disk = this.o.disk;
     if (disk) return { ...this.s, queued: disk.queued, spoolBytes: disk.bytes };
-    return { ...this.s, queued: this.q.length - this.head + (this.replay ? this.replay.chunk.lines.length - this.replay.pos : 0), spoolBytes: this.o.spool?.bytes ?? 0 };
+    return {
+      ...this.s,
+      queued: this.q.length - this.head + (this.replay ? this.replay.chunk.lines.length - this.replay.pos : 0),
+      spoolBytes: this.o.spool?.bytes ?? 0,
+    };
   }
 
   /** Takes one event line; never waits. */
@@ -150,7 +154,10 @@ export class SinkRunner {
       this.o.log.info({ events: rest.length }, 'capture events still queued at shutdown were spooled for the next start');
     } else if (rest.length) {
       for (const seq of seqs) this.drop(seq, 'shutdown');
-      this.o.log.error({ events: rest.length, first: seqs[0], last: seqs.at(-1) }, 'capture events still queued at shutdown were dropped (this sink has no spool)');
+      this.o.log.error(
+        { events: rest.length, first: seqs[0], last: seqs.at(-1) },
+        'capture events still queued at shutdown were dropped (this sink has no spool)',
+      );
     }
     this.reportDrops();
     await this.o.spool?.close();
@@ -195,7 +202,11 @@ export class SinkRunner {
         this.s.failures++;
         this.s.down = true;
         this.o.count.failure();
-        if (failures === 1 || failures % 20 === 0) this.o.log.warn({ failures, err: (err as Error).message, queued: this.stats().queued, spoolBytes: this.o.spool?.bytes ?? 0 }, `capture sink ${this.sink.name} cannot deliver; retrying`);
+        if (failures === 1 || failures % 20 === 0)
+          this.o.log.warn(
+            { failures, err: (err as Error).message, queued: this.stats().queued, spoolBytes: this.o.spool?.bytes ?? 0 },
+            `capture sink ${this.sink.name} cannot deliver; retrying`,
+          );
         if (this.stopping && (Date.now() >= this.deadline || this.sink.gone?.())) return;
         const wait = Math.min(this.o.backoff.maxMs, this.o.backoff.baseMs * 2 ** Math.min(failures - 1, 20));
         await this.sleep(wait / 2 + Math.random() * (wait / 2));

@@ -29,12 +29,22 @@ export function startRunner(sc: SinkConfig, name: string, env: RunnerEnv, count:
   let spool: Spool | undefined;
   let disk: DiskQueue | undefined;
   if (spools && cfg.queue === 'disk' && cfg.spoolDir) {
-    disk = new DiskQueue({ dir: queueDir(cfg.spoolDir, name), run: env.run, maxBytes: cfg.queueMaxBytes, syncMs: cfg.queueSyncMs, cacheMax: cfg.queueMax, log: env.log.child({ sink: name }) });
+    disk = new DiskQueue({
+      dir: queueDir(cfg.spoolDir, name),
+      run: env.run,
+      maxBytes: cfg.queueMaxBytes,
+      syncMs: cfg.queueSyncMs,
+      cacheMax: cfg.queueMax,
+      log: env.log.child({ sink: name }),
+    });
   } else if (spools && cfg.spoolDir) {
     try {
       spool = new Spool(join(cfg.spoolDir, folderName(name)), cfg.spoolMaxBytes, env.log.child({ sink: name }));
     } catch (err) {
-      env.log.error({ sink: name, dir: cfg.spoolDir, err: (err as Error).message }, 'capture spool unusable; this sink drops (and counts) what its queue cannot hold');
+      env.log.error(
+        { sink: name, dir: cfg.spoolDir, err: (err as Error).message },
+        'capture spool unusable; this sink drops (and counts) what its queue cannot hold',
+      );
     }
   }
   return new SinkRunner(sink, {

@@ -44,7 +44,11 @@ export class Spool {
       this.segments.push({ n: Number(m[1]), bytes });
       this.total += bytes;
     }
-    if (this.segments.length) log.info({ dir, segments: this.segments.length, bytes: this.total }, 'capture spool holds events from an earlier run; replaying them first');
+    if (this.segments.length)
+      log.info(
+        { dir, segments: this.segments.length, bytes: this.total },
+        'capture spool holds events from an earlier run; replaying them first',
+      );
   }
 
   get bytes(): number {
@@ -95,7 +99,9 @@ export class Spool {
       lines,
       done: async () => {
         forget();
-        await unlink(path).catch((err: NodeJS.ErrnoException) => this.log.error({ path, err: err.message }, 'cannot delete a replayed spool segment'));
+        await unlink(path).catch((err: NodeJS.ErrnoException) =>
+          this.log.error({ path, err: err.message }, 'cannot delete a replayed spool segment'),
+        );
       },
       keep: async (rest) => {
         const data = rest.length ? `${rest.join('\n')}\n` : '';

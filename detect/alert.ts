@@ -75,7 +75,9 @@ export function buildAlert(rule: AlertRule, f: Finding, summary?: SummaryInfo): 
       risk_score: rule.risk,
     },
     rule: { name: rule.name, description: rule.description, ruleset: 'mqprobe' },
-    mqprobe: { detect: { entity: summary?.overflow ? `rule ${rule.name}` : f.key, evidence: f.evidence, suppress_s: rule.suppressMs / 1000 } },
+    mqprobe: {
+      detect: { entity: summary?.overflow ? `rule ${rule.name}` : f.key, evidence: f.evidence, suppress_s: rule.suppressMs / 1000 },
+    },
   };
   if (summary) {
     alert.event.count = summary.count;

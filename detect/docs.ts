@@ -22,9 +22,18 @@ function paramRows(spec: RuleSpec, params: ParamSpec[]): string[] {
 export function renderRuleReference(): string {
   const out: string[] = [BEGIN, ''];
   out.push('| rule | entity | risk | minimum intensity caught with the defaults |', '| --- | --- | --- | --- |');
-  for (const s of RULE_SPECS) out.push(`| [\`${s.name}\`](#${s.name}) | \`${s.entity}\` | ${s.risk} (${RISK_SCORES[s.risk]}) | ${cell(s.minimum)} |`);
+  for (const s of RULE_SPECS)
+    out.push(`| [\`${s.name}\`](#${s.name}) | \`${s.entity}\` | ${s.risk} (${RISK_SCORES[s.risk]}) | ${cell(s.minimum)} |`);
   for (const s of RULE_SPECS) {
-    out.push('', `### ${s.name}`, '', s.description, '', `Entity: \`${s.entity}\`. Risk: ${s.risk} (\`event.risk_score\` ${RISK_SCORES[s.risk]}). Minimum: ${s.minimum}.`, '');
+    out.push(
+      '',
+      `### ${s.name}`,
+      '',
+      s.description,
+      '',
+      `Entity: \`${s.entity}\`. Risk: ${s.risk} (\`event.risk_score\` ${RISK_SCORES[s.risk]}). Minimum: ${s.minimum}.`,
+      '',
+    );
     out.push('| parameter | kind | default | meaning |', '| --- | --- | --- | --- |', ...paramRows(s, [...s.params, ...COMMON_PARAMS]));
   }
   out.push('', END);

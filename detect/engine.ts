@@ -45,12 +45,20 @@ export class DetectionEngine {
 
   constructor(opts: EngineOptions = {}) {
     this.rules = resolveRules(RULE_SPECS, opts.config ?? defaultDetectConfig());
-    const sessionsNeeded = this.rules.filter((r) => r.spec.name === 'publish-rate' || r.spec.name === 'topic-rate').map((r) => r.params.num('max_tracked'));
+    const sessionsNeeded = this.rules
+      .filter((r) => r.spec.name === 'publish-rate' || r.spec.name === 'topic-rate')
+      .map((r) => r.params.num('max_tracked'));
     if (sessionsNeeded.length > 0) this.sessions = trackedMap<number>(Math.max(...sessionsNeeded));
     const indicators = opts.indicators ?? (() => undefined);
     const env: DetectorEnv = { indicators, connectedAt: (id) => this.sessions?.get(id) };
     for (const r of this.rules) {
-      const alertRule: AlertRule = { name: r.spec.name, description: r.spec.description, risk: r.params.num('risk_score'), suppressMs: r.params.num('suppress'), maxAlerts: r.params.num('max_alerts') };
+      const alertRule: AlertRule = {
+        name: r.spec.name,
+        description: r.spec.description,
+        risk: r.params.num('risk_score'),
+        suppressMs: r.params.num('suppress'),
+        maxAlerts: r.params.num('max_alerts'),
+      };
       const detector = byName.get(r.spec.name)!.create(r.params, (f) => this.suppressor.offer(alertRule, f, this.out), env);
       for (const action of detector.actions) {
         const list = this.dispatch.get(action) ?? [];

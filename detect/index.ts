@@ -44,7 +44,12 @@ export function createDetection(config: DetectConfig, deps: DetectionDeps): Dete
   const log = deps.log.child({ name: 'capture.detect' });
   const engine = new DetectionEngine({ config, indicators: () => deps.indicators?.current() });
   const counter = deps.metrics
-    ? new Counter({ name: 'mqprobe_detect_alerts_total', help: 'Alerts raised by the detectors (alert-summary included), by rule.', labelNames: ['rule', 'action'], registers: [deps.metrics] })
+    ? new Counter({
+        name: 'mqprobe_detect_alerts_total',
+        help: 'Alerts raised by the detectors (alert-summary included), by rule.',
+        labelNames: ['rule', 'action'],
+        registers: [deps.metrics],
+      })
     : undefined;
   let errors = 0;
 

@@ -45,7 +45,12 @@ export type IndicatorSource = Pick<IndicatorExchange, 'current'>;
 export function isIndicatorLookup(v: unknown): v is IndicatorLookup {
   if (typeof v !== 'object' || v === null) return false;
   const o = v as Record<string, unknown>;
-  return typeof o.matchIp === 'function' && typeof o.matchDomain === 'function' && typeof o.matchUrl === 'function' && typeof o.matchHash === 'function';
+  return (
+    typeof o.matchIp === 'function' &&
+    typeof o.matchDomain === 'function' &&
+    typeof o.matchUrl === 'function' &&
+    typeof o.matchHash === 'function'
+  );
 }
 
 /** What an alert says about the matching indicator (ECS `threat.indicator.*` besides the matched value). */
@@ -64,8 +69,15 @@ export function describeMatch(answer: unknown): IndicatorInfo | undefined {
   if (typeof answer !== 'object') return {};
   const a = answer as Record<string, unknown>;
   const text = (v: unknown) => (typeof v === 'string' && v !== '' ? v.slice(0, 1000) : undefined);
-  const score = typeof a.score === 'number' ? String(a.score) : typeof a.confidence === 'number' ? String(a.confidence) : text(a.confidence);
-  const info: IndicatorInfo = { name: text(a.name), description: text(a.description), reference: text(a.id) ?? text(a.standard_id), confidence: score, pattern: text(a.pattern) };
+  const score =
+    typeof a.score === 'number' ? String(a.score) : typeof a.confidence === 'number' ? String(a.confidence) : text(a.confidence);
+  const info: IndicatorInfo = {
+    name: text(a.name),
+    description: text(a.description),
+    reference: text(a.id) ?? text(a.standard_id),
+    confidence: score,
+    pattern: text(a.pattern),
+  };
   for (const k of Object.keys(info) as (keyof IndicatorInfo)[]) if (info[k] === undefined) delete info[k];
   return info;
 }

@@ -17,5 +17,8 @@ export function networkOf(ip: string): string | undefined {
     return `${o[0]}.${o[1]}.${o[2]}.0/24`;
   }
   const p = (addr as ipaddr.IPv6).parts;
-  return `${p.slice(0, 4).map((x) => x.toString(16)).join(':')}::/64`;
+  return `${p
+    .slice(0, 4)
+    .map((x) => x.toString(16))
+    .join(':')}::/64`;
 }

@@ -39,9 +39,26 @@ export interface RuleSpec {
 
 /** Parameters every rule has. */
 export const COMMON_PARAMS: ParamSpec[] = [
-  { name: 'suppress', kind: 'duration', default: '5m', doc: 'After an alert, further alerts of this rule for the same entity are held back this long and then summarised in one `alert-summary`.' },
-  { name: 'max_alerts', kind: 'count', default: '100', doc: 'Alerts of the rule per minute (event time), over all entities; beyond it alerts are held back and summarised in one `alert-summary` for the rule at the end of the minute, so a flood of random client ids or addresses cannot become a flood of alerts.' },
-  { name: 'risk_score', kind: 'count', default: '(per rule)', doc: '`event.risk_score` and `event.severity` of the rule’s alerts (0–100).', min: 0, max: 100 },
+  {
+    name: 'suppress',
+    kind: 'duration',
+    default: '5m',
+    doc: 'After an alert, further alerts of this rule for the same entity are held back this long and then summarised in one `alert-summary`.',
+  },
+  {
+    name: 'max_alerts',
+    kind: 'count',
+    default: '100',
+    doc: 'Alerts of the rule per minute (event time), over all entities; beyond it alerts are held back and summarised in one `alert-summary` for the rule at the end of the minute, so a flood of random client ids or addresses cannot become a flood of alerts.',
+  },
+  {
+    name: 'risk_score',
+    kind: 'count',
+    default: '(per rule)',
+    doc: '`event.risk_score` and `event.severity` of the rule’s alerts (0–100).',
+    min: 0,
+    max: 100,
+  },
 ];
 
 /** Resolved parameter values of one rule: numbers (durations in ms, sizes in bytes) and lists. */
@@ -79,7 +96,8 @@ function readValue(spec: ParamSpec, value: string, pos: SourcePos, key: string):
       return v.number(0, spec.min ?? 0, spec.max ?? 1e9);
     case 'bytes': {
       const n = v.bytes(0);
-      if (n < (spec.min ?? 0) || n > (spec.max ?? 2 ** 40)) v.fail(`expected a size in ${spec.min ?? 0}..${spec.max ?? 2 ** 40} bytes, got ${value}`);
+      if (n < (spec.min ?? 0) || n > (spec.max ?? 2 ** 40))
+        v.fail(`expected a size in ${spec.min ?? 0}..${spec.max ?? 2 ** 40} bytes, got ${value}`);
       return n;
     }
     case 'duration': {
@@ -101,7 +119,8 @@ const BUILT_IN: SourcePos = { file: '<default>', line: 0 };
 export function resolveRules(specs: readonly RuleSpec[], config: DetectConfig): ResolvedRule[] {
   const byName = new Map(specs.map((s) => [s.name, s]));
   for (const [name, setting] of config.rules) {
-    if (!byName.has(name)) throw new ConfigError(setting.pos, 'detect_rule', `unknown rule "${name}"; the rules are ${[...byName.keys()].join(', ')}`);
+    if (!byName.has(name))
+      throw new ConfigError(setting.pos, 'detect_rule', `unknown rule "${name}"; the rules are ${[...byName.keys()].join(', ')}`);
   }
   const out: ResolvedRule[] = [];
   for (const spec of specs) {
@@ -114,7 +133,12 @@ export function resolveRules(specs: readonly RuleSpec[], config: DetectConfig): 
     }
     for (const [name, { value, pos }] of setting?.params ?? []) {
       const p = declared.find((d) => d.name === name);
-      if (!p) throw new ConfigError(pos, 'detect_rule', `rule ${spec.name} has no parameter "${name}"; its parameters are ${declared.map((d) => d.name).join(', ')}`);
+      if (!p)
+        throw new ConfigError(
+          pos,
+          'detect_rule',
+          `rule ${spec.name} has no parameter "${name}"; its parameters are ${declared.map((d) => d.name).join(', ')}`,
+        );
       values.set(name, readValue(p, value, pos, `detect_rule ${spec.name} ${name}`));
     }
     if (setting?.enabled === false) continue;

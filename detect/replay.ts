@@ -80,7 +80,10 @@ export function detectCommand(loadDetect: (file: string | undefined) => DetectCo
         });
         await opened;
         const stats = await replayCapture(input, process.stdout, { config, indicators });
-        if (stats.malformed > 0) process.stderr.write(`mqprobe detect: skipped ${stats.malformed} of ${stats.lines} lines that are not capture events (lines ${stats.malformedAt.join(', ')}${stats.malformed > stats.malformedAt.length ? ', …' : ''})\n`);
+        if (stats.malformed > 0)
+          process.stderr.write(
+            `mqprobe detect: skipped ${stats.malformed} of ${stats.lines} lines that are not capture events (lines ${stats.malformedAt.join(', ')}${stats.malformed > stats.malformedAt.length ? ', …' : ''})\n`,
+          );
       } catch (err) {
         process.stderr.write(`mqprobe detect: ${(err as Error).message}\n`);
         process.exitCode = err instanceof ConfigError ? 3 : 1;

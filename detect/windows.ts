@@ -95,7 +95,10 @@ export class DistinctWindow {
 
   /** Sequence numbers of each item's last event (those with one), in time order. */
   sequences(): number[] {
-    return [...this.last.values()].sort((a, b) => a.time - b.time).map((v) => v.seq).filter((s) => s >= 0);
+    return [...this.last.values()]
+      .sort((a, b) => a.time - b.time)
+      .map((v) => v.seq)
+      .filter((s) => s >= 0);
   }
 
   clear(): void {
@@ -259,7 +262,13 @@ export class ThresholdCounter {
     const log = stateOf(this.logs, key, () => new WindowLog());
     const count = log.add(time, seq, this.window, this.threshold);
     if (count < this.threshold) return undefined;
-    const evidence = { count, threshold: this.threshold, window_s: this.window / 1000, span_s: (time - log.first) / 1000, sequences: log.sequences() };
+    const evidence = {
+      count,
+      threshold: this.threshold,
+      window_s: this.window / 1000,
+      span_s: (time - log.first) / 1000,
+      sequences: log.sequences(),
+    };
     log.clear();
     return evidence;
   }

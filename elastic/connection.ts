@@ -104,7 +104,8 @@ function readSecret(file: string, what: string): string {
 
 /** Reads the credential files once; the result carries the Authorization header for plain HTTP calls. */
 export function readCredentials(o: Pick<ConnectionOptions, 'apiKeyFile' | 'username' | 'passwordFile' | 'cafile'>): Credentials {
-  if (o.apiKeyFile && (o.username || o.passwordFile)) throw new ElasticError('give either an API key file or a user with a password file, not both');
+  if (o.apiKeyFile && (o.username || o.passwordFile))
+    throw new ElasticError('give either an API key file or a user with a password file, not both');
   if (!!o.username !== !!o.passwordFile) throw new ElasticError('a user needs a password file and a password file needs a user');
   const creds: Credentials = { headers: {} };
   if (o.apiKeyFile) {
@@ -132,12 +133,17 @@ export function networkProblem(url: URL, e: unknown): ElasticError {
   const where = url.origin;
   if (/ECONNREFUSED/.test(text)) return new ElasticError(`cannot reach ${where}: connection refused (nothing listens there)`);
   if (/ENOTFOUND|EAI_AGAIN/.test(text)) return new ElasticError(`cannot reach ${where}: unknown host ${url.hostname}`);
-  if (/EPROTO|wrong version number|packet length too long/.test(text)) return new ElasticError(`${where} does not speak TLS (use http:// instead of https://)`);
+  if (/EPROTO|wrong version number|packet length too long/.test(text))
+    return new ElasticError(`${where} does not speak TLS (use http:// instead of https://)`);
   if (/CERT|certificate|SELF_SIGNED/i.test(text)) {
-    return new ElasticError(`TLS: the certificate of ${where} is not trusted (${err.code ?? err.message}); give the CA with --cafile / capture_elasticsearch_cafile`);
+    return new ElasticError(
+      `TLS: the certificate of ${where} is not trusted (${err.code ?? err.message}); give the CA with --cafile / capture_elasticsearch_cafile`,
+    );
   }
   if (/ECONNRESET|socket hang up/.test(text)) {
-    return new ElasticError(`${where} closed the connection without an HTTP answer${url.protocol === 'http:' ? ' (does it need https://?)' : ''}`);
+    return new ElasticError(
+      `${where} closed the connection without an HTTP answer${url.protocol === 'http:' ? ' (does it need https://?)' : ''}`,
+    );
   }
   if (/ETIMEDOUT|timed? ?out|no answer/i.test(text)) return new ElasticError(`no answer from ${where} in time`);
   return new ElasticError(`cannot reach ${where}: ${err.message}`);
@@ -152,19 +158,34 @@ function parseJson(text: string): unknown {
 }
 
 /** Which product and version answer at the URL; errors for wrong URLs, bad credentials and old versions. */
-export async function probeCluster(url: URL, creds: { headers: Record<string, string>; ca?: string }, timeoutMs = 10_000): Promise<ClusterInfo> {
+export async function probeCluster(
+  url: URL,
+  creds: { headers: Record<string, string>; ca?: string },
+  timeoutMs = 10_000,
+): Promise<ClusterInfo> {
   const get = async (path: string): Promise<HttpResponse> => {
     try {
-      return await httpRequest({ method: 'GET', url: new URL(path, url), headers: { accept: 'application/json', ...creds.headers }, ca: creds.ca, timeoutMs, maxBytes: 1024 * 1024 });
+      return await httpRequest({
+        method: 'GET',
+        url: new URL(path, url),
+        headers: { accept: 'application/json', ...creds.headers },
+        ca: creds.ca,
+        timeoutMs,
+        maxBytes: 1024 * 1024,
+      });
     } catch (e) {
       throw e instanceof ElasticError ? e : networkProblem(url, e);
     }
   };
   const root = await get(url.pathname.endsWith('/') ? url.pathname : `${url.pathname}/`);
   if (root.status === 401) {
-    throw new ElasticError(`${url.origin} rejected the credentials (HTTP 401)${creds.headers.authorization ? '' : ': it needs a user and password file or an API key file'}`, 401);
+    throw new ElasticError(
+      `${url.origin} rejected the credentials (HTTP 401)${creds.headers.authorization ? '' : ': it needs a user and password file or an API key file'}`,
+      401,
+    );
   }
-  if (root.status === 403) throw new ElasticError(`${url.origin} refused access (HTTP 403): the user or API key lacks the monitor privilege`, 403);
+  if (root.status === 403)
+    throw new ElasticError(`${url.origin} refused access (HTTP 403): the user or API key lacks the monitor privilege`, 403);
   const rootBody = parseJson(root.text) as { version?: { number?: string; distribution?: string } } | undefined;
   let product: Product | undefined;
   let version: string | undefined;
@@ -173,7 +194,8 @@ export async function probeCluster(url: URL, creds: { headers: Record<string, st
     version = rootBody?.version?.number;
     if (!version) {
       // Builds without the root endpoint (the minimal test distribution) still answer node info.
-      const nodes = parseJson((await get('_nodes/_local?filter_path=nodes.*.version')).text) as { nodes?: Record<string, { version?: string }> } | undefined;
+      const nodes = parseJson((await get('_nodes/_local?filter_path=nodes.*.version')).text) as
+        { nodes?: Record<string, { version?: string }> } | undefined;
       version = Object.values(nodes?.nodes ?? {})[0]?.version;
     }
   } else if (rootBody?.version?.distribution === 'opensearch') {
@@ -186,7 +208,9 @@ export async function probeCluster(url: URL, creds: { headers: Record<string, st
   }
   const major = Number(version.split('.')[0]);
   if (product === 'elasticsearch' && !(major >= 8)) {
-    throw new ElasticError(`${url.origin} runs Elasticsearch ${version}; mqprobe needs Elasticsearch 8.0 or later (data streams with composable templates, the 8.x client)`);
+    throw new ElasticError(
+      `${url.origin} runs Elasticsearch ${version}; mqprobe needs Elasticsearch 8.0 or later (data streams with composable templates, the 8.x client)`,
+    );
   }
   if (product === 'opensearch' && !(major >= 2)) {
     throw new ElasticError(`${url.origin} runs OpenSearch ${version}; mqprobe needs OpenSearch 2.0 or later`);
@@ -199,7 +223,9 @@ export async function connect(o: ConnectionOptions): Promise<RestClient> {
   const creds = readCredentials(o);
   const info = await probeCluster(o.url, creds, Math.min(o.requestTimeoutMs ?? 10_000, 10_000));
   if (o.expect && o.expect !== info.product) {
-    throw new ElasticError(`${o.url.origin} is ${info.product} ${info.version}, not ${o.expect}: use capture_sink ${info.product} ${o.url.href}`);
+    throw new ElasticError(
+      `${o.url.origin} is ${info.product} ${info.version}, not ${o.expect}: use capture_sink ${info.product} ${o.url.href}`,
+    );
   }
   return info.product === 'elasticsearch' ? elasticsearchClient(o, creds, info) : opensearchClient(o, creds, info);
 }
@@ -233,7 +259,13 @@ interface SharedBulkHelperOptions {
 type SharedBulkHelper = (opts: SharedBulkHelperOptions) => PromiseLike<BulkStats>;
 type RawRequest = (method: string, path: string, body: unknown, ignore: number[]) => Promise<{ statusCode?: number | null; body: unknown }>;
 
-function restClient(o: ConnectionOptions, info: ClusterInfo, request: RawRequest, bulkHelper: SharedBulkHelper, close: () => Promise<void>): RestClient {
+function restClient(
+  o: ConnectionOptions,
+  info: ClusterInfo,
+  request: RawRequest,
+  bulkHelper: SharedBulkHelper,
+  close: () => Promise<void>,
+): RestClient {
   return {
     info,
     url: o.url,
@@ -251,7 +283,13 @@ function restClient(o: ConnectionOptions, info: ClusterInfo, request: RawRequest
         const stats = await bulkHelper({
           datasource: docs,
           onDocument: (doc) => ({ create: { _index: b.index, ...(id(doc) ? { _id: id(doc) } : {}) } }),
-          onDrop: (d) => b.onDrop({ status: d.status, error: d.error, document: d.document, id: (d.operation as { create?: { _id?: string } } | undefined)?.create?._id }),
+          onDrop: (d) =>
+            b.onDrop({
+              status: d.status,
+              error: d.error,
+              document: d.document,
+              id: (d.operation as { create?: { _id?: string } } | undefined)?.create?._id,
+            }),
           retries: b.retries,
           wait: b.waitMs,
           flushBytes: b.flushBytes,
@@ -278,7 +316,8 @@ function elasticsearchClient(o: ConnectionOptions, creds: Credentials, info: Clu
   return restClient(
     o,
     info,
-    (method, path, body, ignore) => client.transport.request({ method, path, body: body as Record<string, unknown> | undefined }, { meta: true, ignore }),
+    (method, path, body, ignore) =>
+      client.transport.request({ method, path, body: body as Record<string, unknown> | undefined }, { meta: true, ignore }),
     (opts) => client.helpers.bulk<string>(opts as Parameters<typeof client.helpers.bulk<string>>[0]),
     () => client.close(),
   );
@@ -297,7 +336,8 @@ function opensearchClient(o: ConnectionOptions, creds: Credentials, info: Cluste
   return restClient(
     o,
     info,
-    (method, path, body, ignore) => client.transport.request({ method, path, body: body as Record<string, unknown> | undefined }, { ignore }),
+    (method, path, body, ignore) =>
+      client.transport.request({ method, path, body: body as Record<string, unknown> | undefined }, { ignore }),
     (opts) => client.helpers.bulk<string>(opts as Parameters<typeof client.helpers.bulk<string>>[0]) as unknown as PromiseLike<BulkStats>,
     () => client.close(),
   );

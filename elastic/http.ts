@@ -27,24 +27,20 @@ export function httpRequest(req: HttpRequest): Promise<HttpResponse> {
   const { url, ca, timeoutMs = 30_000, maxBytes = 16 * 1024 * 1024 } = req;
   const mod = url.protocol === 'https:' ? https : http;
   return new Promise((resolve, reject) => {
-    const r = mod.request(
-      url,
-      { method: req.method, headers: req.headers, ca, timeout: timeoutMs, agent: false },
-      (res) => {
-        const chunks: Buffer[] = [];
-        let size = 0;
-        res.on('data', (c: Buffer) => {
-          size += c.length;
-          if (size > maxBytes) {
-            res.destroy(new Error(`response from ${url.origin} larger than ${maxBytes} bytes`));
-            return;
-          }
-          chunks.push(c);
-        });
-        res.on('error', reject);
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, text: Buffer.concat(chunks).toString('utf8') }));
-      },
-    );
+    const r = mod.request(url, { method: req.method, headers: req.headers, ca, timeout: timeoutMs, agent: false }, (res) => {
+      const chunks: Buffer[] = [];
+      let size = 0;
+      res.on('data', (c: Buffer) => {
+        size += c.length;
+        if (size > maxBytes) {
+          res.destroy(new Error(`response from ${url.origin} larger than ${maxBytes} bytes`));
+          return;
+        }
+        chunks.push(c);
+      });
+      res.on('error', reject);
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, text: Buffer.concat(chunks).toString('utf8') }));
+    });
     r.on('timeout', () => r.destroy(new Error(`no answer from ${url.origin} within ${timeoutMs} ms`)));
     r.on('error', reject);
     r.end(req.body);

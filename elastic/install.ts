@@ -87,7 +87,8 @@ async function optional(client: RestClient, method: string, path: string): Promi
   try {
     return (await client.send(method, path, undefined, { allow404: true })).status === 200;
   } catch (e) {
-    if (e instanceof ElasticError && e.status !== undefined && e.status >= 400 && e.status < 500 && e.status !== 401 && e.status !== 403) return false;
+    if (e instanceof ElasticError && e.status !== undefined && e.status >= 400 && e.status < 500 && e.status !== 401 && e.status !== 403)
+      return false;
     throw e;
   }
 }
@@ -96,12 +97,18 @@ const ML_LICENSES = new Set(['trial', 'platinum', 'enterprise']);
 
 async function mlAvailability(client: RestClient): Promise<Capabilities['ml']> {
   if (client.info.product === 'opensearch') {
-    return { allowed: false, reason: 'OpenSearch has no Elastic machine learning (its Anomaly Detection plugin uses other job definitions)' };
+    return {
+      allowed: false,
+      reason: 'OpenSearch has no Elastic machine learning (its Anomaly Detection plugin uses other job definitions)',
+    };
   }
   const lic = await client.send<{ license?: { type?: string; status?: string } }>('GET', '/_license', undefined, { allow404: true });
   const type = lic.body.license?.type ?? 'unknown';
   if (!ML_LICENSES.has(type) || lic.body.license?.status !== 'active') {
-    return { allowed: false, reason: `anomaly detection needs a Platinum or Enterprise license or a trial; this cluster's license is "${type}"` };
+    return {
+      allowed: false,
+      reason: `anomaly detection needs a Platinum or Enterprise license or a trial; this cluster's license is "${type}"`,
+    };
   }
   if (!(await optional(client, 'GET', '/_ml/info'))) return { allowed: false, reason: 'machine learning is not enabled on this cluster' };
   return { allowed: true };
@@ -187,7 +194,7 @@ export async function install(client: RestClient, caps: Capabilities, o: Install
         putPath: path,
         body: policy as unknown as Json,
         hash: metaHash('policy'),
-        stored: (a) => (a[ILM_POLICY_NAME] as Json | undefined)?.policy ? { policy: (a[ILM_POLICY_NAME] as Json).policy } : undefined,
+        stored: (a) => ((a[ILM_POLICY_NAME] as Json | undefined)?.policy ? { policy: (a[ILM_POLICY_NAME] as Json).policy } : undefined),
       }),
     );
   } else {
@@ -215,7 +222,11 @@ export async function install(client: RestClient, caps: Capabilities, o: Install
       }),
     );
   } else {
-    report({ what: `ingest pipeline ${PIPELINE_NAME}`, outcome: 'skipped', detail: 'this cluster has no ingest processors (set, append); event.ingested will be missing' });
+    report({
+      what: `ingest pipeline ${PIPELINE_NAME}`,
+      outcome: 'skipped',
+      detail: 'this cluster has no ingest processors (set, append); event.ingested will be missing',
+    });
   }
 
   const components = composedOf(caps);
@@ -229,13 +240,15 @@ export async function install(client: RestClient, caps: Capabilities, o: Install
   report(await ensure(client, componentTemplate(COMPONENT.settings, settings as unknown as Json)));
 
   // The user's own component: created empty once, never overwritten.
-  const custom = await client.send('PUT', `/_component_template/${COMPONENT.custom}?create=true`, readJsonAsset('index', 'custom.json'), { allow404: true }).then(
-    () => 'created' as const,
-    (e: unknown) => {
-      if (e instanceof ElasticError && e.status === 400 && /already exists/.test(e.message)) return 'unchanged' as const;
-      throw e;
-    },
-  );
+  const custom = await client
+    .send('PUT', `/_component_template/${COMPONENT.custom}?create=true`, readJsonAsset('index', 'custom.json'), { allow404: true })
+    .then(
+      () => 'created' as const,
+      (e: unknown) => {
+        if (e instanceof ElasticError && e.status === 400 && /already exists/.test(e.message)) return 'unchanged' as const;
+        throw e;
+      },
+    );
   report({ what: `component template ${COMPONENT.custom} (yours to edit)`, outcome: custom });
 
   const template = { ...readJsonAsset('index', 'index-template.json'), composed_of: components };
@@ -290,14 +303,19 @@ export async function installMlJobs(client: RestClient, caps: Capabilities, prog
 async function installMlJob(client: RestClient, job: ReturnType<typeof mlJobs>[number]): Promise<StepResult> {
   const what = `ML job ${job.job_id} with its datafeed`;
   const hash = definitionHash(job);
-  const existing = await client.send<{ jobs?: { custom_settings?: Json }[] }>('GET', `/_ml/anomaly_detectors/${job.job_id}`, undefined, { allow404: true });
+  const existing = await client.send<{ jobs?: { custom_settings?: Json }[] }>('GET', `/_ml/anomaly_detectors/${job.job_id}`, undefined, {
+    allow404: true,
+  });
   const stored = existing.status === 200 ? existing.body.jobs?.[0] : undefined;
   if (stored) {
     if (stored.custom_settings?.mqprobe_hash === hash) return { what, outcome: 'unchanged' };
     // A job's analysis cannot be changed in place; replacing it would throw its model away.
     return { what, outcome: 'unchanged', detail: 'exists with an older definition; delete the job and its datafeed to install this one' };
   }
-  await client.send('PUT', `/_ml/anomaly_detectors/${job.job_id}`, { ...job.job, custom_settings: { managed_by: 'mqprobe', mqprobe_hash: hash } });
+  await client.send('PUT', `/_ml/anomaly_detectors/${job.job_id}`, {
+    ...job.job,
+    custom_settings: { managed_by: 'mqprobe', mqprobe_hash: hash },
+  });
   await client.send('PUT', `/_ml/datafeeds/datafeed-${job.job_id}`, { ...job.datafeed, job_id: job.job_id });
   return { what, outcome: 'created', detail: `open it and start datafeed-${job.job_id} in Kibana (Machine Learning > Anomaly detection)` };
 }

@@ -25,7 +25,14 @@ async function kibanaVersion(k: KibanaTarget): Promise<string> {
   const url = new URL('api/status', k.url.href.endsWith('/') ? k.url : new URL(`${k.url.href}/`));
   let res;
   try {
-    res = await httpRequest({ method: 'GET', url, headers: { accept: 'application/json', ...k.headers }, ca: k.ca, timeoutMs: 15_000, maxBytes: 4 * 1024 * 1024 });
+    res = await httpRequest({
+      method: 'GET',
+      url,
+      headers: { accept: 'application/json', ...k.headers },
+      ca: k.ca,
+      timeoutMs: 15_000,
+      maxBytes: 4 * 1024 * 1024,
+    });
   } catch (e) {
     throw networkProblem(k.url, e);
   }
@@ -41,7 +48,9 @@ async function kibanaVersion(k: KibanaTarget): Promise<string> {
   }
   const [major = 0, minor = 0] = version.split('.').map(Number);
   if (major < MIN_KIBANA[0] || (major === MIN_KIBANA[0] && minor < MIN_KIBANA[1])) {
-    throw new ElasticError(`Kibana ${version} at ${k.url.origin} is too old for mqprobe's dashboard: it needs Kibana ${MIN_KIBANA.join('.')} or later`);
+    throw new ElasticError(
+      `Kibana ${version} at ${k.url.origin} is too old for mqprobe's dashboard: it needs Kibana ${MIN_KIBANA.join('.')} or later`,
+    );
   }
   return version;
 }
@@ -51,7 +60,9 @@ export async function importSavedObjects(k: KibanaTarget): Promise<StepResult> {
   const ndjson = readFileSync(kibanaNdjsonPath());
   const boundary = `mqprobe-${randomBytes(12).toString('hex')}`;
   const body = Buffer.concat([
-    Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="mqprobe.ndjson"\r\nContent-Type: application/ndjson\r\n\r\n`),
+    Buffer.from(
+      `--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="mqprobe.ndjson"\r\nContent-Type: application/ndjson\r\n\r\n`,
+    ),
     ndjson,
     Buffer.from(`\r\n--${boundary}--\r\n`),
   ]);
@@ -62,7 +73,12 @@ export async function importSavedObjects(k: KibanaTarget): Promise<StepResult> {
     res = await httpRequest({
       method: 'POST',
       url,
-      headers: { ...k.headers, 'kbn-xsrf': 'mqprobe', 'content-type': `multipart/form-data; boundary=${boundary}`, 'content-length': String(body.length) },
+      headers: {
+        ...k.headers,
+        'kbn-xsrf': 'mqprobe',
+        'content-type': `multipart/form-data; boundary=${boundary}`,
+        'content-length': String(body.length),
+      },
       body,
       ca: k.ca,
       timeoutMs: 60_000,
@@ -70,16 +86,28 @@ export async function importSavedObjects(k: KibanaTarget): Promise<StepResult> {
   } catch (e) {
     throw networkProblem(k.url, e);
   }
-  let answer: { success?: boolean; successCount?: number; errors?: { id: string; type: string; error?: { type?: string; message?: string } }[]; message?: string } = {};
+  let answer: {
+    success?: boolean;
+    successCount?: number;
+    errors?: { id: string; type: string; error?: { type?: string; message?: string } }[];
+    message?: string;
+  } = {};
   try {
     answer = JSON.parse(res.text);
   } catch {
     // reported below
   }
-  if (res.status !== 200) throw new ElasticError(`Kibana refused the import (HTTP ${res.status})${answer.message ? `: ${answer.message}` : ''}`, res.status);
+  if (res.status !== 200)
+    throw new ElasticError(`Kibana refused the import (HTTP ${res.status})${answer.message ? `: ${answer.message}` : ''}`, res.status);
   if (!answer.success) {
     const first = answer.errors?.slice(0, 3).map((e) => `${e.type} ${e.id}: ${e.error?.message ?? e.error?.type ?? 'error'}`) ?? [];
-    throw new ElasticError(`Kibana imported ${answer.successCount ?? 0} objects and rejected ${answer.errors?.length ?? '?'}: ${first.join('; ')}`);
+    throw new ElasticError(
+      `Kibana imported ${answer.successCount ?? 0} objects and rejected ${answer.errors?.length ?? '?'}: ${first.join('; ')}`,
+    );
   }
-  return { what: `Kibana ${version}: data view and dashboard "MQTT broker"`, outcome: 'updated', detail: `${answer.successCount} saved objects imported (overwrite)` };
+  return {
+    what: `Kibana ${version}: data view and dashboard "MQTT broker"`,
+    outcome: 'updated',
+    detail: `${answer.successCount} saved objects imported (overwrite)`,
+  };
 }

@@ -31,8 +31,10 @@ function parseUrl(v: string, what: string): URL {
   } catch {
     throw new ElasticError(`${what}: expected an http:// or https:// URL, got "${v}"`);
   }
-  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new ElasticError(`${what}: expected an http:// or https:// URL, got "${u.protocol}"`);
-  if (u.username || u.password) throw new ElasticError(`${what}: put credentials in --user/--password-file or --api-key-file, not in the URL`);
+  if (u.protocol !== 'http:' && u.protocol !== 'https:')
+    throw new ElasticError(`${what}: expected an http:// or https:// URL, got "${u.protocol}"`);
+  if (u.username || u.password)
+    throw new ElasticError(`${what}: put credentials in --user/--password-file or --api-key-file, not in the URL`);
   return u;
 }
 
@@ -44,9 +46,16 @@ function line(r: StepResult): string {
 export async function runElasticSetup(o: ElasticSetupOptions, io: SetupIo): Promise<StepResult[]> {
   const url = parseUrl(o.es, '--es');
   const kibanaUrl = o.kibana ? parseUrl(o.kibana, '--kibana') : undefined;
-  if (!isValidNamespace(o.namespace)) throw new ElasticError(`--namespace: expected lowercase letters, digits, "_" or "." (no "-"), got "${o.namespace}"`);
+  if (!isValidNamespace(o.namespace))
+    throw new ElasticError(`--namespace: expected lowercase letters, digits, "_" or "." (no "-"), got "${o.namespace}"`);
   validateDeleteAfter(o.ilmDeleteAfter);
-  const client: RestClient = await connect({ url, apiKeyFile: o.apiKeyFile, username: o.user, passwordFile: o.passwordFile, cafile: o.cafile });
+  const client: RestClient = await connect({
+    url,
+    apiKeyFile: o.apiKeyFile,
+    username: o.user,
+    passwordFile: o.passwordFile,
+    cafile: o.cafile,
+  });
   try {
     const name = client.info.product === 'elasticsearch' ? 'Elasticsearch' : 'OpenSearch';
     io.out(`${name} ${client.info.version} at ${url.origin}`);
@@ -55,7 +64,11 @@ export async function runElasticSetup(o: ElasticSetupOptions, io: SetupIo): Prom
     const results = await install(client, caps, { namespace: o.namespace, ilmDeleteAfter: o.ilmDeleteAfter, progress });
     if (kibanaUrl) {
       if (client.info.product === 'opensearch') {
-        const r: StepResult = { what: 'Kibana objects', outcome: 'skipped', detail: 'the dashboard is built for Kibana 8.9+ (Lens); OpenSearch Dashboards cannot import it' };
+        const r: StepResult = {
+          what: 'Kibana objects',
+          outcome: 'skipped',
+          detail: 'the dashboard is built for Kibana 8.9+ (Lens); OpenSearch Dashboards cannot import it',
+        };
         results.push(r);
         progress(r);
       } else {
@@ -80,7 +93,9 @@ export async function runElasticSetup(o: ElasticSetupOptions, io: SetupIo): Prom
 
 export function elasticSetupCommand(io: SetupIo = { out: (l) => process.stdout.write(`${l}\n`) }): Command {
   return new Command('elastic')
-    .description('Install the index templates, ILM policy, ingest pipeline, Kibana dashboard and ML jobs for mqprobe capture events (idempotent)')
+    .description(
+      'Install the index templates, ILM policy, ingest pipeline, Kibana dashboard and ML jobs for mqprobe capture events (idempotent)',
+    )
     .requiredOption('--es <url>', 'Elasticsearch or OpenSearch URL, e.g. https://es.example:9200')
     .option('--kibana <url>', 'Kibana URL: also import the data view and the "MQTT broker" dashboard')
     .option('--kibana-space <space>', 'Kibana space to import into (default space when omitted)')

@@ -74,13 +74,32 @@ function flood(c: MqttClient, stop: () => boolean): void {
   pump();
 }
 
-async function run(capture: boolean, receiverPort: number, receiverPid: number): Promise<{ rate: number; metrics?: string; spooled: number; brokerCpu: number; receiverCpu: number; usPerMessage: number }> {
+async function run(
+  capture: boolean,
+  receiverPort: number,
+  receiverPid: number,
+): Promise<{ rate: number; metrics?: string; spooled: number; brokerCpu: number; receiverCpu: number; usPerMessage: number }> {
   const dir = mkdtempSync(join(tmpdir(), 'mqprobe-bench-'));
   const port = await freePort();
   const httpPort = await freePort();
   const conf = join(dir, 'b.conf');
-  writeFileSync(conf, `listener ${port} 127.0.0.1\nallow_anonymous true\nhttp_listener ${httpPort} 127.0.0.1\nlog_type error\ndetect off\n${capture ? `capture_sink logstash tcp://127.0.0.1:${receiverPort}\ncapture_spool_dir ${join(dir, 'spool')}\n` : ''}`);
-  const broker = spawn(process.execPath, [...BROKER_NODE_FLAGS, ...(process.env.BENCH_PROF && capture ? ['--cpu-prof', '--cpu-prof-dir=/tmp/prof'] : []), '--import', 'tsx', join(root, 'app', 'cli.ts'), '-c', conf], { cwd: root, stdio: ['ignore', 'ignore', 'inherit'] });
+  writeFileSync(
+    conf,
+    `listener ${port} 127.0.0.1\nallow_anonymous true\nhttp_listener ${httpPort} 127.0.0.1\nlog_type error\ndetect off\n${capture ? `capture_sink logstash tcp://127.0.0.1:${receiverPort}\ncapture_spool_dir ${join(dir, 'spool')}\n` : ''}`,
+  );
+  const broker = spawn(
+    process.execPath,
+    [
+      ...BROKER_NODE_FLAGS,
+      ...(process.env.BENCH_PROF && capture ? ['--cpu-prof', '--cpu-prof-dir=/tmp/prof'] : []),
+      '--import',
+      'tsx',
+      join(root, 'app', 'cli.ts'),
+      '-c',
+      conf,
+    ],
+    { cwd: root, stdio: ['ignore', 'ignore', 'inherit'] },
+  );
   await waitPort(port);
   const url = `mqtt://127.0.0.1:${port}`;
   const sub = await connect(url, 'sub');
@@ -110,7 +129,10 @@ async function run(capture: boolean, receiverPort: number, receiverPid: number):
   return { rate, metrics, spooled, brokerCpu, receiverCpu, usPerMessage };
 }
 
-const receiver = spawn(process.execPath, ['--import', 'tsx', join(root, 'bench', 'capture', 'receiver.ts')], { cwd: root, stdio: ['pipe', 'pipe', 'inherit'] });
+const receiver = spawn(process.execPath, ['--import', 'tsx', join(root, 'bench', 'capture', 'receiver.ts')], {
+  cwd: root,
+  stdio: ['pipe', 'pipe', 'inherit'],
+});
 const { port: receiverPort } = JSON.parse(await firstLine(receiver)) as { port: number };
 const results: { capture: boolean; rate: number; us: number }[] = [];
 for (let r = 0; r < ROUNDS; r++) {
@@ -118,9 +140,17 @@ for (let r = 0; r < ROUNDS; r++) {
     const res = await run(capture, receiverPort, receiver.pid!);
     results.push({ capture, rate: res.rate, us: res.usPerMessage });
     const drops = [...(res.metrics ?? '').matchAll(/mqprobe_capture_dropped_total\{[^}]*reason="([^"]+)"\} (\d+)/g)];
-    if (process.env.BENCH_DEBUG) console.log((res.metrics ?? "").split("\n").filter((l) => l.startsWith("mqprobe_capture")).join("\n"));
+    if (process.env.BENCH_DEBUG)
+      console.log(
+        (res.metrics ?? '')
+          .split('\n')
+          .filter((l) => l.startsWith('mqprobe_capture'))
+          .join('\n'),
+      );
     const dropped = drops.map((m) => `${m[2]} (${m[1]})`).join(', ') || '0';
-    console.log(`round ${r + 1} capture ${capture ? 'on ' : 'off'}: ${Math.round(res.rate).toLocaleString('en-US')} msg/s delivered, broker ${res.brokerCpu.toFixed(2)} cores = ${res.usPerMessage.toFixed(1)} µs CPU per message, receiver ${res.receiverCpu.toFixed(2)} cores${capture ? `, capture drops ${dropped}, spool ${(res.spooled / 1e6).toFixed(0)} MB at the end of the run` : ''}`);
+    console.log(
+      `round ${r + 1} capture ${capture ? 'on ' : 'off'}: ${Math.round(res.rate).toLocaleString('en-US')} msg/s delivered, broker ${res.brokerCpu.toFixed(2)} cores = ${res.usPerMessage.toFixed(1)} µs CPU per message, receiver ${res.receiverCpu.toFixed(2)} cores${capture ? `, capture drops ${dropped}, spool ${(res.spooled / 1e6).toFixed(0)} MB at the end of the run` : ''}`,
+    );
   }
 }
 receiver.stdin!.write('report\n');
@@ -129,6 +159,10 @@ receiver.stdin!.end();
 const avg = (on: boolean, k: 'rate' | 'us') => results.filter((x) => x.capture === on).reduce((s, x) => s + x[k], 0) / ROUNDS;
 const off = avg(false, 'rate');
 const on = avg(true, 'rate');
-console.log(`capture off: ${Math.round(off).toLocaleString('en-US')} msg/s; capture on: ${Math.round(on).toLocaleString('en-US')} msg/s; throughput cost ${(((off - on) / off) * 100).toFixed(1)}%`);
-console.log(`broker CPU per delivered message: off ${avg(false, 'us').toFixed(1)} µs, on ${avg(true, 'us').toFixed(1)} µs (+${(avg(true, 'us') - avg(false, 'us')).toFixed(1)} µs)`);
+console.log(
+  `capture off: ${Math.round(off).toLocaleString('en-US')} msg/s; capture on: ${Math.round(on).toLocaleString('en-US')} msg/s; throughput cost ${(((off - on) / off) * 100).toFixed(1)}%`,
+);
+console.log(
+  `broker CPU per delivered message: off ${avg(false, 'us').toFixed(1)} µs, on ${avg(true, 'us').toFixed(1)} µs (+${(avg(true, 'us') - avg(false, 'us')).toFixed(1)} µs)`,
+);
 console.log(`receiver got ${counts.lines.toLocaleString('en-US')} events (${(counts.bytes / 1e6).toFixed(0)} MB) over all capture-on runs`);

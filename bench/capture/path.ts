@@ -24,7 +24,14 @@ const N = Number(process.argv[2] ?? 2_000_000);
 const log = pino({ level: 'silent' });
 const info = { name: 'bench-host', id: '3f1d6c8e-9a4b-4c21-8f0e-6b2a1d9c7e55', version: '0.1.0' };
 const factory = new EventFactory(info);
-const conn: ConnInfo = { listener: newListener(1883, { file: 'bench', line: 1 }), listenerPort: 1883, transport: 'tcp', remoteAddress: '::ffff:127.0.0.1', remotePort: 50123, openedAt: Date.now() };
+const conn: ConnInfo = {
+  listener: newListener(1883, { file: 'bench', line: 1 }),
+  listenerPort: 1883,
+  transport: 'tcp',
+  remoteAddress: '::ffff:127.0.0.1',
+  remotePort: 50123,
+  openedAt: Date.now(),
+};
 const clients = Array.from({ length: 4 }, (_, i) => ({ id: `publisher-${i}` }) as never);
 const payload = Buffer.alloc(64, 'x');
 // as capture/hooks.ts passes them: shared, fixed lists
@@ -32,7 +39,12 @@ const NETWORK = fixed(['network']);
 const PROTOCOL_ALLOWED = fixed(['protocol', 'allowed']);
 
 function publishEvent(i: number) {
-  const e = factory.withClient(factory.make('publish-received', 'event', NETWORK, PROTOCOL_ALLOWED, 'success'), clients[i & 3], conn, undefined);
+  const e = factory.withClient(
+    factory.make('publish-received', 'event', NETWORK, PROTOCOL_ALLOWED, 'success'),
+    clients[i & 3],
+    conn,
+    undefined,
+  );
   const m = e.mqtt!;
   m.topic = 'bench/fanin';
   m.qos = 0;
@@ -45,7 +57,11 @@ function publishEvent(i: number) {
 async function run(label: string, withRunner: boolean): Promise<number> {
   const cfg = defaultCaptureConfig();
   cfg.queueMax = 10_000_000;
-  const metrics = captureMetrics(new Registry(), () => [], () => 0);
+  const metrics = captureMetrics(
+    new Registry(),
+    () => [],
+    () => 0,
+  );
   const p = new Pipeline('3f1d6c8e-9a4b-4c21-8f0e-6b2a1d9c7e55-', cfg, metrics, log, () => publishEvent(0));
   let lines = 0;
   let bytes = 0;
@@ -55,7 +71,13 @@ async function run(label: string, withRunner: boolean): Promise<number> {
     p.runners.push(
       new SinkRunner(
         { name: 'count', write: async (l) => void ((lines += l.length), (bytes += l[0].length * l.length)), close: async () => {} },
-        { queueMax: 10_000_000, log, backoff: { baseMs: 1, maxMs: 1 }, onDrops: () => {}, count: { delivered() {}, dropped() {}, failure() {} } },
+        {
+          queueMax: 10_000_000,
+          log,
+          backoff: { baseMs: 1, maxMs: 1 },
+          onDrops: () => {},
+          count: { delivered() {}, dropped() {}, failure() {} },
+        },
       ),
     );
   }
@@ -81,7 +103,9 @@ function meter() {
       const cpuS = (cpu.user + cpu.system) / 1e6;
       const rate = N / cpuS;
       const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
-      console.log(`${label}: ${N} events, ${s.toFixed(2)} s wall (${fmt(N / s)} events/s), ${cpuS.toFixed(2)} s CPU = ${fmt(rate)} events per CPU-second${extra}`);
+      console.log(
+        `${label}: ${N} events, ${s.toFixed(2)} s wall (${fmt(N / s)} events/s), ${cpuS.toFixed(2)} s CPU = ${fmt(rate)} events per CPU-second${extra}`,
+      );
       return rate;
     },
   };
@@ -98,7 +122,12 @@ function runThreadPath(label: string, read: boolean): number {
   for (let i = 0; i < N; i += 1000) {
     for (let j = i; j < i + 1000 && j < N; j++) writer.publish(j + 1, Date.now(), clients[j & 3], conn, undefined, packet, payload);
     const batch = writer.take(writer.cut())!;
-    if (read) reader.read(batch, (l) => void (l && lines++), () => {});
+    if (read)
+      reader.read(
+        batch,
+        (l) => void (l && lines++),
+        () => {},
+      );
   }
   if (read && lines !== N) throw new Error(`${lines} lines for ${N} events`);
   return m.report(label);
@@ -106,5 +135,5 @@ function runThreadPath(label: string, read: boolean): number {
 
 await run('record + flush (build, number, time, message, serialise)', false);
 await run('record + flush + a sink runner taking every line', true);
-runThreadPath('capture thread: facts into batches (the broker thread\'s share)', false);
-runThreadPath('capture thread: facts into batches, read back into lines (both threads\' shares)', true);
+runThreadPath("capture thread: facts into batches (the broker thread's share)", false);
+runThreadPath("capture thread: facts into batches, read back into lines (both threads' shares)", true);

@@ -56,8 +56,14 @@ function pump(c: MqttClient, topic: string, running: () => boolean): void {
 async function run(detect: boolean, port: number): Promise<Result> {
   const dir = mkdtempSync(join(tmpdir(), 'mqprobe-detect-bench-'));
   const conf = join(dir, 'b.conf');
-  writeFileSync(conf, `listener ${port} 127.0.0.1\nallow_anonymous true\nlog_type error\ndetect ${detect ? 'on' : 'off'}\ncapture_sink file ${join(dir, 'capture.ndjson')}\n`);
-  const broker = spawn(process.execPath, ['--import', 'tsx', join(root, 'app', 'cli.ts'), '-c', conf], { cwd: root, stdio: ['ignore', 'ignore', 'inherit'] });
+  writeFileSync(
+    conf,
+    `listener ${port} 127.0.0.1\nallow_anonymous true\nlog_type error\ndetect ${detect ? 'on' : 'off'}\ncapture_sink file ${join(dir, 'capture.ndjson')}\n`,
+  );
+  const broker = spawn(process.execPath, ['--import', 'tsx', join(root, 'app', 'cli.ts'), '-c', conf], {
+    cwd: root,
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
   try {
     const url = `mqtt://127.0.0.1:${port}`;
     const sub = await connect(url, 'sink');
@@ -95,5 +101,7 @@ for (let r = 0; r < ROUNDS; r++) {
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const a = { rate: median(off.map((x) => x.rate)), cpuUs: median(off.map((x) => x.cpuUs)) };
 const b = { rate: median(on.map((x) => x.rate)), cpuUs: median(on.map((x) => x.cpuUs)) };
-console.log(`median: capture alone ${show(a)}; capture + detection ${show(b)}: detection adds ${(((b.cpuUs - a.cpuUs) / a.cpuUs) * 100).toFixed(1)}% CPU per message`);
+console.log(
+  `median: capture alone ${show(a)}; capture + detection ${show(b)}: detection adds ${(((b.cpuUs - a.cpuUs) / a.cpuUs) * 100).toFixed(1)}% CPU per message`,
+);
 process.exit(0);

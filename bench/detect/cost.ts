@@ -55,7 +55,17 @@ function engine(): DetectionEngine {
     const events = traffic();
     const cfg = defaultCaptureConfig();
     cfg.queueMax = 10_000_000;
-    const p = new Pipeline('bench-', cfg, captureMetrics(new Registry(), () => [], () => 0), log, () => events[0]);
+    const p = new Pipeline(
+      'bench-',
+      cfg,
+      captureMetrics(
+        new Registry(),
+        () => [],
+        () => 0,
+      ),
+      log,
+      () => events[0],
+    );
     if (detect) {
       const e = engine();
       p.subscribe((ev) => void e.process(ev));
@@ -70,7 +80,9 @@ function engine(): DetectionEngine {
   const rounds = [0, 1, 2].map(() => [run(false), run(true)]);
   const off = Math.max(...rounds.map((r) => r[0]));
   const on = Math.max(...rounds.map((r) => r[1]));
-  console.log(`capture path alone: ${fmt(off)} events per CPU-second; with detection subscribed: ${fmt(on)} (${(((off - on) / off) * 100).toFixed(1)}% fewer; detection adds ${((off / on - 1) * 100).toFixed(1)}% CPU per event)`);
+  console.log(
+    `capture path alone: ${fmt(off)} events per CPU-second; with detection subscribed: ${fmt(on)} (${(((off - on) / off) * 100).toFixed(1)}% fewer; detection adds ${((off / on - 1) * 100).toFixed(1)}% CPU per event)`,
+  );
 }
 
 // 3. heap per tracked client: devices that connect, subscribe to their command topic and publish
@@ -81,13 +93,18 @@ function engine(): DetectionEngine {
   const e = engine();
   let t = Date.parse('2026-03-02T10:00:00Z');
   let seq = 0;
-  const ev = (action: string, f: Record<string, unknown>) => e.process({ '@timestamp': new Date(t).toISOString(), event: { action, sequence: ++seq }, ...f });
+  const ev = (action: string, f: Record<string, unknown>) =>
+    e.process({ '@timestamp': new Date(t).toISOString(), event: { action, sequence: ++seq }, ...f });
   for (let i = 0; i < K; i++) {
     t += 3;
     const who = { source: { ip: `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}` }, user: { name: `device-${i}` } };
     ev('client-connected', { ...who, mqtt: { client_id: `dev-${i}` } });
-    ev('subscription-granted', { ...who, mqtt: { client_id: `dev-${i}`, subscriptions: [{ topic: `dev/${i}/cmd`, qos: 1, granted_qos: 1 }] } });
-    for (let k = 0; k < 3; k++) ev('publish-received', { ...who, mqtt: { client_id: `dev-${i}`, topic: `dev/${i}/telemetry`, payload_size: 120 } });
+    ev('subscription-granted', {
+      ...who,
+      mqtt: { client_id: `dev-${i}`, subscriptions: [{ topic: `dev/${i}/cmd`, qos: 1, granted_qos: 1 }] },
+    });
+    for (let k = 0; k < 3; k++)
+      ev('publish-received', { ...who, mqtt: { client_id: `dev-${i}`, topic: `dev/${i}/telemetry`, payload_size: 120 } });
   }
   gc();
   const per = (process.memoryUsage().heapUsed - before) / K;
@@ -113,12 +130,20 @@ function engine(): DetectionEngine {
     if (kind === 2) mqtt.subscriptions = [{ topic: `t/${r.hex(8)}`, qos: 0, granted_qos: 0 }];
     if (kind === 3) Object.assign(mqtt, { topic: `t/${r.hex(8)}/${r.hex(4)}`, payload_size: r.int(0, 4096) });
     const action = ['client-connected', 'connection-refused', 'subscription-granted', 'publish-received'][kind];
-    e.process({ '@timestamp': new Date(t).toISOString(), event: { action, sequence: i, ...(kind === 1 ? { reason: 'bad-credentials' } : {}) }, source: { ip }, user: { name: `u${r.hex(6)}` }, mqtt });
+    e.process({
+      '@timestamp': new Date(t).toISOString(),
+      event: { action, sequence: i, ...(kind === 1 ? { reason: 'bad-credentials' } : {}) },
+      source: { ip },
+      user: { name: `u${r.hex(6)}` },
+      mqtt,
+    });
     if (marks.has(i)) {
       gc();
       heaps.push(`${fmt(i)} events: ${((process.memoryUsage().heapUsed - base) / MiB).toFixed(0)} MiB`);
     }
   }
   const cpu = cpuSeconds(c0);
-  console.log(`hostile stream (every event a new client id, address, user and topic), default max_tracked: heap above the empty engine after ${heaps.join(', ')}; ${fmt(HOSTILE / cpu)} events per CPU-second; ${e.stats.alerts} alerts, ${e.stats.summaries} summaries`);
+  console.log(
+    `hostile stream (every event a new client id, address, user and topic), default max_tracked: heap above the empty engine after ${heaps.join(', ')}; ${fmt(HOSTILE / cpu)} events per CPU-second; ${e.stats.alerts} alerts, ${e.stats.summaries} summaries`,
+  );
 }

@@ -39,7 +39,12 @@ function matches(a: AlertEvent, l: Label): boolean {
   const t = time(a);
   if (t < Math.floor(l.start) || t > l.end + LATE) return false; // @timestamp has whole milliseconds
   const e = l.entity;
-  return (e.ip !== undefined && a.source?.ip === e.ip) || (e.clientId !== undefined && a.mqtt?.client_id === e.clientId) || (e.user !== undefined && a.user?.name === e.user) || (e.topic !== undefined && a.mqtt?.topic === e.topic);
+  return (
+    (e.ip !== undefined && a.source?.ip === e.ip) ||
+    (e.clientId !== undefined && a.mqtt?.client_id === e.clientId) ||
+    (e.user !== undefined && a.user?.name === e.user) ||
+    (e.topic !== undefined && a.mqtt?.topic === e.topic)
+  );
 }
 
 export interface RuleRow {
@@ -92,11 +97,20 @@ const ratio = (a: number, b: number) => (b === 0 ? '–' : (a / b).toFixed(2));
 const secs = (ms?: number) => (ms === undefined ? '–' : `${(ms / 1000).toFixed(1)} s`);
 
 export function table(rows: RuleRow[]): string {
-  const out = ['| rule | attacks ≥ minimum | detected | recall | alerts | precision | false alerts | time to detect (median / max) | below minimum (0.5×): caught |', '| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: |'];
+  const out = [
+    '| rule | attacks ≥ minimum | detected | recall | alerts | precision | false alerts | time to detect (median / max) | below minimum (0.5×): caught |',
+    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: |',
+  ];
   const below = (r: { below: number; belowDetected: number }) => (r.below ? `${r.belowDetected} of ${r.below}` : '–');
-  for (const r of rows) out.push(`| ${r.rule} | ${r.attacks} | ${r.detected} | ${ratio(r.detected, r.attacks)} | ${r.alerts} | ${ratio(r.truePositives, r.alerts)} | ${r.falseAlerts} | ${secs(r.ttdMedian)} / ${secs(r.ttdMax)} | ${below(r)} |`);
-  const sum = (k: 'attacks' | 'detected' | 'alerts' | 'truePositives' | 'falseAlerts' | 'below' | 'belowDetected') => rows.reduce((n, r) => n + r[k], 0);
-  out.push(`| **all** | ${sum('attacks')} | ${sum('detected')} | ${ratio(sum('detected'), sum('attacks'))} | ${sum('alerts')} | ${ratio(sum('truePositives'), sum('alerts'))} | ${sum('falseAlerts')} | ${secs(Math.max(...rows.map((r) => r.ttdMax ?? 0)))} max | ${below({ below: sum('below'), belowDetected: sum('belowDetected') })} |`);
+  for (const r of rows)
+    out.push(
+      `| ${r.rule} | ${r.attacks} | ${r.detected} | ${ratio(r.detected, r.attacks)} | ${r.alerts} | ${ratio(r.truePositives, r.alerts)} | ${r.falseAlerts} | ${secs(r.ttdMedian)} / ${secs(r.ttdMax)} | ${below(r)} |`,
+    );
+  const sum = (k: 'attacks' | 'detected' | 'alerts' | 'truePositives' | 'falseAlerts' | 'below' | 'belowDetected') =>
+    rows.reduce((n, r) => n + r[k], 0);
+  out.push(
+    `| **all** | ${sum('attacks')} | ${sum('detected')} | ${ratio(sum('detected'), sum('attacks'))} | ${sum('alerts')} | ${ratio(sum('truePositives'), sum('alerts'))} | ${sum('falseAlerts')} | ${secs(Math.max(...rows.map((r) => r.ttdMax ?? 0)))} max | ${below({ below: sum('below'), belowDetected: sum('belowDetected') })} |`,
+  );
   return out.join('\n');
 }
 
@@ -105,15 +119,22 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   const t0 = Date.now();
   const mixed = runScenario(devices, hours, seed, true);
   const s = score(mixed);
-  console.log(`## attacks mixed into ${hours} h of ${devices} devices (seed ${seed}): ${mixed.events} events, ${mixed.labels.length} labelled attacks, ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);
+  console.log(
+    `## attacks mixed into ${hours} h of ${devices} devices (seed ${seed}): ${mixed.events} events, ${mixed.labels.length} labelled attacks, ${((Date.now() - t0) / 1000).toFixed(1)} s\n`,
+  );
   console.log(table(s.rows));
   console.log(`\nfalse alerts per hour (after the learning hour): ${s.falsePerHour.toFixed(2)}`);
   for (const a of s.unmatched.slice(0, 20)) console.log(`  unmatched: ${a['@timestamp']} ${a.message}`);
-  const missed = mixed.labels.filter((l) => l.intensity >= 1 && !mixed.alerts.some((a) => a.rule.name === l.kind && a.event.action === 'alert-raised' && matches(a, l)));
-  for (const l of missed.slice(0, 20)) console.log(`  missed: ${l.kind} ×${l.intensity} ${JSON.stringify(l.entity)} at ${new Date(l.start).toISOString()}`);
+  const missed = mixed.labels.filter(
+    (l) => l.intensity >= 1 && !mixed.alerts.some((a) => a.rule.name === l.kind && a.event.action === 'alert-raised' && matches(a, l)),
+  );
+  for (const l of missed.slice(0, 20))
+    console.log(`  missed: ${l.kind} ×${l.intensity} ${JSON.stringify(l.entity)} at ${new Date(l.start).toISOString()}`);
   const normal = runScenario(devices, hours, seed + 1, false);
   const n = score(normal);
   console.log(`\n## normal traffic only, ${hours} h of ${devices} devices (seed ${seed + 1}): ${normal.events} events`);
-  console.log(`false alerts: ${n.unmatched.length} (${n.falsePerHour.toFixed(2)} per hour); expected informational alerts (new devices provisioned): ${n.rows.find((r) => r.rule === 'new-client-id')?.truePositives}`);
+  console.log(
+    `false alerts: ${n.unmatched.length} (${n.falsePerHour.toFixed(2)} per hour); expected informational alerts (new devices provisioned): ${n.rows.find((r) => r.rule === 'new-client-id')?.truePositives}`,
+  );
   for (const a of n.unmatched.slice(0, 20)) console.log(`  false: ${a['@timestamp']} ${a.message}`);
 }

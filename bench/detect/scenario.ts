@@ -34,7 +34,8 @@ export const START = Date.parse('2026-03-02T00:00:00.000Z');
 export const LEARNING = HOUR;
 
 /** Indicator set of the scenario (threat-intel attacks use these). */
-export const INDICATORS = 'ip 198.18.0.0/24 scenario-c2-net\ndomain c2.bad.example scenario-c2\nhash 44d88612fea8a8f36de82e1278abb02f eicar\n';
+export const INDICATORS =
+  'ip 198.18.0.0/24 scenario-c2-net\ndomain c2.bad.example scenario-c2\nhash 44d88612fea8a8f36de82e1278abb02f eicar\n';
 
 interface Device {
   id: string;
@@ -65,19 +66,42 @@ export function buildScenario(o: ScenarioOptions): Scenario {
 
   const newDevice = (n: number): Device => {
     const site = Math.floor(n / SITE_SIZE);
-    return { id: `dev-${site}-${n}`, user: `device-${n}`, site, period: r.uniform(10, 60) * SECOND, daily: r.chance(0.3), size: Math.round(r.uniform(60, 400)), online: false, buffered: 0, offlineSince: 0 };
+    return {
+      id: `dev-${site}-${n}`,
+      user: `device-${n}`,
+      site,
+      period: r.uniform(10, 60) * SECOND,
+      daily: r.chance(0.3),
+      size: Math.round(r.uniform(60, 400)),
+      online: false,
+      buffered: 0,
+      offlineSince: 0,
+    };
   };
   const topic = (d: Device) => `site${d.site}/${d.id}/telemetry`;
   const connect = (d: Device) => {
     d.online = true;
     sim.emit('client-connected', { ip: siteIp(d.site), user: d.user, clientId: d.id });
-    sim.emit('subscription-granted', { ip: siteIp(d.site), user: d.user, clientId: d.id, subscriptions: [{ topic: `site${d.site}/${d.id}/cmd`, qos: 1, granted_qos: 1 }] });
+    sim.emit('subscription-granted', {
+      ip: siteIp(d.site),
+      user: d.user,
+      clientId: d.id,
+      subscriptions: [{ topic: `site${d.site}/${d.id}/cmd`, qos: 1, granted_qos: 1 }],
+    });
     // store-and-forward: what was buffered offline goes out at once (capped by the device's memory)
     const flush = Math.min(d.buffered, 100);
     for (let i = 0; i < flush; i++) sim.at(sim.now + 50 + i * 20, () => publish(d));
     d.buffered = 0;
   };
-  const publish = (d: Device) => sim.emit('publish-received', { ip: siteIp(d.site), user: d.user, clientId: d.id, topic: topic(d), size: Math.max(1, Math.round(d.size * r.uniform(0.9, 1.1))), qos: 1 });
+  const publish = (d: Device) =>
+    sim.emit('publish-received', {
+      ip: siteIp(d.site),
+      user: d.user,
+      clientId: d.id,
+      topic: topic(d),
+      size: Math.max(1, Math.round(d.size * r.uniform(0.9, 1.1))),
+      qos: 1,
+    });
   const telemetry = (d: Device) => {
     if (d.online) publish(d);
     else d.buffered++;
@@ -85,7 +109,15 @@ export function buildScenario(o: ScenarioOptions): Scenario {
     sim.at(sim.now + period * r.uniform(0.9, 1.1), () => telemetry(d));
   };
   const status = (d: Device) => {
-    if (d.online) sim.emit('publish-received', { ip: siteIp(d.site), user: d.user, clientId: d.id, topic: `site${d.site}/${d.id}/status`, size: 12, qos: 1 });
+    if (d.online)
+      sim.emit('publish-received', {
+        ip: siteIp(d.site),
+        user: d.user,
+        clientId: d.id,
+        topic: `site${d.site}/${d.id}/status`,
+        size: 12,
+        qos: 1,
+      });
     sim.at(sim.now + 5 * MINUTE * r.uniform(0.95, 1.05), () => status(d));
   };
   const startDevice = (d: Device, at: number) => {
@@ -106,7 +138,20 @@ export function buildScenario(o: ScenarioOptions): Scenario {
   const alarm = (d: Device) => {
     const count = r.int(5, 40);
     const gap = 1000 / r.uniform(1, 5);
-    for (let i = 0; i < count; i++) sim.at(sim.now + i * gap, () => d.online && sim.emit('publish-received', { ip: siteIp(d.site), user: d.user, clientId: d.id, topic: `site${d.site}/${d.id}/alarm`, size: 30, qos: 1 }));
+    for (let i = 0; i < count; i++)
+      sim.at(
+        sim.now + i * gap,
+        () =>
+          d.online &&
+          sim.emit('publish-received', {
+            ip: siteIp(d.site),
+            user: d.user,
+            clientId: d.id,
+            topic: `site${d.site}/${d.id}/alarm`,
+            size: 30,
+            qos: 1,
+          }),
+      );
     sim.at(sim.now + r.exp(4 * HOUR), () => alarm(d));
   };
   for (const d of devices) if (r.chance(0.02)) sim.at(START + r.exp(4 * HOUR), () => alarm(d));
@@ -144,7 +189,12 @@ export function buildScenario(o: ScenarioOptions): Scenario {
     if (r.chance(0.1)) sim.emit('connection-refused', { ip, user, clientId: `console-${k}`, reason: 'bad-credentials', reasonCode: 5 });
     sim.at(sim.now + r.uniform(2, 10) * SECOND, () => {
       sim.emit('client-connected', { ip, user, clientId: `console-${k}` });
-      sim.emit('subscription-granted', { ip, user, clientId: `console-${k}`, subscriptions: [{ topic: `site${k % sites}/+/telemetry`, qos: 0, granted_qos: 0 }] });
+      sim.emit('subscription-granted', {
+        ip,
+        user,
+        clientId: `console-${k}`,
+        subscriptions: [{ topic: `site${k % sites}/+/telemetry`, qos: 0, granted_qos: 0 }],
+      });
     });
     sim.at(sim.now + r.uniform(0.5, 3) * HOUR, () => operator(k));
   };
@@ -153,11 +203,28 @@ export function buildScenario(o: ScenarioOptions): Scenario {
   // the historian and the Zeek beat (internal client) have their broad subscriptions from the start
   sim.at(START, () => {
     sim.emit('client-connected', { ip: '10.0.0.20', user: 'historian', clientId: 'historian' });
-    sim.emit('subscription-granted', { ip: '10.0.0.20', user: 'historian', clientId: 'historian', subscriptions: [{ topic: '#', qos: 1, granted_qos: 1 }] });
+    sim.emit('subscription-granted', {
+      ip: '10.0.0.20',
+      user: 'historian',
+      clientId: 'historian',
+      subscriptions: [{ topic: '#', qos: 1, granted_qos: 1 }],
+    });
   });
   const zeek = () => {
     const host = r.pick(['updates.vendor.example', 'ntp.example', 'time.cloud.example', 'api.weather.example']);
-    sim.emit('publish-received', { clientId: '$beat/zeek', topic: 'beats/zeek/dns', size: 200, payload: JSON.stringify({ ts: sim.now / 1000, uid: `C${r.hex(8)}`, 'id.orig_h': `10.20.0.${r.int(2, 200)}`, 'id.resp_h': '10.20.0.1', query: host, answers: [`93.184.216.${r.int(1, 250)}`] }) });
+    sim.emit('publish-received', {
+      clientId: '$beat/zeek',
+      topic: 'beats/zeek/dns',
+      size: 200,
+      payload: JSON.stringify({
+        ts: sim.now / 1000,
+        uid: `C${r.hex(8)}`,
+        'id.orig_h': `10.20.0.${r.int(2, 200)}`,
+        'id.resp_h': '10.20.0.1',
+        query: host,
+        answers: [`93.184.216.${r.int(1, 250)}`],
+      }),
+    });
     sim.at(sim.now + r.exp(2 * SECOND), zeek);
   };
   sim.at(START, zeek);
@@ -180,7 +247,9 @@ export function buildScenario(o: ScenarioOptions): Scenario {
 function injectAttacks(sim: Sim, labels: Label[], devices: Device[], sites: number, end: number): void {
   const r = sim.rng;
   const kinds = Object.keys(ATTACKS);
-  const plan = kinds.flatMap((kind) => INTENSITIES.filter((i) => i >= 1 || !SINGLE_EVENT.has(kind)).map((intensity) => ({ kind, intensity })));
+  const plan = kinds.flatMap((kind) =>
+    INTENSITIES.filter((i) => i >= 1 || !SINGLE_EVENT.has(kind)).map((intensity) => ({ kind, intensity })),
+  );
   const slots = plan.length * REPEATS;
   const span = end - START - 2 * LEARNING;
   let slot = 0;
@@ -197,13 +266,13 @@ function injectAttacks(sim: Sim, labels: Label[], devices: Device[], sites: numb
   };
   for (let rep = 0; rep < REPEATS; rep++)
     for (const { kind, intensity } of plan) {
-        const at = START + 2 * LEARNING + ((slot++ + r.uniform(0.1, 0.6)) / slots) * span;
-        const n = attacker++;
-        sim.at(at, () => {
-          const label = ATTACKS[kind]({ sim, intensity, ip: `198.51.${100 + (n >> 8)}.${n & 255}`, n, victim, sites });
-          labels.push({ kind, intensity, ...label });
-        });
-      }
+      const at = START + 2 * LEARNING + ((slot++ + r.uniform(0.1, 0.6)) / slots) * span;
+      const n = attacker++;
+      sim.at(at, () => {
+        const label = ATTACKS[kind]({ sim, intensity, ip: `198.51.${100 + (n >> 8)}.${n & 255}`, n, victim, sites });
+        labels.push({ kind, intensity, ...label });
+      });
+    }
 }
 
 /** Multiples of the documented minimum; 0.5 is below it (not expected to be caught: it shows where the floor is). */
@@ -228,7 +297,13 @@ type Attack = (c: AttackCtx) => Omit<Label, 'kind' | 'intensity'>;
  * `count` events `gap` ms apart from now; `make(i)` emits the i-th. Returns the label times: `due`
  * is when the `minimum`-th event happened (the documented minimum evidence).
  */
-function burst(sim: Sim, count: number, gap: number, minimum: number, make: (i: number) => void): { start: number; end: number; due: number } {
+function burst(
+  sim: Sim,
+  count: number,
+  gap: number,
+  minimum: number,
+  make: (i: number) => void,
+): { start: number; end: number; due: number } {
   const start = sim.now;
   for (let i = 0; i < count; i++) sim.at(start + i * gap, () => make(i));
   return { start, end: start + (count - 1) * gap, due: start + (Math.min(minimum, count) - 1) * gap };
@@ -239,63 +314,136 @@ const devFields = (d: Device, ip?: string): EventFields => ({ ip: ip ?? `100.64.
 
 const ATTACKS: Record<string, Attack> = {
   // minimum: 10 refusals within 60 s (one per 6 s)
-  'auth-brute-force': ({ sim, intensity, ip, n }) => ({ entity: { ip }, ...burst(sim, 12 * intensity, 6000 / intensity, 10, () => sim.emit('connection-refused', refused({ ip, user: 'admin', clientId: `x${n}` }))) }),
+  'auth-brute-force': ({ sim, intensity, ip, n }) => ({
+    entity: { ip },
+    ...burst(sim, 12 * intensity, 6000 / intensity, 10, () =>
+      sim.emit('connection-refused', refused({ ip, user: 'admin', clientId: `x${n}` })),
+    ),
+  }),
   // minimum: 5 distinct users within 5 min (one per 60 s)
-  'credential-stuffing': ({ sim, intensity, ip, n }) => ({ entity: { ip }, ...burst(sim, 6 * intensity, 60_000 / intensity, 5, (i) => sim.emit('connection-refused', refused({ ip, user: `user${n}-${i}`, clientId: `s${n}-${i}` }))) }),
+  'credential-stuffing': ({ sim, intensity, ip, n }) => ({
+    entity: { ip },
+    ...burst(sim, 6 * intensity, 60_000 / intensity, 5, (i) =>
+      sim.emit('connection-refused', refused({ ip, user: `user${n}-${i}`, clientId: `s${n}-${i}` })),
+    ),
+  }),
   // minimum: 100 attempts within 10 s (10 per second)
-  'connection-storm': ({ sim, intensity, ip, n }) => ({ entity: { ip }, ...burst(sim, 110 * intensity, 100 / intensity, 100, (i) => sim.emit('client-connected', { ip, user: `bot${n}`, clientId: `bot${n}-${i % 5}` })) }),
+  'connection-storm': ({ sim, intensity, ip, n }) => ({
+    entity: { ip },
+    ...burst(sim, 110 * intensity, 100 / intensity, 100, (i) =>
+      sim.emit('client-connected', { ip, user: `bot${n}`, clientId: `bot${n}-${i % 5}` }),
+    ),
+  }),
   // minimum: 10 connects of one id within 5 min (one per 30 s)
   'client-flapping': ({ sim, intensity, victim }) => {
     const d = victim();
-    return { entity: { clientId: d.id }, ...burst(sim, 11 * intensity, 30_000 / intensity, 10, () => sim.emit('client-connected', devFields(d))) };
+    return {
+      entity: { clientId: d.id },
+      ...burst(sim, 11 * intensity, 30_000 / intensity, 10, () => sim.emit('client-connected', devFields(d))),
+    };
   },
   'wildcard-subscription': ({ sim, intensity, victim }) => {
     const d = victim();
     const filter = intensity === 1 ? '#' : intensity === 2 ? '$SYS/#' : '+/#';
-    return { entity: { clientId: d.id }, ...burst(sim, 1, 0, 1, () => sim.emit('subscription-granted', { ...devFields(d), subscriptions: [{ topic: filter, qos: 0, granted_qos: 0 }] })) };
+    return {
+      entity: { clientId: d.id },
+      ...burst(sim, 1, 0, 1, () =>
+        sim.emit('subscription-granted', { ...devFields(d), subscriptions: [{ topic: filter, qos: 0, granted_qos: 0 }] }),
+      ),
+    };
   },
   // minimum: 20 distinct filters within 60 s (one per 3 s)
   'topic-scan': ({ sim, intensity, victim }) => {
     const d = victim();
-    return { entity: { clientId: d.id }, ...burst(sim, 22 * intensity, 3000 / intensity, 20, (i) => sim.emit('subscription-granted', { ...devFields(d), subscriptions: [{ topic: `site${i % 40}/+/cmd/${i}`, qos: 0, granted_qos: 0 }] })) };
+    return {
+      entity: { clientId: d.id },
+      ...burst(sim, 22 * intensity, 3000 / intensity, 20, (i) =>
+        sim.emit('subscription-granted', {
+          ...devFields(d),
+          subscriptions: [{ topic: `site${i % 40}/+/cmd/${i}`, qos: 0, granted_qos: 0 }],
+        }),
+      ),
+    };
   },
   // minimum: 10 denials within 60 s (one per 6 s)
   'acl-denials': ({ sim, intensity, victim, sites }) => {
     const d = victim();
-    return { entity: { clientId: d.id }, ...burst(sim, 11 * intensity, 6000 / intensity, 10, (i) => sim.emit('publish-denied', { ...devFields(d), topic: `site${i % sites}/dev-other/cmd`, size: 20 })) };
+    return {
+      entity: { clientId: d.id },
+      ...burst(sim, 11 * intensity, 6000 / intensity, 10, (i) =>
+        sim.emit('publish-denied', { ...devFields(d), topic: `site${i % sites}/dev-other/cmd`, size: 20 }),
+      ),
+    };
   },
   // minimum: 50 publishes per 10 s from a quiet device (5 per second) for 60 s
   'publish-rate': ({ sim, intensity, victim }) => {
     const d = victim();
     const perSecond = 5 * intensity;
-    return { entity: { clientId: d.id }, ...burst(sim, 60 * perSecond, 1000 / perSecond, 50, () => sim.emit('publish-received', { ...devFields(d), topic: `site${d.site}/${d.id}/telemetry`, size: d.size, qos: 0 })) };
+    return {
+      entity: { clientId: d.id },
+      ...burst(sim, 60 * perSecond, 1000 / perSecond, 50, () =>
+        sim.emit('publish-received', { ...devFields(d), topic: `site${d.site}/${d.id}/telemetry`, size: d.size, qos: 0 }),
+      ),
+    };
   },
   // 5 × intensity clients, each below its own threshold (1 per second), on one device's topic; minimum 50 per 10 s
   'topic-rate': ({ sim, intensity, victim }) => {
     const ds = Array.from({ length: 5 * intensity }, victim);
     const t = `site${ds[0].site}/${ds[0].id}/telemetry`;
-    const b = burst(sim, 60 * ds.length, 1000 / ds.length, 50, (i) => sim.emit('publish-received', { ...devFields(ds[i % ds.length]), topic: t, size: ds[0].size, qos: 0 }));
+    const b = burst(sim, 60 * ds.length, 1000 / ds.length, 50, (i) =>
+      sim.emit('publish-received', { ...devFields(ds[i % ds.length]), topic: t, size: ds[0].size, qos: 0 }),
+    );
     return { entity: { topic: t }, ...b };
   },
   // minimum: one payload of 8× the usual size and at least 1 KiB
   'payload-size': ({ sim, intensity, victim }) => {
     const d = victim();
     const size = Math.max(1024, Math.round(d.size * 3 * 8 * intensity)); // ×3: the device may have had its firmware update
-    return { entity: { topic: `site${d.site}/${d.id}/telemetry` }, ...burst(sim, 1, 0, 1, () => sim.emit('publish-received', { ...devFields(d), topic: `site${d.site}/${d.id}/telemetry`, size, qos: 1 })) };
+    return {
+      entity: { topic: `site${d.site}/${d.id}/telemetry` },
+      ...burst(sim, 1, 0, 1, () =>
+        sim.emit('publish-received', { ...devFields(d), topic: `site${d.site}/${d.id}/telemetry`, size, qos: 1 }),
+      ),
+    };
   },
   // a device's stolen credentials used from another network
   'new-source-network': ({ sim, ip, victim }) => {
     const d = victim();
-    return { entity: { user: d.user }, ...burst(sim, 1, 0, 1, () => sim.emit('client-connected', { ip, user: d.user, clientId: `${d.id}-x` })) };
+    return {
+      entity: { user: d.user },
+      ...burst(sim, 1, 0, 1, () => sim.emit('client-connected', { ip, user: d.user, clientId: `${d.id}-x` })),
+    };
   },
-  'new-client-id': ({ sim, ip, n }) => ({ entity: { clientId: `rogue-${n}` }, ...burst(sim, 1, 0, 1, () => sim.emit('client-connected', { ip, user: `guest-${n}`, clientId: `rogue-${n}` })) }),
+  'new-client-id': ({ sim, ip, n }) => ({
+    entity: { clientId: `rogue-${n}` },
+    ...burst(sim, 1, 0, 1, () => sim.emit('client-connected', { ip, user: `guest-${n}`, clientId: `rogue-${n}` })),
+  }),
   // a connection from the indicator network, or a Zeek DNS record for the indicator domain
   'threat-intel': ({ sim, intensity, n }) => {
     if (intensity === 1) {
       const ip = `198.18.0.${n & 255}`;
-      return { entity: { ip }, ...burst(sim, 1, 0, 1, () => sim.emit('connection-refused', refused({ ip, user: 'admin', clientId: `c2-${n}` }))) };
+      return {
+        entity: { ip },
+        ...burst(sim, 1, 0, 1, () => sim.emit('connection-refused', refused({ ip, user: 'admin', clientId: `c2-${n}` }))),
+      };
     }
     const orig = `10.20.1.${n & 255}`;
-    return { entity: { ip: orig }, ...burst(sim, 1, 0, 1, () => sim.emit('publish-received', { clientId: '$beat/zeek', topic: 'beats/zeek/dns', size: 200, payload: JSON.stringify({ ts: sim.now / 1000, uid: `C${n}`, 'id.orig_h': orig, 'id.resp_h': '10.20.0.1', query: `x${n}.c2.bad.example` }) })) };
+    return {
+      entity: { ip: orig },
+      ...burst(sim, 1, 0, 1, () =>
+        sim.emit('publish-received', {
+          clientId: '$beat/zeek',
+          topic: 'beats/zeek/dns',
+          size: 200,
+          payload: JSON.stringify({
+            ts: sim.now / 1000,
+            uid: `C${n}`,
+            'id.orig_h': orig,
+            'id.resp_h': '10.20.0.1',
+            query: `x${n}.c2.bad.example`,
+          }),
+        }),
+      ),
+    };
   },
 };

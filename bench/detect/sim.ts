@@ -57,7 +57,14 @@ export class Sim {
     }
     const e: CaptureEvent = {
       '@timestamp': this.stamp,
-      event: { kind: 'event', action, outcome: OUTCOME[action] ?? 'success', dataset: 'mqtt.capture', sequence: ++this.seq, ...(f.reason ? { reason: f.reason } : {}) },
+      event: {
+        kind: 'event',
+        action,
+        outcome: OUTCOME[action] ?? 'success',
+        dataset: 'mqtt.capture',
+        sequence: ++this.seq,
+        ...(f.reason ? { reason: f.reason } : {}),
+      },
     };
     if (f.ip) e.source = { ip: f.ip, port: 1024 + Math.floor(this.rng.next() * 60000) };
     if (f.user) e.user = { name: f.user };

@@ -33,7 +33,16 @@ try {
   await fetch(`${peer.url}/${dataStreamName('bench')}/_refresh`, { method: 'POST' });
   const stored = ((await (await fetch(`${peer.url}/${dataStreamName('bench')}/_count`)).json()) as { count: number }).count;
   console.log(
-    JSON.stringify({ product, version: peer.version, batchSize, events: sent, stored, seconds: Number(elapsed.toFixed(1)), eventsPerSecond: Math.round(sent / elapsed), sink: sink.stats() }),
+    JSON.stringify({
+      product,
+      version: peer.version,
+      batchSize,
+      events: sent,
+      stored,
+      seconds: Number(elapsed.toFixed(1)),
+      eventsPerSecond: Math.round(sent / elapsed),
+      sink: sink.stats(),
+    }),
   );
   await sink.close();
 } finally {

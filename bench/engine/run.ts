@@ -29,7 +29,9 @@ const { values } = parseArgs({
 });
 const beta = values.beta;
 if (!beta || !existsSync(join(beta, 'aedes.js'))) {
-  process.stderr.write('bench/engine: --beta must name an installed Aedes package folder (with aedes.js; its dependencies resolvable from there)\n');
+  process.stderr.write(
+    'bench/engine: --beta must name an installed Aedes package folder (with aedes.js; its dependencies resolvable from there)\n',
+  );
   process.exit(2);
 }
 const betaVersion = (JSON.parse(readFileSync(join(beta, 'package.json'), 'utf8')) as { version: string }).version;
@@ -55,7 +57,15 @@ const overMqtt5 = (sc: ScenarioCase, id = `${sc.id}5`): ScenarioCase => ({
 });
 
 const idle = Number(values.idle);
-const profile = { name: 'engine', rounds: Number(values.rounds), warmupMs: 1000, durationMs: Number(values.duration) * 1000, idleClients: [idle], stormClients: 0, settleMs: 2000 };
+const profile = {
+  name: 'engine',
+  rounds: Number(values.rounds),
+  warmupMs: 1000,
+  durationMs: Number(values.duration) * 1000,
+  idleClients: [idle],
+  stormClients: 0,
+  settleMs: 2000,
+};
 const base = scenarioCases(profile);
 const byId = (id: string) => base.find((c) => c.id === id)!;
 const wanted = values.cases.split(',');
@@ -100,7 +110,9 @@ for (let round = 1; round <= profile.rounds; round++) {
       records.push(r);
       appendFileSync(values.out, `${JSON.stringify({ ...r, engine: v.label, result: undefined })}\n`);
       const figures = Object.entries(r.metrics).map(([k, x]) => `${k}=${x === undefined ? '—' : Math.round(x * 100) / 100}`);
-      process.stdout.write(`${sc.id.padEnd(7)} ${v.label.padEnd(20)} round ${round}: ${figures.join(' ')} load ${r.loadavg.join('/')}${r.ok ? '' : `  PROBLEMS: ${r.problems.join('; ')}`}\n`);
+      process.stdout.write(
+        `${sc.id.padEnd(7)} ${v.label.padEnd(20)} round ${round}: ${figures.join(' ')} load ${r.loadavg.join('/')}${r.ok ? '' : `  PROBLEMS: ${r.problems.join('; ')}`}\n`,
+      );
     }
   }
 }
@@ -109,8 +121,14 @@ process.stdout.write('\ncase    engine               metric        min … max (
 for (const { sc, variants } of plan)
   for (const v of variants)
     for (const m of [...sc.metrics, ...(sc.scenario === 'D' ? [] : CPU_METRICS)]) {
-      const xs = records.filter((r) => r.case === sc.id && r.variant === v.id && r.ok).map((r) => r.metrics[m.key]).filter((x): x is number => x !== undefined).sort((a, b) => a - b);
+      const xs = records
+        .filter((r) => r.case === sc.id && r.variant === v.id && r.ok)
+        .map((r) => r.metrics[m.key])
+        .filter((x): x is number => x !== undefined)
+        .sort((a, b) => a - b);
       const fmt = (x: number) => (x >= 100 ? Math.round(x).toLocaleString('en-US') : x.toFixed(2));
-      const text = xs.length ? `${fmt(xs[0])} … ${fmt(xs[xs.length - 1])} (${fmt(xs[Math.floor((xs.length - 1) / 2)])}), ${xs.length}` : 'no successful run';
+      const text = xs.length
+        ? `${fmt(xs[0])} … ${fmt(xs[xs.length - 1])} (${fmt(xs[Math.floor((xs.length - 1) / 2)])}), ${xs.length}`
+        : 'no successful run';
       process.stdout.write(`${sc.id.padEnd(7)} ${v.label.padEnd(20)} ${m.unit.padEnd(13)} ${text}\n`);
     }

@@ -65,7 +65,14 @@ async function measure(name: string, argv: string[], port: number, dir: string):
     const flooder = rawClient(port, 'flooder');
     // wait for the CONNACK: this measures the flood, not how a broker treats packets sent before it
     await new Promise((r) => flooder.once('data', r));
-    const pkt = mqttPacket.generate({ cmd: 'publish', topic: 'flood/x', payload: Buffer.alloc(64, 'f'), qos: 0, retain: false, dup: false });
+    const pkt = mqttPacket.generate({
+      cmd: 'publish',
+      topic: 'flood/x',
+      payload: Buffer.alloc(64, 'f'),
+      qos: 0,
+      retain: false,
+      dup: false,
+    });
     const batch = Buffer.concat(Array(256).fill(pkt));
     let flooding = true;
     let flooded = 0;
@@ -100,7 +107,15 @@ async function measure(name: string, argv: string[], port: number, dir: string):
     prober.end(true);
     flooder.destroy();
     stuck.destroy();
-    return { broker: name, probes: sent.size, p50: percentile(sorted, 50), p99: percentile(sorted, 99), max: sorted[sorted.length - 1], peakRssMB: peak / 1024, flooded };
+    return {
+      broker: name,
+      probes: sent.size,
+      p50: percentile(sorted, 50),
+      p99: percentile(sorted, 99),
+      max: sorted[sorted.length - 1],
+      peakRssMB: peak / 1024,
+      flooded,
+    };
   } finally {
     await stop(broker, process.env.FLOOD_STOP_SIGNAL === 'SIGTERM' ? 'SIGTERM' : 'SIGKILL');
   }
@@ -122,11 +137,21 @@ async function main(): Promise<void> {
   const port = await freePort();
   const conf = join(dir, 'mqprobe.conf');
   writeFileSync(conf, `listener ${port} 127.0.0.1\nallow_anonymous true\n${EXTRA}\n`);
-  results.push(await measure('mqprobe', nodeCommand('app/cli', ['-c', conf], [...BROKER_NODE_FLAGS, ...(process.env.FLOOD_NODE_FLAGS ?? '').split(' ').filter(Boolean)]), port, dir));
+  results.push(
+    await measure(
+      'mqprobe',
+      nodeCommand('app/cli', ['-c', conf], [...BROKER_NODE_FLAGS, ...(process.env.FLOOD_NODE_FLAGS ?? '').split(' ').filter(Boolean)]),
+      port,
+      dir,
+    ),
+  );
   const ms = (v: number) => (Number.isFinite(v) ? v.toFixed(1) : 'lost');
   console.log(`flood fairness, ${SECONDS} s per broker: prober round trips (ms) during a QoS 0 flood to a subscriber that never reads`);
   console.log('broker      probes   p50      p99      max      peak RSS MB   flood msgs written');
-  for (const r of results) console.log(`${r.broker.padEnd(11)} ${String(r.probes).padEnd(8)} ${ms(r.p50).padEnd(8)} ${ms(r.p99).padEnd(8)} ${ms(r.max).padEnd(8)} ${r.peakRssMB.toFixed(0).padEnd(13)} ${r.flooded}`);
+  for (const r of results)
+    console.log(
+      `${r.broker.padEnd(11)} ${String(r.probes).padEnd(8)} ${ms(r.p50).padEnd(8)} ${ms(r.p99).padEnd(8)} ${ms(r.max).padEnd(8)} ${r.peakRssMB.toFixed(0).padEnd(13)} ${r.flooded}`,
+    );
   if (results.length === 2) console.log(`p50 ratio mqprobe/mosquitto: ${(results[1].p50 / results[0].p50).toFixed(1)}x`);
 }
 

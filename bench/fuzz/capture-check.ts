@@ -45,7 +45,8 @@ export async function checkCapture(path: string, onEvent?: (e: CaptureLine) => v
         problem(`${file}:${lineInFile}: not JSON (${(err as Error).message}): ${line.slice(0, 200)}`);
         continue;
       }
-      if (e.event?.sequence !== out.lines) problem(`${file}:${lineInFile}: event.sequence ${JSON.stringify(e.event?.sequence)}, expected ${out.lines}`);
+      if (e.event?.sequence !== out.lines)
+        problem(`${file}:${lineInFile}: event.sequence ${JSON.stringify(e.event?.sequence)}, expected ${out.lines}`);
       const action = String(e.event?.action);
       out.byAction[action] = (out.byAction[action] ?? 0) + 1;
       onEvent?.(e);

@@ -156,7 +156,19 @@ export async function roundTrip(url: string, id: string, timeoutMs = HANG_MS): P
 /** Runs `count` cases from `seed`; rejects on the first case or health check that shows a dead or hung broker. */
 export async function runFuzz(target: Target, o: FuzzOptions): Promise<FuzzStats> {
   const started = performance.now();
-  const stats: FuzzStats = { cases: 0, byKind: {}, byTransport: {}, byDelivery: {}, byVersion: {}, brokerClosedByKind: {}, closedByBroker: 0, closedByFuzzer: 0, handshakesRefused: 0, healthChecks: 0, durationMs: 0 };
+  const stats: FuzzStats = {
+    cases: 0,
+    byKind: {},
+    byTransport: {},
+    byDelivery: {},
+    byVersion: {},
+    brokerClosedByKind: {},
+    closedByBroker: 0,
+    closedByFuzzer: 0,
+    handshakesRefused: 0,
+    healthChecks: 0,
+    durationMs: 0,
+  };
   const cases = fuzzCases(o.seed, o.count);
   const check = async () => {
     const n = stats.healthChecks++;

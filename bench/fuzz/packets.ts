@@ -63,7 +63,13 @@ function connectPacket(r: Random, version: Version, clientId: string): Packet {
   };
   if (r.chance(0.4)) {
     p.will = { topic: r.pick(TOPICS.slice(0, 3)), payload: Buffer.from(r.hex(r.int(0, 40))), qos: r.int(0, 2), retain: r.chance(0.3) };
-    if (version === 5) (p.will as Record<string, unknown>).properties = { willDelayInterval: r.int(0, 5), payloadFormatIndicator: true, contentType: 'text/plain', userProperties: { k: 'v' } };
+    if (version === 5)
+      (p.will as Record<string, unknown>).properties = {
+        willDelayInterval: r.int(0, 5),
+        payloadFormatIndicator: true,
+        contentType: 'text/plain',
+        userProperties: { k: 'v' },
+      };
   }
   if (r.chance(0.3)) {
     p.username = r.pick(['alice', 'fuzz', '']);
@@ -92,10 +98,28 @@ function otherPacket(r: Random, version: Version): Packet {
     case 1:
     case 2: {
       const qos = r.int(0, 2) as 0 | 1 | 2;
-      const properties = v5 && r.chance(0.6)
-        ? { payloadFormatIndicator: r.chance(0.5), messageExpiryInterval: r.int(0, 100), topicAlias: r.int(1, 5), responseTopic: 'fuzz/r', correlationData: Buffer.from('c'), userProperties: { u: ['1', '2'] }, contentType: 'a/b' }
-        : undefined;
-      return { cmd: 'publish', topic: r.pick(TOPICS), payload: Buffer.from(r.hex(r.int(0, 64))), qos, retain: r.chance(0.2), dup: r.chance(0.1), messageId: qos ? messageId : undefined, properties } as Packet;
+      const properties =
+        v5 && r.chance(0.6)
+          ? {
+              payloadFormatIndicator: r.chance(0.5),
+              messageExpiryInterval: r.int(0, 100),
+              topicAlias: r.int(1, 5),
+              responseTopic: 'fuzz/r',
+              correlationData: Buffer.from('c'),
+              userProperties: { u: ['1', '2'] },
+              contentType: 'a/b',
+            }
+          : undefined;
+      return {
+        cmd: 'publish',
+        topic: r.pick(TOPICS),
+        payload: Buffer.from(r.hex(r.int(0, 64))),
+        qos,
+        retain: r.chance(0.2),
+        dup: r.chance(0.1),
+        messageId: qos ? messageId : undefined,
+        properties,
+      } as Packet;
     }
     case 3:
     case 4: {
@@ -104,12 +128,21 @@ function otherPacket(r: Random, version: Version): Packet {
         qos: r.int(0, 2) as 0 | 1 | 2,
         ...(v5 ? { nl: r.chance(0.5), rap: r.chance(0.5), rh: r.int(0, 2) } : {}),
       }));
-      return { cmd: 'subscribe', messageId, subscriptions, properties: v5 && r.chance(0.5) ? { subscriptionIdentifier: r.int(1, 1000), userProperties: { s: 't' } } : undefined } as Packet;
+      return {
+        cmd: 'subscribe',
+        messageId,
+        subscriptions,
+        properties: v5 && r.chance(0.5) ? { subscriptionIdentifier: r.int(1, 1000), userProperties: { s: 't' } } : undefined,
+      } as Packet;
     }
     case 5:
       return { cmd: 'unsubscribe', messageId, unsubscriptions: [r.pick(FILTERS), r.pick(FILTERS)] } as Packet;
     case 6:
-      return { cmd: r.pick(['puback', 'pubrec', 'pubrel', 'pubcomp'] as const), messageId, ...(v5 && r.chance(0.5) ? { reasonCode: r.pick([0, 16, 128, 146]), properties: { reasonString: 'r' } } : {}) } as Packet;
+      return {
+        cmd: r.pick(['puback', 'pubrec', 'pubrel', 'pubcomp'] as const),
+        messageId,
+        ...(v5 && r.chance(0.5) ? { reasonCode: r.pick([0, 16, 128, 146]), properties: { reasonString: 'r' } } : {}),
+      } as Packet;
     case 7:
     case 8:
       return { cmd: 'pingreq' } as Packet;
@@ -188,7 +221,16 @@ function v5WithProperties(r: Random, clientId: string): Buffer[] {
 }
 
 /** Byte sequences that are not valid UTF-8 in an MQTT string, or are U+0000. */
-const BAD_UTF8 = [[0xc3, 0x28], [0xed, 0xa0, 0x80], [0xc0, 0x80], [0x00], [0xff], [0xf4, 0x90, 0x80, 0x80], [0xe2, 0x82], [0xef, 0xbf, 0xbf]];
+const BAD_UTF8 = [
+  [0xc3, 0x28],
+  [0xed, 0xa0, 0x80],
+  [0xc0, 0x80],
+  [0x00],
+  [0xff],
+  [0xf4, 0x90, 0x80, 0x80],
+  [0xe2, 0x82],
+  [0xef, 0xbf, 0xbf],
+];
 
 /**
  * A packet where one string field carries bytes that are not UTF-8: encoded with a placeholder of the
@@ -214,7 +256,15 @@ function badUtf8(r: Random, version: Version, clientId: string): Buffer[] {
       target = connect;
       break;
     case 3:
-      target = { cmd: 'publish', topic: `fuzz/${text}`, payload: Buffer.from('p'), qos: 1, messageId: 7, retain: false, dup: false } as Packet;
+      target = {
+        cmd: 'publish',
+        topic: `fuzz/${text}`,
+        payload: Buffer.from('p'),
+        qos: 1,
+        messageId: 7,
+        retain: false,
+        dup: false,
+      } as Packet;
       break;
     default:
       target = { cmd: 'subscribe', messageId: 9, subscriptions: [{ topic: `fuzz/${text}`, qos: 1 }] } as Packet;
@@ -269,8 +319,7 @@ function breakFlags(r: Random, packet: Buffer): Buffer {
       if (type === 1) {
         const body = bodyOffset(out);
         out[body + 2 + out.readUInt16BE(body) + 1] |= 0x01; // CONNECT flags (after name and level): bit 0 is reserved
-      }
-      else out[0] = (r.pick([0, 15]) << 4) | (out[0] & 0x0f);
+      } else out[0] = (r.pick([0, 15]) << 4) | (out[0] & 0x0f);
       break;
     default:
       out[0] = (r.pick([0, 15]) << 4) | (out[0] & 0x0f);
@@ -299,7 +348,11 @@ function mutated(r: Random, kind: Kind, packets: Buffer[]): Buffer[] {
       break;
     case 'byte-insert': {
       const at = r.int(0, p.length);
-      packets[i] = Buffer.concat([p.subarray(0, at), Buffer.from(Array.from({ length: r.int(1, 8) }, () => r.int(0, 255))), p.subarray(at)]);
+      packets[i] = Buffer.concat([
+        p.subarray(0, at),
+        Buffer.from(Array.from({ length: r.int(1, 8) }, () => r.int(0, 255))),
+        p.subarray(at),
+      ]);
       break;
     }
     case 'byte-delete': {

@@ -90,7 +90,10 @@ async function fuzz(s: Subject): Promise<Outcome | null> {
       onBatch: (done, st) => {
         const now = rssKb(pid) ?? 0;
         if (done === CHECK_EVERY) rss.afterFirst = now;
-        if (done % 5000 === 0 || done === CASES) console.log(`  ${n(done)} cases, ${((performance.now() - began) / 1000).toFixed(0)} s, RSS ${mib(now)}, closed by broker ${n(st.closedByBroker)} / fuzzer ${n(st.closedByFuzzer)}`);
+        if (done % 5000 === 0 || done === CASES)
+          console.log(
+            `  ${n(done)} cases, ${((performance.now() - began) / 1000).toFixed(0)} s, RSS ${mib(now)}, closed by broker ${n(st.closedByBroker)} / fuzzer ${n(st.closedByFuzzer)}`,
+          );
       },
     });
     rss.end = rssKb(pid) ?? 0;
@@ -98,7 +101,11 @@ async function fuzz(s: Subject): Promise<Outcome | null> {
     return { stats, rss, exit: s.proc.child.exitCode };
   } catch (err) {
     console.error(`FAILED on ${s.name}: ${(err as Error).message}`);
-    console.error(exitedEarly ? `${s.name} exited (${s.proc.child.exitCode ?? s.proc.child.signalCode}); its log ends:\n${tail(s.logFile, 40)}` : `${s.name} is still running`);
+    console.error(
+      exitedEarly
+        ? `${s.name} exited (${s.proc.child.exitCode ?? s.proc.child.signalCode}); its log ends:\n${tail(s.logFile, 40)}`
+        : `${s.name} is still running`,
+    );
     await stop(s.proc);
     return null;
   } finally {
@@ -140,8 +147,13 @@ capture actions: ${table(check.byAction)}`);
     if (!mosq) return 1;
     report(name, mosq);
     ok &&= mosq.exit === 0;
-    console.log(`\nclosed by the broker itself, per kind (the rest stayed open ${IDLE_MS} ms after their last byte):\n| kind | cases | mqprobe | ${name} |\n| --- | ---: | ---: | ---: |`);
-    for (const k of KINDS) console.log(`| ${k} | ${n(probe.stats.byKind[k] ?? 0)} | ${n(probe.stats.brokerClosedByKind[k] ?? 0)} | ${n(mosq.stats.brokerClosedByKind[k] ?? 0)} |`);
+    console.log(
+      `\nclosed by the broker itself, per kind (the rest stayed open ${IDLE_MS} ms after their last byte):\n| kind | cases | mqprobe | ${name} |\n| --- | ---: | ---: | ---: |`,
+    );
+    for (const k of KINDS)
+      console.log(
+        `| ${k} | ${n(probe.stats.byKind[k] ?? 0)} | ${n(probe.stats.brokerClosedByKind[k] ?? 0)} | ${n(mosq.stats.brokerClosedByKind[k] ?? 0)} |`,
+      );
   }
   console.log(ok ? 'PASS' : 'FAIL');
   return ok ? 0 : 1;

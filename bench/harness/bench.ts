@@ -43,7 +43,8 @@ function staleDist(): string[] {
 function selectCases(all: ScenarioCase[], wanted: string[]): ScenarioCase[] {
   const picked = all.filter((c) => wanted.includes(c.scenario) || wanted.includes(c.id));
   const unknown = wanted.filter((w) => !all.some((c) => c.scenario === w || c.id === w));
-  if (unknown.length) throw new Error(`--scenarios: no such scenario or case: ${unknown.join(', ')} (cases: ${all.map((c) => c.id).join(', ')})`);
+  if (unknown.length)
+    throw new Error(`--scenarios: no such scenario or case: ${unknown.join(', ')} (cases: ${all.map((c) => c.id).join(', ')})`);
   return picked;
 }
 
@@ -73,7 +74,10 @@ function headline(r: RunRecord, sc: ScenarioCase): string {
 export async function runBench(opts: BenchOptions, io: BenchIo): Promise<number> {
   const say = (s: string) => io.out.write(`${s}\n`);
   const stale = staleDist();
-  if (stale.length) say(`warning: dist/ is older than ${stale.length} source file(s) (e.g. ${stale[0]}): run \`npm run build\` first, or the old code is measured`);
+  if (stale.length)
+    say(
+      `warning: dist/ is older than ${stale.length} source file(s) (e.g. ${stale[0]}): run \`npm run build\` first, or the old code is measured`,
+    );
 
   const mosquittoBin = findMosquitto();
   const mosquitto = mosquittoBin ? mosquittoVersion(mosquittoBin) : undefined;
@@ -88,14 +92,23 @@ export async function runBench(opts: BenchOptions, io: BenchIo): Promise<number>
   const setup = createSetup(pinning, machine.clockTicks);
   const dir = setup.dir;
 
-  const plan = cases.flatMap((sc) => Array.from({ length: opts.profile.rounds }, (_, i) => variantsFor(sc, variants).map((v) => ({ sc, v, round: i + 1 }))).flat());
+  const plan = cases.flatMap((sc) =>
+    Array.from({ length: opts.profile.rounds }, (_, i) => variantsFor(sc, variants).map((v) => ({ sc, v, round: i + 1 }))).flat(),
+  );
   const rawFile = join(opts.out, RAW_FILE);
   mkdirSync(dirname(rawFile), { recursive: true });
-  writeFileSync(rawFile, `${JSON.stringify({ type: 'meta', started: new Date().toISOString(), command: io.command, profile: opts.profile, machine, pinning, mosquitto, variants: variants.map((v) => ({ id: v.id, label: v.label, description: v.description })) })}\n`);
+  writeFileSync(
+    rawFile,
+    `${JSON.stringify({ type: 'meta', started: new Date().toISOString(), command: io.command, profile: opts.profile, machine, pinning, mosquitto, variants: variants.map((v) => ({ id: v.id, label: v.label, description: v.description })) })}\n`,
+  );
 
-  say(`mqprobe bench: ${plan.length} runs (${cases.map((c) => c.id).join(', ')} × ${variants.map((v) => v.id).join(', ')} × ${opts.profile.rounds} round(s)), profile ${opts.profile.name}`);
+  say(
+    `mqprobe bench: ${plan.length} runs (${cases.map((c) => c.id).join(', ')} × ${variants.map((v) => v.id).join(', ')} × ${opts.profile.rounds} round(s)), profile ${opts.profile.name}`,
+  );
   say(pinning.broker ? `pinning: broker on CPU ${pinning.broker}, load on CPU ${pinning.load}` : `pinning: none (${pinning.reason})`);
-  say(`load average now: ${machine.loadavg.join(', ')} on ${machine.cores} cores${machine.loadavg[0] > machine.cores / 2 ? ' — the machine is busy; expect noisy figures' : ''}`);
+  say(
+    `load average now: ${machine.loadavg.join(', ')} on ${machine.cores} cores${machine.loadavg[0] > machine.cores / 2 ? ' — the machine is busy; expect noisy figures' : ''}`,
+  );
 
   const started = new Date();
   const records: RunRecord[] = [];
@@ -112,7 +125,10 @@ export async function runBench(opts: BenchOptions, io: BenchIo): Promise<number>
       const head = `[${String(i + 1).padStart(String(plan.length).length)}/${plan.length}] ${mmss(elapsed)}${eta} · ${step.sc.id} · ${step.v.label} · round ${step.round}/${opts.profile.rounds}`;
       if (!io.isTTY) say(head);
       const record = await runOne(setup, step.sc, step.v, step.round, (phase, done, total) => {
-        const frac = done !== undefined && total ? ` ${phase === 'measuring' ? `${(done / 1000).toFixed(1)}/${(total / 1000).toFixed(1)} s` : `${done}/${total}`}` : '';
+        const frac =
+          done !== undefined && total
+            ? ` ${phase === 'measuring' ? `${(done / 1000).toFixed(1)}/${(total / 1000).toFixed(1)} s` : `${done}/${total}`}`
+            : '';
         show(`${head} · ${phase}${frac}`);
       });
       records.push(record);
@@ -129,13 +145,27 @@ export async function runBench(opts: BenchOptions, io: BenchIo): Promise<number>
     else rmSync(dir, { recursive: true, force: true });
   }
 
-  const written = writeResults(opts.out, records, cases, { started, finished: new Date(), command: io.command, options: opts, machine, loadavgEnd: loadavg().map((l) => Math.round(l * 100) / 100), pinning, mosquitto, variants, reference });
+  const written = writeResults(opts.out, records, cases, {
+    started,
+    finished: new Date(),
+    command: io.command,
+    options: opts,
+    machine,
+    loadavgEnd: loadavg().map((l) => Math.round(l * 100) / 100),
+    pinning,
+    mosquitto,
+    variants,
+    reference,
+  });
   say(`wrote ${[...written, rawFile].map((f) => relative(process.cwd(), f) || f).join(', ')}`);
   const problems = records.filter((r) => !r.ok);
   const failed = problems.filter((r) => !r.result || r.variant.startsWith('mqprobe'));
   const where = '(RESULTS.md, "Runs with problems")';
   if (!problems.length) say(`all ${records.length} runs delivered every message and connection`);
-  else if (!failed.length) say(`mqprobe delivered everything; other brokers lost messages or connections in ${problems.length} of ${records.length} runs ${where}`);
+  else if (!failed.length)
+    say(
+      `mqprobe delivered everything; other brokers lost messages or connections in ${problems.length} of ${records.length} runs ${where}`,
+    );
   else say(`${failed.length} of ${records.length} runs failed or lost messages through mqprobe ${where}`);
   return failed.length;
 }

@@ -40,7 +40,10 @@ function writeConf(ctx: BrokerContext, lines: string[]): string {
 
 /** Mosquitto's own keys, understood the same way by mqprobe. */
 function commonLines(ctx: BrokerContext): string[] {
-  return [`listener ${ctx.port} 127.0.0.1`, ...(ctx.passwordFile ? ['allow_anonymous false', `password_file ${ctx.passwordFile}`] : ['allow_anonymous true'])];
+  return [
+    `listener ${ctx.port} 127.0.0.1`,
+    ...(ctx.passwordFile ? ['allow_anonymous false', `password_file ${ctx.passwordFile}`] : ['allow_anonymous true']),
+  ];
 }
 
 function mqprobe(id: string, label: string, description: string, extra: (ctx: BrokerContext) => string[], receiver = false): BrokerVariant {
@@ -105,7 +108,12 @@ export function brokerVariants(mosquittoBin: string | undefined, versions: { mos
       (ctx) => ['detect off', `capture_sink logstash tcp://127.0.0.1:${ctx.receiverPort}`],
       true,
     ),
-    mqprobe('mqprobe-detect', 'mqprobe defaults', 'mqprobe out of the box: no capture_sink, detection on (its rules read the capture stream)', () => []),
+    mqprobe(
+      'mqprobe-detect',
+      'mqprobe defaults',
+      'mqprobe out of the box: no capture_sink, detection on (its rules read the capture stream)',
+      () => [],
+    ),
     {
       id: 'aedes',
       label: `Aedes ${versions.aedes}`,

@@ -75,17 +75,22 @@ export function parseOptions(argv: string[], now = new Date()): BenchOptions {
     durationMs: Math.round(positive('duration', values.duration, base.durationMs / 1000, 0.2) * 1000),
     warmupMs: Math.round(positive('warmup', values.warmup, base.warmupMs / 1000, 0) * 1000),
   };
-  const list = (v: string | undefined) => v?.split(',').map((s) => s.trim()).filter(Boolean);
+  const list = (v: string | undefined) =>
+    v
+      ?.split(',')
+      .map((s) => s.trim())
+      .filter(Boolean);
   const scenarios = list(values.scenarios) ?? [...SCENARIO_IDS];
   for (const s of scenarios) {
-    if (!/^[A-F](-[a-z0-9]+)?$/i.test(s)) throw new Error(`--scenarios: unknown scenario "${s}" (expected ${SCENARIO_IDS.join(', ')} or a case id such as D-2000)`);
+    if (!/^[A-F](-[a-z0-9]+)?$/i.test(s))
+      throw new Error(`--scenarios: unknown scenario "${s}" (expected ${SCENARIO_IDS.join(', ')} or a case id such as D-2000)`);
   }
   const stamp = now.toISOString().slice(0, 19).replace(/[:T]/g, '-');
   return {
     profile,
     scenarios: scenarios.map((s) => s.toUpperCase().replace(/-(.*)$/, (m) => m.toLowerCase())),
     brokers: list(values.brokers),
-    out: values.out ? resolve(values.out) : (values.quick ? join(repoRoot, 'bench', 'out', `quick-${stamp}`) : join(repoRoot, 'bench')),
+    out: values.out ? resolve(values.out) : values.quick ? join(repoRoot, 'bench', 'out', `quick-${stamp}`) : join(repoRoot, 'bench'),
     pin: !values['no-pin'],
     keep: values.keep,
     note: values.note,

@@ -46,7 +46,12 @@ function percentOfWall(read: () => number | undefined, toMs: (delta: number) => 
 
 /** CPU % of one core used by `pid` (all its threads) between the call and the returned function's call. */
 export function cpuMeter(pid: number | undefined, clockTicks: number): () => number | undefined {
-  return pid === undefined ? () => undefined : percentOfWall(() => cpuTicks(pid), (ticks) => (ticks / clockTicks) * 1000);
+  return pid === undefined
+    ? () => undefined
+    : percentOfWall(
+        () => cpuTicks(pid),
+        (ticks) => (ticks / clockTicks) * 1000,
+      );
 }
 
 /**
@@ -54,7 +59,12 @@ export function cpuMeter(pid: number | undefined, clockTicks: number): () => num
  * on a pinned core shows here.
  */
 export function waitMeter(pid: number | undefined): () => number | undefined {
-  return pid === undefined ? () => undefined : percentOfWall(() => runqueueWaitNs(pid), (ns) => ns / 1e6);
+  return pid === undefined
+    ? () => undefined
+    : percentOfWall(
+        () => runqueueWaitNs(pid),
+        (ns) => ns / 1e6,
+      );
 }
 
 /** CPU % of one core used by this process since the call. */

@@ -15,7 +15,13 @@ export const repoRoot = fromSource ? codeRoot : resolve(codeRoot, '..');
 
 /** The command that runs one of our scripts (path relative to codeRoot, without extension) with Node. */
 export function nodeCommand(script: string, args: string[] = [], nodeFlags: readonly string[] = []): string[] {
-  return [process.execPath, ...nodeFlags, ...(fromSource ? ['--import', 'tsx'] : []), join(codeRoot, `${script}.${fromSource ? 'ts' : 'js'}`), ...args];
+  return [
+    process.execPath,
+    ...nodeFlags,
+    ...(fromSource ? ['--import', 'tsx'] : []),
+    join(codeRoot, `${script}.${fromSource ? 'ts' : 'js'}`),
+    ...args,
+  ];
 }
 
 export interface Pinning {

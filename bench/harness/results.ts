@@ -55,7 +55,9 @@ function glance(all: CaseMetric[], meta: RunMeta): string {
 
 function method(meta: RunMeta): string {
   const p = meta.options.profile;
-  const pin = meta.pinning.broker ? `the broker ran on CPU ${meta.pinning.broker} and the load generator, the json_lines receiver and the harness on CPU ${meta.pinning.load} (\`taskset\`)` : `no CPU pinning (${meta.pinning.reason})`;
+  const pin = meta.pinning.broker
+    ? `the broker ran on CPU ${meta.pinning.broker} and the load generator, the json_lines receiver and the harness on CPU ${meta.pinning.load} (\`taskset\`)`
+    : `no CPU pinning (${meta.pinning.reason})`;
   return [
     `- Every run starts the broker afresh on a free loopback port, runs one scenario, and stops it. Within a round the brokers alternate in the order of the tables; ${p.rounds} round(s) per broker and scenario. Values are medians over the rounds with min–max; a ratio is computed round by round against ${meta.reference ? meta.reference.label : 'the reference (not run)'} and then summarised the same way. For throughput a ratio below 1 means slower than Mosquitto; for memory and latency a ratio above 1 means more.`,
     `- Load: separate Node processes on raw TCP sockets writing MQTT 3.1.1 packets encoded once with mqtt-packet (per message only the sequence number, send time and packet id are patched in) and framing, not decoding, what comes back. ${pin}. CPU columns are % of one core over the measuring window (from /proc/<pid>/stat): a broker near 100% was the bottleneck; a load generator near 100% would mean the numbers understate the broker. "+N% wait" is the time the process's main thread was ready to run but waited for its CPU (/proc/<pid>/schedstat): other processes on the machine took it, or, in a Node broker, its own helper threads (garbage collection) pinned to the same core.`,
@@ -109,7 +111,15 @@ function section(records: RunRecord[], cases: ScenarioCase[], meta: RunMeta): { 
   for (const s of scenarios) {
     const panels = all.filter((cm) => cm.sc.scenario === s);
     const title = `Scenario ${s}: ${SCENARIO_NAMES[s]}`;
-    charts.set(s, chart(title, panels, meta.reference, `mqprobe bench, ${utc(meta.started)} UTC, ${m.cpu} × ${m.cores}, profile ${meta.options.profile.name}, ${meta.options.profile.rounds} round(s)`));
+    charts.set(
+      s,
+      chart(
+        title,
+        panels,
+        meta.reference,
+        `mqprobe bench, ${utc(meta.started)} UTC, ${m.cpu} × ${m.cores}, profile ${meta.options.profile.name}, ${meta.options.profile.rounds} round(s)`,
+      ),
+    );
     parts.push('', `### ${title}`, '', `![${title}](${chartFile(s)})`);
     for (const cm of panels) {
       const t = table(cm, meta.reference?.label);
@@ -117,9 +127,19 @@ function section(records: RunRecord[], cases: ScenarioCase[], meta: RunMeta): { 
     }
   }
   if (failed.length) {
-    parts.push('', '### Runs with problems', '', ...failed.map((r) => `- ${r.case} · ${r.variant} · round ${r.round}: ${r.problems.join('; ').replace(/\n/g, ' ')}`));
+    parts.push(
+      '',
+      '### Runs with problems',
+      '',
+      ...failed.map((r) => `- ${r.case} · ${r.variant} · round ${r.round}: ${r.problems.join('; ').replace(/\n/g, ' ')}`),
+    );
   }
-  parts.push('', '### Raw data', '', `[\`${RAW_FILE}\`](${RAW_FILE}): the first line describes the run (machine, options), then one JSON object per run with every figure the generator measured.`);
+  parts.push(
+    '',
+    '### Raw data',
+    '',
+    `[\`${RAW_FILE}\`](${RAW_FILE}): the first line describes the run (machine, options), then one JSON object per run with every figure the generator measured.`,
+  );
   return { markdown: parts.join('\n'), charts };
 }
 

@@ -77,15 +77,36 @@ function once<T>(child: Started, pick: (m: unknown) => T | undefined, what: stri
 }
 
 async function receiverStats(receiver: Started): Promise<ReceiverStats> {
-  const answer = once(receiver, (m) => ((m as ReceiverMessage).type === 'stats' ? (m as { stats: ReceiverStats }).stats : undefined), 'json_lines receiver', 5000);
+  const answer = once(
+    receiver,
+    (m) => ((m as ReceiverMessage).type === 'stats' ? (m as { stats: ReceiverStats }).stats : undefined),
+    'json_lines receiver',
+    5000,
+  );
   receiver.child.send({ cmd: 'stats' });
   return answer;
 }
 
-export async function runOne(setup: RunSetup, sc: ScenarioCase, variant: BrokerVariant, round: number, progress: ProgressFn): Promise<RunRecord> {
+export async function runOne(
+  setup: RunSetup,
+  sc: ScenarioCase,
+  variant: BrokerVariant,
+  round: number,
+  progress: ProgressFn,
+): Promise<RunRecord> {
   const name = `${sc.id}-${variant.id}-r${round}`;
   const logFile = join(setup.dir, `${name}.log`);
-  const record: RunRecord = { time: new Date().toISOString(), case: sc.id, scenario: sc.scenario, variant: variant.id, round, ok: false, problems: [], metrics: {}, loadavg: [] };
+  const record: RunRecord = {
+    time: new Date().toISOString(),
+    case: sc.id,
+    scenario: sc.scenario,
+    variant: variant.id,
+    round,
+    ok: false,
+    problems: [],
+    metrics: {},
+    loadavg: [],
+  };
   const started: Started[] = [];
   let broker: Started | undefined;
   let receiver: Started | undefined;
@@ -95,10 +116,21 @@ export async function runOne(setup: RunSetup, sc: ScenarioCase, variant: BrokerV
     if (variant.receiver) {
       receiver = start(pinned(setup.pinning.load, nodeCommand('bench/harness/servers/receiver')), { logFile, ipc: true });
       started.push(receiver);
-      receiverPort = await once(receiver, (m) => ((m as ReceiverMessage).type === 'listening' ? (m as { port: number }).port : undefined), 'json_lines receiver', 20_000);
+      receiverPort = await once(
+        receiver,
+        (m) => ((m as ReceiverMessage).type === 'listening' ? (m as { port: number }).port : undefined),
+        'json_lines receiver',
+        20_000,
+      );
     }
     progress('starting broker');
-    broker = start(pinned(setup.pinning.broker, variant.command({ dir: setup.dir, name, port, passwordFile: sc.auth ? setup.passwordFile : undefined, receiverPort })), { logFile });
+    broker = start(
+      pinned(
+        setup.pinning.broker,
+        variant.command({ dir: setup.dir, name, port, passwordFile: sc.auth ? setup.passwordFile : undefined, receiverPort }),
+      ),
+      { logFile },
+    );
     started.push(broker);
     await waitListening(port, broker).catch((err: Error) => {
       throw new Error(`${variant.label} did not start: ${err.message}\n${tail(logFile)}`);

@@ -66,7 +66,13 @@ const CONNECT_CONCURRENCY = 100;
 const flow = (r: JobResult) => (r.kind === 'flow' ? r : undefined);
 const conn = (r: JobResult) => (r.kind === 'connect' ? r : undefined);
 
-const throughput: Metric = { key: 'msg_per_s', label: 'delivered msg/s', unit: 'msg/s', better: 'higher', pick: (r) => flow(r)?.deliveredPerSec };
+const throughput: Metric = {
+  key: 'msg_per_s',
+  label: 'delivered msg/s',
+  unit: 'msg/s',
+  better: 'higher',
+  pick: (r) => flow(r)?.deliveredPerSec,
+};
 const latency = (q: 'p50' | 'p99' | 'p999', label: string): Metric => ({
   key: `${q}_ms`,
   label: `latency ${label}`,
@@ -87,7 +93,9 @@ function checkFlow(r: JobResult): string[] {
 
 function checkConnect(r: JobResult): string[] {
   const c = r as ConnectResult;
-  return c.connected === c.clients ? [] : [`${c.connected} of ${c.clients} clients connected (${c.refused} refused, ${c.failed} failed)`, ...c.errors];
+  return c.connected === c.clients
+    ? []
+    : [`${c.connected} of ${c.clients} clients connected (${c.refused} refused, ${c.failed} failed)`, ...c.errors];
 }
 
 export function scenarioCases(p: Profile): ScenarioCase[] {
@@ -102,7 +110,18 @@ export function scenarioCases(p: Profile): ScenarioCase[] {
       title: `QoS 0 fan-in: 4 publishers → 1 subscriber on bench/#, ${PAYLOAD_BYTES}-byte payloads`,
       auth: false,
       metrics: [throughput],
-      job: (c) => ({ ...base, port: c.port, watch: c.watch, clientPrefix: c.clientPrefix, qos: 0, publishers: 4, subscribers: 1, window: QOS0_WINDOW, rate: 0, latency: false }),
+      job: (c) => ({
+        ...base,
+        port: c.port,
+        watch: c.watch,
+        clientPrefix: c.clientPrefix,
+        qos: 0,
+        publishers: 4,
+        subscribers: 1,
+        window: QOS0_WINDOW,
+        rate: 0,
+        latency: false,
+      }),
       check: checkFlow,
     },
     {
@@ -113,7 +132,18 @@ export function scenarioCases(p: Profile): ScenarioCase[] {
       title: `QoS 1 fan-in: 4 publishers → 1 subscriber (QoS 1), at most ${QOS1_WINDOW} messages per publisher outstanding end to end`,
       auth: false,
       metrics: [throughput],
-      job: (c) => ({ ...base, port: c.port, watch: c.watch, clientPrefix: c.clientPrefix, qos: 1, publishers: 4, subscribers: 1, window: QOS1_WINDOW, rate: 0, latency: false }),
+      job: (c) => ({
+        ...base,
+        port: c.port,
+        watch: c.watch,
+        clientPrefix: c.clientPrefix,
+        qos: 1,
+        publishers: 4,
+        subscribers: 1,
+        window: QOS1_WINDOW,
+        rate: 0,
+        latency: false,
+      }),
       check: checkFlow,
     },
     {
@@ -124,44 +154,59 @@ export function scenarioCases(p: Profile): ScenarioCase[] {
       title: `QoS 0 fan-out: 1 publisher → 50 subscribers, ${PAYLOAD_BYTES}-byte payloads (deliveries/s summed over the subscribers)`,
       auth: false,
       metrics: [throughput],
-      job: (c) => ({ ...base, port: c.port, watch: c.watch, clientPrefix: c.clientPrefix, qos: 0, publishers: 1, subscribers: 50, window: QOS0_WINDOW, rate: 0, latency: false }),
+      job: (c) => ({
+        ...base,
+        port: c.port,
+        watch: c.watch,
+        clientPrefix: c.clientPrefix,
+        qos: 0,
+        publishers: 1,
+        subscribers: 50,
+        window: QOS0_WINDOW,
+        rate: 0,
+        latency: false,
+      }),
       check: checkFlow,
     },
-    ...p.idleClients.map(
-      (n): ScenarioCase => ({
-        id: `D-${n}`,
-        scenario: 'D',
-        short: `idle memory, ${n.toLocaleString('en-US')} clients`,
-        saturating: false,
-        title: `Memory per idle connection, ${n.toLocaleString('en-US')} clients (RSS growth ÷ clients)`,
-        auth: false,
-        metrics: [{ key: 'kb_per_conn', label: 'KiB per connection', unit: 'KiB', better: 'lower', pick: (r) => conn(r)?.perConnectionKb }],
-        job: (c) => ({ kind: 'connect', port: c.port, watch: c.watch, clientPrefix: c.clientPrefix, clients: n, concurrency: CONNECT_CONCURRENCY, settleMs: p.settleMs }),
-        check: checkConnect,
+    ...p.idleClients.map((n): ScenarioCase => ({
+      id: `D-${n}`,
+      scenario: 'D',
+      short: `idle memory, ${n.toLocaleString('en-US')} clients`,
+      saturating: false,
+      title: `Memory per idle connection, ${n.toLocaleString('en-US')} clients (RSS growth ÷ clients)`,
+      auth: false,
+      metrics: [{ key: 'kb_per_conn', label: 'KiB per connection', unit: 'KiB', better: 'lower', pick: (r) => conn(r)?.perConnectionKb }],
+      job: (c) => ({
+        kind: 'connect',
+        port: c.port,
+        watch: c.watch,
+        clientPrefix: c.clientPrefix,
+        clients: n,
+        concurrency: CONNECT_CONCURRENCY,
+        settleMs: p.settleMs,
       }),
-    ),
-    ...[false, true].map(
-      (auth): ScenarioCase => ({
-        id: auth ? 'E-password' : 'E-anonymous',
-        scenario: 'E',
-        short: `connection storm, ${auth ? 'password' : 'anonymous'}`,
-        saturating: true,
-        title: `Connection storm, ${p.stormClients.toLocaleString('en-US')} clients, ${CONNECT_CONCURRENCY} handshakes in flight, ${auth ? 'password (sha512-pbkdf2 file)' : 'anonymous'}`,
-        auth,
-        metrics: [{ key: 'connects_per_s', label: 'connects/s', unit: 'connects/s', better: 'higher', pick: (r) => conn(r)?.connectsPerSec }],
-        job: (c) => ({
-          kind: 'connect',
-          port: c.port,
-          watch: c.watch,
-          clientPrefix: c.clientPrefix,
-          clients: p.stormClients,
-          concurrency: CONNECT_CONCURRENCY,
-          settleMs: 200,
-          ...(auth ? c.credentials : {}),
-        }),
-        check: checkConnect,
+      check: checkConnect,
+    })),
+    ...[false, true].map((auth): ScenarioCase => ({
+      id: auth ? 'E-password' : 'E-anonymous',
+      scenario: 'E',
+      short: `connection storm, ${auth ? 'password' : 'anonymous'}`,
+      saturating: true,
+      title: `Connection storm, ${p.stormClients.toLocaleString('en-US')} clients, ${CONNECT_CONCURRENCY} handshakes in flight, ${auth ? 'password (sha512-pbkdf2 file)' : 'anonymous'}`,
+      auth,
+      metrics: [{ key: 'connects_per_s', label: 'connects/s', unit: 'connects/s', better: 'higher', pick: (r) => conn(r)?.connectsPerSec }],
+      job: (c) => ({
+        kind: 'connect',
+        port: c.port,
+        watch: c.watch,
+        clientPrefix: c.clientPrefix,
+        clients: p.stormClients,
+        concurrency: CONNECT_CONCURRENCY,
+        settleMs: 200,
+        ...(auth ? c.credentials : {}),
       }),
-    ),
+      check: checkConnect,
+    })),
     {
       id: 'F',
       scenario: 'F',
@@ -170,7 +215,18 @@ export function scenarioCases(p: Profile): ScenarioCase[] {
       title: `Latency at a fixed offered load of ${LATENCY_RATE.toLocaleString('en-US')} msg/s, QoS 0, 1 publisher → 1 subscriber, sent in 1 ms ticks`,
       auth: false,
       metrics: [latency('p50', 'p50'), latency('p99', 'p99'), latency('p999', 'p99.9')],
-      job: (c) => ({ ...base, port: c.port, watch: c.watch, clientPrefix: c.clientPrefix, qos: 0, publishers: 1, subscribers: 1, window: 0, rate: LATENCY_RATE, latency: true }),
+      job: (c) => ({
+        ...base,
+        port: c.port,
+        watch: c.watch,
+        clientPrefix: c.clientPrefix,
+        qos: 0,
+        publishers: 1,
+        subscribers: 1,
+        window: 0,
+        rate: LATENCY_RATE,
+        latency: true,
+      }),
       check: checkFlow,
     },
   ];

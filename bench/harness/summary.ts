@@ -69,11 +69,18 @@ export function summarise(records: RunRecord[], sc: ScenarioCase, metric: Metric
     runs: mine.length,
     failed: mine.filter((r) => !r.result).length,
     flawed: mine.filter((r) => r.result && !r.ok).length,
-    missing: mine.reduce((n, r) => n + (r.result?.kind === 'flow' ? r.result.lost : r.result ? r.result.clients - r.result.connected : 0), 0),
+    missing: mine.reduce(
+      (n, r) => n + (r.result?.kind === 'flow' ? r.result.lost : r.result ? r.result.clients - r.result.connected : 0),
+      0,
+    ),
     expected: mine.reduce((n, r) => n + (r.result?.kind === 'flow' ? r.result.expected : r.result ? r.result.clients : 0), 0),
     problems: [...new Set(mine.flatMap((r) => r.problems))],
     capture: captures.length
-      ? { received: captures.reduce((n, c) => n + c.lines, 0), dropped: captures.reduce((n, c) => n + c.dropped, 0), unaccounted: captures.reduce((n, c) => n + c.unaccounted, 0) }
+      ? {
+          received: captures.reduce((n, c) => n + c.lines, 0),
+          dropped: captures.reduce((n, c) => n + c.dropped, 0),
+          unaccounted: captures.reduce((n, c) => n + c.unaccounted, 0),
+        }
       : undefined,
   };
 }

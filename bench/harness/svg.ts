@@ -44,13 +44,16 @@ function panel(cm: CaseMetric, y0: number, reference: Reference | undefined, wit
       out.push(`<text x="${LABEL_W + 4}" y="${mid + 4}" class="s">${cell.runs ? 'no valid run' : 'not run'}</text>`);
       return;
     }
-    out.push(`<rect x="${LABEL_W}" y="${y}" width="${Math.max(1, x(v.median) - LABEL_W).toFixed(1)}" height="${BAR_H}" fill="${COLORS[variant.id] ?? '#888'}"/>`);
+    out.push(
+      `<rect x="${LABEL_W}" y="${y}" width="${Math.max(1, x(v.median) - LABEL_W).toFixed(1)}" height="${BAR_H}" fill="${COLORS[variant.id] ?? '#888'}"/>`,
+    );
     if (v.n > 1) {
       out.push(
         `<path d="M${x(v.min).toFixed(1)} ${mid}H${x(v.max).toFixed(1)}M${x(v.min).toFixed(1)} ${y + 4}V${y + BAR_H - 4}M${x(v.max).toFixed(1)} ${y + 4}V${y + BAR_H - 4}" stroke="#222" stroke-width="1.2" fill="none"/>`,
       );
     }
-    const r = reference && reference.id !== variant.id && cell.ratio ? ` (${ratio(cell.ratio.median)} ${reference.label.split(' ')[0]})` : '';
+    const r =
+      reference && reference.id !== variant.id && cell.ratio ? ` (${ratio(cell.ratio.median)} ${reference.label.split(' ')[0]})` : '';
     out.push(`<text x="${LABEL_W + plotW + 8}" y="${mid + 4}" class="v">${esc(`${num(v.median)} ${cm.metric.unit}${r}`)}</text>`);
   });
   return out.join('\n');

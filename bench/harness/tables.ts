@@ -22,7 +22,12 @@ export function variantsFor(sc: ScenarioCase, variants: BrokerVariant[]): Broker
   return variants.filter((v) => !sc.auth || v.auth);
 }
 
-export function caseMetrics(records: RunRecord[], sc: ScenarioCase, variants: BrokerVariant[], reference: string | undefined): CaseMetric[] {
+export function caseMetrics(
+  records: RunRecord[],
+  sc: ScenarioCase,
+  variants: BrokerVariant[],
+  reference: string | undefined,
+): CaseMetric[] {
   return sc.metrics.map((metric) => ({
     sc,
     metric,
@@ -34,7 +39,14 @@ export function table(cm: CaseMetric, referenceLabel: string | undefined): Table
   const m = cm.metric;
   return {
     title: `${cm.sc.id} · ${cm.sc.title} — ${m.label} (${m.better} is better)`,
-    header: ['broker', `${m.unit}, median (min–max)`, ...(referenceLabel ? [`÷ ${referenceLabel}, median (min–max)`] : []), 'broker CPU', 'load CPU', 'notes'],
+    header: [
+      'broker',
+      `${m.unit}, median (min–max)`,
+      ...(referenceLabel ? [`÷ ${referenceLabel}, median (min–max)`] : []),
+      'broker CPU',
+      'load CPU',
+      'notes',
+    ],
     rows: cm.cells.map(({ variant, cell }) => [
       variant.label,
       spreadText(cell.value),
@@ -55,5 +67,9 @@ export function renderText(t: Table): string {
 
 export function renderMarkdown(t: Table): string {
   const esc = (c: string) => c.replace(/\|/g, '\\|');
-  return [`| ${t.header.map(esc).join(' | ')} |`, `|${t.header.map(() => ' --- ').join('|')}|`, ...t.rows.map((r) => `| ${r.map(esc).join(' | ')} |`)].join('\n');
+  return [
+    `| ${t.header.map(esc).join(' | ')} |`,
+    `|${t.header.map(() => ' --- ').join('|')}|`,
+    ...t.rows.map((r) => `| ${r.map(esc).join(' | ')} |`),
+  ].join('\n');
 }

@@ -84,6 +84,13 @@ const port = await freePort();
 const httpPort = await freePort();
 const conf = join(dir, 'mqprobe.conf');
 writeFileSync(conf, `listener ${port} 127.0.0.1\nallow_anonymous true\nmax_packet_size 268435455\nhttp_listener ${httpPort} 127.0.0.1\n`);
-rows.push(...(await measure('mqprobe', nodeCommand('app/cli', ['-c', conf], [...BROKER_NODE_FLAGS, ...(process.env.BIGMEM_NODE_FLAGS ?? '').split(' ').filter(Boolean)]), port, dir)));
+rows.push(
+  ...(await measure(
+    'mqprobe',
+    nodeCommand('app/cli', ['-c', conf], [...BROKER_NODE_FLAGS, ...(process.env.BIGMEM_NODE_FLAGS ?? '').split(' ').filter(Boolean)]),
+    port,
+    dir,
+  )),
+);
 console.log(`4 x ${SIZE / 1024 / 1024} MB QoS 0, twice, one reading subscriber:`);
 for (const r of rows) console.log(r);

@@ -43,7 +43,19 @@ const bytes = Buffer.byteLength(body.join('\n'));
 const [port, httpPort] = [await freePort(), await freePort()];
 const conf = join(dir, 'mqprobe.conf');
 // capture at its defaults (to stdout, discarded here), as a broker out of the box runs
-writeFileSync(conf, [`listener ${port} 127.0.0.1`, 'allow_anonymous true', `http_listener ${httpPort} 127.0.0.1`, `persistence_location ${dir}`, 'beat zeek', `zeek_log_dir ${join(dir, 'pending')}`, 'zeek_start beginning', ''].join('\n'));
+writeFileSync(
+  conf,
+  [
+    `listener ${port} 127.0.0.1`,
+    'allow_anonymous true',
+    `http_listener ${httpPort} 127.0.0.1`,
+    `persistence_location ${dir}`,
+    'beat zeek',
+    `zeek_log_dir ${join(dir, 'pending')}`,
+    'zeek_start beginning',
+    '',
+  ].join('\n'),
+);
 // the beat starts on an empty directory; the log is moved in once every reader is attached
 const profile = process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : [];
 const logFile = process.env.BENCH_DEBUG ? '/dev/stderr' : '/dev/null';
@@ -93,15 +105,25 @@ try {
   const deadline = Date.now() + 600_000;
   while ((got < lines || sse.some((s) => s.events < lines && !s.dropped)) && Date.now() < deadline) {
     await new Promise((r) => setTimeout(r, 100));
-    if (process.env.BENCH_DEBUG) console.error('progress', got, sse.map((s) => s.events));
+    if (process.env.BENCH_DEBUG)
+      console.error(
+        'progress',
+        got,
+        sse.map((s) => s.events),
+      );
   }
   const cpu = ((cpuTicks(pid) ?? 0) - cpu0) / CLOCK_TICKS;
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   const hwm = Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? 0) / 1024;
   const secs = (last - t0) / 1000;
-  console.log(`zeek conn.log: ${lines} lines (${(bytes / 1e6).toFixed(1)} MB) -> ${got} MQTT messages in ${secs.toFixed(2)} s = ${Math.round(got / secs)} lines/s (first record after ${((first - t0) / 1000).toFixed(2)} s)`);
+  console.log(
+    `zeek conn.log: ${lines} lines (${(bytes / 1e6).toFixed(1)} MB) -> ${got} MQTT messages in ${secs.toFixed(2)} s = ${Math.round(got / secs)} lines/s (first record after ${((first - t0) / 1000).toFixed(2)} s)`,
+  );
   console.log(`  broker CPU ${cpu.toFixed(2)} s = ${Math.round(got / cpu)} lines per broker CPU-second`);
-  for (const [i, s] of sse.entries()) console.log(`  SSE client ${i + 1}: ${s.events} events, ${Math.round(s.events / ((s.last - t0) / 1000))} events/s${s.dropped ? ' (dropped by the broker: too far behind)' : ''}`);
+  for (const [i, s] of sse.entries())
+    console.log(
+      `  SSE client ${i + 1}: ${s.events} events, ${Math.round(s.events / ((s.last - t0) / 1000))} events/s${s.dropped ? ' (dropped by the broker: too far behind)' : ''}`,
+    );
   console.log(`  broker RSS ${idleRss.toFixed(0)} MB before the replay, peak ${hwm.toFixed(0)} MB (${sseClients} SSE clients)`);
   sub.end(true);
 } finally {

@@ -52,14 +52,25 @@ export class FiwareBridge implements Bridge {
   async start(ctx: BridgeContext): Promise<void> {
     this.ctx = ctx;
     this.metrics = {
-      notifications: counter(ctx.metrics, 'mqprobe_beat_fiware_notifications_total', 'Notifications received, by outcome: accepted, duplicate, foreign (not a subscription of this beat), wrong_tenant, malformed.', ['beat', 'outcome']),
+      notifications: counter(
+        ctx.metrics,
+        'mqprobe_beat_fiware_notifications_total',
+        'Notifications received, by outcome: accepted, duplicate, foreign (not a subscription of this beat), wrong_tenant, malformed.',
+        ['beat', 'outcome'],
+      ),
       entities: counter(ctx.metrics, 'mqprobe_beat_fiware_entities_total', 'Entities published from accepted notifications.', ['beat']),
-      subscriptions: counter(ctx.metrics, 'mqprobe_beat_fiware_subscriptions_total', 'Subscription calls to the context broker: created, recreated, deleted, failed.', ['beat', 'action']),
+      subscriptions: counter(
+        ctx.metrics,
+        'mqprobe_beat_fiware_subscriptions_total',
+        'Subscription calls to the context broker: created, recreated, deleted, failed.',
+        ['beat', 'action'],
+      ),
     };
     await this.removeLeftovers();
     // the route is there before the first subscription exists: Orion may notify at once
     await ctx.http((app) => {
-      for (const type of ['application/ld+json', 'application/geo+json']) app.addContentTypeParser(type, { parseAs: 'string' }, app.getDefaultJsonParser('error', 'ignore'));
+      for (const type of ['application/ld+json', 'application/geo+json'])
+        app.addContentTypeParser(type, { parseAs: 'string' }, app.getDefaultJsonParser('error', 'ignore'));
       app.setErrorHandler((err: Error & { statusCode?: number }, _req, reply) => {
         this.count('malformed');
         const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 400;
@@ -76,7 +87,9 @@ export class FiwareBridge implements Bridge {
     this.timer = setInterval(() => {
       this.checking ??= this.check().finally(() => (this.checking = undefined));
     }, this.cfg.checkIntervalMs);
-    ctx.log.info(`subscribed in the context broker at ${this.cfg.url!.origin} (NGSI ${this.cfg.api === 'v2' ? 'v2' : '-LD'}): ${[...this.live.values()].map((l) => `${l.sub.type} ${l.id}`).join(', ')}`);
+    ctx.log.info(
+      `subscribed in the context broker at ${this.cfg.url!.origin} (NGSI ${this.cfg.api === 'v2' ? 'v2' : '-LD'}): ${[...this.live.values()].map((l) => `${l.sub.type} ${l.id}`).join(', ')}`,
+    );
   }
 
   async stop(): Promise<void> {
@@ -170,7 +183,9 @@ export class FiwareBridge implements Bridge {
     if (this.cfg.api !== 'v2' || !this.cfg.servicePath) return undefined;
     const path = one('fiware-servicepath') ?? '/';
     const configured = this.cfg.servicePath;
-    const ok = configured.endsWith('/#') ? path === configured.slice(0, -2) || path.startsWith(configured.slice(0, -1)) || configured === '/#' : path === configured;
+    const ok = configured.endsWith('/#')
+      ? path === configured.slice(0, -2) || path.startsWith(configured.slice(0, -1)) || configured === '/#'
+      : path === configured;
     return ok ? undefined : `service path "${path.slice(0, 128)}" is not ${configured}`;
   }
 
@@ -193,7 +208,8 @@ export class FiwareBridge implements Bridge {
       if (!(err instanceof NotificationError)) throw err;
       return refuse(400, 'malformed', `not an NGSI notification: ${err.message}`);
     }
-    if (n.subscriptionId !== undefined && n.subscriptionId !== live.id) return refuse(403, 'foreign', `subscription ${n.subscriptionId.slice(0, 100)} is not one of this beat`);
+    if (n.subscriptionId !== undefined && n.subscriptionId !== live.id)
+      return refuse(403, 'foreign', `subscription ${n.subscriptionId.slice(0, 100)} is not one of this beat`);
     if (n.id !== undefined) {
       if (this.recent.has(n.id)) {
         this.count('duplicate');
@@ -209,7 +225,16 @@ export class FiwareBridge implements Bridge {
       const type = e.type ?? live.sub.type;
       await ctx.emit({
         subtopic: `${level(service)}/${level(type)}/${level(e.id)}`,
-        data: { service, servicePath, subscriptionId: live.id, notifiedAt: n.notifiedAt, attrsFormat: typeof attrsFormat === 'string' ? attrsFormat : undefined, type, id: e.id, entity: e.entity },
+        data: {
+          service,
+          servicePath,
+          subscriptionId: live.id,
+          notifiedAt: n.notifiedAt,
+          attrsFormat: typeof attrsFormat === 'string' ? attrsFormat : undefined,
+          type,
+          id: e.id,
+          entity: e.entity,
+        },
         ngsi: () => e.entity as Record<string, unknown>,
       });
       this.metrics!.entities.inc({ beat: ctx.name });

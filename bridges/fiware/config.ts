@@ -66,7 +66,8 @@ export const fiwareKeys: KeySpec<FiwareConfig>[] = [
     scope: 'beat',
     set(c, v) {
       const p = v.count(1).word();
-      if (!/^\/([A-Za-z0-9_]{1,50}(\/[A-Za-z0-9_]{1,50}){0,9})?(\/#)?$/.test(p)) v.fail(`expected a service path such as /floor1 or /floor1/#, got "${p}"`);
+      if (!/^\/([A-Za-z0-9_]{1,50}(\/[A-Za-z0-9_]{1,50}){0,9})?(\/#)?$/.test(p))
+        v.fail(`expected a service path such as /floor1 or /floor1/#, got "${p}"`);
       c.servicePath = p;
     },
   },
@@ -77,7 +78,8 @@ export const fiwareKeys: KeySpec<FiwareConfig>[] = [
     scope: 'beat',
     set(c, v) {
       const u = urlValue(v, ['http:', 'https:'], 'http://mqprobe:8080/beats/fiware/notify');
-      if (!u.pathname.endsWith('/fiware/notify')) v.fail(`the notification URL must end in /fiware/notify (mqprobe serves /beats/fiware/notify), got "${u.pathname}"`);
+      if (!u.pathname.endsWith('/fiware/notify'))
+        v.fail(`the notification URL must end in /fiware/notify (mqprobe serves /beats/fiware/notify), got "${u.pathname}"`);
       if (u.search) v.fail('the notification URL takes no query: mqprobe adds its own');
       c.notifyUrl = u;
     },
@@ -115,7 +117,11 @@ export function checkFiwareConfig(c: FiwareConfig, block: BeatBlock): void {
     throw new ConfigError(block.pos, key, detail);
   };
   if (!c.url) fail('fiware_url', 'beat fiware needs fiware_url (the context broker, e.g. http://orion:1026)');
-  if (!c.notifyUrl) fail('fiware_notify_url', 'beat fiware needs fiware_notify_url (how the context broker reaches mqprobe, ending in /beats/fiware/notify)');
+  if (!c.notifyUrl)
+    fail(
+      'fiware_notify_url',
+      'beat fiware needs fiware_notify_url (how the context broker reaches mqprobe, ending in /beats/fiware/notify)',
+    );
   if (c.subscribe.length === 0) fail('fiware_subscribe', 'beat fiware needs at least one fiware_subscribe <entity type> [attrs]');
   if (c.api === 'ld' && c.servicePath) fail('fiware_servicepath', 'NGSI-LD has no service paths: fiware_servicepath is for fiware_api v2');
 }

@@ -60,5 +60,5 @@ export function parseNotification(body: unknown): Notification {
     else throw new NotificationError('data is not an array of entities');
     return { subscriptionId, id: body.type === 'Notification' ? str(body.id) : undefined, notifiedAt: str(body.notifiedAt), entities };
   }
-  return { entities: [entityOf(body, "the body")] };
+  return { entities: [entityOf(body, 'the body')] };
 }

@@ -47,7 +47,12 @@ export class OrionClient {
   /** Creates a subscription; resolves with its id (the last segment of `Location`). */
   async create(sub: FiwareSubscribe, notifyUrl: string): Promise<string> {
     const contentType = this.cfg.api === 'v2' ? 'application/json' : 'application/ld+json';
-    const res = await this.call('POST', this.base, { ...this.headers(), 'content-type': contentType }, JSON.stringify(this.body(sub, notifyUrl)));
+    const res = await this.call(
+      'POST',
+      this.base,
+      { ...this.headers(), 'content-type': contentType },
+      JSON.stringify(this.body(sub, notifyUrl)),
+    );
     if (res.status !== 201) throw new Error(`creating the ${sub.type} subscription: ${await this.answer(res)}`);
     const location = res.headers.get('location') ?? '';
     const id = decodeURIComponent(location.split('/').pop() ?? '');
@@ -66,7 +71,8 @@ export class OrionClient {
   /** Deletes a subscription; one the broker no longer has counts as deleted. */
   async remove(id: string): Promise<void> {
     const res = await this.call('DELETE', `${this.base}/${encodeURIComponent(id)}`, this.headers());
-    if (res.status !== 204 && res.status !== 200 && res.status !== 404) throw new Error(`deleting subscription ${id}: ${await this.answer(res)}`);
+    if (res.status !== 204 && res.status !== 200 && res.status !== 404)
+      throw new Error(`deleting subscription ${id}: ${await this.answer(res)}`);
   }
 
   private async call(method: string, url: string, headers: Record<string, string>, body?: string): Promise<Response> {

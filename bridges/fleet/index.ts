@@ -5,7 +5,15 @@ import { Tailer, type TailFile, type TailSource } from '../shared/tailer.js';
 import { TailStats } from '../shared/tail-stats.js';
 import { topicPath } from '../shared/topic.js';
 import { camelCase, toNgsiEntity } from '../shared/ngsi.js';
-import { glogStatus, osqueryResultRows, osqueryStatus, OsqueryLogError, parseJsonObject, type OsqueryResultRow, type OsqueryStatus } from '../shared/osquery-log.js';
+import {
+  glogStatus,
+  osqueryResultRows,
+  osqueryStatus,
+  OsqueryLogError,
+  parseJsonObject,
+  type OsqueryResultRow,
+  type OsqueryStatus,
+} from '../shared/osquery-log.js';
 
 export interface FleetConfig {
   resultLogs: string[];
@@ -23,7 +31,7 @@ export const fleetBeat: BeatDefinition<FleetConfig> = {
     {
       key: 'fleet_result_log',
       usage: '<file>',
-      doc: 'A result log (JSON lines: event, snapshot and batch/differential formats), e.g. Fleet\'s `osquery_result_log_file`; followed across rotation.',
+      doc: "A result log (JSON lines: event, snapshot and batch/differential formats), e.g. Fleet's `osquery_result_log_file`; followed across rotation.",
       scope: 'beat',
       repeatable: true,
       set(c, v) {
@@ -99,11 +107,19 @@ class FleetBridge implements Bridge {
     await this.tailer?.stop();
   }
 
-  private async lines(ctx: BridgeContext, stats: TailStats, kind: LogKind, file: TailFile, lines: string[], offsets: number[]): Promise<void> {
+  private async lines(
+    ctx: BridgeContext,
+    stats: TailStats,
+    kind: LogKind,
+    file: TailFile,
+    lines: string[],
+    offsets: number[],
+  ): Promise<void> {
     const emits: Promise<void>[] = [];
     for (let i = 0; i < lines.length; i++) {
       try {
-        const records = kind === 'result' ? osqueryResultRows(parseJsonObject(lines[i])).map(resultRecord) : [statusRecord(parseStatus(lines[i]))];
+        const records =
+          kind === 'result' ? osqueryResultRows(parseJsonObject(lines[i])).map(resultRecord) : [statusRecord(parseStatus(lines[i]))];
         for (const r of records) emits.push(ctx.emit(r));
       } catch (err) {
         if (!(err instanceof OsqueryLogError)) throw err;

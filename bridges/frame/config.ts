@@ -27,7 +27,8 @@ export const commonBeatKeys: KeySpec<CommonBeatConfig>[] = [
     set(c, v) {
       v.count(1);
       const t = v.word().replace(/\/+$/, '');
-      if (t === '' || !isValidTopic(t) || t.startsWith('$')) v.fail(`expected a topic without wildcards that does not start with $, got "${v.word()}"`);
+      if (t === '' || !isValidTopic(t) || t.startsWith('$'))
+        v.fail(`expected a topic without wildcards that does not start with $, got "${v.word()}"`);
       c.topicPrefix = t;
     },
   },
@@ -54,7 +55,7 @@ export const commonBeatKeys: KeySpec<CommonBeatConfig>[] = [
   {
     key: 'beat_qos',
     usage: '0 | 1 | 2',
-    doc: 'QoS of the beat\'s publishes. Use 1 or 2 when persistent-session subscribers must get records published while they are offline.',
+    doc: "QoS of the beat's publishes. Use 1 or 2 when persistent-session subscribers must get records published while they are offline.",
     default: '0',
     scope: 'beat',
     set(c, v) {

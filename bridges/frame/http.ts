@@ -31,7 +31,11 @@ export class BeatHttp {
   /** Mounts a beat's routes under `/beats/<name>`; the returned function removes them. */
   async mount(name: string, log: Logger, register: (app: FastifyInstance) => void | Promise<void>): Promise<() => Promise<void>> {
     if (this.apps.has(name)) throw new Error(`beat ${name} registered its HTTP routes twice`);
-    const app = Fastify({ loggerInstance: log, logController: new LogController({ disableRequestLogging: true }), bodyLimit: 10 * 1024 * 1024 }) as unknown as FastifyInstance;
+    const app = Fastify({
+      loggerInstance: log,
+      logController: new LogController({ disableRequestLogging: true }),
+      bodyLimit: 10 * 1024 * 1024,
+    }) as unknown as FastifyInstance;
     await app.register(async (scoped) => register(scoped), { prefix: `/beats/${name}` });
     await app.ready();
     this.apps.set(name, app);

@@ -30,7 +30,11 @@ export class InternalClient {
   /** Settles once mqtt.js has sent the QoS 0 publishes handed to it (while not connected). */
   private heldByMqttJs?: Promise<void>;
 
-  constructor(broker: Pick<BrokerApi, 'connectInternal'>, readonly clientId: string, log: Logger) {
+  constructor(
+    broker: Pick<BrokerApi, 'connectInternal'>,
+    readonly clientId: string,
+    log: Logger,
+  ) {
     this.client = new MqttClient(
       () => {
         const [mine, brokers] = duplexPair();
@@ -128,7 +132,9 @@ export class InternalClient {
 /** QoS 0 PUBLISH packets in one buffer (mqtt-packet's encoder); undefined if one does not fit MQTT's limits. */
 function encodePublishes(messages: Queued[]): Buffer | undefined {
   try {
-    return Buffer.concat(messages.map(({ topic, payload, retain }) => mqttPacket.generate({ cmd: 'publish', topic, payload, qos: 0, retain, dup: false })));
+    return Buffer.concat(
+      messages.map(({ topic, payload, retain }) => mqttPacket.generate({ cmd: 'publish', topic, payload, qos: 0, retain, dup: false })),
+    );
   } catch {
     return undefined;
   }

@@ -79,7 +79,10 @@ export class BeatRunner {
     this.store = host.redisUrl ? new RedisStore(host.redisUrl, this.name, this.log) : FileStore.forBeat(host.stateDir, this.name, this.log);
     if (output !== 'sse') this.client = new InternalClient(host.broker, `$beat/${this.name}`, this.log);
     if (output === 'mqtt') hub?.exclude(topicPrefix);
-    if (output !== 'mqtt' && !hub) this.log.warn(`beat ${this.name}: beat_output ${output} needs http_listener for /sse; ${output === 'sse' ? 'its records go nowhere' : 'records go to MQTT only'}`);
+    if (output !== 'mqtt' && !hub)
+      this.log.warn(
+        `beat ${this.name}: beat_output ${output} needs http_listener for /sse; ${output === 'sse' ? 'its records go nowhere' : 'records go to MQTT only'}`,
+      );
     this.metrics.up.set({ beat: this.name }, 0);
     await Promise.race([this.attempt(), new Promise((r) => setTimeout(r, START_WAIT_MS).unref())]);
   }
@@ -197,7 +200,10 @@ export class BeatRunner {
         const unsubscribe = host.broker.on('publish', (packet, client) => {
           if (client?.id === ownId || packet.topic.startsWith('$mqprobe/') || !levelsMatch(levels, packet.topic.split('/'))) return;
           try {
-            handler(packet.topic, packet.payload as Buffer, { clientId: client?.id, username: client ? host.broker.usernameOf(client) : undefined });
+            handler(packet.topic, packet.payload as Buffer, {
+              clientId: client?.id,
+              username: client ? host.broker.usernameOf(client) : undefined,
+            });
           } catch (err) {
             void this.failed(a, err);
           }

@@ -1,4 +1,12 @@
-import type { ClientMonitoredItemBase, ClientSession, ClientSubscription, DataValue, MonitoringParametersOptions, OPCUAClient, UserIdentityInfo } from 'node-opcua-client';
+import type {
+  ClientMonitoredItemBase,
+  ClientSession,
+  ClientSubscription,
+  DataValue,
+  MonitoringParametersOptions,
+  OPCUAClient,
+  UserIdentityInfo,
+} from 'node-opcua-client';
 import { join } from 'node:path';
 import type { Counter, Gauge } from 'prom-client';
 import type { Bridge, BridgeContext } from '../contract.js';
@@ -105,9 +113,12 @@ export class OpcuaBridge implements Bridge {
     this.watchKeepAlive(subscription);
     await this.monitor(session, subscription);
     await this.watchModelChanges(subscription);
-    if (this.cfg.rebrowseIntervalMs > 0) this.timers.push(setInterval(() => this.requestRebrowse(session, subscription), this.cfg.rebrowseIntervalMs).unref());
+    if (this.cfg.rebrowseIntervalMs > 0)
+      this.timers.push(setInterval(() => this.requestRebrowse(session, subscription), this.cfg.rebrowseIntervalMs).unref());
     await this.gap.connected();
-    ctx.log.info(`connected to ${this.cfg.endpoint} (${this.cfg.securityPolicy}/${this.cfg.securityMode}), monitoring ${this.monitored.size} variables`);
+    ctx.log.info(
+      `connected to ${this.cfg.endpoint} (${this.cfg.securityPolicy}/${this.cfg.securityMode}), monitoring ${this.monitored.size} variables`,
+    );
   }
 
   async stop(): Promise<void> {
@@ -116,7 +127,8 @@ export class OpcuaBridge implements Bridge {
     clearTimeout(this.rebrowse.timer);
     if (!this.lost) await this.gap?.stopped();
     const client = this.client;
-    if (client) await Promise.race([client.disconnect().catch(() => undefined), new Promise((r) => setTimeout(r, DISCONNECT_WAIT_MS).unref())]);
+    if (client)
+      await Promise.race([client.disconnect().catch(() => undefined), new Promise((r) => setTimeout(r, DISCONNECT_WAIT_MS).unref())]);
     await this.rebrowse.running;
     await this.chain;
     this.metrics?.items.set({ beat: this.ctx!.name }, 0);
@@ -138,18 +150,27 @@ export class OpcuaBridge implements Bridge {
     const added = (await pemFiles(pki.trustedFolder)).filter((f) => !before.includes(f));
     for (const f of added) {
       const file = join(pki.trustedFolder, f);
-      this.ctx!.log.warn(`trusted the server certificate of ${this.cfg.endpoint} on first use: ${file} (${await describeCertificate(file)}); later a different certificate will be refused`);
+      this.ctx!.log.warn(
+        `trusted the server certificate of ${this.cfg.endpoint} on first use: ${file} (${await describeCertificate(file)}); later a different certificate will be refused`,
+      );
     }
   }
 
   private async session(client: OPCUAClient): Promise<ClientSession> {
     const ua = this.ua!;
     let identity: UserIdentityInfo = { type: ua.UserTokenType.Anonymous };
-    if (this.cfg.username) identity = { type: ua.UserTokenType.UserName, userName: this.cfg.username, password: await readSecretFile(this.cfg.passwordFile!, 'opcua_password_file') };
+    if (this.cfg.username)
+      identity = {
+        type: ua.UserTokenType.UserName,
+        userName: this.cfg.username,
+        password: await readSecretFile(this.cfg.passwordFile!, 'opcua_password_file'),
+      };
     try {
       return await client.createSession(identity);
     } catch (err) {
-      const who = this.cfg.username ? `user "${this.cfg.username}" (check opcua_username and opcua_password_file)` : 'an anonymous session (set opcua_username and opcua_password_file)';
+      const who = this.cfg.username
+        ? `user "${this.cfg.username}" (check opcua_username and opcua_password_file)`
+        : 'an anonymous session (set opcua_username and opcua_password_file)';
       throw new Error(`the OPC-UA server at ${this.cfg.endpoint} refused ${who}: ${firstLine((err as Error).message)}`);
     }
   }
@@ -166,7 +187,8 @@ export class OpcuaBridge implements Bridge {
     this.timers.push(
       setInterval(() => {
         const silent = Date.now() - this.lastHeard;
-        if (silent > period * KEEPALIVE_MISSES) this.connectionLost(`no keep-alive from ${this.cfg.endpoint} for ${Math.round(silent / 1000)} s`);
+        if (silent > period * KEEPALIVE_MISSES)
+          this.connectionLost(`no keep-alive from ${this.cfg.endpoint} for ${Math.round(silent / 1000)} s`);
       }, period).unref(),
     );
   }
@@ -182,13 +204,26 @@ export class OpcuaBridge implements Bridge {
   private monitoringParameters(withDeadband: boolean): MonitoringParametersOptions {
     const ua = this.ua!;
     const { deadband, trigger } = this.cfg;
-    const triggers = { status: ua.DataChangeTrigger.Status, status_value: ua.DataChangeTrigger.StatusValue, status_value_timestamp: ua.DataChangeTrigger.StatusValueTimestamp };
-    const deadbandType = !withDeadband || deadband.kind === 'none' ? ua.DeadbandType.None : deadband.kind === 'absolute' ? ua.DeadbandType.Absolute : ua.DeadbandType.Percent;
+    const triggers = {
+      status: ua.DataChangeTrigger.Status,
+      status_value: ua.DataChangeTrigger.StatusValue,
+      status_value_timestamp: ua.DataChangeTrigger.StatusValueTimestamp,
+    };
+    const deadbandType =
+      !withDeadband || deadband.kind === 'none'
+        ? ua.DeadbandType.None
+        : deadband.kind === 'absolute'
+          ? ua.DeadbandType.Absolute
+          : ua.DeadbandType.Percent;
     return {
       samplingInterval: this.cfg.samplingIntervalMs,
       queueSize: this.cfg.queueSize,
       discardOldest: true,
-      filter: new ua.DataChangeFilter({ trigger: triggers[trigger], deadbandType, deadbandValue: deadbandType === ua.DeadbandType.None ? 0 : (deadband as { value: number }).value }),
+      filter: new ua.DataChangeFilter({
+        trigger: triggers[trigger],
+        deadbandType,
+        deadbandValue: deadbandType === ua.DeadbandType.None ? 0 : (deadband as { value: number }).value,
+      }),
     };
   }
 
@@ -196,11 +231,15 @@ export class OpcuaBridge implements Bridge {
   private async monitor(session: ClientSession, subscription: ClientSubscription): Promise<void> {
     const ctx = this.ctx!;
     const { targets, cut } = await resolveTargets(this.ua!, session, this.cfg.monitors, this.cfg.maxMonitoredItems);
-    if (cut > 0) ctx.log.warn(`opcua_monitor matches ${cut} variables more than opcua_max_monitored_items ${this.cfg.maxMonitoredItems}; those are not monitored`);
+    if (cut > 0)
+      ctx.log.warn(
+        `opcua_monitor matches ${cut} variables more than opcua_max_monitored_items ${this.cfg.maxMonitoredItems}; those are not monitored`,
+      );
     const wanted = new Map(targets.map((t) => [t.nodeId, t]));
     for (const [nodeId, m] of this.monitored) {
       const now = wanted.get(nodeId);
-      if (now) m.target = now; // a renamed parent changes the topic of the same node
+      if (now)
+        m.target = now; // a renamed parent changes the topic of the same node
       else {
         this.monitored.delete(nodeId);
         await m.item.terminate().catch(() => undefined);
@@ -211,12 +250,24 @@ export class OpcuaBridge implements Bridge {
     const refused = await this.addItems(subscription, added, true);
     const retry = refused.filter((r) => FILTER_REFUSALS.has(r.status));
     // a deadband only applies to numeric variables (percent: with an EURange); the others are monitored without it
-    const still = retry.length > 0 ? await this.addItems(subscription, retry.map((r) => r.target), false) : [];
-    for (const r of [...refused.filter((x) => !FILTER_REFUSALS.has(x.status)), ...still]) ctx.log.warn(`cannot monitor ${r.target.browsePath ?? r.target.nodeId}: ${r.status}`);
+    const still =
+      retry.length > 0
+        ? await this.addItems(
+            subscription,
+            retry.map((r) => r.target),
+            false,
+          )
+        : [];
+    for (const r of [...refused.filter((x) => !FILTER_REFUSALS.has(x.status)), ...still])
+      ctx.log.warn(`cannot monitor ${r.target.browsePath ?? r.target.nodeId}: ${r.status}`);
     this.metrics!.items.set({ beat: ctx.name }, this.monitored.size);
   }
 
-  private async addItems(subscription: ClientSubscription, targets: Target[], withDeadband: boolean): Promise<{ target: Target; status: string }[]> {
+  private async addItems(
+    subscription: ClientSubscription,
+    targets: Target[],
+    withDeadband: boolean,
+  ): Promise<{ target: Target; status: string }[]> {
     if (targets.length === 0) return [];
     const ua = this.ua!;
     const group = await subscription.monitorItems(
@@ -257,9 +308,17 @@ export class OpcuaBridge implements Bridge {
     };
     const time = (dv.sourceTimestamp ?? dv.serverTimestamp)?.getTime();
     this.chain = this.chain.then(() =>
-      ctx.emit({ subtopic: `${name}/${target.topic}`, data, entity: { type: 'OpcuaVariable', id: `${name}:${target.topic.replace(/\//g, ':')}` }, time }).catch((err: Error) => {
-        if (!this.stopping) ctx.log.warn({ err: err.message }, `cannot emit the change of ${target.browsePath ?? target.nodeId}: ${err.message}`);
-      }),
+      ctx
+        .emit({
+          subtopic: `${name}/${target.topic}`,
+          data,
+          entity: { type: 'OpcuaVariable', id: `${name}:${target.topic.replace(/\//g, ':')}` },
+          time,
+        })
+        .catch((err: Error) => {
+          if (!this.stopping)
+            ctx.log.warn({ err: err.message }, `cannot emit the change of ${target.browsePath ?? target.nodeId}: ${err.message}`);
+        }),
     );
   }
 
@@ -270,13 +329,20 @@ export class OpcuaBridge implements Bridge {
     try {
       const item = await subscription.monitor(
         { nodeId: SERVER_OBJECT, attributeId: ua.AttributeIds.EventNotifier },
-        { samplingInterval: 0, queueSize: 100, discardOldest: true, filter: ua.constructEventFilter(['EventType'], ua.ofType(BASE_MODEL_CHANGE_EVENT)) },
+        {
+          samplingInterval: 0,
+          queueSize: 100,
+          discardOldest: true,
+          filter: ua.constructEventFilter(['EventType'], ua.ofType(BASE_MODEL_CHANGE_EVENT)),
+        },
         ua.TimestampsToReturn.Neither,
       );
       if (!item.statusCode.isGood()) throw new Error(item.statusCode.name);
       item.on('changed', () => this.requestRebrowse(session, subscription));
     } catch (err) {
-      this.ctx!.log.info(`${this.cfg.endpoint} offers no model change events (${(err as Error).message}); browse paths are resolved again every opcua_rebrowse_interval`);
+      this.ctx!.log.info(
+        `${this.cfg.endpoint} offers no model change events (${(err as Error).message}); browse paths are resolved again every opcua_rebrowse_interval`,
+      );
     }
   }
 

@@ -28,7 +28,12 @@ const ROOT_FOLDER = 'i=84';
  * HasProperty, …) from the Root folder, level by level, keeping Variables at the end. `+` matches one
  * level, `#` any number (none included, as in MQTT). At most `max` targets; `cut` says how many fell off.
  */
-export async function resolveTargets(ua: OpcuaModule, session: ClientSession, monitors: MonitorSpec[], max: number): Promise<{ targets: Target[]; cut: number }> {
+export async function resolveTargets(
+  ua: OpcuaModule,
+  session: ClientSession,
+  monitors: MonitorSpec[],
+  max: number,
+): Promise<{ targets: Target[]; cut: number }> {
   const byNode = new Map<string, Target>();
   let cut = 0;
   const add = (t: Target) => {
@@ -64,7 +69,11 @@ async function matchPath(ua: OpcuaModule, session: ClientSession, levels: PathLe
     const children = await browseChildren(ua, session, frontier);
     frontier.forEach((parent, i) => {
       for (const ref of children[i]) {
-        if (level.kind === 'name' && !(ref.browseName.name === level.name && (level.ns === undefined || ref.browseName.namespaceIndex === level.ns))) continue;
+        if (
+          level.kind === 'name' &&
+          !(ref.browseName.name === level.name && (level.ns === undefined || ref.browseName.namespaceIndex === level.ns))
+        )
+          continue;
         next.push(found(ua, parent, ref));
       }
     });
@@ -97,7 +106,11 @@ async function descendants(ua: OpcuaModule, session: ClientSession, start: Found
 }
 
 function found(ua: OpcuaModule, parent: Found, ref: ReferenceDescription): Found {
-  return { nodeId: ref.nodeId.toString(), names: [...parent.names, ref.browseName.name ?? ''], isVariable: ref.nodeClass === ua.NodeClass.Variable };
+  return {
+    nodeId: ref.nodeId.toString(),
+    names: [...parent.names, ref.browseName.name ?? ''],
+    isVariable: ref.nodeClass === ua.NodeClass.Variable,
+  };
 }
 
 /** The forward hierarchical children (Objects and Variables) of each node, continuation points followed. */

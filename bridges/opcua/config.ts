@@ -251,10 +251,19 @@ export function checkOpcuaConfig(c: OpcuaConfig, block: BeatBlock): void {
   const fail = (key: string, detail: string): never => {
     throw new ConfigError(block.pos, key, detail);
   };
-  if (!c.name) fail('opcua_name', 'beat opcua needs opcua_name (the server\'s name in topics)');
+  if (!c.name) fail('opcua_name', "beat opcua needs opcua_name (the server's name in topics)");
   if (!c.endpoint) fail('opcua_endpoint', 'beat opcua needs opcua_endpoint opc.tcp://host:port');
   if (c.monitors.length === 0) fail('opcua_monitor', 'beat opcua needs at least one opcua_monitor <node id or browse path>');
-  if ((c.securityPolicy === 'None') !== (c.securityMode === 'None')) fail('opcua_security_mode', `security policy ${c.securityPolicy} needs security mode ${c.securityPolicy === 'None' ? 'None' : 'Sign or SignAndEncrypt'}, got ${c.securityMode}`);
-  if (!!c.username !== !!c.passwordFile) fail(c.username ? 'opcua_password_file' : 'opcua_username', 'opcua_username and opcua_password_file go together');
-  if (!!c.certificateFile !== !!c.privateKeyFile) fail(c.certificateFile ? 'opcua_private_key_file' : 'opcua_certificate_file', 'opcua_certificate_file and opcua_private_key_file go together');
+  if ((c.securityPolicy === 'None') !== (c.securityMode === 'None'))
+    fail(
+      'opcua_security_mode',
+      `security policy ${c.securityPolicy} needs security mode ${c.securityPolicy === 'None' ? 'None' : 'Sign or SignAndEncrypt'}, got ${c.securityMode}`,
+    );
+  if (!!c.username !== !!c.passwordFile)
+    fail(c.username ? 'opcua_password_file' : 'opcua_username', 'opcua_username and opcua_password_file go together');
+  if (!!c.certificateFile !== !!c.privateKeyFile)
+    fail(
+      c.certificateFile ? 'opcua_private_key_file' : 'opcua_certificate_file',
+      'opcua_certificate_file and opcua_private_key_file go together',
+    );
 }

@@ -26,8 +26,18 @@ export class GapTracker {
     private readonly ctx: BridgeContext,
     private readonly cfg: OpcuaConfig,
   ) {
-    this.gaps = counter(ctx.metrics, 'mqprobe_beat_opcua_gaps_total', 'Times the OPC-UA beat was connected again after not hearing the server.', ['beat']);
-    this.gapSeconds = counter(ctx.metrics, 'mqprobe_beat_opcua_gap_seconds_total', 'Seconds the OPC-UA beat did not hear the server, over all gaps.', ['beat']);
+    this.gaps = counter(
+      ctx.metrics,
+      'mqprobe_beat_opcua_gaps_total',
+      'Times the OPC-UA beat was connected again after not hearing the server.',
+      ['beat'],
+    );
+    this.gapSeconds = counter(
+      ctx.metrics,
+      'mqprobe_beat_opcua_gap_seconds_total',
+      'Seconds the OPC-UA beat did not hear the server, over all gaps.',
+      ['beat'],
+    );
   }
 
   /** Connected and monitoring: reports the gap that ends now, if there was one. */

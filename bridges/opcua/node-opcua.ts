@@ -17,7 +17,10 @@ export function loadNodeOpcua(log: Logger): Promise<{ ua: OpcuaModule; pki: Cert
   current = log;
   loaded ??= (async () => {
     const [ua, pki] = await Promise.all([import('node-opcua-client'), import('node-opcua-certificate-manager')]);
-    const to = (level: 'debug' | 'warn') => (_context?: unknown, ...args: unknown[]) => current?.[level]({ module: 'node-opcua' }, format(...args));
+    const to =
+      (level: 'debug' | 'warn') =>
+      (_context?: unknown, ...args: unknown[]) =>
+        current?.[level]({ module: 'node-opcua' }, format(...args));
     ua.setDebugLogger(to('debug'));
     ua.setWarningLogger(to('debug'));
     ua.setErrorLogger(to('warn'));

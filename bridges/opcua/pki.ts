@@ -39,7 +39,9 @@ export async function openPki(mod: CertificateManagerModule, cfg: OpcuaConfig, s
     try {
       cert = new X509Certificate(await readFile(file));
     } catch (err) {
-      throw new Error(`opcua_server_certificate_file ${file}: not a PEM or DER certificate (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+      throw new Error(
+        `opcua_server_certificate_file ${file}: not a PEM or DER certificate (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`,
+      );
     }
     await manager.trustCertificate(cert.raw);
   }
@@ -81,10 +83,14 @@ export async function untrustedError(pki: BeatPki, endpoint: string): Promise<Er
     if (newest || Date.now() > deadline) break;
     await new Promise((r) => setTimeout(r, 100));
   }
-  const which = newest ? `${newest.file} (${await describeCertificate(newest.file)})` : `the certificate it presented (not filed under ${pki.rejectedFolder})`;
+  const which = newest
+    ? `${newest.file} (${await describeCertificate(newest.file)})`
+    : `the certificate it presented (not filed under ${pki.rejectedFolder})`;
   const tofu =
     pki.trustOnFirstUse === 'off'
       ? ' (opcua_trust_on_first_use is off)'
       : ' (opcua_trust_on_first_use is used up: another server certificate is trusted already; make sure the server was re-keyed, not impersonated)';
-  return new Error(`the server certificate of ${endpoint} is not trusted: ${which}. To trust it, move that file into ${pki.trustedFolder}/ or name it in opcua_server_certificate_file${tofu}`);
+  return new Error(
+    `the server certificate of ${endpoint} is not trusted: ${which}. To trust it, move that file into ${pki.trustedFolder}/ or name it in opcua_server_certificate_file${tofu}`,
+  );
 }

@@ -84,7 +84,11 @@ function int64(words: [number, number], signed: boolean): number | string {
 function structure(x: unknown): unknown {
   try {
     const withJson = x as { toJSON?: () => unknown };
-    return JSON.parse(JSON.stringify(typeof withJson.toJSON === 'function' ? withJson.toJSON() : x, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v)));
+    return JSON.parse(
+      JSON.stringify(typeof withJson.toJSON === 'function' ? withJson.toJSON() : x, (_k, v: unknown) =>
+        typeof v === 'bigint' ? v.toString() : v,
+      ),
+    );
   } catch {
     return String(x);
   }

@@ -84,8 +84,18 @@ export class OpenCtiBridge implements Bridge {
     this.ctx = ctx;
     const labels = { beat: ctx.name };
     this.metrics = {
-      events: counter(ctx.metrics, 'mqprobe_beat_opencti_events_total', 'OpenCTI stream events by outcome: create, update, delete, merge, keepalive, duplicate (at or before the last id), unknown (event type), malformed (data not JSON), invalid (no STIX object), oversized.', ['beat', 'outcome']),
-      objects: counter(ctx.metrics, 'mqprobe_beat_opencti_objects_total', 'Indicators and observables seen by what the indicator set made of them: indicator, none (revoked, no value), unsupported (pattern), invalid.', ['beat', 'outcome']),
+      events: counter(
+        ctx.metrics,
+        'mqprobe_beat_opencti_events_total',
+        'OpenCTI stream events by outcome: create, update, delete, merge, keepalive, duplicate (at or before the last id), unknown (event type), malformed (data not JSON), invalid (no STIX object), oversized.',
+        ['beat', 'outcome'],
+      ),
+      objects: counter(
+        ctx.metrics,
+        'mqprobe_beat_opencti_objects_total',
+        'Indicators and observables seen by what the indicator set made of them: indicator, none (revoked, no value), unsupported (pattern), invalid.',
+        ['beat', 'outcome'],
+      ),
       reconnects: counter(ctx.metrics, 'mqprobe_beat_opencti_reconnects_total', 'Reconnections to the OpenCTI stream.', ['beat']),
       indicators: gauge(ctx.metrics, 'mqprobe_beat_opencti_indicators', 'Indicators in the live indicator set.', ['beat']),
     };
@@ -97,7 +107,9 @@ export class OpenCtiBridge implements Bridge {
     await this.api(ctx);
     const res = await this.open();
     this.consuming = this.consume(res);
-    ctx.log.info(`following the OpenCTI stream at ${this.where()}${this.lastId ? ` after event ${this.lastId}` : ' from its start'} (${this.set.size} indicators)`);
+    ctx.log.info(
+      `following the OpenCTI stream at ${this.where()}${this.lastId ? ` after event ${this.lastId}` : ' from its start'} (${this.set.size} indicators)`,
+    );
   }
 
   async stop(): Promise<void> {
@@ -136,7 +148,15 @@ export class OpenCtiBridge implements Bridge {
         app.get('/indicators', async () => ({ count: this.set.size, indicators: this.set.list() }));
         app.get<{ Querystring: Record<string, string | undefined> }>('/indicators/match', async (req) => {
           const q = req.query;
-          const matches = q.ip ? this.set.matchIp(q.ip) : q.domain ? this.set.matchDomain(q.domain) : q.url ? this.set.matchUrl(q.url) : q.hash ? this.set.matchHash(q.hash) : undefined;
+          const matches = q.ip
+            ? this.set.matchIp(q.ip)
+            : q.domain
+              ? this.set.matchDomain(q.domain)
+              : q.url
+                ? this.set.matchUrl(q.url)
+                : q.hash
+                  ? this.set.matchHash(q.hash)
+                  : undefined;
           return { matches: matches ?? [] };
         });
       });
@@ -148,7 +168,11 @@ export class OpenCtiBridge implements Bridge {
   /** One GET of the stream, resuming after the last id; resolves with a 200 event stream or rejects saying why not. */
   private open(): Promise<http.IncomingMessage> {
     const url = this.cfg.url!;
-    const headers: Record<string, string> = { accept: 'text/event-stream', 'cache-control': 'no-cache', authorization: `Bearer ${this.token}` };
+    const headers: Record<string, string> = {
+      accept: 'text/event-stream',
+      'cache-control': 'no-cache',
+      authorization: `Bearer ${this.token}`,
+    };
     if (this.lastId !== undefined) headers['last-event-id'] = this.lastId;
     const get = url.protocol === 'https:' ? https.request : http.request;
     return new Promise((resolve, reject) => {
@@ -161,7 +185,11 @@ export class OpenCtiBridge implements Bridge {
         }
         if (status !== 200 || !type.startsWith('text/event-stream')) {
           res.resume();
-          return reject(new Error(`OpenCTI at ${this.where()} answered HTTP ${status} ${type ? `(${type.slice(0, 100)})` : ''} instead of an event stream`));
+          return reject(
+            new Error(
+              `OpenCTI at ${this.where()} answered HTTP ${status} ${type ? `(${type.slice(0, 100)})` : ''} instead of an event stream`,
+            ),
+          );
         }
         resolve(res);
       });
@@ -247,7 +275,13 @@ export class OpenCtiBridge implements Bridge {
       return this.advance(id);
     }
     const stix = isObject(payload) ? payload.data : undefined;
-    if (!isObject(payload) || !isObject(stix) || typeof stix.id !== 'string' || typeof stix.type !== 'string' || !/^[a-z0-9-]{1,100}$/.test(stix.type)) {
+    if (
+      !isObject(payload) ||
+      !isObject(stix) ||
+      typeof stix.id !== 'string' ||
+      typeof stix.type !== 'string' ||
+      !/^[a-z0-9-]{1,100}$/.test(stix.type)
+    ) {
       this.count('invalid');
       ctx.log.warn(`OpenCTI event ${id ?? '(no id)'} skipped: its data holds no STIX object with an id and a type`);
       return this.advance(id);

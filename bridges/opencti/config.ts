@@ -56,7 +56,14 @@ export const openCtiKeys: KeySpec<OpenCtiConfig>[] = [
 ];
 
 export function checkOpenCtiConfig(c: OpenCtiConfig, block: BeatBlock): void {
-  if (!c.url) throw new ConfigError(block.pos, 'opencti_url', 'beat opencti needs opencti_url (the live stream URL, e.g. https://opencti:8080/stream)');
-  if (!c.tokenFile) throw new ConfigError(block.pos, 'opencti_token_file', 'beat opencti needs opencti_token_file (a file holding the API token)');
-  if (c.cafile && c.url.protocol !== 'https:') throw new ConfigError(block.pos, 'opencti_cafile', 'opencti_cafile needs an https:// opencti_url');
+  if (!c.url)
+    throw new ConfigError(
+      block.pos,
+      'opencti_url',
+      'beat opencti needs opencti_url (the live stream URL, e.g. https://opencti:8080/stream)',
+    );
+  if (!c.tokenFile)
+    throw new ConfigError(block.pos, 'opencti_token_file', 'beat opencti needs opencti_token_file (a file holding the API token)');
+  if (c.cafile && c.url.protocol !== 'https:')
+    throw new ConfigError(block.pos, 'opencti_cafile', 'opencti_cafile needs an https:// opencti_url');
 }

@@ -44,7 +44,10 @@ export function trackedOf(stix: Record<string, unknown>): Tracked {
   const str = (v: unknown) => (typeof v === 'string' ? v : undefined);
   const num = (v: unknown) => (typeof v === 'number' && Number.isFinite(v) ? v : undefined);
   const ext = (stix.extensions as Record<string, Record<string, unknown>> | undefined)?.[OPENCTI_EXTENSION];
-  const hashes = stix.hashes && typeof stix.hashes === 'object' && !Array.isArray(stix.hashes) ? Object.fromEntries(Object.entries(stix.hashes).filter(([, v]) => typeof v === 'string')) : undefined;
+  const hashes =
+    stix.hashes && typeof stix.hashes === 'object' && !Array.isArray(stix.hashes)
+      ? Object.fromEntries(Object.entries(stix.hashes).filter(([, v]) => typeof v === 'string'))
+      : undefined;
   const t: Tracked = {
     id: String(stix.id),
     type: String(stix.type),
@@ -92,7 +95,9 @@ export function derive(t: Tracked): Derived {
       throw err;
     }
   } else if (t.type === 'file') {
-    values = Object.values(t.hashes && typeof t.hashes === 'object' ? t.hashes : {}).filter((h) => typeof h === 'string').map((h) => ({ kind: 'hash' as const, stixType: 'file', value: h }));
+    values = Object.values(t.hashes && typeof t.hashes === 'object' ? t.hashes : {})
+      .filter((h) => typeof h === 'string')
+      .map((h) => ({ kind: 'hash' as const, stixType: 'file', value: h }));
     if (values.length === 0) return { none: 'file without hashes' };
   } else {
     const kind: ValueKind = t.type === 'domain-name' ? 'domain' : t.type === 'url' ? 'url' : 'ip';

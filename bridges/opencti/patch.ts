@@ -12,7 +12,10 @@ const UNSAFE = new Set(['__proto__', 'constructor', 'prototype']);
 /** `/hashes/SHA-256` → ['hashes', 'SHA-256'] (RFC 6901 unescaping); undefined for paths a patch may not touch. */
 function pointer(path: string): string[] | undefined {
   if (!path.startsWith('/')) return undefined;
-  const parts = path.slice(1).split('/').map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~'));
+  const parts = path
+    .slice(1)
+    .split('/')
+    .map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~'));
   return parts.some((p) => UNSAFE.has(p)) ? undefined : parts;
 }
 

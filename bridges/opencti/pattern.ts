@@ -145,7 +145,9 @@ class Parser {
   /** FOLLOWEDBY binds loosest, then OR, then AND (the grammar's observationExpressions). */
   private observations(): Observation {
     this.enter();
-    const obs = this.joined('FOLLOWEDBY', 'followedby', () => this.joined('OR', 'or', () => this.joined('AND', 'and', () => this.observation())));
+    const obs = this.joined('FOLLOWEDBY', 'followedby', () =>
+      this.joined('OR', 'or', () => this.joined('AND', 'and', () => this.observation())),
+    );
     this.depth--;
     return obs;
   }
@@ -242,7 +244,8 @@ class Parser {
 
   private objectPath(): ObjectPath {
     const type = this.peek();
-    if (type?.t !== 'word' || !/^[a-z0-9-]+$/.test(type.v)) throw new PatternError(`expected an object type such as ipv4-addr, found ${this.where()}`);
+    if (type?.t !== 'word' || !/^[a-z0-9-]+$/.test(type.v))
+      throw new PatternError(`expected an object type such as ipv4-addr, found ${this.where()}`);
     this.i++;
     this.expectPunct(':');
     const steps = [this.pathName()];
@@ -346,14 +349,16 @@ function fromComparison(c: Comparison): Extracted {
       values.push(...r.values);
     }
     // with AND, one value alone decides nothing unless every test is about the same kind of value
-    if (c.kind === 'and' && new Set(values.map((v) => v.kind)).size > 1) return { ok: false, reason: 'AND across different kinds of values' };
+    if (c.kind === 'and' && new Set(values.map((v) => v.kind)).size > 1)
+      return { ok: false, reason: 'AND across different kinds of values' };
     return { ok: true, values };
   }
   const kind = kindOf(c.path);
   const pathText = `${c.path.objectType}:${c.path.steps.join('.')}`;
   if (!kind) return { ok: false, reason: `object path ${pathText}` };
   if (c.negated) return { ok: false, reason: `NOT ${c.op}` };
-  const one = (v: Literal): IndicatorValue | undefined => (typeof v === 'string' && v !== '' ? { kind, stixType: c.path.objectType, value: v } : undefined);
+  const one = (v: Literal): IndicatorValue | undefined =>
+    typeof v === 'string' && v !== '' ? { kind, stixType: c.path.objectType, value: v } : undefined;
   let items: Literal[];
   if (c.op === '=' || c.op === '==') items = [c.value];
   else if (c.op === 'IN' && Array.isArray(c.value)) items = c.value;

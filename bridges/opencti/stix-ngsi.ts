@@ -18,7 +18,9 @@ export function stixToNgsi(format: NgsiFormat, action: string, stix: Record<stri
   const relations: { type: string; source: string; target: string; property: string }[] = [];
   for (const [key, value] of Object.entries(stix)) {
     if (key === 'id' || key === 'type') continue;
-    const targets = /_refs?$/.test(key) ? (Array.isArray(value) ? value : [value]).filter((v): v is string => typeof v === 'string' && STIX_ID.test(v)) : [];
+    const targets = /_refs?$/.test(key)
+      ? (Array.isArray(value) ? value : [value]).filter((v): v is string => typeof v === 'string' && STIX_ID.test(v))
+      : [];
     if (targets.length > 0) {
       for (const target of targets) {
         const rel = `ref${camelCase(STIX_ID.exec(target)![1])}`;

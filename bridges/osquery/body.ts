@@ -23,7 +23,8 @@ export function decodeBody(raw: Buffer, contentEncoding: string | undefined, max
     try {
       bytes = gunzipSync(raw, { maxOutputLength: maxBytes });
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') throw new BodyError(413, `inflated request body over ${maxBytes} bytes`);
+      if ((err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE')
+        throw new BodyError(413, `inflated request body over ${maxBytes} bytes`);
       throw new BodyError(400, 'request body is not valid gzip');
     }
   } else if (encoding !== 'identity') {

@@ -51,7 +51,12 @@ export class OsqueryBridge implements Bridge {
       void reply.code(status).send({ error: status === 500 ? 'internal error' : err.message });
     });
 
-    const route = (path: string, endpoint: OsqueryEndpoint, handle: (body: Body, node: EnrolledNode | undefined, nodeKey: unknown) => Promise<unknown>, enroll = false) => {
+    const route = (
+      path: string,
+      endpoint: OsqueryEndpoint,
+      handle: (body: Body, node: EnrolledNode | undefined, nodeKey: unknown) => Promise<unknown>,
+      enroll = false,
+    ) => {
       const handler = async (req: FastifyRequest, reply: FastifyReply) => {
         let body: Body;
         try {
@@ -88,13 +93,19 @@ export class OsqueryBridge implements Bridge {
       },
       true,
     );
-    route('/config', 'config', async (_body, node) => ({ ...(await agentConfig(this.cfg.configFile, this.cfg.hostConfigDir, node!.hostIdentifier)), node_invalid: false }));
+    route('/config', 'config', async (_body, node) => ({
+      ...(await agentConfig(this.cfg.configFile, this.cfg.hostConfigDir, node!.hostIdentifier)),
+      node_invalid: false,
+    }));
     route('/log', 'logger', async (body, node) => {
       const records = logRecords(body, node!);
       await Promise.all(records.map((r) => ctx.emit(r)));
       return { node_invalid: false };
     });
-    route('/distributed/read', 'distributed_read', async (_body, node) => ({ queries: this.queue.read(node!.hostIdentifier), node_invalid: false }));
+    route('/distributed/read', 'distributed_read', async (_body, node) => ({
+      queries: this.queue.read(node!.hostIdentifier),
+      node_invalid: false,
+    }));
     route('/distributed/write', 'distributed_write', async (body, node) => {
       const records = distributedRecords(body, node!, (id) => this.queue.acceptResult(id, node!.hostIdentifier));
       await Promise.all(records.map((r) => ctx.emit(r)));
@@ -135,7 +146,9 @@ function logRecords(body: Body, node: EnrolledNode): BeatRecord[] {
     return obj as Body;
   });
   if (body.log_type === 'result') {
-    return objects.flatMap((o) => osqueryResultRows(o)).map((row: OsqueryResultRow) => resultRecord({ ...row, hostIdentifier: row.hostIdentifier ?? node.hostIdentifier }));
+    return objects
+      .flatMap((o) => osqueryResultRows(o))
+      .map((row: OsqueryResultRow) => resultRecord({ ...row, hostIdentifier: row.hostIdentifier ?? node.hostIdentifier }));
   }
   return objects.map((o) => {
     const status = osqueryStatus(o);
@@ -167,7 +180,8 @@ function distributedRecords(body: Body, node: EnrolledNode, accept: (id: string)
   const statuses = objectField(body, 'statuses');
   const messages = objectField(body, 'messages');
   for (const rows of Object.values(queries)) {
-    if (!Array.isArray(rows) || !rows.every((r) => r !== null && typeof r === 'object' && !Array.isArray(r))) throw new RequestError('queries must map query ids to arrays of row objects');
+    if (!Array.isArray(rows) || !rows.every((r) => r !== null && typeof r === 'object' && !Array.isArray(r)))
+      throw new RequestError('queries must map query ids to arrays of row objects');
   }
   const ids = new Set([...Object.keys(queries), ...Object.keys(statuses)]);
   const records: BeatRecord[] = [];
@@ -177,7 +191,13 @@ function distributedRecords(body: Body, node: EnrolledNode, accept: (id: string)
     const message = typeof messages[id] === 'string' ? messages[id] : undefined;
     records.push({
       subtopic: `distributed/${topicPath(id)}`,
-      data: { queryId: id, hostIdentifier: node.hostIdentifier, status, ...(message ? { message } : {}), rows: (queries[id] as Body[] | undefined) ?? [] },
+      data: {
+        queryId: id,
+        hostIdentifier: node.hostIdentifier,
+        status,
+        ...(message ? { message } : {}),
+        rows: (queries[id] as Body[] | undefined) ?? [],
+      },
       entity: { type: 'OsqueryDistributedResult', id: `${id}:${node.hostIdentifier}` },
     });
   }

@@ -30,9 +30,11 @@ export function parseQueryCommand(payload: Buffer): QueryCommand {
   } catch {
     throw new QueryCommandError('query command is not valid JSON');
   }
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new QueryCommandError('query command must be a JSON object');
+  if (value === null || typeof value !== 'object' || Array.isArray(value))
+    throw new QueryCommandError('query command must be a JSON object');
   const { sql, hosts } = value as Record<string, unknown>;
-  if (typeof sql !== 'string' || sql.trim() === '' || sql.length > MAX_SQL) throw new QueryCommandError(`sql must be a non-empty string of at most ${MAX_SQL} characters`);
+  if (typeof sql !== 'string' || sql.trim() === '' || sql.length > MAX_SQL)
+    throw new QueryCommandError(`sql must be a non-empty string of at most ${MAX_SQL} characters`);
   if (hosts === 'all') return { sql, hosts };
   if (!Array.isArray(hosts) || hosts.length === 0 || hosts.length > MAX_HOSTS || !hosts.every((h) => typeof h === 'string' && h !== '')) {
     throw new QueryCommandError(`hosts must be "all" or a list of 1 to ${MAX_HOSTS} host identifiers`);

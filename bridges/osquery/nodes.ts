@@ -42,7 +42,10 @@ export class NodeRegistry {
     if (typeof hostIdentifier !== 'string' || hostIdentifier === '' || hostIdentifier.length > MAX_HOST_IDENTIFIER) {
       throw new EnrollError(`host_identifier must be a string of 1 to ${MAX_HOST_IDENTIFIER} characters`);
     }
-    const details = hostDetails !== null && typeof hostDetails === 'object' && !Array.isArray(hostDetails) ? (hostDetails as Record<string, unknown>) : {};
+    const details =
+      hostDetails !== null && typeof hostDetails === 'object' && !Array.isArray(hostDetails)
+        ? (hostDetails as Record<string, unknown>)
+        : {};
     const nodeKey = randomBytes(32).toString('base64url');
     const t = this.now();
     const node: EnrolledNode = { hostIdentifier, hostDetails: details, enrolledAt: t, lastSeen: t };

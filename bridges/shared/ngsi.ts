@@ -38,7 +38,21 @@ export function entityUrn(type: string, id: string): string {
 }
 
 /** Entity-level names NGSI v2 / NGSI-LD reserve; a source field with such a name is kept as `src_<name>`. */
-const RESERVED = new Set(['id', 'type', 'context', 'scope', 'location', 'observationSpace', 'operationSpace', 'createdAt', 'modifiedAt', 'deletedAt', 'observedAt', 'dateCreated', 'dateModified']);
+const RESERVED = new Set([
+  'id',
+  'type',
+  'context',
+  'scope',
+  'location',
+  'observationSpace',
+  'operationSpace',
+  'createdAt',
+  'modifiedAt',
+  'deletedAt',
+  'observedAt',
+  'dateCreated',
+  'dateModified',
+]);
 
 /** An attribute name both NGSI flavours accept: letters, digits and `_` (dots, dashes, spaces become `_`). */
 export function attributeName(name: string): string {

@@ -65,7 +65,20 @@ export function parseJsonObject(line: string): Record<string, unknown> {
   return v;
 }
 
-const CONTENT_KEYS = new Set(['columns', 'snapshot', 'diffResults', 'action', 'name', 'hostIdentifier', 'unixTime', 'calendarTime', 'epoch', 'counter', 'numerics', 'decorations']);
+const CONTENT_KEYS = new Set([
+  'columns',
+  'snapshot',
+  'diffResults',
+  'action',
+  'name',
+  'hostIdentifier',
+  'unixTime',
+  'calendarTime',
+  'epoch',
+  'counter',
+  'numerics',
+  'decorations',
+]);
 
 /** The rows of one result log object (see the module comment for the formats). */
 export function osqueryResultRows(obj: Record<string, unknown>): OsqueryResultRow[] {
@@ -89,7 +102,10 @@ export function osqueryResultRows(obj: Record<string, unknown>): OsqueryResultRo
 
   if (obj.diffResults !== undefined) {
     if (!isJsonObject(obj.diffResults)) throw new OsqueryLogError('diffResults is not an object');
-    return [...rowList(obj.diffResults.added, 'added').map((c) => row('added', 'differential', c)), ...rowList(obj.diffResults.removed, 'removed').map((c) => row('removed', 'differential', c))];
+    return [
+      ...rowList(obj.diffResults.added, 'added').map((c) => row('added', 'differential', c)),
+      ...rowList(obj.diffResults.removed, 'removed').map((c) => row('removed', 'differential', c)),
+    ];
   }
   if (Array.isArray(obj.snapshot)) return obj.snapshot.map((c) => row('snapshot', 'snapshot', c));
   if (obj.columns !== undefined) {
@@ -119,7 +135,8 @@ export function glogStatus(line: string, now = new Date()): OsqueryStatus {
   if (!m) throw new OsqueryLogError('not a glog line');
   const [, sev, mon, day, hh, mi, ss, frac, thread, filename, lineNo, message] = m;
   let year = now.getUTCFullYear();
-  const at = (y: number) => Date.UTC(y, Number(mon) - 1, Number(day), Number(hh), Number(mi), Number(ss)) + Math.floor(Number(`0${frac ?? ''}`) * 1000);
+  const at = (y: number) =>
+    Date.UTC(y, Number(mon) - 1, Number(day), Number(hh), Number(mi), Number(ss)) + Math.floor(Number(`0${frac ?? ''}`) * 1000);
   if (at(year) > now.getTime() + 86_400_000) year -= 1;
   const ms = at(year);
   if (Number.isNaN(ms)) throw new OsqueryLogError('glog line with an impossible date');

@@ -52,7 +52,10 @@ export class FileStore implements ClosableStore {
       // keep the unreadable file for inspection and start afresh rather than refusing to run
       const aside = `${this.file}.corrupt-${Date.now()}`;
       renameSync(this.file, aside);
-      this.log.warn({ file: this.file, moved_to: aside }, `beat state file ${this.file} is unreadable (${(err as Error).message}); moved aside, starting without checkpoints`);
+      this.log.warn(
+        { file: this.file, moved_to: aside },
+        `beat state file ${this.file} is unreadable (${(err as Error).message}); moved aside, starting without checkpoints`,
+      );
     }
   }
 

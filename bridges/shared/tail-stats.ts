@@ -17,8 +17,16 @@ export class TailStats {
 
   constructor(private readonly ctx: BridgeContext) {
     const reg = ctx.metrics;
-    this.lines = counter(reg, 'mqprobe_beat_lines_total', 'Lines a file-tailing beat read, by outcome (published, malformed, oversized).', ['beat', 'outcome']);
-    this.events = counter(reg, 'mqprobe_beat_file_events_total', 'File events of a file-tailing beat (opened, renamed, truncated, closed, dir-missing).', ['beat', 'event']);
+    this.lines = counter(reg, 'mqprobe_beat_lines_total', 'Lines a file-tailing beat read, by outcome (published, malformed, oversized).', [
+      'beat',
+      'outcome',
+    ]);
+    this.events = counter(
+      reg,
+      'mqprobe_beat_file_events_total',
+      'File events of a file-tailing beat (opened, renamed, truncated, closed, dir-missing).',
+      ['beat', 'event'],
+    );
     this.files = gauge(reg, 'mqprobe_beat_files', 'Files a file-tailing beat follows.', ['beat']);
     this.files.set({ beat: ctx.name }, 0);
   }
@@ -31,7 +39,10 @@ export class TailStats {
     this.lines.inc({ beat: this.ctx.name, outcome: 'malformed' });
     const level = this.warned.has(file.id) ? 'debug' : 'warn';
     this.warned.add(file.id);
-    this.ctx.log[level]({ file: file.path, offset }, `skipped a malformed line in ${file.path} at byte ${offset}: ${reason.slice(0, 200)}${level === 'warn' ? ' (further ones in this file are logged at debug level)' : ''}`);
+    this.ctx.log[level](
+      { file: file.path, offset },
+      `skipped a malformed line in ${file.path} at byte ${offset}: ${reason.slice(0, 200)}${level === 'warn' ? ' (further ones in this file are logged at debug level)' : ''}`,
+    );
   }
 
   /** The handlers a Tailer takes for counting; the beat adds `lines` and its own state handling. */
@@ -39,7 +50,10 @@ export class TailStats {
     return {
       oversized: (file, bytes, offset) => {
         this.lines.inc({ beat: this.ctx.name, outcome: 'oversized' });
-        this.ctx.log.warn({ file: file.path, offset, bytes }, `skipped a line of ${bytes}+ bytes in ${file.path} at byte ${offset} (over the maximum line size)`);
+        this.ctx.log.warn(
+          { file: file.path, offset, bytes },
+          `skipped a line of ${bytes}+ bytes in ${file.path} at byte ${offset} (over the maximum line size)`,
+        );
       },
       event: (kind: TailEvent, file) => {
         this.events.inc({ beat: this.ctx.name, event: kind });

@@ -412,7 +412,14 @@ export class Tailer {
       const len = Math.min(FINGERPRINT_BYTES, t.committed);
       t.fingerprint = { hash: await fingerprintOf(t.fh, len), len };
     }
-    const cp: Checkpoint = { o: t.committed, h: t.fingerprint.hash, l: t.fingerprint.len, n: t.name, d: t.dir, ...(t.skipping ? { s: 1 as const } : {}) };
+    const cp: Checkpoint = {
+      o: t.committed,
+      h: t.fingerprint.hash,
+      l: t.fingerprint.len,
+      n: t.name,
+      d: t.dir,
+      ...(t.skipping ? { s: 1 as const } : {}),
+    };
     await this.opts.store.set(this.prefix + t.id, JSON.stringify(cp));
   }
 }

@@ -7,7 +7,15 @@ import { toNgsiEntity } from '../shared/ngsi.js';
 import { counter } from '../../broker/metrics.js';
 import { readSecretFile } from '../shared/secret-file.js';
 import type { ThingsConfig } from './config.js';
-import { DEVICE_TOPICS, GATEWAY_TOPICS, deviceLevel, parseDeviceMessage, parseGatewayMessage, type Parsed, type ThingsEvent } from './messages.js';
+import {
+  DEVICE_TOPICS,
+  GATEWAY_TOPICS,
+  deviceLevel,
+  parseDeviceMessage,
+  parseGatewayMessage,
+  type Parsed,
+  type ThingsEvent,
+} from './messages.js';
 import { PendingRequests } from './pending.js';
 import { parseCommand, type Command } from './commands.js';
 
@@ -57,8 +65,18 @@ export class ThingsBridge implements Bridge {
     this.ctx = ctx;
     this.metrics = {
       messages: counter(ctx.metrics, 'mqprobe_beat_things_messages_total', 'Messages received from ThingsBoard.', ['beat']),
-      rejected: counter(ctx.metrics, 'mqprobe_beat_things_rejected_total', 'ThingsBoard messages or message entries refused as malformed.', ['beat']),
-      commands: counter(ctx.metrics, 'mqprobe_beat_things_commands_total', 'Commands from mqprobe clients (RPC replies, attribute requests) by outcome.', ['beat', 'outcome']),
+      rejected: counter(
+        ctx.metrics,
+        'mqprobe_beat_things_rejected_total',
+        'ThingsBoard messages or message entries refused as malformed.',
+        ['beat'],
+      ),
+      commands: counter(
+        ctx.metrics,
+        'mqprobe_beat_things_commands_total',
+        'Commands from mqprobe clients (RPC replies, attribute requests) by outcome.',
+        ['beat', 'outcome'],
+      ),
     };
     const client = mqtt.connect(this.cfg.url!.toString(), await this.options());
     this.client = client;
@@ -127,7 +145,11 @@ export class ThingsBridge implements Bridge {
   private refusal(err: Error & { code?: string | number }): string {
     const reason = typeof err.code === 'number' ? CONNACK_REASONS[err.code] : undefined;
     if (!reason) return `cannot connect to ThingsBoard at ${this.where()}: ${err.code ?? err.message}`;
-    const creds = this.cfg.tokenFile ? `the access token in things_token_file ${this.cfg.tokenFile}` : this.cfg.username ? `things_username / things_password_file` : 'the client certificate';
+    const creds = this.cfg.tokenFile
+      ? `the access token in things_token_file ${this.cfg.tokenFile}`
+      : this.cfg.username
+        ? `things_username / things_password_file`
+        : 'the client certificate';
     const check = err.code === 4 || err.code === 5 ? `; check ${creds}` : '';
     return `ThingsBoard at ${this.where()} refused the connection: ${reason} (CONNACK ${err.code})${check}`;
   }
@@ -183,7 +205,8 @@ export class ThingsBridge implements Bridge {
           time: e.time,
         });
       } catch (err) {
-        if (!this.stopping) ctx.log.warn({ err: (err as Error).message }, `cannot emit ${e.kind} of device ${e.device}: ${(err as Error).message}`);
+        if (!this.stopping)
+          ctx.log.warn({ err: (err as Error).message }, `cannot emit ${e.kind} of device ${e.device}: ${(err as Error).message}`);
       }
     }
   }
@@ -219,22 +242,31 @@ export class ThingsBridge implements Bridge {
     if (cmd.kind === 'rpc-reply') {
       const device = this.pending.rpcReplying(cmd.deviceLevel, cmd.id);
       if (device === undefined) return `no pending RPC request ${cmd.id} for device level "${cmd.deviceLevel}"`;
-      if (this.cfg.mode === 'gateway') await client.publishAsync('v1/gateway/rpc', JSON.stringify({ device, id: cmd.id, data: cmd.result }), { qos });
+      if (this.cfg.mode === 'gateway')
+        await client.publishAsync('v1/gateway/rpc', JSON.stringify({ device, id: cmd.id, data: cmd.result }), { qos });
       else await client.publishAsync(`v1/devices/me/rpc/response/${cmd.id}`, JSON.stringify(cmd.result), { qos });
       return undefined;
     }
-    const device = this.cfg.mode === 'device' ? this.cfg.device! : this.pending.deviceNamed(cmd.deviceLevel) ?? cmd.deviceLevel;
+    const device = this.cfg.mode === 'device' ? this.cfg.device! : (this.pending.deviceNamed(cmd.deviceLevel) ?? cmd.deviceLevel);
     if (this.cfg.mode === 'device') {
       if (cmd.deviceLevel !== deviceLevel(device)) return `this beat speaks for device "${device}" only`;
       const id = this.nextRequestId++;
-      await client.publishAsync(`v1/devices/me/attributes/request/${id}`, JSON.stringify({ clientKeys: cmd.client.join(','), sharedKeys: cmd.shared.join(',') }), { qos });
+      await client.publishAsync(
+        `v1/devices/me/attributes/request/${id}`,
+        JSON.stringify({ clientKeys: cmd.client.join(','), sharedKeys: cmd.shared.join(',') }),
+        { qos },
+      );
       return undefined;
     }
-    for (const [scope, keys] of [['client', cmd.client], ['shared', cmd.shared]] as const) {
+    for (const [scope, keys] of [
+      ['client', cmd.client],
+      ['shared', cmd.shared],
+    ] as const) {
       if (keys.length === 0) continue;
       const id = this.nextRequestId++;
       this.pending.attributesRequested(device, id, keys);
-      const request = keys.length === 1 ? { id, device, client: scope === 'client', key: keys[0] } : { id, device, client: scope === 'client', keys };
+      const request =
+        keys.length === 1 ? { id, device, client: scope === 'client', key: keys[0] } : { id, device, client: scope === 'client', keys };
       await client.publishAsync('v1/gateway/attributes/request', JSON.stringify(request), { qos });
     }
     return undefined;

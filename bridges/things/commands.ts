@@ -43,7 +43,8 @@ function attributeRequest(deviceLevel: string, text: string): Command | { error:
   } catch {
     return { error: 'attribute request is not JSON ({"client": [keys], "shared": [keys]})' };
   }
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) return { error: 'attribute request is not a JSON object ({"client": [keys], "shared": [keys]})' };
+  if (typeof body !== 'object' || body === null || Array.isArray(body))
+    return { error: 'attribute request is not a JSON object ({"client": [keys], "shared": [keys]})' };
   const { client = [], shared = [] } = body as { client?: unknown; shared?: unknown };
   const keyList = (v: unknown) => Array.isArray(v) && v.every((k) => typeof k === 'string' && k !== '' && !k.includes(','));
   if (!keyList(client) || !keyList(shared)) return { error: '"client" and "shared" must be lists of attribute names (without commas)' };

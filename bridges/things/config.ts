@@ -38,7 +38,8 @@ export const thingsKeys: KeySpec<ThingsConfig>[] = [
         return v.fail(`expected a URL such as mqtt://thingsboard:1883, got "${v.word()}"`);
       }
       if (u.protocol !== 'mqtt:' && u.protocol !== 'mqtts:') v.fail(`expected an mqtt:// or mqtts:// URL, got "${u.protocol}"`);
-      if (u.username || u.password) v.fail('credentials do not belong in the URL: use things_token_file or things_username + things_password_file');
+      if (u.username || u.password)
+        v.fail('credentials do not belong in the URL: use things_token_file or things_username + things_password_file');
       c.url = u;
     },
   },
@@ -143,11 +144,19 @@ export function checkThingsConfig(c: ThingsConfig, block: BeatBlock): void {
     throw new ConfigError(block.pos, key, detail);
   };
   if (!c.url) fail('things_url', 'beat things needs things_url (mqtt://host:1883 or mqtts://host:8883)');
-  if (c.tokenFile && (c.username || c.passwordFile)) fail('things_token_file', 'give either things_token_file or things_username + things_password_file, not both');
+  if (c.tokenFile && (c.username || c.passwordFile))
+    fail('things_token_file', 'give either things_token_file or things_username + things_password_file, not both');
   if (c.passwordFile && !c.username) fail('things_password_file', 'things_password_file needs things_username');
-  if (!c.tokenFile && !c.username && !c.certfile) fail('things_token_file', 'beat things needs credentials: things_token_file, things_username (+ things_password_file), or things_certfile + things_keyfile');
-  if (!!c.certfile !== !!c.keyfile) fail(c.certfile ? 'things_keyfile' : 'things_certfile', 'things_certfile and things_keyfile go together');
+  if (!c.tokenFile && !c.username && !c.certfile)
+    fail(
+      'things_token_file',
+      'beat things needs credentials: things_token_file, things_username (+ things_password_file), or things_certfile + things_keyfile',
+    );
+  if (!!c.certfile !== !!c.keyfile)
+    fail(c.certfile ? 'things_keyfile' : 'things_certfile', 'things_certfile and things_keyfile go together');
   if (c.certfile && c.url?.protocol !== 'mqtts:') fail('things_certfile', 'a client certificate needs an mqtts:// things_url');
-  if (c.mode === 'device' && !c.device) fail('things_device', 'things_mode device needs things_device <name> (the device the token belongs to)');
-  if (c.mode === 'gateway' && c.device) fail('things_device', 'things_device is for things_mode device; a gateway names its devices in each message');
+  if (c.mode === 'device' && !c.device)
+    fail('things_device', 'things_mode device needs things_device <name> (the device the token belongs to)');
+  if (c.mode === 'gateway' && c.device)
+    fail('things_device', 'things_device is for things_mode device; a gateway names its devices in each message');
 }

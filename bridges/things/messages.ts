@@ -45,7 +45,12 @@ export const GATEWAY_TOPICS = [
   'v1/gateway/claim',
 ] as const;
 
-export const DEVICE_TOPICS = ['v1/devices/me/attributes', 'v1/devices/me/attributes/response/+', 'v1/devices/me/rpc/request/+', 'v1/devices/me/telemetry'] as const;
+export const DEVICE_TOPICS = [
+  'v1/devices/me/attributes',
+  'v1/devices/me/attributes/response/+',
+  'v1/devices/me/rpc/request/+',
+  'v1/devices/me/telemetry',
+] as const;
 
 type Json = Record<string, unknown>;
 
@@ -92,7 +97,8 @@ class Collector implements Parsed {
     if ('values' in entry) {
       const { ts, values } = entry;
       if (!isJsonObject(values)) return this.problem(`${where}: telemetry "values" is not a JSON object`);
-      if (ts !== undefined && !(typeof ts === 'number' && Number.isFinite(ts) && new Date(ts).getTime() === ts)) return this.problem(`${where}: telemetry "ts" is not a time in epoch milliseconds`);
+      if (ts !== undefined && !(typeof ts === 'number' && Number.isFinite(ts) && new Date(ts).getTime() === ts))
+        return this.problem(`${where}: telemetry "ts" is not a time in epoch milliseconds`);
       this.add(device, 'telemetry', { ts, values }, values, ts as number | undefined);
       return;
     }
@@ -140,7 +146,9 @@ export function parseGatewayMessage(topic: string, payload: Buffer, pending: Pen
         if (!isJsonObject(msg.data)) c.problem('attribute update: "data" is not a JSON object');
         else c.attributes(device, 'update', msg.data);
       } else {
-        perDevice(c, msg, (device, entry, where) => (isJsonObject(entry) ? c.attributes(device, 'publish', entry) : c.problem(`${where}: attributes are not a JSON object`)));
+        perDevice(c, msg, (device, entry, where) =>
+          isJsonObject(entry) ? c.attributes(device, 'publish', entry) : c.problem(`${where}: attributes are not a JSON object`),
+        );
       }
       break;
     case 'v1/gateway/attributes/response': {
@@ -160,7 +168,8 @@ export function parseGatewayMessage(topic: string, payload: Buffer, pending: Pen
       if (!one) break;
       const { m, device } = one;
       if (isJsonObject(m.data) && 'method' in m.data) c.rpcRequest(device, m.data.id, m.data.method, m.data.params, 'RPC request');
-      else if (Number.isSafeInteger(m.id)) c.add(device, 'rpc', { direction: 'response', id: m.id, result: m.data }, { rpcId: m.id, rpcResult: m.data });
+      else if (Number.isSafeInteger(m.id))
+        c.add(device, 'rpc', { direction: 'response', id: m.id, result: m.data }, { rpcId: m.id, rpcResult: m.data });
       else c.problem('RPC message is neither a request ({"device", "data": {"id", "method"}}) nor a response ({"device", "id", "data"})');
       break;
     }
@@ -184,9 +193,15 @@ export function parseGatewayMessage(topic: string, payload: Buffer, pending: Pen
       perDevice(c, msg, (device, entry, where) => {
         if (!isJsonObject(entry)) return c.problem(`${where}: claim is not a JSON object`);
         const { durationMs } = entry;
-        if (durationMs !== undefined && !Number.isSafeInteger(durationMs)) return c.problem(`${where}: claim "durationMs" is not an integer`);
+        if (durationMs !== undefined && !Number.isSafeInteger(durationMs))
+          return c.problem(`${where}: claim "durationMs" is not an integer`);
         // the claiming secret is a credential: it is reported present, never republished
-        c.add(device, 'claim', { durationMs, secretKey: typeof entry.secretKey === 'string' ? '[redacted]' : undefined }, { claimDurationMs: durationMs });
+        c.add(
+          device,
+          'claim',
+          { durationMs, secretKey: typeof entry.secretKey === 'string' ? '[redacted]' : undefined },
+          { claimDurationMs: durationMs },
+        );
       });
       break;
     default:

@@ -17,7 +17,13 @@ export function ngsiFieldName(field: string): string {
  * `urn:ngsi-ld:<CamelCase(log)>:<sensor>`, its attributes the record's fields renamed, `ts` in
  * epoch milliseconds.
  */
-export function zeekEntity(format: NgsiFormat, log: string, sensor: string, rec: Record<string, unknown>, timeMs: number | undefined): Record<string, unknown> {
+export function zeekEntity(
+  format: NgsiFormat,
+  log: string,
+  sensor: string,
+  rec: Record<string, unknown>,
+  timeMs: number | undefined,
+): Record<string, unknown> {
   const attributes: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(rec)) {
     if (k === '@timestamp') continue;

@@ -142,7 +142,7 @@ export async function loadAclFile(path: string): Promise<AclFile> {
     if (keyword === 'pattern') {
       patterns.push({ filter, access, usesUser: filter.includes('%u'), usesClient: filter.includes('%c') });
     } else {
-      const list = user === undefined ? anonymous : users.get(user) ?? users.set(user, []).get(user)!;
+      const list = user === undefined ? anonymous : (users.get(user) ?? users.set(user, []).get(user)!);
       list.push({ levels: filter.split('/'), access });
     }
   }

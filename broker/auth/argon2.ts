@@ -13,7 +13,13 @@ export interface Argon2Params {
 }
 
 /** What Mosquitto 2.1's `mosquitto_passwd -H argon2id` writes (libcommon/password_common.c, OWASP's first choice). */
-export const MOSQUITTO_ARGON2: Argon2Params & { saltBytes: number; hashBytes: number } = { memoryKiB: 47104, passes: 1, lanes: 1, saltBytes: 64, hashBytes: 64 };
+export const MOSQUITTO_ARGON2: Argon2Params & { saltBytes: number; hashBytes: number } = {
+  memoryKiB: 47104,
+  passes: 1,
+  lanes: 1,
+  saltBytes: 64,
+  hashBytes: 64,
+};
 
 /**
  * The argon2id lines mqprobe runs. Every CONNECT with a username of such a line costs one
@@ -53,8 +59,10 @@ export function parseArgon2id(field: string): Argon2Hash | string {
   if (lanes < 1 || lanes > ARGON2_LIMITS.maxLanes) return `argon2 lanes p=${lanes} outside 1..${ARGON2_LIMITS.maxLanes}`;
   if (passes < 1) return 'argon2 passes t must be at least 1';
   if (memoryKiB < 8 * lanes) return `argon2 memory m=${memoryKiB} KiB is below the minimum of 8 KiB per lane`;
-  if (memoryKiB > ARGON2_LIMITS.maxMemoryKiB) return `argon2 memory m=${memoryKiB} KiB is above mqprobe's limit of ${ARGON2_LIMITS.maxMemoryKiB} KiB`;
-  if (memoryKiB * passes > ARGON2_LIMITS.maxWorkKiB) return `argon2 cost m×t=${memoryKiB * passes} KiB is above mqprobe's limit of ${ARGON2_LIMITS.maxWorkKiB} KiB`;
+  if (memoryKiB > ARGON2_LIMITS.maxMemoryKiB)
+    return `argon2 memory m=${memoryKiB} KiB is above mqprobe's limit of ${ARGON2_LIMITS.maxMemoryKiB} KiB`;
+  if (memoryKiB * passes > ARGON2_LIMITS.maxWorkKiB)
+    return `argon2 cost m×t=${memoryKiB * passes} KiB is above mqprobe's limit of ${ARGON2_LIMITS.maxWorkKiB} KiB`;
   const salt = decodeBase64(m[5]);
   const hash = decodeBase64(m[6]);
   if (!salt || !hash) return `malformed $argon2id$ hash (${salt ? 'hash' : 'salt'} is not valid base64)`;

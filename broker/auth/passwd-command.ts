@@ -67,7 +67,14 @@ function reason(err: unknown): string {
 
 /** Parses flags as mosquitto_passwd does: flags first, the first other word starts the operands. */
 function parseArgs(argv: string[]): { opts: Options; operands: string[] } {
-  const opts: Options = { type: 'sha512-pbkdf2', iterations: DEFAULT_ITERATIONS, batch: false, create: false, remove: false, update: false };
+  const opts: Options = {
+    type: 'sha512-pbkdf2',
+    iterations: DEFAULT_ITERATIONS,
+    batch: false,
+    create: false,
+    remove: false,
+    update: false,
+  };
   let i = 0;
   for (; i < argv.length; i++) {
     const a = argv[i];
@@ -76,7 +83,8 @@ function parseArgs(argv: string[]): { opts: Options; operands: string[] } {
       if (value === undefined) throw new Failure(`Error: ${a} argument given but not enough other arguments.`);
       i++;
       if (a === '-H') {
-        if (value !== 'sha512' && value !== 'sha512-pbkdf2' && value !== 'argon2id') throw new Failure(`Error: Unknown hash type '${value}'`);
+        if (value !== 'sha512' && value !== 'sha512-pbkdf2' && value !== 'argon2id')
+          throw new Failure(`Error: Unknown hash type '${value}'`);
         opts.type = value;
       } else {
         const n = /^\d+$/.test(value) ? Number(value) : 0;

@@ -74,7 +74,12 @@ function mostCommon(hashes: StoredHash[]): StoredHash {
   let best: StoredHash = { type: 'sha512-pbkdf2', iterations: 101, salt: Buffer.alloc(12), hash: Buffer.alloc(64) };
   let bestCount = 0;
   for (const h of hashes) {
-    const key = JSON.stringify([h.type, h.type === 'sha512-pbkdf2' ? h.iterations : h.type === 'argon2id' ? h.params : 0, h.salt.length, h.hash.length]);
+    const key = JSON.stringify([
+      h.type,
+      h.type === 'sha512-pbkdf2' ? h.iterations : h.type === 'argon2id' ? h.params : 0,
+      h.salt.length,
+      h.hash.length,
+    ]);
     const n = (counts.get(key) ?? 0) + 1;
     counts.set(key, n);
     if (n > bestCount) [best, bestCount] = [h, n];
@@ -124,7 +129,8 @@ export async function loadPasswordFile(path: string): Promise<PasswordFile> {
       continue;
     }
     const earlier = firstLine.get(parts.user);
-    if (earlier !== undefined) throw new ConfigError({ file: path, line }, undefined, `user "${parts.user}" is already defined on line ${earlier}`);
+    if (earlier !== undefined)
+      throw new ConfigError({ file: path, line }, undefined, `user "${parts.user}" is already defined on line ${earlier}`);
     firstLine.set(parts.user, line);
     const stored = parseStoredHash(parts.field);
     if (typeof stored === 'string') skip(stored, parts.user);

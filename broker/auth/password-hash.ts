@@ -42,7 +42,8 @@ export function parseStoredHash(field: string): StoredHash | string {
   const pb = PBKDF2_RE.exec(field);
   const sh = pb ? null : SHA_RE.exec(field);
   if (!pb && !sh) {
-    if (/^\$[67]\$/.test(field)) return `malformed $${field[1]}$ hash (expected ${field[1] === '7' ? '$7$<iterations>$<salt>$<hash>' : '$6$<salt>$<hash>'}, base64)`;
+    if (/^\$[67]\$/.test(field))
+      return `malformed $${field[1]}$ hash (expected ${field[1] === '7' ? '$7$<iterations>$<salt>$<hash>' : '$6$<salt>$<hash>'}, base64)`;
     if (field.startsWith('$')) return 'unsupported hash type (mqprobe reads $6$, $7$ and $argon2id$ hashes, as Mosquitto 2.1 does)';
     return 'password is not hashed (hash a plain-text file with `mqprobe passwd -U FILE`)';
   }
@@ -50,7 +51,8 @@ export function parseStoredHash(field: string): StoredHash | string {
   const salt = decodeBase64(saltB64);
   const hash = decodeBase64(hashB64);
   if (!salt || !hash) return `malformed $${field[1]}$ hash (${salt ? 'hash' : 'salt'} is not valid base64)`;
-  if (salt.length !== SALT_BYTES && salt.length !== MOSQUITTO_21_SALT_BYTES) return `salt must be ${SALT_BYTES} or ${MOSQUITTO_21_SALT_BYTES} bytes, found ${salt.length}`;
+  if (salt.length !== SALT_BYTES && salt.length !== MOSQUITTO_21_SALT_BYTES)
+    return `salt must be ${SALT_BYTES} or ${MOSQUITTO_21_SALT_BYTES} bytes, found ${salt.length}`;
   if (hash.length !== HASH_BYTES) return `hash must be ${HASH_BYTES} bytes, found ${hash.length}`;
   if (sh) return { type: 'sha512', salt, hash };
   const iterations = Number(pb![1]);

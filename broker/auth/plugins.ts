@@ -53,7 +53,9 @@ function filePlugin(v: ValueReader, path: string): FilePlugin {
   const stem = basename(path).replace(/\.(so|dll|dylib)$/, '');
   if (stem in FILE_PLUGINS) return { name: stem as FilePluginName, pos: v.line, uses: [] };
   if (/dynamic[_-]?security/.test(stem)) {
-    v.fail(`the dynamic security plugin ${path} is not supported yet: mqprobe would start without the clients, roles and ACLs it defines (use password_file and acl_file, or Mosquitto, for now)`);
+    v.fail(
+      `the dynamic security plugin ${path} is not supported yet: mqprobe would start without the clients, roles and ACLs it defines (use password_file and acl_file, or Mosquitto, for now)`,
+    );
   }
   return v.fail(
     `plugin ${path} cannot be loaded: mqprobe runs no Mosquitto plugins (only mosquitto_password_file and mosquitto_acl_file, mapped onto its own password and ACL files); starting without it would change who gets in`,
@@ -84,7 +86,8 @@ const pluginLine = (key: 'plugin' | 'auth_plugin' | 'global_plugin', doc: string
     if (key === 'global_plugin') {
       plugin.uses.push(t.config.perListenerSettings ? 'every-listener' : t.config.security);
     } else {
-      if (t.config.perListenerSettings && !inListenerBlock(t)) v.fail(`with per_listener_settings true, ${key} must follow the listener it applies to (or use global_plugin)`);
+      if (t.config.perListenerSettings && !inListenerBlock(t))
+        v.fail(`with per_listener_settings true, ${key} must follow the listener it applies to (or use global_plugin)`);
       plugin.uses.push(t.security());
     }
   },
@@ -94,7 +97,7 @@ const pluginLine = (key: 'plugin' | 'auth_plugin' | 'global_plugin', doc: string
 export const pluginKeys: KeySpec<BrokerTarget>[] = [
   pluginLine(
     'plugin',
-    'Mosquitto 2.1\'s `mosquitto_password_file` and `mosquitto_acl_file` plugins (any directory, `.so` or not) become the built-in password and ACL files of this section, named by `plugin_opt_password_file` / `plugin_opt_acl_file`. Any other plugin (dynamic security, go-auth, …) stops the start with an error naming it: mqprobe loads no plugins. With per_listener_settings true it applies to the listener it follows.',
+    "Mosquitto 2.1's `mosquitto_password_file` and `mosquitto_acl_file` plugins (any directory, `.so` or not) become the built-in password and ACL files of this section, named by `plugin_opt_password_file` / `plugin_opt_acl_file`. Any other plugin (dynamic security, go-auth, …) stops the start with an error naming it: mqprobe loads no plugins. With per_listener_settings true it applies to the listener it follows.",
   ),
   pluginLine('auth_plugin', 'Deprecated Mosquitto name of `plugin`, read the same way.'),
   pluginLine('global_plugin', 'As `plugin`, but for every listener whatever per_listener_settings says (Mosquitto 2.1).'),
@@ -124,7 +127,8 @@ export const pluginKeys: KeySpec<BrokerTarget>[] = [
       const plugin = state.named.get(v.word());
       if (!inListenerBlock(t)) v.fail('plugin_use must stand in a listener block');
       if (!plugin) return v.fail(`plugin "${v.word()}" is not loaded (plugin_load <name> <path> must come first)`);
-      if (!t.config.perListenerSettings) v.fail('applying a password or ACL file plugin to one listener needs per_listener_settings true in mqprobe');
+      if (!t.config.perListenerSettings)
+        v.fail('applying a password or ACL file plugin to one listener needs per_listener_settings true in mqprobe');
       plugin.uses.push(t.listener().security);
       state.current.set(v.line.file, plugin);
     },
@@ -164,7 +168,11 @@ export function applyPlugins(config: BrokerConfig): void {
     for (const section of sections) {
       const already = section[field];
       if (already !== undefined && already !== plugin.file) {
-        throw new ConfigError(plugin.pos, plugin.pos.key, `${plugin.name} names ${plugin.file}, but this section already uses ${already}: mqprobe reads one ${option} per section`);
+        throw new ConfigError(
+          plugin.pos,
+          plugin.pos.key,
+          `${plugin.name} names ${plugin.file}, but this section already uses ${already}: mqprobe reads one ${option} per section`,
+        );
       }
       section[field] = plugin.file;
     }

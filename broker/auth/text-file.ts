@@ -26,7 +26,8 @@ export async function readTextLines(path: string, limits: TextFileLimits): Promi
   try {
     for await (const chunk of createReadStream(path, { highWaterMark: 64 * 1024 })) {
       size += (chunk as Buffer).length;
-      if (size > limits.maxBytes) throw new ConfigError(undefined, undefined, `${path}: ${limits.what} is larger than ${limits.maxBytes} bytes`);
+      if (size > limits.maxBytes)
+        throw new ConfigError(undefined, undefined, `${path}: ${limits.what} is larger than ${limits.maxBytes} bytes`);
       chunks.push(chunk as Buffer);
     }
   } catch (err) {

@@ -12,98 +12,205 @@ export type { BrokerTarget } from './types.js';
 
 const LOG_TYPES = ['debug', 'error', 'warning', 'notice', 'information', 'subscribe', 'unsubscribe', 'websockets', 'none', 'all'] as const;
 
-function g(key: string, usage: string, doc: string, dflt: string | undefined, set: KeySpec<BrokerTarget>['set'], repeatable = false): KeySpec<BrokerTarget> {
+function g(
+  key: string,
+  usage: string,
+  doc: string,
+  dflt: string | undefined,
+  set: KeySpec<BrokerTarget>['set'],
+  repeatable = false,
+): KeySpec<BrokerTarget> {
   return { key, usage, doc, default: dflt, scope: 'global', set, repeatable };
 }
-function l(key: string, usage: string, doc: string, dflt: string | undefined, set: (lst: ListenerConfig, v: Parameters<KeySpec<BrokerTarget>['set']>[1]) => void): KeySpec<BrokerTarget> {
+function l(
+  key: string,
+  usage: string,
+  doc: string,
+  dflt: string | undefined,
+  set: (lst: ListenerConfig, v: Parameters<KeySpec<BrokerTarget>['set']>[1]) => void,
+): KeySpec<BrokerTarget> {
   return { key, usage, doc, default: dflt, scope: 'listener', set: (t, v) => set(t.listener(), v) };
 }
-function s(key: string, usage: string, doc: string, dflt: string | undefined, set: (sec: SecurityConfig, v: Parameters<KeySpec<BrokerTarget>['set']>[1]) => void): KeySpec<BrokerTarget> {
+function s(
+  key: string,
+  usage: string,
+  doc: string,
+  dflt: string | undefined,
+  set: (sec: SecurityConfig, v: Parameters<KeySpec<BrokerTarget>['set']>[1]) => void,
+): KeySpec<BrokerTarget> {
   return { key, usage, doc, default: dflt, scope: 'security', set: (t, v) => set(t.security(), v) };
 }
 
 /** Mosquitto 2.0 keys that mqprobe implements, with Mosquitto's meaning. */
 export const mosquittoKeys: KeySpec<BrokerTarget>[] = [
-  g('per_listener_settings', 'true | false', 'When true, allow_anonymous, password_file and acl_file apply to the listener they follow instead of to the whole broker.', 'false', (t, v) => {
-    v.count(1);
-    t.config.perListenerSettings = v.bool();
-  }),
-  s('allow_anonymous', 'true | false', 'Whether clients without a user name may connect. Mosquitto 2.0 semantics: false unless set, except in the local-only default (no listener configured).', 'false', (sec, v) => {
-    v.count(1);
-    sec.allowAnonymous = v.bool();
-  }),
-  s('password_file', '<path>', 'A password file as written by `mosquitto_passwd` 2.0 or 2.1 (or `mqprobe passwd`): `$argon2id$`, `$7$` PBKDF2-SHA512 (12- or 64-byte salt) and `$6$` SHA-512 lines. A line that cannot be used removes that user, with one log line (docs/security.md). Re-read on SIGHUP.', undefined, (sec, v) => {
-    v.count(1);
-    sec.passwordFile = v.path();
-  }),
+  g(
+    'per_listener_settings',
+    'true | false',
+    'When true, allow_anonymous, password_file and acl_file apply to the listener they follow instead of to the whole broker.',
+    'false',
+    (t, v) => {
+      v.count(1);
+      t.config.perListenerSettings = v.bool();
+    },
+  ),
+  s(
+    'allow_anonymous',
+    'true | false',
+    'Whether clients without a user name may connect. Mosquitto 2.0 semantics: false unless set, except in the local-only default (no listener configured).',
+    'false',
+    (sec, v) => {
+      v.count(1);
+      sec.allowAnonymous = v.bool();
+    },
+  ),
+  s(
+    'password_file',
+    '<path>',
+    'A password file as written by `mosquitto_passwd` 2.0 or 2.1 (or `mqprobe passwd`): `$argon2id$`, `$7$` PBKDF2-SHA512 (12- or 64-byte salt) and `$6$` SHA-512 lines. A line that cannot be used removes that user, with one log line (docs/security.md). Re-read on SIGHUP.',
+    undefined,
+    (sec, v) => {
+      v.count(1);
+      sec.passwordFile = v.path();
+    },
+  ),
   s('acl_file', '<path>', 'A Mosquitto ACL file (`topic`, `user`, `pattern` with %c/%u). Re-read on SIGHUP.', undefined, (sec, v) => {
     v.count(1);
     sec.aclFile = v.path();
   }),
   ...pluginKeys,
-  s('psk_file', '<path>', 'Not supported: TLS-PSK is not implemented, so a psk_file line stops the start (its clients could not connect).', undefined, (_sec, v) => {
-    v.fail('TLS-PSK is not supported by mqprobe: clients that authenticate with a pre-shared key could not connect (use certificates or passwords)');
-  }),
-  g('allow_zero_length_clientid', 'true | false', 'Whether MQTT 3.1.1 clients may connect with an empty client id (then one is assigned). Never with clean session false.', 'true', (t, v) => {
-    v.count(1);
-    t.config.allowZeroLengthClientid = v.bool();
-  }),
+  s(
+    'psk_file',
+    '<path>',
+    'Not supported: TLS-PSK is not implemented, so a psk_file line stops the start (its clients could not connect).',
+    undefined,
+    (_sec, v) => {
+      v.fail(
+        'TLS-PSK is not supported by mqprobe: clients that authenticate with a pre-shared key could not connect (use certificates or passwords)',
+      );
+    },
+  ),
+  g(
+    'allow_zero_length_clientid',
+    'true | false',
+    'Whether MQTT 3.1.1 clients may connect with an empty client id (then one is assigned). Never with clean session false.',
+    'true',
+    (t, v) => {
+      v.count(1);
+      t.config.allowZeroLengthClientid = v.bool();
+    },
+  ),
   g('auto_id_prefix', '<prefix>', 'Prefix of client ids assigned to clients that sent an empty one.', 'auto-', (t, v) => {
     v.count(1);
     t.config.autoIdPrefix = v.word();
   }),
-  g('max_packet_size', '<bytes>', 'Largest MQTT packet accepted; a larger one closes the connection. 0 = no limit (MQTT maximum, 268435455). The default follows Mosquitto 2.1 (2.0 had no limit).', '2000000', (t, v) => {
-    v.count(1);
-    t.config.maxPacketSize = v.int(0, 0, 268435455);
-  }),
+  g(
+    'max_packet_size',
+    '<bytes>',
+    'Largest MQTT packet accepted; a larger one closes the connection. 0 = no limit (MQTT maximum, 268435455). The default follows Mosquitto 2.1 (2.0 had no limit).',
+    '2000000',
+    (t, v) => {
+      v.count(1);
+      t.config.maxPacketSize = v.int(0, 0, 268435455);
+    },
+  ),
   g('message_size_limit', '<bytes>', 'Largest publish payload accepted; larger publishes are dropped. 0 = no limit.', '0', (t, v) => {
     v.count(1);
     t.config.messageSizeLimit = v.int(0, 0, 268435455);
   }),
-  g('max_keepalive', '<seconds>', 'Largest keepalive a client may ask for; a client asking for more (or for 0) is refused, as Aedes does.', '65535', (t, v) => {
-    v.count(1);
-    t.config.maxKeepalive = v.int(0, 10, 65535);
-  }),
-  g('max_queued_messages', '<count>', 'QoS 1/2 messages held per client beyond those in flight; when a connected client has max_inflight_messages + max_queued_messages PUBLISHes unacknowledged, further QoS 1/2 messages to it are dropped and counted (publish/messages/dropped). A persistent session keeps them and gets them on its next connect. 0 = no limit.', '1000', (t, v) => {
-    v.count(1);
-    t.config.maxQueuedMessages = v.int(0, 0, 1_000_000);
-  }),
-  g('max_inflight_messages', '<count>', 'QoS 1/2 messages in flight per client (counts toward the max_queued_messages limit above; Aedes sends without a separate in-flight window).', '20', (t, v) => {
-    v.count(1);
-    t.config.maxInflightMessages = v.int(0, 0, 65535);
-  }),
-  g('max_queued_bytes', '<bytes>', 'Unsent bytes a connection may hold before QoS 0 messages to it are dropped and counted (publish/messages/dropped). A subscriber that stops reading never holds up the others; QoS 1/2 messages are never dropped. 0 = 64 MiB.', '0', (t, v) => {
-    v.count(1);
-    t.config.maxQueuedBytes = v.int(0, 0, 4 * 1024 * 1024 * 1024);
-  }),
-  g('set_tcp_nodelay', 'true | false', 'Set TCP_NODELAY on client sockets of mqtt listeners (Nagle\'s algorithm off), as Mosquitto does: small packets go out at once. Tail latency falls (p99.9 at 10,000 msg/s 36 → 2.7 ms in bench/RESULTS.md) and throughput too (QoS 0 fan-in 134,000 → 95,000 msg/s): more, smaller writes. WebSocket connections always have it (the ws library sets it).', 'false', (t, v) => {
-    v.count(1);
-    t.config.setTcpNodelay = v.bool();
-  }),
-  g('retain_available', 'true | false', 'When false, retained publishes are refused as Mosquitto does (the client is disconnected).', 'true', (t, v) => {
-    v.count(1);
-    t.config.retainAvailable = v.bool();
-  }),
+  g(
+    'max_keepalive',
+    '<seconds>',
+    'Largest keepalive a client may ask for; a client asking for more (or for 0) is refused, as Aedes does.',
+    '65535',
+    (t, v) => {
+      v.count(1);
+      t.config.maxKeepalive = v.int(0, 10, 65535);
+    },
+  ),
+  g(
+    'max_queued_messages',
+    '<count>',
+    'QoS 1/2 messages held per client beyond those in flight; when a connected client has max_inflight_messages + max_queued_messages PUBLISHes unacknowledged, further QoS 1/2 messages to it are dropped and counted (publish/messages/dropped). A persistent session keeps them and gets them on its next connect. 0 = no limit.',
+    '1000',
+    (t, v) => {
+      v.count(1);
+      t.config.maxQueuedMessages = v.int(0, 0, 1_000_000);
+    },
+  ),
+  g(
+    'max_inflight_messages',
+    '<count>',
+    'QoS 1/2 messages in flight per client (counts toward the max_queued_messages limit above; Aedes sends without a separate in-flight window).',
+    '20',
+    (t, v) => {
+      v.count(1);
+      t.config.maxInflightMessages = v.int(0, 0, 65535);
+    },
+  ),
+  g(
+    'max_queued_bytes',
+    '<bytes>',
+    'Unsent bytes a connection may hold before QoS 0 messages to it are dropped and counted (publish/messages/dropped). A subscriber that stops reading never holds up the others; QoS 1/2 messages are never dropped. 0 = 64 MiB.',
+    '0',
+    (t, v) => {
+      v.count(1);
+      t.config.maxQueuedBytes = v.int(0, 0, 4 * 1024 * 1024 * 1024);
+    },
+  ),
+  g(
+    'set_tcp_nodelay',
+    'true | false',
+    "Set TCP_NODELAY on client sockets of mqtt listeners (Nagle's algorithm off), as Mosquitto does: small packets go out at once. Tail latency falls (p99.9 at 10,000 msg/s 36 → 2.7 ms in bench/RESULTS.md) and throughput too (QoS 0 fan-in 134,000 → 95,000 msg/s): more, smaller writes. WebSocket connections always have it (the ws library sets it).",
+    'false',
+    (t, v) => {
+      v.count(1);
+      t.config.setTcpNodelay = v.bool();
+    },
+  ),
+  g(
+    'retain_available',
+    'true | false',
+    'When false, retained publishes are refused as Mosquitto does (the client is disconnected).',
+    'true',
+    (t, v) => {
+      v.count(1);
+      t.config.retainAvailable = v.bool();
+    },
+  ),
   g('sys_interval', '<seconds>', 'How often $SYS topics are published. 0 = never.', '10', (t, v) => {
     v.count(1);
     t.config.sysInterval = v.int(0, 0, 86400);
   }),
-  g('log_dest', 'stdout | stderr | file <path> | syslog | topic | none', 'Where the log goes; repeat for several. `syslog` sends to the local syslog socket (facility from log_facility); `topic` publishes each line on `$SYS/broker/log/<E|W|N|I|M/subscribe|M/unsubscribe|WS>`; `dlt` is taken as syslog (docs/logging.md).', 'stderr', (t, v) => {
-    const kind = v.oneOf(['stdout', 'stderr', 'file', 'syslog', 'topic', 'none', 'dlt'] as const);
-    let dest: LogDest;
-    if (kind === 'file') {
-      v.count(2);
-      dest = { kind, path: v.path(1) };
-    } else {
+  g(
+    'log_dest',
+    'stdout | stderr | file <path> | syslog | topic | none',
+    'Where the log goes; repeat for several. `syslog` sends to the local syslog socket (facility from log_facility); `topic` publishes each line on `$SYS/broker/log/<E|W|N|I|M/subscribe|M/unsubscribe|WS>`; `dlt` is taken as syslog (docs/logging.md).',
+    'stderr',
+    (t, v) => {
+      const kind = v.oneOf(['stdout', 'stderr', 'file', 'syslog', 'topic', 'none', 'dlt'] as const);
+      let dest: LogDest;
+      if (kind === 'file') {
+        v.count(2);
+        dest = { kind, path: v.path(1) };
+      } else {
+        v.count(1);
+        dest = kind === 'dlt' ? { kind: 'syslog' } : { kind };
+      }
+      if (!t.config.logDest.some((d) => d.kind === dest.kind)) t.config.logDest.push(dest);
+    },
+    true,
+  ),
+  g(
+    'log_type',
+    LOG_TYPES.join(' | '),
+    "Which messages are logged; repeat for several. Mosquitto's types: each line has one (connects and disconnects are notice, subscriptions subscribe, …); `all` and `-v` log every type (docs/logging.md).",
+    'error warning notice information',
+    (t, v) => {
       v.count(1);
-      dest = kind === 'dlt' ? { kind: 'syslog' } : { kind };
-    }
-    if (!t.config.logDest.some((d) => d.kind === dest.kind)) t.config.logDest.push(dest);
-  }, true),
-  g('log_type', LOG_TYPES.join(' | '), 'Which messages are logged; repeat for several. Mosquitto\'s types: each line has one (connects and disconnects are notice, subscriptions subscribe, …); `all` and `-v` log every type (docs/logging.md).', 'error warning notice information', (t, v) => {
-    v.count(1);
-    t.config.logType.add(v.oneOf(LOG_TYPES));
-  }, true),
+      t.config.logType.add(v.oneOf(LOG_TYPES));
+    },
+    true,
+  ),
   ...mosquittoLogKeys,
   g('connection_messages', 'true | false', 'Log one line per client connect and disconnect, as Mosquitto.', 'true', (t, v) => {
     v.count(1);
@@ -114,30 +221,54 @@ export const mosquittoKeys: KeySpec<BrokerTarget>[] = [
     t.config.pidFile = v.path();
   }),
   userKey,
-  g('persistence', 'true | false', 'Keep retained messages, persistent sessions and queued messages across restarts in a snapshot file.', 'false', (t, v) => {
-    v.count(1);
-    t.config.persistence = v.bool();
-  }),
+  g(
+    'persistence',
+    'true | false',
+    'Keep retained messages, persistent sessions and queued messages across restarts in a snapshot file.',
+    'false',
+    (t, v) => {
+      v.count(1);
+      t.config.persistence = v.bool();
+    },
+  ),
   g('persistence_location', '<directory>', 'Directory of the snapshot file.', 'the working directory', (t, v) => {
     v.count(1);
     t.config.persistenceLocation = v.path();
   }),
-  g('persistence_file', '<name>', "File name inside persistence_location. A Mosquitto db there (e.g. `mosquitto.db`) is imported once and never written; mqprobe's snapshot is then `<name>.mqprobe.json` beside it (docs/persistence.md).", 'mqprobe.db', (t, v) => {
-    v.count(1);
-    t.config.persistenceFile = v.word();
-  }),
-  g('autosave_interval', '<seconds>', 'Seconds between snapshot saves (0 = only at shutdown). A `kill -9` loses at most this long.', '1800', (t, v) => {
-    v.count(1);
-    t.config.autosaveInterval = v.int(0, 0, 31_536_000);
-  }),
+  g(
+    'persistence_file',
+    '<name>',
+    "File name inside persistence_location. A Mosquitto db there (e.g. `mosquitto.db`) is imported once and never written; mqprobe's snapshot is then `<name>.mqprobe.json` beside it (docs/persistence.md).",
+    'mqprobe.db',
+    (t, v) => {
+      v.count(1);
+      t.config.persistenceFile = v.word();
+    },
+  ),
+  g(
+    'autosave_interval',
+    '<seconds>',
+    'Seconds between snapshot saves (0 = only at shutdown). A `kill -9` loses at most this long.',
+    '1800',
+    (t, v) => {
+      v.count(1);
+      t.config.autosaveInterval = v.int(0, 0, 31_536_000);
+    },
+  ),
   g('autosave_on_changes', 'true | false', 'Accepted for compatibility: mqprobe saves by time only.', 'false', (t, v) => {
     v.count(1);
     t.config.autosaveOnChanges = v.bool();
   }),
-  g('max_connections', '<count>', 'Before any listener: default limit of clients per listener. -1 = unlimited. Inside a listener block: that listener only.', '-1', (t, v) => {
-    v.count(1);
-    t.listener().maxConnections = v.int(0, -1, 10_000_000);
-  }),
+  g(
+    'max_connections',
+    '<count>',
+    'Before any listener: default limit of clients per listener. -1 = unlimited. Inside a listener block: that listener only.',
+    '-1',
+    (t, v) => {
+      v.count(1);
+      t.listener().maxConnections = v.int(0, -1, 10_000_000);
+    },
+  ),
   {
     key: 'listener',
     usage: '<port> [bind address or host]',
@@ -148,37 +279,61 @@ export const mosquittoKeys: KeySpec<BrokerTarget>[] = [
       // handled by the loader, which opens the block; listed here for validation and docs
     },
   },
-  l('port', '<port>', 'Deprecated Mosquitto form of the default listener\'s port (same as a `listener <port>` without bind address).', '1883', (lst, v) => {
-    v.count(1);
-    lst.port = v.port();
-  }),
+  l(
+    'port',
+    '<port>',
+    "Deprecated Mosquitto form of the default listener's port (same as a `listener <port>` without bind address).",
+    '1883',
+    (lst, v) => {
+      v.count(1);
+      lst.port = v.port();
+    },
+  ),
   l('bind_address', '<address>', 'Deprecated Mosquitto form: the address the default listener binds.', undefined, (lst, v) => {
     v.count(1);
     lst.bind = v.word();
   }),
-  l('protocol', 'mqtt | websockets', 'The listener\'s protocol. `websockets` serves MQTT over WebSockets (and over secure WebSockets with the TLS keys).', 'mqtt', (lst, v) => {
-    v.count(1);
-    lst.protocol = v.oneOf(['mqtt', 'websockets'] as const);
-  }),
+  l(
+    'protocol',
+    'mqtt | websockets',
+    "The listener's protocol. `websockets` serves MQTT over WebSockets (and over secure WebSockets with the TLS keys).",
+    'mqtt',
+    (lst, v) => {
+      v.count(1);
+      lst.protocol = v.oneOf(['mqtt', 'websockets'] as const);
+    },
+  ),
   l('socket_domain', 'ipv4 | ipv6', 'Restrict the listener to one address family.', undefined, (lst, v) => {
     v.count(1);
     lst.socketDomain = v.oneOf(['ipv4', 'ipv6'] as const);
   }),
-  l('mount_point', '<prefix>', 'Topic prefix added to everything clients of this listener publish and subscribe, and removed on delivery.', undefined, (lst, v) => {
-    v.count(1);
-    const mp = v.word();
-    if (/[+#]/.test(mp)) v.fail('mount_point must not contain wildcards');
-    lst.mountPoint = mp;
-  }),
+  l(
+    'mount_point',
+    '<prefix>',
+    'Topic prefix added to everything clients of this listener publish and subscribe, and removed on delivery.',
+    undefined,
+    (lst, v) => {
+      v.count(1);
+      const mp = v.word();
+      if (/[+#]/.test(mp)) v.fail('mount_point must not contain wildcards');
+      lst.mountPoint = mp;
+    },
+  ),
   l('use_username_as_clientid', 'true | false', 'Replace the client id with the user name.', 'false', (lst, v) => {
     v.count(1);
     lst.useUsernameAsClientid = v.bool();
   }),
   ...(['cafile', 'capath', 'certfile', 'keyfile', 'crlfile'] as const).map((k) =>
-    l(k, '<path>', `TLS: ${{ cafile: 'CA bundle for client certificates', capath: 'directory of CA certificates (PEM files) for client certificates', certfile: 'server certificate (PEM); setting it makes the listener TLS', keyfile: 'server private key (PEM)', crlfile: 'certificate revocation list (PEM)' }[k]}.`, undefined, (lst, v) => {
-      v.count(1);
-      lst.tls[k] = v.path();
-    }),
+    l(
+      k,
+      '<path>',
+      `TLS: ${{ cafile: 'CA bundle for client certificates', capath: 'directory of CA certificates (PEM files) for client certificates', certfile: 'server certificate (PEM); setting it makes the listener TLS', keyfile: 'server private key (PEM)', crlfile: 'certificate revocation list (PEM)' }[k]}.`,
+      undefined,
+      (lst, v) => {
+        v.count(1);
+        lst.tls[k] = v.path();
+      },
+    ),
   ),
   proxyProtocolKey,
   ...mosquitto21Keys,
@@ -190,11 +345,17 @@ export const mosquittoKeys: KeySpec<BrokerTarget>[] = [
     v.count(1);
     lst.tls.requireCertificate = v.bool();
   }),
-  l('use_identity_as_username', 'true | false', 'TLS: the client certificate\'s subject CN becomes the user name (and no password is needed).', 'false', (lst, v) => {
-    v.count(1);
-    lst.tls.useIdentityAsUsername = v.bool();
-  }),
-  l('use_subject_as_username', 'true | false', 'TLS: the client certificate\'s full subject becomes the user name.', 'false', (lst, v) => {
+  l(
+    'use_identity_as_username',
+    'true | false',
+    "TLS: the client certificate's subject CN becomes the user name (and no password is needed).",
+    'false',
+    (lst, v) => {
+      v.count(1);
+      lst.tls.useIdentityAsUsername = v.bool();
+    },
+  ),
+  l('use_subject_as_username', 'true | false', "TLS: the client certificate's full subject becomes the user name.", 'false', (lst, v) => {
     v.count(1);
     lst.tls.useSubjectAsUsername = v.bool();
   }),
@@ -206,20 +367,38 @@ export const mosquittoKeys: KeySpec<BrokerTarget>[] = [
 
 /** mqprobe's own broker keys (area prefixes persistence_redis_, http_). */
 export const mqprobeBrokerKeys: KeySpec<BrokerTarget>[] = [
-  g('persistence_redis_url', 'redis://host:port/db', 'Keep broker state in Redis and route messages through it, so several mqprobe processes act as one broker.', undefined, (t, v) => {
-    v.count(1);
-    const u = v.word();
-    if (!/^rediss?:\/\//.test(u)) v.fail(`expected a redis:// or rediss:// URL, got "${u.replace(/\/\/[^@/]*@/, '//***@')}"`);
-    t.config.persistenceRedisUrl = u;
-  }),
-  g('broker_connect_timeout', '<seconds>', 'A connection that has not sent CONNECT after this long is closed (and captured as a protocol error).', '30', (t, v) => {
-    v.count(1);
-    t.config.connectTimeout = v.int(0, 1, 3600);
-  }),
-  g('http_listener', '<port> [bind address]', 'HTTP side-server for /metrics (Prometheus), /healthz, /sse and bridge endpoints.', undefined, (t, v) => {
-    v.count(1, 2);
-    t.config.http = { port: v.port(0), bind: v.optionalWord(1) };
-  }),
+  g(
+    'persistence_redis_url',
+    'redis://host:port/db',
+    'Keep broker state in Redis and route messages through it, so several mqprobe processes act as one broker.',
+    undefined,
+    (t, v) => {
+      v.count(1);
+      const u = v.word();
+      if (!/^rediss?:\/\//.test(u)) v.fail(`expected a redis:// or rediss:// URL, got "${u.replace(/\/\/[^@/]*@/, '//***@')}"`);
+      t.config.persistenceRedisUrl = u;
+    },
+  ),
+  g(
+    'broker_connect_timeout',
+    '<seconds>',
+    'A connection that has not sent CONNECT after this long is closed (and captured as a protocol error).',
+    '30',
+    (t, v) => {
+      v.count(1);
+      t.config.connectTimeout = v.int(0, 1, 3600);
+    },
+  ),
+  g(
+    'http_listener',
+    '<port> [bind address]',
+    'HTTP side-server for /metrics (Prometheus), /healthz, /sse and bridge endpoints.',
+    undefined,
+    (t, v) => {
+      v.count(1, 2);
+      t.config.http = { port: v.port(0), bind: v.optionalWord(1) };
+    },
+  ),
   ...httpAuthKeys,
   ...sseKeys,
   ...mqprobeLogKeys,
@@ -231,16 +410,65 @@ export const mqprobeBrokerKeys: KeySpec<BrokerTarget>[] = [
  * absence would change who gets in (plugins, psk_file) is not here: it stops the start.
  */
 export const unimplementedMosquittoKeys = new Set([
-  'allow_duplicate_messages', 'auth_plugin_deny_special_chars', 'check_retain_source', 'clientid_prefixes',
-  'max_inflight_bytes', 'memory_limit', 'persistent_client_expiration',
-  'queue_qos0_messages', 'upgrade_outgoing_qos', 'websockets_log_level',
-  'websockets_headers_size', 'bind_interface', 'http_dir', 'max_qos', 'max_topic_alias', 'dhparamfile', 'ciphers_tls1.3', 'psk_hint',
-  'tls_engine', 'tls_engine_kpass_sha1', 'tls_keyform',
+  'allow_duplicate_messages',
+  'auth_plugin_deny_special_chars',
+  'check_retain_source',
+  'clientid_prefixes',
+  'max_inflight_bytes',
+  'memory_limit',
+  'persistent_client_expiration',
+  'queue_qos0_messages',
+  'upgrade_outgoing_qos',
+  'websockets_log_level',
+  'websockets_headers_size',
+  'bind_interface',
+  'http_dir',
+  'max_qos',
+  'max_topic_alias',
+  'dhparamfile',
+  'ciphers_tls1.3',
+  'psk_hint',
+  'tls_engine',
+  'tls_engine_kpass_sha1',
+  'tls_keyform',
   // bridge blocks (Mosquitto's `connection`): the keys are known, bridging is not implemented
-  'connection', 'address', 'addresses', 'topic', 'cleansession', 'local_cleansession', 'clientid', 'keepalive_interval', 'idle_timeout',
-  'local_clientid', 'local_password', 'local_username', 'notifications', 'notifications_local_only', 'notification_topic',
-  'remote_clientid', 'remote_password', 'remote_username', 'restart_timeout', 'round_robin', 'start_type', 'threshold', 'try_private',
-  'bridge_alpn', 'bridge_attempt_unsubscribe', 'bridge_bind_address', 'bridge_cafile', 'bridge_capath', 'bridge_certfile',
-  'bridge_identity', 'bridge_insecure', 'bridge_keyfile', 'bridge_max_packet_size', 'bridge_outgoing_retain', 'bridge_protocol_version',
-  'bridge_psk', 'bridge_require_ocsp', 'bridge_tls_version', 'bridge_reload_type',
+  'connection',
+  'address',
+  'addresses',
+  'topic',
+  'cleansession',
+  'local_cleansession',
+  'clientid',
+  'keepalive_interval',
+  'idle_timeout',
+  'local_clientid',
+  'local_password',
+  'local_username',
+  'notifications',
+  'notifications_local_only',
+  'notification_topic',
+  'remote_clientid',
+  'remote_password',
+  'remote_username',
+  'restart_timeout',
+  'round_robin',
+  'start_type',
+  'threshold',
+  'try_private',
+  'bridge_alpn',
+  'bridge_attempt_unsubscribe',
+  'bridge_bind_address',
+  'bridge_cafile',
+  'bridge_capath',
+  'bridge_certfile',
+  'bridge_identity',
+  'bridge_insecure',
+  'bridge_keyfile',
+  'bridge_max_packet_size',
+  'bridge_outgoing_retain',
+  'bridge_protocol_version',
+  'bridge_psk',
+  'bridge_require_ocsp',
+  'bridge_tls_version',
+  'bridge_reload_type',
 ]);

@@ -39,7 +39,9 @@ export function renderConfigReference(sections: DocSection[]): string {
     if (s.intro) out.push(s.intro, '');
     out.push('| key | value | default | scope | meaning |', '| --- | --- | --- | --- | --- |');
     for (const k of s.specs) {
-      out.push(`| \`${k.key}\` | ${escape(k.usage)} | ${k.default !== undefined ? `\`${escape(k.default)}\`` : '—'} | ${SCOPE[k.scope]}${k.repeatable ? ', repeatable' : ''} | ${escape(k.doc)} |`);
+      out.push(
+        `| \`${k.key}\` | ${escape(k.usage)} | ${k.default !== undefined ? `\`${escape(k.default)}\`` : '—'} | ${SCOPE[k.scope]}${k.repeatable ? ', repeatable' : ''} | ${escape(k.doc)} |`,
+      );
     }
     out.push('');
   }
@@ -48,7 +50,10 @@ export function renderConfigReference(sections: DocSection[]): string {
     '',
     'These load with a warning naming file, line and key, and have no effect:',
     '',
-    [...unimplementedMosquittoKeys].sort().map((k) => `\`${k}\``).join(', ') + '.',
+    [...unimplementedMosquittoKeys]
+      .sort()
+      .map((k) => `\`${k}\``)
+      .join(', ') + '.',
     '',
   );
   return out.join('\n');

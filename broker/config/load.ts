@@ -98,7 +98,11 @@ export interface LoadOptions {
  * Mosquitto keys with Mosquitto 2.0 semantics, mqprobe keys by area prefix, and `beat` blocks.
  * Throws ConfigError naming file, line and key.
  */
-export function loadConfig<X extends object = object>(file: string | undefined, opts: LoadOptions = {}, ext: ConfigExtension<X> = NO_EXTENSION as ConfigExtension<X>): BrokerConfig & X {
+export function loadConfig<X extends object = object>(
+  file: string | undefined,
+  opts: LoadOptions = {},
+  ext: ConfigExtension<X> = NO_EXTENSION as ConfigExtension<X>,
+): BrokerConfig & X {
   const config: BrokerConfig & X = { ...defaultBrokerConfig(), ...ext.defaults() };
   const areaSpecs = new Map<string, { spec: KeySpec<unknown>; target: (c: X) => unknown }>();
   for (const a of ext.keys) for (const spec of a.specs) areaSpecs.set(spec.key, { spec: spec as KeySpec<unknown>, target: a.target });
@@ -193,12 +197,15 @@ function validateListeners(config: BrokerConfig): void {
   for (const l of config.listeners) {
     const id = `${l.bind ?? '*'}:${l.port}`;
     const prev = seen.get(id);
-    if (prev && l.port !== 0) throw new ConfigError(l.pos, 'listener', `port ${l.port} is already used by the listener at ${prev.pos.file}:${prev.pos.line}`);
+    if (prev && l.port !== 0)
+      throw new ConfigError(l.pos, 'listener', `port ${l.port} is already used by the listener at ${prev.pos.file}:${prev.pos.line}`);
     seen.set(id, l);
     validateProxyListener(l);
     const t = l.tls;
-    if ((t.certfile && !t.keyfile) || (!t.certfile && t.keyfile)) throw new ConfigError(l.pos, 'certfile', 'certfile and keyfile must be given together');
-    if (t.requireCertificate && !t.cafile && !t.capath) throw new ConfigError(l.pos, 'require_certificate', 'require_certificate needs cafile or capath');
+    if ((t.certfile && !t.keyfile) || (!t.certfile && t.keyfile))
+      throw new ConfigError(l.pos, 'certfile', 'certfile and keyfile must be given together');
+    if (t.requireCertificate && !t.cafile && !t.capath)
+      throw new ConfigError(l.pos, 'require_certificate', 'require_certificate needs cafile or capath');
     if ((t.useIdentityAsUsername || t.useSubjectAsUsername) && !t.requireCertificate) {
       throw new ConfigError(l.pos, 'use_identity_as_username', 'needs require_certificate true');
     }

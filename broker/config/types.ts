@@ -46,7 +46,8 @@ export interface ListenerConfig {
   security: SecurityConfig;
 }
 
-export type LogDest = { kind: 'stdout' } | { kind: 'stderr' } | { kind: 'file'; path: string } | { kind: 'none' } | { kind: 'syslog' } | { kind: 'topic' };
+export type LogDest =
+  { kind: 'stdout' } | { kind: 'stderr' } | { kind: 'file'; path: string } | { kind: 'none' } | { kind: 'syslog' } | { kind: 'topic' };
 
 /** A `beat <name>` block: its lines, validated by the bridge that owns the name. */
 export interface BeatBlock {

@@ -119,7 +119,9 @@ export class Access {
   }
 
   /** Aedes hook options. */
-  hooks(aedes: () => Aedes): Pick<AedesOptions, 'preConnect' | 'authenticate' | 'authorizePublish' | 'authorizeSubscribe' | 'authorizeForward'> {
+  hooks(
+    aedes: () => Aedes,
+  ): Pick<AedesOptions, 'preConnect' | 'authenticate' | 'authorizePublish' | 'authorizeSubscribe' | 'authorizeForward'> {
     const cfg = this.config;
     return {
       preConnect: (client, packet, done) => {
@@ -134,7 +136,8 @@ export class Access {
         (client as unknown as Record<symbol, ClientMeta>)[META] = meta;
         // accept_protocol_versions (Mosquitto 2.1): a version this listener does not take is made one Aedes
         // refuses itself, so the client gets CONNACK 1 as from Mosquitto (Aedes' authenticate cannot answer 1)
-        if (info?.listener.acceptProtocolVersions && !info.listener.acceptProtocolVersions.includes(packet.protocolVersion ?? 4)) packet.protocolVersion = 0 as typeof packet.protocolVersion;
+        if (info?.listener.acceptProtocolVersions && !info.listener.acceptProtocolVersions.includes(packet.protocolVersion ?? 4))
+          packet.protocolVersion = 0 as typeof packet.protocolVersion;
         done(null, true);
       },
       authenticate: (client, username, password, done) => {
@@ -154,7 +157,10 @@ export class Access {
         if (mount) packet.topic = mount + packet.topic;
         const tooBig = cfg.messageSizeLimit > 0 && packet.payload.length > cfg.messageSizeLimit;
         const acl = meta?.internal ? undefined : this.securityFor(meta?.listener).acl; // in-broker beats are trusted
-        const denied = (!meta?.internal && reservedForClients(packet.topic)) || packet.topic.startsWith('$mqprobe/') || (acl !== undefined && !acl.check({ username: meta?.username, clientId: client.id }, packet.topic, 'write'));
+        const denied =
+          (!meta?.internal && reservedForClients(packet.topic)) ||
+          packet.topic.startsWith('$mqprobe/') ||
+          (acl !== undefined && !acl.check({ username: meta?.username, clientId: client.id }, packet.topic, 'write'));
         if (tooBig || denied) {
           this.probe.emit('publish-denied', client, {
             topic: packet.topic,
@@ -170,7 +176,12 @@ export class Access {
           packet.payload = Buffer.alloc(0);
         } else if ((client as { closed?: boolean }).closed) {
           // Aedes authorizes a will only once the connection is closing, and clears it before clientDisconnect
-          this.probe.emit('will-published', client, { topic: packet.topic, qos: packet.qos, retain: packet.retain, payloadSize: packet.payload.length });
+          this.probe.emit('will-published', client, {
+            topic: packet.topic,
+            qos: packet.qos,
+            retain: packet.retain,
+            payloadSize: packet.payload.length,
+          });
         }
         done(null);
       },
@@ -179,7 +190,9 @@ export class Access {
         const mount = meta?.listener?.mountPoint;
         if (mount) sub.topic = mount + sub.topic;
         const acl = meta?.internal ? undefined : this.securityFor(meta?.listener).acl; // in-broker beats are trusted
-        const allowed = !sub.topic.startsWith('$mqprobe/') && (acl === undefined || acl.check({ username: meta?.username, clientId: client.id }, sub.topic, 'subscribe'));
+        const allowed =
+          !sub.topic.startsWith('$mqprobe/') &&
+          (acl === undefined || acl.check({ username: meta?.username, clientId: client.id }, sub.topic, 'subscribe'));
         if (!allowed) {
           this.probe.emit('subscription-denied', client, sub);
           return done(null, null);
@@ -206,7 +219,11 @@ export class Access {
    * allow_anonymous; undefined username: anonymous). Resolves with the refusal, or undefined when
    * accepted. The HTTP listener uses it for its Basic logins: one timing-safe code path for both.
    */
-  async identify(username: string | undefined, password: Buffer | undefined, listener?: ListenerConfig): Promise<RefusalReason | undefined> {
+  async identify(
+    username: string | undefined,
+    password: Buffer | undefined,
+    listener?: ListenerConfig,
+  ): Promise<RefusalReason | undefined> {
     const sec = this.securityFor(listener);
     const anonymous = listener?.allowAnonymous ?? sec.allowAnonymous; // listener_allow_anonymous wins (Mosquitto 2.1)
     if (username === undefined) return anonymous ? undefined : 'anonymous-not-allowed';

@@ -93,7 +93,8 @@ export function createBrokerApi(p: BrokerApiParts): BrokerApi {
     },
     on(name, listener) {
       const fn = listener as Listener;
-      if (name === 'delivered') return listen(aedes as unknown as LooseEmitter, 'client', ((c: ClientHandle) => watchDeliveries(c, fn as never)) as Listener);
+      if (name === 'delivered')
+        return listen(aedes as unknown as LooseEmitter, 'client', ((c: ClientHandle) => watchDeliveries(c, fn as never)) as Listener);
       const aedesName = AEDES_EVENT[name as keyof typeof AEDES_EVENT];
       return listen((aedesName ? aedes : probe) as unknown as LooseEmitter, aedesName ?? name, fn);
     },

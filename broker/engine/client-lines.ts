@@ -51,7 +51,9 @@ export function logClientLines(aedes: Aedes, probe: BrokerProbe, log: Logger, op
   const conn = opts.connectionMessages;
 
   if (conn) {
-    probe.on('connection-opened', (ci) => line('notice', `New connection from ${ci.remoteAddress}:${ci.remotePort} on port ${ci.listenerPort}.`));
+    probe.on('connection-opened', (ci) =>
+      line('notice', `New connection from ${ci.remoteAddress}:${ci.remotePort} on port ${ci.listenerPort}.`),
+    );
   }
   aedes.on('connackSent', (packet, client) => {
     if (packet.returnCode === 0) return void connacks.set(client, packet);
@@ -64,7 +66,11 @@ export function logClientLines(aedes: Aedes, probe: BrokerProbe, log: Logger, op
     if (isInternal(ci)) return;
     ready.add(client);
     const user = clientMeta(client)?.username;
-    if (conn) line('notice', `New client connected from ${ci?.remoteAddress}:${ci?.remotePort} as ${client.id} (p${PROTOCOL[client.version ?? 4] ?? client.version}, c${client.clean ? 1 : 0}, k${keepaliveOf(client)}${user !== undefined ? `, u'${user}'` : ''}).`);
+    if (conn)
+      line(
+        'notice',
+        `New client connected from ${ci?.remoteAddress}:${ci?.remotePort} as ${client.id} (p${PROTOCOL[client.version ?? 4] ?? client.version}, c${client.clean ? 1 : 0}, k${keepaliveOf(client)}${user !== undefined ? `, u'${user}'` : ''}).`,
+      );
     if (opts.enabled('debug')) {
       const will = (client as unknown as { will?: { topic: string; payload: Buffer; qos: number; retain: boolean } }).will;
       if (will) {
@@ -79,7 +85,8 @@ export function logClientLines(aedes: Aedes, probe: BrokerProbe, log: Logger, op
   // (logged once its CONNACK is out, in Mosquitto's order)
   probe.on('connection-refused', (client, _rc, reason) => {
     protocolErrors.add(client);
-    const auth = reason === 'bad-credentials' || reason === 'unknown-user' || reason === 'not-authorized' || reason === 'anonymous-not-allowed';
+    const auth =
+      reason === 'bad-credentials' || reason === 'unknown-user' || reason === 'not-authorized' || reason === 'anonymous-not-allowed';
     refused.set(client, auth ? ', not authorised' : ' due to protocol error');
   });
   probe.on('protocol-error', (ci, client, err) => {
@@ -95,7 +102,13 @@ export function logClientLines(aedes: Aedes, probe: BrokerProbe, log: Logger, op
       line('notice', `Client connection from ${addressOf(ci)} failed: ${openSslError(err)}.`);
       return;
     }
-    if (conn) line('notice', /did not arrive in time/.test(err.message) ? 'Client <unknown> has exceeded timeout, disconnecting.' : 'Client <unknown> disconnected due to protocol error.');
+    if (conn)
+      line(
+        'notice',
+        /did not arrive in time/.test(err.message)
+          ? 'Client <unknown> has exceeded timeout, disconnecting.'
+          : 'Client <unknown> disconnected due to protocol error.',
+      );
   });
   probe.on('disconnect-reason', (client, reason) => {
     gone.add(client);
@@ -107,7 +120,11 @@ export function logClientLines(aedes: Aedes, probe: BrokerProbe, log: Logger, op
     } else if (reason === 'keepalive-timeout') line('notice', `Client ${id} has exceeded timeout, disconnecting.`);
     else if (reason === 'session-taken-over') line('notice', `Client ${id} already connected, closing old connection.`);
     else if (reason === 'socket-closed') line('notice', `Client ${id} closed its connection.`);
-    else if (reason === 'error') line('notice', protocolErrors.has(client) ? `Client ${id} disconnected due to protocol error.` : `Client ${id} closed its connection.`);
+    else if (reason === 'error')
+      line(
+        'notice',
+        protocolErrors.has(client) ? `Client ${id} disconnected due to protocol error.` : `Client ${id} closed its connection.`,
+      );
   });
 
   aedes.on('subscribe', (subs, client) => {
@@ -130,7 +147,11 @@ export function logClientLines(aedes: Aedes, probe: BrokerProbe, log: Logger, op
   });
   if (opts.enabled('debug')) {
     aedes.on('publish', (p, client) => {
-      if (client && ready.has(client)) line('debug', `Received PUBLISH from ${client.id} (d${p.dup ? 1 : 0}, q${p.qos}, r${p.retain ? 1 : 0}, m${p.messageId ?? 0}, '${p.topic}', ... (${p.payload.length} bytes))`);
+      if (client && ready.has(client))
+        line(
+          'debug',
+          `Received PUBLISH from ${client.id} (d${p.dup ? 1 : 0}, q${p.qos}, r${p.retain ? 1 : 0}, m${p.messageId ?? 0}, '${p.topic}', ... (${p.payload.length} bytes))`,
+        );
     });
   }
 }

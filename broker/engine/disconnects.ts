@@ -12,7 +12,14 @@ export interface DisconnectFacts {
 }
 
 /** Turns Aedes' client events into the probe's disconnect reasons and protocol errors (wills: access.ts). */
-export function watchClients(aedes: Aedes, probe: BrokerProbe, access: DisconnectFacts, log: Logger, config: BrokerConfig, closing: () => boolean): void {
+export function watchClients(
+  aedes: Aedes,
+  probe: BrokerProbe,
+  access: DisconnectFacts,
+  log: Logger,
+  config: BrokerConfig,
+  closing: () => boolean,
+): void {
   const keepaliveExpired = new WeakSet<Client>();
   const errored = new WeakMap<Client, Error>();
   const connLog = log.child({ name: 'connection' });
@@ -25,7 +32,9 @@ export function watchClients(aedes: Aedes, probe: BrokerProbe, access: Disconnec
   aedes.on('clientReady', (client) => {
     if (!config.connectionMessages) return;
     const ci = connInfo(client);
-    connLog.info(`New client connected from ${ci?.remoteAddress ?? 'internal'}:${ci?.remotePort ?? 0} as ${client.id} (c${client.clean ? 1 : 0}, k${keepaliveOf(client)}${access.usernameOf(client) ? `, u'${access.usernameOf(client)}'` : ''}).`);
+    connLog.info(
+      `New client connected from ${ci?.remoteAddress ?? 'internal'}:${ci?.remotePort ?? 0} as ${client.id} (c${client.clean ? 1 : 0}, k${keepaliveOf(client)}${access.usernameOf(client) ? `, u'${access.usernameOf(client)}'` : ''}).`,
+    );
   });
   aedes.on('clientDisconnect', (client) => {
     const c = client as Client & { _disconnected?: boolean };
@@ -43,7 +52,10 @@ export function watchClients(aedes: Aedes, probe: BrokerProbe, access: Disconnec
               : 'socket-closed';
     if (isParseError(err)) probe.emit('protocol-error', connInfo(client), client, err!);
     probe.emit('disconnect-reason', client, reason, err);
-    if (config.connectionMessages) connLog.info(`Client ${client.id} ${reason === 'client-disconnect' ? 'disconnected' : `closed its connection (${reason}${err ? `: ${err.message}` : ''})`}.`);
+    if (config.connectionMessages)
+      connLog.info(
+        `Client ${client.id} ${reason === 'client-disconnect' ? 'disconnected' : `closed its connection (${reason}${err ? `: ${err.message}` : ''})`}.`,
+      );
   });
 }
 

@@ -16,4 +16,3 @@ export function offlineSessions(aedes: Aedes, sessions: string[] | number): numb
   if (typeof sessions === 'number') return Math.max(0, sessions - Object.values(clients).filter((c) => !c.clean).length);
   return sessions.filter((id) => !clients[id]).length;
 }
-

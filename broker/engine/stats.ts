@@ -29,25 +29,60 @@ export class BrokerStats {
   private readonly queueFullDrops: Counter<'qos'>;
   private readonly listenerConnections: Gauge<'listener'>;
 
-  constructor(
-    aedes: Aedes,
-    probe: BrokerProbe,
-    registry: Registry,
-  ) {
+  constructor(aedes: Aedes, probe: BrokerProbe, registry: Registry) {
     const counter = (name: string, help: string, read: () => number) =>
-      new Counter({ name, help, registers: [registry], collect() { this.reset(); this.inc(read()); } });
+      new Counter({
+        name,
+        help,
+        registers: [registry],
+        collect() {
+          this.reset();
+          this.inc(read());
+        },
+      });
     counter('mqprobe_messages_received_total', 'MQTT packets of any type received.', () => this.messagesReceived);
     counter('mqprobe_messages_sent_total', 'MQTT packets of any type sent.', () => this.messagesSent);
     counter('mqprobe_publish_received_total', 'PUBLISH packets received.', () => this.publishReceived);
     counter('mqprobe_publish_sent_total', 'PUBLISH packets sent.', () => this.publishSent);
-    counter('mqprobe_publish_dropped_total', 'PUBLISH packets dropped (ACL, message_size_limit, full subscriber queues).', () => this.publishDropped);
+    counter(
+      'mqprobe_publish_dropped_total',
+      'PUBLISH packets dropped (ACL, message_size_limit, full subscriber queues).',
+      () => this.publishDropped,
+    );
     counter('mqprobe_bytes_received_total', 'Bytes received on client connections.', () => this.bytesReceived());
     counter('mqprobe_bytes_sent_total', 'Bytes sent on client connections.', () => this.bytesSent());
-    new Gauge({ name: 'mqprobe_clients_connected', help: 'Connected clients.', registers: [registry], collect() { this.set(aedes.connectedClients); } });
-    this.listenerConnections = new Gauge({ name: 'mqprobe_listener_connections', help: 'Open connections per listener.', labelNames: ['listener'], registers: [registry] });
-    this.authFailures = new Counter({ name: 'mqprobe_auth_failures_total', help: 'Refused CONNECTs by reason.', labelNames: ['reason'], registers: [registry] });
-    this.queueFullDrops = new Counter({ name: 'mqprobe_queue_full_drops_total', help: 'Messages dropped because the subscriber\'s queue was full (QoS 0: max_queued_bytes; QoS 1/2: max_queued_messages).', labelNames: ['qos'], registers: [registry] });
-    this.aclDenials = new Counter({ name: 'mqprobe_acl_denials_total', help: 'ACL denials by action.', labelNames: ['action'], registers: [registry] });
+    new Gauge({
+      name: 'mqprobe_clients_connected',
+      help: 'Connected clients.',
+      registers: [registry],
+      collect() {
+        this.set(aedes.connectedClients);
+      },
+    });
+    this.listenerConnections = new Gauge({
+      name: 'mqprobe_listener_connections',
+      help: 'Open connections per listener.',
+      labelNames: ['listener'],
+      registers: [registry],
+    });
+    this.authFailures = new Counter({
+      name: 'mqprobe_auth_failures_total',
+      help: 'Refused CONNECTs by reason.',
+      labelNames: ['reason'],
+      registers: [registry],
+    });
+    this.queueFullDrops = new Counter({
+      name: 'mqprobe_queue_full_drops_total',
+      help: "Messages dropped because the subscriber's queue was full (QoS 0: max_queued_bytes; QoS 1/2: max_queued_messages).",
+      labelNames: ['qos'],
+      registers: [registry],
+    });
+    this.aclDenials = new Counter({
+      name: 'mqprobe_acl_denials_total',
+      help: 'ACL denials by action.',
+      labelNames: ['action'],
+      registers: [registry],
+    });
 
     probe.on('connection-refused', (_c, _code, reason) => this.authFailures.inc({ reason }));
     probe.on('publish-denied', () => {
@@ -69,7 +104,9 @@ export class BrokerStats {
   track(client: Client, stream: Duplex, raw: Socket, listenerLabel: string): void {
     observeWrites(stream, (p) => this.countSent(p));
     this.live.add(raw);
-    (client as unknown as { _parser: { on(e: 'packet', f: (p: Packet) => void): void } })._parser.on('packet', (p) => this.countReceived(p));
+    (client as unknown as { _parser: { on(e: 'packet', f: (p: Packet) => void): void } })._parser.on('packet', (p) =>
+      this.countReceived(p),
+    );
     raw.once('close', () => {
       this.live.delete(raw);
       this.closedBytesIn += raw.bytesRead;

@@ -14,7 +14,11 @@ class Load {
       this.started = true;
       return;
     }
-    for (const [k, window] of [['1min', 60], ['5min', 300], ['15min', 900]] as const) {
+    for (const [k, window] of [
+      ['1min', 60],
+      ['5min', 300],
+      ['15min', 900],
+    ] as const) {
       const f = Math.exp(-intervalS / window);
       this.avg[k] = this.avg[k] * f + perMinute * (1 - f);
     }
@@ -45,7 +49,10 @@ export function startSysTopics(aedes: Aedes, stats: BrokerStats, counts: SysCoun
     'load/sockets': [new Load(), () => stats.socketsTotal],
   };
   const publish = (topic: string, value: string | number) =>
-    aedes.publish({ cmd: 'publish', topic: `$SYS/broker/${topic}`, payload: Buffer.from(String(value)), qos: 0, retain: true, dup: false }, () => undefined);
+    aedes.publish(
+      { cmd: 'publish', topic: `$SYS/broker/${topic}`, payload: Buffer.from(String(value)), qos: 0, retain: true, dup: false },
+      () => undefined,
+    );
 
   publish('version', `mqprobe version ${version}`);
   let heapMaximum = 0;

@@ -139,7 +139,10 @@ export class SseHub {
     }
     this.history.push(e);
     this.historyBytes += e.payload.length;
-    while (this.history.length - this.historyHead > this.cfg.history || (this.historyBytes > this.cfg.historyBytes && this.historyHead < this.history.length)) {
+    while (
+      this.history.length - this.historyHead > this.cfg.history ||
+      (this.historyBytes > this.cfg.historyBytes && this.historyHead < this.history.length)
+    ) {
       const old = this.history[this.historyHead];
       // the slot stays until the batch cut below; its payload must not (16 MB payloads would pile up)
       this.history[this.historyHead++] = EVICTED;
@@ -164,14 +167,18 @@ export class SseHub {
     const bad = wanted.find((f) => !isValidFilter(f));
     if (bad !== undefined || wanted.length > 100) {
       this.metrics.refused.inc({ reason: 'bad-filter' });
-      void reply.code(400).send({ error: bad !== undefined ? `invalid MQTT topic filter "${bad.slice(0, 200)}"` : 'at most 100 topic filters' });
+      void reply
+        .code(400)
+        .send({ error: bad !== undefined ? `invalid MQTT topic filter "${bad.slice(0, 200)}"` : 'at most 100 topic filters' });
       return;
     }
     // as an MQTT SUBSCRIBE: a filter the user's ACL could never deliver anything to is refused
     const denied = wanted.find((f) => !this.auth.allows(who, f, 'subscribe'));
     if (denied !== undefined) {
       this.metrics.refused.inc({ reason: 'forbidden-filter' });
-      void reply.code(403).send({ error: `the ACL refuses topic filter "${denied.slice(0, 200)}" to ${who.username === undefined ? 'the anonymous user' : `user "${who.username.slice(0, 200)}"`}` });
+      void reply.code(403).send({
+        error: `the ACL refuses topic filter "${denied.slice(0, 200)}" to ${who.username === undefined ? 'the anonymous user' : `user "${who.username.slice(0, 200)}"`}`,
+      });
       return;
     }
     // the client may have gone while its password was checked
@@ -205,7 +212,8 @@ export class SseHub {
     if (lastId === undefined) return;
     const m = /^(\d+)-(\d+)$/.exec(lastId.trim());
     const after = m && m[1] === this.boot ? Number(m[2]) : 0;
-    if (after < this.evictedUpTo) client.res.write(`: history starts after ${this.boot}-${this.evictedUpTo}; older messages are lost to this client\n\n`);
+    if (after < this.evictedUpTo)
+      client.res.write(`: history starts after ${this.boot}-${this.evictedUpTo}; older messages are lost to this client\n\n`);
     const frames: string[] = [];
     for (let i = this.historyHead; i < this.history.length; i++) {
       const e = this.history[i];
@@ -270,7 +278,13 @@ export class SseHub {
 
   private frame(e: Entry): string {
     const text = e.payload.toString('utf8');
-    const data = text.includes('\n') || text.includes('\r') ? text.split(/\r\n|\r|\n/).map((l) => `data: ${l}\n`).join('') : `data: ${text}\n`;
+    const data =
+      text.includes('\n') || text.includes('\r')
+        ? text
+            .split(/\r\n|\r|\n/)
+            .map((l) => `data: ${l}\n`)
+            .join('')
+        : `data: ${text}\n`;
     return `id: ${this.boot}-${e.seq}\nevent: ${e.topic.replace(/[\r\n]/g, ' ')}\n${data}\n`;
   }
 }

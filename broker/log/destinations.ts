@@ -4,7 +4,16 @@ import { dirname } from 'node:path';
 import pino from 'pino';
 import type { LogDest } from '../config/types.js';
 import type { LogSettings } from '../config/types.js';
-import { enabledTypes, lineText, syslogSeverity, timestampPrefix, topicFor, typeOf, type LogRecord, type MosqLogType } from './mosquitto-format.js';
+import {
+  enabledTypes,
+  lineText,
+  syslogSeverity,
+  timestampPrefix,
+  topicFor,
+  typeOf,
+  type LogRecord,
+  type MosqLogType,
+} from './mosquitto-format.js';
 
 /** Publishes one message as the broker itself (`$SYS/broker/log/…`). */
 export type LogPublisher = (topic: string, payload: string) => void;
@@ -28,7 +37,13 @@ export class LogDestinations {
   private publisher?: LogPublisher;
 
   /** `runAs`: the account the broker will drop to, so that no helper process stays root. */
-  constructor(dests: LogDest[], logType: Set<string>, private readonly settings: LogSettings, verbose: boolean, runAs?: { uid: number; gid: number }) {
+  constructor(
+    dests: LogDest[],
+    logType: Set<string>,
+    private readonly settings: LogSettings,
+    verbose: boolean,
+    runAs?: { uid: number; gid: number },
+  ) {
     this.types = enabledTypes(logType, verbose);
     const list = dests.length ? dests : [{ kind: 'stderr' as const }];
     for (const d of list) {
@@ -67,7 +82,9 @@ export class LogDestinations {
       for (const w of this.writers) w.write(line);
     }
     // syslog stamps its own time; the topic always carries Unix seconds, and never debug lines (logging.c)
-    this.syslog?.write(`<${(this.settings.facility === undefined ? LOG_DAEMON : LOG_LOCAL0 + this.settings.facility) * 8 + syslogSeverity(type)}>${text}\n`);
+    this.syslog?.write(
+      `<${(this.settings.facility === undefined ? LOG_DAEMON : LOG_LOCAL0 + this.settings.facility) * 8 + syslogSeverity(type)}>${text}\n`,
+    );
     if (this.publisher && type !== 'debug') this.publisher(topicFor(type), `${mosquitto ? `${Math.floor(rec.time / 1000)}: ` : ''}${text}`);
   }
 
@@ -114,7 +131,11 @@ function openSyslog(settings: LogSettings, runAs: { uid: number; gid: number } |
   if (!existsSync(settings.syslogSocket)) return fallback(`no syslog socket at ${settings.syslogSocket}`);
   let child: ChildProcess;
   try {
-    child = spawn('logger', ['--prio-prefix', '--socket', settings.syslogSocket, '--socket-errors=on', '--tag', 'mqprobe', `--id=${process.pid}`], { stdio: ['pipe', 'ignore', 'pipe'], uid: runAs?.uid, gid: runAs?.gid });
+    child = spawn(
+      'logger',
+      ['--prio-prefix', '--socket', settings.syslogSocket, '--socket-errors=on', '--tag', 'mqprobe', `--id=${process.pid}`],
+      { stdio: ['pipe', 'ignore', 'pipe'], uid: runAs?.uid, gid: runAs?.gid },
+    );
   } catch (err) {
     return fallback(`cannot run logger (${(err as Error).message})`);
   }

@@ -8,7 +8,16 @@ import type { LogSettings } from '../config/types.js';
  */
 export type MosqLogType = 'error' | 'warning' | 'notice' | 'information' | 'debug' | 'subscribe' | 'unsubscribe' | 'websockets';
 
-export const ALL_LOG_TYPES: readonly MosqLogType[] = ['error', 'warning', 'notice', 'information', 'debug', 'subscribe', 'unsubscribe', 'websockets'];
+export const ALL_LOG_TYPES: readonly MosqLogType[] = [
+  'error',
+  'warning',
+  'notice',
+  'information',
+  'debug',
+  'subscribe',
+  'unsubscribe',
+  'websockets',
+];
 /** Mosquitto's default when no log_type line is given. */
 const DEFAULT_TYPES: readonly MosqLogType[] = ['error', 'warning', 'notice', 'information'];
 
@@ -51,7 +60,16 @@ const TOPICS: Record<MosqLogType, string> = {
 export const topicFor = (t: MosqLogType) => `$SYS/broker/log/${TOPICS[t]}`;
 
 /** syslog(3) severities Mosquitto uses per type. */
-const SEVERITY: Record<MosqLogType, number> = { error: 3, warning: 4, notice: 5, information: 6, debug: 7, subscribe: 5, unsubscribe: 5, websockets: 7 };
+const SEVERITY: Record<MosqLogType, number> = {
+  error: 3,
+  warning: 4,
+  notice: 5,
+  information: 6,
+  debug: 7,
+  subscribe: 5,
+  unsubscribe: 5,
+  websockets: 7,
+};
 export const syslogSeverity = (t: MosqLogType) => SEVERITY[t];
 
 /** Fields pino or the call site put on every record that are not part of what the line says. */

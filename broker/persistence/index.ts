@@ -49,7 +49,9 @@ export function createBrokerState(config: BrokerConfig, log: Logger, saveSeconds
       const snap = readSnapshot(file, plog);
       if (snap) {
         await persistence.restore(snap);
-        plog.info(`restored ${snap.retained.length} retained messages and ${snap.sessions.length} persistent sessions from ${file} (saved ${snap.savedAt})`);
+        plog.info(
+          `restored ${snap.retained.length} retained messages and ${snap.sessions.length} persistent sessions from ${file} (saved ${snap.savedAt})`,
+        );
       }
       imported = snap?.mosquittoDb;
       const fromMosquitto = mosquittoDb && importMosquittoDb(mosquittoDb, imported, file, plog);

@@ -33,7 +33,15 @@ export class BatchWriter {
     return this.tape.full;
   }
 
-  publish(seq: number, ms: number, c: ClientHandle, conn: ConnInfo | undefined, user: string | undefined, p: PublishFacts, payload: Buffer): void {
+  publish(
+    seq: number,
+    ms: number,
+    c: ClientHandle,
+    conn: ConnInfo | undefined,
+    user: string | undefined,
+    p: PublishFacts,
+    payload: Buffer,
+  ): void {
     this.tape.publish(seq, ms, this.client(c, conn, user), p, payload.length, this.kept(payload));
   }
 
@@ -65,7 +73,16 @@ export class BatchWriter {
   take(cut: Cut): Batch | undefined {
     const b = this.tape.take(cut);
     if (!b) return undefined;
-    const batch: Batch = { t: 'batch', tape: b.tape, len: b.len, records: b.records, bytes: b.len + this.lineUnits, lines: this.lines, defs: this.defs, forget: this.forget };
+    const batch: Batch = {
+      t: 'batch',
+      tape: b.tape,
+      len: b.len,
+      records: b.records,
+      bytes: b.len + this.lineUnits,
+      lines: this.lines,
+      defs: this.defs,
+      forget: this.forget,
+    };
     this.lines = [];
     this.lineUnits = 0;
     this.defs = [];
@@ -95,5 +112,13 @@ export class BatchWriter {
 
 /** What the capture thread needs of a connection: plain data (the listener config holds more than it can take). */
 function plainConn(c: ConnInfo): ConnInfo {
-  return { listener: { bind: c.listener.bind } as ConnInfo['listener'], listenerPort: c.listenerPort, transport: c.transport, remoteAddress: c.remoteAddress, remotePort: c.remotePort, tls: c.tls, openedAt: c.openedAt };
+  return {
+    listener: { bind: c.listener.bind } as ConnInfo['listener'],
+    listenerPort: c.listenerPort,
+    transport: c.transport,
+    remoteAddress: c.remoteAddress,
+    remotePort: c.remotePort,
+    tls: c.tls,
+    openedAt: c.openedAt,
+  };
 }

@@ -32,7 +32,14 @@ export type ToThread =
 
 export type FromThread =
   | { t: 'log'; line: string }
-  | { t: 'progress'; consumed: { events: number; bytes: number }; stats: RunnerStats[]; delivered: number[]; failures: number[]; dropped: { sink: number; reason: DropEpisode['reason']; n: number }[] }
+  | {
+      t: 'progress';
+      consumed: { events: number; bytes: number };
+      stats: RunnerStats[];
+      delivered: number[];
+      failures: number[];
+      dropped: { sink: number; reason: DropEpisode['reason']; n: number }[];
+    }
   | { t: 'drops'; ep: DropEpisode }
   | { t: 'ready' }
   | { t: 'reported' }

@@ -74,7 +74,14 @@ export class TapeWriter {
     this.head(Tag.Publish, seq);
     v.setFloat64(at + 9, ms, true);
     v.setUint32(at + 17, desc, true);
-    v.setUint8(at + 21, p.qos | (p.retain ? Flag.Retain : 0) | (p.dup ? Flag.Dup : 0) | (p.messageId !== undefined ? Flag.MessageId : 0) | (payload ? Flag.Payload : 0));
+    v.setUint8(
+      at + 21,
+      p.qos |
+        (p.retain ? Flag.Retain : 0) |
+        (p.dup ? Flag.Dup : 0) |
+        (p.messageId !== undefined ? Flag.MessageId : 0) |
+        (payload ? Flag.Payload : 0),
+    );
     v.setUint16(at + 22, p.messageId ?? 0, true);
     v.setUint32(at + 24, size, true);
     let end = at + PUBLISH;
@@ -165,7 +172,12 @@ export function readTape(tape: ArrayBuffer, len: number, visit: TapeVisitor): vo
     }
     const flags = v.getUint8(at + 21);
     const topicEnd = at + PUBLISH + v.getUint32(at + 28, true);
-    const p: PublishFacts = { topic: bytes.toString('utf8', at + PUBLISH, topicEnd), qos: flags & 3, retain: (flags & Flag.Retain) !== 0, dup: (flags & Flag.Dup) !== 0 };
+    const p: PublishFacts = {
+      topic: bytes.toString('utf8', at + PUBLISH, topicEnd),
+      qos: flags & 3,
+      retain: (flags & Flag.Retain) !== 0,
+      dup: (flags & Flag.Dup) !== 0,
+    };
     if (flags & Flag.MessageId) p.messageId = v.getUint16(at + 22, true);
     let end = topicEnd;
     let payload: Buffer | undefined;

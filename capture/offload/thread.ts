@@ -54,7 +54,15 @@ export class CaptureThread {
 
   constructor(private readonly o: ThreadOptions) {
     const { sinks: _all, ...config } = o.config;
-    const init: ThreadInit = { config, sinks: o.sinks, info: o.info, idPrefix: o.idPrefix, backoff: o.backoff, resendBytes: o.resendBytes, logLevel: o.log.level };
+    const init: ThreadInit = {
+      config,
+      sinks: o.sinks,
+      info: o.info,
+      idPrefix: o.idPrefix,
+      backoff: o.backoff,
+      resendBytes: o.resendBytes,
+      logLevel: o.log.level,
+    };
     this.batch = new BatchWriter(o.config.payload);
     this.worker = startWorker(init);
     // the thread must not keep a broker process alive that has nothing else to do
@@ -70,7 +78,15 @@ export class CaptureThread {
   }
 
   /** Records a publish-received as its facts; true when the batch is large enough to be handed over now. */
-  publish(seq: number, ms: number, c: ClientHandle, conn: ConnInfo | undefined, user: string | undefined, p: PublishFacts, payload: Buffer): boolean {
+  publish(
+    seq: number,
+    ms: number,
+    c: ClientHandle,
+    conn: ConnInfo | undefined,
+    user: string | undefined,
+    p: PublishFacts,
+    payload: Buffer,
+  ): boolean {
     if (this.behind()) this.batch.skip(seq);
     else this.batch.publish(seq, ms, c, conn, user, p, payload);
     return this.batch.full;

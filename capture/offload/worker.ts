@@ -24,7 +24,14 @@ const failures = init.sinks.map(() => 0);
 const dropped = new Map<string, { sink: number; reason: DropEpisode['reason']; n: number }>();
 let changed = false;
 
-const env = { config, sinkEnv: { config, log, resendBytes: init.resendBytes }, log, backoff: init.backoff, run: init.info.id, onDrops: (ep: DropEpisode) => send({ t: 'drops', ep }) };
+const env = {
+  config,
+  sinkEnv: { config, log, resendBytes: init.resendBytes },
+  log,
+  backoff: init.backoff,
+  run: init.info.id,
+  onDrops: (ep: DropEpisode) => send({ t: 'drops', ep }),
+};
 const runners = init.sinks.map((s, sink) =>
   startRunner(config.sinks[sink], s.name, env, {
     delivered: (n) => ((delivered[sink] += n), (changed = true)),
@@ -51,7 +58,14 @@ function progress(): void {
   if (!changed && text === lastStats && consumed.events === reported) return;
   lastStats = text;
   reported = consumed.events;
-  send({ t: 'progress', consumed: { ...consumed }, stats, delivered: [...delivered], failures: [...failures], dropped: [...dropped.values()] });
+  send({
+    t: 'progress',
+    consumed: { ...consumed },
+    stats,
+    delivered: [...delivered],
+    failures: [...failures],
+    dropped: [...dropped.values()],
+  });
   delivered.fill(0);
   failures.fill(0);
   dropped.clear();

@@ -1,4 +1,19 @@
-import { closeSync, fdatasyncSync, fstatSync, ftruncateSync, mkdirSync, openSync, readdirSync, readSync, renameSync, statSync, unlinkSync, writeFileSync, writeSync, readFileSync } from 'node:fs';
+import {
+  closeSync,
+  fdatasyncSync,
+  fstatSync,
+  ftruncateSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readSync,
+  renameSync,
+  statSync,
+  unlinkSync,
+  writeFileSync,
+  writeSync,
+  readFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 
@@ -87,7 +102,8 @@ export class DiskQueue {
     writeFileSync(join(o.dir, RUN_FILE), `${o.run} ${this.thisRunFrom}\n`);
     this.spilled = this.unacked > 0;
     this.dropAcknowledgedSegments();
-    if (this.unacked) o.log.info({ dir: o.dir, events: this.unacked }, 'capture queue holds unacknowledged events of an earlier run; sending them first');
+    if (this.unacked)
+      o.log.info({ dir: o.dir, events: this.unacked }, 'capture queue holds unacknowledged events of an earlier run; sending them first');
     if (o.syncMs > 0) {
       this.timer = setInterval(() => this.sync(), o.syncMs);
       this.timer.unref();
@@ -111,7 +127,8 @@ export class DiskQueue {
     if (this.total + size > this.o.maxBytes) return false;
     let active = this.segs.at(-1)!;
     if (active.bytes > 0 && active.bytes + size > this.segmentBytes) active = this.roll();
-    if (!this.spilled && this.cache.length - this.cacheHead < this.o.cacheMax) this.cache.push({ line, seq, seg: active.n, off: active.bytes, size });
+    if (!this.spilled && this.cache.length - this.cacheHead < this.o.cacheMax)
+      this.cache.push({ line, seq, seg: active.n, off: active.bytes, size });
     else if (!this.spilled) {
       // from here on batches are read back from disk, from the oldest unacknowledged record
       this.spilled = true;
@@ -134,7 +151,8 @@ export class DiskQueue {
     this.flush();
     if (!this.spilled) {
       let end = this.cacheHead;
-      for (let bytes = 0; end < this.cache.length && end - this.cacheHead < maxLines && bytes < maxBytes; end++) bytes += this.cache[end].size;
+      for (let bytes = 0; end < this.cache.length && end - this.cacheHead < maxLines && bytes < maxBytes; end++)
+        bytes += this.cache[end].size;
       return this.cache.slice(this.cacheHead, end);
     }
     const recs = this.readDisk(maxLines, maxBytes);
@@ -246,7 +264,13 @@ export class DiskQueue {
           if (nl < 0) break;
           const tab = text.indexOf(0x09, at);
           if (tab < 0 || tab > nl) throw new Error(`capture queue segment ${this.file(pos.seg)} is damaged at byte ${pos.off + at}`);
-          recs.push({ seq: Number(text.toString('latin1', at, tab)), line: text.toString('utf8', tab + 1, nl), seg: pos.seg, off: pos.off + at, size: nl + 1 - at });
+          recs.push({
+            seq: Number(text.toString('latin1', at, tab)),
+            line: text.toString('utf8', tab + 1, nl),
+            seg: pos.seg,
+            off: pos.off + at,
+            size: nl + 1 - at,
+          });
           at = nl + 1;
         }
         if (recs.length || n < want || want >= end - pos.off) return recs;
@@ -286,7 +310,11 @@ export class DiskQueue {
       // a checkpoint into a segment that is gone (deleted after the checkpoint was written) starts at the oldest one left
       return seg < first.seg ? first : { seg, off };
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') this.o.log.error({ dir: this.o.dir, err: (err as Error).message }, 'capture queue checkpoint unreadable; sending the whole queue again');
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT')
+        this.o.log.error(
+          { dir: this.o.dir, err: (err as Error).message },
+          'capture queue checkpoint unreadable; sending the whole queue again',
+        );
       return first;
     }
   }
@@ -310,7 +338,7 @@ export class DiskQueue {
       const fd = openSync(this.file(s.n), 'r');
       try {
         const buf = Buffer.allocUnsafe(READ_BYTES);
-        for (let off = from; off < s.bytes; ) {
+        for (let off = from; off < s.bytes;) {
           const got = readSync(fd, buf, 0, Math.min(READ_BYTES, s.bytes - off), off);
           if (got === 0) break;
           for (let i = buf.indexOf(0x0a); i >= 0 && i < got; i = buf.indexOf(0x0a, i + 1)) n++;

@@ -19,14 +19,22 @@ export interface RunTracker {
  * capture_queue_sync_interval (at least once a second), and reads what the previous run left.
  * Without capture_spool_dir there is nowhere to keep it: a crash then goes unnamed (docs say so).
  */
-export function trackRun(cfg: CaptureConfig, run: string, names: string[], sinks: () => { name: string; stats(): RunnerStats }[], sequence: () => number, log: Logger): RunTracker | undefined {
+export function trackRun(
+  cfg: CaptureConfig,
+  run: string,
+  names: string[],
+  sinks: () => { name: string; stats(): RunnerStats }[],
+  sequence: () => number,
+  log: Logger,
+): RunTracker | undefined {
   if (cfg.queue === 'disk' && !cfg.spoolDir) throw new Error('capture_queue disk needs capture_spool_dir (the queue lives there)');
   const dir = cfg.spoolDir;
   if (!dir || names.length === 0) return undefined;
   mkdirSync(dir, { recursive: true });
   const gaps = crashGaps(dir, (sink) => (cfg.queue === 'disk' ? queueDir(dir, sink) : undefined), log);
   const writer = new StateWriter(dir);
-  const acked = () => Object.fromEntries([...names.map((n) => [n, 0]), ...sinks().map((s) => [s.name, s.stats().acked])]) as Record<string, number>;
+  const acked = () =>
+    Object.fromEntries([...names.map((n) => [n, 0]), ...sinks().map((s) => [s.name, s.stats().acked])]) as Record<string, number>;
   const state = (clean: boolean) => ({ run, sequence: sequence(), acked: acked(), clean });
   const every = Math.min(cfg.queueSyncMs || 1000, 1000);
   let last = 0;
@@ -37,7 +45,8 @@ export function trackRun(cfg: CaptureConfig, run: string, names: string[], sinks
       // a few hundred bytes once a second: synchronous, so that it is there when the process dies
       writer.writeNow(state(clean));
     } catch (err) {
-      if (!failed) log.error({ dir, err: (err as Error).message }, 'cannot write the capture state; a crash of this run will not be accounted for');
+      if (!failed)
+        log.error({ dir, err: (err as Error).message }, 'cannot write the capture state; a crash of this run will not be accounted for');
       failed = true;
     }
   };

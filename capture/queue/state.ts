@@ -19,7 +19,6 @@ export interface RunState {
 
 const NAME = 'capture-state.json';
 
-
 /**
  * The ranges of event.sequence the previous run cannot account for, per sink it had: after a clean
  * stop none; after a crash (kill -9, power loss) the sequences after the last one the sink had
@@ -31,9 +30,14 @@ export function crashGaps(spoolDir: string, queueDirOf: (sink: string) => string
   let prev: RunState;
   try {
     prev = JSON.parse(readFileSync(join(spoolDir, NAME), 'utf8')) as RunState;
-    if (typeof prev.run !== 'string' || !Number.isSafeInteger(prev.sequence) || typeof prev.acked !== 'object') throw new Error('not a capture state');
+    if (typeof prev.run !== 'string' || !Number.isSafeInteger(prev.sequence) || typeof prev.acked !== 'object')
+      throw new Error('not a capture state');
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') log.error({ file: join(spoolDir, NAME), err: (err as Error).message }, 'capture state unreadable; a crash of the previous run cannot be accounted for');
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT')
+      log.error(
+        { file: join(spoolDir, NAME), err: (err as Error).message },
+        'capture state unreadable; a crash of the previous run cannot be accounted for',
+      );
     return [];
   }
   if (prev.clean) return [];

@@ -115,7 +115,8 @@ class Connection {
   private read(d: Buffer): void {
     let buf = this.partial.length ? Buffer.concat([this.partial, d]) : d;
     while (buf.length >= 6) {
-      if (buf[0] !== VERSION || buf[1] !== ACK) return this.fail(`${this.receiver} sent something other than a Lumberjack v2 ACK frame (0x${buf.subarray(0, 2).toString('hex')})`);
+      if (buf[0] !== VERSION || buf[1] !== ACK)
+        return this.fail(`${this.receiver} sent something other than a Lumberjack v2 ACK frame (0x${buf.subarray(0, 2).toString('hex')})`);
       this.ack(buf.readUInt32BE(2));
       if (this.closed) return;
       buf = buf.subarray(6);
@@ -165,7 +166,12 @@ export const beatsSinkDefinition: SinkDefinition = {
     return `beats:${u.protocol}//${u.host}`;
   },
   create: (c, env) => ({
-    io: beatsSink({ url: new URL(c.target!), tls: env.config.tls, log: env.log.child({ name: 'capture.beats' }), metadata: { beat: 'mqprobe', version: MQPROBE_VERSION } }),
+    io: beatsSink({
+      url: new URL(c.target!),
+      tls: env.config.tls,
+      log: env.log.child({ name: 'capture.beats' }),
+      metadata: { beat: 'mqprobe', version: MQPROBE_VERSION },
+    }),
     spools: true,
   }),
 };

@@ -121,7 +121,10 @@ export class SearchSink {
       (c) => {
         this.client = c;
         this.connecting = undefined;
-        this.log.info({ product: c.info.product, version: c.info.version, index: this.index }, `connected to ${c.info.product} ${c.info.version}`);
+        this.log.info(
+          { product: c.info.product, version: c.info.version, index: this.index },
+          `connected to ${c.info.product} ${c.info.version}`,
+        );
         return c;
       },
       (e: unknown) => {
@@ -156,7 +159,10 @@ export class SearchSink {
   private async bulk(client: RestClient, all: Prepared[]): Promise<Rejection[]> {
     const rejected: Rejection[] = all
       .filter((d) => d.invalid)
-      .map((doc) => ({ doc, drop: { status: 400, error: { type: 'not_json', reason: 'the capture event is not a JSON object' }, document: doc.line } }));
+      .map((doc) => ({
+        doc,
+        drop: { status: 400, error: { type: 'not_json', reason: 'the capture event is not a JSON object' }, document: doc.line },
+      }));
     const docs = all.filter((d) => !d.invalid);
     if (docs.length === 0) return rejected;
     const byLine = new Map(docs.map((d) => [d.line, d]));
@@ -172,14 +178,17 @@ export class SearchSink {
           retryable++;
           lastRetryable = `${drop.status} ${drop.error?.type ?? ''}`.trim();
         } else {
-          const doc = (drop.id && byId.get(drop.id)) || { line: typeof drop.document === 'string' ? drop.document : JSON.stringify(drop.document) };
+          const doc = (drop.id && byId.get(drop.id)) || {
+            line: typeof drop.document === 'string' ? drop.document : JSON.stringify(drop.document),
+          };
           rejected.push({ doc, drop });
         }
       }),
     );
     this.counters.delivered += stats.successful;
     this.counters.duplicates += duplicates;
-    if (retryable) throw new SinkUnavailableError(`${retryable} of ${docs.length} events not stored (${lastRetryable}); the batch will be sent again`);
+    if (retryable)
+      throw new SinkUnavailableError(`${retryable} of ${docs.length} events not stored (${lastRetryable}); the batch will be sent again`);
     return rejected;
   }
 
@@ -200,7 +209,10 @@ export class SearchSink {
     this.counters.rejected += rejected.length;
     const envelopes: Prepared[] = rejected.map(({ doc, drop }) => {
       const reason = drop.error?.reason ?? `HTTP ${drop.status}`;
-      this.log.warn({ status: drop.status, type: drop.error?.type, id: doc.id }, `${this.name} refused a capture event; kept as pipeline_error`);
+      this.log.warn(
+        { status: drop.status, type: drop.error?.type, id: doc.id },
+        `${this.name} refused a capture event; kept as pipeline_error`,
+      );
       return {
         id: doc.id,
         line: JSON.stringify({
@@ -224,7 +236,10 @@ export class SearchSink {
           return;
         }
         lost++;
-        this.log.error({ status: drop.status, type: drop.error?.type }, `${this.name} refused the pipeline_error document of a rejected event; event lost`);
+        this.log.error(
+          { status: drop.status, type: drop.error?.type },
+          `${this.name} refused the pipeline_error document of a rejected event; event lost`,
+        );
       }),
     );
     this.counters.lost += lost;
@@ -238,7 +253,12 @@ export const searchSinkDefinition: SinkDefinition = {
   parse: (v, kind) => (v.count(2), { kind, target: urlArg(v, 1, ['http', 'https']) }),
   name: (c) => `${c.kind}:${new URL(c.target!).host}`,
   create(c, env) {
-    const s = new SearchSink({ kind: c.kind as Product, url: new URL(c.target!), elastic: env.config.elastic, log: env.log.child({ name: `capture.${c.kind}` }) });
+    const s = new SearchSink({
+      kind: c.kind as Product,
+      url: new URL(c.target!),
+      elastic: env.config.elastic,
+      log: env.log.child({ name: `capture.${c.kind}` }),
+    });
     return { io: { write: (lines) => s.write(lines), close: () => s.close() }, spools: true };
   },
 };

@@ -90,5 +90,8 @@ export const fileSinkDefinition: SinkDefinition = {
   usage: 'file <path>',
   parse: (v) => (v.count(2), { kind: 'file', target: v.path(1) }),
   name: (c) => `file:${c.target}`,
-  create: (c, env) => ({ io: fileSink({ path: c.target!, maxBytes: env.config.fileMaxBytes, maxFiles: env.config.fileMaxFiles }), spools: false }),
+  create: (c, env) => ({
+    io: fileSink({ path: c.target!, maxBytes: env.config.fileMaxBytes, maxFiles: env.config.fileMaxFiles }),
+    spools: false,
+  }),
 };

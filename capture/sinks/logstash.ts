@@ -68,7 +68,11 @@ export function logstashSink(o: LogstashSinkOptions): SinkIO {
       // json_lines has no acknowledgement: what the receiver had not read is gone, and nobody can say how much that was
       const atRisk = unsure - recent.length;
       unsure = 0;
-      if (atRisk > 0) o.log.warn({ receiver: `${o.url.protocol}//${o.url.host}`, events: atRisk, resent: recent.length }, `up to ${atRisk} events written before the resend window may be lost (json_lines has no acknowledgement; capture_sink beats has one)`);
+      if (atRisk > 0)
+        o.log.warn(
+          { receiver: `${o.url.protocol}//${o.url.host}`, events: atRisk, resent: recent.length },
+          `up to ${atRisk} events written before the resend window may be lost (json_lines has no acknowledgement; capture_sink beats has one)`,
+        );
     };
     s.on('end', () => lost());
     s.on('error', lost);
@@ -79,7 +83,9 @@ export function logstashSink(o: LogstashSinkOptions): SinkIO {
   const out = new LineBuffer();
   const send = (s: net.Socket, lines: readonly string[]) =>
     new Promise<void>((resolve, reject) => {
-      s.write(out.encode(lines), (err) => (err ? reject(new SinkUnavailableError(`write to ${o.url.host} failed: ${err.message}`)) : resolve()));
+      s.write(out.encode(lines), (err) =>
+        err ? reject(new SinkUnavailableError(`write to ${o.url.host} failed: ${err.message}`)) : resolve(),
+      );
     });
 
   return {
@@ -132,5 +138,13 @@ export const logstashSinkDefinition: SinkDefinition = {
     const u = new URL(c.target!);
     return `logstash:${u.protocol}//${u.host}`;
   },
-  create: (c, env) => ({ io: logstashSink({ url: new URL(c.target!), tls: env.config.tls, log: env.log.child({ name: 'capture.logstash' }), resendBytes: env.resendBytes }), spools: true }),
+  create: (c, env) => ({
+    io: logstashSink({
+      url: new URL(c.target!),
+      tls: env.config.tls,
+      log: env.log.child({ name: 'capture.logstash' }),
+      resendBytes: env.resendBytes,
+    }),
+    spools: true,
+  }),
 };

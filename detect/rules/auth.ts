@@ -6,7 +6,12 @@ import { DistinctWindow, ThresholdCounter, stateOf, trackedMap } from '../window
 /** CONNACK codes that mean "who you say you are was not accepted": 3.1.1 (4, 5) and 5.0 (0x86, 0x87, 0x8C). */
 const CREDENTIAL_CODES = new Set([4, 5, 0x86, 0x87, 0x8c]);
 
-const REASONS = { name: 'reasons', kind: 'list', default: 'bad-credentials,unknown-user,not-authorized', doc: 'Refusal reasons (`event.reason`) that count; an event without a reason counts by its CONNACK code (4, 5, 0x86, 0x87, 0x8C).' } as const;
+const REASONS = {
+  name: 'reasons',
+  kind: 'list',
+  default: 'bad-credentials,unknown-user,not-authorized',
+  doc: 'Refusal reasons (`event.reason`) that count; an event without a reason counts by its CONNACK code (4, 5, 0x86, 0x87, 0x8C).',
+} as const;
 
 /** A refused CONNECT whose reason is the credentials (by `event.reason`, else by reason code). */
 function credentialFailure(o: Observation, reasons: string[]): boolean {
@@ -22,10 +27,7 @@ export const bruteForce: RuleDefinition = {
     entity: 'source.ip',
     risk: 'high',
     minimum: '10 refused logins from one address within 60 s',
-    params: [
-      ...thresholdParams('10', 'Credential refusals from one address', '60s', 'Source addresses'),
-      REASONS,
-    ],
+    params: [...thresholdParams('10', 'Credential refusals from one address', '60s', 'Source addresses'), REASONS],
   },
   create(p: Params, emit: Emit) {
     const reasons = p.list('reasons');

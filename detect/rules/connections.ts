@@ -10,7 +10,13 @@ export const connectionStorm: RuleDefinition = {
     risk: 'medium',
     minimum: '100 connection attempts from one address within 10 s (20 per second reach it in 5 s)',
     params: [
-      ...thresholdParams('100', 'Attempts (client-connected + connection-refused) from one address', '10s', 'Source addresses', ' Keep it above the number of devices behind your largest NAT: they all reconnect at once after a network blip.'),
+      ...thresholdParams(
+        '100',
+        'Attempts (client-connected + connection-refused) from one address',
+        '10s',
+        'Source addresses',
+        ' Keep it above the number of devices behind your largest NAT: they all reconnect at once after a network blip.',
+      ),
     ],
   },
   create(p: Params, emit: Emit) {
@@ -36,13 +42,12 @@ export const connectionStorm: RuleDefinition = {
 export const clientFlapping: RuleDefinition = {
   spec: {
     name: 'client-flapping',
-    description: 'One client id connecting again and again: a crash loop, two devices sharing an id and taking the session from each other, or a client being hijacked.',
+    description:
+      'One client id connecting again and again: a crash loop, two devices sharing an id and taking the session from each other, or a client being hijacked.',
     entity: 'mqtt.client_id',
     risk: 'medium',
     minimum: '10 connects of one client id within 5 min',
-    params: [
-      ...thresholdParams('10', 'Accepted connects of one client id', '5m', 'Client ids'),
-    ],
+    params: [...thresholdParams('10', 'Accepted connects of one client id', '5m', 'Client ids')],
   },
   create(p: Params, emit: Emit) {
     const counter = ThresholdCounter.of(p);

@@ -13,13 +13,19 @@ interface UserNetworks {
 export const newSourceNetwork: RuleDefinition = {
   spec: {
     name: 'new-source-network',
-    description: 'A known user connecting from a source network (/24 for IPv4, /64 for IPv6) it has not used before: informational, worth a look when the credentials may have leaked.',
+    description:
+      'A known user connecting from a source network (/24 for IPv4, /64 for IPv6) it has not used before: informational, worth a look when the credentials may have leaked.',
     entity: 'user.name',
     risk: 'low',
     minimum: 'one accepted connect of a user known for longer than the learning period from a network it has not used',
     params: [
       { name: 'learn', kind: 'duration', default: '1h', doc: `${LEARN_DOC} Counted per user from its first connect.` },
-      { name: 'max_networks', kind: 'count', default: '4', doc: 'A user seen from this many networks roams (cellular modems, shared accounts): it raises no more alerts.' },
+      {
+        name: 'max_networks',
+        kind: 'count',
+        default: '4',
+        doc: 'A user seen from this many networks roams (cellular modems, shared accounts): it raises no more alerts.',
+      },
       maxTrackedParam('User names'),
     ],
   },
@@ -43,7 +49,12 @@ export const newSourceNetwork: RuleDefinition = {
           time: o.time,
           message: `user ${o.user} connected from ${o.ip}, a network (${net}) it has not used before`,
           entities: { user: o.user, ip: o.ip, clientId: o.clientId },
-          evidence: { network: net, known_networks: known, user_first_seen: new Date(u.first).toISOString(), sequences: o.seq >= 0 ? [o.seq] : [] },
+          evidence: {
+            network: net,
+            known_networks: known,
+            user_first_seen: new Date(u.first).toISOString(),
+            sequences: o.seq >= 0 ? [o.seq] : [],
+          },
         });
       },
     };
@@ -59,7 +70,12 @@ export const newClientId: RuleDefinition = {
     minimum: 'one accepted connect of a client id not seen since the learning period began',
     params: [
       { name: 'learn', kind: 'duration', default: '1h', doc: `${LEARN_DOC} Starts at the first connect the detectors see.` },
-      { name: 'ignore_prefixes', kind: 'list', default: 'auto-', doc: 'Client ids starting with one of these are never reported (the broker’s generated ids, `auto_id_prefix`); `-` for none.' },
+      {
+        name: 'ignore_prefixes',
+        kind: 'list',
+        default: 'auto-',
+        doc: 'Client ids starting with one of these are never reported (the broker’s generated ids, `auto_id_prefix`); `-` for none.',
+      },
       maxTrackedParam('Client ids remembered', '200000'),
     ],
   },

@@ -48,7 +48,8 @@ const IP_LIKE = /^[0-9a-fA-F:.]+$/;
 function zeekCandidates(rec: Rec): Candidate[] {
   const out: Candidate[] = [];
   for (const f of ZEEK_IP_FIELDS) for (const v of strings(field(rec, f))) out.push({ kind: 'ip', value: v, field: f });
-  for (const f of ZEEK_DOMAIN_FIELDS) for (const v of strings(field(rec, f))) out.push({ kind: IP_LIKE.test(v) ? 'ip' : 'domain', value: v, field: f });
+  for (const f of ZEEK_DOMAIN_FIELDS)
+    for (const v of strings(field(rec, f))) out.push({ kind: IP_LIKE.test(v) ? 'ip' : 'domain', value: v, field: f });
   // dns answers are addresses and names (CNAMEs) mixed
   for (const v of strings(field(rec, 'answers'))) out.push({ kind: IP_LIKE.test(v) ? 'ip' : 'domain', value: v, field: 'answers' });
   const host = strings(field(rec, 'host'))[0];
@@ -123,7 +124,12 @@ function parseRecord(text: string): Rec | undefined {
  */
 function recordTime(rec: Rec): string | undefined {
   const unix = typeof rec.ts === 'number' ? rec.ts : typeof rec.unixTime === 'string' ? Number(rec.unixTime) : rec.unixTime;
-  const ms = typeof unix === 'number' && Number.isFinite(unix) ? unix * 1000 : typeof rec['@timestamp'] === 'string' ? Date.parse(rec['@timestamp']) : NaN;
+  const ms =
+    typeof unix === 'number' && Number.isFinite(unix)
+      ? unix * 1000
+      : typeof rec['@timestamp'] === 'string'
+        ? Date.parse(rec['@timestamp'])
+        : NaN;
   const d = new Date(ms);
   return Number.isNaN(d.getTime()) ? undefined : d.toISOString();
 }
@@ -131,20 +137,39 @@ function recordTime(rec: Rec): string | undefined {
 export const threatIntel: RuleDefinition = {
   spec: {
     name: 'threat-intel',
-    description: 'A client connecting from an address in the OpenCTI indicator set, or a Zeek or osquery record on the bus naming an indicator address, domain, URL or file hash.',
+    description:
+      'A client connecting from an address in the OpenCTI indicator set, or a Zeek or osquery record on the bus naming an indicator address, domain, URL or file hash.',
     entity: 'threat.indicator (with source.ip / mqtt.client_id)',
     risk: 'high',
     minimum: 'one connection from, or one record with, a value the indicator set matches',
     params: [
-      { name: 'zeek_prefixes', kind: 'list', default: 'beats/zeek/', doc: 'Topic prefixes of Zeek records (raw JSON): `id.orig_h`/`id.resp_h`/`src`/`dst`, DNS `query`/`answers`, HTTP `host`/`uri`, SSL `server_name`, file hashes are looked up.' },
-      { name: 'osquery_prefixes', kind: 'list', default: 'beats/osquery/result/,beats/fleet/result/', doc: 'Topic prefixes of osquery result rows (raw JSON): `columns.md5/sha1/sha256` and `columns.remote_address` are looked up.' },
+      {
+        name: 'zeek_prefixes',
+        kind: 'list',
+        default: 'beats/zeek/',
+        doc: 'Topic prefixes of Zeek records (raw JSON): `id.orig_h`/`id.resp_h`/`src`/`dst`, DNS `query`/`answers`, HTTP `host`/`uri`, SSL `server_name`, file hashes are looked up.',
+      },
+      {
+        name: 'osquery_prefixes',
+        kind: 'list',
+        default: 'beats/osquery/result/,beats/fleet/result/',
+        doc: 'Topic prefixes of osquery result rows (raw JSON): `columns.md5/sha1/sha256` and `columns.remote_address` are looked up.',
+      },
     ],
   },
   create(p: Params, emit: Emit, env: DetectorEnv) {
     const zeek = p.list('zeek_prefixes');
     const osquery = p.list('osquery_prefixes');
 
-    const report = (set: IndicatorLookup, c: Candidate, time: number, seq: number, entities: Entities, about: string, record?: Record<string, unknown>) => {
+    const report = (
+      set: IndicatorLookup,
+      c: Candidate,
+      time: number,
+      seq: number,
+      entities: Entities,
+      about: string,
+      record?: Record<string, unknown>,
+    ) => {
       const info = describeMatch(lookup(set, c));
       if (!info) return;
       emit({
@@ -168,7 +193,9 @@ export const threatIntel: RuleDefinition = {
       const entities: Entities = isZeek ? { ip: orig, destinationIp: resp, topic } : { topic };
       const host = short(rec.hostIdentifier);
       const about = isZeek ? `Zeek record on ${topic}` : `osquery row on ${topic}${host ? ` from ${host}` : ''}`;
-      const context = isZeek ? { uid: short(rec.uid), record_time: recordTime(rec) } : { query: short(rec.name), host_identifier: host, record_time: recordTime(rec) };
+      const context = isZeek
+        ? { uid: short(rec.uid), record_time: recordTime(rec) }
+        : { query: short(rec.name), host_identifier: host, record_time: recordTime(rec) };
       for (const c of isZeek ? zeekCandidates(rec) : osqueryCandidates(rec)) report(set, c, o.time, o.seq, entities, about, context);
     };
 
@@ -184,7 +211,14 @@ export const threatIntel: RuleDefinition = {
         }
         if (o.ip === undefined || isInternal(o.clientId)) return;
         const verb = o.action === 'client-connected' ? 'connected' : 'tried to connect';
-        report(set, { kind: 'ip', value: o.ip, field: 'source.ip' }, o.time, o.seq, { ip: o.ip, user: o.user, clientId: o.clientId }, `client ${o.clientId ?? '?'} ${verb} from ${o.ip}`);
+        report(
+          set,
+          { kind: 'ip', value: o.ip, field: 'source.ip' },
+          o.time,
+          o.seq,
+          { ip: o.ip, user: o.user, clientId: o.clientId },
+          `client ${o.clientId ?? '?'} ${verb} from ${o.ip}`,
+        );
       },
     };
   },

@@ -27,12 +27,18 @@ const sample = (items: string[]) => items.slice(0, 20);
 export const wildcardSubscription: RuleDefinition = {
   spec: {
     name: 'wildcard-subscription',
-    description: 'A client that has not done so before subscribes (or tries to) to every topic (`#`) or to all of `$SYS`: reconnaissance of what the broker carries.',
+    description:
+      'A client that has not done so before subscribes (or tries to) to every topic (`#`) or to all of `$SYS`: reconnaissance of what the broker carries.',
     entity: 'mqtt.client_id',
     risk: 'medium',
     minimum: 'one subscription to `#`, `+/#`, `$SYS/#` (also as `$share/<group>/…`) by a client id not yet known for it',
     params: [
-      { name: 'allow_clients', kind: 'list', default: '-', doc: 'Client ids that may subscribe to everything (comma list; `name*` is a prefix; `-` for none), e.g. your historian.' },
+      {
+        name: 'allow_clients',
+        kind: 'list',
+        default: '-',
+        doc: 'Client ids that may subscribe to everything (comma list; `name*` is a prefix; `-` for none), e.g. your historian.',
+      },
       { name: 'allow_users', kind: 'list', default: '-', doc: 'User names that may subscribe to everything (same syntax).' },
       maxTrackedParam('Client ids known to subscribe to everything'),
     ],
@@ -74,13 +80,26 @@ const newScan = (): ScanState => ({});
 export const topicScan: RuleDefinition = {
   spec: {
     name: 'topic-scan',
-    description: 'One client subscribing to many different topic filters, or publishing to many different topics, in a short time: mapping the topic tree or probing what it may write.',
+    description:
+      'One client subscribing to many different topic filters, or publishing to many different topics, in a short time: mapping the topic tree or probing what it may write.',
     entity: 'mqtt.client_id',
     risk: 'medium',
     minimum: '20 distinct filters, or 50 distinct publish topics, from one client within 60 s',
     params: [
-      { name: 'filters', kind: 'count', default: '20', doc: 'Distinct topic filters (granted or denied) one client subscribes to that raise the alert.', min: 2 },
-      { name: 'topics', kind: 'count', default: '50', doc: 'Distinct topics (accepted or denied) one client publishes to that raise the alert. Keep it above what your gateways publish per window.', min: 2 },
+      {
+        name: 'filters',
+        kind: 'count',
+        default: '20',
+        doc: 'Distinct topic filters (granted or denied) one client subscribes to that raise the alert.',
+        min: 2,
+      },
+      {
+        name: 'topics',
+        kind: 'count',
+        default: '50',
+        doc: 'Distinct topics (accepted or denied) one client publishes to that raise the alert. Keep it above what your gateways publish per window.',
+        min: 2,
+      },
       { name: 'window', kind: 'duration', default: '60s', doc: 'Sliding window the distinct filters or topics must fall in.' },
       maxTrackedParam('Client ids', WINDOWED),
     ],
@@ -100,7 +119,14 @@ export const topicScan: RuleDefinition = {
         time: o.time,
         message: `client ${o.clientId} ${kind === 'filters' ? 'subscribed to' : 'published to'} ${n} different ${kind === 'filters' ? 'topic filters' : 'topics'} within ${humanWindow(window)}`,
         entities: { clientId: o.clientId, ip: o.ip, user: o.user },
-        evidence: { kind, distinct: n, threshold: limits[kind], window_s: window / 1000, sample: sample(items), sequences: seen.sequences() },
+        evidence: {
+          kind,
+          distinct: n,
+          threshold: limits[kind],
+          window_s: window / 1000,
+          sample: sample(items),
+          sequences: seen.sequences(),
+        },
       });
       seen.clear();
       return true;
@@ -122,13 +148,12 @@ export const topicScan: RuleDefinition = {
 export const aclDenials: RuleDefinition = {
   spec: {
     name: 'acl-denials',
-    description: 'One client refused by the ACL again and again (publishes dropped, subscriptions denied): probing for what it may read or write.',
+    description:
+      'One client refused by the ACL again and again (publishes dropped, subscriptions denied): probing for what it may read or write.',
     entity: 'mqtt.client_id',
     risk: 'medium',
     minimum: '10 ACL denials of one client within 60 s',
-    params: [
-      ...thresholdParams('10', 'Denied publishes and subscriptions of one client', '60s', 'Client ids'),
-    ],
+    params: [...thresholdParams('10', 'Denied publishes and subscriptions of one client', '60s', 'Client ids')],
   },
   create(p: Params, emit: Emit) {
     const counter = ThresholdCounter.of(p);

@@ -24,23 +24,61 @@ type Row = [user: string | undefined, clientId: string, topic: string, access: A
 function table(t: Test, acl: AclFile, rows: Row[]) {
   for (const [username, clientId, topic, access, allowed] of rows) {
     const who: AclSubject = username === undefined ? { clientId } : { username, clientId };
-    t.equal(acl.check(who, topic, access), allowed, `${username ?? '(anonymous)'}/${clientId} ${access} ${topic} → ${allowed ? 'allowed' : 'denied'}`);
+    t.equal(
+      acl.check(who, topic, access),
+      allowed,
+      `${username ?? '(anonymous)'}/${clientId} ${access} ${topic} → ${allowed ? 'allowed' : 'denied'}`,
+    );
   }
 }
 
 t.test('topicMatchesFilter: the cases of Mosquitto 2.0.11 test/unit/util_topic_test.c', async (t) => {
   const match: [string, string][] = [
-    ['foo/#', 'foo/'], ['foo/#', 'foo'], ['foo//bar', 'foo//bar'], ['foo//+', 'foo//bar'], ['foo/+/+/baz', 'foo///baz'],
-    ['foo/bar/+', 'foo/bar/'], ['foo/bar', 'foo/bar'], ['foo/+', 'foo/bar'], ['foo/+/baz', 'foo/bar/baz'], ['A/B/+/#', 'A/B/B/C'],
-    ['foo/+/#', 'foo/bar/baz'], ['foo/+/#', 'foo/bar'], ['#', 'foo/bar/baz'], ['#', '/foo/bar'], ['/#', '/foo/bar'],
-    ['$SYS/#', '$SYS/broker/uptime'], ['$SYS/+/uptime', '$SYS/broker/uptime'], ['+', 'foo'], ['+/+', '/'],
+    ['foo/#', 'foo/'],
+    ['foo/#', 'foo'],
+    ['foo//bar', 'foo//bar'],
+    ['foo//+', 'foo//bar'],
+    ['foo/+/+/baz', 'foo///baz'],
+    ['foo/bar/+', 'foo/bar/'],
+    ['foo/bar', 'foo/bar'],
+    ['foo/+', 'foo/bar'],
+    ['foo/+/baz', 'foo/bar/baz'],
+    ['A/B/+/#', 'A/B/B/C'],
+    ['foo/+/#', 'foo/bar/baz'],
+    ['foo/+/#', 'foo/bar'],
+    ['#', 'foo/bar/baz'],
+    ['#', '/foo/bar'],
+    ['/#', '/foo/bar'],
+    ['$SYS/#', '$SYS/broker/uptime'],
+    ['$SYS/+/uptime', '$SYS/broker/uptime'],
+    ['+', 'foo'],
+    ['+/+', '/'],
   ];
   const noMatch: [string, string][] = [
-    ['test/6/#', 'test/3'], ['foo/bar', 'foo'], ['foo/+', 'foo/bar/baz'], ['foo/+/baz', 'foo/bar/bar'], ['foo/+/#', 'fo2/bar/baz'],
-    ['/#', 'foo/bar'], ['#', '$SYS/bar'], ['$BOB/bar', '$SYS/bar'], ['+/broker/uptime', '$SYS/broker/uptime'], ['foo/+/#', 'foo'],
+    ['test/6/#', 'test/3'],
+    ['foo/bar', 'foo'],
+    ['foo/+', 'foo/bar/baz'],
+    ['foo/+/baz', 'foo/bar/bar'],
+    ['foo/+/#', 'fo2/bar/baz'],
+    ['/#', 'foo/bar'],
+    ['#', '$SYS/bar'],
+    ['$BOB/bar', '$SYS/bar'],
+    ['+/broker/uptime', '$SYS/broker/uptime'],
+    ['foo/+/#', 'foo'],
     // invalid filters or wildcards in the topic: never a match
-    ['+foo', '+foo'], ['fo+o', 'fo+o'], ['foo+', 'foo+'], ['foo/+bar', 'foo/abar'], ['#foo', '#foo'], ['foo#', 'foo'],
-    ['foo/#/bar', 'foo/x/bar'], ['foo/#a', 'foo'], ['foo/+', 'foo/+'], ['foo/#', 'foo/+'], ['foo/#', 'foo/bar/#'], ['', 'foo'], ['foo', ''],
+    ['+foo', '+foo'],
+    ['fo+o', 'fo+o'],
+    ['foo+', 'foo+'],
+    ['foo/+bar', 'foo/abar'],
+    ['#foo', '#foo'],
+    ['foo#', 'foo'],
+    ['foo/#/bar', 'foo/x/bar'],
+    ['foo/#a', 'foo'],
+    ['foo/+', 'foo/+'],
+    ['foo/#', 'foo/+'],
+    ['foo/#', 'foo/bar/#'],
+    ['', 'foo'],
+    ['foo', ''],
   ];
   for (const [f, topic] of match) t.ok(topicMatchesFilter(f, topic), `${f} matches ${topic}`);
   for (const [f, topic] of noMatch) t.notOk(topicMatchesFilter(f, topic), `${f} does not match ${JSON.stringify(topic)}`);
@@ -50,19 +88,39 @@ t.test('topicMatchesFilter: the cases of Mosquitto 2.0.11 test/unit/util_topic_t
 
 t.test('filterContains: mosquitto_sub_matches_acl cases (Mosquitto develop test/unit/libcommon/topic_test.c)', async (t) => {
   const rows: [string, string, boolean][] = [
-    ['$SYS/#', '$SYS/broker/#', true], ['$SYS/#', '$SYS/+/#', true], ['$SYS/#', '$SYS', true], ['$SYS/+', '$SYS/#', false],
-    ['$SYS/+/a', '$SYS/a/+', false], ['$SYS/+', '$SYS/+/a', false], ['$SYS/broker/uptime', '$SYS/broker/#', false], ['#', '$SYS/broker/#', false],
-    ['#', 'a/b', true], ['a/#', 'a', true], ['a/+/#', 'a/b', true], ['a/+/#', 'a', false], ['+/+', 'a/+', true], ['a/+', '+/+', false],
+    ['$SYS/#', '$SYS/broker/#', true],
+    ['$SYS/#', '$SYS/+/#', true],
+    ['$SYS/#', '$SYS', true],
+    ['$SYS/+', '$SYS/#', false],
+    ['$SYS/+/a', '$SYS/a/+', false],
+    ['$SYS/+', '$SYS/+/a', false],
+    ['$SYS/broker/uptime', '$SYS/broker/#', false],
+    ['#', '$SYS/broker/#', false],
+    ['#', 'a/b', true],
+    ['a/#', 'a', true],
+    ['a/+/#', 'a/b', true],
+    ['a/+/#', 'a', false],
+    ['+/+', 'a/+', true],
+    ['a/+', '+/+', false],
   ];
-  for (const [outer, inner, want] of rows) t.equal(filterContains(outer, inner), want, `${outer} ${want ? 'contains' : 'does not contain'} ${inner}`);
+  for (const [outer, inner, want] of rows)
+    t.equal(filterContains(outer, inner), want, `${outer} ${want ? 'contains' : 'does not contain'} ${inner}`);
   const overlaps: [string, string, boolean][] = [
-    ['#', 'a/b', true], ['a/#', 'a', true], ['+/b', 'a/+', true], ['a/+', 'b/+', false], ['a/+/c', 'a/b', false], ['#', '$SYS/#', false],
-    ['$SYS/#', '$SYS/broker/+', true], ['+/x', '$SYS/x', false], ['a/b/#', 'a/+/c/d', true], ['a//b', 'a/+/b', true],
+    ['#', 'a/b', true],
+    ['a/#', 'a', true],
+    ['+/b', 'a/+', true],
+    ['a/+', 'b/+', false],
+    ['a/+/c', 'a/b', false],
+    ['#', '$SYS/#', false],
+    ['$SYS/#', '$SYS/broker/+', true],
+    ['+/x', '$SYS/x', false],
+    ['a/b/#', 'a/+/c/d', true],
+    ['a//b', 'a/+/b', true],
   ];
   for (const [a, b, want] of overlaps) t.equal(filtersOverlap(a, b), want, `${a} ${want ? 'overlaps' : 'does not overlap'} ${b}`);
 });
 
-t.test('Mosquitto\'s aclfile.example: anonymous section, user section, pattern for everyone', async (t) => {
+t.test("Mosquitto's aclfile.example: anonymous section, user section, pattern for everyone", async (t) => {
   const acl = await loadAclFile(fixture('mosquitto', 'aclfile.example'));
   table(t, acl, [
     [undefined, 'anon', '$SYS/broker/uptime', 'read', true],
@@ -207,7 +265,9 @@ pattern read devices/%c/#
 });
 
 t.test('grammar: what Mosquitto accepts is accepted', async (t) => {
-  const acl = await aclFrom('\ttopic foo/bar\n  user   spaced name  \r\ntopic   deny   a b/c  \n  # indented comment\n\npattern write x/%c\n');
+  const acl = await aclFrom(
+    '\ttopic foo/bar\n  user   spaced name  \r\ntopic   deny   a b/c  \n  # indented comment\n\npattern write x/%c\n',
+  );
   table(t, acl, [
     [undefined, 'c', 'foo/bar', 'read', true], // no access word: readwrite
     [undefined, 'c', 'foo/bar', 'write', true],
@@ -217,7 +277,10 @@ t.test('grammar: what Mosquitto accepts is accepted', async (t) => {
   const quirk = await aclFrom('topic read\n');
   table(t, quirk, [[undefined, 'c', 'read', 'write', true]]); // Mosquitto reads `topic read` as readwrite on topic "read"
   const empty = await aclFrom('# nothing\n');
-  table(t, empty, [[undefined, 'c', 'a', 'read', false], ['u', 'c', 'a', 'subscribe', false]]); // an empty ACL denies everything
+  table(t, empty, [
+    [undefined, 'c', 'a', 'read', false],
+    ['u', 'c', 'a', 'subscribe', false],
+  ]); // an empty ACL denies everything
 });
 
 t.test('hostile ACL files: an error naming file and line', async (t) => {

@@ -32,7 +32,18 @@ pattern read users/%u/inbox
 pattern deny devices/%c/locked
 `;
 const USERS: Record<string, string> = { admin: 'admin pw', alice: 'alice pw', bob: 'bob pw', carol: 'carol pw' };
-const SEEDS = ['shared/news', 'shared/secret', 'shared/x/news', 'alice/private', 'public/info', 'devices/dev-a/temp', 'devices/dev-a/locked', 'devices/dev-c/temp', 'users/carol/inbox', 'users/alice/inbox'];
+const SEEDS = [
+  'shared/news',
+  'shared/secret',
+  'shared/x/news',
+  'alice/private',
+  'public/info',
+  'devices/dev-a/temp',
+  'devices/dev-a/locked',
+  'devices/dev-c/temp',
+  'users/carol/inbox',
+  'users/alice/inbox',
+];
 type Case = [user: string | undefined, clientId: string, topic: string];
 const WRITES: Case[] = [
   ['alice', 'aw', 'alice/w1'],
@@ -71,8 +82,28 @@ function login(user: string | undefined, clientId: string): string[] {
 }
 
 /** Waits for retained messages for one second and returns the topics, and the SUBACK code. */
-async function subscribe(t: Test, port: number, user: string | undefined, clientId: string, filter: string): Promise<{ topics: string[]; granted?: number }> {
-  const r = await run(t, 'mosquitto_sub', ['-h', '127.0.0.1', '-p', String(port), ...login(user, clientId), '-t', filter, '-q', '1', '-v', '-d', '-W', '1']);
+async function subscribe(
+  t: Test,
+  port: number,
+  user: string | undefined,
+  clientId: string,
+  filter: string,
+): Promise<{ topics: string[]; granted?: number }> {
+  const r = await run(t, 'mosquitto_sub', [
+    '-h',
+    '127.0.0.1',
+    '-p',
+    String(port),
+    ...login(user, clientId),
+    '-t',
+    filter,
+    '-q',
+    '1',
+    '-v',
+    '-d',
+    '-W',
+    '1',
+  ]);
   const topics = [...r.stdout.matchAll(/^(\S+) m$/gm)].map((m) => m[1]).sort();
   const granted = /^Subscribed \(mid: \d+\): (\d+)$/m.exec(r.stdout)?.[1];
   return { topics, granted: granted === undefined ? undefined : Number(granted) };
@@ -97,7 +128,8 @@ t.test('the same ACL in real Mosquitto and in mqprobe: same deliveries, as AclFi
   writeFileSync(passwd, lines.join(''));
   writeFileSync(aclFile, ACL);
   const acl = await loadAclFile(aclFile);
-  const who = (user: string | undefined, clientId: string): AclSubject => (user === undefined ? { clientId } : { username: user, clientId });
+  const who = (user: string | undefined, clientId: string): AclSubject =>
+    user === undefined ? { clientId } : { username: user, clientId };
   const conf = `allow_anonymous true\npassword_file ${passwd}\nacl_file ${aclFile}\n`;
 
   const mosquitto = await startMosquitto(t, dir, conf, [passwd, aclFile]);
@@ -108,7 +140,11 @@ t.test('the same ACL in real Mosquitto and in mqprobe: same deliveries, as AclFi
   const retained = [...SEEDS, ...expectedWrites];
   t.same(real.landed, [...retained].sort(), 'Mosquitto: the publishes AclFile allows landed, the others were dropped');
   t.same(ours.landed, real.landed, 'mqprobe: the same publishes landed');
-  t.same(real.pubCodes, WRITES.map(() => 0), 'Mosquitto acknowledges denied publishes');
+  t.same(
+    real.pubCodes,
+    WRITES.map(() => 0),
+    'Mosquitto acknowledges denied publishes',
+  );
   t.same(ours.pubCodes, real.pubCodes, 'mqprobe acknowledges them too');
 
   for (const [i, [user, clientId, filter]] of READS.entries()) {

@@ -40,7 +40,11 @@ t.test('usage synopsis for the CLI help', async (t) => {
 t.test('-c -b creates a 0600 file that verifies; -b adds and updates; -D deletes', async (t) => {
   const dir = tempDir();
   const file = join(dir, 'passwd');
-  t.same(await passwd(['-c', '-b', file, 'alice', 'first']), { code: 0, stdout: '', stderr: '' }, 'silent success, as mosquitto_passwd 2.0');
+  t.same(
+    await passwd(['-c', '-b', file, 'alice', 'first']),
+    { code: 0, stdout: '', stderr: '' },
+    'silent success, as mosquitto_passwd 2.0',
+  );
   t.equal(statSync(file).mode & 0o777, 0o600, 'new file is 0600');
   t.equal(await verify(file, 'alice', 'first'), 'ok');
 
@@ -171,8 +175,16 @@ t.test('messages and exit codes match the real mosquitto_passwd', async (t) => {
   for (const [name, argv, input] of cases) {
     await setup(ours);
     await setup(theirs);
-    const mine = await passwd(argv.map((a) => a.replace('DIR', ours)), input);
-    const real = await run(t, 'mosquitto_passwd', argv.map((a) => a.replace('DIR', theirs)), input);
+    const mine = await passwd(
+      argv.map((a) => a.replace('DIR', ours)),
+      input,
+    );
+    const real = await run(
+      t,
+      'mosquitto_passwd',
+      argv.map((a) => a.replace('DIR', theirs)),
+      input,
+    );
     const norm = (s: string, dir: string) => s.split(dir).join('DIR');
     t.equal(mine.code, real.code, `${name}: exit code ${real.code}`);
     t.equal(norm(mine.stderr, ours), norm(real.stderr, theirs), `${name}: stderr ${JSON.stringify(real.stderr)}`);
@@ -197,8 +209,15 @@ t.test('a corrupt line stops the edit and leaves the file as it was', async (t) 
 t.test('mqprobe limits beyond mosquitto_passwd', async (t) => {
   const dir = tempDir();
   const file = join(dir, 'passwd');
-  t.match(await passwd(['-I', '1000001', '-c', '-b', file, 'u', 'p']), { code: 1, stderr: 'Error: Number of iterations must be at most 1000000.\n' });
-  t.match(await passwd(['-c', '-b', file, ' u', 'p']), { code: 1, stderr: /must not be empty or start or end with blanks/ }, 'the broker would trim the name');
+  t.match(await passwd(['-I', '1000001', '-c', '-b', file, 'u', 'p']), {
+    code: 1,
+    stderr: 'Error: Number of iterations must be at most 1000000.\n',
+  });
+  t.match(
+    await passwd(['-c', '-b', file, ' u', 'p']),
+    { code: 1, stderr: /must not be empty or start or end with blanks/ },
+    'the broker would trim the name',
+  );
   t.match(await passwd(['-c', '-b', file, '#u', 'p']), { code: 1, stderr: /must not start with '#'/ }, 'the broker would read a comment');
   t.match(await passwd(['--help']), { code: 0, stdout: /^mqprobe passwd is a tool/ });
   writeFileSync(file, Buffer.from([0x61, 0x3a, 0xff, 0xfe, 0x0a]));
@@ -211,19 +230,35 @@ t.test('-H argon2id writes the line Mosquitto 2.1 writes; -U keeps hashes the br
   const file = join(dir, 'passwd');
   t.same(await passwd(['-H', 'argon2id', '-c', '-b', file, 'alice', 'a pw']), { code: 0, stdout: '', stderr: '' });
   const line = readFileSync(file, 'utf8');
-  t.match(line, /^alice:\$argon2id\$v=19\$m=47104,t=1,p=1\$[A-Za-z0-9+/]{86}\$[A-Za-z0-9+/]{86}\n$/, "m=47104 KiB, t=1, p=1, 64-byte salt and hash, as libcommon's pw__create_argon2id");
+  t.match(
+    line,
+    /^alice:\$argon2id\$v=19\$m=47104,t=1,p=1\$[A-Za-z0-9+/]{86}\$[A-Za-z0-9+/]{86}\n$/,
+    "m=47104 KiB, t=1, p=1, 64-byte salt and hash, as libcommon's pw__create_argon2id",
+  );
   t.equal((await passwd(['-H', 'argon2id', '-b', file, 'bob', 'b pw'])).code, 0);
   t.equal(await verify(file, 'alice', 'a pw'), 'ok');
   t.equal(await verify(file, 'bob', 'b pw'), 'ok');
   t.equal(await verify(file, 'bob', 'a pw'), 'bad-password');
-  t.same(await passwd(['-H', 'argon2id', '-I', '5', '-b', file, 'carol', 'c']), { code: 1, stdout: '', stderr: 'Error: -I applies to -H sha512-pbkdf2 only.\n' });
-  t.same(await passwd(['-H', 'argon2id', '-b', file, 'carol', '']), { code: 1, stdout: '', stderr: 'Error: argon2id cannot hash an empty password (hash-wasm refuses it)\n' });
+  t.same(await passwd(['-H', 'argon2id', '-I', '5', '-b', file, 'carol', 'c']), {
+    code: 1,
+    stdout: '',
+    stderr: 'Error: -I applies to -H sha512-pbkdf2 only.\n',
+  });
+  t.same(await passwd(['-H', 'argon2id', '-b', file, 'carol', '']), {
+    code: 1,
+    stdout: '',
+    stderr: 'Error: argon2id cannot hash an empty password (hash-wasm refuses it)\n',
+  });
 
   const broken = ['$7$0$AAAA$BBBB', '$argon2id$v=19$m=99999999,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA', '$6$short$x'];
   writeFileSync(file, `${broken.map((b, i) => `u${i}:${b}`).join('\n')}\nplain:secret\n`);
   t.equal((await passwd(['-H', 'argon2id', '-U', file])).code, 0);
   const after = readFileSync(file, 'utf8').split('\n');
-  t.same(after.slice(0, 3), broken.map((b, i) => `u${i}:${b}`), 'hash-shaped fields are not hashed again');
+  t.same(
+    after.slice(0, 3),
+    broken.map((b, i) => `u${i}:${b}`),
+    'hash-shaped fields are not hashed again',
+  );
   t.match(after[3], /^plain:\$argon2id\$/, 'the plain-text one is');
   t.equal(await verify(file, 'plain', 'secret'), 'ok');
 });
@@ -268,7 +303,12 @@ t.test('interop: real mosquitto_passwd edits our file, and real Mosquitto accept
   const broker = await startMosquitto(t, dir, `allow_anonymous false\npassword_file ${file}\n`, [file]);
   const pub = (user: string, password: string) =>
     run(t, 'mosquitto_pub', ['-h', '127.0.0.1', '-p', String(broker.port), '-u', user, '-P', password, '-t', 'interop', '-m', 'x']);
-  for (const [user, password] of [['ours-pbkdf2', 'pw one'], ['ours-sha512', 'pw:two'], ['ours-5000', 'pw/three'], ['theirs', 'their pw']]) {
+  for (const [user, password] of [
+    ['ours-pbkdf2', 'pw one'],
+    ['ours-sha512', 'pw:two'],
+    ['ours-5000', 'pw/three'],
+    ['theirs', 'their pw'],
+  ]) {
     const r = await pub(user, password);
     t.equal(r.code, 0, `real mosquitto accepts ${user} ${r.stderr}`);
   }

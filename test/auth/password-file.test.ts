@@ -35,7 +35,8 @@ t.test('wrong passwords, missing passwords and unknown users are refused', async
     ['legacy', 'legacy-pass\0'],
     ['legacy', PASSWORDS.alice],
   ];
-  for (const [user, password] of wrong) t.equal(await pw.verify(user, Buffer.from(password)), 'bad-password', `${user} / ${JSON.stringify(password)}`);
+  for (const [user, password] of wrong)
+    t.equal(await pw.verify(user, Buffer.from(password)), 'bad-password', `${user} / ${JSON.stringify(password)}`);
   for (const user of Object.keys(PASSWORDS)) t.equal(await pw.verify(user, undefined), 'bad-password', `${user} without a password`);
   for (const user of ['mallory', 'ALICE', 'alice ', ' alice', '', 'alice:x', '#alice']) {
     t.notOk(pw.has(user));
@@ -93,7 +94,11 @@ t.test('an unreadable line removes that user only, with one line naming file, li
     ['hash cut at a $', `alice:$7$101$${salt}$`, /user "alice" removed: malformed \$7\$ hash/],
     ['no hash part', `alice:$7$101$${salt}`, /user "alice" removed: malformed \$7\$ hash/],
     ['short salt', `alice:$7$101$${salt.slice(0, 8)}$${hash}`, /salt must be 12 or 64 bytes, found 6/],
-    ['truncated base64 (a dangling character)', `alice:$7$101$${salt}$${hash.slice(0, 85)}`, /malformed \$7\$ hash \(hash is not valid base64\)/],
+    [
+      'truncated base64 (a dangling character)',
+      `alice:$7$101$${salt}$${hash.slice(0, 85)}`,
+      /malformed \$7\$ hash \(hash is not valid base64\)/,
+    ],
     ['zero iterations', `alice:$7$0$${salt}$${hash}`, /iteration count must be at least 1/],
     ['absurd iterations', `alice:$7$99999999999999999999999$${salt}$${hash}`, new RegExp(`above mqprobe's limit of ${MAX_ITERATIONS}`)],
     ['iterations just above the cap', `alice:$7$${MAX_ITERATIONS + 1}$${salt}$${hash}`, /above mqprobe's limit/],
@@ -119,8 +124,12 @@ t.test('an unreadable line removes that user only, with one line naming file, li
     const message = describeSkippedLine(pw.skipped[0]);
     t.match(message, expected, `${name}: ${message.slice(0, 200)}`);
     t.ok(message.startsWith(`${file}:3: `), `${name}: names the file and line`);
-    t.notOk(message.includes(hash.slice(0, 20)) || message.includes(salt) || message.includes('hunter2'), `${name}: no hash, salt or password in the message`);
-    if (pw.skipped[0].user) t.equal(await pw.verify(pw.skipped[0].user, Buffer.from(PASSWORDS.alice)), 'unknown-user', `${name}: the removed user cannot log in`);
+    t.notOk(
+      message.includes(hash.slice(0, 20)) || message.includes(salt) || message.includes('hunter2'),
+      `${name}: no hash, salt or password in the message`,
+    );
+    if (pw.skipped[0].user)
+      t.equal(await pw.verify(pw.skipped[0].user, Buffer.from(PASSWORDS.alice)), 'unknown-user', `${name}: the removed user cannot log in`);
   }
 });
 
@@ -131,7 +140,11 @@ t.test('what is not a password file, or names a user twice, stops the load namin
     ['duplicate of a removed user', `alice:plain\nalice:${ALICE_HASH}\n`, /:2: user "alice" is already defined on line 1/],
     ['huge line', `alice:${'A'.repeat(200_000)}\n`, /:1: line is longer than 131070 bytes/],
     ['NUL byte', `alice:${ALICE_HASH}\0\n`, /:1: line contains a NUL byte/],
-    ['binary garbage', Buffer.concat([Buffer.from(`alice:${ALICE_HASH}\n`), Buffer.from([0xff, 0xfe, 0x80, 0x41, 0x3a, 0xc3])]), /:2: line is not valid UTF-8/],
+    [
+      'binary garbage',
+      Buffer.concat([Buffer.from(`alice:${ALICE_HASH}\n`), Buffer.from([0xff, 0xfe, 0x80, 0x41, 0x3a, 0xc3])]),
+      /:2: line is not valid UTF-8/,
+    ],
     ['random bytes', Buffer.from(randomBytes(4096).map((b) => (b === 0 || b === 10 ? 0xff : b))), /:1: line is not valid UTF-8/],
   ];
   for (const [name, content, expected] of cases) {
@@ -170,7 +183,10 @@ t.test('files written by the real mosquitto_passwd verify here', async (t) => {
     t.equal(r.code, 0, `mosquitto_passwd wrote ${user}: ${r.stderr}`);
   }
   const pw = await loadPasswordFile(file);
-  t.same(pw.users(), users.map(([u]) => u));
+  t.same(
+    pw.users(),
+    users.map(([u]) => u),
+  );
   for (const [user, , password] of users) {
     t.equal(await pw.verify(user, Buffer.from(password)), 'ok', `${user} verifies`);
     t.equal(await pw.verify(user, Buffer.from(password + 'x')), 'bad-password', `${user} with a wrong password`);

@@ -24,7 +24,24 @@ t.test('options: profiles, lists, output folder, refusals', async (t) => {
   t.equal(quick.profile.name, 'quick');
   t.equal(quick.out, join(repoRoot, 'bench', 'out', 'quick-2026-11-23-08-00-00'), 'a smoke check never overwrites bench/RESULTS.md');
 
-  const custom = parseOptions(['--rounds', '3', '--duration', '2.5', '--warmup', '0', '--scenarios', 'a,d-2000,E-Password', '--brokers', 'mosquitto,mqprobe', '--no-pin', '--out', 'x'], now);
+  const custom = parseOptions(
+    [
+      '--rounds',
+      '3',
+      '--duration',
+      '2.5',
+      '--warmup',
+      '0',
+      '--scenarios',
+      'a,d-2000,E-Password',
+      '--brokers',
+      'mosquitto,mqprobe',
+      '--no-pin',
+      '--out',
+      'x',
+    ],
+    now,
+  );
   t.equal(custom.profile.name, 'full, adjusted');
   t.equal(custom.profile.rounds, 3);
   t.equal(custom.profile.durationMs, 2500);
@@ -107,17 +124,21 @@ t.test('runs against real brokers count every message and connection', async (t)
     t.equal(f.delivered, f.expected);
   });
 
-  await t.test('QoS 1 fan-in over MQTT 5 (bench/engine) through Mosquitto: every publish acknowledged, nothing twice', { skip: bin ? false : 'mosquitto is not installed' }, async (t) => {
-    const b = sc('B');
-    const over5: ScenarioCase = { ...b, job: (c) => ({ ...(b.job(c) as FlowJob), protocolVersion: 5 }) };
-    // not run(): Mosquitto 2.0.11 drops a few QoS 1 messages in B (bench/README.md); what is checked
-    // here is the MQTT 5 encoding of the load (packet ids under the property length, the SUBACK read)
-    const f = (await runOne(setup, over5, variant('mosquitto'), 1, () => undefined)).result as FlowResult;
-    t.ok(f.published > 0, `published ${f.published}`);
-    t.equal(f.pubacks, f.published, 'one PUBACK per publish: the packet ids were where MQTT 5 puts them');
-    t.ok(f.delivered > 0 && f.delivered + f.lost === f.published, `delivered ${f.delivered}, lost ${f.lost}`);
-    t.equal(f.misordered, 0);
-  });
+  await t.test(
+    'QoS 1 fan-in over MQTT 5 (bench/engine) through Mosquitto: every publish acknowledged, nothing twice',
+    { skip: bin ? false : 'mosquitto is not installed' },
+    async (t) => {
+      const b = sc('B');
+      const over5: ScenarioCase = { ...b, job: (c) => ({ ...(b.job(c) as FlowJob), protocolVersion: 5 }) };
+      // not run(): Mosquitto 2.0.11 drops a few QoS 1 messages in B (bench/README.md); what is checked
+      // here is the MQTT 5 encoding of the load (packet ids under the property length, the SUBACK read)
+      const f = (await runOne(setup, over5, variant('mosquitto'), 1, () => undefined)).result as FlowResult;
+      t.ok(f.published > 0, `published ${f.published}`);
+      t.equal(f.pubacks, f.published, 'one PUBACK per publish: the packet ids were where MQTT 5 puts them');
+      t.ok(f.delivered > 0 && f.delivered + f.lost === f.published, `delivered ${f.delivered}, lost ${f.lost}`);
+      t.equal(f.misordered, 0);
+    },
+  );
 
   await t.test('capture to the json_lines receiver: every event accounted for', async (t) => {
     const r = await run(sc('A'), variant('mqprobe-capture'));

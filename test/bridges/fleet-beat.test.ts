@@ -8,7 +8,10 @@ import { fixture } from '../helpers/paths.js';
 import { SseClient } from './sse-client.js';
 
 const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const lines = (...path: string[]) => readFileSync(fixture(...path), 'utf8').split('\n').filter((l) => l !== '');
+const lines = (...path: string[]) =>
+  readFileSync(fixture(...path), 'utf8')
+    .split('\n')
+    .filter((l) => l !== '');
 /** A pretty-printed osquery sample as the one line a logger writes. */
 const oneLine = (...path: string[]) => JSON.stringify(JSON.parse(readFileSync(fixture(...path), 'utf8')));
 
@@ -87,29 +90,62 @@ t.test('Fleet result and status logs flow to MQTT and SSE exactly once across ro
   await until(() => sse.events.length >= expected && published.length >= expected, 20_000, `${expected} records`);
   await pause(300);
   t.equal(published.length, expected, 'the beat published every row once: none lost or repeated across rotation and restart');
-  t.same(sse.events.map((e) => `${e.event} ${e.data}`).sort(), published.map((p) => `${p.topic} ${p.payload}`).sort(), 'SSE got exactly what MQTT got');
+  t.same(
+    sse.events.map((e) => `${e.event} ${e.data}`).sort(),
+    published.map((p) => `${p.topic} ${p.payload}`).sort(),
+    'SSE got exactly what MQTT got',
+  );
   t.ok(sse.connections >= 2, 'the SSE client reconnected across the restart');
 
-  const rows = published.filter((p) => p.topic.startsWith('beats/fleet/result/')).map((p) => ({ topic: p.topic, ...JSON.parse(p.payload) }));
+  const rows = published
+    .filter((p) => p.topic.startsWith('beats/fleet/result/'))
+    .map((p) => ({ topic: p.topic, ...JSON.parse(p.payload) }));
   t.equal(rows.length, expectedRows);
-  t.match(rows[0], {
-    topic: 'beats/fleet/result/pack/Global/system_info',
-    name: 'pack/Global/system_info',
-    action: 'added',
-    format: 'event',
-    hostIdentifier: 'some_uuid',
-    query_id: 115,
-    decorations: { host_uuid: 'some_uuid', username: 'zwass' },
-    columns: { cpu_brand: 'Intel(R) Core(TM) i7-4770HQ CPU @ 2.20GHz', hostname: 'hostimus', physical_memory: '17179869184' },
-  }, 'event format: columns, action, query name, host and decorations');
+  t.match(
+    rows[0],
+    {
+      topic: 'beats/fleet/result/pack/Global/system_info',
+      name: 'pack/Global/system_info',
+      action: 'added',
+      format: 'event',
+      hostIdentifier: 'some_uuid',
+      query_id: 115,
+      decorations: { host_uuid: 'some_uuid', username: 'zwass' },
+      columns: { cpu_brand: 'Intel(R) Core(TM) i7-4770HQ CPU @ 2.20GHz', hostname: 'hostimus', physical_memory: '17179869184' },
+    },
+    'event format: columns, action, query name, host and decorations',
+  );
   const time = rows.filter((r) => r.name === 'pack/Global/time');
   t.ok(time.length >= 2 && time.every((r) => r.action === 'snapshot' && r.format === 'snapshot'), 'snapshot: one message per row');
   const diffs = rows.filter((r) => r.topic === 'beats/fleet/result/processes' && r.format === 'differential');
-  t.same(diffs.map((r) => [r.action, r.columns.pid]), [['added', '97830'], ['removed', '97650'], ['added', '97830'], ['removed', '97650']], 'diffResults: one message per added and removed row');
-  t.same(rows.filter((r) => r.name === 'process_snapshot').slice(0, 4).map((r) => r.columns.path), ['/sbin/launchd', '/usr/sbin/syslogd', '/usr/libexec/UserEventAgent', '/usr/libexec/kextd'], 'snapshot rows in order');
+  t.same(
+    diffs.map((r) => [r.action, r.columns.pid]),
+    [
+      ['added', '97830'],
+      ['removed', '97650'],
+      ['added', '97830'],
+      ['removed', '97650'],
+    ],
+    'diffResults: one message per added and removed row',
+  );
+  t.same(
+    rows
+      .filter((r) => r.name === 'process_snapshot')
+      .slice(0, 4)
+      .map((r) => r.columns.path),
+    ['/sbin/launchd', '/usr/sbin/syslogd', '/usr/libexec/UserEventAgent', '/usr/libexec/kextd'],
+    'snapshot rows in order',
+  );
   const status = published.filter((p) => p.topic === 'beats/fleet/status').map((p) => JSON.parse(p.payload));
-  t.match(status[0], { hostIdentifier: '878a6edf-7131-4e28-95a2-d344905cacab', message: 'Could not get RPM header flag.', decorations: { hostname: 'e0088d28a63f' } });
-  t.same(status.map((s) => s.message), ['Could not get RPM header flag.', 'some message', 'warning!']);
+  t.match(status[0], {
+    hostIdentifier: '878a6edf-7131-4e28-95a2-d344905cacab',
+    message: 'Could not get RPM header flag.',
+    decorations: { hostname: 'e0088d28a63f' },
+  });
+  t.same(
+    status.map((s) => s.message),
+    ['Could not get RPM header flag.', 'some message', 'warning!'],
+  );
   t.equal(await metric(httpPort, 'mqprobe_beat_lines_total{beat="fleet",outcome="malformed"}'), 0, 'no line was malformed');
 });
 
@@ -117,7 +153,10 @@ t.test('malformed, binary, hostile and oversized Fleet lines are counted and ski
   const dir = tempDir();
   const resultLog = join(dir, 'result.log');
   const statusLog = join(dir, 'osqueryd.INFO');
-  const b = await startTestBroker(t, `listener 0 127.0.0.1\nallow_anonymous true\nhttp_listener 0 127.0.0.1\npersistence_location ${dir}\nbeat fleet\nfleet_result_log ${resultLog}\nfleet_status_log ${statusLog}\nfleet_max_line_bytes 4k\n`);
+  const b = await startTestBroker(
+    t,
+    `listener 0 127.0.0.1\nallow_anonymous true\nhttp_listener 0 127.0.0.1\npersistence_location ${dir}\nbeat fleet\nfleet_result_log ${resultLog}\nfleet_status_log ${statusLog}\nfleet_max_line_bytes 4k\n`,
+  );
   const sub = await connectClient(t, b.mqttUrl);
   const got = collect(sub);
   await sub.subscribeAsync('beats/fleet/#');
@@ -134,13 +173,23 @@ t.test('malformed, binary, hostile and oversized Fleet lines are counted and ski
   appendFileSync(resultLog, `${results[0]}\n`);
   appendFileSync(statusLog, lines('osquery', 'osqueryd.INFO.glog-status.log').join('\n') + '\n');
   await until(() => got.length === 2 + 4, 10_000, 'two result rows and four status lines');
-  t.same(got.map((m) => m.topic).slice(0, 2).sort(), ['beats/fleet/result/hostile', 'beats/fleet/result/pack/Global/system_info'].sort());
+  t.same(
+    got
+      .map((m) => m.topic)
+      .slice(0, 2)
+      .sort(),
+    ['beats/fleet/result/hostile', 'beats/fleet/result/pack/Global/system_info'].sort(),
+  );
   const hostile = JSON.parse(got.find((m) => m.topic === 'beats/fleet/result/hostile')!.payload.toString());
   t.same(Object.keys(hostile.columns), ['__proto__', 'ok'], 'a __proto__ column is data, carried as it came');
   t.same(Object.getOwnPropertyDescriptor(hostile, '__proto__')?.value, { x: 1 }, 'so is a top-level __proto__ key');
   t.equal(({} as { polluted?: unknown }).polluted, undefined, 'nothing polluted');
   const glog = got.filter((m) => m.topic === 'beats/fleet/status').map((m) => JSON.parse(m.payload.toString()));
-  t.match(glog[0], { severity: 0, filename: 'init.cpp', line: 380, message: 'osquery initialized [version=2.4.0]' }, 'glog status line typed');
+  t.match(
+    glog[0],
+    { severity: 0, filename: 'init.cpp', line: 380, message: 'osquery initialized [version=2.4.0]' },
+    'glog status line typed',
+  );
   t.equal(await metric(b.httpPort!, 'mqprobe_beat_lines_total{beat="fleet",outcome="malformed"}'), 4, 'four malformed lines counted');
   t.equal(await metric(b.httpPort!, 'mqprobe_beat_lines_total{beat="fleet",outcome="oversized"}'), 1, 'the long line counted as oversized');
   t.equal(await metric(b.httpPort!, 'mqprobe_beat_restarts_total{beat="fleet"}'), 0, 'the beat never failed');

@@ -73,7 +73,10 @@ t.test('valid blocks load with their defaults and common keys', async (t) => {
     ].join('\n'),
   );
   const config = loadConfig(file);
-  t.same(config.beats.map((b) => b.name), ['zeek', 'fleet']);
+  t.same(
+    config.beats.map((b) => b.name),
+    ['zeek', 'fleet'],
+  );
   t.match(config.sse, { heartbeatMs: 2000, history: 50 });
   const defs = new Map<string, BeatDefinition<unknown>>([
     ['zeek', zeekBeat as BeatDefinition<unknown>],
@@ -81,10 +84,18 @@ t.test('valid blocks load with their defaults and common keys', async (t) => {
   ]);
   const zeek = parseBeatBlock(defs, config.beats[0]);
   t.same(zeek.common, { topicPrefix: 'beats/zeek', format: 'ngsi-ld', output: 'both', qos: 1 });
-  t.match(zeek.cfg, { logDir: join(dir, 'logs'), start: 'end', maxLineBytes: 1024 * 1024 }, 'relative paths are taken from the config file directory');
+  t.match(
+    zeek.cfg,
+    { logDir: join(dir, 'logs'), start: 'end', maxLineBytes: 1024 * 1024 },
+    'relative paths are taken from the config file directory',
+  );
   const fleet = parseBeatBlock(defs, config.beats[1]);
   t.same(fleet.common, { topicPrefix: 'site/a/fleet', format: 'raw', output: 'mqtt', qos: 0 }, 'a trailing slash on the prefix is dropped');
-  t.same((fleet.cfg as { resultLogs: string[] }).resultLogs, ['/var/log/fleet/result.log', '/var/log/fleet/result2.log'], 'fleet_result_log repeats');
+  t.same(
+    (fleet.cfg as { resultLogs: string[] }).resultLogs,
+    ['/var/log/fleet/result.log', '/var/log/fleet/result2.log'],
+    'fleet_result_log repeats',
+  );
   t.doesNotThrow(() => validateBeats(config.beats));
 });
 
@@ -94,7 +105,19 @@ t.test('docs/configuration.md sections come from the same key specs', async (t) 
   t.equal(titles[0], 'Beats (common keys)');
   t.ok(titles.includes('Beat zeek') && titles.includes('Beat fleet'), 'one section per registered beat');
   const md = renderConfigDocs(sections);
-  for (const key of ['beat_topic_prefix', 'beat_format', 'beat_output', 'beat_qos', 'zeek_log_dir', 'zeek_start', 'zeek_max_line_bytes', 'fleet_result_log', 'fleet_status_log', 'http_sse_token_file', 'http_sse_history']) {
+  for (const key of [
+    'beat_topic_prefix',
+    'beat_format',
+    'beat_output',
+    'beat_qos',
+    'zeek_log_dir',
+    'zeek_start',
+    'zeek_max_line_bytes',
+    'fleet_result_log',
+    'fleet_status_log',
+    'http_sse_token_file',
+    'http_sse_history',
+  ]) {
     t.match(md, `| \`${key}\` |`, `${key} is documented`);
   }
 });

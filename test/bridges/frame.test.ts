@@ -42,12 +42,20 @@ t.test('records are published by the internal client $beat/<name>, which acl_fil
   await until(() => emitNow !== undefined);
   await emitNow!();
   await until(() => received.length === 2 && got.length === 1, 5000, 'both publishes and one delivery');
-  t.same(received, [
-    { clientId: '$beat/aclprobe', topic: 'beats/aclprobe/no/1' },
-    { clientId: '$beat/aclprobe', topic: 'beats/aclprobe/ok/1' },
-  ], 'both writes were accepted from $beat/aclprobe although the ACL grants it nothing');
+  t.same(
+    received,
+    [
+      { clientId: '$beat/aclprobe', topic: 'beats/aclprobe/no/1' },
+      { clientId: '$beat/aclprobe', topic: 'beats/aclprobe/ok/1' },
+    ],
+    'both writes were accepted from $beat/aclprobe although the ACL grants it nothing',
+  );
   t.same(denied, [], 'nothing was denied');
-  t.same(got.map((m) => m.topic), ['beats/aclprobe/ok/1'], "the reader got only what its own ACL lets it read");
+  t.same(
+    got.map((m) => m.topic),
+    ['beats/aclprobe/ok/1'],
+    'the reader got only what its own ACL lets it read',
+  );
 });
 
 t.test('emit reaches MQTT subscribers and SSE clients; a network client cannot pose as $beat/<name>', async (t) => {
@@ -70,11 +78,19 @@ t.test('emit reaches MQTT subscribers and SSE clients; a network client cannot p
   await emitNow!();
   await until(() => got.length === 1 && sse.events.length === 1, 5000, 'MQTT and SSE delivery');
   t.equal(got[0].topic, 'beats/pub/a/b');
-  t.same(JSON.parse(got[0].payload.toString()), { text: 'hé', n: 1, list: [1, 2], nested: { x: true } }, 'raw format: the typed data as JSON');
+  t.same(
+    JSON.parse(got[0].payload.toString()),
+    { text: 'hé', n: 1, list: [1, 2], nested: { x: true } },
+    'raw format: the typed data as JSON',
+  );
   t.equal(sse.events[0].event, 'beats/pub/a/b');
   t.same(JSON.parse(sse.events[0].data), { text: 'hé', n: 1, list: [1, 2], nested: { x: true } });
 
-  await t.rejects(connectClient(t, b.mqttUrl, { clientId: '$beat/pub' }), /Identifier rejected|bad-client-id|Not authorized|refused/i, 'a network client with a $ client id is refused');
+  await t.rejects(
+    connectClient(t, b.mqttUrl, { clientId: '$beat/pub' }),
+    /Identifier rejected|bad-client-id|Not authorized|refused/i,
+    'a network client with a $ client id is refused',
+  );
   t.equal(await metric(b.httpPort!, /^mqprobe_beat_records_total\{beat="pub"\}/), 1, 'records counted');
   t.equal(probe.contexts[0].stateDir, dir, 'ctx.stateDir is persistence_location');
 });
@@ -82,13 +98,21 @@ t.test('emit reaches MQTT subscribers and SSE clients; a network client cannot p
 t.test('ngsi and ngsi-ld formats; beat_output sse keeps records off MQTT and beat_output mqtt keeps them off SSE', async (t) => {
   const dir = tempDir();
   const emitters: (() => Promise<void>)[] = [];
-  const record = { subtopic: 'dev/1', data: { temperature: 21.5, count: 3, big: 2 ** 40, on: true, tags: ['a', 'b'], id: 'x', 'dotted.name': 'y' }, entity: { type: 'Sensor', id: 'dev 1' }, time: Date.UTC(2024, 0, 2, 3, 4, 5, 6) };
+  const record = {
+    subtopic: 'dev/1',
+    data: { temperature: 21.5, count: 3, big: 2 ** 40, on: true, tags: ['a', 'b'], id: 'x', 'dotted.name': 'y' },
+    entity: { type: 'Sensor', id: 'dev 1' },
+    time: Date.UTC(2024, 0, 2, 3, 4, 5, 6),
+  };
   for (const name of ['fmtngsi', 'fmtld', 'onlysse', 'onlymqtt']) {
     defineProbeBeat(t, name, { start: (ctx) => void emitters.push(() => ctx.emit(record)) });
   }
   const b = await startTestBroker(
     t,
-    conf(dir, 'beat fmtngsi\nbeat_format ngsi\nbeat fmtld\nbeat_format ngsi-ld\nbeat onlysse\nbeat_output sse\nbeat onlymqtt\nbeat_output mqtt\n'),
+    conf(
+      dir,
+      'beat fmtngsi\nbeat_format ngsi\nbeat fmtld\nbeat_format ngsi-ld\nbeat onlysse\nbeat_output sse\nbeat onlymqtt\nbeat_output mqtt\n',
+    ),
   );
   const sub = await connectClient(t, b.mqttUrl);
   const got = collect(sub);
@@ -98,8 +122,16 @@ t.test('ngsi and ngsi-ld formats; beat_output sse keeps records off MQTT and bea
   await until(() => emitters.length === 4);
   for (const e of emitters) await e();
   await until(() => got.length === 3 && sse.events.length === 3, 5000, 'deliveries');
-  t.same(got.map((m) => m.topic).sort(), ['beats/fmtld/dev/1', 'beats/fmtngsi/dev/1', 'beats/onlymqtt/dev/1'], 'beat_output sse is not published to MQTT');
-  t.same(sse.events.map((e) => e.event).sort(), ['beats/fmtld/dev/1', 'beats/fmtngsi/dev/1', 'beats/onlysse/dev/1'], 'beat_output mqtt is not streamed on /sse');
+  t.same(
+    got.map((m) => m.topic).sort(),
+    ['beats/fmtld/dev/1', 'beats/fmtngsi/dev/1', 'beats/onlymqtt/dev/1'],
+    'beat_output sse is not published to MQTT',
+  );
+  t.same(
+    sse.events.map((e) => e.event).sort(),
+    ['beats/fmtld/dev/1', 'beats/fmtngsi/dev/1', 'beats/onlysse/dev/1'],
+    'beat_output mqtt is not streamed on /sse',
+  );
 
   const v2 = JSON.parse(got.find((m) => m.topic === 'beats/fmtngsi/dev/1')!.payload.toString());
   const ti = { TimeInstant: { type: 'DateTime', value: '2024-01-02T03:04:05.006Z' } };
@@ -153,7 +185,10 @@ t.test('a beat that fails is restarted with growing delays and the broker keeps 
   t.equal(await metric(b.httpPort!, /^mqprobe_beat_up\{beat="flaky"\}/), 1);
   const c = await connectClient(t, b.mqttUrl);
   await c.publishAsync('still/alive', 'yes', { qos: 1 });
-  t.match(await import('node:fs').then((fs) => fs.readFileSync(b.logFile, 'utf8')), /beat flaky failed: upstream refused; restarting in 1000 ms/);
+  t.match(
+    await import('node:fs').then((fs) => fs.readFileSync(b.logFile, 'utf8')),
+    /beat flaky failed: upstream refused; restarting in 1000 ms/,
+  );
   await t.rejects(probe.contexts[0].emit({ subtopic: 'x', data: {} }), /beat flaky is stopped/, 'the context of a failed attempt is dead');
 });
 
@@ -191,7 +226,7 @@ t.test('HTTP routes under /beats/<name>, re-registered after a restart; subscrib
   t.same(await r2.json(), { attempt: 2, body: { a: 1 } }, 'the restarted beat serves its routes again');
   await c.publishAsync('cmd/again', 'x', { qos: 1 });
   await until(() => seen.length === 2);
-  t.equal(seen.length, 2, 'the failed attempt\'s subscription was removed (no duplicate delivery)');
+  t.equal(seen.length, 2, "the failed attempt's subscription was removed (no duplicate delivery)");
 });
 
 t.test('ctx.http without http_listener rejects clearly; the beat is retried, the broker runs', async (t) => {
@@ -199,10 +234,12 @@ t.test('ctx.http without http_listener rejects clearly; the beat is retried, the
   const errors: string[] = [];
   const probe = defineProbeBeat(t, 'nohttp', {
     async start(ctx) {
-      await ctx.http(() => undefined).catch((err: Error) => {
-        errors.push(err.message);
-        throw err;
-      });
+      await ctx
+        .http(() => undefined)
+        .catch((err: Error) => {
+          errors.push(err.message);
+          throw err;
+        });
     },
   });
   await startTestBroker(t, `listener 0 127.0.0.1\nallow_anonymous true\npersistence_location ${dir}\nbeat nohttp\n`);
@@ -228,37 +265,48 @@ t.test('a burst of 2,000 records emitted at once reaches a subscriber whole and 
   await until(() => emitNow !== undefined);
   await emitNow!();
   await until(() => got.length === 2000, 10_000, 'all 2,000 records');
-  t.same(got.map((m) => JSON.parse(m.payload.toString()).i), Array.from({ length: 2000 }, (_, i) => i), 'every record once, in order');
-  t.equal(await metric(b.httpPort!, /^mqprobe_beat_restarts_total\{beat="burst"\}/) ?? 0, 0, 'the internal connection never broke');
+  t.same(
+    got.map((m) => JSON.parse(m.payload.toString()).i),
+    Array.from({ length: 2000 }, (_, i) => i),
+    'every record once, in order',
+  );
+  t.equal((await metric(b.httpPort!, /^mqprobe_beat_restarts_total\{beat="burst"\}/)) ?? 0, 0, 'the internal connection never broke');
 });
 
-t.test('records emitted over many ticks from before the internal client is connected reach the broker once each, in emit order', async (t) => {
-  const dir = tempDir();
-  const captured = join(dir, 'capture.ndjson');
-  const n = 3000;
-  let emitted: Promise<void> | undefined;
-  defineProbeBeat(t, 'ticks', {
-    start(ctx) {
-      // the first tick's 1,500 run before CONNACK (mqtt.js holds them and sends them over several ticks), later ones go straight to the broker
-      emitted = (async () => {
-        const all: Promise<void>[] = [];
-        for (let i = 0; i < n; i++) {
-          all.push(ctx.emit({ subtopic: 'x', data: { i, pad: 'p'.repeat(200) } }));
-          if (i >= 1499 && i % 100 === 99) await new Promise((r) => setImmediate(r));
-        }
-        await Promise.all(all);
-      })();
-    },
-  });
-  await startTestBroker(t, conf(dir, `capture_sink file ${captured}\ncapture_payload full\nbeat ticks\n`), { dir });
-  await until(() => emitted !== undefined);
-  await emitted;
-  // the broker's own record of what it received, in the order it received it
-  const received = () =>
-    readFileSync(captured, 'utf8')
-      .split('\n')
-      .filter((l) => l.includes('"publish-received"') && l.includes('$beat/ticks'))
-      .map((l) => JSON.parse((JSON.parse(l) as { mqtt: { payload: string } }).mqtt.payload).i as number);
-  await until(() => existsSync(captured) && received().length >= n, 10_000, `${n} publishes captured`);
-  t.same(received(), Array.from({ length: n }, (_, i) => i), 'every record once, in emit order');
-});
+t.test(
+  'records emitted over many ticks from before the internal client is connected reach the broker once each, in emit order',
+  async (t) => {
+    const dir = tempDir();
+    const captured = join(dir, 'capture.ndjson');
+    const n = 3000;
+    let emitted: Promise<void> | undefined;
+    defineProbeBeat(t, 'ticks', {
+      start(ctx) {
+        // the first tick's 1,500 run before CONNACK (mqtt.js holds them and sends them over several ticks), later ones go straight to the broker
+        emitted = (async () => {
+          const all: Promise<void>[] = [];
+          for (let i = 0; i < n; i++) {
+            all.push(ctx.emit({ subtopic: 'x', data: { i, pad: 'p'.repeat(200) } }));
+            if (i >= 1499 && i % 100 === 99) await new Promise((r) => setImmediate(r));
+          }
+          await Promise.all(all);
+        })();
+      },
+    });
+    await startTestBroker(t, conf(dir, `capture_sink file ${captured}\ncapture_payload full\nbeat ticks\n`), { dir });
+    await until(() => emitted !== undefined);
+    await emitted;
+    // the broker's own record of what it received, in the order it received it
+    const received = () =>
+      readFileSync(captured, 'utf8')
+        .split('\n')
+        .filter((l) => l.includes('"publish-received"') && l.includes('$beat/ticks'))
+        .map((l) => JSON.parse((JSON.parse(l) as { mqtt: { payload: string } }).mqtt.payload).i as number);
+    await until(() => existsSync(captured) && received().length >= n, 10_000, `${n} publishes captured`);
+    t.same(
+      received(),
+      Array.from({ length: n }, (_, i) => i),
+      'every record once, in emit order',
+    );
+  },
+);

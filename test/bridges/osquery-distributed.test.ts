@@ -22,7 +22,15 @@ t.test('distributed queries: addressed hosts collect once, answer once, expiry',
 t.test('distributed query commands: validation', async (t) => {
   t.same(parseQueryCommand(Buffer.from('{"sql":"select 1","hosts":"all"}')), { sql: 'select 1', hosts: 'all' });
   t.same(parseQueryCommand(Buffer.from('{"sql":"select 1","hosts":["a"]}')), { sql: 'select 1', hosts: ['a'] });
-  for (const bad of ['nope', '[]', '{"sql":"","hosts":"all"}', '{"sql":"x","hosts":[]}', '{"sql":"x","hosts":[1]}', '{"sql":"x","hosts":"some"}', '{"hosts":"all"}']) {
+  for (const bad of [
+    'nope',
+    '[]',
+    '{"sql":"","hosts":"all"}',
+    '{"sql":"x","hosts":[]}',
+    '{"sql":"x","hosts":[1]}',
+    '{"sql":"x","hosts":"some"}',
+    '{"hosts":"all"}',
+  ]) {
     t.throws(() => parseQueryCommand(Buffer.from(bad)), { name: 'QueryCommandError' }, bad);
   }
 });

@@ -25,7 +25,12 @@ export class SseClient {
   constructor(
     t: Teardown,
     private readonly url: string,
-    private readonly opts: { headers?: Record<string, string>; reconnect?: boolean; retryMs?: number; onEvent?: (e: SseEvent) => void } = {},
+    private readonly opts: {
+      headers?: Record<string, string>;
+      reconnect?: boolean;
+      retryMs?: number;
+      onEvent?: (e: SseEvent) => void;
+    } = {},
   ) {
     t.teardown(() => this.close());
   }
@@ -109,8 +114,16 @@ export class SseClient {
  * filter. `replay`: sends a Last-Event-ID of an earlier broker run, so the hub first replays its
  * whole history (everything since the broker started).
  */
-export async function openSse(t: Teardown, httpPort: number, filter: string, opts: { replay?: boolean; onEvent?: (e: SseEvent) => void } = {}): Promise<SseClient> {
-  const c = new SseClient(t, `http://127.0.0.1:${httpPort}/sse?topic=${encodeURIComponent(filter)}`, { headers: opts.replay ? { 'last-event-id': '0-0' } : {}, onEvent: opts.onEvent });
+export async function openSse(
+  t: Teardown,
+  httpPort: number,
+  filter: string,
+  opts: { replay?: boolean; onEvent?: (e: SseEvent) => void } = {},
+): Promise<SseClient> {
+  const c = new SseClient(t, `http://127.0.0.1:${httpPort}/sse?topic=${encodeURIComponent(filter)}`, {
+    headers: opts.replay ? { 'last-event-id': '0-0' } : {},
+    onEvent: opts.onEvent,
+  });
   const status = await c.open();
   if (status !== 200) throw new Error(`/sse answered ${status}`);
   return c;

@@ -27,12 +27,31 @@ t.test('streams any broker topic with MQTT filter semantics', async (t) => {
   for (const topic of ['a/b', 'a/c', 'a/b/c', 'x/y', 'z', 'z/1/2', 'q']) await pub.publishAsync(topic, `m:${topic}`, { qos: 1 });
   await pub.publishAsync('multi/line', 'l1\nl2\r\nl3\rl4', { qos: 1 });
   await until(() => all.on('multi/line').length === 1 && sys.events.length > 0, 5000, 'deliveries');
-  t.same(plus.events.map((e) => e.event), ['a/b', 'a/c'], '+ matches one level');
-  t.same(two.events.map((e) => e.event), ['x/y', 'z', 'z/1/2'], 'several filters; # matches the parent level');
-  t.same(all.events.filter((e) => !e.event.startsWith('$')).map((e) => e.event), ['a/b', 'a/c', 'a/b/c', 'x/y', 'z', 'z/1/2', 'q', 'multi/line'], 'default filter #');
-  t.notOk(all.events.some((e) => e.event.startsWith('$')), '# does not match $SYS topics');
+  t.same(
+    plus.events.map((e) => e.event),
+    ['a/b', 'a/c'],
+    '+ matches one level',
+  );
+  t.same(
+    two.events.map((e) => e.event),
+    ['x/y', 'z', 'z/1/2'],
+    'several filters; # matches the parent level',
+  );
+  t.same(
+    all.events.filter((e) => !e.event.startsWith('$')).map((e) => e.event),
+    ['a/b', 'a/c', 'a/b/c', 'x/y', 'z', 'z/1/2', 'q', 'multi/line'],
+    'default filter #',
+  );
+  t.notOk(
+    all.events.some((e) => e.event.startsWith('$')),
+    '# does not match $SYS topics',
+  );
   t.equal(sys.events[0].event, '$SYS/broker/uptime', '$SYS topics with a $SYS filter');
-  t.same(plus.events.map((e) => e.data), ['m:a/b', 'm:a/c'], 'data is the payload');
+  t.same(
+    plus.events.map((e) => e.data),
+    ['m:a/b', 'm:a/c'],
+    'data is the payload',
+  );
   t.equal(all.on('multi/line')[0].data, 'l1\nl2\nl3\nl4', 'a payload with line breaks arrives as several data lines');
   t.match(all.events[0].id, /^\d+-\d+$/, 'ids are <boot>-<sequence>');
   t.match(plus.comments[0], /mqprobe sse, topics a\/\+/);
@@ -58,26 +77,42 @@ t.test('resuming with Last-Event-ID gets exactly what was missed, once', async (
   await until(() => again.events.length === 3);
   await send(6, 7);
   await until(() => again.events.length === 4);
-  t.same(again.events.map((e) => e.data), ['3', '4', '5', '6'], 'the missed messages, then live ones, none twice');
+  t.same(
+    again.events.map((e) => e.data),
+    ['3', '4', '5', '6'],
+    'the missed messages, then live ones, none twice',
+  );
 
   const late = new SseClient(t, url);
   late.lastEventId = first.lastEventId;
   await send(7, 12);
   await late.open();
   await until(() => late.events.length === 5);
-  t.same(late.events.map((e) => e.data), ['7', '8', '9', '10', '11'], 'the history holds the last http_sse_history messages');
+  t.same(
+    late.events.map((e) => e.data),
+    ['7', '8', '9', '10', '11'],
+    'the history holds the last http_sse_history messages',
+  );
   t.match(late.comments.join('\n'), /history starts after \d+-\d+; older messages are lost/, 'a gap is announced');
 
   const otherBoot = new SseClient(t, url);
   otherBoot.lastEventId = '1-99999';
   await otherBoot.open();
   await until(() => otherBoot.events.length === 5);
-  t.same(otherBoot.events.map((e) => e.data), ['7', '8', '9', '10', '11'], 'an id from an earlier broker run gets the whole history');
+  t.same(
+    otherBoot.events.map((e) => e.data),
+    ['7', '8', '9', '10', '11'],
+    'an id from an earlier broker run gets the whole history',
+  );
 
   const query = new SseClient(t, `${url}&lastEventId=${encodeURIComponent(late.events[1].id!)}`);
   await query.open();
   await until(() => query.events.length === 3);
-  t.same(query.events.map((e) => e.data), ['9', '10', '11'], '?lastEventId= works like the header');
+  t.same(
+    query.events.map((e) => e.data),
+    ['9', '10', '11'],
+    '?lastEventId= works like the header',
+  );
 });
 
 t.test('heartbeats, and a client that does not read is dropped instead of buffered', async (t) => {
@@ -104,7 +139,10 @@ t.test('heartbeats, and a client that does not read is dropped instead of buffer
   }
   t.equal(await metric(b.httpPort!, 'mqprobe_sse_clients_dropped_total'), 1, 'the stalled client was dropped');
   await until(() => reader.events.length === sent, 10_000, 'every message at the reading client');
-  t.ok(reader.events.every((e) => e.data.length === payload.length), `the reading client got all ${sent} messages whole, beside the stalled one`);
+  t.ok(
+    reader.events.every((e) => e.data.length === payload.length),
+    `the reading client got all ${sent} messages whole, beside the stalled one`,
+  );
   await until(() => stuck.destroyed || stuck.readableEnded || stuck.closed, 5000, 'the socket closed by the broker').catch(() => undefined);
   t.equal(await metric(b.httpPort!, 'mqprobe_sse_clients'), 2, 'only the reading clients remain');
   const after = new SseClient(t, `http://127.0.0.1:${b.httpPort}/sse?topic=after`);
@@ -132,7 +170,9 @@ t.test('a beat burst of 20,000 records reaches a reading client whole, while a c
   }
 
   // a conn.log of 20,000 records (the fixture's, with fresh uids) appears at once
-  const fixtureLines = readFileSync(fixture('zeek', 'conn.log'), 'utf8').split('\n').filter((l) => l !== '');
+  const fixtureLines = readFileSync(fixture('zeek', 'conn.log'), 'utf8')
+    .split('\n')
+    .filter((l) => l !== '');
   const records = fixtureLines.filter((l) => !l.startsWith('#'));
   const n = 20_000;
   const uids = Array.from({ length: n }, (_, i) => `Cburst${String(i).padStart(6, '0')}`);
@@ -141,13 +181,20 @@ t.test('a beat burst of 20,000 records reaches a reading client whole, while a c
     f[1] = uid;
     return f.join('\t');
   });
-  writeFileSync(join(dir, 'conn.log'), `${[...fixtureLines.filter((l) => l.startsWith('#') && !l.startsWith('#close')), ...body].join('\n')}\n`);
+  writeFileSync(
+    join(dir, 'conn.log'),
+    `${[...fixtureLines.filter((l) => l.startsWith('#') && !l.startsWith('#close')), ...body].join('\n')}\n`,
+  );
   renameSync(join(dir, 'conn.log'), join(logs, 'conn.log'));
 
   await until(() => reader.events.length >= n, 60_000, `${n} events at the reading client`);
   await new Promise((r) => setTimeout(r, 200));
   t.equal(reader.events.length, n, 'no event twice');
-  t.same(reader.events.map((e) => (JSON.parse(e.data) as { uid: string }).uid), uids, 'every record, in file order');
+  t.same(
+    reader.events.map((e) => (JSON.parse(e.data) as { uid: string }).uid),
+    uids,
+    'every record, in file order',
+  );
   t.ok(reader.events.every((e) => e.event === 'beats/zeek/conn'));
   t.equal(reader.connections, 1, 'the reading client was never dropped');
   t.equal(await metric(b.httpPort!, 'mqprobe_sse_clients_dropped_total'), 1, 'the client that does not read was dropped');
@@ -159,57 +206,84 @@ t.test('a client resuming into a history of several MiB takes it whole while liv
   const pub = await connectClient(t, b.mqttUrl);
   const payload = (i: number) => `${i}:${'h'.repeat(2000)}`;
   const kept = 4000;
-  for (let i = 0; i < kept; i += 500) await Promise.all(Array.from({ length: 500 }, (_, j) => pub.publishAsync('hist', payload(i + j), { qos: 1 })));
+  for (let i = 0; i < kept; i += 500)
+    await Promise.all(Array.from({ length: 500 }, (_, j) => pub.publishAsync('hist', payload(i + j), { qos: 1 })));
   // 8 MB of history, far over the default 1 MiB client buffer, replayed at once
   const resumed = new SseClient(t, `http://127.0.0.1:${b.httpPort}/sse?topic=hist`, { headers: { 'last-event-id': '0-0' } });
   t.equal(await resumed.open(), 200);
   const live = 300;
-  for (let i = kept; i < kept + live; i += 50) await Promise.all(Array.from({ length: 50 }, (_, j) => pub.publishAsync('hist', payload(i + j), { qos: 1 })));
+  for (let i = kept; i < kept + live; i += 50)
+    await Promise.all(Array.from({ length: 50 }, (_, j) => pub.publishAsync('hist', payload(i + j), { qos: 1 })));
   await until(() => resumed.events.length >= kept + live, 30_000, 'history and live messages');
-  t.same(resumed.events.map((e) => Number(e.data.split(':')[0])), Array.from({ length: kept + live }, (_, i) => i), 'all of the history, then the live messages, once each');
+  t.same(
+    resumed.events.map((e) => Number(e.data.split(':')[0])),
+    Array.from({ length: kept + live }, (_, i) => i),
+    'all of the history, then the live messages, once each',
+  );
   t.equal(resumed.connections, 1);
   t.equal(await metric(b.httpPort!, 'mqprobe_sse_clients_dropped_total'), 0, 'never dropped');
 });
 
-t.test('bearer token from the deprecated http_sse_token_file (the anonymous user and its ACL); bad filters are refused; internals are never streamed', async (t) => {
-  const dir = tempDir();
-  const token = 's3cr3t-token-value-9f8e';
-  writeFileSync(join(dir, 'token'), `${token}\n`);
-  writeFileSync(join(dir, 'acl'), 'topic readwrite open/#\n');
-  const b = await startTestBroker(t, conf(`http_sse_token_file ${join(dir, 'token')}\nacl_file ${join(dir, 'acl')}\n`), { dir });
-  const base = `http://127.0.0.1:${b.httpPort}/sse`;
-  const none = await fetch(base);
-  t.equal(none.status, 401);
-  t.match(none.headers.get('www-authenticate'), /^Basic realm="mqprobe".*, Bearer realm="mqprobe"$/, 'both challenges');
-  t.equal((await fetch(base, { headers: { authorization: 'Bearer wrong' } })).status, 401);
-  t.equal((await fetch(base, { headers: { authorization: `Basic ${token}` } })).status, 400, 'the token as Basic credentials is not base64 of user:password');
-  t.equal((await fetch(`${base}?topic=a/%23/b`, { headers: { authorization: `Bearer ${token}` } })).status, 400, 'invalid filter');
-  t.equal((await fetch(`${base}?topic=a%2B`, { headers: { authorization: `Bearer ${token}` } })).status, 400, 'wildcard inside a level');
+t.test(
+  'bearer token from the deprecated http_sse_token_file (the anonymous user and its ACL); bad filters are refused; internals are never streamed',
+  async (t) => {
+    const dir = tempDir();
+    const token = 's3cr3t-token-value-9f8e';
+    writeFileSync(join(dir, 'token'), `${token}\n`);
+    writeFileSync(join(dir, 'acl'), 'topic readwrite open/#\n');
+    const b = await startTestBroker(t, conf(`http_sse_token_file ${join(dir, 'token')}\nacl_file ${join(dir, 'acl')}\n`), { dir });
+    const base = `http://127.0.0.1:${b.httpPort}/sse`;
+    const none = await fetch(base);
+    t.equal(none.status, 401);
+    t.match(none.headers.get('www-authenticate'), /^Basic realm="mqprobe".*, Bearer realm="mqprobe"$/, 'both challenges');
+    t.equal((await fetch(base, { headers: { authorization: 'Bearer wrong' } })).status, 401);
+    t.equal(
+      (await fetch(base, { headers: { authorization: `Basic ${token}` } })).status,
+      400,
+      'the token as Basic credentials is not base64 of user:password',
+    );
+    t.equal((await fetch(`${base}?topic=a/%23/b`, { headers: { authorization: `Bearer ${token}` } })).status, 400, 'invalid filter');
+    t.equal((await fetch(`${base}?topic=a%2B`, { headers: { authorization: `Bearer ${token}` } })).status, 400, 'wildcard inside a level');
 
-  const internals = await fetch(`${base}?topic=%23&topic=%24mqprobe/%23`, { headers: { authorization: `Bearer ${token}` } });
-  t.equal(internals.status, 403, 'an internal filter is refused, as an MQTT SUBSCRIBE to it gets 0x80');
-  t.same(await internals.json(), { error: 'the ACL refuses topic filter "$mqprobe/#" to the anonymous user' });
-  t.equal((await fetch(`${base}?topic=closed/%23`, { headers: { authorization: `Bearer ${token}` } })).status, 403, 'the token reads as the anonymous user: its ACL has no closed/#');
-  const byHeader = new SseClient(t, `${base}?topic=%23`, { headers: { authorization: `Bearer ${token}` } });
-  t.equal(await byHeader.open(), 200);
-  const byQuery = new SseClient(t, `${base}?topic=open/%23&access_token=${token}`);
-  t.equal(await byQuery.open(), 200);
-  const pub = await connectClient(t, b.mqttUrl);
-  await pub.publishAsync('closed/x', 'denied by the ACL', { qos: 1 });
-  await pub.publishAsync('open/x', 'fine', { qos: 1 });
-  await until(() => byHeader.events.length >= 1 && byQuery.events.length === 1);
-  await new Promise((r) => setTimeout(r, 100));
-  t.same(byHeader.events.map((e) => e.event), ['open/x'], 'a denied publish (rerouted internally) never reaches SSE');
-  const log = readFileSync(b.logFile, 'utf8');
-  t.notOk(log.includes(token), 'the token never appears in the log');
-  t.match(log, /http_sse_token_file is deprecated: its token now acts as the anonymous user/, 'the change of meaning is logged');
-  t.equal(await metric(b.httpPort!, 'mqprobe_sse_requests_refused_total{reason="unauthorized"}'), 2);
-  t.equal(await metric(b.httpPort!, 'mqprobe_sse_requests_refused_total{reason="forbidden-filter"}'), 2);
-});
+    const internals = await fetch(`${base}?topic=%23&topic=%24mqprobe/%23`, { headers: { authorization: `Bearer ${token}` } });
+    t.equal(internals.status, 403, 'an internal filter is refused, as an MQTT SUBSCRIBE to it gets 0x80');
+    t.same(await internals.json(), { error: 'the ACL refuses topic filter "$mqprobe/#" to the anonymous user' });
+    t.equal(
+      (await fetch(`${base}?topic=closed/%23`, { headers: { authorization: `Bearer ${token}` } })).status,
+      403,
+      'the token reads as the anonymous user: its ACL has no closed/#',
+    );
+    const byHeader = new SseClient(t, `${base}?topic=%23`, { headers: { authorization: `Bearer ${token}` } });
+    t.equal(await byHeader.open(), 200);
+    const byQuery = new SseClient(t, `${base}?topic=open/%23&access_token=${token}`);
+    t.equal(await byQuery.open(), 200);
+    const pub = await connectClient(t, b.mqttUrl);
+    await pub.publishAsync('closed/x', 'denied by the ACL', { qos: 1 });
+    await pub.publishAsync('open/x', 'fine', { qos: 1 });
+    await until(() => byHeader.events.length >= 1 && byQuery.events.length === 1);
+    await new Promise((r) => setTimeout(r, 100));
+    t.same(
+      byHeader.events.map((e) => e.event),
+      ['open/x'],
+      'a denied publish (rerouted internally) never reaches SSE',
+    );
+    const log = readFileSync(b.logFile, 'utf8');
+    t.notOk(log.includes(token), 'the token never appears in the log');
+    t.match(log, /http_sse_token_file is deprecated: its token now acts as the anonymous user/, 'the change of meaning is logged');
+    t.equal(await metric(b.httpPort!, 'mqprobe_sse_requests_refused_total{reason="unauthorized"}'), 2);
+    t.equal(await metric(b.httpPort!, 'mqprobe_sse_requests_refused_total{reason="forbidden-filter"}'), 2);
+  },
+);
 
 t.test('an unreadable or empty token file stops the broker at config load, naming file, line and key', async (t) => {
   const dir = tempDir();
   writeFileSync(join(dir, 'empty'), '  \n');
-  await t.rejects(startTestBroker(t, conf(`http_sse_token_file ${join(dir, 'missing')}\n`)), /mqprobe\.conf:4: http_sse_token_file: cannot read .*missing \(ENOENT\)/);
-  await t.rejects(startTestBroker(t, conf(`http_sse_token_file ${join(dir, 'empty')}\n`)), /mqprobe\.conf:4: http_sse_token_file: .*empty is empty/);
+  await t.rejects(
+    startTestBroker(t, conf(`http_sse_token_file ${join(dir, 'missing')}\n`)),
+    /mqprobe\.conf:4: http_sse_token_file: cannot read .*missing \(ENOENT\)/,
+  );
+  await t.rejects(
+    startTestBroker(t, conf(`http_sse_token_file ${join(dir, 'empty')}\n`)),
+    /mqprobe\.conf:4: http_sse_token_file: .*empty is empty/,
+  );
 });

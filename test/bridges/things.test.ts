@@ -14,7 +14,12 @@ type Msg = { topic: string; payload: Buffer };
 const TOKEN = 'A1_TEST_TOKEN_3f9c2e';
 
 /** mqprobe with a things beat pointed at the Mosquitto peer, and a subscriber on its output. */
-async function beatBroker(t: Test, peer: MosquittoPeer, lines: string[] = [], opts: { token?: string } = {}): Promise<{ broker: TestBroker; out: Msg[]; sub: MqttClient }> {
+async function beatBroker(
+  t: Test,
+  peer: MosquittoPeer,
+  lines: string[] = [],
+  opts: { token?: string } = {},
+): Promise<{ broker: TestBroker; out: Msg[]; sub: MqttClient }> {
   const dir = tempDir();
   writeFileSync(join(dir, 'token'), `${opts.token ?? TOKEN}\n`);
   const conf = [
@@ -47,7 +52,11 @@ function mosquittoPasswd(dir: string, user: string, password: string): string {
 /** Mosquitto's -v log shows the beat's SUBSCRIBE once it is connected and listening. */
 async function beatSubscribed(peer: MosquittoPeer, topic = 'v1/gateway/claim', times = 1): Promise<void> {
   const line = `: \t${topic} (QoS`;
-  const count = () => peer.output().split('\n').filter((l) => l.includes(line)).length;
+  const count = () =>
+    peer
+      .output()
+      .split('\n')
+      .filter((l) => l.includes(line)).length;
   await until(() => count() >= times, 20_000, `the beat subscribing to ${topic} on Mosquitto`);
 }
 
@@ -87,7 +96,10 @@ t.test('config errors name file, line and key', async (t) => {
     ['beat things\nthings_url http://x\n', /:3: things_url: expected an mqtt:\/\/ or mqtts:\/\/ URL/],
     ['beat things\nthings_url mqtt://x\n', /things_token_file: beat things needs credentials/],
     ['beat things\nthings_url mqtt://x\nthings_token_file /t\nthings_username u\n', /give either things_token_file or things_username/],
-    ['beat things\nthings_url mqtt://x\nthings_token_file /t\nthings_mode device\n', /things_device: things_mode device needs things_device/],
+    [
+      'beat things\nthings_url mqtt://x\nthings_token_file /t\nthings_mode device\n',
+      /things_device: things_mode device needs things_device/,
+    ],
     ['beat things\nthings_url mqtt://x\nthings_token_file /t\nthings_mode hub\n', /:5: things_mode: expected one of gateway\|device/],
     ['beat things\nthings_url mqtt://u:p@x\nthings_token_file /t\n', /credentials do not belong in the URL/],
   ];
@@ -110,9 +122,24 @@ t.test('every fixture payload arrives mapped exactly once (ThingsBoard gateway A
 
   const got = recordsOf(out);
   const want = [
-    { topic: 'beats/things/Device A/attributes', device: 'Device A', source: 'publish', attributes: { attribute1: 'value1', attribute2: 42 } },
-    { topic: 'beats/things/Device B/attributes', device: 'Device B', source: 'publish', attributes: { attribute1: 'value1', attribute2: 42 } },
-    { topic: 'beats/things/Device A/attributes', device: 'Device A', source: 'update', attributes: { attribute1: 'value1', attribute2: 42 } },
+    {
+      topic: 'beats/things/Device A/attributes',
+      device: 'Device A',
+      source: 'publish',
+      attributes: { attribute1: 'value1', attribute2: 42 },
+    },
+    {
+      topic: 'beats/things/Device B/attributes',
+      device: 'Device B',
+      source: 'publish',
+      attributes: { attribute1: 'value1', attribute2: 42 },
+    },
+    {
+      topic: 'beats/things/Device A/attributes',
+      device: 'Device A',
+      source: 'update',
+      attributes: { attribute1: 'value1', attribute2: 42 },
+    },
     { topic: 'beats/things/Device A/claim', device: 'Device A', durationMs: 60000, secretKey: '[redacted]' },
     { topic: 'beats/things/Device B/claim', device: 'Device B', durationMs: 60000, secretKey: '[redacted]' },
     { topic: 'beats/things/Device A/connect', device: 'Device A', type: 'Sensor A' },
@@ -125,7 +152,10 @@ t.test('every fixture payload arrives mapped exactly once (ThingsBoard gateway A
     { topic: 'beats/things/Device B/telemetry', device: 'Device B', ts: 1483228800000, values: { temperature: 42, humidity: 80 } },
   ];
   t.same(got, want, 'each fixture entry once, in order, mapped');
-  t.notOk(out.some((m) => m.payload.toString().includes('value_A')), 'the claiming secret is not republished');
+  t.notOk(
+    out.some((m) => m.payload.toString().includes('value_A')),
+    'the claiming secret is not republished',
+  );
 
   await until(() => sse.events.filter((e) => !e.event.includes('/Sentinel')).length >= want.length, 10_000, 'SSE events');
   t.same(
@@ -157,7 +187,11 @@ t.test('NGSI-LD and NGSI v2 entities with urn:ngsi-ld:Device ids (ThingsBoard ga
 
   const v2 = await beatBroker(t, peer, ['beat_format ngsi']);
   await beatSubscribed(peer, 'v1/gateway/claim', 2);
-  await upstream.publishAsync('v1/gateway/attributes', readFileSync(fixture('thingsboard', 'v1-gateway-attributes.update-from-server.json')), { qos: 1 });
+  await upstream.publishAsync(
+    'v1/gateway/attributes',
+    readFileSync(fixture('thingsboard', 'v1-gateway-attributes.update-from-server.json')),
+    { qos: 1 },
+  );
   await until(() => v2.out.length >= 1, 10_000, 'attribute entity');
   t.same(json(v2.out[0]), {
     id: 'urn:ngsi-ld:Device:Device_A',
@@ -183,7 +217,11 @@ t.test('RPC replies and attribute requests from mqprobe clients reach ThingsBoar
 
   await app.publishAsync('beats/things/rpc/Device A/41', JSON.stringify({ success: true, pin: 1 }), { qos: 1 });
   await until(() => toTb.some((m) => m.topic === 'v1/gateway/rpc'), 10_000, 'RPC reply at ThingsBoard');
-  t.same(JSON.parse(toTb[0].payload.toString()), { device: 'Device A', id: 41, data: { success: true, pin: 1 } }, 'the reply in the gateway API shape');
+  t.same(
+    JSON.parse(toTb[0].payload.toString()),
+    { device: 'Device A', id: 41, data: { success: true, pin: 1 } },
+    'the reply in the gateway API shape',
+  );
 
   // a second reply to the same request, and replies to requests never made, go nowhere
   await app.publishAsync('beats/things/rpc/Device A/41', '{"again":true}', { qos: 1 });
@@ -197,7 +235,11 @@ t.test('RPC replies and attribute requests from mqprobe clients reach ThingsBoar
   t.match(asked, { device: 'Device A', client: false, key: 'firmware' });
   await tb.publishAsync('v1/gateway/attributes/response', JSON.stringify({ id: asked.id, device: 'Device A', value: '1.2.3' }), { qos: 1 });
   await until(() => out.some((m) => m.topic === 'beats/things/Device A/attributes'), 10_000, 'attribute answer');
-  t.same(json(out.find((m) => m.topic === 'beats/things/Device A/attributes')!), { device: 'Device A', source: 'response', attributes: { firmware: '1.2.3' } });
+  t.same(json(out.find((m) => m.topic === 'beats/things/Device A/attributes')!), {
+    device: 'Device A',
+    source: 'response',
+    attributes: { firmware: '1.2.3' },
+  });
 
   await flushed(tb, out, 'Sentinel');
   t.equal(toTb.filter((m) => m.topic === 'v1/gateway/rpc').length, 1, 'exactly one reply reached ThingsBoard');
@@ -230,14 +272,20 @@ t.test('device mode: RPC requests, replies and attribute answers on v1/devices/m
     ],
   );
   await app.publishAsync('beats/things/rpc/Boiler 7/5', 'done', { qos: 1 });
-  await app.publishAsync('beats/things/rpc/Boiler 7/attributes', JSON.stringify({ client: ['serial'], shared: ['targetTemperature'] }), { qos: 1 });
+  await app.publishAsync('beats/things/rpc/Boiler 7/attributes', JSON.stringify({ client: ['serial'], shared: ['targetTemperature'] }), {
+    qos: 1,
+  });
   await until(() => toTb.length >= 2, 10_000, 'reply and attribute request at ThingsBoard');
   const reply = toTb.find((m) => m.topic === 'v1/devices/me/rpc/response/5')!;
   t.equal(reply.payload.toString(), '"done"', 'a text reply is sent as a JSON string');
   const req = toTb.find((m) => m.topic.startsWith('v1/devices/me/attributes/request/'))!;
   t.same(JSON.parse(req.payload.toString()), { clientKeys: 'serial', sharedKeys: 'targetTemperature' });
   const id = req.topic.split('/').pop();
-  await tb.publishAsync(`v1/devices/me/attributes/response/${id}`, JSON.stringify({ client: { serial: 'B7-001' }, shared: { targetTemperature: 21.5 } }), { qos: 1 });
+  await tb.publishAsync(
+    `v1/devices/me/attributes/response/${id}`,
+    JSON.stringify({ client: { serial: 'B7-001' }, shared: { targetTemperature: 21.5 } }),
+    { qos: 1 },
+  );
   // the subscriber on beats/things/# sees the commands too; the records are the rest
   const records = () => out.filter((m) => !m.topic.startsWith('beats/things/rpc/'));
   await until(() => records().length >= 4, 10_000, 'attribute answer');
@@ -282,7 +330,16 @@ t.test('user name and password file authentication', async (t) => {
   const pwFile = join(dir, 'pw');
   writeFileSync(pwFile, 's3cret-pw\n');
   const b = tempDir();
-  const conf = ['listener 0 127.0.0.1', 'allow_anonymous true', `persistence_location ${b}`, 'beat things', `things_url ${peer.url}`, 'things_username gateway-7', `things_password_file ${pwFile}`, ''].join('\n');
+  const conf = [
+    'listener 0 127.0.0.1',
+    'allow_anonymous true',
+    `persistence_location ${b}`,
+    'beat things',
+    `things_url ${peer.url}`,
+    'things_username gateway-7',
+    `things_password_file ${pwFile}`,
+    '',
+  ].join('\n');
   const broker = await startTestBroker(t, conf, { dir: b });
   const sub = await connectClient(t, broker.mqttUrl);
   const out = collect(sub);
@@ -302,7 +359,10 @@ t.test('survives ThingsBoard going away and coming back (gateway API replayed th
   await flushed(upstream, out, 'Sentinel');
   await peer.stop();
   await until(() => readFileSync(broker.logFile, 'utf8').includes('connection to ThingsBoard at'), 10_000, 'loss noticed');
-  t.match(readFileSync(broker.logFile, 'utf8'), /beat things failed: connection to ThingsBoard at mqtt:\/\/127\.0\.0\.1:\d+ lost; restarting in \d+ ms/);
+  t.match(
+    readFileSync(broker.logFile, 'utf8'),
+    /beat things failed: connection to ThingsBoard at mqtt:\/\/127\.0\.0\.1:\d+ lost; restarting in \d+ ms/,
+  );
   await peer.start();
   await beatSubscribed(peer, 'v1/gateway/claim', 2);
   upstream = await connectClient(t, peer.url);
@@ -311,58 +371,75 @@ t.test('survives ThingsBoard going away and coming back (gateway API replayed th
   t.pass('records flow again');
 });
 
-t.test('hostile input: malformed payloads, unknown devices, 10,000 attributes in one message (gateway API replayed through Mosquitto)', async (t) => {
-  const peer = await startMosquitto(t);
-  const { broker, out } = await beatBroker(t, peer);
-  await beatSubscribed(peer);
-  const upstream = await connectClient(t, peer.url);
-  const bad: [string, string | Buffer][] = [
-    ['v1/gateway/telemetry', 'not json'],
-    ['v1/gateway/telemetry', Buffer.from([0xff, 0xfe, 0x00, 0x7b])],
-    ['v1/gateway/telemetry', '[1,2,3]'],
-    ['v1/gateway/telemetry', 'null'],
-    ['v1/gateway/telemetry', JSON.stringify({ 'Device A': [{ ts: 'yesterday', values: { t: 1 } }] })],
-    ['v1/gateway/telemetry', JSON.stringify({ 'Device A': [{ ts: 1, values: 5 }] })],
-    ['v1/gateway/telemetry', JSON.stringify({ 'Device A': 'hot' })],
-    ['v1/gateway/attributes', JSON.stringify({ device: 'Device A', data: 'x' })],
-    ['v1/gateway/attributes', JSON.stringify({ device: '', data: {} })],
-    ['v1/gateway/attributes', JSON.stringify({ ['x'.repeat(300)]: { a: 1 } })],
-    ['v1/gateway/rpc', JSON.stringify({ device: 'Device A', data: { id: -1, method: 'm' } })],
-    ['v1/gateway/rpc', JSON.stringify({ device: 'Device A', data: { id: 1 } })],
-    ['v1/gateway/rpc', JSON.stringify({ device: 'Device A' })],
-    ['v1/gateway/attributes/response', JSON.stringify({ id: 999, device: 'Device A', value: 1 })],
-    ['v1/gateway/connect', JSON.stringify({ device: 42 })],
-    ['v1/gateway/connect', JSON.stringify({ device: 'Device A', type: { nested: true } })],
-    ['v1/gateway/claim', JSON.stringify({ 'Device A': { durationMs: 'forever' } })],
-    ['v1/gateway/telemetry', '{"a":'.repeat(50_000)],
-  ];
-  for (const [topic, payload] of bad) await upstream.publishAsync(topic, payload, { qos: 1 });
+t.test(
+  'hostile input: malformed payloads, unknown devices, 10,000 attributes in one message (gateway API replayed through Mosquitto)',
+  async (t) => {
+    const peer = await startMosquitto(t);
+    const { broker, out } = await beatBroker(t, peer);
+    await beatSubscribed(peer);
+    const upstream = await connectClient(t, peer.url);
+    const bad: [string, string | Buffer][] = [
+      ['v1/gateway/telemetry', 'not json'],
+      ['v1/gateway/telemetry', Buffer.from([0xff, 0xfe, 0x00, 0x7b])],
+      ['v1/gateway/telemetry', '[1,2,3]'],
+      ['v1/gateway/telemetry', 'null'],
+      ['v1/gateway/telemetry', JSON.stringify({ 'Device A': [{ ts: 'yesterday', values: { t: 1 } }] })],
+      ['v1/gateway/telemetry', JSON.stringify({ 'Device A': [{ ts: 1, values: 5 }] })],
+      ['v1/gateway/telemetry', JSON.stringify({ 'Device A': 'hot' })],
+      ['v1/gateway/attributes', JSON.stringify({ device: 'Device A', data: 'x' })],
+      ['v1/gateway/attributes', JSON.stringify({ device: '', data: {} })],
+      ['v1/gateway/attributes', JSON.stringify({ ['x'.repeat(300)]: { a: 1 } })],
+      ['v1/gateway/rpc', JSON.stringify({ device: 'Device A', data: { id: -1, method: 'm' } })],
+      ['v1/gateway/rpc', JSON.stringify({ device: 'Device A', data: { id: 1 } })],
+      ['v1/gateway/rpc', JSON.stringify({ device: 'Device A' })],
+      ['v1/gateway/attributes/response', JSON.stringify({ id: 999, device: 'Device A', value: 1 })],
+      ['v1/gateway/connect', JSON.stringify({ device: 42 })],
+      ['v1/gateway/connect', JSON.stringify({ device: 'Device A', type: { nested: true } })],
+      ['v1/gateway/claim', JSON.stringify({ 'Device A': { durationMs: 'forever' } })],
+      ['v1/gateway/telemetry', '{"a":'.repeat(50_000)],
+    ];
+    for (const [topic, payload] of bad) await upstream.publishAsync(topic, payload, { qos: 1 });
 
-  // odd but valid: names that are not topic-safe, a device never announced, prototype keys
-  await upstream.publishAsync('v1/gateway/attributes', '{"plant/#/+": {"ok": true}, "Never Connected": {"__proto__": 1, "constructor": 2}}', { qos: 1 });
-  // valid JSON nested deeper than JSON.parse/stringify can recurse: refused or dropped, never a crash
-  await upstream.publishAsync('v1/gateway/attributes', `{"device":"Deep","data":{"x":${'['.repeat(200_000)}${']'.repeat(200_000)}}}`, { qos: 1 });
-  const many = Object.fromEntries(Array.from({ length: 10_000 }, (_, i) => [`attr${i}`, i]));
-  await upstream.publishAsync('v1/gateway/attributes', JSON.stringify({ device: 'Big', data: many }), { qos: 1 });
-  await flushed(upstream, out, 'Sentinel');
+    // odd but valid: names that are not topic-safe, a device never announced, prototype keys
+    await upstream.publishAsync(
+      'v1/gateway/attributes',
+      '{"plant/#/+": {"ok": true}, "Never Connected": {"__proto__": 1, "constructor": 2}}',
+      { qos: 1 },
+    );
+    // valid JSON nested deeper than JSON.parse/stringify can recurse: refused or dropped, never a crash
+    await upstream.publishAsync('v1/gateway/attributes', `{"device":"Deep","data":{"x":${'['.repeat(200_000)}${']'.repeat(200_000)}}}`, {
+      qos: 1,
+    });
+    const many = Object.fromEntries(Array.from({ length: 10_000 }, (_, i) => [`attr${i}`, i]));
+    await upstream.publishAsync('v1/gateway/attributes', JSON.stringify({ device: 'Big', data: many }), { qos: 1 });
+    await flushed(upstream, out, 'Sentinel');
 
-  const got = out.filter((m) => !m.topic.includes('Sentinel'));
-  t.same(
-    got.map((m) => m.topic),
-    ['beats/things/plant____/attributes', 'beats/things/Never Connected/attributes', 'beats/things/Big/attributes'],
-    'only the valid messages became records, wildcard characters made topic-safe',
-  );
-  t.equal(json(got[0]).device, 'plant/#/+', 'the record keeps the exact device name');
-  t.same(JSON.parse(got[1].payload.toString()).attributes, JSON.parse('{"__proto__":1,"constructor":2}'), 'prototype keys are plain data');
-  t.equal(Object.keys(json(got[2]).attributes).length, 10_000, 'all 10,000 attributes in one record');
-  t.equal(json(got[2]).attributes.attr9999, 9999);
+    const got = out.filter((m) => !m.topic.includes('Sentinel'));
+    t.same(
+      got.map((m) => m.topic),
+      ['beats/things/plant____/attributes', 'beats/things/Never Connected/attributes', 'beats/things/Big/attributes'],
+      'only the valid messages became records, wildcard characters made topic-safe',
+    );
+    t.equal(json(got[0]).device, 'plant/#/+', 'the record keeps the exact device name');
+    t.same(
+      JSON.parse(got[1].payload.toString()).attributes,
+      JSON.parse('{"__proto__":1,"constructor":2}'),
+      'prototype keys are plain data',
+    );
+    t.equal(Object.keys(json(got[2]).attributes).length, 10_000, 'all 10,000 attributes in one record');
+    t.equal(json(got[2]).attributes.attr9999, 9999);
 
-  const log = logged(broker).join('\n');
-  t.match(log, /refused ThingsBoard input: v1\/gateway\/telemetry: message is not valid JSON/);
-  t.match(log, /telemetry "ts" is not a time in epoch milliseconds/);
-  t.match(log, /device name longer than 255 characters/);
-  t.match(log, /cannot emit attributes of device Deep: Maximum call stack size exceeded/, 'the too-deep record is dropped with a warning');
-  const metrics = await (await fetch(`http://127.0.0.1:${broker.httpPort}/metrics`)).text();
-  t.match(metrics, /mqprobe_beat_things_rejected_total\{beat="things"\} 18/, 'each refused message or entry counted');
-  t.match(metrics, /mqprobe_beat_up\{beat="things"\} 1/, 'the beat is still up');
-});
+    const log = logged(broker).join('\n');
+    t.match(log, /refused ThingsBoard input: v1\/gateway\/telemetry: message is not valid JSON/);
+    t.match(log, /telemetry "ts" is not a time in epoch milliseconds/);
+    t.match(log, /device name longer than 255 characters/);
+    t.match(
+      log,
+      /cannot emit attributes of device Deep: Maximum call stack size exceeded/,
+      'the too-deep record is dropped with a warning',
+    );
+    const metrics = await (await fetch(`http://127.0.0.1:${broker.httpPort}/metrics`)).text();
+    t.match(metrics, /mqprobe_beat_things_rejected_total\{beat="things"\} 18/, 'each refused message or entry counted');
+    t.match(metrics, /mqprobe_beat_up\{beat="things"\} 1/, 'the beat is still up');
+  },
+);

@@ -11,7 +11,10 @@ import { parseJsonRecord, stampRecord } from '../../bridges/zeek/record.js';
 import { SseClient } from './sse-client.js';
 import { startRedis } from '../helpers/redis.js';
 
-const lines = (name: string) => readFileSync(fixture('zeek', name), 'utf8').split('\n').filter((l) => l !== '');
+const lines = (name: string) =>
+  readFileSync(fixture('zeek', name), 'utf8')
+    .split('\n')
+    .filter((l) => l !== '');
 const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** The payloads the beat must publish for a fixture (raw format), computed with the parsers tested in zeek-parse.test.ts. */
@@ -121,8 +124,15 @@ async function rotationAndRestart(t: Test, redisUrl?: string): Promise<void> {
   // a log type that appears later
   await writeLines(join(logs, 'notice.log'), lines('notice.log'));
 
-  await until(() => sse.events.length >= expected.length && published.length >= expected.length && (!redisUrl || new Set(got).size >= expected.length), 20_000, `${expected.length} records`).catch((err: Error) => {
-    throw new Error(`${err.message}: the beat published ${published.length}, SSE got ${sse.events.length}${redisUrl ? `, the MQTT subscriber ${new Set(got).size}` : ''}`);
+  await until(
+    () =>
+      sse.events.length >= expected.length && published.length >= expected.length && (!redisUrl || new Set(got).size >= expected.length),
+    20_000,
+    `${expected.length} records`,
+  ).catch((err: Error) => {
+    throw new Error(
+      `${err.message}: the beat published ${published.length}, SSE got ${sse.events.length}${redisUrl ? `, the MQTT subscriber ${new Set(got).size}` : ''}`,
+    );
   });
   await pause(300);
   t.equal(published.length, expected.length, 'the beat published no record twice');
@@ -136,20 +146,32 @@ async function rotationAndRestart(t: Test, redisUrl?: string): Promise<void> {
     // QoS 1 is at-least-once: a message the subscriber acknowledged just before the broker stopped may still be
     // in the broker's Redis outgoing queue and is sent again by the restarted broker (the beat published it once)
     const repeats = got.filter((m, i) => got.indexOf(m) !== i);
-    t.ok(repeats.every((m) => gotBeforeRestart.has(m)), `repeats (${repeats.length}) are only broker redeliveries of records delivered before the restart`);
+    t.ok(
+      repeats.every((m) => gotBeforeRestart.has(m)),
+      `repeats (${repeats.length}) are only broker redeliveries of records delivered before the restart`,
+    );
   }
   const conn = JSON.parse(sse.on('beats/zeek/conn')[0].data);
-  t.match(conn, { ts: 1329843175.736107, 'id.orig_p': 37604, duration: 0.112432, tunnel_parents: [], '@timestamp': '2012-02-21T16:52:55.736107Z' });
+  t.match(conn, {
+    ts: 1329843175.736107,
+    'id.orig_p': 37604,
+    duration: 0.112432,
+    tunnel_parents: [],
+    '@timestamp': '2012-02-21T16:52:55.736107Z',
+  });
   t.same(JSON.parse(sse.on('beats/zeek/dns')[0].data).TTLs, [2230, 41830]);
   t.equal(await metric(httpPort, 'mqprobe_beat_lines_total{beat="zeek",outcome="malformed"}'), 0, 'no line was malformed');
   // closed here, while Redis still runs (teardowns run in the order they were registered: Redis first)
   await b.broker.close();
 }
 
-t.test('Zeek TSV and JSON logs flow exactly once across rotation and a broker restart (published into the broker, MQTT persistent session and SSE; Redis state)', async (t) => {
-  const redis = await startRedis(t);
-  await rotationAndRestart(t, redis.url);
-});
+t.test(
+  'Zeek TSV and JSON logs flow exactly once across rotation and a broker restart (published into the broker, MQTT persistent session and SSE; Redis state)',
+  async (t) => {
+    const redis = await startRedis(t);
+    await rotationAndRestart(t, redis.url);
+  },
+);
 
 t.test('the same with checkpoints in the beat state file (SSE; memory broker)', async (t) => {
   await rotationAndRestart(t);
@@ -158,7 +180,10 @@ t.test('the same with checkpoints in the beat state file (SSE; memory broker)', 
 t.test('malformed lines, binary garbage, a 10 MB line and a deleted directory are counted and skipped', async (t) => {
   const dir = tempDir();
   const logs = join(dir, 'logs');
-  const b = await startTestBroker(t, `listener 0 127.0.0.1\nallow_anonymous true\nhttp_listener 0 127.0.0.1\npersistence_location ${dir}\nbeat zeek\nzeek_log_dir ${logs}\n`);
+  const b = await startTestBroker(
+    t,
+    `listener 0 127.0.0.1\nallow_anonymous true\nhttp_listener 0 127.0.0.1\npersistence_location ${dir}\nbeat zeek\nzeek_log_dir ${logs}\n`,
+  );
   const sub = await connectClient(t, b.mqttUrl);
   const got = collect(sub);
   await sub.subscribeAsync('beats/zeek/#');
@@ -176,7 +201,10 @@ t.test('malformed lines, binary garbage, a 10 MB line and a deleted directory ar
   appendFileSync(file, conn[9] + '\n');
   appendFileSync(file, '[1,2,3]\n');
   await until(() => got.length === 2, 15_000, 'the two good records');
-  t.same(got.map((m) => JSON.parse(m.payload.toString()).uid), ['CjhGID4nQcgTWjvg4c', 'CCvvfg3TEfuqmmG4bh']);
+  t.same(
+    got.map((m) => JSON.parse(m.payload.toString()).uid),
+    ['CjhGID4nQcgTWjvg4c', 'CCvvfg3TEfuqmmG4bh'],
+  );
   t.equal(await metric(b.httpPort!, 'mqprobe_beat_lines_total{beat="zeek",outcome="malformed"}'), 5, 'five malformed lines counted');
   t.equal(await metric(b.httpPort!, 'mqprobe_beat_lines_total{beat="zeek",outcome="oversized"}'), 1, 'the 10 MB line counted as oversized');
   const logText = readFileSync(b.logFile, 'utf8');
@@ -200,7 +228,10 @@ t.test('zeek_start end skips what is already there; beat_format ngsi gives works
   mkdirSync(logs);
   const conn = lines('conn.log');
   writeFileSync(join(logs, 'conn.log'), conn.slice(0, 10).join('\n') + '\n');
-  const b = await startTestBroker(t, `listener 0 127.0.0.1\nallow_anonymous true\npersistence_location ${dir}\nbeat zeek\nzeek_log_dir ${logs}\nzeek_sensor_id edge-7\nbeat_format ngsi\nbeat_output mqtt\n`);
+  const b = await startTestBroker(
+    t,
+    `listener 0 127.0.0.1\nallow_anonymous true\npersistence_location ${dir}\nbeat zeek\nzeek_log_dir ${logs}\nzeek_sensor_id edge-7\nbeat_format ngsi\nbeat_output mqtt\n`,
+  );
   const sub = await connectClient(t, b.mqttUrl);
   const got = collect(sub);
   await sub.subscribeAsync('beats/zeek/#');
@@ -213,7 +244,11 @@ t.test('zeek_start end skips what is already there; beat_format ngsi gives works
   t.equal(got[0].topic, 'beats/zeek/conn');
   t.equal(e.id, 'urn:ngsi-ld:Conn:edge-7');
   t.equal(e.type, 'Conn');
-  t.same(e.source_ip, { type: 'String', value: '199.233.217.249', metadata: { TimeInstant: { type: 'DateTime', value: '2012-02-21T16:53:14.151Z' } } });
+  t.same(e.source_ip, {
+    type: 'String',
+    value: '199.233.217.249',
+    metadata: { TimeInstant: { type: 'DateTime', value: '2012-02-21T16:53:14.151Z' } },
+  });
   t.same(e.destination_port.value, 33582);
   t.equal(e.ts.type, 'Long');
   t.equal(e.ts.value, 1329843194152);

@@ -80,7 +80,10 @@ t.test('dns, ssl, weird, notice (TSV, Zeek 6.2): vectors, bools, escapes, any lo
 });
 
 t.test('Zeek JSON: epoch ts (LogAscii::use_json) and ISO ts (json-streaming) become the same shape', async (t) => {
-  const [conn] = readFileSync(fixture('zeek', 'conn-epoch-ts.ndjson'), 'utf8').split('\n').filter(Boolean).map((l) => parseJsonRecord(l));
+  const [conn] = readFileSync(fixture('zeek', 'conn-epoch-ts.ndjson'), 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => parseJsonRecord(l));
   t.equal(conn.ts, 1591367999.305988);
   stampRecord(conn);
   t.equal(conn['@timestamp'], '2020-06-05T14:39:59.305988Z');
@@ -129,10 +132,28 @@ t.test('time conversions and the NGSI shape of the works-beats Zeek beat', async
   t.equal(isoToEpochSeconds('2018-03-24T17:15:20Z'), 1521911720);
   t.equal(isoToEpochSeconds('2018-03-24T19:15:20.5+02:00'), 1521911720.5);
   t.equal(isoToEpochSeconds('not a time'), undefined);
-  const rec = { ts: 1329843175.736107, 'id.orig_h': '1.2.3.4', 'id.resp_p': 80, orig_bytes: 5, resp_pkts: 1, 'remote_location.city': 'X', '@timestamp': 'x' };
+  const rec = {
+    ts: 1329843175.736107,
+    'id.orig_h': '1.2.3.4',
+    'id.resp_p': 80,
+    orig_bytes: 5,
+    resp_pkts: 1,
+    'remote_location.city': 'X',
+    '@timestamp': 'x',
+  };
   const e = zeekEntity('ngsi-ld', 'conn', 'sensor-1', rec, 1329843175736);
   t.equal(e.id, 'urn:ngsi-ld:Conn:sensor-1');
   t.equal(e.type, 'Conn');
-  t.same(Object.keys(e).sort(), ['@context', 'destination_pkts', 'destination_port', 'id', 'remote_location_city', 'source_bytes', 'source_ip', 'ts', 'type']);
+  t.same(Object.keys(e).sort(), [
+    '@context',
+    'destination_pkts',
+    'destination_port',
+    'id',
+    'remote_location_city',
+    'source_bytes',
+    'source_ip',
+    'ts',
+    'type',
+  ]);
   t.same(e.ts, { type: 'Property', value: 1329843175736, observedAt: '2012-02-21T16:52:55.736Z' }, 'ts in epoch ms');
 });

@@ -1,5 +1,16 @@
 import t, { type Test } from 'tap';
-import { appendFileSync, mkdirSync, openSync, renameSync, rmSync, truncateSync, unlinkSync, writeFileSync, writeSync, closeSync } from 'node:fs';
+import {
+  appendFileSync,
+  mkdirSync,
+  openSync,
+  renameSync,
+  rmSync,
+  truncateSync,
+  unlinkSync,
+  writeFileSync,
+  writeSync,
+  closeSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import pino from 'pino';
 import { Tailer, type TailHandlers } from '../../bridges/shared/tailer.js';
@@ -20,11 +31,24 @@ interface Run {
 }
 
 /** A Tailer on dir/*.log with a file store in stateDir, recording what it hands over; stopped in teardown. */
-function tail(t: Test, dir: string, stateDir: string, opts: { start?: 'beginning' | 'end'; maxLineBytes?: number; forgetAfterMs?: number; handler?: TailHandlers['lines'] } = {}): Run {
+function tail(
+  t: Test,
+  dir: string,
+  stateDir: string,
+  opts: { start?: 'beginning' | 'end'; maxLineBytes?: number; forgetAfterMs?: number; handler?: TailHandlers['lines'] } = {},
+): Run {
   const store = new FileStore(join(stateDir, 'state.json'), log);
   const run: Omit<Run, 'tailer' | 'done'> = { lines: [], oversized: [], resets: [], events: [], store };
   const tailer = new Tailer(
-    { sources: [{ dir, match: (n) => n.endsWith('.log') }], start: opts.start ?? 'beginning', maxLineBytes: opts.maxLineBytes ?? 4096, store, log, pollMs: 50, forgetAfterMs: opts.forgetAfterMs },
+    {
+      sources: [{ dir, match: (n) => n.endsWith('.log') }],
+      start: opts.start ?? 'beginning',
+      maxLineBytes: opts.maxLineBytes ?? 4096,
+      store,
+      log,
+      pollMs: 50,
+      forgetAfterMs: opts.forgetAfterMs,
+    },
     {
       lines: async (file, lines, offsets) => {
         if (opts.handler) await opts.handler(file, lines, offsets);

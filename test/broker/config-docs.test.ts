@@ -14,7 +14,18 @@ t.test('the generated reference documents the keys users look for', async (t) =>
   const text = renderConfigDocs(beatDocSections());
   const keys = [...text.matchAll(/^\| `([a-z0-9_.]+)` \|/gm)].map((m) => m[1]);
   t.ok(keys.length > 60, `${keys.length} keys documented`);
-  for (const k of ['listener', 'password_file', 'acl_file', 'persistence_redis_url', 'capture_sink', 'detect', 'max_queued_bytes', 'beat_format', 'zeek_log_dir', 'fleet_result_log']) {
+  for (const k of [
+    'listener',
+    'password_file',
+    'acl_file',
+    'persistence_redis_url',
+    'capture_sink',
+    'detect',
+    'max_queued_bytes',
+    'beat_format',
+    'zeek_log_dir',
+    'fleet_result_log',
+  ]) {
     t.ok(keys.includes(k), `${k} is documented`);
   }
 });

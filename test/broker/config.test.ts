@@ -10,7 +10,11 @@ t.test("Mosquitto's own annotated example config loads cleanly", async (t) => {
   const c = loadConfig(fixture('mosquitto', 'mosquitto.conf.example'));
   t.equal(c.warnings.length, 0, 'every line is a comment: no warnings');
   t.ok(c.localOnly, 'no listener configured: Mosquitto 2.0 local-only mode');
-  t.same(c.listeners.map((l) => `${l.bind} ${l.port}`), ['127.0.0.1 1883', '::1 1883'], 'IPv4 and IPv6 loopback, as Mosquitto 2.0');
+  t.same(
+    c.listeners.map((l) => `${l.bind} ${l.port}`),
+    ['127.0.0.1 1883', '::1 1883'],
+    'IPv4 and IPv6 loopback, as Mosquitto 2.0',
+  );
   t.equal(c.security.allowAnonymous, true);
 });
 
@@ -20,18 +24,32 @@ t.test('uncommenting every Mosquitto key of the example still loads (known keys 
   // Take each commented "#key value" default line and enable it; bridge keys and paths that need files are kept out.
   const lines = readFileSync(fixture('mosquitto', 'mosquitto.conf.example'), 'utf8')
     .split('\n')
-    .filter((l) => /^#[a-z_]+ \S/.test(l) && !/^#(include_dir|password_file|acl_file|psk_file|pid_file|cafile|capath|certfile|keyfile|crlfile|dhparamfile|listener|port|http_dir|plugin|auth_plugin|persistence_location|log_dest|tls_|ciphers|require_certificate|use_identity|use_subject|address|bind_interface|mount_point)/.test(l))
+    .filter(
+      (l) =>
+        /^#[a-z_]+ \S/.test(l) &&
+        !/^#(include_dir|password_file|acl_file|psk_file|pid_file|cafile|capath|certfile|keyfile|crlfile|dhparamfile|listener|port|http_dir|plugin|auth_plugin|persistence_location|log_dest|tls_|ciphers|require_certificate|use_identity|use_subject|address|bind_interface|mount_point)/.test(
+          l,
+        ),
+    )
     .map((l) => l.slice(1));
   const c = loadConfig(conf(lines.join('\n'), 'all.conf', dir));
   t.ok(lines.length > 30, `enabled ${lines.length} example lines`);
   const warned = new Set(c.warnings.map((w) => w.key));
-  t.ok(warned.has('memory_limit') && warned.has('upgrade_outgoing_qos') && !warned.has('set_tcp_nodelay'), `unimplemented Mosquitto keys warn (${[...warned].join(', ')})`);
-  t.ok(c.warnings.every((w) => w.file.endsWith('all.conf') && w.line > 0), 'warnings name file and line');
+  t.ok(
+    warned.has('memory_limit') && warned.has('upgrade_outgoing_qos') && !warned.has('set_tcp_nodelay'),
+    `unimplemented Mosquitto keys warn (${[...warned].join(', ')})`,
+  );
+  t.ok(
+    c.warnings.every((w) => w.file.endsWith('all.conf') && w.line > 0),
+    'warnings name file and line',
+  );
 });
 
 t.test('listeners, per_listener_settings and security sections', async (t) => {
   const dir = tempDir();
-  const c = loadConfig(conf(`
+  const c = loadConfig(
+    conf(
+      `
 # global before any listener
 allow_anonymous false
 per_listener_settings true
@@ -47,9 +65,20 @@ listener 9001
 protocol websockets
 mount_point tenant1/
 max_connections 10
-`, 'l.conf', dir));
+`,
+      'l.conf',
+      dir,
+    ),
+  );
   t.equal(c.listeners.length, 3);
-  t.same(c.listeners.map((l) => [l.port, l.bind, l.protocol]), [[1884, '127.0.0.1', 'mqtt'], [8883, undefined, 'mqtt'], [9001, undefined, 'websockets']]);
+  t.same(
+    c.listeners.map((l) => [l.port, l.bind, l.protocol]),
+    [
+      [1884, '127.0.0.1', 'mqtt'],
+      [8883, undefined, 'mqtt'],
+      [9001, undefined, 'websockets'],
+    ],
+  );
   t.equal(c.listeners[0].security.allowAnonymous, true, 'per-listener allow_anonymous');
   t.equal(c.listeners[1].tls.certfile, join(dir, 'server.crt'), 'relative paths resolve from the config file');
   t.equal(c.listeners[2].mountPoint, 'tenant1/');
@@ -67,9 +96,15 @@ t.test('without per_listener_settings, security keys in listener blocks are glob
 t.test('port and bind_address define the default listener; -p overrides ports', async (t) => {
   const file = conf('port 1999\nbind_address 127.0.0.1\n');
   const c = loadConfig(file);
-  t.same(c.listeners.map((l) => [l.port, l.bind]), [[1999, '127.0.0.1']]);
+  t.same(
+    c.listeners.map((l) => [l.port, l.bind]),
+    [[1999, '127.0.0.1']],
+  );
   const o = loadConfig(file, { ports: [2001, 2002] });
-  t.same(o.listeners.map((l) => l.port), [2001, 2002]);
+  t.same(
+    o.listeners.map((l) => l.port),
+    [2001, 2002],
+  );
 });
 
 t.test('include_dir reads *.conf in order, and include loops are refused', async (t) => {
@@ -79,7 +114,10 @@ t.test('include_dir reads *.conf in order, and include loops are refused', async
   writeFileSync(join(dir, 'conf.d', 'a.conf'), 'listener 1884\n');
   writeFileSync(join(dir, 'conf.d', 'ignored.txt'), 'listener 1886\n');
   const c = loadConfig(conf('include_dir conf.d\n', 'main.conf', dir));
-  t.same(c.listeners.map((l) => l.port), [1884, 1885]);
+  t.same(
+    c.listeners.map((l) => l.port),
+    [1884, 1885],
+  );
 
   const loop = tempDir();
   mkdirSync(join(loop, 'd'));
@@ -108,7 +146,13 @@ t.test('hostile and invalid input names file, line and key', async (t) => {
 
 t.test('beat blocks collect their keys until the next beat line', async (t) => {
   const c = loadConfig(conf('beat zeek\nzeek_log_dir /opt/zeek\nbeat_format ngsi\nlistener 1883\nbeat fleet\nfleet_result_log /x\n'));
-  t.same(c.beats.map((b) => [b.name, b.lines.map((l) => l.key)]), [['zeek', ['zeek_log_dir', 'beat_format']], ['fleet', ['fleet_result_log']]]);
+  t.same(
+    c.beats.map((b) => [b.name, b.lines.map((l) => l.key)]),
+    [
+      ['zeek', ['zeek_log_dir', 'beat_format']],
+      ['fleet', ['fleet_result_log']],
+    ],
+  );
   t.equal(c.listeners[0].port, 1883, 'broker keys inside a beat block still apply to the broker');
   configError(t, 'beat zeek\nbeat zeek\n', /configured twice/, 'duplicate beat');
 });

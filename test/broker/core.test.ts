@@ -28,7 +28,15 @@ function raw(port: number, bytes: Buffer, waitMs = 3000): Promise<{ data: Buffer
 }
 
 function connectPacket(opts: Partial<mqttPacket.IConnectPacket>): Buffer {
-  return mqttPacket.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, clientId: 'x', keepalive: 30, ...opts } as mqttPacket.IConnectPacket);
+  return mqttPacket.generate({
+    cmd: 'connect',
+    protocolId: 'MQTT',
+    protocolVersion: 4,
+    clean: true,
+    clientId: 'x',
+    keepalive: 30,
+    ...opts,
+  } as mqttPacket.IConnectPacket);
 }
 
 function connack(data: Buffer): number | undefined {
@@ -47,7 +55,11 @@ t.test('publish and subscribe with mqtt.js, QoS 0/1/2 and retained messages', as
   await pub.publishAsync('a/2', 'two', { qos: 2 });
   await pub.publishAsync('r/1', 'kept', { qos: 1, retain: true });
   await until(() => got.length === 3, 5000, 'three deliveries');
-  t.same(got.map((m) => [m.topic, m.payload.toString(), m.qos]).sort(), [['a/0', 'zero', 0], ['a/1', 'one', 1], ['a/2', 'two', 2]]);
+  t.same(got.map((m) => [m.topic, m.payload.toString(), m.qos]).sort(), [
+    ['a/0', 'zero', 0],
+    ['a/1', 'one', 1],
+    ['a/2', 'two', 2],
+  ]);
   const late = await connectClient(t, mqttUrl, { clientId: 'late' });
   const lateGot = collect(late);
   await late.subscribeAsync('r/#', { qos: 1 });
@@ -87,7 +99,12 @@ t.test('password_file: every fixture user with their password, nobody else', asy
     t.ok(c.connected, `${user} authenticates`);
     c.end(true);
   }
-  for (const [user, password] of [['alice', 'wrong'], ['alice', PASSWORDS.bob], ['mallory', 'alice-secret'], ['ALICE', PASSWORDS.alice]]) {
+  for (const [user, password] of [
+    ['alice', 'wrong'],
+    ['alice', PASSWORDS.bob],
+    ['mallory', 'alice-secret'],
+    ['ALICE', PASSWORDS.alice],
+  ]) {
     await t.rejects(connectClient(t, mqttUrl, { username: user, password }), /Not authorized/i, `${user} with a wrong password is refused`);
   }
   await t.rejects(connectClient(t, mqttUrl, {}), /Not authorized/i, 'anonymous refused: allow_anonymous defaults to false');
@@ -110,7 +127,11 @@ t.test('acl_file: a denied subscription gets 0x80, a denied publish is dropped b
   t.ok(alice.connected, 'still connected after a denied QoS 1 publish (PUBACK received)');
   await alice.publishAsync('test/ok', 'allowed', { qos: 1 });
   await until(() => got.length === 1, 5000, 'allowed delivery');
-  t.same(got.map((m) => m.topic), ['test/ok'], 'only the allowed publish was delivered');
+  t.same(
+    got.map((m) => m.topic),
+    ['test/ok'],
+    'only the allowed publish was delivered',
+  );
 });
 
 t.test('malformed and oversized input ends only that connection', async (t) => {
@@ -123,7 +144,17 @@ t.test('malformed and oversized input ends only that connection', async (t) => {
   t.ok(garbage.closed, '1 MB of random bytes: connection closed');
   const badFlags = await raw(port, Buffer.from([0x10, 0x02, 0xff, 0xff]));
   t.ok(badFlags.closed, 'malformed CONNECT: connection closed');
-  const big = Buffer.concat([connectPacket({ clientId: 'big' }), mqttPacket.generate({ cmd: 'publish', topic: 'ok', payload: Buffer.alloc(4096), qos: 0, retain: false, dup: false } as mqttPacket.IPublishPacket)]);
+  const big = Buffer.concat([
+    connectPacket({ clientId: 'big' }),
+    mqttPacket.generate({
+      cmd: 'publish',
+      topic: 'ok',
+      payload: Buffer.alloc(4096),
+      qos: 0,
+      retain: false,
+      dup: false,
+    } as mqttPacket.IPublishPacket),
+  ]);
   const oversized = await raw(port, big);
   t.ok(oversized.closed, 'packet over max_packet_size: connection closed');
   const silent = await raw(port, Buffer.alloc(0), 5000);
@@ -139,18 +170,24 @@ t.test('acl_file does not apply to in-broker (internal) clients; readers still n
   const { dir } = await startTestBroker(t); // only for a temp dir
   const acl = join(dir, 'acl');
   writeFileSync(acl, 'user alice\ntopic read beats/#\nuser bob\ntopic read other/#\n');
-  const { mqttUrl, broker } = await startTestBroker(t, `listener 0 127.0.0.1\npassword_file ${fixture('mosquitto', 'passwd')}\nacl_file ${acl}\n`);
+  const { mqttUrl, broker } = await startTestBroker(
+    t,
+    `listener 0 127.0.0.1\npassword_file ${fixture('mosquitto', 'passwd')}\nacl_file ${acl}\n`,
+  );
   const alice = await connectClient(t, mqttUrl, { username: 'alice', password: PASSWORDS.alice });
   const bob = await connectClient(t, mqttUrl, { username: 'bob', password: PASSWORDS.bob });
   const aliceGot = collect(alice);
   const bobGot = collect(bob);
   await alice.subscribeAsync('beats/#', { qos: 1 });
   await bob.subscribeAsync('#', { qos: 1 }).catch(() => undefined);
-  const internal = new MqttClient(() => {
-    const [mine, brokers] = duplexPair();
-    broker.connectInternal(brokers);
-    return mine;
-  }, { clientId: '$beat/test', protocolVersion: 4, reconnectPeriod: 0 });
+  const internal = new MqttClient(
+    () => {
+      const [mine, brokers] = duplexPair();
+      broker.connectInternal(brokers);
+      return mine;
+    },
+    { clientId: '$beat/test', protocolVersion: 4, reconnectPeriod: 0 },
+  );
   t.teardown(() => internal.end(true));
   await new Promise((resolve) => internal.once('connect', resolve));
   await internal.publishAsync('beats/test/record', 'from inside', { qos: 1 });
@@ -163,7 +200,10 @@ t.test('the probe reports a will when it is published, not on a clean DISCONNECT
   const { dir } = await startTestBroker(t); // only for a temp dir
   const acl = join(dir, 'acl');
   writeFileSync(acl, 'user alice\ntopic readwrite will/#\nuser bob\ntopic read will/#\n');
-  const { mqttUrl, broker } = await startTestBroker(t, `listener 0 127.0.0.1\npassword_file ${fixture('mosquitto', 'passwd')}\nacl_file ${acl}\n`);
+  const { mqttUrl, broker } = await startTestBroker(
+    t,
+    `listener 0 127.0.0.1\npassword_file ${fixture('mosquitto', 'passwd')}\nacl_file ${acl}\n`,
+  );
   const wills: string[] = [];
   broker.probe.on('will-published', (c, w) => wills.push(`${c.id} ${w.topic} ${w.payloadSize}`));
   const watcher = await connectClient(t, mqttUrl, { username: 'alice', password: PASSWORDS.alice, clientId: 'watcher' });
@@ -171,13 +211,27 @@ t.test('the probe reports a will when it is published, not on a clean DISCONNECT
   await watcher.subscribeAsync('will/#', { qos: 1 });
   const will = (topic: string) => ({ topic, payload: Buffer.from('gone'), qos: 0 as const, retain: false });
   const dies = await connectClient(t, mqttUrl, { username: 'alice', password: PASSWORDS.alice, clientId: 'dies', will: will('will/dies') });
-  const polite = await connectClient(t, mqttUrl, { username: 'alice', password: PASSWORDS.alice, clientId: 'polite', will: will('will/polite') });
-  const denied = await connectClient(t, mqttUrl, { username: 'bob', password: PASSWORDS.bob, clientId: 'denied', will: will('will/denied') });
+  const polite = await connectClient(t, mqttUrl, {
+    username: 'alice',
+    password: PASSWORDS.alice,
+    clientId: 'polite',
+    will: will('will/polite'),
+  });
+  const denied = await connectClient(t, mqttUrl, {
+    username: 'bob',
+    password: PASSWORDS.bob,
+    clientId: 'denied',
+    will: will('will/denied'),
+  });
   (dies as unknown as { stream: net.Socket }).stream.destroy();
   await polite.endAsync();
   (denied as unknown as { stream: net.Socket }).stream.destroy();
   await until(() => got.length === 1, 5000, 'the will delivered');
   await new Promise((r) => setTimeout(r, 200));
-  t.same(wills, ['dies will/dies 4'], 'one will reported: the dead connection\'s');
-  t.same(got.map((m) => m.topic), ['will/dies'], 'and only that one delivered');
+  t.same(wills, ['dies will/dies 4'], "one will reported: the dead connection's");
+  t.same(
+    got.map((m) => m.topic),
+    ['will/dies'],
+    'and only that one delivered',
+  );
 });

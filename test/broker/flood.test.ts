@@ -8,7 +8,10 @@ import { makeReentrancySafe } from '../../broker/engine/safe-emitter.js';
 import { startTestBroker, ANONYMOUS_CONF } from '../helpers/broker.js';
 import { connectClient, collect, until } from '../helpers/mqtt.js';
 
-type Emitter = { on(topic: string, f: (m: unknown, cb: () => void) => void): void; emit(m: { topic: string }, cb?: (err?: Error) => void): void };
+type Emitter = {
+  on(topic: string, f: (m: unknown, cb: () => void) => void): void;
+  emit(m: { topic: string }, cb?: (err?: Error) => void): void;
+};
 
 /** Holds the emitter's only slot with a slow listener, queues a backlog nobody listens to, then releases. */
 function drainBacklog(emitter: Emitter, backlog: number): Promise<number> {
@@ -27,7 +30,6 @@ function drainBacklog(emitter: Emitter, backlog: number): Promise<number> {
   });
 }
 
-
 /** A full garbage collection without --expose-gc on the command line (tap starts the process). */
 function collectGarbage(): void {
   v8.setFlagsFromString('--expose-gc');
@@ -35,8 +37,16 @@ function collectGarbage(): void {
 }
 
 t.test('root cause: mqemitter drains a synchronous backlog by recursion (unpatched it overflows the stack)', async (t) => {
-  await t.rejects(drainBacklog(mqemitter({ concurrency: 1 }) as Emitter, 100_000), RangeError, 'mqemitter 7.1.0 as shipped: Maximum call stack size exceeded');
-  t.equal(await drainBacklog(makeReentrancySafe(mqemitter({ concurrency: 1 })) as Emitter, 100_000), 100_000, 'patched: every queued message completes, in a loop');
+  await t.rejects(
+    drainBacklog(mqemitter({ concurrency: 1 }) as Emitter, 100_000),
+    RangeError,
+    'mqemitter 7.1.0 as shipped: Maximum call stack size exceeded',
+  );
+  t.equal(
+    await drainBacklog(makeReentrancySafe(mqemitter({ concurrency: 1 })) as Emitter, 100_000),
+    100_000,
+    'patched: every queued message completes, in a loop',
+  );
 });
 
 t.test('the patched emitter keeps delivery order', async (t) => {
@@ -48,12 +58,24 @@ t.test('the patched emitter keeps delivery order', async (t) => {
   });
   for (let n = 0; n < 1000; n++) e.emit({ topic: 'x', n } as { topic: string });
   await until(() => seen.length === 1000);
-  t.same(seen, Array.from({ length: 1000 }, (_, i) => i));
+  t.same(
+    seen,
+    Array.from({ length: 1000 }, (_, i) => i),
+  );
 });
 
 function rawClient(port: number, id: string): net.Socket {
   const s = net.connect(port, '127.0.0.1');
-  s.write(mqttPacket.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, clientId: id, keepalive: 60 } as mqttPacket.IConnectPacket));
+  s.write(
+    mqttPacket.generate({
+      cmd: 'connect',
+      protocolId: 'MQTT',
+      protocolVersion: 4,
+      clean: true,
+      clientId: id,
+      keepalive: 60,
+    } as mqttPacket.IConnectPacket),
+  );
   s.on('data', () => undefined);
   s.on('error', () => undefined);
   return s;
@@ -61,11 +83,20 @@ function rawClient(port: number, id: string): net.Socket {
 
 t.test('QoS 0 flood while the only subscriber disconnects: the broker survives, 20 times in a row', async (t) => {
   const { port, mqttUrl } = await startTestBroker(t);
-  const pkt = mqttPacket.generate({ cmd: 'publish', topic: 'bench/x', payload: Buffer.alloc(64), qos: 0, retain: false, dup: false } as mqttPacket.IPublishPacket);
+  const pkt = mqttPacket.generate({
+    cmd: 'publish',
+    topic: 'bench/x',
+    payload: Buffer.alloc(64),
+    qos: 0,
+    retain: false,
+    dup: false,
+  } as mqttPacket.IPublishPacket);
   const batch = Buffer.concat(Array(200).fill(pkt));
   for (let round = 1; round <= 20; round++) {
     const sub = rawClient(port, `sub-${round}`);
-    sub.write(mqttPacket.generate({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'bench/#', qos: 0 }] } as mqttPacket.ISubscribePacket));
+    sub.write(
+      mqttPacket.generate({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'bench/#', qos: 0 }] } as mqttPacket.ISubscribePacket),
+    );
     await new Promise((r) => setTimeout(r, 100));
     const pubs = [1, 2, 3, 4].map((i) => rawClient(port, `pub-${round}-${i}`));
     let stop = false;
@@ -98,7 +129,9 @@ t.test('QoS 0 flood while the only subscriber disconnects: the broker survives, 
 t.test('a subscriber that stops reading does not stall the others', async (t) => {
   const { port, mqttUrl } = await startTestBroker(t, ANONYMOUS_CONF);
   const stalled = rawClient(port, 'stalled');
-  stalled.write(mqttPacket.generate({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'fan/#', qos: 0 }] } as mqttPacket.ISubscribePacket));
+  stalled.write(
+    mqttPacket.generate({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'fan/#', qos: 0 }] } as mqttPacket.ISubscribePacket),
+  );
   await new Promise((r) => setTimeout(r, 200));
   stalled.pause(); // stops reading: its socket buffers fill up
   const healthy = await connectClient(t, mqttUrl, { clientId: 'healthy' });
@@ -116,7 +149,9 @@ t.test('a subscriber that stops reading does not stall the others', async (t) =>
 t.test('QoS 0 messages for a subscriber over max_queued_bytes are dropped and counted', async (t) => {
   const { port, mqttUrl, httpPort } = await startTestBroker(t, `${ANONYMOUS_CONF}max_queued_bytes 65536\nhttp_listener 0 127.0.0.1\n`);
   const stalled = rawClient(port, 'stalled');
-  stalled.write(mqttPacket.generate({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'fan/#', qos: 0 }] } as mqttPacket.ISubscribePacket));
+  stalled.write(
+    mqttPacket.generate({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'fan/#', qos: 0 }] } as mqttPacket.ISubscribePacket),
+  );
   await new Promise((r) => setTimeout(r, 200));
   stalled.pause();
   const pub = await connectClient(t, mqttUrl, { clientId: 'publisher' });
@@ -132,18 +167,29 @@ t.test('10,000 connections opened and dropped in a burst leave the broker health
   const { port, mqttUrl, broker } = await startTestBroker(t);
   collectGarbage();
   const before = process.memoryUsage().heapUsed;
-  const connect = mqttPacket.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, clientId: '', keepalive: 60 } as mqttPacket.IConnectPacket);
+  const connect = mqttPacket.generate({
+    cmd: 'connect',
+    protocolId: 'MQTT',
+    protocolVersion: 4,
+    clean: true,
+    clientId: '',
+    keepalive: 60,
+  } as mqttPacket.IConnectPacket);
   let opened = 0;
   for (let wave = 0; wave < 10; wave++) {
     const socks = await Promise.all(
-      Array.from({ length: 1000 }, () => new Promise<net.Socket>((resolve) => {
-        const s = net.connect(port, '127.0.0.1', () => {
-          s.write(connect);
-          resolve(s);
-        });
-        s.on('error', () => resolve(s));
-        s.on('data', () => undefined);
-      })),
+      Array.from(
+        { length: 1000 },
+        () =>
+          new Promise<net.Socket>((resolve) => {
+            const s = net.connect(port, '127.0.0.1', () => {
+              s.write(connect);
+              resolve(s);
+            });
+            s.on('error', () => resolve(s));
+            s.on('data', () => undefined);
+          }),
+      ),
     );
     opened += socks.length;
     for (const s of socks) s.destroy();
@@ -164,7 +210,10 @@ t.test('10,000 connections opened and dropped in a burst leave the broker health
 });
 
 t.test('QoS 1 messages beyond max_inflight_messages + max_queued_messages unacknowledged are dropped and counted', async (t) => {
-  const { port, mqttUrl, httpPort } = await startTestBroker(t, `${ANONYMOUS_CONF}max_inflight_messages 5\nmax_queued_messages 10\nhttp_listener 0 127.0.0.1\n`);
+  const { port, mqttUrl, httpPort } = await startTestBroker(
+    t,
+    `${ANONYMOUS_CONF}max_inflight_messages 5\nmax_queued_messages 10\nhttp_listener 0 127.0.0.1\n`,
+  );
   // reads everything but never sends PUBACK
   const parser = mqttPacket.parser();
   let publishes = 0;
@@ -173,8 +222,19 @@ t.test('QoS 1 messages beyond max_inflight_messages + max_queued_messages unackn
   });
   const silent = net.connect(port, '127.0.0.1');
   silent.on('data', (d) => parser.parse(d));
-  silent.write(mqttPacket.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, clientId: 'never-acks', keepalive: 60 } as mqttPacket.IConnectPacket));
-  silent.write(mqttPacket.generate({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'q/#', qos: 1 }] } as mqttPacket.ISubscribePacket));
+  silent.write(
+    mqttPacket.generate({
+      cmd: 'connect',
+      protocolId: 'MQTT',
+      protocolVersion: 4,
+      clean: true,
+      clientId: 'never-acks',
+      keepalive: 60,
+    } as mqttPacket.IConnectPacket),
+  );
+  silent.write(
+    mqttPacket.generate({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'q/#', qos: 1 }] } as mqttPacket.ISubscribePacket),
+  );
   t.teardown(() => silent.destroy());
   await new Promise((r) => setTimeout(r, 200));
   const healthy = await connectClient(t, mqttUrl, { clientId: 'acks' });

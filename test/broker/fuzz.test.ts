@@ -34,7 +34,8 @@ function liveBytes(): number {
   return m.heapUsed + m.arrayBuffers;
 }
 
-const FUZZ_CONF = (capture: string) => `listener 0 127.0.0.1\nallow_anonymous true\nlistener 0 127.0.0.1\nprotocol websockets\ncapture_sink file ${capture}\n`;
+const FUZZ_CONF = (capture: string) =>
+  `listener 0 127.0.0.1\nallow_anonymous true\nlistener 0 127.0.0.1\nprotocol websockets\ncapture_sink file ${capture}\n`;
 
 t.test('the generator: the same seed gives the same bytes, every kind and version occurs', async (t) => {
   const a = [...fuzzCases(SEED, 400)];
@@ -45,7 +46,10 @@ t.test('the generator: the same seed gives the same bytes, every kind and versio
   t.same(new Set(a.map((c) => c.kind)), new Set(KINDS), 'every kind');
   t.same(new Set(a.map((c) => c.version)), new Set([3, 4, 5]), 'MQTT 3.1, 3.1.1 and 5.0');
   t.same(new Set(a.map((c) => c.delivery)), new Set(['whole', 'chunks', 'drip']), 'every delivery');
-  t.ok(a.some((c) => c.rawHttp), 'HTTP straight at the WebSocket listener');
+  t.ok(
+    a.some((c) => c.rawHttp),
+    'HTTP straight at the WebSocket listener',
+  );
 });
 
 t.test(`fuzzer, seed ${SEED}: ${CASES} hostile cases over TCP and WebSockets; no crash, no hang, a gapless capture`, async (t) => {
@@ -80,9 +84,14 @@ t.test(`fuzzer, seed ${SEED}: ${CASES} hostile cases over TCP and WebSockets; no
   t.ok(stats.closedByBroker > CASES / 2, `the broker itself closed most hostile connections (${stats.closedByBroker} of ${CASES})`);
   await until(() => b.broker.aedes.connectedClients === 0, 10_000, 'every fuzz client to be gone from the broker');
   const grown = liveBytes() - baseline;
-  t.ok(grown < MEMORY_BOUND, `heap + buffers grew ${(grown / 1048576).toFixed(1)} MiB after the first batch (bound ${MEMORY_BOUND / 1048576} MiB)`);
+  t.ok(
+    grown < MEMORY_BOUND,
+    `heap + buffers grew ${(grown / 1048576).toFixed(1)} MiB after the first batch (bound ${MEMORY_BOUND / 1048576} MiB)`,
+  );
   await roundTrip(b.mqttUrl, 'after-fuzz');
-  t.comment(`closed by broker ${stats.closedByBroker}, by fuzzer ${stats.closedByFuzzer}, ws handshakes refused ${stats.handshakesRefused}, ${stats.durationMs} ms`);
+  t.comment(
+    `closed by broker ${stats.closedByBroker}, by fuzzer ${stats.closedByFuzzer}, ws handshakes refused ${stats.handshakesRefused}, ${stats.durationMs} ms`,
+  );
 
   await b.broker.close();
   let v5Refused = 0;
@@ -102,23 +111,34 @@ t.test(`fuzzer, seed ${SEED}: ${CASES} hostile cases over TCP and WebSockets; no
   t.same(crashes, [], 'still no uncaught exception after close');
 });
 
-t.test(`the same ${MOSQUITTO_CASES} cases against Mosquitto 2.0.11: it survives them too, and both close every packet-before-CONNECT and second CONNECT`, async (t) => {
-  const ws = await freePort();
-  const m = await startMosquitto(t, `allow_anonymous true\nlistener ${ws} 127.0.0.1\nprotocol websockets\n`);
-  const dir = tempDir();
-  const b = await startTestBroker(t, FUZZ_CONF(join(dir, 'capture.ndjson')), { dir });
-  const opts = { seed: SEED, count: MOSQUITTO_CASES, concurrency: 16, idleMs: IDLE_MS, checkEvery: CHECK_EVERY };
-  const mosq = await runFuzz({ tcpPort: m.port, wsPort: ws }, opts);
-  const probe = await runFuzz({ tcpPort: b.broker.ports[0], wsPort: b.broker.ports[1] }, opts);
-  t.equal(mosq.healthChecks, MOSQUITTO_CASES / CHECK_EVERY, 'Mosquitto answered every health check');
-  for (const kind of ['before-connect', 'second-connect']) {
-    // both brokers close at once; the 5% margin is for a busy machine, where IDLE_MS can pass before a close
-    for (const [name, s] of [['Mosquitto', mosq], ['mqprobe', probe]] as const) {
-      t.ok(s.brokerClosedByKind[kind] >= s.byKind[kind] * 0.95, `${name} closed ${s.brokerClosedByKind[kind]} of ${s.byKind[kind]} ${kind} connections itself`);
+t.test(
+  `the same ${MOSQUITTO_CASES} cases against Mosquitto 2.0.11: it survives them too, and both close every packet-before-CONNECT and second CONNECT`,
+  async (t) => {
+    const ws = await freePort();
+    const m = await startMosquitto(t, `allow_anonymous true\nlistener ${ws} 127.0.0.1\nprotocol websockets\n`);
+    const dir = tempDir();
+    const b = await startTestBroker(t, FUZZ_CONF(join(dir, 'capture.ndjson')), { dir });
+    const opts = { seed: SEED, count: MOSQUITTO_CASES, concurrency: 16, idleMs: IDLE_MS, checkEvery: CHECK_EVERY };
+    const mosq = await runFuzz({ tcpPort: m.port, wsPort: ws }, opts);
+    const probe = await runFuzz({ tcpPort: b.broker.ports[0], wsPort: b.broker.ports[1] }, opts);
+    t.equal(mosq.healthChecks, MOSQUITTO_CASES / CHECK_EVERY, 'Mosquitto answered every health check');
+    for (const kind of ['before-connect', 'second-connect']) {
+      // both brokers close at once; the 5% margin is for a busy machine, where IDLE_MS can pass before a close
+      for (const [name, s] of [
+        ['Mosquitto', mosq],
+        ['mqprobe', probe],
+      ] as const) {
+        t.ok(
+          s.brokerClosedByKind[kind] >= s.byKind[kind] * 0.95,
+          `${name} closed ${s.brokerClosedByKind[kind]} of ${s.byKind[kind]} ${kind} connections itself`,
+        );
+      }
     }
-  }
-  t.comment(`closed by the broker, by kind: ${KINDS.map((k) => `${k} ${probe.brokerClosedByKind[k] ?? 0}/${mosq.brokerClosedByKind[k] ?? 0}`).join(', ')} (mqprobe/Mosquitto)`);
-});
+    t.comment(
+      `closed by the broker, by kind: ${KINDS.map((k) => `${k} ${probe.brokerClosedByKind[k] ?? 0}/${mosq.brokerClosedByKind[k] ?? 0}`).join(', ')} (mqprobe/Mosquitto)`,
+    );
+  },
+);
 
 /** CONNECT (and a packet), then PINGREQ: 'closed' when the broker closes the connection, 'answered' when PINGRESP comes back. */
 function closesOn(port: number, bytes: Buffer[]): Promise<'closed' | 'answered'> {
@@ -150,21 +170,58 @@ function withBadBytes(packet: mqttPacket.Packet, bad: number[]): Buffer {
   return b;
 }
 
-const connect = (id: string, extra: Record<string, unknown> = {}) => ({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, clientId: id, keepalive: 0, ...extra }) as mqttPacket.IConnectPacket;
+const connect = (id: string, extra: Record<string, unknown> = {}) =>
+  ({
+    cmd: 'connect',
+    protocolId: 'MQTT',
+    protocolVersion: 4,
+    clean: true,
+    clientId: id,
+    keepalive: 0,
+    ...extra,
+  }) as mqttPacket.IConnectPacket;
 /** Strings that MQTT-1.5.3-1/-2 say the receiver must close the connection for (found by the fuzzer, bad-utf8 cases). */
 const ILL_FORMED: [string, Buffer[]][] = [
   ['client id with 0xC3 0x28', [withBadBytes(connect('u8-QQ'), [0xc3, 0x28])]],
   ['user name with 0xC0 0x80 (overlong U+0000)', [withBadBytes(connect('u8-user', { username: 'aQQ' }), [0xc0, 0x80])]],
-  ['will topic with 0xED 0xA0 (a surrogate)', [withBadBytes(connect('u8-will', { will: { topic: 'w/QQ', payload: Buffer.from('x'), qos: 0, retain: false } }), [0xed, 0xa0])]],
-  ['SUBSCRIBE filter with 0xFF 0xFE', [mqttPacket.generate(connect('u8-sub')), withBadBytes({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'f/QQ', qos: 0 }] } as mqttPacket.ISubscribePacket, [0xff, 0xfe])]],
-  ['SUBSCRIBE filter with U+0000', [mqttPacket.generate(connect('u8-nul')), withBadBytes({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'f/QQ', qos: 0 }] } as mqttPacket.ISubscribePacket, [0x61, 0x00])]],
+  [
+    'will topic with 0xED 0xA0 (a surrogate)',
+    [withBadBytes(connect('u8-will', { will: { topic: 'w/QQ', payload: Buffer.from('x'), qos: 0, retain: false } }), [0xed, 0xa0])],
+  ],
+  [
+    'SUBSCRIBE filter with 0xFF 0xFE',
+    [
+      mqttPacket.generate(connect('u8-sub')),
+      withBadBytes(
+        { cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'f/QQ', qos: 0 }] } as mqttPacket.ISubscribePacket,
+        [0xff, 0xfe],
+      ),
+    ],
+  ],
+  [
+    'SUBSCRIBE filter with U+0000',
+    [
+      mqttPacket.generate(connect('u8-nul')),
+      withBadBytes(
+        { cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'f/QQ', qos: 0 }] } as mqttPacket.ISubscribePacket,
+        [0x61, 0x00],
+      ),
+    ],
+  ],
 ];
 
 t.test('ill-formed UTF-8 and U+0000 in MQTT strings close the connection (MQTT-1.5.3-1/-2), Mosquitto 2.0.11 and mqprobe', async (t) => {
   const m = await startMosquitto(t);
   const b = await startTestBroker(t);
-  for (const [broker, port] of [['Mosquitto', m.port], ['mqprobe', b.port]] as const) {
+  for (const [broker, port] of [
+    ['Mosquitto', m.port],
+    ['mqprobe', b.port],
+  ] as const) {
     for (const [name, bytes] of ILL_FORMED) t.equal(await closesOn(port, bytes), 'closed', `${broker}: ${name}`);
-    t.equal(await closesOn(port, [mqttPacket.generate(connect(`u8-good`))]), 'answered', `${broker}: a well-formed session is answered (the probe can tell)`);
+    t.equal(
+      await closesOn(port, [mqttPacket.generate(connect(`u8-good`))]),
+      'answered',
+      `${broker}: a well-formed session is answered (the probe can tell)`,
+    );
   }
 });

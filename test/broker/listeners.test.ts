@@ -10,14 +10,21 @@ const run = promisify(execFile);
 const pki = makePki();
 
 t.test('TLS listener: mqtt.js over TLS with the test CA', async (t) => {
-  const { port } = await startTestBroker(t, `listener 0 127.0.0.1\nallow_anonymous true\ncertfile ${pki.serverCert}\nkeyfile ${pki.serverKey}\n`);
+  const { port } = await startTestBroker(
+    t,
+    `listener 0 127.0.0.1\nallow_anonymous true\ncertfile ${pki.serverCert}\nkeyfile ${pki.serverKey}\n`,
+  );
   const c = await connectClient(t, `mqtts://127.0.0.1:${port}`, { ca: readFileSync(pki.caCert), clientId: 'tls-client' });
   const got = collect(c);
   await c.subscribeAsync('t');
   await c.publishAsync('t', 'over tls', { qos: 1 });
   await until(() => got.length === 1);
   t.equal(got[0].payload.toString(), 'over tls');
-  await t.rejects(connectClient(t, `mqtts://127.0.0.1:${port}`, { rejectUnauthorized: true }), /self.signed|unable to verify|certificate/i, 'a client without the CA refuses the server');
+  await t.rejects(
+    connectClient(t, `mqtts://127.0.0.1:${port}`, { rejectUnauthorized: true }),
+    /self.signed|unable to verify|certificate/i,
+    'a client without the CA refuses the server',
+  );
 });
 
 t.test('require_certificate + use_identity_as_username: the certificate CN is the user', async (t) => {
@@ -27,12 +34,21 @@ t.test('require_certificate + use_identity_as_username: the certificate CN is th
     `listener 0 127.0.0.1\ncertfile ${pki.serverCert}\nkeyfile ${pki.serverKey}\ncafile ${pki.caCert}\nrequire_certificate true\nuse_identity_as_username true\n`,
   );
   const users: (string | undefined)[] = [];
-  broker.aedes.on('clientReady', (client) => users.push((client as unknown as Record<symbol, { username?: string }>)[Symbol.for('mqprobe.client')]?.username));
-  const c = await connectClient(t, `mqtts://127.0.0.1:${port}`, { ca: readFileSync(pki.caCert), cert: readFileSync(dev.cert), key: readFileSync(dev.key) });
+  broker.aedes.on('clientReady', (client) =>
+    users.push((client as unknown as Record<symbol, { username?: string }>)[Symbol.for('mqprobe.client')]?.username),
+  );
+  const c = await connectClient(t, `mqtts://127.0.0.1:${port}`, {
+    ca: readFileSync(pki.caCert),
+    cert: readFileSync(dev.cert),
+    key: readFileSync(dev.key),
+  });
   t.ok(c.connected, 'client certificate accepted');
   await until(() => users.length === 1);
   t.same(users, ['dev42'], 'user name taken from the certificate CN');
-  await t.rejects(connectClient(t, `mqtts://127.0.0.1:${port}`, { ca: readFileSync(pki.caCert) }), 'no client certificate: TLS handshake refused');
+  await t.rejects(
+    connectClient(t, `mqtts://127.0.0.1:${port}`, { ca: readFileSync(pki.caCert) }),
+    'no client certificate: TLS handshake refused',
+  );
 });
 
 t.test('WebSockets and secure WebSockets listeners', async (t) => {
@@ -62,7 +78,7 @@ t.test("Debian's mosquitto_pub and mosquitto_sub against mqprobe", async (t) => 
   t.same(stdout.trim().split('\n'), ['cli/a hello', 'cli/b world']);
 });
 
-t.test('mount_point prefixes a listener\'s topics and hides others', async (t) => {
+t.test("mount_point prefixes a listener's topics and hides others", async (t) => {
   const { broker } = await startTestBroker(t, 'listener 0 127.0.0.1\nallow_anonymous true\nlistener 0 127.0.0.1\nmount_point tenant1/\n');
   const [plainPort, mountedPort] = broker.ports;
   const outside = await connectClient(t, `mqtt://127.0.0.1:${plainPort}`);
@@ -75,5 +91,9 @@ t.test('mount_point prefixes a listener\'s topics and hides others', async (t) =
   await outside.publishAsync('elsewhere', 'not for tenant', { qos: 1 });
   await until(() => outsideGot.length === 2 && tenantGot.length === 1);
   t.same(outsideGot.map((m) => m.topic).sort(), ['elsewhere', 'tenant1/sensor']);
-  t.same(tenantGot.map((m) => m.topic), ['sensor'], 'the tenant sees its own topics without the prefix');
+  t.same(
+    tenantGot.map((m) => m.topic),
+    ['sensor'],
+    'the tenant sees its own topics without the prefix',
+  );
 });

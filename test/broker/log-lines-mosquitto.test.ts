@@ -27,11 +27,25 @@ async function clientActions(port: number): Promise<void> {
   await run('mosquitto_pub', ['-i', 'bad-1', '-u', 'bob', '-P', 'wrong', '-t', 'a', '-m', 'x']);
   await run('mosquitto_pub', ['-i', 'anon-1', '-t', 'a', '-m', 'x']);
   await run('mosquitto_sub', ['-i', 'sub-1', '-u', 'bob', '-P', SECRET, '-t', 'a/#', '-t', 'b', '-q', '1', '-E']);
-  const c = await mqtt.connectAsync(`mqtt://127.0.0.1:${port}`, { clientId: 'u-1', username: 'bob', password: SECRET, protocolVersion: 4, keepalive: 30, reconnectPeriod: 0 });
+  const c = await mqtt.connectAsync(`mqtt://127.0.0.1:${port}`, {
+    clientId: 'u-1',
+    username: 'bob',
+    password: SECRET,
+    protocolVersion: 4,
+    keepalive: 30,
+    reconnectPeriod: 0,
+  });
   await c.subscribeAsync('x/y', { qos: 1 });
   await c.unsubscribeAsync('x/y');
   await c.endAsync();
-  const gone = await mqtt.connectAsync(`mqtt://127.0.0.1:${port}`, { clientId: 'u-2', protocolVersion: 4, username: 'bob', password: SECRET, keepalive: 30, reconnectPeriod: 0 });
+  const gone = await mqtt.connectAsync(`mqtt://127.0.0.1:${port}`, {
+    clientId: 'u-2',
+    protocolVersion: 4,
+    username: 'bob',
+    password: SECRET,
+    keepalive: 30,
+    reconnectPeriod: 0,
+  });
   gone.stream.destroy(); // no DISCONNECT: "closed its connection"
   await new Promise((r) => setTimeout(r, 300));
   await new Promise<void>((resolve) => {
@@ -69,7 +83,10 @@ t.test('log lines for the same client actions: mqprobe and Mosquitto 2.0.11 -v a
 
   const port = await freePort();
   const conf = join(mosq.dir, 'mqprobe.conf');
-  writeFileSync(conf, `listener ${port} 127.0.0.1\nallow_anonymous false\npassword_file ${pw}\nlog_type all\nlog_dest stdout\ndetect off\n`);
+  writeFileSync(
+    conf,
+    `listener ${port} 127.0.0.1\nallow_anonymous false\npassword_file ${pw}\nlog_type all\nlog_dest stdout\ndetect off\n`,
+  );
   const p: BrokerProcess = spawnCli(t, ['-c', conf]);
   await until(() => / running$/m.test(p.output()), 15_000, 'mqprobe running');
   await clientActions(port);
@@ -109,7 +126,8 @@ t.test('a failed TLS handshake: the same line as Mosquitto 2.0.11', async (t) =>
   await plainConnect(port);
   await until(() => /wrong version number/.test(p.output()), 10_000, 'mqprobe line');
   // the helper's port probe (connect, close) also makes Mosquitto log an "unexpected eof" failure: leave it out
-  const lines = (out: string) => [...out.matchAll(new RegExp(failed.source, 'gm'))].map((m) => m[1]).filter((l) => !/unexpected eof/.test(l));
+  const lines = (out: string) =>
+    [...out.matchAll(new RegExp(failed.source, 'gm'))].map((m) => m[1]).filter((l) => !/unexpected eof/.test(l));
   t.strictSame(lines(p.output()), lines(mosq.output()), 'same words and OpenSSL error string');
   t.notMatch(p.output(), /New connection from/, 'no "New connection" line: the connection never got past TLS (as in Mosquitto)');
 });

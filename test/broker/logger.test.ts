@@ -6,9 +6,13 @@ import { defaultLogSettings } from '../../broker/log/settings.js';
 import { tempDir } from '../helpers/tmp.js';
 import { until } from '../helpers/mqtt.js';
 
-t.test('log_format json: a module logger writes its name once, replacing its parent\'s (pino appends child bindings)', async (t) => {
+t.test("log_format json: a module logger writes its name once, replacing its parent's (pino appends child bindings)", async (t) => {
   const file = join(tempDir(), 'mqprobe.log');
-  const root = createLogger({ logDest: [{ kind: 'file', path: file }], logType: new Set(), log: { ...defaultLogSettings(), format: 'json' } });
+  const root = createLogger({
+    logDest: [{ kind: 'file', path: file }],
+    logType: new Set(),
+    log: { ...defaultLogSettings(), format: 'json' },
+  });
   const capture = root.child({ name: 'capture' });
   const detect = capture.child({ name: 'capture.detect' });
   root.info('root line');
@@ -16,11 +20,21 @@ t.test('log_format json: a module logger writes its name once, replacing its par
   detect.child({ rule: 'auth-failures' }).warn('detect line');
   root.child({ name: 'quote"d\\name' }).info('odd name');
   const lines = () => (existsSync(file) ? readFileSync(file, 'utf8').split('\n').filter(Boolean) : []);
-  await until(() => { root.flush(); return lines().length === 4; }, 5000, 'four log lines');
+  await until(
+    () => {
+      root.flush();
+      return lines().length === 4;
+    },
+    5000,
+    'four log lines',
+  );
   const raw = lines();
   for (const line of raw) t.equal(line.split('"name":').length - 1, 1, `one name key: ${line}`);
   const parsed = raw.map((l) => JSON.parse(l) as { name: string; msg: string; rule?: string; password?: string });
-  t.same(parsed.map((p) => p.name), ['mqprobe', 'capture', 'capture.detect', 'quote"d\\name']);
+  t.same(
+    parsed.map((p) => p.name),
+    ['mqprobe', 'capture', 'capture.detect', 'quote"d\\name'],
+  );
   t.equal(parsed[2].rule, 'auth-failures', 'other bindings stay');
   t.equal(parsed[1].password, '[redacted]', 'redaction still applies');
 });

@@ -19,7 +19,10 @@ function bufferMB(): number {
 }
 
 t.test('12 messages of 16 MB through a broker with an SSE history: buffer memory returns to the history bound', async (t) => {
-  const b = await startTestBroker(t, 'listener 0 127.0.0.1\nallow_anonymous true\nmax_packet_size 20000000\nhttp_listener 0 127.0.0.1\nhttp_sse_history_bytes 16M\n');
+  const b = await startTestBroker(
+    t,
+    'listener 0 127.0.0.1\nallow_anonymous true\nmax_packet_size 20000000\nhttp_listener 0 127.0.0.1\nhttp_sse_history_bytes 16M\n',
+  );
   const sub = await connectClient(t, b.mqttUrl, { clientId: 'sink' });
   const got = collect(sub);
   await sub.subscribeAsync('big/#', { qos: 1 });

@@ -58,10 +58,15 @@ t.test('truncated at every length: refused with the file and offset, except exac
       continue;
     }
     const err = refusal(b);
-    if (!err.message.startsWith(`${FILE}: not a readable Mosquitto persistence file at byte `) || err.offset > cut) t.fail(`cut at ${cut}: ${err.message}`);
+    if (!err.message.startsWith(`${FILE}: not a readable Mosquitto persistence file at byte `) || err.offset > cut)
+      t.fail(`cut at ${cut}: ${err.message}`);
     refused++;
   }
-  t.equal(refused, real.bytes.length - [...starts].filter((s) => s >= HEADER && s < real.bytes.length).length, 'every other cut is refused with a clear error');
+  t.equal(
+    refused,
+    real.bytes.length - [...starts].filter((s) => s >= HEADER && s < real.bytes.length).length,
+    'every other cut is refused with a clear error',
+  );
 });
 
 t.test('every single-bit flip is either refused with a MosquittoDbError or read; nothing else escapes', async (t) => {
@@ -80,7 +85,10 @@ t.test('every single-bit flip is either refused with a MosquittoDbError or read;
       }
     }
   }
-  t.ok(refused > 0 && read > 0, `${refused} flips refused, ${read} read (payload bytes, ids and times have no check: the file has no checksum)`);
+  t.ok(
+    refused > 0 && read > 0,
+    `${refused} flips refused, ${read} read (payload bytes, ids and times have no check: the file has no checksum)`,
+  );
 });
 
 t.test('structural damage is refused with what is wrong and where', async (t) => {
@@ -91,7 +99,12 @@ t.test('structural damage is refused with what is wrong and where', async (t) =>
     ['db version 7', patched(19, (b) => b.writeUInt32BE(7)), /unsupported db version 7 \(supported: 2, 3, 4, 5, 6\)/, 19],
     ['db version 1', patched(19, (b) => b.writeUInt32BE(1)), /unsupported db version 1/, 19],
     ['unknown chunk type', patched(HEADER, (b) => b.writeUInt32BE(99)), /unknown chunk type 99/, HEADER],
-    ['a 4 GB chunk length', patched(HEADER + 4, (b) => b.writeUInt32BE(0xffffffff)), /chunk of type 1 claims 4294967295 bytes, only \d+ left/, HEADER],
+    [
+      'a 4 GB chunk length',
+      patched(HEADER + 4, (b) => b.writeUInt32BE(0xffffffff)),
+      /chunk of type 1 claims 4294967295 bytes, only \d+ left/,
+      HEADER,
+    ],
     ['a 4 GB payload length', patched(STORE_BODY + 16, (b) => b.writeUInt32BE(0xffffffff)), /payload needs 4294967295 bytes/, -1],
     ['qos 7 in a stored message', patched(STORE_BODY + 30, (b) => (b[0] = 7)), /message qos is 7, expected 0, 1 or 2/, STORE_BODY + 30],
     ['db id size 4', patched(CFG_BODY + 9, (b) => (b[0] = 4)), /db id size is 4 bytes, expected 8/, -1],
@@ -100,7 +113,11 @@ t.test('structural damage is refused with what is wrong and where', async (t) =>
     const before = process.memoryUsage().arrayBuffers;
     const err = refusal(b);
     t.match(err.message, message, what);
-    t.match(err.message, new RegExp(`^${FILE}: not a readable Mosquitto persistence file at byte \\d+: `), `${what}: names the file and the offset`);
+    t.match(
+      err.message,
+      new RegExp(`^${FILE}: not a readable Mosquitto persistence file at byte \\d+: `),
+      `${what}: names the file and the offset`,
+    );
     if (offset >= 0) t.equal(err.offset, offset, `${what}: at byte ${offset}`);
     t.ok(process.memoryUsage().arrayBuffers - before < 64 * 1024 * 1024, `${what}: nothing large was allocated`);
   }
@@ -123,49 +140,63 @@ t.test('a file larger than the import limit is refused before it is read (sparse
   t.match(lines.join(''), /more than the 1073741824 mqprobe imports.*left as it is/);
 });
 
-t.test('mqprobe given a damaged mosquitto.db starts on its own snapshot, says why, and never touches the file; Mosquitto refuses it', async (t) => {
-  const cutInChunk = (b: Buffer) => b.subarray(0, STORE_BODY + 10);
-  const absurdLength = (b: Buffer) => {
-    const d = Buffer.from(b);
-    d.writeUInt32BE(0xfffffff0, STORE_BODY - 4);
-    return d;
-  };
-  for (const [what, damage] of [['truncated', cutInChunk], ['absurd chunk length', absurdLength]] as const) {
-    const dir = writableDir();
-    const db = join(dir, 'mosquitto.db');
-    writeFileSync(db, damage(real.bytes));
-    const before = sha256File(db);
-    const port = await freePort();
-    const conf = join(dir, 'mqprobe.conf');
-    writeFileSync(conf, `listener ${port} 127.0.0.1\n${persistenceConf(dir)}log_dest stdout\n`);
-    const start = async () => {
-      const p = spawnCli(t, ['-c', conf]);
-      await waitForPort(port);
-      await until(() => /cannot import .*mosquitto\.db: not a readable Mosquitto persistence file at byte \d+: .*left as it is/.test(p.output()), 10_000, `${what}: the error line`);
-      return p;
+t.test(
+  'mqprobe given a damaged mosquitto.db starts on its own snapshot, says why, and never touches the file; Mosquitto refuses it',
+  async (t) => {
+    const cutInChunk = (b: Buffer) => b.subarray(0, STORE_BODY + 10);
+    const absurdLength = (b: Buffer) => {
+      const d = Buffer.from(b);
+      d.writeUInt32BE(0xfffffff0, STORE_BODY - 4);
+      return d;
     };
-    const first = await start();
-    const c = await connectClient(t, `mqtt://127.0.0.1:${port}`);
-    await c.publishAsync('own/retained', 'mine', { qos: 1, retain: true });
-    await c.endAsync();
-    first.child.kill('SIGTERM');
-    t.equal(await first.exited, 0, `${what}: mqprobe ran and stopped cleanly`);
-    t.equal(sha256File(db), before, `${what}: the damaged file is byte-identical`);
-    t.same(readdirSync(dir).sort(), ['mosquitto.db', 'mosquitto.db.mqprobe.json', 'mqprobe.conf'], `${what}: nothing moved or added beside it but the snapshot`);
-    const second = await start();
-    const { client: reader, got } = await connectCollecting(t, `mqtt://127.0.0.1:${port}`, { clientId: 'reader' });
-    await reader.subscribeAsync('own/#');
-    await until(() => got.length === 1, 5000, 'the retained message');
-    t.equal(got[0].payload.toString(), 'mine', `${what}: mqprobe's own snapshot carried its state across the restart`);
-    await reader.endAsync();
-    second.child.kill('SIGTERM');
-    await second.exited;
-    t.equal(sha256File(db), before, `${what}: still byte-identical after a restart`);
-  }
-  // the same damaged file given to Mosquitto 2.0.11: it does not start (docs/persistence.md)
-  const dir = writableDir();
-  const fd = openSync(join(dir, 'mosquitto.db'), 'w', 0o666);
-  writeSync(fd, cutInChunk(real.bytes));
-  closeSync(fd);
-  await t.rejects(startPersistentMosquitto(t, dir), /mosquitto exited \(1\) before listening/, 'Mosquitto refuses to start on it');
-});
+    for (const [what, damage] of [
+      ['truncated', cutInChunk],
+      ['absurd chunk length', absurdLength],
+    ] as const) {
+      const dir = writableDir();
+      const db = join(dir, 'mosquitto.db');
+      writeFileSync(db, damage(real.bytes));
+      const before = sha256File(db);
+      const port = await freePort();
+      const conf = join(dir, 'mqprobe.conf');
+      writeFileSync(conf, `listener ${port} 127.0.0.1\n${persistenceConf(dir)}log_dest stdout\n`);
+      const start = async () => {
+        const p = spawnCli(t, ['-c', conf]);
+        await waitForPort(port);
+        await until(
+          () => /cannot import .*mosquitto\.db: not a readable Mosquitto persistence file at byte \d+: .*left as it is/.test(p.output()),
+          10_000,
+          `${what}: the error line`,
+        );
+        return p;
+      };
+      const first = await start();
+      const c = await connectClient(t, `mqtt://127.0.0.1:${port}`);
+      await c.publishAsync('own/retained', 'mine', { qos: 1, retain: true });
+      await c.endAsync();
+      first.child.kill('SIGTERM');
+      t.equal(await first.exited, 0, `${what}: mqprobe ran and stopped cleanly`);
+      t.equal(sha256File(db), before, `${what}: the damaged file is byte-identical`);
+      t.same(
+        readdirSync(dir).sort(),
+        ['mosquitto.db', 'mosquitto.db.mqprobe.json', 'mqprobe.conf'],
+        `${what}: nothing moved or added beside it but the snapshot`,
+      );
+      const second = await start();
+      const { client: reader, got } = await connectCollecting(t, `mqtt://127.0.0.1:${port}`, { clientId: 'reader' });
+      await reader.subscribeAsync('own/#');
+      await until(() => got.length === 1, 5000, 'the retained message');
+      t.equal(got[0].payload.toString(), 'mine', `${what}: mqprobe's own snapshot carried its state across the restart`);
+      await reader.endAsync();
+      second.child.kill('SIGTERM');
+      await second.exited;
+      t.equal(sha256File(db), before, `${what}: still byte-identical after a restart`);
+    }
+    // the same damaged file given to Mosquitto 2.0.11: it does not start (docs/persistence.md)
+    const dir = writableDir();
+    const fd = openSync(join(dir, 'mosquitto.db'), 'w', 0o666);
+    writeSync(fd, cutInChunk(real.bytes));
+    closeSync(fd);
+    await t.rejects(startPersistentMosquitto(t, dir), /mosquitto exited \(1\) before listening/, 'Mosquitto refuses to start on it');
+  },
+);

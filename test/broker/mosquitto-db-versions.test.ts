@@ -9,11 +9,28 @@ import { MOSQUITTO_DB_MAGIC, readMosquittoDb } from '../../broker/persistence/mo
 t.test('Mosquitto 2.0.11 with MQTT 5 publishes: properties are read (and counted), an expired message is left out', async (t) => {
   const dir = writableDir();
   const mosq = await startPersistentMosquitto(t, dir);
-  const sub = await connectClient(t, mosq.url, { clientId: 's5', clean: false, protocolVersion: 5, properties: { sessionExpiryInterval: 3600 } });
+  const sub = await connectClient(t, mosq.url, {
+    clientId: 's5',
+    clean: false,
+    protocolVersion: 5,
+    properties: { sessionExpiryInterval: 3600 },
+  });
   await sub.subscribeAsync('v5/#', { qos: 1 });
   await sub.endAsync();
   const pub = (topic: string, payload: string, ...props: string[]) => {
-    const r = spawnSync('mosquitto_pub', ['-V', 'mqttv5', '-p', String(mosq.port), '-q', '1', '-t', topic, '-m', payload, ...props.flatMap((p) => ['-D', 'publish', ...p.split(' ')])]);
+    const r = spawnSync('mosquitto_pub', [
+      '-V',
+      'mqttv5',
+      '-p',
+      String(mosq.port),
+      '-q',
+      '1',
+      '-t',
+      topic,
+      '-m',
+      payload,
+      ...props.flatMap((p) => ['-D', 'publish', ...p.split(' ')]),
+    ]);
     t.equal(r.status, 0, `mosquitto_pub ${topic}`);
   };
   pub('v5/props', 'hello', 'user-property k v', 'content-type text/plain');
@@ -38,10 +55,18 @@ t.test('Mosquitto 2.0.11 with MQTT 5 publishes: properties are read (and counted
   t.ok(userProperty > 0, 'the user property is in the file');
   const badId = Buffer.from(bytes);
   badId[userProperty] = 0x27;
-  t.throws(() => readMosquittoDb(badId, file), { message: new RegExp(`at byte ${userProperty}: property id 39 is not a PUBLISH property`) }, 'a property id a PUBLISH cannot carry: refused');
+  t.throws(
+    () => readMosquittoDb(badId, file),
+    { message: new RegExp(`at byte ${userProperty}: property id 39 is not a PUBLISH property`) },
+    'a property id a PUBLISH cannot carry: refused',
+  );
   const longName = Buffer.from(bytes);
   longName.writeUInt16BE(0xffff, userProperty + 1);
-  t.throws(() => readMosquittoDb(longName, file), { message: /user property|property value needs 65535 bytes/ }, 'a property length past its block: refused');
+  t.throws(
+    () => readMosquittoDb(longName, file),
+    { message: /user property|property value needs 65535 bytes/ },
+    'a property length past its block: refused',
+  );
 });
 
 // No Mosquitto 1.4-1.6 binary can be had here: these files are built from the layout that Mosquitto's
@@ -73,7 +98,21 @@ function dbFile(version: number, chunks: [number, Buffer[]][]): Buffer {
 /** One retained message (store 1), one queued for `old-client` (store 2), its subscription and client record. */
 function oldFile(version: number): Buffer {
   if (version === 5) {
-    const store = (id: number, topic: string, payload: string, retain: number) => [u64le(id), pad(8), u32(payload.length), u16(0), u16(3), u16(0), u16(topic.length), u16(0), u8(1), u8(retain), Buffer.from('pub'), Buffer.from(topic), Buffer.from(payload)];
+    const store = (id: number, topic: string, payload: string, retain: number) => [
+      u64le(id),
+      pad(8),
+      u32(payload.length),
+      u16(0),
+      u16(3),
+      u16(0),
+      u16(topic.length),
+      u16(0),
+      u8(1),
+      u8(retain),
+      Buffer.from('pub'),
+      Buffer.from(topic),
+      Buffer.from(payload),
+    ];
     return dbFile(5, [
       [1, [u64le(2), u8(1), u8(8), pad(6)]],
       [2, store(1, 'old/retained', 'r', 1)],
@@ -85,7 +124,17 @@ function oldFile(version: number): Buffer {
     ]);
   }
   const source = version === 4 ? [prefixed('pub'), prefixed('user'), u16(1883)] : [prefixed('pub')];
-  const store = (id: number, topic: string, payload: string, retain: number) => [u64le(id), ...source, u16(0), u16(0), prefixed(topic), u8(1), u8(retain), u32(payload.length), Buffer.from(payload)];
+  const store = (id: number, topic: string, payload: string, retain: number) => [
+    u64le(id),
+    ...source,
+    u16(0),
+    u16(0),
+    prefixed(topic),
+    u8(1),
+    u8(retain),
+    u32(payload.length),
+    Buffer.from(payload),
+  ];
   return dbFile(version, [
     [1, [u8(1), u8(8), u64le(2)]],
     [2, store(1, 'old/retained', 'r', 1)],
@@ -103,15 +152,29 @@ for (const [version, writer] of [
   [4, 'Mosquitto 1.5.6 to 1.5.x'],
   [5, 'Mosquitto 1.6'],
 ] as const) {
-  t.test(`db version ${version} (${writer}), replayed from the documented format: retained message, session, subscription and queued message`, async (t) => {
-    const db = readMosquittoDb(oldFile(version), `v${version}.db`);
-    t.equal(db.version, version);
-    t.same(db.retained.map((m) => [m.topic, m.payload.toString(), m.qos, m.retain]), [['old/retained', 'r', 1, true]]);
-    t.same(
-      db.sessions.map((s) => ({ id: s.clientId, subs: s.subscriptions, queued: s.messages.map((m) => [m.topic, m.payload.toString(), m.qos, m.state, m.direction]) })),
-      [{ id: 'old-client', subs: [{ topic: 'old/#', qos: 1 }], queued: [['old/queued', 'q', 1, 11, 'out']] }],
-    );
-    const cut = oldFile(version).subarray(0, -3);
-    t.throws(() => readMosquittoDb(cut, `v${version}.db`), { name: 'MosquittoDbError', message: new RegExp(`^v${version}\\.db: not a readable Mosquitto persistence file at byte \\d+: `) }, 'truncated: refused');
-  });
+  t.test(
+    `db version ${version} (${writer}), replayed from the documented format: retained message, session, subscription and queued message`,
+    async (t) => {
+      const db = readMosquittoDb(oldFile(version), `v${version}.db`);
+      t.equal(db.version, version);
+      t.same(
+        db.retained.map((m) => [m.topic, m.payload.toString(), m.qos, m.retain]),
+        [['old/retained', 'r', 1, true]],
+      );
+      t.same(
+        db.sessions.map((s) => ({
+          id: s.clientId,
+          subs: s.subscriptions,
+          queued: s.messages.map((m) => [m.topic, m.payload.toString(), m.qos, m.state, m.direction]),
+        })),
+        [{ id: 'old-client', subs: [{ topic: 'old/#', qos: 1 }], queued: [['old/queued', 'q', 1, 11, 'out']] }],
+      );
+      const cut = oldFile(version).subarray(0, -3);
+      t.throws(
+        () => readMosquittoDb(cut, `v${version}.db`),
+        { name: 'MosquittoDbError', message: new RegExp(`^v${version}\\.db: not a readable Mosquitto persistence file at byte \\d+: `) },
+        'truncated: refused',
+      );
+    },
+  );
 }

@@ -4,7 +4,15 @@ import { join } from 'node:path';
 import { freePort, spawnCli, waitForPort, type BrokerProcess, type Teardown } from '../helpers/broker.js';
 import { connectClient, connectCollecting, collect, until } from '../helpers/mqtt.js';
 import { persistenceFiles } from '../../broker/persistence/mosquitto-db/import.js';
-import { RETAINED, SLEEPER_QUEUE, makeState, persistenceConf, sha256File, startPersistentMosquitto, writableDir } from '../helpers/mosquitto-db.js';
+import {
+  RETAINED,
+  SLEEPER_QUEUE,
+  makeState,
+  persistenceConf,
+  sha256File,
+  startPersistentMosquitto,
+  writableDir,
+} from '../helpers/mosquitto-db.js';
 
 /** mqprobe with the same persistence lines as Mosquitto, on a port of its own. */
 async function startMqprobe(t: Teardown, dir: string) {
@@ -45,8 +53,12 @@ async function observe(t: Test, url: string) {
 
 // mqtt.js hands a QoS 2 message over on PUBREL, usually after the QoS 1 ones sent behind it: content is
 // compared sorted, order among the QoS 1 messages on its own
-const byPayload = <T extends { queued: { payload: string }[] }>(o: T): T => ({ ...o, queued: [...o.queued].sort((a, b) => a.payload.localeCompare(b.payload)) });
-const qos1Queued = (o: Awaited<ReturnType<typeof observe>>) => o.queued.filter((m) => m.topic.startsWith('queue/') && m.qos === 1).map((m) => m.payload);
+const byPayload = <T extends { queued: { payload: string }[] }>(o: T): T => ({
+  ...o,
+  queued: [...o.queued].sort((a, b) => a.payload.localeCompare(b.payload)),
+});
+const qos1Queued = (o: Awaited<ReturnType<typeof observe>>) =>
+  o.queued.filter((m) => m.topic.startsWith('queue/') && m.qos === 1).map((m) => m.payload);
 const expected = byPayload({
   queued: [...SLEEPER_QUEUE, { topic: 'other/a/x', payload: 'live', qos: 1 }, { topic: 'alerts', payload: 'live0', qos: 0 }],
   retained: RETAINED,
@@ -108,7 +120,7 @@ t.test('with persistence_file mosquitto.db and no such file, mqprobe keeps the n
   t.notMatch(mosq.output(), /Error/, 'Mosquitto starts on the same folder without an error');
 });
 
-t.test('which file is the snapshot and which is Mosquitto\'s, by name and first bytes (docs/persistence.md)', async (t) => {
+t.test("which file is the snapshot and which is Mosquitto's, by name and first bytes (docs/persistence.md)", async (t) => {
   const dir = writableDir();
   const mosquittoHead = Buffer.from([0x00, 0xb5, 0x00, ...Buffer.from('mosquitto db')]);
   const cases: [string, string | Buffer | undefined, { snapshot: string; mosquittoDb?: string }][] = [
@@ -126,7 +138,11 @@ t.test('which file is the snapshot and which is Mosquitto\'s, by name and first 
     mkdirSync(sub);
     if (content !== undefined) writeFileSync(join(sub, name), content);
     const got = persistenceFiles(sub, name);
-    t.same(got, { snapshot: join(sub, want.snapshot), ...(want.mosquittoDb ? { mosquittoDb: join(sub, want.mosquittoDb) } : {}) }, `${name} holding ${content === undefined ? 'nothing' : JSON.stringify(String(content).slice(0, 12))}`);
+    t.same(
+      got,
+      { snapshot: join(sub, want.snapshot), ...(want.mosquittoDb ? { mosquittoDb: join(sub, want.mosquittoDb) } : {}) },
+      `${name} holding ${content === undefined ? 'nothing' : JSON.stringify(String(content).slice(0, 12))}`,
+    );
   }
 });
 

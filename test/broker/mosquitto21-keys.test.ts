@@ -20,7 +20,17 @@ async function connack(port: number, opts: { version?: 3 | 4; clientId?: string;
   const version = opts.version ?? 4;
   return new Promise((resolve) => {
     const s = net.connect(port, '127.0.0.1', () =>
-      s.write(mqttPacket.generate({ cmd: 'connect', protocolId: version === 3 ? 'MQIsdp' : 'MQTT', protocolVersion: version, clientId: opts.clientId ?? 'c', clean: true, keepalive: 30, username: opts.username })),
+      s.write(
+        mqttPacket.generate({
+          cmd: 'connect',
+          protocolId: version === 3 ? 'MQIsdp' : 'MQTT',
+          protocolVersion: version,
+          clientId: opts.clientId ?? 'c',
+          clean: true,
+          keepalive: 30,
+          username: opts.username,
+        }),
+      ),
     );
     s.once('data', (d) => {
       resolve(d[0] === 0x20 ? d[3] : -1);
@@ -54,13 +64,19 @@ t.test('accept_protocol_versions refuses other versions with CONNACK 1; 5 warns'
   const c = loadConfig(conf('listener 1883\naccept_protocol_versions 3, 4, 5\n'));
   t.strictSame(c.listeners[0].acceptProtocolVersions, [3, 4, 5]);
   t.match(c.warnings, [{ line: 2, key: 'accept_protocol_versions', message: /MQTT 5 is not spoken by mqprobe/ }]);
-  t.throws(() => loadConfig(conf('listener 1883\naccept_protocol_versions 4 6\n')), /:2: accept_protocol_versions: expected 3, 4 or 5, got "6"/);
+  t.throws(
+    () => loadConfig(conf('listener 1883\naccept_protocol_versions 4 6\n')),
+    /:2: accept_protocol_versions: expected 3, 4 or 5, got "6"/,
+  );
 });
 
 t.test('max_topic_alias_broker: accepted, validated, and warned about (MQTT 5 only)', async (t) => {
   const c = loadConfig(conf('listener 1883\nmax_topic_alias_broker 20\n'));
   t.match(c.warnings, [{ line: 2, key: 'max_topic_alias_broker', message: /MQTT 5 only/ }]);
-  t.throws(() => loadConfig(conf('listener 1883\nmax_topic_alias_broker 70000\n')), /max_topic_alias_broker: expected an integer in 0\.\.65535/);
+  t.throws(
+    () => loadConfig(conf('listener 1883\nmax_topic_alias_broker 70000\n')),
+    /max_topic_alias_broker: expected an integer in 0\.\.65535/,
+  );
 });
 
 t.test('global_max_connections closes connections beyond the limit, across listeners', async (t) => {
@@ -83,7 +99,10 @@ t.test('global_max_clients refuses CONNECTs beyond the limit (CONNACK 3)', async
 });
 
 t.test('websockets_origin: only the listed origins may upgrade', async (t) => {
-  const b = await startTestBroker(t, 'allow_anonymous true\nlistener 0 127.0.0.1\nprotocol websockets\nwebsockets_origin https://app.example.com\n');
+  const b = await startTestBroker(
+    t,
+    'allow_anonymous true\nlistener 0 127.0.0.1\nprotocol websockets\nwebsockets_origin https://app.example.com\n',
+  );
   const status = (origin?: string) =>
     new Promise<number>((resolve) => {
       const ws = new WebSocket(`ws://127.0.0.1:${b.port}/`, 'mqtt', origin ? { origin } : {});
@@ -106,7 +125,11 @@ t.test('--test-config: "Configuration file is OK." and 0, or the error and 3 (as
   const ok = spawnCli(t, ['--test-config', '-c', join(dir, 'ok.conf')]);
   t.equal(await ok.exited, 0);
   t.match(ok.output(), /^\d+: Configuration file is OK\.$/m);
-  t.match(ok.output(), /ok\.conf:4: queue_qos0_messages: Mosquitto option not implemented by mqprobe; ignored/, 'still-unimplemented keys keep their file:line warning');
+  t.match(
+    ok.output(),
+    /ok\.conf:4: queue_qos0_messages: Mosquitto option not implemented by mqprobe; ignored/,
+    'still-unimplemented keys keep their file:line warning',
+  );
   const bad = spawnCli(t, ['--test-config', '-c', join(dir, 'bad.conf')]);
   t.equal(await bad.exited, 3);
   t.match(bad.output(), /bad\.conf:2: allow_anonymous: expected true or false, got "maybe"/);

@@ -12,9 +12,24 @@ import { connectClient, collect, until } from '../helpers/mqtt.js';
  */
 async function publishOfSize(port: number, size: number): Promise<boolean> {
   const sock = net.connect(port, '127.0.0.1');
-  const connect = mqttPacket.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, clientId: `p${size}`, keepalive: 30 });
+  const connect = mqttPacket.generate({
+    cmd: 'connect',
+    protocolId: 'MQTT',
+    protocolVersion: 4,
+    clean: true,
+    clientId: `p${size}`,
+    keepalive: 30,
+  });
   const topic = 't/big';
-  const build = (n: number) => mqttPacket.generate({ cmd: 'publish', topic, payload: Buffer.alloc(n, 'x'), qos: 0, retain: false, dup: false } as mqttPacket.IPublishPacket);
+  const build = (n: number) =>
+    mqttPacket.generate({
+      cmd: 'publish',
+      topic,
+      payload: Buffer.alloc(n, 'x'),
+      qos: 0,
+      retain: false,
+      dup: false,
+    } as mqttPacket.IPublishPacket);
   // the header's length field grows with the payload: size once, then correct by the difference
   const first = size - 1 - 3 - 2 - topic.length;
   const publish = build(first + size - build(first).length);

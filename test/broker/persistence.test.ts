@@ -6,7 +6,10 @@ import { connectClient, connectCollecting, collect, until } from '../helpers/mqt
 
 async function startCli(t: Teardown, dir: string, port: number) {
   const conf = join(dir, 'mqprobe.conf');
-  writeFileSync(conf, `listener ${port} 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location ${dir}\nautosave_interval 1\nlog_dest stdout\n# the state folder is a root-only temp folder: stay root (mqprobe drops to user mosquitto by default, as Mosquitto)\nuser root\n`);
+  writeFileSync(
+    conf,
+    `listener ${port} 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location ${dir}\nautosave_interval 1\nlog_dest stdout\n# the state folder is a root-only temp folder: stay root (mqprobe drops to user mosquitto by default, as Mosquitto)\nuser root\n`,
+  );
   const p = spawnCli(t, ['-c', conf]);
   await waitForPort(port);
   return p;
@@ -26,7 +29,11 @@ async function makeState(t: Teardown, url: string): Promise<void> {
 async function checkState(t: Test, url: string): Promise<void> {
   const { got: queued } = await connectCollecting(t, url, { clientId: 'sleeper', clean: false });
   await until(() => queued.length === 5, 10_000, 'the 5 queued messages');
-  t.same(queued.map((m) => m.payload.toString()), ['m0', 'm1', 'm2', 'm3', 'm4'], 'queued QoS 1 messages delivered in order after restart');
+  t.same(
+    queued.map((m) => m.payload.toString()),
+    ['m0', 'm1', 'm2', 'm3', 'm4'],
+    'queued QoS 1 messages delivered in order after restart',
+  );
   const reader = await connectClient(t, url, { clientId: 'reader' });
   const retained = collect(reader);
   await reader.subscribeAsync('retained/#');
@@ -35,19 +42,22 @@ async function checkState(t: Test, url: string): Promise<void> {
 }
 
 for (const how of ['SIGTERM', 'SIGKILL'] as const) {
-  t.test(`retained messages, sessions and queued messages survive a restart (${how === 'SIGTERM' ? 'graceful' : 'kill -9 after one autosave interval'})`, async (t) => {
-    const dir = tempDir();
-    const port = await freePort();
-    const first = await startCli(t, dir, port);
-    const url = `mqtt://127.0.0.1:${port}`;
-    await makeState(t, url);
-    if (how === 'SIGKILL') await new Promise((r) => setTimeout(r, 2500)); // past autosave_interval 1
-    first.child.kill(how);
-    const code = await first.exited;
-    if (how === 'SIGTERM') t.equal(code, 0, 'graceful shutdown exits 0');
-    await startCli(t, dir, port);
-    await checkState(t, url);
-  });
+  t.test(
+    `retained messages, sessions and queued messages survive a restart (${how === 'SIGTERM' ? 'graceful' : 'kill -9 after one autosave interval'})`,
+    async (t) => {
+      const dir = tempDir();
+      const port = await freePort();
+      const first = await startCli(t, dir, port);
+      const url = `mqtt://127.0.0.1:${port}`;
+      await makeState(t, url);
+      if (how === 'SIGKILL') await new Promise((r) => setTimeout(r, 2500)); // past autosave_interval 1
+      first.child.kill(how);
+      const code = await first.exited;
+      if (how === 'SIGTERM') t.equal(code, 0, 'graceful shutdown exits 0');
+      await startCli(t, dir, port);
+      await checkState(t, url);
+    },
+  );
 }
 
 t.test('a corrupt snapshot is reported, kept aside, and the broker starts empty', async (t) => {

@@ -8,8 +8,14 @@ import { until } from '../helpers/mqtt.js';
 const NOBODY = 65534;
 const ids = (pid: number) => {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  const uid = status.match(/^Uid:\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)/m)!.slice(1).map(Number);
-  const gid = status.match(/^Gid:\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)/m)!.slice(1).map(Number);
+  const uid = status
+    .match(/^Uid:\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)/m)!
+    .slice(1)
+    .map(Number);
+  const gid = status
+    .match(/^Gid:\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)/m)!
+    .slice(1)
+    .map(Number);
   return { uid, gid };
 };
 
@@ -24,31 +30,42 @@ function setup(conf: (dir: string, port: number) => string, port: number): { dir
 
 const asRoot = process.geteuid?.() === 0;
 
-t.test('started as root with `user nobody`: runs as nobody after binding, and persistence still saves', { skip: asRoot ? false : 'needs root (CI runs as root)' }, async (t) => {
-  const port = await freePort();
-  const { dir, file } = setup((d, p) => `listener ${p} 127.0.0.1\nallow_anonymous true\nuser nobody\npersistence true\npersistence_location ${join(d, 'state')}\nautosave_interval 1\nlog_dest stdout\ndetect off\n`, port);
-  const p = spawnCli(t, ['-c', file]);
-  await until(() => / running$/m.test(p.output()), 15_000, 'running');
-  const { uid, gid } = ids(p.child.pid!);
-  t.strictSame(uid, [NOBODY, NOBODY, NOBODY, NOBODY], 'real, effective, saved and fs uid are nobody');
-  t.strictSame(gid, [NOBODY, NOBODY, NOBODY, NOBODY], 'and the gids');
-  t.equal(statSync(join(dir, 'state')).uid, NOBODY, 'the persistence directory it created belongs to nobody');
-  t.notMatch(p.output(), /should not be run as root/, 'no root warning');
+t.test(
+  'started as root with `user nobody`: runs as nobody after binding, and persistence still saves',
+  { skip: asRoot ? false : 'needs root (CI runs as root)' },
+  async (t) => {
+    const port = await freePort();
+    const { dir, file } = setup(
+      (d, p) =>
+        `listener ${p} 127.0.0.1\nallow_anonymous true\nuser nobody\npersistence true\npersistence_location ${join(d, 'state')}\nautosave_interval 1\nlog_dest stdout\ndetect off\n`,
+      port,
+    );
+    const p = spawnCli(t, ['-c', file]);
+    await until(() => / running$/m.test(p.output()), 15_000, 'running');
+    const { uid, gid } = ids(p.child.pid!);
+    t.strictSame(uid, [NOBODY, NOBODY, NOBODY, NOBODY], 'real, effective, saved and fs uid are nobody');
+    t.strictSame(gid, [NOBODY, NOBODY, NOBODY, NOBODY], 'and the gids');
+    t.equal(statSync(join(dir, 'state')).uid, NOBODY, 'the persistence directory it created belongs to nobody');
+    t.notMatch(p.output(), /should not be run as root/, 'no root warning');
 
-  const c = await mqtt.connectAsync(`mqtt://127.0.0.1:${port}`, { clientId: 'keeper', reconnectPeriod: 0 });
-  await c.publishAsync('kept/1', 'still here', { retain: true, qos: 1 });
-  await c.endAsync();
-  p.child.kill('SIGTERM');
-  t.equal(await p.exited, 0, 'clean exit');
-  const snapshot = join(dir, 'state', 'mqprobe.db');
-  t.ok(existsSync(snapshot), 'snapshot written after dropping root');
-  t.equal(statSync(snapshot).uid, NOBODY, 'by nobody');
-  t.match(readFileSync(snapshot, 'utf8'), /kept\/1/, 'with the retained message');
-});
+    const c = await mqtt.connectAsync(`mqtt://127.0.0.1:${port}`, { clientId: 'keeper', reconnectPeriod: 0 });
+    await c.publishAsync('kept/1', 'still here', { retain: true, qos: 1 });
+    await c.endAsync();
+    p.child.kill('SIGTERM');
+    t.equal(await p.exited, 0, 'clean exit');
+    const snapshot = join(dir, 'state', 'mqprobe.db');
+    t.ok(existsSync(snapshot), 'snapshot written after dropping root');
+    t.equal(statSync(snapshot).uid, NOBODY, 'by nobody');
+    t.match(readFileSync(snapshot, 'utf8'), /kept\/1/, 'with the retained message');
+  },
+);
 
-t.test('a user that does not exist stops the start with Mosquitto\'s error', { skip: asRoot ? false : 'needs root' }, async (t) => {
+t.test("a user that does not exist stops the start with Mosquitto's error", { skip: asRoot ? false : 'needs root' }, async (t) => {
   const port = await freePort();
-  const { file } = setup((_d, p) => `listener ${p} 127.0.0.1\nallow_anonymous true\nuser no-such-user-xyz\nlog_dest stdout\ndetect off\n`, port);
+  const { file } = setup(
+    (_d, p) => `listener ${p} 127.0.0.1\nallow_anonymous true\nuser no-such-user-xyz\nlog_dest stdout\ndetect off\n`,
+    port,
+  );
   const p = spawnCli(t, ['-c', file]);
   t.not(await p.exited, 0, 'exits non-zero');
   t.match(p.output(), /Unable to drop privileges to 'no-such-user-xyz' because this user does not exist\./);

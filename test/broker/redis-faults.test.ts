@@ -16,7 +16,10 @@ const CONNECT_TIMEOUT_S = 3;
 async function brokerProcess(t: Test, redisUrl: string) {
   const port = await freePort();
   const conf = join(tempDir(), 'mqprobe.conf');
-  writeFileSync(conf, `listener ${port} 127.0.0.1\nallow_anonymous true\npersistence_redis_url ${redisUrl}\nbroker_connect_timeout ${CONNECT_TIMEOUT_S}\nlog_dest stdout\n`);
+  writeFileSync(
+    conf,
+    `listener ${port} 127.0.0.1\nallow_anonymous true\npersistence_redis_url ${redisUrl}\nbroker_connect_timeout ${CONNECT_TIMEOUT_S}\nlog_dest stdout\n`,
+  );
   const proc = spawnCli(t, ['-c', conf]);
   await waitForPort(port, 60_000);
   return { ...proc, port, mqttUrl: `mqtt://127.0.0.1:${port}` };
@@ -33,7 +36,16 @@ async function connectAnswer(port: number): Promise<{ ms: number; returnCode?: n
     s.once('close', () => resolve({ ms: Date.now() - started }));
   });
   s.on('data', (d) => parser.parse(d));
-  s.write(mqttPacket.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, clientId: `probe-${started}`, keepalive: 30 } as mqttPacket.IConnectPacket));
+  s.write(
+    mqttPacket.generate({
+      cmd: 'connect',
+      protocolId: 'MQTT',
+      protocolVersion: 4,
+      clean: true,
+      clientId: `probe-${started}`,
+      keepalive: 30,
+    } as mqttPacket.IConnectPacket),
+  );
   const timeout = new Promise<{ ms: number }>((r) => setTimeout(() => r({ ms: Date.now() - started }), (CONNECT_TIMEOUT_S + 10) * 1000));
   const res = await Promise.race([answer, timeout]);
   s.destroy();
@@ -99,25 +111,32 @@ async function underFault(t: Test, fault: Fault): Promise<void> {
   await until(() => [...acked].every((id) => received.has(id)), 60_000, 'every acknowledged message').catch(() => undefined);
   const lost = [...acked].filter((id) => !received.has(id));
   const duplicated = [...received.values()].filter((n) => n > 1).length;
-  t.comment(`${fault.name}: ${sent} published, ${acked.size} acknowledged (${ackedDuringFault} by the end of the fault), ${received.size} distinct received, ${lost.length} acknowledged lost, ${duplicated} duplicated; new CONNECT answered after ${answer.ms} ms (return code ${answer.returnCode ?? 'none, closed'})`);
+  t.comment(
+    `${fault.name}: ${sent} published, ${acked.size} acknowledged (${ackedDuringFault} by the end of the fault), ${received.size} distinct received, ${lost.length} acknowledged lost, ${duplicated} duplicated; new CONNECT answered after ${answer.ms} ms (return code ${answer.returnCode ?? 'none, closed'})`,
+  );
   if (lost.length) t.comment(`A:\n${a.output().slice(-3000)}\nB:\n${b.output().slice(-3000)}`);
   t.equal(lost.length, 0, `no acknowledged message lost (${acked.size} acknowledged)`);
   t.equal(acked.size, sent, 'every publish was acknowledged once Redis was reachable again');
-  t.ok(answer.ms <= (CONNECT_TIMEOUT_S + 1) * 1000 && answer.returnCode !== undefined, `a CONNECT during the fault was answered within connect_timeout (${answer.ms} ms, code ${answer.returnCode})`);
+  t.ok(
+    answer.ms <= (CONNECT_TIMEOUT_S + 1) * 1000 && answer.returnCode !== undefined,
+    `a CONNECT during the fault was answered within connect_timeout (${answer.ms} ms, code ${answer.returnCode})`,
+  );
   t.equal(a.child.exitCode, null, 'process A still runs');
   t.equal(b.child.exitCode, null, 'process B still runs');
   t.notMatch(a.output() + b.output(), /uncaught|Unhandled/i, 'no unhandled error');
 }
 
-t.test('Redis killed (SIGKILL, appendonly yes) and restarted after 10 s under 500 QoS 1 msg/s across two processes: 0 acknowledged messages lost', (t) =>
-  underFault(t, {
-    name: 'kill/restart',
-    seconds: 10,
-    async begin({ redis }) {
-      await redis.stop();
-      return () => redis.start();
-    },
-  }),
+t.test(
+  'Redis killed (SIGKILL, appendonly yes) and restarted after 10 s under 500 QoS 1 msg/s across two processes: 0 acknowledged messages lost',
+  (t) =>
+    underFault(t, {
+      name: 'kill/restart',
+      seconds: 10,
+      async begin({ redis }) {
+        await redis.stop();
+        return () => redis.start();
+      },
+    }),
 );
 
 t.test('Redis frozen (SIGSTOP) for 6 s, then SIGCONT: 0 acknowledged messages lost', (t) =>
@@ -131,16 +150,18 @@ t.test('Redis frozen (SIGSTOP) for 6 s, then SIGCONT: 0 acknowledged messages lo
   }),
 );
 
-t.test("network partition of the subscriber's process from Redis for 6 s (a TCP proxy whose sockets are destroyed and which refuses connections meanwhile): 0 acknowledged messages lost", (t) =>
-  underFault(t, {
-    name: 'partition',
-    seconds: 6,
-    viaProxy: true,
-    async begin({ cut, heal }) {
-      await cut();
-      return heal;
-    },
-  }),
+t.test(
+  "network partition of the subscriber's process from Redis for 6 s (a TCP proxy whose sockets are destroyed and which refuses connections meanwhile): 0 acknowledged messages lost",
+  (t) =>
+    underFault(t, {
+      name: 'partition',
+      seconds: 6,
+      viaProxy: true,
+      async begin({ cut, heal }) {
+        await cut();
+        return heal;
+      },
+    }),
 );
 
 t.test('hostile entries in the Redis message stream are skipped and counted; delivery goes on', async (t) => {

@@ -15,7 +15,10 @@ const CLIENT = 'offline-sub';
 /** The real CLI on a fixed port (the same port again after a restart), its state in Redis or else in memory. */
 async function brokerProcess(t: Test, redisUrl: string | undefined, port: number): Promise<BrokerProcess> {
   const conf = join(tempDir(), 'mqprobe.conf');
-  writeFileSync(conf, `listener ${port} 127.0.0.1\nallow_anonymous true\n${redisUrl ? `persistence_redis_url ${redisUrl}\n` : ''}log_dest stdout\n`);
+  writeFileSync(
+    conf,
+    `listener ${port} 127.0.0.1\nallow_anonymous true\n${redisUrl ? `persistence_redis_url ${redisUrl}\n` : ''}log_dest stdout\n`,
+  );
   const p = spawnCli(t, ['-c', conf]);
   await waitForPort(port);
   return p;
@@ -66,7 +69,9 @@ async function offlineQueue(t: Test, restart: 'none' | 'SIGTERM' | 'SIGKILL'): P
   const { client: back, got } = await connectCollecting(t, url, { clientId: CLIENT, clean: false });
   await until(() => got.length >= N, 30_000, `${N} queued messages`).catch((err: Error) => {
     const { missing } = tally(got);
-    throw new Error(`${err.message}: got ${got.length}, ${missing.length} missing (first: ${missing.slice(0, 10).join(', ')}); broker output:\n${broker.output().slice(-4000)}`);
+    throw new Error(
+      `${err.message}: got ${got.length}, ${missing.length} missing (first: ${missing.slice(0, 10).join(', ')}); broker output:\n${broker.output().slice(-4000)}`,
+    );
   });
   // every PUBACK has been processed once the queue in Redis is empty (polled for up to 15 s)
   let left = await db.llen(`outgoing:${CLIENT}`);
@@ -87,7 +92,11 @@ async function offlineQueue(t: Test, restart: 'none' | 'SIGTERM' | 'SIGKILL'): P
   const probe = await connectClient(t, url, { clientId: 'probe' });
   await probe.publishAsync('queue/probe', 'probe', { qos: 1 });
   await until(() => again.some((m) => m.topic === 'queue/probe'), 10_000, 'the live probe message');
-  t.same(again.filter((m) => m.topic !== 'queue/probe').map((m) => m.payload.toString()), [], 'nothing queued is delivered again');
+  t.same(
+    again.filter((m) => m.topic !== 'queue/probe').map((m) => m.payload.toString()),
+    [],
+    'nothing queued is delivered again',
+  );
   t.equal(broker.child.exitCode, null, 'the broker is still running');
   t.notMatch(broker.output(), /no such packet|unknown key|"level":(50|60)/, 'no persistence errors in the broker log');
 }
@@ -110,7 +119,17 @@ async function firstPacketAfterConnect(port: number, clientId: string): Promise<
   s.on('data', (d) => parser.parse(d));
   // a will makes the broker store it (Redis round trips) between restoring the subscriptions and the CONNACK
   const will = { topic: 'wills/raw', payload: Buffer.from('gone'), qos: 0 as const, retain: false };
-  s.write(mqttPacket.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: false, clientId, keepalive: 30, will } as mqttPacket.IConnectPacket));
+  s.write(
+    mqttPacket.generate({
+      cmd: 'connect',
+      protocolId: 'MQTT',
+      protocolVersion: 4,
+      clean: false,
+      clientId,
+      keepalive: 30,
+      will,
+    } as mqttPacket.IConnectPacket),
+  );
   try {
     return await first;
   } finally {
@@ -164,5 +183,7 @@ async function busyTopic(t: Test, state: 'redis' | 'memory'): Promise<void> {
   t.equal(broker.child.exitCode, null, 'the broker is still running');
 }
 
-t.test('a persistent session resuming while its topic is busy gets its CONNACK first, then every message (Redis state)', (t) => busyTopic(t, 'redis'));
+t.test('a persistent session resuming while its topic is busy gets its CONNACK first, then every message (Redis state)', (t) =>
+  busyTopic(t, 'redis'),
+);
 t.test('the same with the in-memory state', (t) => busyTopic(t, 'memory'));

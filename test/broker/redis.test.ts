@@ -41,7 +41,11 @@ t.test('two mqprobe processes on one Redis act as one broker', async (t) => {
   // on a timeout the assertion below shows what did arrive
   await until(() => queued.length >= 3, 10_000, 'queued messages on the other broker').catch(() => undefined);
   if (queued.length !== 3) t.comment(`broker A:\n${a.output()}\nbroker B:\n${b.output()}`);
-  t.same(queued.map((m) => m.payload.toString()), ['q0', 'q1', 'q2'], 'a persistent session created on A resumes on B with its queued QoS 1 messages');
+  t.same(
+    queued.map((m) => m.payload.toString()),
+    ['q0', 'q1', 'q2'],
+    'a persistent session created on A resumes on B with its queued QoS 1 messages',
+  );
 });
 
 t.test('Redis going away and coming back does not crash the broker, and the outage is logged once', async (t) => {
@@ -50,8 +54,14 @@ t.test('Redis going away and coming back does not crash the broker, and the outa
   await redis.stop();
   await new Promise((r) => setTimeout(r, 2500));
   t.equal(a.child.exitCode, null, 'still running while Redis is down');
-  const outageLines = a.output().split('\n').filter((l) => l.includes('unavailable'));
-  t.ok(outageLines.length >= 1 && outageLines.length <= 3, `the outage is logged once per connection, not per retry (${outageLines.length} lines)`);
+  const outageLines = a
+    .output()
+    .split('\n')
+    .filter((l) => l.includes('unavailable'));
+  t.ok(
+    outageLines.length >= 1 && outageLines.length <= 3,
+    `the outage is logged once per connection, not per retry (${outageLines.length} lines)`,
+  );
   t.notMatch(a.output(), /Unhandled error event|uncaught/i, 'no unhandled Redis errors');
   await redis.start();
   await until(() => a.output().includes('reachable again'), 15_000, 'the recovery log line');

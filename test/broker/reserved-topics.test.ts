@@ -45,7 +45,11 @@ t.test('mqprobe: client publishes to $SYS and $share/ are acknowledged and dropp
   t.match(got[0]?.payload.toString(), /^mqprobe version /, "the broker's own $SYS/broker/version stands");
   await b.broker.close();
   const denied = readEvents(out).filter((e) => e.event.action === 'publish-denied');
-  t.same(denied.map((e) => e.mqtt.topic), RESERVED, 'one publish-denied event per reserved topic');
+  t.same(
+    denied.map((e) => e.mqtt.topic),
+    RESERVED,
+    'one publish-denied event per reserved topic',
+  );
   t.ok(denied.every((e) => e.mqtt.client_id === 'writer'));
 });
 
@@ -77,12 +81,20 @@ t.test('mqprobe: a client id with a control character gets CONNACK 2 and a proto
   const out = join(dir, 'capture.ndjson');
   const b = await startTestBroker(t, `listener 0 127.0.0.1\nallow_anonymous true\ncapture_sink file ${out}\n`, { dir });
   for (const id of BAD_IDS) t.equal(await rawConnect(b.port, id), 2, `refused: ${JSON.stringify(id)}`);
-  t.equal(await rawConnect(b.port, 'nul\u0000id'), 'closed', 'U+0000 is a malformed string (MQTT-1.5.3-2): closed without CONNACK, as Mosquitto does');
+  t.equal(
+    await rawConnect(b.port, 'nul\u0000id'),
+    'closed',
+    'U+0000 is a malformed string (MQTT-1.5.3-2): closed without CONNACK, as Mosquitto does',
+  );
   t.equal(await rawConnect(b.port, 'plain-id-ü'), 0, 'an ordinary id (with non-ASCII letters) is accepted');
   await b.broker.close();
   const events = readEvents(out);
   const errors = events.filter((e) => e.event.action === 'protocol-error');
-  t.equal(errors.filter((e) => /control character/.test(e.error?.message ?? '')).length, BAD_IDS.length, 'one protocol-error naming the control character per refused id');
+  t.equal(
+    errors.filter((e) => /control character/.test(e.error?.message ?? '')).length,
+    BAD_IDS.length,
+    'one protocol-error naming the control character per refused id',
+  );
   t.equal(errors.filter((e) => /MQTT-1\.5\.3-2/.test(e.error?.message ?? '')).length, 1, 'and one naming the rule for U+0000');
   t.equal(events.filter((e) => e.event.action === 'client-connected').length, 1);
 });

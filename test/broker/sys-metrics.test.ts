@@ -10,7 +10,10 @@ function metric(text: string, name: string): number {
 }
 
 t.test('$SYS topics and /metrics report the load the test sent', async (t) => {
-  const { mqttUrl, httpPort } = await startTestBroker(t, 'listener 0 127.0.0.1\nallow_anonymous true\nsys_interval 1\nhttp_listener 0 127.0.0.1\n');
+  const { mqttUrl, httpPort } = await startTestBroker(
+    t,
+    'listener 0 127.0.0.1\nallow_anonymous true\nsys_interval 1\nhttp_listener 0 127.0.0.1\n',
+  );
   const subs = await Promise.all([1, 2].map((i) => connectClient(t, mqttUrl, { clientId: `sub${i}` })));
   const counts = subs.map((s) => collect(s));
   for (const s of subs) await s.subscribeAsync('load/#', { qos: 0 });
@@ -34,11 +37,31 @@ t.test('$SYS topics and /metrics report the load the test sent', async (t) => {
   watcher.on('message', (topic, payload) => sys.set(topic, payload.toString()));
   await watcher.subscribeAsync('$SYS/broker/#');
   // the retained values from before the load arrive first; the next sys_interval tick brings the counts
-  await until(() => sys.get('$SYS/broker/publish/messages/received') === String(N) && sys.get('$SYS/broker/clients/connected') === '4', 5000, '$SYS topics after the load');
+  await until(
+    () => sys.get('$SYS/broker/publish/messages/received') === String(N) && sys.get('$SYS/broker/clients/connected') === '4',
+    5000,
+    '$SYS topics after the load',
+  );
   t.match(sys.get('$SYS/broker/version'), /^mqprobe version \d+\.\d+\.\d+/);
   t.match(sys.get('$SYS/broker/uptime'), /^\d+ seconds$/);
   t.ok(sys.has('$SYS/broker/load/publish/received/1min'), 'load averages are published');
-  for (const name of ['clients/total', 'clients/maximum', 'clients/disconnected', 'messages/received', 'messages/sent', 'bytes/received', 'bytes/sent', 'retained messages/count', 'subscriptions/count', 'publish/messages/dropped', 'load/bytes/received/5min', 'load/connections/15min', 'heap/current', 'heap/maximum', 'clients/expired']) {
+  for (const name of [
+    'clients/total',
+    'clients/maximum',
+    'clients/disconnected',
+    'messages/received',
+    'messages/sent',
+    'bytes/received',
+    'bytes/sent',
+    'retained messages/count',
+    'subscriptions/count',
+    'publish/messages/dropped',
+    'load/bytes/received/5min',
+    'load/connections/15min',
+    'heap/current',
+    'heap/maximum',
+    'clients/expired',
+  ]) {
     t.ok(sys.has(`$SYS/broker/${name}`), `$SYS/broker/${name} is published`);
   }
 });
@@ -55,8 +78,15 @@ t.test('a # subscriber gets no retained $SYS topics, a $SYS/# subscriber gets th
   await sys.subscribeAsync('$SYS/#', { qos: 0 });
   await until(() => sysGot.some((m) => m.topic === '$SYS/broker/version') && allGot.length > 0, 5000, 'retained deliveries');
   await new Promise((r) => setTimeout(r, 1500)); // one more sys_interval: live $SYS updates must not reach # either
-  t.same(allGot.map((m) => m.topic), ['plain/retained'], '# got only the ordinary retained topic');
-  t.ok(sysGot.every((m) => m.topic.startsWith('$SYS/')), '$SYS/# got $SYS topics');
+  t.same(
+    allGot.map((m) => m.topic),
+    ['plain/retained'],
+    '# got only the ordinary retained topic',
+  );
+  t.ok(
+    sysGot.every((m) => m.topic.startsWith('$SYS/')),
+    '$SYS/# got $SYS topics',
+  );
 });
 
 /** A $SYS/# watcher while a client with a recognisable id connects, subscribes and leaves: what topics and client ids it saw. */

@@ -23,8 +23,14 @@ const pki = makePki();
 
 async function serverSockets(conf: string, tls: boolean): Promise<boolean[]> {
   const { port, broker } = await startTestBroker(t, conf);
-  const c = await connectClient(t, `${tls ? 'mqtts' : 'mqtt'}://127.0.0.1:${port}`, tls ? { ca: readFileSync(pki.caCert), clientId: 'nd' } : { clientId: 'nd' });
-  const result = Object.values((broker.aedes as unknown as { clients: Record<string, { conn: net.Socket }> }).clients).map((cl) => noDelayOf(cl.conn));
+  const c = await connectClient(
+    t,
+    `${tls ? 'mqtts' : 'mqtt'}://127.0.0.1:${port}`,
+    tls ? { ca: readFileSync(pki.caCert), clientId: 'nd' } : { clientId: 'nd' },
+  );
+  const result = Object.values((broker.aedes as unknown as { clients: Record<string, { conn: net.Socket }> }).clients).map((cl) =>
+    noDelayOf(cl.conn),
+  );
   c.end(true);
   return result;
 }
@@ -33,7 +39,11 @@ t.test('set_tcp_nodelay: off by default (as Mosquitto), on when set, on TCP and 
   const tlsLines = `certfile ${pki.serverCert}\nkeyfile ${pki.serverKey}\n`;
   t.same(await serverSockets('listener 0 127.0.0.1\nallow_anonymous true\n', false), [false], 'default: Nagle on');
   t.same(await serverSockets('set_tcp_nodelay true\nlistener 0 127.0.0.1\nallow_anonymous true\n', false), [true], 'tcp listener');
-  t.same(await serverSockets(`set_tcp_nodelay true\nlistener 0 127.0.0.1\nallow_anonymous true\n${tlsLines}`, true), [true], 'tls listener');
+  t.same(
+    await serverSockets(`set_tcp_nodelay true\nlistener 0 127.0.0.1\nallow_anonymous true\n${tlsLines}`, true),
+    [true],
+    'tls listener',
+  );
 });
 
 t.test('set_tcp_nodelay takes true or false only', async (t) => {

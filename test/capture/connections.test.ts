@@ -13,8 +13,17 @@ async function tlsSession(t: Teardown, captureLines: string) {
   const dev = pki.client('dev42');
   const dir = tempDir();
   const out = join(dir, 'capture.ndjson');
-  const b = await startTestBroker(t, `listener 0 127.0.0.1\ncafile ${pki.caCert}\ncertfile ${pki.serverCert}\nkeyfile ${pki.serverKey}\nrequire_certificate true\nallow_anonymous true\ncapture_sink file ${out}\n${captureLines}`, { dir });
-  const c = await connectClient(t, `mqtts://localhost:${b.port}`, { clientId: 'dev42', ca: readFileSync(pki.caCert), cert: readFileSync(dev.cert), key: readFileSync(dev.key) });
+  const b = await startTestBroker(
+    t,
+    `listener 0 127.0.0.1\ncafile ${pki.caCert}\ncertfile ${pki.serverCert}\nkeyfile ${pki.serverKey}\nrequire_certificate true\nallow_anonymous true\ncapture_sink file ${out}\n${captureLines}`,
+    { dir },
+  );
+  const c = await connectClient(t, `mqtts://localhost:${b.port}`, {
+    clientId: 'dev42',
+    ca: readFileSync(pki.caCert),
+    cert: readFileSync(dev.cert),
+    key: readFileSync(dev.key),
+  });
   return { b, c, out };
 }
 
@@ -26,10 +35,19 @@ t.test('TLS listener with a client certificate: tls.* in ECS', async (t) => {
   const events = readEvents(ecs);
   const connected = events.find((e) => e.event.action === 'client-connected');
   t.match(connected, {
-    tls: { established: true, version: /^1\.[23]$/, version_protocol: 'tls', cipher: String, client: { subject: /CN=dev42/, issuer: /CN=mqprobe test CA/, x509: { serial_number: /^[0-9A-F]{2}(:[0-9A-F]{2})+$/ } } },
+    tls: {
+      established: true,
+      version: /^1\.[23]$/,
+      version_protocol: 'tls',
+      cipher: String,
+      client: { subject: /CN=dev42/, issuer: /CN=mqprobe test CA/, x509: { serial_number: /^[0-9A-F]{2}(:[0-9A-F]{2})+$/ } },
+    },
     observer: { ingress: { interface: { name: `tls 127.0.0.1:${b.port}` } } },
   });
-  t.match(events.find((e) => e.event.action === 'connection-opened'), { tls: { established: true } });
+  t.match(
+    events.find((e) => e.event.action === 'connection-opened'),
+    { tls: { established: true } },
+  );
 });
 
 t.test('HICAP over TLS: sslCN and sslSN on PUBLISH and SUBSCRIBE', async (t) => {
@@ -41,19 +59,35 @@ t.test('HICAP over TLS: sslCN and sslSN on PUBLISH and SUBSCRIBE', async (t) => 
   const lines = readEvents(out);
   const pub = lines.find((l) => l.mqtt.action === 'PUBLISH')!;
   t.match(pub, { mqtt: { sslSN: /^[0-9A-F]{2}(:[0-9A-F]{2})+$/, sslCN: 'dev42', topic: 'home/t1', payload: 'MjEuNQ==' } });
-  t.same(Object.keys(pub.mqtt), ['action', 'sslSN', 'sslCN', 'topic', 'clientIP', 'port', 'clientID', 'tsUTC', 'tsLocal', 'payload'], 'the fork\'s field order');
-  t.match(lines.find((l) => l.mqtt.action === 'SUBSCRIBE'), { mqtt: { sslCN: 'dev42', topic: 'home/#' } });
+  t.same(
+    Object.keys(pub.mqtt),
+    ['action', 'sslSN', 'sslCN', 'topic', 'clientIP', 'port', 'clientID', 'tsUTC', 'tsLocal', 'payload'],
+    "the fork's field order",
+  );
+  t.match(
+    lines.find((l) => l.mqtt.action === 'SUBSCRIBE'),
+    { mqtt: { sslCN: 'dev42', topic: 'home/#' } },
+  );
 });
 
 t.test('WebSocket listener: network.application websocket', async (t) => {
   const dir = tempDir();
   const out = join(dir, 'ws.ndjson');
-  const b = await startTestBroker(t, `listener 0 127.0.0.1\nprotocol websockets\nallow_anonymous true\ncapture_sink file ${out}\n`, { dir });
+  const b = await startTestBroker(t, `listener 0 127.0.0.1\nprotocol websockets\nallow_anonymous true\ncapture_sink file ${out}\n`, {
+    dir,
+  });
   const c = await connectClient(t, `ws://127.0.0.1:${b.port}`, { clientId: 'browser' });
   await c.publishAsync('w/t', 'x', { qos: 1 });
   await c.endAsync();
   await b.broker.close();
-  t.match(readEvents(out).find((e) => e.event.action === 'publish-received'), { network: { protocol: 'mqtt', transport: 'tcp', application: 'websocket' }, source: { ip: '127.0.0.1' }, observer: { ingress: { interface: { name: `ws 127.0.0.1:${b.port}` } } } });
+  t.match(
+    readEvents(out).find((e) => e.event.action === 'publish-received'),
+    {
+      network: { protocol: 'mqtt', transport: 'tcp', application: 'websocket' },
+      source: { ip: '127.0.0.1' },
+      observer: { ingress: { interface: { name: `ws 127.0.0.1:${b.port}` } } },
+    },
+  );
 });
 
 t.test('a second connection with the same client id: the first is disconnected with reason session-taken-over', async (t) => {

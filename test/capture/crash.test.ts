@@ -55,7 +55,8 @@ function byRun(rx: LumberjackPeer[]): Runs {
     const run = e.service.id as string;
     if (!seqs.has(run)) seqs.set(run, new Set());
     seqs.get(run)!.add(e.event.sequence);
-    if (e.event.action === 'capture-dropped' && e.event.reason === 'crash' && !crashes.some((c) => c.event.id === e.event.id)) crashes.push(e);
+    if (e.event.action === 'capture-dropped' && e.event.reason === 'crash' && !crashes.some((c) => c.event.id === e.event.id))
+      crashes.push(e);
   }
   return { seqs, crashes };
 }
@@ -71,7 +72,10 @@ async function killedUnderLoad(t: Test, queue: 'disk' | 'memory', rx: Lumberjack
   const dir = tempDir();
   const port = await freePort();
   const conf = join(dir, 'mqprobe.conf');
-  writeFileSync(conf, `listener ${port} 127.0.0.1\nallow_anonymous true\ncapture_sink beats tcp://127.0.0.1:${rx.port}\ncapture_spool_dir ${join(dir, 'spool')}\ncapture_queue ${queue}\nlog_dest file ${join(dir, 'broker.log')}\n`);
+  writeFileSync(
+    conf,
+    `listener ${port} 127.0.0.1\nallow_anonymous true\ncapture_sink beats tcp://127.0.0.1:${rx.port}\ncapture_spool_dir ${join(dir, 'spool')}\ncapture_queue ${queue}\nlog_dest file ${join(dir, 'broker.log')}\n`,
+  );
   const first = await broker(t, conf, port);
   const c = await connectAsync(`mqtt://127.0.0.1:${port}`, { clientId: 'loader', reconnectPeriod: 0 });
   c.on('error', () => {});
@@ -108,17 +112,25 @@ t.test('capture_queue disk: kill -9 under load loses nothing written to the queu
   t.same(holes(seqs.get(restarted)!), [], 'the restarted run complete');
 });
 
-t.test('capture_queue memory: kill -9 with events queued; the restart names a range covering what the receiver lacks (an upper bound)', async (t) => {
-  const rx = await startLumberjack(t);
-  await killedUnderLoad(t, 'memory', rx, true);
-  const { seqs, crashes } = byRun([rx]);
-  t.equal(crashes.length, 1, 'one capture-dropped (crash)');
-  const c = crashes[0].mqprobe.capture;
-  const got = seqs.get(c.run)!;
-  const max = Math.max(...got);
-  t.same(holes(got), [], 'the receiver has 1..N of the killed run (in-order delivery)');
-  t.ok(c.first_sequence <= max + 1, `the named range starts at or before the first missing sequence (${c.first_sequence} <= ${max + 1})`);
-  t.ok(c.dropped > 1000 && c.last_sequence === c.first_sequence + c.dropped - 1, `a large range was lost and is named (${c.first_sequence}-${c.last_sequence})`);
-  const arrivedInRange = [...got].filter((s) => s >= c.first_sequence).length;
-  t.comment(`${c.dropped} named; ${arrivedInRange} of them had in fact arrived (the acknowledged position in the state file is up to 1 s old)`);
-});
+t.test(
+  'capture_queue memory: kill -9 with events queued; the restart names a range covering what the receiver lacks (an upper bound)',
+  async (t) => {
+    const rx = await startLumberjack(t);
+    await killedUnderLoad(t, 'memory', rx, true);
+    const { seqs, crashes } = byRun([rx]);
+    t.equal(crashes.length, 1, 'one capture-dropped (crash)');
+    const c = crashes[0].mqprobe.capture;
+    const got = seqs.get(c.run)!;
+    const max = Math.max(...got);
+    t.same(holes(got), [], 'the receiver has 1..N of the killed run (in-order delivery)');
+    t.ok(c.first_sequence <= max + 1, `the named range starts at or before the first missing sequence (${c.first_sequence} <= ${max + 1})`);
+    t.ok(
+      c.dropped > 1000 && c.last_sequence === c.first_sequence + c.dropped - 1,
+      `a large range was lost and is named (${c.first_sequence}-${c.last_sequence})`,
+    );
+    const arrivedInRange = [...got].filter((s) => s >= c.first_sequence).length;
+    t.comment(
+      `${c.dropped} named; ${arrivedInRange} of them had in fact arrived (the acknowledged position in the state file is up to 1 s old)`,
+    );
+  },
+);

@@ -15,7 +15,8 @@ import { lastQueued } from '../../capture/queue/state.js';
 import { startTestBroker, tempDir } from '../helpers/broker.js';
 
 const log = pino({ level: 'silent' });
-const open = (dir: string, over: Partial<ConstructorParameters<typeof DiskQueue>[0]> = {}) => new DiskQueue({ dir, run: 'run-a', maxBytes: 1 << 20, syncMs: 0, cacheMax: 100, log, ...over });
+const open = (dir: string, over: Partial<ConstructorParameters<typeof DiskQueue>[0]> = {}) =>
+  new DiskQueue({ dir, run: 'run-a', maxBytes: 1 << 20, syncMs: 0, cacheMax: 100, log, ...over });
 const line = (i: number) => JSON.stringify({ event: { sequence: i }, message: `event ${i} ✓` });
 
 /** Takes and acknowledges everything, `batch` records at a time. */
@@ -34,12 +35,16 @@ t.test('in order through memory and disk (past the cache), acknowledged segments
   const q = open(dir, { maxBytes: 1 << 20, cacheMax: 100 });
   let taken = 0;
   for (let i = 1; i <= 5000; i++) if (q.append(line(i), i)) taken++;
-  t.equal(taken, 5000, "all taken");
+  t.equal(taken, 5000, 'all taken');
   t.equal(q.queued, 5000);
   const a = q.peek(10, 1 << 20);
   t.same(q.peek(10, 1 << 20), a, 'the same records again until acknowledged');
   const got = drain(q);
-  t.same(got.map((r) => r.seq), Array.from({ length: 5000 }, (_, i) => i + 1), 'every record once, in order');
+  t.same(
+    got.map((r) => r.seq),
+    Array.from({ length: 5000 }, (_, i) => i + 1),
+    'every record once, in order',
+  );
   t.same(got.map((r) => r.line).slice(0, 3), [line(1), line(2), line(3)], 'lines intact (UTF-8 included)');
   t.equal(q.queued, 0);
   t.ok(readdirSync(dir).filter((f) => f.endsWith('.q')).length === 1, 'only the segment being written is left');
@@ -58,7 +63,11 @@ t.test('a restart sends what was not acknowledged, with its sequence numbers, be
   t.equal(q2.queued, 180, 'the unacknowledged records of the earlier run');
   q2.append(line(1), 1);
   const got = drain(q2);
-  t.same(got.map((r) => r.seq), [...Array.from({ length: 180 }, (_, i) => i + 121), 1], 'old 121..300 first, then the new run');
+  t.same(
+    got.map((r) => r.seq),
+    [...Array.from({ length: 180 }, (_, i) => i + 121), 1],
+    'old 121..300 first, then the new run',
+  );
   t.ok(got.slice(0, 180).every((r) => r.seg < q2.thisRunFrom) && got[180].seg >= q2.thisRunFrom, 'the runs are told apart');
   q2.close();
 });
@@ -84,18 +93,29 @@ t.test('crash and hostile leftovers: half-written record cut, bad checkpoint mea
   appendFileSync(join(dir, seg), '11\t{"event":{"seq');
   writeFileSync(join(dir, 'checkpoint'), 'not a checkpoint at all \u0000\n'.repeat(1000));
   const q2 = open(dir, { run: 'run-b' });
-  t.same(drain(q2).map((r) => r.seq), Array.from({ length: 10 }, (_, i) => i + 1), 'ten whole records; the half-written one cut; all sent again');
+  t.same(
+    drain(q2).map((r) => r.seq),
+    Array.from({ length: 10 }, (_, i) => i + 1),
+    'ten whole records; the half-written one cut; all sent again',
+  );
   q2.close();
 
   const dir3 = tempDir();
   writeFileSync(join(dir3, '1000000000000000.q'), 'no tab on this line\n');
   const q3 = open(dir3, { run: 'run-c' });
-  t.throws(() => q3.peek(10, 1 << 20), /capture queue segment .* is damaged at byte 0/, 'a damaged segment is named, not skipped in silence');
+  t.throws(
+    () => q3.peek(10, 1 << 20),
+    /capture queue segment .* is damaged at byte 0/,
+    'a damaged segment is named, not skipped in silence',
+  );
   q3.close();
 });
 
 t.test('capture_queue disk without capture_spool_dir: the broker refuses to start, naming both keys', async (t) => {
-  await t.rejects(startTestBroker(t, 'listener 0 127.0.0.1\nallow_anonymous true\ncapture_sink file /dev/null\ncapture_queue disk\n'), /capture_queue: disk needs capture_spool_dir/);
+  await t.rejects(
+    startTestBroker(t, 'listener 0 127.0.0.1\nallow_anonymous true\ncapture_sink file /dev/null\ncapture_queue disk\n'),
+    /capture_queue: disk needs capture_spool_dir/,
+  );
 });
 
 t.test('bad values of the new keys are config errors naming the key', async (t) => {
@@ -114,7 +134,10 @@ t.test('bad values of the new keys are config errors naming the key', async (t) 
     t.throws(() => loadConfig(file), error, line);
   }
   const file = join(dir, 'good.conf');
-  writeFileSync(file, `capture_sink beats tls://logstash.example:5044\ncapture_spool_dir ${dir}\ncapture_queue disk\ncapture_queue_sync_interval 250ms\ncapture_queue_max_bytes 64M\n`);
+  writeFileSync(
+    file,
+    `capture_sink beats tls://logstash.example:5044\ncapture_spool_dir ${dir}\ncapture_queue disk\ncapture_queue_sync_interval 250ms\ncapture_queue_max_bytes 64M\n`,
+  );
   t.match(loadConfig(file).capture, { queue: 'disk', queueSyncMs: 250, queueMaxBytes: 64 * 1024 ** 2, sinks: [{ kind: 'beats' }] });
 });
 
@@ -125,7 +148,17 @@ t.test('a runner whose disk queue is damaged stops with the reason in the log, d
   const runLog = pino({ level: 'info' }, { write: (l: string) => lines.push(l) });
   const q = new DiskQueue({ dir, run: 'run-d', maxBytes: 1 << 20, syncMs: 0, cacheMax: 10, log: runLog });
   const written: string[][] = [];
-  const r = new SinkRunner({ name: 'damaged', write: async (l) => void written.push(l), close: async () => {} }, { queueMax: 10, disk: q, log: runLog, backoff: { baseMs: 10, maxMs: 10 }, onDrops: () => {}, count: { delivered: () => {}, dropped: () => {}, failure: () => {} } });
+  const r = new SinkRunner(
+    { name: 'damaged', write: async (l) => void written.push(l), close: async () => {} },
+    {
+      queueMax: 10,
+      disk: q,
+      log: runLog,
+      backoff: { baseMs: 10, maxMs: 10 },
+      onDrops: () => {},
+      count: { delivered: () => {}, dropped: () => {}, failure: () => {} },
+    },
+  );
   r.offer('{"b":2}', 1);
   await until(() => lines.some((l) => l.includes('its disk queue cannot be read')), 5000, 'the error');
   t.match(lines.join(''), /capture queue segment .*1000000000000000\.q is damaged at byte 10/, 'the file and the byte');

@@ -9,25 +9,51 @@ import { scriptedSession, securityConf } from './session.js';
 t.test('a scripted session lands in logs-mqtt.capture-<namespace>, every sequence once, typed by the templates', async (t) => {
   const es = await startSearchPeer(t, 'elasticsearch');
   const api = async <T>(method: string, path: string, body?: unknown): Promise<T> => {
-    const res = await fetch(`${es.url}${path}`, { method, headers: { 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) });
+    const res = await fetch(`${es.url}${path}`, {
+      method,
+      headers: { 'content-type': 'application/json' },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
     return (await res.json()) as T;
   };
   await runElasticSetup({ es: es.url, namespace: 'capturetest', ilmDeleteAfter: '1d' }, { out: () => {} });
   const dir = tempDir();
-  const b = await startTestBroker(t, `listener 0 127.0.0.1\n${securityConf(dir)}capture_sink elasticsearch ${es.url}\ncapture_elasticsearch_namespace capturetest\ncapture_payload full\n`, { dir });
+  const b = await startTestBroker(
+    t,
+    `listener 0 127.0.0.1\n${securityConf(dir)}capture_sink elasticsearch ${es.url}\ncapture_elasticsearch_namespace capturetest\ncapture_payload full\n`,
+    { dir },
+  );
   await scriptedSession(t, b.mqttUrl, b.port);
   await b.broker.close();
   const n = b.broker.capture.stats().recorded;
   t.equal(b.broker.capture.stats().sinks[0].delivered, n, 'the sink delivered every event');
   const index = dataStreamName('capturetest');
   await api('POST', `/${index}/_refresh`);
-  const found = await api<{ hits: { hits: { _id: string; _source: Record<string, any> }[] } }>('POST', `/${index}/_search`, { size: 1000, sort: [{ 'event.sequence': 'asc' }], query: { term: { 'service.id': b.broker.info.id } } });
+  const found = await api<{ hits: { hits: { _id: string; _source: Record<string, any> }[] } }>('POST', `/${index}/_search`, {
+    size: 1000,
+    sort: [{ 'event.sequence': 'asc' }],
+    query: { term: { 'service.id': b.broker.info.id } },
+  });
   const seqs = found.hits.hits.map((h) => h._source.event.sequence);
-  t.same(seqs, Array.from({ length: n }, (_, i) => i + 1), `all ${n} events, each once`);
-  t.ok(found.hits.hits.every((h) => h._id === h._source.event.id), '_id is event.id (a resend stores nothing twice)');
-  const pub = await api<{ hits: { total: { value: number } } }>('POST', `/${index}/_search`, { query: { bool: { filter: [{ term: { 'mqtt.topic': 'sensors/t1' } }, { term: { 'mqtt.qos': 1 } }, { term: { 'source.ip': '127.0.0.0/8' } }] } } });
+  t.same(
+    seqs,
+    Array.from({ length: n }, (_, i) => i + 1),
+    `all ${n} events, each once`,
+  );
+  t.ok(
+    found.hits.hits.every((h) => h._id === h._source.event.id),
+    '_id is event.id (a resend stores nothing twice)',
+  );
+  const pub = await api<{ hits: { total: { value: number } } }>('POST', `/${index}/_search`, {
+    query: {
+      bool: { filter: [{ term: { 'mqtt.topic': 'sensors/t1' } }, { term: { 'mqtt.qos': 1 } }, { term: { 'source.ip': '127.0.0.0/8' } }] },
+    },
+  });
   t.equal(pub.hits.total.value, 1, 'a publish found by keyword topic, numeric qos and an ip range on source.ip');
-  const mapping = await api<Record<string, { mappings: any }>>('GET', `/${index}/_mapping/field/mqtt.qos,source.ip,mqtt.client_id,mqtt.retain`);
+  const mapping = await api<Record<string, { mappings: any }>>(
+    'GET',
+    `/${index}/_mapping/field/mqtt.qos,source.ip,mqtt.client_id,mqtt.retain`,
+  );
   const fields = Object.values(mapping)[0].mappings;
   t.equal(fields['mqtt.qos'].mapping.qos.type, 'byte');
   t.equal(fields['source.ip'].mapping.ip.type, 'ip');

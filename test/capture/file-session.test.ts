@@ -35,45 +35,96 @@ t.test('capture_sink file: a scripted session gives every documented event, sequ
   const actions = new Set(events.map((e) => e.event.action));
   for (const a of DEFAULT_ACTIONS) t.ok(actions.has(a), `event.action ${a} captured`);
   t.notOk(actions.has('ping-received'), 'high-volume actions are off by default');
-  t.same(events.map((e) => e.event.sequence), events.map((_, i) => i + 1), 'event.sequence runs 1..N without a gap');
+  t.same(
+    events.map((e) => e.event.sequence),
+    events.map((_, i) => i + 1),
+    'event.sequence runs 1..N without a gap',
+  );
   t.equal(new Set(events.map((e) => e.event.id)).size, events.length, 'event.id is unique');
 
   for (const e of events) {
-    t.match(e, {
-      '@timestamp': /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/,
-      message: String,
-      ecs: { version: String },
-      event: { kind: /^(event|metric)$/, action: String, dataset: 'mqtt.capture', id: String, sequence: Number },
-      observer: { product: 'mqprobe', name: String, version: String },
-      service: { type: 'mqtt', id: b.broker.info.id },
-    }, `shape of ${e.event.action} #${e.event.sequence}`);
+    t.match(
+      e,
+      {
+        '@timestamp': /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/,
+        message: String,
+        ecs: { version: String },
+        event: { kind: /^(event|metric)$/, action: String, dataset: 'mqtt.capture', id: String, sequence: Number },
+        observer: { product: 'mqprobe', name: String, version: String },
+        service: { type: 'mqtt', id: b.broker.info.id },
+      },
+      `shape of ${e.event.action} #${e.event.sequence}`,
+    );
     t.ok(e.message.length > 10, 'a readable message');
   }
 
-  const find = (action: string, pred: (e: Record<string, any>) => boolean = () => true) => events.find((e) => e.event.action === action && pred(e));
-  t.match(find('client-connected', (e) => e.mqtt.client_id === 'alice-1'), {
-    user: { name: 'alice' },
-    source: { ip: '127.0.0.1', port: Number },
-    destination: { port: b.port },
-    network: { protocol: 'mqtt', transport: 'tcp' },
-    mqtt: { protocol_version: 4, clean_session: true, keepalive: 30, reason_code: 0 },
-    event: { outcome: 'success', category: ['authentication', 'session'] },
-  });
-  t.match(find('publish-received', (e) => e.mqtt.topic === 'sensors/t1'), { mqtt: { client_id: 'alice-1', qos: 1, retain: false, dup: false, payload_size: 4, payload: '21.5', payload_encoding: 'utf8', message_id: Number } });
-  t.match(find('publish-received', (e) => e.mqtt.topic === 'sensors/retained'), { mqtt: { retain: true, payload_size: 4, payload: Buffer.from([0, 1, 2, 255]).toString('base64'), payload_encoding: 'base64' } });
+  const find = (action: string, pred: (e: Record<string, any>) => boolean = () => true) =>
+    events.find((e) => e.event.action === action && pred(e));
+  t.match(
+    find('client-connected', (e) => e.mqtt.client_id === 'alice-1'),
+    {
+      user: { name: 'alice' },
+      source: { ip: '127.0.0.1', port: Number },
+      destination: { port: b.port },
+      network: { protocol: 'mqtt', transport: 'tcp' },
+      mqtt: { protocol_version: 4, clean_session: true, keepalive: 30, reason_code: 0 },
+      event: { outcome: 'success', category: ['authentication', 'session'] },
+    },
+  );
+  t.match(
+    find('publish-received', (e) => e.mqtt.topic === 'sensors/t1'),
+    {
+      mqtt: {
+        client_id: 'alice-1',
+        qos: 1,
+        retain: false,
+        dup: false,
+        payload_size: 4,
+        payload: '21.5',
+        payload_encoding: 'utf8',
+        message_id: Number,
+      },
+    },
+  );
+  t.match(
+    find('publish-received', (e) => e.mqtt.topic === 'sensors/retained'),
+    { mqtt: { retain: true, payload_size: 4, payload: Buffer.from([0, 1, 2, 255]).toString('base64'), payload_encoding: 'base64' } },
+  );
   t.match(find('publish-denied'), { mqtt: { topic: 'secret/x', qos: 1, payload_size: 4 }, event: { outcome: 'failure' } });
-  t.notOk(find('publish-received', (e) => String(e.mqtt.topic).startsWith('$mqprobe')), 'the reroute of a denied publish is not a received publish');
-  t.match(find('subscription-granted'), { mqtt: { topic: 'sensors/#', qos: 1, subscriptions: [{ topic: 'sensors/#', qos: 1, granted_qos: 1 }] } });
+  t.notOk(
+    find('publish-received', (e) => String(e.mqtt.topic).startsWith('$mqprobe')),
+    'the reroute of a denied publish is not a received publish',
+  );
+  t.match(find('subscription-granted'), {
+    mqtt: { topic: 'sensors/#', qos: 1, subscriptions: [{ topic: 'sensors/#', qos: 1, granted_qos: 1 }] },
+  });
   t.match(find('subscription-denied'), { mqtt: { topic: 'secret/#', subscriptions: [{ topic: 'secret/#', qos: 0, granted_qos: 128 }] } });
   t.match(find('unsubscribed'), { mqtt: { topic: 'sensors/#', client_id: 'alice-1' } });
-  t.match(find('client-disconnected', (e) => e.mqtt.client_id === 'alice-1'), { event: { reason: 'client-disconnect', outcome: 'success' } });
-  t.match(find('connection-refused', (e) => e.mqtt.client_id === 'c-bob'), { event: { reason: 'bad-credentials', outcome: 'failure' }, user: { name: 'bob' }, mqtt: { reason_code: 5 } });
-  t.match(find('connection-refused', (e) => e.mqtt.client_id === 'c-mallory'), { event: { reason: 'unknown-user' }, user: { name: 'mallory' } });
-  t.match(find('client-disconnected', (e) => e.mqtt.client_id === 'bob-1'), { event: { reason: 'socket-closed' } });
-  t.match(find('will-published'), { mqtt: { client_id: 'bob-1', topic: 'will/bob', will: { topic: 'will/bob', qos: 0, retain: false, payload_size: 8 } } });
+  t.match(
+    find('client-disconnected', (e) => e.mqtt.client_id === 'alice-1'),
+    { event: { reason: 'client-disconnect', outcome: 'success' } },
+  );
+  t.match(
+    find('connection-refused', (e) => e.mqtt.client_id === 'c-bob'),
+    { event: { reason: 'bad-credentials', outcome: 'failure' }, user: { name: 'bob' }, mqtt: { reason_code: 5 } },
+  );
+  t.match(
+    find('connection-refused', (e) => e.mqtt.client_id === 'c-mallory'),
+    { event: { reason: 'unknown-user' }, user: { name: 'mallory' } },
+  );
+  t.match(
+    find('client-disconnected', (e) => e.mqtt.client_id === 'bob-1'),
+    { event: { reason: 'socket-closed' } },
+  );
+  t.match(find('will-published'), {
+    mqtt: { client_id: 'bob-1', topic: 'will/bob', will: { topic: 'will/bob', qos: 0, retain: false, payload_size: 8 } },
+  });
   t.match(find('protocol-error'), { error: { message: String }, source: { ip: '127.0.0.1' } });
   t.match(find('keepalive-timeout'), { mqtt: { client_id: 'sleepy', keepalive: 1 } });
-  t.match(find('client-disconnected', (e) => e.mqtt.client_id === 'sleepy'), { event: { reason: 'keepalive-timeout' } });
+  t.match(
+    find('client-disconnected', (e) => e.mqtt.client_id === 'sleepy'),
+    { event: { reason: 'keepalive-timeout' } },
+  );
   t.match(find('broker-starting'), { mqprobe: { listeners: [{ port: b.port }] } });
   t.equal(events.at(-1)!.event.action, 'broker-stopped', 'broker-stopped is the last event');
 

@@ -15,7 +15,11 @@ function lines(path: string): string[] {
 async function broker(t: Teardown, extra: string) {
   const dir = tempDir();
   const out = join(dir, 'capture.ndjson');
-  const b = await startTestBroker(t, `listener 0 127.0.0.1\nallow_anonymous true\nmax_packet_size 1048576\ncapture_sink file ${out}\n${extra}`, { dir });
+  const b = await startTestBroker(
+    t,
+    `listener 0 127.0.0.1\nallow_anonymous true\nmax_packet_size 1048576\ncapture_sink file ${out}\n${extra}`,
+    { dir },
+  );
   return { b, out };
 }
 
@@ -34,7 +38,11 @@ t.test('huge and binary payloads under capture_payload full and truncate', async
     await b.broker.close();
     const events = lines(out).map((l) => JSON.parse(l));
     const pub = (topic: string) => events.find((e) => e.event.action === 'publish-received' && e.mqtt.topic === topic);
-    t.same(events.map((e) => e.event.sequence), events.map((_, i) => i + 1), `${policy}: contiguous`);
+    t.same(
+      events.map((e) => e.event.sequence),
+      events.map((_, i) => i + 1),
+      `${policy}: contiguous`,
+    );
     if (policy === 'full') {
       t.match(pub('p/huge').mqtt, { payload_size: 900_000, payload_encoding: 'utf8' });
       t.equal(pub('p/huge').mqtt.payload.length, 900_000, 'the whole huge payload');
@@ -43,7 +51,11 @@ t.test('huge and binary payloads under capture_payload full and truncate', async
       t.notOk('payload_truncated' in pub('p/text').mqtt);
     } else {
       t.match(pub('p/huge').mqtt, { payload: 'aaaaaaa', payload_truncated: true, payload_size: 900_000 });
-      t.match(pub('p/binary').mqtt, { payload: binary.subarray(0, 7).toString('base64'), payload_encoding: 'base64', payload_truncated: true });
+      t.match(pub('p/binary').mqtt, {
+        payload: binary.subarray(0, 7).toString('base64'),
+        payload_encoding: 'base64',
+        payload_truncated: true,
+      });
       t.match(pub('p/text').mqtt, { payload: 'line1\nl', payload_encoding: 'utf8', payload_truncated: true });
     }
     t.match(pub('p/empty').mqtt, { payload: '', payload_size: 0 });
@@ -56,7 +68,9 @@ t.test('a truncation inside a UTF-8 character keeps the text up to the character
   await c.publishAsync('p/u', 'abcde😀xyz', { qos: 1 });
   await c.endAsync();
   await b.broker.close();
-  const e = lines(out).map((l) => JSON.parse(l)).find((x) => x.event.action === 'publish-received');
+  const e = lines(out)
+    .map((l) => JSON.parse(l))
+    .find((x) => x.event.action === 'publish-received');
   t.match(e.mqtt, { payload: 'abcde', payload_encoding: 'utf8', payload_truncated: true });
 });
 
@@ -77,11 +91,21 @@ t.test('client ids and topics with control characters stay inside one escaped JS
   const raw = lines(out);
   for (const l of raw) t.notMatch(l, /[\u0000-\u001f]/, 'no raw control character in a line');
   const events = raw.map((l) => JSON.parse(l));
-  t.same(events.map((e) => e.event.sequence), events.map((_, i) => i + 1), 'contiguous');
+  t.same(
+    events.map((e) => e.event.sequence),
+    events.map((_, i) => i + 1),
+    'contiguous',
+  );
   const refused = events.find((e) => e.event.action === 'connection-refused');
   t.equal(refused.mqtt.client_id, evil, 'the client id survives exactly');
-  t.ok(events.some((e) => e.event.action === 'publish-received' && e.mqtt.topic === 't/\u0001\u007f\n"x"'), 'the topic survives exactly');
-  t.ok(events.some((e) => e.event.action === 'protocol-error' && /MQTT-1\.5\.3-1/.test(e.error?.message)), 'the non-UTF-8 topic closes its connection, captured as a protocol error naming the rule');
+  t.ok(
+    events.some((e) => e.event.action === 'publish-received' && e.mqtt.topic === 't/\u0001\u007f\n"x"'),
+    'the topic survives exactly',
+  );
+  t.ok(
+    events.some((e) => e.event.action === 'protocol-error' && /MQTT-1\.5\.3-1/.test(e.error?.message)),
+    'the non-UTF-8 topic closes its connection, captured as a protocol error naming the rule',
+  );
 });
 
 t.test('malformed and oversized packets become protocol-error events, the broker keeps serving', async (t) => {
@@ -89,7 +113,14 @@ t.test('malformed and oversized packets become protocol-error events, the broker
   // reserved packet type 0; a remaining length of 5 bytes (invalid varint); a PUBLISH larger than max_packet_size
   await rawSession(b.port, [Buffer.from([0x00, 0x00])], 1000);
   await rawSession(b.port, [connectPacket('bad-len'), Buffer.from([0x30, 0xff, 0xff, 0xff, 0xff, 0x7f])], 1000);
-  const oversize = mqttPacket.generate({ cmd: 'publish', topic: 'x', payload: Buffer.alloc(2_000_000), qos: 0, retain: false, dup: false } as mqttPacket.IPublishPacket);
+  const oversize = mqttPacket.generate({
+    cmd: 'publish',
+    topic: 'x',
+    payload: Buffer.alloc(2_000_000),
+    qos: 0,
+    retain: false,
+    dup: false,
+  } as mqttPacket.IPublishPacket);
   await rawSession(b.port, [connectPacket('too-big'), oversize], 1000);
   await rawSession(b.port, [Buffer.from('GET / HTTP/1.1\r\nHost: x\r\n\r\n')], 1000);
   const c = await connectClient(t, b.mqttUrl, { clientId: 'after' });
@@ -100,8 +131,19 @@ t.test('malformed and oversized packets become protocol-error events, the broker
   const events = lines(out).map((l) => JSON.parse(l));
   const errors = events.filter((e) => e.event.action === 'protocol-error');
   t.ok(errors.length >= 3, `protocol-error events (${errors.length})`);
-  for (const e of errors) t.match(e, { event: { outcome: 'failure', category: ['network'] }, error: { message: String }, source: { ip: '127.0.0.1' } });
-  t.ok(errors.some((e) => /max_packet_size/.test(e.error.message)), 'the oversized packet is named');
-  t.ok(errors.some((e) => /variable byte integer/i.test(e.error.message)), 'the bad remaining length is named');
-  t.same(events.map((e) => e.event.sequence), events.map((_, i) => i + 1), 'contiguous');
+  for (const e of errors)
+    t.match(e, { event: { outcome: 'failure', category: ['network'] }, error: { message: String }, source: { ip: '127.0.0.1' } });
+  t.ok(
+    errors.some((e) => /max_packet_size/.test(e.error.message)),
+    'the oversized packet is named',
+  );
+  t.ok(
+    errors.some((e) => /variable byte integer/i.test(e.error.message)),
+    'the bad remaining length is named',
+  );
+  t.same(
+    events.map((e) => e.event.sequence),
+    events.map((_, i) => i + 1),
+    'contiguous',
+  );
 });

@@ -45,13 +45,21 @@ t.test('plain TCP: every event of a scripted session arrives, byte for byte as i
   const rx = await startReceiver(t);
   const dir = tempDir();
   const file = join(dir, 'events.ndjson');
-  const b = await startTestBroker(t, `listener 0 127.0.0.1\n${securityConf(dir)}capture_sink logstash tcp://127.0.0.1:${rx.port}\ncapture_sink file ${file}\n`, { dir });
+  const b = await startTestBroker(
+    t,
+    `listener 0 127.0.0.1\n${securityConf(dir)}capture_sink logstash tcp://127.0.0.1:${rx.port}\ncapture_sink file ${file}\n`,
+    { dir },
+  );
   await scriptedSession(t, b.mqttUrl, b.port);
   const n = await stopped(b);
   await until(() => rx.lines().length >= n, 10_000, `${n} events at the receiver`);
   const reference = readFileSync(file, 'utf8').split('\n').filter(Boolean);
   t.same(rx.lines(), reference, 'the receiver got exactly the lines of the file sink');
-  t.same(parse(rx.lines()).map((e) => e.event.sequence), reference.map((_, i) => i + 1), 'sequence 1..N');
+  t.same(
+    parse(rx.lines()).map((e) => e.event.sequence),
+    reference.map((_, i) => i + 1),
+    'sequence 1..N',
+  );
   const received = readFileSync(rx.out, 'utf8') + readFileSync(b.logFile, 'utf8');
   for (const pw of PASSWORDS) t.equal(received.indexOf(pw), -1, 'no fixture password at the receiver or in the log');
 });
@@ -70,7 +78,11 @@ t.test('TLS with a client certificate (capture_tls_cafile/certfile/keyfile)', as
   const n = await stopped(b);
   await until(() => rx.lines().length >= n, 10_000, `${n} events over TLS`);
   const events = parse(rx.lines());
-  t.same(events.map((e) => e.event.sequence), events.map((_, i) => i + 1), 'all events, in order');
+  t.same(
+    events.map((e) => e.event.sequence),
+    events.map((_, i) => i + 1),
+    'all events, in order',
+  );
   t.equal(events.filter((e) => e.event.action === 'publish-received').length, 50, 'every publish');
   const key = readFileSync(client.key, 'utf8').split('\n')[1];
   t.equal(readFileSync(b.logFile, 'utf8').indexOf(key), -1, 'no private key content in the log');
@@ -99,7 +111,11 @@ t.test('TLS: a receiver whose certificate the CA does not sign gets nothing, and
 t.test('outage under load: the receiver stops and restarts; every sequence number arrives, in order', async (t) => {
   const rx = await startReceiver(t);
   const dir = tempDir();
-  const b = await startTestBroker(t, `listener 0 127.0.0.1\nallow_anonymous true\ncapture_sink logstash tcp://127.0.0.1:${rx.port}\ncapture_spool_dir ${join(dir, 'spool')}\ncapture_queue_max 500\n`, { dir });
+  const b = await startTestBroker(
+    t,
+    `listener 0 127.0.0.1\nallow_anonymous true\ncapture_sink logstash tcp://127.0.0.1:${rx.port}\ncapture_spool_dir ${join(dir, 'spool')}\ncapture_queue_max 500\n`,
+    { dir },
+  );
   const c = await connectClient(t, b.mqttUrl, { clientId: 'loader' });
   // 6000 publishes over about 6 s; the receiver is down for 3 s in the middle
   const during = load(c, 6000, 100, 100);
@@ -118,12 +134,23 @@ t.test('outage under load: the receiver stops and restarts; every sequence numbe
     const got = new Set(distinct(rx.lines()).events.map((e) => e.event.sequence));
     const missing = [];
     for (let s = 1; s <= n; s++) if (!got.has(s)) missing.push(s);
-    t.comment(readFileSync(b.logFile, 'utf8').split('\n').filter((l) => l.includes('capture')).join('\n'));
-    t.comment(`missing ${missing.length}: ${missing.slice(0, 20).join(',')} … ${missing.slice(-5).join(',')}; stats ${JSON.stringify(b.broker.capture.stats())}`);
+    t.comment(
+      readFileSync(b.logFile, 'utf8')
+        .split('\n')
+        .filter((l) => l.includes('capture'))
+        .join('\n'),
+    );
+    t.comment(
+      `missing ${missing.length}: ${missing.slice(0, 20).join(',')} … ${missing.slice(-5).join(',')}; stats ${JSON.stringify(b.broker.capture.stats())}`,
+    );
     throw err;
   });
   const { events, copies } = distinct(rx.lines());
-  t.same(events.map((e) => e.event.sequence), events.map((_, i) => i + 1), `all ${n} sequence numbers, first arrivals in order`);
+  t.same(
+    events.map((e) => e.event.sequence),
+    events.map((_, i) => i + 1),
+    `all ${n} sequence numbers, first arrivals in order`,
+  );
   t.equal(events.filter((e) => e.event.action === 'publish-received').length, 9000, 'every publish');
   t.equal(events.filter((e) => e.event.action === 'capture-dropped').length, 0, 'nothing dropped');
   t.comment(`${copies} events arrived twice (resent after the broken connection; a receiver drops them by event.id)`);
@@ -156,13 +183,20 @@ t.test('spool full: drops are counted exactly and reported as capture-dropped on
   const dropped = events.filter((e) => e.event.action === 'capture-dropped');
   t.equal(dropped.length, 1, 'one drop episode, one capture-dropped event');
   const d = dropped[0];
-  t.match(d, { event: { kind: 'metric', reason: 'spool-full' }, mqprobe: { capture: { sink: `logstash:tcp://127.0.0.1:${rx.port}`, dropped: Number } } });
+  t.match(d, {
+    event: { kind: 'metric', reason: 'spool-full' },
+    mqprobe: { capture: { sink: `logstash:tcp://127.0.0.1:${rx.port}`, dropped: Number } },
+  });
   const { first_sequence: first, last_sequence: last, dropped: count } = d.mqprobe.capture;
   t.equal(count, last - first + 1, 'the dropped events are one contiguous run');
   const got = new Set(events.map((e) => e.event.sequence));
   const missing = [];
   for (let s = 1; s <= n; s++) if (!got.has(s)) missing.push(s);
-  t.same(missing, Array.from({ length: count }, (_, i) => first + i), 'exactly the reported sequence numbers are missing');
+  t.same(
+    missing,
+    Array.from({ length: count }, (_, i) => first + i),
+    'exactly the reported sequence numbers are missing',
+  );
   t.equal(b.broker.capture.stats().sinks[0].dropped, count, 'the sink counted the same');
   const m = /mqprobe_capture_dropped_total\{sink="logstash:tcp:\/\/127\.0\.0\.1:\d+",reason="spool-full"\} (\d+)/.exec(metrics);
   t.equal(Number(m?.[1]), count, '/metrics counted the same');
@@ -191,8 +225,16 @@ t.test('shutdown while the receiver is down: the queue is spooled, and the next 
   await until(() => rx.lines().length >= n1 + n2, 15_000, `${n1} + ${n2} events`);
   const events = parse(rx.lines());
   const byInstance = (id: string) => events.filter((e) => e.service.id === id).map((e) => e.event.sequence);
-  t.same(byInstance(first.broker.info.id), Array.from({ length: n1 }, (_, i) => i + 1), 'the first instance complete, broker-stopped included');
-  t.same(byInstance(second.broker.info.id), Array.from({ length: n2 }, (_, i) => i + 1), 'the second instance complete');
+  t.same(
+    byInstance(first.broker.info.id),
+    Array.from({ length: n1 }, (_, i) => i + 1),
+    'the first instance complete, broker-stopped included',
+  );
+  t.same(
+    byInstance(second.broker.info.id),
+    Array.from({ length: n2 }, (_, i) => i + 1),
+    'the second instance complete',
+  );
   t.equal(events[n1 - 1].event.action, 'broker-stopped', 'the old events came first');
 });
 
@@ -202,7 +244,11 @@ t.test('a receiver that accepts and never reads: events go to the spool, publish
   t.teardown(() => stalled.close());
   const port = (stalled.address() as net.AddressInfo).port;
   const dir = tempDir();
-  const b = await startTestBroker(t, `listener 0 127.0.0.1\nallow_anonymous true\ncapture_sink logstash tcp://127.0.0.1:${port}\ncapture_spool_dir ${join(dir, 'spool')}\ncapture_queue_max 10\ncapture_payload full\n`, { dir });
+  const b = await startTestBroker(
+    t,
+    `listener 0 127.0.0.1\nallow_anonymous true\ncapture_sink logstash tcp://127.0.0.1:${port}\ncapture_spool_dir ${join(dir, 'spool')}\ncapture_queue_max 10\ncapture_payload full\n`,
+    { dir },
+  );
   const c = await connectClient(t, b.mqttUrl, { clientId: 'fast' });
   const big = Buffer.alloc(20_000, 'z');
   // about 28 MB of events: more than the kernel's socket buffers can hold

@@ -46,7 +46,11 @@ async function jsonLinesReceiver(t: Teardown, port = 0) {
 t.test('logstash json_lines: receiver stops reading under load, then dies; what is lost is bounded in the log, not silent', async (t) => {
   const first = await jsonLinesReceiver(t);
   const dir = tempDir();
-  const b = await startTestBroker(t, `listener 0 127.0.0.1\nallow_anonymous true\ncapture_sink logstash tcp://127.0.0.1:${first.port}\ncapture_spool_dir ${join(dir, 'spool')}\ncapture_payload full\n`, { dir });
+  const b = await startTestBroker(
+    t,
+    `listener 0 127.0.0.1\nallow_anonymous true\ncapture_sink logstash tcp://127.0.0.1:${first.port}\ncapture_spool_dir ${join(dir, 'spool')}\ncapture_payload full\n`,
+    { dir },
+  );
   const c = await connectClient(t, b.mqttUrl, { clientId: 'loader' });
   const payload = Buffer.alloc(500, 'p');
   const load = async (n: number) => {
@@ -73,7 +77,9 @@ t.test('logstash json_lines: receiver stops reading under load, then dies; what 
   const log = readFileSync(b.logFile, 'utf8');
   const bounds = [...log.matchAll(/up to (\d+) events written before the resend window may be lost/g)].map((m) => Number(m[1]));
   const bound = bounds.reduce((a, x) => a + x, 0);
-  t.comment(`${n} events recorded, ${missing} never arrived (counted as delivered: ${b.broker.capture.stats().sinks[0].delivered}); the log bounds the loss at ${bound}; ${all.size} distinct arrived`);
+  t.comment(
+    `${n} events recorded, ${missing} never arrived (counted as delivered: ${b.broker.capture.stats().sinks[0].delivered}); the log bounds the loss at ${bound}; ${all.size} distinct arrived`,
+  );
   t.ok(missing > 0, 'TCP took events the dead receiver never read (the failure mode this test exists for)');
   t.ok(bounds.length > 0, 'the log says events may be lost');
   t.ok(missing <= bound, `the loss (${missing}) is within the bound the log names (${bound})`);

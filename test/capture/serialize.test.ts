@@ -11,7 +11,11 @@ import { scriptedSession, securityConf } from './session.js';
 t.test('a real session: every line the file sink wrote is what JSON.stringify writes for the same event', async (t) => {
   const dir = tempDir();
   const out = join(dir, 'events.ndjson');
-  const b = await startTestBroker(t, `listener 0 127.0.0.1\n${securityConf(dir)}capture_sink file ${out}\ncapture_payload full\ncapture_events all\n`, { dir });
+  const b = await startTestBroker(
+    t,
+    `listener 0 127.0.0.1\n${securityConf(dir)}capture_sink file ${out}\ncapture_payload full\ncapture_events all\n`,
+    { dir },
+  );
   const expected = new Map<number, string>();
   // listeners see each event just before it is serialised, in the state it is serialised in
   b.broker.capture.subscribe((e) => expected.set(e.event.sequence, JSON.stringify(e)));
@@ -37,9 +41,24 @@ const conn = (remoteAddress: string, transport: 'tcp' | 'ws' | 'internal') =>
   ({ listener: { bind: undefined }, listenerPort: 1883, transport, remoteAddress, remotePort: 40000, openedAt: 0 }) as never;
 
 t.test('hostile values are written exactly as JSON.stringify writes them', async (t) => {
-  const nasty = ['', 'plain', 'quote " and \\ backslash', 'tab\tnew\nline\r', '\u0000\u001f\u007f', 'é ü 中文 🚀', '\ud800 lone \udfff', '</script>', '\u2028\u2029'];
+  const nasty = [
+    '',
+    'plain',
+    'quote " and \\ backslash',
+    'tab\tnew\nline\r',
+    '\u0000\u001f\u007f',
+    'é ü 中文 🚀',
+    '\ud800 lone \udfff',
+    '</script>',
+    '\u2028\u2029',
+  ];
   for (const [i, s] of nasty.entries()) {
-    const e = factory.withClient(factory.make('publish-received', 'event', ['network'], ['protocol'], 'success'), { id: s } as never, conn(i % 2 ? '::ffff:10.0.0.1' : 'fe80::1', i % 3 ? 'tcp' : 'ws'), s);
+    const e = factory.withClient(
+      factory.make('publish-received', 'event', ['network'], ['protocol'], 'success'),
+      { id: s } as never,
+      conn(i % 2 ? '::ffff:10.0.0.1' : 'fe80::1', i % 3 ? 'tcp' : 'ws'),
+      s,
+    );
     Object.assign(e.mqtt!, { topic: s, qos: 1, retain: true, dup: false, payload: s, payload_size: s.length });
     e['@timestamp'] = '2026-11-23T10:00:00.000Z';
     e.message = s;
@@ -52,16 +71,42 @@ t.test('hostile values are written exactly as JSON.stringify writes them', async
   const e = factory.make('capture-dropped', 'metric', undefined, undefined);
   e.mqprobe = { numbers, each: Object.fromEntries(numbers.map((n, i) => [`n${i}`, n])) };
   t.equal(ecsLine(e), JSON.stringify(e), 'numbers, in arrays and as values');
-  e.mqprobe = { '10': 'integer-like keys', b: 1, '2': 'come first', a: undefined, f: () => 1, s: Symbol('x'), d: new Date(0), buf: Buffer.from('hi'), nested: [{ x: undefined }, null, [1, [2]]], empty: {}, nil: null, toJ: { toJSON: () => 'custom' } };
+  e.mqprobe = {
+    '10': 'integer-like keys',
+    b: 1,
+    '2': 'come first',
+    a: undefined,
+    f: () => 1,
+    s: Symbol('x'),
+    d: new Date(0),
+    buf: Buffer.from('hi'),
+    nested: [{ x: undefined }, null, [1, [2]]],
+    empty: {},
+    nil: null,
+    toJ: { toJSON: () => 'custom' },
+  };
   t.equal(ecsLine(e), JSON.stringify(e), 'key order, undefined, functions, symbols, Date, Buffer, toJSON, nested arrays, null');
   e.mqprobe = { big: 1n };
   t.throws(() => ecsLine(e), TypeError, 'a BigInt throws as JSON.stringify throws');
 });
 
 t.test('a TLS connection, and events whose shared fields were changed after they were built', async (t) => {
-  const tlsConn = { listener: { bind: '::' }, listenerPort: 8883, transport: 'tls', remoteAddress: '2001:db8::1', remotePort: 1, openedAt: 0, tls: { protocol: 'TLSv1.3', cipher: 'TLS_AES_256_GCM_SHA384', subject: 'CN=dev "1"', issuer: 'CN=ca\\x', serial: '0A' } } as never;
+  const tlsConn = {
+    listener: { bind: '::' },
+    listenerPort: 8883,
+    transport: 'tls',
+    remoteAddress: '2001:db8::1',
+    remotePort: 1,
+    openedAt: 0,
+    tls: { protocol: 'TLSv1.3', cipher: 'TLS_AES_256_GCM_SHA384', subject: 'CN=dev "1"', issuer: 'CN=ca\\x', serial: '0A' },
+  } as never;
   const built = () => {
-    const e = factory.withClient(factory.make('client-connected', 'event', ['session'], ['start'], 'success'), { id: 'c' } as never, tlsConn, 'u');
+    const e = factory.withClient(
+      factory.make('client-connected', 'event', ['session'], ['start'], 'success'),
+      { id: 'c' } as never,
+      tlsConn,
+      'u',
+    );
     e.event.id = 'id-1-1';
     return e;
   };
@@ -69,7 +114,14 @@ t.test('a TLS connection, and events whose shared fields were changed after they
   const changes: [string, (e: CaptureEvent) => void][] = [
     ['source replaced', (e) => (e.source = { ip: '10.0.0.9', port: 2 })],
     ['network removed', (e) => delete e.network],
-    ['observer moved to the end', (e) => { const o = e.observer; delete (e as Partial<CaptureEvent>).observer; e.observer = o; }],
+    [
+      'observer moved to the end',
+      (e) => {
+        const o = e.observer;
+        delete (e as Partial<CaptureEvent>).observer;
+        e.observer = o;
+      },
+    ],
     ['user replaced', (e) => (e.user = { name: 'other' })],
     ['event.outcome changed', (e) => (e.event.outcome = 'failure')],
     ['event.kind removed', (e) => delete (e.event as Partial<CaptureEvent['event']>).kind],
@@ -84,7 +136,7 @@ t.test('a TLS connection, and events whose shared fields were changed after they
 
 t.test('random events: 2,000 seeded objects of every shape give identical text', async (t) => {
   let seed = 42;
-  const rnd = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+  const rnd = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
   const shared = [fixed({ a: 1, b: ['x', { c: 'd"' }] }), fixed(['p', 'q']), fixed({ deep: { er: { est: 'ü' } } })];
   const value = (depth: number): unknown => {
     const r = rnd();
@@ -96,7 +148,9 @@ t.test('random events: 2,000 seeded objects of every shape give identical text',
     if (r < 0.6) return shared[Math.floor(rnd() * shared.length)];
     if (depth > 3) return 'leaf';
     if (r < 0.75) return Array.from({ length: Math.floor(rnd() * 4) }, () => value(depth + 1));
-    return Object.fromEntries(Array.from({ length: Math.floor(rnd() * 5) }, (_, i) => [rnd() < 0.1 ? String(i) : `k${Math.floor(rnd() * 20)}`, value(depth + 1)]));
+    return Object.fromEntries(
+      Array.from({ length: Math.floor(rnd() * 5) }, (_, i) => [rnd() < 0.1 ? String(i) : `k${Math.floor(rnd() * 20)}`, value(depth + 1)]),
+    );
   };
   let differing = 0;
   for (let i = 0; i < 2000; i++) {
@@ -109,8 +163,12 @@ t.test('random events: 2,000 seeded objects of every shape give identical text',
 
 t.test('fixed() values cannot change after their text was written', async (t) => {
   const v = fixed({ outer: { inner: ['a'] } });
-  t.throws(() => {
-    (v.outer.inner as string[]).push('b');
-  }, TypeError, 'frozen all the way down');
+  t.throws(
+    () => {
+      (v.outer.inner as string[]).push('b');
+    },
+    TypeError,
+    'frozen all the way down',
+  );
   t.equal(ecsLine({ v } as never), '{"v":{"outer":{"inner":["a"]}}}');
 });

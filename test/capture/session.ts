@@ -38,7 +38,15 @@ export function rawSession(port: number, chunks: Buffer[], holdMs = 0): Promise<
 }
 
 export const connectPacket = (clientId: string, extra: Record<string, unknown> = {}) =>
-  mqttPacket.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, clientId, keepalive: 0, ...extra } as mqttPacket.IConnectPacket);
+  mqttPacket.generate({
+    cmd: 'connect',
+    protocolId: 'MQTT',
+    protocolVersion: 4,
+    clean: true,
+    clientId,
+    keepalive: 0,
+    ...extra,
+  } as mqttPacket.IConnectPacket);
 
 /**
  * alice: connect, subscribe (granted + denied), publish (allowed, QoS 1, retained, denied),
@@ -55,7 +63,11 @@ export async function scriptedSession(t: Teardown, url: string, port: number): P
   await alice.unsubscribeAsync('sensors/#');
   await alice.endAsync();
 
-  for (const [user, password] of [['bob', 'wrong password'], ['mallory', 'alice-secret'], ['sensor-01', 'Tr1cky:$pass/word-nope']]) {
+  for (const [user, password] of [
+    ['bob', 'wrong password'],
+    ['mallory', 'alice-secret'],
+    ['sensor-01', 'Tr1cky:$pass/word-nope'],
+  ]) {
     const c = mqtt.connect(url, { clientId: `c-${user}`, username: user, password, reconnectPeriod: 0 });
     await new Promise<void>((r) => {
       c.once('error', () => r());
@@ -65,12 +77,21 @@ export async function scriptedSession(t: Teardown, url: string, port: number): P
   }
 
   // a will: bob connects with one, his socket dies without DISCONNECT
-  const bob = await connectClient(t, url, { clientId: 'bob-1', username: 'bob', password: 'b0b pass with spaces', will: { topic: 'will/bob', payload: Buffer.from('bob gone'), qos: 0, retain: false } });
+  const bob = await connectClient(t, url, {
+    clientId: 'bob-1',
+    username: 'bob',
+    password: 'b0b pass with spaces',
+    will: { topic: 'will/bob', payload: Buffer.from('bob gone'), qos: 0, retain: false },
+  });
   (bob as unknown as { stream: net.Socket }).stream.destroy();
   await until(() => bob.connected === false, 5000, 'bob to be gone');
 
   // a malformed packet (reserved packet type 0) after a valid CONNECT: protocol-error
-  await rawSession(port, [connectPacket('raw-bad', { username: 'alice', password: Buffer.from('alice-secret') }), Buffer.from([0x00, 0x00])], 2000);
+  await rawSession(
+    port,
+    [connectPacket('raw-bad', { username: 'alice', password: Buffer.from('alice-secret') }), Buffer.from([0x00, 0x00])],
+    2000,
+  );
   // keepalive 1 s and then silence: the broker drops it after 1.5 s
   await rawSession(port, [connectPacket('sleepy', { keepalive: 1, username: 'alice', password: Buffer.from('alice-secret') })], 5000);
 }

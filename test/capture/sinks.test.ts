@@ -9,7 +9,10 @@ import { collect, connectClient, until } from '../helpers/mqtt.js';
 import { readEvents } from './session.js';
 
 t.test('capture_sink mqtt: events arrive on the topic and are never captured again, even with capture_events all', async (t) => {
-  const b = await startTestBroker(t, 'listener 0 127.0.0.1\nallow_anonymous true\ncapture_sink mqtt $SYS/broker/capture\ncapture_events all\n');
+  const b = await startTestBroker(
+    t,
+    'listener 0 127.0.0.1\nallow_anonymous true\ncapture_sink mqtt $SYS/broker/capture\ncapture_events all\n',
+  );
   const watcher = await connectClient(t, b.mqttUrl, { clientId: 'watcher' });
   const got = collect(watcher);
   await watcher.subscribeAsync('$SYS/broker/capture', { qos: 0 });
@@ -18,11 +21,24 @@ t.test('capture_sink mqtt: events arrive on the topic and are never captured aga
   await until(() => got.some((m) => m.payload.toString().includes('"a/b"')), 5000, 'the publish event on the capture topic');
   await new Promise((r) => setTimeout(r, 300));
   const events = got.map((m) => JSON.parse(m.payload.toString()));
-  t.ok(events.some((e) => e.event.action === 'subscription-granted' && e.mqtt.topic === '$SYS/broker/capture'), 'the subscription itself is captured');
-  t.notOk(events.some((e) => e.mqtt?.topic === '$SYS/broker/capture' && /publish/.test(e.event.action)), 'no event about a capture event');
-  t.ok(events.some((e) => e.event.action === 'publish-delivered' && e.mqtt.topic === 'a/b') === false, 'nobody subscribed to a/b: no delivery');
+  t.ok(
+    events.some((e) => e.event.action === 'subscription-granted' && e.mqtt.topic === '$SYS/broker/capture'),
+    'the subscription itself is captured',
+  );
+  t.notOk(
+    events.some((e) => e.mqtt?.topic === '$SYS/broker/capture' && /publish/.test(e.event.action)),
+    'no event about a capture event',
+  );
+  t.ok(
+    events.some((e) => e.event.action === 'publish-delivered' && e.mqtt.topic === 'a/b') === false,
+    'nobody subscribed to a/b: no delivery',
+  );
   const seqs = events.map((e) => e.event.sequence);
-  t.same(seqs, [...seqs].sort((x, y) => x - y), 'in order');
+  t.same(
+    seqs,
+    [...seqs].sort((x, y) => x - y),
+    'in order',
+  );
   const before = b.broker.capture.stats().recorded;
   await new Promise((r) => setTimeout(r, 500));
   t.equal(b.broker.capture.stats().recorded, before, 'no feedback loop: nothing recorded while idle');
@@ -42,18 +58,29 @@ t.test('capture_events all: PINGREQ, acknowledgements and deliveries; a list rec
   await b.broker.close();
   const actions = readEvents(all).map((e) => e.event.action);
   for (const a of ['ping-received', 'publish-acknowledged', 'publish-delivered']) t.ok(actions.includes(a), `${a} captured`);
-  t.match(readEvents(all).find((e) => e.event.action === 'publish-delivered'), { mqtt: { client_id: 'sub', topic: 'x/1', qos: 1, payload_size: 5 } });
+  t.match(
+    readEvents(all).find((e) => e.event.action === 'publish-delivered'),
+    { mqtt: { client_id: 'sub', topic: 'x/1', qos: 1, payload_size: 5 } },
+  );
 
   const dir2 = tempDir();
   const some = join(dir2, 'some.ndjson');
-  const b2 = await startTestBroker(t, `listener 0 127.0.0.1\nallow_anonymous true\ncapture_sink file ${some}\ncapture_events client-connected,publish-received\n`, { dir: dir2 });
+  const b2 = await startTestBroker(
+    t,
+    `listener 0 127.0.0.1\nallow_anonymous true\ncapture_sink file ${some}\ncapture_events client-connected,publish-received\n`,
+    { dir: dir2 },
+  );
   const c = await connectClient(t, b2.mqttUrl, { clientId: 'one' });
   await c.publishAsync('y', 'v', { qos: 1 });
   await c.endAsync();
   await b2.broker.close();
   const events = readEvents(some);
   t.same([...new Set(events.map((e) => e.event.action))].sort(), ['client-connected', 'publish-received']);
-  t.same(events.map((e) => e.event.sequence), events.map((_, i) => i + 1), 'sequence counts recorded events only: no gaps');
+  t.same(
+    events.map((e) => e.event.sequence),
+    events.map((_, i) => i + 1),
+    'sequence counts recorded events only: no gaps',
+  );
 });
 
 t.test('bad capture keys are ConfigErrors naming file:line', async (t) => {
@@ -75,7 +102,11 @@ t.test('bad capture keys are ConfigErrors naming file:line', async (t) => {
 t.test('capture_format hicap: the Flex4Apps field names', async (t) => {
   const dir = tempDir();
   const out = join(dir, 'hicap.ndjson');
-  const b = await startTestBroker(t, `listener 0 127.0.0.1\nallow_anonymous true\ncapture_sink file ${out}\ncapture_format hicap\ncapture_payload full\n`, { dir });
+  const b = await startTestBroker(
+    t,
+    `listener 0 127.0.0.1\nallow_anonymous true\ncapture_sink file ${out}\ncapture_format hicap\ncapture_payload full\n`,
+    { dir },
+  );
   const c = await connectClient(t, b.mqttUrl, { clientId: 'dev42' });
   await c.subscribeAsync('home/#');
   await c.publishAsync('home/t1', '21.5', { qos: 1 });
@@ -87,26 +118,47 @@ t.test('capture_format hicap: the Flex4Apps field names', async (t) => {
   const ts = { tsUTC: /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ \(GMT\)$/, tsLocal: /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d{4} \(.+\)$/ };
   t.match(by('CONNECT')[0], { mqtt: { success: true, state: 'ACCEPTED', clientIP: '127.0.0.1', port: b.port, clientID: 'dev42', ...ts } });
   t.match(by('SUBSCRIBE')[0], { mqtt: { topic: 'home/#', clientID: 'dev42', port: b.port } });
-  t.match(by('PUBLISH')[0], { mqtt: { topic: 'home/t1', payload: Buffer.from('21.5').toString('base64'), clientID: 'dev42', clientIP: '127.0.0.1', port: b.port, ...ts } });
+  t.match(by('PUBLISH')[0], {
+    mqtt: {
+      topic: 'home/t1',
+      payload: Buffer.from('21.5').toString('base64'),
+      clientID: 'dev42',
+      clientIP: '127.0.0.1',
+      port: b.port,
+      ...ts,
+    },
+  });
   t.same(Object.keys(by('PUBLISH')[0].mqtt), ['action', 'topic', 'clientIP', 'port', 'clientID', 'tsUTC', 'tsLocal', 'payload']);
   t.match(by('DISCONNECT')[0], { mqtt: { clientID: 'dev42' } });
   t.same(by('SHUTDOWN')[0], { mqtt: { action: 'SHUTDOWN' } });
-  t.notOk(lines.some((l) => !l.mqtt || Object.keys(l).length !== 1), 'everything under "mqtt"');
+  t.notOk(
+    lines.some((l) => !l.mqtt || Object.keys(l).length !== 1),
+    'everything under "mqtt"',
+  );
 });
 
 t.test('hicap refusal: success false, errCode and the CONNACK reason name', async (t) => {
   const dir = tempDir();
   const out = join(dir, 'hicap.ndjson');
-  const b = await startTestBroker(t, `listener 0 127.0.0.1\nallow_anonymous false\ncapture_sink file ${out}\ncapture_format hicap\n`, { dir });
+  const b = await startTestBroker(t, `listener 0 127.0.0.1\nallow_anonymous false\ncapture_sink file ${out}\ncapture_format hicap\n`, {
+    dir,
+  });
   await connectClient(t, b.mqttUrl, { clientId: 'anon' }).catch(() => undefined);
   await b.broker.close();
-  t.match(readEvents(out).find((l) => l.mqtt.action === 'CONNECT'), { mqtt: { success: false, state: 'REFUSED', errCode: 5, reason: 'CONNACK_REFUSED_NOT_AUTHORIZED', clientID: 'anon' } });
+  t.match(
+    readEvents(out).find((l) => l.mqtt.action === 'CONNECT'),
+    { mqtt: { success: false, state: 'REFUSED', errCode: 5, reason: 'CONNACK_REFUSED_NOT_AUTHORIZED', clientID: 'anon' } },
+  );
 });
 
 t.test('file sink rotation: size-bounded files, the oldest removed, nothing lost in the kept ones', async (t) => {
   const dir = tempDir();
   const out = join(dir, 'cap', 'c.ndjson');
-  const b = await startTestBroker(t, `listener 0 127.0.0.1\nallow_anonymous true\ncapture_sink file ${out}\ncapture_file_max_bytes 20000\ncapture_file_max_files 2\n`, { dir });
+  const b = await startTestBroker(
+    t,
+    `listener 0 127.0.0.1\nallow_anonymous true\ncapture_sink file ${out}\ncapture_file_max_bytes 20000\ncapture_file_max_files 2\n`,
+    { dir },
+  );
   const c = await connectClient(t, b.mqttUrl, { clientId: 'rot' });
   for (let i = 0; i < 200; i++) {
     c.publish('r/t', `m${i}`);
@@ -119,7 +171,11 @@ t.test('file sink rotation: size-bounded files, the oldest removed, nothing lost
   const files = [`${out}.2`, `${out}.1`, out];
   for (const f of files) t.ok(readFileSync(f).length <= 20000, `${f} within capture_file_max_bytes`);
   const seqs = files.flatMap((f) => readEvents(f).map((e) => e.event.sequence));
-  t.same(seqs, Array.from({ length: seqs.length }, (_, i) => seqs[0] + i), 'oldest to newest: one contiguous run');
+  t.same(
+    seqs,
+    Array.from({ length: seqs.length }, (_, i) => seqs[0] + i),
+    'oldest to newest: one contiguous run',
+  );
   t.equal(seqs.at(-1), b.broker.capture.stats().recorded, 'up to the last event');
 });
 
@@ -137,11 +193,17 @@ t.test('capture_sink stdout through the real CLI', async (t) => {
   await c.endAsync();
   p.child.kill('SIGTERM');
   t.equal(await p.exited, 0);
-  const events = out.split('\n').filter(Boolean).map((l) => JSON.parse(l));
+  const events = out
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l));
   t.equal(events[0].event.action, 'broker-starting');
   t.equal(events.at(-1).event.action, 'broker-stopped');
   t.ok(events.some((e) => e.event.action === 'publish-received' && e.mqtt.topic === 's/t'));
-  t.same(events.map((e) => e.event.sequence), events.map((_, i) => i + 1));
+  t.same(
+    events.map((e) => e.event.sequence),
+    events.map((_, i) => i + 1),
+  );
 });
 
 t.test('subscribe() sees every event; emit() adds alerts with identity and sequence; no sink needed', async (t) => {
@@ -150,16 +212,36 @@ t.test('subscribe() sees every event; emit() adds alerts with identity and seque
   const off = b.broker.capture.subscribe((e) => seen.push(e));
   const c = await connectClient(t, b.mqttUrl, { clientId: 'obs' });
   await c.publishAsync('o/t', 'x', { qos: 1 });
-  const alert = b.broker.capture.emit({ '@timestamp': '2026-01-01T00:00:00.000Z', message: 'rule x: something', event: { kind: 'alert', action: 'alert-raised', severity: 50 }, rule: { name: 'x' } });
+  const alert = b.broker.capture.emit({
+    '@timestamp': '2026-01-01T00:00:00.000Z',
+    message: 'rule x: something',
+    event: { kind: 'alert', action: 'alert-raised', severity: 50 },
+    rule: { name: 'x' },
+  });
   await until(() => seen.some((e) => e.event.action === 'alert-raised'), 2000, 'the alert');
   off();
   await c.endAsync();
-  t.ok(seen.some((e) => e.event.action === 'publish-received'), 'broker events reach the subscriber without a sink');
+  t.ok(
+    seen.some((e) => e.event.action === 'publish-received'),
+    'broker events reach the subscriber without a sink',
+  );
   const a = seen.find((e) => e.event.action === 'alert-raised')!;
   t.equal(a, alert, 'the recorded event is returned by emit()');
-  t.match(a, { '@timestamp': '2026-01-01T00:00:00.000Z', message: 'rule x: something', ecs: { version: String }, event: { kind: 'alert', dataset: 'mqtt.capture', severity: 50, id: String, sequence: Number }, observer: { product: 'mqprobe' }, service: { id: b.broker.info.id }, rule: { name: 'x' } });
+  t.match(a, {
+    '@timestamp': '2026-01-01T00:00:00.000Z',
+    message: 'rule x: something',
+    ecs: { version: String },
+    event: { kind: 'alert', dataset: 'mqtt.capture', severity: 50, id: String, sequence: Number },
+    observer: { product: 'mqprobe' },
+    service: { id: b.broker.info.id },
+    rule: { name: 'x' },
+  });
   const seqs = seen.map((e) => e.event.sequence);
-  t.same(seqs, seqs.map((_, i) => seqs[0] + i), 'the subscriber sees a contiguous sequence');
+  t.same(
+    seqs,
+    seqs.map((_, i) => seqs[0] + i),
+    'the subscriber sees a contiguous sequence',
+  );
   await b.broker.close();
   t.equal(b.broker.capture.emit({ event: { action: 'late' } }), undefined, 'nothing recorded after stop');
 });
@@ -191,7 +273,11 @@ t.test('file sink: tail -F follows it across rotations and sees every event once
   t.teardown(() => tail.kill('SIGKILL'));
   let seen = '';
   tail.stdout.on('data', (d) => (seen += d));
-  const b = await startTestBroker(t, `listener 0 127.0.0.1\nallow_anonymous true\ncapture_sink file ${out}\ncapture_file_max_bytes 30000\ncapture_file_max_files 3\n`, { dir });
+  const b = await startTestBroker(
+    t,
+    `listener 0 127.0.0.1\nallow_anonymous true\ncapture_sink file ${out}\ncapture_file_max_bytes 30000\ncapture_file_max_files 3\n`,
+    { dir },
+  );
   const c = await connectClient(t, b.mqttUrl, { clientId: 'tailed' });
   for (let i = 0; i < 150; i++) {
     await c.publishAsync('tail/t', `m${i}`, { qos: 1 });
@@ -203,6 +289,13 @@ t.test('file sink: tail -F follows it across rotations and sees every event once
   const n = b.broker.capture.stats().recorded;
   t.ok(existsSync(`${out}.1`), 'the file rotated');
   await until(() => seen.split('\n').filter(Boolean).length >= n, 10_000, `${n} lines through tail -F`);
-  const seqs = seen.split('\n').filter(Boolean).map((l) => (JSON.parse(l) as { event: { sequence: number } }).event.sequence);
-  t.same(seqs, Array.from({ length: n }, (_, i) => i + 1), 'every event once, in order');
+  const seqs = seen
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => (JSON.parse(l) as { event: { sequence: number } }).event.sequence);
+  t.same(
+    seqs,
+    Array.from({ length: n }, (_, i) => i + 1),
+    'every event once, in order',
+  );
 });

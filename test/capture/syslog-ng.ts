@@ -46,7 +46,22 @@ export async function startReceiver(t: Teardown, tls?: ReceiverTls): Promise<Rec
   let child: ChildProcess | undefined;
   let log = '';
   const start = async () => {
-    const c = spawn('syslog-ng', ['-f', conf, '-F', '--no-caps', '-R', join(dir, 'state', 'persist'), '-p', join(dir, 'state', 'pid'), '-c', join(dir, 'state', 'ctl')], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const c = spawn(
+      'syslog-ng',
+      [
+        '-f',
+        conf,
+        '-F',
+        '--no-caps',
+        '-R',
+        join(dir, 'state', 'persist'),
+        '-p',
+        join(dir, 'state', 'pid'),
+        '-c',
+        join(dir, 'state', 'ctl'),
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
     c.stdout!.on('data', (d) => (log += d));
     c.stderr!.on('data', (d) => (log += d));
     child = c;

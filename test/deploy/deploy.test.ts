@@ -12,20 +12,49 @@ const run = promisify(execFile);
 const docker = (...p: string[]) => join(repoRoot, 'docker', ...p);
 
 t.test("compose files validate with Debian's docker-compose (v1 syntax)", async (t) => {
-  for (const [file, profile] of [['compose.yml', undefined], ['compose.yml', 'scale'], ['compose.broker.yml', undefined]] as const) {
+  for (const [file, profile] of [
+    ['compose.yml', undefined],
+    ['compose.yml', 'scale'],
+    ['compose.broker.yml', undefined],
+  ] as const) {
     const args = ['--env-file', docker('.env.example'), '-f', docker(file), ...(profile ? ['--profile', profile] : []), 'config'];
     const { stdout } = await run('docker-compose', args);
     t.match(stdout, /mqprobe:/, `${file}${profile ? ` --profile ${profile}` : ''} is valid`);
   }
-  const { stdout } = await run('docker-compose', ['--env-file', docker('.env.example'), '-f', docker('compose.yml'), '--profile', 'scale', 'config', '--services']);
-  t.same(stdout.trim().split('\n').sort(), ['elasticsearch', 'kibana', 'kibana-password', 'logstash', 'mqprobe', 'mqprobe-replica', 'redis', 'setup']);
-  await t.rejects(run('docker-compose', ['-f', docker('compose.yml'), 'config'], { env: { PATH: process.env.PATH } }), 'without docker/.env the passwords are required, not defaulted');
+  const { stdout } = await run('docker-compose', [
+    '--env-file',
+    docker('.env.example'),
+    '-f',
+    docker('compose.yml'),
+    '--profile',
+    'scale',
+    'config',
+    '--services',
+  ]);
+  t.same(stdout.trim().split('\n').sort(), [
+    'elasticsearch',
+    'kibana',
+    'kibana-password',
+    'logstash',
+    'mqprobe',
+    'mqprobe-replica',
+    'redis',
+    'setup',
+  ]);
+  await t.rejects(
+    run('docker-compose', ['-f', docker('compose.yml'), 'config'], { env: { PATH: process.env.PATH } }),
+    'without docker/.env the passwords are required, not defaulted',
+  );
 });
 
 t.test('the Dockerfile lints clean and follows the image rules', async (t) => {
   const text = readFileSync(docker('Dockerfile'), 'utf8');
   const problems = validate(text);
-  t.same(problems.map((p) => `${p.range.start.line + 1}: ${p.message}`), [], 'no lint problems (dockerfile-utils)');
+  t.same(
+    problems.map((p) => `${p.range.start.line + 1}: ${p.message}`),
+    [],
+    'no lint problems (dockerfile-utils)',
+  );
   t.match(text, /^FROM node:20-bookworm-slim AS build$/m, 'multi-stage: build stage');
   t.match(text, /^USER mqprobe$/m, 'runs as a non-root user');
   t.match(text, /ENTRYPOINT \["\/usr\/bin\/tini", "--"/, 'tini is PID 1 so SIGTERM reaches the broker');
@@ -36,7 +65,14 @@ t.test('the Dockerfile lints clean and follows the image rules', async (t) => {
 
 t.test('the systemd unit verifies (systemd-analyze), hardened', async (t) => {
   const unit = readFileSync(join(repoRoot, 'deploy', 'systemd', 'mqprobe.service'), 'utf8');
-  for (const k of ['DynamicUser=yes', 'NoNewPrivileges=yes', 'ProtectSystem=strict', 'CapabilityBoundingSet=\n', 'ReadWritePaths=/var/lib/mqprobe /var/log/mqprobe', 'ExecReload=/bin/kill -HUP $MAINPID']) {
+  for (const k of [
+    'DynamicUser=yes',
+    'NoNewPrivileges=yes',
+    'ProtectSystem=strict',
+    'CapabilityBoundingSet=\n',
+    'ReadWritePaths=/var/lib/mqprobe /var/log/mqprobe',
+    'ExecReload=/bin/kill -HUP $MAINPID',
+  ]) {
     t.ok(unit.includes(k), k.trim());
   }
   // mqprobe is not installed in /usr/bin here: verify a copy whose ExecStart names an existing binary.
@@ -61,7 +97,13 @@ t.test("the image's entrypoint and default config run a working broker (outside 
   copyFileSync(docker('entrypoint.sh'), join(dir, 'entrypoint.sh'));
   const secret = 'entrypoint-s3cret!';
   const child = spawn('sh', [join(dir, 'entrypoint.sh')], {
-    env: { ...process.env, MQPROBE_CONFIG: join(dir, 'mqprobe.conf'), MQPROBE_CLI: `${process.execPath} --import tsx ${join(repoRoot, 'app', 'cli.ts')}`, MQPROBE_USERNAME: 'device', MQPROBE_PASSWORD: secret },
+    env: {
+      ...process.env,
+      MQPROBE_CONFIG: join(dir, 'mqprobe.conf'),
+      MQPROBE_CLI: `${process.execPath} --import tsx ${join(repoRoot, 'app', 'cli.ts')}`,
+      MQPROBE_USERNAME: 'device',
+      MQPROBE_PASSWORD: secret,
+    },
     cwd: repoRoot,
   });
   let out = '';

@@ -7,7 +7,8 @@ import { IndicatorExchange, IndicatorList } from '../../detect/indicators.js';
 import { Stream, T0 } from './events.js';
 
 const log = pino({ level: 'silent' });
-const hashSub = (s: Stream, id: string, time = T0) => s.event('subscription-granted', time, { clientId: id, subscriptions: [{ topic: '#', qos: 0, granted_qos: 0 }] });
+const hashSub = (s: Stream, id: string, time = T0) =>
+  s.event('subscription-granted', time, { clientId: id, subscriptions: [{ topic: '#', qos: 0, granted_qos: 0 }] });
 
 t.test('createDetection: raises through capture, publishes per rule, counts on /metrics, summarises on stop', async (t) => {
   const raised: AlertEvent[] = [];
@@ -31,9 +32,11 @@ t.test('createDetection: raises through capture, publishes per rule, counts on /
   t.equal(JSON.parse(published[0].payload).event.sequence, 99, 'what is published is what capture recorded');
   t.match(await metrics.metrics(), /mqprobe_detect_alerts_total\{rule="wildcard-subscription",action="alert-raised"\} 1/);
   for (let i = 0; i < 3; i++) d.observe(s.event('client-connected', T0 + 1000 + i, { clientId: 'c', ip: '10.0.0.1' }));
-  for (let i = 0; i < 12; i++) d.observe(s.event('connection-refused', T0 + 2000 + i, { ip: '10.0.0.9', user: 'x', reason: 'bad-credentials' }));
+  for (let i = 0; i < 12; i++)
+    d.observe(s.event('connection-refused', T0 + 2000 + i, { ip: '10.0.0.9', user: 'x', reason: 'bad-credentials' }));
   t.equal(raised.filter((a) => a.rule.name === 'auth-brute-force').length, 1);
-  for (let i = 0; i < 10; i++) d.observe(s.event('connection-refused', T0 + 3000 + i, { ip: '10.0.0.9', user: 'x', reason: 'bad-credentials' }));
+  for (let i = 0; i < 10; i++)
+    d.observe(s.event('connection-refused', T0 + 3000 + i, { ip: '10.0.0.9', user: 'x', reason: 'bad-credentials' }));
   d.stop();
   d.stop();
   t.equal(raised.filter((a) => a.event.action === 'alert-summary').length, 1, 'stop summarises the suppression still running, once');
@@ -51,7 +54,14 @@ t.test('createDetection: detect off raises nothing; a failing sink or indicator 
   t.equal(n, 0, 'detect off');
 
   const indicators = new IndicatorExchange();
-  indicators.offer({ matchIp: () => { throw new Error('broken'); }, matchDomain: () => undefined, matchUrl: () => undefined, matchHash: () => undefined });
+  indicators.offer({
+    matchIp: () => {
+      throw new Error('broken');
+    },
+    matchDomain: () => undefined,
+    matchUrl: () => undefined,
+    matchHash: () => undefined,
+  });
   let raisedOk = 0;
   const e = createDetection(defaultDetectConfig(), {
     raise: (a) => {
@@ -67,7 +77,10 @@ t.test('createDetection: detect off raises nothing; a failing sink or indicator 
   t.teardown(() => e.stop());
   const s = new Stream();
   t.doesNotThrow(() => e.observe(hashSub(s, 'first')));
-  t.doesNotThrow(() => e.observe(s.event('client-connected', T0, { clientId: 'x', ip: '198.51.100.1' })), 'a throwing indicator lookup is no match');
+  t.doesNotThrow(
+    () => e.observe(s.event('client-connected', T0, { clientId: 'x', ip: '198.51.100.1' })),
+    'a throwing indicator lookup is no match',
+  );
   e.observe(hashSub(s, 'second'));
   t.equal(raisedOk, 1, 'the next alert is raised after a failed one');
   indicators.offer(IndicatorList.parse('ip 198.51.100.0/24 c2'));

@@ -37,7 +37,13 @@ function hostile(h: Harness, time: number): void {
       h.engine.process(h.stream.event('connection-refused', time, { ip, user: `u${rand()}`, clientId: id, reason: 'bad-credentials' }));
       return;
     case 2:
-      h.engine.process(h.stream.event('subscription-granted', time, { ip, clientId: id, subscriptions: [{ topic: `t/${rand()}`, qos: 0, granted_qos: 0 }] }));
+      h.engine.process(
+        h.stream.event('subscription-granted', time, {
+          ip,
+          clientId: id,
+          subscriptions: [{ topic: `t/${rand()}`, qos: 0, granted_qos: 0 }],
+        }),
+      );
       return;
     default:
       h.engine.process(h.stream.event('publish-received', time, { ip, clientId: id, topic: `t/${rand()}/${rand()}`, size: rand() & 4095 }));
@@ -65,7 +71,8 @@ t.test('memory stays bounded under random client ids, addresses, users and topic
 
 t.test('max_alerts: beyond it a rule’s alerts are summarised once a minute', async (t) => {
   const h = new Harness();
-  for (let i = 0; i < 250; i++) h.send('subscription-granted', T0 + i * 100, { clientId: `snoop-${i}`, subscriptions: [{ topic: '#', qos: 0, granted_qos: 0 }] });
+  for (let i = 0; i < 250; i++)
+    h.send('subscription-granted', T0 + i * 100, { clientId: `snoop-${i}`, subscriptions: [{ topic: '#', qos: 0, granted_qos: 0 }] });
   t.equal(h.raised('wildcard-subscription').length, 100, '100 alerts in the first minute');
   h.send('client-connected', T0 + 61_000, { clientId: 'tick' });
   const summary = h.alerts.find((a) => a.event.action === 'alert-summary');

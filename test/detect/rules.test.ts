@@ -17,7 +17,8 @@ function detectConfig(lines: string) {
   return loadConfig(file).detect;
 }
 
-const refused = (h: Harness, time: number, ip: string, user: string, reason = 'bad-credentials') => h.send('connection-refused', time, { ip, user, clientId: `c-${user}`, reason, reasonCode: 5 });
+const refused = (h: Harness, time: number, ip: string, user: string, reason = 'bad-credentials') =>
+  h.send('connection-refused', time, { ip, user, clientId: `c-${user}`, reason, reasonCode: 5 });
 
 t.test('auth-brute-force: 10 refusals from one address within 60 s alert, 9 do not', async (t) => {
   const h = new Harness();
@@ -74,7 +75,12 @@ t.test('connection-storm and client-flapping', async (t) => {
 
 t.test('wildcard-subscription: # and $SYS/# by a new client, once; allow-lists', async (t) => {
   const h = new Harness({ config: detectConfig('detect_rule wildcard-subscription allow_clients historian*') });
-  const sub = (id: string, topic: string, granted = 0) => h.send(granted >= 128 ? 'subscription-denied' : 'subscription-granted', T0, { clientId: id, ip: '10.0.4.1', subscriptions: [{ topic, qos: 0, granted_qos: granted }] });
+  const sub = (id: string, topic: string, granted = 0) =>
+    h.send(granted >= 128 ? 'subscription-denied' : 'subscription-granted', T0, {
+      clientId: id,
+      ip: '10.0.4.1',
+      subscriptions: [{ topic, qos: 0, granted_qos: granted }],
+    });
   sub('dash', 'plant/+/temp');
   sub('dash', 'plant/#');
   t.equal(h.raised().length, 0, 'ordinary filters: none');
@@ -83,13 +89,18 @@ t.test('wildcard-subscription: # and $SYS/# by a new client, once; allow-lists',
   sub('spy', '$SYS/#', 128);
   sub('share', '$share/g/+/#');
   sub('historian-2', '#');
-  t.same(h.raised('wildcard-subscription').map((a) => a.mqtt?.client_id), ['snoop', 'spy', 'share'], 'one alert per client; a denied one too; historian* allowed');
+  t.same(
+    h.raised('wildcard-subscription').map((a) => a.mqtt?.client_id),
+    ['snoop', 'spy', 'share'],
+    'one alert per client; a denied one too; historian* allowed',
+  );
   t.equal(h.raised('wildcard-subscription')[1].mqprobe.detect.evidence.denied, true);
 });
 
 t.test('topic-scan and acl-denials', async (t) => {
   const h = new Harness();
-  for (let i = 0; i < 19; i++) h.send('subscription-granted', T0 + i * S, { clientId: 'scanner', subscriptions: [{ topic: `a/${i}`, qos: 0, granted_qos: 0 }] });
+  for (let i = 0; i < 19; i++)
+    h.send('subscription-granted', T0 + i * S, { clientId: 'scanner', subscriptions: [{ topic: `a/${i}`, qos: 0, granted_qos: 0 }] });
   t.equal(h.raised('topic-scan').length, 0);
   h.send('subscription-granted', T0 + 19 * S, { clientId: 'scanner', subscriptions: [{ topic: 'a/19', qos: 0, granted_qos: 0 }] });
   t.equal(h.raised('topic-scan').length, 1, '20 distinct filters in 60 s');
@@ -157,22 +168,50 @@ t.test('new-source-network and new-client-id after their learning period', async
   h.send('client-connected', T0 + 2 * 60 * MIN + 1, { user: 'alice', ip: '192.0.2.1', clientId: 'a1' });
   h.send('client-connected', T0 + 2 * 60 * MIN + 2, { user: 'bob', ip: '192.0.2.1', clientId: 'b-new' });
   h.send('client-connected', T0 + 2 * 60 * MIN + 3, { ip: '192.0.2.1', clientId: 'auto-1234' });
-  t.same(h.raised('new-source-network').map((a) => a.user?.name), ['alice']);
-  t.same(h.raised('new-client-id').map((a) => a.mqtt?.client_id), ['b-new'], 'generated auto- ids are not reported');
+  t.same(
+    h.raised('new-source-network').map((a) => a.user?.name),
+    ['alice'],
+  );
+  t.same(
+    h.raised('new-client-id').map((a) => a.mqtt?.client_id),
+    ['b-new'],
+    'generated auto- ids are not reported',
+  );
 });
 
 t.test('threat-intel: connections, Zeek and osquery records against an indicator list', async (t) => {
-  const set = IndicatorList.parse('ip 203.0.113.0/24 bad-net\ndomain evil.example c2\nhash d41d8cd98f00b204e9800998ecf8427e empty\nurl http://x.example/a.php dropper\n');
+  const set = IndicatorList.parse(
+    'ip 203.0.113.0/24 bad-net\ndomain evil.example c2\nhash d41d8cd98f00b204e9800998ecf8427e empty\nurl http://x.example/a.php dropper\n',
+  );
   const h = new Harness({ indicators: () => set });
   h.send('client-connected', T0, { ip: '198.51.100.1', clientId: 'ok' });
   h.send('client-connected', T0, { ip: '203.0.113.9', clientId: 'intruder' });
-  h.send('publish-received', T0, { clientId: '$beat/zeek', topic: 'beats/zeek/dns', payload: JSON.stringify({ ts: 1700000000.1, uid: 'C1', 'id.orig_h': '10.0.0.1', 'id.resp_h': '10.0.0.53', query: 'www.evil.example' }) });
-  h.send('publish-received', T0, { clientId: '$beat/zeek', topic: 'beats/zeek/http', payload: JSON.stringify({ id: { orig_h: '10.0.0.2', resp_h: '10.0.0.80' }, host: 'x.example', uri: '/a.php' }) });
-  h.send('publish-received', T0, { clientId: '$beat/osquery', topic: 'beats/osquery/result/hashes', payload: JSON.stringify({ name: 'pack/hashes', hostIdentifier: 'plc-gw', columns: { path: '/tmp/x', md5: 'D41D8CD98F00B204E9800998ECF8427E' } }) });
+  h.send('publish-received', T0, {
+    clientId: '$beat/zeek',
+    topic: 'beats/zeek/dns',
+    payload: JSON.stringify({ ts: 1700000000.1, uid: 'C1', 'id.orig_h': '10.0.0.1', 'id.resp_h': '10.0.0.53', query: 'www.evil.example' }),
+  });
+  h.send('publish-received', T0, {
+    clientId: '$beat/zeek',
+    topic: 'beats/zeek/http',
+    payload: JSON.stringify({ id: { orig_h: '10.0.0.2', resp_h: '10.0.0.80' }, host: 'x.example', uri: '/a.php' }),
+  });
+  h.send('publish-received', T0, {
+    clientId: '$beat/osquery',
+    topic: 'beats/osquery/result/hashes',
+    payload: JSON.stringify({
+      name: 'pack/hashes',
+      hostIdentifier: 'plc-gw',
+      columns: { path: '/tmp/x', md5: 'D41D8CD98F00B204E9800998ECF8427E' },
+    }),
+  });
   h.send('publish-received', T0, { clientId: 'dev', topic: 'beats/zeek/conn', payload: '{not json' });
   h.send('publish-received', T0, { clientId: 'dev', topic: 'other/topic', payload: JSON.stringify({ query: 'evil.example' }) });
   const got = h.raised('threat-intel');
-  t.same(got.map((a) => a.threat?.indicator.type), ['ipv4-addr', 'domain-name', 'url', 'file']);
+  t.same(
+    got.map((a) => a.threat?.indicator.type),
+    ['ipv4-addr', 'domain-name', 'url', 'file'],
+  );
   t.equal(got[0].mqtt?.client_id, 'intruder');
   t.equal(got[1].source?.ip, '10.0.0.1');
   t.equal((got[3].threat?.indicator.file as { hash: { md5: string } }).hash.md5, 'd41d8cd98f00b204e9800998ecf8427e');
@@ -213,13 +252,28 @@ t.test('event time: the same events give the same alerts, at any speed', async (
 });
 
 t.test('configuration: unknown rules and parameters, bad values and off', async (t) => {
-  t.throws(() => new Harness({ config: detectConfig('detect_rule brute-force off') }), /mqprobe\.conf:2: detect_rule: unknown rule "brute-force"; the rules are auth-brute-force/);
-  t.throws(() => new Harness({ config: detectConfig('detect_rule auth-brute-force treshold 5') }), /mqprobe\.conf:2: detect_rule: rule auth-brute-force has no parameter "treshold"/);
-  t.throws(() => new Harness({ config: detectConfig('\ndetect_rule auth-brute-force window soon') }), /mqprobe\.conf:3: detect_rule auth-brute-force window: expected a duration/);
-  t.throws(() => new Harness({ config: detectConfig('detect_rule publish-rate alpha 2') }), /detect_rule publish-rate alpha: expected a number in 0\.0001\.\.1/);
+  t.throws(
+    () => new Harness({ config: detectConfig('detect_rule brute-force off') }),
+    /mqprobe\.conf:2: detect_rule: unknown rule "brute-force"; the rules are auth-brute-force/,
+  );
+  t.throws(
+    () => new Harness({ config: detectConfig('detect_rule auth-brute-force treshold 5') }),
+    /mqprobe\.conf:2: detect_rule: rule auth-brute-force has no parameter "treshold"/,
+  );
+  t.throws(
+    () => new Harness({ config: detectConfig('\ndetect_rule auth-brute-force window soon') }),
+    /mqprobe\.conf:3: detect_rule auth-brute-force window: expected a duration/,
+  );
+  t.throws(
+    () => new Harness({ config: detectConfig('detect_rule publish-rate alpha 2') }),
+    /detect_rule publish-rate alpha: expected a number in 0\.0001\.\.1/,
+  );
   t.throws(() => detectConfig('detect_rule auth-brute-force'), /detect_rule: expected 2 to 3 values/);
   const off = new Harness({ config: detectConfig('detect_rule auth-brute-force off\ndetect_rule auth-brute-force threshold 3') });
-  t.notOk(off.engine.rules.some((r) => r.spec.name === 'auth-brute-force'), 'off');
+  t.notOk(
+    off.engine.rules.some((r) => r.spec.name === 'auth-brute-force'),
+    'off',
+  );
   for (let i = 0; i < 20; i++) refused(off, T0 + i, '10.0.0.7', 'alice');
   t.equal(off.raised('auth-brute-force').length, 0);
   const low = new Harness({ config: detectConfig('detect_rule auth-brute-force threshold 3\ndetect_rule auth-brute-force risk_score 90') });
@@ -231,15 +285,33 @@ t.test('configuration: unknown rules and parameters, bad values and off', async 
 t.test('hostile events are skipped and cost nothing else', async (t) => {
   const h = new Harness();
   const junk: unknown[] = [
-    null, 42, 'text', [], {}, { event: {} }, { '@timestamp': 'yesterday', event: { action: 'client-connected' } },
+    null,
+    42,
+    'text',
+    [],
+    {},
+    { event: {} },
+    { '@timestamp': 'yesterday', event: { action: 'client-connected' } },
     { '@timestamp': '2026-03-02T10:00:00Z', event: { action: 'client-connected', sequence: 'x' }, mqtt: { client_id: 7 }, source: 'nope' },
     { '@timestamp': '2026-03-02T10:00:00Z', event: { action: 'subscription-granted' }, mqtt: { client_id: 'c', subscriptions: 'all' } },
-    { '@timestamp': '2026-03-02T10:00:00Z', event: { action: 'subscription-granted' }, mqtt: { client_id: 'c', subscriptions: [null, 5, { topic: 9 }, { topic: '#', granted_qos: 'x' }] } },
-    { '@timestamp': '2026-03-02T10:00:00Z', event: { action: 'publish-received' }, mqtt: { client_id: 'c', topic: 'beats/zeek/x', payload: '{"query":' + '"a'.repeat(100000) } },
+    {
+      '@timestamp': '2026-03-02T10:00:00Z',
+      event: { action: 'subscription-granted' },
+      mqtt: { client_id: 'c', subscriptions: [null, 5, { topic: 9 }, { topic: '#', granted_qos: 'x' }] },
+    },
+    {
+      '@timestamp': '2026-03-02T10:00:00Z',
+      event: { action: 'publish-received' },
+      mqtt: { client_id: 'c', topic: 'beats/zeek/x', payload: '{"query":' + '"a'.repeat(100000) },
+    },
     { '@timestamp': '2026-03-02T10:00:00Z', event: { action: 'connection-refused', reason: { a: 1 } }, source: { ip: 'x'.repeat(1e6) } },
     { '@timestamp': '2026-03-02T10:00:00Z', 'event.action': 'client-connected', 'mqtt.client_id': 'flat', 'source.ip': '10.9.9.9' },
   ];
   for (const j of junk) h.alerts.push(...h.engine.process(j));
   t.equal(h.engine.stats.invalid, 7, 'events without an object, an action or a time are counted as invalid');
-  t.same(h.raised().map((a) => a.mqtt?.client_id), ['c'], 'the one valid # subscription among the junk alerts');
+  t.same(
+    h.raised().map((a) => a.mqtt?.client_id),
+    ['c'],
+    'the one valid # subscription among the junk alerts',
+  );
 });

@@ -20,7 +20,9 @@ async function guess(url: string, password: string): Promise<void> {
 t.test('a suppressed alert still held at shutdown is summarised before broker-stopped', async (t) => {
   const dir = tempDir();
   const out = join(dir, 'capture.ndjson');
-  const b = await startTestBroker(t, `listener 0 127.0.0.1\npassword_file ${fixture('mosquitto', 'passwd')}\ncapture_sink file ${out}\n`, { dir });
+  const b = await startTestBroker(t, `listener 0 127.0.0.1\npassword_file ${fixture('mosquitto', 'passwd')}\ncapture_sink file ${out}\n`, {
+    dir,
+  });
   // password guessing raises auth-brute-force; the guesses after it, within its suppression window, are held back
   for (let i = 0; i < 12; i++) await guess(b.mqttUrl, `guess-${i}`);
   await until(() => readEvents(out).some((e) => e.event.action === 'alert-raised'), 5000, 'the first alert');

@@ -23,8 +23,14 @@ export function fieldsOfMapping(mappings: Record<string, unknown>): Map<string, 
 }
 
 /** The mappings a new index of that name would get from the installed templates. */
-export async function simulatedMapping(api: Api, index: string): Promise<{ mappings: Record<string, unknown>; settings: Record<string, unknown> }> {
-  const r = await api<{ template: { mappings: Record<string, unknown>; settings: Record<string, unknown> } }>('POST', `/_index_template/_simulate_index/${index}`);
+export async function simulatedMapping(
+  api: Api,
+  index: string,
+): Promise<{ mappings: Record<string, unknown>; settings: Record<string, unknown> }> {
+  const r = await api<{ template: { mappings: Record<string, unknown>; settings: Record<string, unknown> } }>(
+    'POST',
+    `/_index_template/_simulate_index/${index}`,
+  );
   return r.template;
 }
 
@@ -60,14 +66,17 @@ export function checkSavedObjects(fields: Map<string, string>): string[] {
     if (!fields.has(f)) problems.push(`${where}: field ${f} is not in the mapping`);
   };
   for (const o of objects) {
-    for (const r of o.references) if (!byKey.has(`${r.type}:${r.id}`)) problems.push(`${o.type} ${o.id}: reference ${r.name} → ${r.type} ${r.id} does not resolve`);
+    for (const r of o.references)
+      if (!byKey.has(`${r.type}:${r.id}`)) problems.push(`${o.type} ${o.id}: reference ${r.name} → ${r.type} ${r.id} does not resolve`);
     if (o.type === 'index-pattern') {
       if (o.attributes.title !== INDEX_PATTERN) problems.push(`data view title ${o.attributes.title} is not ${INDEX_PATTERN}`);
       needField('data view', o.attributes.timeFieldName as string);
     }
     if (o.type === 'lens') {
       const state = o.attributes.state as {
-        datasourceStates: { formBased: { layers: Record<string, { columns: Record<string, { sourceField?: string }>; columnOrder: string[] }> } };
+        datasourceStates: {
+          formBased: { layers: Record<string, { columns: Record<string, { sourceField?: string }>; columnOrder: string[] }> };
+        };
         query: { query: string };
         visualization: Record<string, unknown>;
       };
@@ -79,7 +88,10 @@ export function checkSavedObjects(fields: Map<string, string>): string[] {
           if (!layer.columnOrder.includes(colId)) problems.push(`lens ${o.id}: column ${colId} not in columnOrder`);
           if (col.sourceField && col.sourceField !== '___records___') needField(`lens ${o.id}`, col.sourceField);
         }
-        const used = JSON.stringify(state.visualization).match(/"(?:xAccessor|splitAccessor|columnId|metricAccessor)":"([^"]+)"|"accessors":\["([^"]+)"/g) ?? [];
+        const used =
+          JSON.stringify(state.visualization).match(
+            /"(?:xAccessor|splitAccessor|columnId|metricAccessor)":"([^"]+)"|"accessors":\["([^"]+)"/g,
+          ) ?? [];
         for (const u of used) {
           const id = /"([^"]+)"\]?$/.exec(u)?.[1];
           if (id && !(id in layer.columns)) problems.push(`lens ${o.id}: visualization uses unknown column ${id}`);
@@ -91,7 +103,8 @@ export function checkSavedObjects(fields: Map<string, string>): string[] {
       const panels = JSON.parse(o.attributes.panelsJSON as string) as { panelIndex: string; panelRefName: string }[];
       if (panels.length === 0) problems.push('dashboard has no panels');
       for (const p of panels) {
-        if (!o.references.some((r) => r.name === `${p.panelIndex}:${p.panelRefName}`)) problems.push(`dashboard panel ${p.panelIndex}: ${p.panelRefName} has no reference`);
+        if (!o.references.some((r) => r.name === `${p.panelIndex}:${p.panelRefName}`))
+          problems.push(`dashboard panel ${p.panelIndex}: ${p.panelRefName} has no reference`);
       }
       JSON.parse(o.attributes.optionsJSON as string);
       JSON.parse((o.attributes.kibanaSavedObjectMeta as { searchSourceJSON: string }).searchSourceJSON);
@@ -106,7 +119,8 @@ export function mlJobFields(): Map<string, Set<string>> {
   for (const j of mlJobs()) {
     const used = new Set<string>();
     const ac = j.job.analysis_config as { detectors: Record<string, string>[]; influencers: string[] };
-    for (const d of ac.detectors) for (const k of ['field_name', 'by_field_name', 'over_field_name', 'partition_field_name']) if (d[k]) used.add(d[k]);
+    for (const d of ac.detectors)
+      for (const k of ['field_name', 'by_field_name', 'over_field_name', 'partition_field_name']) if (d[k]) used.add(d[k]);
     ac.influencers.forEach((f) => used.add(f));
     used.add((j.job.data_description as { time_field: string }).time_field);
     for (const m of JSON.stringify(j.datafeed.query).matchAll(/"(?:term|terms)":\{"([^"]+)"/g)) used.add(m[1]);

@@ -57,7 +57,11 @@ function sink(log: pino.Logger, overrides: Partial<{ namespace: string; password
   return new SearchSink({
     kind: 'elasticsearch',
     url: new URL(es.url),
-    elastic: { namespace: overrides.namespace ?? 'default', username: es.auth!.username, passwordFile: overrides.passwordFile ?? passwordFile },
+    elastic: {
+      namespace: overrides.namespace ?? 'default',
+      username: es.auth!.username,
+      passwordFile: overrides.passwordFile ?? passwordFile,
+    },
     log,
     refresh: true,
     retryWaitMs: 100,
@@ -78,15 +82,22 @@ t.test('setup installs everything it can and a second run changes nothing', asyn
   t.equal(byWhat(/^ingest pipeline/)?.outcome, 'skipped');
   const ml = first.filter((r) => r.what.startsWith('ML job'));
   t.equal(ml.length, 4);
-  t.ok(ml.every((r) => r.outcome === 'skipped' && /license is "basic"/.test(r.detail ?? '')), 'ML is skipped with the license named');
-
-  const template = await api<{ index_templates: { index_template: { priority: number; composed_of: string[]; data_stream?: unknown; template?: unknown } }[] }>(
-    'GET',
-    '/_index_template/logs-mqtt.capture',
+  t.ok(
+    ml.every((r) => r.outcome === 'skipped' && /license is "basic"/.test(r.detail ?? '')),
+    'ML is skipped with the license named',
   );
+
+  const template = await api<{
+    index_templates: { index_template: { priority: number; composed_of: string[]; data_stream?: unknown; template?: unknown } }[];
+  }>('GET', '/_index_template/logs-mqtt.capture');
   const it = template.index_templates[0].index_template;
   t.ok(it.priority > 100, 'priority above the built-in logs template');
-  t.same(it.composed_of, ['logs-mqtt.capture@stack-fallback', 'logs-mqtt.capture@mappings', 'logs-mqtt.capture@settings', 'logs-mqtt.capture@custom']);
+  t.same(it.composed_of, [
+    'logs-mqtt.capture@stack-fallback',
+    'logs-mqtt.capture@mappings',
+    'logs-mqtt.capture@settings',
+    'logs-mqtt.capture@custom',
+  ]);
   t.ok(it.data_stream, 'a data stream template');
 
   // The user's component survives a rerun untouched.
@@ -94,12 +105,15 @@ t.test('setup installs everything it can and a second run changes nothing', asyn
 
   const again: string[] = [];
   const second = await runElasticSetup(base, { out: (l) => again.push(l) });
-  t.same(second.filter((r) => r.outcome !== 'skipped').map((r) => r.outcome), second.filter((r) => r.outcome !== 'skipped').map(() => 'unchanged'), 'nothing changed');
-  t.match(again.at(-1), /0 created, 0 updated, 5 unchanged, 6 skipped/);
-  const custom = await api<{ component_templates: { component_template: { template: { settings?: { index?: { refresh_interval?: string } } } } }[] }>(
-    'GET',
-    '/_component_template/logs-mqtt.capture@custom',
+  t.same(
+    second.filter((r) => r.outcome !== 'skipped').map((r) => r.outcome),
+    second.filter((r) => r.outcome !== 'skipped').map(() => 'unchanged'),
+    'nothing changed',
   );
+  t.match(again.at(-1), /0 created, 0 updated, 5 unchanged, 6 skipped/);
+  const custom = await api<{
+    component_templates: { component_template: { template: { settings?: { index?: { refresh_interval?: string } } } } }[];
+  }>('GET', '/_component_template/logs-mqtt.capture@custom');
   t.equal(custom.component_templates[0].component_template.template.settings?.index?.refresh_interval, '7s', 'custom component kept');
 });
 
@@ -112,10 +126,14 @@ t.test('capture events land in the data stream with the right field types', asyn
   t.equal(s.stats().delivered, events.length);
 
   const ds = dataStreamName('default');
-  const found = await api<{ hits: { hits: { _id: string; _index: string; _source: Record<string, unknown> }[] } }>('POST', `/${ds}/_search`, {
-    size: 100,
-    query: { terms: { 'event.id': events.map((e) => (e.event as { id: string }).id) } },
-  });
+  const found = await api<{ hits: { hits: { _id: string; _index: string; _source: Record<string, unknown> }[] } }>(
+    'POST',
+    `/${ds}/_search`,
+    {
+      size: 100,
+      query: { terms: { 'event.id': events.map((e) => (e.event as { id: string }).id) } },
+    },
+  );
   t.equal(found.hits.hits.length, events.length, 'a search finds each event');
   for (const h of found.hits.hits) {
     t.match(h._index, /^\.ds-logs-mqtt\.capture-default-/, 'stored in the data stream');
@@ -123,7 +141,8 @@ t.test('capture events land in the data stream with the right field types', asyn
     t.same(h._source.data_stream, { type: 'logs', dataset: 'mqtt.capture', namespace: 'default' });
   }
   // Typed queries only match when the mapping types are right.
-  const typed = async (query: unknown) => (await api<{ hits: { total: { value: number } } }>('POST', `/${ds}/_search`, { query })).hits.total.value;
+  const typed = async (query: unknown) =>
+    (await api<{ hits: { total: { value: number } } }>('POST', `/${ds}/_search`, { query })).hits.total.value;
   t.equal(await typed({ term: { 'source.ip': '192.0.2.0/24' } }), events.length - 1, 'source.ip is an ip (CIDR query)');
   t.equal(await typed({ term: { 'source.ip': '2001:db8::/32' } }), 1, 'IPv6 source.ip');
   t.equal(await typed({ range: { 'mqtt.qos': { gte: 1 } } }), 1, 'mqtt.qos is numeric');
@@ -179,23 +198,31 @@ t.test('a rejected document is counted and kept, the rest of the batch is stored
   const s = sink(log);
   t.teardown(() => s.close());
   const [good1, good2] = sampleEvents();
-  const bad: Record<string, unknown> = { ...sampleEvents()[2], mqtt: { client_id: 'bad', topic: { nested: 'object where a keyword belongs' } } };
+  const bad: Record<string, unknown> = {
+    ...sampleEvents()[2],
+    mqtt: { client_id: 'bad', topic: { nested: 'object where a keyword belongs' } },
+  };
   const badId = (bad.event as { id: string }).id;
   await s.write([JSON.stringify(good1), JSON.stringify(bad), 'not json at all', JSON.stringify(good2)]);
   const st = s.stats();
   t.equal(st.delivered, 2, 'the good events are stored');
   t.equal(st.rejected, 2, 'the mapping conflict and the non-JSON line are counted');
   t.equal(st.lost, 0);
-  const kept = await api<{ hits: { hits: { _id: string; _source: { event: { kind: string; original: string }; error: { type: string; message: string } } }[] } }>(
-    'POST',
-    `/${dataStreamName('default')}/_search`,
-    { size: 10, query: { term: { 'event.kind': 'pipeline_error' } } },
-  );
+  const kept = await api<{
+    hits: { hits: { _id: string; _source: { event: { kind: string; original: string }; error: { type: string; message: string } } }[] };
+  }>('POST', `/${dataStreamName('default')}/_search`, { size: 10, query: { term: { 'event.kind': 'pipeline_error' } } });
   const mine = kept.hits.hits.find((h) => h._id === badId);
   t.ok(mine, 'the refused event is kept under its own id');
-  t.same(JSON.parse(mine!._source.event.original).mqtt.topic, { nested: 'object where a keyword belongs' }, 'with the raw event in event.original');
+  t.same(
+    JSON.parse(mine!._source.event.original).mqtt.topic,
+    { nested: 'object where a keyword belongs' },
+    'with the raw event in event.original',
+  );
   t.match(mine!._source.error.type, /parsing_exception/);
-  t.ok(kept.hits.hits.some((h) => h._source.event.original === 'not json at all'), 'the non-JSON line is kept too');
+  t.ok(
+    kept.hits.hits.some((h) => h._source.event.original === 'not json at all'),
+    'the non-JSON line is kept too',
+  );
   t.ok(lines.some((l) => /refused a capture event/.test(l)));
 });
 
@@ -236,9 +263,16 @@ t.test('Kibana saved objects and ML jobs only use fields the template maps', asy
 t.test('clear errors: bad credentials, wrong URLs, bad options', async (t) => {
   const wrong = join(dir, 'wrong-password');
   writeFileSync(wrong, 'not-the-password');
-  const fail = (o: Partial<ElasticSetupOptions>) => runElasticSetup({ ...base, ...o }, { out: () => {} }).then(() => '', (e: unknown) => (e instanceof ElasticError ? e.message : `not an ElasticError: ${e}`));
+  const fail = (o: Partial<ElasticSetupOptions>) =>
+    runElasticSetup({ ...base, ...o }, { out: () => {} }).then(
+      () => '',
+      (e: unknown) => (e instanceof ElasticError ? e.message : `not an ElasticError: ${e}`),
+    );
   t.match(await fail({ passwordFile: wrong }), /rejected the credentials \(HTTP 401\)$/);
-  t.match(await fail({ user: undefined, passwordFile: undefined }), /rejected the credentials \(HTTP 401\): it needs a user and password file or an API key file/);
+  t.match(
+    await fail({ user: undefined, passwordFile: undefined }),
+    /rejected the credentials \(HTTP 401\): it needs a user and password file or an API key file/,
+  );
   t.match(await fail({ passwordFile: join(dir, 'missing') }), /cannot read the password file .*missing: ENOENT/);
   t.match(await fail({ es: es.url.replace('http:', 'https:') }), /does not speak TLS \(use http:\/\/ instead of https:\/\/\)/);
   t.match(await fail({ es: 'ftp://127.0.0.1:9200' }), /--es: expected an http:\/\/ or https:\/\/ URL/);
@@ -253,7 +287,10 @@ t.test('clear errors: bad credentials, wrong URLs, bad options', async (t) => {
   await new Promise<void>((r) => other.listen(0, '127.0.0.1', r));
   t.teardown(() => other.close());
   const port = (other.address() as { port: number }).port;
-  t.match(await fail({ es: `http://127.0.0.1:${port}`, user: undefined, passwordFile: undefined }), /is not Elasticsearch or OpenSearch: HTTP 200 without a product version/);
+  t.match(
+    await fail({ es: `http://127.0.0.1:${port}`, user: undefined, passwordFile: undefined }),
+    /is not Elasticsearch or OpenSearch: HTTP 200 without a product version/,
+  );
   await new Promise<void>((r) => other.close(() => r()));
   t.match(await fail({ es: `http://127.0.0.1:${port}` }), /connection refused \(nothing listens there\)/);
 
@@ -262,7 +299,10 @@ t.test('clear errors: bad credentials, wrong URLs, bad options', async (t) => {
   const cmd = elasticSetupCommand({ out: () => {} })
     .exitOverride()
     .configureOutput({ writeErr: (s) => void errs.push(s), writeOut: () => {} });
-  const thrown = await cmd.parseAsync(['--es', es.url, '--user', es.auth!.username, '--password-file', wrong], { from: 'user' }).then(() => undefined, (e: unknown) => e as { exitCode?: number });
+  const thrown = await cmd.parseAsync(['--es', es.url, '--user', es.auth!.username, '--password-file', wrong], { from: 'user' }).then(
+    () => undefined,
+    (e: unknown) => e as { exitCode?: number },
+  );
   t.equal(thrown?.exitCode, 1, 'exit code 1');
   t.equal(errs.length, 1);
   t.match(errs[0], /^mqprobe setup elastic: http:\/\/127\.0\.0\.1:\d+ rejected the credentials \(HTTP 401\)\n$/);

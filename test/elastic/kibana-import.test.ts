@@ -16,7 +16,11 @@ interface Seen {
   body: string;
 }
 
-async function replayKibana(t: { teardown(fn: () => unknown): void }, version: string, importAnswer: { status: number; body: unknown }): Promise<{ url: URL; seen: Seen[] }> {
+async function replayKibana(
+  t: { teardown(fn: () => unknown): void },
+  version: string,
+  importAnswer: { status: number; body: unknown },
+): Promise<{ url: URL; seen: Seen[] }> {
   const seen: Seen[] = [];
   const srv = http.createServer((req, res) => {
     const chunks: Buffer[] = [];
@@ -24,7 +28,14 @@ async function replayKibana(t: { teardown(fn: () => unknown): void }, version: s
     req.on('end', () => {
       seen.push({ method: req.method, url: req.url, headers: req.headers, body: Buffer.concat(chunks).toString() });
       res.setHeader('content-type', 'application/json');
-      if (req.url === '/api/status') return res.end(JSON.stringify({ name: 'kibana', version: { number: version, build_flavor: 'default' }, status: { overall: { level: 'available' } } }));
+      if (req.url === '/api/status')
+        return res.end(
+          JSON.stringify({
+            name: 'kibana',
+            version: { number: version, build_flavor: 'default' },
+            status: { overall: { level: 'available' } },
+          }),
+        );
       res.statusCode = importAnswer.status;
       res.end(JSON.stringify(importAnswer.body));
     });
@@ -53,13 +64,26 @@ t.test('imports the ndjson as a multipart file with kbn-xsrf, overwrite and the 
 t.test('errors: per-object import errors, old Kibana, not Kibana, nothing listening', async (t) => {
   const failing = await replayKibana(t, '8.19.4', {
     status: 200,
-    body: { success: false, successCount: 8, errors: [{ id: 'mqprobe-top-topics', type: 'lens', error: { type: 'unknown', message: 'bad lens' } }] },
+    body: {
+      success: false,
+      successCount: 8,
+      errors: [{ id: 'mqprobe-top-topics', type: 'lens', error: { type: 'unknown', message: 'bad lens' } }],
+    },
   });
-  await t.rejects(importSavedObjects({ url: failing.url, headers: {} }), /Kibana imported 8 objects and rejected 1: lens mqprobe-top-topics: bad lens/);
+  await t.rejects(
+    importSavedObjects({ url: failing.url, headers: {} }),
+    /Kibana imported 8 objects and rejected 1: lens mqprobe-top-topics: bad lens/,
+  );
   const old = await replayKibana(t, '8.4.0', { status: 200, body: {} });
   await t.rejects(importSavedObjects({ url: old.url, headers: {} }), /Kibana 8\.4\.0 .* too old .* needs Kibana 8\.9 or later/);
-  const refused = await replayKibana(t, '8.19.4', { status: 403, body: { statusCode: 403, error: 'Forbidden', message: 'Unable to bulk_create index-pattern' } });
-  await t.rejects(importSavedObjects({ url: refused.url, headers: {} }), /Kibana refused the import \(HTTP 403\): Unable to bulk_create index-pattern/);
+  const refused = await replayKibana(t, '8.19.4', {
+    status: 403,
+    body: { statusCode: 403, error: 'Forbidden', message: 'Unable to bulk_create index-pattern' },
+  });
+  await t.rejects(
+    importSavedObjects({ url: refused.url, headers: {} }),
+    /Kibana refused the import \(HTTP 403\): Unable to bulk_create index-pattern/,
+  );
 
   const notKibana = http.createServer((_req, res) => res.end('hello'));
   await new Promise<void>((r) => notKibana.listen(0, '127.0.0.1', r));

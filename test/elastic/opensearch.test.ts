@@ -22,12 +22,23 @@ const os = await startSearchPeer(t, 'opensearch');
 const base: ElasticSetupOptions = { es: os.url, namespace: 'default', ilmDeleteAfter: '30d' };
 
 async function api<T = Record<string, unknown>>(method: string, path: string, body?: unknown): Promise<T> {
-  const res = await fetch(`${os.url}${path}`, { method, headers: { 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) });
+  const res = await fetch(`${os.url}${path}`, {
+    method,
+    headers: { 'content-type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
   return (await res.json()) as T;
 }
 
 function sink(namespace = 'default'): SearchSink {
-  return new SearchSink({ kind: 'opensearch', url: new URL(os.url), elastic: { namespace }, log: pino({ level: 'silent' }), refresh: true, retryWaitMs: 100 });
+  return new SearchSink({
+    kind: 'opensearch',
+    url: new URL(os.url),
+    elastic: { namespace },
+    log: pino({ level: 'silent' }),
+    refresh: true,
+    retryWaitMs: 100,
+  });
 }
 
 t.test('setup on OpenSearch: pipeline installed and running, ILM and ML skipped plainly, rerun unchanged', async (t) => {
@@ -36,18 +47,34 @@ t.test('setup on OpenSearch: pipeline installed and running, ILM and ML skipped 
   t.match(out[0], /^OpenSearch 2\.\d+\.\d+ at /);
   t.equal(first.find((r) => r.what.startsWith('ingest pipeline'))?.outcome, 'created');
   t.match(first.find((r) => r.what.startsWith('ILM policy'))?.detail, /OpenSearch has no ILM/);
-  t.ok(first.filter((r) => r.what.startsWith('ML job')).every((r) => r.outcome === 'skipped' && /OpenSearch has no Elastic machine learning/.test(r.detail ?? '')));
+  t.ok(
+    first
+      .filter((r) => r.what.startsWith('ML job'))
+      .every((r) => r.outcome === 'skipped' && /OpenSearch has no Elastic machine learning/.test(r.detail ?? '')),
+  );
   const second = await runElasticSetup(base, { out: () => {} });
-  t.same(second.filter((r) => r.outcome !== 'skipped' && r.outcome !== 'unchanged'), [], 'second run changes nothing');
+  t.same(
+    second.filter((r) => r.outcome !== 'skipped' && r.outcome !== 'unchanged'),
+    [],
+    'second run changes nothing',
+  );
 
   const s = sink();
   t.teardown(() => s.close());
   const events = sampleEvents();
   await s.write(events.map((e) => JSON.stringify(e)));
   t.equal(s.stats().delivered, events.length);
-  const found = await api<{ hits: { hits: { _source: { event: { ingested?: string; id: string } } }[] } }>('POST', `/${dataStreamName('default')}/_search`, { size: 50 });
+  const found = await api<{ hits: { hits: { _source: { event: { ingested?: string; id: string } } }[] } }>(
+    'POST',
+    `/${dataStreamName('default')}/_search`,
+    { size: 50 },
+  );
   t.equal(found.hits.hits.length, events.length);
-  for (const h of found.hits.hits) t.ok(h._source.event.ingested && !Number.isNaN(Date.parse(h._source.event.ingested)), `event.ingested stamped on ${h._source.event.id}`);
+  for (const h of found.hits.hits)
+    t.ok(
+      h._source.event.ingested && !Number.isNaN(Date.parse(h._source.event.ingested)),
+      `event.ingested stamped on ${h._source.event.id}`,
+    );
   const mapping = await api<Record<string, { mappings: Record<string, unknown> }>>('GET', `/${dataStreamName('default')}/_mapping`);
   const types = fieldsOfMapping(Object.values(mapping)[0].mappings);
   t.equal(types.get('event.ingested'), 'date');
@@ -65,9 +92,18 @@ t.test('setup on OpenSearch: pipeline installed and running, ILM and ML skipped 
 t.test('with the stack templates present, setup composes them, drops the fallback and rolls the data stream over', async (t) => {
   // Stand-ins shaped like Elasticsearch's logs@mappings, logs@settings and ecs@mappings (data_stream.*
   // fields, settings, and the ECS dynamic templates that would map *.message_id as wildcard).
-  const put = async (name: string, body: unknown) => t.same(await api('PUT', `/_component_template/${name}`, body), { acknowledged: true }, `stand-in ${name} installed`);
+  const put = async (name: string, body: unknown) =>
+    t.same(await api('PUT', `/_component_template/${name}`, body), { acknowledged: true }, `stand-in ${name} installed`);
   await put('logs@mappings', {
-    template: { mappings: { date_detection: false, properties: { '@timestamp': { type: 'date' }, data_stream: { properties: { type: { type: 'keyword' }, dataset: { type: 'keyword' }, namespace: { type: 'keyword' } } } } } },
+    template: {
+      mappings: {
+        date_detection: false,
+        properties: {
+          '@timestamp': { type: 'date' },
+          data_stream: { properties: { type: { type: 'keyword' }, dataset: { type: 'keyword' }, namespace: { type: 'keyword' } } },
+        },
+      },
+    },
   });
   await put('logs@settings', { template: { settings: { index: { codec: 'best_compression' } } } });
   await put('ecs@mappings', {
@@ -97,6 +133,14 @@ t.test('with the stack templates present, setup composes them, drops the fallbac
   const sim = await simulatedMapping(api, 'logs-mqtt.capture-probe');
   const fields = fieldsOfMapping(sim.mappings);
   t.equal(fields.get('mqtt.message_id'), 'integer', 'our explicit mapping wins over the ECS dynamic template');
-  t.equal((sim.settings as { index: { codec?: string; default_pipeline?: string } }).index.codec, 'best_compression', "the stack's settings apply");
-  t.equal((sim.settings as { index: { default_pipeline?: string } }).index.default_pipeline, 'logs-mqtt.capture', 'our pipeline overrides the stack default');
+  t.equal(
+    (sim.settings as { index: { codec?: string; default_pipeline?: string } }).index.codec,
+    'best_compression',
+    "the stack's settings apply",
+  );
+  t.equal(
+    (sim.settings as { index: { default_pipeline?: string } }).index.default_pipeline,
+    'logs-mqtt.capture',
+    'our pipeline overrides the stack default',
+  );
 });

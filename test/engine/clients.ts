@@ -21,10 +21,15 @@ export async function viaMqttJs(port: number): Promise<string> {
     const got = new Promise<string>((resolve) =>
       sub.once('message', (_t, payload, p) => {
         const pr = p.properties ?? {};
-        resolve(`qos=${p.qos} si=${JSON.stringify(pr.subscriptionIdentifier)} user=${JSON.stringify(pr.userProperties)} response=${pr.responseTopic} expiry=${pr.messageExpiryInterval} payload=${payload.toString()}`);
+        resolve(
+          `qos=${p.qos} si=${JSON.stringify(pr.subscriptionIdentifier)} user=${JSON.stringify(pr.userProperties)} response=${pr.responseTopic} expiry=${pr.messageExpiryInterval} payload=${payload.toString()}`,
+        );
       }),
     );
-    await pub.publishAsync('probe/js', 'hi', { qos: 1, properties: { userProperties: { k: 'v' }, responseTopic: 'probe/js/re', messageExpiryInterval: 30 } });
+    await pub.publishAsync('probe/js', 'hi', {
+      qos: 1,
+      properties: { userProperties: { k: 'v' }, responseTopic: 'probe/js/re', messageExpiryInterval: 30 },
+    });
     return await Promise.race([got, new Promise<string>((r) => setTimeout(() => r('nothing received'), 3000))]);
   } catch (err) {
     return `mqtt.js: ${(err as Error).message}`;
@@ -36,14 +41,65 @@ export async function viaMqttJs(port: number): Promise<string> {
 
 export async function viaMosquittoTools(port: number): Promise<string> {
   const p = String(port);
-  const sub = spawn('mosquitto_sub', ['-V', 'mqttv5', '-p', p, '-h', '127.0.0.1', '-i', 'probe-mt-sub', '-q', '1', '-t', 'probe/mt', '-D', 'subscribe', 'subscription-identifier', '4', '-C', '1', '-W', '5', '-F', 'qos=%q si=%S user=%P response=%R expiry=%E payload=%p']);
+  const sub = spawn('mosquitto_sub', [
+    '-V',
+    'mqttv5',
+    '-p',
+    p,
+    '-h',
+    '127.0.0.1',
+    '-i',
+    'probe-mt-sub',
+    '-q',
+    '1',
+    '-t',
+    'probe/mt',
+    '-D',
+    'subscribe',
+    'subscription-identifier',
+    '4',
+    '-C',
+    '1',
+    '-W',
+    '5',
+    '-F',
+    'qos=%q si=%S user=%P response=%R expiry=%E payload=%p',
+  ]);
   let out = '';
   sub.stdout.on('data', (d) => (out += d));
   sub.stderr.on('data', (d) => (out += d));
   const exited = new Promise<void>((r) => sub.once('exit', () => r()));
   await new Promise((r) => setTimeout(r, 700));
   try {
-    await run('mosquitto_pub', ['-V', 'mqttv5', '-p', p, '-h', '127.0.0.1', '-i', 'probe-mt-pub', '-q', '1', '-t', 'probe/mt', '-m', 'hi', '-D', 'publish', 'user-property', 'k', 'v', '-D', 'publish', 'response-topic', 'probe/mt/re', '-D', 'publish', 'message-expiry-interval', '30']);
+    await run('mosquitto_pub', [
+      '-V',
+      'mqttv5',
+      '-p',
+      p,
+      '-h',
+      '127.0.0.1',
+      '-i',
+      'probe-mt-pub',
+      '-q',
+      '1',
+      '-t',
+      'probe/mt',
+      '-m',
+      'hi',
+      '-D',
+      'publish',
+      'user-property',
+      'k',
+      'v',
+      '-D',
+      'publish',
+      'response-topic',
+      'probe/mt/re',
+      '-D',
+      'publish',
+      'message-expiry-interval',
+      '30',
+    ]);
   } catch (err) {
     sub.kill();
     const e = err as { code?: number; stderr?: string };

@@ -41,7 +41,8 @@ const BETA: Record<string, string> = {
 export const EXPECTED: Record<'aedes-1.2' | 'aedes-2.0.0-beta.1' | 'aedes-2.0.0-beta.1+redis' | 'mosquitto', Record<string, string>> = {
   'aedes-1.2': {
     mqttjs: 'mqtt.js: Connection refused: Unacceptable protocol version',
-    mosquittoTools: 'mosquitto_pub failed (exit 132): Connection error: Unsupported Protocol Version. Try connecting to an MQTT v5 broker, or use MQTT v3.x mode.',
+    mosquittoTools:
+      'mosquitto_pub failed (exit 132): Connection error: Unsupported Protocol Version. Try connecting to an MQTT v5 broker, or use MQTT v3.x mode.',
     connack: '0x01 no properties',
     assignedId: 'not assigned (0x01)',
     sessionExpiry: 'no session: CONNACK 0x01',

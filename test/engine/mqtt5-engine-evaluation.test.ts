@@ -35,7 +35,10 @@ async function startAedes(tt: Test, folder: string, options: object): Promise<En
   let log = '';
   let child: ChildProcess | undefined;
   const start = async () => {
-    child = spawn(process.execPath, ['--import', 'tsx', script, String(port), folder, JSON.stringify(options)], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
+    child = spawn(process.execPath, ['--import', 'tsx', script, String(port), folder, JSON.stringify(options)], {
+      cwd: repoRoot,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     child.stdout!.on('data', (d) => (log += d));
     child.stderr!.on('data', (d) => (log += d));
     await waitForPort(port);
@@ -58,7 +61,10 @@ const observe = process.env.ENGINE_PROBE_OBSERVE === '1';
 
 async function probeAll(tt: Test, engine: keyof typeof EXPECTED, e: Engine): Promise<void> {
   // the client round trips first: some probes below kill the Aedes 2 beta (it is restarted for the next one)
-  for (const [name, client] of [['mqttjs', viaMqttJs], ['mosquittoTools', viaMosquittoTools]] as const) {
+  for (const [name, client] of [
+    ['mqttjs', viaMqttJs],
+    ['mosquittoTools', viaMosquittoTools],
+  ] as const) {
     await e.ensureRunning();
     const answer = await client(e.port);
     if (observe) tt.comment(`${engine} ${name}: ${answer}`);
@@ -79,20 +85,32 @@ t.test('Aedes 1.2 (node_modules), bare', async (tt) => {
 
 t.test('Mosquitto 2.0.11, max_packet_size 10000', async (tt) => {
   const m = await startMosquitto(tt, MOSQUITTO_CONF);
-  const running = () => new Promise<boolean>((resolve) => waitForPort(m.port, 200).then(() => resolve(true), () => resolve(false)));
-  await probeAll(tt, 'mosquitto', { port: m.port, log: () => m.output(), ensureRunning: async () => void ((await running()) || (await m.start())) });
+  const running = () =>
+    new Promise<boolean>((resolve) =>
+      waitForPort(m.port, 200).then(
+        () => resolve(true),
+        () => resolve(false),
+      ),
+    );
+  await probeAll(tt, 'mosquitto', {
+    port: m.port,
+    log: () => m.output(),
+    ensureRunning: async () => void ((await running()) || (await m.start())),
+  });
 });
 
 // the candidate is not a dependency of mqprobe; docs/engine.md says how to install it for this test
 const betaMissing = !betaDir || !existsSync(join(betaDir, 'aedes.js'));
 t.test(
   'Aedes 2 beta (AEDES_BETA_DIR), bare, topicAliasMaximum 10, receiveMaximum 20, maximumPacketSize 10000',
-  { skip: betaMissing ? `AEDES_BETA_DIR does not name an installed aedes@2.0.0-beta.1 package folder (got ${betaDir ?? 'nothing'})` : false },
+  {
+    skip: betaMissing ? `AEDES_BETA_DIR does not name an installed aedes@2.0.0-beta.1 package folder (got ${betaDir ?? 'nothing'})` : false,
+  },
   async (tt) => probeAll(tt, 'aedes-2.0.0-beta.1', await startAedes(tt, betaDir!, BETA_OPTIONS)),
 );
 
 t.test(
-  'Aedes 2 beta (AEDES_BETA_DIR) on aedes-persistence-redis and mqemitter-redis (mqprobe\'s versions), real redis-server',
+  "Aedes 2 beta (AEDES_BETA_DIR) on aedes-persistence-redis and mqemitter-redis (mqprobe's versions), real redis-server",
   { skip: betaMissing ? 'AEDES_BETA_DIR not set (see above)' : false },
   async (tt) => {
     const redis = await startRedis(tt);

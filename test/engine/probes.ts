@@ -28,7 +28,12 @@ class Clients {
     const { c, connack } = await WireClient.connect(port, connect, version);
     this.all.push(c);
     const code = connack?.reasonCode ?? connack?.returnCode;
-    if (!connack || code !== 0) throw new NoSession(connack ? `CONNACK ${hex(code)}` : `${c.closed ? 'closed' : 'no answer'} without CONNACK${c.parseError ? ` (${c.parseError})` : ''}`);
+    if (!connack || code !== 0)
+      throw new NoSession(
+        connack
+          ? `CONNACK ${hex(code)}`
+          : `${c.closed ? 'closed' : 'no answer'} without CONNACK${c.parseError ? ` (${c.parseError})` : ''}`,
+      );
     return c;
   }
   async raw(port: number, version: 4 | 5 = 5): Promise<WireClient> {
@@ -41,13 +46,24 @@ class Clients {
   }
 }
 
-async function subscribe(c: WireClient, subscriptions: Record<string, unknown>[], properties?: Record<string, unknown>, messageId = 1): Promise<Received | undefined> {
+async function subscribe(
+  c: WireClient,
+  subscriptions: Record<string, unknown>[],
+  properties?: Record<string, unknown>,
+  messageId = 1,
+): Promise<Received | undefined> {
   c.send({ cmd: 'subscribe', messageId, subscriptions, ...(properties ? { properties } : {}) });
   return c.next('suback');
 }
 
 /** A subscriber on `filter` (its CONNECT and subscription extras added) and a publisher: probe-<name>-sub, probe-<name>-pub. */
-async function pubSub(port: number, k: Clients, name: string, filter: string, extra: { connect?: object; sub?: object } = {}): Promise<{ s: WireClient; p: WireClient }> {
+async function pubSub(
+  port: number,
+  k: Clients,
+  name: string,
+  filter: string,
+  extra: { connect?: object; sub?: object } = {},
+): Promise<{ s: WireClient; p: WireClient }> {
   const s = await k.session(port, { clientId: `probe-${name}-sub`, ...extra.connect });
   await subscribe(s, [{ topic: filter, qos: 0, ...extra.sub }]);
   const p = await k.session(port, { clientId: `probe-${name}-pub` });
@@ -102,7 +118,9 @@ export const PROBES: Record<string, { feature: string; run: Probe }> = {
     async run(port) {
       const { c, connack } = await WireClient.connect(port, { clientId: '' });
       c.end();
-      return connack?.properties?.assignedClientIdentifier ? 'assigned' : `not assigned (${connack ? hex(connack.reasonCode) : 'no CONNACK'})`;
+      return connack?.properties?.assignedClientIdentifier
+        ? 'assigned'
+        : `not assigned (${connack ? hex(connack.reasonCode) : 'no CONNACK'})`;
     },
   },
   sessionExpiry: {
@@ -338,11 +356,19 @@ export const PROBES: Record<string, { feature: string; run: Probe }> = {
     async run(port, k) {
       const c = await k.session(port, { clientId: 'probe-rr' });
       await subscribe(c, [{ topic: 'probe/rr', qos: 0 }]);
-      const properties = { responseTopic: 'probe/rr/reply', correlationData: Buffer.from('c1'), userProperties: { a: '1' }, contentType: 'text/plain', payloadFormatIndicator: true };
+      const properties = {
+        responseTopic: 'probe/rr/reply',
+        correlationData: Buffer.from('c1'),
+        userProperties: { a: '1' },
+        contentType: 'text/plain',
+        payloadFormatIndicator: true,
+      };
       publish(c, 'probe/rr', { properties });
       const got = (await c.all('publish', 400))[0];
       const pr = got?.properties ?? {};
-      const same = Object.entries(properties).filter(([key, v]) => JSON.stringify(pr[key]) === JSON.stringify(v)).map(([key]) => key);
+      const same = Object.entries(properties)
+        .filter(([key, v]) => JSON.stringify(pr[key]) === JSON.stringify(v))
+        .map(([key]) => key);
       return got ? `kept: ${same.join(',')}` : 'not delivered';
     },
   },
@@ -372,7 +398,9 @@ export const PROBES: Record<string, { feature: string; run: Probe }> = {
     feature: 'malformed: subscription identifier 0',
     async run(port, k) {
       // packet id 1, properties (2 bytes): Subscription Identifier 0; filter "a/b", options 0
-      return violation(port, k, 'probe-si0', (c) => c.raw(Buffer.from([0x82, 0x0b, 0x00, 0x01, 0x02, 0x0b, 0x00, 0x00, 0x03, 0x61, 0x2f, 0x62, 0x00])));
+      return violation(port, k, 'probe-si0', (c) =>
+        c.raw(Buffer.from([0x82, 0x0b, 0x00, 0x01, 0x02, 0x0b, 0x00, 0x00, 0x03, 0x61, 0x2f, 0x62, 0x00])),
+      );
     },
   },
   subscribeReservedBits: {
@@ -387,7 +415,12 @@ export const PROBES: Record<string, { feature: string; run: Probe }> = {
     async run(port, k) {
       const c = await k.raw(port);
       // MQTT, level 5, clean start, keepalive 30, properties (10 bytes): 0x11 twice, client id "d"
-      c.raw(Buffer.from([0x10, 0x18, 0x00, 0x04, 0x4d, 0x51, 0x54, 0x54, 0x05, 0x02, 0x00, 0x1e, 0x0a, 0x11, 0, 0, 0, 1, 0x11, 0, 0, 0, 2, 0x00, 0x01, 0x64]));
+      c.raw(
+        Buffer.from([
+          0x10, 0x18, 0x00, 0x04, 0x4d, 0x51, 0x54, 0x54, 0x05, 0x02, 0x00, 0x1e, 0x0a, 0x11, 0, 0, 0, 1, 0x11, 0, 0, 0, 2, 0x00, 0x01,
+          0x64,
+        ]),
+      );
       const connack = await c.next('connack', 800);
       const answer = connack ? `CONNACK ${hex(connack.reasonCode)}` : await ending(c, 300);
       c.end();
@@ -405,7 +438,10 @@ export const PROBES: Record<string, { feature: string; run: Probe }> = {
   enhancedAuth: {
     feature: 'enhanced authentication: CONNECT with Authentication Method SCRAM-SHA-1',
     async run(port) {
-      const { c, connack } = await WireClient.connect(port, { clientId: 'probe-auth', properties: { authenticationMethod: 'SCRAM-SHA-1' } });
+      const { c, connack } = await WireClient.connect(port, {
+        clientId: 'probe-auth',
+        properties: { authenticationMethod: 'SCRAM-SHA-1' },
+      });
       c.end();
       return connack ? `CONNACK ${hex(connack.reasonCode)}` : 'closed';
     },

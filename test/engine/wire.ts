@@ -59,7 +59,11 @@ export class WireClient {
   }
 
   /** Connects (MQTT 5 unless `version` says 4) and returns the CONNACK, or undefined when the broker closed instead. */
-  static async connect(port: number, connect: Record<string, unknown> = {}, version: 4 | 5 = 5): Promise<{ c: WireClient; connack: Received | undefined }> {
+  static async connect(
+    port: number,
+    connect: Record<string, unknown> = {},
+    version: 4 | 5 = 5,
+  ): Promise<{ c: WireClient; connack: Received | undefined }> {
     const c = await WireClient.open(port, version);
     c.send({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: version, clean: true, keepalive: 30, clientId: '', ...connect });
     // generous: the machine these runs share is loaded, and a slow CONNACK is not what is probed

@@ -16,7 +16,6 @@ export interface Teardown {
   teardown(fn: () => unknown): void;
 }
 
-
 export interface TestBroker {
   broker: RunningBroker;
   port: number;
@@ -40,7 +39,10 @@ export async function startTestBroker(t: Teardown, conf = ANONYMOUS_CONF, opts: 
   writeFileSync(confFile, conf);
   const config = loadConfig(confFile);
   const logFile = join(dir, 'broker.log');
-  const log = pino({ level: 'debug', redact: { paths: REDACT_PATHS, censor: '[redacted]' }, onChild: keepLastName }, pino.destination({ dest: logFile, sync: true }));
+  const log = pino(
+    { level: 'debug', redact: { paths: REDACT_PATHS, censor: '[redacted]' }, onChild: keepLastName },
+    pino.destination({ dest: logFile, sync: true }),
+  );
   const broker = await startBroker(config, { log });
   t.teardown(() => broker.close());
   const port = broker.ports[0];

@@ -18,11 +18,33 @@ function openssl(args: string[], cwd: string): void {
 
 /** A throwaway CA and a server certificate for localhost/127.0.0.1, made with the openssl CLI. */
 export function makePki(dir = tempDir('mqprobe-pki-')): TestPki {
-  openssl(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', '/CN=mqprobe test CA', '-keyout', 'ca.key', '-out', 'ca.crt'], dir);
+  openssl(
+    ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', '/CN=mqprobe test CA', '-keyout', 'ca.key', '-out', 'ca.crt'],
+    dir,
+  );
   const issue = (name: string, cn: string, ext: string) => {
     writeFileSync(join(dir, `${name}.ext`), ext);
     openssl(['req', '-newkey', 'rsa:2048', '-nodes', '-subj', `/CN=${cn}`, '-keyout', `${name}.key`, '-out', `${name}.csr`], dir);
-    openssl(['x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-days', '2', '-extfile', `${name}.ext`, '-out', `${name}.crt`], dir);
+    openssl(
+      [
+        'x509',
+        '-req',
+        '-in',
+        `${name}.csr`,
+        '-CA',
+        'ca.crt',
+        '-CAkey',
+        'ca.key',
+        '-CAcreateserial',
+        '-days',
+        '2',
+        '-extfile',
+        `${name}.ext`,
+        '-out',
+        `${name}.crt`,
+      ],
+      dir,
+    );
     // readable by Mosquitto, which drops to its own user
     chmodSync(join(dir, `${name}.key`), 0o644);
     return { cert: join(dir, `${name}.crt`), key: join(dir, `${name}.key`) };

@@ -47,7 +47,9 @@ export function distribution(product: SearchProduct): { home: string; version: s
   if (!dir) {
     // Test files run in parallel: one fetch at a time, and the later ones find it done.
     mkdirSync(target, { recursive: true });
-    const r = spawnSync('flock', [join(target, '.fetch.lock'), 'mvn', '-q', '-B', '-f', join(PEERS_DIR, 'pom.xml'), 'process-resources'], { encoding: 'utf8' });
+    const r = spawnSync('flock', [join(target, '.fetch.lock'), 'mvn', '-q', '-B', '-f', join(PEERS_DIR, 'pom.xml'), 'process-resources'], {
+      encoding: 'utf8',
+    });
     if (r.status !== 0) throw new Error(`mvn could not fetch the ${product} distribution: ${r.stderr || r.stdout || r.error?.message}`);
     dir = find();
     if (!dir) throw new Error(`mvn ran but left no ${product}-* directory in ${target}`);
@@ -122,14 +124,11 @@ export async function startSearchPeer(t: Teardown, product: SearchProduct, opts:
     // CI disks can be nearly full; a watermark would turn the test indices read-only.
     'cluster.routing.allocation.disk.threshold_enabled: false',
     ...(product === 'elasticsearch'
-      ? [
-          `xpack.security.enabled: ${security}`,
-          'xpack.security.http.ssl.enabled: false',
-          'xpack.security.transport.ssl.enabled: false',
-        ]
+      ? [`xpack.security.enabled: ${security}`, 'xpack.security.http.ssl.enabled: false', 'xpack.security.transport.ssl.enabled: false']
       : []),
   ];
-  const writeSettings = (ports?: { http: number; transport: number }) => writeFileSync(join(conf, `${product}.yml`), settings(ports).join('\n') + '\n');
+  const writeSettings = (ports?: { http: number; transport: number }) =>
+    writeFileSync(join(conf, `${product}.yml`), settings(ports).join('\n') + '\n');
   writeSettings();
   // The shipped jvm.options write GC logs and heap dumps relative to the distribution (root-owned);
   // drop those lines and pin a small heap.
@@ -146,7 +145,14 @@ export async function startSearchPeer(t: Teardown, product: SearchProduct, opts:
   let auth: SearchPeer['auth'];
   if (security) {
     auth = { username: 'mqprobe-test', password: `pw-${process.pid}-${Date.now()}` };
-    const [cmd, args] = asPeerUser(join(home, 'bin', 'elasticsearch-users'), ['useradd', auth.username, '-p', auth.password, '-r', 'superuser']);
+    const [cmd, args] = asPeerUser(join(home, 'bin', 'elasticsearch-users'), [
+      'useradd',
+      auth.username,
+      '-p',
+      auth.password,
+      '-r',
+      'superuser',
+    ]);
     const r = spawnSync(cmd, args, { env, encoding: 'utf8', cwd: dir });
     if (r.status !== 0) throw new Error(`elasticsearch-users failed: ${r.stderr}`);
   }
@@ -225,7 +231,9 @@ function killGroup(c: ChildProcess, signal: NodeJS.Signals): void {
 }
 
 async function waitHealthy(url: string, auth: SearchPeer['auth'], alive: () => boolean, timeoutMs = 90_000): Promise<void> {
-  const headers: Record<string, string> = auth ? { authorization: `Basic ${Buffer.from(`${auth.username}:${auth.password}`).toString('base64')}` } : {};
+  const headers: Record<string, string> = auth
+    ? { authorization: `Basic ${Buffer.from(`${auth.username}:${auth.password}`).toString('base64')}` }
+    : {};
   const deadline = Date.now() + timeoutMs;
   let last = '';
   while (Date.now() < deadline) {

@@ -9,7 +9,8 @@ import { connectClient } from './mqtt.js';
 export const sha256File = (path: string): string => createHash('sha256').update(readFileSync(path)).digest('hex');
 
 /** The persistence lines both Mosquitto and mqprobe read: `persistence_file mosquitto.db` in `dir`. */
-export const persistenceConf = (dir: string): string => `allow_anonymous true\npersistence true\npersistence_location ${dir}/\npersistence_file mosquitto.db\nautosave_interval 1\n`;
+export const persistenceConf = (dir: string): string =>
+  `allow_anonymous true\npersistence true\npersistence_location ${dir}/\npersistence_file mosquitto.db\nautosave_interval 1\n`;
 
 /** A folder Mosquitto (started as root, running as user `mosquitto`) can write its db into. */
 export function writableDir(): string {

@@ -45,7 +45,9 @@ export async function startMosquitto(t: Teardown, conf = 'allow_anonymous true\n
       child = c;
       c.stdout!.on('data', (d) => (out += d));
       c.stderr!.on('data', (d) => (out += d));
-      const exited = new Promise<never>((_, reject) => c.once('exit', (code) => reject(new Error(`mosquitto exited (${code}) before listening:\n${out}`))));
+      const exited = new Promise<never>((_, reject) =>
+        c.once('exit', (code) => reject(new Error(`mosquitto exited (${code}) before listening:\n${out}`))),
+      );
       exited.catch(() => undefined);
       await Promise.race([waitForPort(port), exited]);
     },

@@ -2,7 +2,12 @@ import mqtt, { type MqttClient, type IClientOptions } from 'mqtt';
 import type { Teardown } from './broker.js';
 
 /** Connects mqtt.js and resolves on CONNACK; rejects with the broker's refusal. Ended in teardown. */
-export async function connectClient(t: Teardown, url: string, opts: IClientOptions = {}, beforeConnect?: (client: MqttClient) => void): Promise<MqttClient> {
+export async function connectClient(
+  t: Teardown,
+  url: string,
+  opts: IClientOptions = {},
+  beforeConnect?: (client: MqttClient) => void,
+): Promise<MqttClient> {
   const client = mqtt.connect(url, { reconnectPeriod: 0, connectTimeout: 5000, ...opts });
   beforeConnect?.(client);
   t.teardown(() => client.end(true));
@@ -18,7 +23,11 @@ export async function connectClient(t: Teardown, url: string, opts: IClientOptio
  * Connects and collects from the first packet on: a resumed session's queued messages can arrive
  * in the same read as the CONNACK, before a listener added after `await connectClient` exists.
  */
-export async function connectCollecting(t: Teardown, url: string, opts: IClientOptions = {}): Promise<{ client: MqttClient; got: ReturnType<typeof collect> }> {
+export async function connectCollecting(
+  t: Teardown,
+  url: string,
+  opts: IClientOptions = {},
+): Promise<{ client: MqttClient; got: ReturnType<typeof collect> }> {
   let got: ReturnType<typeof collect> = [];
   const client = await connectClient(t, url, opts, (c) => (got = collect(c)));
   return { client, got };

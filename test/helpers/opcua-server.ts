@@ -81,7 +81,9 @@ export async function startOpcuaServer(t: Teardown, spec: OpcuaServerSpec): Prom
     add: (variable) => send({ op: 'add', variable }),
     remove: (id) => send({ op: 'remove', id }),
     async start() {
-      const c = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), JSON.stringify({ ...spec, port, pkiDir })], { stdio: ['pipe', 'pipe', 'pipe'] });
+      const c = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), JSON.stringify({ ...spec, port, pkiDir })], {
+        stdio: ['pipe', 'pipe', 'pipe'],
+      });
       child = c;
       c.stderr!.on('data', (d) => (out += d));
       const ready = new Promise<void>((resolve, reject) => {
@@ -120,15 +122,23 @@ async function serve(spec: OpcuaServerSpec & { port: number; pkiDir: string }): 
   ua.setErrorLogger(toStderr);
   const reply = (msg: Record<string, unknown>) => process.stdout.write(`@@${JSON.stringify(msg)}\n`);
 
-  const serverCertificateManager = new OPCUACertificateManager({ rootFolder: spec.pkiDir, automaticallyAcceptUnknownCertificate: true, disableFileWatchers: true });
+  const serverCertificateManager = new OPCUACertificateManager({
+    rootFolder: spec.pkiDir,
+    automaticallyAcceptUnknownCertificate: true,
+    disableFileWatchers: true,
+  });
   const users = spec.users ?? [];
   const server = new OPCUAServer({
     port: spec.port,
     hostname: '127.0.0.1',
     resourcePath: RESOURCE_PATH,
     serverCertificateManager,
-    securityPolicies: spec.secure ? [ua.SecurityPolicy.None, ua.SecurityPolicy.Basic256Sha256, ua.SecurityPolicy.Aes256_Sha256_RsaPss] : [ua.SecurityPolicy.None],
-    securityModes: spec.secure ? [ua.MessageSecurityMode.None, ua.MessageSecurityMode.Sign, ua.MessageSecurityMode.SignAndEncrypt] : [ua.MessageSecurityMode.None],
+    securityPolicies: spec.secure
+      ? [ua.SecurityPolicy.None, ua.SecurityPolicy.Basic256Sha256, ua.SecurityPolicy.Aes256_Sha256_RsaPss]
+      : [ua.SecurityPolicy.None],
+    securityModes: spec.secure
+      ? [ua.MessageSecurityMode.None, ua.MessageSecurityMode.Sign, ua.MessageSecurityMode.SignAndEncrypt]
+      : [ua.MessageSecurityMode.None],
     allowAnonymous: users.length === 0,
     userManager: { isValidUser: (name: string, password: string) => users.some((u) => u.name === name && u.password === password) },
   });
@@ -147,7 +157,12 @@ async function serve(spec: OpcuaServerSpec & { port: number; pkiDir: string }): 
     // a NodeVersion makes the server raise model change events when children come and go
     const node =
       levels.length === 1
-        ? ns.addObject({ organizedBy: addressSpace.rootFolder.objects, typeDefinition: 'FolderType', browseName: levels[0], nodeVersion: '1' })
+        ? ns.addObject({
+            organizedBy: addressSpace.rootFolder.objects,
+            typeDefinition: 'FolderType',
+            browseName: levels[0],
+            nodeVersion: '1',
+          })
         : ns.addObject({ organizedBy: container(levels.slice(0, -1)), browseName: levels[levels.length - 1], nodeVersion: '1' });
     containers.set(key, node);
     return node;
@@ -168,7 +183,13 @@ async function serve(spec: OpcuaServerSpec & { port: number; pkiDir: string }): 
   const addVariable = (s: OpcuaVariableSpec) => {
     const levels = s.path.split('/');
     const parent = container(levels.slice(0, -1));
-    const options = { componentOf: parent, browseName: s.browseName ?? levels[levels.length - 1], nodeId: `s=${s.id}`, dataType: s.dataType, minimumSamplingInterval: 50 };
+    const options = {
+      componentOf: parent,
+      browseName: s.browseName ?? levels[levels.length - 1],
+      nodeId: `s=${s.id}`,
+      dataType: s.dataType,
+      minimumSamplingInterval: 50,
+    };
     // an AnalogItem carries the EURange property that percent deadbands need
     const v = s.euRange
       ? (ns as unknown as { addAnalogDataItem(o: object): Variable }).addAnalogDataItem({ ...options, engineeringUnitsRange: s.euRange })

@@ -24,7 +24,11 @@ export async function startRedis(t: Teardown, opts: { appendonly?: boolean } = {
     port,
     url: `redis://127.0.0.1:${port}/0`,
     async start() {
-      child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--dir', dir, '--appendonly', opts.appendonly ? 'yes' : 'no'], { stdio: 'ignore' });
+      child = spawn(
+        'redis-server',
+        ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--dir', dir, '--appendonly', opts.appendonly ? 'yes' : 'no'],
+        { stdio: 'ignore' },
+      );
       await waitForPort(port);
     },
     async stop() {

@@ -30,7 +30,8 @@ export async function startTcpProxy(t: Teardown, targetPort: number): Promise<Tc
     inbound.pipe(outbound);
     outbound.pipe(inbound);
   });
-  const listen = (port: number) => new Promise<void>((resolve, reject) => server.once('error', reject).listen(port, '127.0.0.1', () => resolve()));
+  const listen = (port: number) =>
+    new Promise<void>((resolve, reject) => server.once('error', reject).listen(port, '127.0.0.1', () => resolve()));
   await listen(0);
   const port = (server.address() as net.AddressInfo).port;
   const proxy: TcpProxy = {

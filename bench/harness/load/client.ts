@@ -42,7 +42,10 @@ export class RawClient {
         this.socket.off('close', onClose);
         reject(new Error(why));
       };
-      const onClose = () => fail(`connection closed before ${type === PACKET.CONNACK ? 'CONNACK' : 'SUBACK'}${this.closedError ? ` (${this.closedError})` : ''}`);
+      const onClose = () =>
+        fail(
+          `connection closed before ${type === PACKET.CONNACK ? 'CONNACK' : 'SUBACK'}${this.closedError ? ` (${this.closedError})` : ''}`,
+        );
       const timer = setTimeout(() => fail(`no answer to packet type ${type} within ${timeoutMs} ms`), timeoutMs);
       this.socket.once('close', onClose);
       this.onPacket((t, _flags, buf, start, end) => {

@@ -11,7 +11,14 @@ import { cpuMeter, rssKb, selfCpuMeter, waitMeter } from '../proc.js';
 
 export async function runConnect(job: ConnectJob, progress: Progress): Promise<ConnectResult> {
   // encoded before the clock starts: the generator only copies bytes while measuring
-  const packets = Array.from({ length: job.clients }, (_, i) => encodeConnect({ clientId: `${job.clientPrefix}c${i}`, username: job.username, password: job.password, protocolVersion: job.protocolVersion }));
+  const packets = Array.from({ length: job.clients }, (_, i) =>
+    encodeConnect({
+      clientId: `${job.clientPrefix}c${i}`,
+      username: job.username,
+      password: job.password,
+      protocolVersion: job.protocolVersion,
+    }),
+  );
   progress('settling');
   await sleep(job.settleMs);
   const rssBeforeKb = rssKb(job.watch.broker);
@@ -76,7 +83,8 @@ export async function runConnect(job: ConnectJob, progress: Progress): Promise<C
     connectsPerSec: (connected * 1000) / elapsedMs,
     rssBeforeKb,
     rssAfterKb,
-    perConnectionKb: rssBeforeKb !== undefined && rssAfterKb !== undefined && connected > 0 ? (rssAfterKb - rssBeforeKb) / connected : undefined,
+    perConnectionKb:
+      rssBeforeKb !== undefined && rssAfterKb !== undefined && connected > 0 ? (rssAfterKb - rssBeforeKb) / connected : undefined,
     cpu,
     errors: [...errors].slice(0, 5),
   };

@@ -109,7 +109,10 @@ export async function runFlow(job: FlowJob, progress: Progress): Promise<FlowRes
 
   const subs = await Promise.all(
     Array.from({ length: job.subscribers }, async (_, s) => {
-      const c = await connectClient(job.port, encodeConnect({ clientId: `${job.clientPrefix}s${s}`, protocolVersion: job.protocolVersion }));
+      const c = await connectClient(
+        job.port,
+        encodeConnect({ clientId: `${job.clientPrefix}s${s}`, protocolVersion: job.protocolVersion }),
+      );
       const granted = await c.request(encodeSubscribe(FLOW_FILTER, job.qos, 1, job.protocolVersion), PACKET.SUBACK);
       if (granted !== job.qos) throw new Error(`subscription to ${FLOW_FILTER} at QoS ${job.qos} granted ${granted}`);
       return new Subscriber(c, job.publishers, job.payloadBytes, onMessage, () => pump());
@@ -117,7 +120,10 @@ export async function runFlow(job: FlowJob, progress: Progress): Promise<FlowRes
   );
   const pubs = await Promise.all(
     Array.from({ length: job.publishers }, async (_, i) => {
-      const c = await connectClient(job.port, encodeConnect({ clientId: `${job.clientPrefix}p${i}`, protocolVersion: job.protocolVersion }));
+      const c = await connectClient(
+        job.port,
+        encodeConnect({ clientId: `${job.clientPrefix}p${i}`, protocolVersion: job.protocolVersion }),
+      );
       return new Publisher(c, new PublishTemplate(`bench/${i}`, job.qos, job.payloadBytes, i, job.protocolVersion));
     }),
   );

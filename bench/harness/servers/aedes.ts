@@ -24,7 +24,10 @@ if (redis) {
   const { default: persistence } = await import('aedes-persistence-redis');
   const { default: mqemitter } = await import('mqemitter-redis');
   const { Redis } = await import('ioredis');
-  Object.assign(options, { persistence: persistence({ conn: new Redis(redis), maxSessionDelivery: -1 }), mq: mqemitter({ connectionString: redis }) });
+  Object.assign(options, {
+    persistence: persistence({ conn: new Redis(redis), maxSessionDelivery: -1 }),
+    mq: mqemitter({ connectionString: redis }),
+  });
 }
 const aedes = await Aedes.createBroker(options);
 // what the engine refused and why, for the engine evaluation's logs (never on the bench's hot path)

@@ -32,12 +32,19 @@ function consume(lines: Buffer): void {
   // one sink writes in sequence order: the last line holds the highest sequence so far
   const lastStart = lines.lastIndexOf(NEWLINE, lines.length - 2) + 1;
   const s = lines.indexOf(SEQUENCE, lastStart);
-  if (s !== -1) stats.maxSequence = Math.max(stats.maxSequence, parseInt(lines.toString('latin1', s + SEQUENCE.length, s + SEQUENCE.length + 16), 10) || 0);
+  if (s !== -1)
+    stats.maxSequence = Math.max(
+      stats.maxSequence,
+      parseInt(lines.toString('latin1', s + SEQUENCE.length, s + SEQUENCE.length + 16), 10) || 0,
+    );
   for (let d = lines.indexOf(DROPPED); d !== -1; d = lines.indexOf(DROPPED, d + 1)) {
     const start = lines.lastIndexOf(NEWLINE, d) + 1;
     const end = lines.indexOf(NEWLINE, d);
     try {
-      const e = JSON.parse(lines.toString('utf8', start, end)) as { event?: { action?: string }; mqprobe?: { capture?: { dropped?: number } } };
+      const e = JSON.parse(lines.toString('utf8', start, end)) as {
+        event?: { action?: string };
+        mqprobe?: { capture?: { dropped?: number } };
+      };
       if (e.event?.action === 'capture-dropped') stats.dropped += e.mqprobe?.capture?.dropped ?? 0;
     } catch {
       stats.malformed++;

@@ -52,13 +52,26 @@ function redisErrorReporter(log: Logger, where: string) {
 function redisCounters(metrics: Registry, log: Logger) {
   const c = (name: string, help: string) => new Counter({ name, help, registers: [metrics] });
   const published = c('mqprobe_redis_messages_published_total', 'Messages appended to the shared Redis message stream.');
-  const failed = c('mqprobe_redis_publish_failures_total', 'Messages Redis refused: their publishes were not acknowledged and the client connection closed.');
+  const failed = c(
+    'mqprobe_redis_publish_failures_total',
+    'Messages Redis refused: their publishes were not acknowledged and the client connection closed.',
+  );
   const read = c('mqprobe_redis_messages_read_total', 'Messages this process read from the shared Redis message stream.');
-  const duplicates = c('mqprobe_redis_duplicates_dropped_total', 'Stream entries dropped as repeats (an append resent after a reconnection).');
+  const duplicates = c(
+    'mqprobe_redis_duplicates_dropped_total',
+    'Stream entries dropped as repeats (an append resent after a reconnection).',
+  );
   const malformed = c('mqprobe_redis_malformed_entries_total', 'Entries of the Redis message stream that mqprobe did not write (skipped).');
   const gaps = c('mqprobe_redis_stream_gaps_total', 'Times this process found messages trimmed from the stream before it read them.');
-  const refused = c('mqprobe_redis_connects_refused_total', 'CONNECTs refused (CONNACK 3) because the session could not be set up in Redis within connect_timeout.');
-  const waiting = new Gauge({ name: 'mqprobe_redis_publishes_waiting', help: 'Publishes waiting for Redis to store them (their acknowledgements are held back).', registers: [metrics] });
+  const refused = c(
+    'mqprobe_redis_connects_refused_total',
+    'CONNECTs refused (CONNACK 3) because the session could not be set up in Redis within connect_timeout.',
+  );
+  const waiting = new Gauge({
+    name: 'mqprobe_redis_publishes_waiting',
+    help: 'Publishes waiting for Redis to store them (their acknowledgements are held back).',
+    registers: [metrics],
+  });
   const stream: StreamEmitterCounters = {
     published: () => published.inc(),
     publishFailed: () => failed.inc(),
@@ -70,7 +83,10 @@ function redisCounters(metrics: Registry, log: Logger) {
   };
   const connectRefused = (clientId: string | null) => {
     refused.inc();
-    log.warn({ client: clientId }, `CONNECT of ${clientId ?? 'a client'} refused (server unavailable): its session could not be set up in Redis within connect_timeout`);
+    log.warn(
+      { client: clientId },
+      `CONNECT of ${clientId ?? 'a client'} refused (server unavailable): its session could not be set up in Redis within connect_timeout`,
+    );
   };
   return { stream, connectRefused };
 }
@@ -87,7 +103,8 @@ export function createRedisState(config: BrokerConfig, log: Logger, metrics: Reg
   // instead of ioredis' "Unhandled error event" on stderr.
   const conn = { ...redisOptions(url), maxRetriesPerRequest: null, enableOfflineQueue: true };
   const reportError = redisErrorReporter(plog, redactUrl(url));
-  const connection = (role: string) => new Redis(conn).on('error', (err: Error) => reportError(role, err)).on('ready', () => reportError.recovered(role));
+  const connection = (role: string) =>
+    new Redis(conn).on('error', (err: Error) => reportError(role, err)).on('ready', () => reportError.recovered(role));
   const state = drainable(connection('state'), plog, 'state');
   const counters = redisCounters(metrics, plog);
   // maxSessionDelivery -1: a resuming session gets its whole queue (LRANGE 0 -1), as with the in-memory persistence;
@@ -106,7 +123,10 @@ export function createRedisState(config: BrokerConfig, log: Logger, metrics: Reg
     onRecovered: reportError.recovered,
   });
   plog.info(`broker state in redis ${redactUrl(url)}`);
-  const p = persistence as { countOffline(): Promise<{ clientsCount: number }>; createRetainedStream(pattern: string): AsyncIterable<unknown> };
+  const p = persistence as {
+    countOffline(): Promise<{ clientsCount: number }>;
+    createRetainedStream(pattern: string): AsyncIterable<unknown>;
+  };
   return {
     aedesOptions: { persistence, mq },
     counts: {

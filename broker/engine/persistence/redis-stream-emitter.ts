@@ -118,9 +118,13 @@ export function createStreamEmitter(opts: StreamEmitterOptions) {
           markStarted();
         }
         if (interruptedAt) await checkGap(reader, lastId, log, counters);
-        const res = (await reader.xreadBuffer('COUNT', READ_COUNT, 'BLOCK', READ_BLOCK_MS, 'STREAMS', MESSAGE_STREAM, lastId)) as [Buffer, [Buffer, Buffer[]][]][] | null;
+        const res = (await reader.xreadBuffer('COUNT', READ_COUNT, 'BLOCK', READ_BLOCK_MS, 'STREAMS', MESSAGE_STREAM, lastId)) as
+          [Buffer, [Buffer, Buffer[]][]][] | null;
         if (interruptedAt) {
-          log.warn({ lastId, after_ms: Date.now() - interruptedAt }, 'redis message stream: reading again, resuming after the last message handled');
+          log.warn(
+            { lastId, after_ms: Date.now() - interruptedAt },
+            'redis message stream: reading again, resuming after the last message handled',
+          );
           opts.onRecovered('messages-in');
           interruptedAt = 0;
         }
@@ -215,6 +219,9 @@ async function checkGap(reader: Redis, lastId: string, log: Logger, counters: St
   const maxDeleted = at >= 0 ? String(info[at + 1]) : '0-0';
   if (lastId !== '0-0' && idAfter(maxDeleted, lastId)) {
     counters.gap();
-    log.error({ lastId, maxDeleted, maxlen: STREAM_MAXLEN }, 'redis message stream: messages for this process were trimmed before it could read them (cut off from Redis longer than the stream keeps)');
+    log.error(
+      { lastId, maxDeleted, maxlen: STREAM_MAXLEN },
+      'redis message stream: messages for this process were trimmed before it could read them (cut off from Redis longer than the stream keeps)',
+    );
   }
 }

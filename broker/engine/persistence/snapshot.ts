@@ -31,8 +31,20 @@ export interface Snapshot {
   mosquittoDb?: ImportMark;
 }
 
-const toSnap = (p: StoredPacket): SnapshotPacket => ({ topic: p.topic, payload: Buffer.from(p.payload).toString('base64'), qos: p.qos, retain: p.retain });
-const fromSnap = (p: SnapshotPacket): StoredPacket => ({ cmd: 'publish', topic: p.topic, payload: Buffer.from(p.payload, 'base64'), qos: p.qos, retain: p.retain, dup: false });
+const toSnap = (p: StoredPacket): SnapshotPacket => ({
+  topic: p.topic,
+  payload: Buffer.from(p.payload).toString('base64'),
+  qos: p.qos,
+  retain: p.retain,
+});
+const fromSnap = (p: SnapshotPacket): StoredPacket => ({
+  cmd: 'publish',
+  topic: p.topic,
+  payload: Buffer.from(p.payload, 'base64'),
+  qos: p.qos,
+  retain: p.retain,
+  dup: false,
+});
 
 /**
  * Aedes' in-memory persistence plus a snapshot file, as Mosquitto's `persistence true`:
@@ -145,7 +157,10 @@ export function readSnapshot(path: string, log: Logger): Snapshot | undefined {
   } catch (err) {
     const aside = join(dirname(path), `${path.split('/').pop()}.corrupt-${Date.now()}`);
     renameSync(path, aside);
-    log.error({ file: path, keptAs: aside }, `persistence file ${path} is unreadable (${(err as Error).message}); starting empty, the bad file is kept as ${aside}`);
+    log.error(
+      { file: path, keptAs: aside },
+      `persistence file ${path} is unreadable (${(err as Error).message}); starting empty, the bad file is kept as ${aside}`,
+    );
     return undefined;
   }
 }

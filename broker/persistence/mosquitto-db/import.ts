@@ -6,7 +6,6 @@ import { MSG_STATE, hasMosquittoMagic, readMosquittoDb, type MosquittoDb } from 
 import { MosquittoDbError } from './cursor.js';
 import { SNAPSHOT_FORMAT, SNAPSHOT_VERSION, type ImportMark, type Snapshot } from '../../engine/persistence/snapshot.js';
 
-
 /** mqprobe's own snapshot name when `persistence_file` is left at its default. */
 export const DEFAULT_PERSISTENCE_FILE = 'mqprobe.db';
 /** Beside a file that is (or is kept for) Mosquitto's, mqprobe's snapshot is `<persistence_file>` + this. */
@@ -86,14 +85,26 @@ export function mosquittoDbToSnapshot(db: MosquittoDb, savedAt: string) {
  * changed since (not imported again: its queued messages would be delivered twice), or cannot be
  * read (an error naming the file and byte offset). The file is only ever read.
  */
-export function importMosquittoDb(path: string, previous: ImportMark | undefined, snapshotFile: string, log: Logger): { snapshot: Snapshot; mark: ImportMark } | undefined {
+export function importMosquittoDb(
+  path: string,
+  previous: ImportMark | undefined,
+  snapshotFile: string,
+  log: Logger,
+): { snapshot: Snapshot; mark: ImportMark } | undefined {
   let data: Buffer;
   let mark: ImportMark;
   try {
     const st = statSync(path);
-    if (st.size > MAX_IMPORT_BYTES) throw new MosquittoDbError(path, 0, `the file has ${st.size} bytes, more than the ${MAX_IMPORT_BYTES} mqprobe imports`);
+    if (st.size > MAX_IMPORT_BYTES)
+      throw new MosquittoDbError(path, 0, `the file has ${st.size} bytes, more than the ${MAX_IMPORT_BYTES} mqprobe imports`);
     data = readFileSync(path);
-    mark = { file: path, size: data.length, mtimeMs: st.mtimeMs, sha256: createHash('sha256').update(data).digest('hex'), importedAt: new Date().toISOString() };
+    mark = {
+      file: path,
+      size: data.length,
+      mtimeMs: st.mtimeMs,
+      sha256: createHash('sha256').update(data).digest('hex'),
+      importedAt: new Date().toISOString(),
+    };
   } catch (err) {
     log.error({ file: path }, `cannot import Mosquitto persistence file: ${(err as Error).message}; left as it is`);
     return undefined;
@@ -125,8 +136,20 @@ export function importMosquittoDb(path: string, previous: ImportMark | undefined
     `imported Mosquitto persistence file ${path} (db version ${db.version}): ${snapshot.retained.length} retained messages, ${snapshot.sessions.length} sessions, ${queued} queued messages; the file is not written`,
   );
   if (db.expired) log.info({ file: path }, `${db.expired} messages in ${path} had expired and were left out`);
-  if (left.incomingQos2) log.warn({ file: path }, `${left.incomingQos2} incoming QoS 2 messages awaiting PUBREL in ${path} were not imported (mqprobe keeps no such state across restarts)`);
-  if (left.inPubrelPhase) log.warn({ file: path }, `${left.inPubrelPhase} outgoing QoS 2 messages in ${path} were already received by their clients (PUBREL phase) and were not queued again`);
-  if (left.properties) log.warn({ file: path }, `${left.properties} imported messages carried MQTT 5 properties, which were dropped (mqprobe speaks MQTT 3.1.1)`);
+  if (left.incomingQos2)
+    log.warn(
+      { file: path },
+      `${left.incomingQos2} incoming QoS 2 messages awaiting PUBREL in ${path} were not imported (mqprobe keeps no such state across restarts)`,
+    );
+  if (left.inPubrelPhase)
+    log.warn(
+      { file: path },
+      `${left.inPubrelPhase} outgoing QoS 2 messages in ${path} were already received by their clients (PUBREL phase) and were not queued again`,
+    );
+  if (left.properties)
+    log.warn(
+      { file: path },
+      `${left.properties} imported messages carried MQTT 5 properties, which were dropped (mqprobe speaks MQTT 3.1.1)`,
+    );
   return { snapshot, mark };
 }

@@ -95,7 +95,8 @@ export function readMosquittoDb(data: Buffer, file: string, nowSeconds = Math.fl
   if (!hasMosquittoMagic(data)) c.fail('wrong magic: not a Mosquitto persistence file');
   c.skip(MOSQUITTO_DB_MAGIC.length + 4, 'header');
   const version = c.u32('db version');
-  if (!SUPPORTED_VERSIONS.includes(version)) c.fail(`unsupported db version ${version} (supported: ${SUPPORTED_VERSIONS.join(', ')})`, HEADER_SIZE - 4);
+  if (!SUPPORTED_VERSIONS.includes(version))
+    c.fail(`unsupported db version ${version} (supported: ${SUPPORTED_VERSIONS.join(', ')})`, HEADER_SIZE - 4);
 
   const stores = new Map<bigint, MosquittoMessage>();
   const expired = new Set<bigint>();

@@ -94,11 +94,17 @@ export class OpenCtiReplay {
     const n = this.requests.length;
     this.requests.push(req.headers);
     if (req.headers.authorization !== `Bearer ${this.token}`) {
-      res.writeHead(401, { 'content-type': 'application/json' }).end(JSON.stringify({ errors: [{ message: 'You must be logged in to do this.' }] }));
+      res
+        .writeHead(401, { 'content-type': 'application/json' })
+        .end(JSON.stringify({ errors: [{ message: 'You must be logged in to do this.' }] }));
       return;
     }
     const plan = this.plan(n);
-    res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache, no-transform', connection: 'keep-alive' });
+    res.writeHead(200, {
+      'content-type': 'text/event-stream; charset=utf-8',
+      'cache-control': 'no-cache, no-transform',
+      connection: 'keep-alive',
+    });
     res.write('event: connected\ndata: {}\n\n');
     const beat = setInterval(() => res.write(`event: heartbeat\ndata: ${new Date().toISOString()}\n\n`), 200);
     this.beats.add(beat);

@@ -78,8 +78,14 @@ export class FakeOrion {
       this.subscriptions.set(next, body);
       return void res.writeHead(201, { location: `/${m[1]}/subscriptions/${encodeURIComponent(next)}` }).end();
     }
-    if (id !== undefined && !this.subscriptions.has(id)) return void res.writeHead(404, { 'content-type': 'application/json' }).end('{"error":"NotFound","description":"The requested subscription has not been found. Check id"}');
-    if (req.method === 'GET' && id !== undefined) return void res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ id, ...(this.subscriptions.get(id) as object) }));
+    if (id !== undefined && !this.subscriptions.has(id))
+      return void res
+        .writeHead(404, { 'content-type': 'application/json' })
+        .end('{"error":"NotFound","description":"The requested subscription has not been found. Check id"}');
+    if (req.method === 'GET' && id !== undefined)
+      return void res
+        .writeHead(200, { 'content-type': 'application/json' })
+        .end(JSON.stringify({ id, ...(this.subscriptions.get(id) as object) }));
     if (req.method === 'DELETE' && id !== undefined) {
       this.subscriptions.delete(id);
       return void res.writeHead(204).end();
