@@ -122,7 +122,7 @@ export async function createMqttServer(config: BrokerConfig, { log, metrics }: S
   const info = { name: hostname(), id: aedes.id, version: VERSION };
 
   const usernameOf = (c: ClientHandle) => clientMeta(c)?.username;
-  watchClients(aedes, probe, { takenOver: access.takenOver, usernameOf }, log, config, () => closing);
+  watchClients(aedes, probe, { takenOver: access.takenOver }, () => closing);
   // Mosquitto's own log lines for connects, refusals, disconnects and subscriptions (broker/engine/client-lines.ts)
   logClientLines(aedes, probe, log, {
     connectionMessages: config.connectionMessages,

@@ -51,6 +51,8 @@ export class SseHub {
   private readonly excluded: string[] = [];
   private heartbeat?: NodeJS.Timeout;
   private detach?: () => void;
+  /** Set by close(): new streams are refused from then on. */
+  private closed = false;
   private readonly metrics;
 
   constructor(
@@ -112,6 +114,7 @@ export class SseHub {
    * stream within `graceMs` is cut off, so a stalled reader cannot hold up a shutdown.
    */
   async close(graceMs = 1000): Promise<void> {
+    this.closed = true;
     this.detach?.();
     this.detach = undefined;
     clearInterval(this.heartbeat);
@@ -183,6 +186,11 @@ export class SseHub {
     }
     // the client may have gone while its password was checked
     if (req.raw.destroyed || reply.raw.destroyed) return;
+    if (this.closed) {
+      // shutting down: a stream opened now would hold the HTTP listener open (a client reconnects at once)
+      void reply.code(503).header('retry-after', '5').send({ error: 'the broker is shutting down' });
+      return;
+    }
     const lastId = header(req, 'last-event-id') ?? (typeof q.lastEventId === 'string' ? q.lastEventId : undefined);
     reply.hijack();
     const res = reply.raw;

@@ -210,9 +210,10 @@ function startWorker(init: ThreadInit): Worker {
 /** A log line of the thread, written by the broker's logger at its level. */
 function relog(log: Logger, line: string): void {
   try {
-    const { level, msg, ...fields } = JSON.parse(line) as { level: number; msg?: string };
+    const { level, msg, name, ...fields } = JSON.parse(line) as { level: number; msg?: string; name?: string };
     const label = pino.levels.labels[level] as 'info' | 'warn' | 'error' | 'debug' | 'trace' | 'fatal' | undefined;
-    log[label ?? 'info'](fields, msg);
+    // the thread's module name becomes a child logger's, so the line carries one `name` (broker/logger.ts)
+    (name === undefined ? log : log.child({ name }))[label ?? 'info'](fields, msg);
   } catch {
     log.info(line);
   }
