@@ -124,7 +124,8 @@ async function processRun(t: Test, redisUrl: string, run: number): Promise<{ cod
   const conf = join(dir, 'mqprobe.conf');
   writeFileSync(
     conf,
-    `listener ${port} 127.0.0.1\nallow_anonymous true\npersistence_redis_url ${redisUrl}\ncapture_sink file ${out}\nlog_dest stdout\n`,
+    // the capture file is in a root-only temp folder: stay root (mqprobe drops to user mosquitto by default)
+    `listener ${port} 127.0.0.1\nallow_anonymous true\npersistence_redis_url ${redisUrl}\ncapture_sink file ${out}\nlog_dest stdout\nuser root\n`,
   );
   const p = spawnCli(t, ['-c', conf]);
   await waitForPort(port, 60_000); // several CLIs start at once on a busy machine
