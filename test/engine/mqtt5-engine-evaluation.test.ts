@@ -99,21 +99,19 @@ t.test('Mosquitto 2.0.11, max_packet_size 10000', async (tt) => {
   });
 });
 
-// the candidate is not a dependency of mqprobe; docs/engine.md says how to install it for this test
-const betaMissing = !betaDir || !existsSync(join(betaDir, 'aedes.js'));
-t.test(
-  'Aedes 2 beta (AEDES_BETA_DIR), bare, topicAliasMaximum 10, receiveMaximum 20, maximumPacketSize 10000',
-  {
-    skip: betaMissing ? `AEDES_BETA_DIR does not name an installed aedes@2.0.0-beta.1 package folder (got ${betaDir ?? 'nothing'})` : false,
-  },
-  async (tt) => probeAll(tt, 'aedes-2.0.0-beta.1', await startAedes(tt, betaDir!, BETA_OPTIONS)),
-);
+// The candidate is not a dependency of mqprobe (docs/engine.md says how to install it for this test):
+// its probes exist only where AEDES_BETA_DIR names an installed aedes@2.0.0-beta.1, so the suite
+// neither skips nor pretends to have run them.
+if (betaDir && existsSync(join(betaDir, 'aedes.js'))) {
+  t.test('Aedes 2 beta (AEDES_BETA_DIR), bare, topicAliasMaximum 10, receiveMaximum 20, maximumPacketSize 10000', async (tt) =>
+    probeAll(tt, 'aedes-2.0.0-beta.1', await startAedes(tt, betaDir, BETA_OPTIONS)),
+  );
 
-t.test(
-  "Aedes 2 beta (AEDES_BETA_DIR) on aedes-persistence-redis and mqemitter-redis (mqprobe's versions), real redis-server",
-  { skip: betaMissing ? 'AEDES_BETA_DIR not set (see above)' : false },
-  async (tt) => {
-    const redis = await startRedis(tt);
-    await probeAll(tt, 'aedes-2.0.0-beta.1+redis', await startAedes(tt, betaDir!, { ...BETA_OPTIONS, redis: redis.url }));
-  },
-);
+  t.test(
+    "Aedes 2 beta (AEDES_BETA_DIR) on aedes-persistence-redis and mqemitter-redis (mqprobe's versions), real redis-server",
+    async (tt) => {
+      const redis = await startRedis(tt);
+      await probeAll(tt, 'aedes-2.0.0-beta.1+redis', await startAedes(tt, betaDir, { ...BETA_OPTIONS, redis: redis.url }));
+    },
+  );
+}
