@@ -49,16 +49,31 @@ export async function startTestBroker(t: Teardown, conf = ANONYMOUS_CONF, opts: 
   return { broker, port, httpPort: broker.httpPort, mqttUrl: `mqtt://127.0.0.1:${port}`, dir, confFile, logFile };
 }
 
-/** A free TCP port on loopback (for child processes that cannot report a port 0 binding). */
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
+/** Ports handed out by freePort in this process (a test may ask twice before it binds either). */
+const handedOut = new Set<number>();
+
+function canBind(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
     const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
+    srv.once('error', () => resolve(false));
+    srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
   });
+}
+
+/**
+ * A free TCP port on loopback, for a process or listener that must be told its port before it starts. It is
+ * taken below Linux's ephemeral range (32768-60999): a listener bound to port 0 (the brokers' own in most
+ * tests) draws from that range, so it cannot take this port between the check and its use. (A port from
+ * `listen(0)` could: the osquery beat then found its port held by the broker's HTTP listener.)
+ */
+export async function freePort(): Promise<number> {
+  for (let i = 0; i < 500; i++) {
+    const port = 20_000 + Math.floor(Math.random() * 12_000);
+    if (handedOut.has(port) || !(await canBind(port))) continue;
+    handedOut.add(port);
+    return port;
+  }
+  throw new Error('no free loopback port found in 20000-31999');
 }
 
 /** Waits until something accepts TCP connections on the port. */
