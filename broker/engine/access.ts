@@ -18,12 +18,13 @@ export function reservedForClients(topic: string): boolean {
 }
 
 /**
- * Aedes' own `$SYS/<broker id>/…` messages (new/clients, disconnect/clients, new/subscribes, heartbeat,
- * birth) carry client ids and subscription lists; they coordinate brokers over a shared emitter and
- * must stay there. Mosquitto publishes only `$SYS/broker/…`, and no client ids.
+ * Messages that stay inside the engine, delivered to no client and no in-process subscriber: denied
+ * publishes rerouted to `$mqprobe/…`, and Aedes' own `$SYS/<broker id>/…` (new/clients,
+ * disconnect/clients, new/subscribes, heartbeat, birth), which carry client ids and subscription lists
+ * and coordinate brokers over a shared emitter. Mosquitto publishes only `$SYS/broker/…`, and no client ids.
  */
-function aedesInternalSys(topic: string): boolean {
-  return topic.startsWith('$SYS/') && !topic.startsWith('$SYS/broker/');
+export function engineInternal(topic: string): boolean {
+  return topic.startsWith('$mqprobe/') || (topic.startsWith('$SYS/') && !topic.startsWith('$SYS/broker/'));
 }
 
 /**
@@ -200,7 +201,7 @@ export class Access {
         done(null, sub);
       },
       authorizeForward: (client, packet) => {
-        if (packet.topic === DENIED_TOPIC || aedesInternalSys(packet.topic)) return null;
+        if (engineInternal(packet.topic)) return null;
         const meta = clientMeta(client);
         const acl = meta?.internal ? undefined : this.securityFor(meta?.listener).acl; // in-broker beats are trusted
         if (acl && !acl.check({ username: meta?.username, clientId: client.id }, packet.topic, 'read')) return null;

@@ -2,6 +2,7 @@ import type { Duplex } from 'node:stream';
 import type { Aedes, AedesPublishPacket } from 'aedes';
 import type { BrokerProbe, ConnInfo, ProbeEvents } from '../probe.js';
 import type { ClientHandle } from './client.js';
+import { engineInternal } from './access.js';
 import { watchDeliveries } from './deliveries.js';
 import type { PublishView, SubscriptionView } from './packets.js';
 
@@ -43,7 +44,7 @@ export interface BrokerApi {
   on<K extends keyof BrokerEvents>(name: K, listener: (...args: BrokerEvents[K]) => void): () => void;
   /** Publishes as the broker itself (no client). */
   publish(packet: { topic: string; payload: Buffer; qos: 0 | 1 | 2; retain: boolean }, done: (err?: Error | null) => void): void;
-  /** An in-process subscription to `filter`; `deliver` calls `done` when it has taken the message. Returns the unsubscribe. */
+  /** An in-process subscription to `filter` (engine-internal messages are never handed out); `deliver` calls `done` when it has taken the message. Returns the unsubscribe. */
   subscribe(filter: string, deliver: (packet: PublishView, done: () => void) => void): () => void;
   /** Hands an in-process stream to the broker as a trusted internal connection (client ids starting with `$`). */
   connectInternal(stream: Duplex): void;
@@ -102,7 +103,7 @@ export function createBrokerApi(p: BrokerApiParts): BrokerApi {
       aedes.publish({ cmd: 'publish', dup: false, ...packet }, done);
     },
     subscribe(filter, deliver) {
-      const fn = deliver as (packet: AedesPublishPacket, cb: () => void) => void;
+      const fn = (packet: AedesPublishPacket, cb: () => void) => (engineInternal(packet.topic) ? cb() : deliver(packet as PublishView, cb));
       aedes.subscribe(filter, fn, () => undefined);
       return () => aedes.unsubscribe(filter, fn, () => undefined);
     },

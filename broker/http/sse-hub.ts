@@ -69,10 +69,10 @@ export class SseHub {
     };
   }
 
-  /** Follows every message the broker routes (`$mqprobe/…` internals excepted). */
+  /** Follows every message the broker routes to subscribers (BrokerApi.subscribe keeps the engine's internals back). */
   attach(broker: BrokerApi): void {
     this.detach = broker.subscribe('#', (packet, cb) => {
-      if (!packet.topic.startsWith('$mqprobe/')) this.push(packet.topic, packet.payload as Buffer);
+      this.push(packet.topic, packet.payload as Buffer);
       cb();
     });
     this.heartbeat = setInterval(() => this.beat(), this.cfg.heartbeatMs).unref();
@@ -96,8 +96,6 @@ export class SseHub {
   /** Streams a message to matching clients and keeps it for resuming ones. */
   push(topic: string, payload: Buffer | string): void {
     if (this.excluded.some((p) => topic === p || topic.startsWith(`${p}/`))) return;
-    // Aedes' own $SYS/<broker id>/… coordination messages carry client ids: never streamed nor kept
-    if (topic.startsWith('$SYS/') && !topic.startsWith('$SYS/broker/')) return;
     const buf = typeof payload === 'string' ? Buffer.from(payload) : payload;
     const entry: Entry = { seq: ++this.seq, topic, levels: topic.split('/'), payload: buf };
     this.remember(entry);
