@@ -8,6 +8,7 @@ import mqttPacket from 'mqtt-packet';
 import { freePort, spawnCli, tempDir, waitForPort, type Teardown } from '../helpers/broker.js';
 import { collect, until } from '../helpers/mqtt.js';
 import { configError } from '../helpers/config.js';
+import { syslogNgArgs } from '../capture/syslog-ng.js';
 
 const SECRET = 'pa55-do-not-log';
 
@@ -115,22 +116,7 @@ destination d { file("${out}" template("$FACILITY.$PRIORITY $PROGRAM[$PID]: $MSG
 log { source(s); destination(d); };
 `,
   );
-  const ng = spawn(
-    'syslog-ng',
-    [
-      '-f',
-      join(dir, 'syslog-ng.conf'),
-      '-F',
-      '--no-caps',
-      '-R',
-      join(dir, 'state', 'persist'),
-      '-p',
-      join(dir, 'state', 'pid'),
-      '-c',
-      join(dir, 'state', 'ctl'),
-    ],
-    { stdio: 'ignore' },
-  );
+  const ng = spawn('syslog-ng', syslogNgArgs(join(dir, 'syslog-ng.conf'), join(dir, 'state')), { stdio: 'ignore' });
   t.teardown(() => void ng.kill('SIGKILL'));
   await until(() => existsSync(sock), 10_000, 'syslog-ng socket');
   const b = await start(t, `log_dest syslog\nlog_dest stdout\nlog_facility 3\nlog_syslog_socket ${sock}\n`);

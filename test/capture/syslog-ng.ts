@@ -46,22 +46,7 @@ export async function startReceiver(t: Teardown, tls?: ReceiverTls): Promise<Rec
   let child: ChildProcess | undefined;
   let log = '';
   const start = async () => {
-    const c = spawn(
-      'syslog-ng',
-      [
-        '-f',
-        conf,
-        '-F',
-        '--no-caps',
-        '-R',
-        join(dir, 'state', 'persist'),
-        '-p',
-        join(dir, 'state', 'pid'),
-        '-c',
-        join(dir, 'state', 'ctl'),
-      ],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
-    );
+    const c = spawn('syslog-ng', syslogNgArgs(conf, join(dir, 'state')), { stdio: ['ignore', 'pipe', 'pipe'] });
     c.stdout!.on('data', (d) => (log += d));
     c.stderr!.on('data', (d) => (log += d));
     child = c;
@@ -92,4 +77,9 @@ export async function startReceiver(t: Teardown, tls?: ReceiverTls): Promise<Rec
     stop,
     start,
   };
+}
+
+/** syslog-ng in the foreground, unprivileged, with its persist, pid and control files in `stateDir`. */
+export function syslogNgArgs(conf: string, stateDir: string): string[] {
+  return ['-f', conf, '-F', '--no-caps', '-R', join(stateDir, 'persist'), '-p', join(stateDir, 'pid'), '-c', join(stateDir, 'ctl')];
 }
