@@ -45,7 +45,22 @@ const REFUSAL_TEXT: Record<number, string> = {
 
 /** Default credentials the Mirai family and its successors try. */
 const DEFAULT_USERS = ['admin', 'root', 'guest', 'user', 'support', 'test', 'mqtt', 'pi', 'ubnt', 'operator', 'service', 'default'];
-const WORDLIST = ['status', 'temp', 'cmd', 'config', 'firmware', 'debug', 'alarm', 'door', 'light', 'lock', 'camera', 'gps', 'power', 'valve'];
+const WORDLIST = [
+  'status',
+  'temp',
+  'cmd',
+  'config',
+  'firmware',
+  'debug',
+  'alarm',
+  'door',
+  'light',
+  'lock',
+  'camera',
+  'gps',
+  'power',
+  'valve',
+];
 
 interface Options {
   seed: number;
@@ -72,7 +87,8 @@ export function buildSpecScenario(o: Options): { sim: Sim; labels: Label[] } {
       sim.emit('client-connected', { ...f, reasonCode: 0 });
       sim.emit('subscription-granted', { ...f, subscriptions: [{ topic: `spBv1.0/${group}/NCMD/${f.clientId}`, qos: 0, granted_qos: 0 }] });
       sim.emit('publish-received', { ...f, topic: `spBv1.0/${group}/NBIRTH/${f.clientId}`, size: 900, qos: 0 });
-      for (let d = 0; d < 4; d++) sim.emit('publish-received', { ...f, topic: `spBv1.0/${group}/DBIRTH/${f.clientId}/d${d}`, size: 600, qos: 0 });
+      for (let d = 0; d < 4; d++)
+        sim.emit('publish-received', { ...f, topic: `spBv1.0/${group}/DBIRTH/${f.clientId}/d${d}`, size: 600, qos: 0 });
     };
     const data = () => {
       const d = r.int(0, 4);
@@ -185,19 +201,32 @@ const SPEC_ATTACKS: Record<string, (c: Ctx) => Made> = {
   'dictionary-fast': ({ sim, refuse, ip, code, n }) => ({
     rule: 'auth-brute-force',
     entity: { ip },
-    ...series(sim, () => 1000 / sim.rng.uniform(5, 30), 200, (i) => refuse({ ip, user: 'admin', clientId: `mqtt-pwn-${n}-${i}` }, code)),
+    ...series(
+      sim,
+      () => 1000 / sim.rng.uniform(5, 30),
+      200,
+      (i) => refuse({ ip, user: 'admin', clientId: `mqtt-pwn-${n}-${i}` }, code),
+    ),
   }),
   'dictionary-slow': ({ sim, refuse, ip, code }) => ({
     rule: 'auth-brute-force',
     entity: { ip },
-    ...series(sim, () => 4000, 60, () => refuse({ ip, user: 'admin', clientId: 'paho123' }, code)),
+    ...series(
+      sim,
+      () => 4000,
+      60,
+      () => refuse({ ip, user: 'admin', clientId: 'paho123' }, code),
+    ),
   }),
   'default-credential-spray': ({ sim, refuse, ip, n }) => ({
     rule: 'credential-stuffing',
     entity: { ip },
     // 3.1.1 bots: code 4 or 5 by broker; each user once
-    ...series(sim, () => sim.rng.uniform(0.2, 3) * SECOND, DEFAULT_USERS.length, (i) =>
-      refuse({ ip, user: DEFAULT_USERS[i], clientId: `${n}${i}` }, n % 2 ? 5 : 4),
+    ...series(
+      sim,
+      () => sim.rng.uniform(0.2, 3) * SECOND,
+      DEFAULT_USERS.length,
+      (i) => refuse({ ip, user: DEFAULT_USERS[i], clientId: `${n}${i}` }, n % 2 ? 5 : 4),
     ),
   }),
   'discovery-scan': ({ sim, ip, n }) => {
@@ -205,10 +234,15 @@ const SPEC_ATTACKS: Record<string, (c: Ctx) => Made> = {
     return {
       rule: 'wildcard-subscription',
       entity: { clientId: f.clientId },
-      ...series(sim, () => 200, 3, (i) => {
-        if (i === 0) sim.emit('client-connected', { ...f, reasonCode: 0 });
-        else sim.emit('subscription-granted', { ...f, subscriptions: [{ topic: i === 1 ? '#' : '$SYS/#', qos: 0, granted_qos: 0 }] });
-      }),
+      ...series(
+        sim,
+        () => 200,
+        3,
+        (i) => {
+          if (i === 0) sim.emit('client-connected', { ...f, reasonCode: 0 });
+          else sim.emit('subscription-granted', { ...f, subscriptions: [{ topic: i === 1 ? '#' : '$SYS/#', qos: 0, granted_qos: 0 }] });
+        },
+      ),
     };
   },
   'topic-enumeration': ({ sim, ip, n }) => {
@@ -216,11 +250,21 @@ const SPEC_ATTACKS: Record<string, (c: Ctx) => Made> = {
     return {
       rule: 'topic-scan',
       entity: { clientId: f.clientId },
-      ...series(sim, () => sim.rng.uniform(50, 400), WORDLIST.length * 3, (i) =>
-        sim.emit(i % 4 === 3 ? 'subscription-denied' : 'subscription-granted', {
-          ...f,
-          subscriptions: [{ topic: `${['home', 'device', 'sensor'][i % 3]}/${WORDLIST[i % WORDLIST.length]}`, qos: 0, granted_qos: i % 4 === 3 ? 0x87 : 0 }],
-        }),
+      ...series(
+        sim,
+        () => sim.rng.uniform(50, 400),
+        WORDLIST.length * 3,
+        (i) =>
+          sim.emit(i % 4 === 3 ? 'subscription-denied' : 'subscription-granted', {
+            ...f,
+            subscriptions: [
+              {
+                topic: `${['home', 'device', 'sensor'][i % 3]}/${WORDLIST[i % WORDLIST.length]}`,
+                qos: 0,
+                granted_qos: i % 4 === 3 ? 0x87 : 0,
+              },
+            ],
+          }),
       ),
     };
   },
@@ -230,15 +274,23 @@ const SPEC_ATTACKS: Record<string, (c: Ctx) => Made> = {
       rule: 'client-flapping',
       entity: { clientId: victim },
       // the attacker and the victim's auto-reconnect take the session from each other
-      ...series(sim, () => sim.rng.uniform(2, 8) * SECOND, 40, (i) =>
-        sim.emit('client-connected', { ip: i % 2 ? ip : `10.40.0.${(n % nodes) + 10}`, clientId: victim, reasonCode: 0 }),
+      ...series(
+        sim,
+        () => sim.rng.uniform(2, 8) * SECOND,
+        40,
+        (i) => sim.emit('client-connected', { ip: i % 2 ? ip : `10.40.0.${(n % nodes) + 10}`, clientId: victim, reasonCode: 0 }),
       ),
     };
   },
   'connection-flood': ({ sim, ip, n }) => ({
     rule: 'connection-storm',
     entity: { ip },
-    ...series(sim, () => sim.rng.exp(1000 / 300), 1500, (i) => sim.emit('client-connected', { ip, clientId: `flood${n}-${i}`, reasonCode: 0 })),
+    ...series(
+      sim,
+      () => sim.rng.exp(1000 / 300),
+      1500,
+      (i) => sim.emit('client-connected', { ip, clientId: `flood${n}-${i}`, reasonCode: 0 }),
+    ),
   }),
   'publish-flood': ({ sim, n, nodes }) => {
     const f = { ip: `10.40.0.${(n % nodes) + 10}`, user: `edge-${n % nodes}`, clientId: `edge-node-${n % nodes}` };
@@ -246,8 +298,11 @@ const SPEC_ATTACKS: Record<string, (c: Ctx) => Made> = {
     return {
       rule: 'publish-rate',
       entity: { clientId: f.clientId },
-      ...series(sim, () => 1000 / rate, Math.round(rate * 30), () =>
-        sim.emit('publish-received', { ...f, topic: `spBv1.0/plant${(n % nodes) % 3}/NDATA/${f.clientId}`, size: 80, qos: 0 }),
+      ...series(
+        sim,
+        () => 1000 / rate,
+        Math.round(rate * 30),
+        () => sim.emit('publish-received', { ...f, topic: `spBv1.0/plant${(n % nodes) % 3}/NDATA/${f.clientId}`, size: 80, qos: 0 }),
       ),
     };
   },
@@ -258,7 +313,12 @@ const SPEC_ATTACKS: Record<string, (c: Ctx) => Made> = {
     return {
       rule: 'payload-size',
       entity: { topic },
-      ...series(sim, () => 0, 1, () => sim.emit('publish-received', { ...f, topic, size: 2 ** sim.rng.int(16, 24), qos: 0 })),
+      ...series(
+        sim,
+        () => 0,
+        1,
+        () => sim.emit('publish-received', { ...f, topic, size: 2 ** sim.rng.int(16, 24), qos: 0 }),
+      ),
     };
   },
   'command-hijack': ({ sim, n, nodes }) => {
@@ -267,8 +327,11 @@ const SPEC_ATTACKS: Record<string, (c: Ctx) => Made> = {
     return {
       rule: 'acl-denials',
       entity: { clientId: f.clientId },
-      ...series(sim, () => sim.rng.uniform(0.5, 3) * SECOND, 25, (i) =>
-        sim.emit('publish-denied', { ...f, topic: `spBv1.0/plant${i % 3}/DCMD/edge-node-${(node + 1 + i) % nodes}/d0`, size: 40 }),
+      ...series(
+        sim,
+        () => sim.rng.uniform(0.5, 3) * SECOND,
+        25,
+        (i) => sim.emit('publish-denied', { ...f, topic: `spBv1.0/plant${i % 3}/DCMD/edge-node-${(node + 1 + i) % nodes}/d0`, size: 40 }),
       ),
     };
   },
