@@ -76,6 +76,12 @@ t.test('live: password guessing gets banned; the right password is refused durin
     [['ip 127.0.0.1', 'auth-brute-force']],
   );
   t.ok(Date.parse(listed.bans[0].until) > Date.now() + 9 * 60_000, 'banned for 10 minutes');
+  const cli = spawnCli(t, ['bans', 'list', '--url', http, '-u', 'bob'], { MQPROBE_HTTP_PASSWORD: BOB });
+  t.equal(await cli.exited, 0, 'mqprobe bans list exits 0');
+  t.match(cli.output(), /^ip 127\.0\.0\.1\tauth-brute-force\t\d{4}-/m, 'mqprobe bans list prints the ban');
+  const cliMissing = spawnCli(t, ['bans', 'remove', 'ip:10.9.9.9', '--url', http, '-u', 'bob'], { MQPROBE_HTTP_PASSWORD: BOB });
+  t.equal(await cliMissing.exited, 1, 'mqprobe bans remove of no ban exits 1');
+  t.match(cliMissing.output(), /404 no ban of ip 10\.9\.9\.9/);
   const bad = await fetch(`${http}/bans/${encodeURIComponent('topic x')}`, {
     method: 'DELETE',
     headers: { authorization: basic('bob', BOB) },
