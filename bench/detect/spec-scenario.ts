@@ -15,7 +15,8 @@ import type { Label } from './scenario.js';
  *
  * Attacks, each from a public report (rates as the tools or write-ups describe them):
  * - dictionary attack on one account at tool speed (ncrack mqtt module, mqtt-pwn `bruteforce`:
- *   one CONNECT per round trip, 5–30 a second), and a slow one (1 every 4 s, "low and slow");
+ *   one CONNECT per round trip, 5–30 a second), a slow one (1 every 4 s), and a "low and slow"
+ *   one (1 every 15 s, as fail2ban evasion is described);
  * - default-credential spraying (Mirai-style user:password lists: admin/admin, guest/guest, …),
  *   one attempt per pair, each user once;
  * - the discovery scan of Shodan-style crawlers and mqtt-pwn `discovery`: anonymous CONNECT,
@@ -217,6 +218,12 @@ const SPEC_ATTACKS: Record<string, (c: Ctx) => Made> = {
       60,
       () => refuse({ ip, user: 'admin', clientId: 'paho123' }, code),
     ),
+  }),
+  // under any per-minute threshold on purpose (fail2ban evasion as the write-ups describe it): 1 every 15 s for 30 min
+  'dictionary-low-and-slow': ({ sim, refuse, ip, code }) => ({
+    rule: 'auth-brute-force',
+    entity: { ip },
+    ...series(sim, () => 15_000, 120, () => refuse({ ip, user: 'admin', clientId: 'paho456' }, code)),
   }),
   'default-credential-spray': ({ sim, refuse, ip, n }) => ({
     rule: 'credential-stuffing',
