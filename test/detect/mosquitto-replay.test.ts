@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { gzipSync } from 'node:zlib';
 import mqtt from 'mqtt';
-import { startTestBroker, tempDir, type Teardown } from '../helpers/broker.js';
+import { spawnCli, startTestBroker, tempDir, type Teardown } from '../helpers/broker.js';
 import { startMosquitto } from '../helpers/mosquitto.js';
 import { connectClient, collect, until } from '../helpers/mqtt.js';
 import { fixture } from '../helpers/paths.js';
@@ -203,3 +203,18 @@ t.test(
     await t.rejects(replay([join(dir, 'missing.log')]), /missing\.log: ENOENT/, 'a missing file: a clear error');
   },
 );
+
+t.test('mqprobe detect --replay on Mosquitto logs: alerts on stdout, notes on stderr, exit 1 for a binary file', async (t) => {
+  const dir = tempDir();
+  const t0 = Math.floor(Date.now() / 1000) - 600;
+  writeFileSync(join(dir, 'mosquitto.log'), refusals(10, '10.0.0.7', t0).join('\n'));
+  writeFileSync(join(dir, 'mosquitto.db'), Buffer.from([0x00, 0xb5, 0x4d]));
+  const ok = spawnCli(t, ['detect', '--replay', join(dir, 'mosquitto.log')]);
+  t.equal(await ok.exited, 0);
+  t.match(ok.output(), /"rule":\{"name":"auth-brute-force"/, 'the alert');
+  t.match(ok.output(), /mqprobe detect: 20 log lines, 10 events, 1 alerts/);
+  t.match(ok.output(), /mqprobe detect: no subscribe lines: log_type subscribe is off/);
+  const bad = spawnCli(t, ['detect', '--replay', join(dir, 'mosquitto.log'), join(dir, 'mosquitto.db')]);
+  t.equal(await bad.exited, 1, 'a binary file among the logs: exit 1');
+  t.match(bad.output(), /mqprobe detect: .*mosquitto\.db: not a text log \(binary content at byte 0\)/);
+});
