@@ -223,7 +223,12 @@ const SPEC_ATTACKS: Record<string, (c: Ctx) => Made> = {
   'dictionary-low-and-slow': ({ sim, refuse, ip, code }) => ({
     rule: 'auth-brute-force',
     entity: { ip },
-    ...series(sim, () => 15_000, 120, () => refuse({ ip, user: 'admin', clientId: 'paho456' }, code)),
+    ...series(
+      sim,
+      () => 15_000,
+      120,
+      () => refuse({ ip, user: 'admin', clientId: 'paho456' }, code),
+    ),
   }),
   'default-credential-spray': ({ sim, refuse, ip, n }) => ({
     rule: 'credential-stuffing',
