@@ -75,7 +75,14 @@ export async function startBroker(config: AppConfig, opts: StartOptions): Promis
 
   try {
     // bans in force refuse from the first connection on (docs/detection.md, Responses)
-    responses = await startResponses(config, { server, capture, rules: detection.rules, log });
+    responses = await startResponses(config, {
+      broker: server.broker,
+      http: server.http,
+      httpAuth: server.httpAuth,
+      capture,
+      rules: detection.rules,
+      log,
+    });
     await server.bindListeners();
   } catch (err) {
     detection.stop();

@@ -1,9 +1,11 @@
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { ConfigError } from '../../broker/config/errors.js';
-import type { MqttServer } from '../../broker/server.js';
+import type { FastifyInstance } from 'fastify';
+import type { BrokerApi } from '../../broker/engine/api.js';
+import type { HttpAuth } from '../../broker/http-auth.js';
 import type { Capture } from '../../capture/index.js';
-import type { AppConfig } from '../../app/config.js';
+import type { DetectConfig } from '../config.js';
 import { BanList, fileStore, memoryStore, redisStore } from './bans.js';
 import { createResponses, type Responses } from './index.js';
 import { registerBanRoutes } from './http.js';
@@ -17,8 +19,8 @@ export const BAN_FILE = 'mqprobe-bans.json';
  * with `persistence true`, else in memory), the CONNECT guard, and the /bans routes.
  */
 export async function startResponses(
-  config: AppConfig,
-  deps: { server: MqttServer; capture: Capture; rules: readonly string[]; log: Logger },
+  config: { detect: DetectConfig; persistence: boolean; persistenceLocation: string; persistenceRedisUrl?: string },
+  deps: { broker: BrokerApi; http?: FastifyInstance; httpAuth?: HttpAuth; capture: Capture; rules: readonly string[]; log: Logger },
 ): Promise<Responses | undefined> {
   const rc = config.detect.response;
   if (!config.detect.enabled && rc.actions.size > 0) {
@@ -32,13 +34,12 @@ export async function startResponses(
       ? fileStore(join(config.persistenceLocation, BAN_FILE), deps.log)
       : memoryStore();
   const bans = new BanList(store);
-  const { server } = deps;
+  const { broker } = deps;
   const responses = createResponses(rc, {
     broker: {
-      guardConnects: (g) => server.broker.guardConnects(g),
-      disconnect: (m) => server.broker.disconnect(m),
-      publishRetained: (topic, payload) =>
-        server.broker.publish({ topic, payload: Buffer.from(payload), qos: 0, retain: true }, () => undefined),
+      guardConnects: (g) => broker.guardConnects(g),
+      disconnect: (m) => broker.disconnect(m),
+      publishRetained: (topic, payload) => broker.publish({ topic, payload: Buffer.from(payload), qos: 0, retain: true }, () => undefined),
     },
     bans,
     emit: (e) => void deps.capture.emit(e),
@@ -51,6 +52,6 @@ export async function startResponses(
     await bans.close();
     throw err;
   }
-  if (server.http && server.httpAuth) registerBanRoutes(server.http, server.httpAuth, bans, rc.adminUsers);
+  if (deps.http && deps.httpAuth) registerBanRoutes(deps.http, deps.httpAuth, bans, rc.adminUsers);
   return responses;
 }
