@@ -1,4 +1,4 @@
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import mqtt from 'mqtt';
@@ -23,7 +23,7 @@ async function login(url: string, password: string, clientId = 'guesser'): Promi
   return code;
 }
 
-const guessTen = async (url: string) => {
+const guessTen = async (t: Test, url: string) => {
   for (let i = 0; i < 10; i++) t.equal(await login(url, `wrong-${i}`), 5, `guess ${i} refused with CONNACK 5`);
 };
 
@@ -58,7 +58,7 @@ t.test('live: password guessing gets banned; the right password is refused durin
   const victim = await connectClient(t, mqttUrl, { clientId: 'alice-live', username: 'alice', password: ALICE });
   const victimClosed = new Promise<void>((r) => victim.once('close', () => r()));
 
-  await guessTen(mqttUrl);
+  await guessTen(t, mqttUrl);
   await until(() => sys.some((m) => m.payload.toString().includes('ip 127.0.0.1')), 5000, 'the ban on $SYS/broker/bans');
   await victimClosed;
   t.pass('the live session of the banned address was disconnected');
@@ -76,11 +76,13 @@ t.test('live: password guessing gets banned; the right password is refused durin
     [['ip 127.0.0.1', 'auth-brute-force']],
   );
   t.ok(Date.parse(listed.bans[0].until) > Date.now() + 9 * 60_000, 'banned for 10 minutes');
+  // both CLI runs at once: each starts a Node process
   const cli = spawnCli(t, ['bans', 'list', '--url', http, '-u', 'bob'], { MQPROBE_HTTP_PASSWORD: BOB });
-  t.equal(await cli.exited, 0, 'mqprobe bans list exits 0');
-  t.match(cli.output(), /^ip 127\.0\.0\.1\tauth-brute-force\t\d{4}-/m, 'mqprobe bans list prints the ban');
   const cliMissing = spawnCli(t, ['bans', 'remove', 'ip:10.9.9.9', '--url', http, '-u', 'bob'], { MQPROBE_HTTP_PASSWORD: BOB });
-  t.equal(await cliMissing.exited, 1, 'mqprobe bans remove of no ban exits 1');
+  const [listed0, missing] = await Promise.all([cli.exited, cliMissing.exited]);
+  t.equal(listed0, 0, 'mqprobe bans list exits 0');
+  t.match(cli.output(), /^ip 127\.0\.0\.1\tauth-brute-force\t\d{4}-/m, 'mqprobe bans list prints the ban');
+  t.equal(missing, 1, 'mqprobe bans remove of no ban exits 1');
   t.match(cliMissing.output(), /404 no ban of ip 10\.9\.9\.9/);
   const bad = await fetch(`${http}/bans/${encodeURIComponent('topic x')}`, {
     method: 'DELETE',
@@ -108,7 +110,7 @@ t.test('live: password guessing gets banned; the right password is refused durin
 t.test('live: an allow-listed source alerts but is not banned; the log mode records what it would do', async (t) => {
   const dir = tempDir();
   const { mqttUrl, broker } = await startTestBroker(t, conf(dir, 'detect_allow 127.0.0.0/8'), { dir });
-  await guessTen(mqttUrl);
+  await guessTen(t, mqttUrl);
   t.equal(await login(mqttUrl, ALICE, 'alice-ok'), 0, 'allow-listed: the right password is still accepted');
   await broker.capture.stop(); // flushes the file
   const ev = events(join(dir, 'capture.ndjson'));
@@ -123,7 +125,7 @@ t.test('live: an allow-listed source alerts but is not banned; the log mode reco
 
   const dir2 = tempDir();
   const dry = await startTestBroker(t, conf(dir2, 'detect_response_mode log'), { dir: dir2 });
-  await guessTen(dry.mqttUrl);
+  await guessTen(t, dry.mqttUrl);
   await until(() => events(join(dir2, 'capture.ndjson')).some((e) => e.event.action === 'response-ban'), 5000, 'the dry-run event');
   t.equal(await login(dry.mqttUrl, ALICE, 'alice-ok'), 0, 'log mode: nothing banned');
   const e = events(join(dir2, 'capture.ndjson')).find((x) => x.event.action === 'response-ban');
@@ -133,7 +135,7 @@ t.test('live: an allow-listed source alerts but is not banned; the log mode reco
 t.test('live: detect_ban_answer close closes the banned connection before any CONNACK', async (t) => {
   const dir = tempDir();
   const { mqttUrl } = await startTestBroker(t, conf(dir, 'detect_ban_answer close'), { dir });
-  await guessTen(mqttUrl);
+  await guessTen(t, mqttUrl);
   await until(() => events(join(dir, 'capture.ndjson')).some((e) => e.event.action === 'response-ban'), 5000, 'the ban');
   t.equal(await login(mqttUrl, ALICE, 'alice-close'), 'closed', 'closed without a CONNACK');
 });
@@ -142,7 +144,7 @@ t.test('live: a ban survives a restart with persistence', async (t) => {
   const dir = tempDir();
   const text = conf(dir, `persistence true\npersistence_location ${dir}/`);
   const first = await startTestBroker(t, text, { dir });
-  await guessTen(first.mqttUrl);
+  await guessTen(t, first.mqttUrl);
   await until(() => events(join(dir, 'capture.ndjson')).some((e) => e.event.action === 'response-ban'), 5000, 'the ban');
   await first.broker.close();
   const second = await startTestBroker(t, text, { dir });
@@ -166,7 +168,11 @@ t.test('live: two processes on one Redis share a ban', async (t) => {
   await waitForPort(port);
   const otherUrl = `mqtt://127.0.0.1:${port}`;
   t.equal(await login(here.mqttUrl, ALICE, 'before'), 0, 'before: the right password is accepted here');
-  await guessTen(otherUrl);
+  const victim = await connectClient(t, here.mqttUrl, { clientId: 'alice-here', username: 'alice', password: ALICE });
+  const victimClosed = new Promise<void>((r) => victim.once('close', () => r()));
+  await guessTen(t, otherUrl);
+  await victimClosed;
+  t.pass("the ban made in the other process ended this process's live session of the address");
   let code: number | 'closed' = 0;
   for (let i = 0; i < 100 && code !== 5; i++) {
     code = await login(here.mqttUrl, ALICE, `after-${i}`);
