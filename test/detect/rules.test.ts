@@ -51,6 +51,12 @@ t.test('auth-brute-force counts credential refusals only, by CONNACK code first,
   }
   for (let i = 0; i < 10; i++) h.send('connection-refused', T0 + 2 * MIN + i, { ip: '10.0.6.1', reason: 'unknown-user' });
   t.equal(h.raised('auth-brute-force').filter((a) => a.source?.ip === '10.0.6.1').length, 1, 'no code: the reason list decides');
+  for (let i = 0; i < 100; i++) refused(h, T0 + 2 * MIN + 30 * S + i, '10.0.6.3', `q${i}`, 'QUOTA_EXCEEDED', 0x97);
+  t.same(
+    h.raised().filter((a) => a.source?.ip === '10.0.6.3').map((a) => a.rule.name),
+    ['connection-storm'],
+    'MQTT 5 0x97 (quota exceeded) is no credential failure, but 100 of them are a connection storm',
+  );
   for (let i = 0; i < 20; i++) refused(h, T0 + 3 * MIN + i, '10.0.6.2', `b${i}`, 'banned', 0x87);
   t.equal(h.raised().filter((a) => a.source?.ip === '10.0.6.2').length, 0, 'refusals of a banned entity do not count again');
 });
