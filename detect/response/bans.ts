@@ -232,7 +232,7 @@ export function redisStore(url: string, log: Logger): BanStore {
     },
     watch(changed) {
       sub = new Redis(opts).on('error', onError);
-      void sub.subscribe(CHANNEL);
+      sub.subscribe(CHANNEL).catch((err: Error) => onError(err));
       sub.on('message', (_channel: string, message: string) => {
         const space = message.indexOf(' ');
         if (space < 0 || message.slice(0, space) === origin) return;
@@ -245,7 +245,7 @@ export function redisStore(url: string, log: Logger): BanStore {
             b = undefined;
           }
           changed(entity, isBan(b) ? b : undefined);
-        });
+        }, onError);
       });
     },
     async close() {
