@@ -8,6 +8,7 @@ import type { BrokerApi } from '../broker/engine/api.js';
 import { attachBeats } from '../bridges/index.js';
 import { startCapture, type Capture } from '../capture/index.js';
 import { createDetection, IndicatorExchange } from '../detect/index.js';
+import { startResponses } from '../detect/response/start.js';
 import type { AppConfig } from './config.js';
 
 /** The broker with everything mqprobe builds on it: capture, detection, beats and their HTTP routes. */
@@ -45,9 +46,14 @@ export async function startBroker(config: AppConfig, opts: StartOptions): Promis
   const intel = new IndicatorExchange();
   let server: MqttServer | undefined;
   let capture: Capture | undefined; // eslint-disable-line prefer-const -- assigned after detection, which needs it
+  let responses: Awaited<ReturnType<typeof startResponses>>;
   // before anything starts: a bad detect_rule is a config error; alerts go through capture and onto $SYS/broker/alerts/<rule>
   const detection = createDetection(config.detect, {
-    raise: (alert) => capture!.emit(alert),
+    raise: (alert) => {
+      const recorded = capture!.emit(alert);
+      responses?.onAlert(alert);
+      return recorded;
+    },
     publish: (topic, payload) => server?.publish(topic, payload),
     log,
     metrics,
@@ -68,9 +74,19 @@ export async function startBroker(config: AppConfig, opts: StartOptions): Promis
   await capture.ready();
 
   try {
+    // bans in force refuse from the first connection on (docs/detection.md, Responses)
+    responses = await startResponses(config, {
+      broker: server.broker,
+      http: server.http,
+      httpAuth: server.httpAuth,
+      capture,
+      rules: detection.rules,
+      log,
+    });
     await server.bindListeners();
   } catch (err) {
     detection.stop();
+    await responses?.stop();
     await capture.stop();
     throw err;
   }
@@ -118,6 +134,7 @@ export async function startBroker(config: AppConfig, opts: StartOptions): Promis
         await mqtt.close();
         // detection's alert-summary events for alerts still held back come before broker-stopped, the last event
         detection.stop();
+        await responses?.stop();
         mqtt.announceStopped();
         await running.stop();
         log.info('broker stopped');

@@ -14,6 +14,7 @@ import { runPasswdCommand, passwdUsage } from '../broker/auth/passwd-command.js'
 import { beatDocSections } from '../bridges/index.js';
 import { elasticSetupCommand } from '../elastic/setup-command.js';
 import { detectCommand } from '../detect/replay.js';
+import { bansCommand } from '../detect/response/cli.js';
 
 interface MainOptions {
   config?: string;
@@ -148,6 +149,7 @@ export function buildProgram(): Command {
     });
   program.command('setup').description('install mqprobe assets into other systems').addCommand(elasticSetupCommand());
   program.addCommand(detectCommand((file) => loadConfig(file).detect));
+  program.addCommand(bansCommand());
   program
     .command('config-docs')
     .description('print the configuration reference (docs/configuration.md) generated from the key specifications')

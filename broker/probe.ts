@@ -33,7 +33,9 @@ export type RefusalReason =
   | 'protocol-version'
   | 'server-limit'
   | 'keepalive-limit'
-  | 'server-unavailable';
+  | 'server-unavailable'
+  /** A detection response banned the source address, client id or user (docs/detection.md). */
+  | 'banned';
 
 /**
  * Facts only mqprobe knows first-hand (its listeners, authentication, ACL and disconnect

@@ -157,7 +157,14 @@ export async function createMqttServer(config: BrokerConfig, { log, metrics }: S
     tagConnection(stream, { listener: INTERNAL_LISTENER, listenerPort: 0, transport: 'internal', openedAt: Date.now() });
     applyDeliveryLimits(aedes.handle(stream), deliveryLimits, (qos) => stats.countQueueFullDrop(qos));
   };
-  const broker = createBrokerApi({ aedes, probe, connectInternal, connOf: connInfo, usernameOf });
+  const broker = createBrokerApi({
+    aedes,
+    probe,
+    connectInternal,
+    connOf: connInfo,
+    usernameOf,
+    guardConnects: (g) => access.guardConnects(g),
+  });
 
   let closed: Promise<void> | undefined;
   return {

@@ -1,5 +1,6 @@
 import type { KeySpec } from '../broker/config/spec.js';
 import type { SourcePos } from '../broker/config/errors.js';
+import { defaultResponseConfig, responseKeys, type ResponseConfig } from './response/config.js';
 
 /** Rule settings as written; the detectors validate names and parameters when they start. */
 export interface DetectRuleSetting {
@@ -11,10 +12,12 @@ export interface DetectRuleSetting {
 export interface DetectConfig {
   enabled: boolean;
   rules: Map<string, DetectRuleSetting>;
+  /** detect_response, detect_allow, detect_ban_answer, detect_response_mode, detect_admin_user. */
+  response: ResponseConfig;
 }
 
 export function defaultDetectConfig(): DetectConfig {
-  return { enabled: true, rules: new Map() };
+  return { enabled: true, rules: new Map(), response: defaultResponseConfig() };
 }
 
 export const detectKeys: KeySpec<DetectConfig>[] = [
@@ -44,4 +47,5 @@ export const detectKeys: KeySpec<DetectConfig>[] = [
       c.rules.set(name, rule);
     },
   },
+  ...(responseKeys as KeySpec<DetectConfig>[]),
 ];

@@ -35,6 +35,8 @@ export interface Detection {
   /** One capture event; alerts and the broker's own events are ignored. Never throws. */
   observe: (event: unknown) => void;
   stats(): EngineStats;
+  /** The names of the rules switched on. */
+  readonly rules: readonly string[];
   /** Ends the clock tick and raises the summaries of suppressions still running. Idempotent. */
   stop(): void;
 }
@@ -88,6 +90,7 @@ export function createDetection(config: DetectConfig, deps: DetectionDeps): Dete
       }
     },
     stats: () => ({ ...engine.stats }),
+    rules: engine.rules.map((r) => r.spec.name),
     stop() {
       if (stopped) return;
       stopped = true;

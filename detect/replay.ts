@@ -12,6 +12,7 @@ import type { DetectConfig } from './config.js';
 import type { AlertEvent } from './alert.js';
 import { DetectionEngine } from './engine.js';
 import { IndicatorList } from './indicators.js';
+import { isCaptureFile, replayMosquittoLogs } from './replay-log.js';
 
 export interface ReplayStats {
   lines: number;
@@ -65,28 +66,44 @@ export async function replayCapture(input: Readable, output: Writable, opts: Rep
 /** The `detect` subcommand; `loadDetect` reads the detect_* keys of a config file (the broker's loader). */
 export function detectCommand(loadDetect: (file: string | undefined) => DetectConfig): Command {
   return new Command('detect')
-    .description('run the detectors over recorded capture events (json_lines) and print the alerts, one JSON object per line')
-    .requiredOption('--replay <file>', 'capture file written by `capture_sink file` (`-` for stdin)')
+    .description(
+      "run the detectors over recorded capture events (json_lines) or over Mosquitto's own logs, and print the alerts, one JSON object per line",
+    )
+    .requiredOption(
+      '--replay <files...>',
+      'capture file written by `capture_sink file` (`-` for stdin), or Mosquitto log files (gzip too), merged in time order',
+    )
     .option('-c, --config <file>', 'configuration file whose detect_rule lines apply')
     .option('--indicators <file>', 'threat-intel indicators, one `ip|domain|url|hash <value> [name]` a line')
-    .action(async (opts: { replay: string; config?: string; indicators?: string }) => {
+    .option('--log-timestamp-format <format>', "Mosquitto's log_timestamp_format, when its log was written with one (local time)")
+    .action(async (opts: { replay: string[]; config?: string; indicators?: string; logTimestampFormat?: string }) => {
       try {
         const config = loadDetect(opts.config);
         const indicators = opts.indicators ? IndicatorList.fromFile(opts.indicators) : undefined;
-        const input = opts.replay === '-' ? process.stdin : createReadStream(opts.replay);
-        const opened = new Promise<void>((resolve, reject) => {
-          if (input === process.stdin) resolve();
-          else input.once('open', () => resolve()).once('error', reject);
+        const [first] = opts.replay;
+        if (opts.replay.length === 1 && (first === '-' || (await isCaptureFile(first))))
+          return await replayCaptureFile(first, config, indicators);
+        const stats = await replayMosquittoLogs(opts.replay, process.stdout, {
+          config,
+          indicators,
+          timestampFormat: opts.logTimestampFormat,
         });
-        await opened;
-        const stats = await replayCapture(input, process.stdout, { config, indicators });
-        if (stats.malformed > 0)
-          process.stderr.write(
-            `mqprobe detect: skipped ${stats.malformed} of ${stats.lines} lines that are not capture events (lines ${stats.malformedAt.join(', ')}${stats.malformed > stats.malformedAt.length ? ', …' : ''})\n`,
-          );
+        process.stderr.write(
+          `mqprobe detect: ${stats.lines} log lines, ${stats.events} events, ${stats.alerts} alerts\n${stats.notes.map((n) => `mqprobe detect: ${n}\n`).join('')}`,
+        );
       } catch (err) {
         process.stderr.write(`mqprobe detect: ${(err as Error).message}\n`);
         process.exitCode = err instanceof ConfigError ? 3 : 1;
       }
     });
+}
+
+async function replayCaptureFile(file: string, config: DetectConfig, indicators: IndicatorList | undefined): Promise<void> {
+  const input = file === '-' ? process.stdin : createReadStream(file);
+  if (input !== process.stdin) await new Promise<void>((resolve, reject) => input.once('open', () => resolve()).once('error', reject));
+  const stats = await replayCapture(input, process.stdout, { config, indicators });
+  if (stats.malformed > 0)
+    process.stderr.write(
+      `mqprobe detect: skipped ${stats.malformed} of ${stats.lines} lines that are not capture events (lines ${stats.malformedAt.join(', ')}${stats.malformed > stats.malformedAt.length ? ', …' : ''})\n`,
+    );
 }

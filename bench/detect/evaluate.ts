@@ -7,7 +7,8 @@
 import { DetectionEngine, IndicatorList, type AlertEvent } from '../../detect/index.js';
 import { RULE_SPECS } from '../../detect/rules/index.js';
 import { buildScenario, INDICATORS, LEARNING, START, type Label } from './scenario.js';
-import { HOUR } from './sim.js';
+import { buildSpecScenario, flattenSome, SPEC_LEARNING, SPEC_START } from './spec-scenario.js';
+import { HOUR, type CaptureEvent } from './sim.js';
 
 /** An alert about an attack may come after its last event (evidence completed late): this much. */
 const LATE = 60_000;
@@ -17,20 +18,32 @@ export interface Scored {
   alerts: AlertEvent[];
   labels: Label[];
   hours: number;
+  /** Alerts before this (the learning hour) are not scored. */
+  scoredFrom: number;
 }
 
-export function runScenario(devices: number, hours: number, seed: number, attacks: boolean): Scored {
-  const { sim, labels } = buildScenario({ seed, devices, hours, attacks });
+function detectAll(stream: Iterable<CaptureEvent>): { events: number; alerts: AlertEvent[] } {
   const indicators = IndicatorList.parse(INDICATORS);
   const engine = new DetectionEngine({ indicators: () => indicators });
   const alerts: AlertEvent[] = [];
   let events = 0;
-  for (const e of sim.run()) {
+  for (const e of stream) {
     events++;
     alerts.push(...engine.process(e));
   }
   alerts.push(...engine.flush());
-  return { events, alerts, labels, hours };
+  return { events, alerts };
+}
+
+export function runScenario(devices: number, hours: number, seed: number, attacks: boolean): Scored {
+  const { sim, labels } = buildScenario({ seed, devices, hours, attacks });
+  return { ...detectAll(sim.run()), labels, hours, scoredFrom: START + LEARNING };
+}
+
+/** The second generator (bench/detect/spec-scenario.ts): another producer's events, attacks from public reports. */
+export function runSpecScenario(devices: number, hours: number, seed: number, attacks: boolean): Scored {
+  const { sim, labels } = buildSpecScenario({ seed, hours, nodes: Math.max(8, Math.round(devices / 10)), modems: devices, attacks });
+  return { ...detectAll(flattenSome(sim.run())), labels, hours, scoredFrom: SPEC_START + SPEC_LEARNING };
 }
 
 const time = (a: AlertEvent) => Date.parse(a['@timestamp']);
@@ -63,7 +76,7 @@ export interface RuleRow {
 
 /** Scores the raised alerts (summaries are not alerts of their own) after the learning hour. */
 export function score(s: Scored): { rows: RuleRow[]; falsePerHour: number; unmatched: AlertEvent[] } {
-  const raised = s.alerts.filter((a) => a.event.action === 'alert-raised' && time(a) >= START + LEARNING);
+  const raised = s.alerts.filter((a) => a.event.action === 'alert-raised' && time(a) >= s.scoredFrom);
   const unmatched: AlertEvent[] = [];
   const rows = RULE_SPECS.map((spec): RuleRow => {
     const labels = s.labels.filter((l) => l.kind === spec.name && l.intensity >= 1);
@@ -90,7 +103,7 @@ export function score(s: Scored): { rows: RuleRow[]; falsePerHour: number; unmat
       belowDetected: below.filter((l) => mine.some((a) => matches(a, l))).length,
     };
   });
-  return { rows, falsePerHour: unmatched.length / (s.hours - LEARNING / HOUR), unmatched };
+  return { rows, falsePerHour: unmatched.length / (s.hours - LEARNING / HOUR), unmatched }; // both generators learn for one hour
 }
 
 const ratio = (a: number, b: number) => (b === 0 ? '–' : (a / b).toFixed(2));
@@ -115,9 +128,15 @@ export function table(rows: RuleRow[]): string {
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  const [devices = 1000, hours = 12, seed = 1] = process.argv.slice(2).map(Number);
+  const spec = process.argv.includes('--spec');
+  const [devices = 1000, hours = 12, seed = 1] = process.argv
+    .slice(2)
+    .filter((a) => a !== '--spec')
+    .map(Number);
+  const run = spec ? runSpecScenario : runScenario;
   const t0 = Date.now();
-  const mixed = runScenario(devices, hours, seed, true);
+  if (spec) console.log('# second generator: from the MQTT specifications and public attack reports (bench/detect/spec-scenario.ts)\n');
+  const mixed = run(devices, hours, seed, true);
   const s = score(mixed);
   console.log(
     `## attacks mixed into ${hours} h of ${devices} devices (seed ${seed}): ${mixed.events} events, ${mixed.labels.length} labelled attacks, ${((Date.now() - t0) / 1000).toFixed(1)} s\n`,
@@ -130,7 +149,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   );
   for (const l of missed.slice(0, 20))
     console.log(`  missed: ${l.kind} ×${l.intensity} ${JSON.stringify(l.entity)} at ${new Date(l.start).toISOString()}`);
-  const normal = runScenario(devices, hours, seed + 1, false);
+  const normal = run(devices, hours, seed + 1, false);
   const n = score(normal);
   console.log(`\n## normal traffic only, ${hours} h of ${devices} devices (seed ${seed + 1}): ${normal.events} events`);
   console.log(

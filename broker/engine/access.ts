@@ -52,6 +52,16 @@ export function clientMeta(client: ClientHandle): ClientMeta | undefined {
   return (client as unknown as Record<symbol, ClientMeta>)[META];
 }
 
+/** The facts of a CONNECT (or a live session) a guard or a disconnect looks at. */
+export interface ConnectFacts {
+  ip?: string;
+  clientId: string;
+  username?: string;
+}
+
+/** What a connect guard says: let it through (undefined), refuse with CONNACK, or close before any CONNACK. */
+export type ConnectGuard = (who: ConnectFacts) => 'connack' | 'close' | undefined;
+
 interface LoadedSecurity {
   allowAnonymous: boolean;
   passwords?: PasswordFile;
@@ -70,6 +80,7 @@ const CODE: Record<RefusalReason, number> = {
   'unknown-user': 5,
   'anonymous-not-allowed': 5,
   'not-authorized': 5,
+  banned: 5,
 };
 
 function refusal(reason: RefusalReason): AuthenticateError {
@@ -89,6 +100,7 @@ export class Access {
   private connected = new Map<ListenerConfig, number>();
   /** Clients whose session a newer connection with the same id takes over. */
   readonly takenOver = new WeakSet<Client>();
+  private connectGuard?: ConnectGuard;
 
   constructor(
     private readonly config: BrokerConfig,
@@ -117,6 +129,14 @@ export class Access {
 
   private securityFor(listener: ListenerConfig | undefined): LoadedSecurity {
     return (listener && this.perListener.get(listener)) ?? this.global;
+  }
+
+  /**
+   * A check of every network CONNECT before its credentials (internal clients are never asked):
+   * `connack` refuses it with reason `banned` (CONNACK 5), `close` closes the connection before any CONNACK.
+   */
+  guardConnects(guard: ConnectGuard): void {
+    this.connectGuard = guard;
   }
 
   /** Aedes hook options. */
@@ -265,6 +285,11 @@ export class Access {
       // MQTT-3.1.3-8: an empty client id needs clean session; Mosquitto also lets operators forbid it
       if (!meta.clean || !this.config.allowZeroLengthClientid) fail('bad-client-id');
       (client as { id: string }).id = (listener?.autoIdPrefix ?? this.config.autoIdPrefix) + randomUUID();
+    }
+    const guarded = meta.internal ? undefined : this.connectGuard?.({ ip: info?.remoteAddress, clientId: client.id, username });
+    if (guarded) {
+      if (guarded === 'close') client.conn.destroy();
+      fail('banned');
     }
     if (listener && listener.maxConnections >= 0 && (this.connected.get(listener) ?? 0) >= listener.maxConnections) fail('server-limit');
     // Mosquitto 2.1: global_max_clients across the broker (accept_protocol_versions: preConnect)

@@ -2,11 +2,12 @@ import type { Duplex } from 'node:stream';
 import type { Aedes, AedesPublishPacket } from 'aedes';
 import type { BrokerProbe, ConnInfo, ProbeEvents } from '../probe.js';
 import type { ClientHandle } from './client.js';
-import { engineInternal } from './access.js';
+import { engineInternal, type ConnectFacts, type ConnectGuard } from './access.js';
 import { watchDeliveries } from './deliveries.js';
 import type { PublishView, SubscriptionView } from './packets.js';
 
 export type { PublishView, SubscriptionView } from './packets.js';
+export type { ConnectFacts, ConnectGuard } from './access.js';
 
 /** What the engine reports itself, beside the probe's events (broker/probe.ts). */
 export interface EngineEvents {
@@ -52,6 +53,10 @@ export interface BrokerApi {
   connOf(client: ClientHandle): ConnInfo | undefined;
   /** The user name a client authenticated as (never its password). */
   usernameOf(client: ClientHandle): string | undefined;
+  /** Checks every network CONNECT before its credentials (detection's bans); one guard, the last set. */
+  guardConnects(guard: ConnectGuard): void;
+  /** Closes the connected network clients `match` picks (internal ones never); returns how many. */
+  disconnect(match: (who: ConnectFacts) => boolean): number;
 }
 
 /** The engine's events under mqprobe's names → Aedes 1.2's (same arguments, so listeners go straight onto Aedes: no cost per event). */
@@ -76,6 +81,7 @@ export interface BrokerApiParts {
   connectInternal(stream: Duplex): void;
   connOf(client: ClientHandle): ConnInfo | undefined;
   usernameOf(client: ClientHandle): string | undefined;
+  guardConnects(guard: ConnectGuard): void;
 }
 
 export function createBrokerApi(p: BrokerApiParts): BrokerApi {
@@ -110,5 +116,17 @@ export function createBrokerApi(p: BrokerApiParts): BrokerApi {
     connectInternal: p.connectInternal,
     connOf: p.connOf,
     usernameOf: p.usernameOf,
+    guardConnects: p.guardConnects,
+    disconnect(match) {
+      let n = 0;
+      for (const client of Object.values((aedes as unknown as { clients: Record<string, ClientHandle> }).clients)) {
+        const conn = p.connOf(client);
+        if (!conn || conn.transport === 'internal') continue;
+        if (!match({ ip: conn.remoteAddress, clientId: client.id, username: p.usernameOf(client) })) continue;
+        (client as unknown as { close(): void }).close();
+        n++;
+      }
+      return n;
+    },
   };
 }

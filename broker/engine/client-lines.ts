@@ -86,7 +86,11 @@ export function logClientLines(aedes: Aedes, probe: BrokerProbe, log: Logger, op
   probe.on('connection-refused', (client, _rc, reason) => {
     protocolErrors.add(client);
     const auth =
-      reason === 'bad-credentials' || reason === 'unknown-user' || reason === 'not-authorized' || reason === 'anonymous-not-allowed';
+      reason === 'bad-credentials' ||
+      reason === 'unknown-user' ||
+      reason === 'not-authorized' ||
+      reason === 'anonymous-not-allowed' ||
+      reason === 'banned';
     refused.set(client, auth ? ', not authorised' : ' due to protocol error');
   });
   probe.on('protocol-error', (ci, client, err) => {

@@ -10,14 +10,20 @@ const REASONS = {
   name: 'reasons',
   kind: 'list',
   default: 'bad-credentials,unknown-user,not-authorized',
-  doc: 'Refusal reasons (`event.reason`) that count; an event without a reason counts by its CONNACK code (4, 5, 0x86, 0x87, 0x8C).',
+  doc: 'A refusal counts by its CONNACK code (`mqtt.reason_code` 4, 5, 0x86, 0x87, 0x8C) whatever its reason text; one without such a code counts when its `event.reason` is in this list.',
 } as const;
 
-/** A refused CONNECT whose reason is the credentials (by `event.reason`, else by reason code). */
-function credentialFailure(o: Observation, reasons: string[]): boolean {
-  if (o.ip === undefined) return false;
-  if (o.reason !== undefined) return reasons.includes(o.reason);
-  return o.reasonCode !== undefined && CREDENTIAL_CODES.has(o.reasonCode);
+/** mqprobe's refusal of a banned entity: the ban's consequence, not a new guess (it would prolong the ban forever). */
+const BANNED = 'banned';
+
+/**
+ * A refused CONNECT whose reason is the credentials: by the protocol's fact first (the CONNACK
+ * code, which every producer sends), by the producer's reason text second.
+ */
+export function credentialFailure(o: Observation, reasons: readonly string[]): boolean {
+  if (o.ip === undefined || o.reason === BANNED) return false;
+  if (o.reasonCode !== undefined && CREDENTIAL_CODES.has(o.reasonCode)) return true;
+  return o.reason !== undefined && reasons.includes(o.reason);
 }
 
 export const bruteForce: RuleDefinition = {

@@ -16,7 +16,7 @@ export function isBroadFilter(filter: string): boolean {
 }
 
 /** Allow-list entries are exact names, or prefixes when they end in `*`. */
-function allowed(list: string[], name: string | undefined): boolean {
+export function allowed(list: string[], name: string | undefined): boolean {
   if (name === undefined) return false;
   return list.some((a) => (a.endsWith('*') ? name.startsWith(a.slice(0, -1)) : name === a));
 }

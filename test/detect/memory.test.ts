@@ -1,7 +1,7 @@
 import t from 'tap';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import type { DetectConfig } from '../../detect/config.js';
+import { defaultDetectConfig, type DetectConfig } from '../../detect/config.js';
 import { RULE_SPECS } from '../../detect/rules/index.js';
 import { Harness, T0 } from './events.js';
 
@@ -18,7 +18,7 @@ function config(n: number): DetectConfig {
     if (spec.params.some((p) => p.name === 'learn')) params.set('learn', { value: '1s', pos });
     rules.set(spec.name, { params, pos });
   }
-  return { enabled: true, rules };
+  return { ...defaultDetectConfig(), rules };
 }
 
 let n = 0;

@@ -17,8 +17,8 @@ function detectConfig(lines: string) {
   return loadConfig(file).detect;
 }
 
-const refused = (h: Harness, time: number, ip: string, user: string, reason = 'bad-credentials') =>
-  h.send('connection-refused', time, { ip, user, clientId: `c-${user}`, reason, reasonCode: 5 });
+const refused = (h: Harness, time: number, ip: string, user: string, reason = 'bad-credentials', reasonCode = 5) =>
+  h.send('connection-refused', time, { ip, user, clientId: `c-${user}`, reason, reasonCode });
 
 t.test('auth-brute-force: 10 refusals from one address within 60 s alert, 9 do not', async (t) => {
   const h = new Harness();
@@ -37,12 +37,28 @@ t.test('auth-brute-force: 10 refusals from one address within 60 s alert, 9 do n
   t.equal(a['@timestamp'], new Date(T0 + 2 * MIN + 9 * S).toISOString(), 'timed by the event that completed the evidence');
 });
 
-t.test('auth-brute-force counts credential refusals only, by reason or by CONNACK code', async (t) => {
+t.test('auth-brute-force counts credential refusals only, by CONNACK code first, by reason second', async (t) => {
   const h = new Harness();
-  for (let i = 0; i < 20; i++) refused(h, T0 + i * S, '10.0.0.8', 'x', 'server-limit');
-  t.equal(h.raised().length, 0, 'server-limit refusals are no password guessing');
+  for (let i = 0; i < 20; i++) refused(h, T0 + i * S, '10.0.0.8', 'x', 'server-limit', 3);
+  t.equal(h.raised().length, 0, 'server-limit refusals (CONNACK 3) are no password guessing');
   for (let i = 0; i < 10; i++) h.send('connection-refused', T0 + 30 * S + i, { ip: '10.0.0.9', reasonCode: 0x86 });
   t.equal(h.raised('auth-brute-force').length, 1, 'MQTT 5 code 0x86 without a reason counts');
+  for (const [n, code] of [4, 5, 0x86, 0x87, 0x8c].entries()) {
+    const ip = `10.0.5.${n}`;
+    for (let i = 0; i < 10; i++) refused(h, T0 + MIN + i * S, ip, `u${i}`, 'Connection Refused: login denied by upstream', code);
+    t.equal(h.raised('auth-brute-force').filter((a) => a.source?.ip === ip).length, 1, `code ${code} counts whatever the reason text`);
+    t.equal(h.raised('credential-stuffing').filter((a) => a.source?.ip === ip).length, 1, `credential-stuffing too (code ${code})`);
+  }
+  for (let i = 0; i < 10; i++) h.send('connection-refused', T0 + 2 * MIN + i, { ip: '10.0.6.1', reason: 'unknown-user' });
+  t.equal(h.raised('auth-brute-force').filter((a) => a.source?.ip === '10.0.6.1').length, 1, 'no code: the reason list decides');
+  for (let i = 0; i < 100; i++) refused(h, T0 + 2 * MIN + 30 * S + i, '10.0.6.3', `q${i}`, 'QUOTA_EXCEEDED', 0x97);
+  t.same(
+    h.raised().filter((a) => a.source?.ip === '10.0.6.3').map((a) => a.rule.name),
+    ['connection-storm'],
+    'MQTT 5 0x97 (quota exceeded) is no credential failure, but 100 of them are a connection storm',
+  );
+  for (let i = 0; i < 20; i++) refused(h, T0 + 3 * MIN + i, '10.0.6.2', `b${i}`, 'banned', 0x87);
+  t.equal(h.raised().filter((a) => a.source?.ip === '10.0.6.2').length, 0, 'refusals of a banned entity do not count again');
 });
 
 t.test('credential-stuffing: 5 distinct refused users from one address', async (t) => {

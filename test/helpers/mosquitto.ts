@@ -26,7 +26,11 @@ export interface MosquittoPeer {
  * config names must be readable by user `mosquitto` (write them into `dir`, or a tempDir()).
  * Killed in teardown.
  */
-export async function startMosquitto(t: Teardown, conf = 'allow_anonymous true\n', opts: { dir?: string } = {}): Promise<MosquittoPeer> {
+export async function startMosquitto(
+  t: Teardown,
+  conf = 'allow_anonymous true\n',
+  opts: { dir?: string; /** false: no `-v`, so the config's own log_type lines apply (-v means log_type all) */ verbose?: boolean } = {},
+): Promise<MosquittoPeer> {
   const dir = opts.dir ?? tempDir('mqprobe-mosquitto-');
   const port = await freePort();
   const confFile = join(dir, `mosquitto-${port}.conf`);
@@ -41,7 +45,7 @@ export async function startMosquitto(t: Teardown, conf = 'allow_anonymous true\n
     confFile,
     output: () => out,
     async start() {
-      const c = spawn('mosquitto', ['-v', '-c', confFile], { stdio: ['ignore', 'pipe', 'pipe'] });
+      const c = spawn('mosquitto', [...(opts.verbose === false ? [] : ['-v']), '-c', confFile], { stdio: ['ignore', 'pipe', 'pipe'] });
       child = c;
       c.stdout!.on('data', (d) => (out += d));
       c.stderr!.on('data', (d) => (out += d));
