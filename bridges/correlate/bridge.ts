@@ -48,6 +48,17 @@ export class CorrelateBridge implements Bridge {
       unattributed: (u) => this.emit(unattributedRecord(u)),
     });
     this.correlator = correlator;
+    registerCorrelateMetrics(ctx.metrics, { correlator, events: this.events });
+    const queries = this.cfg.query
+      ? new HostQueries(this.cfg.queryIntervalMs, (command) => {
+          ctx.publish(this.cfg.queryTopic, JSON.stringify(command), { qos: 1 }).catch((err: Error) => this.lost(err));
+        })
+      : undefined;
+
+    // follow before the first await: the other beats may emit as soon as they start
+    ctx.records(ZEEK, (r) => this.zeek(r, queries));
+    ctx.records(OSQUERY, (r) => this.osquery(r, true, queries));
+    ctx.records(FLEET, (r) => this.osquery(r, false, queries));
     const saved = await ctx.store.get(STATE_KEY);
     if (saved !== undefined) {
       try {
@@ -56,16 +67,6 @@ export class CorrelateBridge implements Bridge {
         ctx.log.warn({ err: (err as Error).message }, 'correlate: checkpoint unreadable, starting empty');
       }
     }
-    registerCorrelateMetrics(ctx.metrics, { correlator, events: this.events });
-    const queries = this.cfg.query
-      ? new HostQueries(this.cfg.queryIntervalMs, (command) => {
-          ctx.publish(this.cfg.queryTopic, JSON.stringify(command), { qos: 1 }).catch((err: Error) => this.lost(err));
-        })
-      : undefined;
-
-    ctx.records(ZEEK, (r) => this.zeek(r, queries));
-    ctx.records(OSQUERY, (r) => this.osquery(r, true, queries));
-    ctx.records(FLEET, (r) => this.osquery(r, false, queries));
     if (queries) {
       await ctx.subscribe(ALERTS, (_topic, payload) => {
         const alert = parseObject(payload);

@@ -69,7 +69,7 @@ export const correlateKeys: KeySpec<CorrelateConfig>[] = [
   {
     key: 'correlate_max_sockets_per_host',
     usage: '<count>',
-    doc: "Socket rows kept per host; beyond it that host's least recently seen is dropped (`…{event=\"socket-evicted-host\"}`), so one busy or hostile host cannot push the others out.",
+    doc: 'Socket rows kept per host; beyond it that host\'s least recently seen is dropped (`…{event="socket-evicted-host"}`), so one busy or hostile host cannot push the others out.',
     default: '10000',
     scope: 'beat',
     set(c, v) {

@@ -216,7 +216,11 @@ export class Correlator {
     if (isHostAddress(row.local)) this.addHostAddress(row.host, row.local, row.hostId);
     else if (row.hostId !== undefined && this.hosts.has(row.host)) this.hosts.get(row.host)!.id = row.hostId;
     const key =
-      row.remote !== undefined ? tupleKey(row.local, row.localPort, row.remote, row.remotePort!) : isWildcard(row.local) ? wildKey(row.host, row.localPort) : boundKey(row.local, row.localPort);
+      row.remote !== undefined
+        ? tupleKey(row.local, row.localPort, row.remote, row.remotePort!)
+        : isWildcard(row.local)
+          ? wildKey(row.host, row.localPort)
+          : boundKey(row.local, row.localPort);
     const id = `${row.host}|${key}|${row.process.pid}|${row.protocol ?? ''}`;
     const seen = this.sockets.get(id);
     if (seen) {

@@ -27,7 +27,8 @@ export interface Flow {
 /** Why a record or row was not taken: counted per reason. */
 export type Rejection = 'no-uid' | 'bad-address' | 'bad-port' | 'bad-time' | 'no-host' | 'no-pid';
 
-const text = (v: unknown, max: number): string | undefined => (typeof v === 'string' && v !== '' && v !== '-' ? v.slice(0, max) : undefined);
+const text = (v: unknown, max: number): string | undefined =>
+  typeof v === 'string' && v !== '' && v !== '-' ? v.slice(0, max) : undefined;
 
 /** A Zeek conn record → a flow, or the reason it cannot be joined. Flattened (`id.orig_h`) or nested (`id: {orig_h}`) ids. */
 export function flowOf(rec: Rec): Flow | Rejection {
@@ -44,7 +45,17 @@ export function flowOf(rec: Rec): Flow | Rejection {
   if (typeof rec.ts !== 'number' || !Number.isFinite(rec.ts)) return 'bad-time';
   const duration = typeof rec.duration === 'number' && Number.isFinite(rec.duration) && rec.duration > 0 ? rec.duration : 0;
   const startMs = rec.ts * 1000;
-  return { uid, startMs, endMs: startMs + duration * 1000, orig, origPort, resp, respPort, proto: text(rec.proto, 8) ?? 'unknown', record: rec };
+  return {
+    uid,
+    startMs,
+    endMs: startMs + duration * 1000,
+    orig,
+    origPort,
+    resp,
+    respPort,
+    proto: text(rec.proto, 8) ?? 'unknown',
+    record: rec,
+  };
 }
 
 /** The part of a dns, ssl or http record a correlated flow carries. */
@@ -63,7 +74,8 @@ export function appRecordOf(log: 'dns' | 'ssl' | 'http', rec: Rec): AppRecord | 
     const out: Rec = {};
     for (const n of names) {
       const v = rec[n];
-      if (typeof v === 'string' ? text(v, 2048) !== undefined : v !== undefined && v !== null) out[n] = typeof v === 'string' ? v.slice(0, 2048) : v;
+      if (typeof v === 'string' ? text(v, 2048) !== undefined : v !== undefined && v !== null)
+        out[n] = typeof v === 'string' ? v.slice(0, 2048) : v;
     }
     return out;
   };
@@ -141,7 +153,8 @@ export function rowFact(row: Rec, nowMs: number): RowFact {
     remote = normalAddress(cols.remote_address);
     remotePort = portOf(cols.remote_port);
     if (remote === undefined && text(cols.remote_address, 64) !== undefined) return { kind: 'rejected', reason: 'bad-address' };
-    if (remotePort === undefined && cols.remote_port !== undefined && cols.remote_port !== '') return { kind: 'rejected', reason: 'bad-port' };
+    if (remotePort === undefined && cols.remote_port !== undefined && cols.remote_port !== '')
+      return { kind: 'rejected', reason: 'bad-port' };
     // a bound, unconnected socket (UDP, a listener) reports the unspecified peer
     if (remote === undefined || isWildcard(remote) || !remotePort) remote = remotePort = undefined;
   }

@@ -106,7 +106,12 @@ export const newNetworkProcess: RuleDefinition = {
     minimum: 'one correlated flow of a process the host has not shown on the network since the learning period began',
     params: [
       TOPICS_PARAM,
-      { name: 'learn', kind: 'duration', default: '1h', doc: 'Learning period (event time) per host from its first correlated flow: processes seen during it are remembered without alerts.' },
+      {
+        name: 'learn',
+        kind: 'duration',
+        default: '1h',
+        doc: 'Learning period (event time) per host from its first correlated flow: processes seen during it are remembered without alerts.',
+      },
       maxTrackedParam('Host and process pairs remembered', '200000'),
     ],
   },
