@@ -71,6 +71,8 @@ export class CorrelateBridge implements Bridge {
       await ctx.subscribe(ALERTS, (_topic, payload) => {
         const alert = parseObject(payload);
         if (!alert) return this.count('alert-malformed');
+        const risk = isJsonObject(alert.event) && typeof alert.event.risk_score === 'number' ? alert.event.risk_score : 0;
+        if (risk < this.cfg.queryMinRisk) return;
         const id = isJsonObject(alert.event) && typeof alert.event.id === 'string' ? alert.event.id : undefined;
         const rule = isJsonObject(alert.rule) && typeof alert.rule.name === 'string' ? alert.rule.name : 'unknown';
         this.trigger(queries, alertAddresses(alert), { alertId: id ?? `${rule}@${String(alert['@timestamp'])}`, rule });

@@ -5,6 +5,8 @@ import type { CorrelatorLimits } from './correlator.js';
 export interface CorrelateConfig extends CorrelatorLimits {
   /** On-demand osquery queries when an alert names a known host. */
   query: boolean;
+  /** Alerts below this risk score ask no host (informational ones, e.g. new-network-process). */
+  queryMinRisk: number;
   /** Least time between two on-demand queries to one host. */
   queryIntervalMs: number;
   /** Where the osquery beat takes distributed queries. */
@@ -20,6 +22,7 @@ export function defaultCorrelateConfig(): CorrelateConfig {
     maxSocketsPerHost: 10_000,
     maxPending: 50_000,
     query: true,
+    queryMinRisk: 47,
     queryIntervalMs: 60_000,
     queryTopic: 'beats/osquery/query',
   };
@@ -94,6 +97,16 @@ export const correlateKeys: KeySpec<CorrelateConfig>[] = [
     scope: 'beat',
     set(c, v) {
       c.query = v.count(1).onOff();
+    },
+  },
+  {
+    key: 'correlate_query_min_risk',
+    usage: '<0-100>',
+    doc: "Only alerts with at least this `event.risk_score` ask a host (47: medium and above, so informational alerts such as new-network-process do not spend a host's query budget). Zeek notices always ask.",
+    default: '47',
+    scope: 'beat',
+    set(c, v) {
+      c.queryMinRisk = v.count(1).int(0, 0, 100);
     },
   },
   {

@@ -44,11 +44,14 @@ export function socketQuery(tag: string, peer: string | undefined): string {
   );
 }
 
-/** The addresses an alert names (`source.ip`, `destination.ip`, `threat.indicator.ip`), normalised. */
+/**
+ * The addresses an alert names, normalised: `threat.indicator.ip` first (the peer worth asking about
+ * when the alert is an intel hit on, say, a DNS answer), then `source.ip`, `destination.ip`.
+ */
 export function alertAddresses(alert: Rec): string[] {
   const get = (o: unknown, ...path: string[]) => path.reduce<unknown>((v, k) => (isJsonObject(v) ? v[k] : undefined), o);
   const out: string[] = [];
-  for (const v of [get(alert, 'source', 'ip'), get(alert, 'destination', 'ip'), get(alert, 'threat', 'indicator', 'ip')]) {
+  for (const v of [get(alert, 'threat', 'indicator', 'ip'), get(alert, 'source', 'ip'), get(alert, 'destination', 'ip')]) {
     const a = normalAddress(v);
     if (a !== undefined && !out.includes(a)) out.push(a);
   }
