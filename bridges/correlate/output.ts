@@ -36,44 +36,41 @@ function appFields(apps: AppRecord[]): Rec | undefined {
   return out;
 }
 
+/** The Zeek record with the ECS fields of the flow and its host, the app records, and what the beat adds. */
+function flowRecord(
+  subtopic: string,
+  type: string,
+  flow: Flow,
+  direction: string,
+  host: HostInfo,
+  apps: AppRecord[],
+  extra: Rec,
+): BeatRecord {
+  const zeek = appFields(apps);
+  return {
+    subtopic,
+    time: flow.startMs,
+    entity: { type, id: flow.uid },
+    data: { ...flow.record, ...flowFields(flow, direction), host: hostFields(host), ...extra, ...(zeek ? { zeek } : {}) },
+  };
+}
+
 /** `beats/correlate/conn`: the Zeek conn record with the host, process and user that made it. */
 export function connRecord(a: Attribution): BeatRecord {
   const user = { ...(a.process.userId ? { id: a.process.userId } : {}), ...(a.process.userName ? { name: a.process.userName } : {}) };
-  const zeek = appFields(a.apps);
-  return {
-    subtopic: 'conn',
-    time: a.flow.startMs,
-    entity: { type: 'CorrelatedConn', id: a.flow.uid },
-    data: {
-      ...a.flow.record,
-      ...flowFields(a.flow, a.direction),
-      host: hostFields(a.host),
-      process: processFields(a.process),
-      ...(Object.keys(user).length ? { user } : {}),
-      ...(zeek ? { zeek } : {}),
-      correlate: {
-        matched_by: a.socket.source,
-        query: a.socket.query,
-        socket_time: new Date(a.socket.timeMs).toISOString(),
-        waited_ms: a.waitedMs,
-      },
+  return flowRecord('conn', 'CorrelatedConn', a.flow, a.direction, a.host, a.apps, {
+    process: processFields(a.process),
+    ...(Object.keys(user).length ? { user } : {}),
+    correlate: {
+      matched_by: a.socket.source,
+      query: a.socket.query,
+      socket_time: new Date(a.socket.timeMs).toISOString(),
+      waited_ms: a.waitedMs,
     },
-  };
+  });
 }
 
 /** `beats/correlate/unattributed`: a flow of a known host that no socket row explained in its window. */
 export function unattributedRecord(u: Unattributed): BeatRecord {
-  const zeek = appFields(u.apps);
-  return {
-    subtopic: 'unattributed',
-    time: u.flow.startMs,
-    entity: { type: 'UnattributedConn', id: u.flow.uid },
-    data: {
-      ...u.flow.record,
-      ...flowFields(u.flow, u.direction),
-      host: hostFields(u.host),
-      ...(zeek ? { zeek } : {}),
-      correlate: { reason: u.reason },
-    },
-  };
+  return flowRecord('unattributed', 'UnattributedConn', u.flow, u.direction, u.host, u.apps, { correlate: { reason: u.reason } });
 }

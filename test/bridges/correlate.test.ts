@@ -273,44 +273,22 @@ t.test(
       remote_address: '203.0.113.77',
       remote_port: '443',
     }));
+    const sock = (over: Rec) => ({
+      pid: '1',
+      family: '2',
+      protocol: '6',
+      local_address: '198.51.100.7',
+      local_port: '1',
+      remote_address: '203.0.113.77',
+      remote_port: '443',
+      ...over,
+    });
     const hostile = [
       ...many,
-      {
-        pid: '1',
-        family: '2',
-        protocol: '6',
-        local_address: '198.51.100.7',
-        local_port: 'http',
-        remote_address: '203.0.113.77',
-        remote_port: '443',
-      },
-      {
-        pid: '1',
-        family: '2',
-        protocol: '6',
-        local_address: '198.51.100.7',
-        local_port: '1',
-        remote_address: '203.0.113.77',
-        remote_port: '99999',
-      },
-      {
-        pid: '1',
-        family: '2',
-        protocol: '6',
-        local_address: "'; DROP TABLE x; --",
-        local_port: '1',
-        remote_address: '203.0.113.77',
-        remote_port: '443',
-      },
-      {
-        pid: '1',
-        family: '2',
-        protocol: '6',
-        local_address: '198.51.100.7',
-        local_port: '1',
-        remote_address: '203.0.113.777',
-        remote_port: '443',
-      },
+      sock({ local_port: 'http' }),
+      sock({ remote_port: '99999' }),
+      sock({ local_address: "'; DROP TABLE x; --" }),
+      sock({ remote_address: '203.0.113.777' }),
     ];
     const batch = {
       name: 'pack/mqprobe-correlate/process_open_sockets',
