@@ -22,7 +22,16 @@ export type { BridgeHost } from './contract.js';
 /** Every beat mqprobe knows. A new beat adds one import and one entry here. */
 // each beat has its own config type; the registry only passes each definition's config back to it
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-export const beatDefinitions: BeatDefinition<any>[] = [zeekBeat, fleetBeat, thingsBeat, opcuaBeat, openCtiBeat, fiwareBeat, osqueryBeat, correlateBeat];
+export const beatDefinitions: BeatDefinition<any>[] = [
+  zeekBeat,
+  fleetBeat,
+  thingsBeat,
+  opcuaBeat,
+  openCtiBeat,
+  fiwareBeat,
+  osqueryBeat,
+  correlateBeat,
+];
 
 function definitions(): Map<string, BeatDefinition<unknown>> {
   const map = new Map<string, BeatDefinition<unknown>>();
