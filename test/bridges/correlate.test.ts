@@ -1,4 +1,4 @@
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { appendFileSync, copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { RunningBroker } from '../../app/assemble.js';
@@ -371,3 +371,72 @@ t.test(
     );
   },
 );
+
+/** A broker with the Zeek, osquery and correlate beats only (no detection in the way): for notice-driven queries. */
+async function noticeBroker(t: Test, query: 'on' | 'off') {
+  const dir = tempDir();
+  mkdirSync(join(dir, 'zeek'));
+  writeFileSync(join(dir, 'secret'), `${SECRET}\n`);
+  const osqueryPort = await freePort();
+  const conf = [
+    'listener 0 127.0.0.1',
+    'http_listener 0 127.0.0.1',
+    `persistence_location ${dir}`,
+    'beat zeek',
+    `zeek_log_dir ${join(dir, 'zeek')}`,
+    'zeek_start beginning',
+    'beat osquery',
+    `osquery_listener ${osqueryPort} 127.0.0.1`,
+    `osquery_certfile ${pki.serverCert}`,
+    `osquery_keyfile ${pki.serverKey}`,
+    `osquery_enroll_secret_file ${join(dir, 'secret')}`,
+    'beat correlate',
+    `correlate_query ${query}`,
+    '',
+  ].join('\n');
+  const broker = await startTestBroker(t, conf, { dir });
+  const seen = watch(broker.broker);
+  await until(() => readFileSync(broker.logFile, 'utf8').includes('osquery TLS endpoint listening'), 15_000, 'osquery listener');
+  const agent = (path: string, body: Rec) => post(pki.caCert, osqueryPort, path, body);
+  const nodeKey = (await agent('/enroll', { enroll_secret: SECRET, host_identifier: 'scanner-1' })).body.node_key as string;
+  // the host that raised the fixture's notices (src 10.164.94.120) is known by its interface address
+  const ifaces = {
+    name: 'interface_addresses',
+    hostIdentifier: 'scanner-1',
+    action: 'snapshot',
+    unixTime: 1521911700,
+    snapshot: [{ interface: 'eth0', address: '10.164.94.120' }],
+  };
+  t.equal((await agent('/log', { node_key: nodeKey, log_type: 'result', data: [ifaces] })).status, 200);
+  await until(() => of(seen, 'beats/osquery/result/interface_addresses').length === 1, 10_000, 'interface row');
+  copyFileSync(fixture('zeek', 'notice.log'), join(dir, 'zeek', 'notice.log'));
+  await until(() => of(seen, 'beats/zeek/notice').length === 100, 10_000, 'the fixture notices');
+  return { broker, seen, agent, nodeKey };
+}
+
+t.test('replayed osquery agent: a Zeek notice naming a known host asks it, once a minute; correlate_query off asks nobody', async (t) => {
+  const { broker, seen, agent, nodeKey } = await noticeBroker(t, 'on');
+  await until(() => of(seen, 'beats/osquery/query/accepted').length === 1, 10_000, 'the query');
+  const read = await agent('/distributed/read', { node_key: nodeKey });
+  const [[queryId, sql]] = Object.entries(read.body.queries as Record<string, string>);
+  t.match(sql, /WHERE s\.remote_address IN \('10\.47\.3\.200', '::ffff:10\.47\.3\.200'\);$/, 'bounded to the notice’s other address');
+  await agent('/distributed/write', { node_key: nodeKey, queries: { [queryId]: [] }, statuses: { [queryId]: 0 } });
+  await until(() => of(seen, 'beats/correlate/query/scanner-1').length === 1, 10_000, 'the answer');
+  t.match(of(seen, 'beats/correlate/query/scanner-1')[0], {
+    alert: { id: 'zeek-notice:CmC9kY1X0u9nP78KZc', rule: 'zeek-notice:SSL::Invalid_Server_Cert' },
+    host: { name: 'scanner-1', ip: ['10.164.94.120'] },
+    osquery: { query_id: queryId, status: 0 },
+    rows: [],
+  });
+  t.ok(
+    (await metric(broker, 'mqprobe_beat_correlate_events_total', 'event="query-rate-limited"')) >= 1,
+    'the other notices of the minute are not asked',
+  );
+  t.equal(of(seen, 'beats/osquery/query/accepted').length, 1);
+
+  const off = await noticeBroker(t, 'off');
+  t.same(await off.agent('/distributed/read', { node_key: off.nodeKey }).then((r) => r.body.queries), {}, 'correlate_query off: no query');
+  t.equal(of(off.seen, 'beats/osquery/query/accepted').length, 0);
+  t.equal(await metric(off.broker, 'mqprobe_beat_correlate_events_total', 'event="query-sent"'), 0, 'nothing sent');
+  t.equal(await metric(broker, 'mqprobe_beat_correlate_events_total', 'event="query-sent"'), 1, 'while the other broker sent one');
+});
