@@ -33,6 +33,7 @@ export class CorrelateBridge implements Bridge {
   private ctx?: BridgeContext;
   private correlator?: Correlator;
   private lastSave = 0;
+  private savedChanges = -1;
   private readonly events = new Map<string, number>();
   private readonly queryable = new Set<string>();
 
@@ -89,12 +90,14 @@ export class CorrelateBridge implements Bridge {
 
   private tick(): void {
     this.correlator!.expire(this.now());
-    if (this.now() - this.lastSave >= SAVE_EVERY_MS) this.save().catch((err: Error) => this.ctx!.fail(err));
+    if (this.now() - this.lastSave >= SAVE_EVERY_MS && this.correlator!.changes !== this.savedChanges)
+      this.save().catch((err: Error) => this.ctx!.fail(err));
   }
 
   private async save(): Promise<void> {
     if (!this.correlator || !this.ctx) return;
     this.lastSave = this.now();
+    this.savedChanges = this.correlator.changes;
     await this.ctx.store.set(STATE_KEY, JSON.stringify(this.correlator.snapshot()));
   }
 

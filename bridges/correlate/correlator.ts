@@ -132,6 +132,9 @@ export class Correlator {
     private readonly out: CorrelatorOutput,
   ) {}
 
+  /** Grows whenever what `snapshot` returns changes: the beat checkpoints only then. */
+  changes = 0;
+
   get trackedSockets(): number {
     return this.sockets.size;
   }
@@ -165,6 +168,7 @@ export class Correlator {
       if (this.hosts.size >= MAX_HOSTS) this.evictHost();
     }
     this.hosts.set(name, h);
+    this.changes++;
     if (id !== undefined) h.id = id;
     const owner = this.hostByAddress.get(address);
     if (owner === name) return;
@@ -204,6 +208,7 @@ export class Correlator {
       this.finish(this.pending.keys().next().value!, 'evicted');
     }
     this.pending.set(flow.uid, { flow, arrivedAt });
+    this.changes++;
     for (const k of this.flowKeys(flow)) {
       let set = this.pendingIndex.get(k);
       if (!set) this.pendingIndex.set(k, (set = new Set()));
@@ -381,6 +386,7 @@ export class Correlator {
     const p = this.pending.get(uid);
     if (!p) return;
     this.pending.delete(uid);
+    this.changes++;
     for (const k of this.flowKeys(p.flow)) {
       const set = this.pendingIndex.get(k);
       if (!set) continue;
@@ -393,6 +399,7 @@ export class Correlator {
     // as many uids as flows can be pending, twice over: a repeat comes soon after the original
     if (this.published.size >= this.limits.maxPending * 2) this.published.delete(this.published.keys().next().value!);
     this.published.set(uid, true);
+    this.changes++;
   }
 
   private takeApps(uid: string): AppRecord[] {
