@@ -301,6 +301,23 @@ t.test('hostile rows and records: rejected with a reason, nothing else lost', as
   );
   t.same(rowFact(row('h', 'processes', { pid: '1', name: 'init' }), NOW), { kind: 'ignored' }, 'not a socket');
   t.same(rowFact({ name: 'q', columns: 'nope' }, NOW), { kind: 'ignored' });
+  const huge = socket(
+    row('h', 'q', {
+      pid: '1',
+      local_address: '10.0.0.1',
+      local_port: '1',
+      remote_address: '10.0.0.2',
+      remote_port: '80',
+      cmdline: 'x'.repeat(1 << 20),
+      name: 'n'.repeat(5000),
+      path: `/${'p'.repeat(100_000)}`,
+    }),
+  );
+  t.same(
+    [huge.process.commandLine!.length, huge.process.name!.length, huge.process.executable!.length],
+    [8192, 256, 4096],
+    'oversized columns are cut, the row kept',
+  );
   for (const [rec, reason] of [
     [{ ts: T, 'id.orig_h': '1.2.3.4', 'id.orig_p': 1, 'id.resp_h': '1.2.3.5', 'id.resp_p': 2 }, 'no-uid'],
     [{ ts: T, uid: 'C', 'id.orig_h': '1.2.3.4', 'id.orig_p': 'x', 'id.resp_h': '1.2.3.5', 'id.resp_p': 2 }, 'bad-port'],
