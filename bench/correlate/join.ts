@@ -4,7 +4,9 @@
  * 1. Memory per tracked socket: the heap a Correlator holds for N socket rows of realistic shape
  *    (process_open_sockets joined with processes, as the osquery beats emit them), measured after a
  *    forced GC (`--expose-gc`).
- * 2. Correlated flows per second with 10,000 tracked sockets, through the real broker in this process:
+ * 2. Correlated flows per second of the join alone (Zeek record → flow → match → the published record's
+ *    JSON), with the sockets tracked.
+ * 3. Correlated flows per second with 10,000 tracked sockets, through the real broker in this process:
  *    the Fleet beat tails a result log holding 10,000 socket rows of one host, then the Zeek beat tails a
  *    conn log of F flows each explained by one of them; the rate is F over the time from writing the conn
  *    log to the last `beats/correlate/conn` publish. Zeek parsing, the broker's publishes and capture
@@ -20,7 +22,8 @@ import { loadConfig } from '../../app/config.js';
 import { startBroker } from '../../app/assemble.js';
 import { Correlator } from '../../bridges/correlate/correlator.js';
 import { defaultCorrelateConfig } from '../../bridges/correlate/config.js';
-import { rowFact } from '../../bridges/correlate/inputs.js';
+import { flowOf, rowFact } from '../../bridges/correlate/inputs.js';
+import { connRecord } from '../../bridges/correlate/output.js';
 
 const SOCKETS = Number(process.argv[2] ?? 10_000);
 const FLOWS = Number(process.argv[3] ?? 20_000);
@@ -91,6 +94,30 @@ function memoryPerSocket(n: number): number {
   return bytes / n;
 }
 
+function joinPerSecond(): number {
+  let bytes = 0;
+  const c = new Correlator(
+    { ...defaultCorrelateConfig(), maxSocketsPerHost: SOCKETS, maxPending: FLOWS },
+    { attributed: (a) => (bytes += JSON.stringify(connRecord(a).data).length), unattributed() {} },
+  );
+  for (let i = 0; i < SOCKETS; i++) {
+    const f = rowFact(
+      { name: 'pack/net/process_open_sockets', hostIdentifier: 'bench-host', unixTime: T, columns: columns(i) },
+      Date.now(),
+    );
+    if (f.kind === 'socket') c.addSocket(f.row, Date.now());
+  }
+  const records = Array.from({ length: FLOWS }, (_, i) => conn(i));
+  const start = performance.now();
+  for (const r of records) {
+    const flow = flowOf(r);
+    if (typeof flow !== 'string') c.addFlow(flow, Date.now());
+  }
+  const seconds = (performance.now() - start) / 1000;
+  if (c.counters.attributed !== FLOWS || bytes === 0) throw new Error(`attributed ${c.counters.attributed} of ${FLOWS}`);
+  return FLOWS / seconds;
+}
+
 async function flowsPerSecond(): Promise<{ rate: number; seconds: number }> {
   const dir = mkdtempSync(join(tmpdir(), 'mqprobe-bench-correlate-'));
   try {
@@ -154,8 +181,10 @@ async function flowsPerSecond(): Promise<{ rate: number; seconds: number }> {
 
 const perSocket = memoryPerSocket(SOCKETS);
 const perSocketLarge = memoryPerSocket(100_000);
+const joinRate = joinPerSecond();
 const { rate, seconds } = await flowsPerSecond();
 console.log(`memory per tracked socket: ${Math.round(perSocket)} B (${SOCKETS} sockets), ${Math.round(perSocketLarge)} B (100000 sockets)`);
+console.log(`correlated flows/s with ${SOCKETS} tracked sockets, the join alone: ${Math.round(joinRate)}`);
 console.log(
   `correlated flows/s with ${SOCKETS} tracked sockets, through the broker: ${Math.round(rate)} (${FLOWS} flows in ${seconds.toFixed(2)} s)`,
 );
