@@ -327,7 +327,11 @@ t.test(
       }) + '\n',
     );
     await until(() => uids(seen, 'beats/zeek/conn').includes('CpendingOverRestart'), 10_000, 'the pending flow');
-    const before = seen.filter((m) => m.topic.startsWith('beats/correlate/')).length;
+    const pendingSince = Date.now();
+    t.notOk(
+      [...uids(seen, 'beats/correlate/conn'), ...uids(seen, 'beats/correlate/unattributed')].includes('CpendingOverRestart'),
+      'pending when the broker stops',
+    );
     await broker.broker.close();
     const again = await startAll(setup);
     // the same conn line again (Zeek re-sent it): published before the restart, not again
@@ -349,6 +353,8 @@ t.test(
       200,
       'the node key survived',
     );
+    // correlate_window is 6 s: a restart slower than that (a loaded machine) rightly reports the flow instead
+    const rowInWindow = Date.now() - pendingSince < 5000;
     await until(
       () =>
         [...uids(again.seen, 'beats/correlate/conn'), ...uids(again.seen, 'beats/correlate/unattributed')].includes('CpendingOverRestart'),
@@ -357,13 +363,14 @@ t.test(
     );
     const after = [...uids(again.seen, 'beats/correlate/conn'), ...uids(again.seen, 'beats/correlate/unattributed')];
     t.same(after, ['CpendingOverRestart'], 'after the restart only the pending flow is published, once');
-    t.equal(
-      of(again.seen, 'beats/correlate/conn')[0]?.process?.executable,
-      '/usr/bin/wget',
-      'explained by the row that came after the restart',
-    );
+    if (rowInWindow)
+      t.equal(
+        of(again.seen, 'beats/correlate/conn')[0]?.process?.executable,
+        '/usr/bin/wget',
+        'explained by the row that came after the restart',
+      );
+    else t.comment('the restart took about the window or longer: finished or reported, once (checked above)');
     await until(() => uids(again.seen, 'beats/zeek/conn').includes('CkQ1xd2Wm4ZcurlOut1'), 10_000, 'the re-sent conn line');
-    t.ok(before > 0);
     t.equal(
       await metric(again.broker, 'mqprobe_beat_correlate_events_total', 'event="duplicate-flows"'),
       1,
