@@ -268,10 +268,14 @@ export class Correlator {
     }
   }
 
-  /** Pending flows, recently published uids and known hosts, to carry over a restart. */
+  /**
+   * Pending flows of known hosts, recently published uids and known hosts, to carry over a restart. The
+   * pending flows of no known host (most of a sensor's traffic, dropped when their window passes) are
+   * left out: the checkpoint stays small, and all they can lose is a host that becomes known meanwhile.
+   */
   snapshot(): CorrelatorState {
     return {
-      pending: [...this.pending.values()],
+      pending: [...this.pending.values()].filter((p) => this.hostByAddress.has(p.flow.orig) || this.hostByAddress.has(p.flow.resp)),
       published: [...this.published.keys()],
       hosts: [...this.hosts.values()].map((h) => ({ ...h, addresses: [...h.addresses] })),
     };

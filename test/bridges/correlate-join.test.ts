@@ -220,7 +220,13 @@ t.test('restart: a pending flow survives the snapshot and is attributed after, o
   before.c.addFlow(conn('CR', '198.51.100.7', 52000, '203.0.113.50', 443), NOW);
   before.c.addSocket(socket(connectEvent('ws-7', 1, '/bin/x', '198.51.100.7', 52001, '203.0.113.50', 443)), NOW);
   before.c.addFlow(conn('CP', '198.51.100.7', 52001, '203.0.113.50', 443), NOW);
+  before.c.addFlow(conn('CN', '10.9.9.9', 1000, '10.9.9.10', 80), NOW);
   const state = JSON.parse(JSON.stringify(before.c.snapshot()));
+  t.same(
+    state.pending.map((p: { flow: { uid: string } }) => p.flow.uid),
+    ['CR'],
+    'a pending flow of no known host is not checkpointed',
+  );
   const after = harness();
   after.c.restore(state, NOW + 30_000);
   after.c.addFlow(conn('CP', '198.51.100.7', 52001, '203.0.113.50', 443), NOW + 30_000);
