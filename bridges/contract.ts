@@ -114,6 +114,12 @@ export interface BridgeContext {
    * is none. May be called once per start; a restarted bridge registers afresh.
    */
   http(register: (app: FastifyInstance) => void | Promise<void>): Promise<void>;
+  /**
+   * Follows the records another beat (by name, e.g. `zeek`) emits, as emitted: typed data, whatever its
+   * `beat_format` and `beat_output`. The handler runs synchronously inside that beat's emit and must not
+   * change the record; an exception from it fails this beat (restart). Returns a function that stops following.
+   */
+  records(beat: string, handler: (record: BeatRecord) => void): () => void;
   /** Tells the frame the upstream failed after start: it will stop and restart the bridge with backoff. */
   fail(err: Error): void;
   /** Where a threat-intel beat offers its live indicator set to the detectors. */

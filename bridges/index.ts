@@ -5,6 +5,7 @@ import type { BeatDefinition, BridgeHost } from './contract.js';
 import { commonBeatKeys, parseBeatBlock, type ParsedBeat } from './frame/config.js';
 import { BeatRunner } from './frame/runner.js';
 import { BeatHttp } from './frame/http.js';
+import { RecordBus } from './frame/record-bus.js';
 import { SseHub } from '../broker/http/sse-hub.js';
 import { defaultSseConfig } from '../broker/http/sse-config.js';
 import { zeekBeat } from './zeek/index.js';
@@ -14,13 +15,23 @@ import { opcuaBeat } from './opcua/index.js';
 import { openCtiBeat } from './opencti/index.js';
 import { fiwareBeat } from './fiware/index.js';
 import { osqueryBeat } from './osquery/index.js';
+import { correlateBeat } from './correlate/index.js';
 
 export type { BridgeHost } from './contract.js';
 
 /** Every beat mqprobe knows. A new beat adds one import and one entry here. */
 // each beat has its own config type; the registry only passes each definition's config back to it
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-export const beatDefinitions: BeatDefinition<any>[] = [zeekBeat, fleetBeat, thingsBeat, opcuaBeat, openCtiBeat, fiwareBeat, osqueryBeat];
+export const beatDefinitions: BeatDefinition<any>[] = [
+  zeekBeat,
+  fleetBeat,
+  thingsBeat,
+  opcuaBeat,
+  openCtiBeat,
+  fiwareBeat,
+  osqueryBeat,
+  correlateBeat,
+];
 
 function definitions(): Map<string, BeatDefinition<unknown>> {
   const map = new Map<string, BeatDefinition<unknown>>();
@@ -67,7 +78,8 @@ export function attachBeats(host: BridgeHost, blocks: BeatBlock[]): BeatSet {
     sse.attach(host.broker);
     http = new BeatHttp(host.http);
   }
-  const runners = parsed.map((p) => new BeatRunner({ host, hub: sse, http }, p));
+  const bus = new RecordBus();
+  const runners = parsed.map((p) => new BeatRunner({ host, hub: sse, http, bus }, p));
   let stopped: Promise<void> | undefined;
   return {
     sse,

@@ -9,6 +9,7 @@ import { InternalClient } from './internal-client.js';
 import { encodeRecord } from './format.js';
 import type { BeatHttp } from './http.js';
 import type { ParsedBeat } from './config.js';
+import type { RecordBus } from './record-bus.js';
 
 /** Restart delays double from the first to the last; a beat that ran this long before failing starts again from the first. */
 export const RESTART_DELAY_MS = { first: 1000, max: 60_000, healthyAfter: 60_000 };
@@ -21,6 +22,8 @@ export interface FrameParts {
   host: BridgeHost;
   hub?: SseHub;
   http?: BeatHttp;
+  /** Where every beat's emitted records are offered to the beats that follow them (`ctx.records`). */
+  bus?: RecordBus;
 }
 
 interface FrameMetrics {
@@ -155,7 +158,7 @@ export class BeatRunner {
   }
 
   private context(a: Attempt): BridgeContext {
-    const { host, hub, http } = this.parts;
+    const { host, hub, http, bus } = this.parts;
     const { common } = this.beat;
     const name = this.name;
     const ownId = `$beat/${name}`;
@@ -182,6 +185,7 @@ export class BeatRunner {
           if (!isValidTopic(topic)) throw new Error(`beat ${name}: invalid topic "${topic.slice(0, 200)}"`);
           const payload = encodeRecord(name, common.format, record);
           records.inc();
+          bus?.deliver(name, record);
           if (common.output !== 'sse') return publish(topic, payload, record.qos ?? common.qos, record.retain ?? false);
           hub?.push(topic, payload);
           return DONE;
@@ -212,6 +216,22 @@ export class BeatRunner {
         return async () => {
           a.unsubscribes.delete(unsubscribe);
           unsubscribe();
+        };
+      },
+      records: (beat, handler) => {
+        if (!a.live || a.ending) throw dead();
+        if (!bus) throw new Error(`beat ${name} follows beat ${beat}: the frame has no record bus`);
+        const unfollow = bus.follow(beat, (record) => {
+          try {
+            handler(record);
+          } catch (err) {
+            void this.failed(a, err);
+          }
+        });
+        a.unsubscribes.add(unfollow);
+        return () => {
+          a.unsubscribes.delete(unfollow);
+          unfollow();
         };
       },
       http: async (register) => {

@@ -54,7 +54,7 @@ export class OsqueryBridge implements Bridge {
     const route = (
       path: string,
       endpoint: OsqueryEndpoint,
-      handle: (body: Body, node: EnrolledNode | undefined, nodeKey: unknown) => Promise<unknown>,
+      handle: (body: Body, node: EnrolledNode | undefined, from: string) => Promise<unknown>,
       enroll = false,
     ) => {
       const handler = async (req: FastifyRequest, reply: FastifyReply) => {
@@ -71,7 +71,7 @@ export class OsqueryBridge implements Bridge {
           if (!node) return reply.code(401).send({ node_invalid: true, error: 'invalid node key' });
         }
         try {
-          return await handle(body, node, body.node_key);
+          return await handle(body, node, req.ip);
         } catch (err) {
           if (err instanceof EnrollError) return reply.code(401).send({ node_invalid: true, error: err.message });
           if (err instanceof RequestError || err instanceof OsqueryLogError) return reply.code(400).send({ error: err.message });
@@ -86,9 +86,10 @@ export class OsqueryBridge implements Bridge {
     route(
       '/enroll',
       'enroll',
-      async (body) => {
+      async (body, _node, from) => {
         const nodeKey = await nodes.enroll(body.enroll_secret, body.host_identifier, body.host_details);
         ctx.log.info({ host: body.host_identifier }, 'osquery node enrolled');
+        await ctx.emit(enrolledRecord(body.host_identifier as string, from, body.host_details));
         return { node_key: nodeKey, node_invalid: false };
       },
       true,
@@ -162,6 +163,20 @@ function safeParse(text: string): unknown {
   } catch {
     throw new RequestError('a data entry is not valid JSON');
   }
+}
+
+/**
+ * `enrolled/<host>`: which host enrolled from which address (the correlator knows a host by it), with
+ * the host name and UUID osquery reports in `host_details.system_info`; nothing else of the details.
+ */
+function enrolledRecord(host: string, address: string, details: unknown): BeatRecord {
+  const info = isJsonObject(details) && isJsonObject(details.system_info) ? details.system_info : {};
+  const text = (v: unknown) => (typeof v === 'string' && v !== '' ? v.slice(0, 256) : undefined);
+  return {
+    subtopic: `enrolled/${topicPath(host)}`,
+    data: { hostIdentifier: host, address, hostname: text(info.hostname), uuid: text(info.uuid), '@timestamp': new Date().toISOString() },
+    entity: { type: 'OsqueryNode', id: host },
+  };
 }
 
 function statusRecord(status: OsqueryStatus): BeatRecord {

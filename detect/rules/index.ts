@@ -5,6 +5,7 @@ import { aclDenials, topicScan, wildcardSubscription } from './recon.js';
 import { payloadSize, publishRate, topicRate } from './rates.js';
 import { newClientId, newSourceNetwork } from './first-seen.js';
 import { threatIntel } from './intel.js';
+import { intelProcess, newNetworkProcess } from './correlated.js';
 
 /** Every detection rule, in the order docs/detection.md lists them. */
 export const RULES: readonly RuleDefinition[] = [
@@ -21,6 +22,8 @@ export const RULES: readonly RuleDefinition[] = [
   newSourceNetwork,
   newClientId,
   threatIntel,
+  intelProcess,
+  newNetworkProcess,
 ];
 
 export const RULE_SPECS = RULES.map((r) => r.spec);

@@ -87,7 +87,7 @@ function lookup(set: IndicatorLookup, c: Candidate): unknown {
 }
 
 /** ECS `threat.indicator.*` for a matched value. */
-function indicatorFields(c: Candidate, info: Record<string, unknown>): Record<string, unknown> {
+export function indicatorFields(c: Candidate, info: Record<string, unknown>): Record<string, unknown> {
   const base = { provider: 'opencti', ...info };
   switch (c.kind) {
     case 'ip':
@@ -103,12 +103,12 @@ function indicatorFields(c: Candidate, info: Record<string, unknown>): Record<st
   }
 }
 
-function decodePayload(o: Observation): string | undefined {
+export function decodePayload(o: Observation): string | undefined {
   if (o.payload === undefined || o.payload.length > MAX_RECORD_BYTES * 2) return undefined;
   return o.payloadEncoding === 'base64' ? Buffer.from(o.payload, 'base64').toString('utf8') : o.payload;
 }
 
-function parseRecord(text: string): Rec | undefined {
+export function parseRecord(text: string): Rec | undefined {
   if (text.length > MAX_RECORD_BYTES || text.charCodeAt(0) !== 123) return undefined; // '{'
   try {
     const v: unknown = JSON.parse(text);

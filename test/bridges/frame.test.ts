@@ -310,3 +310,32 @@ t.test(
     );
   },
 );
+
+t.test(
+  'ctx.records: a beat follows another beat’s records as emitted, whatever its format and output; a throwing follower is restarted',
+  async (t) => {
+    const dir = tempDir();
+    const got: { subtopic: string; data: Record<string, unknown> }[] = [];
+    const source = defineProbeBeat(t, 'src');
+    const follower = defineProbeBeat(t, 'follower', {
+      start(ctx, attempt) {
+        ctx.records('src', (r) => {
+          if (r.data.boom === true && attempt === 1) throw new Error('follower choked');
+          got.push({ subtopic: r.subtopic, data: r.data });
+        });
+      },
+    });
+    // the source writes NGSI-LD to SSE only: the follower still gets the typed record
+    await startTestBroker(t, conf(dir, 'beat src\nbeat_format ngsi-ld\nbeat_output sse\nbeat follower\n'));
+    await until(() => source.starts === 1 && follower.starts === 1, 10_000, 'both beats');
+    await source.contexts[0].emit({ subtopic: 'a/b', data: { n: 1 } });
+    t.same(got, [{ subtopic: 'a/b', data: { n: 1 } }], 'delivered inside emit, as emitted');
+    await source.contexts[0].emit({ subtopic: 'a/b', data: { boom: true } });
+    await until(() => follower.starts === 2, 10_000, 'the follower restarted');
+    t.equal(source.stops, 0, 'the emitting beat is not affected');
+    await source.contexts[0].emit({ subtopic: 'a/c', data: { n: 2 } });
+    t.same(got.at(-1), { subtopic: 'a/c', data: { n: 2 } }, 'the restarted follower follows again');
+    t.equal(got.filter((g) => g.subtopic === 'a/c').length, 1, 'the failed attempt no longer follows');
+    t.throws(() => follower.contexts[0].records('src', () => undefined), /beat follower is stopped/, 'a dead context follows nothing');
+  },
+);

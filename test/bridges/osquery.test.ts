@@ -9,39 +9,14 @@ import { collect, connectClient, until } from '../helpers/mqtt.js';
 import { makePki, type TestPki } from '../helpers/certs.js';
 import { fixture } from '../helpers/paths.js';
 import { openSse } from './sse-client.js';
+import { post as postAs, type Answer } from './osquery-agent.js';
 
 const SECRET = 'enroll-S3CRET-7d1e0a';
 const pki: TestPki = makePki();
 
-interface Answer {
-  status: number;
-  body: Record<string, unknown>;
-}
-
-/** One HTTPS POST as osquery's TLS plugins send it (JSON, optionally gzip), checked against the test CA. */
-async function post(port: number, path: string, body: unknown, opts: { gzip?: boolean; raw?: Buffer } = {}): Promise<Answer> {
-  let data = opts.raw ?? Buffer.from(JSON.stringify(body));
-  if (opts.gzip) data = gzipSync(data);
-  const headers: Record<string, string> = { 'content-type': 'application/json', accept: 'application/json' };
-  if (opts.gzip) headers['content-encoding'] = 'gzip';
-  return new Promise((resolve, reject) => {
-    const req = https.request(
-      { host: '127.0.0.1', port, path, method: 'POST', headers, ca: readFileSync(pki.caCert), servername: 'localhost', agent: false },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () =>
-          resolve({
-            status: res.statusCode ?? 0,
-            body: JSON.parse(Buffer.concat(chunks).toString('utf8') || '{}') as Record<string, unknown>,
-          }),
-        );
-      },
-    );
-    req.on('error', reject);
-    req.end(data);
-  });
-}
+/** osquery's TLS POST against this file's test CA. */
+const post = (port: number, path: string, body: unknown, opts: { gzip?: boolean; raw?: Buffer } = {}): Promise<Answer> =>
+  postAs(pki.caCert, port, path, body, opts);
 
 async function osqueryBroker(
   t: Test,
@@ -102,6 +77,16 @@ t.test(
     const nodeKey = enrolled.body.node_key as string;
     t.type(nodeKey, 'string');
     t.equal(enrolled.body.node_invalid, false);
+    await until(() => out.some((m) => m.topic === 'beats/osquery/enrolled/host-a'), 10_000, 'enrollment record');
+    t.same(
+      JSON.parse(out.find((m) => m.topic === 'beats/osquery/enrolled/host-a')!.payload.toString()),
+      {
+        hostIdentifier: 'host-a',
+        address: '127.0.0.1',
+        '@timestamp': JSON.parse(out.find((m) => m.topic === 'beats/osquery/enrolled/host-a')!.payload.toString())['@timestamp'],
+      },
+      'the enrollment names the host and the address it enrolled from, nothing of the secret or node key',
+    );
 
     const config = await post(port, '/v1/config', { node_key: nodeKey });
     t.equal(config.status, 200);
@@ -233,8 +218,8 @@ t.test('replayed wire format, hostile input: clear 4xx, nothing published', asyn
   await until(() => out.some((m) => m.topic === 'beats/osquery/result/sentinel'), 10_000, 'sentinel');
   t.same(
     out.map((m) => m.topic),
-    ['beats/osquery/result/sentinel'],
-    'nothing from the refused requests was published',
+    ['beats/osquery/enrolled/host-b', 'beats/osquery/result/sentinel'],
+    'nothing from the refused requests was published (only the one enrollment that succeeded, and the sentinel)',
   );
 });
 

@@ -1,3 +1,7 @@
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { loadConfig } from '../../app/config.js';
+import { tempDir } from '../helpers/tmp.js';
 /** Capture events in the DESIGN.md contract shape, for feeding the detectors directly. */
 import { DetectionEngine, type AlertEvent } from '../../detect/index.js';
 import type { EngineOptions } from '../../detect/engine.js';
@@ -61,4 +65,11 @@ export class Harness {
   raised(rule?: string): AlertEvent[] {
     return this.alerts.filter((a) => a.event.action === 'alert-raised' && (rule === undefined || a.rule.name === rule));
   }
+}
+
+/** The `detect` settings of config lines (`detect_rule …`), read as the broker reads them. */
+export function detectConfig(lines: string) {
+  const file = join(tempDir(), 'mqprobe.conf');
+  writeFileSync(file, `listener 0 127.0.0.1\n${lines}\n`);
+  return loadConfig(file).detect;
 }

@@ -1,21 +1,10 @@
 import t from 'tap';
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { loadConfig } from '../../app/config.js';
 import { IndicatorList } from '../../detect/index.js';
 import { RULE_SPECS } from '../../detect/rules/index.js';
-import { tempDir } from '../helpers/tmp.js';
-import { Harness, T0 } from './events.js';
+import { Harness, T0, detectConfig } from './events.js';
 
 const S = 1000;
 const MIN = 60 * S;
-
-/** The detect_* keys of a config file with these lines (as the broker reads them). */
-function detectConfig(lines: string) {
-  const file = join(tempDir(), 'mqprobe.conf');
-  writeFileSync(file, `listener 0 127.0.0.1\n${lines}\n`);
-  return loadConfig(file).detect;
-}
 
 const refused = (h: Harness, time: number, ip: string, user: string, reason = 'bad-credentials', reasonCode = 5) =>
   h.send('connection-refused', time, { ip, user, clientId: `c-${user}`, reason, reasonCode });
