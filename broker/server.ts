@@ -95,7 +95,7 @@ export interface ServerOptions {
 
 export async function createMqttServer(config: BrokerConfig, { log, metrics }: ServerOptions): Promise<MqttServer> {
   const probe = new BrokerProbe();
-  const access = new Access(config, probe);
+  const access = new Access(config, probe, (line) => log.info(line));
   for (const line of await access.load()) log.error(line);
 
   let closing = false;
@@ -122,7 +122,7 @@ export async function createMqttServer(config: BrokerConfig, { log, metrics }: S
   const info = { name: hostname(), id: aedes.id, version: VERSION };
 
   const usernameOf = (c: ClientHandle) => clientMeta(c)?.username;
-  watchClients(aedes, probe, { takenOver: access.takenOver }, () => closing);
+  watchClients(aedes, probe, { takenOver: access.takenOver, kicked: access.kicked }, () => closing);
   // Mosquitto's own log lines for connects, refusals, disconnects and subscriptions (broker/engine/client-lines.ts)
   logClientLines(aedes, probe, log, {
     connectionMessages: config.connectionMessages,

@@ -43,7 +43,8 @@ function roleVerdict(role: Role, topic: string, access: DynAccess): boolean | un
       return first(role.acls.publishClientReceive, (a) => publishMatches(a, topic));
     case 'subscribe':
       return (
-        first(role.acls.subscribeLiteral, (a) => a.topic === topic) ?? first(role.acls.subscribePattern, (a) => subPatternCovers(a.topic, topic))
+        first(role.acls.subscribeLiteral, (a) => a.topic === topic) ??
+        first(role.acls.subscribePattern, (a) => subPatternCovers(a.topic, topic))
       );
     case 'unsubscribe':
       return (

@@ -11,6 +11,21 @@ export function isObject(v: Json | undefined): v is JsonObject {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
+/** Whether a parsed value holds a lone UTF-16 surrogate (a `\ud800` escape), in a name or a string. */
+function hasLoneSurrogate(v: Json): boolean {
+  if (typeof v === 'string') return /\p{Cs}/u.test(v);
+  if (Array.isArray(v)) return v.some(hasLoneSurrogate);
+  if (isObject(v)) return Object.entries(v).some(([k, x]) => /\p{Cs}/u.test(k) || hasLoneSurrogate(x));
+  return false;
+}
+
+/** cJSON_Parse: JSON.parse, but an escaped lone surrogate is an error as for cJSON. Throws a SyntaxError. */
+export function parseCJson(text: string): Json {
+  const v = JSON.parse(text) as Json;
+  if (hasLoneSurrogate(v)) throw new SyntaxError('unpaired UTF-16 surrogate escape');
+  return v;
+}
+
 /** cJSON_GetObjectItem: the first member whose name matches ignoring case. */
 export function member(obj: JsonObject, name: string): Json | undefined {
   if (Object.hasOwn(obj, name)) return obj[name];

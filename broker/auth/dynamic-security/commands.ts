@@ -35,7 +35,11 @@ interface Ctx {
 
 /** A reply without data: `{command, error?, correlationData?}` (dynsec__command_reply). */
 function reply(c: Ctx, error?: string, command = c.command): void {
-  c.responses.push({ command, ...(error !== undefined && { error }), ...(c.correlation !== undefined && { correlationData: c.correlation }) });
+  c.responses.push({
+    command,
+    ...(error !== undefined && { error }),
+    ...(c.correlation !== undefined && { correlationData: c.correlation }),
+  });
 }
 
 function dataReply(c: Ctx, data: JsonObject): void {
@@ -544,12 +548,20 @@ export function runCommands(
   let correlation: string | undefined;
   for (const cmd of commands) {
     if (!isObject(cmd)) {
-      responses.push({ command: 'Unknown command', error: 'Command not an object', ...(correlation !== undefined && { correlationData: correlation }) });
+      responses.push({
+        command: 'Unknown command',
+        error: 'Command not an object',
+        ...(correlation !== undefined && { correlationData: correlation }),
+      });
       continue;
     }
     const name = stringMember(cmd, 'command');
     if (typeof name !== 'string') {
-      responses.push({ command: 'Unknown command', error: 'Missing command', ...(correlation !== undefined && { correlationData: correlation }) });
+      responses.push({
+        command: 'Unknown command',
+        error: 'Missing command',
+        ...(correlation !== undefined && { correlationData: correlation }),
+      });
       continue;
     }
     const corr = stringMember(cmd, 'correlationData');

@@ -1,6 +1,6 @@
 import { pbkdf2, pbkdf2Sync, randomBytes, timingSafeEqual } from 'node:crypto';
 import { promisify } from 'node:util';
-import { isObject, type Json } from './cjson.js';
+import { isObject, parseCJson, type Json } from './cjson.js';
 import { clientVerdict, type DynAccess } from './acl-check.js';
 import { runCommands, type Effects } from './commands.js';
 import { HASH_BYTES, SALT_BYTES, loadDynsecFile, saveDynsecFile, type DynsecData } from './file.js';
@@ -25,7 +25,11 @@ export interface ControlResult {
 
 function newPassword(password: string): StoredPassword {
   const salt = randomBytes(SALT_BYTES);
-  return { salt, iterations: NEW_PASSWORD_ITERATIONS, hash: pbkdf2Sync(Buffer.from(password, 'utf8'), salt, NEW_PASSWORD_ITERATIONS, HASH_BYTES, 'sha512') };
+  return {
+    salt,
+    iterations: NEW_PASSWORD_ITERATIONS,
+    hash: pbkdf2Sync(Buffer.from(password, 'utf8'), salt, NEW_PASSWORD_ITERATIONS, HASH_BYTES, 'sha512'),
+  };
 }
 
 /**
@@ -81,6 +85,11 @@ export class DynamicSecurity {
     return this.d.defaultAccess[dflt[access]] && !topic.startsWith('$CONTROL');
   }
 
+  /** The ACL file's interface: `who.username` decides (the plugin has no client id patterns in 2.0). */
+  check(who: { username?: string }, topic: string, access: DynAccess): boolean {
+    return this.allows(who.username, topic, access);
+  }
+
   /**
    * One message on the control topic (dynsec_control_callback): parses it, runs its commands,
    * saves the file when something changed, and returns the `{"responses":[…]}` payload.
@@ -91,7 +100,7 @@ export class DynamicSecurity {
     const answer = (responses: Json[]): ControlResult => ({ response: Buffer.from(JSON.stringify({ responses })), ...effects });
     let tree: Json;
     try {
-      tree = JSON.parse(payload.toString('utf8')) as Json;
+      tree = parseCJson(payload.toString('utf8'));
     } catch {
       return answer([{ command: 'Unknown command', error: 'Payload not valid JSON' }]);
     }

@@ -1,6 +1,6 @@
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { decodeBase64 } from '../base64.js';
-import { boolMember, intMember, isObject, member, printCJson, stringMember, strcmp, type Json, type JsonObject } from './cjson.js';
+import { boolMember, intMember, isObject, member, parseCJson, printCJson, stringMember, strcmp, type Json, type JsonObject } from './cjson.js';
 import {
   ACL_TYPES,
   DEFAULT_ACCESS_TYPES,
@@ -99,7 +99,7 @@ export function parseDynsecFile(text: string, path: string): { data: DynsecData;
   if (text.length === 0) return { data, skipped }; // an empty file is an empty configuration, as for the plugin
   let tree: Json;
   try {
-    tree = JSON.parse(text) as Json;
+    tree = parseCJson(text);
   } catch (err) {
     throw new DynsecFileError(`dynamic security file ${path} is not valid JSON (${(err as Error).message})`);
   }
@@ -117,7 +117,12 @@ export function parseDynsecFile(text: string, path: string): { data: DynsecData;
     const name = isObject(j) ? stringMember(j, 'rolename') : undefined;
     if (!isObject(j) || typeof name !== 'string') return void skipped.push(`role #${i + 1} has no rolename string: skipped`);
     const acls = member(j, 'acls');
-    const role: Role = { rolename: name, textname: optionalText(j, 'textname'), textdescription: optionalText(j, 'textdescription'), acls: emptyAcls() };
+    const role: Role = {
+      rolename: name,
+      textname: optionalText(j, 'textname'),
+      textdescription: optionalText(j, 'textdescription'),
+      acls: emptyAcls(),
+    };
     if (Array.isArray(acls)) for (const t of ACL_TYPES) role.acls[t] = readAcls(acls, t);
     if (!data.roles.has(name)) data.roles.set(name, role);
   });
@@ -125,7 +130,8 @@ export function parseDynsecFile(text: string, path: string): { data: DynsecData;
     const name = isObject(j) ? stringMember(j, 'username') : undefined;
     if (!isObject(j) || typeof name !== 'string') return void skipped.push(`client #${i + 1} has no username string: skipped`);
     const password = readPassword(j);
-    if (password === 'invalid') return void skipped.push(`client "${name}" has an unusable salt, password hash or iteration count: skipped`);
+    if (password === 'invalid')
+      return void skipped.push(`client "${name}" has an unusable salt, password hash or iteration count: skipped`);
     const clientid = optionalText(j, 'clientid');
     const client: DynClient = {
       username: name,
@@ -206,7 +212,11 @@ export function dynsecFileJson(d: DynsecData): JsonObject {
     ...texts(c),
     ...(c.disabled && { disabled: true }),
     roles: roleRefsJson(c.roles),
-    ...(c.password && { password: c.password.hash.toString('base64'), salt: c.password.salt.toString('base64'), iterations: c.password.iterations }),
+    ...(c.password && {
+      password: c.password.hash.toString('base64'),
+      salt: c.password.salt.toString('base64'),
+      iterations: c.password.iterations,
+    }),
   }));
   const groups = sortedValues(d.groups).map((g) => ({
     groupname: g.groupname,
