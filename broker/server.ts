@@ -137,6 +137,7 @@ export async function createMqttServer(config: BrokerConfig, { log, metrics }: S
     const client = aedes.handle(stream);
     readInTurns(client);
     requireWellFormedStrings(client);
+    access.guardUnsubscribes(client);
     if (config.maxPacketSize > 0) limitPacketSize(client, config.maxPacketSize);
     applyDeliveryLimits(client, deliveryLimits, (qos) => stats.countQueueFullDrop(qos));
     stats.track(client, stream, (req?.socket ?? stream) as Socket, `${conn.listener.bind ?? '*'}:${conn.listenerPort}`);

@@ -275,6 +275,24 @@ export class Access {
   }
 
   /**
+   * The dynamic security plugin's unsubscribe ACL (Mosquitto checks UNSUBSCRIBE against
+   * unsubscribeLiteral/unsubscribePattern and the default access): a denied filter is taken out of
+   * the packet before Aedes handles it, so that subscription stays, and the UNSUBACK goes out as
+   * for any UNSUBSCRIBE (MQTT 3.1.1 has no per-filter result; Mosquitto sends a plain UNSUBACK too).
+   */
+  guardUnsubscribes(client: Client): void {
+    const parser = (client as unknown as { _parser: NodeJS.EventEmitter })._parser;
+    parser.prependListener('packet', (packet: { cmd: string; unsubscriptions?: string[] }) => {
+      if (packet.cmd !== 'unsubscribe' || !packet.unsubscriptions) return;
+      const meta = clientMeta(client);
+      const dynsec = meta && !meta.internal ? this.securityFor(meta.listener).dynsec : undefined;
+      if (!dynsec) return;
+      const mount = meta?.listener?.mountPoint ?? '';
+      packet.unsubscriptions = packet.unsubscriptions.filter((f) => dynsec.allows(meta?.username, mount + f, 'unsubscribe'));
+    });
+  }
+
+  /**
    * Checks a username and password as a CONNECT on that listener would be checked (password_file,
    * allow_anonymous; undefined username: anonymous). Resolves with the refusal, or undefined when
    * accepted. The HTTP listener uses it for its Basic logins: one timing-safe code path for both.
