@@ -23,7 +23,14 @@ const SETUP = [
       { acltype: 'unsubscribeLiteral', topic: 'dev/#', allow: false },
     ],
   },
-  { command: 'createRole', rolename: 'public', acls: [{ acltype: 'subscribePattern', topic: 'public/#', allow: true }, { acltype: 'publishClientSend', topic: 'public/in', allow: true }] },
+  {
+    command: 'createRole',
+    rolename: 'public',
+    acls: [
+      { acltype: 'subscribePattern', topic: 'public/#', allow: true },
+      { acltype: 'publishClientSend', topic: 'public/in', allow: true },
+    ],
+  },
   { command: 'createClient', username: 'alice', password: 'alice pw', roles: [{ rolename: 'dev' }] },
   { command: 'createClient', username: 'bob', password: 'bob pw', clientid: 'bob-id', groups: [] },
   { command: 'createClient', username: 'nopw' },
@@ -86,7 +93,8 @@ async function scenario(t: Test, url: string) {
     anonDev: await sub(anon, 'dev/#'),
   };
   const aliceGot = collect(alice);
-  for (const topic of ['dev/a', 'dev/secret', 'dev/hidden', 'other/x', 'public/in']) await alice.publishAsync(topic, 'from alice', { qos: 1 });
+  for (const topic of ['dev/a', 'dev/secret', 'dev/hidden', 'other/x', 'public/in'])
+    await alice.publishAsync(topic, 'from alice', { qos: 1 });
   for (const topic of ['public/in', 'public/other', 'dev/a']) await anon.publishAsync(topic, 'from anon', { qos: 1 });
   // a client without the admin role sends a command: no answer, nothing changes
   await alice.publishAsync(CONTROL, JSON.stringify({ commands: [{ command: 'deleteClient', username: 'bob' }] }), { qos: 1 });

@@ -11,7 +11,12 @@ import { startDynsecPair, controlClient, readJson, type Responses } from '../hel
 const SEQUENCE: unknown[][] = [
   // roles, with ACLs of every type and priorities
   [
-    { command: 'createRole', rolename: 'sensor', textname: 'Sensors', acls: [{ acltype: 'publishClientSend', topic: 'sensors/#', allow: true, priority: 3 }] },
+    {
+      command: 'createRole',
+      rolename: 'sensor',
+      textname: 'Sensors',
+      acls: [{ acltype: 'publishClientSend', topic: 'sensors/#', allow: true, priority: 3 }],
+    },
     { command: 'createRole', rolename: 'reader', textdescription: 'reads', correlationData: 'c-1' },
     { command: 'createRole', rolename: 'sensor' },
     { command: 'createRole' },
@@ -42,8 +47,20 @@ const SEQUENCE: unknown[][] = [
   ],
   // clients
   [
-    { command: 'createClient', username: 'alice', password: 'alice pw', roles: [{ rolename: 'sensor', priority: 5 }, { rolename: 'reader' }] },
-    { command: 'createClient', username: 'bob', password: 'bob pw', clientid: 'bob-1', textname: 'Bob', textdescription: 'Bob the builder' },
+    {
+      command: 'createClient',
+      username: 'alice',
+      password: 'alice pw',
+      roles: [{ rolename: 'sensor', priority: 5 }, { rolename: 'reader' }],
+    },
+    {
+      command: 'createClient',
+      username: 'bob',
+      password: 'bob pw',
+      clientid: 'bob-1',
+      textname: 'Bob',
+      textdescription: 'Bob the builder',
+    },
     { command: 'createClient', username: 'carol', roles: [{ rolename: 'missing' }] },
     { command: 'createClient', username: 'carol', roles: 'reader' },
     { command: 'createClient', username: 'carol', roles: [{ priority: 1 }] },
@@ -110,7 +127,12 @@ const SEQUENCE: unknown[][] = [
     { command: 'setAnonymousGroup', groupname: 'nothere' },
     { command: 'setAnonymousGroup', groupname: 'guests' },
     { command: 'getAnonymousGroup' },
-    { command: 'modifyGroup', groupname: 'guests', textdescription: 'visitors', clients: [{ username: 'alice', priority: 2 }, { username: 'ghost' }] },
+    {
+      command: 'modifyGroup',
+      groupname: 'guests',
+      textdescription: 'visitors',
+      clients: [{ username: 'alice', priority: 2 }, { username: 'ghost' }],
+    },
     { command: 'modifyGroup', groupname: 'staff', roles: [{ rolename: 'sensor' }] },
     { command: 'modifyGroup', groupname: 'zzz' },
     { command: 'listGroups' },
@@ -132,7 +154,15 @@ const SEQUENCE: unknown[][] = [
   // default access
   [
     { command: 'getDefaultACLAccess' },
-    { command: 'setDefaultACLAccess', acls: [{ acltype: 'publishClientSend', allow: true }, { acltype: 'subscribe', allow: true }, { acltype: 'bogus', allow: true }, { acltype: 'unsubscribe', allow: 'yes' }] },
+    {
+      command: 'setDefaultACLAccess',
+      acls: [
+        { acltype: 'publishClientSend', allow: true },
+        { acltype: 'subscribe', allow: true },
+        { acltype: 'bogus', allow: true },
+        { acltype: 'unsubscribe', allow: 'yes' },
+      ],
+    },
     { command: 'setDefaultACLAccess', acls: {} },
     { command: 'getDefaultACLAccess', correlationData: 'd' },
   ],
@@ -153,7 +183,10 @@ const SEQUENCE: unknown[][] = [
 function withoutSecrets(file: unknown): unknown {
   const f = structuredClone(file) as { clients?: Record<string, unknown>[] };
   for (const c of f.clients ?? []) {
-    t.ok(typeof c.password === 'string' ? typeof c.salt === 'string' && c.iterations === 101 : c.salt === undefined, `${String(c.username)}: hash fields`);
+    t.ok(
+      typeof c.password === 'string' ? typeof c.salt === 'string' && c.iterations === 101 : c.salt === undefined,
+      `${String(c.username)}: hash fields`,
+    );
     delete c.password;
     delete c.salt;
   }
@@ -194,7 +227,18 @@ t.test('hostile control messages get the plugin error shape, and the next comman
     [big],
     [{ command: 'getClient', username: 'big' }],
     ['x'.repeat(1024 * 1024)],
-    [{ command: 'createRole', rolename: 'many', acls: Array.from({ length: 5000 }, (_, i) => ({ acltype: 'publishClientSend', topic: `t/${i}`, priority: i % 7, allow: i % 2 === 0 })) }],
+    [
+      {
+        command: 'createRole',
+        rolename: 'many',
+        acls: Array.from({ length: 5000 }, (_, i) => ({
+          acltype: 'publishClientSend',
+          topic: `t/${i}`,
+          priority: i % 7,
+          allow: i % 2 === 0,
+        })),
+      },
+    ],
     [{ command: 'getRole', rolename: 'many' }],
   ];
   for (const [i, msg] of hostile.entries()) {

@@ -1,6 +1,18 @@
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { ConfigError } from '../../config/errors.js';
 import { decodeBase64 } from '../base64.js';
-import { boolMember, intMember, isObject, member, parseCJson, printCJson, stringMember, strcmp, type Json, type JsonObject } from './cjson.js';
+import {
+  boolMember,
+  intMember,
+  isObject,
+  member,
+  parseCJson,
+  printCJson,
+  stringMember,
+  strcmp,
+  type Json,
+  type JsonObject,
+} from './cjson.js';
 import {
   ACL_TYPES,
   DEFAULT_ACCESS_TYPES,
@@ -39,8 +51,15 @@ export function emptyData(): DynsecData {
   };
 }
 
-/** A file that cannot be used: the broker does not start (the plugin would start with no clients at all). */
-export class DynsecFileError extends Error {}
+/**
+ * A file that cannot be used: the broker does not start (Mosquitto's plugin logs an error and
+ * starts with no clients, roles or groups at all). A config error: the CLI exits with code 3.
+ */
+export class DynsecFileError extends ConfigError {
+  constructor(detail: string) {
+    super(undefined, undefined, detail);
+  }
+}
 
 /** Reads ACL entries of one type from an `acls` array, skipping malformed ones (dynsec_roles__acl_load). */
 export function readAcls(list: Json[], type: (typeof ACL_TYPES)[number]): Acl[] {
