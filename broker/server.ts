@@ -24,7 +24,7 @@ import { createBrokerApi, type BrokerApi } from './engine/api.js';
 import type { ClientHandle } from './engine/client.js';
 import { createEngine, type Engine } from './engine/engine.js';
 import { watchClients } from './engine/disconnects.js';
-import { countSubscriptions, offlineSessions } from './engine/sessions.js';
+import { countSharedSubscriptions, countSubscriptions, offlineSessions } from './engine/sessions.js';
 import { logClientLines } from './engine/client-lines.js';
 import { ConnectionGate } from './connection-gate.js';
 import { listenLines } from './log/broker-lines.js';
@@ -219,7 +219,9 @@ export async function createMqttServer(config: BrokerConfig, { log, metrics }: S
         stats,
         {
           retained: state.counts.retained,
+          retainedBytes: state.counts.retainedBytes,
           subscriptions: async () => countSubscriptions(aedes),
+          sharedSubscriptions: async () => countSharedSubscriptions(aedes),
           offlineClients: async () => offlineSessions(aedes, await state.counts.sessions()),
         },
         VERSION,
