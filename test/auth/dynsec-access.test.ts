@@ -1,5 +1,7 @@
 import t, { type Test } from 'tap';
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { tempDir } from '../helpers/broker.js';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { startDynsecPair, controlClient, CONTROL } from '../helpers/dynsec.js';
 import { collect, connectClient, until } from '../helpers/mqtt.js';
@@ -133,14 +135,21 @@ async function scenario(t: Test, url: string) {
 }
 
 t.test('logins, ACLs, kicks and $CONTROL rights agree with the real plugin', async (t) => {
-  const pair = await startDynsecPair(t, 'allow_anonymous true\n');
+  const captureFile = join(tempDir(), 'capture.json');
+  const pair = await startDynsecPair(t, 'allow_anonymous true\n', `capture_sink file ${captureFile}\ncapture_payload full\n`);
   const want = await scenario(t, pair.mosquitto.url);
   const got = await scenario(t, pair.mqprobe.mqttUrl);
   t.strictSame(got, want, 'same observations');
   t.equal((want.connacks as Record<string, number>).alice, 0, 'the reference accepted alice');
   t.equal((want.connacks as Record<string, number>).aliceWrongPassword, 5, 'and refused a wrong password');
   t.ok((want.observed as string[]).includes('dev/a from alice'), 'alice published to dev/a');
+  await pair.mqprobe.broker.close(); // flushes capture
   const log = readFileSync(pair.mqprobe.logFile, 'utf8');
-  for (const secret of ['alice pw', 'alice new pw', 'bob pw']) t.notOk(log.includes(secret), `no "${secret}" in mqprobe's log`);
+  const captured = readFileSync(captureFile, 'utf8');
+  t.match(captured, /"topic":"dev\/a"/, 'publishes were captured, with payloads');
+  for (const secret of ['alice pw', 'alice new pw', 'bob pw']) {
+    t.notOk(log.includes(secret), `no "${secret}" in mqprobe's log`);
+    t.notOk(captured.includes(secret) || captured.includes(Buffer.from(secret).toString('base64')), `nor in its capture`);
+  }
   t.match(log, /dynsec: [^|]+\/admin \| setClientPassword/, 'commands are logged, by command name');
 });

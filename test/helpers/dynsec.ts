@@ -41,8 +41,8 @@ export interface DynsecPair {
   mqprobeFile: string;
 }
 
-/** Mosquitto with its plugin and mqprobe, each on a copy of the same `dynsec init` file; `extra` config for both. */
-export async function startDynsecPair(t: Teardown, extra = ''): Promise<DynsecPair> {
+/** Mosquitto with its plugin and mqprobe, each on a copy of the same `dynsec init` file; `extra` config for both, `mqprobeExtra` for mqprobe. */
+export async function startDynsecPair(t: Teardown, extra = '', mqprobeExtra = ''): Promise<DynsecPair> {
   const mdir = tempDir('mqprobe-dynsec-m-');
   const mosquittoFile = initDynsecFile(mdir);
   const pdir = tempDir('mqprobe-dynsec-p-');
@@ -50,7 +50,7 @@ export async function startDynsecPair(t: Teardown, extra = ''): Promise<DynsecPa
   copyFileSync(mosquittoFile, mqprobeFile);
   handToMosquitto(mosquittoFile, mdir);
   const mosquitto = await startMosquitto(t, pluginConf(mosquittoFile) + extra, { dir: mdir });
-  const mqprobe = await startTestBroker(t, `listener 0 127.0.0.1\n${pluginConf(mqprobeFile)}${extra}`, { dir: pdir });
+  const mqprobe = await startTestBroker(t, `listener 0 127.0.0.1\n${pluginConf(mqprobeFile)}${extra}${mqprobeExtra}`, { dir: pdir });
   return { mosquitto, mosquittoFile, mqprobe, mqprobeFile };
 }
 

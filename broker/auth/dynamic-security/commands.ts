@@ -88,8 +88,10 @@ function findRole(c: Ctx, name: string, error = 'Role not found'): Role {
   return c.d.roles.get(name) ?? refuse(c, error);
 }
 
-function changed(c: Ctx): void {
+/** A change made: the file is saved after the batch, and the command answered without error. */
+function applied(c: Ctx): void {
   c.effects.changed = true;
+  reply(c);
 }
 function kick(c: Ctx, user: string): void {
   c.effects.kickUsers.add(user);
@@ -222,8 +224,7 @@ const HANDLERS: Record<string, Handler> = {
       const k = DEFAULT_ACCESS_TYPES.find((x) => x.toLowerCase() === type.toLowerCase());
       if (k) c.d.defaultAccess[k] = allow;
     }
-    changed(c);
-    reply(c);
+    applied(c);
   },
   getDefaultACLAccess(c) {
     dataReply(c, { acls: DEFAULT_ACCESS_TYPES.map((k) => ({ acltype: k, allow: c.d.defaultAccess[k] })) });
@@ -258,35 +259,30 @@ const HANDLERS: Record<string, Handler> = {
         refuse(c, group ? 'Internal error' : 'Group not found');
       }
     }
-    changed(c);
-    reply(c);
+    applied(c);
   },
   deleteClient(c, cmd) {
     const name = required(c, cmd, 'username', 'Invalid/missing username');
     deleteClient(c, findClient(c, name));
-    changed(c);
-    reply(c);
+    applied(c);
     kick(c, name);
   },
   disableClient(c, cmd) {
     const name = username(c, cmd);
     findClient(c, name).disabled = true;
     kick(c, name);
-    changed(c);
-    reply(c);
+    applied(c);
   },
   enableClient(c, cmd) {
     findClient(c, username(c, cmd)).disabled = false;
-    changed(c);
-    reply(c);
+    applied(c);
   },
   setClientId(c, cmd) {
     const name = username(c, cmd);
     const clientid = optional(c, cmd, 'clientid', 'Invalid/missing client ID');
     if (clientid !== undefined && !validUtf8(clientid)) refuse(c, 'Client ID not valid UTF-8');
     findClient(c, name).clientid = clientid || undefined;
-    changed(c);
-    reply(c);
+    applied(c);
     kick(c, name);
   },
   setClientPassword(c, cmd) {
@@ -294,8 +290,7 @@ const HANDLERS: Record<string, Handler> = {
     const password = required(c, cmd, 'password', 'Invalid/missing password');
     if (password === '') refuse(c, 'Empty password is not allowed');
     findClient(c, name).password = c.hash(password);
-    changed(c);
-    reply(c);
+    applied(c);
     kick(c, name);
   },
   modifyClient(c, cmd) {
@@ -323,8 +318,7 @@ const HANDLERS: Record<string, Handler> = {
         if (group) joinGroup(client, group, g.priority);
       }
     }
-    changed(c);
-    reply(c);
+    applied(c);
     kick(c, name);
   },
   getClient(c, cmd) {
@@ -341,8 +335,7 @@ const HANDLERS: Record<string, Handler> = {
     const priority = intMember(cmd, 'priority', -1);
     const client = findClient(c, name);
     if (!addRoleRef(client.roles, findRole(c, role), priority)) refuse(c, 'Internal error'); // the plugin's answer to a role held already
-    changed(c);
-    reply(c);
+    applied(c);
     kick(c, name);
   },
   removeClientRole(c, cmd) {
@@ -351,8 +344,7 @@ const HANDLERS: Record<string, Handler> = {
     const client = findClient(c, name);
     const role = findRole(c, rname);
     client.roles = client.roles.filter((r) => r.role !== role);
-    changed(c);
-    reply(c);
+    applied(c);
     kick(c, name);
   },
 
@@ -364,8 +356,7 @@ const HANDLERS: Record<string, Handler> = {
       const client = findClient(c, name);
       const group = findGroup(c, gname);
       if (!joinGroup(client, group, priority)) refuse(c, 'Client is already in this group');
-      changed(c);
-      reply(c);
+      applied(c);
     } finally {
       kick(c, name);
     }
@@ -375,8 +366,7 @@ const HANDLERS: Record<string, Handler> = {
     const gname = groupname(c, cmd);
     try {
       leaveGroup(findClient(c, name), findGroup(c, gname));
-      changed(c);
-      reply(c);
+      applied(c);
     } finally {
       kick(c, name);
     }
@@ -390,8 +380,7 @@ const HANDLERS: Record<string, Handler> = {
     if (roles === 'not-found') refuse(c, 'Role not found');
     if (roles === 'invalid') refuse(c, 'Internal error');
     c.d.groups.set(name, { groupname: name, textname, textdescription, roles: roles ?? [], clients: [] });
-    changed(c);
-    reply(c);
+    applied(c);
   },
   deleteGroup(c, cmd) {
     const group = findGroup(c, groupname(c, cmd));
@@ -400,8 +389,7 @@ const HANDLERS: Record<string, Handler> = {
     c.d.groups.delete(group.groupname);
     // Mosquitto 2.0.11 keeps a dangling anonymous group here; mqprobe forgets it
     if (c.d.anonymousGroup === group) c.d.anonymousGroup = undefined;
-    changed(c);
-    reply(c);
+    applied(c);
   },
   getGroup(c, cmd) {
     dataReply(c, { group: groupJson(findGroup(c, groupname(c, cmd))) });
@@ -432,8 +420,7 @@ const HANDLERS: Record<string, Handler> = {
         if (client) joinGroup(client, group, e.priority);
       }
     }
-    changed(c);
-    reply(c);
+    applied(c);
     kickGroup(c, group);
   },
   addGroupRole(c, cmd) {
@@ -442,8 +429,7 @@ const HANDLERS: Record<string, Handler> = {
     const priority = intMember(cmd, 'priority', -1);
     const group = findGroup(c, gname);
     if (!addRoleRef(group.roles, findRole(c, rname), priority)) refuse(c, 'Group is already in this role');
-    changed(c);
-    reply(c);
+    applied(c);
     kickGroup(c, group);
   },
   removeGroupRole(c, cmd) {
@@ -452,14 +438,12 @@ const HANDLERS: Record<string, Handler> = {
     const group = findGroup(c, gname);
     const role = findRole(c, rname);
     group.roles = group.roles.filter((r) => r.role !== role);
-    changed(c);
-    reply(c);
+    applied(c);
     kickGroup(c, group);
   },
   setAnonymousGroup(c, cmd) {
     c.d.anonymousGroup = findGroup(c, groupname(c, cmd));
-    changed(c);
-    reply(c);
+    applied(c);
     c.effects.kickAnonymous = true;
   },
   getAnonymousGroup(c) {
@@ -472,8 +456,7 @@ const HANDLERS: Record<string, Handler> = {
     const textdescription = optional(c, cmd, 'textdescription', 'Invalid/missing textdescription');
     if (c.d.roles.has(name)) refuse(c, 'Role already exists');
     c.d.roles.set(name, { rolename: name, textname, textdescription, acls: allAcls(member(cmd, 'acls')) ?? emptyAcls() });
-    changed(c);
-    reply(c);
+    applied(c);
   },
   getRole(c, cmd) {
     dataReply(c, { role: roleJson(findRole(c, rolename(c, cmd))) });
@@ -491,16 +474,14 @@ const HANDLERS: Record<string, Handler> = {
     if (textdescription !== undefined) role.textdescription = textdescription;
     const acls = allAcls(member(cmd, 'acls'));
     if (acls) role.acls = acls;
-    changed(c);
-    reply(c);
+    applied(c);
   },
   deleteRole(c, cmd) {
     const role = findRole(c, rolename(c, cmd));
     kickRole(c, role);
     for (const x of [...c.d.clients.values(), ...c.d.groups.values()]) x.roles = x.roles.filter((r) => r.role !== role);
     c.d.roles.delete(role.rolename);
-    changed(c);
-    reply(c);
+    applied(c);
   },
   addRoleACL(c, cmd) {
     const role = findRole(c, rolename(c, cmd));
@@ -508,8 +489,7 @@ const HANDLERS: Record<string, Handler> = {
     const topic = aclTopic(c, cmd);
     if (list.some((a) => a.topic === topic)) refuse(c, 'ACL with this topic already exists');
     insertAcl(list, { topic, priority: intMember(cmd, 'priority', 0), allow: boolMember(cmd, 'allow', false) });
-    changed(c);
-    reply(c);
+    applied(c);
     kickRole(c, role);
   },
   removeRoleACL(c, cmd) {
@@ -519,8 +499,7 @@ const HANDLERS: Record<string, Handler> = {
     const at = list.findIndex((a) => a.topic === topic);
     if (at < 0) refuse(c, 'ACL not found');
     list.splice(at, 1);
-    changed(c);
-    reply(c);
+    applied(c);
     kickRole(c, role);
   },
 };
