@@ -95,7 +95,7 @@ export interface ServerOptions {
 
 export async function createMqttServer(config: BrokerConfig, { log, metrics }: ServerOptions): Promise<MqttServer> {
   const probe = new BrokerProbe();
-  const access = new Access(config, probe, (line) => log.info(line));
+  const access = new Access(config, probe, { info: (line) => log.info(line), error: (line) => log.error(line) });
   for (const line of await access.load()) log.error(line);
 
   let closing = false;

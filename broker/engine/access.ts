@@ -105,8 +105,8 @@ export class Access {
   constructor(
     private readonly config: BrokerConfig,
     private readonly probe: BrokerProbe,
-    /** Where the dynamic security plugin's per-command lines go (Mosquitto logs them at info). */
-    private readonly info: (line: string) => void = () => undefined,
+    /** Where the dynamic security plugin's lines go: one per command (info, as Mosquitto), save failures (error). */
+    private readonly log: { info(line: string): void; error(line: string): void } = { info: () => undefined, error: () => undefined },
   ) {}
 
   /**
@@ -155,7 +155,8 @@ export class Access {
     const dynsec = this.securityFor(meta?.listener).dynsec;
     if (!dynsec) return;
     const who = `${client.id}/${meta?.username ?? ''}`;
-    const result = dynsec.control(payload, (command) => this.info(`dynsec: ${who} | ${command}`));
+    const result = dynsec.control(payload, (command) => this.log.info(`dynsec: ${who} | ${command}`));
+    if (result.saveError) this.log.error(result.saveError);
     for (const c of Object.values((aedes as unknown as { clients: Record<string, Client> }).clients)) {
       const m = clientMeta(c);
       if (!m || m.internal) continue;

@@ -143,6 +143,9 @@ t.test('logins, ACLs, kicks and $CONTROL rights agree with the real plugin', asy
   t.equal((want.connacks as Record<string, number>).alice, 0, 'the reference accepted alice');
   t.equal((want.connacks as Record<string, number>).aliceWrongPassword, 5, 'and refused a wrong password');
   t.ok((want.observed as string[]).includes('dev/a from alice'), 'alice published to dev/a');
+  const kicked = 'Client alice-1 been disconnected by administrative action.';
+  t.ok(pair.mosquitto.output().includes(kicked), `Mosquitto logs "${kicked}"`);
+  t.ok(readFileSync(pair.mqprobe.logFile, 'utf8').includes(kicked), 'so does mqprobe');
   await pair.mqprobe.broker.close(); // flushes capture
   const log = readFileSync(pair.mqprobe.logFile, 'utf8');
   const captured = readFileSync(captureFile, 'utf8');

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { copyFileSync, readFileSync, writeFileSync, chmodSync } from 'node:fs';
+import { chmodSync, copyFileSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startTestBroker, tempDir } from '../helpers/broker.js';
 import { connectClient } from '../helpers/mqtt.js';
@@ -123,4 +123,20 @@ t.test('entries of the wrong type are skipped as the plugin skips them, one log 
     'members that exist; a bad priority is -1',
   );
   t.equal((role.data as { role: { acls: unknown[] } }).role.acls.length, 20_000, 'a huge ACL list loads');
+});
+
+t.test('a file that cannot be written: the change stands, the command is answered, the log says why (as the plugin)', async (t) => {
+  const dir = tempDir();
+  const file = initDynsecFile(dir);
+  const broker = await startTestBroker(t, `listener 0 127.0.0.1\n${pluginConf(file)}`, { dir });
+  mkdirSync(`${file}.new`); // FILE.new cannot be created (root writes anywhere else)
+  const admin = await controlClient(t, broker.mqttUrl);
+  const before = readFileSync(file, 'utf8');
+  t.strictSame(await admin.send([{ command: 'createClient', username: 'kept', password: 'kept pw' }]), [{ command: 'createClient' }]);
+  t.strictSame((await admin.send([{ command: 'listClients' }]))[0].data, { totalCount: 2, clients: ['admin', 'kept'] }, 'in memory');
+  t.equal(readFileSync(file, 'utf8'), before, 'the file is untouched');
+  t.match(readFileSync(broker.logFile, 'utf8'), /cannot save dynamic security file .*dynamic-security\.json: EISDIR/, 'logged');
+  rmdirSync(`${file}.new`);
+  await admin.send([{ command: 'createRole', rolename: 'later' }]);
+  t.match(readFileSync(file, 'utf8'), /"username":\t"kept"/, 'the next change saves everything');
 });

@@ -21,6 +21,8 @@ export interface ControlResult {
   response: Buffer;
   kickUsers: Set<string>;
   kickAnonymous: boolean;
+  /** Why the file could not be written, when it could not. */
+  saveError?: string;
 }
 
 function newPassword(password: string): StoredPassword {
@@ -107,7 +109,13 @@ export class DynamicSecurity {
     const commands = isObject(tree) ? (Object.entries(tree).find(([k]) => k.toLowerCase() === 'commands')?.[1] ?? undefined) : undefined;
     if (!Array.isArray(commands)) return answer([{ command: 'Unknown command', error: 'Invalid/missing commands' }]);
     const responses = runCommands(this.d, commands, effects, newPassword, log);
-    if (effects.changed) saveDynsecFile(this.path, this.d);
-    return answer(responses);
+    let saveError: string | undefined;
+    try {
+      if (effects.changed) saveDynsecFile(this.path, this.d);
+    } catch (err) {
+      // as the plugin: the change stands in memory and the commands are answered; the next change tries again
+      saveError = `cannot save dynamic security file ${this.path}: ${(err as Error).message}`;
+    }
+    return { ...answer(responses), saveError };
   }
 }
