@@ -1,6 +1,8 @@
 import t from 'tap';
 import { chmodSync, copyFileSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { pbkdf2Sync, randomBytes } from 'node:crypto';
+import { hashPassword } from '../../broker/auth/password-hash.js';
 import { startTestBroker, tempDir } from '../helpers/broker.js';
 import { connectClient } from '../helpers/mqtt.js';
 import { startDynsecPair, controlClient, handToMosquitto, initDynsecFile, pluginConf } from '../helpers/dynsec.js';
@@ -139,4 +141,42 @@ t.test('a file that cannot be written: the change stands, the command is answere
   rmdirSync(`${file}.new`);
   await admin.send([{ command: 'createRole', rolename: 'later' }]);
   t.match(readFileSync(file, 'utf8'), /"username":\t"kept"/, 'the next change saves everything');
+});
+
+t.test("Mosquitto 2.1's encoded_password ($7$ with 64-byte salts, argon2id) logs in, and is written back as it was", async (t) => {
+  const dir = tempDir();
+  const file = initDynsecFile(dir);
+  const tree = JSON.parse(readFileSync(file, 'utf8')) as { clients: Record<string, unknown>[] };
+  // $7$ as Mosquitto 2.1 writes it: 64-byte salt, 1,000 iterations (made here with Node's crypto)
+  const salt = randomBytes(64);
+  const pbkdf2 = `$7$1000$${salt.toString('base64')}$${pbkdf2Sync('seven pw', salt, 1000, 64, 'sha512').toString('base64')}`;
+  tree.clients.push(
+    { username: 'seven', encoded_password: pbkdf2, roles: [] },
+    { username: 'argon', encoded_password: await hashPassword('argon pw', 1, 'argon2id'), roles: [] },
+    { username: 'broken', encoded_password: '$7$0$AAAA$AAAA', roles: [] },
+  );
+  writeFileSync(file, JSON.stringify(tree));
+  const broker = await startTestBroker(t, `listener 0 127.0.0.1\n${pluginConf(file)}`, { dir });
+  t.match(readFileSync(broker.logFile, 'utf8'), /client \\"broken\\": encoded_password cannot be used .*: that client cannot log in/);
+  const login = (username: string, password: string) =>
+    connectClient(t, broker.mqttUrl, { username, password, protocolVersion: 4 }).then(
+      (c) => (c.end(true), 0),
+      (err: { code?: number }) => err.code ?? -1,
+    );
+  t.equal(await login('seven', 'seven pw'), 0, '$7$, 64-byte salt');
+  t.equal(await login('seven', 'wrong'), 5, 'a wrong password');
+  t.equal(await login('argon', 'argon pw'), 0, 'argon2id');
+  t.equal(await login('broken', '$7$0$AAAA$AAAA'), 5, 'an unusable hash: nobody gets in');
+  const admin = await controlClient(t, broker.mqttUrl);
+  await admin.send([{ command: 'setClientPassword', username: 'argon', password: 'argon new pw' }]);
+  const saved = JSON.parse(readFileSync(file, 'utf8')) as { clients: Record<string, unknown>[] };
+  const entry = (u: string) => saved.clients.find((c) => c.username === u)!;
+  t.equal(entry('seven').encoded_password, pbkdf2, 'an encoded password is written back as read');
+  t.match(
+    entry('argon'),
+    { iterations: 101, salt: String, password: String },
+    'a new password is stored as 2.0 writes it (2.0 and 2.1 read it)',
+  );
+  t.notOk('encoded_password' in entry('argon'), 'without the old encoded one');
+  t.equal(await login('argon', 'argon new pw'), 0, 'the new password');
 });

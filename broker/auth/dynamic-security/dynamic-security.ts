@@ -1,5 +1,6 @@
 import { pbkdf2, pbkdf2Sync, randomBytes, timingSafeEqual } from 'node:crypto';
 import { promisify } from 'node:util';
+import { deriveHash } from '../password-hash.js';
 import { isObject, parseCJson, type Json } from './cjson.js';
 import { clientVerdict, type DynAccess } from './acl-check.js';
 import { runCommands, type Effects } from './commands.js';
@@ -69,6 +70,7 @@ export class DynamicSecurity {
     // the plugin hashes the password as a C string: it ends at the first zero byte
     const zero = password.indexOf(0);
     const plain = zero < 0 ? password : password.subarray(0, zero);
+    if ('text' in pw) return timingSafeEqual(await deriveHash(pw.stored, plain), pw.stored.hash) ? 'ok' : 'refused';
     const hash = await pbkdf2Async(plain, pw.salt, pw.iterations, HASH_BYTES, 'sha512');
     return timingSafeEqual(hash, pw.hash) ? 'ok' : 'refused';
   }

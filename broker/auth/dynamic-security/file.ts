@@ -1,6 +1,7 @@
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { ConfigError } from '../../config/errors.js';
 import { decodeBase64 } from '../base64.js';
+import { parseStoredHash } from '../password-hash.js';
 import {
   boolMember,
   intMember,
@@ -95,7 +96,18 @@ function optionalText(j: JsonObject, name: string): string | undefined {
   return typeof v === 'string' ? v : undefined;
 }
 
-function readPassword(j: JsonObject): DynClient['password'] | 'invalid' {
+/**
+ * A client's password: Mosquitto 2.1's `encoded_password` when present (a hash it cannot use leaves
+ * the client without a password, as in 2.1), else 2.0's `password`/`salt`/`iterations`.
+ */
+function readPassword(j: JsonObject, username: string, skipped: string[]): DynClient['password'] | 'invalid' {
+  const encoded = stringMember(j, 'encoded_password');
+  if (typeof encoded === 'string') {
+    const stored = parseStoredHash(encoded);
+    if (typeof stored !== 'string') return { text: encoded, stored };
+    skipped.push(`client "${username}": encoded_password cannot be used (${stored}): that client cannot log in`);
+    return undefined;
+  }
   const salt = member(j, 'salt');
   const hash = member(j, 'password');
   const iterations = member(j, 'iterations');
@@ -148,7 +160,7 @@ export function parseDynsecFile(text: string, path: string): { data: DynsecData;
   list('clients').forEach((j, i) => {
     const name = isObject(j) ? stringMember(j, 'username') : undefined;
     if (!isObject(j) || typeof name !== 'string') return void skipped.push(`client #${i + 1} has no username string: skipped`);
-    const password = readPassword(j);
+    const password = readPassword(j, name, skipped);
     if (password === 'invalid')
       return void skipped.push(`client "${name}" has an unusable salt, password hash or iteration count: skipped`);
     const clientid = optionalText(j, 'clientid');
@@ -211,6 +223,11 @@ function texts(x: { textname?: string; textdescription?: string }): JsonObject {
   };
 }
 
+function passwordJson(p: NonNullable<DynClient['password']>): JsonObject {
+  if ('text' in p) return { encoded_password: p.text };
+  return { password: p.hash.toString('base64'), salt: p.salt.toString('base64'), iterations: p.iterations };
+}
+
 export function roleRefsJson(refs: readonly RoleRef[]): Json[] {
   return refs.map((r) => ({ rolename: r.role.rolename, ...(r.priority !== -1 && { priority: r.priority }) }));
 }
@@ -231,11 +248,7 @@ export function dynsecFileJson(d: DynsecData): JsonObject {
     ...texts(c),
     ...(c.disabled && { disabled: true }),
     roles: roleRefsJson(c.roles),
-    ...(c.password && {
-      password: c.password.hash.toString('base64'),
-      salt: c.password.salt.toString('base64'),
-      iterations: c.password.iterations,
-    }),
+    ...(c.password && passwordJson(c.password)),
   }));
   const groups = sortedValues(d.groups).map((g) => ({
     groupname: g.groupname,

@@ -1,3 +1,4 @@
+import type { StoredHash } from '../password-hash.js';
 import { strcmp } from './cjson.js';
 
 /** The ACL types of a role, in the order Mosquitto lists and saves them. */
@@ -42,13 +43,20 @@ export interface StoredPassword {
   iterations: number;
 }
 
+/** Mosquitto 2.1's `encoded_password`: a password file hash (`$7$…`, `$6$…`, `$argon2id$…`) and its text. */
+export interface EncodedPassword {
+  text: string;
+  stored: StoredHash;
+}
+
 export interface DynClient {
   username: string;
   clientid?: string;
   textname?: string;
   textdescription?: string;
   disabled: boolean;
-  password?: StoredPassword;
+  /** As Mosquitto 2.0 stores it (`password`, `salt`, `iterations`), or as 2.1 does (`encoded_password`); kept in the form read. */
+  password?: StoredPassword | EncodedPassword;
   roles: RoleRef[];
   /** The groups it belongs to, with the priority of that membership. */
   groups: { group: Group; priority: number }[];
