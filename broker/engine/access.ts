@@ -289,7 +289,7 @@ export class Access {
       const dynsec = meta && !meta.internal ? this.securityFor(meta.listener).dynsec : undefined;
       if (!dynsec) return;
       const mount = meta?.listener?.mountPoint ?? '';
-      packet.unsubscriptions = packet.unsubscriptions.filter((f) => dynsec.allows(meta?.username, mount + f, 'unsubscribe'));
+      packet.unsubscriptions = packet.unsubscriptions.filter((f) => dynsec.allows(meta?.username, mount + f, 'unsubscribe', client.id));
     });
   }
 

@@ -70,3 +70,40 @@ t.test("priorities: the client's roles first, then its groups', highest priority
   t.equal(d.allows('stranger', 'free/topic', 'write'), false, 'a username the file does not know: nothing');
   t.equal(d.allows(undefined, 'free/topic', 'write'), true, 'anonymous without anonymous group: default access');
 });
+
+t.test('%c and %u levels (Mosquitto 2.1): whole levels only, compared literally', async (t) => {
+  const file = join(tempDir(), 'd.json');
+  writeFileSync(
+    file,
+    JSON.stringify({
+      roles: [
+        {
+          rolename: 'own',
+          acls: [
+            { acltype: 'publishClientSend', topic: 'devices/%c/#', allow: true },
+            { acltype: 'publishClientReceive', topic: 'users/%u/inbox', allow: true },
+            { acltype: 'subscribePattern', topic: 'users/%u/#', allow: true },
+            { acltype: 'publishClientSend', topic: 'x/%count', allow: true },
+          ],
+        },
+      ],
+      clients: [
+        { username: 'bob', roles: [{ rolename: 'own' }] },
+        { username: '+', roles: [{ rolename: 'own' }] },
+      ],
+    }),
+  );
+  const d = DynamicSecurity.load(file);
+  t.equal(d.allows('bob', 'devices/dev-1/temp', 'write', 'dev-1'), true, '%c is the client id');
+  t.equal(d.allows('bob', 'devices/dev-2/temp', 'write', 'dev-1'), false, 'not another client id');
+  t.equal(d.allows('bob', 'devices/dev-1/temp', 'write', undefined), false, 'no client id (the HTTP side): %c matches nothing');
+  t.equal(d.allows('bob', 'devices/a/b/temp', 'write', 'a/b'), false, 'a client id with / is one literal level, never two');
+  t.equal(d.allows('bob', 'users/bob/inbox', 'read', 'c'), true, '%u is the username');
+  t.equal(d.allows('bob', 'users/alice/inbox', 'read', 'c'), false, 'not another user');
+  t.equal(d.allows('+', 'users/alice/inbox', 'read', 'c'), false, 'a username "+" is no wildcard');
+  t.equal(d.allows('+', 'users/+/inbox', 'read', 'c'), true, 'only itself');
+  t.equal(d.allows('bob', 'users/bob/#', 'subscribe', 'c'), true, 'subscribePattern with %u');
+  t.equal(d.allows('bob', 'users/+/#', 'subscribe', 'c'), false, 'a wildcard filter is not covered by %u');
+  t.equal(d.allows('bob', 'x/%count', 'write', 'count'), true, '%count is a literal level');
+  t.equal(d.allows('bob', 'x/count', 'write', 'count'), false, 'and not a pattern');
+});

@@ -80,18 +80,18 @@ export class DynamicSecurity {
    * the default access, which never opens `$CONTROL` topics. A username the plugin does not know
    * is denied everything (its check defers, and Mosquitto denies what every plugin defers).
    */
-  allows(username: string | undefined, topic: string, access: DynAccess): boolean {
+  allows(username: string | undefined, topic: string, access: DynAccess, clientId?: string): boolean {
     const client = username === undefined ? undefined : this.d.clients.get(username);
     if (username !== undefined && !client) return false;
-    const verdict = clientVerdict(client, this.d.anonymousGroup, topic, access);
+    const verdict = clientVerdict(client, this.d.anonymousGroup, topic, access, { username, clientId });
     if (verdict !== undefined) return verdict;
     const dflt = { write: 'publishClientSend', read: 'publishClientReceive', subscribe: 'subscribe', unsubscribe: 'unsubscribe' } as const;
     return this.d.defaultAccess[dflt[access]] && !topic.startsWith('$CONTROL');
   }
 
-  /** The ACL file's interface: `who.username` decides (the plugin has no client id patterns in 2.0). */
-  check(who: { username?: string }, topic: string, access: DynAccess): boolean {
-    return this.allows(who.username, topic, access);
+  /** The ACL file's interface. */
+  check(who: { username?: string; clientId?: string }, topic: string, access: DynAccess): boolean {
+    return this.allows(who.username, topic, access, who.clientId);
   }
 
   /**
