@@ -211,6 +211,30 @@ function allAcls(j: Json | undefined): Role['acls'] | undefined {
 
 type Handler = (c: Ctx, cmd: JsonObject) => void;
 
+/**
+ * add/remove Client/Group Role: names read and checked in the plugin's order (holder, role,
+ * priority; then holder found, role found), the role added (refused with `already` when held) or
+ * removed, and the holder's clients disconnected.
+ */
+function roleMembership<H extends { roles: RoleRef[] }>(
+  c: Ctx,
+  cmd: JsonObject,
+  holderName: (c: Ctx, cmd: JsonObject) => string,
+  find: (c: Ctx, name: string) => H,
+  kickHolder: (holder: H) => void,
+  already?: string,
+): void {
+  const name = holderName(c, cmd);
+  const rname = rolename(c, cmd);
+  const priority = intMember(cmd, 'priority', -1);
+  const holder = find(c, name);
+  const role = findRole(c, rname);
+  if (already === undefined) holder.roles = holder.roles.filter((r) => r.role !== role);
+  else if (!addRoleRef(holder.roles, role, priority)) refuse(c, already);
+  applied(c);
+  kickHolder(holder);
+}
+
 /** The v1 API of Mosquitto 2.0's plugin, command by command (names are matched ignoring case). */
 const HANDLERS: Record<string, Handler> = {
   setDefaultACLAccess(c, cmd) {
@@ -329,24 +353,9 @@ const HANDLERS: Record<string, Handler> = {
     const all = sorted(c.d.clients);
     dataReply(c, { totalCount: all.length, clients: page(cmd, all).map((x) => clientJson(x, verbose)) });
   },
-  addClientRole(c, cmd) {
-    const name = username(c, cmd);
-    const role = rolename(c, cmd);
-    const priority = intMember(cmd, 'priority', -1);
-    const client = findClient(c, name);
-    if (!addRoleRef(client.roles, findRole(c, role), priority)) refuse(c, 'Internal error'); // the plugin's answer to a role held already
-    applied(c);
-    kick(c, name);
-  },
-  removeClientRole(c, cmd) {
-    const name = username(c, cmd);
-    const rname = rolename(c, cmd);
-    const client = findClient(c, name);
-    const role = findRole(c, rname);
-    client.roles = client.roles.filter((r) => r.role !== role);
-    applied(c);
-    kick(c, name);
-  },
+  // 'Internal error' is the plugin's answer to a role the client holds already
+  addClientRole: (c, cmd) => roleMembership(c, cmd, username, findClient, (x) => kick(c, x.username), 'Internal error'),
+  removeClientRole: (c, cmd) => roleMembership(c, cmd, username, findClient, (x) => kick(c, x.username)),
 
   addGroupClient(c, cmd) {
     const name = username(c, cmd);
@@ -423,24 +432,8 @@ const HANDLERS: Record<string, Handler> = {
     applied(c);
     kickGroup(c, group);
   },
-  addGroupRole(c, cmd) {
-    const gname = groupname(c, cmd);
-    const rname = rolename(c, cmd);
-    const priority = intMember(cmd, 'priority', -1);
-    const group = findGroup(c, gname);
-    if (!addRoleRef(group.roles, findRole(c, rname), priority)) refuse(c, 'Group is already in this role');
-    applied(c);
-    kickGroup(c, group);
-  },
-  removeGroupRole(c, cmd) {
-    const gname = groupname(c, cmd);
-    const rname = rolename(c, cmd);
-    const group = findGroup(c, gname);
-    const role = findRole(c, rname);
-    group.roles = group.roles.filter((r) => r.role !== role);
-    applied(c);
-    kickGroup(c, group);
-  },
+  addGroupRole: (c, cmd) => roleMembership(c, cmd, groupname, findGroup, (g) => kickGroup(c, g), 'Group is already in this role'),
+  removeGroupRole: (c, cmd) => roleMembership(c, cmd, groupname, findGroup, (g) => kickGroup(c, g)),
   setAnonymousGroup(c, cmd) {
     c.d.anonymousGroup = findGroup(c, groupname(c, cmd));
     applied(c);
