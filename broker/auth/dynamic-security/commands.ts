@@ -211,6 +211,24 @@ function allAcls(j: Json | undefined): Role['acls'] | undefined {
 
 type Handler = (c: Ctx, cmd: JsonObject) => void;
 
+/** modify*: `textname`/`textdescription` change when given as strings. */
+function modifyTexts(x: { textname?: string; textdescription?: string }, cmd: JsonObject): void {
+  const textname = present(cmd, 'textname');
+  if (textname !== undefined) x.textname = textname;
+  const textdescription = present(cmd, 'textdescription');
+  if (textdescription !== undefined) x.textdescription = textdescription;
+}
+
+/** modifyClient/modifyGroup: `roles`, when given, replace the holder's; a bad list is refused, and the holder's clients are disconnected anyway (as the plugin). */
+function replaceRoles(c: Ctx, cmd: JsonObject, holder: { roles: RoleRef[] }, kickHolder: () => void): void {
+  const roles = roleList(c, cmd);
+  if (roles === 'not-found' || roles === 'invalid') {
+    kickHolder();
+    refuse(c, roles === 'invalid' ? ROLES_INVALID : 'Role not found');
+  }
+  if (roles) holder.roles = roles;
+}
+
 /**
  * add/remove Client/Group Role: names read and checked in the plugin's order (holder, role,
  * priority; then holder found, role found), the role added (refused with `already` when held) or
@@ -324,16 +342,8 @@ const HANDLERS: Record<string, Handler> = {
     if (clientid !== undefined) client.clientid = clientid || undefined;
     const password = present(cmd, 'password');
     if (password) client.password = c.hash(password); // an empty password leaves the old one
-    const textname = present(cmd, 'textname');
-    if (textname !== undefined) client.textname = textname;
-    const textdescription = present(cmd, 'textdescription');
-    if (textdescription !== undefined) client.textdescription = textdescription;
-    const roles = roleList(c, cmd);
-    if (roles === 'not-found' || roles === 'invalid') {
-      kick(c, name);
-      refuse(c, roles === 'invalid' ? ROLES_INVALID : 'Role not found');
-    }
-    if (roles) client.roles = roles;
+    modifyTexts(client, cmd);
+    replaceRoles(c, cmd, client, () => kick(c, name));
     const groups = member(cmd, 'groups');
     if (Array.isArray(groups)) {
       for (const { group } of [...client.groups]) leaveGroup(client, group);
@@ -411,16 +421,8 @@ const HANDLERS: Record<string, Handler> = {
   modifyGroup(c, cmd) {
     const name = groupname(c, cmd);
     const group = findGroup(c, name);
-    const textname = present(cmd, 'textname');
-    if (textname !== undefined) group.textname = textname;
-    const textdescription = present(cmd, 'textdescription');
-    if (textdescription !== undefined) group.textdescription = textdescription;
-    const roles = roleList(c, cmd);
-    if (roles === 'not-found' || roles === 'invalid') {
-      kickGroup(c, group);
-      refuse(c, roles === 'invalid' ? ROLES_INVALID : 'Role not found');
-    }
-    if (roles) group.roles = roles;
+    modifyTexts(group, cmd);
+    replaceRoles(c, cmd, group, () => kickGroup(c, group));
     const clients = member(cmd, 'clients');
     if (Array.isArray(clients)) {
       for (const m of [...group.clients]) leaveGroup(m.client, group);
@@ -461,10 +463,7 @@ const HANDLERS: Record<string, Handler> = {
   },
   modifyRole(c, cmd) {
     const role = findRole(c, rolename(c, cmd), 'Role does not exist');
-    const textname = present(cmd, 'textname');
-    if (textname !== undefined) role.textname = textname;
-    const textdescription = present(cmd, 'textdescription');
-    if (textdescription !== undefined) role.textdescription = textdescription;
+    modifyTexts(role, cmd);
     const acls = allAcls(member(cmd, 'acls'));
     if (acls) role.acls = acls;
     applied(c);
