@@ -94,13 +94,6 @@ export class Access {
   private connected = new Map<ListenerConfig, number>();
   /** Clients whose session a newer connection with the same id takes over. */
   readonly takenOver = new WeakSet<Client>();
-  /** Clients disconnected because a dynamic security command changed what they may do. */
-  readonly kicked = new WeakSet<Client>();
-  /**
-   * Dynamic security state by file: read once at start and kept over SIGHUP, as Mosquitto keeps
-   * the plugin's (its commands change the file, the broker holds the truth).
-   */
-  private readonly dynsec = new Map<string, DynamicSecurity>();
 
   constructor(
     private readonly config: BrokerConfig,
@@ -133,6 +126,14 @@ export class Access {
     return [...files.values()].flatMap((p) => p.skipped.map(describeSkippedLine)).concat(this.dynsecSkipped.splice(0));
   }
 
+  /** Clients disconnected because a dynamic security command changed what they may do. */
+  readonly kicked = new WeakSet<Client>();
+  /**
+   * Dynamic security state by file: read once at start and kept over SIGHUP, as Mosquitto keeps
+   * the plugin's (its commands change the file, the broker holds the truth).
+   */
+  private readonly dynsec = new Map<string, DynamicSecurity>();
+  /** Log lines for entries of dynamic security files read since the last load(). */
   private dynsecSkipped: string[] = [];
 
   /** The dynamic security state of a file, read the first time it is named (an unreadable file stops the start). */
