@@ -62,7 +62,7 @@ export interface ProbeEvents {
   /** Why a connected client went away, reported just before Aedes' clientDisconnect. */
   'disconnect-reason': [
     client: ClientHandle,
-    reason: 'client-disconnect' | 'socket-closed' | 'keepalive-timeout' | 'session-taken-over' | 'server-shutdown' | 'error',
+    reason: 'client-disconnect' | 'socket-closed' | 'keepalive-timeout' | 'session-taken-over' | 'administrative-action' | 'server-shutdown' | 'error',
     error?: Error,
   ];
 }

@@ -24,7 +24,7 @@ import { createBrokerApi, type BrokerApi } from './engine/api.js';
 import type { ClientHandle } from './engine/client.js';
 import { createEngine, type Engine } from './engine/engine.js';
 import { watchClients } from './engine/disconnects.js';
-import { countSubscriptions, offlineSessions } from './engine/sessions.js';
+import { countSharedSubscriptions, countSubscriptions, offlineSessions } from './engine/sessions.js';
 import { logClientLines } from './engine/client-lines.js';
 import { ConnectionGate } from './connection-gate.js';
 import { listenLines } from './log/broker-lines.js';
@@ -95,7 +95,7 @@ export interface ServerOptions {
 
 export async function createMqttServer(config: BrokerConfig, { log, metrics }: ServerOptions): Promise<MqttServer> {
   const probe = new BrokerProbe();
-  const access = new Access(config, probe);
+  const access = new Access(config, probe, { info: (line) => log.info(line), error: (line) => log.error(line) });
   for (const line of await access.load()) log.error(line);
 
   let closing = false;
@@ -122,7 +122,7 @@ export async function createMqttServer(config: BrokerConfig, { log, metrics }: S
   const info = { name: hostname(), id: aedes.id, version: VERSION };
 
   const usernameOf = (c: ClientHandle) => clientMeta(c)?.username;
-  watchClients(aedes, probe, { takenOver: access.takenOver }, () => closing);
+  watchClients(aedes, probe, { takenOver: access.takenOver, kicked: access.kicked }, () => closing);
   // Mosquitto's own log lines for connects, refusals, disconnects and subscriptions (broker/engine/client-lines.ts)
   logClientLines(aedes, probe, log, {
     connectionMessages: config.connectionMessages,
@@ -137,6 +137,7 @@ export async function createMqttServer(config: BrokerConfig, { log, metrics }: S
     const client = aedes.handle(stream);
     readInTurns(client);
     requireWellFormedStrings(client);
+    access.guardUnsubscribes(client);
     if (config.maxPacketSize > 0) limitPacketSize(client, config.maxPacketSize);
     applyDeliveryLimits(client, deliveryLimits, (qos) => stats.countQueueFullDrop(qos));
     stats.track(client, stream, (req?.socket ?? stream) as Socket, `${conn.listener.bind ?? '*'}:${conn.listenerPort}`);
@@ -225,7 +226,9 @@ export async function createMqttServer(config: BrokerConfig, { log, metrics }: S
         stats,
         {
           retained: state.counts.retained,
+          retainedBytes: state.counts.retainedBytes,
           subscriptions: async () => countSubscriptions(aedes),
+          sharedSubscriptions: async () => countSharedSubscriptions(aedes),
           offlineClients: async () => offlineSessions(aedes, await state.counts.sessions()),
         },
         VERSION,

@@ -64,7 +64,8 @@ export function startCapture(h: CaptureHandle, opts: CaptureOptions = {}): Captu
   const cfg = h.config;
   const log = h.log.child({ name: 'capture' });
   const factory = new EventFactory(h.info);
-  const ignoredTopics = new Set(['$mqprobe/denied', ...sinkTopics(cfg.sinks)]);
+  // denied publishes (captured as publish-denied) and handled $CONTROL messages (logged by command name, payload dropped)
+  const ignoredTopics = new Set(['$mqprobe/denied', '$mqprobe/control', ...sinkTopics(cfg.sinks)]);
   const names = sinkNames(cfg.sinks);
   const views: { name: string; stats(): RunnerStats }[] = [];
   const metrics = captureMetrics(

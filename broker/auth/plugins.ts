@@ -7,14 +7,16 @@ import type { ConfigLine } from '../config/lexer.js';
 /**
  * Mosquitto plugins in a config. mqprobe loads no shared objects: Mosquitto 2.1's file plugins
  * (mosquitto_password_file, mosquitto_acl_file) are mapped onto the built-in password and ACL
- * files, and any other plugin stops the start, naming it — as Mosquitto stops when it cannot
- * load one. Starting without an auth or ACL plugin would change who gets in.
+ * files, the dynamic security plugin onto mqprobe's own implementation of it
+ * (broker/auth/dynamic-security/), and any other plugin stops the start, naming it — as Mosquitto
+ * stops when it cannot load one. Starting without an auth or ACL plugin would change who gets in.
  */
 
 /** A file plugin and the option that names its file (the plugins' own option names). */
 const FILE_PLUGINS = {
   mosquitto_password_file: { option: 'password_file', field: 'passwordFile' },
   mosquitto_acl_file: { option: 'acl_file', field: 'aclFile' },
+  mosquitto_dynamic_security: { option: 'config_file', field: 'dynamicSecurityFile' },
 } as const;
 type FilePluginName = keyof typeof FILE_PLUGINS;
 
@@ -52,13 +54,10 @@ function pathValue(rest: string, line: ConfigLine): string {
 function filePlugin(v: ValueReader, path: string): FilePlugin {
   const stem = basename(path).replace(/\.(so|dll|dylib)$/, '');
   if (stem in FILE_PLUGINS) return { name: stem as FilePluginName, pos: v.line, uses: [] };
-  if (/dynamic[_-]?security/.test(stem)) {
-    v.fail(
-      `the dynamic security plugin ${path} is not supported yet: mqprobe would start without the clients, roles and ACLs it defines (use password_file and acl_file, or Mosquitto, for now)`,
-    );
-  }
+  // the dynamic security plugin under another file name (a self-built libmosquitto_dynamic_security.so, …)
+  if (/dynamic[_-]?security/.test(stem)) return { name: 'mosquitto_dynamic_security', pos: v.line, uses: [] };
   return v.fail(
-    `plugin ${path} cannot be loaded: mqprobe runs no Mosquitto plugins (only mosquitto_password_file and mosquitto_acl_file, mapped onto its own password and ACL files); starting without it would change who gets in`,
+    `plugin ${path} cannot be loaded: mqprobe runs no Mosquitto plugins (only mosquitto_password_file, mosquitto_acl_file and mosquitto_dynamic_security, implemented by mqprobe itself); starting without it would change who gets in`,
   );
 }
 
@@ -97,7 +96,7 @@ const pluginLine = (key: 'plugin' | 'auth_plugin' | 'global_plugin', doc: string
 export const pluginKeys: KeySpec<BrokerTarget>[] = [
   pluginLine(
     'plugin',
-    "Mosquitto 2.1's `mosquitto_password_file` and `mosquitto_acl_file` plugins (any directory, `.so` or not) become the built-in password and ACL files of this section, named by `plugin_opt_password_file` / `plugin_opt_acl_file`. Any other plugin (dynamic security, go-auth, …) stops the start with an error naming it: mqprobe loads no plugins. With per_listener_settings true it applies to the listener it follows.",
+    "Mosquitto 2.1's `mosquitto_password_file` and `mosquitto_acl_file` plugins (any directory, `.so` or not) become the built-in password and ACL files of this section, named by `plugin_opt_password_file` / `plugin_opt_acl_file`. `mosquitto_dynamic_security` (with `plugin_opt_config_file`) is mqprobe's own implementation of Mosquitto's dynamic security plugin (docs/dynamic-security.md). Any other plugin (go-auth, …) stops the start with an error naming it: mqprobe loads no plugins. With per_listener_settings true it applies to the listener it follows.",
   ),
   pluginLine('auth_plugin', 'Deprecated Mosquitto name of `plugin`, read the same way.'),
   pluginLine('global_plugin', 'As `plugin`, but for every listener whatever per_listener_settings says (Mosquitto 2.1).'),
@@ -136,7 +135,7 @@ export const pluginKeys: KeySpec<BrokerTarget>[] = [
   {
     key: 'plugin_opt_*',
     usage: '<value>',
-    doc: 'An option of the plugin loaded last in this file: `plugin_opt_password_file <path>` for mosquitto_password_file, `plugin_opt_acl_file <path>` for mosquitto_acl_file (relative paths from the config file). Any other option is an error, as the plugins refuse it. `auth_opt_*` is the deprecated name.',
+    doc: 'An option of the plugin loaded last in this file: `plugin_opt_password_file <path>` for mosquitto_password_file, `plugin_opt_acl_file <path>` for mosquitto_acl_file, `plugin_opt_config_file <path>` for mosquitto_dynamic_security (relative paths from the config file). Any other option of the file plugins is an error, as they refuse it; the dynamic security plugin ignores other options (a warning). `auth_opt_*` is the deprecated name.',
     scope: 'global',
     repeatable: true,
     set(t, v) {
@@ -144,6 +143,15 @@ export const pluginKeys: KeySpec<BrokerTarget>[] = [
       const plugin = stateOf(t.config).current.get(v.line.file);
       if (!plugin) return v.fail('needs a plugin, global_plugin or plugin_load line before it');
       const expected = FILE_PLUGINS[plugin.name].option;
+      if (option !== expected && plugin.name === 'mosquitto_dynamic_security') {
+        // the dynamic security plugin reads config_file and passes over any other option
+        t.config.warnings.push({
+          ...v.line,
+          key: v.key,
+          message: `${plugin.name} takes only plugin_opt_config_file; ignored, as the plugin ignores it`,
+        });
+        return;
+      }
       if (option !== expected) v.fail(`${plugin.name} has no option "${option}" (it takes plugin_opt_${expected})`);
       plugin.file = pathValue(v.rest(), v.line);
     },
@@ -176,5 +184,13 @@ export function applyPlugins(config: BrokerConfig): void {
       }
       section[field] = plugin.file;
     }
+  }
+  for (const section of [config.security, ...config.listeners.map((l) => l.security)]) {
+    if (section.dynamicSecurityFile && (section.passwordFile || section.aclFile))
+      throw new ConfigError(
+        undefined,
+        undefined,
+        `the dynamic security plugin (${section.dynamicSecurityFile}) and ${section.passwordFile ? `password_file ${section.passwordFile}` : `acl_file ${section.aclFile}`} apply to the same listeners: mqprobe does not chain them as Mosquitto chains its checks; use one or the other (or per_listener_settings true with each on its own listener)`,
+      );
   }
 }

@@ -1,5 +1,6 @@
 import type { KeySpec } from './spec.js';
 import { unimplementedMosquittoKeys } from './broker-keys.js';
+import { describeParity, withMosquittoParity } from './mosquitto-parity.js';
 
 export interface DocSection {
   title: string;
@@ -33,14 +34,17 @@ export function renderConfigReference(sections: DocSection[]): string {
     'file, line and key; a Mosquitto key that mqprobe does not implement is accepted with a warning, unless its absence',
     'would change who gets in (a plugin mqprobe does not map, `psk_file`): that stops the start.',
     '',
+    'The Mosquitto column compares each Mosquitto key with Mosquitto 2.0.11 (2.1 for its keys): `same`, `differs: how`,',
+    "or `not supported: why`; mqprobe's own keys show `— (mqprobe key)`. Every key in the last section is not supported.",
+    '',
   ];
   for (const s of sections) {
     out.push(`## ${s.title}`, '');
     if (s.intro) out.push(s.intro, '');
-    out.push('| key | value | default | scope | meaning |', '| --- | --- | --- | --- | --- |');
-    for (const k of s.specs) {
+    out.push('| key | value | default | scope | meaning | Mosquitto |', '| --- | --- | --- | --- | --- | --- |');
+    for (const k of withMosquittoParity(s.specs)) {
       out.push(
-        `| \`${k.key}\` | ${escape(k.usage)} | ${k.default !== undefined ? `\`${escape(k.default)}\`` : '—'} | ${SCOPE[k.scope]}${k.repeatable ? ', repeatable' : ''} | ${escape(k.doc)} |`,
+        `| \`${k.key}\` | ${escape(k.usage)} | ${k.default !== undefined ? `\`${escape(k.default)}\`` : '—'} | ${SCOPE[k.scope]}${k.repeatable ? ', repeatable' : ''} | ${escape(k.doc)} | ${escape(describeParity(k.mosquitto))} |`,
       );
     }
     out.push('');
@@ -48,7 +52,7 @@ export function renderConfigReference(sections: DocSection[]): string {
   out.push(
     '## Mosquitto keys accepted but not implemented',
     '',
-    'These load with a warning naming file, line and key, and have no effect:',
+    'Mosquitto: not supported. These load with a warning naming file, line and key, and have no effect:',
     '',
     [...unimplementedMosquittoKeys]
       .sort()

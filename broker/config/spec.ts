@@ -2,6 +2,9 @@ import { isAbsolute, resolve, dirname } from 'node:path';
 import { ConfigError } from './errors.js';
 import type { ConfigLine } from './lexer.js';
 
+/** How a Mosquitto key behaves in mqprobe: as in Mosquitto, differently (how), or not at all (why). */
+export type MosquittoParity = 'same' | { differs: string } | { unsupported: string };
+
 /** Where a key may stand. `security` keys follow `per_listener_settings`. */
 export type KeyScope = 'global' | 'listener' | 'security' | 'beat';
 
@@ -20,6 +23,8 @@ export interface KeySpec<T> {
   scope: KeyScope;
   /** Repeatable keys add a value each time; others replace. Docs only: set() decides. */
   repeatable?: boolean;
+  /** For a Mosquitto key: how mqprobe's handling compares with Mosquitto 2.0/2.1's (the docs' Mosquitto column). */
+  mosquitto?: MosquittoParity;
   /** Whether the value is a secret's path or similar; never matters for logging, the value is a path. */
   set(target: T, value: ValueReader): void;
 }

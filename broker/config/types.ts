@@ -8,6 +8,8 @@ export interface SecurityConfig {
   allowAnonymous?: boolean;
   passwordFile?: string;
   aclFile?: string;
+  /** The dynamic security plugin's JSON file (`plugin …mosquitto_dynamic_security.so` + `plugin_opt_config_file`). */
+  dynamicSecurityFile?: string;
 }
 
 export interface TlsConfig {

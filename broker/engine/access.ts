@@ -5,9 +5,12 @@ import { connInfo, type BrokerProbe, type RefusalReason } from '../probe.js';
 import type { ClientHandle } from './client.js';
 import { describeSkippedLine, loadPasswordFile, type PasswordFile } from '../auth/password-file.js';
 import { loadAclFile, type AclFile } from '../auth/acl-file.js';
+import { CONTROL_TOPIC, DynamicSecurity, RESPONSE_TOPIC } from '../auth/dynamic-security/dynamic-security.js';
 
 /** Denied publishes are rerouted here and never delivered: Aedes can only refuse a publish by disconnecting. */
 export const DENIED_TOPIC = '$mqprobe/denied';
+/** Publishes to `$CONTROL/…` end here once handled: Mosquitto passes them to its plugins, never to subscribers. */
+const CONTROL_DONE_TOPIC = '$mqprobe/control';
 
 /**
  * Topics no network client may publish to, whatever the ACL says (Mosquitto's acl__check_dollar):
@@ -65,7 +68,9 @@ export type ConnectGuard = (who: ConnectFacts) => 'connack' | 'close' | undefine
 interface LoadedSecurity {
   allowAnonymous: boolean;
   passwords?: PasswordFile;
-  acl?: AclFile;
+  /** The ACL file, or the dynamic security plugin's ACLs. */
+  acl?: Pick<AclFile, 'check'>;
+  dynsec?: DynamicSecurity;
 }
 
 /** Mosquitto 2.0 return codes for MQTT 3.1.1 CONNACK. */
@@ -105,6 +110,8 @@ export class Access {
   constructor(
     private readonly config: BrokerConfig,
     private readonly probe: BrokerProbe,
+    /** Where the dynamic security plugin's lines go: one per command (info, as Mosquitto), save failures (error). */
+    private readonly log: { info(line: string): void; error(line: string): void } = { info: () => undefined, error: () => undefined },
   ) {}
 
   /**
@@ -112,11 +119,15 @@ export class Access {
    * reload). Returns one line per password file line that gave no user, for the log.
    */
   async load(): Promise<string[]> {
-    const load = async (s: SecurityConfig): Promise<LoadedSecurity> => ({
-      allowAnonymous: s.allowAnonymous ?? false,
-      passwords: s.passwordFile ? await loadPasswordFile(s.passwordFile) : undefined,
-      acl: s.aclFile ? await loadAclFile(s.aclFile) : undefined,
-    });
+    const load = async (s: SecurityConfig): Promise<LoadedSecurity> => {
+      const dynsec = s.dynamicSecurityFile ? this.dynamicSecurity(s.dynamicSecurityFile) : undefined;
+      return {
+        allowAnonymous: s.allowAnonymous ?? false,
+        passwords: s.passwordFile ? await loadPasswordFile(s.passwordFile) : undefined,
+        acl: s.aclFile ? await loadAclFile(s.aclFile) : dynsec,
+        dynsec,
+      };
+    };
     const global = await load(this.config.security);
     const per = new Map<ListenerConfig, LoadedSecurity>();
     if (this.config.perListenerSettings) for (const l of this.config.listeners) per.set(l, await load(l.security));
@@ -124,7 +135,51 @@ export class Access {
     this.perListener = per;
     // one line per file even when several listeners share it
     const files = new Map([global, ...per.values()].flatMap((s) => (s.passwords ? [[s.passwords.path, s.passwords]] : [])));
-    return [...files.values()].flatMap((p) => p.skipped.map(describeSkippedLine));
+    return [...files.values()].flatMap((p) => p.skipped.map(describeSkippedLine)).concat(this.dynsecSkipped.splice(0));
+  }
+
+  /** Clients disconnected because a dynamic security command changed what they may do. */
+  readonly kicked = new WeakSet<Client>();
+  /**
+   * Dynamic security state by file: read once at start and kept over SIGHUP, as Mosquitto keeps
+   * the plugin's (its commands change the file, the broker holds the truth).
+   */
+  private readonly dynsec = new Map<string, DynamicSecurity>();
+  /** Log lines for entries of dynamic security files read since the last load(). */
+  private dynsecSkipped: string[] = [];
+
+  /** The dynamic security state of a file, read the first time it is named (an unreadable file stops the start). */
+  private dynamicSecurity(path: string): DynamicSecurity {
+    let d = this.dynsec.get(path);
+    if (!d) {
+      d = DynamicSecurity.load(path);
+      this.dynsec.set(path, d);
+      this.dynsecSkipped.push(...d.skipped.map((line) => `dynamic security file ${path}: ${line}`));
+    }
+    return d;
+  }
+
+  /**
+   * A publish to `$CONTROL/dynamic-security/v1` on a listener with the dynamic security plugin:
+   * runs its commands, disconnects the clients whose rights changed (without their wills, as
+   * Mosquitto's kick does), then publishes the responses to `…/response`.
+   */
+  private control(aedes: Aedes, client: Client, meta: ClientMeta | undefined, payload: Buffer): void {
+    const dynsec = this.securityFor(meta?.listener).dynsec;
+    if (!dynsec) return;
+    const who = `${client.id}/${meta?.username ?? ''}`;
+    const result = dynsec.control(payload, (command) => this.log.info(`dynsec: ${who} | ${command}`));
+    if (result.saveError) this.log.error(result.saveError);
+    for (const c of Object.values((aedes as unknown as { clients: Record<string, Client> }).clients)) {
+      const m = clientMeta(c);
+      if (!m || m.internal) continue;
+      if (m.username === undefined ? result.kickAnonymous : result.kickUsers.has(m.username)) {
+        this.kicked.add(c);
+        (c as { will?: unknown }).will = null;
+        c.close();
+      }
+    }
+    aedes.publish({ cmd: 'publish', topic: RESPONSE_TOPIC, payload: result.response, qos: 0, retain: false, dup: false }, () => undefined);
   }
 
   private securityFor(listener: ListenerConfig | undefined): LoadedSecurity {
@@ -182,7 +237,13 @@ export class Access {
           (!meta?.internal && reservedForClients(packet.topic)) ||
           packet.topic.startsWith('$mqprobe/') ||
           (acl !== undefined && !acl.check({ username: meta?.username, clientId: client.id }, packet.topic, 'write'));
-        if (tooBig || denied) {
+        if (!tooBig && !denied && packet.topic.startsWith('$CONTROL/')) {
+          if (packet.topic === CONTROL_TOPIC) this.control(aedes(), client, meta, Buffer.from(packet.payload));
+          // never delivered, acknowledged as any publish (Mosquitto's control__process)
+          packet.topic = CONTROL_DONE_TOPIC;
+          packet.retain = false;
+          packet.payload = Buffer.alloc(0);
+        } else if (tooBig || denied) {
           this.probe.emit('publish-denied', client, {
             topic: packet.topic,
             qos: packet.qos,
@@ -236,6 +297,24 @@ export class Access {
   }
 
   /**
+   * The dynamic security plugin's unsubscribe ACL (Mosquitto checks UNSUBSCRIBE against
+   * unsubscribeLiteral/unsubscribePattern and the default access): a denied filter is taken out of
+   * the packet before Aedes handles it, so that subscription stays, and the UNSUBACK goes out as
+   * for any UNSUBSCRIBE (MQTT 3.1.1 has no per-filter result; Mosquitto sends a plain UNSUBACK too).
+   */
+  guardUnsubscribes(client: Client): void {
+    const parser = (client as unknown as { _parser: NodeJS.EventEmitter })._parser;
+    parser.prependListener('packet', (packet: { cmd: string; unsubscriptions?: string[] }) => {
+      if (packet.cmd !== 'unsubscribe' || !packet.unsubscriptions) return;
+      const meta = clientMeta(client);
+      const dynsec = meta && !meta.internal ? this.securityFor(meta.listener).dynsec : undefined;
+      if (!dynsec) return;
+      const mount = meta?.listener?.mountPoint ?? '';
+      packet.unsubscriptions = packet.unsubscriptions.filter((f) => dynsec.allows(meta?.username, mount + f, 'unsubscribe', client.id));
+    });
+  }
+
+  /**
    * Checks a username and password as a CONNECT on that listener would be checked (password_file,
    * allow_anonymous; undefined username: anonymous). Resolves with the refusal, or undefined when
    * accepted. The HTTP listener uses it for its Basic logins: one timing-safe code path for both.
@@ -244,10 +323,17 @@ export class Access {
     username: string | undefined,
     password: Buffer | undefined,
     listener?: ListenerConfig,
+    clientId?: string,
   ): Promise<RefusalReason | undefined> {
     const sec = this.securityFor(listener);
     const anonymous = listener?.allowAnonymous ?? sec.allowAnonymous; // listener_allow_anonymous wins (Mosquitto 2.1)
     if (username === undefined) return anonymous ? undefined : 'anonymous-not-allowed';
+    if (sec.dynsec) {
+      const verdict = await sec.dynsec.authenticate(username, password, clientId);
+      if (verdict === 'ok') return undefined;
+      // deferred: an unknown username, or no password given or stored; Mosquitto then refuses
+      return verdict === 'refused' ? 'bad-credentials' : 'unknown-user';
+    }
     if (sec.passwords) {
       const verdict = await sec.passwords.verify(username, password);
       if (verdict === 'unknown-user') return 'unknown-user';
@@ -303,7 +389,7 @@ export class Access {
       if (!t?.authorized || !identity) fail('not-authorized');
       meta.username = identity;
     } else {
-      const refused = await this.identify(username, password, listener);
+      const refused = await this.identify(username, password, listener, client.id);
       if (refused) fail(refused);
       meta.username = username;
     }

@@ -123,6 +123,7 @@ export function logClientLines(aedes: Aedes, probe: BrokerProbe, log: Logger, op
       line('notice', `Client ${id} disconnected.`);
     } else if (reason === 'keepalive-timeout') line('notice', `Client ${id} has exceeded timeout, disconnecting.`);
     else if (reason === 'session-taken-over') line('notice', `Client ${id} already connected, closing old connection.`);
+    else if (reason === 'administrative-action') line('notice', `Client ${id} been disconnected by administrative action.`);
     else if (reason === 'socket-closed') line('notice', `Client ${id} closed its connection.`);
     else if (reason === 'error')
       line(

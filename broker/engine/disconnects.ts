@@ -5,6 +5,8 @@ import { connInfo, type BrokerProbe } from '../probe.js';
 export interface DisconnectFacts {
   /** Clients whose session another connection with the same client id took over. */
   takenOver: Pick<WeakSet<Client>, 'has'>;
+  /** Clients the dynamic security plugin disconnected after a change to their rights. */
+  kicked: Pick<WeakSet<Client>, 'has'>;
 }
 
 /** Turns Aedes' client events into the probe's disconnect reasons and protocol errors (wills: access.ts). */
@@ -26,11 +28,13 @@ export function watchClients(aedes: Aedes, probe: BrokerProbe, access: Disconnec
         ? 'keepalive-timeout'
         : access.takenOver.has(client)
           ? 'session-taken-over'
-          : closing()
-            ? 'server-shutdown'
-            : err
-              ? 'error'
-              : 'socket-closed';
+          : access.kicked.has(client)
+            ? 'administrative-action'
+            : closing()
+              ? 'server-shutdown'
+              : err
+                ? 'error'
+                : 'socket-closed';
     if (isParseError(err)) probe.emit('protocol-error', connInfo(client), client, err!);
     // its log line, in Mosquitto's words, comes from client-lines.ts
     probe.emit('disconnect-reason', client, reason, err);

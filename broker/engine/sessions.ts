@@ -10,6 +10,13 @@ export function countSubscriptions(aedes: Aedes): number {
   return n;
 }
 
+/** Shared subscriptions (`$share/<group>/<filter>`) of connected clients (Mosquitto's shared_subscriptions/count). */
+export function countSharedSubscriptions(aedes: Aedes): number {
+  let n = 0;
+  for (const c of Object.values(clientsOf(aedes))) n += Object.keys(c.subscriptions ?? {}).filter((f) => f.startsWith('$share/')).length;
+  return n;
+}
+
 /** Persistent sessions whose client is not connected. */
 export function offlineSessions(aedes: Aedes, sessions: string[] | number): number {
   const clients = clientsOf(aedes);

@@ -27,7 +27,10 @@ class Load {
 
 export interface SysCounts {
   retained: () => Promise<number>;
+  /** Payload bytes of the retained messages. */
+  retainedBytes: () => Promise<number>;
   subscriptions: () => Promise<number>;
+  sharedSubscriptions: () => Promise<number>;
   offlineClients: () => Promise<number>;
 }
 
@@ -79,7 +82,10 @@ export function startSysTopics(aedes: Aedes, stats: BrokerStats, counts: SysCoun
     publish('retained messages/count', retained);
     publish('messages/stored', retained);
     publish('store/messages/count', retained);
+    // Mosquitto's message store holds retained and queued messages; mqprobe's counts are the retained ones
+    publish('store/messages/bytes', await counts.retainedBytes());
     publish('subscriptions/count', await counts.subscriptions());
+    publish('shared_subscriptions/count', await counts.sharedSubscriptions());
     const heap = process.memoryUsage().heapUsed;
     heapMaximum = Math.max(heapMaximum, heap);
     publish('heap/current', heap);

@@ -19,7 +19,11 @@ export function createBrokerState(config: BrokerConfig, log: Logger, saveSeconds
   if (config.persistenceRedisUrl) return createRedisState(config, log, metrics);
   // The snapshot-capable memory persistence is used even without `persistence true`: it also counts for $SYS.
   const persistence = withConnackFirst(withDollarRuleOnRetained(new SnapshotPersistence()));
-  const counts = { retained: async () => persistence.retainedCount, sessions: async () => [...persistence.sessionIds] };
+  const counts = {
+    retained: async () => persistence.retainedCount,
+    retainedBytes: async () => persistence.retainedBytes,
+    sessions: async () => [...persistence.sessionIds],
+  };
   const mq = createSafeEmitter();
   if (!config.persistence) return { aedesOptions: { persistence, mq }, counts, start: async () => undefined, stop: async () => undefined };
 

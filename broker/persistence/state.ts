@@ -1,7 +1,7 @@
 /** What the broker gets from its state backend (snapshot, Redis or memory); made by createBrokerState (index.ts). */
 export interface BrokerState {
-  /** Counts for $SYS: retained messages and stored sessions. */
-  counts: { retained(): Promise<number>; sessions(): Promise<string[] | number> };
+  /** Counts for $SYS: retained messages (and their payload bytes) and stored sessions. */
+  counts: { retained(): Promise<number>; retainedBytes(): Promise<number>; sessions(): Promise<string[] | number> };
   /** Options for Aedes.createBroker (persistence and mq); empty for the plain in-memory default. */
   aedesOptions: { persistence?: unknown; mq?: unknown };
   /** Called once Aedes is up: restores the snapshot and starts autosaving. */

@@ -78,13 +78,30 @@ allow_anonymous true
   },
 );
 
-t.test('plugins mqprobe cannot run stop the start, naming the plugin and line', async (t) => {
-  refused(
-    t,
-    'listener 1883\n\nplugin /usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so\nplugin_opt_config_file /var/lib/mosquitto/dynamic-security.json\n',
-    /:3: plugin: the dynamic security plugin \/usr\/lib\/x86_64-linux-gnu\/mosquitto_dynamic_security\.so is not supported yet/,
-    'dynamic security',
+t.test("the dynamic security plugin maps onto mqprobe's implementation, by every Mosquitto key that loads a plugin", async (t) => {
+  const file = '/var/lib/mosquitto/dynamic-security.json';
+  const plain = loadConfig(
+    conf(
+      `listener 1883\nplugin /usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so\nplugin_opt_config_file ${file}\nplugin_opt_other x\n`,
+    ),
   );
+  t.equal(plain.security.dynamicSecurityFile, file, 'plugin + plugin_opt_config_file');
+  t.match(
+    plain.warnings,
+    [{ key: 'plugin_opt_other', message: /takes only plugin_opt_config_file; ignored/ }],
+    'another option: a warning, as the plugin ignores it',
+  );
+  const named = loadConfig(
+    conf(
+      `per_listener_settings true\nplugin_load dynsec /usr/lib/libmosquitto_dynamic_security.so\nplugin_opt_config_file ${file}\nlistener 1883\nplugin_use dynsec\n`,
+    ),
+  );
+  t.equal(named.listeners[0].security.dynamicSecurityFile, file, 'Mosquitto 2.1 plugin_load/plugin_use, another file name');
+  const global = loadConfig(conf(`global_plugin mosquitto_dynamic_security\nauth_opt_config_file ${file}\n`));
+  t.equal(global.security.dynamicSecurityFile, file, 'global_plugin, auth_opt_ name');
+});
+
+t.test('plugins mqprobe cannot run stop the start, naming the plugin and line', async (t) => {
   refused(
     t,
     'auth_plugin /mosquitto/go-auth.so\nauth_opt_backends files\n',
@@ -99,8 +116,8 @@ t.test('plugins mqprobe cannot run stop the start, naming the plugin and line', 
   );
   refused(
     t,
-    'plugin_load dynsec /usr/lib/mosquitto_dynamic_security.so\n',
-    /:1: plugin_load: the dynamic security plugin .* is not supported yet/,
+    'plugin_load auth /usr/lib/mosquitto_go_auth.so\n',
+    /:1: plugin_load: plugin \/usr\/lib\/mosquitto_go_auth\.so cannot be loaded/,
     'plugin_load of an unsupported plugin',
   );
   refused(
@@ -180,10 +197,18 @@ t.test('the CLI exits non-zero with one clear line for a plugin it cannot run (a
   const cli = spawnCli(t, ['-c', file]);
   t.equal(await cli.exited, 3, 'exit code 3 (config error)');
   const lines = cli.output().trim().split('\n');
+  t.equal(
+    lines.at(-1),
+    "mqprobe: dynamic security file /nonexistent/dynsec.json cannot be read: ENOENT: no such file or directory, open '/nonexistent/dynsec.json'",
+    'a dynamic security file that cannot be read: its last line names it, no stack',
+  );
+  const goAuth = conf('listener 0 127.0.0.1\nplugin /usr/lib/mosquitto_go_auth.so\n', 'go-auth.conf', dir);
+  const refusedPlugin = spawnCli(t, ['-c', goAuth]);
+  t.equal(await refusedPlugin.exited, 3, 'a plugin mqprobe cannot run: exit code 3');
   t.same(
-    lines,
+    refusedPlugin.output().trim().split('\n'),
     [
-      `mqprobe: ${file}:2: plugin: the dynamic security plugin /usr/lib/mosquitto_dynamic_security.so is not supported yet: mqprobe would start without the clients, roles and ACLs it defines (use password_file and acl_file, or Mosquitto, for now)`,
+      `mqprobe: ${goAuth}:2: plugin: plugin /usr/lib/mosquitto_go_auth.so cannot be loaded: mqprobe runs no Mosquitto plugins (only mosquitto_password_file, mosquitto_acl_file and mosquitto_dynamic_security, implemented by mqprobe itself); starting without it would change who gets in`,
     ],
     'one line, no stack',
   );

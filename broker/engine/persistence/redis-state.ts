@@ -135,6 +135,11 @@ export function createRedisState(config: BrokerConfig, log: Logger, metrics: Reg
         for await (const _ of p.createRetainedStream('#')) n++;
         return n;
       },
+      retainedBytes: async () => {
+        let n = 0;
+        for await (const packet of p.createRetainedStream('#')) n += (packet as { payload: Buffer }).payload.length;
+        return n;
+      },
       sessions: async () => (await p.countOffline()).clientsCount,
     },
     start: async () => undefined,
