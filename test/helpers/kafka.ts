@@ -191,7 +191,7 @@ export async function startKafka(t: Teardown, opts: { secure?: boolean; autoCrea
     } finally {
       clearTimeout(timer);
       await stream.close().catch(() => {});
-      await consumer.close(true).catch(() => {});
+      await new Promise<void>((resolve) => consumer.close(true, () => resolve()));
     }
     return got;
   };
