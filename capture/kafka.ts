@@ -55,8 +55,19 @@ export function parseKafkaTarget(s: string): KafkaTarget | string {
 }
 
 /** The connection keys, under a prefix (`capture_kafka_` for the sink), on whatever config holds a KafkaClientConfig. */
-export function kafkaClientKeys<T>(prefix: string, scope: KeySpec<T>['scope'], of: (c: T) => KafkaClientConfig, what: string): KeySpec<T>[] {
-  const key = (name: string, usage: string, doc: string, set: (k: KafkaClientConfig, v: ValueReader) => void, dflt?: string): KeySpec<T> => ({
+export function kafkaClientKeys<T>(
+  prefix: string,
+  scope: KeySpec<T>['scope'],
+  of: (c: T) => KafkaClientConfig,
+  what: string,
+): KeySpec<T>[] {
+  const key = (
+    name: string,
+    usage: string,
+    doc: string,
+    set: (k: KafkaClientConfig, v: ValueReader) => void,
+    dflt?: string,
+  ): KeySpec<T> => ({
     key: `${prefix}${name}`,
     usage,
     doc,
@@ -68,9 +79,14 @@ export function kafkaClientKeys<T>(prefix: string, scope: KeySpec<T>['scope'], o
     },
   });
   return [
-    key('sasl_mechanism', SASL_MECHANISMS.join(' | '), `SASL mechanism ${what} authenticates with (with ${prefix}username and ${prefix}password_file).`, (k, v) => {
-      k.sasl = { ...k.sasl, mechanism: v.oneOf(SASL_MECHANISMS) };
-    }),
+    key(
+      'sasl_mechanism',
+      SASL_MECHANISMS.join(' | '),
+      `SASL mechanism ${what} authenticates with (with ${prefix}username and ${prefix}password_file).`,
+      (k, v) => {
+        k.sasl = { ...k.sasl, mechanism: v.oneOf(SASL_MECHANISMS) };
+      },
+    ),
     key('username', '<user>', `SASL user of ${what}.`, (k, v) => {
       k.sasl = { mechanism: k.sasl?.mechanism ?? 'scram-sha-512', ...k.sasl, username: v.word() };
     }),
@@ -87,8 +103,20 @@ export function kafkaClientKeys<T>(prefix: string, scope: KeySpec<T>['scope'], o
       (k, v) => (k.compression = v.oneOf(COMPRESSIONS)),
       'none',
     ),
-    key('acks', 'all | leader', `Acknowledgement ${what} waits for: all in-sync replicas, or the partition leader only.`, (k, v) => (k.acks = v.oneOf(['all', 'leader'] as const)), 'all'),
-    key('idempotence', 'true | false', `Idempotent producer (no duplicate from ${what}'s own retries; needs acks all).`, (k, v) => (k.idempotent = v.bool()), 'true'),
+    key(
+      'acks',
+      'all | leader',
+      `Acknowledgement ${what} waits for: all in-sync replicas, or the partition leader only.`,
+      (k, v) => (k.acks = v.oneOf(['all', 'leader'] as const)),
+      'all',
+    ),
+    key(
+      'idempotence',
+      'true | false',
+      `Idempotent producer (no duplicate from ${what}'s own retries; needs acks all).`,
+      (k, v) => (k.idempotent = v.bool()),
+      'true',
+    ),
   ];
 }
 
@@ -103,7 +131,12 @@ export function kafkaClientProblem(k: KafkaClientConfig, prefix: string): string
 }
 
 /** @platformatic/kafka options for one client; files are read now (the password at each connection). */
-export function clientOptions(k: KafkaClientConfig, brokers: string[], tls: boolean, clientId: string): ProducerOptions<string, string, string, string> {
+export function clientOptions(
+  k: KafkaClientConfig,
+  brokers: string[],
+  tls: boolean,
+  clientId: string,
+): ProducerOptions<string, string, string, string> {
   const sasl = k.sasl;
   return {
     clientId,

@@ -12,7 +12,15 @@
  */
 import { Producer, stringSerializers } from '@platformatic/kafka';
 import type { Logger } from 'pino';
-import { apiCodes, clientOptions, explainKafkaError, parseKafkaTarget, RECORD_REFUSED, type KafkaClientConfig, type KafkaTarget } from '../kafka.js';
+import {
+  apiCodes,
+  clientOptions,
+  explainKafkaError,
+  parseKafkaTarget,
+  RECORD_REFUSED,
+  type KafkaClientConfig,
+  type KafkaTarget,
+} from '../kafka.js';
 import { DATASET } from '../../elastic/assets.js';
 import { SinkUnavailableError } from './elasticsearch.js';
 import type { SinkDefinition } from './definition.js';

@@ -11,7 +11,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Admin, Consumer, stringDeserializers } from '@platformatic/kafka';
-import { freePort, waitForPort } from './broker.js';
+import { freePort, waitForPort, type TestBroker } from './broker.js';
 import { makePki, type TestPki } from './certs.js';
 import { repoRoot } from './paths.js';
 import { tempDir } from './tmp.js';
@@ -37,9 +37,34 @@ export interface KafkaPeer {
   stop(): Promise<void>;
   start(): Promise<void>;
   createTopic(name: string, opts?: { partitions?: number; config?: Record<string, string> }): Promise<void>;
-  /** Every record of the topic from the beginning, once at least `min` have arrived (or the timeout passed). */
-  records(topic: string, min: number, timeoutMs?: number): Promise<KafkaRecord[]>;
+  /** Every record the topic holds now (up to its end offsets), from the beginning. */
+  records(topic: string, timeoutMs?: number): Promise<KafkaRecord[]>;
   logTail(): string;
+}
+
+/** The capture events of a topic's records. */
+export const recordEvents = (rs: KafkaRecord[]) => rs.map((r) => JSON.parse(r.value) as Record<string, any>);
+
+/** The sequence numbers 1..max that are missing (duplicates from a resent batch are allowed: at-least-once). */
+export function missingSequences(seqs: number[]): number[] {
+  const have = new Set(seqs);
+  const max = seqs.reduce((m, s) => Math.max(m, s), 0);
+  return Array.from({ length: max }, (_, i) => i + 1).filter((s) => !have.has(s));
+}
+
+/** Stops an in-process broker (its sinks deliver what they can first) and says how many events it recorded. */
+export async function stopped(b: TestBroker): Promise<number> {
+  await b.broker.close();
+  return b.broker.capture.stats().recorded;
+}
+
+let topicCount = 0;
+
+/** A new topic of three partitions, named after the test file's purpose. */
+export async function newTopic(k: KafkaPeer, prefix: string, config?: Record<string, string>): Promise<string> {
+  const name = `${prefix}-${++topicCount}`;
+  await k.createTopic(name, { partitions: 3, config });
+  return name;
 }
 
 const PEER_DIR = join(repoRoot, 'test', 'peers', 'kafka');
@@ -50,9 +75,13 @@ export function kafkaClassPath(): string {
   if (!existsSync(file)) {
     mkdirSync(join(PEER_DIR, 'target'), { recursive: true });
     // test files run in parallel: one fetch at a time
-    const r = spawnSync('flock', [join(PEER_DIR, 'target', '.fetch.lock'), 'mvn', '-q', '-B', '-f', join(PEER_DIR, 'pom.xml'), 'generate-resources'], {
-      encoding: 'utf8',
-    });
+    const r = spawnSync(
+      'flock',
+      [join(PEER_DIR, 'target', '.fetch.lock'), 'mvn', '-q', '-B', '-f', join(PEER_DIR, 'pom.xml'), 'generate-resources'],
+      {
+        encoding: 'utf8',
+      },
+    );
     if (r.status !== 0 || !existsSync(file)) throw new Error(`mvn could not fetch Kafka: ${r.stderr || r.stdout || r.error?.message}`);
   }
   return readFileSync(file, 'utf8').trim();
@@ -105,7 +134,10 @@ export async function startKafka(t: Teardown, opts: { secure?: boolean; autoCrea
   } else {
     props.push('listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT');
   }
-  props.push(`listeners=${[...listeners, `CONTROLLER://127.0.0.1:${controller}`].join(',')}`, `advertised.listeners=${listeners.join(',')}`);
+  props.push(
+    `listeners=${[...listeners, `CONTROLLER://127.0.0.1:${controller}`].join(',')}`,
+    `advertised.listeners=${listeners.join(',')}`,
+  );
   const propsFile = join(dir, 'server.properties');
   writeFileSync(propsFile, props.join('\n') + '\n');
   const java = (args: string[]) => spawnSync('java', ['-cp', cp, ...args], { encoding: 'utf8' });
@@ -167,7 +199,7 @@ export async function startKafka(t: Teardown, opts: { secure?: boolean; autoCrea
     }
   };
 
-  const records: KafkaPeer['records'] = async (topic, min, timeoutMs = 30_000) => {
+  const records: KafkaPeer['records'] = async (topic, timeoutMs = 30_000) => {
     const consumer = new Consumer({
       groupId: `test-reader-${Date.now()}-${Math.random()}`,
       clientId: 'test-reader',
@@ -175,22 +207,30 @@ export async function startKafka(t: Teardown, opts: { secure?: boolean; autoCrea
       deserializers: stringDeserializers,
     });
     const got: KafkaRecord[] = [];
-    const stream = await consumer.consume({ topics: [topic], mode: 'earliest', autocommit: false, maxWaitTime: 200 });
-    const timer = setTimeout(() => void stream.close(), timeoutMs);
     try {
-      for await (const m of stream) {
-        got.push({
-          key: m.key,
-          value: m.value,
-          headers: Object.fromEntries([...m.headers].map(([k, v]) => [String(k), String(v)])),
-          partition: m.partition,
-          offset: m.offset,
-        });
-        if (got.length >= min) break;
+      // read up to the end offsets of now: every record the topic holds at this moment
+      const ends = (await consumer.listOffsets({ topics: [topic] })).get(topic) ?? [];
+      const left = new Map(ends.flatMap((end, partition): [number, bigint][] => (end > 0n ? [[partition, end]] : [])));
+      if (left.size === 0) return got;
+      const stream = await consumer.consume({ topics: [topic], mode: 'earliest', autocommit: false, maxWaitTime: 200 });
+      const timer = setTimeout(() => void stream.close(), timeoutMs);
+      try {
+        for await (const m of stream) {
+          got.push({
+            key: m.key,
+            value: m.value,
+            headers: Object.fromEntries([...m.headers].map(([k, v]) => [String(k), String(v)])),
+            partition: m.partition,
+            offset: m.offset,
+          });
+          if (m.offset + 1n >= (left.get(m.partition) ?? 0n)) left.delete(m.partition);
+          if (left.size === 0) break;
+        }
+      } finally {
+        clearTimeout(timer);
+        await stream.close().catch(() => {});
       }
     } finally {
-      clearTimeout(timer);
-      await stream.close().catch(() => {});
       await new Promise<void>((resolve) => consumer.close(true, () => resolve()));
     }
     return got;
