@@ -32,7 +32,9 @@ async function run(name: string, sink: SinkIO): Promise<void> {
   }
   const elapsed = (Date.now() - started) / 1000;
   await sink.close();
-  console.log(JSON.stringify({ sink: name, events: sent, seconds: Number(elapsed.toFixed(1)), eventsPerSecond: Math.round(sent / elapsed) }));
+  console.log(
+    JSON.stringify({ sink: name, events: sent, seconds: Number(elapsed.toFixed(1)), eventsPerSecond: Math.round(sent / elapsed) }),
+  );
 }
 
 const cleanups: (() => unknown)[] = [];
@@ -43,7 +45,12 @@ try {
   const topic = await newTopic(kafka, 'bench');
   await run(
     `kafka (${compression}, acks all, idempotent)`,
-    kafkaSink({ target: { tls: false, brokers: [kafka.bootstrap], topic }, client: { ...defaultKafkaClientConfig(), compression }, log, clientId: 'bench' }),
+    kafkaSink({
+      target: { tls: false, brokers: [kafka.bootstrap], topic },
+      client: { ...defaultKafkaClientConfig(), compression },
+      log,
+      clientId: 'bench',
+    }),
   );
 } finally {
   for (const fn of cleanups.reverse()) await fn();
