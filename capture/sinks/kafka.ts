@@ -26,6 +26,12 @@ import { SinkUnavailableError } from './elasticsearch.js';
 import type { SinkDefinition } from './definition.js';
 import type { SinkIO } from '../runner.js';
 
+/**
+ * A send that has not settled by then is abandoned (the producer closed, the batch offered again): the client
+ * was seen to leave a send pending for good after Kafka restarts.
+ */
+const SEND_DEADLINE_MS = 20_000;
+
 /** How much of a refused record's line its pipeline_error record keeps. */
 const ORIGINAL_HEAD = 256;
 
@@ -69,10 +75,17 @@ export function kafkaSink(o: KafkaSinkOptions): KafkaSinkIO {
   };
 
   const send = async (records: Record[]) => {
-    producer ??= make();
-    // metadata first: an unreachable cluster or a missing topic fails here at once, with an answer a user can act on
-    await producer.metadata({ topics: [topic] });
-    await producer.send({ messages: records });
+    const p = (producer ??= make());
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`no answer from Kafka within ${SEND_DEADLINE_MS / 1000} s`)), SEND_DEADLINE_MS);
+    });
+    try {
+      // metadata first: an unreachable cluster or a missing topic fails here at once, with an answer a user can act on
+      await Promise.race([p.metadata({ topics: [topic] }).then(() => p.send({ messages: records })), deadline]);
+    } finally {
+      clearTimeout(timer);
+    }
   };
 
   const toRecord = (line: string): Record => {
