@@ -2,6 +2,7 @@ import { dirname } from 'node:path';
 import type { KeySpec } from '../broker/config/spec.js';
 import { ConfigError } from '../broker/config/errors.js';
 import { ACTIONS } from './actions.js';
+import { defaultKafkaClientConfig, kafkaClientKeys, kafkaClientProblem, type KafkaClientConfig } from './kafka.js';
 
 /** One `capture_sink` line as its sink's definition read it (capture/sinks/): plain data, it crosses to the capture thread. */
 export interface SinkConfig {
@@ -35,6 +36,8 @@ export interface CaptureConfig {
     passwordFile?: string;
     cafile?: string;
   };
+  /** The capture_kafka_* keys of `capture_sink kafka`. */
+  kafka: KafkaClientConfig;
 }
 
 export function defaultCaptureConfig(): CaptureConfig {
@@ -52,6 +55,7 @@ export function defaultCaptureConfig(): CaptureConfig {
     fileMaxFiles: 10,
     tls: {},
     elastic: { namespace: 'default' },
+    kafka: defaultKafkaClientConfig(),
   };
 }
 
@@ -257,12 +261,15 @@ export const captureKeys: KeySpec<CaptureConfig>[] = [
       c.elastic.cafile = v.path();
     },
   },
+  ...kafkaClientKeys<CaptureConfig>('capture_kafka_', 'global', (c) => c.kafka, 'capture_sink kafka'),
 ];
 
 /** Checks between capture keys, once the whole configuration is read. */
 export function validateCapture(c: CaptureConfig): void {
   if (c.queue === 'disk' && !c.spoolDir)
     throw new ConfigError(undefined, 'capture_queue', 'disk needs capture_spool_dir (the queue lives there)');
+  const kafka = c.sinks.some((s) => s.kind === 'kafka') ? kafkaClientProblem(c.kafka, 'capture_kafka_') : undefined;
+  if (kafka) throw new ConfigError(undefined, 'capture_sink', kafka);
 }
 
 /** Directories capture writes into once running: each file sink's folder and the spool. */

@@ -4,6 +4,7 @@ import type { Sink } from '../runner.js';
 import type { SinkDefinition, SinkEnv } from './definition.js';
 import { searchSinkDefinition } from './elasticsearch.js';
 import { fileSinkDefinition } from './file.js';
+import { kafkaSinkDefinition } from './kafka.js';
 import { logstashSinkDefinition } from './logstash.js';
 import { beatsSinkDefinition } from './beats.js';
 import { mqttSinkDefinition } from './mqtt.js';
@@ -19,6 +20,7 @@ export const sinkDefinitions: SinkDefinition[] = [
   beatsSinkDefinition,
   mqttSinkDefinition,
   searchSinkDefinition,
+  kafkaSinkDefinition,
 ];
 
 const byKind = new Map(sinkDefinitions.flatMap((d) => d.kinds.map((k) => [k, d] as const)));
