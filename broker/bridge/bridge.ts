@@ -40,6 +40,8 @@ export interface BridgeCounters {
 
 /** How many QoS 0 messages a lazy bridge keeps for the remote while not connected (Mosquitto queues them for lazy bridges). */
 const LAZY_QOS0_LIMIT = 1000;
+/** How long a stop waits for the remote to acknowledge the last notification and the DISCONNECT. */
+const STOP_GRACE_MS = 2000;
 
 /**
  * One Mosquitto bridge: a local client of this broker (in-process, protocol version 0x84 so that the engine
@@ -119,13 +121,14 @@ export class Bridge {
     this.stopping = true;
     for (const t of [this.retry, this.idle, this.primaryCheck]) clearTimeout(t);
     const remote = this.remote;
+    // a remote that went away without our noticing yet never acknowledges: the stop waits a bounded time
     if (remote?.connected && this.config.notifications && !this.config.notificationsLocalOnly) {
-      await new Promise<void>((r) => remote.publish(notificationTopic(this.config), '0', { qos: 1, retain: true }, () => r()));
+      await bounded(new Promise<void>((r) => remote.publish(notificationTopic(this.config), '0', { qos: 1, retain: true }, () => r())));
     }
     this.notifyLocal('0');
     await Promise.all([
-      new Promise<void>((r) => (remote ? remote.end(!remote.connected, {}, () => r()) : r())),
-      new Promise<void>((r) => (this.local ? this.local.end(false, {}, () => r()) : r())),
+      remote && bounded(new Promise<void>((r) => remote.end(!remote.connected, {}, () => r()))).then(() => remote.end(true)),
+      this.local && bounded(new Promise<void>((r) => this.local!.end(false, {}, () => r()))).then(() => this.local!.end(true)),
     ]);
     this.setState({ state: 'stopped' });
   }
@@ -168,7 +171,8 @@ export class Bridge {
   private connect(): void {
     if (this.stopping || !this.remote) return;
     this.setState({ state: 'connecting', address: this.address });
-    if (this.attempted) this.remote.reconnect();
+    // reconnect() without stores would start empty ones: the messages awaiting the remote's acknowledgement would be lost
+    if (this.attempted) this.remote.reconnect({ incomingStore: this.remote.incomingStore, outgoingStore: this.remote.outgoingStore });
     else this.remote.connect();
     this.attempted = true;
   }
@@ -325,6 +329,12 @@ export class Bridge {
     this.state = e.state;
     this.report({ bridge: this.config.name, ...e });
   }
+}
+
+/** Waits for `p`, but no longer than STOP_GRACE_MS. */
+function bounded(p: Promise<void>): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([p, new Promise<void>((r) => (timer = setTimeout(r, STOP_GRACE_MS)))]).finally(() => clearTimeout(timer));
 }
 
 /** The size of a PUBLISH packet (fixed header, topic, packet id, payload), as bridge_max_packet_size counts it. */
