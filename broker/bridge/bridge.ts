@@ -24,6 +24,8 @@ export interface BridgeEvent {
   reason?: string;
   /** Seconds until the next attempt, when one is planned. */
   retryIn?: number;
+  /** What happened, for capture: a connection made, a connection lost (or left: lazy, stop), an attempt failed. */
+  change?: 'connected' | 'disconnected' | 'connect-failed';
 }
 
 export interface BridgeCounters {
@@ -121,6 +123,7 @@ export class Bridge {
     this.stopping = true;
     for (const t of [this.retry, this.idle, this.primaryCheck]) clearTimeout(t);
     const remote = this.remote;
+    const wasConnected = remote?.connected;
     // a remote that went away without our noticing yet never acknowledges: the stop waits a bounded time
     if (remote?.connected && this.config.notifications && !this.config.notificationsLocalOnly) {
       await bounded(new Promise<void>((r) => remote.publish(notificationTopic(this.config), '0', { qos: 1, retain: true }, () => r())));
@@ -130,7 +133,7 @@ export class Bridge {
       remote && bounded(new Promise<void>((r) => remote.end(!remote.connected, {}, () => r()))).then(() => remote.end(true)),
       this.local && bounded(new Promise<void>((r) => this.local!.end(false, {}, () => r()))).then(() => this.local!.end(true)),
     ]);
-    this.setState({ state: 'stopped' });
+    this.setState({ state: 'stopped', reason: 'broker stopping', change: wasConnected ? 'disconnected' : undefined });
   }
 
   private remoteOptions(): IClientOptions {
@@ -195,7 +198,7 @@ export class Bridge {
       if (!b.notificationsLocalOnly) remote.publish(notificationTopic(b), '1', { qos: 1, retain: true });
       this.notifyLocal('1');
     }
-    this.setState({ state: 'connected', address: this.address });
+    this.setState({ state: 'connected', address: this.address, change: 'connected' });
     this.log.info(`Connecting bridge ${b.name} (${this.address}): connected`);
     if (b.startType === 'lazy') this.armIdle();
     if (!b.roundRobin && this.addressIndex !== 0) this.watchPrimary();
@@ -211,21 +214,22 @@ export class Bridge {
     if (wasConnected && this.config.notifications) this.notifyLocal('0');
     if (this.state === 'idle') return; // a lazy bridge that left after idle_timeout
     const address = this.address;
+    const change = wasConnected ? 'disconnected' : 'connect-failed';
     // the next address: fallbacks in turn (round_robin false returns to the first one from watchPrimary)
     if (this.config.addresses.length > 1) this.addressIndex = (this.addressIndex + 1) % this.config.addresses.length;
     if (this.config.startType === 'once') {
       this.log.warn(`bridge ${this.config.name} (${address}): ${reason}; start_type once: not reconnecting`);
-      this.setState({ state: 'stopped', address, reason });
+      this.setState({ state: 'stopped', address, reason, change });
       return;
     }
     if (this.config.startType === 'lazy') {
       this.log.warn(`bridge ${this.config.name} (${address}): ${reason}`);
-      this.setState({ state: 'idle', address, reason });
+      this.setState({ state: 'idle', address, reason, change });
       return;
     }
     const wait = this.restartTimer.next();
     this.log.warn(`bridge ${this.config.name} (${address}): ${reason}; retrying in ${wait.toFixed(1)} s`);
-    this.setState({ state: 'waiting', address, reason, retryIn: wait });
+    this.setState({ state: 'waiting', address, reason, retryIn: wait, change });
     this.counters.reconnects++;
     this.retry = setTimeout(() => this.connect(), wait * 1000);
   }
@@ -290,7 +294,7 @@ export class Bridge {
       this.log.info(`bridge ${this.config.name}: idle for ${this.config.idleTimeout} s, disconnecting`);
       const remote = this.remote!;
       const disconnect = () => {
-        this.setState({ state: 'idle', address: this.address, reason: 'idle_timeout' });
+        this.setState({ state: 'idle', address: this.address, reason: 'idle_timeout', change: 'disconnected' });
         remote.end(false, {}, () => undefined);
       };
       if (this.config.notifications && !this.config.notificationsLocalOnly)

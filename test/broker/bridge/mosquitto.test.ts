@@ -7,6 +7,7 @@ import { freePort, spawnCli, startTestBroker, tempDir, waitForPort } from '../..
 import { startMosquitto, type MosquittoPeer } from '../../helpers/mosquitto.js';
 import { collect, connectClient, connectCollecting, until } from '../../helpers/mqtt.js';
 import { makePki } from '../../helpers/certs.js';
+import type { CaptureEvent } from '../../../capture/event.js';
 
 // Real remotes: Mosquitto 2.0.11 (the Debian binary) on loopback, and mqprobe's bridge (broker/bridge/) in this process.
 
@@ -186,7 +187,12 @@ t.test('refused credentials: CONNACK code logged, backoff per restart_timeout, t
     t,
     `${HEAD}connection auth\naddress 127.0.0.1:${remote.port}\nremote_clientid authbr\nremote_username gw\nremote_password s3cret-wrong\nrestart_timeout 1\ntopic a/#\n`,
   );
+  const events: CaptureEvent[] = [];
+  mq.broker.capture.subscribe((e) => void events.push(e));
   await until(() => (readFileSync(mq.logFile, 'utf8').match(/bridge auth .*retrying in 1\.0 s/g) ?? []).length >= 3, 10_000, 'three attempts');
+  const failed = events.find((e) => e.event.action === 'bridge-connect-failed');
+  t.match(failed, { event: { outcome: 'failure', reason: /CONNACK refused \(5\)/ }, mqprobe: { bridge: { connection: 'auth', state: 'waiting' } } }, 'captured: bridge-connect-failed');
+  t.notMatch(JSON.stringify(events), /s3cret-wrong/, 'the password is in no capture event');
   t.ok(Date.now() - started >= 2000, 'attempts one restart_timeout apart');
   const log = readFileSync(mq.logFile, 'utf8');
   t.match(log, /CONNACK refused \(5\)/, 'the CONNACK code is named');
@@ -207,6 +213,8 @@ t.test('start_type lazy: connects at the threshold, leaves after idle_timeout; a
   await stateOn(t, remote, 'failbr', '1');
   t.pass('the second address took over from the dead first one');
   const atR = await collector(t, remote.url, ['z/#', '$SYS/broker/connection/lazybr/state']);
+  const events: CaptureEvent[] = [];
+  mq.broker.capture.subscribe((e) => void events.push(e));
   const pub = await connectClient(t, mq.mqttUrl);
   await pub.publishAsync('z/1', '1');
   await pub.publishAsync('z/2', '2');
@@ -215,5 +223,13 @@ t.test('start_type lazy: connects at the threshold, leaves after idle_timeout; a
   await pub.publishAsync('z/3', '3');
   await until(() => atR.got.filter((m) => m.topic.startsWith('z/')).length === 3, 5000, 'the three held messages');
   await until(() => atR.got.some((m) => m.topic.endsWith('/state') && m.payload.toString() === '0'), 5000, 'idle disconnect');
-  t.pass('left after idle_timeout');
+  await until(() => events.some((e) => e.event.action === 'bridge-disconnected'), 5000, 'the capture event');
+  t.same(
+    events.filter((e) => e.event.action.startsWith('bridge-')).map((e) => [e.event.action, e.event.reason ?? '']),
+    [
+      ['bridge-connected', ''],
+      ['bridge-disconnected', 'idle_timeout'],
+    ],
+    'captured: bridge-connected, then bridge-disconnected (idle_timeout)',
+  );
 });
