@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import type { ClientHandle } from './engine/client.js';
 import type { SubscriptionView } from './engine/packets.js';
 import type { ListenerConfig } from './config/types.js';
-import type { BridgeEvent } from './bridge/bridge.js';
+import type { BridgeEvent } from './bridge/events.js';
 
 /** What the broker knows about a connection's transport, attached to its stream at accept time. */
 export interface ConnInfo {

@@ -66,7 +66,9 @@ export function describe(e: CaptureEvent): string {
     case 'bridge-disconnected':
     case 'bridge-connect-failed': {
       const b = e.mqprobe?.bridge as { connection: string; address?: string; retry_in_s?: number } | undefined;
-      const what = { 'bridge-connected': 'connected', 'bridge-disconnected': 'disconnected', 'bridge-connect-failed': 'failed to connect' }[e.event.action];
+      const what = { 'bridge-connected': 'connected', 'bridge-disconnected': 'disconnected', 'bridge-connect-failed': 'failed to connect' }[
+        e.event.action
+      ];
       const retry = b?.retry_in_s === undefined ? '' : `; retrying in ${b.retry_in_s.toFixed(1)} s`;
       return `Bridge ${q(b?.connection)} ${what}${b?.address ? ` (${b.address})` : ''}${e.event.reason ? `: ${e.event.reason}` : ''}${retry}`;
     }

@@ -106,7 +106,13 @@ export function attachHooks(h: CaptureHandle, f: EventFactory, o: HookOptions): 
   on('bridge-state', (b) => {
     if (!b.change || !wanted(`bridge-${b.change}`)) return;
     const connected = b.change === 'connected';
-    const e = f.make(`bridge-${b.change}`, 'event', NETWORK, connected ? CONNECTION_START : CONNECTION_END, b.change === 'connect-failed' ? 'failure' : 'success');
+    const e = f.make(
+      `bridge-${b.change}`,
+      'event',
+      NETWORK,
+      connected ? CONNECTION_START : CONNECTION_END,
+      b.change === 'connect-failed' ? 'failure' : 'success',
+    );
     if (b.reason) e.event.reason = b.reason;
     e.mqprobe = { bridge: { connection: b.bridge, address: b.address, state: b.state, retry_in_s: b.retryIn } };
     record(e);

@@ -8,25 +8,12 @@ import { internalMqttClient } from '../internal-client.js';
 import { RestartTimer } from './backoff.js';
 import { announceAsBridge } from './bridge-mode.js';
 import { EchoFilter } from './echo-filter.js';
+import type { BridgeEvent, BridgeState } from './events.js';
 import { localClientId, notificationTopic, remoteClientId, type BridgeConfig } from './config.js';
 import { openRemote } from './remote-stream.js';
 import { localSubscriptions, mapIn, mapOut, outOnlyRemoteTopics, remoteSubscriptions, topicMatches, validTopicName } from './topics.js';
 
-export type BridgeState = 'connecting' | 'connected' | 'waiting' | 'idle' | 'stopped';
-
-/** What a bridge reports: state changes (for capture, $SYS and logs) and its counters. */
-export interface BridgeEvent {
-  bridge: string;
-  state: BridgeState;
-  /** host:port of the remote tried or connected. */
-  address?: string;
-  /** Why a connection ended or failed (TLS error, CONNACK code, socket error); never a password. */
-  reason?: string;
-  /** Seconds until the next attempt, when one is planned. */
-  retryIn?: number;
-  /** What happened, for capture: a connection made, a connection lost (or left: lazy, stop), an attempt failed. */
-  change?: 'connected' | 'disconnected' | 'connect-failed';
-}
+export type { BridgeEvent, BridgeState } from './events.js';
 
 export interface BridgeCounters {
   messagesIn: number;

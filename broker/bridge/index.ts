@@ -62,7 +62,15 @@ function registerMetrics(bridges: Bridge[], registry: Registry): void {
   counter('messages_out_total', 'Messages acknowledged by the remote (QoS 0: sent).', (b) => b.counters.messagesOut);
   counter('bytes_in_total', 'Payload bytes taken from the remote.', (b) => b.counters.bytesIn);
   counter('bytes_out_total', 'Payload bytes sent to the remote.', (b) => b.counters.bytesOut);
-  counter('dropped_total', 'Out messages dropped (QoS 0 while the remote is down, over bridge_max_packet_size, unmappable topic).', (b) => b.counters.dropped);
-  counter('queued', 'Out messages handed to the remote and not yet acknowledged (more wait in the local session).', (b) => b.counters.queued);
+  counter(
+    'dropped_total',
+    'Out messages dropped (QoS 0 while the remote is down, over bridge_max_packet_size, unmappable topic).',
+    (b) => b.counters.dropped,
+  );
+  counter(
+    'queued',
+    'Out messages handed to the remote and not yet acknowledged (more wait in the local session).',
+    (b) => b.counters.queued,
+  );
   counter('reconnects_total', 'Reconnection attempts scheduled after a lost or failed connection.', (b) => b.counters.reconnects);
 }

@@ -31,7 +31,8 @@ export function parseTopicLine(words: string[]): BridgeTopic {
   const [rawPattern, rawDir = 'out', rawQos = '0', rawLocal, rawRemote] = words;
   if (!['in', 'out', 'both'].includes(rawDir)) throw new TopicLineError(`expected a direction in, out or both, got "${rawDir}"`);
   if (!/^[012]$/.test(rawQos)) throw new TopicLineError(`expected a QoS 0, 1 or 2, got "${rawQos}"`);
-  if (rawLocal !== undefined && rawRemote === undefined) throw new TopicLineError('a local prefix needs a remote prefix after it (use "" for none)');
+  if (rawLocal !== undefined && rawRemote === undefined)
+    throw new TopicLineError('a local prefix needs a remote prefix after it (use "" for none)');
   const pattern = rawPattern === EMPTY ? undefined : rawPattern;
   const localPrefix = prefix(rawLocal, 'local');
   const remotePrefix = prefix(rawRemote, 'remote');
@@ -62,7 +63,10 @@ export function parseTopicLine(words: string[]): BridgeTopic {
 
 function prefix(word: string | undefined, side: string): string | undefined {
   if (word === undefined || word === EMPTY) return undefined;
-  if (/[+#]/.test(word)) throw new TopicLineError(`invalid ${side} prefix "${word}": a prefix must not contain + or # (Mosquitto: "Invalid bridge topic ${side} prefix")`);
+  if (/[+#]/.test(word))
+    throw new TopicLineError(
+      `invalid ${side} prefix "${word}": a prefix must not contain + or # (Mosquitto: "Invalid bridge topic ${side} prefix")`,
+    );
   if (word.includes('\u0000')) throw new TopicLineError(`invalid ${side} prefix: NUL byte`);
   return word;
 }
@@ -134,5 +138,5 @@ export function outOnlyRemoteTopics(topics: readonly BridgeTopic[]): string[] {
 
 /** A mapped topic is published only if it is a valid topic name (Mosquitto drops others: handle_publish.c). */
 export function validTopicName(topic: string): boolean {
-  return topic !== '' && !/[+#\u0000]/.test(topic) && Buffer.byteLength(topic) <= 65535;
+  return topic !== '' && !/[+#]/.test(topic) && !topic.includes('\u0000') && Buffer.byteLength(topic) <= 65535;
 }

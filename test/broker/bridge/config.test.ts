@@ -71,7 +71,15 @@ t.test('several connection blocks load with Mosquitto 2.0 defaults and every key
   t.same(b.restart, { base: 5, cap: 30 });
   t.equal(b.startType, 'automatic');
   t.equal(b.tryPrivate, true);
-  t.same(b.topics[0], { pattern: '#', direction: 'out', qos: 0, localPrefix: undefined, remotePrefix: undefined, localTopic: '#', remoteTopic: '#' });
+  t.same(b.topics[0], {
+    pattern: '#',
+    direction: 'out',
+    qos: 0,
+    localPrefix: undefined,
+    remotePrefix: undefined,
+    localTopic: '#',
+    remoteTopic: '#',
+  });
   t.match(remoteClientId(b), /\.second$/, 'remote id: <hostname>.<connection>');
   t.equal(localClientId(b), `local.${remoteClientId(b)}`);
   t.equal(notificationTopic(b), `$SYS/broker/connection/${remoteClientId(b)}/state`);
@@ -104,7 +112,10 @@ t.test('hostile and wrong bridge config: one ConfigError naming file, line and k
     ['connection a\naddress h\ntopic #\nremote_password p\n', /needs remote_username/],
     ['connection a\naddress h\ntopic #\nkeepalive_interval 2\n', /0 or at least 5/],
     ['connection a\naddress h\ntopic #\nconnection a\n', /connection a is configured twice/],
-    ['connection a\naddress h\ntopic #\nremote_clientid x\nconnection b\naddress h\ntopic #\nremote_clientid x\n', /also used by connection a/],
+    [
+      'connection a\naddress h\ntopic #\nremote_clientid x\nconnection b\naddress h\ntopic #\nremote_clientid x\n',
+      /also used by connection a/,
+    ],
     ['connection bad/name\n', /expected a connection name/],
     ['acl_file /dev/null\nconnection a\naddress h\ntopic #\nlocal_username u\n', /local_username: .*trusted/],
   ];

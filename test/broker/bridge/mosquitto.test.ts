@@ -62,7 +62,10 @@ const IN: [string, string | null][] = [
 
 t.test('topic mapping: table of prefix cases, mqprobe bridging to Mosquitto agrees with Mosquitto bridging to Mosquitto', async (t) => {
   const [r1, r2] = await Promise.all([startMosquitto(t), startMosquitto(t)]);
-  const ref = await startMosquitto(t, `allow_anonymous true\nconnection ref\naddress 127.0.0.1:${r2.port}\nremote_clientid ref\n${LINES}\n`);
+  const ref = await startMosquitto(
+    t,
+    `allow_anonymous true\nconnection ref\naddress 127.0.0.1:${r2.port}\nremote_clientid ref\n${LINES}\n`,
+  );
   const mq = await startTestBroker(t, `${HEAD}connection probe\naddress 127.0.0.1:${r1.port}\nremote_clientid probe\n${LINES}\n`);
   await Promise.all([stateOn(t, r1, 'probe', '1'), stateOn(t, r2, 'ref', '1')]);
   const [atR1, atR2, atMq, atRef] = await Promise.all([r1.url, r2.url, mq.mqttUrl, ref.url].map((u) => collector(t, u)));
@@ -92,7 +95,10 @@ t.test('topic mapping: table of prefix cases, mqprobe bridging to Mosquitto agre
 
 t.test('MQTT 5 remote (bridge_protocol_version mqttv50): both directions, no echo, local engine on 3.1.1', async (t) => {
   const remote = await startMosquitto(t);
-  const mq = await startTestBroker(t, `${HEAD}connection v5\naddress 127.0.0.1:${remote.port}\nremote_clientid v5br\nbridge_protocol_version mqttv50\ntopic loop/# both 1\n`);
+  const mq = await startTestBroker(
+    t,
+    `${HEAD}connection v5\naddress 127.0.0.1:${remote.port}\nremote_clientid v5br\nbridge_protocol_version mqttv50\ntopic loop/# both 1\n`,
+  );
   await stateOn(t, remote, 'v5br', '1');
   t.match(remote.output(), /connected from .* as v5br \(p5/, 'the remote saw an MQTT 5 connection');
   const [atR, atL] = await Promise.all([collector(t, remote.url), collector(t, mq.mqttUrl)]);
@@ -112,7 +118,10 @@ t.test('remote down for a while: 300 QoS 1 messages wait in the local broker and
   const sink = await connectClient(t, remote.url, { clientId: 'sink', clean: false });
   await sink.subscribeAsync('q/#', { qos: 1 });
   await sink.endAsync();
-  const mq = await startTestBroker(t, `${HEAD}connection down\naddress 127.0.0.1:${remote.port}\nremote_clientid down\nrestart_timeout 1\ntopic q/# out 1\n`);
+  const mq = await startTestBroker(
+    t,
+    `${HEAD}connection down\naddress 127.0.0.1:${remote.port}\nremote_clientid down\nrestart_timeout 1\ntopic q/# out 1\n`,
+  );
   await stateOn(t, remote, 'down', '1');
   await remote.stop('SIGTERM');
   const pub = await connectClient(t, mq.mqttUrl);
@@ -131,7 +140,10 @@ t.test('remote down for a while: 300 QoS 1 messages wait in the local broker and
 
 t.test('notifications: "1" on connect, "0" on a clean stop, and the will "0" when mqprobe is killed -9', async (t) => {
   const remote = await startMosquitto(t);
-  const mq = await startTestBroker(t, `${HEAD}connection n\naddress 127.0.0.1:${remote.port}\nremote_clientid clean-stop\ntopic x/# out 0\n`);
+  const mq = await startTestBroker(
+    t,
+    `${HEAD}connection n\naddress 127.0.0.1:${remote.port}\nremote_clientid clean-stop\ntopic x/# out 0\n`,
+  );
   await stateOn(t, remote, 'clean-stop', '1');
   const local = await collector(t, mq.mqttUrl, ['$SYS/broker/connection/#']);
   await until(() => local.got.some((m) => m.payload.toString() === '1'), 5000, 'the local notification');
@@ -141,7 +153,10 @@ t.test('notifications: "1" on connect, "0" on a clean stop, and the will "0" whe
 
   const port = await freePort();
   const file = join(tempDir(), 'mqprobe.conf');
-  writeFileSync(file, `listener ${port} 127.0.0.1\nallow_anonymous true\nuser root\nconnection k\naddress 127.0.0.1:${remote.port}\nremote_clientid killed\ntopic x/# out 0\n`);
+  writeFileSync(
+    file,
+    `listener ${port} 127.0.0.1\nallow_anonymous true\nuser root\nconnection k\naddress 127.0.0.1:${remote.port}\nremote_clientid killed\ntopic x/# out 0\n`,
+  );
   const cli = spawnCli(t, ['-c', file]);
   await waitForPort(port);
   await stateOn(t, remote, 'killed', '1');
@@ -170,8 +185,14 @@ t.test('TLS bridge to a TLS Mosquitto; a remote whose certificate the CA does no
   await pub.publishAsync('l/s/1', 'over tls', { qos: 1 });
   await until(() => atR.got.length === 1, 5000, 'the message over TLS');
   t.equal(atR.got[0].topic, 'r/s/1');
-  await until(() => (readFileSync(mq.logFile, 'utf8').match(/bridge untrusted .*retrying in/g) ?? []).length >= 2, 10_000, 'two failed attempts');
-  const lines = readFileSync(mq.logFile, 'utf8').split('\n').filter((l) => l.includes('bridge untrusted'));
+  await until(
+    () => (readFileSync(mq.logFile, 'utf8').match(/bridge untrusted .*retrying in/g) ?? []).length >= 2,
+    10_000,
+    'two failed attempts',
+  );
+  const lines = readFileSync(mq.logFile, 'utf8')
+    .split('\n')
+    .filter((l) => l.includes('bridge untrusted'));
   t.match(lines[0], /certificate|self.signed|unable to verify/i, 'the TLS error is named');
 });
 
@@ -189,9 +210,17 @@ t.test('refused credentials: CONNACK code logged, backoff per restart_timeout, t
   );
   const events: CaptureEvent[] = [];
   mq.broker.capture.subscribe((e) => void events.push(e));
-  await until(() => (readFileSync(mq.logFile, 'utf8').match(/bridge auth .*retrying in 1\.0 s/g) ?? []).length >= 3, 10_000, 'three attempts');
+  await until(
+    () => (readFileSync(mq.logFile, 'utf8').match(/bridge auth .*retrying in 1\.0 s/g) ?? []).length >= 3,
+    10_000,
+    'three attempts',
+  );
   const failed = events.find((e) => e.event.action === 'bridge-connect-failed');
-  t.match(failed, { event: { outcome: 'failure', reason: /CONNACK refused \(5\)/ }, mqprobe: { bridge: { connection: 'auth', state: 'waiting' } } }, 'captured: bridge-connect-failed');
+  t.match(
+    failed,
+    { event: { outcome: 'failure', reason: /CONNACK refused \(5\)/ }, mqprobe: { bridge: { connection: 'auth', state: 'waiting' } } },
+    'captured: bridge-connect-failed',
+  );
   t.notMatch(JSON.stringify(events), /s3cret-wrong/, 'the password is in no capture event');
   t.ok(Date.now() - started >= 2000, 'attempts one restart_timeout apart');
   const log = readFileSync(mq.logFile, 'utf8');
