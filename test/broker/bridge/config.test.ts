@@ -1,6 +1,7 @@
 import t from 'tap';
 import { loadConfig } from '../../../app/config.js';
 import { conf, configError } from '../../helpers/config.js';
+import { spawnCli } from '../../helpers/broker.js';
 import { mapIn, mapOut, parseTopicLine } from '../../../broker/bridge/topics.js';
 import { RestartTimer } from '../../../broker/bridge/backoff.js';
 import { notificationTopic, remoteClientId, localClientId } from '../../../broker/bridge/config.js';
@@ -155,4 +156,11 @@ t.test('restart_timeout: constant, or decorrelated jitter between base and cap, 
   top.reset();
   t.equal(top.next(), 6);
   t.equal(new RestartTimer({ base: 2, cap: 20 }, () => 0).next(), 2, 'never below base');
+});
+
+t.test('mqprobe --test-config reports a bad bridge line with file:line and exits non-zero, as for any key', async (t) => {
+  const file = conf(`${HEAD}connection c\naddress 127.0.0.1\ntopic # out 1 a/+ b/\n`);
+  const cli = spawnCli(t, ['--test-config', '-c', file]);
+  t.not(await cli.exited, 0);
+  t.match(cli.output(), `${file}:5: topic: invalid local prefix "a/+"`);
 });
