@@ -2,9 +2,10 @@ import t from 'tap';
 import { loadConfig } from '../../../app/config.js';
 import { conf, configError } from '../../helpers/config.js';
 import { spawnCli } from '../../helpers/broker.js';
+import { fixture } from '../../helpers/paths.js';
 import { mapIn, mapOut, parseTopicLine } from '../../../broker/bridge/topics.js';
 import { RestartTimer } from '../../../broker/bridge/backoff.js';
-import { notificationTopic, remoteClientId, localClientId } from '../../../broker/bridge/config.js';
+import { isBridgeKey, notificationTopic, remoteClientId, localClientId } from '../../../broker/bridge/config.js';
 
 const HEAD = 'listener 0 127.0.0.1\nallow_anonymous true\n';
 
@@ -164,3 +165,20 @@ t.test('mqprobe --test-config reports a bad bridge line with file:line and exits
   t.not(await cli.exited, 0);
   t.match(cli.output(), `${file}:5: topic: invalid local prefix "a/+"`);
 });
+
+t.test(
+  "Mosquitto's annotated example: its bridge section, enabled with a name, an address and a topic, loads with its stated defaults",
+  async (t) => {
+    const { readFileSync } = await import('node:fs');
+    const section = readFileSync(fixture('mosquitto', 'mosquitto.conf.example'), 'utf8').split('\n');
+    const lines = section
+      .slice(section.findIndex((l) => l.startsWith('#connection ')))
+      .filter((l) => /^#[a-z_]+ \S/.test(l) && isBridgeKey(l.slice(1).split(' ')[0]))
+      .filter((l) => !/^#(address|topic) /.test(l))
+      .map((l) => l.slice(1));
+    t.ok(lines.length >= 12, `${lines.length} example lines`);
+    const c = loadConfig(conf(`${HEAD}connection example\naddress 127.0.0.1\ntopic #\n${lines.join('\n')}\n`));
+    const defaults = loadConfig(conf(`${HEAD}connection example\naddress 127.0.0.1\ntopic #\n`));
+    t.same({ ...c.bridges[0], pos: null }, { ...defaults.bridges[0], pos: null }, "the example's values are mqprobe's defaults");
+  },
+);
