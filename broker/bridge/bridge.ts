@@ -107,6 +107,7 @@ export class Bridge {
 
   /** Sends the notification "0" and a clean DISCONNECT, then closes both clients. */
   async stop(): Promise<void> {
+    if (!this.local) return; // never started (the broker failed before its start)
     this.stopping = true;
     for (const t of [this.retry, this.idle, this.primaryCheck]) clearTimeout(t);
     const remote = this.remote;

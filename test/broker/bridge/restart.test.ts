@@ -1,5 +1,6 @@
 import t from 'tap';
-import { chmodSync, writeFileSync } from 'node:fs';
+import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
 import { join } from 'node:path';
 import { freePort, spawnCli, startTestBroker, tempDir, waitForPort } from '../../helpers/broker.js';
 import { startMosquitto } from '../../helpers/mosquitto.js';
@@ -101,5 +102,27 @@ t.test('mqprobe bridging to mqprobe, and Mosquitto bridging into mqprobe: prefix
   t.same(topics(atRemote), ['mr/b', 'mr/d', 'r/a', 'r/c'], 'the mqprobe remote: each message once, mapped');
   t.same(topics(atLocal), ['l/a', 'l/c'], 'the bridging mqprobe: its own and the one that came in, once each');
   t.same(topics(atMosq), ['ml/b', 'ml/d'], 'the bridging Mosquitto: the same');
-  t.match(mosq.output(), /Bridge into sending CONNECT[^]*Received CONNACK on connection local.into/, 'Mosquitto bridged into mqprobe (the engine accepts the bridge bit)');
+  t.match(
+    mosq.output(),
+    /Bridge into sending CONNECT[^]*Received CONNACK on connection local.into/,
+    'Mosquitto bridged into mqprobe (the engine accepts the bridge bit)',
+  );
+});
+
+t.test('a remote that answers garbage or closes mid-stream: one line per attempt, a backoff, the broker goes on', async (t) => {
+  let accepted = 0;
+  const garbage = net.createServer((s) => {
+    accepted++;
+    // odd attempts: bytes that are no CONNACK; even ones: a CONNACK cut in the middle, then a close
+    s.end(accepted % 2 ? Buffer.from('HTTP/1.1 400 Bad Request\r\n\r\n') : Buffer.from([0x20, 0x02, 0x00]));
+  });
+  await new Promise<void>((r) => garbage.listen(0, '127.0.0.1', r));
+  t.teardown(() => garbage.close());
+  const port = (garbage.address() as net.AddressInfo).port;
+  const mq = await startTestBroker(t, `${HEAD}connection junk\naddress 127.0.0.1:${port}\nrestart_timeout 1\ntopic # out 1\n`);
+  await until(() => (readFileSync(mq.logFile, 'utf8').match(/bridge junk .*retrying in/g) ?? []).length >= 3, 10_000, 'three attempts');
+  t.ok(accepted >= 3 && accepted <= 5, `attempts one restart_timeout apart, no busy loop (${accepted} connections)`);
+  const c = await connectClient(t, mq.mqttUrl);
+  await c.publishAsync('still/serving', 'yes', { qos: 1 });
+  t.pass('the broker still takes publishes');
 });
