@@ -2,6 +2,7 @@ import { EventEmitter } from 'node:events';
 import type { ClientHandle } from './engine/client.js';
 import type { SubscriptionView } from './engine/packets.js';
 import type { ListenerConfig } from './config/types.js';
+import type { BridgeEvent } from './bridge/events.js';
 
 /** What the broker knows about a connection's transport, attached to its stream at accept time. */
 export interface ConnInfo {
@@ -65,6 +66,8 @@ export interface ProbeEvents {
     reason: 'client-disconnect' | 'socket-closed' | 'keepalive-timeout' | 'session-taken-over' | 'administrative-action' | 'server-shutdown' | 'error',
     error?: Error,
   ];
+  /** A bridge (`connection` block) changed state: connecting, connected, waiting (after a failure), idle (lazy), stopped. */
+  'bridge-state': [event: BridgeEvent];
 }
 
 export class BrokerProbe extends EventEmitter<ProbeEvents> {}

@@ -29,6 +29,7 @@ import { logClientLines } from './engine/client-lines.js';
 import { ConnectionGate } from './connection-gate.js';
 import { listenLines } from './log/broker-lines.js';
 import { logDestinations } from './logger.js';
+import { createBridges } from './bridge/index.js';
 
 /** In-process connections belong to no network listener: no mount point, limit or per-listener security. */
 const INTERNAL_LISTENER = newListener(0, { file: '<internal>', line: 0 });
@@ -150,7 +151,7 @@ export async function createMqttServer(config: BrokerConfig, { log, metrics }: S
   const http = httpAuth
     ? createHttpServer(log, metrics, httpAuth, () => ({
         ok: !closing,
-        detail: { clients: aedes.connectedClients, uptime_s: Math.round(process.uptime()) },
+        detail: { clients: aedes.connectedClients, uptime_s: Math.round(process.uptime()), bridges: bridges.states() },
       }))
     : undefined;
 
@@ -166,6 +167,7 @@ export async function createMqttServer(config: BrokerConfig, { log, metrics }: S
     usernameOf,
     guardConnects: (g) => access.guardConnects(g),
   });
+  const bridges = createBridges(config.bridges, { broker, probe, log, metrics });
 
   let closed: Promise<void> | undefined;
   return {
@@ -238,6 +240,7 @@ export async function createMqttServer(config: BrokerConfig, { log, metrics }: S
         'broker-starting',
         bound.map((b) => ({ listener: b.config, port: b.port })),
       );
+      bridges.start();
     },
     reload: async () => {
       try {
@@ -261,6 +264,7 @@ export async function createMqttServer(config: BrokerConfig, { log, metrics }: S
     },
     close() {
       closed ??= (async () => {
+        await bridges.stop();
         await new Promise<void>((r) => aedes.close(() => r()));
         await state.stop();
         await Promise.all(bound.map((b) => b.close()));

@@ -20,6 +20,9 @@ export const ACTIONS = [
   'ping-received',
   'publish-acknowledged',
   'publish-delivered',
+  'bridge-connected',
+  'bridge-disconnected',
+  'bridge-connect-failed',
   'capture-dropped',
 ] as const;
 

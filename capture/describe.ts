@@ -62,6 +62,16 @@ export function describe(e: CaptureEvent): string {
         return `Capture run ${d?.run} ended without a clean stop: sink ${d?.sink} cannot account for ${d?.dropped} events (event.sequence ${d?.first_sequence}–${d?.last_sequence}; any recorded after ${d?.last_sequence} are not known)`;
       return `Capture sink ${d?.sink} dropped ${d?.dropped} events (event.sequence ${d?.first_sequence}–${d?.last_sequence}): ${e.event.reason}`;
     }
+    case 'bridge-connected':
+    case 'bridge-disconnected':
+    case 'bridge-connect-failed': {
+      const b = e.mqprobe?.bridge as { connection: string; address?: string; retry_in_s?: number } | undefined;
+      const what = { 'bridge-connected': 'connected', 'bridge-disconnected': 'disconnected', 'bridge-connect-failed': 'failed to connect' }[
+        e.event.action
+      ];
+      const retry = b?.retry_in_s === undefined ? '' : `; retrying in ${b.retry_in_s.toFixed(1)} s`;
+      return `Bridge ${q(b?.connection)} ${what}${b?.address ? ` (${b.address})` : ''}${e.event.reason ? `: ${e.event.reason}` : ''}${retry}`;
+    }
     default:
       return e.event.action;
   }

@@ -31,6 +31,7 @@ const START_ALLOWED = list('start', 'allowed');
 const START = list('start');
 const END = list('end');
 const CONNECTION_START = list('connection', 'start');
+const CONNECTION_END = list('connection', 'end');
 
 /** Topics the broker must never capture (its own reroute of denied publishes, the mqtt sink's topics). */
 export interface HookOptions {
@@ -102,6 +103,20 @@ export function attachHooks(h: CaptureHandle, f: EventFactory, o: HookOptions): 
       };
       record(e);
     });
+  on('bridge-state', (b) => {
+    if (!b.change || !wanted(`bridge-${b.change}`)) return;
+    const connected = b.change === 'connected';
+    const e = f.make(
+      `bridge-${b.change}`,
+      'event',
+      NETWORK,
+      connected ? CONNECTION_START : CONNECTION_END,
+      b.change === 'connect-failed' ? 'failure' : 'success',
+    );
+    if (b.reason) e.event.reason = b.reason;
+    e.mqprobe = { bridge: { connection: b.bridge, address: b.address, state: b.state, retry_in_s: b.retryIn } };
+    record(e);
+  });
   if (wanted('broker-stopped')) on('broker-stopped', () => record(f.make('broker-stopped', 'event', PROCESS, END, 'success')));
   if (wanted('connection-opened'))
     on('connection-opened', (conn) => record(f.withConn(f.make('connection-opened', 'event', NETWORK, CONNECTION_START, 'success'), conn)));

@@ -1,9 +1,9 @@
 import type { Duplex } from 'node:stream';
-import { MqttClient } from 'mqtt';
+import type { MqttClient } from 'mqtt';
 import mqttPacket from 'mqtt-packet';
 import type { Logger } from 'pino';
 import type { BrokerApi } from '../../broker/engine/api.js';
-import { duplexPair } from '../shared/duplex-pair.js';
+import { internalMqttClient } from '../../broker/internal-client.js';
 
 const END_GRACE_MS = 2000;
 
@@ -35,14 +35,8 @@ export class InternalClient {
     readonly clientId: string,
     log: Logger,
   ) {
-    this.client = new MqttClient(
-      () => {
-        const [mine, brokers] = duplexPair();
-        this.brokerSide = brokers;
-        this.mine = mine;
-        broker.connectInternal(brokers);
-        return mine;
-      },
+    this.client = internalMqttClient(
+      broker,
       {
         clientId,
         protocolVersion: 4,
@@ -51,6 +45,10 @@ export class InternalClient {
         keepalive: 0,
         reconnectPeriod: 1000,
         queueQoSZero: true,
+      },
+      ({ mine, brokerSide }) => {
+        this.mine = mine;
+        this.brokerSide = brokerSide;
       },
     );
     this.client.on('error', (err) => log.warn({ err: err.message }, `internal client ${clientId}: ${err.message}`));

@@ -6,6 +6,7 @@ import { applyPlugins, prefixedKey } from '../auth/plugins.js';
 import type { BeatBlock, BrokerConfig, ListenerConfig, SecurityConfig } from './types.js';
 import { defaultLogSettings } from '../log/settings.js';
 import { validateProxyListener } from '../proxy-protocol.js';
+import { bridgeKeys, isBridgeKey, readBridgeLine, validateBridges } from '../bridge/config.js';
 
 export const DEFAULT_PORT = 1883;
 
@@ -49,6 +50,7 @@ export function defaultBrokerConfig(): BrokerConfig {
     autosaveInterval: 1800,
     autosaveOnChanges: false,
     beats: [],
+    bridges: [],
     warnings: [],
   };
 }
@@ -58,6 +60,7 @@ type AnySpec = KeySpec<BrokerTarget>;
 export const brokerKeyTable: { area: string; specs: KeySpec<never>[] }[] = [
   { area: 'Mosquitto', specs: mosquittoKeys as KeySpec<never>[] },
   { area: 'Broker (mqprobe)', specs: mqprobeBrokerKeys as KeySpec<never>[] },
+  { area: 'Bridges (Mosquitto `connection` blocks, docs/bridges.md)', specs: bridgeKeys as KeySpec<never>[] },
 ];
 
 const brokerSpecs = specIndex<BrokerTarget>([...mosquittoKeys, ...mqprobeBrokerKeys]);
@@ -145,6 +148,10 @@ export function loadConfig<X extends object = object>(
       config.listeners.push(current);
       continue;
     }
+    if (line.key === 'connection' || isBridgeKey(line.key)) {
+      readBridgeLine(config.bridges, line);
+      continue;
+    }
     const spec: AnySpec | undefined = brokerSpecs.get(line.key) ?? brokerSpecs.get(prefixedKey(line.key) ?? '');
     if (spec) {
       if (spec.scope === 'listener' && !current) defaultListenerUsed = true;
@@ -183,6 +190,7 @@ export function loadConfig<X extends object = object>(
   }
   applyPlugins(config);
   validateListeners(config);
+  validateBridges(config.bridges, !!config.security.aclFile || config.listeners.some((l) => l.security.aclFile));
   ext.validateBlocks(config.beats);
   ext.validate?.(config);
   return config;

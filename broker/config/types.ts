@@ -2,6 +2,7 @@ import type { SourcePos, ConfigWarning } from './errors.js';
 import type { ConfigLine } from './lexer.js';
 import type { SseConfig } from '../http/sse-config.js';
 import type { HttpAuthConfig } from '../http-tokens.js';
+import type { BridgeConfig } from '../bridge/config.js';
 
 /** Security settings: global, or per listener when `per_listener_settings true`. */
 export interface SecurityConfig {
@@ -104,6 +105,8 @@ export interface BrokerConfig {
   /** `http_token_file`, `http_metrics_token_file`. */
   httpAuth?: HttpAuthConfig;
   beats: BeatBlock[];
+  /** `connection <name>` blocks: Mosquitto bridges (broker/bridge/). */
+  bridges: BridgeConfig[];
   warnings: ConfigWarning[];
 }
 

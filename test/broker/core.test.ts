@@ -1,6 +1,6 @@
 import t from 'tap';
 import { MqttClient } from 'mqtt';
-import { duplexPair } from '../../bridges/shared/duplex-pair.js';
+import { duplexPair } from '../../broker/duplex-pair.js';
 import net from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
