@@ -11,6 +11,8 @@ import { Access, clientMeta } from './engine/access.js';
 import { bindListener, type BoundListener } from './listeners.js';
 import { createHttpServer } from './http/server.js';
 import { HttpAuth } from './http-auth.js';
+import { mountView } from './http/view/mount.js';
+import { ViewModel } from './http/view/model.js';
 import { limitPacketSize } from './engine/packet-limit.js';
 import { readInTurns } from './engine/fair-reads.js';
 import { requireWellFormedStrings } from './engine/well-formed-strings.js';
@@ -158,6 +160,8 @@ export async function createMqttServer(config: BrokerConfig, { log, metrics }: S
     applyDeliveryLimits(aedes.handle(stream), deliveryLimits, (qos) => stats.countQueueFullDrop(qos));
   };
   const broker = createBrokerApi({ aedes, probe, connectInternal, connOf: connInfo, usernameOf });
+  // the web view at / (docs/webview.md)
+  const view = http && httpAuth ? mountView(http, httpAuth, new ViewModel(broker, metrics), log.child({ name: 'view' })) : undefined;
 
   let closed: Promise<void> | undefined;
   return {
@@ -254,6 +258,7 @@ export async function createMqttServer(config: BrokerConfig, { log, metrics }: S
         await new Promise<void>((r) => aedes.close(() => r()));
         await state.stop();
         await Promise.all(bound.map((b) => b.close()));
+        view?.close();
         if (http) await http.close();
       })();
       return closed;
