@@ -1,6 +1,6 @@
 import type { Registry } from 'prom-client';
 import type { BrokerApi } from '../../engine/api.js';
-import type { ClientHandle } from '../../engine/client.js';
+import { isClosed, type ClientHandle } from '../../engine/client.js';
 import { ClientTable } from './clients.js';
 import { Ring } from './ring.js';
 import { TopicStats } from './topics.js';
@@ -98,7 +98,8 @@ export class ViewModel {
         ev(c, 'subscription-granted', subs.map((s) => (s.qos >= 128 ? `${s.topic} (refused)` : `${s.topic} qos ${s.qos}`)).join(', ')),
       ),
       broker.on('subscription-denied', (c, s) => ev(c, 'subscription-denied', s.topic)),
-      broker.on('unsubscribe', (topics, c) => ev(c, 'unsubscribed', topics.join(', '))),
+      // the engine unsubscribes a closing client itself: that is its disconnect, not an UNSUBSCRIBE
+      broker.on('unsubscribe', (topics, c) => isClosed(c) || ev(c, 'unsubscribed', topics.join(', '))),
       broker.on('publish-denied', (c, p) => ev(c, 'publish-denied', p.topic)),
       broker.on('disconnect-reason', (c, reason) => ev(c, 'client-disconnected', reason)),
       broker.subscribe('$SYS/#', (packet, done) => {

@@ -57,12 +57,12 @@ export function mountView(app: FastifyInstance, auth: HttpAuth, model: ViewModel
   };
 
   /** A data route: identity checked, query errors answered 400, security headers on every answer. */
-  const api = (path: string, handler: (q: Record<string, string | string[] | undefined>, who: HttpIdentity, req: FastifyRequest) => unknown) =>
+  const api = (path: string, handler: (q: Record<string, string | string[] | undefined>, who: HttpIdentity) => unknown) =>
     app.get(path, async (req, reply) => {
       const who = await viewer(req, reply);
       if (!who) return reply;
       try {
-        const body = handler(req.query as Record<string, string | string[] | undefined>, who, req);
+        const body = handler(req.query as Record<string, string | string[] | undefined>, who);
         return reply.headers(SECURITY_HEADERS).header('cache-control', 'no-store').send(body);
       } catch (err) {
         if (!(err instanceof BadQuery)) throw err;
@@ -97,16 +97,15 @@ export function mountView(app: FastifyInstance, auth: HttpAuth, model: ViewModel
     }),
   );
 
-  api('/api/clients/:id/events', (q, _who, req) => {
-    const id = (req.params as { id: string }).id;
-    if (id.length > MAX_TOPIC_CHARS) throw new BadQuery('client id is longer than 65535 characters');
+  api('/api/events', (q) => {
+    const id = textParam(q, 'client_id', MAX_TOPIC_CHARS);
     const limit = intParam(q, 'limit', 100, 1, MAX_LIMIT);
     return { client_id: id, events: model.events.toArray().filter((e) => e.client_id === id).slice(-limit) };
   });
 
   api('/api/topics', (q, who) => {
     const prefix = textParam(q, 'prefix', MAX_TOPIC_CHARS);
-    if (prefix !== '' && (!isValidFilter(prefix) || /[+#]/.test(prefix))) throw new BadQuery('prefix must be a topic name without wildcards');
+    if (prefix !== '' && (!isValidFilter(prefix) || /[+#\u0000]/.test(prefix))) throw new BadQuery('prefix must be a topic name without wildcards');
     const offset = intParam(q, 'offset', 0, 0, 10_000_000);
     const limit = intParam(q, 'limit', 100, 1, MAX_LIMIT);
     const children = model.topics.children(prefix, (t) => visible(who, t));
