@@ -257,6 +257,8 @@ t.test('the live stream: one tick per 2 s with counts, busiest topics and new al
   t.equal(tick.clients.connected, 1);
   t.equal(tick.busiest[0].topic, 'a/busy');
   t.equal(tick.busiest[0].spark.length, 30);
+  const noBusiest = await fetch(`${base}/api/topics?busiest=0`, { headers: { authorization: basic('viewer') } });
+  t.same(((await noBusiest.json()) as any).busiest, [], 'busiest=0 while topics are busy');
   t.ok(tick.live.in_per_s > 0);
   const wild = await connectClient(t, b.mqttUrl, { username: 'pub', password: PW.pub, clientId: 'wild' });
   await new Promise<void>((r) => wild.subscribe('#', () => r()));

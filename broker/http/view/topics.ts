@@ -118,6 +118,7 @@ export class TopicStats {
   /** The `n` busiest topics of the last tick, with their sparklines. */
   busiest(n: number, visible: (topic: string) => boolean): BusyTopic[] {
     const top: [string, TopicRow][] = [];
+    if (n === 0) return [];
     for (const entry of this.rows) {
       if (entry[1].rate === 0 || !visible(entry[0])) continue;
       // a sorted window of n: cheap for the small n a page shows

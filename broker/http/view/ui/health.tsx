@@ -12,8 +12,12 @@ export function HealthView({ tick }: { tick?: Tick }) {
   useEffect(() => {
     call<Health>('/api/health').then((h) => (setHealth(h), setPoints(h.history)), () => undefined);
   }, []);
+  const ticks = useRef(0);
   useEffect(() => {
-    if (tick) setPoints((p) => [...p, tick.live].filter((x) => x.t > tick.live.t - WINDOW_S * 1000));
+    if (!tick) return;
+    setPoints((p) => [...p, tick.live].filter((x) => x.t > tick.live.t - WINDOW_S * 1000));
+    // $SYS figures change every sys_interval: fetched again every fifth tick (10 s), not pushed
+    if (++ticks.current % 5 === 0) call<Health>('/api/health').then(setHealth, () => undefined);
   }, [tick]);
   const sinks = tick?.sinks ?? health?.sinks ?? [];
   const beats = tick?.beats ?? health?.beats ?? [];
@@ -25,7 +29,7 @@ export function HealthView({ tick }: { tick?: Tick }) {
       </div>
       <h2>Capture sinks</h2>
       {sinks.length === 0 ? <p class="note">No capture sink configured.</p> : null}
-      <table>
+      <table hidden={sinks.length === 0}>
         <thead>
           <tr><th>Sink</th><th>Queued</th><th>Spool bytes</th><th>Delivered</th><th>Dropped</th><th>Failures</th></tr>
         </thead>
@@ -71,6 +75,8 @@ function Chart({ title, points, series }: { title: string; points: Live[]; serie
       {
         width,
         height: 180,
+        // always the last hour, however few points there are yet
+        scales: { x: { time: true, range: () => [Date.now() / 1000 - WINDOW_S, Date.now() / 1000] } },
         series: [{}, ...series.map(([label], i) => ({ label, stroke: i === 0 ? '#2f7ed8' : '#e4572e', width: 1.5 }))],
         axes: [{ stroke: 'currentColor' }, { stroke: 'currentColor' }],
       },
