@@ -12,7 +12,8 @@ import { SseClient } from '../bridges/sse-client.js';
 const PW = { viewer: 'viewer-pw-Q1w2', alice: 'alice-pw-Zq81', nosys: 'nosys-pw-7Hk2', pub: 'pub-pw-X9a4' };
 const VIEWER_TOKEN = 'viewer-token-6f1c2d9e8b7a';
 /** viewer reads everything; alice reads $SYS and a/#; nosys reads a/# only (no view); pub writes. */
-const ACL = 'user viewer\ntopic read #\ntopic read $SYS/#\nuser alice\ntopic read $SYS/#\ntopic read a/#\nuser nosys\ntopic read a/#\nuser pub\ntopic readwrite #\n';
+const ACL =
+  'user viewer\ntopic read #\ntopic read $SYS/#\nuser alice\ntopic read $SYS/#\ntopic read a/#\nuser nosys\ntopic read a/#\nuser pub\ntopic readwrite #\n';
 /** A request's status, its body read (an unread body keeps the connection busy and the broker's close waiting). */
 async function statusOf(url: string, init?: RequestInit): Promise<number> {
   const res = await fetch(url, init);
@@ -86,7 +87,11 @@ t.test('cross-site writes are refused on the whole listener; same-origin and non
   const { base } = await viewBroker(t);
   const evil = { method: 'DELETE', headers: { origin: 'http://evil.example', authorization: basic('viewer') } };
   t.equal(await statusOf(`${base}/bans/ip%2010.0.0.1`, evil), 403);
-  t.equal(await statusOf(`${base}/bans/x`, { method: 'DELETE', headers: { 'sec-fetch-site': 'cross-site' } }), 403, 'Sec-Fetch-Site cross-site');
+  t.equal(
+    await statusOf(`${base}/bans/x`, { method: 'DELETE', headers: { 'sec-fetch-site': 'cross-site' } }),
+    403,
+    'Sec-Fetch-Site cross-site',
+  );
   const same = { method: 'DELETE', headers: { origin: base, 'sec-fetch-site': 'same-origin' } };
   t.equal(await statusOf(`${base}/bans/x`, same), 404, 'same origin: on to the router (no /bans route on this branch)');
   t.equal(await statusOf(`${base}/bans/x`, { method: 'DELETE' }), 404, 'curl-like: no Origin');
@@ -122,16 +127,20 @@ t.test('clients, their events, topics and alerts of live mqtt.js clients; names 
 
   await eventually(async () => (await get('/api/topics?prefix=a/b')).body.children.length === 1, 5000, 'topic counted');
   const tree = await get('/api/topics?prefix=a/b');
-  t.same(tree.body.children[0], { ...tree.body.children[0], name: hostileLevel, path: `a/b/${hostileLevel}`, topics: 1, retained: 1, leaf: true });
+  t.same(tree.body.children[0], {
+    ...tree.body.children[0],
+    name: hostileLevel,
+    path: `a/b/${hostileLevel}`,
+    topics: 1,
+    retained: 1,
+    leaf: true,
+  });
   t.same(
     (await get('/api/topics', 'alice')).body.children.map((c: any) => c.name),
     ['a'],
     'alice (read a/#) does not see b/hidden',
   );
-  t.same(
-    (await get('/api/topics', 'viewer')).body.children.map((c: any) => c.name).sort(),
-    ['a', 'b'],
-  );
+  t.same((await get('/api/topics', 'viewer')).body.children.map((c: any) => c.name).sort(), ['a', 'b']);
 
   // a real alert: detection's wildcard-subscription rule, published on $SYS/broker/alerts/
   const wild = await connectClient(t, b.mqttUrl, { username: 'pub', password: PW.pub, clientId: 'wild<b>card' });
@@ -144,14 +153,20 @@ t.test('clients, their events, topics and alerts of live mqtt.js clients; names 
 
   c1.end(true);
   await eventually(async () => (await get('/api/clients')).body.total === 2, 5000, 'disconnect seen');
-  t.notOk((await get('/api/clients')).body.clients.some((c: any) => c.id === hostile), 'gone after its disconnect');
+  t.notOk(
+    (await get('/api/clients')).body.clients.some((c: any) => c.id === hostile),
+    'gone after its disconnect',
+  );
   const gone = (await get(`/api/events?client_id=${encodeURIComponent(hostile)}`)).body.events;
   t.equal(gone.at(-1).action, 'client-disconnected');
 
   await eventually(async () => (await get('/api/health')).body.sys['$SYS/broker/clients/connected'] !== undefined, 5000, '$SYS');
   const health = (await get('/api/health')).body;
   t.match(health.sys['$SYS/broker/version'], /mqprobe/);
-  t.notOk(Object.keys(health.sys).some((k) => k.startsWith('$SYS/broker/alerts/')), 'alerts are not $SYS figures');
+  t.notOk(
+    Object.keys(health.sys).some((k) => k.startsWith('$SYS/broker/alerts/')),
+    'alerts are not $SYS figures',
+  );
   t.type(health.live.clients, 'number');
   t.ok(Array.isArray(health.history));
 });
@@ -189,10 +204,14 @@ t.test('a huge topic tree: 30,000 distinct topics, 100 levels deep, tracked up t
   const deep = Array.from({ length: 100 }, (_, i) => `l${i}`).join('/');
   c.publish(deep, 'x');
   for (let i = 0; i < 30_000; i++) c.publish(`wide/${i % 100}/${i}`, '');
-  await eventually(async () => {
-    const h = (await get('/api/topics?prefix=wide')).body;
-    return h.tracked + h.untracked_messages >= 30_001;
-  }, 20_000, 'every message counted');
+  await eventually(
+    async () => {
+      const h = (await get('/api/topics?prefix=wide')).body;
+      return h.tracked + h.untracked_messages >= 30_001;
+    },
+    20_000,
+    'every message counted',
+  );
   const top = (await get('/api/topics')).body;
   t.equal(top.tracked, 10_000, 'tracking stops at the limit');
   t.equal(top.untracked_messages, 20_001, 'the rest is counted');
@@ -202,7 +221,11 @@ t.test('a huge topic tree: 30,000 distinct topics, 100 levels deep, tracked up t
   t.equal(wide.total, 100, 'the 100 children of wide/');
   t.equal(wide.children.length, 100);
   const deepNode = (await get(`/api/topics?prefix=${encodeURIComponent(deep.split('/').slice(0, 99).join('/'))}`)).body;
-  t.same(deepNode.children.map((n: any) => n.name), ['l99'], 'the 100th level');
+  t.same(
+    deepNode.children.map((n: any) => n.name),
+    ['l99'],
+    'the 100th level',
+  );
 });
 
 /** The parts of BrokerApi ClientTable listens to, fed by the test: 100,000 sockets are not to be had on this machine. */
@@ -220,30 +243,37 @@ function eventSource() {
   return { api, emit };
 }
 
-t.test('100,000 clients through the API paging path (client-ready events fed to the table, not 100,000 sockets): every page bounded, every client once', async (t) => {
-  const { api, emit } = eventSource();
-  const table = new ClientTable(api, []);
-  const handles = Array.from({ length: 100_000 }, (_, i) => ({ id: `dev-${String(i).padStart(6, '0')}` }));
-  for (const h of handles) emit('client-ready', h);
-  for (let i = 0; i < handles.length; i += 7) emit('publish', { topic: 'x' }, handles[i]);
-  table.tick(1);
-  t.equal(table.size, 100_000);
-  let started = Date.now();
-  const first = table.page({ filter: '', sort: 'in', desc: true, offset: 0, limit: 500 });
-  t.ok(Date.now() - started < 2000, `first sorted page of 100,000 in ${Date.now() - started} ms`);
-  t.equal(first.total, 100_000);
-  t.equal(first.clients.length, 500);
-  t.equal(first.clients[0].in_per_s, 1);
-  started = Date.now();
-  const seen = new Set<string>();
-  for (let offset = 0; offset < 100_000; offset += 500)
-    for (const c of table.page({ filter: '', sort: 'in', desc: true, offset, limit: 500 }).clients) seen.add(c.id);
-  t.equal(seen.size, 100_000, 'paging through all 200 pages shows every client once');
-  t.ok(Date.now() - started < 3000, `200 pages from the one cached sort in ${Date.now() - started} ms`);
-  t.equal(table.page({ filter: 'dev-09999', sort: 'id', desc: false, offset: 0, limit: 50 }).total, 10, 'filter');
-  for (const h of handles.slice(0, 50_000)) emit('disconnect-reason', h, 'socket-closed');
-  t.equal(table.page({ filter: '', sort: 'id', desc: false, offset: 0, limit: 1 }).total, 50_000, 'a disconnect invalidates the cached order');
-});
+t.test(
+  '100,000 clients through the API paging path (client-ready events fed to the table, not 100,000 sockets): every page bounded, every client once',
+  async (t) => {
+    const { api, emit } = eventSource();
+    const table = new ClientTable(api, []);
+    const handles = Array.from({ length: 100_000 }, (_, i) => ({ id: `dev-${String(i).padStart(6, '0')}` }));
+    for (const h of handles) emit('client-ready', h);
+    for (let i = 0; i < handles.length; i += 7) emit('publish', { topic: 'x' }, handles[i]);
+    table.tick(1);
+    t.equal(table.size, 100_000);
+    let started = Date.now();
+    const first = table.page({ filter: '', sort: 'in', desc: true, offset: 0, limit: 500 });
+    t.ok(Date.now() - started < 2000, `first sorted page of 100,000 in ${Date.now() - started} ms`);
+    t.equal(first.total, 100_000);
+    t.equal(first.clients.length, 500);
+    t.equal(first.clients[0].in_per_s, 1);
+    started = Date.now();
+    const seen = new Set<string>();
+    for (let offset = 0; offset < 100_000; offset += 500)
+      for (const c of table.page({ filter: '', sort: 'in', desc: true, offset, limit: 500 }).clients) seen.add(c.id);
+    t.equal(seen.size, 100_000, 'paging through all 200 pages shows every client once');
+    t.ok(Date.now() - started < 3000, `200 pages from the one cached sort in ${Date.now() - started} ms`);
+    t.equal(table.page({ filter: 'dev-09999', sort: 'id', desc: false, offset: 0, limit: 50 }).total, 10, 'filter');
+    for (const h of handles.slice(0, 50_000)) emit('disconnect-reason', h, 'socket-closed');
+    t.equal(
+      table.page({ filter: '', sort: 'id', desc: false, offset: 0, limit: 1 }).total,
+      50_000,
+      'a disconnect invalidates the cached order',
+    );
+  },
+);
 
 t.test('the live stream: one tick per 2 s with counts, busiest topics and new alerts; too many viewers get 503', async (t) => {
   const { b, base } = await viewBroker(t);

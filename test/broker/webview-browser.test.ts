@@ -65,47 +65,54 @@ t.test('without credentials the page is refused and no data is shown', async (t)
   await page.goto(`${base}/view/icon.svg`);
   for (const path of ['/', '/api/clients', '/api/topics', '/api/alerts', '/api/health', '/api/stream'])
     t.equal(await page.evaluate(`fetch(${JSON.stringify(path)}, { credentials: "omit" }).then((r) => r.status)`), 401, path);
-  t.equal(await page.evaluate(`fetch("/", { credentials: "omit" }).then((r) => r.text()).then((s) => s.includes('app.js'))`), false, 'no page');
+  t.equal(
+    await page.evaluate(`fetch("/", { credentials: "omit" }).then((r) => r.text()).then((s) => s.includes('app.js'))`),
+    false,
+    'no page',
+  );
 });
 
-t.test('clients: live list of mqtt.js clients, updated on connect and disconnect; markup in names shown as text; keyboard opens events', async (t) => {
-  const first = await connectClient(t, b.mqttUrl, { ...pub(), clientId: HOSTILE });
-  await new Promise<void>((r) => first.subscribe('plant/#', () => r()));
-  const { page, problems } = await viewerPage();
-  const started = Date.now();
-  const nav = await page.goto(`${base}/`, { waitUntil: 'load' });
-  t.equal(nav?.status(), 200);
-  await page.waitForFunction(hasCell('td.id', HOSTILE));
-  t.ok(Date.now() - started < 3000, `first rows in ${Date.now() - started} ms`);
-  t.equal(await page.evaluate('window.__pwned'), undefined, 'no script ran from a client id');
-  t.equal(await page.$$eval('table.clients img, table.clients script', (e) => e.length), 0, 'no element made from a client id');
+t.test(
+  'clients: live list of mqtt.js clients, updated on connect and disconnect; markup in names shown as text; keyboard opens events',
+  async (t) => {
+    const first = await connectClient(t, b.mqttUrl, { ...pub(), clientId: HOSTILE });
+    await new Promise<void>((r) => first.subscribe('plant/#', () => r()));
+    const { page, problems } = await viewerPage();
+    const started = Date.now();
+    const nav = await page.goto(`${base}/`, { waitUntil: 'load' });
+    t.equal(nav?.status(), 200);
+    await page.waitForFunction(hasCell('td.id', HOSTILE));
+    t.ok(Date.now() - started < 3000, `first rows in ${Date.now() - started} ms`);
+    t.equal(await page.evaluate('window.__pwned'), undefined, 'no script ran from a client id');
+    t.equal(await page.$$eval('table.clients img, table.clients script', (e) => e.length), 0, 'no element made from a client id');
 
-  // the page and what it loaded: under 300 kB, in under 1 s
-  const sizes = (await page.evaluate(
-    `[...performance.getEntriesByType('navigation'), ...performance.getEntriesByType('resource')].map((e) => ({ name: e.name, bytes: e.transferSize }))`,
-  )) as { name: string; bytes: number }[];
-  const total = sizes.filter((s) => !s.name.includes('/api/stream')).reduce((n, s) => n + s.bytes, 0);
-  t.ok(total > 10_000 && total < 300_000, `page transferred ${total} bytes`);
-  const load = (await page.evaluate(`performance.getEntriesByType('navigation')[0].loadEventEnd`)) as number;
-  t.ok(load < 1000, `load event after ${Math.round(load)} ms`);
+    // the page and what it loaded: under 300 kB, in under 1 s
+    const sizes = (await page.evaluate(
+      `[...performance.getEntriesByType('navigation'), ...performance.getEntriesByType('resource')].map((e) => ({ name: e.name, bytes: e.transferSize }))`,
+    )) as { name: string; bytes: number }[];
+    const total = sizes.filter((s) => !s.name.includes('/api/stream')).reduce((n, s) => n + s.bytes, 0);
+    t.ok(total > 10_000 && total < 300_000, `page transferred ${total} bytes`);
+    const load = (await page.evaluate(`performance.getEntriesByType('navigation')[0].loadEventEnd`)) as number;
+    t.ok(load < 1000, `load event after ${Math.round(load)} ms`);
 
-  const late = await connectClient(t, b.mqttUrl, { ...pub(), clientId: 'late-joiner' });
-  await page.waitForFunction(hasCell('td.id', 'late-joiner'), { timeout: 6000 });
-  t.pass('a new client appears');
-  late.end(true);
-  await page.waitForFunction(`!(${hasCell('td.id', 'late-joiner')})`, { timeout: 6000 });
-  t.pass('it disappears on disconnect');
+    const late = await connectClient(t, b.mqttUrl, { ...pub(), clientId: 'late-joiner' });
+    await page.waitForFunction(hasCell('td.id', 'late-joiner'), { timeout: 6000 });
+    t.pass('a new client appears');
+    late.end(true);
+    await page.waitForFunction(`!(${hasCell('td.id', 'late-joiner')})`, { timeout: 6000 });
+    t.pass('it disappears on disconnect');
 
-  // keyboard: Tab to the first row, Enter opens its recent events
-  await page.focus('table.clients tbody tr');
-  await page.keyboard.press('Enter');
-  await page.waitForSelector('aside.events li');
-  const events = await cellTexts(page, 'aside.events li b');
-  t.ok(events.includes('client-connected') && events.includes('subscription-granted'), `events: ${events.join(', ')}`);
-  t.equal(await page.$eval('aside.events h2 .id', (e) => e.textContent), HOSTILE, 'the events panel names it as text');
-  await page.screenshot({ path: join(SHOTS, 'webview-clients.png') });
-  t.same(problems, [], 'no CSP violation or script error');
-});
+    // keyboard: Tab to the first row, Enter opens its recent events
+    await page.focus('table.clients tbody tr');
+    await page.keyboard.press('Enter');
+    await page.waitForSelector('aside.events li');
+    const events = await cellTexts(page, 'aside.events li b');
+    t.ok(events.includes('client-connected') && events.includes('subscription-granted'), `events: ${events.join(', ')}`);
+    t.equal(await page.$eval('aside.events h2 .id', (e) => e.textContent), HOSTILE, 'the events panel names it as text');
+    await page.screenshot({ path: join(SHOTS, 'webview-clients.png') });
+    t.same(problems, [], 'no CSP violation or script error');
+  },
+);
 
 t.test('topics: tree with rates and retained flags, busiest with sparklines', async (t) => {
   const c = await connectClient(t, b.mqttUrl, { ...pub(), clientId: 'plc-7' });

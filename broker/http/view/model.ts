@@ -110,10 +110,7 @@ export class ViewModel {
   }
 
   start(): void {
-    this.timers.push(
-      setInterval(() => this.tick(), TICK_S * 1000).unref(),
-      setInterval(() => this.sample(), HISTORY_S * 1000).unref(),
-    );
+    this.timers.push(setInterval(() => this.tick(), TICK_S * 1000).unref(), setInterval(() => this.sample(), HISTORY_S * 1000).unref());
   }
 
   stop(): void {

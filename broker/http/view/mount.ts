@@ -100,12 +100,19 @@ export function mountView(app: FastifyInstance, auth: HttpAuth, model: ViewModel
   api('/api/events', (q) => {
     const id = textParam(q, 'client_id', MAX_TOPIC_CHARS);
     const limit = intParam(q, 'limit', 100, 1, MAX_LIMIT);
-    return { client_id: id, events: model.events.toArray().filter((e) => e.client_id === id).slice(-limit) };
+    return {
+      client_id: id,
+      events: model.events
+        .toArray()
+        .filter((e) => e.client_id === id)
+        .slice(-limit),
+    };
   });
 
   api('/api/topics', (q, who) => {
     const prefix = textParam(q, 'prefix', MAX_TOPIC_CHARS);
-    if (prefix !== '' && (!isValidFilter(prefix) || /[+#\u0000]/.test(prefix))) throw new BadQuery('prefix must be a topic name without wildcards');
+    if (prefix !== '' && (!isValidFilter(prefix) || /[+#]/.test(prefix) || prefix.includes('\u0000')))
+      throw new BadQuery('prefix must be a topic name without wildcards');
     const offset = intParam(q, 'offset', 0, 0, 10_000_000);
     const limit = intParam(q, 'limit', 100, 1, MAX_LIMIT);
     const children = model.topics.children(prefix, (t) => visible(who, t));
