@@ -71,7 +71,8 @@ async function listening(port: number): Promise<void> {
   throw new Error('the broker did not start');
 }
 
-async function measure(viewers: number): Promise<{ rate: number; cpuUsPerMsg: number; rssMb: number }> {
+/** The CLI in its own process with an HTTP listener; `run` gets its ports and pid, the broker is stopped after. */
+async function withBroker<T>(run: (b: { port: number; httpPort: number; pid: number }) => Promise<T>): Promise<T> {
   const dir = mkdtempSync(join(tmpdir(), 'mqprobe-bench-view-'));
   const [port, httpPort] = [await freePort(), await freePort()];
   const conf = join(dir, 'b.conf');
@@ -82,6 +83,38 @@ async function measure(viewers: number): Promise<{ rate: number; cpuUsPerMsg: nu
   });
   try {
     await listening(httpPort);
+    return await run({ port, httpPort, pid: broker.pid! });
+  } finally {
+    broker.kill('SIGTERM');
+    await new Promise((r) => broker.once('exit', r));
+  }
+}
+
+const sleep = (s: number) => new Promise((r) => setTimeout(r, s * 1000));
+
+/**
+ * The fixed cost of open views, free of the load generator's noise: broker CPU per second while
+ * idle, without and then with the views open (same process).
+ */
+function idleCost(): Promise<{ none: number; open: number }> {
+  return withBroker(async ({ httpPort, pid }) => {
+    const cpuMsPerS = async () => {
+      const c0 = cpuTicks(pid) ?? NaN;
+      await sleep(RUN_S);
+      return (((cpuTicks(pid) ?? NaN) - c0) * 10) / RUN_S;
+    };
+    await sleep(WARMUP_S);
+    const none = await cpuMsPerS();
+    const closers = Array.from({ length: VIEWERS }, () => openViewer(`http://127.0.0.1:${httpPort}`));
+    await sleep(WARMUP_S);
+    const open = await cpuMsPerS();
+    for (const close of closers) close();
+    return { none, open };
+  });
+}
+
+function measure(viewers: number): Promise<{ rate: number; cpuUsPerMsg: number; rssMb: number }> {
+  return withBroker(async ({ port, httpPort, pid }) => {
     const closers = Array.from({ length: viewers }, () => openViewer(`http://127.0.0.1:${httpPort}`));
     const url = `mqtt://127.0.0.1:${port}`;
     const sub = await mqttClient(url, 'sub');
@@ -91,20 +124,17 @@ async function measure(viewers: number): Promise<{ rate: number; cpuUsPerMsg: nu
     const pubs = await Promise.all([0, 1, 2, 3].map((i) => mqttClient(url, `pub-${i}`)));
     let over = false;
     for (const p of pubs) saturate(p, () => over);
-    await new Promise((r) => setTimeout(r, WARMUP_S * 1000));
-    const [n0, t0, cpu0] = [received, Date.now(), cpuTicks(broker.pid!) ?? NaN];
-    await new Promise((r) => setTimeout(r, (RUN_S - WARMUP_S) * 1000));
-    const [n1, t1, cpu1] = [received, Date.now(), cpuTicks(broker.pid!) ?? NaN];
+    await sleep(WARMUP_S);
+    const [n0, t0, cpu0] = [received, Date.now(), cpuTicks(pid) ?? NaN];
+    await sleep(RUN_S - WARMUP_S);
+    const [n1, t1, cpu1] = [received, Date.now(), cpuTicks(pid) ?? NaN];
     over = true;
     const metrics = await (await fetch(`http://127.0.0.1:${httpPort}/metrics`)).text();
     const rss = Number(/resident_memory_bytes (\d+)/.exec(metrics)?.[1] ?? NaN);
     for (const close of closers) close();
     for (const c of [...pubs, sub]) c.end(true);
     return { rate: ((n1 - n0) * 1000) / (t1 - t0), cpuUsPerMsg: ((cpu1 - cpu0) * 1e4) / (n1 - n0), rssMb: rss / 1e6 };
-  } finally {
-    broker.kill('SIGTERM');
-    await new Promise((r) => broker.once('exit', r));
-  }
+  });
 }
 
 const runs: { viewers: number; rate: number; cpuUsPerMsg: number }[] = [];
@@ -123,4 +153,8 @@ const mean = (v: number, k: 'rate' | 'cpuUsPerMsg') => {
 const [none, ten] = [mean(0, 'rate'), mean(VIEWERS, 'rate')];
 console.log(
   `no viewer ${Math.round(none).toLocaleString('en-US')} msg/s, ${VIEWERS} viewers ${Math.round(ten).toLocaleString('en-US')} msg/s: ${(((ten - none) / none) * 100).toFixed(1)}%; CPU per message ${mean(0, 'cpuUsPerMsg').toFixed(2)} vs ${mean(VIEWERS, 'cpuUsPerMsg').toFixed(2)} µs`,
+);
+const idle = await idleCost();
+console.log(
+  `idle broker: ${idle.none.toFixed(1)} ms CPU per second without views, ${idle.open.toFixed(1)} ms with ${VIEWERS} open (${((idle.open - idle.none) / 10).toFixed(2)} % of one core for the views)`,
 );

@@ -1,5 +1,6 @@
 import type { BrokerApi } from '../../engine/api.js';
 import { protocolVersionOf, queuedBytesOf, type ClientHandle } from '../../engine/client.js';
+import type { ClientView } from './api-types.js';
 
 interface ClientRow {
   handle: ClientHandle;
@@ -17,20 +18,6 @@ interface ClientRow {
   rateIn: number;
   rateOut: number;
   subscriptions: Set<string>;
-}
-
-/** One client as /api/clients answers it. */
-export interface ClientView {
-  id: string;
-  user: string | null;
-  address: string | null;
-  listener: string;
-  protocol: number | null;
-  since: string;
-  in_per_s: number;
-  out_per_s: number;
-  subscriptions: number;
-  queued_bytes: number;
 }
 
 export const CLIENT_SORTS = ['id', 'user', 'address', 'since', 'in', 'out', 'subscriptions'] as const;

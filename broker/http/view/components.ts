@@ -1,22 +1,5 @@
 import type { Registry } from 'prom-client';
-
-/** A capture sink as the Health view shows it. */
-export interface SinkView {
-  name: string;
-  queued: number;
-  spool_bytes: number;
-  delivered: number;
-  dropped: number;
-  failures: number;
-}
-
-/** A beat as the Health view shows it. */
-export interface BeatView {
-  name: string;
-  up: boolean;
-  restarts: number;
-  records: number;
-}
+import type { BeatView, SinkView } from './api-types.js';
 
 type Values = { labels: Record<string, string | number>; value: number }[];
 

@@ -4,6 +4,7 @@ import { isClosed, type ClientHandle } from '../../engine/client.js';
 import { ClientTable } from './clients.js';
 import { Ring } from './ring.js';
 import { TopicStats } from './topics.js';
+import type { AlertView, ClientEvent, HealthSample } from './api-types.js';
 
 /** Where detection publishes its alerts (detect/index.ts ALERT_TOPIC_PREFIX; broker/ may not import detect/). */
 const ALERT_PREFIX = '$SYS/broker/alerts/';
@@ -13,31 +14,6 @@ export const TICK_S = 2;
 const HISTORY_S = 10;
 const HISTORY_SAMPLES = 360;
 const MAX_TEXT = 512;
-
-export interface ClientEvent {
-  time: string;
-  client_id: string;
-  action: string;
-  detail: string;
-}
-
-export interface AlertView {
-  time: string;
-  rule: string;
-  entity: string;
-  message: string;
-  severity: number | null;
-  client_id: string | null;
-  /** The alert's evidence as JSON text, cut at 2,000 characters. */
-  evidence: string;
-}
-
-export interface HealthSample {
-  t: number;
-  in_per_s: number;
-  out_per_s: number;
-  clients: number;
-}
 
 export interface ViewLimits {
   topics: number;

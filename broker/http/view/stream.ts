@@ -1,6 +1,6 @@
 import type { ServerResponse } from 'node:http';
 import type { HttpIdentity } from '../../http-auth.js';
-import type { BusyTopic } from './topics.js';
+import type { BusyTopic } from './api-types.js';
 import type { ViewModel } from './model.js';
 import { readComponents } from './components.js';
 

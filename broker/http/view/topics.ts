@@ -1,3 +1,5 @@
+import type { BusyTopic, TopicNode } from './api-types.js';
+
 /** Samples in a topic's sparkline (one per tick). */
 export const SPARK_SAMPLES = 30;
 
@@ -14,28 +16,6 @@ interface TopicRow {
   sparkHead: number;
   /** Ticks in a row without a message: a topic idle for a whole sparkline may be evicted. */
   idleTicks: number;
-}
-
-export interface TopicNode {
-  /** The level's name, and the topic up to it. */
-  name: string;
-  path: string;
-  /** Tracked topics at or below it. */
-  topics: number;
-  /** Messages per second at or below it. */
-  rate: number;
-  /** Tracked topics at or below it whose last message was retained. */
-  retained: number;
-  /** True when the path itself is a tracked topic. */
-  leaf: boolean;
-}
-
-export interface BusyTopic {
-  topic: string;
-  rate: number;
-  retained: boolean;
-  /** Oldest first. */
-  spark: number[];
 }
 
 /**
