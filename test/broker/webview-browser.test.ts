@@ -22,9 +22,13 @@ const dir = tempDir('mqprobe-view-browser-');
 writeFileSync(join(dir, 'passwd'), `viewer:${await hashPassword(PW.viewer)}\npub:${await hashPassword(PW.pub)}\n`);
 writeFileSync(join(dir, 'acl'), 'user viewer\ntopic read #\ntopic read $SYS/#\nuser pub\ntopic readwrite #\n');
 chmodSync(dir, 0o755);
+const zeekLogs = join(dir, 'zeek');
+mkdirSync(zeekLogs);
 const b = await startTestBroker(
   t,
-  `listener 0 127.0.0.1\nallow_anonymous false\npassword_file ${join(dir, 'passwd')}\nacl_file ${join(dir, 'acl')}\nhttp_listener 0 127.0.0.1\nsys_interval 1\n`,
+  `listener 0 127.0.0.1\nallow_anonymous false\npassword_file ${join(dir, 'passwd')}\nacl_file ${join(dir, 'acl')}\nhttp_listener 0 127.0.0.1\nsys_interval 1\n` +
+    // a capture sink and a beat (over an empty Zeek log folder) for the Health view
+    `capture_sink file ${join(dir, 'capture.jsonl')}\npersistence_location ${dir}\nbeat zeek\nzeek_log_dir ${zeekLogs}\n`,
   { dir },
 );
 const base = `http://127.0.0.1:${b.httpPort}`;
@@ -157,13 +161,17 @@ t.test('alerts: a detection alert arrives live; the bans panel is hidden while G
   );
 });
 
-t.test('health: charts, $SYS figures, dark theme', async (t) => {
+t.test('health: charts, capture sink, beat, $SYS figures, dark theme', async (t) => {
   const { page, problems } = await viewerPage('dark');
   await page.goto(`${base}/#Health`);
   await page.waitForSelector('.uplot canvas');
   await page.waitForFunction(`!document.querySelector('.status').textContent.includes('connecting')`);
   t.equal(await page.$$eval('.uplot', (e) => e.length), 2, 'two charts');
   await page.waitForFunction(hasCell('table.sys td', 'version'), { timeout: 5000 });
+  const sinkRow = await cellTexts(page, '.health > table:first-of-type tbody tr:first-child td');
+  t.match(sinkRow[0], /^file:.*capture\.jsonl$/, `the capture sink: ${sinkRow.join(' | ')}`);
+  await page.waitForFunction(`${hasCell('.health td', 'zeek')} && ${hasCell('.health td', 'running')}`, { timeout: 5000 });
+  t.pass('the beat, running');
   t.equal(await page.evaluate('document.documentElement.dataset.theme'), 'dark');
   await page.screenshot({ path: join(SHOTS, 'webview-health.png') });
   t.same(problems, []);

@@ -13,8 +13,17 @@ export function HealthView({ tick }: { tick?: Tick }) {
     call<Health>('/api/health').then((h) => (setHealth(h), setPoints(h.history)), () => undefined);
   }, []);
   const ticks = useRef(0);
+  /** Records per second of each beat, from the counts of two ticks in a row. */
+  const lastBeats = useRef<{ t: number; records: Map<string, number> } | undefined>(undefined);
+  const [beatRates, setBeatRates] = useState(new Map<string, number>());
   useEffect(() => {
     if (!tick) return;
+    const prev = lastBeats.current;
+    if (prev) {
+      const s = (tick.live.t - prev.t) / 1000;
+      setBeatRates(new Map(tick.beats.map((b) => [b.name, s > 0 ? (b.records - (prev.records.get(b.name) ?? b.records)) / s : 0])));
+    }
+    lastBeats.current = { t: tick.live.t, records: new Map(tick.beats.map((b) => [b.name, b.records])) };
     setPoints((p) => [...p, tick.live].filter((x) => x.t > tick.live.t - WINDOW_S * 1000));
     // $SYS figures change every sys_interval: fetched again every fifth tick (10 s), not pushed
     if (++ticks.current % 5 === 0) call<Health>('/api/health').then(setHealth, () => undefined);
@@ -48,7 +57,7 @@ export function HealthView({ tick }: { tick?: Tick }) {
         <tbody>
           {beats.map((b) => (
             <tr key={b.name}>
-              <td>{b.name}</td><td>{b.up ? 'running' : 'waiting to restart'}</td><td class="num">{b.records} records</td><td class="num">{b.restarts} restarts</td>
+              <td>{b.name}</td><td>{b.up ? 'running' : 'waiting to restart'}</td><td class="num">{(beatRates.get(b.name) ?? 0).toFixed(1)} records/s</td><td class="num">{b.records} records</td><td class="num">{b.restarts} restarts</td>
             </tr>
           ))}
         </tbody>
