@@ -1,6 +1,7 @@
 import t, { type Test } from 'tap';
 import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import net from 'node:net';
 import { hashPassword } from '../../broker/auth/password-hash.js';
 import type { BrokerApi, BrokerEvents } from '../../broker/engine/api.js';
 import type { ClientHandle } from '../../broker/engine/client.js';
@@ -307,4 +308,27 @@ t.test('the live stream: one tick per 2 s with counts, busiest topics and new al
   }
   const over = new SseClient(t, `${base}/api/stream`, { headers: { authorization: basic('viewer') } });
   t.equal(await over.open(), 503, 'the 65th viewer');
+});
+
+t.test('a view that does not read is disconnected once 256 kB of its stream are unsent: memory per view stays bounded', async (t) => {
+  const { b } = await viewBroker(t);
+  const c = await connectClient(t, b.mqttUrl, { username: 'pub', password: PW.pub });
+  // ten busy topics with 60,000-character names: every tick carries them all (about 600 kB)
+  const names = Array.from({ length: 10 }, (_, i) => `a/${String(i).repeat(60_000)}`);
+  const timer = setInterval(() => names.forEach((n) => c.publish(n, 'x')), 50);
+  t.teardown(() => clearInterval(timer));
+  const socket = net.connect(b.httpPort!, '127.0.0.1');
+  await new Promise((r) => socket.once('connect', r));
+  socket.write(`GET /api/stream HTTP/1.1\r\nhost: x\r\nauthorization: ${basic('viewer')}\r\n\r\n`);
+  socket.pause(); // never reads: the kernel's buffers fill, then the broker's
+  t.teardown(() => socket.destroy());
+  const viewers = async () => {
+    const res = await fetch(`http://127.0.0.1:${b.httpPort}/api/health`, { headers: { authorization: basic('viewer') } });
+    return ((await res.json()) as any).viewers as number;
+  };
+  await eventually(async () => (await viewers()) === 1, 5000, 'the view open');
+  const started = Date.now();
+  // the broker's side: a paused client socket learns of the close only when it reads again
+  await eventually(async () => (await viewers()) === 0, 40_000, 'the view dropped');
+  t.pass(`dropped after ${((Date.now() - started) / 1000).toFixed(1)} s`);
 });
