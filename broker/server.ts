@@ -11,6 +11,8 @@ import { Access, clientMeta } from './engine/access.js';
 import { bindListener, type BoundListener } from './listeners.js';
 import { createHttpServer } from './http/server.js';
 import { HttpAuth } from './http-auth.js';
+import { mountView } from './http/view/mount.js';
+import { ViewModel } from './http/view/model.js';
 import { limitPacketSize } from './engine/packet-limit.js';
 import { readInTurns } from './engine/fair-reads.js';
 import { requireWellFormedStrings } from './engine/well-formed-strings.js';
@@ -168,6 +170,8 @@ export async function createMqttServer(config: BrokerConfig, { log, metrics }: S
     guardConnects: (g) => access.guardConnects(g),
   });
   const bridges = createBridges(config.bridges, { broker, probe, log, metrics });
+  // the web view at / (docs/webview.md)
+  const view = http && httpAuth ? mountView(http, httpAuth, new ViewModel(broker, metrics), log.child({ name: 'view' })) : undefined;
 
   let closed: Promise<void> | undefined;
   return {
@@ -268,6 +272,7 @@ export async function createMqttServer(config: BrokerConfig, { log, metrics }: S
         await new Promise<void>((r) => aedes.close(() => r()));
         await state.stop();
         await Promise.all(bound.map((b) => b.close()));
+        view?.close();
         if (http) await http.close();
       })();
       return closed;

@@ -39,3 +39,7 @@ export const connackSentTo = (c: ClientHandle): boolean => fields(c).connackSent
 
 /** The topic of the will it connected with, if any. */
 export const willTopicOf = (c: ClientHandle): string | undefined => fields(c).will?.topic;
+
+/** Bytes written to the client's connection that it has not taken yet (its send queue). */
+export const queuedBytesOf = (c: ClientHandle): number =>
+  (c as unknown as { conn?: { writableLength?: number } }).conn?.writableLength ?? 0;

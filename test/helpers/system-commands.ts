@@ -24,6 +24,8 @@ export const COMMANDS: Record<string, string> = {
   flock: 'util-linux',
   runuser: 'util-linux',
   taskset: 'util-linux',
+  // the web view's browser test (puppeteer-core drives it; nothing is downloaded)
+  chromium: 'chromium',
 };
 
 function onPath(command: string, dirs: string[]): boolean {

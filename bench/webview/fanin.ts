@@ -1,0 +1,160 @@
+/**
+ * What open web views cost the broker: QoS 0 fan-in (4 publishers → 1 subscriber, 64-byte payloads,
+ * as scenario A) against the real CLI in its own process, with no viewer and with 10 viewers. A
+ * viewer does what an open page on the Clients tab does: it holds `/api/stream` open and, on each
+ * tick, fetches its page of `/api/clients` (`--stream-only`: the stream alone). Rounds alternate.
+ * Detection and capture stay at their defaults for both (the view reads broker events, not capture).
+ *
+ *   npx tsx bench/webview/fanin.ts [--stream-only] [seconds per run=10] [rounds=3]
+ */
+import { spawn } from 'node:child_process';
+import http from 'node:http';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import mqtt, { type MqttClient } from 'mqtt';
+import { BROKER_NODE_FLAGS } from '../../broker/node-flags.js';
+import { cpuTicks } from '../harness/proc.js';
+import { freePort } from '../harness/processes.js';
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const args = process.argv.slice(2).filter((a) => a !== '--stream-only');
+const STREAM_ONLY = process.argv.includes('--stream-only');
+const RUN_S = Number(args[0] ?? 10);
+const ROUNDS = Number(args[1] ?? 3);
+const WARMUP_S = 2;
+const VIEWERS = 10;
+const BODY = Buffer.alloc(64, 'v');
+
+/** A page's load on the broker: the stream, and two small fetches per tick. Returns its closer. */
+function openViewer(base: string): () => void {
+  let closed = false;
+  const req = http.get(`${base}/api/stream`, { agent: false }, (res) => {
+    res.setEncoding('utf8');
+    res.on('data', (chunk: string) => {
+      if (closed || !chunk.includes('event: tick')) return;
+      if (!STREAM_ONLY) http.get(`${base}/api/clients?limit=50`, (r) => r.resume()).on('error', () => undefined);
+    });
+  });
+  req.on('error', () => undefined);
+  return () => {
+    closed = true;
+    req.destroy();
+  };
+}
+
+function mqttClient(url: string, clientId: string): Promise<MqttClient> {
+  const c = mqtt.connect(url, { clientId, reconnectPeriod: 0 });
+  return new Promise((ok, fail) => (c.once('connect', () => ok(c)), c.once('error', fail)));
+}
+
+/** Keeps a publisher's socket full until `done()`. */
+function saturate(c: MqttClient, done: () => boolean): void {
+  const socket = (c as unknown as { stream: NodeJS.WritableStream & { writableNeedDrain: boolean } }).stream;
+  const fill = (): void => {
+    while (!done() && !socket.writableNeedDrain) c.publish('bench/fanin', BODY, { qos: 0 });
+    if (!done()) socket.once('drain', fill);
+  };
+  fill();
+}
+
+async function listening(port: number): Promise<void> {
+  for (let i = 0; i < 300; i++) {
+    const up = await fetch(`http://127.0.0.1:${port}/healthz`).then(
+      (r) => r.ok,
+      () => false,
+    );
+    if (up) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error('the broker did not start');
+}
+
+/** The CLI in its own process with an HTTP listener; `run` gets its ports and pid, the broker is stopped after. */
+async function withBroker<T>(run: (b: { port: number; httpPort: number; pid: number }) => Promise<T>): Promise<T> {
+  const dir = mkdtempSync(join(tmpdir(), 'mqprobe-bench-view-'));
+  const [port, httpPort] = [await freePort(), await freePort()];
+  const conf = join(dir, 'b.conf');
+  writeFileSync(conf, `listener ${port} 127.0.0.1\nallow_anonymous true\nhttp_listener ${httpPort} 127.0.0.1\nlog_type error\n`);
+  const broker = spawn(process.execPath, [...BROKER_NODE_FLAGS, '--import', 'tsx', join(root, 'app', 'cli.ts'), '-c', conf], {
+    cwd: root,
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  try {
+    await listening(httpPort);
+    return await run({ port, httpPort, pid: broker.pid! });
+  } finally {
+    broker.kill('SIGTERM');
+    await new Promise((r) => broker.once('exit', r));
+  }
+}
+
+const sleep = (s: number) => new Promise((r) => setTimeout(r, s * 1000));
+
+/**
+ * The fixed cost of open views, free of the load generator's noise: broker CPU per second while
+ * idle, without and then with the views open (same process).
+ */
+function idleCost(): Promise<{ none: number; open: number }> {
+  return withBroker(async ({ httpPort, pid }) => {
+    const cpuMsPerS = async () => {
+      const c0 = cpuTicks(pid) ?? NaN;
+      await sleep(RUN_S);
+      return (((cpuTicks(pid) ?? NaN) - c0) * 10) / RUN_S;
+    };
+    await sleep(WARMUP_S);
+    const none = await cpuMsPerS();
+    const closers = Array.from({ length: VIEWERS }, () => openViewer(`http://127.0.0.1:${httpPort}`));
+    await sleep(WARMUP_S);
+    const open = await cpuMsPerS();
+    for (const close of closers) close();
+    return { none, open };
+  });
+}
+
+function measure(viewers: number): Promise<{ rate: number; cpuUsPerMsg: number; rssMb: number }> {
+  return withBroker(async ({ port, httpPort, pid }) => {
+    const closers = Array.from({ length: viewers }, () => openViewer(`http://127.0.0.1:${httpPort}`));
+    const url = `mqtt://127.0.0.1:${port}`;
+    const sub = await mqttClient(url, 'sub');
+    let received = 0;
+    sub.on('message', () => received++);
+    await sub.subscribeAsync('bench/fanin', { qos: 0 });
+    const pubs = await Promise.all([0, 1, 2, 3].map((i) => mqttClient(url, `pub-${i}`)));
+    let over = false;
+    for (const p of pubs) saturate(p, () => over);
+    await sleep(WARMUP_S);
+    const [n0, t0, cpu0] = [received, Date.now(), cpuTicks(pid) ?? NaN];
+    await sleep(RUN_S - WARMUP_S);
+    const [n1, t1, cpu1] = [received, Date.now(), cpuTicks(pid) ?? NaN];
+    over = true;
+    const metrics = await (await fetch(`http://127.0.0.1:${httpPort}/metrics`)).text();
+    const rss = Number(/resident_memory_bytes (\d+)/.exec(metrics)?.[1] ?? NaN);
+    for (const close of closers) close();
+    for (const c of [...pubs, sub]) c.end(true);
+    return { rate: ((n1 - n0) * 1000) / (t1 - t0), cpuUsPerMsg: ((cpu1 - cpu0) * 1e4) / (n1 - n0), rssMb: rss / 1e6 };
+  });
+}
+
+const runs: { viewers: number; rate: number; cpuUsPerMsg: number }[] = [];
+for (let round = 1; round <= ROUNDS; round++)
+  for (const viewers of round % 2 === 1 ? [0, VIEWERS] : [VIEWERS, 0]) {
+    const r = await measure(viewers);
+    runs.push({ viewers, ...r });
+    console.log(
+      `round ${round}, ${String(viewers).padStart(2)} viewers: ${Math.round(r.rate).toLocaleString('en-US')} msg/s delivered, ${r.cpuUsPerMsg.toFixed(2)} µs broker CPU per message, RSS ${r.rssMb.toFixed(0)} MB`,
+    );
+  }
+const mean = (v: number, k: 'rate' | 'cpuUsPerMsg') => {
+  const xs = runs.filter((r) => r.viewers === v).map((r) => r[k]);
+  return xs.reduce((a, b) => a + b, 0) / xs.length;
+};
+const [none, ten] = [mean(0, 'rate'), mean(VIEWERS, 'rate')];
+console.log(
+  `no viewer ${Math.round(none).toLocaleString('en-US')} msg/s, ${VIEWERS} viewers ${Math.round(ten).toLocaleString('en-US')} msg/s: ${(((ten - none) / none) * 100).toFixed(1)}%; CPU per message ${mean(0, 'cpuUsPerMsg').toFixed(2)} vs ${mean(VIEWERS, 'cpuUsPerMsg').toFixed(2)} µs`,
+);
+const idle = await idleCost();
+console.log(
+  `idle broker: ${idle.none.toFixed(1)} ms CPU per second without views, ${idle.open.toFixed(1)} ms with ${VIEWERS} open (${((idle.open - idle.none) / 10).toFixed(2)} % of one core for the views)`,
+);

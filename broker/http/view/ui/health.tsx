@@ -1,0 +1,104 @@
+import { useEffect, useRef, useState } from 'preact/hooks';
+import uPlot from 'uplot';
+import { call } from './api.js';
+import type { Health, Live, Tick } from './types.js';
+
+/** One hour at the API's 10 s samples, plus the live ticks in between. */
+const WINDOW_S = 3600;
+
+export function HealthView({ tick }: { tick?: Tick }) {
+  const [health, setHealth] = useState<Health | undefined>();
+  const [points, setPoints] = useState<Live[]>([]);
+  useEffect(() => {
+    call<Health>('/api/health').then((h) => (setHealth(h), setPoints(h.history)), () => undefined);
+  }, []);
+  const ticks = useRef(0);
+  /** Records per second of each beat, from the counts of two ticks in a row. */
+  const lastBeats = useRef<{ t: number; records: Map<string, number> } | undefined>(undefined);
+  const [beatRates, setBeatRates] = useState(new Map<string, number>());
+  useEffect(() => {
+    if (!tick) return;
+    const prev = lastBeats.current;
+    if (prev) {
+      const s = (tick.live.t - prev.t) / 1000;
+      setBeatRates(new Map(tick.beats.map((b) => [b.name, s > 0 ? (b.records - (prev.records.get(b.name) ?? b.records)) / s : 0])));
+    }
+    lastBeats.current = { t: tick.live.t, records: new Map(tick.beats.map((b) => [b.name, b.records])) };
+    setPoints((p) => [...p, tick.live].filter((x) => x.t > tick.live.t - WINDOW_S * 1000));
+    // $SYS figures change every sys_interval: fetched again every fifth tick (10 s), not pushed
+    if (++ticks.current % 5 === 0) call<Health>('/api/health').then(setHealth, () => undefined);
+  }, [tick]);
+  const sinks = tick?.sinks ?? health?.sinks ?? [];
+  const beats = tick?.beats ?? health?.beats ?? [];
+  return (
+    <section class="health">
+      <div class="charts">
+        <Chart title="Messages per second" points={points} series={[['in', (p) => p.in_per_s], ['out', (p) => p.out_per_s]]} />
+        <Chart title="Connected clients" points={points} series={[['clients', (p) => p.clients]]} />
+      </div>
+      <h2>Capture sinks</h2>
+      {sinks.length === 0 ? <p class="note">No capture sink configured.</p> : null}
+      <table hidden={sinks.length === 0}>
+        <thead>
+          <tr><th>Sink</th><th>Queued</th><th>Spool bytes</th><th>Delivered</th><th>Dropped</th><th>Failures</th></tr>
+        </thead>
+        <tbody>
+          {sinks.map((s) => (
+            <tr key={s.name}>
+              <td>{s.name}</td><td class="num">{s.queued}</td><td class="num">{s.spool_bytes}</td><td class="num">{s.delivered}</td>
+              <td class="num">{s.dropped}</td><td class="num">{s.failures}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+      <h2>Beats</h2>
+      {beats.length === 0 ? <p class="note">No beat configured.</p> : null}
+      <table>
+        <tbody>
+          {beats.map((b) => (
+            <tr key={b.name}>
+              <td>{b.name}</td><td>{b.up ? 'running' : 'waiting to restart'}</td><td class="num">{(beatRates.get(b.name) ?? 0).toFixed(1)} records/s</td><td class="num">{b.records} records</td><td class="num">{b.restarts} restarts</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+      <h2>$SYS</h2>
+      <table class="sys">
+        <tbody>
+          {Object.entries(health?.sys ?? {}).map(([k, v]) => (
+            <tr key={k}><td>{k.slice('$SYS/broker/'.length)}</td><td class="num">{v}</td></tr>
+          ))}
+        </tbody>
+      </table>
+    </section>
+  );
+}
+
+function Chart({ title, points, series }: { title: string; points: Live[]; series: [string, (p: Live) => number][] }) {
+  const el = useRef<HTMLDivElement>(null);
+  const plot = useRef<uPlot | undefined>(undefined);
+  const data = (): uPlot.AlignedData => [points.map((p) => p.t / 1000), ...series.map(([, f]) => points.map(f))];
+  useEffect(() => {
+    const width = Math.min(el.current!.clientWidth || 600, 900);
+    plot.current = new uPlot(
+      {
+        width,
+        height: 180,
+        // always the last hour, however few points there are yet
+        scales: { x: { time: true, range: () => [Date.now() / 1000 - WINDOW_S, Date.now() / 1000] } },
+        series: [{}, ...series.map(([label], i) => ({ label, stroke: i === 0 ? '#2f7ed8' : '#e4572e', width: 1.5 }))],
+        axes: [{ stroke: 'currentColor' }, { stroke: 'currentColor' }],
+      },
+      data(),
+      el.current!,
+    );
+    return () => plot.current?.destroy();
+  }, []);
+  useEffect(() => plot.current?.setData(data()), [points]);
+  return (
+    <figure>
+      <figcaption>{title}</figcaption>
+      <div ref={el} role="img" aria-label={`${title}, last hour`} />
+    </figure>
+  );
+}
