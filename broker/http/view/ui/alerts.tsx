@@ -36,14 +36,17 @@ export function AlertsView({ alerts }: { alerts: Alert[] }) {
   );
 }
 
-/** The bans of detection's responses (`GET /bans`); hidden where that route does not exist (404). */
+/**
+ * The bans of detection's responses (`GET /bans`); hidden where that route does not exist (404: no
+ * `detect_response`) and from viewers who may not manage bans (403: not a `detect_admin_user`).
+ */
 function Bans() {
   const [bans, setBans] = useState<Ban[] | undefined>();
   const [message, setMessage] = useState<string | undefined>();
   const load = () =>
     call<{ bans: Ban[] } | Ban[]>('/bans').then(
       (b) => setBans(Array.isArray(b) ? b : b.bans),
-      (e: ApiError) => (e.status === 404 ? setBans(undefined) : setMessage(e.message)),
+      (e: ApiError) => (e.status === 404 || e.status === 403 ? setBans(undefined) : setMessage(e.message)),
     );
   useEffect(() => void load(), []);
   if (bans === undefined) return message ? <p class="error">{message}</p> : null;
