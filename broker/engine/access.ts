@@ -12,12 +12,17 @@ export const DENIED_TOPIC = '$mqprobe/denied';
 /** Publishes to `$CONTROL/…` end here once handled: Mosquitto passes them to its plugins, never to subscribers. */
 const CONTROL_DONE_TOPIC = '$mqprobe/control';
 
+/** A bridge's state notification (`$SYS/broker/connection/<client id>/state`), which a remote bridge writes here. */
+const BRIDGE_STATE_TOPIC = /^\$SYS\/broker\/connection\/[^/#+]+\/state$/;
+
 /**
  * Topics no network client may publish to, whatever the ACL says (Mosquitto's acl__check_dollar):
- * `$SYS` is the broker's own, and `$share/` names a subscription, never a topic.
+ * `$SYS` is the broker's own, but for bridges' state notifications (the ACL still decides those),
+ * and `$share/` names a subscription, never a topic.
  */
 export function reservedForClients(topic: string): boolean {
-  return topic === '$SYS' || topic.startsWith('$SYS/') || topic.startsWith('$share/');
+  if (topic.startsWith('$share/')) return true;
+  return (topic === '$SYS' || topic.startsWith('$SYS/')) && !BRIDGE_STATE_TOPIC.test(topic);
 }
 
 /**

@@ -11,47 +11,53 @@ import { startMosquitto } from '../helpers/mosquitto.js';
 import { connectClient, collect } from '../helpers/mqtt.js';
 import { readEvents } from '../capture/session.js';
 
-const RESERVED = ['$SYS/broker/version', '$SYS/broker/injected', '$SYS', '$share/g/plant/t'];
+const RESERVED = ['$SYS/broker/version', '$SYS/broker/injected', '$SYS', '$share/g/plant/t', '$SYS/broker/connection/a/b/state'];
+/** The one `$SYS` topic a client may write: a bridge's state notification (Mosquitto's acl__check_dollar). */
+const BRIDGE_STATE = '$SYS/broker/connection/gw1/state';
 
 /** A client publishes QoS 1 retained to each reserved topic (awaiting every PUBACK), then once to plant/t; what others received and were served. */
 async function reservedWrites(t: Teardown, url: string): Promise<{ delivered: string[]; retained: string[]; writerConnected: boolean }> {
   const watcher = await connectClient(t, url, { clientId: 'watcher' });
   const seen = collect(watcher);
-  await watcher.subscribeAsync(['$SYS/broker/injected', '$share/g/plant/t', 'plant/t', '$SYS']);
+  await watcher.subscribeAsync(['$SYS/broker/injected', '$share/g/plant/t', 'plant/t', '$SYS', '$SYS/broker/connection/#']);
   const writer = await connectClient(t, url, { clientId: 'writer' });
   for (const topic of RESERVED) await writer.publishAsync(topic, 'forged', { qos: 1, retain: true });
+  await writer.publishAsync(BRIDGE_STATE, '1', { qos: 1, retain: true });
   await writer.publishAsync('plant/t', 'ok', { qos: 1 });
   await new Promise((r) => setTimeout(r, 300));
   const late = await connectClient(t, url, { clientId: 'late' });
   const served = collect(late);
-  await late.subscribeAsync(['$SYS/broker/injected', '$SYS']);
+  await late.subscribeAsync(['$SYS/broker/injected', '$SYS', '$SYS/broker/connection/#']);
   await new Promise((r) => setTimeout(r, 300));
   const text = (ms: { topic: string; payload: Buffer }[]) => ms.map((m) => `${m.topic}=${m.payload}`);
   return { delivered: text(seen), retained: text(served), writerConnected: writer.connected };
 }
 
 /** What both brokers must answer. */
-const EXPECTED = { delivered: ['plant/t=ok'], retained: [], writerConnected: true };
+const EXPECTED = { delivered: [`${BRIDGE_STATE}=1`, 'plant/t=ok'], retained: [`${BRIDGE_STATE}=1`], writerConnected: true };
 
-t.test('mqprobe: client publishes to $SYS and $share/ are acknowledged and dropped, captured as publish-denied', async (t) => {
-  const dir = tempDir();
-  const out = join(dir, 'capture.ndjson');
-  const b = await startTestBroker(t, `listener 0 127.0.0.1\nallow_anonymous true\nsys_interval 1\ncapture_sink file ${out}\n`, { dir });
-  t.same(await reservedWrites(t, b.mqttUrl), EXPECTED, 'acknowledged, not delivered, not retained, still connected');
-  const v = await connectClient(t, b.mqttUrl, { clientId: 'reader' });
-  const got = collect(v);
-  await v.subscribeAsync('$SYS/broker/version');
-  await new Promise((r) => setTimeout(r, 300));
-  t.match(got[0]?.payload.toString(), /^mqprobe version /, "the broker's own $SYS/broker/version stands");
-  await b.broker.close();
-  const denied = readEvents(out).filter((e) => e.event.action === 'publish-denied');
-  t.same(
-    denied.map((e) => e.mqtt.topic),
-    RESERVED,
-    'one publish-denied event per reserved topic',
-  );
-  t.ok(denied.every((e) => e.mqtt.client_id === 'writer'));
-});
+t.test(
+  'mqprobe: client publishes to $SYS (but a bridge state) and $share/ are acknowledged and dropped, captured as publish-denied',
+  async (t) => {
+    const dir = tempDir();
+    const out = join(dir, 'capture.ndjson');
+    const b = await startTestBroker(t, `listener 0 127.0.0.1\nallow_anonymous true\nsys_interval 1\ncapture_sink file ${out}\n`, { dir });
+    t.same(await reservedWrites(t, b.mqttUrl), EXPECTED, 'acknowledged, not delivered, not retained, still connected');
+    const v = await connectClient(t, b.mqttUrl, { clientId: 'reader' });
+    const got = collect(v);
+    await v.subscribeAsync('$SYS/broker/version');
+    await new Promise((r) => setTimeout(r, 300));
+    t.match(got[0]?.payload.toString(), /^mqprobe version /, "the broker's own $SYS/broker/version stands");
+    await b.broker.close();
+    const denied = readEvents(out).filter((e) => e.event.action === 'publish-denied');
+    t.same(
+      denied.map((e) => e.mqtt.topic),
+      RESERVED,
+      'one publish-denied event per reserved topic',
+    );
+    t.ok(denied.every((e) => e.mqtt.client_id === 'writer'));
+  },
+);
 
 t.test('Mosquitto 2.0.11: the same reserved writes are acknowledged and dropped', async (t) => {
   const m = await startMosquitto(t);
