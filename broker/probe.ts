@@ -63,7 +63,14 @@ export interface ProbeEvents {
   /** Why a connected client went away, reported just before Aedes' clientDisconnect. */
   'disconnect-reason': [
     client: ClientHandle,
-    reason: 'client-disconnect' | 'socket-closed' | 'keepalive-timeout' | 'session-taken-over' | 'administrative-action' | 'server-shutdown' | 'error',
+    reason:
+      | 'client-disconnect'
+      | 'socket-closed'
+      | 'keepalive-timeout'
+      | 'session-taken-over'
+      | 'administrative-action'
+      | 'server-shutdown'
+      | 'error',
     error?: Error,
   ];
   /** A bridge (`connection` block) changed state: connecting, connected, waiting (after a failure), idle (lazy), stopped. */

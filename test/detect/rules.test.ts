@@ -42,7 +42,10 @@ t.test('auth-brute-force counts credential refusals only, by CONNACK code first,
   t.equal(h.raised('auth-brute-force').filter((a) => a.source?.ip === '10.0.6.1').length, 1, 'no code: the reason list decides');
   for (let i = 0; i < 100; i++) refused(h, T0 + 2 * MIN + 30 * S + i, '10.0.6.3', `q${i}`, 'QUOTA_EXCEEDED', 0x97);
   t.same(
-    h.raised().filter((a) => a.source?.ip === '10.0.6.3').map((a) => a.rule.name),
+    h
+      .raised()
+      .filter((a) => a.source?.ip === '10.0.6.3')
+      .map((a) => a.rule.name),
     ['connection-storm'],
     'MQTT 5 0x97 (quota exceeded) is no credential failure, but 100 of them are a connection storm',
   );
