@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { Aedes, AedesOptions, Client, AuthenticateError } from 'aedes';
+import type { Aedes, AedesOptions, Client, AuthenticateError } from './vendor/aedes/aedes.js';
 import type { BrokerConfig, ListenerConfig, SecurityConfig } from '../config/types.js';
 import { connInfo, type BrokerProbe, type RefusalReason } from '../probe.js';
 import type { ClientHandle } from './client.js';
@@ -139,6 +139,8 @@ export class Access {
         // refuses itself, so the client gets CONNACK 1 as from Mosquitto (Aedes' authenticate cannot answer 1)
         if (info?.listener.acceptProtocolVersions && !info.listener.acceptProtocolVersions.includes(packet.protocolVersion ?? 4))
           packet.protocolVersion = 0 as typeof packet.protocolVersion;
+        // MQTT 5 stays refused (CONNACK 1, as under Aedes 1.2) until mqprobe's own hooks speak it
+        if (packet.protocolVersion === 5) packet.protocolVersion = 0 as typeof packet.protocolVersion;
         done(null, true);
       },
       authenticate: (client, username, password, done) => {

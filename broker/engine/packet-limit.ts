@@ -1,4 +1,4 @@
-import type { Client } from 'aedes';
+import type { Client } from './vendor/aedes/aedes.js';
 
 interface PacketParser {
   packet: { length: number };
