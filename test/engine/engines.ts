@@ -1,12 +1,13 @@
 /**
  * Engines for the MQTT 5 probes (probes.ts, clients.ts): a bare Aedes as a child process of the
- * test (bench/harness/servers/aedes.ts), restarted when a probe killed it, and probeAll, which
+ * test (bench/harness/servers/aedes.ts) or mqprobe itself, restarted when a probe killed it, and probeAll, which
  * compares every answer with expected.ts (ENGINE_PROBE_OBSERVE=1 prints them instead).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type Test } from 'tap';
-import { freePort, waitForPort } from '../helpers/broker.js';
+import { freePort, spawnCli, tempDir, waitForPort, type BrokerProcess } from '../helpers/broker.js';
 import { killAndWait } from '../helpers/mosquitto.js';
 import { repoRoot } from '../helpers/paths.js';
 import { EXPECTED } from './expected.js';
@@ -71,4 +72,28 @@ export async function probeAll(tt: Test, engine: keyof typeof EXPECTED, e: Engin
     else tt.equal(answer, EXPECTED[engine][name], `${engine}: ${PROBES[name].feature}`);
   }
   if (observe) tt.comment(`${engine} log (distinct lines):\n${[...new Set(e.log().split('\n'))].join('\n')}`);
+}
+
+/** mqprobe itself (the CLI from source, a child process) on a free port with `conf` after its listener line. */
+export async function startMqprobe(tt: Test, conf: string): Promise<Engine> {
+  const port = await freePort();
+  const dir = tempDir('mqprobe-probes-');
+  const file = join(dir, 'mqprobe.conf');
+  writeFileSync(file, `listener ${port} 127.0.0.1\n${conf}`);
+  let broker: BrokerProcess | undefined;
+  let log = '';
+  const start = async () => {
+    broker = spawnCli(tt, ['-c', file]);
+    await waitForPort(port);
+  };
+  await start();
+  return {
+    port,
+    log: () => log + (broker?.output() ?? ''),
+    ensureRunning: async () => {
+      if (broker?.child.exitCode === null && broker.child.signalCode === null) return;
+      log += `${broker?.output() ?? ''}(mqprobe exited; restarted for the next probe)\n`;
+      await start();
+    },
+  };
 }

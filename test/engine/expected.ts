@@ -49,7 +49,7 @@ const VENDORED: Record<string, string> = {
 };
 
 export const EXPECTED: Record<
-  'aedes-1.2' | 'aedes-2.0.0-beta.1' | 'aedes-2.0.0-beta.1+redis' | 'aedes-vendored' | 'aedes-vendored+redis' | 'mosquitto',
+  'aedes-1.2' | 'aedes-2.0.0-beta.1' | 'aedes-2.0.0-beta.1+redis' | 'aedes-vendored' | 'aedes-vendored+redis' | 'mqprobe' | 'mosquitto',
   Record<string, string>
 > = {
   'aedes-1.2': {
@@ -97,6 +97,7 @@ export const EXPECTED: Record<
     // mqemitter-redis 7.2.1 counts its Redis subscriptions in a plain object: "constructor" reads as already subscribed
     prototypeKeys: '__proto__: accepted; filter constructor delivered 0; broker afterwards: serving',
   },
+  mqprobe: VENDORED,
   mosquitto: {
     mqttjs: 'qos=1 si=3 user={"k":"v"} response=probe/js/re expiry=30 payload=hi',
     mosquittoTools: 'qos=1 si=4 user=k:v response=probe/mt/re expiry=30 payload=hi',

@@ -31,6 +31,12 @@ const defaultOptions = {
   // past it a 3.1/3.1.1 client is disconnected. A v5 client is held to the
   // advertised receiveMaximum instead, when one is set. [MQTT-3.3.4-9]
   maxInflightInbound: 1000,
+  // MQTT 5.0: highest QoS a client may publish with (advertised in CONNACK when
+  // below 2; a v5 PUBLISH above it gets DISCONNECT 0x9B). [MQTT-3.2.2-11]
+  maximumQoS: 2,
+  // MQTT 5.0: whether retained messages are accepted (advertised in CONNACK when
+  // false; a v5 retained PUBLISH then gets DISCONNECT 0x9A). [MQTT-3.2.2-14]
+  retainAvailable: true,
   // MQTT 5.0: maximum Topic Alias value the broker accepts from a client.
   // 0 disables inbound topic aliases (the value advertised in CONNACK).
   topicAliasMaximum: 0,
@@ -90,6 +96,8 @@ export class Aedes extends EventEmitter {
     this.topicAliasMaximum = opts.topicAliasMaximum
     this.maximumPacketSize = opts.maximumPacketSize
     this.receiveMaximum = opts.receiveMaximum
+    this.maximumQoS = opts.maximumQoS
+    this.retainAvailable = opts.retainAvailable
     this.maxInflightInbound = Number.isInteger(opts.maxInflightInbound) && opts.maxInflightInbound >= 0
       ? opts.maxInflightInbound
       : defaultOptions.maxInflightInbound

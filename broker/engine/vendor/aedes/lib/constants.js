@@ -36,6 +36,8 @@ export const ReasonCodes = {
   RECEIVE_MAXIMUM_EXCEEDED: 0x93,
   TOPIC_ALIAS_INVALID: 0x94,
   PACKET_TOO_LARGE: 0x95,
+  RETAIN_NOT_SUPPORTED: 0x9A,
+  QOS_NOT_SUPPORTED: 0x9B,
   // Server redirect (CONNACK §3.2.2 / DISCONNECT §3.14.2): try a different server
   // now, or the client's session has been moved permanently. §4.11
   USE_ANOTHER_SERVER: 0x9C,

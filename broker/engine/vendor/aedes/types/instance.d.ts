@@ -83,6 +83,8 @@ export interface AedesOptions {
   drainTimeout?: number; // default: 60000 (60 seconds)
   keepaliveLimit?: number;
   maxInflightInbound?: number;
+  maximumQoS?: 0 | 1 | 2;
+  retainAvailable?: boolean;
   queueLimit?: number;
   maxClientsIdLength?: number;
   maxTopicLevels?: number; // default: 100, clamped to [1, 100]

@@ -62,6 +62,13 @@ function connackProperties (broker) {
   // holding a group member rather than once cluster-wide. Until a cluster-aware
   // implementation lands, [MQTT-3.2.2-13] requires we tell clients it is off.
   properties.sharedSubscriptionAvailable = false
+  // [MQTT-3.2.2-9], [MQTT-3.2.2-12]: advertised only when not the default
+  if (broker.maximumQoS < 2) {
+    properties.maximumQoS = broker.maximumQoS
+  }
+  if (!broker.retainAvailable) {
+    properties.retainAvailable = false
+  }
   if (broker.topicAliasMaximum > 0) {
     properties.topicAliasMaximum = broker.topicAliasMaximum
   }
@@ -201,8 +208,9 @@ function init (client, packet, done) {
   }
   // check if the client keepalive is compatible with broker settings.
   // v3/v4 reject; MQTT 5.0 instead imposes the limit via Server Keep Alive.
+  // MQTT 3.1.1 has no return code for it: 2 (identifier rejected), as Mosquitto answers
   if (client.broker.keepaliveLimit && packet.protocolVersion < 5 && (!packet.keepalive || packet.keepalive > client.broker.keepaliveLimit)) {
-    returnCode = 6
+    returnCode = 2
   }
   // [MQTT-3.1.3-7/8] v3/v4: a zero-byte ClientId requires CleanSession = 1; a
   // zero-byte ClientId with CleanSession 0 must be rejected with return code
@@ -382,6 +390,11 @@ function authenticate (arg, done) {
     // redirects a v5 client to another server via the CONNACK — default 0x9C
     // (Use another server); the hook may set 0x9D (Server moved) via
     // err.reasonCode. §4.11
+    // a v5 reason code the hook chose (e.g. 0x84 unsupported protocol version,
+    // 0x8A banned), where the v3/v4 return codes have no equivalent
+    if (client.version === 5 && err.reasonCode !== undefined && !err.serverReference) {
+      arg.reasonCode = err.reasonCode
+    }
     if (client.version === 5 && err.serverReference) {
       arg.reasonCode = redirectReasonCode(err)
       arg.properties = { serverReference: err.serverReference }

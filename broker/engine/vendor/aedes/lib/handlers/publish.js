@@ -37,6 +37,17 @@ function handlePublish (client, packet, done) {
       return
     }
   }
+  if (client.version === 5) {
+    // [MQTT-3.2.2-11], [MQTT-3.2.2-14]: what the CONNACK said is unavailable
+    const reasonCode = packet.qos > client.broker.maximumQoS
+      ? ReasonCodes.QOS_NOT_SUPPORTED
+      : packet.retain && !client.broker.retainAvailable ? ReasonCodes.RETAIN_NOT_SUPPORTED : undefined
+    if (reasonCode !== undefined) {
+      client.broker.emit('clientError', client, new Error(reasonCode === ReasonCodes.QOS_NOT_SUPPORTED ? 'QoS not supported' : 'retain not supported'))
+      client.disconnect({ reasonCode }, () => done())
+      return
+    }
+  }
   const topic = packet.topic
   let err
   if (topic.length === 0) {
