@@ -164,6 +164,11 @@ function storeSubscriptions (sub, done) {
     this.granted = this.client.version === 5 ? ReasonCodes.NOT_AUTHORIZED : 128
     return done(null, null)
   }
+  // authorizeSubscribe may grant a lower QoS than asked for (a broker's
+  // maximum QoS): the SUBACK says what was granted [MQTT-3.9.3-1]
+  if (sub.qos < this.granted) {
+    this.granted = sub.qos
+  }
 
   const packet = this.packet
   const client = this.client
