@@ -208,8 +208,11 @@ export class Access {
         const mount = meta?.listener?.mountPoint;
         if (mount) sub.topic = mount + sub.topic;
         const acl = meta?.internal ? undefined : this.securityFor(meta?.listener).acl; // in-broker beats are trusted
+        // shared subscriptions are not implemented: refused (SUBACK 0x80) rather than granted as a filter that
+        // matches nothing; an MQTT 5 client gets 0x9E from the engine before it asks here (docs/mqtt5.md)
         const allowed =
           !sub.topic.startsWith('$mqprobe/') &&
+          !sub.topic.startsWith('$share/') &&
           (acl === undefined || acl.check({ username: meta?.username, clientId: client.id }, sub.topic, 'subscribe'));
         if (!allowed) {
           this.probe.emit('subscription-denied', client, sub);

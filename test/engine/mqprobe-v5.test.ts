@@ -209,3 +209,12 @@ t.test('client ids __proto__ and constructor over MQTT 5 (GHSA-52qw-whmv-87c5)',
   }
   tt.ok(await serving(b.port), 'mqprobe still serves');
 });
+
+t.test('shared subscriptions are refused, not granted as a filter that matches nothing (3.1.1 and 5)', async (tt) => {
+  const b = await startTestBroker(tt, 'listener 0 127.0.0.1\nallow_anonymous true\n');
+  for (const version of [4, 5] as const) {
+    const { c } = await session(tt, b.port, { clientId: `share-${version}` }, version);
+    c.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: '$share/g/s/#', qos: 1 }] });
+    tt.equal(await ack(c, 'suback'), version === 5 ? '0x9e' : '0x80', `MQTT ${version === 5 ? '5: 0x9E' : '3.1.1: 0x80'}`);
+  }
+});
