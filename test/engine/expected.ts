@@ -38,7 +38,7 @@ const BETA: Record<string, string> = {
   prototypeKeys: '__proto__: closed without CONNACK; broker afterwards: gone',
 };
 
-/** The beta with mqprobe's patches (broker/engine/vendor/UPSTREAM.md): what P1–P5 changed. */
+/** The beta with mqprobe's patches (broker/engine/vendor/UPSTREAM.md): what they changed. */
 const VENDORED: Record<string, string> = {
   ...BETA,
   receiveMaximumIn: 'advertised 20; sent 25: at most 20 PUBREC, then DISCONNECT 0x93',
@@ -46,6 +46,7 @@ const VENDORED: Record<string, string> = {
   qos2CleanReconnect: 'subscriber got: first, second',
   duplicateProperty: 'CONNACK 0x82; broker afterwards: serving',
   prototypeKeys: '__proto__: accepted; filter constructor delivered 1; broker afterwards: serving',
+  maxPacketOut: 'oversized delivered: false; small delivered: true',
 };
 
 export const EXPECTED: Record<

@@ -131,6 +131,10 @@ class Client {
       const toForward = dedupe(that, _packet) &&
         that.broker.authorizeForward(that, _packet)
 
+      // [MQTT-3.1.2-25] a PUBLISH larger than the client's Maximum Packet Size
+      // is discarded as if it had been delivered (sized only for clients that set one)
+      if (toForward && that.maximumPacketSize && publishSize(toForward) > that.maximumPacketSize) return
+
       return toForward
     }
 
@@ -600,5 +604,18 @@ function dequeue () {
 }
 
 function noop () {}
+
+// bytes of a PUBLISH as written to an MQTT 5 client (a message id when QoS > 0)
+function publishSize (packet) {
+  return mqtt.generate({
+    cmd: 'publish',
+    topic: packet.topic,
+    payload: packet.payload,
+    qos: packet.qos,
+    messageId: packet.qos > 0 ? 1 : undefined,
+    retain: packet.retain,
+    properties: packet.properties
+  }, { protocolVersion: 5 }).length
+}
 
 export default Client
