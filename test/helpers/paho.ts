@@ -9,8 +9,8 @@ export const PAHO_VERSION = '2.1.0';
 
 /**
  * Eclipse paho-mqtt from PyPI in a Python venv, made on first use (python3 -m venv, pip install
- * paho-mqtt==2.1.0: about 40 s, network to PyPI only) and kept in the temp folder for later runs.
- * Resolves with the venv's python.
+ * paho-mqtt==2.1.0: about 40 s, network to PyPI only) and kept in the temp folder for later runs;
+ * .ci/run makes it before the tests. Resolves with the venv's python.
  */
 export async function pahoPython(): Promise<string> {
   const venv = join(tmpdir(), `mqprobe-paho-${PAHO_VERSION}`);

@@ -24,6 +24,8 @@ export const COMMANDS: Record<string, string> = {
   flock: 'util-linux',
   runuser: 'util-linux',
   taskset: 'util-linux',
+  // python3 -m venv for paho-mqtt (test/helpers/paho.ts)
+  python3: 'python3-venv',
 };
 
 function onPath(command: string, dirs: string[]): boolean {
