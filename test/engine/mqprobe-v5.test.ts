@@ -194,6 +194,8 @@ t.test('malformed MQTT 5 packets each end one connection with the right answer; 
   // PUBLISH topic "a", topic alias (0x23) 0, then 11 (above max_topic_alias 10)
   tt.equal(await raw([0x30, 0x08, 0, 1, 0x61, 3, 0x23, 0, 0, 0x78]), 'DISCONNECT 0x94, closed', 'topic alias 0');
   tt.equal(await raw([0x30, 0x08, 0, 1, 0x61, 3, 0x23, 0, 11, 0x78]), 'DISCONNECT 0x94, closed', 'topic alias 11, above the maximum');
+  // PUBLISH topic "a", a user property whose value claims 9 bytes the packet does not have
+  tt.equal(await raw([0x30, 10, 0, 1, 0x61, 6, 0x26, 0, 1, 0x6b, 0, 9]), 'DISCONNECT 0x82, closed', 'a user property cut short');
   // PUBLISH whose remaining length has a fifth continuation byte
   tt.equal(await raw([0x30, 0xff, 0xff, 0xff, 0xff, 0x01]), 'no answer, closed', 'a variable byte integer over four bytes');
   tt.ok(await serving(b.port), 'mqprobe still serves');

@@ -193,3 +193,32 @@ t.test('P3: a QoS 2 id reused after a clean reconnect is a new message (GHSA-p8r
     });
   }
 });
+
+t.test('a User Property value cut short by the end of the PUBLISH is a Protocol Error, not a crash or a lost subscriber', async (tt) => {
+  const crashes: unknown[] = [];
+  const onCrash = (err: unknown) => crashes.push(err);
+  process.on('uncaughtException', onCrash);
+  tt.teardown(() => void process.off('uncaughtException', onCrash));
+  const { port } = await engine(tt);
+  // one subscriber with a Maximum Packet Size (the engine sizes what it sends it), one without
+  const subs = [
+    await session(tt, port, { clientId: 'up-sized', properties: { maximumPacketSize: 10_000 } }),
+    await session(tt, port, { clientId: 'up-plain' }),
+  ];
+  for (const s of subs) {
+    s.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'up/#', qos: 0 }] });
+    await s.next('suback');
+  }
+  const p = await session(tt, port, { clientId: 'up-pub' });
+  // PUBLISH QoS 0 "up/a", properties (6 bytes): user property "k" whose value claims 9 bytes the packet does not have
+  p.raw(Buffer.from([0x30, 13, 0, 4, 0x75, 0x70, 0x2f, 0x61, 6, 0x26, 0, 1, 0x6b, 0, 9]));
+  tt.equal((await p.next('disconnect', 3000))?.reasonCode, 0x82, 'the publisher gets DISCONNECT 0x82');
+  publish(subs[0], 'up/b', { payload: 'after' });
+  for (const s of subs)
+    tt.same(
+      (await s.all('publish', 500)).map((m) => m.payload?.toString()),
+      ['after'],
+      'a subscriber got only the next message',
+    );
+  tt.same(crashes, [], 'no uncaught exception');
+});

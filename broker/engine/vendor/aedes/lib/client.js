@@ -605,8 +605,18 @@ function dequeue () {
 
 function noop () {}
 
-// bytes of a PUBLISH as written to an MQTT 5 client (a message id when QoS > 0)
+// bytes of a PUBLISH as written to an MQTT 5 client (a message id when QoS > 0);
+// Infinity when it cannot be encoded at all (mqtt-packet throws, e.g. on a user
+// property whose value a truncated packet left null), so it is not sent either
 function publishSize (packet) {
+  try {
+    return generatePublish(packet).length
+  } catch {
+    return Infinity
+  }
+}
+
+function generatePublish (packet) {
   return mqtt.generate({
     cmd: 'publish',
     topic: packet.topic,
@@ -615,7 +625,7 @@ function publishSize (packet) {
     messageId: packet.qos > 0 ? 1 : undefined,
     retain: packet.retain,
     properties: packet.properties
-  }, { protocolVersion: 5 }).length
+  }, { protocolVersion: 5 })
 }
 
 export default Client

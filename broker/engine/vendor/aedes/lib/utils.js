@@ -24,12 +24,21 @@ export function ackProperties (client, reasonString) {
 // Identifier, which only the server sends more than once) must not appear
 // twice. mqtt-packet turns a repeated property into an array, which the
 // handlers would take for a number or a string (a repeated Session Expiry
-// Interval once threw out of a timer and ended the process). Returns the name of
-// the first repeated property, or undefined.
-export function repeatedProperty (properties) {
+// Interval once threw out of a timer and ended the process). mqtt-packet also
+// leaves null for a User Property value cut short by the end of the packet,
+// which every later write of the properties throws on. Returns what is wrong
+// with the first such property, or undefined.
+export function malformedProperty (properties) {
   if (!properties) return undefined
   for (const name in properties) {
-    if (name !== 'userProperties' && Array.isArray(properties[name])) return name
+    const value = properties[name]
+    if (name === 'userProperties') {
+      for (const key in value) {
+        if (value[key] === null || (Array.isArray(value[key]) && value[key].includes(null))) return `user property ${key} truncated`
+      }
+    } else if (Array.isArray(value)) {
+      return `property ${name} repeated`
+    }
   }
   return undefined
 }

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto'
 import { pipeline } from 'stream'
 import write from '../write.js'
 import QoSPacket from '../qos-packet.js'
-import { runSeries, through, repeatedProperty } from '../utils.js'
+import { runSeries, through, malformedProperty } from '../utils.js'
 import handleSubscribe from './subscribe.js'
 import { SESSION_NEVER_EXPIRES, RECEIVE_MAXIMUM_DEFAULT, ReasonCodes } from '../constants.js'
 
@@ -231,12 +231,12 @@ function init (client, packet, done) {
     return
   }
 
-  // [MQTT-2.2.2-2] a repeated property in the CONNECT or its will
+  // [MQTT-2.2.2-2] a repeated (or truncated) property in the CONNECT or its will
   if (packet.protocolVersion === 5) {
-    const repeated = repeatedProperty(packet.properties) || repeatedProperty(packet.will?.properties)
-    if (repeated) {
+    const malformed = malformedProperty(packet.properties) || malformedProperty(packet.will?.properties)
+    if (malformed) {
       rejectConnect(client, {
-        error: new Error(`property ${repeated} repeated`),
+        error: new Error(malformed),
         reasonCode: ReasonCodes.PROTOCOL_ERROR,
         version: 5
       }, done)

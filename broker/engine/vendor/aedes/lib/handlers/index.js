@@ -6,7 +6,7 @@ import handlePuback from './puback.js'
 import handlePubrel from './pubrel.js'
 import handlePubrec from './pubrec.js'
 import handlePing from './ping.js'
-import { packetWireSize, repeatedProperty } from '../utils.js'
+import { packetWireSize, malformedProperty } from '../utils.js'
 import { ReasonCodes } from '../constants.js'
 
 function handle (client, packet, done) {
@@ -39,11 +39,11 @@ function handle (client, packet, done) {
     return
   }
 
-  // [MQTT-2.2.2-2] a repeated property is a Protocol Error (CONNECT: in init)
+  // [MQTT-2.2.2-2] a repeated (or truncated) property is a Protocol Error (CONNECT: in init)
   if (client.version === 5) {
-    const repeated = repeatedProperty(packet.properties)
-    if (repeated) {
-      client.broker.emit('clientError', client, new Error(`property ${repeated} repeated`))
+    const malformed = malformedProperty(packet.properties)
+    if (malformed) {
+      client.broker.emit('clientError', client, new Error(malformed))
       client.disconnect({ reasonCode: ReasonCodes.PROTOCOL_ERROR }, () => done())
       return
     }
