@@ -5,7 +5,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['node_modules/', 'dist/', 'bench/out/', 'test/peers/target/', 'var/', 'test/fixtures/'] },
+  { ignores: ['node_modules/', 'dist/', 'bench/out/', 'test/peers/target/', 'var/', 'test/fixtures/', 'broker/engine/vendor/'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

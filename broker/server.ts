@@ -28,6 +28,7 @@ import { createEngine, type Engine } from './engine/engine.js';
 import { watchClients } from './engine/disconnects.js';
 import { countSharedSubscriptions, countSubscriptions, offlineSessions } from './engine/sessions.js';
 import { logClientLines } from './engine/client-lines.js';
+import { mqtt5Options } from './engine/mqtt5-options.js';
 import { ConnectionGate } from './connection-gate.js';
 import { listenLines } from './log/broker-lines.js';
 import { logDestinations } from './logger.js';
@@ -118,6 +119,7 @@ export async function createMqttServer(config: BrokerConfig, { log, metrics }: S
     ...state.aedesOptions,
     ...access.hooks(() => aedes), // called once clients connect, after aedes exists
     keepaliveLimit: config.maxKeepalive < 65535 ? config.maxKeepalive : 0,
+    ...mqtt5Options(config),
     connectTimeout: config.connectTimeout * 1000,
   });
   await state.start();

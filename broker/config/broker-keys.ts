@@ -12,6 +12,16 @@ export type { BrokerTarget } from './types.js';
 
 const LOG_TYPES = ['debug', 'error', 'warning', 'notice', 'information', 'subscribe', 'unsubscribe', 'websockets', 'none', 'all'] as const;
 
+/** persistent_client_expiration's syntax (Mosquitto): a number and h, d, w, m (months of 30 days) or y (365 days). */
+const EXPIRATION_UNITS: Record<string, number> = { h: 3600, d: 86_400, w: 7 * 86_400, m: 30 * 86_400, y: 365 * 86_400 };
+function durationSeconds(s: string, fail: (m: string) => never): number {
+  const m = /^(\d+)([hdwmy])$/.exec(s);
+  const seconds = m ? Number(m[1]) * EXPIRATION_UNITS[m[2]] : 0;
+  // the MQTT 5 session expiry interval is 32 bits; 0xFFFFFFFF means never
+  if (!m || seconds === 0 || seconds >= 0xffffffff) fail(`expected a duration such as 1h, 2d, 4w, 6m, 1y (up to 136y), got "${s}"`);
+  return seconds;
+}
+
 function g(
   key: string,
   usage: string,
@@ -175,6 +185,36 @@ export const mosquittoKeys: KeySpec<BrokerTarget>[] = [
     (t, v) => {
       v.count(1);
       t.config.retainAvailable = v.bool();
+    },
+  ),
+  g(
+    'max_topic_alias',
+    '<count>',
+    'Topic aliases an MQTT 5 client may use towards the broker (advertised in its CONNACK); an alias of 0 or above it ends the connection with DISCONNECT 0x94. 0 = none.',
+    '10',
+    (t, v) => {
+      v.count(1);
+      t.config.maxTopicAlias = v.int(0, 0, 65535);
+    },
+  ),
+  g(
+    'max_qos',
+    '0 | 1 | 2',
+    'Highest QoS clients may use. MQTT 5 clients are told in their CONNACK, and a PUBLISH above it ends the connection with DISCONNECT 0x9B; subscriptions of every client are granted at most this QoS.',
+    '2',
+    (t, v) => {
+      v.count(1);
+      t.config.maxQos = v.int(0, 0, 2) as 0 | 1 | 2;
+    },
+  ),
+  g(
+    'persistent_client_expiration',
+    '<duration: 1h, 2d, 4w, 6m, 1y>',
+    'Persistent sessions (3.1.1 clean session false, MQTT 5 session expiry "never" or longer) end after this long without their client. MQTT 5 clients asking for longer are told the shorter interval in their CONNACK (Mosquitto keeps a finite interval as asked). Expiry timers do not survive a restart.',
+    undefined,
+    (t, v) => {
+      v.count(1);
+      t.config.persistentClientExpiration = durationSeconds(v.word(), (m) => v.fail(m));
     },
   ),
   g('sys_interval', '<seconds>', 'How often $SYS topics are published. 0 = never.', '10', (t, v) => {
@@ -416,15 +456,12 @@ export const unimplementedMosquittoKeys = new Set([
   'clientid_prefixes',
   'max_inflight_bytes',
   'memory_limit',
-  'persistent_client_expiration',
   'queue_qos0_messages',
   'upgrade_outgoing_qos',
   'websockets_log_level',
   'websockets_headers_size',
   'bind_interface',
   'http_dir',
-  'max_qos',
-  'max_topic_alias',
   'dhparamfile',
   'ciphers_tls1.3',
   'psk_hint',

@@ -38,6 +38,8 @@ export function defaultBrokerConfig(): BrokerConfig {
     maxInflightMessages: 20,
     maxQueuedBytes: 0,
     retainAvailable: true,
+    maxTopicAlias: 10,
+    maxQos: 2,
     setTcpNodelay: false,
     sysInterval: 10,
     logDest: [],

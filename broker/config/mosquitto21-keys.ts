@@ -62,9 +62,9 @@ export const mosquitto21Keys: Spec[] = [
   listenerKey(
     'accept_protocol_versions',
     '<versions, e.g. 3, 4>',
-    'MQTT protocol versions this listener accepts: 3 = MQTT 3.1, 4 = 3.1.1, 5 = 5.0 (Mosquitto 2.1). A CONNECT with another version is refused (CONNACK 1). 5 is accepted with a warning: mqprobe does not speak MQTT 5.',
+    'MQTT protocol versions this listener accepts: 3 = MQTT 3.1, 4 = 3.1.1, 5 = 5.0 (Mosquitto 2.1). A CONNECT with another version is refused: CONNACK 1, or 0x84 for an MQTT 5 client.',
     'all',
-    (l, v, t) => {
+    (l, v) => {
       const versions = v
         .rest()
         .split(/[\s,]+/)
@@ -72,19 +72,17 @@ export const mosquitto21Keys: Spec[] = [
       const bad = versions.find((x) => !['3', '4', '5'].includes(x));
       if (bad) v.fail(`expected 3, 4 or 5, got "${bad}"`);
       l.acceptProtocolVersions = [...new Set(versions.map(Number))];
-      if (l.acceptProtocolVersions.includes(5))
-        warn(t, v, 'MQTT 5 is not spoken by mqprobe (Aedes 1.2): MQTT 5 clients are refused whatever this says');
     },
   ),
   listenerKey(
     'max_topic_alias_broker',
     '<count>',
-    'MQTT 5 only (Mosquitto 2.1): topic aliases the broker may use towards clients. MQTT 3.1/3.1.1, which mqprobe speaks, has no topic aliases: accepted with a warning and without effect.',
+    'MQTT 5 only (Mosquitto 2.1): topic aliases the broker may use towards clients. mqprobe sends every topic in full (as Mosquitto 2.0 does): accepted with a warning and without effect.',
     '10',
     (_l, v, t) => {
       v.count(1);
       v.int(0, 0, 65535);
-      warn(t, v, 'MQTT 5 only: mqprobe speaks MQTT 3.1/3.1.1, which has no topic aliases; no effect');
+      warn(t, v, 'mqprobe uses no topic aliases towards clients; no effect');
     },
   ),
   listenerKey(

@@ -79,6 +79,12 @@ export interface BrokerConfig {
   /** max_queued_bytes (0 = the built-in 64 MiB). */
   maxQueuedBytes: number;
   retainAvailable: boolean;
+  /** max_topic_alias: topic aliases an MQTT 5 client may use towards the broker (0: none). */
+  maxTopicAlias: number;
+  /** max_qos: highest QoS a client may publish and subscribe with. */
+  maxQos: 0 | 1 | 2;
+  /** persistent_client_expiration in seconds (undefined: persistent sessions never expire). */
+  persistentClientExpiration?: number;
   /** set_tcp_nodelay: TCP_NODELAY on client sockets (Nagle's algorithm off). */
   setTcpNodelay: boolean;
   sysInterval: number;

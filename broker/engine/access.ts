@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
-import type { Aedes, AedesOptions, Client, AuthenticateError } from 'aedes';
+import type { Aedes, AedesOptions, Client, AuthenticateError } from './vendor/aedes/aedes.js';
 import type { BrokerConfig, ListenerConfig, SecurityConfig } from '../config/types.js';
 import { connInfo, type BrokerProbe, type RefusalReason } from '../probe.js';
-import type { ClientHandle } from './client.js';
+import { isClosed, protocolVersionOf as versionOf, type ClientHandle } from './client.js';
 import { describeSkippedLine, loadPasswordFile, type PasswordFile } from '../auth/password-file.js';
 import { loadAclFile, type AclFile } from '../auth/acl-file.js';
 import { CONTROL_TOPIC, DynamicSecurity, RESPONSE_TOPIC } from '../auth/dynamic-security/dynamic-security.js';
@@ -54,6 +54,8 @@ export interface ClientMeta {
   clientIdWasEmpty: boolean;
   clean: boolean;
   internal: boolean;
+  /** An MQTT 5 CONNECT on a listener whose accept_protocol_versions leaves 5 out. */
+  versionRefused?: boolean;
 }
 const META = Symbol.for('mqprobe.client');
 export function clientMeta(client: ClientHandle): ClientMeta | undefined {
@@ -93,9 +95,17 @@ const CODE: Record<RefusalReason, number> = {
   banned: 5,
 };
 
+/**
+ * MQTT 5 CONNACK reason codes where the return code's mapping (1 → 0x84, 2 → 0x85, 3 → 0x88, 4 → 0x86,
+ * 5 → 0x87) is not what Mosquitto 2.0 answers or Aedes cannot map it (it turns return code 1 into 5).
+ */
+const V5_CODE: Partial<Record<RefusalReason, number>> = { 'protocol-version': 0x84 };
+
 function refusal(reason: RefusalReason): AuthenticateError {
   const err = new Error(`connection refused: ${reason}`) as AuthenticateError;
   (err as { returnCode: number }).returnCode = CODE[reason];
+  // used for MQTT 5 clients only (vendored engine, patch 06)
+  if (V5_CODE[reason] !== undefined) (err as { reasonCode?: number }).reasonCode = V5_CODE[reason];
   return err;
 }
 
@@ -215,10 +225,13 @@ export class Access {
           internal: info?.transport === 'internal',
         };
         (client as unknown as Record<symbol, ClientMeta>)[META] = meta;
-        // accept_protocol_versions (Mosquitto 2.1): a version this listener does not take is made one Aedes
-        // refuses itself, so the client gets CONNACK 1 as from Mosquitto (Aedes' authenticate cannot answer 1)
-        if (info?.listener.acceptProtocolVersions && !info.listener.acceptProtocolVersions.includes(packet.protocolVersion ?? 4))
-          packet.protocolVersion = 0 as typeof packet.protocolVersion;
+        // accept_protocol_versions (Mosquitto 2.1): a 3.1/3.1.1 version this listener does not take is made one
+        // Aedes refuses itself, so the client gets CONNACK 1 as from Mosquitto (Aedes' authenticate cannot
+        // answer 1); MQTT 5 is refused in authenticate, where the CONNACK can carry 0x84 in MQTT 5's format
+        if (info?.listener.acceptProtocolVersions && !info.listener.acceptProtocolVersions.includes(packet.protocolVersion ?? 4)) {
+          if (packet.protocolVersion === 5) meta.versionRefused = true;
+          else packet.protocolVersion = 0 as typeof packet.protocolVersion;
+        }
         done(null, true);
       },
       authenticate: (client, username, password, done) => {
@@ -242,6 +255,8 @@ export class Access {
           (!meta?.internal && reservedForClients(packet.topic)) ||
           packet.topic.startsWith('$mqprobe/') ||
           (acl !== undefined && !acl.check({ username: meta?.username, clientId: client.id }, packet.topic, 'write'));
+        // max_qos: a 3.1.1 client is disconnected as by Mosquitto (MQTT 5: the engine's DISCONNECT 0x9B); wills pass
+        if (packet.qos > cfg.maxQos && !isClosed(client)) return done(new Error(`QoS ${packet.qos} above max_qos ${cfg.maxQos}`));
         if (!tooBig && !denied && packet.topic.startsWith('$CONTROL/')) {
           if (packet.topic === CONTROL_TOPIC) this.control(aedes(), client, meta, Buffer.from(packet.payload));
           // never delivered, acknowledged as any publish (Mosquitto's control__process)
@@ -257,11 +272,13 @@ export class Access {
             messageId: packet.messageId,
             payloadSize: packet.payload.length,
           });
-          // Mosquitto acknowledges and drops; Aedes would disconnect on an error, so reroute instead.
+          // MQTT 5: the engine answers PUBACK/PUBREC 0x87 (QoS 0: nothing) and drops it, as Mosquitto does
+          if (versionOf(client) === 5) return done(new Error(tooBig ? 'message_size_limit exceeded' : 'not authorized'));
+          // MQTT 3.1.1: Mosquitto acknowledges and drops; Aedes would disconnect on an error, so reroute instead.
           packet.topic = DENIED_TOPIC;
           packet.retain = false;
           packet.payload = Buffer.alloc(0);
-        } else if ((client as { closed?: boolean }).closed) {
+        } else if (isClosed(client)) {
           // Aedes authorizes a will only once the connection is closing, and clears it before clientDisconnect
           this.probe.emit('will-published', client, {
             topic: packet.topic,
@@ -277,13 +294,17 @@ export class Access {
         const mount = meta?.listener?.mountPoint;
         if (mount) sub.topic = mount + sub.topic;
         const acl = meta?.internal ? undefined : this.securityFor(meta?.listener).acl; // in-broker beats are trusted
+        // shared subscriptions are not implemented: refused (SUBACK 0x80) rather than granted as a filter that
+        // matches nothing; an MQTT 5 client gets 0x9E from the engine before it asks here (docs/mqtt5.md)
         const allowed =
           !sub.topic.startsWith('$mqprobe/') &&
+          !sub.topic.startsWith('$share/') &&
           (acl === undefined || acl.check({ username: meta?.username, clientId: client.id }, sub.topic, 'subscribe'));
         if (!allowed) {
           this.probe.emit('subscription-denied', client, sub);
           return done(null, null);
         }
+        if (sub.qos > cfg.maxQos) sub.qos = cfg.maxQos as typeof sub.qos;
         done(null, sub);
       },
       authorizeForward: (client, packet) => {
@@ -367,6 +388,7 @@ export class Access {
     const fail = (reason: RefusalReason) => {
       throw Object.assign(refusal(reason), { reason });
     };
+    if (meta.versionRefused) fail('protocol-version');
     if (client.id.startsWith('$') && !meta.internal) fail('bad-client-id');
     if (hasControlCharacter(client.id)) {
       this.probe.emit('protocol-error', info, client, new Error('client id contains a control character'));

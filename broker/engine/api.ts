@@ -1,5 +1,5 @@
 import type { Duplex } from 'node:stream';
-import type { Aedes, AedesPublishPacket } from 'aedes';
+import type { Aedes, AedesPublishPacket } from './vendor/aedes/aedes.js';
 import type { BrokerProbe, ConnInfo, ProbeEvents } from '../probe.js';
 import type { ClientHandle } from './client.js';
 import { engineInternal, type ConnectFacts, type ConnectGuard } from './access.js';

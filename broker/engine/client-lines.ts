@@ -1,4 +1,4 @@
-import type { Aedes, Client } from 'aedes';
+import type { Aedes, Client } from './vendor/aedes/aedes.js';
 import type { Logger } from 'pino';
 import type { BrokerProbe, ConnInfo } from '../probe.js';
 import { connInfo } from '../probe.js';

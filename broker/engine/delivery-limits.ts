@@ -1,4 +1,4 @@
-import type { Client } from 'aedes';
+import type { Client } from './vendor/aedes/aedes.js';
 import type { Duplex } from 'node:stream';
 import { observeWrites } from './packet-writes.js';
 

@@ -1,4 +1,4 @@
-import type { Aedes, Client } from 'aedes';
+import type { Aedes, Client } from './vendor/aedes/aedes.js';
 import { connInfo, type BrokerProbe } from '../probe.js';
 
 /** What the disconnect watcher asks of access control (broker/access.ts). */

@@ -1,7 +1,7 @@
-import { Aedes, type AedesOptions } from 'aedes';
+import { Aedes, type AedesOptions } from './vendor/aedes/aedes.js';
 
 /**
- * The MQTT engine: Aedes 1.2. This and the other files of broker/engine/ are the only code that knows
+ * The MQTT engine: the vendored Aedes 2 beta with mqprobe's patches (vendor/UPSTREAM.md). This and the other files of broker/engine/ are the only code that knows
  * it; a different engine replaces this folder and keeps BrokerApi (api.ts) and ClientHandle (client.ts).
  */
 export type Engine = Aedes;

@@ -1,4 +1,4 @@
-import type { Client } from 'aedes';
+import type { Client } from './vendor/aedes/aedes.js';
 import type { Duplex } from 'node:stream';
 
 /** Bytes of one connection parsed in one turn of the event loop before the others get theirs. */

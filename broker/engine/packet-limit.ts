@@ -1,4 +1,4 @@
-import type { Client } from 'aedes';
+import type { Client } from './vendor/aedes/aedes.js';
 
 interface PacketParser {
   packet: { length: number };
@@ -14,13 +14,17 @@ function fixedHeaderBytes(remaining: number): number {
 /**
  * Enforces max_packet_size (the whole packet, fixed header included, as MQTT 5 defines it) before the
  * body is buffered: mqtt-packet's parser has no limit of its own, so the length state is wrapped and an
- * oversized packet fails the parse (which closes that one connection and nothing else).
+ * oversized packet fails the parse (which closes that one connection and nothing else). Once an MQTT 5
+ * client is connected the engine checks instead (its maximumPacketSize), so that the client is told:
+ * DISCONNECT 0x95, as from Mosquitto.
  */
 export function limitPacketSize(client: Client, max: number): void {
   const parser = (client as unknown as { _parser: PacketParser })._parser;
   const parseLength = parser._parseLength;
+  const version = () => (client as unknown as { version?: number }).version;
   parser._parseLength = function (this: PacketParser) {
     const done = parseLength.call(this);
+    if (version() === 5) return done;
     const size = done ? this.packet.length + fixedHeaderBytes(this.packet.length) : 0;
     if (size > max) {
       this._emitError(new Error(`packet of ${size} bytes exceeds max_packet_size ${max}`));

@@ -1,4 +1,4 @@
-import type { Aedes, Client } from 'aedes';
+import type { Aedes, Client } from './vendor/aedes/aedes.js';
 
 type AedesClients = Record<string, Client & { subscriptions: Record<string, unknown> }>;
 const clientsOf = (aedes: Aedes) => (aedes as unknown as { clients: AedesClients }).clients;

@@ -1,6 +1,6 @@
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import type { Aedes, Client } from 'aedes';
+import type { Aedes, Client } from './vendor/aedes/aedes.js';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { BrokerProbe } from '../probe.js';
 import { observeWrites, type WrittenPacket } from './packet-writes.js';

@@ -1,4 +1,4 @@
-import type { Aedes } from 'aedes';
+import type { Aedes } from './vendor/aedes/aedes.js';
 import type { BrokerStats } from './stats.js';
 
 /** Mosquitto's load averages: per-minute rates smoothed over 1, 5 and 15 minutes. */

@@ -1,5 +1,5 @@
 import { isUtf8 } from 'node:buffer';
-import type { Client } from 'aedes';
+import type { Client } from './vendor/aedes/aedes.js';
 
 interface StringParser {
   _pos: number;

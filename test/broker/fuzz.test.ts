@@ -105,9 +105,9 @@ t.test(`fuzzer, seed ${SEED}: ${CASES} hostile cases over TCP and WebSockets; no
   t.ok((check.byAction['protocol-error'] ?? 0) > CASES / 4, `protocol-error events: ${check.byAction['protocol-error']}`);
   t.equal(check.byAction['broker-stopped'], 1, 'the capture ends with the broker stopping');
   t.notOk(check.byAction['capture-dropped'], 'nothing dropped');
-  // Aedes 1.2 speaks 3.1 and 3.1.1: a 5.0 CONNECT is answered with CONNACK 1 and captured as a refusal
-  t.ok(v5Refused > stats.byVersion[5] / 4, `MQTT 5.0 CONNECTs refused as protocol-version: ${v5Refused}`);
-  t.equal(v5Connected, 0, 'no MQTT 5.0 client connected');
+  // MQTT 5.0 is spoken: well-formed 5.0 CONNECTs connect, none is refused for its version
+  t.ok(v5Connected > stats.byVersion[5] / 10, `MQTT 5.0 clients connected: ${v5Connected}`);
+  t.equal(v5Refused, 0, 'no MQTT 5.0 CONNECT refused as protocol-version');
   t.same(crashes, [], 'still no uncaught exception after close');
 });
 

@@ -1,7 +1,7 @@
 import t from 'tap';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Client } from 'aedes';
+import type { Client } from '../../broker/engine/vendor/aedes/aedes.js';
 import type { ConnInfo } from '../../broker/probe.js';
 import { EventFactory } from '../../capture/build.js';
 import type { PayloadPolicy } from '../../capture/config.js';

@@ -10,9 +10,9 @@ import mqtt from 'mqtt';
 
 const run = promisify(execFile);
 
-export async function viaMqttJs(port: number): Promise<string> {
-  const url = `mqtt://127.0.0.1:${port}`;
-  const opts = { protocolVersion: 5 as const, reconnectPeriod: 0, connectTimeout: 5000 };
+/** `url` and `extra` (e.g. a CA) for another transport than plain TCP: ws://, mqtts://, wss://. */
+export async function viaMqttJs(port: number, url = `mqtt://127.0.0.1:${port}`, extra: mqtt.IClientOptions = {}): Promise<string> {
+  const opts = { protocolVersion: 5 as const, reconnectPeriod: 0, connectTimeout: 5000, ...extra };
   const sub = mqtt.connect(url, { ...opts, clientId: 'probe-js-sub' });
   const pub = mqtt.connect(url, { ...opts, clientId: 'probe-js-pub' });
   try {

@@ -6,78 +6,15 @@
  * change (a new beta, a patch), this test fails and the table is out of date.
  * ENGINE_PROBE_OBSERVE=1 prints the answers instead of comparing them.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import t, { type Test } from 'tap';
-import { freePort, waitForPort } from '../helpers/broker.js';
-import { killAndWait, startMosquitto } from '../helpers/mosquitto.js';
+import t from 'tap';
+import { waitForPort } from '../helpers/broker.js';
+import { startMosquitto } from '../helpers/mosquitto.js';
 import { startRedis } from '../helpers/redis.js';
-import { repoRoot } from '../helpers/paths.js';
-import { EXPECTED } from './expected.js';
-import { viaMosquittoTools, viaMqttJs } from './clients.js';
-import { PROBES, runProbe } from './probes.js';
-
-/** The limits the probes need, set alike on the beta and on Mosquitto (Mosquitto's defaults where it has them). */
-const BETA_OPTIONS = { topicAliasMaximum: 10, receiveMaximum: 20, maximumPacketSize: 10_000 };
-const MOSQUITTO_CONF = 'allow_anonymous true\nmax_packet_size 10000\n';
-
-interface Engine {
-  port: number;
-  log(): string;
-  /** Starts it again when a probe killed it (the next probes still get an answer). */
-  ensureRunning(): Promise<void>;
-}
-
-async function startAedes(tt: Test, folder: string, options: object): Promise<Engine> {
-  const port = await freePort();
-  const script = join(repoRoot, 'bench/harness/servers/aedes.ts');
-  let log = '';
-  let child: ChildProcess | undefined;
-  const start = async () => {
-    child = spawn(process.execPath, ['--import', 'tsx', script, String(port), folder, JSON.stringify(options)], {
-      cwd: repoRoot,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    child.stdout!.on('data', (d) => (log += d));
-    child.stderr!.on('data', (d) => (log += d));
-    await waitForPort(port);
-  };
-  tt.teardown(() => killAndWait(child));
-  await start();
-  return {
-    port,
-    log: () => log,
-    ensureRunning: async () => {
-      if (child?.exitCode === null && child.signalCode === null) return;
-      log += '(engine process exited; restarted for the next probe)\n';
-      await start();
-    },
-  };
-}
+import { BETA_OPTIONS, MOSQUITTO_CONF, probeAll, startAedes } from './engines.js';
 
 const betaDir = process.env.AEDES_BETA_DIR;
-const observe = process.env.ENGINE_PROBE_OBSERVE === '1';
-
-async function probeAll(tt: Test, engine: keyof typeof EXPECTED, e: Engine): Promise<void> {
-  // the client round trips first: some probes below kill the Aedes 2 beta (it is restarted for the next one)
-  for (const [name, client] of [
-    ['mqttjs', viaMqttJs],
-    ['mosquittoTools', viaMosquittoTools],
-  ] as const) {
-    await e.ensureRunning();
-    const answer = await client(e.port);
-    if (observe) tt.comment(`${engine} ${name}: ${answer}`);
-    else tt.equal(answer, EXPECTED[engine][name], `${engine}: MQTT 5 round trip through ${name}`);
-  }
-  for (const name of Object.keys(PROBES)) {
-    await e.ensureRunning();
-    const answer = await runProbe(name, e.port);
-    if (observe) tt.comment(`${engine} ${name}: ${answer}`);
-    else tt.equal(answer, EXPECTED[engine][name], `${engine}: ${PROBES[name].feature}`);
-  }
-  if (observe) tt.comment(`${engine} log (distinct lines):\n${[...new Set(e.log().split('\n'))].join('\n')}`);
-}
 
 t.test('Aedes 1.2 (node_modules), bare', async (tt) => {
   await probeAll(tt, 'aedes-1.2', await startAedes(tt, '', {}));

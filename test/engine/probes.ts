@@ -142,7 +142,8 @@ export const PROBES: Record<string, { feature: string; run: Probe }> = {
       const { c: d, connack: ack2 } = await WireClient.connect(port, persistent);
       d.send({ cmd: 'disconnect', reasonCode: 0, properties: { sessionExpiryInterval: 0 } });
       d.end();
-      return `resumed: present=${String(ack1?.sessionPresent)} queued=${queued}; after expiry: present=${String(ack2?.sessionPresent)}`;
+      // on aedes-persistence-redis the queued QoS 1 message sometimes arrives twice (QoS 1 allows it; docs/engine.md)
+      return `resumed: present=${String(ack1?.sessionPresent)} queued=${queued > 0 ? 'yes' : 'none'}; after expiry: present=${String(ack2?.sessionPresent)}`;
     },
   },
   messageExpiry: {
@@ -156,8 +157,10 @@ export const PROBES: Record<string, { feature: string; run: Probe }> = {
       await subscribe(s, [{ topic: 'probe/me/#', qos: 0 }]);
       const got = await s.all('publish', 500);
       publish(p, 'probe/me/long', { retain: true, payload: '' });
-      const long = got.find((m) => m.topic === 'probe/me/long');
-      return `expired delivered=${got.some((m) => m.topic === 'probe/me/short')}; live remaining=${String(long?.properties?.messageExpiryInterval ?? 'none')}`;
+      const long = got.find((m) => m.topic === 'probe/me/long')?.properties?.messageExpiryInterval;
+      // 30 s less the 2.1 s wait and the subscriber's connect: 27 or 28 on a loaded machine
+      const remaining = typeof long === 'number' && long >= 27 && long <= 28 ? '27-28' : String(long ?? 'none');
+      return `expired delivered=${got.some((m) => m.topic === 'probe/me/short')}; live remaining=${remaining}`;
     },
   },
   topicAliasIn: {
@@ -200,7 +203,9 @@ export const PROBES: Record<string, { feature: string; run: Probe }> = {
       const n = Math.min(max, 100) + 5;
       for (let i = 1; i <= n; i++) publish(c, 'probe/rmi', { qos: 2, messageId: i });
       const pubrecs = (await c.all('pubrec', 800)).length;
-      return `advertised ${connack.properties?.receiveMaximum ?? 'nothing'}; sent ${n}: ${pubrecs} PUBREC, then ${await ending(c, 300)}`;
+      // within the maximum, how many PUBRECs beat a DISCONNECT depends on the persistence's speed
+      const count = pubrecs > max ? String(pubrecs) : `at most ${max}`;
+      return `advertised ${connack.properties?.receiveMaximum ?? 'nothing'}; sent ${n}: ${count} PUBREC, then ${await ending(c, 300)}`;
     },
   },
   qos2InflightV4: {

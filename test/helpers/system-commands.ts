@@ -26,6 +26,8 @@ export const COMMANDS: Record<string, string> = {
   taskset: 'util-linux',
   // the web view's browser test (puppeteer-core drives it; nothing is downloaded)
   chromium: 'chromium',
+  // python3 -m venv for paho-mqtt (test/helpers/paho.ts)
+  python3: 'python3-venv',
 };
 
 function onPath(command: string, dirs: string[]): boolean {

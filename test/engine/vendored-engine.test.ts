@@ -1,0 +1,224 @@
+/**
+ * The patches of the vendored engine (broker/engine/vendor/UPSTREAM.md), each proven on the wire
+ * against the bare vendored Aedes on a loopback socket, with raw clients (wire.ts) so that every
+ * reason code is read as the broker sent it. These are mqprobe's own tests, written fresh after
+ * the ones Aedes 1.2.0 has for the same fixes (test/prototype-keys.js, test/qos2.js).
+ */
+import net from 'node:net';
+import t, { type Test } from 'tap';
+import mqemitterRedis from 'mqemitter-redis';
+import { Aedes, type AedesOptions } from '../../broker/engine/vendor/aedes/aedes.js';
+import MemoryPersistence from 'aedes-persistence/asyncPersistence.js';
+import { startRedis } from '../helpers/redis.js';
+import { WireClient } from './wire.js';
+
+async function engine(tt: Test, opts: Partial<AedesOptions> = {}): Promise<{ port: number; broker: Aedes }> {
+  const broker = await Aedes.createBroker(opts);
+  const server = net.createServer(broker.handle);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  tt.teardown(async () => {
+    await new Promise<void>((resolve) => broker.close(() => resolve()));
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  });
+  return { port: (server.address() as net.AddressInfo).port, broker };
+}
+
+async function session(tt: Test, port: number, connect: Record<string, unknown>, version: 4 | 5 = 5): Promise<WireClient> {
+  const { c, connack } = await WireClient.connect(port, connect, version);
+  tt.teardown(() => c.end());
+  tt.equal(connack?.reasonCode ?? connack?.returnCode, 0, `${String(connect.clientId)} connected`);
+  return c;
+}
+
+const publish = (c: WireClient, topic: string, extra: Record<string, unknown> = {}) =>
+  c.send({ cmd: 'publish', topic, payload: Buffer.from(String(extra.payload ?? 'x')), qos: 0, retain: false, dup: false, ...extra });
+
+async function serving(tt: Test, port: number): Promise<void> {
+  const { c, connack } = await WireClient.connect(port, { clientId: 'afterwards' }, 4);
+  c.end();
+  tt.equal(connack?.returnCode, 0, 'the broker still serves a new client');
+}
+
+t.test('P1: client ids and filters named like Object.prototype members are ordinary keys (GHSA-52qw-whmv-87c5)', async (tt) => {
+  const { port } = await engine(tt);
+  for (const [id, version] of [
+    ['__proto__', 4],
+    ['constructor', 5],
+    ['toString', 4],
+    ['hasOwnProperty', 5],
+  ] as const) {
+    const a = await session(tt, port, { clientId: id }, version);
+    // a second connection with the same id takes the first one over (the path that crashed)
+    const b = await session(tt, port, { clientId: id }, version);
+    tt.ok(await a.closedWithin(2000), `${id}: the first connection is taken over`);
+    b.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: id, qos: 0 }] });
+    tt.same((await b.next('suback'))?.granted, [0], `${id}: filter ${id} granted`);
+    publish(b, id, { payload: id });
+    tt.equal((await b.next('publish'))?.payload?.toString(), id, `${id}: delivered on filter ${id}`);
+    // the same filter twice in one SUBSCRIBE goes through the dedupe map
+    b.send({
+      cmd: 'subscribe',
+      messageId: 2,
+      subscriptions: [
+        { topic: '__proto__', qos: 0 },
+        { topic: '__proto__', qos: 1 },
+      ],
+    });
+    tt.same((await b.next('suback'))?.granted, [1], `${id}: a filter __proto__ given twice is granted once, the last QoS`);
+  }
+  await serving(tt, port);
+});
+
+t.test('P4: a repeated property is a Protocol Error, not a crash ([MQTT-2.2.2-2])', async (tt) => {
+  const { port } = await engine(tt);
+  // CONNECT, level 5, clean start, keepalive 30, properties: Session Expiry Interval (0x11) twice, client id "d"
+  const c = await WireClient.open(port);
+  tt.teardown(() => c.end());
+  c.raw(
+    Buffer.from([
+      0x10, 0x18, 0x00, 0x04, 0x4d, 0x51, 0x54, 0x54, 0x05, 0x02, 0x00, 0x1e, 0x0a, 0x11, 0, 0, 0, 1, 0x11, 0, 0, 0, 2, 0x00, 0x01, 0x64,
+    ]),
+  );
+  tt.equal((await c.next('connack'))?.reasonCode, 0x82, 'CONNACK 0x82 for a repeated Session Expiry Interval');
+  tt.ok(await c.closedWithin(2000), 'and the connection is closed');
+
+  // the will's properties: Will Delay Interval (0x18) twice
+  const { c: w, connack } = await WireClient.connect(port, {
+    clientId: 'will-repeat',
+    will: { topic: 'w', payload: Buffer.from('x'), qos: 0, retain: false, properties: { willDelayInterval: 1 } },
+  });
+  w.end();
+  tt.equal(connack?.reasonCode, 0, 'a will with one Will Delay Interval is fine (control)');
+  const w2 = await WireClient.open(port);
+  tt.teardown(() => w2.end());
+  // flags 0x06: will + clean start; will properties (10 bytes): 0x18 twice; will topic "w", payload "x"; client id "e"
+  w2.raw(
+    Buffer.from([
+      0x10, 0x1f, 0x00, 0x04, 0x4d, 0x51, 0x54, 0x54, 0x05, 0x06, 0x00, 0x1e, 0x00, 0x00, 0x01, 0x65, 0x0a, 0x18, 0, 0, 0, 1, 0x18, 0, 0, 0,
+      2, 0x00, 0x01, 0x77, 0x00, 0x01, 0x78,
+    ]),
+  );
+  tt.equal((await w2.next('connack'))?.reasonCode, 0x82, "CONNACK 0x82 for a repeated property in the will's properties");
+
+  // after CONNECT: SUBSCRIBE with the Subscription Identifier (0x0b) twice
+  const s = await session(tt, port, { clientId: 'sub-repeat' });
+  // packet id 1, properties (4 bytes): 0x0b 1, 0x0b 2; filter "a", options QoS 0
+  s.raw(Buffer.from([0x82, 0x0b, 0x00, 0x01, 0x04, 0x0b, 0x01, 0x0b, 0x02, 0x00, 0x01, 0x61, 0x00]));
+  tt.equal((await s.next('disconnect', 3000))?.reasonCode, 0x82, 'DISCONNECT 0x82 for a repeated Subscription Identifier');
+  tt.equal((await s.all('suback', 100)).length, 0, 'no SUBACK');
+  await serving(tt, port);
+});
+
+t.test('P5: a publish by topic alias reaches subscribers through mqemitter-redis (real redis-server)', async (tt) => {
+  const redis = await startRedis(tt);
+  const mq = mqemitterRedis({ connectionString: redis.url });
+  // ioredis' ready check (INFO) fails on a connection that subscribed before it was ready
+  const conns = mq as unknown as Record<'subConn' | 'pubConn', { status: string; once(e: 'ready', f: () => void): void }>;
+  await Promise.all([conns.subConn, conns.pubConn].map((c) => c.status === 'ready' || new Promise<void>((r) => c.once('ready', r))));
+  tt.teardown(() => new Promise<void>((resolve) => mq.close(() => resolve())));
+  const { port } = await engine(tt, { mq, topicAliasMaximum: 10 });
+  const s = await session(tt, port, { clientId: 'ta-sub' });
+  s.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'ta/#', qos: 0 }] });
+  await s.next('suback');
+  const p = await session(tt, port, { clientId: 'ta-pub' });
+  publish(p, 'ta/x', { payload: 'one', properties: { topicAlias: 1 } });
+  publish(p, '', { payload: 'two', properties: { topicAlias: 1 } });
+  const first = await s.next('publish', 3000);
+  const second = await s.next('publish', 3000);
+  tt.same(
+    [first?.topic, first?.payload?.toString(), second?.topic, second?.payload?.toString()],
+    ['ta/x', 'one', 'ta/x', 'two'],
+    'both delivered on the resolved topic',
+  );
+  tt.equal(first?.properties?.topicAlias ?? second?.properties?.topicAlias, undefined, "the publisher's alias is not forwarded");
+  tt.notOk(s.closed, 'the subscriber stays connected');
+  tt.notOk(p.closed, 'the publisher stays connected');
+});
+
+t.test('P2: the inbound QoS 2 window (maxInflightInbound for 3.1.1, receive maximum 0x93 for 5)', async (tt) => {
+  const { port } = await engine(tt, { maxInflightInbound: 5, receiveMaximum: 3 });
+  const v4 = await session(tt, port, { clientId: 'q2-v4' }, 4);
+  for (let i = 1; i <= 5; i++) publish(v4, 'q2', { qos: 2, messageId: i });
+  tt.equal((await v4.all('pubrec', 500)).length, 5, '3.1.1: 5 PUBREC within the window');
+  // a duplicate of an id awaiting PUBREL takes no second slot
+  publish(v4, 'q2', { qos: 2, messageId: 5, dup: true });
+  tt.equal((await v4.next('pubrec'))?.cmd, 'pubrec', '3.1.1: a DUP of an id in the window is answered');
+  // releasing one frees its slot
+  v4.send({ cmd: 'pubrel', messageId: 1 });
+  await v4.next('pubcomp');
+  publish(v4, 'q2', { qos: 2, messageId: 6 });
+  tt.equal((await v4.next('pubrec'))?.cmd, 'pubrec', '3.1.1: a released slot takes a new id');
+  publish(v4, 'q2', { qos: 2, messageId: 7 });
+  tt.ok(await v4.closedWithin(2000), '3.1.1: the id past the window closes the connection');
+
+  const v5 = await session(tt, port, { clientId: 'q2-v5' });
+  for (let i = 1; i <= 4; i++) publish(v5, 'q2', { qos: 2, messageId: i });
+  tt.equal((await v5.next('disconnect', 3000))?.reasonCode, 0x93, '5: DISCONNECT 0x93 (receive maximum exceeded) past the advertised 3');
+  tt.equal(v5.received.filter((p) => p.cmd === 'pubrec').length, 3, '5: 3 PUBREC before it');
+  await serving(tt, port);
+});
+
+t.test('P3: a QoS 2 id reused after a clean reconnect is a new message (GHSA-p8r9-qf8w-p73r)', async (tt) => {
+  for (const [name, persistence] of [
+    ['aedes-persistence (cleanIncoming)', () => new MemoryPersistence()],
+    [
+      'a persistence without cleanIncoming',
+      () => {
+        const p = new MemoryPersistence() as unknown as Record<string, unknown>;
+        // an own property shadows the class method: the engine must feature-detect it
+        p.cleanIncoming = undefined;
+        return p as unknown as MemoryPersistence;
+      },
+    ],
+  ] as const) {
+    await tt.test(name, async (t2) => {
+      const { port } = await engine(t2, { persistence: persistence() as unknown as AedesOptions['persistence'] });
+      const s = await session(t2, port, { clientId: 'q2c-sub' }, 4);
+      s.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'q2c', qos: 0 }] });
+      await s.next('suback');
+      const a = await session(t2, port, { clientId: 'q2c' }, 4);
+      publish(a, 'q2c', { qos: 2, messageId: 7, payload: 'first' });
+      await a.next('pubrec');
+      a.end();
+      await a.closedWithin();
+      const b = await session(t2, port, { clientId: 'q2c' }, 4);
+      publish(b, 'q2c', { qos: 2, messageId: 7, payload: 'second' });
+      await b.next('pubrec');
+      b.send({ cmd: 'pubrel', messageId: 7 });
+      t2.equal((await b.next('pubcomp'))?.cmd, 'pubcomp', 'the release is completed');
+      // without the method the engine cannot clear the old id (the clean connect must still work)
+      if (name.includes('without')) return;
+      const got = [(await s.next('publish'))?.payload?.toString(), (await s.next('publish'))?.payload?.toString()];
+      t2.same(got, ['first', 'second'], 'the subscriber got both messages');
+    });
+  }
+});
+
+t.test('a User Property value cut short by the end of the PUBLISH is a Protocol Error, not a crash or a lost subscriber', async (tt) => {
+  const crashes: unknown[] = [];
+  const onCrash = (err: unknown) => crashes.push(err);
+  process.on('uncaughtException', onCrash);
+  tt.teardown(() => void process.off('uncaughtException', onCrash));
+  const { port } = await engine(tt);
+  // one subscriber with a Maximum Packet Size (the engine sizes what it sends it), one without
+  const subs = [
+    await session(tt, port, { clientId: 'up-sized', properties: { maximumPacketSize: 10_000 } }),
+    await session(tt, port, { clientId: 'up-plain' }),
+  ];
+  for (const s of subs) {
+    s.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'up/#', qos: 0 }] });
+    await s.next('suback');
+  }
+  const p = await session(tt, port, { clientId: 'up-pub' });
+  // PUBLISH QoS 0 "up/a", properties (6 bytes): user property "k" whose value claims 9 bytes the packet does not have
+  p.raw(Buffer.from([0x30, 13, 0, 4, 0x75, 0x70, 0x2f, 0x61, 6, 0x26, 0, 1, 0x6b, 0, 9]));
+  tt.equal((await p.next('disconnect', 3000))?.reasonCode, 0x82, 'the publisher gets DISCONNECT 0x82');
+  publish(subs[0], 'up/b', { payload: 'after' });
+  for (const s of subs)
+    tt.same(
+      (await s.all('publish', 500)).map((m) => m.payload?.toString()),
+      ['after'],
+      'a subscriber got only the next message',
+    );
+  tt.same(crashes, [], 'no uncaught exception');
+});
