@@ -13,6 +13,7 @@ import { createHttpServer } from './http/server.js';
 import { HttpAuth } from './http-auth.js';
 import { limitPacketSize } from './engine/packet-limit.js';
 import { readInTurns } from './engine/fair-reads.js';
+import { batchWrites } from './engine/write-batching.js';
 import { requireWellFormedStrings } from './engine/well-formed-strings.js';
 import { BrokerStats } from './engine/stats.js';
 import { applyDeliveryLimits, DEFAULT_SLOW_READER_BYTES } from './engine/delivery-limits.js';
@@ -101,7 +102,7 @@ export async function createMqttServer(config: BrokerConfig, { log, metrics }: S
   let closing = false;
   // token files are read before anything starts: a bad one stops the start with nothing to clean up
   const httpAuth = config.http
-    ? new HttpAuth(config.httpAuth ?? {}, config.sse?.tokenFile, access, config, log.child({ name: 'http' }), metrics)
+    ? new HttpAuth(config.httpAuth ?? {}, config.sse?.tokenFile, access, config, log.child({ name: 'http' }), metrics, probe)
     : undefined;
   await httpAuth?.load();
   const saveSeconds = new Histogram({
@@ -136,6 +137,7 @@ export async function createMqttServer(config: BrokerConfig, { log, metrics }: S
   const handle = (stream: Duplex, conn: ConnInfo, req?: IncomingMessage) => {
     const client = aedes.handle(stream);
     readInTurns(client);
+    if (config.setTcpNodelay) batchWrites(stream);
     requireWellFormedStrings(client);
     if (config.maxPacketSize > 0) limitPacketSize(client, config.maxPacketSize);
     applyDeliveryLimits(client, deliveryLimits, (qos) => stats.countQueueFullDrop(qos));
@@ -259,6 +261,7 @@ export async function createMqttServer(config: BrokerConfig, { log, metrics }: S
       return closed;
     },
     announceStopped() {
+      httpAuth?.flushRefusals(); // refusals the rate limit held back are recorded before the last event
       probe.emit('broker-stopped');
     },
   };

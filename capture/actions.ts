@@ -20,6 +20,7 @@ export const ACTIONS = [
   'ping-received',
   'publish-acknowledged',
   'publish-delivered',
+  'http-refused',
   'capture-dropped',
 ] as const;
 

@@ -37,7 +37,7 @@ export function defaultBrokerConfig(): BrokerConfig {
     maxInflightMessages: 20,
     maxQueuedBytes: 0,
     retainAvailable: true,
-    setTcpNodelay: false,
+    setTcpNodelay: true,
     sysInterval: 10,
     logDest: [],
     logType: new Set(),
