@@ -160,8 +160,8 @@ export const mosquittoKeys: KeySpec<BrokerTarget>[] = [
   g(
     'set_tcp_nodelay',
     'true | false',
-    "Set TCP_NODELAY on client sockets of mqtt listeners (Nagle's algorithm off), as Mosquitto does: small packets go out at once. Tail latency falls (p99.9 at 10,000 msg/s 36 → 2.7 ms in bench/RESULTS.md) and throughput too (QoS 0 fan-in 134,000 → 95,000 msg/s): more, smaller writes. WebSocket connections always have it (the ws library sets it).",
-    'false',
+    "TCP_NODELAY on client sockets of mqtt listeners (Nagle's algorithm off), and what the broker writes to a connection in one pass of the event loop leaves in one write (broker/engine/write-batching.ts), as Mosquitto writes what it has for a client in one go. On by default, unlike Mosquitto (false): with Nagle on, the PUBACK of a QoS 1 PUBLISH and its delivery to a subscribed publisher leave in separate writes and the second waits for the peer's delayed ACK (a QoS 1 round trip to oneself: 43 ms, Mosquitto 0.2 ms, with this 1 ms); QoS 0 fan-in went from about 54,000 (Nagle) to 108,000 msg/s (this; TCP_NODELAY without the batching: 29,000) (bench/latency/qos1-roundtrip.ts; scenario A of npm run bench, the two settings alternated). false: Nagle on and one write per packet, as before. WebSocket connections always have TCP_NODELAY (the ws library sets it).",
+    'true',
     (t, v) => {
       v.count(1);
       t.config.setTcpNodelay = v.bool();
