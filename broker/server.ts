@@ -17,6 +17,7 @@ import { batchWrites } from './engine/write-batching.js';
 import { requireWellFormedStrings } from './engine/well-formed-strings.js';
 import { BrokerStats } from './engine/stats.js';
 import { applyDeliveryLimits, DEFAULT_SLOW_READER_BYTES } from './engine/delivery-limits.js';
+import { QueuedBudget } from './engine/queued-budget.js';
 import { startSysTopics } from './engine/sys-topics.js';
 import { createBrokerState } from './persistence/index.js';
 import { VERSION } from './version.js';
@@ -132,6 +133,8 @@ export async function createMqttServer(config: BrokerConfig, { log, metrics }: S
 
   const deliveryLimits = {
     queuedBytes: config.maxQueuedBytes || DEFAULT_SLOW_READER_BYTES,
+    queuedPackets: config.maxQueuedMessages,
+    budget: new QueuedBudget(config.globalMaxQueuedBytes),
     unacknowledged: config.maxQueuedMessages > 0 ? config.maxQueuedMessages + config.maxInflightMessages : 0,
   };
   const handle = (stream: Duplex, conn: ConnInfo, req?: IncomingMessage) => {

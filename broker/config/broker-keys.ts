@@ -130,7 +130,7 @@ export const mosquittoKeys: KeySpec<BrokerTarget>[] = [
   g(
     'max_queued_messages',
     '<count>',
-    'QoS 1/2 messages held per client beyond those in flight; when a connected client has max_inflight_messages + max_queued_messages PUBLISHes unacknowledged, further QoS 1/2 messages to it are dropped and counted (publish/messages/dropped). A persistent session keeps them and gets them on its next connect. 0 = no limit.',
+    'Messages held per client beyond those in flight. QoS 1/2: when a connected client has max_inflight_messages + max_queued_messages PUBLISHes unacknowledged, further QoS 1/2 messages to it are dropped and counted (publish/messages/dropped); a persistent session keeps them and gets them on its next connect. QoS 0: dropped and counted while about this many packets to the client are unsent (its unsent bytes ÷ its recent average packet size), as Mosquitto 2.0 compares its out-packet queue with this key. 0 = no limit.',
     '1000',
     (t, v) => {
       v.count(1);
@@ -150,11 +150,21 @@ export const mosquittoKeys: KeySpec<BrokerTarget>[] = [
   g(
     'max_queued_bytes',
     '<bytes>',
-    'Unsent bytes a connection may hold before QoS 0 messages to it are dropped and counted (publish/messages/dropped). A subscriber that stops reading never holds up the others; QoS 1/2 messages are never dropped. 0 = 64 MiB.',
+    'Unsent bytes a connection may hold before QoS 0 messages to it are dropped and counted (publish/messages/dropped), beside max_queued_messages and global_max_queued_bytes. A subscriber that stops reading never holds up the others. 0 = 64 MiB.',
     '0',
     (t, v) => {
       v.count(1);
       t.config.maxQueuedBytes = v.int(0, 0, 4 * 1024 * 1024 * 1024);
+    },
+  ),
+  g(
+    'global_max_queued_bytes',
+    '<bytes>',
+    'Unsent bytes all connections together may hold (mqprobe; Mosquitto has only per-client limits and memory_limit). Over it, QoS 0 messages to the clients that hold more unsent data than the average of those holding any are dropped and counted (publish/messages/dropped), so a few slow readers cannot take the memory of everyone and readers that keep up lose nothing; QoS 1/2 messages are limited per client by max_queued_messages. 0 = no global bound.',
+    '268435456',
+    (t, v) => {
+      v.count(1);
+      t.config.globalMaxQueuedBytes = v.int(0, 0, 64 * 1024 * 1024 * 1024);
     },
   ),
   g(

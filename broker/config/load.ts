@@ -36,6 +36,7 @@ export function defaultBrokerConfig(): BrokerConfig {
     maxQueuedMessages: 1000,
     maxInflightMessages: 20,
     maxQueuedBytes: 0,
+    globalMaxQueuedBytes: 256 * 1024 * 1024,
     retainAvailable: true,
     setTcpNodelay: true,
     sysInterval: 10,

@@ -75,6 +75,8 @@ export interface BrokerConfig {
   maxInflightMessages: number;
   /** max_queued_bytes (0 = the built-in 64 MiB). */
   maxQueuedBytes: number;
+  /** global_max_queued_bytes: unsent bytes across every connection; 0 = no bound. */
+  globalMaxQueuedBytes: number;
   retainAvailable: boolean;
   /** set_tcp_nodelay: TCP_NODELAY on client sockets (Nagle's algorithm off). */
   setTcpNodelay: boolean;
