@@ -18,6 +18,7 @@ import { requireWellFormedStrings } from './engine/well-formed-strings.js';
 import { BrokerStats } from './engine/stats.js';
 import { applyDeliveryLimits, DEFAULT_SLOW_READER_BYTES } from './engine/delivery-limits.js';
 import { QueuedBudget } from './engine/queued-budget.js';
+import { collectAfterLargePackets, LARGE_PAYLOAD_BYTES } from './engine/large-packets.js';
 import { startSysTopics } from './engine/sys-topics.js';
 import { createBrokerState } from './persistence/index.js';
 import { VERSION } from './version.js';
@@ -143,6 +144,7 @@ export async function createMqttServer(config: BrokerConfig, { log, metrics }: S
     if (config.setTcpNodelay) batchWrites(stream);
     requireWellFormedStrings(client);
     if (config.maxPacketSize > 0) limitPacketSize(client, config.maxPacketSize);
+    if (config.maxPacketSize === 0 || config.maxPacketSize >= LARGE_PAYLOAD_BYTES) collectAfterLargePackets(client);
     applyDeliveryLimits(client, deliveryLimits, (qos) => stats.countQueueFullDrop(qos));
     stats.track(client, stream, (req?.socket ?? stream) as Socket, `${conn.listener.bind ?? '*'}:${conn.listenerPort}`);
   };
