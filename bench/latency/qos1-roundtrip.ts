@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import mqtt, { type MqttClient } from 'mqtt';
 import { BROKER_NODE_FLAGS } from '../../broker/node-flags.js';
-import { findMosquitto } from '../harness/brokers.js';
+import { mosquittoOnFreePort } from '../harness/brokers.js';
 import { freePort, nodeCommand, start, stop, waitListening } from '../harness/processes.js';
 
 const ROUNDS = Number(process.argv[2] ?? 300);
@@ -82,14 +82,8 @@ async function measure(name: string, argv: string[], port: number, dir: string):
 const dir = mkdtempSync(join(tmpdir(), 'mqprobe-qos1rtt-'));
 chmodSync(dir, 0o755);
 const rows: string[] = [];
-const mosquitto = findMosquitto();
-if (mosquitto) {
-  const port = await freePort();
-  const conf = join(dir, 'mosquitto.conf');
-  writeFileSync(conf, `listener ${port} 127.0.0.1\nallow_anonymous true\n`);
-  chmodSync(conf, 0o644);
-  rows.push(...(await measure('mosquitto', [mosquitto, '-c', conf], port, dir)));
-}
+const mosquitto = await mosquittoOnFreePort(dir);
+if (mosquitto) rows.push(...(await measure('mosquitto', mosquitto.argv, mosquitto.port, dir)));
 const port = await freePort();
 const conf = join(dir, 'mqprobe.conf');
 writeFileSync(conf, `listener ${port} 127.0.0.1\nallow_anonymous true\n${EXTRA}\n`);
