@@ -134,7 +134,6 @@ export async function createMqttServer(config: BrokerConfig, { log, metrics }: S
 
   const deliveryLimits = {
     queuedBytes: config.maxQueuedBytes || DEFAULT_SLOW_READER_BYTES,
-    queuedPackets: config.maxQueuedMessages,
     budget: new QueuedBudget(config.globalMaxQueuedBytes),
     unacknowledged: config.maxQueuedMessages > 0 ? config.maxQueuedMessages + config.maxInflightMessages : 0,
   };

@@ -130,7 +130,7 @@ export const mosquittoKeys: KeySpec<BrokerTarget>[] = [
   g(
     'max_queued_messages',
     '<count>',
-    'Messages held per client beyond those in flight. QoS 1/2: when a connected client has max_inflight_messages + max_queued_messages PUBLISHes unacknowledged, further QoS 1/2 messages to it are dropped and counted (publish/messages/dropped); a persistent session keeps them and gets them on its next connect. QoS 0: dropped and counted while about this many packets to the client are unsent (its unsent bytes ÷ its recent average packet size), as Mosquitto 2.0 compares its out-packet queue with this key. 0 = no limit.',
+    'QoS 1/2 messages held per client beyond those in flight; when a connected client has max_inflight_messages + max_queued_messages PUBLISHes unacknowledged, further QoS 1/2 messages to it are dropped and counted (publish/messages/dropped). A persistent session keeps them and gets them on its next connect. 0 = no limit. (Mosquitto also bounds QoS 0 with it; mqprobe bounds QoS 0 by max_queued_bytes: docs/security.md.)',
     '1000',
     (t, v) => {
       v.count(1);
@@ -150,7 +150,7 @@ export const mosquittoKeys: KeySpec<BrokerTarget>[] = [
   g(
     'max_queued_bytes',
     '<bytes>',
-    'Unsent bytes a connection may hold before QoS 0 messages to it are dropped and counted (publish/messages/dropped), beside max_queued_messages and global_max_queued_bytes. A subscriber that stops reading never holds up the others. 0 = 64 MiB.',
+    'Unsent bytes a connection may hold before QoS 0 messages to it are dropped and counted (publish/messages/dropped), beside global_max_queued_bytes. A subscriber that stops reading never holds up the others. 0 = 8 MiB (64 MiB before).',
     '0',
     (t, v) => {
       v.count(1);
