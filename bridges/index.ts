@@ -76,7 +76,7 @@ export function attachBeats(host: BridgeHost, blocks: BeatBlock[]): BeatSet {
     sse = new SseHub(host.sse ?? defaultSseConfig(), host.log.child({ name: 'sse' }), host.metrics, host.httpAuth);
     sse.route(host.http);
     sse.attach(host.broker);
-    http = new BeatHttp(host.http);
+    http = new BeatHttp(host.http, host.httpAuth);
   }
   const bus = new RecordBus();
   const runners = parsed.map((p) => new BeatRunner({ host, hub: sse, http, bus }, p));

@@ -6,6 +6,8 @@ import { Counter } from 'prom-client';
 import type { KeySpec } from './config/spec.js';
 import type { ListenerConfig } from './config/types.js';
 import type { Access } from './engine/access.js';
+import type { BrokerProbe } from './probe.js';
+import { RefusalReporter } from './http/refusals.js';
 import { loadTokenSet, loadUserTokens, readLegacySseToken, tokenDigest, type HttpAuthConfig, type TokenFileRef } from './http-tokens.js';
 
 /** The `http_*_token_file` keys. */
@@ -92,6 +94,7 @@ export class HttpAuth {
   private readonly listener?: ListenerConfig;
   /** User key → topic → may read; bounded (cleared when full), emptied when the ACL is reloaded. */
   private readonly readCache = new Map<string, Map<string, boolean>>();
+  private readonly reporter: RefusalReporter;
 
   constructor(
     private readonly cfg: HttpAuthConfig,
@@ -101,7 +104,9 @@ export class HttpAuth {
     listeners: { perListenerSettings: boolean; listeners: ListenerConfig[] },
     private readonly log: Logger,
     registry: Registry,
+    probe: BrokerProbe,
   ) {
+    this.reporter = new RefusalReporter(probe);
     this.listener = listeners.perListenerSettings ? listeners.listeners[0] : undefined;
     this.refused = new Counter({
       name: 'mqprobe_http_auth_refused_total',
@@ -175,8 +180,8 @@ export class HttpAuth {
    * Read decisions are cached per user and topic: an ACL check with patterns costs 1.2 to 3 µs, a
    * cached one 63 ns, paid for every message and every SSE client, and a stream repeats few topics.
    */
-  allows(who: HttpIdentity, topic: string, access: 'read' | 'subscribe'): boolean {
-    if (access === 'subscribe') return this.access.allows(who.username, topic, access, this.listener);
+  allows(who: HttpIdentity, topic: string, access: 'read' | 'subscribe' | 'write'): boolean {
+    if (access !== 'read') return this.access.allows(who.username, topic, access, this.listener);
     const user = who.username === undefined ? ANONYMOUS : `u:${who.username}`;
     let topics = this.readCache.get(user);
     if (!topics) {
@@ -193,6 +198,11 @@ export class HttpAuth {
     return allowed;
   }
 
+  /** Records the refusals the rate limit still holds back (at shutdown, before `broker-stopped`). */
+  flushRefusals(): void {
+    this.reporter.flush();
+  }
+
   /** Answers 401 with both challenges, the way a browser offers a login for Basic. */
   challenge(reply: FastifyReply, r: HttpRefusal): void {
     if (r.status === 401) void reply.header('www-authenticate', ['Basic realm="mqprobe", charset="UTF-8"', 'Bearer realm="mqprobe"']);
@@ -204,7 +214,7 @@ export class HttpAuth {
     if (!this.metricsTokens) return undefined;
     const m = /^Bearer[ \t]+(\S+)[ \t]*$/i.exec(requestHeader(req, 'authorization') ?? '');
     if (m && this.metricsTokens.has(tokenDigest(m[1]))) return undefined;
-    this.refused.inc({ reason: 'metrics-token' });
+    this.report(req, 401, 'metrics-token');
     // returning the reply ends the request here (Fastify's way for an async hook that answers)
     return reply
       .code(401)
@@ -234,10 +244,31 @@ export class HttpAuth {
   }
 
   private refuse(req: FastifyRequest, status: 400 | 401, reason: string, message: string, username?: string): HttpRefusal {
-    this.refused.inc({ reason });
-    const where = req.url.split('?')[0].slice(0, 200);
-    this.log.warn({ user: username?.slice(0, 256), remote: req.ip, path: where, reason }, `HTTP request to ${where} refused: ${reason}`);
+    this.report(req, status, reason, username);
     return { status, reason, message };
+  }
+
+  /**
+   * Logs, counts and captures (`http-refused`, rate limited) one refused request: the method, the
+   * path without its query (which may hold an access_token), the status, the reason and the user name
+   * it claimed; never a password, a token or the Authorization header.
+   */
+  report(req: FastifyRequest, status: 400 | 401 | 403, reason: string, username?: string): void {
+    this.refused.inc({ reason });
+    const path = req.url.split('?')[0].slice(0, 200);
+    const user = username?.slice(0, 256);
+    this.log.warn({ user, remote: req.ip, path, status, reason }, `HTTP request to ${path} refused: ${reason}`);
+    const sock = req.raw.socket;
+    this.reporter.refused({
+      method: req.method.slice(0, 16),
+      path,
+      status,
+      reason,
+      username: user,
+      remoteAddress: sock.remoteAddress,
+      remotePort: sock.remotePort,
+      localPort: sock.localPort,
+    });
   }
 }
 

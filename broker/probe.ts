@@ -38,6 +38,22 @@ export type RefusalReason =
   /** A detection response banned the source address, client id or user (docs/detection.md). */
   | 'banned';
 
+/** A request the HTTP listener refused (400/401/403), as `http-refused` records it. */
+export interface HttpRefusalFacts {
+  method: string;
+  /** Without the query string (it may hold an access_token), at most 200 characters. */
+  path: string;
+  status: 400 | 401 | 403;
+  reason: string;
+  /** The user name it claimed (Basic) or acted as (token), at most 256 characters. */
+  username?: string;
+  remoteAddress?: string;
+  remotePort?: number;
+  localPort?: number;
+  /** Refusals just before this one that the rate limit kept from being recorded one by one. */
+  suppressed: number;
+}
+
 /**
  * Facts only mqprobe knows first-hand (its listeners, authentication, ACL and disconnect
  * bookkeeping); the engine's own events are in broker/engine/api.ts, and BrokerApi.on
@@ -58,6 +74,8 @@ export interface ProbeEvents {
   'subscription-denied': [client: ClientHandle, sub: SubscriptionView];
   /** A malformed or oversized packet, or a socket that never sent CONNECT. */
   'protocol-error': [conn: ConnInfo | undefined, client: ClientHandle | undefined, error: Error];
+  /** A request to the HTTP listener refused: bad or missing credentials, or the ACL (rate limited: broker/http/refusals.ts). */
+  'http-refused': [refusal: HttpRefusalFacts];
   /** The will message of a client is being published. */
   'will-published': [client: ClientHandle, will: { topic: string; qos: number; retain: boolean; payloadSize: number }];
   /** Why a connected client went away, reported just before Aedes' clientDisconnect. */

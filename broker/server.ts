@@ -15,9 +15,12 @@ import { mountView } from './http/view/mount.js';
 import { ViewModel } from './http/view/model.js';
 import { limitPacketSize } from './engine/packet-limit.js';
 import { readInTurns } from './engine/fair-reads.js';
+import { batchWrites } from './engine/write-batching.js';
 import { requireWellFormedStrings } from './engine/well-formed-strings.js';
 import { BrokerStats } from './engine/stats.js';
 import { applyDeliveryLimits, DEFAULT_SLOW_READER_BYTES } from './engine/delivery-limits.js';
+import { QueuedBudget } from './engine/queued-budget.js';
+import { collectAfterLargePackets, LARGE_PAYLOAD_BYTES } from './engine/large-packets.js';
 import { startSysTopics } from './engine/sys-topics.js';
 import { createBrokerState } from './persistence/index.js';
 import { VERSION } from './version.js';
@@ -105,7 +108,7 @@ export async function createMqttServer(config: BrokerConfig, { log, metrics }: S
   let closing = false;
   // token files are read before anything starts: a bad one stops the start with nothing to clean up
   const httpAuth = config.http
-    ? new HttpAuth(config.httpAuth ?? {}, config.sse?.tokenFile, access, config, log.child({ name: 'http' }), metrics)
+    ? new HttpAuth(config.httpAuth ?? {}, config.sse?.tokenFile, access, config, log.child({ name: 'http' }), metrics, probe)
     : undefined;
   await httpAuth?.load();
   const saveSeconds = new Histogram({
@@ -136,14 +139,17 @@ export async function createMqttServer(config: BrokerConfig, { log, metrics }: S
 
   const deliveryLimits = {
     queuedBytes: config.maxQueuedBytes || DEFAULT_SLOW_READER_BYTES,
+    budget: new QueuedBudget(config.globalMaxQueuedBytes),
     unacknowledged: config.maxQueuedMessages > 0 ? config.maxQueuedMessages + config.maxInflightMessages : 0,
   };
   const handle = (stream: Duplex, conn: ConnInfo, req?: IncomingMessage) => {
     const client = aedes.handle(stream);
     readInTurns(client);
+    if (config.setTcpNodelay) batchWrites(stream);
     requireWellFormedStrings(client);
     access.guardUnsubscribes(client);
     if (config.maxPacketSize > 0) limitPacketSize(client, config.maxPacketSize);
+    if (config.maxPacketSize === 0 || config.maxPacketSize >= LARGE_PAYLOAD_BYTES) collectAfterLargePackets(client);
     applyDeliveryLimits(client, deliveryLimits, (qos) => stats.countQueueFullDrop(qos));
     stats.track(client, stream, (req?.socket ?? stream) as Socket, `${conn.listener.bind ?? '*'}:${conn.listenerPort}`);
   };
@@ -280,6 +286,7 @@ export async function createMqttServer(config: BrokerConfig, { log, metrics }: S
       return closed;
     },
     announceStopped() {
+      httpAuth?.flushRefusals(); // refusals the rate limit held back are recorded before the last event
       probe.emit('broker-stopped');
     },
   };

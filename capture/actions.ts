@@ -23,6 +23,7 @@ export const ACTIONS = [
   'bridge-connected',
   'bridge-disconnected',
   'bridge-connect-failed',
+  'http-refused',
   'capture-dropped',
 ] as const;
 

@@ -55,6 +55,11 @@ export function describe(e: CaptureEvent): string {
       return `${who(e, 'Client')} acknowledged message ${m.message_id ?? '?'}${m.topic !== undefined ? ` on ${q(m.topic)}` : ''}`;
     case 'publish-delivered':
       return `${m.payload_size} bytes on ${q(m.topic)} handed to ${who(e)} (${qos})`;
+    case 'http-refused': {
+      const h = e.http as { request: { method: string }; response: { status_code: number } };
+      const more = (e.mqprobe?.http as { suppressed?: number } | undefined)?.suppressed;
+      return `HTTP ${h.request.method} ${q((e.url as { path: string }).path)} ${from(e)}${e.user ? ` (user ${q(e.user.name)})` : ''} refused: ${e.event.reason} (status ${h.response.status_code})${more ? `; ${more} refusals before it in the same second were not recorded one by one` : ''}`;
+    }
     case 'capture-dropped': {
       const d = e.mqprobe?.capture as
         { sink: string; dropped: number; first_sequence: number; last_sequence: number; run?: string } | undefined;

@@ -6,6 +6,7 @@ import type { CaptureEvent, MqttFields } from './event.js';
 import type { CaptureHandle } from './handle.js';
 import type { PublishFacts } from './offload/tape.js';
 import { fixed } from './serialize.js';
+import { plainIp } from './build.js';
 
 /** Aedes' own CONNACK refusals (before authentication), by return code. */
 const AEDES_REFUSALS: Record<number, RefusalReason> = {
@@ -32,6 +33,8 @@ const START = list('start');
 const END = list('end');
 const CONNECTION_START = list('connection', 'start');
 const CONNECTION_END = list('connection', 'end');
+const AUTH_WEB = list('authentication', 'web');
+const ACCESS_DENIED = list('access', 'denied');
 
 /** Topics the broker must never capture (its own reroute of denied publishes, the mqtt sink's topics). */
 export interface HookOptions {
@@ -176,6 +179,19 @@ export function attachHooks(h: CaptureHandle, f: EventFactory, o: HookOptions): 
       else f.withConn(e, conn);
       if (e.mqtt && !e.mqtt.client_id) delete e.mqtt;
       e.error = { message: err.message, type: err.name };
+      record(e);
+    });
+
+  if (wanted('http-refused'))
+    on('http-refused', (r) => {
+      const e = f.make('http-refused', 'event', AUTH_WEB, ACCESS_DENIED, 'failure');
+      e.event.reason = r.reason;
+      if (r.remoteAddress !== undefined) e.source = { ip: plainIp(r.remoteAddress), port: r.remotePort };
+      if (r.localPort !== undefined) e.destination = { port: r.localPort };
+      if (r.username !== undefined) e.user = { name: r.username };
+      e.http = { request: { method: r.method }, response: { status_code: r.status } };
+      e.url = { path: r.path };
+      if (r.suppressed) e.mqprobe = { http: { suppressed: r.suppressed } };
       record(e);
     });
 

@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import mqtt from 'mqtt';
 import mqttPacket from 'mqtt-packet';
 import { BROKER_NODE_FLAGS } from '../../broker/node-flags.js';
-import { findMosquitto } from '../harness/brokers.js';
+import { mosquittoOnFreePort } from '../harness/brokers.js';
 import { freePort, nodeCommand, start, stop, type Started } from '../harness/processes.js';
 import { rssKb } from '../harness/proc.js';
 
@@ -126,14 +126,8 @@ async function main(): Promise<void> {
   console.log(`logs in ${dir}`);
   chmodSync(dir, 0o755);
   const results: Result[] = [];
-  const mosquitto = findMosquitto();
-  if (mosquitto) {
-    const port = await freePort();
-    const conf = join(dir, 'mosquitto.conf');
-    writeFileSync(conf, `listener ${port} 127.0.0.1\nallow_anonymous true\n`);
-    chmodSync(conf, 0o644);
-    results.push(await measure('mosquitto', [mosquitto, '-c', conf], port, dir));
-  }
+  const mosquitto = await mosquittoOnFreePort(dir);
+  if (mosquitto) results.push(await measure('mosquitto', mosquitto.argv, mosquitto.port, dir));
   const port = await freePort();
   const conf = join(dir, 'mqprobe.conf');
   writeFileSync(conf, `listener ${port} 127.0.0.1\nallow_anonymous true\n${EXTRA}\n`);

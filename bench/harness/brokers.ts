@@ -3,7 +3,7 @@ import { spawnSync } from 'node:child_process';
 import { accessSync, chmodSync, constants, readFileSync, writeFileSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import { BROKER_NODE_FLAGS } from '../../broker/node-flags.js';
-import { nodeCommand, repoRoot } from './processes.js';
+import { freePort, nodeCommand, repoRoot } from './processes.js';
 
 export interface BrokerContext {
   /** Folder for config and password files (0755: Mosquitto started as root reads them as user mosquitto). */
@@ -71,6 +71,21 @@ export function findMosquitto(): string | undefined {
     }
   }
   return undefined;
+}
+
+/**
+ * For the scripts beside the harness (bench/flood, bench/memory, bench/latency): Mosquitto's command
+ * line on a free loopback port, anonymous, with `extra` config lines; undefined when it is not
+ * installed. `dir` must be 0755 (Mosquitto, started as root, reads its config as user mosquitto).
+ */
+export async function mosquittoOnFreePort(dir: string, extra = ''): Promise<{ port: number; argv: string[] } | undefined> {
+  const bin = findMosquitto();
+  if (!bin) return undefined;
+  const port = await freePort();
+  const conf = join(dir, 'mosquitto.conf');
+  writeFileSync(conf, `listener ${port} 127.0.0.1\nallow_anonymous true\n${extra}`);
+  chmodSync(conf, 0o644);
+  return { port, argv: [bin, '-c', conf] };
 }
 
 export function mosquittoVersion(bin: string): string | undefined {

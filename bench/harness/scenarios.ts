@@ -54,7 +54,7 @@ export interface ScenarioCase {
 export const PAYLOAD_BYTES = 64;
 /**
  * End-to-end windows per publisher (messages sent but not yet seen by every subscriber). QoS 0: deep
- * enough that no broker waits on the loop (with Nagle on, as both Mosquitto and Node have it by
+ * enough that no broker waits on the loop (with Nagle on, as Mosquitto and Node have it by
  * default, a shallow window stalls on delayed ACKs). QoS 1: 4 × 100 stays below the 1,000 messages
  * Mosquitto and mqprobe queue per client (max_queued_messages) before they drop.
  */

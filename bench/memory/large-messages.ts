@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import mqttPacket from 'mqtt-packet';
 import { BROKER_NODE_FLAGS } from '../../broker/node-flags.js';
-import { findMosquitto } from '../harness/brokers.js';
+import { mosquittoOnFreePort } from '../harness/brokers.js';
 import { freePort, nodeCommand, start, stop } from '../harness/processes.js';
 import { rssKb } from '../harness/proc.js';
 
@@ -72,14 +72,8 @@ async function measure(name: string, argv: string[], port: number, dir: string):
 const dir = mkdtempSync(join(tmpdir(), 'mqprobe-bigmem-'));
 chmodSync(dir, 0o755);
 const rows: string[] = [];
-const mosquitto = findMosquitto();
-if (mosquitto) {
-  const port = await freePort();
-  const conf = join(dir, 'mosquitto.conf');
-  writeFileSync(conf, `listener ${port} 127.0.0.1\nallow_anonymous true\nmax_packet_size 268435455\n`);
-  chmodSync(conf, 0o644);
-  rows.push(...(await measure('mosquitto', [mosquitto, '-c', conf], port, dir)));
-}
+const mosquitto = await mosquittoOnFreePort(dir, 'max_packet_size 268435455\n');
+if (mosquitto) rows.push(...(await measure('mosquitto', mosquitto.argv, mosquitto.port, dir)));
 const port = await freePort();
 const httpPort = await freePort();
 const conf = join(dir, 'mqprobe.conf');

@@ -6,6 +6,7 @@ import { counter } from '../../broker/metrics.js';
 import type { FiwareConfig, FiwareSubscribe } from './config.js';
 import { OrionClient } from './orion.js';
 import { NotificationError, parseNotification } from './notification.js';
+import { readSecretFile } from '../shared/secret-file.js';
 
 /** Store key: the subscriptions of the running beat, so that a beat that could not delete them (a crash) does on its next start. */
 const SUBS_KEY = 'subscriptions';
@@ -51,6 +52,7 @@ export class FiwareBridge implements Bridge {
 
   async start(ctx: BridgeContext): Promise<void> {
     this.ctx = ctx;
+    if (this.cfg.notifyTokenFile) this.orion.notifyToken = await readSecretFile(this.cfg.notifyTokenFile, 'fiware_notify_token_file');
     this.metrics = {
       notifications: counter(
         ctx.metrics,

@@ -17,6 +17,8 @@ export interface FiwareConfig {
   service?: string;
   servicePath?: string;
   notifyUrl?: URL;
+  /** A file holding a `http_token_file` token that Orion sends with each notification. */
+  notifyTokenFile?: string;
   subscribe: FiwareSubscribe[];
   checkIntervalMs: number;
 }
@@ -98,6 +100,15 @@ export const fiwareKeys: KeySpec<FiwareConfig>[] = [
       const bad = attrs.find((a) => !NGSI_NAME.test(a));
       if (bad !== undefined) v.fail(`"${bad.slice(0, 100)}" is not a valid attribute name`);
       c.subscribe.push({ type, attrs });
+    },
+  },
+  {
+    key: 'fiware_notify_token_file',
+    usage: '<file>',
+    doc: "A bearer token of the broker's `http_token_file` (one line), put into each subscription so that the context broker sends `Authorization: Bearer <token>` with its notifications (NGSI v2 `httpCustom.headers`, NGSI-LD `endpoint.receiverInfo`): the notification route serves broker identities only, with the publish right on the beat's topic tree (docs/security.md). Without it, notifications arrive as the anonymous user. The context broker stores the token with the subscription.",
+    scope: 'beat',
+    set(c, v) {
+      c.notifyTokenFile = v.count(1).path();
     },
   },
   {

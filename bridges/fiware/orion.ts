@@ -9,6 +9,9 @@ const REQUEST_TIMEOUT_MS = 10_000;
  * 404) and delete (204). Errors say what the broker answered, never more than a short body excerpt.
  */
 export class OrionClient {
+  /** Sent by the context broker with each notification (`fiware_notify_token_file`), read at each start. */
+  notifyToken?: string;
+
   constructor(private readonly cfg: FiwareConfig) {}
 
   private get base(): string {
@@ -31,13 +34,17 @@ export class OrionClient {
     const description = `mqprobe beat fiware: ${sub.type}`;
     if (this.cfg.api === 'v2') {
       const condition = sub.attrs.length > 0 ? { attrs: sub.attrs } : {};
-      const notification: Record<string, unknown> = { http: { url: notifyUrl }, attrsFormat: 'normalized' };
+      const auth = this.notifyToken === undefined ? undefined : { Authorization: `Bearer ${this.notifyToken}` };
+      const target = auth ? { httpCustom: { url: notifyUrl, headers: auth } } : { http: { url: notifyUrl } };
+      const notification: Record<string, unknown> = { ...target, attrsFormat: 'normalized' };
       if (sub.attrs.length > 0) notification.attrs = sub.attrs;
       return { description, subject: { entities: [{ idPattern: '.*', type: sub.type }], condition }, notification };
     }
     const body: Record<string, unknown> = { type: 'Subscription', description, entities: [{ type: sub.type }] };
     if (sub.attrs.length > 0) body.watchedAttributes = sub.attrs;
-    const notification: Record<string, unknown> = { format: 'normalized', endpoint: { uri: notifyUrl, accept: 'application/json' } };
+    const endpoint: Record<string, unknown> = { uri: notifyUrl, accept: 'application/json' };
+    if (this.notifyToken !== undefined) endpoint.receiverInfo = [{ key: 'Authorization', value: `Bearer ${this.notifyToken}` }];
+    const notification: Record<string, unknown> = { format: 'normalized', endpoint };
     if (sub.attrs.length > 0) notification.attributes = sub.attrs;
     body.notification = notification;
     body['@context'] = NGSI_LD_CORE_CONTEXT;

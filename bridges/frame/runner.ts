@@ -238,7 +238,7 @@ export class BeatRunner {
         if (!a.live || a.ending) throw dead();
         if (!http) throw new Error(`beat ${name} serves HTTP routes: configure http_listener`);
         if (a.unmountHttp) throw new Error(`beat ${name} registered its HTTP routes twice`);
-        a.unmountHttp = await http.mount(name, this.log, register);
+        a.unmountHttp = await http.mount(name, common.topicPrefix, this.log, register);
       },
       fail: (err) => void this.failed(a, err),
     };

@@ -140,7 +140,7 @@ export const mosquittoKeys: KeySpec<BrokerTarget>[] = [
   g(
     'max_queued_messages',
     '<count>',
-    'QoS 1/2 messages held per client beyond those in flight; when a connected client has max_inflight_messages + max_queued_messages PUBLISHes unacknowledged, further QoS 1/2 messages to it are dropped and counted (publish/messages/dropped). A persistent session keeps them and gets them on its next connect. 0 = no limit.',
+    'QoS 1/2 messages held per client beyond those in flight; when a connected client has max_inflight_messages + max_queued_messages PUBLISHes unacknowledged, further QoS 1/2 messages to it are dropped and counted (publish/messages/dropped). A persistent session keeps them and gets them on its next connect. 0 = no limit. (Mosquitto also bounds QoS 0 with it; mqprobe bounds QoS 0 by max_queued_bytes: docs/security.md.)',
     '1000',
     (t, v) => {
       v.count(1);
@@ -160,7 +160,7 @@ export const mosquittoKeys: KeySpec<BrokerTarget>[] = [
   g(
     'max_queued_bytes',
     '<bytes>',
-    'Unsent bytes a connection may hold before QoS 0 messages to it are dropped and counted (publish/messages/dropped). A subscriber that stops reading never holds up the others; QoS 1/2 messages are never dropped. 0 = 64 MiB.',
+    'Unsent bytes a connection may hold before QoS 0 messages to it are dropped and counted (publish/messages/dropped), beside global_max_queued_bytes. A subscriber that stops reading never holds up the others. 0 = 8 MiB (64 MiB before).',
     '0',
     (t, v) => {
       v.count(1);
@@ -168,10 +168,20 @@ export const mosquittoKeys: KeySpec<BrokerTarget>[] = [
     },
   ),
   g(
+    'global_max_queued_bytes',
+    '<bytes>',
+    'Unsent bytes all connections together may hold (mqprobe; Mosquitto has only per-client limits and memory_limit). Over it, QoS 0 messages to the clients that hold more unsent data than the average of those holding any are dropped and counted (publish/messages/dropped), so a few slow readers cannot take the memory of everyone and readers that keep up lose nothing; QoS 1/2 messages are limited per client by max_queued_messages. 0 = no global bound.',
+    '268435456',
+    (t, v) => {
+      v.count(1);
+      t.config.globalMaxQueuedBytes = v.int(0, 0, 64 * 1024 * 1024 * 1024);
+    },
+  ),
+  g(
     'set_tcp_nodelay',
     'true | false',
-    "Set TCP_NODELAY on client sockets of mqtt listeners (Nagle's algorithm off), as Mosquitto does: small packets go out at once. Tail latency falls (p99.9 at 10,000 msg/s 36 → 2.7 ms in bench/RESULTS.md) and throughput too (QoS 0 fan-in 134,000 → 95,000 msg/s): more, smaller writes. WebSocket connections always have it (the ws library sets it).",
-    'false',
+    "TCP_NODELAY on client sockets of mqtt listeners (Nagle's algorithm off), and what the broker writes to a connection in one pass of the event loop leaves in one write (broker/engine/write-batching.ts), as Mosquitto writes what it has for a client in one go. On by default, unlike Mosquitto (false): with Nagle on, the PUBACK of a QoS 1 PUBLISH and its delivery to a subscribed publisher leave in separate writes and the second waits for the peer's delayed ACK (a QoS 1 round trip to oneself: 43 ms, Mosquitto 0.2 ms, with this 1 ms); QoS 0 fan-in went from about 54,000 (Nagle) to 108,000 msg/s (this; TCP_NODELAY without the batching: 29,000) (bench/latency/qos1-roundtrip.ts; scenario A of npm run bench, the two settings alternated). false: Nagle on and one write per packet, as before. WebSocket connections always have TCP_NODELAY (the ws library sets it).",
+    'true',
     (t, v) => {
       v.count(1);
       t.config.setTcpNodelay = v.bool();

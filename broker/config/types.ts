@@ -78,6 +78,8 @@ export interface BrokerConfig {
   maxInflightMessages: number;
   /** max_queued_bytes (0 = the built-in 64 MiB). */
   maxQueuedBytes: number;
+  /** global_max_queued_bytes: unsent bytes across every connection; 0 = no bound. */
+  globalMaxQueuedBytes: number;
   retainAvailable: boolean;
   /** max_topic_alias: topic aliases an MQTT 5 client may use towards the broker (0: none). */
   maxTopicAlias: number;

@@ -370,12 +370,12 @@ export class Access {
   }
 
   /**
-   * Whether a user (undefined: anonymous) without a client id may subscribe to a filter or read a
-   * topic under the ACL of that listener, as `authorizeSubscribe`/`authorizeForward` decide for MQTT
+   * Whether a user (undefined: anonymous) without a client id may subscribe to a filter, read or write
+   * a topic under the ACL of that listener, as `authorizeSubscribe`/`authorizeForward`/`authorizePublish` decide for MQTT
    * clients. For the HTTP listener's clients: they have no client id, so `%c` patterns never grant
    * them anything (the stand-in id contains `/`, which the ACL never expands into a grant).
    */
-  allows(username: string | undefined, topic: string, access: 'read' | 'subscribe', listener?: ListenerConfig): boolean {
+  allows(username: string | undefined, topic: string, access: 'read' | 'subscribe' | 'write', listener?: ListenerConfig): boolean {
     if (topic.startsWith('$mqprobe/')) return false;
     const acl = this.securityFor(listener).acl;
     return acl === undefined || acl.check({ username, clientId: NO_CLIENT_ID }, topic, access);

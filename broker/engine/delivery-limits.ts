@@ -1,17 +1,26 @@
 import type { Client } from './vendor/aedes/aedes.js';
 import type { Duplex } from 'node:stream';
 import { observeWrites } from './packet-writes.js';
+import type { QueuedBudget } from './queued-budget.js';
 
 type Deliver = (packet: { qos: number }, cb: () => void) => void;
 
-/** Unsent bytes a connection may hold before QoS 0 messages to it are dropped, when max_queued_bytes is 0. */
-export const DEFAULT_SLOW_READER_BYTES = 64 * 1024 * 1024;
+/**
+ * Unsent bytes a connection may hold before QoS 0 messages to it are dropped, when max_queued_bytes
+ * is 0 (it was 64 MiB: a flood to one subscriber that never reads took 560 MB of RSS). Mosquitto
+ * bounds QoS 0 by packets (about max_queued_messages in its out queue); a count of mqprobe's unsent
+ * packets at 1000 dropped 2–8 % of the benchmark's QoS 0 fan-in, which Mosquitto delivered whole,
+ * so the bound stays in bytes, well above what a subscriber that keeps up ever holds.
+ */
+export const DEFAULT_SLOW_READER_BYTES = 8 * 1024 * 1024;
 
 export interface DeliveryLimits {
   /** QoS 0: drop when the connection holds more unsent bytes than this. */
   queuedBytes: number;
   /** QoS 1/2: drop when this many are sent and not yet acknowledged (in flight + queued); 0 = no limit. */
   unacknowledged: number;
+  /** Unsent bytes across every connection (global_max_queued_bytes). */
+  budget: QueuedBudget;
 }
 
 /**
@@ -20,8 +29,9 @@ export interface DeliveryLimits {
  * a bounded number of deliveries at once, so a single full socket ends up holding every other
  * subscriber's messages. Here a delivery is reported done as soon as it is handed to the
  * connection (Mosquitto queues per client too), and as in Mosquitto a message is dropped and
- * counted when the client's queue is full: QoS 0 over `queuedBytes` of unsent data
- * (max_queued_bytes), QoS 1/2 over `unacknowledged` PUBLISHes awaiting PUBACK/PUBCOMP
+ * counted when the client's queue is full. QoS 0: when it holds more than `queuedBytes` unsent, or
+ * when the broker as a whole is over its budget and this client holds more than its share.
+ * QoS 1/2: over `unacknowledged` PUBLISHes awaiting PUBACK/PUBCOMP
  * (max_inflight_messages + max_queued_messages).
  */
 export function applyDeliveryLimits(client: Client, limits: DeliveryLimits, onDrop: (qos: number) => void): void {
@@ -31,8 +41,9 @@ export function applyDeliveryLimits(client: Client, limits: DeliveryLimits, onDr
     deliverQoS: Deliver;
     _parser: { on(e: 'packet', f: (p: { cmd: string }) => void): void };
   };
+  const conn = c.conn;
   let awaitingAck = 0;
-  observeWrites(c.conn, (p) => {
+  observeWrites(conn, (p) => {
     if (p.cmd === 'publish' && (p.qos ?? 0) > 0) awaitingAck++;
   });
   c._parser.on('packet', (p) => {
@@ -41,15 +52,24 @@ export function applyDeliveryLimits(client: Client, limits: DeliveryLimits, onDr
   const deliver0 = c.deliver0;
   const deliverQoS = c.deliverQoS;
   const ignore = () => undefined;
+  const full = () => {
+    const bytes = conn.writableLength;
+    if (bytes === 0) return false;
+    return bytes > limits.queuedBytes || limits.budget.over(conn, bytes);
+  };
   c.deliver0 = function (packet, cb) {
-    if (c.conn.writableLength > limits.queuedBytes) onDrop(0);
-    else deliver0.call(this, packet, ignore);
+    if (full()) onDrop(0);
+    else {
+      deliver0.call(this, packet, ignore);
+      limits.budget.holding(conn);
+    }
     cb();
   };
   c.deliverQoS = function (packet, cb) {
     if (packet.qos === 0) return c.deliver0(packet, cb);
     if (limits.unacknowledged > 0 && awaitingAck >= limits.unacknowledged) onDrop(packet.qos);
     else deliverQoS.call(this, packet, ignore);
+    limits.budget.holding(conn);
     cb();
   };
 }

@@ -177,6 +177,7 @@ export class SseHub {
     const denied = wanted.find((f) => !this.auth.allows(who, f, 'subscribe'));
     if (denied !== undefined) {
       this.metrics.refused.inc({ reason: 'forbidden-filter' });
+      this.auth.report(req, 403, 'forbidden-filter', who.username);
       void reply.code(403).send({
         error: `the ACL refuses topic filter "${denied.slice(0, 200)}" to ${who.username === undefined ? 'the anonymous user' : `user "${who.username.slice(0, 200)}"`}`,
       });

@@ -438,3 +438,40 @@ t.test(
     );
   },
 );
+
+t.test(
+  'replayed wire format (Orion NGSI v2): with allow_anonymous false the subscription carries fiware_notify_token_file as httpCustom headers; notifications without it are refused',
+  async (t) => {
+    const orion = new FakeOrion(t, ['12345']);
+    await orion.start();
+    const dir = tempDir();
+    const token = 'orion-notify-token-7c2e9a41';
+    writeFileSync(join(dir, 'tokens'), `orion:${token}\n`);
+    writeFileSync(join(dir, 'notify-token'), `${token}\n`);
+    writeFileSync(join(dir, 'acl'), 'user orion\ntopic write beats/fiware/#\n');
+    const conf = [
+      'listener 0 127.0.0.1',
+      'allow_anonymous false',
+      `acl_file ${join(dir, 'acl')}`,
+      'http_listener 0 127.0.0.1',
+      `http_token_file ${join(dir, 'tokens')}`,
+      `persistence_location ${dir}`,
+      'beat fiware',
+      `fiware_url ${orion.url}`,
+      'fiware_notify_url http://127.0.0.1:1/beats/fiware/notify',
+      `fiware_notify_token_file ${join(dir, 'notify-token')}`,
+      'fiware_subscribe Room',
+      '',
+    ].join('\n');
+    const b = await startTestBroker(t, conf, { dir });
+    await until(() => orion.requests.length >= 1);
+    const notification = orion.requests[0].body.notification;
+    t.same(notification.httpCustom.headers, { Authorization: `Bearer ${token}` }, 'Orion sends the token with each notification');
+    t.notOk(notification.http, 'no plain http target');
+    const to = target(orion, '12345', b);
+    const normalized = text('fiware', 'ngsiv2-notification-normalized.json');
+    t.equal((await notify(to, normalized, V2_HEADERS)).status, 401, 'without the token: refused');
+    t.equal((await notify(to, normalized, { ...V2_HEADERS, Authorization: `Bearer ${token}` })).status, 200, 'as Orion sends it: accepted');
+    t.notOk(readFileSync(b.logFile, 'utf8').includes(token), 'the token is not logged');
+  },
+);

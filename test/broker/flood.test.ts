@@ -5,7 +5,7 @@ import net from 'node:net';
 import mqemitter from 'mqemitter';
 import mqttPacket from 'mqtt-packet';
 import { makeReentrancySafe } from '../../broker/engine/safe-emitter.js';
-import { startTestBroker, ANONYMOUS_CONF } from '../helpers/broker.js';
+import { startTestBroker, ANONYMOUS_CONF, type TestBroker } from '../helpers/broker.js';
 import { connectClient, collect, until } from '../helpers/mqtt.js';
 
 type Emitter = {
@@ -250,4 +250,53 @@ t.test('QoS 1 messages beyond max_inflight_messages + max_queued_messages unackn
   t.equal(publishes, 15, 'the silent subscriber got 5 in flight + 10 queued');
   const metrics = await (await fetch(`http://127.0.0.1:${httpPort}/metrics`)).text();
   t.equal(Number(/^mqprobe_queue_full_drops_total\{qos="1"\} (\d+)/m.exec(metrics)?.[1]), 35, 'the other 35 were counted as dropped');
+});
+
+/** The broker's end of a client's connection, for what it holds unsent. */
+const brokerConn = (b: TestBroker, id: string) =>
+  (b.broker.aedes as unknown as { clients: Record<string, { conn: { writableLength: number } }> }).clients[id].conn;
+
+async function stalledSubscriber(port: number, id: string): Promise<net.Socket> {
+  const s = rawClient(port, id);
+  s.write(mqttPacket.generate({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'fan/#', qos: 0 }] } as mqttPacket.ISubscribePacket));
+  await new Promise((r) => setTimeout(r, 200));
+  s.pause();
+  return s;
+}
+
+t.test('QoS 0 to a subscriber that stops reading: by default at most 8 MiB held for it (64 MiB before)', async (t) => {
+  const b = await startTestBroker(t, ANONYMOUS_CONF);
+  const stalled = await stalledSubscriber(b.port, 'stalled');
+  const pub = await connectClient(t, b.mqttUrl, { clientId: 'publisher' });
+  const payload = Buffer.alloc(16 * 1024);
+  let peak = 0;
+  for (let i = 0; i < 2000; i++) {
+    await pub.publishAsync('fan/x', payload, { qos: 1 });
+    peak = Math.max(peak, brokerConn(b, 'stalled').writableLength);
+  }
+  t.ok(peak <= 8 * 1024 * 1024 + 64 * 1024, `peak ${(peak / 1024).toFixed(0)} KiB unsent`);
+  t.ok(peak >= 4 * 1024 * 1024, `and it did fill up (peak ${(peak / 1024).toFixed(0)} KiB)`);
+  stalled.destroy();
+});
+
+t.test('global_max_queued_bytes: two stalled subscribers share the budget; a reading one gets every message', async (t) => {
+  const b = await startTestBroker(t, `${ANONYMOUS_CONF}max_queued_messages 0\nglobal_max_queued_bytes 1048576\n`);
+  const s1 = await stalledSubscriber(b.port, 'stalled-1');
+  const s2 = await stalledSubscriber(b.port, 'stalled-2');
+  const reader = await connectClient(t, b.mqttUrl, { clientId: 'reader' });
+  let received = 0;
+  reader.on('message', () => received++);
+  await reader.subscribeAsync('fan/#');
+  const pub = await connectClient(t, b.mqttUrl, { clientId: 'publisher' });
+  const payload = Buffer.alloc(16 * 1024);
+  let peak = 0;
+  for (let i = 0; i < 1000; i++) {
+    await pub.publishAsync('fan/x', payload, { qos: 1 });
+    peak = Math.max(peak, brokerConn(b, 'stalled-1').writableLength + brokerConn(b, 'stalled-2').writableLength);
+  }
+  await until(() => received === 1000, 30_000, 'the reading subscriber gets all 1000');
+  t.equal(received, 1000);
+  t.ok(peak <= 1.25 * 1048576, `the stalled two hold at most about the budget (peak ${(peak / 1024).toFixed(0)} KiB)`);
+  s1.destroy();
+  s2.destroy();
 });

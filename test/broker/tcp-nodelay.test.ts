@@ -35,15 +35,11 @@ async function serverSockets(conf: string, tls: boolean): Promise<boolean[]> {
   return result;
 }
 
-t.test('set_tcp_nodelay: off by default (as Mosquitto), on when set, on TCP and TLS listeners', async (t) => {
+t.test('set_tcp_nodelay: on by default (unlike Mosquitto), off when set false, on TCP and TLS listeners', async (t) => {
   const tlsLines = `certfile ${pki.serverCert}\nkeyfile ${pki.serverKey}\n`;
-  t.same(await serverSockets('listener 0 127.0.0.1\nallow_anonymous true\n', false), [false], 'default: Nagle on');
-  t.same(await serverSockets('set_tcp_nodelay true\nlistener 0 127.0.0.1\nallow_anonymous true\n', false), [true], 'tcp listener');
-  t.same(
-    await serverSockets(`set_tcp_nodelay true\nlistener 0 127.0.0.1\nallow_anonymous true\n${tlsLines}`, true),
-    [true],
-    'tls listener',
-  );
+  t.same(await serverSockets('listener 0 127.0.0.1\nallow_anonymous true\n', false), [true], 'default: Nagle off');
+  t.same(await serverSockets('set_tcp_nodelay false\nlistener 0 127.0.0.1\nallow_anonymous true\n', false), [false], 'false: Nagle on');
+  t.same(await serverSockets(`listener 0 127.0.0.1\nallow_anonymous true\n${tlsLines}`, true), [true], 'tls listener');
 });
 
 t.test('set_tcp_nodelay takes true or false only', async (t) => {
@@ -53,4 +49,6 @@ t.test('set_tcp_nodelay takes true or false only', async (t) => {
   t.throws(() => loadConfig(file), /set_tcp_nodelay/);
   writeFileSync(file, 'set_tcp_nodelay false\n');
   t.equal(loadConfig(file).setTcpNodelay, false);
+  writeFileSync(file, 'set_tcp_nodelay true\n');
+  t.equal(loadConfig(file).setTcpNodelay, true);
 });

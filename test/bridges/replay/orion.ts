@@ -57,7 +57,7 @@ export class FakeOrion {
   /** Where a subscription notifies (v2 `notification.http.url`, NGSI-LD `notification.endpoint.uri`). */
   notifyUrl(id: string): string {
     const n = this.subscriptions.get(id)?.notification;
-    return n?.http?.url ?? n?.endpoint?.uri;
+    return n?.http?.url ?? n?.httpCustom?.url ?? n?.endpoint?.uri;
   }
 
   private answer(req: http.IncomingMessage, text: string, res: http.ServerResponse): void {
