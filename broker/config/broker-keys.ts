@@ -168,16 +168,6 @@ export const mosquittoKeys: KeySpec<BrokerTarget>[] = [
     },
   ),
   g(
-    'global_max_queued_bytes',
-    '<bytes>',
-    'Unsent bytes all connections together may hold (mqprobe; Mosquitto has only per-client limits and memory_limit). Over it, QoS 0 messages to the clients that hold more unsent data than the average of those holding any are dropped and counted (publish/messages/dropped), so a few slow readers cannot take the memory of everyone and readers that keep up lose nothing; QoS 1/2 messages are limited per client by max_queued_messages. 0 = no global bound.',
-    '268435456',
-    (t, v) => {
-      v.count(1);
-      t.config.globalMaxQueuedBytes = v.int(0, 0, 64 * 1024 * 1024 * 1024);
-    },
-  ),
-  g(
     'set_tcp_nodelay',
     'true | false',
     "TCP_NODELAY on client sockets of mqtt listeners (Nagle's algorithm off), and what the broker writes to a connection in one pass of the event loop leaves in one write (broker/engine/write-batching.ts), as Mosquitto writes what it has for a client in one go. On by default, unlike Mosquitto (false): with Nagle on, the PUBACK of a QoS 1 PUBLISH and its delivery to a subscribed publisher leave in separate writes and the second waits for the peer's delayed ACK (a QoS 1 round trip to oneself: 43 ms, Mosquitto 0.2 ms, with this 1 ms); QoS 0 fan-in went from about 54,000 (Nagle) to 108,000 msg/s (this; TCP_NODELAY without the batching: 29,000) (bench/latency/qos1-roundtrip.ts; scenario A of npm run bench, the two settings alternated). false: Nagle on and one write per packet, as before. WebSocket connections always have TCP_NODELAY (the ws library sets it).",
@@ -417,6 +407,16 @@ export const mosquittoKeys: KeySpec<BrokerTarget>[] = [
 
 /** mqprobe's own broker keys (area prefixes persistence_redis_, http_). */
 export const mqprobeBrokerKeys: KeySpec<BrokerTarget>[] = [
+  g(
+    'global_max_queued_bytes',
+    '<bytes>',
+    'Unsent bytes all connections together may hold (mqprobe; Mosquitto has only per-client limits and memory_limit). Over it, QoS 0 messages to the clients that hold more unsent data than the average of those holding any are dropped and counted (publish/messages/dropped), so a few slow readers cannot take the memory of everyone and readers that keep up lose nothing; QoS 1/2 messages are limited per client by max_queued_messages. 0 = no global bound.',
+    '268435456',
+    (t, v) => {
+      v.count(1);
+      t.config.globalMaxQueuedBytes = v.int(0, 0, 64 * 1024 * 1024 * 1024);
+    },
+  ),
   g(
     'persistence_redis_url',
     'redis://host:port/db',

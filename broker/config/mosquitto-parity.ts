@@ -34,9 +34,18 @@ export const MOSQUITTO_PARITY: Record<string, MosquittoParity> = {
     'a client asking for more is refused, as Aedes does (Mosquitto 2.0 answers with its own keepalive for MQTT 5 only)',
   ),
   max_queued_messages: differs('counted together with max_inflight_messages: Aedes has no separate in-flight window'),
-  max_inflight_messages: differs('counts toward the max_queued_messages limit'),
-  max_queued_bytes: differs('0 means 64 MiB, and only QoS 0 messages are dropped'),
-  set_tcp_nodelay: SAME,
+  max_inflight_messages: differs(
+    'counts toward the max_queued_messages limit; advertised to MQTT 5 clients as their receive maximum, which mqprobe enforces towards the broker but not yet towards the client',
+  ),
+  max_queued_bytes: differs('0 means 8 MiB, only QoS 0 messages are dropped, and global_max_queued_bytes bounds all clients together'),
+  set_tcp_nodelay: differs(
+    'default true (Mosquitto: false), and what is written to a connection in one event-loop pass leaves in one write',
+  ),
+  max_topic_alias: differs('aliases from the client only; the broker uses none towards clients (as Mosquitto 2.0)'),
+  max_qos: SAME,
+  persistent_client_expiration: differs(
+    'MQTT 5 clients asking for longer are told the shorter interval in their CONNACK; expiry timers do not survive a restart',
+  ),
   retain_available: SAME,
   sys_interval: differs(
     'the same $SYS/broker topics; store/messages/count and /bytes count the retained messages only (Mosquitto adds queued ones)',

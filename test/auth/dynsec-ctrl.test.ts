@@ -36,6 +36,10 @@ const COMMANDS: string[][] = [
   ['removeGroupRole', 'staff', 'sensor'],
   ['removeGroupClient', 'staff', 'alice'],
   ['removeClientRole', 'alice', 'sensor'],
+  // the anonymous group moves before its old group goes: Mosquitto 2.0.11 keeps a dangling anonymous group
+  // after deleting it and then refuses every connection (docs/dynamic-security.md)
+  ['createGroup', 'guests'],
+  ['setAnonymousGroup', 'guests'],
   ['deleteGroup', 'staff'],
   ['deleteRole', 'sensor'],
   ['deleteClient', 'alice'],
@@ -79,9 +83,6 @@ t.test('mosquitto_ctrl dynsec gets the same answers from both brokers', async (t
   const want: { code: number; out: string }[] = [];
   for (const args of COMMANDS) want.push(await ctrl(pair.mosquitto.port, args));
   t.match(want[COMMANDS.findIndex((a) => a[0] === 'getClient')].out, /Username:\s+alice/, 'the reference answers mosquitto_ctrl');
-  if (!(await takesMqtt5(pair.mqprobe.mqttUrl))) {
-    t.skip('mqprobe refuses an MQTT 5 CONNECT (MQTT 5 arrives with branch v5), and mosquitto_ctrl speaks only MQTT 5', () => undefined);
-    return;
-  }
+  t.ok(await takesMqtt5(pair.mqprobe.mqttUrl), 'mqprobe takes the MQTT 5 CONNECT mosquitto_ctrl sends');
   for (const [i, args] of COMMANDS.entries()) t.strictSame(await ctrl(pair.mqprobe.port, args), want[i], `dynsec ${args.join(' ')}`);
 });

@@ -42,31 +42,34 @@ async function reservedWrites(
 }
 
 /** What both brokers must answer (but for the shared subscription, which only Mosquitto has). */
-const EXPECTED = { delivered: ['plant/t=ok'], retained: [], writerConnected: true };
+const EXPECTED = { delivered: [`${BRIDGE_STATE}=1`, 'plant/t=ok'], retained: [`${BRIDGE_STATE}=1`], writerConnected: true };
 
-t.test('mqprobe: client publishes to $SYS and $share/ are acknowledged and dropped, captured as publish-denied', async (t) => {
-  const dir = tempDir();
-  const out = join(dir, 'capture.ndjson');
-  const b = await startTestBroker(t, `listener 0 127.0.0.1\nallow_anonymous true\nsys_interval 1\ncapture_sink file ${out}\n`, { dir });
-  t.same(
-    await reservedWrites(t, b.mqttUrl),
-    { ...EXPECTED, sharedSubscription: 'refused' },
-    'acknowledged, not delivered, not retained, still connected',
-  );
-  const v = await connectClient(t, b.mqttUrl, { clientId: 'reader' });
-  const got = collect(v);
-  await v.subscribeAsync('$SYS/broker/version');
-  await new Promise((r) => setTimeout(r, 300));
-  t.match(got[0]?.payload.toString(), /^mqprobe version /, "the broker's own $SYS/broker/version stands");
-  await b.broker.close();
-  const denied = readEvents(out).filter((e) => e.event.action === 'publish-denied');
-  t.same(
-    denied.map((e) => e.mqtt.topic),
-    RESERVED,
-    'one publish-denied event per reserved topic',
-  );
-  t.ok(denied.every((e) => e.mqtt.client_id === 'writer'));
-});
+t.test(
+  'mqprobe: client publishes to $SYS (but a bridge state) and $share/ are acknowledged and dropped, captured as publish-denied',
+  async (t) => {
+    const dir = tempDir();
+    const out = join(dir, 'capture.ndjson');
+    const b = await startTestBroker(t, `listener 0 127.0.0.1\nallow_anonymous true\nsys_interval 1\ncapture_sink file ${out}\n`, { dir });
+    t.same(
+      await reservedWrites(t, b.mqttUrl),
+      { ...EXPECTED, sharedSubscription: 'refused' },
+      'acknowledged, not delivered, not retained, still connected',
+    );
+    const v = await connectClient(t, b.mqttUrl, { clientId: 'reader' });
+    const got = collect(v);
+    await v.subscribeAsync('$SYS/broker/version');
+    await new Promise((r) => setTimeout(r, 300));
+    t.match(got[0]?.payload.toString(), /^mqprobe version /, "the broker's own $SYS/broker/version stands");
+    await b.broker.close();
+    const denied = readEvents(out).filter((e) => e.event.action === 'publish-denied');
+    t.same(
+      denied.map((e) => e.mqtt.topic),
+      RESERVED,
+      'one publish-denied event per reserved topic',
+    );
+    t.ok(denied.every((e) => e.mqtt.client_id === 'writer'));
+  },
+);
 
 t.test('Mosquitto 2.0.11: the same reserved writes are acknowledged and dropped', async (t) => {
   const m = await startMosquitto(t);
