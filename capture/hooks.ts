@@ -5,6 +5,7 @@ import {
   isClosed,
   keepaliveOf,
   protocolVersionOf,
+  requestedQosOf,
   serverDisconnectReasonOf,
   unsubackReasonsOf,
   willTopicOf,
@@ -278,10 +279,12 @@ export function attachHooks(h: CaptureHandle, f: EventFactory, o: HookOptions): 
   const aclDenied = new WeakSet<SubscriptionView>();
   if (wanted('subscription-granted') || wanted('subscription-denied'))
     on('subscribe', (subs, c) => {
+      const v5 = protocolVersionOf(c) === 5;
       for (const s of subs) {
         const denied = s.qos >= 128;
         if (denied ? aclDenied.has(s) || !wanted('subscription-denied') : !wanted('subscription-granted')) continue;
-        subscriptionEvent(c, s, s.qos, s.qos);
+        // mqtt.qos: the granted QoS of a granted subscription (as for 3.1.1), the requested one of a refused one
+        subscriptionEvent(c, s, denied && v5 ? (requestedQosOf(s) ?? s.qos) : s.qos, s.qos);
       }
     });
   if (wanted('subscription-denied'))

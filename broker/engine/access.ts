@@ -4,6 +4,7 @@ import type { BrokerConfig, ListenerConfig, SecurityConfig } from '../config/typ
 import { connInfo, type BrokerProbe, type RefusalReason } from '../probe.js';
 import { isClosed, protocolVersionOf as versionOf, type ClientHandle } from './client.js';
 import { watchMqtt5 } from './mqtt5-facts.js';
+import { survivable } from './disconnects.js';
 import { describeSkippedLine, loadPasswordFile, type PasswordFile } from '../auth/password-file.js';
 import { loadAclFile, type AclFile } from '../auth/acl-file.js';
 
@@ -189,7 +190,7 @@ export class Access {
             payloadSize: packet.payload.length,
           });
           // MQTT 5: the engine answers PUBACK/PUBREC 0x87 (QoS 0: nothing) and drops it, as Mosquitto does
-          if (versionOf(client) === 5) return done(new Error(tooBig ? 'message_size_limit exceeded' : 'not authorized'));
+          if (versionOf(client) === 5) return done(survivable(new Error(tooBig ? 'message_size_limit exceeded' : 'not authorized')));
           // MQTT 3.1.1: Mosquitto acknowledges and drops; Aedes would disconnect on an error, so reroute instead.
           packet.topic = DENIED_TOPIC;
           packet.retain = false;

@@ -159,6 +159,7 @@ t.test('an MQTT 5 session through mqtt.js: every v5 field, field by field, and n
   t.match(one('subscription-granted').mqtt, { reason_code: 1, subscription_identifier: 7 });
   const share = one('subscription-denied', (e) => e.mqtt.topic === '$share/grp/sensors/x').mqtt;
   t.match(share, {
+    qos: 0,
     reason_code: shared[0].qos,
     shared_group: 'grp',
     subscriptions: [{ qos: 0, granted_qos: shared[0].qos, shared_group: 'grp' }],
@@ -197,7 +198,16 @@ t.test('an MQTT 5 session through mqtt.js: every v5 field, field by field, and n
   t.match(one('unsubscribed', (e) => e.mqtt.topic === 'sensors/#').mqtt, { reason_code: 0 });
   t.match(one('unsubscribed', (e) => e.mqtt.topic === 'never/subscribed').mqtt, { reason_code: 0x11 });
   const bye = one('client-disconnected');
-  t.match(bye.mqtt, { reason_code: 0x04 });
+  t.match(
+    bye,
+    { event: { reason: 'client-disconnect', outcome: 'success' }, mqtt: { reason_code: 0x04 } },
+    'DISCONNECT 0x04 is the client’s own',
+  );
+  t.same(
+    events.filter((e) => e.event.action === 'protocol-error'),
+    [],
+    'the refused publish (PUBACK 0x87, the connection stays) is no protocol error',
+  );
   t.notOk('server_reason_code' in bye.mqtt, 'the broker sent no DISCONNECT');
   noSecrets(t, out);
 });
@@ -335,3 +345,45 @@ t.test('a 3.1.1 session: no MQTT 5 field on any event', async (t) => {
     'reason_code',
   ]);
 });
+
+t.test(
+  'capture_format hicap: a 3.1.1 client gets the fork’s fields exactly, an MQTT 5 client the same fields (no v5 field leaks in)',
+  async (t) => {
+    const { b, out, url } = await v5Broker(t, 'capture_format hicap\ncapture_payload full\n');
+    for (const [id, version] of [
+      ['old-4', 4],
+      ['new-5', 5],
+    ] as const) {
+      const c = await connectClient(t, url, {
+        protocolVersion: version,
+        clientId: id,
+        username: 'alice',
+        password: 'alice-secret',
+        ...(version === 5 ? { properties: { sessionExpiryInterval: 10, userProperties: { token: 'TOKEN-in-connect-7f3a' } } } : {}),
+      });
+      await c.subscribeAsync('sensors/#', { qos: 1 });
+      await c.publishAsync('sensors/h', 'hi', {
+        qos: 1,
+        ...(version === 5 ? { properties: { contentType: 'text/plain', userProperties: { auth: 'TOKEN-in-publish-9c1d' } } } : {}),
+      });
+      await c.endAsync();
+    }
+    await refusedWith(url, { protocolVersion: 4, clientId: 'bad-4', username: 'bob', password: 'wrong-v5-pass' });
+    await until(() => eventsOf(out).filter((l) => l.mqtt.action === 'DISCONNECT').length >= 2, 5000, 'two DISCONNECT lines');
+    await b.broker.close();
+    const lines = readEvents(out);
+    const keysOf = (action: string, id: string) =>
+      Object.keys(lines.find((l) => l.mqtt.action === action && l.mqtt.clientID === id)?.mqtt ?? {});
+    const common = ['clientIP', 'port', 'clientID', 'tsUTC', 'tsLocal'];
+    t.same(keysOf('CONNECT', 'old-4'), ['action', 'success', 'state', ...common], '3.1.1 CONNECT');
+    t.same(keysOf('SUBSCRIBE', 'old-4'), ['action', 'topic', ...common], '3.1.1 SUBSCRIBE');
+    t.same(keysOf('PUBLISH', 'old-4'), ['action', 'topic', ...common, 'payload'], '3.1.1 PUBLISH');
+    t.same(keysOf('DISCONNECT', 'old-4'), ['action', ...common], '3.1.1 DISCONNECT');
+    t.same(keysOf('CONNECT', 'bad-4'), ['action', 'success', 'state', 'errCode', 'reason', ...common], '3.1.1 refusal');
+    t.match(lines.find((l) => l.mqtt.clientID === 'bad-4')?.mqtt, { errCode: 5, reason: 'CONNACK_REFUSED_NOT_AUTHORIZED' });
+    for (const action of ['CONNECT', 'SUBSCRIBE', 'PUBLISH', 'DISCONNECT'])
+      t.same(keysOf(action, 'new-5'), keysOf(action, 'old-4'), `MQTT 5 ${action}: the same fields`);
+    const text = readFileSync(out, 'utf8');
+    t.notOk(text.includes('TOKEN-in'), 'no user property value in HICAP');
+  },
+);
