@@ -14,7 +14,7 @@ import {
 import type { ConnInfo, RefusalReason } from '../broker/probe.js';
 import type { EventFactory } from './build.js';
 import type { CaptureEvent, MqttFields } from './event.js';
-import { connectFields, hasPublishProperties, publishProperties, sharedGroup, subscriptionEntry } from './mqtt5.js';
+import { connectFields, refusedConnectFields, hasPublishProperties, publishProperties, sharedGroup, subscriptionEntry } from './mqtt5.js';
 import type { CaptureHandle } from './handle.js';
 import type { PublishFacts } from './offload/tape.js';
 import { fixed } from './serialize.js';
@@ -156,6 +156,7 @@ export function attachHooks(h: CaptureHandle, f: EventFactory, o: HookOptions): 
     e.event.reason = reason;
     e.mqtt!.reason_code = code;
     if (version) e.mqtt!.protocol_version = version;
+    if (version === 5) refusedConnectFields(e.mqtt!, c);
     record(e);
   };
   if (wanted('connection-refused')) {

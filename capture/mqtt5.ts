@@ -31,6 +31,12 @@ export function connectFields(m: MqttFields, c: ClientHandle): void {
   if (facts.userPropertyNames) m.user_property_names = facts.userPropertyNames;
 }
 
+/** What a refused MQTT 5 CONNECT tells beyond its reason code: the authentication method it asked for (0x8C). */
+export function refusedConnectFields(m: MqttFields, c: ClientHandle): void {
+  const method = connectFactsOf(c)?.authenticationMethod;
+  if (method !== undefined) m.authentication_method = method;
+}
+
 /** True when a PUBLISH carries MQTT 5 properties capture reports (its event is then built on the broker's thread). */
 export const hasPublishProperties = (p: { properties?: PublishProperties }): boolean =>
   p.properties !== undefined && Object.keys(p.properties).length + (topicAliasOf(p.properties) === undefined ? 0 : 1) > 0;

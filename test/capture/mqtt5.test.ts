@@ -237,7 +237,10 @@ t.test(
     });
     t.equal(authMethod, 0x8c);
     const scram = refusals.find((e) => e.mqtt?.reason_code === 0x8c);
-    t.match(scram, { event: { reason: 'bad-authentication-method' }, mqtt: { protocol_version: 5 } });
+    t.match(scram, {
+      event: { reason: 'bad-authentication-method' },
+      mqtt: { protocol_version: 5, authentication_method: 'SCRAM-SHA-256' },
+    });
     t.match(
       refusals.find((e) => e.mqtt?.reason_code === 0x82),
       { event: { reason: 'protocol-error' }, mqtt: { protocol_version: 5 } },
