@@ -157,7 +157,7 @@ export const aclDenials: RuleDefinition = {
   spec: {
     name: 'acl-denials',
     description:
-      'One client refused by the ACL again and again (publishes dropped, subscriptions denied): probing for what it may read or write.',
+      'One client refused by the ACL again and again (publishes dropped, subscriptions denied with SUBACK 0x80, or 0x87 for MQTT 5): probing for what it may read or write. MQTT 5 refusals of what the broker cannot do (0x9E shared subscriptions not supported, 0x97 quota exceeded …) do not count.',
     entity: 'mqtt.client_id',
     risk: 'medium',
     minimum: '10 ACL denials of one client within 60 s',
