@@ -1,4 +1,3 @@
-import type { ClientHandle } from './client.js';
 import { observeWrites } from './packet-writes.js';
 
 /**
@@ -77,17 +76,17 @@ export function watchMqtt5(client: object, packet: { protocolVersion?: number; p
 }
 
 /** The MQTT 5 CONNECT's properties as capture may show them (undefined for 3.1.1 and 3.1). */
-export const connectFactsOf = (c: ClientHandle): ConnectFacts | undefined => connects.get(c);
+export const connectFactsOf = (c: object): ConnectFacts | undefined => connects.get(c);
 
 /** The reason code of the DISCONNECT the client sent (MQTT 5; undefined when it sent none). */
-export const clientDisconnectReasonOf = (c: ClientHandle): number | undefined => clientDisconnects.get(c);
+export const clientDisconnectReasonOf = (c: object): number | undefined => clientDisconnects.get(c);
 
 /** The topic alias the PUBLISH with these properties arrived with (its topic is already the resolved one). */
 export const topicAliasOf = (properties: object | undefined): number | undefined =>
   (properties as Record<symbol, number> | undefined)?.[TOPIC_ALIAS];
 
 /** The reason codes of the last UNSUBACK written to an MQTT 5 client, one per topic of its UNSUBSCRIBE. */
-export const unsubackReasonsOf = (c: ClientHandle): number[] | undefined => unsubacks.get(c);
+export const unsubackReasonsOf = (c: object): number[] | undefined => unsubacks.get(c);
 
 /** The QoS an MQTT 5 SUBSCRIBE asked for in this subscription (its `qos` is the granted QoS or the refusal's reason code by the subscribe event). */
 export const requestedQosOf = (sub: object): number | undefined => requestedQos.get(sub);
