@@ -8,6 +8,8 @@ import mqtt, { type IClientOptions } from 'mqtt';
 import mqttPacket from 'mqtt-packet';
 import { startTestBroker, tempDir, type Teardown } from '../helpers/broker.js';
 import { connectClient, until } from '../helpers/mqtt.js';
+import { startMosquitto } from '../helpers/mosquitto.js';
+import { fixture } from '../helpers/paths.js';
 import { connectPacket, rawSession, readEvents, scriptedSession, securityConf } from './session.js';
 
 const run = promisify(execFile);
@@ -229,6 +231,13 @@ t.test(
     await b.broker.close();
     const refusals = readEvents(out).filter((e) => e.event.action === 'connection-refused');
     const of = (id: string) => refusals.find((e) => e.mqtt?.client_id === id || (id === '' && !e.mqtt?.client_id));
+    // the same wrong password against Mosquitto 2.0.11: the same CONNACK (0x87 "not authorized", not 0x86)
+    const mosquitto = await startMosquitto(t, `password_file ${fixture('mosquitto', 'passwd')}\nallow_anonymous false\n`);
+    t.equal(
+      badPassword,
+      await refusedWith(mosquitto.url, { clientId: 'bob-5', username: 'bob', password: 'wrong-v5-pass' }),
+      'as Mosquitto answers',
+    );
     t.ok(badPassword !== undefined && badPassword >= 0x80, `mqtt.js saw reason code ${badPassword}`);
     t.match(of('bob-5'), {
       event: { reason: /credentials|not-authorized|unknown-user/ },
