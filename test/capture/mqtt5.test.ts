@@ -211,6 +211,7 @@ t.test('an MQTT 5 session through mqtt.js: every v5 field, field by field, and n
     'the refused publish (PUBACK 0x87, the connection stays) is no protocol error',
   );
   t.notOk('server_reason_code' in bye.mqtt, 'the broker sent no DISCONNECT');
+  t.match(bye.message, /disconnected: client-disconnect \(the client's DISCONNECT reason code 4\)$/);
   noSecrets(t, out);
 });
 
@@ -243,6 +244,7 @@ t.test(
       event: { reason: /credentials|not-authorized|unknown-user/ },
       user: { name: 'bob' },
       mqtt: { protocol_version: 5, reason_code: badPassword },
+      message: /\(CONNACK reason code 135\)$/,
     });
     t.equal(authMethod, 0x8c);
     const scram = refusals.find((e) => e.mqtt?.reason_code === 0x8c);
@@ -268,7 +270,11 @@ t.test('session takeover: the old MQTT 5 connection is captured with the DISCONN
   await until(() => eventsOf(out).some((e) => e.event.action === 'client-disconnected'), 5000, 'client-disconnected');
   await b.broker.close();
   const gone = readEvents(out).filter((e) => e.event.action === 'client-disconnected' && e.mqtt.client_id === 'twin');
-  t.match(gone[0], { event: { reason: 'session-taken-over' }, mqtt: { server_reason_code: 0x8e } });
+  t.match(gone[0], {
+    event: { reason: 'session-taken-over' },
+    mqtt: { server_reason_code: 0x8e },
+    message: /session-taken-over \(the broker's DISCONNECT reason code 142\)$/,
+  });
   t.notOk('reason_code' in gone[0].mqtt, 'the client sent no DISCONNECT');
 });
 
