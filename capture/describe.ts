@@ -14,6 +14,15 @@ function who(e: CaptureEvent, word: 'client' | 'Client' = 'client'): string {
   return `${word} ${q(e.mqtt?.client_id)}${e.user ? ` (user ${q(e.user.name)})` : ''}`;
 }
 
+/** MQTT 5: the reason codes of the DISCONNECT packets that ended the session, if any. */
+function disconnectCodes(m: NonNullable<CaptureEvent['mqtt']>): string {
+  const codes = [
+    m.reason_code !== undefined ? `the client's DISCONNECT reason code ${m.reason_code}` : '',
+    m.server_reason_code !== undefined ? `the broker's DISCONNECT reason code ${m.server_reason_code}` : '',
+  ].filter(Boolean);
+  return codes.length ? ` (${codes.join(', ')})` : '';
+}
+
 /** The one readable sentence of `message`, made at flush time (never on the hot path). */
 export function describe(e: CaptureEvent): string {
   const m = e.mqtt ?? {};
@@ -30,9 +39,9 @@ export function describe(e: CaptureEvent): string {
     case 'client-connected':
       return `Client ${q(m.client_id)} connected ${from(e)}${e.user ? ` as user ${q(e.user.name)}` : ''} (protocol level ${m.protocol_version}, ${m.clean_session ? 'clean session' : 'persistent session'}, keepalive ${m.keepalive} s)`;
     case 'connection-refused':
-      return `Connection of ${who(e)} ${from(e)} refused: ${e.event.reason} (CONNACK return code ${m.reason_code})`;
+      return `Connection of ${who(e)} ${from(e)} refused: ${e.event.reason} (CONNACK ${m.protocol_version === 5 ? 'reason' : 'return'} code ${m.reason_code})`;
     case 'client-disconnected':
-      return `Client ${q(m.client_id)} ${from(e)} disconnected: ${e.event.reason}${e.error ? ` (${e.error.message})` : ''}`;
+      return `Client ${q(m.client_id)} ${from(e)} disconnected: ${e.event.reason}${e.error ? ` (${e.error.message})` : ''}${disconnectCodes(m)}`;
     case 'keepalive-timeout':
       return `Client ${q(m.client_id)} ${from(e)} sent nothing within 1.5 × its keepalive of ${m.keepalive} s`;
     case 'protocol-error':

@@ -7,6 +7,13 @@ export interface MqttSubscription {
   topic: string;
   qos: number;
   granted_qos: number;
+  /** MQTT 5 subscription options. */
+  no_local?: boolean;
+  retain_as_published?: boolean;
+  retain_handling?: number;
+  subscription_identifier?: number;
+  /** The group of a `$share/<group>/<filter>` subscription. */
+  shared_group?: string;
 }
 
 export interface MqttFields {
@@ -27,6 +34,25 @@ export interface MqttFields {
   subscriptions?: MqttSubscription[];
   reason_code?: number;
   will?: { topic: string; qos: number; retain: boolean; payload_size: number };
+  // MQTT 5 (capture/mqtt5.ts): present only when the packet carried them
+  /** The reason code of the DISCONNECT the broker sent (client-disconnected; mqtt.reason_code is the client's). */
+  server_reason_code?: number;
+  session_expiry_interval?: number;
+  receive_maximum?: number;
+  maximum_packet_size?: number;
+  topic_alias_maximum?: number;
+  authentication_method?: string;
+  user_property_names?: string[];
+  /** Only when capture_payload is not off: a user property can carry a token. */
+  user_properties?: { name: string; value: string }[];
+  topic_alias?: number;
+  content_type?: string;
+  payload_format_indicator?: number;
+  response_topic?: string;
+  correlation_data_size?: number;
+  message_expiry_interval?: number;
+  shared_group?: string;
+  subscription_identifier?: number;
 }
 
 export interface Observer {

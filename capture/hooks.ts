@@ -1,8 +1,20 @@
-import type { BrokerEvents, PublishView } from '../broker/engine/api.js';
-import { cleanSessionOf, isClosed, keepaliveOf, protocolVersionOf, willTopicOf, type ClientHandle } from '../broker/engine/client.js';
+import type { BrokerEvents, PublishView, SubscriptionView } from '../broker/engine/api.js';
+import {
+  cleanSessionOf,
+  clientDisconnectReasonOf,
+  isClosed,
+  keepaliveOf,
+  protocolVersionOf,
+  requestedQosOf,
+  serverDisconnectReasonOf,
+  unsubackReasonsOf,
+  willTopicOf,
+  type ClientHandle,
+} from '../broker/engine/client.js';
 import type { ConnInfo, RefusalReason } from '../broker/probe.js';
 import type { EventFactory } from './build.js';
 import type { CaptureEvent, MqttFields } from './event.js';
+import { connectFields, refusedConnectFields, hasPublishProperties, publishProperties, sharedGroup, subscriptionEntry } from './mqtt5.js';
 import type { CaptureHandle } from './handle.js';
 import type { PublishFacts } from './offload/tape.js';
 import { fixed } from './serialize.js';
@@ -15,6 +27,22 @@ const AEDES_REFUSALS: Record<number, RefusalReason> = {
   3: 'server-unavailable',
   6: 'keepalive-limit',
 };
+
+/** MQTT 5 refusals only Aedes makes: CONNACK 0x82, and 0x8C for enhanced authentication (not supported). */
+type Refusal = RefusalReason | 'protocol-error' | 'bad-authentication-method';
+
+/** The same for MQTT 5 CONNACK reason codes. */
+const AEDES_REFUSALS_V5: Record<number, Refusal> = {
+  0x82: 'protocol-error',
+  0x84: 'protocol-version',
+  0x85: 'bad-client-id',
+  0x88: 'server-unavailable',
+  0x89: 'server-limit',
+  0x8c: 'bad-authentication-method',
+};
+
+/** ACL refusals on the wire: MQTT 5 says "not authorized" (0x87) where 3.1.1 has only "failure" (0x80). */
+const NOT_AUTHORIZED = 0x87;
 
 const list = (...items: string[]): string[] => fixed(items);
 /** ECS category and type lists, shared by every event (no allocation per event; serialised as usual). */
@@ -128,34 +156,43 @@ export function attachHooks(h: CaptureHandle, f: EventFactory, o: HookOptions): 
     // on the CONNACK, not on client-ready: that comes only after a resumed session's queue
     // is sent, by when the client's first PUBLISH may already have been recorded
     on('connack-sent', (connack, c) => {
-      if (connack.returnCode) return;
+      if (connack.returnCode || connack.reasonCode) return;
       const e = client('client-connected', c, AUTH_SESSION, START_ALLOWED, 'success');
       const m = e.mqtt!;
       m.protocol_version = protocolVersionOf(c);
       m.clean_session = cleanSessionOf(c);
       m.keepalive = keepaliveOf(c);
       m.reason_code = 0;
+      connectFields(m, c);
       record(e);
     });
 
   // the probe names the refusals of mqprobe's authentication; Aedes' own ones show only as a CONNACK
-  const refused = new WeakSet<ClientHandle>();
-  const refusal = (c: ClientHandle, code: number, reason: RefusalReason, username: string | undefined) => {
+  const refused = new WeakMap<ClientHandle, { reason: RefusalReason; username: string | undefined }>();
+  const refusal = (c: ClientHandle, code: number, reason: Refusal, username: string | undefined, version = protocolVersionOf(c)) => {
     const e = f.withClient(f.make('connection-refused', 'event', AUTHENTICATION, START_DENIED, 'failure'), c, broker.connOf(c), username);
     e.event.reason = reason;
     e.mqtt!.reason_code = code;
-    const version = protocolVersionOf(c);
     if (version) e.mqtt!.protocol_version = version;
+    if (version === 5) refusedConnectFields(e.mqtt!, c);
     record(e);
   };
   if (wanted('connection-refused')) {
     on('connection-refused', (c, code, reason, username) => {
-      refused.add(c);
-      refusal(c, code, reason, username);
+      // an MQTT 5 refusal is recorded with the reason code its CONNACK carries (the probe knows the 3.1.1 one)
+      if (protocolVersionOf(c) === 5) refused.set(c, { reason, username });
+      else {
+        refused.set(c, { reason, username: undefined });
+        refusal(c, code, reason, username);
+      }
     });
     on('connack-sent', (packet, c) => {
-      const code = packet.returnCode ?? 0;
-      if (code !== 0 && !refused.has(c)) refusal(c, code, AEDES_REFUSALS[code] ?? 'server-unavailable', undefined);
+      const v5 = packet.reasonCode !== undefined;
+      const code = (v5 ? packet.reasonCode : packet.returnCode) ?? 0;
+      if (code === 0) return;
+      const known = refused.get(c);
+      if (v5) refusal(c, code, known?.reason ?? AEDES_REFUSALS_V5[code] ?? 'server-unavailable', known?.username, 5);
+      else if (!known) refusal(c, code, AEDES_REFUSALS[code] ?? 'server-unavailable', undefined);
     });
   }
 
@@ -164,6 +201,10 @@ export function attachHooks(h: CaptureHandle, f: EventFactory, o: HookOptions): 
       const e = client('client-disconnected', c, SESSION, END, reason === 'client-disconnect' ? 'success' : 'unknown');
       e.event.reason = reason;
       if (err && reason === 'error') e.error = { message: err.message };
+      const sent = clientDisconnectReasonOf(c);
+      if (sent !== undefined) e.mqtt!.reason_code = sent;
+      const server = serverDisconnectReasonOf(c);
+      if (server !== undefined) e.mqtt!.server_reason_code = server;
       record(e);
     });
   if (wanted('keepalive-timeout'))
@@ -218,6 +259,12 @@ export function attachHooks(h: CaptureHandle, f: EventFactory, o: HookOptions): 
   // the payload only as a reference: the policy copies and encodes it at flush time
   const buildPublish: PublishBuilder = (c, conn, user, p, payload) =>
     publishReceived(f, c, conn, user, p, payload.length, o.keepPayload ? payload : undefined);
+  // the capture thread's facts have no room for MQTT 5 properties: such a publish is built here
+  const buildPublish5 = (c: ClientHandle, conn: ConnInfo | undefined, user: string | undefined, p: PublishView, payload: Buffer) => {
+    const e = buildPublish(c, conn, user, p, payload);
+    publishProperties(e.mqtt!, p.properties, o.keepPayload);
+    return e;
+  };
   const isWill = (c: ClientHandle, p: PublishView) => isClosed(c) && wills.get(c) === p.topic && !willsSeen.has(c);
 
   if (wanted('publish-received') || wanted('will-published'))
@@ -232,42 +279,62 @@ export function attachHooks(h: CaptureHandle, f: EventFactory, o: HookOptions): 
       const payload = typeof p.payload === 'string' ? Buffer.from(p.payload) : p.payload;
       const conn = broker.connOf(c);
       const user = broker.usernameOf(c);
-      if (!o.publishDirect(c, conn, user, p, payload, buildPublish)) record(buildPublish(c, conn, user, p, payload));
+      if (hasPublishProperties(p)) record(buildPublish5(c, conn, user, p, payload));
+      else if (!o.publishDirect(c, conn, user, p, payload, buildPublish)) record(buildPublish(c, conn, user, p, payload));
     });
   if (wanted('publish-denied'))
     on('publish-denied', (c, p) => {
       const e = client('publish-denied', c, NETWORK, PROTOCOL_DENIED, 'failure');
       publishFields(e.mqtt!, p, p.payloadSize);
+      // an MQTT 5 client's QoS 1/2 publish gets its PUBACK/PUBREC with the refusal's reason code
+      if (p.qos > 0 && protocolVersionOf(c) === 5) e.mqtt!.reason_code = NOT_AUTHORIZED;
       record(e);
     });
 
-  if (wanted('subscription-granted'))
+  const subscriptionEvent = (c: ClientHandle, s: SubscriptionView, requested: number, granted: number) => {
+    const v5 = protocolVersionOf(c) === 5;
+    const e =
+      granted >= 128
+        ? client('subscription-denied', c, NETWORK, PROTOCOL_DENIED, 'failure')
+        : client('subscription-granted', c, NETWORK, PROTOCOL_ALLOWED, 'success');
+    const m = e.mqtt!;
+    m.topic = s.topic;
+    m.qos = requested;
+    m.subscriptions = [subscriptionEntry(s, granted, v5)];
+    if (granted >= 128 || v5) m.reason_code = granted;
+    const group = sharedGroup(s.topic);
+    if (group !== undefined) m.shared_group = group;
+    if (s.subscriptionIdentifier !== undefined && v5) m.subscription_identifier = s.subscriptionIdentifier;
+    record(e);
+  };
+  // the probe reports ACL refusals with the requested QoS; the subscribe event has the others (MQTT 5: 0x9E …)
+  const aclDenied = new WeakSet<SubscriptionView>();
+  if (wanted('subscription-granted') || wanted('subscription-denied'))
     on('subscribe', (subs, c) => {
+      const v5 = protocolVersionOf(c) === 5;
       for (const s of subs) {
-        if (s.qos >= 128) continue; // refused: the probe reported it with the requested QoS
-        const e = client('subscription-granted', c, NETWORK, PROTOCOL_ALLOWED, 'success');
-        e.mqtt!.topic = s.topic;
-        e.mqtt!.qos = s.qos;
-        e.mqtt!.subscriptions = [{ topic: s.topic, qos: s.qos, granted_qos: s.qos }];
-        record(e);
+        const denied = s.qos >= 128;
+        if (denied ? aclDenied.has(s) || !wanted('subscription-denied') : !wanted('subscription-granted')) continue;
+        // mqtt.qos: the granted QoS of a granted subscription (as for 3.1.1), the requested one of a refused one
+        subscriptionEvent(c, s, denied && v5 ? (requestedQosOf(s) ?? s.qos) : s.qos, s.qos);
       }
     });
   if (wanted('subscription-denied'))
     on('subscription-denied', (c, s) => {
-      const e = client('subscription-denied', c, NETWORK, PROTOCOL_DENIED, 'failure');
-      e.mqtt!.topic = s.topic;
-      e.mqtt!.qos = s.qos;
-      e.mqtt!.subscriptions = [{ topic: s.topic, qos: s.qos, granted_qos: 128 }];
-      e.mqtt!.reason_code = 128;
-      record(e);
+      aclDenied.add(s);
+      subscriptionEvent(c, s, s.qos, protocolVersionOf(c) === 5 ? NOT_AUTHORIZED : 128);
     });
   if (wanted('unsubscribed'))
     on('unsubscribe', (topics, c) => {
-      for (const topic of topics) {
+      const codes = protocolVersionOf(c) === 5 ? unsubackReasonsOf(c) : undefined;
+      topics.forEach((topic, i) => {
         const e = client('unsubscribed', c, NETWORK, PROTOCOL, 'success');
         e.mqtt!.topic = topic;
+        if (codes?.[i] !== undefined) e.mqtt!.reason_code = codes[i];
+        const group = sharedGroup(topic);
+        if (group !== undefined) e.mqtt!.shared_group = group;
         record(e);
-      }
+      });
     });
 
   if (wanted('ping-received')) on('ping', (_p, c) => record(client('ping-received', c, NETWORK, PROTOCOL, 'success')));

@@ -21,8 +21,8 @@ export interface Observation {
   reason?: string;
   /** `mqtt.reason_code` (CONNACK return code / reason code). */
   reasonCode?: number;
-  /** Subscription entries of a subscribe event: filter and whether the broker refused it. */
-  subscriptions?: { filter: string; denied: boolean }[];
+  /** Subscription entries of a subscribe event: filter, whether the broker refused it, and its SUBACK code when the event has one. */
+  subscriptions?: { filter: string; denied: boolean; code?: number }[];
 }
 
 /** The actions the detectors react to; every other event only moves the clock. */
@@ -124,15 +124,15 @@ export function observe(input: unknown): Observation | undefined {
  * A subscribe event carries either `mqtt.subscriptions[]` (a granted QoS of 128 or more is a
  * refusal) or a single `mqtt.topic`.
  */
-function subscriptionsOf(list: unknown, topic: string | undefined, denied: boolean): { filter: string; denied: boolean }[] {
-  const out: { filter: string; denied: boolean }[] = [];
+function subscriptionsOf(list: unknown, topic: string | undefined, denied: boolean): NonNullable<Observation['subscriptions']> {
+  const out: NonNullable<Observation['subscriptions']> = [];
   if (Array.isArray(list)) {
     for (const s of list) {
       if (!isObj(s)) continue;
       const filter = str(s.topic);
       if (filter === undefined) continue;
       const granted = num(s.granted_qos);
-      out.push({ filter, denied: denied || (granted !== undefined && granted >= 128) });
+      out.push({ filter, denied: denied || (granted !== undefined && granted >= 128), code: granted });
     }
   }
   if (out.length === 0 && topic !== undefined) out.push({ filter: topic, denied });

@@ -3,6 +3,8 @@ import type { Aedes, AedesOptions, Client, AuthenticateError } from './vendor/ae
 import type { BrokerConfig, ListenerConfig, SecurityConfig } from '../config/types.js';
 import { connInfo, type BrokerProbe, type RefusalReason } from '../probe.js';
 import { isClosed, protocolVersionOf as versionOf, type ClientHandle } from './client.js';
+import { watchMqtt5 } from './mqtt5-facts.js';
+import { survivable } from './disconnects.js';
 import { describeSkippedLine, loadPasswordFile, type PasswordFile } from '../auth/password-file.js';
 import { loadAclFile, type AclFile } from '../auth/acl-file.js';
 import { CONTROL_TOPIC, DynamicSecurity, RESPONSE_TOPIC } from '../auth/dynamic-security/dynamic-security.js';
@@ -225,6 +227,7 @@ export class Access {
           internal: info?.transport === 'internal',
         };
         (client as unknown as Record<symbol, ClientMeta>)[META] = meta;
+        watchMqtt5(client, packet);
         // accept_protocol_versions (Mosquitto 2.1): a 3.1/3.1.1 version this listener does not take is made one
         // Aedes refuses itself, so the client gets CONNACK 1 as from Mosquitto (Aedes' authenticate cannot
         // answer 1); MQTT 5 is refused in authenticate, where the CONNACK can carry 0x84 in MQTT 5's format
@@ -273,7 +276,7 @@ export class Access {
             payloadSize: packet.payload.length,
           });
           // MQTT 5: the engine answers PUBACK/PUBREC 0x87 (QoS 0: nothing) and drops it, as Mosquitto does
-          if (versionOf(client) === 5) return done(new Error(tooBig ? 'message_size_limit exceeded' : 'not authorized'));
+          if (versionOf(client) === 5) return done(survivable(new Error(tooBig ? 'message_size_limit exceeded' : 'not authorized')));
           // MQTT 3.1.1: Mosquitto acknowledges and drops; Aedes would disconnect on an error, so reroute instead.
           packet.topic = DENIED_TOPIC;
           packet.retain = false;

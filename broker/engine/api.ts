@@ -6,15 +6,15 @@ import { engineInternal, type ConnectFacts, type ConnectGuard } from './access.j
 import { watchDeliveries } from './deliveries.js';
 import type { PublishView, SubscriptionView } from './packets.js';
 
-export type { PublishView, SubscriptionView } from './packets.js';
+export type { PublishProperties, PublishView, SubscriptionView } from './packets.js';
 export type { ConnectFacts, ConnectGuard } from './access.js';
 
 /** What the engine reports itself, beside the probe's events (broker/probe.ts). */
 export interface EngineEvents {
   /** A new connection's client, before its CONNECT completed. */
   client: [client: ClientHandle];
-  /** A CONNACK went out; return code 0 (or none) accepted the client. */
-  'connack-sent': [connack: { returnCode?: number }, client: ClientHandle];
+  /** A CONNACK went out; return code (3.1.1) or reason code (MQTT 5) 0, or none, accepted the client. */
+  'connack-sent': [connack: { returnCode?: number; reasonCode?: number }, client: ClientHandle];
   /** The client is connected and its resumed session's queue sent. */
   'client-ready': [client: ClientHandle];
   /** Every message the broker routes; client null for the broker's own ($SYS, alerts, the mqtt capture sink). */

@@ -43,3 +43,30 @@ export const willTopicOf = (c: ClientHandle): string | undefined => fields(c).wi
 /** Bytes written to the client's connection that it has not taken yet (its send queue). */
 export const queuedBytesOf = (c: ClientHandle): number =>
   (c as unknown as { conn?: { writableLength?: number } }).conn?.writableLength ?? 0;
+
+/** MQTT 5 fields Aedes keeps on the client (absent for 3.1.1). */
+interface AedesMqtt5Fields {
+  sessionExpiryInterval?: number;
+  receiveMaximum?: number;
+  disconnectReasonCode?: number | null;
+}
+const v5 = (c: ClientHandle) => c as unknown as AedesMqtt5Fields;
+
+/** The session expiry interval in force (after persistent_client_expiration's clamp), in seconds. */
+export const sessionExpiryOf = (c: ClientHandle): number | undefined => v5(c).sessionExpiryInterval;
+
+/** The receive maximum the client declared (65535 when it declared none). */
+export const receiveMaximumOf = (c: ClientHandle): number | undefined => v5(c).receiveMaximum;
+
+/** The reason code of the DISCONNECT the broker sent an MQTT 5 client (takeover 0x8E, shutdown 0x8B …), if it sent one. */
+export const serverDisconnectReasonOf = (c: ClientHandle): number | undefined => v5(c).disconnectReasonCode ?? undefined;
+
+export {
+  clientDisconnectReasonOf,
+  connectFactsOf,
+  requestedQosOf,
+  topicAliasOf,
+  unsubackReasonsOf,
+  userPropertyNames,
+  type ConnectFacts,
+} from './mqtt5-facts.js';

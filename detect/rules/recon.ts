@@ -21,6 +21,14 @@ export function allowed(list: string[], name: string | undefined): boolean {
   return list.some((a) => (a.endsWith('*') ? name.startsWith(a.slice(0, -1)) : name === a));
 }
 
+/**
+ * SUBACK codes that are the ACL's answer: 3.1.1's failure (0x80) and MQTT 5's "not authorized" (0x87).
+ * Other MQTT 5 refusals say what the broker cannot do, not what the client may not: 0x9E shared
+ * subscriptions not supported, 0x97 quota exceeded, 0xA1 subscription identifiers not supported…
+ */
+const ACL_SUBACK_CODES = new Set([0x80, 0x87]);
+const aclRefused = (s: { denied: boolean; code?: number }) => s.denied && (s.code === undefined || ACL_SUBACK_CODES.has(s.code));
+
 /** Sample of a long list for an alert (the full count is beside it). */
 const sample = (items: string[]) => items.slice(0, 20);
 
@@ -149,7 +157,7 @@ export const aclDenials: RuleDefinition = {
   spec: {
     name: 'acl-denials',
     description:
-      'One client refused by the ACL again and again (publishes dropped, subscriptions denied): probing for what it may read or write.',
+      'One client refused by the ACL again and again (publishes dropped, subscriptions denied with SUBACK 0x80, or 0x87 for MQTT 5): probing for what it may read or write. MQTT 5 refusals of what the broker cannot do (0x9E shared subscriptions not supported, 0x97 quota exceeded …) do not count.',
     entity: 'mqtt.client_id',
     risk: 'medium',
     minimum: '10 ACL denials of one client within 60 s',
@@ -177,7 +185,7 @@ export const aclDenials: RuleDefinition = {
           deny(o, `publish to ${o.topic ?? '?'}`);
           return;
         }
-        for (const s of o.subscriptions ?? []) if (s.denied && deny(o, `subscribe to ${s.filter}`)) return;
+        for (const s of o.subscriptions ?? []) if (aclRefused(s) && deny(o, `subscribe to ${s.filter}`)) return;
       },
     };
   },

@@ -122,6 +122,22 @@ t.test('topic-scan and acl-denials', async (t) => {
   t.match(a.message, /publish to secret\/a/);
 });
 
+t.test(
+  'acl-denials counts MQTT 5 SUBACK 0x87 (not authorized), not 0x9E (shared subscriptions not supported) nor 0x97 (quota)',
+  async (t) => {
+    const h = new Harness();
+    const denied = (time: number, clientId: string, topic: string, code: number) =>
+      h.send('subscription-denied', time, { clientId, subscriptions: [{ topic, qos: 1, granted_qos: code }] });
+    for (let i = 0; i < 10; i++) denied(T0 + i * S, 'worker', `$share/g/jobs/${i}`, 0x9e);
+    for (let i = 0; i < 10; i++) denied(T0 + i * S, 'busy', `q/${i}`, 0x97);
+    t.equal(h.raised('acl-denials').length, 0, 'what the broker cannot do is no ACL probing');
+    for (let i = 0; i < 10; i++) denied(T0 + 20 * S + i * S, 'prober', `secret/${i}`, 0x87);
+    const [a] = h.raised('acl-denials');
+    t.equal(a?.mqtt?.client_id, 'prober', '10 MQTT 5 not-authorized refusals in 60 s');
+    t.match(a.message, /subscribe to secret\/9/);
+  },
+);
+
 t.test('publish-rate: a learned baseline, a flood far above it, a burst after reconnect', async (t) => {
   const h = new Harness();
   let time = T0;

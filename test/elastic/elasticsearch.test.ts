@@ -149,6 +149,18 @@ t.test('capture events land in the data stream with the right field types', asyn
   t.equal(await typed({ term: { 'mqtt.retain': false } }), 1, 'mqtt.retain is boolean');
   t.equal(await typed({ term: { 'mqtt.topic': 'plant/line1/temp' } }), 1, 'mqtt.topic is a keyword');
   t.equal(await typed({ term: { 'mqtt.subscriptions.granted_qos': 128 } }), 1, 'granted_qos holds 128 (failure)');
+  // MQTT 5 fields
+  t.equal(await typed({ term: { 'mqtt.server_reason_code': 0x8e } }), 1, 'server_reason_code is numeric (0x8E takeover)');
+  t.equal(await typed({ range: { 'mqtt.session_expiry_interval': { gte: 3600 } } }), 1, 'session_expiry_interval is numeric');
+  t.equal(await typed({ term: { 'mqtt.subscriptions.no_local': true } }), 1, 'subscriptions.no_local is boolean');
+  t.equal(
+    await typed({ term: { 'mqtt.subscriptions.subscription_identifier': 268435455 } }),
+    1,
+    'a subscription identifier of 2^28 - 1 fits',
+  );
+  t.equal(await typed({ term: { 'mqtt.user_property_names': 'token' } }), 1, 'user_property_names is a keyword array');
+  t.equal(await typed({ term: { 'mqtt.shared_group': 'workers' } }), 1, 'shared_group is a keyword');
+  t.equal(await typed({ range: { 'mqtt.correlation_data_size': { gt: 0 } } }), 1, 'correlation_data_size is numeric');
 
   const mapping = await api<Record<string, { mappings: Record<string, unknown> }>>('GET', `/${ds}/_mapping`);
   const types = fieldsOfMapping(Object.values(mapping)[0].mappings);
@@ -176,6 +188,28 @@ t.test('capture events land in the data stream with the right field types', asyn
     'mqtt.subscriptions.granted_qos': 'short',
     'mqtt.will.topic': 'keyword',
     'mqtt.will.retain': 'boolean',
+    'mqtt.server_reason_code': 'short',
+    'mqtt.session_expiry_interval': 'long',
+    'mqtt.receive_maximum': 'long',
+    'mqtt.maximum_packet_size': 'long',
+    'mqtt.topic_alias_maximum': 'long',
+    'mqtt.authentication_method': 'keyword',
+    'mqtt.user_property_names': 'keyword',
+    'mqtt.user_properties.name': 'keyword',
+    'mqtt.user_properties.value': 'keyword',
+    'mqtt.topic_alias': 'long',
+    'mqtt.content_type': 'keyword',
+    'mqtt.payload_format_indicator': 'byte',
+    'mqtt.response_topic': 'keyword',
+    'mqtt.correlation_data_size': 'long',
+    'mqtt.message_expiry_interval': 'long',
+    'mqtt.shared_group': 'keyword',
+    'mqtt.subscription_identifier': 'long',
+    'mqtt.subscriptions.no_local': 'boolean',
+    'mqtt.subscriptions.retain_as_published': 'boolean',
+    'mqtt.subscriptions.retain_handling': 'byte',
+    'mqtt.subscriptions.subscription_identifier': 'long',
+    'mqtt.subscriptions.shared_group': 'keyword',
     'mqprobe.capture.dropped': 'long',
     'data_stream.dataset': 'keyword',
   };

@@ -62,6 +62,11 @@ export function sampleEvents(): Record<string, unknown>[] {
         clean_session: true,
         keepalive: 60,
         reason_code: 0,
+        session_expiry_interval: 3600,
+        receive_maximum: 20,
+        maximum_packet_size: 268435455,
+        topic_alias_maximum: 10,
+        user_property_names: ['site'],
         will: { topic: 'status/sensor-1', qos: 1, retain: true, payload_size: 7, payload: 'offline', payload_encoding: 'utf8' },
       },
     }),
@@ -83,6 +88,17 @@ export function sampleEvents(): Record<string, unknown>[] {
         payload_size: 5,
         payload: '21.5C',
         payload_encoding: 'utf8',
+        topic_alias: 3,
+        content_type: 'text/plain',
+        payload_format_indicator: 1,
+        response_topic: 'plant/line1/reply',
+        correlation_data_size: 16,
+        message_expiry_interval: 60,
+        user_property_names: ['unit', 'token'],
+        user_properties: [
+          { name: 'unit', value: 'C' },
+          { name: 'token', value: 'kept only under capture_payload' },
+        ],
       },
     }),
     base('subscription-granted', {
@@ -90,7 +106,15 @@ export function sampleEvents(): Record<string, unknown>[] {
         client_id: 'dashboard',
         message_id: 7,
         subscriptions: [
-          { topic: 'plant/#', qos: 1, granted_qos: 1 },
+          {
+            topic: 'plant/#',
+            qos: 1,
+            granted_qos: 1,
+            no_local: true,
+            retain_as_published: false,
+            retain_handling: 2,
+            subscription_identifier: 268435455,
+          },
           { topic: '$SYS/#', qos: 0, granted_qos: 128 },
         ],
       },
@@ -98,6 +122,25 @@ export function sampleEvents(): Record<string, unknown>[] {
     base('subscription-denied', {
       event: { outcome: 'failure' },
       mqtt: { client_id: 'intruder', subscriptions: [{ topic: '#', qos: 0, granted_qos: 135 }] },
+    }),
+    base('subscription-denied', {
+      event: { outcome: 'failure' },
+      mqtt: {
+        client_id: 'worker-2',
+        topic: '$share/workers/jobs/#',
+        reason_code: 158,
+        shared_group: 'workers',
+        subscription_identifier: 9,
+        subscriptions: [{ topic: '$share/workers/jobs/#', qos: 1, granted_qos: 158, shared_group: 'workers' }],
+      },
+    }),
+    base('client-disconnected', {
+      event: { category: ['session'], type: ['end'], reason: 'session-taken-over' },
+      mqtt: { client_id: 'sensor-1', reason_code: 4, server_reason_code: 142 },
+    }),
+    base('connection-refused', {
+      event: { outcome: 'failure', reason: 'bad-authentication-method' },
+      mqtt: { client_id: 'scram-1', protocol_version: 5, reason_code: 140, authentication_method: 'SCRAM-SHA-256' },
     }),
     base('capture-dropped', {
       event: { kind: 'metric', category: ['process'], type: ['info'] },

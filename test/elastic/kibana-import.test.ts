@@ -46,10 +46,10 @@ async function replayKibana(
 }
 
 t.test('imports the ndjson as a multipart file with kbn-xsrf, overwrite and the space', async (t) => {
-  const { url, seen } = await replayKibana(t, '8.19.4', { status: 200, body: { success: true, successCount: 9, successResults: [] } });
+  const { url, seen } = await replayKibana(t, '8.19.4', { status: 200, body: { success: true, successCount: 11, successResults: [] } });
   const r = await importSavedObjects({ url, headers: { authorization: 'Basic dTpw' }, space: 'ops' });
   t.equal(r.outcome, 'updated');
-  t.match(r.detail, /9 saved objects imported/);
+  t.match(r.detail, /11 saved objects imported/);
   const imp = seen.find((s) => s.method === 'POST')!;
   t.equal(imp.url, '/s/ops/api/saved_objects/_import?overwrite=true');
   t.equal(imp.headers['kbn-xsrf'], 'mqprobe');

@@ -80,6 +80,10 @@ t.test('setup on OpenSearch: pipeline installed and running, ILM and ML skipped 
   t.equal(types.get('event.ingested'), 'date');
   t.equal(types.get('mqtt.qos'), 'byte');
   t.equal(types.get('source.ip'), 'ip');
+  t.equal(types.get('mqtt.server_reason_code'), 'short', 'MQTT 5: the broker DISCONNECT reason code');
+  t.equal(types.get('mqtt.subscriptions.no_local'), 'boolean', 'MQTT 5: subscription options');
+  t.equal(types.get('mqtt.user_property_names'), 'keyword', 'MQTT 5: user property names');
+  t.equal(types.get('mqtt.correlation_data_size'), 'long', 'MQTT 5: correlation data size');
 
   // The Elastic client refuses OpenSearch; a sink configured as elasticsearch says what to write instead.
   const wrong = await connect({ url: new URL(os.url), expect: 'elasticsearch' }).then(
