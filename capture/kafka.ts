@@ -5,7 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import zlib from 'node:zlib';
-import type { ProducerOptions } from '@platformatic/kafka';
+import type { BaseOptions } from '@platformatic/kafka';
 import type { KeySpec, ValueReader } from '../broker/config/spec.js';
 
 export const COMPRESSIONS = ['none', 'gzip', 'lz4', 'zstd'] as const;
@@ -136,7 +136,7 @@ export function clientOptions(
   brokers: string[],
   tls: boolean,
   clientId: string,
-): ProducerOptions<string, string, string, string> {
+): BaseOptions {
   const sasl = k.sasl;
   return {
     clientId,

@@ -1,0 +1,67 @@
+import type { Logger } from 'pino';
+import { Gauge, type Registry } from 'prom-client';
+import type { BrokerApi } from '../../broker/engine/api.js';
+import { KafkaBridge, type KafkaBridgeState } from './bridge.js';
+import type { KafkaBridgeConfig } from './config.js';
+import { watchPublishers } from './publishers.js';
+
+export { kafkaBridgeKeys, validateKafkaBridges, type KafkaBridgeConfig } from './config.js';
+
+const STATES: KafkaBridgeState[] = ['connecting', 'delivering', 'failing', 'stopped'];
+
+export interface KafkaBridges {
+  start(): void;
+  /** Leaves the sessions (what Kafka has not acknowledged stays in them) and closes the producers. */
+  stop(): Promise<void>;
+  bridges: KafkaBridge[];
+}
+
+/** The `kafka_bridge` blocks as running bridges, their metrics in /metrics and their state changes reported. */
+export function createKafkaBridges(
+  configs: KafkaBridgeConfig[],
+  deps: { broker: Pick<BrokerApi, 'connectInternal' | 'on'>; log: Logger; metrics: Registry; onState(b: KafkaBridge): void },
+): KafkaBridges {
+  const log = deps.log.child({ name: 'kafka-bridge' });
+  const publishers = configs.length
+    ? watchPublishers(
+        deps.broker,
+        configs.flatMap((c) => c.topics.map((t) => t.filter)),
+      )
+    : undefined;
+  const bridges = configs.map((c) => new KafkaBridge(c, deps.broker, publishers!, log, deps.onState));
+  if (bridges.length) registerMetrics(bridges, deps.metrics);
+  return {
+    bridges,
+    start: () => bridges.forEach((b) => b.start()),
+    async stop() {
+      publishers?.stop();
+      await Promise.all(bridges.map((b) => b.stop()));
+    },
+  };
+}
+
+function registerMetrics(bridges: KafkaBridge[], registry: Registry): void {
+  const gauge = (name: string, help: string, read: (b: KafkaBridge) => number) =>
+    new Gauge({
+      name: `mqprobe_kafka_bridge_${name}`,
+      help,
+      labelNames: ['bridge'],
+      registers: [registry],
+      collect() {
+        for (const b of bridges) this.set({ bridge: b.config.name }, read(b));
+      },
+    });
+  new Gauge({
+    name: 'mqprobe_kafka_bridge_state',
+    help: 'Kafka bridge state: 1 for the state the bridge is in (connecting, delivering, failing, stopped).',
+    labelNames: ['bridge', 'state'],
+    registers: [registry],
+    collect() {
+      for (const b of bridges) for (const s of STATES) this.set({ bridge: b.config.name, state: s }, b.state === s ? 1 : 0);
+    },
+  });
+  gauge('records_total', 'MQTT messages Kafka acknowledged as records (rate() gives records/s).', (b) => b.counters.delivered);
+  gauge('in_flight', 'Messages taken from the broker session and not yet acknowledged by Kafka (more wait in the session).', (b) => b.counters.inFlight);
+  gauge('unmapped_total', 'Messages not sent: their Kafka topic or key template has no value for the MQTT topic.', (b) => b.counters.unmapped);
+  gauge('failures_total', 'Kafka requests that failed (each batch is retried until Kafka takes it).', (b) => b.counters.failures);
+}

@@ -1,0 +1,96 @@
+/**
+ * kafka_bridge (MQTT → Kafka) against a real Apache Kafka 4.1 (KRaft, one node, from Maven Central:
+ * test/helpers/kafka.ts), started once for the file, topics not created on demand.
+ */
+import t from 'tap';
+import { startTestBroker } from '../helpers/broker.js';
+import { configError } from '../helpers/config.js';
+import { newTopic, startKafka, type KafkaPeer } from '../helpers/kafka.js';
+import { connectClient } from '../helpers/mqtt.js';
+
+t.test('config: malformed and hostile kafka_bridge blocks are refused with file:line', async (t) => {
+  const b = 'kafka_bridge a\nkafka_brokers 127.0.0.1:9092\n';
+  configError(t, 'kafka_brokers 127.0.0.1:9092\n', /:1: kafka_brokers: Kafka bridge keys belong after `kafka_bridge <name>`/, 'a key outside a block');
+  configError(t, 'kafka_bridge a\nkafka_topic x/# t\n', /:1: kafka_brokers: kafka_bridge a: needs kafka_brokers/, 'no brokers');
+  configError(t, b, /:1: kafka_topic: kafka_bridge a: needs at least one kafka_topic/, 'no topic line');
+  configError(t, `${b}kafka_topic a/+ t-{3}\n`, /:3: kafka_topic: .*uses \{3\} but the filter "a\/\+" has only 2 levels/, 'a level beyond the filter');
+  configError(t, `${b}kafka_topic a/# t{x}\n`, /:3: kafka_topic: .*only \{N\}/, 'braces without a level');
+  configError(t, `${b}kafka_topic a/# t-{0}\n`, /:3: kafka_topic: .*count from \{1\}/, 'level 0');
+  configError(t, `${b}kafka_topic a/#/b t\n`, /:3: kafka_topic: "a\/#\/b" is not a valid MQTT topic filter/, 'a bad filter');
+  configError(t, `${b}kafka_topic a/# bad/topic\n`, /:3: kafka_topic: .*not a Kafka topic name/, 'a bad Kafka topic');
+  configError(t, `${b}kafka_topic a/# ${'x'.repeat(300)}\n`, /:3: kafka_topic: .*not a Kafka topic name/, 'an oversized Kafka topic');
+  configError(t, 'kafka_bridge a\nkafka_brokers nohost\n', /:2: kafka_brokers: expected host:port/, 'a broker without port');
+  configError(t, `${b}kafka_topic a/# t\nkafka_bridge a\n`, /:4: kafka_bridge: kafka_bridge a is configured twice/, 'a name twice');
+  configError(t, `kafka_bridge a;rm\n`, /:1: kafka_bridge: expected a bridge name/, 'a hostile name');
+  configError(t, `${b}kafka_topic a/# t\nkafka_username u\n`, /:1: kafka_bridge: kafka_bridge a: SASL needs both kafka_username and kafka_password_file/, 'SASL half given (shared check)');
+  configError(t, `${b}kafka_topic a/# t\nkafka_acks leader\n`, /kafka_idempotence true needs kafka_acks all/, 'the shared acks/idempotence check');
+});
+
+let kafka: KafkaPeer;
+
+t.test('with a real Kafka', async (t) => {
+  kafka = await startKafka(t, { autoCreate: false });
+
+  /** The records of a topic, read again until `want` distinct values are there (or 60 s passed). */
+  const eventually = async (topic: string, want: number) => {
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      const rs = await kafka.records(topic);
+      if (new Set(rs.map((r) => r.value)).size >= want || Date.now() > deadline) return rs;
+      await new Promise((r) => setTimeout(r, 300));
+    }
+  };
+
+  await t.test('messages map to topics by template; value = payload, key = MQTT topic or template, headers', async (t) => {
+    const zeekConn = await newTopic(kafka, 'zeek');
+    const plant = await newTopic(kafka, 'plant');
+    // {N} templates: beats/zeek/<x> → <zeekConn-prefix>-<x>: make the Kafka topic name from level 3
+    const [prefix, n] = zeekConn.split('-');
+    const b = await startTestBroker(
+      t,
+      `listener 0 127.0.0.1\nallow_anonymous true\nkafka_bridge analytics\nkafka_brokers ${kafka.bootstrap}\n` +
+        `kafka_topic beats/${prefix}/+ {2}-{3}\nkafka_topic plant/# ${plant} site-{2}\n`,
+    );
+    const c = await connectClient(t, b.mqttUrl, { clientId: 'sensor-7' });
+    await c.publishAsync(`beats/${prefix}/${n}`, 'conn-line', { qos: 1 });
+    await c.publishAsync('plant/hall/temp', Buffer.from([0, 1, 2, 255]), { qos: 0, retain: true });
+    const z = await eventually(zeekConn, 1);
+    t.same(
+      z.map((r) => ({ key: r.key, value: r.value, headers: r.headers })),
+      [{ key: `beats/${prefix}/${n}`, value: 'conn-line', headers: { 'mqtt.qos': '1', 'mqtt.retain': 'false', 'mqtt.client_id': 'sensor-7' } }],
+      '{2}-{3} made the topic; key = the MQTT topic; headers qos, retain, publisher',
+    );
+    const p = await eventually(plant, 1);
+    t.equal(p.length, 1);
+    t.equal(p[0]?.key, 'site-hall', 'key template');
+    t.same(Buffer.from(p[0]!.value, 'latin1').length > 0, true, 'a binary payload arrives');
+    t.equal(p[0]?.headers['mqtt.qos'], '0');
+    const metrics = await b.broker.metrics.metrics();
+    t.match(metrics, /mqprobe_kafka_bridge_records_total\{bridge="analytics"\} 2/, 'records counted in /metrics');
+    t.match(metrics, /mqprobe_kafka_bridge_state\{bridge="analytics",state="delivering"\} 1/, 'state in /metrics');
+  });
+
+  await t.test('Kafka stopped 10 s in the middle of 600 QoS 1 publishes: all 600 in the topic (duplicates allowed)', async (t) => {
+    const topic = await newTopic(kafka, 'outage');
+    const b = await startTestBroker(
+      t,
+      `listener 0 127.0.0.1\nallow_anonymous true\nkafka_bridge o\nkafka_brokers ${kafka.bootstrap}\nkafka_topic load/# ${topic}\n`,
+    );
+    const c = await connectClient(t, b.mqttUrl, { clientId: 'loader' });
+    for (let i = 0; i < 300; i++) await c.publishAsync('load/x', `m${i}`, { qos: 1 });
+    await kafka.stop();
+    const stoppedAt = Date.now();
+    for (let i = 300; i < 600; i++) await c.publishAsync('load/x', `m${i}`, { qos: 1 });
+    let m = '';
+    for (const end = Date.now() + 15_000; Date.now() < end && !/state="failing"\} 1/.test(m); await new Promise((r) => setTimeout(r, 200)))
+      m = await b.broker.metrics.metrics();
+    t.match(m, /mqprobe_kafka_bridge_state\{bridge="o",state="failing"\} 1/, 'the bridge reports failing while Kafka is down');
+    t.match(m, /mqprobe_kafka_bridge_in_flight\{bridge="o"\} [1-9]/, 'messages held, not acknowledged');
+    await new Promise((r) => setTimeout(r, Math.max(0, 10_000 - (Date.now() - stoppedAt))));
+    await kafka.start();
+    const rs = await eventually(topic, 600);
+    const values = new Set(rs.map((r) => r.value));
+    const missing = Array.from({ length: 600 }, (_, i) => `m${i}`).filter((v) => !values.has(v));
+    t.same(missing, [], `all 600 arrived (${rs.length} records, ${rs.length - values.size} duplicates)`);
+  });
+});
