@@ -21,7 +21,11 @@ export type AppConfig = BrokerConfig & AreasConfig;
 const areaKeys: ConfigExtension<AreasConfig>['keys'] = [
   { area: 'Capture', specs: [sinkKey, ...captureKeys] as KeySpec<never>[], target: (c) => c.capture },
   { area: 'Detection', specs: detectKeys as KeySpec<never>[], target: (c) => c.detect },
-  { area: 'Kafka bridges (`kafka_bridge` blocks, docs/kafka.md)', specs: kafkaBridgeKeys as KeySpec<never>[], target: (c) => c.kafkaBridges },
+  {
+    area: 'Kafka bridges (`kafka_bridge` blocks, docs/kafka.md)',
+    specs: kafkaBridgeKeys as KeySpec<never>[],
+    target: (c) => c.kafkaBridges,
+  },
 ];
 
 const extension: ConfigExtension<AreasConfig> = {

@@ -23,6 +23,8 @@ export const ACTIONS = [
   'bridge-connected',
   'bridge-disconnected',
   'bridge-connect-failed',
+  'kafka-bridge-delivering',
+  'kafka-bridge-failing',
   'capture-dropped',
 ] as const;
 

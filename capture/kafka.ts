@@ -131,12 +131,7 @@ export function kafkaClientProblem(k: KafkaClientConfig, prefix: string): string
 }
 
 /** @platformatic/kafka options for one client; files are read now (the password at each connection). */
-export function clientOptions(
-  k: KafkaClientConfig,
-  brokers: string[],
-  tls: boolean,
-  clientId: string,
-): BaseOptions {
+export function clientOptions(k: KafkaClientConfig, brokers: string[], tls: boolean, clientId: string): BaseOptions {
   const sasl = k.sasl;
   return {
     clientId,

@@ -7,6 +7,7 @@
  * At-least-once: a QoS 1 message is acknowledged to the broker only once Kafka acknowledged its record, so while
  * Kafka is down the messages stay unacknowledged in the broker's session (and in its persistence across a
  * restart) and come again. A batch Kafka did not take is sent again whole: Kafka may hold a record twice.
+ * The block's `kafka_subscribe` lines run beside it (subscriber.ts); the bridge's state covers both directions.
  */
 import type { Duplex } from 'node:stream';
 import mqttPacket from 'mqtt-packet';
@@ -17,6 +18,7 @@ import { explainKafkaError } from '../../capture/kafka.js';
 import { kafkaSender, type KafkaRecord } from '../../capture/kafka-sender.js';
 import type { KafkaBridgeConfig } from './config.js';
 import type { Publishers } from './publishers.js';
+import { KafkaSubscriber } from './subscriber.js';
 
 export type KafkaBridgeState = 'connecting' | 'delivering' | 'failing' | 'stopped';
 
@@ -50,6 +52,9 @@ export class KafkaBridge {
   readonly counters: KafkaBridgeCounters = { delivered: 0, inFlight: 0, unmapped: 0, failures: 0 };
   readonly clientId: string;
   private readonly sender;
+  readonly subscriber: KafkaSubscriber;
+  /** Why each direction fails, if it does: the bridge is failing while either does. */
+  private readonly failing: { out?: string; in?: string } = {};
   private held: Held[] = [];
   private flushing = false;
   private retryMs = RETRY_MS.base;
@@ -59,16 +64,27 @@ export class KafkaBridge {
 
   constructor(
     readonly config: KafkaBridgeConfig,
-    private readonly broker: Pick<BrokerApi, 'connectInternal'>,
+    private readonly broker: Pick<BrokerApi, 'connectInternal' | 'publish'>,
     private readonly publishers: Publishers,
     private readonly log: Logger,
     private readonly onState: (b: KafkaBridge) => void,
   ) {
     this.clientId = `$kafka/${config.name}`;
-    this.sender = kafkaSender({ client: config.client, brokers: config.brokers, tls: config.tls, clientId: `mqprobe-bridge-${config.name}` });
+    this.subscriber = new KafkaSubscriber(config, broker, log, (state, reason) => this.setState('in', state, reason));
+    this.sender = kafkaSender({
+      client: config.client,
+      brokers: config.brokers,
+      tls: config.tls,
+      clientId: `mqprobe-bridge-${config.name}`,
+    });
   }
 
   start(): void {
+    this.subscriber.start();
+    if (this.config.topics.length) this.connect();
+  }
+
+  private connect(): void {
     const [mine, brokerSide] = duplexPair();
     this.stream = mine;
     const parser = mqttPacket.parser({ protocolVersion: 4 });
@@ -77,17 +93,19 @@ export class KafkaBridge {
     mine.on('data', (chunk: Buffer) => parser.parse(chunk));
     mine.on('close', () => {
       if (this.stream === mine) this.stream = undefined;
-      if (!this.stopping) setTimeout(() => !this.stopping && this.start(), RECONNECT_MS).unref();
+      if (!this.stopping) setTimeout(() => !this.stopping && this.connect(), RECONNECT_MS).unref();
     });
     mine.on('error', () => undefined);
     this.broker.connectInternal(brokerSide);
-    mine.write(mqttPacket.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clientId: this.clientId, clean: false, keepalive: 0 }));
+    mine.write(
+      mqttPacket.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clientId: this.clientId, clean: false, keepalive: 0 }),
+    );
   }
 
   private onPacket(p: mqttPacket.Packet, stream: Duplex): void {
     if (p.cmd === 'connack') {
       if (p.returnCode) {
-        this.setState('failing', `the broker refused the bridge's session (CONNACK ${p.returnCode})`);
+        this.setState('out', 'failing', `the broker refused the bridge's session (CONNACK ${p.returnCode})`);
         return;
       }
       const subscriptions = this.config.topics.map((t) => ({ topic: t.filter, qos: 1 as const }));
@@ -135,7 +153,7 @@ export class KafkaBridge {
         } catch (err) {
           this.counters.failures++;
           await this.sender.discard();
-          this.setState('failing', explainKafkaError(err, this.config.brokers, records[0]?.topic));
+          this.setState('out', 'failing', explainKafkaError(err, this.config.brokers, records[0]?.topic));
           this.retryTimer = setTimeout(() => {
             this.retryTimer = undefined;
             this.flushSoon();
@@ -154,14 +172,17 @@ export class KafkaBridge {
           );
         for (const h of batch) h.ack();
         this.retryMs = RETRY_MS.base;
-        this.setState('delivering');
+        this.setState('out', 'delivering');
       }
     } finally {
       this.flushing = false;
     }
   }
 
-  private setState(state: KafkaBridgeState, reason?: string): void {
+  private setState(direction: 'out' | 'in', change: 'delivering' | 'failing' | 'stopped', why?: string): void {
+    this.failing[direction] = change === 'failing' ? why : undefined;
+    const reason = this.failing.out ?? this.failing.in;
+    const state = change === 'stopped' ? 'stopped' : reason ? 'failing' : 'delivering';
     if (state === this.state && reason === this.reason) return;
     this.state = state;
     this.reason = reason;
@@ -179,7 +200,7 @@ export class KafkaBridge {
       s.write(mqttPacket.generate({ cmd: 'disconnect' }));
       s.end();
     }
-    await this.sender.discard();
-    this.setState('stopped');
+    await Promise.all([this.sender.discard(), this.subscriber.stop()]);
+    this.setState('out', 'stopped');
   }
 }

@@ -5,7 +5,7 @@
  */
 import { ConfigError, type SourcePos } from '../../broker/config/errors.js';
 import type { KeySpec, ValueReader } from '../../broker/config/spec.js';
-import { isValidFilter } from '../../broker/auth/topic-filter.js';
+import { isValidFilter, isValidTopic } from '../../broker/auth/topic-filter.js';
 import {
   defaultKafkaClientConfig,
   kafkaClientKeys,
@@ -13,7 +13,7 @@ import {
   parseBrokerList,
   type KafkaClientConfig,
 } from '../../capture/kafka.js';
-import { parseTemplate, type Template } from './template.js';
+import { parseMqttTemplate, parseTemplate, type Template } from './template.js';
 
 export interface KafkaTopicMap {
   filter: string;
@@ -23,12 +23,22 @@ export interface KafkaTopicMap {
   key?: Template;
 }
 
+/** Kafka → MQTT: records of a Kafka topic published into the broker. */
+export interface KafkaSubscription {
+  kafkaTopic: string;
+  /** The MQTT topic of a record, from its key; undefined when the key cannot stand for a topic level. */
+  mqttTopic: (key: string | undefined) => string | undefined;
+}
+
 export interface KafkaBridgeConfig {
   name: string;
   pos: SourcePos;
   brokers: string[];
   tls: boolean;
   topics: KafkaTopicMap[];
+  subscriptions: KafkaSubscription[];
+  /** The consumer group of the Kafka → MQTT direction. */
+  group: string;
   client: KafkaClientConfig;
 }
 
@@ -37,6 +47,7 @@ export type KafkaBridgeConfigs = KafkaBridgeConfig[];
 
 const PREFIX = 'kafka_';
 const KAFKA_TOPIC = /^[A-Za-z0-9._{}-]{1,249}$/;
+const KAFKA_NAME = /^[A-Za-z0-9._-]{1,249}$/;
 
 function current(blocks: KafkaBridgeConfigs, v: ValueReader): KafkaBridgeConfig {
   return blocks.at(-1) ?? v.fail('Kafka bridge keys belong after `kafka_bridge <name>`');
@@ -67,13 +78,22 @@ const blockKeys: Spec[] = [
       const name = v.word();
       if (!/^[A-Za-z0-9_.-]{1,64}$/.test(name)) v.fail(`expected a bridge name of letters, digits, _ . -, got "${name}"`);
       if (blocks.some((b) => b.name === name)) v.fail(`kafka_bridge ${name} is configured twice`);
-      blocks.push({ name, pos: v.line, brokers: [], tls: false, topics: [], client: defaultKafkaClientConfig() });
+      blocks.push({
+        name,
+        pos: v.line,
+        brokers: [],
+        tls: false,
+        topics: [],
+        subscriptions: [],
+        group: `mqprobe-${name}`,
+        client: defaultKafkaClientConfig(),
+      });
     },
   },
   {
     key: 'kafka_brokers',
     usage: 'host:port[,host:port…]',
-    doc: "The Kafka bootstrap servers of the bridge.",
+    doc: 'The Kafka bootstrap servers of the bridge.',
     scope: 'global',
     set(blocks, v) {
       v.count(1);
@@ -113,6 +133,37 @@ const blockKeys: Spec[] = [
       });
     },
   },
+  {
+    key: 'kafka_subscribe',
+    usage: '<Kafka topic> <MQTT topic template>',
+    doc: 'Kafka → MQTT: publishes the records of the Kafka topic into the broker (QoS 1, not retained) on the MQTT topic; `{key}` is the record key as one topic level. Offsets are committed once the broker took the message. Repeatable.',
+    scope: 'global',
+    repeatable: true,
+    set(blocks, v) {
+      v.count(2);
+      const b = current(blocks, v);
+      const kafkaTopic = v.word(0);
+      if (!KAFKA_NAME.test(kafkaTopic) || kafkaTopic === '.' || kafkaTopic === '..')
+        v.fail(`"${kafkaTopic}" is not a Kafka topic name (1-249 of A-Z a-z 0-9 . _ -)`);
+      if (b.subscriptions.some((s) => s.kafkaTopic === kafkaTopic)) v.fail(`Kafka topic ${kafkaTopic} is subscribed twice`);
+      const mqttTopic = parseMqttTemplate(v.word(1), isValidTopic);
+      if (typeof mqttTopic === 'string') v.fail(mqttTopic);
+      b.subscriptions.push({ kafkaTopic, mqttTopic: mqttTopic as KafkaSubscription['mqttTopic'] });
+    },
+  },
+  {
+    key: 'kafka_group',
+    usage: '<group id>',
+    doc: 'The consumer group of the kafka_subscribe lines (committed offsets are kept under it).',
+    default: 'mqprobe-<bridge name>',
+    scope: 'global',
+    set(blocks, v) {
+      v.count(1);
+      const group = v.word();
+      if (!/^[A-Za-z0-9._-]{1,249}$/.test(group)) v.fail(`"${group}" is not a consumer group id (1-249 of A-Z a-z 0-9 . _ -)`);
+      current(blocks, v).group = group;
+    },
+  },
 ];
 
 /** The connection keys of capture/kafka.ts, each applied to the current block. */
@@ -130,7 +181,8 @@ export function validateKafkaBridges(blocks: KafkaBridgeConfigs): void {
       throw new ConfigError(b.pos, key, `kafka_bridge ${b.name}: ${detail}`);
     };
     if (b.brokers.length === 0) fail('kafka_brokers', 'needs kafka_brokers');
-    if (b.topics.length === 0) fail('kafka_topic', 'needs at least one kafka_topic line');
+    if (b.topics.length === 0 && b.subscriptions.length === 0)
+      fail('kafka_topic', 'needs at least one kafka_topic or kafka_subscribe line');
     const problem = kafkaClientProblem(b.client, PREFIX);
     if (problem) fail('kafka_bridge', problem);
   }

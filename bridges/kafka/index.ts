@@ -19,7 +19,7 @@ export interface KafkaBridges {
 /** The `kafka_bridge` blocks as running bridges, their metrics in /metrics and their state changes reported. */
 export function createKafkaBridges(
   configs: KafkaBridgeConfig[],
-  deps: { broker: Pick<BrokerApi, 'connectInternal' | 'on'>; log: Logger; metrics: Registry; onState(b: KafkaBridge): void },
+  deps: { broker: Pick<BrokerApi, 'connectInternal' | 'on' | 'publish'>; log: Logger; metrics: Registry; onState(b: KafkaBridge): void },
 ): KafkaBridges {
   const log = deps.log.child({ name: 'kafka-bridge' });
   const publishers = configs.length
@@ -61,7 +61,25 @@ function registerMetrics(bridges: KafkaBridge[], registry: Registry): void {
     },
   });
   gauge('records_total', 'MQTT messages Kafka acknowledged as records (rate() gives records/s).', (b) => b.counters.delivered);
-  gauge('in_flight', 'Messages taken from the broker session and not yet acknowledged by Kafka (more wait in the session).', (b) => b.counters.inFlight);
-  gauge('unmapped_total', 'Messages not sent: their Kafka topic or key template has no value for the MQTT topic.', (b) => b.counters.unmapped);
+  gauge(
+    'in_flight',
+    'Messages taken from the broker session and not yet acknowledged by Kafka (more wait in the session).',
+    (b) => b.counters.inFlight,
+  );
+  gauge(
+    'unmapped_total',
+    'Messages not sent: their Kafka topic or key template has no value for the MQTT topic.',
+    (b) => b.counters.unmapped,
+  );
+  gauge(
+    'consumed_total',
+    'Kafka records published into the broker by kafka_subscribe and committed.',
+    (b) => b.subscriber.counters.published,
+  );
+  gauge(
+    'consumer_lag',
+    'Records of the kafka_subscribe topics not yet consumed by the group (-1: not known yet).',
+    (b) => b.subscriber.counters.lag,
+  );
   gauge('failures_total', 'Kafka requests that failed (each batch is retried until Kafka takes it).', (b) => b.counters.failures);
 }

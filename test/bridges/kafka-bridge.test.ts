@@ -3,17 +3,29 @@
  * test/helpers/kafka.ts), started once for the file, topics not created on demand.
  */
 import t from 'tap';
-import { startTestBroker } from '../helpers/broker.js';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { freePort, startTestBroker, tempDir } from '../helpers/broker.js';
 import { configError } from '../helpers/config.js';
 import { newTopic, startKafka, type KafkaPeer } from '../helpers/kafka.js';
-import { connectClient } from '../helpers/mqtt.js';
+import { connectClient, until } from '../helpers/mqtt.js';
 
 t.test('config: malformed and hostile kafka_bridge blocks are refused with file:line', async (t) => {
   const b = 'kafka_bridge a\nkafka_brokers 127.0.0.1:9092\n';
-  configError(t, 'kafka_brokers 127.0.0.1:9092\n', /:1: kafka_brokers: Kafka bridge keys belong after `kafka_bridge <name>`/, 'a key outside a block');
+  configError(
+    t,
+    'kafka_brokers 127.0.0.1:9092\n',
+    /:1: kafka_brokers: Kafka bridge keys belong after `kafka_bridge <name>`/,
+    'a key outside a block',
+  );
   configError(t, 'kafka_bridge a\nkafka_topic x/# t\n', /:1: kafka_brokers: kafka_bridge a: needs kafka_brokers/, 'no brokers');
   configError(t, b, /:1: kafka_topic: kafka_bridge a: needs at least one kafka_topic/, 'no topic line');
-  configError(t, `${b}kafka_topic a/+ t-{3}\n`, /:3: kafka_topic: .*uses \{3\} but the filter "a\/\+" has only 2 levels/, 'a level beyond the filter');
+  configError(
+    t,
+    `${b}kafka_topic a/+ t-{3}\n`,
+    /:3: kafka_topic: .*uses \{3\} but the filter "a\/\+" has only 2 levels/,
+    'a level beyond the filter',
+  );
   configError(t, `${b}kafka_topic a/# t{x}\n`, /:3: kafka_topic: .*only \{N\}/, 'braces without a level');
   configError(t, `${b}kafka_topic a/# t-{0}\n`, /:3: kafka_topic: .*count from \{1\}/, 'level 0');
   configError(t, `${b}kafka_topic a/#/b t\n`, /:3: kafka_topic: "a\/#\/b" is not a valid MQTT topic filter/, 'a bad filter');
@@ -22,11 +34,30 @@ t.test('config: malformed and hostile kafka_bridge blocks are refused with file:
   configError(t, 'kafka_bridge a\nkafka_brokers nohost\n', /:2: kafka_brokers: expected host:port/, 'a broker without port');
   configError(t, `${b}kafka_topic a/# t\nkafka_bridge a\n`, /:4: kafka_bridge: kafka_bridge a is configured twice/, 'a name twice');
   configError(t, `kafka_bridge a;rm\n`, /:1: kafka_bridge: expected a bridge name/, 'a hostile name');
-  configError(t, `${b}kafka_topic a/# t\nkafka_username u\n`, /:1: kafka_bridge: kafka_bridge a: SASL needs both kafka_username and kafka_password_file/, 'SASL half given (shared check)');
-  configError(t, `${b}kafka_topic a/# t\nkafka_acks leader\n`, /kafka_idempotence true needs kafka_acks all/, 'the shared acks/idempotence check');
+  configError(
+    t,
+    `${b}kafka_topic a/# t\nkafka_username u\n`,
+    /:1: kafka_bridge: kafka_bridge a: SASL needs both kafka_username and kafka_password_file/,
+    'SASL half given (shared check)',
+  );
+  configError(
+    t,
+    `${b}kafka_topic a/# t\nkafka_acks leader\n`,
+    /kafka_idempotence true needs kafka_acks all/,
+    'the shared acks/idempotence check',
+  );
 });
 
 let kafka: KafkaPeer;
+
+/** The kafka-bridge-* capture events of a capture file. */
+function bridgeEvents(file: string): Record<string, any>[] {
+  if (!existsSync(file)) return [];
+  return readFileSync(file, 'utf8')
+    .split('\n')
+    .filter((l) => l.includes('"kafka-bridge-'))
+    .map((l) => JSON.parse(l) as Record<string, any>);
+}
 
 t.test('with a real Kafka', async (t) => {
   kafka = await startKafka(t, { autoCreate: false });
@@ -57,13 +88,19 @@ t.test('with a real Kafka', async (t) => {
     const z = await eventually(zeekConn, 1);
     t.same(
       z.map((r) => ({ key: r.key, value: r.value, headers: r.headers })),
-      [{ key: `beats/${prefix}/${n}`, value: 'conn-line', headers: { 'mqtt.qos': '1', 'mqtt.retain': 'false', 'mqtt.client_id': 'sensor-7' } }],
+      [
+        {
+          key: `beats/${prefix}/${n}`,
+          value: 'conn-line',
+          headers: { 'mqtt.qos': '1', 'mqtt.retain': 'false', 'mqtt.client_id': 'sensor-7' },
+        },
+      ],
       '{2}-{3} made the topic; key = the MQTT topic; headers qos, retain, publisher',
     );
     const p = await eventually(plant, 1);
     t.equal(p.length, 1);
     t.equal(p[0]?.key, 'site-hall', 'key template');
-    t.same(Buffer.from(p[0]!.value, 'latin1').length > 0, true, 'a binary payload arrives');
+    t.equal(p[0]?.value, Buffer.from([0, 1, 2, 255]).toString(), 'the binary payload as it was (read back as UTF-8)');
     t.equal(p[0]?.headers['mqtt.qos'], '0');
     const metrics = await b.broker.metrics.metrics();
     t.match(metrics, /mqprobe_kafka_bridge_records_total\{bridge="analytics"\} 2/, 'records counted in /metrics');
@@ -72,9 +109,13 @@ t.test('with a real Kafka', async (t) => {
 
   await t.test('Kafka stopped 10 s in the middle of 600 QoS 1 publishes: all 600 in the topic (duplicates allowed)', async (t) => {
     const topic = await newTopic(kafka, 'outage');
+    const dir = tempDir();
+    const file = join(dir, 'events.ndjson');
     const b = await startTestBroker(
       t,
-      `listener 0 127.0.0.1\nallow_anonymous true\nkafka_bridge o\nkafka_brokers ${kafka.bootstrap}\nkafka_topic load/# ${topic}\n`,
+      `listener 0 127.0.0.1\nallow_anonymous true\ncapture_sink file ${file}\n` +
+        `kafka_bridge o\nkafka_brokers ${kafka.bootstrap}\nkafka_topic load/# ${topic}\n`,
+      { dir },
     );
     const c = await connectClient(t, b.mqttUrl, { clientId: 'loader' });
     for (let i = 0; i < 300; i++) await c.publishAsync('load/x', `m${i}`, { qos: 1 });
@@ -92,5 +133,40 @@ t.test('with a real Kafka', async (t) => {
     const values = new Set(rs.map((r) => r.value));
     const missing = Array.from({ length: 600 }, (_, i) => `m${i}`).filter((v) => !values.has(v));
     t.same(missing, [], `all 600 arrived (${rs.length} records, ${rs.length - values.size} duplicates)`);
+    await b.broker.close();
+    const states = bridgeEvents(file).map((e) => [e.event.action, e.event.reason]);
+    t.match(
+      states,
+      [
+        ['kafka-bridge-delivering', undefined],
+        ['kafka-bridge-failing', new RegExp(`no Kafka bootstrap server reachable at ${kafka.bootstrap}|no answer from Kafka`)],
+        ['kafka-bridge-delivering', undefined],
+      ],
+      'state changes captured: delivering, failing with a reason, delivering again',
+    );
+  });
+
+  await t.test('clear errors: a missing topic (auto-creation off), an unreachable bootstrap server', async (t) => {
+    const dir = tempDir();
+    const file = join(dir, 'events.ndjson');
+    const closed = await freePort();
+    const b = await startTestBroker(
+      t,
+      `listener 0 127.0.0.1\nallow_anonymous true\ncapture_sink file ${file}\n` +
+        `kafka_bridge missing\nkafka_brokers ${kafka.bootstrap}\nkafka_topic m/# no-such-topic\n` +
+        `kafka_bridge nobody\nkafka_brokers 127.0.0.1:${closed}\nkafka_topic n/# t\n`,
+      { dir },
+    );
+    const c = await connectClient(t, b.mqttUrl);
+    await c.publishAsync('m/1', 'x', { qos: 1 });
+    await c.publishAsync('n/1', 'x', { qos: 1 });
+    await until(() => bridgeEvents(file).length >= 2, 20_000, 'two failing events');
+    const reasons = Object.fromEntries(bridgeEvents(file).map((e) => [e.mqprobe.kafka_bridge.name, e.event.reason]));
+    t.equal(
+      reasons.missing,
+      'Kafka topic "no-such-topic" does not exist and the broker does not create topics on demand (auto.create.topics.enable=false): create it',
+    );
+    t.equal(reasons.nobody, `no Kafka bootstrap server reachable at 127.0.0.1:${closed} (ECONNREFUSED)`);
+    await b.broker.close();
   });
 });
