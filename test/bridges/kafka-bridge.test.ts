@@ -7,6 +7,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { freePort, startTestBroker, tempDir } from '../helpers/broker.js';
 import { configError } from '../helpers/config.js';
+import { Producer, stringSerializers } from '@platformatic/kafka';
 import { newTopic, startKafka, type KafkaPeer } from '../helpers/kafka.js';
 import { connectClient, until } from '../helpers/mqtt.js';
 
@@ -169,4 +170,77 @@ t.test('with a real Kafka', async (t) => {
     t.equal(reasons.nobody, `no Kafka bootstrap server reachable at 127.0.0.1:${closed} (ECONNREFUSED)`);
     await b.broker.close();
   });
+
+  await t.test(
+    'a restart of mqprobe while Kafka is down: the persistent bridge session delivers after it (persistence true)',
+    async (t) => {
+      const topic = await newTopic(kafka, 'restart');
+      const dir = tempDir();
+      const config =
+        `listener 0 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location ${dir}\n` +
+        `kafka_bridge r\nkafka_brokers ${kafka.bootstrap}\nkafka_topic r/# ${topic}\n`;
+      const a = await startTestBroker(t, config, { dir });
+      await kafka.stop();
+      const c = await connectClient(t, a.mqttUrl);
+      for (let i = 0; i < 100; i++) await c.publishAsync('r/x', `r${i}`, { qos: 1 });
+      c.end(true);
+      await a.broker.close();
+      await kafka.start();
+      await startTestBroker(t, config, { dir });
+      const rs = await eventually(topic, 100);
+      const values = new Set(rs.map((r) => r.value));
+      t.same(
+        Array.from({ length: 100 }, (_, i) => `r${i}`).filter((v) => !values.has(v)),
+        [],
+        `all 100 arrived after the restart (${rs.length} records)`,
+      );
+    },
+  );
+
+  await t.test(
+    'kafka_subscribe: records published into the broker, offsets committed, nothing lost across a restart of mqprobe',
+    async (t) => {
+      const topic = await newTopic(kafka, 'commands');
+      const dir = tempDir();
+      const config =
+        `listener 0 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location ${dir}\n` +
+        `kafka_bridge back\nkafka_brokers ${kafka.bootstrap}\nkafka_subscribe ${topic} devices/{key}/cmd\nkafka_group g-${topic}\n`;
+      const producer = new Producer({ clientId: 'test-producer', bootstrapBrokers: [kafka.bootstrap], serializers: stringSerializers });
+      t.teardown(() => producer.close());
+      const produce = (from: number, n: number, key = (i: number) => `dev${i}`) =>
+        producer.send({ messages: Array.from({ length: n }, (_, j) => ({ topic, key: key(from + j), value: `cmd${from + j}` })) });
+
+      const a = await startTestBroker(t, config, { dir });
+      const got = new Set<string>();
+      const app = await connectClient(t, a.mqttUrl, { clientId: 'device-app', clean: false });
+      await app.subscribeAsync('devices/+/cmd', { qos: 1 });
+      app.on('message', (topic, payload) => got.add(`${topic} ${payload}`));
+      await produce(0, 50);
+      await produce(1000, 2, () => 'a/b');
+      await until(() => got.size >= 50, 30_000, 'the first 50 commands');
+      t.ok(got.has('devices/dev7/cmd cmd7'), 'key in the topic, value = payload');
+      app.end(true);
+      await a.broker.close();
+
+      await produce(50, 50);
+      const b = await startTestBroker(t, config, { dir });
+      got.clear();
+      const again = await connectClient(t, b.mqttUrl, { clientId: 'device-app', clean: false }, (c) =>
+        c.on('message', (topic, payload) => got.add(`${topic} ${payload}`)),
+      );
+      await until(() => got.size >= 50, 30_000, 'the 50 commands produced while mqprobe was down');
+      t.same(
+        Array.from({ length: 50 }, (_, i) => `devices/dev${50 + i}/cmd cmd${50 + i}`).filter((m) => !got.has(m)),
+        [],
+        'every record produced while mqprobe was down reached the device session',
+      );
+      t.notOk(
+        [...got].some((m) => m.includes('cmd1000') || m.includes('cmd1001')),
+        'a key holding / is not published',
+      );
+      const metrics = await b.broker.metrics.metrics();
+      t.match(metrics, /mqprobe_kafka_bridge_consumer_lag\{bridge="back"\} (-1|0)/, 'lag in /metrics');
+      again.end(true);
+    },
+  );
 });
