@@ -14,7 +14,7 @@ import mqttPacket from 'mqtt-packet';
 import type { Logger } from 'pino';
 import type { BrokerApi } from '../../broker/engine/api.js';
 import { duplexPair } from '../../broker/duplex-pair.js';
-import { explainKafkaError } from '../../capture/kafka.js';
+import { apiCodes, explainKafkaError, RECORD_REFUSED } from '../../capture/kafka.js';
 import { kafkaSender, type KafkaRecord } from '../../capture/kafka-sender.js';
 import type { KafkaBridgeConfig } from './config.js';
 import type { Publishers } from './publishers.js';
@@ -43,13 +43,15 @@ export interface KafkaBridgeCounters {
   unmapped: number;
   /** Failed Kafka requests (each retried). */
   failures: number;
+  /** Messages Kafka refused for themselves (larger than the topic's max.message.bytes): logged, acknowledged, not sent. */
+  refused: number;
 }
 
 export class KafkaBridge {
   state: KafkaBridgeState = 'connecting';
   /** The last error, worded for a user (never a password). */
   reason?: string;
-  readonly counters: KafkaBridgeCounters = { delivered: 0, inFlight: 0, unmapped: 0, failures: 0 };
+  readonly counters: KafkaBridgeCounters = { delivered: 0, inFlight: 0, unmapped: 0, failures: 0, refused: 0 };
   readonly clientId: string;
   private readonly sender;
   readonly subscriber: KafkaSubscriber;
@@ -148,12 +150,14 @@ export class KafkaBridge {
       while (this.held.length && !this.stopping) {
         const batch = this.held.slice(0, BATCH);
         const records = batch.flatMap((h) => (h.record ? [h.record] : []));
+        let refused = 0;
         try {
-          if (records.length) await this.sender.send(records);
+          if (records.length) refused = await this.send(records);
         } catch (err) {
           this.counters.failures++;
           await this.sender.discard();
-          this.setState('out', 'failing', explainKafkaError(err, this.config.brokers, records[0]?.topic));
+          const topics = new Set(records.map((r) => r.topic));
+          this.setState('out', 'failing', explainKafkaError(err, this.config.brokers, topics.size === 1 ? records[0]!.topic : undefined));
           this.retryTimer = setTimeout(() => {
             this.retryTimer = undefined;
             this.flushSoon();
@@ -163,7 +167,8 @@ export class KafkaBridge {
         }
         this.held.splice(0, batch.length);
         this.counters.inFlight -= batch.length;
-        this.counters.delivered += records.length;
+        this.counters.delivered += records.length - refused;
+        this.counters.refused += refused;
         this.counters.unmapped += batch.length - records.length;
         if (records.length < batch.length)
           this.log.warn(
@@ -177,6 +182,36 @@ export class KafkaBridge {
     } finally {
       this.flushing = false;
     }
+  }
+
+  /**
+   * Sends a batch; a record Kafka refuses for itself (over the topic's max.message.bytes) would hold the session
+   * for good, so the batch then goes one record at a time and each refused record is counted, logged and
+   * acknowledged. Returns how many were refused; throws for any other failure.
+   */
+  private async send(records: KafkaRecord[]): Promise<number> {
+    try {
+      await this.sender.send(records);
+      return 0;
+    } catch (err) {
+      if (!RECORD_REFUSED.some((c) => apiCodes(err).has(c))) throw err;
+      await this.sender.discard();
+    }
+    let refused = 0;
+    for (const r of records) {
+      try {
+        await this.sender.send([r]);
+      } catch (err) {
+        if (!RECORD_REFUSED.some((c) => apiCodes(err).has(c))) throw err;
+        await this.sender.discard();
+        refused++;
+        this.log.error(
+          { bridge: this.config.name, kafkaTopic: r.topic, mqttTopic: r.key, bytes: r.value.length },
+          `kafka bridge: Kafka refused a message for its size or content; not sent (${explainKafkaError(err, this.config.brokers, r.topic)})`,
+        );
+      }
+    }
+    return refused;
   }
 
   private setState(direction: 'out' | 'in', change: 'delivering' | 'failing' | 'stopped', why?: string): void {

@@ -81,5 +81,10 @@ function registerMetrics(bridges: KafkaBridge[], registry: Registry): void {
     'Records of the kafka_subscribe topics not yet consumed by the group (-1: not known yet).',
     (b) => b.subscriber.counters.lag,
   );
+  gauge(
+    'refused_total',
+    "Messages Kafka refused for themselves (over the topic's max.message.bytes): logged, not sent.",
+    (b) => b.counters.refused,
+  );
   gauge('failures_total', 'Kafka requests that failed (each batch is retried until Kafka takes it).', (b) => b.counters.failures);
 }
