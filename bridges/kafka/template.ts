@@ -33,7 +33,7 @@ export function parseTemplate(s: string): { apply: Template; maxLevel: number } 
 }
 
 /** A key that may stand for one MQTT topic level: no separator, wildcard or NUL, so a record cannot pick another topic. */
-const LEVEL = /^[^/+#\u0000]{1,1024}$/;
+const LEVEL = /^[^/+#]{1,1024}$/;
 
 /**
  * The MQTT topic template of `kafka_subscribe`: `{key}` is the Kafka record's key as one topic level
@@ -47,5 +47,5 @@ export function parseMqttTemplate(
   if (parts.some((p) => /[{}]/.test(p))) return `"${s}": only {key} (the record key) may stand in braces`;
   if (!isValidTopic(parts.join('x'))) return `"${s}" is not a valid MQTT topic name`;
   if (parts.length === 1) return () => s;
-  return (key) => (key !== undefined && LEVEL.test(key) ? parts.join(key) : undefined);
+  return (key) => (key !== undefined && LEVEL.test(key) && !key.includes('\0') ? parts.join(key) : undefined);
 }
