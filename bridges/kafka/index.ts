@@ -28,7 +28,13 @@ export function createKafkaBridges(
         configs.flatMap((c) => c.topics.map((t) => t.filter)),
       )
     : undefined;
-  const bridges = configs.map((c) => new KafkaBridge(c, deps.broker, publishers!, log, deps.onState));
+  const onState = (b: KafkaBridge) => {
+    deps.onState(b);
+    // retained, like a Mosquitto bridge's notification topic: a client subscribing later sees the current state
+    const payload = Buffer.from(b.reason ? `${b.state}: ${b.reason}` : b.state);
+    deps.broker.publish({ topic: `$SYS/broker/kafka_bridge/${b.config.name}/state`, payload, qos: 0, retain: true }, () => undefined);
+  };
+  const bridges = configs.map((c) => new KafkaBridge(c, deps.broker, publishers!, log, onState));
   if (bridges.length) registerMetrics(bridges, deps.metrics);
   return {
     bridges,

@@ -106,6 +106,10 @@ t.test('with a real Kafka', async (t) => {
     const metrics = await b.broker.metrics.metrics();
     t.match(metrics, /mqprobe_kafka_bridge_records_total\{bridge="analytics"\} 2/, 'records counted in /metrics');
     t.match(metrics, /mqprobe_kafka_bridge_state\{bridge="analytics",state="delivering"\} 1/, 'state in /metrics');
+    const sys = await connectClient(t, b.mqttUrl);
+    const state = new Promise<string>((resolve) => sys.on('message', (_topic, payload) => resolve(String(payload))));
+    await sys.subscribeAsync('$SYS/broker/kafka_bridge/analytics/state');
+    t.equal(await state, 'delivering', 'state retained on $SYS/broker/kafka_bridge/<name>/state');
   });
 
   await t.test('Kafka stopped 10 s in the middle of 600 QoS 1 publishes: all 600 in the topic (duplicates allowed)', async (t) => {
