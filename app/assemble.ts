@@ -30,7 +30,7 @@ export interface RunningBroker {
   /** The capture pipeline (detection subscribes to it and emits alerts through it). */
   capture: Capture;
   /** Hands an in-process stream to the broker as a trusted internal connection (client ids starting with `$`). */
-  connectInternal(stream: Duplex): void;
+  connectInternal: MqttServer['connectInternal'];
   /** Re-reads password and ACL files (SIGHUP). */
   reload(): Promise<void>;
   /** Stops accepting, disconnects clients, flushes state. Idempotent. */

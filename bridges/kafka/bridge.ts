@@ -98,7 +98,7 @@ export class KafkaBridge {
       if (!this.stopping) setTimeout(() => !this.stopping && this.connect(), RECONNECT_MS).unref();
     });
     mine.on('error', () => undefined);
-    this.broker.connectInternal(brokerSide);
+    this.broker.connectInternal(brokerSide, { maxUnacknowledged: this.config.maxHeld });
     mine.write(
       mqttPacket.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clientId: this.clientId, clean: false, keepalive: 0 }),
     );

@@ -39,6 +39,8 @@ export interface KafkaBridgeConfig {
   subscriptions: KafkaSubscription[];
   /** The consumer group of the Kafka → MQTT direction. */
   group: string;
+  /** Messages the bridge's session may hold unacknowledged (waiting for Kafka) before the broker drops further ones. */
+  maxHeld: number;
   client: KafkaClientConfig;
 }
 
@@ -46,6 +48,7 @@ export interface KafkaBridgeConfig {
 export type KafkaBridgeConfigs = KafkaBridgeConfig[];
 
 const PREFIX = 'kafka_';
+const DEFAULT_MAX_HELD = 1_000_000;
 const KAFKA_TOPIC = /^[A-Za-z0-9._{}-]{1,249}$/;
 const KAFKA_NAME = /^[A-Za-z0-9._-]{1,249}$/;
 
@@ -86,6 +89,7 @@ const blockKeys: Spec[] = [
         topics: [],
         subscriptions: [],
         group: `mqprobe-${name}`,
+        maxHeld: DEFAULT_MAX_HELD,
         client: defaultKafkaClientConfig(),
       });
     },
@@ -149,6 +153,17 @@ const blockKeys: Spec[] = [
       const mqttTopic = parseMqttTemplate(v.word(1), isValidTopic);
       if (typeof mqttTopic === 'string') v.fail(mqttTopic);
       b.subscriptions.push({ kafkaTopic, mqttTopic: mqttTopic as KafkaSubscription['mqttTopic'] });
+    },
+  },
+  {
+    key: 'kafka_max_held',
+    usage: '<count>',
+    doc: "QoS 1/2 messages the bridge's session may hold unacknowledged (Kafka down or slow) before the broker drops further ones, counted as publish/messages/dropped; replaces max_inflight_messages + max_queued_messages for this session. Each is held in memory (and in the saved state with persistence).",
+    default: String(DEFAULT_MAX_HELD),
+    scope: 'global',
+    set(blocks, v) {
+      v.count(1);
+      current(blocks, v).maxHeld = v.int(0, 1, 100_000_000);
     },
   },
   {
