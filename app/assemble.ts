@@ -1,4 +1,3 @@
-import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { FastifyInstance } from 'fastify';
