@@ -112,44 +112,51 @@ t.test('with a real Kafka', async (t) => {
     t.equal(await state, 'delivering', 'state retained on $SYS/broker/kafka_bridge/<name>/state');
   });
 
-  await t.test('Kafka stopped 10 s in the middle of 1,500 QoS 1 publishes (above max_inflight + max_queued): all in the topic (duplicates allowed)', async (t) => {
-    const topic = await newTopic(kafka, 'outage');
-    const dir = tempDir();
-    const file = join(dir, 'events.ndjson');
-    const b = await startTestBroker(
-      t,
-      `listener 0 127.0.0.1\nallow_anonymous true\ncapture_sink file ${file}\n` +
-        `kafka_bridge o\nkafka_brokers ${kafka.bootstrap}\nkafka_topic load/# ${topic}\n`,
-      { dir },
-    );
-    const c = await connectClient(t, b.mqttUrl, { clientId: 'loader' });
-    for (let i = 0; i < 300; i++) await c.publishAsync('load/x', `m${i}`, { qos: 1 });
-    await kafka.stop();
-    const stoppedAt = Date.now();
-    for (let i = 300; i < 1500; i++) await c.publishAsync('load/x', `m${i}`, { qos: 1 });
-    let m = '';
-    for (const end = Date.now() + 15_000; Date.now() < end && !/state="failing"\} 1/.test(m); await new Promise((r) => setTimeout(r, 200)))
-      m = await b.broker.metrics.metrics();
-    t.match(m, /mqprobe_kafka_bridge_state\{bridge="o",state="failing"\} 1/, 'the bridge reports failing while Kafka is down');
-    t.match(m, /mqprobe_kafka_bridge_in_flight\{bridge="o"\} [1-9]/, 'messages held, not acknowledged');
-    await new Promise((r) => setTimeout(r, Math.max(0, 10_000 - (Date.now() - stoppedAt))));
-    await kafka.start();
-    const rs = await eventually(topic, 1500);
-    const values = new Set(rs.map((r) => r.value));
-    const missing = Array.from({ length: 1500 }, (_, i) => `m${i}`).filter((v) => !values.has(v));
-    t.same(missing, [], `all 1,500 arrived (${rs.length} records, ${rs.length - values.size} duplicates)`);
-    await b.broker.close();
-    const states = bridgeEvents(file).map((e) => [e.event.action, e.event.reason]);
-    t.match(
-      states,
-      [
-        ['kafka-bridge-delivering', undefined],
-        ['kafka-bridge-failing', new RegExp(`no Kafka bootstrap server reachable at ${kafka.bootstrap}|no answer from Kafka`)],
-        ['kafka-bridge-delivering', undefined],
-      ],
-      'state changes captured: delivering, failing with a reason, delivering again',
-    );
-  });
+  await t.test(
+    'Kafka stopped 10 s in the middle of 1,500 QoS 1 publishes (above max_inflight + max_queued): all in the topic (duplicates allowed)',
+    async (t) => {
+      const topic = await newTopic(kafka, 'outage');
+      const dir = tempDir();
+      const file = join(dir, 'events.ndjson');
+      const b = await startTestBroker(
+        t,
+        `listener 0 127.0.0.1\nallow_anonymous true\ncapture_sink file ${file}\n` +
+          `kafka_bridge o\nkafka_brokers ${kafka.bootstrap}\nkafka_topic load/# ${topic}\n`,
+        { dir },
+      );
+      const c = await connectClient(t, b.mqttUrl, { clientId: 'loader' });
+      for (let i = 0; i < 300; i++) await c.publishAsync('load/x', `m${i}`, { qos: 1 });
+      await kafka.stop();
+      const stoppedAt = Date.now();
+      for (let i = 300; i < 1500; i++) await c.publishAsync('load/x', `m${i}`, { qos: 1 });
+      let m = '';
+      for (
+        const end = Date.now() + 15_000;
+        Date.now() < end && !/state="failing"\} 1/.test(m);
+        await new Promise((r) => setTimeout(r, 200))
+      )
+        m = await b.broker.metrics.metrics();
+      t.match(m, /mqprobe_kafka_bridge_state\{bridge="o",state="failing"\} 1/, 'the bridge reports failing while Kafka is down');
+      t.match(m, /mqprobe_kafka_bridge_in_flight\{bridge="o"\} [1-9]/, 'messages held, not acknowledged');
+      await new Promise((r) => setTimeout(r, Math.max(0, 10_000 - (Date.now() - stoppedAt))));
+      await kafka.start();
+      const rs = await eventually(topic, 1500);
+      const values = new Set(rs.map((r) => r.value));
+      const missing = Array.from({ length: 1500 }, (_, i) => `m${i}`).filter((v) => !values.has(v));
+      t.same(missing, [], `all 1,500 arrived (${rs.length} records, ${rs.length - values.size} duplicates)`);
+      await b.broker.close();
+      const states = bridgeEvents(file).map((e) => [e.event.action, e.event.reason]);
+      t.match(
+        states,
+        [
+          ['kafka-bridge-delivering', undefined],
+          ['kafka-bridge-failing', new RegExp(`no Kafka bootstrap server reachable at ${kafka.bootstrap}|no answer from Kafka`)],
+          ['kafka-bridge-delivering', undefined],
+        ],
+        'state changes captured: delivering, failing with a reason, delivering again',
+      );
+    },
+  );
 
   await t.test("a message above the topic's max.message.bytes is counted and logged; the others are delivered", async (t) => {
     const topic = await newTopic(kafka, 'small', { 'max.message.bytes': '2000' });
