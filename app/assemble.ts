@@ -1,4 +1,3 @@
-import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { FastifyInstance } from 'fastify';
@@ -6,6 +5,7 @@ import { createMetricsRegistry, createMqttServer, type BrokerInfo, type MqttServ
 import type { BrokerProbe } from '../broker/probe.js';
 import type { BrokerApi } from '../broker/engine/api.js';
 import { attachBeats } from '../bridges/index.js';
+import { createKafkaBridges } from '../bridges/kafka/index.js';
 import { startCapture, type Capture } from '../capture/index.js';
 import { createDetection, IndicatorExchange } from '../detect/index.js';
 import { startResponses } from '../detect/response/start.js';
@@ -29,7 +29,7 @@ export interface RunningBroker {
   /** The capture pipeline (detection subscribes to it and emits alerts through it). */
   capture: Capture;
   /** Hands an in-process stream to the broker as a trusted internal connection (client ids starting with `$`). */
-  connectInternal(stream: Duplex): void;
+  connectInternal: MqttServer['connectInternal'];
   /** Re-reads password and ACL files (SIGHUP). */
   reload(): Promise<void>;
   /** Stops accepting, disconnects clients, flushes state. Idempotent. */
@@ -105,8 +105,15 @@ export async function startBroker(config: AppConfig, opts: StartOptions): Promis
     },
     config.beats,
   );
+  const kafkaBridges = createKafkaBridges(config.kafkaBridges, {
+    broker: server.broker,
+    log,
+    metrics,
+    onState: (b) => probe.emit('kafka-bridge-state', { bridge: b.config.name, state: b.state, reason: b.reason }),
+  });
   await server.start();
   await beats.start();
+  kafkaBridges.start();
 
   let closed: Promise<void> | undefined;
   // const copies of the two late-bound references, for the closures below
@@ -131,6 +138,7 @@ export async function startBroker(config: AppConfig, opts: StartOptions): Promis
         mqtt.stopAccepting();
         // beats first: they finish and checkpoint what they have in hand while the broker still routes it
         await beats.stop();
+        await kafkaBridges.stop();
         await mqtt.close();
         // detection's alert-summary events for alerts still held back come before broker-stopped, the last event
         detection.stop();

@@ -6,11 +6,14 @@ import { captureKeys, defaultCaptureConfig, validateCapture, type CaptureConfig 
 import { sinkKey } from '../capture/sinks/index.js';
 import { detectKeys, defaultDetectConfig, type DetectConfig } from '../detect/config.js';
 import { beatDefinitions, validateBeats } from '../bridges/index.js';
+import { kafkaBridgeKeys, validateKafkaBridges, type KafkaBridgeConfig } from '../bridges/kafka/index.js';
 
 /** The areas' config built on the broker's: what `mqprobe -c FILE` loads. */
 export interface AreasConfig {
   capture: CaptureConfig;
   detect: DetectConfig;
+  /** `kafka_bridge` blocks (bridges/kafka/). */
+  kafkaBridges: KafkaBridgeConfig[];
 }
 export type AppConfig = BrokerConfig & AreasConfig;
 
@@ -18,14 +21,22 @@ export type AppConfig = BrokerConfig & AreasConfig;
 const areaKeys: ConfigExtension<AreasConfig>['keys'] = [
   { area: 'Capture', specs: [sinkKey, ...captureKeys] as KeySpec<never>[], target: (c) => c.capture },
   { area: 'Detection', specs: detectKeys as KeySpec<never>[], target: (c) => c.detect },
+  {
+    area: 'Kafka bridges (`kafka_bridge` blocks, docs/kafka.md)',
+    specs: kafkaBridgeKeys as KeySpec<never>[],
+    target: (c) => c.kafkaBridges,
+  },
 ];
 
 const extension: ConfigExtension<AreasConfig> = {
-  defaults: () => ({ capture: defaultCaptureConfig(), detect: defaultDetectConfig() }),
+  defaults: () => ({ capture: defaultCaptureConfig(), detect: defaultDetectConfig(), kafkaBridges: [] }),
   keys: areaKeys,
   validateBlocks: validateBeats,
   blockKeyPrefixes: beatDefinitions.map((d) => `${d.name}_`),
-  validate: (c) => validateCapture(c.capture),
+  validate: (c) => {
+    validateCapture(c.capture);
+    validateKafkaBridges(c.kafkaBridges);
+  },
 };
 
 /** Loads the config file with every area's keys; errors name file, line and key. */

@@ -93,6 +93,8 @@ export interface ProbeEvents {
   ];
   /** A bridge (`connection` block) changed state: connecting, connected, waiting (after a failure), idle (lazy), stopped. */
   'bridge-state': [event: BridgeEvent];
+  /** A `kafka_bridge` changed state (bridges/kafka/): delivering, failing (with the reason), stopped. */
+  'kafka-bridge-state': [event: { bridge: string; state: string; reason?: string }];
 }
 
 export class BrokerProbe extends EventEmitter<ProbeEvents> {}

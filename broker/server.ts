@@ -25,7 +25,7 @@ import { startSysTopics } from './engine/sys-topics.js';
 import { createBrokerState } from './persistence/index.js';
 import { VERSION } from './version.js';
 import { newListener } from './config/load.js';
-import { createBrokerApi, type BrokerApi } from './engine/api.js';
+import { createBrokerApi, type BrokerApi, type InternalConnectOptions } from './engine/api.js';
 import type { ClientHandle } from './engine/client.js';
 import { createEngine, type Engine } from './engine/engine.js';
 import { watchClients } from './engine/disconnects.js';
@@ -71,7 +71,7 @@ export interface MqttServer {
   /** True from stopAccepting() on. */
   readonly closing: boolean;
   /** Hands an in-process stream to the broker as a trusted internal connection (client ids starting with `$`). */
-  connectInternal(stream: Duplex): void;
+  connectInternal(stream: Duplex, opts?: InternalConnectOptions): void;
   /** Publishes a QoS 0 message from the broker itself; dropped once the broker is closing. */
   publish(topic: string, payload: string): void;
   /** Binds every configured listener; on failure closes what it bound and the engine, and rejects. */
@@ -165,9 +165,10 @@ export async function createMqttServer(config: BrokerConfig, { log, metrics }: S
       }))
     : undefined;
 
-  const connectInternal = (stream: Duplex) => {
+  const connectInternal = (stream: Duplex, opts: InternalConnectOptions = {}) => {
     tagConnection(stream, { listener: INTERNAL_LISTENER, listenerPort: 0, transport: 'internal', openedAt: Date.now() });
-    applyDeliveryLimits(aedes.handle(stream), deliveryLimits, (qos) => stats.countQueueFullDrop(qos));
+    const limits = opts.maxUnacknowledged === undefined ? deliveryLimits : { ...deliveryLimits, unacknowledged: opts.maxUnacknowledged };
+    applyDeliveryLimits(aedes.handle(stream), limits, (qos) => stats.countQueueFullDrop(qos));
   };
   const broker = createBrokerApi({
     aedes,

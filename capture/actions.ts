@@ -24,6 +24,8 @@ export const ACTIONS = [
   'bridge-disconnected',
   'bridge-connect-failed',
   'http-refused',
+  'kafka-bridge-delivering',
+  'kafka-bridge-failing',
   'capture-dropped',
 ] as const;
 

@@ -86,6 +86,13 @@ export function describe(e: CaptureEvent): string {
       const retry = b?.retry_in_s === undefined ? '' : `; retrying in ${b.retry_in_s.toFixed(1)} s`;
       return `Bridge ${q(b?.connection)} ${what}${b?.address ? ` (${b.address})` : ''}${e.event.reason ? `: ${e.event.reason}` : ''}${retry}`;
     }
+    case 'kafka-bridge-delivering':
+    case 'kafka-bridge-failing': {
+      const k = e.mqprobe?.kafka_bridge as { name: string } | undefined;
+      return e.event.action === 'kafka-bridge-delivering'
+        ? `Kafka bridge ${q(k?.name)} delivers to Kafka`
+        : `Kafka bridge ${q(k?.name)} cannot deliver to Kafka: ${e.event.reason}`;
+    }
     default:
       return e.event.action;
   }

@@ -148,6 +148,20 @@ export function attachHooks(h: CaptureHandle, f: EventFactory, o: HookOptions): 
     e.mqprobe = { bridge: { connection: b.bridge, address: b.address, state: b.state, retry_in_s: b.retryIn } };
     record(e);
   });
+  on('kafka-bridge-state', (b) => {
+    const action = `kafka-bridge-${b.state}`;
+    if ((b.state !== 'delivering' && b.state !== 'failing') || !wanted(action)) return;
+    const e = f.make(
+      action,
+      'event',
+      NETWORK,
+      b.state === 'delivering' ? CONNECTION_START : CONNECTION_END,
+      b.state === 'failing' ? 'failure' : 'success',
+    );
+    if (b.reason) e.event.reason = b.reason;
+    e.mqprobe = { kafka_bridge: { name: b.bridge, state: b.state } };
+    record(e);
+  });
   if (wanted('broker-stopped')) on('broker-stopped', () => record(f.make('broker-stopped', 'event', PROCESS, END, 'success')));
   if (wanted('connection-opened'))
     on('connection-opened', (conn) => record(f.withConn(f.make('connection-opened', 'event', NETWORK, CONNECTION_START, 'success'), conn)));

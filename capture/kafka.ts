@@ -5,7 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import zlib from 'node:zlib';
-import type { ProducerOptions } from '@platformatic/kafka';
+import type { BaseOptions } from '@platformatic/kafka';
 import type { KeySpec, ValueReader } from '../broker/config/spec.js';
 
 export const COMPRESSIONS = ['none', 'gzip', 'lz4', 'zstd'] as const;
@@ -131,12 +131,7 @@ export function kafkaClientProblem(k: KafkaClientConfig, prefix: string): string
 }
 
 /** @platformatic/kafka options for one client; files are read now (the password at each connection). */
-export function clientOptions(
-  k: KafkaClientConfig,
-  brokers: string[],
-  tls: boolean,
-  clientId: string,
-): ProducerOptions<string, string, string, string> {
+export function clientOptions(k: KafkaClientConfig, brokers: string[], tls: boolean, clientId: string): BaseOptions {
   const sasl = k.sasl;
   return {
     clientId,

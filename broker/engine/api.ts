@@ -9,6 +9,15 @@ import type { PublishView, SubscriptionView } from './packets.js';
 export type { PublishProperties, PublishView, SubscriptionView } from './packets.js';
 export type { ConnectFacts, ConnectGuard } from './access.js';
 
+/** How an in-process connection differs from a socket's. */
+export interface InternalConnectOptions {
+  /**
+   * QoS 1/2 messages it may leave unacknowledged before further ones are dropped, in place of
+   * max_inflight_messages + max_queued_messages (a Kafka bridge acknowledges only once Kafka took them).
+   */
+  maxUnacknowledged?: number;
+}
+
 /** What the engine reports itself, beside the probe's events (broker/probe.ts). */
 export interface EngineEvents {
   /** A new connection's client, before its CONNECT completed. */
@@ -48,7 +57,7 @@ export interface BrokerApi {
   /** An in-process subscription to `filter` (engine-internal messages are never handed out); `deliver` calls `done` when it has taken the message. Returns the unsubscribe. */
   subscribe(filter: string, deliver: (packet: PublishView, done: () => void) => void): () => void;
   /** Hands an in-process stream to the broker as a trusted internal connection (client ids starting with `$`). */
-  connectInternal(stream: Duplex): void;
+  connectInternal(stream: Duplex, opts?: InternalConnectOptions): void;
   /** The transport facts of a client's connection. */
   connOf(client: ClientHandle): ConnInfo | undefined;
   /** The user name a client authenticated as (never its password). */
@@ -78,7 +87,7 @@ type LooseEmitter = { on(name: string, fn: Listener): unknown; off(name: string,
 export interface BrokerApiParts {
   aedes: Aedes;
   probe: BrokerProbe;
-  connectInternal(stream: Duplex): void;
+  connectInternal(stream: Duplex, opts?: InternalConnectOptions): void;
   connOf(client: ClientHandle): ConnInfo | undefined;
   usernameOf(client: ClientHandle): string | undefined;
   guardConnects(guard: ConnectGuard): void;

@@ -10,32 +10,16 @@
  * max.message.bytes) does not hold up the rest: it is counted, and kept in the topic as a small
  * `pipeline_error` record carrying its event.id, sequence, size and the start of the original.
  */
-import { Producer, stringSerializers } from '@platformatic/kafka';
 import type { Logger } from 'pino';
-import {
-  apiCodes,
-  clientOptions,
-  explainKafkaError,
-  parseKafkaTarget,
-  RECORD_REFUSED,
-  type KafkaClientConfig,
-  type KafkaTarget,
-} from '../kafka.js';
+import { apiCodes, explainKafkaError, parseKafkaTarget, RECORD_REFUSED, type KafkaClientConfig, type KafkaTarget } from '../kafka.js';
+import { kafkaSender, type KafkaRecord as Record } from '../kafka-sender.js';
 import { DATASET } from '../../elastic/assets.js';
 import { SinkUnavailableError } from './elasticsearch.js';
 import type { SinkDefinition } from './definition.js';
 import type { SinkIO } from '../runner.js';
 
-/**
- * A send that has not settled by then is abandoned (the producer closed, the batch offered again): the client
- * was seen to leave a send pending for good after Kafka restarts.
- */
-const SEND_DEADLINE_MS = 20_000;
-
 /** How much of a refused record's line its pipeline_error record keeps. */
 const ORIGINAL_HEAD = 256;
-
-type Record = { topic: string; key?: string; value: string; headers: Map<string, string> };
 
 export interface KafkaSinkOptions {
   target: KafkaTarget;
@@ -52,41 +36,9 @@ export interface KafkaSinkIO extends SinkIO {
 
 export function kafkaSink(o: KafkaSinkOptions): KafkaSinkIO {
   const { topic, brokers } = o.target;
-  let producer: Producer<string, string, string, string> | undefined;
   let rejected = 0;
   let failing = false;
-
-  const make = () =>
-    new Producer<string, string, string, string>({
-      ...clientOptions(o.client, brokers, o.target.tls, o.clientId),
-      serializers: stringSerializers,
-      idempotent: o.client.idempotent,
-      acks: o.client.acks === 'all' ? -1 : 1,
-      compression: o.client.compression,
-      autocreateTopics: false,
-    });
-
-  /** After a failure the producer is made anew: its idempotence sequence numbers may no longer match the broker's. */
-  const discard = async () => {
-    const p = producer;
-    producer = undefined;
-    // force: what is in flight is abandoned (the runner still holds its batch)
-    if (p) await new Promise<void>((resolve) => p.close(true, () => resolve()));
-  };
-
-  const send = async (records: Record[]) => {
-    const p = (producer ??= make());
-    let timer: NodeJS.Timeout | undefined;
-    const deadline = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`no answer from Kafka within ${SEND_DEADLINE_MS / 1000} s`)), SEND_DEADLINE_MS);
-    });
-    try {
-      // metadata first: an unreachable cluster or a missing topic fails here at once, with an answer a user can act on
-      await Promise.race([p.metadata({ topics: [topic] }).then(() => p.send({ messages: records })), deadline]);
-    } finally {
-      clearTimeout(timer);
-    }
-  };
+  const { send, discard } = kafkaSender({ client: o.client, brokers, tls: o.target.tls, clientId: o.clientId });
 
   const toRecord = (line: string): Record => {
     let e: { mqtt?: { client_id?: unknown }; event?: { action?: unknown }; service?: { id?: unknown } } = {};

@@ -1,0 +1,105 @@
+/**
+ * The Kafka → MQTT direction of a `kafka_bridge` (`kafka_subscribe`): a consumer in the block's group reads the
+ * topics and publishes each record into the broker (QoS 1, not retained); its offset is committed only once the
+ * broker took the message (stored and routed), so a restart of mqprobe or of Kafka loses nothing. A record
+ * is published again if the commit did not happen: at-least-once.
+ */
+import { Consumer, stringDeserializers, type Message } from '@platformatic/kafka';
+import type { Logger } from 'pino';
+import type { BrokerApi } from '../../broker/engine/api.js';
+import { clientOptions, explainKafkaError } from '../../capture/kafka.js';
+import type { KafkaBridgeConfig } from './config.js';
+
+const RETRY_MS = { base: 500, cap: 10_000 };
+const LAG_INTERVAL_MS = 5000;
+
+type Record = Message<string, Buffer, string, string>;
+
+export interface SubscriberCounters {
+  /** Records published into the broker and committed. */
+  published: number;
+  /** Records whose MQTT template had no value (a key that is not one topic level): committed, not published. */
+  unmapped: number;
+  /** Records in the subscribed partitions after the group's position (from the consumer's lag monitor); -1 unknown. */
+  lag: number;
+}
+
+export class KafkaSubscriber {
+  readonly counters: SubscriberCounters = { published: 0, unmapped: 0, lag: -1 };
+  private consumer?: Consumer<string, Buffer, string, string>;
+  private stopping = false;
+  private retryMs = RETRY_MS.base;
+  private retryTimer?: NodeJS.Timeout;
+  private running?: Promise<void>;
+
+  constructor(
+    private readonly config: KafkaBridgeConfig,
+    private readonly broker: Pick<BrokerApi, 'publish'>,
+    private readonly log: Logger,
+    private readonly report: (state: 'delivering' | 'failing', reason?: string) => void,
+  ) {}
+
+  start(): void {
+    if (this.config.subscriptions.length) this.running = this.run();
+  }
+
+  private async run(): Promise<void> {
+    const topics = this.config.subscriptions.map((s) => s.kafkaTopic);
+    const consumer = (this.consumer = new Consumer<string, Buffer, string, string>({
+      ...clientOptions(this.config.client, this.config.brokers, this.config.tls, `mqprobe-bridge-${this.config.name}`),
+      groupId: this.config.group,
+      deserializers: { ...stringDeserializers, value: (b?: Buffer) => b ?? Buffer.alloc(0) },
+    }));
+    consumer.on('consumer:lag', (offsets: Map<string, bigint[]>) => {
+      let sum = 0n;
+      for (const t of topics) for (const l of offsets.get(t) ?? []) sum += l > 0n ? l : 0n;
+      this.counters.lag = Number(sum);
+    });
+    try {
+      const stream = await consumer.consume({ topics, mode: 'committed', fallbackMode: 'earliest', autocommit: false, maxWaitTime: 500 });
+      consumer.startLagMonitoring({ topics }, LAG_INTERVAL_MS);
+      this.report('delivering');
+      this.retryMs = RETRY_MS.base;
+      for await (const m of stream as AsyncIterable<Record>) {
+        await this.deliver(m);
+        await m.commit();
+      }
+    } catch (err) {
+      if (this.stopping) return;
+      this.report('failing', explainKafkaError(err, this.config.brokers, topics.length === 1 ? topics[0] : undefined));
+    } finally {
+      consumer.stopLagMonitoring();
+      await new Promise<void>((resolve) => consumer.close(true, () => resolve()));
+    }
+    if (this.stopping) return;
+    // the stream ended or failed: a new consumer resumes from the last committed offsets
+    this.retryTimer = setTimeout(() => (this.running = this.run()), this.retryMs);
+    this.retryMs = Math.min(this.retryMs * 2, RETRY_MS.cap);
+  }
+
+  /** Resolves once the broker took the message (QoS 1: stored and routed). */
+  private async deliver(m: Record): Promise<void> {
+    const sub = this.config.subscriptions.find((s) => s.kafkaTopic === m.topic);
+    const topic = sub?.mqttTopic(m.key || undefined);
+    if (!topic) {
+      this.counters.unmapped++;
+      this.log.warn(
+        { bridge: this.config.name, kafkaTopic: m.topic, partition: m.partition, offset: String(m.offset) },
+        'kafka bridge: a record key is not one MQTT topic level (empty, or holds / + #); not published',
+      );
+      return;
+    }
+    await new Promise<void>((resolve, reject) =>
+      this.broker.publish({ topic, payload: m.value, qos: 1, retain: false }, (err) => (err ? reject(err) : resolve())),
+    );
+    this.counters.published++;
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    clearTimeout(this.retryTimer);
+    const c = this.consumer;
+    if (c) await new Promise<void>((resolve) => c.close(true, () => resolve()));
+    await this.running?.catch(() => undefined);
+  }
+}
