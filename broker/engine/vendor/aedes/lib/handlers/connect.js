@@ -49,19 +49,16 @@ class Connack {
 }
 
 // Builds the MQTT 5.0 CONNACK properties advertising broker capabilities.
-// Always returns a fresh object: [MQTT-3.2.2-13] requires every v5 CONNACK to
-// advertise that shared subscriptions are unavailable.
+// Always returns a fresh object.
 function connackProperties (broker) {
   const properties = {}
   // Capabilities that default to "available" (retain, wildcard subscriptions,
   // subscription identifiers, max QoS 2) are not advertised.
   //
-  // Shared subscriptions are explicitly advertised as NOT available: aedes can
-  // run as a cluster of instances, and shared-subscription group state would be
-  // per-instance, so a shared message would be delivered once per instance
-  // holding a group member rather than once cluster-wide. Until a cluster-aware
-  // implementation lands, [MQTT-3.2.2-13] requires we tell clients it is off.
-  properties.sharedSubscriptionAvailable = false
+  // Shared subscriptions: their group state is per process (option
+  // sharedSubscriptions, lib/shared-subscriptions.js); a broker that shares
+  // its emitter with other processes turns them off and says so here [MQTT-3.2.2-13]
+  properties.sharedSubscriptionAvailable = broker.sharedSubscriptions
   // [MQTT-3.2.2-9], [MQTT-3.2.2-12]: advertised only when not the default
   if (broker.maximumQoS < 2) {
     properties.maximumQoS = broker.maximumQoS
