@@ -29,6 +29,8 @@ export function applyDeliveryLimits(client: Client, limits: DeliveryLimits, onDr
     conn: Duplex;
     deliver0: Deliver;
     deliverQoS: Deliver;
+    /** MQTT 5 deliveries waiting for the client's Receive Maximum (vendored engine, patch 11) */
+    _outWaiting: unknown[];
     _parser: { on(e: 'packet', f: (p: { cmd: string }) => void): void };
   };
   let awaitingAck = 0;
@@ -48,7 +50,8 @@ export function applyDeliveryLimits(client: Client, limits: DeliveryLimits, onDr
   };
   c.deliverQoS = function (packet, cb) {
     if (packet.qos === 0) return c.deliver0(packet, cb);
-    if (limits.unacknowledged > 0 && awaitingAck >= limits.unacknowledged) onDrop(packet.qos);
+    // the engine holds back what the client's MQTT 5 Receive Maximum does not yet allow: it counts as queued
+    if (limits.unacknowledged > 0 && awaitingAck + c._outWaiting.length >= limits.unacknowledged) onDrop(packet.qos);
     else deliverQoS.call(this, packet, ignore);
     cb();
   };

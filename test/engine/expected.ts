@@ -49,6 +49,8 @@ const VENDORED: Record<string, string> = {
   maxPacketOut: 'oversized delivered: false; small delivered: true',
   connack: '0x00 maximumPacketSize=10000 receiveMaximum=20 sharedSubscriptionAvailable=true topicAliasMaximum=10',
   shared: 'SUBACK 0x00; delivered 2+2',
+  receiveMaximumOut: 'in flight before any PUBACK: 2',
+  overlapping: '1 copy: QoS 1 id [1,2]',
 };
 
 export const EXPECTED: Record<

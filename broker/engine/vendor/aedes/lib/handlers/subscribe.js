@@ -3,6 +3,7 @@ import { through, validateTopic, $SYS_PREFIX, runFall, runParallel, once } from 
 import { ReasonCodes, SUBSCRIPTION_IDENTIFIER_MAX, REASON_CODE_ERROR_THRESHOLD } from '../constants.js'
 import write from '../write.js'
 import { isShared, parseShared } from '../shared-subscriptions.js'
+import { mayOverlap, combined } from '../overlapping-subscriptions.js'
 
 const subscribeTopicActions = runFall([
   authorize,
@@ -215,9 +216,18 @@ function addSubs (sub, done) {
   let func = qos > 0 ? client.deliverQoS : client.deliver0
 
   const deliverFunc = func
+  const shared = isShared(topic)
   func = function handlePacketSubscription (_packet, cb) {
     _packet = new Packet(_packet, broker)
     _packet.nl = nl
+    if (client._overlapping && !shared) {
+      // one copy for all of the client's matching subscriptions (lib/overlapping-subscriptions.js)
+      const all = combined(client.subscriptions, _packet.topic)
+      if (_packet.qos > all.qos) _packet.qos = all.qos
+      if (!rap) _packet.retain = false
+      if (all.si !== undefined) _packet.properties = { ..._packet.properties, subscriptionIdentifier: all.si }
+      return (all.qos > 0 ? client.deliverQoS : client.deliver0)(_packet, cb)
+    }
     // the granted QoS caps the delivery [MQTT-3.8.4-8]: deliverQoS looks the
     // subscription up by the publish topic, which misses wildcard and shared filters
     if (_packet.qos > qos) _packet.qos = qos
@@ -226,11 +236,6 @@ function addSubs (sub, done) {
       // Echo the identifier: merge a fresh object only when the packet already
       // carries properties; otherwise reuse the pre-built (frozen) one.
       //
-      // KNOWN LIMITATION [MQTT-3.3.4-4]: when a single client has multiple
-      // overlapping subscriptions that match one PUBLISH, the spec says the
-      // delivered message should carry ALL matching Subscription Identifiers.
-      // aedes delivers a single de-duplicated copy, so only one identifier is
-      // echoed. Deferred — tracked on the v5 issue (#821 / #828).
       _packet.properties = _packet.properties
         ? { ..._packet.properties, subscriptionIdentifier: si }
         : siProps
@@ -268,6 +273,7 @@ function addSubs (sub, done) {
   this.isNewSubscription = !existing
   if (!existing) {
     client.subscriptions[topic] = new Subscription(qos, func, rh, rap, nl, si)
+    client._overlapping = mayOverlap(client.subscriptions)
     broker.subscribe(topic, func, done)
   } else if (existing.qos !== qos || existing.rh !== rh || existing.rap !== rap || existing.nl !== nl || existing.si !== si) {
     const oldFunc = existing.func
