@@ -55,7 +55,7 @@ async function receiveMaximum(tt: Test, port: number, qos: 1 | 2) {
     }
   }
   const answers: string[][] = [];
-  let batch = await publishes(s, 2);
+  const batch = await publishes(s, 2);
   // nothing more until an acknowledgement
   batch.push(...(await publishes(s, 1, 300)));
   answers.push(payloads(batch));
@@ -69,7 +69,7 @@ async function receiveMaximum(tt: Test, port: number, qos: 1 | 2) {
       await s.next('pubrel');
       s.send({ cmd: 'pubcomp', messageId });
     }
-    const more = await publishes(s, 1, batch.length + 1 >= 2 ? 1000 : 300);
+    const more = await publishes(s, 1, 500);
     answers.push(payloads(more));
     batch.push(...more);
   }
