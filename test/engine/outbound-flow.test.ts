@@ -10,9 +10,9 @@ import { startTestBroker } from '../helpers/broker.js';
 import { startMosquitto } from '../helpers/mosquitto.js';
 import { WireClient, type Received } from './wire.js';
 
-async function brokers(tt: Test): Promise<{ name: string; port: number }[]> {
-  const ours = await startTestBroker(tt);
-  const theirs = await startMosquitto(tt);
+async function brokers(tt: Test, conf = 'allow_anonymous true\n'): Promise<{ name: string; port: number }[]> {
+  const ours = await startTestBroker(tt, `listener 0 127.0.0.1\n${conf}`);
+  const theirs = await startMosquitto(tt, conf);
   return [
     { name: 'mosquitto', port: theirs.port },
     { name: 'mqprobe', port: ours.port },
@@ -82,6 +82,31 @@ for (const qos of [1, 2] as const) {
     for (const b of await brokers(tt)) tt.same(await receiveMaximum(tt, b.port, qos), expected, `${b.name}: 2, then one per ack`);
   });
 }
+
+/** Receive Maximum 2, 10 QoS 1 messages while the subscriber acknowledges none, then it acknowledges all it gets. */
+async function queueBeyondWindow(tt: Test, port: number): Promise<string[]> {
+  const s = await client(tt, port, 'rmq-sub', { receiveMaximum: 2 });
+  s.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'rmq/t', qos: 1 }] });
+  await s.next('suback');
+  const p = await client(tt, port, 'rmq-pub');
+  for (let i = 1; i <= 10; i++) {
+    p.send({ cmd: 'publish', topic: 'rmq/t', payload: Buffer.from(`m${i}`), qos: 1, messageId: i, retain: false, dup: false });
+    await p.next('puback');
+  }
+  const got: Received[] = [];
+  for (let next = await s.next('publish'); next; next = await s.next('publish', 500)) {
+    got.push(next);
+    s.send({ cmd: 'puback', messageId: (next as { messageId?: number }).messageId });
+  }
+  return payloads(got);
+}
+
+t.test('max_queued_messages 3 and Receive Maximum 2: 2 in flight + 3 queued reach the client, the rest are dropped', async (tt) => {
+  const answers = [];
+  for (const b of await brokers(tt, 'allow_anonymous true\nmax_queued_messages 3\n')) answers.push(await queueBeyondWindow(tt, b.port));
+  tt.same(answers[0], ['m1', 'm2', 'm3', 'm4', 'm5'], 'Mosquitto 2.0.11');
+  tt.same(answers[1], answers[0], 'mqprobe: the same');
+});
 
 /** `ov/#` QoS 0 (identifier 1) and `ov/+` QoS 1 (identifier 2), one QoS 1 publish to ov/x, one to ov/x/y. */
 async function overlapping(tt: Test, port: number, version: 4 | 5) {
