@@ -31,7 +31,7 @@ import { createEngine, type Engine } from './engine/engine.js';
 import { watchClients } from './engine/disconnects.js';
 import { countSharedSubscriptions, countSubscriptions, offlineSessions } from './engine/sessions.js';
 import { logClientLines } from './engine/client-lines.js';
-import { mqtt5Options } from './engine/mqtt5-options.js';
+import { mqtt5Options, SHARED_OFF_IN_REDIS_MODE } from './engine/mqtt5-options.js';
 import { ConnectionGate } from './connection-gate.js';
 import { listenLines } from './log/broker-lines.js';
 import { logDestinations } from './logger.js';
@@ -126,6 +126,7 @@ export async function createMqttServer(config: BrokerConfig, { log, metrics }: S
     connectTimeout: config.connectTimeout * 1000,
   });
   await state.start();
+  if (config.persistenceRedisUrl) log.warn(SHARED_OFF_IN_REDIS_MODE);
   const stats = new BrokerStats(aedes, probe, metrics);
   const info = { name: hostname(), id: aedes.id, version: VERSION };
 
@@ -141,6 +142,7 @@ export async function createMqttServer(config: BrokerConfig, { log, metrics }: S
     queuedBytes: config.maxQueuedBytes || DEFAULT_SLOW_READER_BYTES,
     budget: new QueuedBudget(config.globalMaxQueuedBytes),
     unacknowledged: config.maxQueuedMessages > 0 ? config.maxQueuedMessages + config.maxInflightMessages : 0,
+    inflight: config.maxInflightMessages,
   };
   const handle = (stream: Duplex, conn: ConnInfo, req?: IncomingMessage) => {
     const client = aedes.handle(stream);

@@ -140,7 +140,7 @@ export const mosquittoKeys: KeySpec<BrokerTarget>[] = [
   g(
     'max_queued_messages',
     '<count>',
-    'QoS 1/2 messages held per client beyond those in flight; when a connected client has max_inflight_messages + max_queued_messages PUBLISHes unacknowledged, further QoS 1/2 messages to it are dropped and counted (publish/messages/dropped). A persistent session keeps them and gets them on its next connect. 0 = no limit. (Mosquitto also bounds QoS 0 with it; mqprobe bounds QoS 0 by max_queued_bytes: docs/security.md.)',
+    'QoS 1/2 messages held per client beyond those in flight; when a connected client has max_inflight_messages (or the Receive Maximum of an MQTT 5 client, when lower) + max_queued_messages PUBLISHes unacknowledged, further QoS 1/2 messages to it are dropped and counted (publish/messages/dropped). A persistent session keeps them and gets them on its next connect. 0 = no limit. (Mosquitto also bounds QoS 0 with it; mqprobe bounds QoS 0 by max_queued_bytes: docs/security.md.)',
     '1000',
     (t, v) => {
       v.count(1);

@@ -27,6 +27,12 @@ export function reservedForClients(topic: string): boolean {
   return (topic === '$SYS' || topic.startsWith('$SYS/')) && !BRIDGE_STATE_TOPIC.test(topic);
 }
 
+/** `$share/<group>/` and the filter after it; a plain filter has no prefix (the engine refuses malformed ones). */
+function splitShared(topic: string): { prefix: string; filter: string } {
+  const groupEnd = topic.startsWith('$share/') ? topic.indexOf('/', '$share/'.length) : -1;
+  return groupEnd < 0 ? { prefix: '', filter: topic } : { prefix: topic.slice(0, groupEnd + 1), filter: topic.slice(groupEnd + 1) };
+}
+
 /**
  * Messages that stay inside the engine, delivered to no client and no in-process subscriber: denied
  * publishes rerouted to `$mqprobe/…`, and Aedes' own `$SYS/<broker id>/…` (new/clients,
@@ -294,15 +300,15 @@ export class Access {
       },
       authorizeSubscribe: (client, sub, done) => {
         const meta = clientMeta(client);
+        // a shared subscription ($share/<group>/<filter>): the mount point and the ACL apply to the filter
+        const { prefix, filter } = splitShared(sub.topic);
         const mount = meta?.listener?.mountPoint;
-        if (mount) sub.topic = mount + sub.topic;
+        const topic = mount ? mount + filter : filter;
+        sub.topic = prefix + topic;
         const acl = meta?.internal ? undefined : this.securityFor(meta?.listener).acl; // in-broker beats are trusted
-        // shared subscriptions are not implemented: refused (SUBACK 0x80) rather than granted as a filter that
-        // matches nothing; an MQTT 5 client gets 0x9E from the engine before it asks here (docs/mqtt5.md)
         const allowed =
-          !sub.topic.startsWith('$mqprobe/') &&
-          !sub.topic.startsWith('$share/') &&
-          (acl === undefined || acl.check({ username: meta?.username, clientId: client.id }, sub.topic, 'subscribe'));
+          !topic.startsWith('$mqprobe/') &&
+          (acl === undefined || acl.check({ username: meta?.username, clientId: client.id }, topic, 'subscribe'));
         if (!allowed) {
           this.probe.emit('subscription-denied', client, sub);
           return done(null, null);

@@ -21,6 +21,16 @@ export interface DeliveryLimits {
   unacknowledged: number;
   /** Unsent bytes across every connection (global_max_queued_bytes). */
   budget: QueuedBudget;
+  /** The in-flight part of `unacknowledged` (max_inflight_messages); a lower MQTT 5 Receive Maximum takes its place, as in Mosquitto. */
+  inflight: number;
+}
+
+/** The unacknowledged QoS 1/2 messages a client may have: its queue plus what may be in flight to it. */
+function unacknowledgedCap(limits: DeliveryLimits, client: { version?: number; receiveMaximum?: number }): number {
+  if (limits.unacknowledged === 0) return 0;
+  const receiveMaximum = client.version === 5 ? (client.receiveMaximum ?? 0) : 0;
+  const inflight = receiveMaximum > 0 && (limits.inflight === 0 || receiveMaximum < limits.inflight) ? receiveMaximum : limits.inflight;
+  return limits.unacknowledged - limits.inflight + inflight;
 }
 
 /**
@@ -39,6 +49,10 @@ export function applyDeliveryLimits(client: Client, limits: DeliveryLimits, onDr
     conn: Duplex;
     deliver0: Deliver;
     deliverQoS: Deliver;
+    /** MQTT 5 deliveries waiting for the client's Receive Maximum (vendored engine, patch 11) */
+    _outWaiting: unknown[];
+    version?: number;
+    receiveMaximum?: number;
     _parser: { on(e: 'packet', f: (p: { cmd: string }) => void): void };
   };
   const conn = c.conn;
@@ -67,7 +81,9 @@ export function applyDeliveryLimits(client: Client, limits: DeliveryLimits, onDr
   };
   c.deliverQoS = function (packet, cb) {
     if (packet.qos === 0) return c.deliver0(packet, cb);
-    if (limits.unacknowledged > 0 && awaitingAck >= limits.unacknowledged) onDrop(packet.qos);
+    // the engine holds back what the client's MQTT 5 Receive Maximum does not yet allow: it counts as queued
+    const cap = unacknowledgedCap(limits, c);
+    if (cap > 0 && awaitingAck + c._outWaiting.length >= cap) onDrop(packet.qos);
     else deliverQoS.call(this, packet, ignore);
     limits.budget.holding(conn);
     cb();

@@ -78,14 +78,30 @@ t.test('beat routes: a broker identity with the publish right on the beat topic 
   const forbidden = await fetch(`${base}/beats/web/status`, { headers: { authorization: basic('reader', PASSWORDS.reader) } });
   t.equal(forbidden.status, 403, 'reader may read everything but publish nothing: refused');
   t.match(await forbidden.text(), /does not let user \\"reader\\" publish to beats\/web\/#/);
-  t.equal((await post('/beats/nobody/echo', { authorization: basic('fw', PASSWORDS.fw) })).status, 404, 'a known identity learns of a missing beat');
+  t.equal(
+    (await post('/beats/nobody/echo', { authorization: basic('fw', PASSWORDS.fw) })).status,
+    404,
+    'a known identity learns of a missing beat',
+  );
   // hostile headers
   t.equal((await post('/beats/web/echo', { authorization: 'Basic %%%not-base64' })).status, 400, 'bad base64');
-  t.equal((await post('/beats/web/echo', { authorization: 'Basic ' + Buffer.from('fw\u0000:x').toString('base64') })).status, 401, 'NUL in the user name (base64)');
-  t.equal((await post('/beats/web/echo', { authorization: `Basic ${'A'.repeat(12_000)}` })).status, 400, 'a 12 kB Basic value without a colon');
+  t.equal(
+    (await post('/beats/web/echo', { authorization: 'Basic ' + Buffer.from('fw\u0000:x').toString('base64') })).status,
+    401,
+    'NUL in the user name (base64)',
+  );
+  t.equal(
+    (await post('/beats/web/echo', { authorization: `Basic ${'A'.repeat(12_000)}` })).status,
+    400,
+    'a 12 kB Basic value without a colon',
+  );
   const huge = `POST /beats/web/echo HTTP/1.1\r\nHost: x\r\nAuthorization: Basic ${'A'.repeat(20_000)}\r\nContent-Length: 0\r\n\r\n`;
   t.equal(await rawStatus(b.httpPort!, huge), 431, "a 20 kB Authorization header: Node's parser refuses the head");
-  const nul = Buffer.concat([Buffer.from('GET /beats/web/status HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ab'), Buffer.from([0]), Buffer.from('cd\r\n\r\n')]);
+  const nul = Buffer.concat([
+    Buffer.from('GET /beats/web/status HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ab'),
+    Buffer.from([0]),
+    Buffer.from('cd\r\n\r\n'),
+  ]);
   t.equal(await rawStatus(b.httpPort!, nul), 400, "a NUL byte in a header: Node's parser refuses the request");
   t.equal((await post('/beats/web/echo', { authorization: basic('fw', PASSWORDS.fw) })).status, 200, 'the listener serves on');
 
@@ -118,7 +134,11 @@ t.test('allow_anonymous true: anonymous callers are the anonymous user under the
   const { post, refusals } = await brokerWithBeat(t, true);
   t.equal((await post('/beats/web/echo')).status, 403, 'anonymous, not granted');
   t.equal((await post('/beats/web/echo', { authorization: basic('fw', PASSWORDS.fw) })).status, 200, 'fw');
-  t.equal((await post('/beats/web/echo', { authorization: basic('fw', 'not-the-pw-Zz1') })).status, 401, 'a wrong password is no anonymous access');
+  t.equal(
+    (await post('/beats/web/echo', { authorization: basic('fw', 'not-the-pw-Zz1') })).status,
+    401,
+    'a wrong password is no anonymous access',
+  );
   t.same(
     (await refusals()).map((e) => [e.http.response.status_code, e.event.reason]),
     [
@@ -128,26 +148,35 @@ t.test('allow_anonymous true: anonymous callers are the anonymous user under the
   );
 });
 
-t.test(`a scanner: beyond ${HTTP_REFUSALS_PER_SECOND} a second refusals are summed into one event per second, each accounted for; /sse refusals too`, async (t) => {
-  const { base, capture, refusals } = await brokerWithBeat(t, false);
-  const started = Date.now();
-  const SCANS = 120;
-  for (let i = 0; i < SCANS; i += 20)
-    await Promise.all(Array.from({ length: 20 }, () => fetch(`${base}/beats/web/status?i=${i}`).then((r) => r.arrayBuffer())));
-  const seconds = (Date.now() - started) / 1000;
-  const sse = await fetch(`${base}/sse?topic=%23&access_token=${FW_TOKEN}`);
-  t.equal(sse.status, 403, '/sse: fw may not read #');
-  const events = await refusals();
-  const scans = events.filter((e) => e.event.reason === 'anonymous-not-allowed');
-  const accounted = events.reduce((n, e) => n + 1 + (e.mqprobe?.http?.suppressed ?? 0), 0);
-  t.equal(accounted, SCANS + 1, 'every refusal is an event or counted in the one that ends its second');
-  t.ok(scans.length <= (HTTP_REFUSALS_PER_SECOND + 1) * (Math.ceil(seconds) + 1), `${scans.length} events for ${SCANS} refusals in ${seconds.toFixed(2)} s`);
-  const summed = events.find((e) => e.mqprobe?.http?.suppressed);
-  t.match(summed?.message, /refusals before it in the same second were not recorded one by one$/);
-  t.ok(scans.every((e) => e.url.path === '/beats/web/status'), 'the path without its query');
-  const sseRefusal = events.find((e) => e.event.reason === 'forbidden-filter');
-  t.same([sseRefusal?.http.response.status_code, sseRefusal?.url.path, sseRefusal?.user.name], [403, '/sse', 'fw']);
-  const all = readEvents(capture).map((e) => e.event.action);
-  t.equal(all.lastIndexOf('http-refused') < all.indexOf('broker-stopped'), true, 'held-back refusals are recorded before broker-stopped');
-  t.notOk(readFileSync(capture, 'utf8').includes(FW_TOKEN), 'the access_token of the query is not captured');
-});
+t.test(
+  `a scanner: beyond ${HTTP_REFUSALS_PER_SECOND} a second refusals are summed into one event per second, each accounted for; /sse refusals too`,
+  async (t) => {
+    const { base, capture, refusals } = await brokerWithBeat(t, false);
+    const started = Date.now();
+    const SCANS = 120;
+    for (let i = 0; i < SCANS; i += 20)
+      await Promise.all(Array.from({ length: 20 }, () => fetch(`${base}/beats/web/status?i=${i}`).then((r) => r.arrayBuffer())));
+    const seconds = (Date.now() - started) / 1000;
+    const sse = await fetch(`${base}/sse?topic=%23&access_token=${FW_TOKEN}`);
+    t.equal(sse.status, 403, '/sse: fw may not read #');
+    const events = await refusals();
+    const scans = events.filter((e) => e.event.reason === 'anonymous-not-allowed');
+    const accounted = events.reduce((n, e) => n + 1 + (e.mqprobe?.http?.suppressed ?? 0), 0);
+    t.equal(accounted, SCANS + 1, 'every refusal is an event or counted in the one that ends its second');
+    t.ok(
+      scans.length <= (HTTP_REFUSALS_PER_SECOND + 1) * (Math.ceil(seconds) + 1),
+      `${scans.length} events for ${SCANS} refusals in ${seconds.toFixed(2)} s`,
+    );
+    const summed = events.find((e) => e.mqprobe?.http?.suppressed);
+    t.match(summed?.message, /refusals before it in the same second were not recorded one by one$/);
+    t.ok(
+      scans.every((e) => e.url.path === '/beats/web/status'),
+      'the path without its query',
+    );
+    const sseRefusal = events.find((e) => e.event.reason === 'forbidden-filter');
+    t.same([sseRefusal?.http.response.status_code, sseRefusal?.url.path, sseRefusal?.user.name], [403, '/sse', 'fw']);
+    const all = readEvents(capture).map((e) => e.event.action);
+    t.equal(all.lastIndexOf('http-refused') < all.indexOf('broker-stopped'), true, 'held-back refusals are recorded before broker-stopped');
+    t.notOk(readFileSync(capture, 'utf8').includes(FW_TOKEN), 'the access_token of the query is not captured');
+  },
+);

@@ -23,7 +23,7 @@ async function reservedWrites(
   const watcher = await connectClient(t, url, { clientId: 'watcher' });
   const seen = collect(watcher);
   await watcher.subscribeAsync(['$SYS/broker/injected', 'plant/t', '$SYS', '$SYS/broker/connection/#']);
-  // Mosquitto serves shared subscriptions; mqprobe refuses them (SUBACK 0x80, docs/mqtt5.md) rather than grant a dead filter
+  // both serve shared subscriptions (test/broker/shared-subscriptions.test.ts)
   const sharedSubscription = await watcher.subscribeAsync('$share/g/plant/t').then(
     () => 'granted',
     () => 'refused',
@@ -41,7 +41,7 @@ async function reservedWrites(
   return { delivered: text(seen), retained: text(served), writerConnected: writer.connected, sharedSubscription };
 }
 
-/** What both brokers must answer (but for the shared subscription, which only Mosquitto has). */
+/** What both brokers must answer, and both grant the shared subscription. */
 const EXPECTED = { delivered: [`${BRIDGE_STATE}=1`, 'plant/t=ok'], retained: [`${BRIDGE_STATE}=1`], writerConnected: true };
 
 t.test(
@@ -52,7 +52,7 @@ t.test(
     const b = await startTestBroker(t, `listener 0 127.0.0.1\nallow_anonymous true\nsys_interval 1\ncapture_sink file ${out}\n`, { dir });
     t.same(
       await reservedWrites(t, b.mqttUrl),
-      { ...EXPECTED, sharedSubscription: 'refused' },
+      { ...EXPECTED, sharedSubscription: 'granted' },
       'acknowledged, not delivered, not retained, still connected',
     );
     const v = await connectClient(t, b.mqttUrl, { clientId: 'reader' });

@@ -49,7 +49,17 @@ async function selfRoundTrip(port: number): Promise<number> {
     const at = performance.now();
     const delivered = c.next('publish');
     const acked = c.next('puback');
-    c.s.write(mqttPacket.generate({ cmd: 'publish', topic: 'rtt/self', payload: Buffer.from(String(i)), qos: 1, messageId: 10 + i, retain: false, dup: false }));
+    c.s.write(
+      mqttPacket.generate({
+        cmd: 'publish',
+        topic: 'rtt/self',
+        payload: Buffer.from(String(i)),
+        qos: 1,
+        messageId: 10 + i,
+        retain: false,
+        dup: false,
+      }),
+    );
     await delivered;
     times.push(performance.now() - at);
     await acked;
@@ -73,32 +83,44 @@ t.test('set_tcp_nodelay false: Nagle on, as before: the delivery waits for the d
   t.ok(median > 30, `median ${median.toFixed(2)} ms`);
 });
 
-t.test('the deliveries that 10 publishers cause in one pass of the event loop leave in a few socket writes, not one per delivery (500 without batching)', async (t) => {
-  const b = await startTestBroker(t);
-  const sub = await rawClient(b.port, 'burst-sub');
-  sub.s.write(mqttPacket.generate({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'burst/#', qos: 0 }] }));
-  await sub.next('suback');
-  const pubs = await Promise.all(Array.from({ length: 10 }, (_, i) => rawClient(b.port, `burst-pub-${i}`)));
-  // the broker's end of the subscriber's connection: count the writes Node hands to the socket
-  const conn = (b.broker.aedes as unknown as { clients: Record<string, { conn: Record<string, (...a: unknown[]) => unknown> }> }).clients['burst-sub'].conn;
-  let writes = 0;
-  for (const method of ['_write', '_writev']) {
-    const original = conn[method];
-    conn[method] = function (this: unknown, ...args: unknown[]) {
-      writes++;
-      return original.apply(this, args);
-    };
-  }
-  const one = mqttPacket.generate({ cmd: 'publish', topic: 'burst/x', payload: Buffer.alloc(16, 'b'), qos: 0, retain: false, dup: false });
-  const fifty = Buffer.concat(Array(50).fill(one));
-  let rounds = 0;
-  for (; rounds < 5; rounds++) {
-    const before = sub.counts();
-    if (rounds === 0) writes = 0;
-    for (const p of pubs) p.s.write(fifty);
-    const deadline = Date.now() + 10_000;
-    while (sub.counts().packets - before.packets < 500 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
-    t.equal(sub.counts().packets - before.packets, 500, 'every delivery arrived');
-  }
-  t.ok(writes / rounds <= 4, `500 deliveries from 10 publishers in ${(writes / rounds).toFixed(1)} socket writes on average`);
-});
+t.test(
+  'the deliveries that 10 publishers cause in one pass of the event loop leave in a few socket writes, not one per delivery (500 without batching)',
+  async (t) => {
+    const b = await startTestBroker(t);
+    const sub = await rawClient(b.port, 'burst-sub');
+    sub.s.write(mqttPacket.generate({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'burst/#', qos: 0 }] }));
+    await sub.next('suback');
+    const pubs = await Promise.all(Array.from({ length: 10 }, (_, i) => rawClient(b.port, `burst-pub-${i}`)));
+    // the broker's end of the subscriber's connection: count the writes Node hands to the socket
+    const conn = (b.broker.aedes as unknown as { clients: Record<string, { conn: Record<string, (...a: unknown[]) => unknown> }> }).clients[
+      'burst-sub'
+    ].conn;
+    let writes = 0;
+    for (const method of ['_write', '_writev']) {
+      const original = conn[method];
+      conn[method] = function (this: unknown, ...args: unknown[]) {
+        writes++;
+        return original.apply(this, args);
+      };
+    }
+    const one = mqttPacket.generate({
+      cmd: 'publish',
+      topic: 'burst/x',
+      payload: Buffer.alloc(16, 'b'),
+      qos: 0,
+      retain: false,
+      dup: false,
+    });
+    const fifty = Buffer.concat(Array(50).fill(one));
+    let rounds = 0;
+    for (; rounds < 5; rounds++) {
+      const before = sub.counts();
+      if (rounds === 0) writes = 0;
+      for (const p of pubs) p.s.write(fifty);
+      const deadline = Date.now() + 10_000;
+      while (sub.counts().packets - before.packets < 500 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+      t.equal(sub.counts().packets - before.packets, 500, 'every delivery arrived');
+    }
+    t.ok(writes / rounds <= 4, `500 deliveries from 10 publishers in ${(writes / rounds).toFixed(1)} socket writes on average`);
+  },
+);

@@ -47,6 +47,10 @@ const VENDORED: Record<string, string> = {
   duplicateProperty: 'CONNACK 0x82; broker afterwards: serving',
   prototypeKeys: '__proto__: accepted; filter constructor delivered 1; broker afterwards: serving',
   maxPacketOut: 'oversized delivered: false; small delivered: true',
+  connack: '0x00 maximumPacketSize=10000 receiveMaximum=20 sharedSubscriptionAvailable=true topicAliasMaximum=10',
+  shared: 'SUBACK 0x00; delivered 2+2',
+  receiveMaximumOut: 'in flight before any PUBACK: 2',
+  overlapping: '1 copy: QoS 1 id [1,2]',
 };
 
 export const EXPECTED: Record<

@@ -7,6 +7,7 @@ import mqemitter from 'mqemitter'
 import Client from './lib/client.js'
 import { $SYS_PREFIX, batch, noop, runSeries, armLongTimer, topicLevelCount } from './lib/utils.js'
 import { SESSION_NEVER_EXPIRES, ReasonCodes } from './lib/constants.js'
+import { SharedGroups, isShared } from './lib/shared-subscriptions.js'
 import pkg from './package.json' with { type: 'json' }
 
 const defaultOptions = {
@@ -37,6 +38,11 @@ const defaultOptions = {
   // MQTT 5.0: whether retained messages are accepted (advertised in CONNACK when
   // false; a v5 retained PUBLISH then gets DISCONNECT 0x9A). [MQTT-3.2.2-14]
   retainAvailable: true,
+  // MQTT 5.0 shared subscriptions ($share/<group>/<filter>), also served to
+  // 3.1.1 clients. Group state is per process: turn this off when several
+  // processes share one emitter. Off: a v5 client gets SUBACK 0x9E and the
+  // CONNACK says sharedSubscriptionAvailable false. [MQTT-4.8.2]
+  sharedSubscriptions: true,
   // MQTT 5.0: maximum Topic Alias value the broker accepts from a client.
   // 0 disables inbound topic aliases (the value advertised in CONNACK).
   topicAliasMaximum: 0,
@@ -98,6 +104,7 @@ export class Aedes extends EventEmitter {
     this.receiveMaximum = opts.receiveMaximum
     this.maximumQoS = opts.maximumQoS
     this.retainAvailable = opts.retainAvailable
+    this.sharedSubscriptions = opts.sharedSubscriptions
     this.maxInflightInbound = Number.isInteger(opts.maxInflightInbound) && opts.maxInflightInbound >= 0
       ? opts.maxInflightInbound
       : defaultOptions.maxInflightInbound
@@ -108,6 +115,7 @@ export class Aedes extends EventEmitter {
       concurrency: opts.concurrency,
       matchEmptyLevels: true // [MQTT-4.7.1-3]
     })
+    this._sharedGroups = new SharedGroups(this.mq)
     this.handle = function handle (conn, req) {
       conn.setMaxListeners(opts.concurrency * 2)
       // create a new Client instance for a new connection
@@ -297,12 +305,20 @@ export class Aedes extends EventEmitter {
     if (topicLevelCount(topic) > this.maxTopicLevels) {
       return (done || noop)(new Error('topic has too many levels'))
     }
+    if (this.sharedSubscriptions && isShared(topic)) {
+      this._sharedGroups.join(topic, func, done)
+      return
+    }
     this.mq.on(topic, func, done)
   }
 
   unsubscribe (topic, func, done) {
     if (topicLevelCount(topic) > this.maxTopicLevels) {
       return (done || noop)(new Error('topic has too many levels'))
+    }
+    if (this.sharedSubscriptions && isShared(topic)) {
+      this._sharedGroups.leave(topic, func, done)
+      return
     }
     this.mq.removeListener(topic, func, done)
   }

@@ -4,6 +4,7 @@ import util from 'util'
 import Packet from 'aedes-packet'
 import write from './write.js'
 import QoSPacket from './qos-packet.js'
+import { sendWithinWindow } from './outbound-window.js'
 import handleSubscribe from './handlers/subscribe.js'
 import handleUnsubscribe from './handlers/unsubscribe.js'
 import handle from './handlers/index.js'
@@ -195,6 +196,11 @@ class Client {
 
     this._keepaliveTimer = null
     this._keepaliveInterval = -1
+
+    // MQTT 5 QoS 1/2 deliveries awaiting PUBACK/PUBCOMP, and those waiting for
+    // the client's Receive Maximum to allow them (lib/outbound-window.js)
+    this._outInflight = 0
+    this._outWaiting = []
 
     this._connectTimer = setTimeout(function () {
       that.emit('error', new Error('connect did not arrive in time'))
@@ -565,7 +571,7 @@ function writeQoS (err, client, packet) {
     // don't pass the error here or it will be thrown by mqemitter
     packet.writeCallback()
   } else {
-    write(client, packet, function (err) {
+    sendWithinWindow(client, packet, function (err) {
       if (err) {
         client.emit('error', err)
       }

@@ -85,6 +85,7 @@ export interface AedesOptions {
   maxInflightInbound?: number;
   maximumQoS?: 0 | 1 | 2;
   retainAvailable?: boolean;
+  sharedSubscriptions?: boolean; // default: true; group state is per process
   queueLimit?: number;
   maxClientsIdLength?: number;
   maxTopicLevels?: number; // default: 100, clamped to [1, 100]

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto'
 import { pipeline } from 'stream'
 import write from '../write.js'
 import QoSPacket from '../qos-packet.js'
+import { sendWithinWindow } from '../outbound-window.js'
 import { runSeries, through, malformedProperty } from '../utils.js'
 import handleSubscribe from './subscribe.js'
 import { SESSION_NEVER_EXPIRES, RECEIVE_MAXIMUM_DEFAULT, ReasonCodes } from '../constants.js'
@@ -49,19 +50,16 @@ class Connack {
 }
 
 // Builds the MQTT 5.0 CONNACK properties advertising broker capabilities.
-// Always returns a fresh object: [MQTT-3.2.2-13] requires every v5 CONNACK to
-// advertise that shared subscriptions are unavailable.
+// Always returns a fresh object.
 function connackProperties (broker) {
   const properties = {}
   // Capabilities that default to "available" (retain, wildcard subscriptions,
   // subscription identifiers, max QoS 2) are not advertised.
   //
-  // Shared subscriptions are explicitly advertised as NOT available: aedes can
-  // run as a cluster of instances, and shared-subscription group state would be
-  // per-instance, so a shared message would be delivered once per instance
-  // holding a group member rather than once cluster-wide. Until a cluster-aware
-  // implementation lands, [MQTT-3.2.2-13] requires we tell clients it is off.
-  properties.sharedSubscriptionAvailable = false
+  // Shared subscriptions: their group state is per process (option
+  // sharedSubscriptions, lib/shared-subscriptions.js); a broker that shares
+  // its emitter with other processes turns them off and says so here [MQTT-3.2.2-13]
+  properties.sharedSubscriptionAvailable = broker.sharedSubscriptions
   // [MQTT-3.2.2-9], [MQTT-3.2.2-12]: advertised only when not the default
   if (broker.maximumQoS < 2) {
     properties.maximumQoS = broker.maximumQoS
@@ -318,11 +316,9 @@ function init (client, packet, done) {
   // expiry). Keep the Clean Start flag so the prior session's queued messages
   // are dropped at connect, not delivered to the fresh session.
   client._cleanStart = packet.clean === true
-  // MQTT 5.0 flow-control limits the client imposes on the broker. Both are
-  // currently ADVISORY: the broker stores them but does not enforce them on the
-  // delivery path — it will not split/skip an outbound PUBLISH that exceeds the
-  // client's maximumPacketSize, nor cap outbound in-flight to receiveMaximum.
-  // (Consistent posture; enforcement is a planned follow-up.)
+  // MQTT 5.0 flow-control limits the client imposes on the broker: a larger
+  // PUBLISH is discarded (lib/client.js), and at most receiveMaximum QoS 1/2
+  // deliveries are unacknowledged at once (lib/outbound-window.js).
   client.maximumPacketSize = packet.properties?.maximumPacketSize // bytes, broker->client
   client.receiveMaximum = packet.properties?.receiveMaximum ?? RECEIVE_MAXIMUM_DEFAULT // in-flight QoS 1/2
   // MQTT 5.0 Request Problem Information [MQTT-3.1.2-29]: when false the broker
@@ -600,7 +596,7 @@ function emptyQueueFilter (err, client, packet) {
     persistence.outgoingClearMessageId(client, packet)
       .then(packet => next(null, packet), next)
   } else {
-    write(client, packet, next)
+    sendWithinWindow(client, packet, next)
   }
 }
 

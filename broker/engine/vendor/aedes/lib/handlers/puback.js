@@ -1,4 +1,8 @@
+import { acknowledged } from '../outbound-window.js'
+
+// PUBACK and PUBCOMP: the end of an outbound QoS 1 / QoS 2 delivery
 function handlePuback (client, packet, done) {
+  acknowledged(client)
   const persistence = client.broker.persistence
   const emitAck = (err, origPacket) => {
     client.broker.emit('ack', origPacket, client)

@@ -1,4 +1,5 @@
 import write from '../write.js'
+import { acknowledged } from '../outbound-window.js'
 import { ReasonCodes, REASON_CODE_ERROR_THRESHOLD } from '../constants.js'
 
 class PubRel {
@@ -15,6 +16,7 @@ function handlePubrec (client, packet, done) {
   // flow — the broker must NOT send a PUBREL. It releases the packet identifier
   // (clearing the stored outgoing state) instead of continuing the handshake.
   if (client.version === 5 && packet.reasonCode >= REASON_CODE_ERROR_THRESHOLD) {
+    acknowledged(client)
     if (client.clean) {
       return done()
     }

@@ -2,9 +2,8 @@ import Packet from 'aedes-packet'
 import { through, validateTopic, $SYS_PREFIX, runFall, runParallel, once } from '../utils.js'
 import { ReasonCodes, SUBSCRIPTION_IDENTIFIER_MAX, REASON_CODE_ERROR_THRESHOLD } from '../constants.js'
 import write from '../write.js'
-
-// [MQTT-4.8.2] Shared Subscription topic-filter prefix.
-const SHARE_PREFIX = '$share/'
+import { isShared, parseShared } from '../shared-subscriptions.js'
+import { mayOverlap, combined } from '../overlapping-subscriptions.js'
 
 const subscribeTopicActions = runFall([
   authorize,
@@ -126,12 +125,21 @@ function handleSubscribe (client, packet, restore, finish) {
 function doSubscribe (sub, done) {
   const s = new SubState(this.client, this.packet, sub.qos, sub.rh, sub.rap, sub.nl)
   this.subState.push(s)
-  // [MQTT-3.2.2-23] / [MQTT-4.8.2] The broker advertises shared subscriptions as
-  // unavailable, so a v5 `$share/...` SUBSCRIBE must be refused with 0x9E rather
-  // than subscribing to the literal topic (which would be a dead subscription).
-  if (this.client.version === 5 && sub.topic.startsWith(SHARE_PREFIX)) {
-    s.granted = ReasonCodes.SHARED_SUBSCRIPTIONS_NOT_SUPPORTED
-    return done()
+  if (isShared(sub.topic)) {
+    const client = this.client
+    // [MQTT-3.2.2-23] / [MQTT-4.8.2] shared subscriptions turned off: refused
+    // (0x9E; 3.1.1 has only 0x80) rather than a literal filter matching nothing
+    if (!client.broker.sharedSubscriptions) {
+      s.granted = client.version === 5 ? ReasonCodes.SHARED_SUBSCRIPTIONS_NOT_SUPPORTED : 128
+      return done()
+    }
+    // a malformed ShareName or no filter [MQTT-4.8.2-1], [MQTT-4.8.2-2], and
+    // No Local on a shared subscription [MQTT-3.8.3-4], are Protocol Errors
+    if (!parseShared(sub.topic) || (client.version === 5 && sub.nl)) {
+      client.broker.emit('clientError', client, new Error(`invalid shared subscription ${sub.topic}`))
+      client.disconnect({ reasonCode: ReasonCodes.PROTOCOL_ERROR }, () => done(new Error('invalid shared subscription')))
+      return
+    }
   }
   this.actions.call(s, sub, done)
 }
@@ -208,19 +216,26 @@ function addSubs (sub, done) {
   let func = qos > 0 ? client.deliverQoS : client.deliver0
 
   const deliverFunc = func
+  const shared = isShared(topic)
   func = function handlePacketSubscription (_packet, cb) {
     _packet = new Packet(_packet, broker)
     _packet.nl = nl
+    if (client._overlapping && !shared) {
+      // one copy for all of the client's matching subscriptions (lib/overlapping-subscriptions.js)
+      const all = combined(client.subscriptions, _packet.topic)
+      if (_packet.qos > all.qos) _packet.qos = all.qos
+      if (!rap) _packet.retain = false
+      if (all.si !== undefined) _packet.properties = { ..._packet.properties, subscriptionIdentifier: all.si }
+      return (all.qos > 0 ? client.deliverQoS : client.deliver0)(_packet, cb)
+    }
+    // the granted QoS caps the delivery [MQTT-3.8.4-8]: deliverQoS looks the
+    // subscription up by the publish topic, which misses wildcard and shared filters
+    if (_packet.qos > qos) _packet.qos = qos
     if (!rap) _packet.retain = false
     if (siProps) {
       // Echo the identifier: merge a fresh object only when the packet already
       // carries properties; otherwise reuse the pre-built (frozen) one.
       //
-      // KNOWN LIMITATION [MQTT-3.3.4-4]: when a single client has multiple
-      // overlapping subscriptions that match one PUBLISH, the spec says the
-      // delivered message should carry ALL matching Subscription Identifiers.
-      // aedes delivers a single de-duplicated copy, so only one identifier is
-      // echoed. Deferred — tracked on the v5 issue (#821 / #828).
       _packet.properties = _packet.properties
         ? { ..._packet.properties, subscriptionIdentifier: si }
         : siProps
@@ -228,9 +243,21 @@ function addSubs (sub, done) {
     deliverFunc(_packet, cb)
   }
 
-  // [MQTT-4.7.2-1] block $SYS for wildcard subscriptions.
-  if (isStartsWithWildcard(topic)) {
+  // [MQTT-4.7.2-1] block $SYS for wildcard subscriptions (shared: the filter after the group).
+  if (isStartsWithWildcard(isShared(topic) ? parseShared(topic).filter : topic)) {
     func = blockDollarSignTopics(func)
+  }
+
+  // A persistent session's QoS 1/2 deliveries update its stored outgoing copy,
+  // which the publish enqueued for the sessions its topic matches: a shared
+  // filter matches no topic there, so the member chosen stores its copy first.
+  if (isShared(topic) && !client.clean && qos > 0) {
+    const deliverShared = func
+    func = function enqueueShared (_packet, cb) {
+      if (_packet.qos === 0) return deliverShared(_packet, cb)
+      broker.persistence.outgoingEnqueue({ clientId: client.id }, _packet)
+        .then(() => deliverShared(_packet, cb), () => cb())
+    }
   }
 
   if (client.closed || client.broker.closed) {
@@ -246,6 +273,7 @@ function addSubs (sub, done) {
   this.isNewSubscription = !existing
   if (!existing) {
     client.subscriptions[topic] = new Subscription(qos, func, rh, rap, nl, si)
+    client._overlapping = mayOverlap(client.subscriptions)
     broker.subscribe(topic, func, done)
   } else if (existing.qos !== qos || existing.rh !== rh || existing.rap !== rap || existing.nl !== nl || existing.si !== si) {
     const oldFunc = existing.func
@@ -292,7 +320,9 @@ function completeSubscribe () {
     // reason codes >= 0x80 (128 failure, 0x9E shared-not-supported, …) do not.
     // [MQTT-3.8.3-2] Retain Handling: rh=2 never sends retained on subscribe;
     // rh=1 only when this is a new subscription; rh=0/undefined always sends.
-    if (sub.granted < REASON_CODE_ERROR_THRESHOLD && sub.rh !== 2 && (sub.rh !== 1 || sub.isNewSubscription)) {
+    // A shared subscription never gets retained messages (MQTT 5.0 §3.8.3.1; Mosquitto neither).
+    if (sub.granted < REASON_CODE_ERROR_THRESHOLD && sub.rh !== 2 && (sub.rh !== 1 || sub.isNewSubscription) &&
+      !isShared(subs[i].topic)) {
       topics.push(subs[i].topic)
     }
     // set granted qos to subscriptions
