@@ -258,7 +258,9 @@ const brokerConn = (b: TestBroker, id: string) =>
 
 async function stalledSubscriber(port: number, id: string): Promise<net.Socket> {
   const s = rawClient(port, id);
-  s.write(mqttPacket.generate({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'fan/#', qos: 0 }] } as mqttPacket.ISubscribePacket));
+  s.write(
+    mqttPacket.generate({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'fan/#', qos: 0 }] } as mqttPacket.ISubscribePacket),
+  );
   await new Promise((r) => setTimeout(r, 200));
   s.pause();
   return s;
