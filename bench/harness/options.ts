@@ -32,7 +32,8 @@ one SVG chart per scenario and the raw runs as JSON lines.
   --duration S          measuring window of the message scenarios in seconds (full: ${PROFILES.full.durationMs / 1000})
   --warmup S            warm-up before the window in seconds (full: ${PROFILES.full.warmupMs / 1000})
   --scenarios LIST      comma list of scenarios (${SCENARIO_IDS.join(',')}) or cases (D-2000, E-password)
-  --brokers LIST        comma list of: mosquitto, mqprobe, mqprobe-capture, mqprobe-detect, aedes
+  --brokers LIST        comma list of: mosquitto, mqprobe, mqprobe-capture, mqprobe-detect, aedes,
+                        node-floor (D and E-anonymous only)
   --out DIR             output folder (default: bench/, i.e. bench/RESULTS.md, bench/charts, bench/raw)
   --note TEXT           a sentence for RESULTS.md about the conditions (e.g. other load on the machine)
   --no-pin              do not pin the broker and the load generator to different CPUs
