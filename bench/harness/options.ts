@@ -17,6 +17,8 @@ export interface BenchOptions {
   keep: boolean;
   /** A sentence for RESULTS.md about the conditions of the run. */
   note?: string;
+  /** Folder for a V8 CPU profile of every Node broker run (`--cpu-prof`), one subfolder per run. */
+  cpuProf?: string;
   help: boolean;
 }
 
@@ -38,6 +40,8 @@ one SVG chart per scenario and the raw runs as JSON lines.
   --note TEXT           a sentence for RESULTS.md about the conditions (e.g. other load on the machine)
   --no-pin              do not pin the broker and the load generator to different CPUs
   --keep                keep the temporary folder with configs and broker logs
+  --cpu-prof DIR        write a V8 CPU profile of every Node broker run to DIR/<case>-<broker>-r<round>/
+                        (profiling slows the broker: use the profiles for proportions, not the figures)
   -h, --help            this text
 `;
 
@@ -64,6 +68,7 @@ export function parseOptions(argv: string[], now = new Date()): BenchOptions {
       note: { type: 'string' },
       'no-pin': { type: 'boolean', default: false },
       keep: { type: 'boolean', default: false },
+      'cpu-prof': { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -95,6 +100,7 @@ export function parseOptions(argv: string[], now = new Date()): BenchOptions {
     pin: !values['no-pin'],
     keep: values.keep,
     note: values.note,
+    cpuProf: values['cpu-prof'] ? resolve(values['cpu-prof']) : undefined,
     help: values.help,
   };
 }

@@ -7,7 +7,7 @@
  * native memory (sockets, buffers outside the heap).
  *
  *   npx tsx bench/memory/idle-heap.ts [--clients 2000] [--broker mqprobe|mqprobe-detect|aedes|node-floor] [--top 30]
- *     [--retainers 'object:Buffer,array:'] [--flags '--max-semi-space-size=32']
+ *     [--retainers 'object:Buffer,array:'] [--flags '--max-semi-space-size=32'] [--rss-only]
  */
 import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -27,6 +27,8 @@ const { values } = parseArgs({
     top: { type: 'string', default: '30' },
     /** Also list who holds the objects of these kinds (comma list of "type:name" as printed). */
     retainers: { type: 'string', default: '' },
+    /** RSS growth only, no snapshots (a snapshot itself grows the RSS, so the first figure is rough). */
+    'rss-only': { type: 'boolean', default: false },
     flags: { type: 'string', default: BROKER_NODE_FLAGS.join(' ') },
   },
 });
@@ -134,22 +136,29 @@ async function connectIdle(n: number, prefix: string): Promise<RawClient[]> {
 for (const c of await connectIdle(200, 'warm')) c.socket.destroy();
 await sleep(1000);
 const rss0 = rssKb(broker.child.pid!) ?? 0;
-const base = bytesByKind(await read());
+const base = values['rss-only'] ? undefined : bytesByKind(await read());
 const held = await connectIdle(clients, 'idle');
 await sleep(2000);
 const rss1 = rssKb(broker.child.pid!) ?? 0;
+console.log(`broker ${values.broker} (node flags: ${values.flags || 'none'}), ${clients} idle clients`);
+console.log(`RSS growth per client:       ${((rss1 - rss0) / clients).toFixed(2)} KiB`);
+async function finish(): Promise<never> {
+  for (const c of held) c.socket.destroy();
+  await stop(broker);
+  rmSync(dir, { recursive: true, force: true });
+  process.exit(0);
+}
+if (!base) await finish();
 const afterSnapshot = await read();
 const after = bytesByKind(afterSnapshot);
 
 const rows = [...after.entries()]
   .map(([k, a]) => {
-    const b = base.get(k) ?? { bytes: 0, count: 0 };
+    const b = base!.get(k) ?? { bytes: 0, count: 0 };
     return { k, bytes: (a.bytes - b.bytes) / clients, count: (a.count - b.count) / clients };
   })
   .sort((x, y) => y.bytes - x.bytes);
 const heapPerClient = rows.reduce((s, r) => s + r.bytes, 0);
-console.log(`broker ${values.broker} (node flags: ${values.flags || 'none'}), ${clients} idle clients`);
-console.log(`RSS growth per client:       ${((rss1 - rss0) / clients).toFixed(2)} KiB`);
 console.log(`live JS heap growth per client: ${(heapPerClient / 1024).toFixed(2)} KiB`);
 console.log(`\n| kind (snapshot type:name) | bytes per client | objects per client |\n|---|---:|---:|`);
 for (const r of rows.slice(0, Number(values.top))) console.log(`| ${r.k.replaceAll('|', '\\|')} | ${r.bytes.toFixed(0)} | ${r.count.toFixed(2)} |`);
@@ -158,7 +167,4 @@ if (values.retainers) {
   console.log(`\n| held object ← holder .edge | per client |\n|---|---:|`);
   for (const [k, n] of held.slice(0, Number(values.top))) console.log(`| ${k.replaceAll('|', '\\|')} | ${(n / clients).toFixed(2)} |`);
 }
-
-for (const c of held) c.socket.destroy();
-await stop(broker);
-rmSync(dir, { recursive: true, force: true });
+await finish();

@@ -20,4 +20,5 @@ const server = createServer((socket) => {
   socket.on('error', () => socket.destroy());
 });
 server.listen(port, '127.0.0.1');
-process.on('SIGTERM', () => server.close(() => process.exit(0)));
+// no graceful close: server.close would wait for every held socket
+process.on('SIGTERM', () => process.exit(0));
