@@ -7,7 +7,7 @@
  * native memory (sockets, buffers outside the heap).
  *
  *   npx tsx bench/memory/idle-heap.ts [--clients 2000] [--broker mqprobe|mqprobe-detect|aedes|node-floor] [--top 30]
- *     [--retainers 'object:Buffer,array:'] [--flags '--max-semi-space-size=32'] [--rss-only]
+ *     [--retainers 'object:Buffer,array:'] [--flags=--max-semi-space-size=32] [--rss-only] [--scopes]
  */
 import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -29,6 +29,8 @@ const { values } = parseArgs({
     retainers: { type: 'string', default: '' },
     /** RSS growth only, no snapshots (a snapshot itself grows the RSS, so the first figure is rough). */
     'rss-only': { type: 'boolean', default: false },
+    /** Name anonymous closures by the variables they close over. */
+    scopes: { type: 'boolean', default: false },
     flags: { type: 'string', default: BROKER_NODE_FLAGS.join(' ') },
   },
 });
@@ -71,12 +73,47 @@ interface HeapSnapshot {
   strings: string[];
 }
 
-function kindOf(s: HeapSnapshot, node: number): string {
+/** Index of each node's first edge in `edges` (nodes list their edges in order). */
+function firstEdges(s: HeapSnapshot): Map<number, number> {
+  const nf = s.snapshot.meta.node_fields;
+  const [nWidth, iEdges, eWidth] = [nf.length, nf.indexOf('edge_count'), s.snapshot.meta.edge_fields.length];
+  const out = new Map<number, number>();
+  for (let node = 0, edge = 0; node < s.nodes.length; node += nWidth) {
+    out.set(node, edge);
+    edge += s.nodes[node + iEdges] * eWidth;
+  }
+  return out;
+}
+
+/**
+ * An anonymous closure is named by the variables of the scope it closes over (its context's
+ * named edges), which is usually enough to find it in the source.
+ */
+function scopeOf(s: HeapSnapshot, closure: number, first: Map<number, number>): string {
+  const nf = s.snapshot.meta.node_fields;
+  const ef = s.snapshot.meta.edge_fields;
+  const [iEdges, eWidth, iEName, iTo, iEType] = [nf.indexOf('edge_count'), ef.length, ef.indexOf('name_or_index'), ef.indexOf('to_node'), ef.indexOf('type')];
+  const edgeTypes = s.snapshot.meta.edge_types[0];
+  const edgesOf = function* (node: number) {
+    const start = first.get(node)!;
+    for (let k = 0; k < s.nodes[node + iEdges]; k++) yield start + k * eWidth;
+  };
+  for (const e of edgesOf(closure)) {
+    if (edgeTypes[s.edges[e + iEType]] !== 'internal' || s.strings[s.edges[e + iEName]] !== 'context') continue;
+    const names = [...edgesOf(s.edges[e + iTo])]
+      .filter((c) => edgeTypes[s.edges[c + iEType]] === 'context')
+      .map((c) => s.strings[s.edges[c + iEName]]);
+    return `{${names.slice(0, 6).join(',')}}`;
+  }
+  return '';
+}
+
+function kindOf(s: HeapSnapshot, node: number, first?: Map<number, number>): string {
   const f = s.snapshot.meta.node_fields;
   const type = s.snapshot.meta.node_types[0][s.nodes[node + f.indexOf('type')]];
   // strings and code are grouped by type: their names are their contents
   const name = type === 'object' || type === 'closure' || type === 'native' ? s.strings[s.nodes[node + f.indexOf('name')]].slice(0, 60) : '';
-  return `${type}:${name}`;
+  return `${type}:${name || (first && type === 'closure' ? scopeOf(s, node, first) : '')}`;
 }
 
 /** For every node of the wanted kinds: "holder kind .edge" → count (weak edges left out). */
@@ -102,11 +139,12 @@ function retainersOf(s: HeapSnapshot, wanted: Set<string>): Map<string, number> 
 
 /** Self size per "type:name" over every node of a snapshot. */
 function bytesByKind(s: HeapSnapshot): Map<string, { bytes: number; count: number }> {
+  const first = values.scopes ? firstEdges(s) : undefined;
   const f = s.snapshot.meta.node_fields;
   const [iSize, width] = [f.indexOf('self_size'), f.length];
   const out = new Map<string, { bytes: number; count: number }>();
   for (let i = 0; i < s.nodes.length; i += width) {
-    const key = kindOf(s, i);
+    const key = kindOf(s, i, first);
     const e = out.get(key) ?? { bytes: 0, count: 0 };
     e.bytes += s.nodes[i + iSize];
     e.count++;
