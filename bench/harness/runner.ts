@@ -1,6 +1,6 @@
 /** One run: a fresh broker (and receiver), one generator process, one job, then everything stopped. */
 import { spawnSync } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, statSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { BrokerVariant } from './brokers.js';
@@ -39,12 +39,14 @@ export function createSetup(pinning: Pinning, clockTicks: number, cpuProf?: stri
  * The broker's command line, with V8's CPU profiler on when asked and the broker runs on Node (the
  * profile is written at exit, so such a broker is stopped with SIGTERM, not SIGKILL).
  */
-function profiled(setup: RunSetup, name: string, argv: string[]): { argv: string[]; profiling: boolean } {
-  if (!setup.cpuProf || argv[0] !== process.execPath) return { argv, profiling: false };
+function profiled(setup: RunSetup, name: string, argv: string[]): { argv: string[]; profileDir?: string } {
+  if (!setup.cpuProf || argv[0] !== process.execPath) return { argv };
   const dir = join(setup.cpuProf, name);
   mkdirSync(dir, { recursive: true });
-  chmodSync(dir, 0o777); // mqprobe started as root writes it as user mosquitto
-  return { argv: [argv[0], '--cpu-prof', `--cpu-prof-dir=${dir}`, ...argv.slice(1)], profiling: true };
+  // mqprobe started as root writes it as user mosquitto: the folder above must let it through
+  chmodSync(setup.cpuProf, statSync(setup.cpuProf).mode | 0o711);
+  chmodSync(dir, 0o777);
+  return { argv: [argv[0], '--cpu-prof', `--cpu-prof-dir=${dir}`, ...argv.slice(1)], profileDir: dir };
 }
 
 /** What capture delivered to the receiver (capture variant only), after the broker stopped. */
@@ -124,7 +126,7 @@ export async function runOne(
   const started: Started[] = [];
   let broker: Started | undefined;
   let receiver: Started | undefined;
-  let profiling = false;
+  let profileDir: string | undefined;
   try {
     const port = await freePort();
     let receiverPort: number | undefined;
@@ -144,7 +146,7 @@ export async function runOne(
       name,
       variant.command({ dir: setup.dir, name, port, passwordFile: sc.auth ? setup.passwordFile : undefined, receiverPort }),
     );
-    profiling = command.profiling;
+    profileDir = command.profileDir;
     broker = start(pinned(setup.pinning.broker, command.argv), { logFile });
     started.push(broker);
     await waitListening(port, broker).catch((err: Error) => {
@@ -178,7 +180,9 @@ export async function runOne(
 
     progress('stopping');
     // the broker goes first: its side of every connection closes first (no TIME_WAIT pile-up on the generator's ports)
-    await stop(broker, variant.graceful || profiling ? 'SIGTERM' : 'SIGKILL');
+    await stop(broker, variant.graceful || profileDir ? 'SIGTERM' : 'SIGKILL');
+    if (profileDir && !readdirSync(profileDir).some((f) => f.endsWith('.cpuprofile')))
+      record.problems.push(`--cpu-prof: the broker wrote no CPU profile to ${profileDir}`);
     if (receiver) {
       const s = await receiverStats(receiver);
       record.capture = { ...s, unaccounted: Math.max(0, s.maxSequence - s.lines - s.dropped) };

@@ -7,7 +7,7 @@
  * native memory (sockets, buffers outside the heap).
  *
  *   npx tsx bench/memory/idle-heap.ts [--clients 2000] [--broker mqprobe|mqprobe-detect|aedes|node-floor] [--top 30]
- *     [--retainers 'object:Buffer,array:'] [--flags=--max-semi-space-size=32] [--rss-only] [--scopes]
+ *     [--retainers 'object:Buffer,array:'] [--flags=--max-semi-space-size=32] [--rss-only] [--scopes] [--settle 2]
  */
 import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -31,6 +31,8 @@ const { values } = parseArgs({
     'rss-only': { type: 'boolean', default: false },
     /** Name anonymous closures by the variables they close over. */
     scopes: { type: 'boolean', default: false },
+    /** Seconds of quiet after the last CONNACK before the RSS is read (the bench's D waits 2). */
+    settle: { type: 'string', default: '2' },
     flags: { type: 'string', default: BROKER_NODE_FLAGS.join(' ') },
   },
 });
@@ -176,9 +178,9 @@ await sleep(1000);
 const rss0 = rssKb(broker.child.pid!) ?? 0;
 const base = values['rss-only'] ? undefined : bytesByKind(await read());
 const held = await connectIdle(clients, 'idle');
-await sleep(2000);
+await sleep(Number(values.settle) * 1000);
 const rss1 = rssKb(broker.child.pid!) ?? 0;
-console.log(`broker ${values.broker} (node flags: ${values.flags || 'none'}), ${clients} idle clients`);
+console.log(`broker ${values.broker} (node flags: ${values.flags || 'none'}), ${clients} idle clients, RSS read after ${values.settle} s of quiet`);
 console.log(`RSS growth per client:       ${((rss1 - rss0) / clients).toFixed(2)} KiB`);
 async function finish(): Promise<never> {
   for (const c of held) c.socket.destroy();
