@@ -89,7 +89,7 @@ export async function runBench(opts: BenchOptions, io: BenchIo): Promise<number>
   pinSelf(pinning.load);
   const machine = machineInfo();
 
-  const setup = createSetup(pinning, machine.clockTicks);
+  const setup = createSetup(pinning, machine.clockTicks, opts.cpuProf);
   const dir = setup.dir;
 
   const plan = cases.flatMap((sc) =>

@@ -27,6 +27,8 @@ export interface BrokerVariant {
   auth: boolean;
   /** SIGTERM and wait (capture delivers what it holds) instead of SIGKILL. */
   graceful: boolean;
+  /** Only these scenario cases (ids such as `D-2000`, or letters); every case when absent. */
+  only?: (caseId: string, scenario: string) => boolean;
   /** Writes the variant's config into ctx.dir and returns the command line. */
   command(ctx: BrokerContext): string[];
 }
@@ -137,6 +139,16 @@ export function brokerVariants(mosquittoBin: string | undefined, versions: { mos
       auth: false,
       graceful: false,
       command: (ctx) => nodeCommand('bench/harness/servers/aedes', [String(ctx.port)]),
+    },
+    {
+      id: 'node-floor',
+      label: 'Node floor',
+      description: 'a bare Node TCP server holding the same sockets and answering CONNECT with a fixed CONNACK: what any Node broker pays per connection (scenarios D and E-anonymous only)',
+      receiver: false,
+      auth: false,
+      graceful: false,
+      only: (caseId, scenario) => scenario === 'D' || caseId === 'E-anonymous',
+      command: (ctx) => nodeCommand('bench/harness/servers/node-floor', [String(ctx.port)], BROKER_NODE_FLAGS),
     },
   );
   return list;

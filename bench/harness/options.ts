@@ -17,6 +17,8 @@ export interface BenchOptions {
   keep: boolean;
   /** A sentence for RESULTS.md about the conditions of the run. */
   note?: string;
+  /** Folder for a V8 CPU profile of every Node broker run (`--cpu-prof`), one subfolder per run. */
+  cpuProf?: string;
   help: boolean;
 }
 
@@ -32,11 +34,14 @@ one SVG chart per scenario and the raw runs as JSON lines.
   --duration S          measuring window of the message scenarios in seconds (full: ${PROFILES.full.durationMs / 1000})
   --warmup S            warm-up before the window in seconds (full: ${PROFILES.full.warmupMs / 1000})
   --scenarios LIST      comma list of scenarios (${SCENARIO_IDS.join(',')}) or cases (D-2000, E-password)
-  --brokers LIST        comma list of: mosquitto, mqprobe, mqprobe-capture, mqprobe-detect, aedes
+  --brokers LIST        comma list of: mosquitto, mqprobe, mqprobe-capture, mqprobe-detect, aedes,
+                        node-floor (D and E-anonymous only)
   --out DIR             output folder (default: bench/, i.e. bench/RESULTS.md, bench/charts, bench/raw)
   --note TEXT           a sentence for RESULTS.md about the conditions (e.g. other load on the machine)
   --no-pin              do not pin the broker and the load generator to different CPUs
   --keep                keep the temporary folder with configs and broker logs
+  --cpu-prof DIR        write a V8 CPU profile of every Node broker run to DIR/<case>-<broker>-r<round>/
+                        (profiling slows the broker: use the profiles for proportions, not the figures)
   -h, --help            this text
 `;
 
@@ -63,6 +68,7 @@ export function parseOptions(argv: string[], now = new Date()): BenchOptions {
       note: { type: 'string' },
       'no-pin': { type: 'boolean', default: false },
       keep: { type: 'boolean', default: false },
+      'cpu-prof': { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -94,6 +100,7 @@ export function parseOptions(argv: string[], now = new Date()): BenchOptions {
     pin: !values['no-pin'],
     keep: values.keep,
     note: values.note,
+    cpuProf: values['cpu-prof'] ? resolve(values['cpu-prof']) : undefined,
     help: values.help,
   };
 }

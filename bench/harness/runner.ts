@@ -1,6 +1,6 @@
 /** One run: a fresh broker (and receiver), one generator process, one job, then everything stopped. */
 import { spawnSync } from 'node:child_process';
-import { chmodSync, mkdtempSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, statSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { BrokerVariant } from './brokers.js';
@@ -15,13 +15,15 @@ export interface RunSetup {
   clockTicks: number;
   credentials: { username: string; password: string };
   passwordFile: string;
+  /** Where Node brokers write a CPU profile per run (--cpu-prof), if asked. */
+  cpuProf?: string;
 }
 
 /**
  * A temporary folder (0755: Mosquitto started as root reads its files as user mosquitto) holding a
  * password file for the bench user, written by `mqprobe passwd` in mosquitto_passwd's default format.
  */
-export function createSetup(pinning: Pinning, clockTicks: number): RunSetup {
+export function createSetup(pinning: Pinning, clockTicks: number, cpuProf?: string): RunSetup {
   const dir = mkdtempSync(join(tmpdir(), 'mqprobe-bench-'));
   chmodSync(dir, 0o755);
   const credentials = { username: 'bench', password: 'bench-password' };
@@ -30,7 +32,21 @@ export function createSetup(pinning: Pinning, clockTicks: number): RunSetup {
   const pw = spawnSync(node, args, { cwd: repoRoot, encoding: 'utf8' });
   if (pw.status !== 0) throw new Error(`mqprobe passwd failed: ${pw.stderr}`);
   chmodSync(passwordFile, 0o644);
-  return { dir, pinning, clockTicks, credentials, passwordFile };
+  return { dir, pinning, clockTicks, credentials, passwordFile, cpuProf };
+}
+
+/**
+ * The broker's command line, with V8's CPU profiler on when asked and the broker runs on Node (the
+ * profile is written at exit, so such a broker is stopped with SIGTERM, not SIGKILL).
+ */
+function profiled(setup: RunSetup, name: string, argv: string[]): { argv: string[]; profileDir?: string } {
+  if (!setup.cpuProf || argv[0] !== process.execPath) return { argv };
+  const dir = join(setup.cpuProf, name);
+  mkdirSync(dir, { recursive: true });
+  // mqprobe started as root writes it as user mosquitto: the folder above must let it through
+  chmodSync(setup.cpuProf, statSync(setup.cpuProf).mode | 0o711);
+  chmodSync(dir, 0o777);
+  return { argv: [argv[0], '--cpu-prof', `--cpu-prof-dir=${dir}`, ...argv.slice(1)], profileDir: dir };
 }
 
 /** What capture delivered to the receiver (capture variant only), after the broker stopped. */
@@ -110,6 +126,7 @@ export async function runOne(
   const started: Started[] = [];
   let broker: Started | undefined;
   let receiver: Started | undefined;
+  let profileDir: string | undefined;
   try {
     const port = await freePort();
     let receiverPort: number | undefined;
@@ -124,13 +141,13 @@ export async function runOne(
       );
     }
     progress('starting broker');
-    broker = start(
-      pinned(
-        setup.pinning.broker,
-        variant.command({ dir: setup.dir, name, port, passwordFile: sc.auth ? setup.passwordFile : undefined, receiverPort }),
-      ),
-      { logFile },
+    const command = profiled(
+      setup,
+      name,
+      variant.command({ dir: setup.dir, name, port, passwordFile: sc.auth ? setup.passwordFile : undefined, receiverPort }),
     );
+    profileDir = command.profileDir;
+    broker = start(pinned(setup.pinning.broker, command.argv), { logFile });
     started.push(broker);
     await waitListening(port, broker).catch((err: Error) => {
       throw new Error(`${variant.label} did not start: ${err.message}\n${tail(logFile)}`);
@@ -163,7 +180,9 @@ export async function runOne(
 
     progress('stopping');
     // the broker goes first: its side of every connection closes first (no TIME_WAIT pile-up on the generator's ports)
-    await stop(broker, variant.graceful ? 'SIGTERM' : 'SIGKILL');
+    await stop(broker, variant.graceful || profileDir ? 'SIGTERM' : 'SIGKILL');
+    if (profileDir && !readdirSync(profileDir).some((f) => f.endsWith('.cpuprofile')))
+      record.problems.push(`--cpu-prof: the broker wrote no CPU profile to ${profileDir}`);
     if (receiver) {
       const s = await receiverStats(receiver);
       record.capture = { ...s, unaccounted: Math.max(0, s.maxSequence - s.lines - s.dropped) };

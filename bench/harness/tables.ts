@@ -17,9 +17,9 @@ export interface CaseMetric {
   cells: { variant: BrokerVariant; cell: Cell }[];
 }
 
-/** Variants that take part in a case (bare Aedes has no password file). */
+/** Variants that take part in a case (bare Aedes has no password file, the Node floor only holds sockets). */
 export function variantsFor(sc: ScenarioCase, variants: BrokerVariant[]): BrokerVariant[] {
-  return variants.filter((v) => !sc.auth || v.auth);
+  return variants.filter((v) => (!sc.auth || v.auth) && (!v.only || v.only(sc.id, sc.scenario)));
 }
 
 export function caseMetrics(

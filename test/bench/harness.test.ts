@@ -1,5 +1,6 @@
-import { rmSync } from 'node:fs';
-import { join } from 'node:path';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
 import t from 'tap';
 import { aedesVersion, brokerVariants, findMosquitto, mosquittoVersion, type BrokerVariant } from '../../bench/harness/brokers.js';
 import { FrameReader, PublishTemplate, encodeConnect } from '../../bench/harness/load/packets.js';
@@ -10,6 +11,7 @@ import { BEGIN, END, mergeResults } from '../../bench/harness/results.js';
 import { createSetup, runOne } from '../../bench/harness/runner.js';
 import { PROFILES, scenarioCases, type ScenarioCase } from '../../bench/harness/scenarios.js';
 import { spread } from '../../bench/harness/summary.js';
+import { variantsFor } from '../../bench/harness/tables.js';
 
 t.test('options: profiles, lists, output folder, refusals', async (t) => {
   const now = new Date('2026-11-23T08:00:00Z');
@@ -19,6 +21,8 @@ t.test('options: profiles, lists, output folder, refusals', async (t) => {
   t.same(full.scenarios, ['A', 'B', 'C', 'D', 'E', 'F']);
   t.equal(full.out, join(repoRoot, 'bench'));
   t.equal(full.pin, true);
+  t.equal(full.cpuProf, undefined, 'no profiling unless asked');
+  t.equal(parseOptions(['--cpu-prof', 'prof'], now).cpuProf, resolve('prof'));
 
   const quick = parseOptions(['--quick'], now);
   t.equal(quick.profile.name, 'quick');
@@ -168,6 +172,29 @@ t.test('runs against real brokers count every message and connection', async (t)
       t.equal(storm.connected, 40, `${id}: 40 clients logged in`);
       t.ok(storm.connectsPerSec > 0);
     }
+  });
+
+  await t.test('the Node floor holds idle clients and takes a storm, and sits out the message scenarios', async (t) => {
+    const floor = variant('node-floor');
+    const idle = (await run(sc('D-60'), floor)).result as ConnectResult;
+    t.equal(idle.connected, 60, '60 idle clients got their CONNACK');
+    const storm = (await run(sc('E-anonymous'), floor)).result as ConnectResult;
+    t.equal(storm.connected, 40);
+    t.same(
+      cases.filter((c) => variantsFor(c, [floor]).length).map((c) => c.id),
+      ['D-60', 'E-anonymous'],
+    );
+  });
+
+  await t.test('--cpu-prof: a Node broker run leaves a V8 CPU profile, stopped with SIGTERM', async (t) => {
+    const dir = mkdtempSync(join(tmpdir(), 'bench-prof-'));
+    t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+    const r = await runOne({ ...setup, cpuProf: dir }, sc('D-60'), variant('mqprobe'), 1, () => undefined);
+    t.ok(r.ok, r.problems.join('; '));
+    const files = readdirSync(join(dir, 'D-60-mqprobe-r1')).filter((f) => f.endsWith('.cpuprofile'));
+    t.ok(files.length >= 1, `profiles: ${files.join(', ')}`);
+    const profile = JSON.parse(readFileSync(join(dir, 'D-60-mqprobe-r1', files[0]), 'utf8')) as { nodes: unknown[] };
+    t.ok(profile.nodes.length > 0, 'the profile has call tree nodes');
   });
 
   await t.test('a wrong password is counted as refused, not as connected', async (t) => {
