@@ -143,7 +143,8 @@ export function brokerVariants(mosquittoBin: string | undefined, versions: { mos
     {
       id: 'node-floor',
       label: 'Node floor',
-      description: 'a bare Node TCP server holding the same sockets and answering CONNECT with a fixed CONNACK: what any Node broker pays per connection (scenarios D and E-anonymous only)',
+      description:
+        'a bare Node TCP server holding the same sockets and answering CONNECT with a fixed CONNACK: what any Node broker pays per connection (scenarios D and E-anonymous only)',
       receiver: false,
       auth: false,
       graceful: false,

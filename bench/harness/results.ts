@@ -96,7 +96,9 @@ function section(records: RunRecord[], cases: ScenarioCase[], meta: RunMeta): { 
     `| system | ${m.os}, Linux ${m.kernel} |`,
     `| Node.js | ${m.node} |`,
     `| mqprobe | ${m.mqprobe}, commit ${m.commit} |`,
-    ...meta.variants.filter((v) => v.id === 'mosquitto' || v.id === 'aedes' || v.id === 'node-floor').map((v) => `| ${v.label} | ${v.description} |`),
+    ...meta.variants
+      .filter((v) => v.id === 'mosquitto' || v.id === 'aedes' || v.id === 'node-floor')
+      .map((v) => `| ${v.label} | ${v.description} |`),
     `| load average (1, 5, 15 min) | ${m.loadavg.join(', ')} at the start, ${meta.loadavgEnd.join(', ')} at the end |`,
     '',
     '### Brokers',

@@ -47,7 +47,10 @@ function brokerArgv(): string[] {
   if (values.broker === 'node-floor' || values.broker === 'aedes')
     return nodeCommand(`bench/harness/servers/${values.broker}`, [String(port)], nodeFlags);
   const conf = join(dir, 'mqprobe.conf');
-  writeFileSync(conf, [`listener ${port} 127.0.0.1`, 'allow_anonymous true', ...(values.broker === 'mqprobe' ? ['detect off'] : [])].join('\n') + '\n');
+  writeFileSync(
+    conf,
+    [`listener ${port} 127.0.0.1`, 'allow_anonymous true', ...(values.broker === 'mqprobe' ? ['detect off'] : [])].join('\n') + '\n',
+  );
   return nodeCommand('app/cli', ['-c', conf], nodeFlags);
 }
 
@@ -94,7 +97,13 @@ function firstEdges(s: HeapSnapshot): Map<number, number> {
 function scopeOf(s: HeapSnapshot, closure: number, first: Map<number, number>): string {
   const nf = s.snapshot.meta.node_fields;
   const ef = s.snapshot.meta.edge_fields;
-  const [iEdges, eWidth, iEName, iTo, iEType] = [nf.indexOf('edge_count'), ef.length, ef.indexOf('name_or_index'), ef.indexOf('to_node'), ef.indexOf('type')];
+  const [iEdges, eWidth, iEName, iTo, iEType] = [
+    nf.indexOf('edge_count'),
+    ef.length,
+    ef.indexOf('name_or_index'),
+    ef.indexOf('to_node'),
+    ef.indexOf('type'),
+  ];
   const edgeTypes = s.snapshot.meta.edge_types[0];
   const edgesOf = function* (node: number) {
     const start = first.get(node)!;
@@ -114,7 +123,8 @@ function kindOf(s: HeapSnapshot, node: number, first?: Map<number, number>): str
   const f = s.snapshot.meta.node_fields;
   const type = s.snapshot.meta.node_types[0][s.nodes[node + f.indexOf('type')]];
   // strings and code are grouped by type: their names are their contents
-  const name = type === 'object' || type === 'closure' || type === 'native' ? s.strings[s.nodes[node + f.indexOf('name')]].slice(0, 60) : '';
+  const name =
+    type === 'object' || type === 'closure' || type === 'native' ? s.strings[s.nodes[node + f.indexOf('name')]].slice(0, 60) : '';
   return `${type}:${name || (first && type === 'closure' ? scopeOf(s, node, first) : '')}`;
 }
 
@@ -180,7 +190,9 @@ const base = values['rss-only'] ? undefined : bytesByKind(await read());
 const held = await connectIdle(clients, 'idle');
 await sleep(Number(values.settle) * 1000);
 const rss1 = rssKb(broker.child.pid!) ?? 0;
-console.log(`broker ${values.broker} (node flags: ${values.flags || 'none'}), ${clients} idle clients, RSS read after ${values.settle} s of quiet`);
+console.log(
+  `broker ${values.broker} (node flags: ${values.flags || 'none'}), ${clients} idle clients, RSS read after ${values.settle} s of quiet`,
+);
 console.log(`RSS growth per client:       ${((rss1 - rss0) / clients).toFixed(2)} KiB`);
 async function finish(): Promise<never> {
   for (const c of held) c.socket.destroy();
@@ -201,7 +213,8 @@ const rows = [...after.entries()]
 const heapPerClient = rows.reduce((s, r) => s + r.bytes, 0);
 console.log(`live JS heap growth per client: ${(heapPerClient / 1024).toFixed(2)} KiB`);
 console.log(`\n| kind (snapshot type:name) | bytes per client | objects per client |\n|---|---:|---:|`);
-for (const r of rows.slice(0, Number(values.top))) console.log(`| ${r.k.replaceAll('|', '\\|')} | ${r.bytes.toFixed(0)} | ${r.count.toFixed(2)} |`);
+for (const r of rows.slice(0, Number(values.top)))
+  console.log(`| ${r.k.replaceAll('|', '\\|')} | ${r.bytes.toFixed(0)} | ${r.count.toFixed(2)} |`);
 if (values.retainers) {
   const held = [...retainersOf(afterSnapshot, new Set(values.retainers.split(','))).entries()].sort((a, b) => b[1] - a[1]);
   console.log(`\n| held object ← holder .edge | per client |\n|---|---:|`);
