@@ -11,6 +11,8 @@ import { Aedes, type AedesOptions } from '../../broker/engine/vendor/aedes/aedes
 import MemoryPersistence from 'aedes-persistence/asyncPersistence.js';
 import { startRedis } from '../helpers/redis.js';
 import { WireClient } from './wire.js';
+import mqttPacket from 'mqtt-packet';
+import { duplexPair } from '../../broker/duplex-pair.js';
 
 async function engine(tt: Test, opts: Partial<AedesOptions> = {}): Promise<{ port: number; broker: Aedes }> {
   const broker = await Aedes.createBroker(opts);
@@ -221,4 +223,27 @@ t.test('a User Property value cut short by the end of the PUBLISH is a Protocol 
       'a subscriber got only the next message',
     );
   tt.same(crashes, [], 'no uncaught exception');
+});
+
+t.test('patch 13: a CONNECT buffered in several chunks before the engine reads is parsed whole (Node.js 25+ read())', async (tt) => {
+  const broker = await Aedes.createBroker();
+  tt.teardown(() => new Promise<void>((resolve) => broker.close(() => resolve())));
+  const [client, brokerSide] = duplexPair();
+  broker.handle(brokerSide);
+  const connect = mqttPacket.generate({
+    cmd: 'connect',
+    protocolId: 'MQTT',
+    protocolVersion: 4,
+    clean: true,
+    clientId: 'chunked',
+    keepalive: 0,
+  });
+  // one byte per write, all buffered before the engine's first 'readable': as an in-process client or a busy socket delivers them
+  for (const byte of connect) client.write(Buffer.from([byte]));
+  const got: number[] = [];
+  client.on('data', (d: Buffer) => got.push(...d));
+  const deadline = Date.now() + 3000;
+  while (got.length < 4 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  tt.same(got, [0x20, 0x02, 0x00, 0x00], 'CONNACK 0 to the whole CONNECT');
+  client.destroy();
 });

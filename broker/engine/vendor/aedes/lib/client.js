@@ -97,7 +97,9 @@ class Client {
       that._parsingBatch--
       if (that._parsingBatch <= 0) {
         that._parsingBatch = 0
-        const buf = client.conn.read(null)
+        // everything buffered: from Node.js 25 on, read() without a size returns only the first
+        // buffered chunk, and with no new data no further 'readable' comes for the rest
+        const buf = client.conn.read(client.conn.readableLength || undefined)
         if (buf) {
           client._parser.parse(buf)
           // MQTT 5.0 Maximum Packet Size: once the fixed header is parsed the
