@@ -169,7 +169,9 @@ t.test('alerts: a detection alert arrives live; the admin lifts a ban from the b
   await page.waitForFunction(`document.querySelector('[role=status]')?.textContent === 'ban on ${banned.entity} lifted'`, {
     timeout: 8000,
   });
-  t.notOk(await page.evaluate(hasCell('td.id', banned.entity)), 'gone from the panel');
+  // the panel reloads GET /bans after the lift: wait for that answer, not only for the status line
+  await page.waitForFunction(`!(${hasCell('td.id', banned.entity)})`, { timeout: 8000 });
+  t.pass('gone from the panel');
   const after = (await page.evaluate(`fetch('/bans').then((r) => r.json())`)) as { count: number };
   t.equal(after.count, 0, 'GET /bans: lifted on the broker');
   t.same(problems, [], 'no page errors');
