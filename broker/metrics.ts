@@ -15,3 +15,34 @@ export function gauge<L extends string>(registry: Registry, name: string, help: 
   if (existing) return existing as Gauge<L>;
   return new Gauge({ name, help, labelNames, registers: [registry] });
 }
+
+/**
+ * Gauges read from a list of named things (bridges) each time /metrics is scraped: `value` is one
+ * series per item, `state` one series per item and state, 1 for the state the item is in.
+ */
+export function itemGauges<T>(registry: Registry, prefix: string, label: string, items: readonly T[], nameOf: (item: T) => string) {
+  return {
+    value(name: string, help: string, read: (item: T) => number): void {
+      new Gauge({
+        name: `${prefix}${name}`,
+        help,
+        labelNames: [label],
+        registers: [registry],
+        collect() {
+          for (const item of items) this.set({ [label]: nameOf(item) }, read(item));
+        },
+      });
+    },
+    state<S extends string>(help: string, states: readonly S[], stateOf: (item: T) => S): void {
+      new Gauge({
+        name: `${prefix}state`,
+        help,
+        labelNames: [label, 'state'],
+        registers: [registry],
+        collect() {
+          for (const item of items) for (const s of states) this.set({ [label]: nameOf(item), state: s }, stateOf(item) === s ? 1 : 0);
+        },
+      });
+    },
+  };
+}

@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
-import { Gauge, type Registry } from 'prom-client';
+import type { Registry } from 'prom-client';
+import { itemGauges } from '../../broker/metrics.js';
 import type { BrokerApi } from '../../broker/engine/api.js';
 import { KafkaBridge, type KafkaBridgeState } from './bridge.js';
 import type { KafkaBridgeConfig } from './config.js';
@@ -47,25 +48,9 @@ export function createKafkaBridges(
 }
 
 function registerMetrics(bridges: KafkaBridge[], registry: Registry): void {
-  const gauge = (name: string, help: string, read: (b: KafkaBridge) => number) =>
-    new Gauge({
-      name: `mqprobe_kafka_bridge_${name}`,
-      help,
-      labelNames: ['bridge'],
-      registers: [registry],
-      collect() {
-        for (const b of bridges) this.set({ bridge: b.config.name }, read(b));
-      },
-    });
-  new Gauge({
-    name: 'mqprobe_kafka_bridge_state',
-    help: 'Kafka bridge state: 1 for the state the bridge is in (connecting, delivering, failing, stopped).',
-    labelNames: ['bridge', 'state'],
-    registers: [registry],
-    collect() {
-      for (const b of bridges) for (const s of STATES) this.set({ bridge: b.config.name, state: s }, b.state === s ? 1 : 0);
-    },
-  });
+  const gauges = itemGauges(registry, 'mqprobe_kafka_bridge_', 'bridge', bridges, (b) => b.config.name);
+  const gauge = gauges.value;
+  gauges.state('Kafka bridge state: 1 for the state the bridge is in (connecting, delivering, failing, stopped).', STATES, (b) => b.state);
   gauge('records_total', 'MQTT messages Kafka acknowledged as records (rate() gives records/s).', (b) => b.counters.delivered);
   gauge(
     'in_flight',

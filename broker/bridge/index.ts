@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
-import { Gauge, type Registry } from 'prom-client';
+import type { Registry } from 'prom-client';
+import { itemGauges } from '../metrics.js';
 import type { BrokerApi } from '../engine/api.js';
 import type { BrokerProbe } from '../probe.js';
 import { Bridge, type BridgeState } from './bridge.js';
@@ -39,25 +40,9 @@ export function createBridges(
 }
 
 function registerMetrics(bridges: Bridge[], registry: Registry): void {
-  const counter = (name: string, help: string, read: (b: Bridge) => number) =>
-    new Gauge({
-      name: `mqprobe_bridge_${name}`,
-      help,
-      labelNames: ['connection'],
-      registers: [registry],
-      collect() {
-        for (const b of bridges) this.set({ connection: b.config.name }, read(b));
-      },
-    });
-  new Gauge({
-    name: 'mqprobe_bridge_state',
-    help: 'Bridge state: 1 for the state the bridge is in (connecting, connected, waiting, idle, stopped).',
-    labelNames: ['connection', 'state'],
-    registers: [registry],
-    collect() {
-      for (const b of bridges) for (const s of STATES) this.set({ connection: b.config.name, state: s }, b.state === s ? 1 : 0);
-    },
-  });
+  const gauges = itemGauges(registry, 'mqprobe_bridge_', 'connection', bridges, (b) => b.config.name);
+  const counter = gauges.value;
+  gauges.state('Bridge state: 1 for the state the bridge is in (connecting, connected, waiting, idle, stopped).', STATES, (b) => b.state);
   counter('messages_in_total', 'Messages taken from the remote into the local broker.', (b) => b.counters.messagesIn);
   counter('messages_out_total', 'Messages acknowledged by the remote (QoS 0: sent).', (b) => b.counters.messagesOut);
   counter('bytes_in_total', 'Payload bytes taken from the remote.', (b) => b.counters.bytesIn);
