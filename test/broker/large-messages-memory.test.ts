@@ -71,7 +71,10 @@ t.test('after four 32 MiB messages are delivered the broker collects the Buffers
     () => {
       if (Date.now() - lastSample > 100) {
         lastSample = Date.now();
-        void externalMB(httpPort).then((mb) => (peak = Math.max(peak, mb)), () => undefined);
+        void externalMB(httpPort).then(
+          (mb) => (peak = Math.max(peak, mb)),
+          () => undefined,
+        );
       }
       return received >= 4 * SIZE;
     },
