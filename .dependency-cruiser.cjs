@@ -40,6 +40,15 @@ module.exports = {
       from: { pathNot: ['^broker/engine/', '^bench/harness/servers/aedes\\.ts$', '^test/'] },
       to: { path: ['^node_modules/(aedes|aedes-[^/]+|mqemitter[^/]*)/', '^broker/engine/vendor/'] },
     },
+    {
+      name: 'no-dev-dependency-in-the-product',
+      comment:
+        'What `npm ci --omit=dev && npm start` runs may not import a devDependency (aedes 1.2.0 is one: the bench baseline); ' +
+        'tests, benchmarks and the build scripts may. Type-only imports are erased and allowed.',
+      severity: 'error',
+      from: { path: '^(app|broker|capture|detect|bridges|elastic)/', pathNot: ['\\.test\\.ts$', '^broker/http/view/(ui|bundle)'] },
+      to: { dependencyTypes: ['npm-dev'], dependencyTypesNot: ['type-only'] },
+    },
   ],
   options: {
     doNotFollow: { path: 'node_modules' },

@@ -57,7 +57,9 @@ export function describe(e: CaptureEvent): string {
     case 'subscription-denied':
       return `Subscription of ${who(e)} to ${q(m.topic)} denied (requested QoS ${m.qos})`;
     case 'unsubscribed':
-      return `${who(e, 'Client')} unsubscribed from ${q(m.topic)}`;
+      return e.event.reason === 'session-ended'
+        ? `Subscription of ${who(e)} to ${q(m.topic)} ended with its session`
+        : `${who(e, 'Client')} unsubscribed from ${q(m.topic)}`;
     case 'ping-received':
       return `${who(e, 'Client')} sent PINGREQ`;
     case 'publish-acknowledged':

@@ -341,8 +341,11 @@ export function attachHooks(h: CaptureHandle, f: EventFactory, o: HookOptions): 
   if (wanted('unsubscribed'))
     on('unsubscribe', (topics, c) => {
       const codes = protocolVersionOf(c) === 5 ? unsubackReasonsOf(c) : undefined;
+      // the engine removes a clean session's subscriptions after its connection closed: no UNSUBSCRIBE was sent
+      const sessionEnded = isClosed(c);
       topics.forEach((topic, i) => {
         const e = client('unsubscribed', c, NETWORK, PROTOCOL, 'success');
+        if (sessionEnded) e.event.reason = 'session-ended';
         e.mqtt!.topic = topic;
         if (codes?.[i] !== undefined) e.mqtt!.reason_code = codes[i];
         const group = sharedGroup(topic);

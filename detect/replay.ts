@@ -13,6 +13,7 @@ import type { AlertEvent } from './alert.js';
 import { DetectionEngine } from './engine.js';
 import { IndicatorList } from './indicators.js';
 import { isCaptureFile, replayMosquittoLogs } from './replay-log.js';
+import { parseBoundedJson } from '../broker/bounded-json.js';
 
 export interface ReplayStats {
   lines: number;
@@ -47,7 +48,7 @@ export async function replayCapture(input: Readable, output: Writable, opts: Rep
     if (line.trim() === '') continue;
     let event: unknown;
     try {
-      event = JSON.parse(line);
+      event = parseBoundedJson(line);
     } catch {
       bad();
       continue;

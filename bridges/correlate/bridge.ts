@@ -8,6 +8,7 @@ import { connRecord, hostFields, unattributedRecord } from './output.js';
 import { normalAddress } from './address.js';
 import { alertAddresses, HostQueries, type QueryReason } from './query.js';
 import { registerCorrelateMetrics } from './metrics.js';
+import { parseBoundedJson } from '../../broker/bounded-json.js';
 
 type Rec = Record<string, unknown>;
 
@@ -188,7 +189,7 @@ export class CorrelateBridge implements Bridge {
 
 function parseObject(payload: Buffer): Rec | undefined {
   try {
-    const v: unknown = JSON.parse(payload.toString('utf8'));
+    const v: unknown = parseBoundedJson(payload);
     return isJsonObject(v) ? v : undefined;
   } catch {
     return undefined;

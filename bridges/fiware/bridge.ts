@@ -7,6 +7,7 @@ import type { FiwareConfig, FiwareSubscribe } from './config.js';
 import { OrionClient } from './orion.js';
 import { NotificationError, parseNotification } from './notification.js';
 import { readSecretFile } from '../shared/secret-file.js';
+import { parseJsonBodiesBounded } from '../../broker/http/bounded-json-bodies.js';
 
 /** Store key: the subscriptions of the running beat, so that a beat that could not delete them (a crash) does on its next start. */
 const SUBS_KEY = 'subscriptions';
@@ -71,8 +72,7 @@ export class FiwareBridge implements Bridge {
     await this.removeLeftovers();
     // the route is there before the first subscription exists: Orion may notify at once
     await ctx.http((app) => {
-      for (const type of ['application/ld+json', 'application/geo+json'])
-        app.addContentTypeParser(type, { parseAs: 'string' }, app.getDefaultJsonParser('error', 'ignore'));
+      parseJsonBodiesBounded(app, ['application/ld+json', 'application/geo+json'], 'ignore');
       app.setErrorHandler((err: Error & { statusCode?: number }, _req, reply) => {
         this.count('malformed');
         const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 400;

@@ -1,6 +1,7 @@
 import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { isRefusal, type HttpAuth } from '../../broker/http-auth.js';
+import { parseJsonBodiesBounded } from '../../broker/http/bounded-json-bodies.js';
 
 const METHODS = ['DELETE', 'GET', 'HEAD', 'PATCH', 'POST', 'PUT', 'OPTIONS'] as const;
 
@@ -61,6 +62,7 @@ export class BeatHttp {
       logController: new LogController({ disableRequestLogging: true }),
       bodyLimit: 10 * 1024 * 1024,
     }) as unknown as FastifyInstance;
+    parseJsonBodiesBounded(app);
     await app.register(async (scoped) => register(scoped), { prefix: `/beats/${name}` });
     await app.ready();
     this.apps.set(name, { app, topicRoot });

@@ -10,6 +10,7 @@ import { SseParser, type SseMessage } from './sse-parser.js';
 import { IndicatorSet, TRACKED_TYPES, derive, trackedOf, type Tracked } from './indicators.js';
 import { applyPatch } from './patch.js';
 import { stixToNgsi } from './stix-ngsi.js';
+import { parseBoundedJson } from '../../broker/bounded-json.js';
 
 /** Event types that change OpenCTI's knowledge; `heartbeat` and `connected` only keep the stream alive. */
 const ACTIONS = new Set(['create', 'update', 'delete', 'merge']);
@@ -268,7 +269,7 @@ export class OpenCtiBridge implements Bridge {
     }
     let payload: unknown;
     try {
-      payload = JSON.parse(data);
+      payload = parseBoundedJson(data);
     } catch (err) {
       this.count('malformed');
       ctx.log.warn(`OpenCTI event ${id ?? '(no id)'} skipped: its data is not JSON (${(err as Error).message.slice(0, 200)})`);

@@ -1,4 +1,5 @@
 import { gunzipSync } from 'node:zlib';
+import { JsonDepthError, parseBoundedJson } from '../../broker/bounded-json.js';
 
 /** A request the beat refuses; `status` is the HTTP answer (400, 413, 415). The message names no content. */
 export class BodyError extends Error {
@@ -32,8 +33,9 @@ export function decodeBody(raw: Buffer, contentEncoding: string | undefined, max
   }
   let value: unknown;
   try {
-    value = JSON.parse(bytes.toString('utf8'));
-  } catch {
+    value = parseBoundedJson(bytes);
+  } catch (err) {
+    if (err instanceof JsonDepthError) throw new BodyError(400, `request body is ${err.message}`);
     throw new BodyError(400, 'request body is not valid JSON');
   }
   if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new BodyError(400, 'request body must be a JSON object');

@@ -11,6 +11,7 @@ import { NodeRegistry, EnrollError, type EnrolledNode } from './nodes.js';
 import { BodyError, decodeBody } from './body.js';
 import { DistributedQueue, parseQueryCommand, QueryCommandError } from './distributed.js';
 import { isJsonObject } from '../shared/json-object.js';
+import { JsonDepthError, parseBoundedJson } from '../../broker/bounded-json.js';
 
 /** Path prefixes the endpoints answer under: osquery's examples use `/`, many servers `/v1/`, Fleet `/api/v1/osquery/`. */
 const PREFIXES = ['', '/v1', '/api/v1/osquery', '/api/osquery'];
@@ -159,8 +160,9 @@ function logRecords(body: Body, node: EnrolledNode): BeatRecord[] {
 
 function safeParse(text: string): unknown {
   try {
-    return JSON.parse(text);
-  } catch {
+    return parseBoundedJson(text);
+  } catch (err) {
+    if (err instanceof JsonDepthError) throw new RequestError(`a data entry is ${err.message}`);
     throw new RequestError('a data entry is not valid JSON');
   }
 }

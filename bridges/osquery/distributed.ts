@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { JsonDepthError, parseBoundedJson } from '../../broker/bounded-json.js';
 
 /** A distributed (ad-hoc) query waiting for agents to collect it on `distributed/read`. */
 interface PendingQuery {
@@ -26,8 +27,9 @@ const MAX_HOSTS = 10_000;
 export function parseQueryCommand(payload: Buffer): QueryCommand {
   let value: unknown;
   try {
-    value = JSON.parse(payload.toString('utf8'));
-  } catch {
+    value = parseBoundedJson(payload);
+  } catch (err) {
+    if (err instanceof JsonDepthError) throw new QueryCommandError(`query command is ${err.message}`);
     throw new QueryCommandError('query command is not valid JSON');
   }
   if (value === null || typeof value !== 'object' || Array.isArray(value))

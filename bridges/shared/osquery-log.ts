@@ -11,6 +11,7 @@
  *   → one row per entry with action added or removed (Fleet writes `"added": ""` for none).
  */
 import { isJsonObject } from './json-object.js';
+import { parseBoundedJson } from '../../broker/bounded-json.js';
 
 /** A line that is not a valid osquery log object: counted and skipped. */
 export class OsqueryLogError extends Error {
@@ -57,7 +58,7 @@ export interface OsqueryStatus {
 export function parseJsonObject(line: string): Record<string, unknown> {
   let v: unknown;
   try {
-    v = JSON.parse(line);
+    v = parseBoundedJson(line);
   } catch (err) {
     throw new OsqueryLogError(`invalid JSON (${(err as Error).message})`);
   }

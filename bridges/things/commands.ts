@@ -8,6 +8,7 @@
  *
  * `<device>` is the device's topic level as the beat publishes it (see deviceLevel).
  */
+import { JsonDepthError, parseBoundedJson } from '../../broker/bounded-json.js';
 
 export type Command =
   | { kind: 'rpc-reply'; deviceLevel: string; id: number; result: unknown }
@@ -29,8 +30,9 @@ export function parseCommand(rest: string, payload: Buffer): Command | { error: 
   if (!/^\d{1,15}$/.test(what)) return { error: `"${what.slice(0, 40)}" is neither a request id nor "attributes"` };
   let result: unknown;
   try {
-    result = JSON.parse(text);
-  } catch {
+    result = parseBoundedJson(text);
+  } catch (err) {
+    if (err instanceof JsonDepthError) return { error: `reply ${err.message}` };
     result = text;
   }
   return { kind: 'rpc-reply', deviceLevel, id: Number(what), result };
@@ -39,8 +41,9 @@ export function parseCommand(rest: string, payload: Buffer): Command | { error: 
 function attributeRequest(deviceLevel: string, text: string): Command | { error: string } {
   let body: unknown;
   try {
-    body = JSON.parse(text);
-  } catch {
+    body = parseBoundedJson(text);
+  } catch (err) {
+    if (err instanceof JsonDepthError) return { error: `attribute request ${err.message}` };
     return { error: 'attribute request is not JSON ({"client": [keys], "shared": [keys]})' };
   }
   if (typeof body !== 'object' || body === null || Array.isArray(body))

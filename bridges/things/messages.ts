@@ -1,5 +1,6 @@
 import { topicPath } from '../shared/topic.js';
-import { isJsonObject, jsonDepthExceeds } from '../shared/json-object.js';
+import { isJsonObject } from '../shared/json-object.js';
+import { JSON_MAX_DEPTH, JsonDepthError, parseBoundedJson } from '../../broker/bounded-json.js';
 
 /**
  * ThingsBoard MQTT messages → mqprobe records. Pure functions: a message in, the device events it
@@ -32,9 +33,6 @@ export type PendingKeys = (device: string, id: number) => string[] | undefined;
 
 /** ThingsBoard limits device names to 255 characters. */
 export const MAX_DEVICE_NAME = 255;
-/** Deeper nesting is refused before JSON.parse: far beyond any device's attributes (docs/beats.md). */
-const MAX_JSON_DEPTH = 1000;
-
 /** Bigger messages are refused before JSON.parse. */
 export const MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
 
@@ -118,11 +116,10 @@ class Collector implements Parsed {
 /** Parses the bytes as one JSON value; undefined (and a problem) when they are not. */
 function json(c: Collector, payload: Buffer): unknown {
   if (payload.length > MAX_MESSAGE_BYTES) return void c.problem(`message of ${payload.length} bytes is larger than ${MAX_MESSAGE_BYTES}`);
-  const text = payload.toString('utf8');
-  if (jsonDepthExceeds(text, MAX_JSON_DEPTH)) return void c.problem(`message nests deeper than ${MAX_JSON_DEPTH} levels`);
   try {
-    return JSON.parse(text);
-  } catch {
+    return parseBoundedJson(payload);
+  } catch (err) {
+    if (err instanceof JsonDepthError) return void c.problem(`message nests deeper than ${JSON_MAX_DEPTH} levels`);
     return void c.problem(`message is not valid JSON (${payload.length} bytes)`);
   }
 }

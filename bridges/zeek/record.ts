@@ -1,4 +1,5 @@
 import { ZeekLineError } from './tsv.js';
+import { parseBoundedJson } from '../../broker/bounded-json.js';
 
 /**
  * Zeek's JSON output (`LogAscii::use_json=T`: epoch `ts`; the json-streaming package: ISO `ts` and
@@ -7,7 +8,7 @@ import { ZeekLineError } from './tsv.js';
 export function parseJsonRecord(line: string): Record<string, unknown> {
   let obj: unknown;
   try {
-    obj = JSON.parse(line);
+    obj = parseBoundedJson(line);
   } catch (err) {
     throw new ZeekLineError(`invalid JSON (${(err as Error).message})`);
   }

@@ -1,4 +1,4 @@
-import type { Client } from 'aedes';
+import type { Client } from './vendor/aedes/aedes.js';
 import v8 from 'node:v8';
 import { runInNewContext } from 'node:vm';
 

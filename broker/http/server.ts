@@ -2,6 +2,7 @@ import Fastify, { LogController, type FastifyInstance, type FastifyReply, type F
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { HttpAuth } from '../http-auth.js';
+import { parseJsonBodiesBounded } from './bounded-json-bodies.js';
 
 /**
  * The HTTP side-server (`http_listener`): /healthz and /metrics here (behind `http_metrics_token_file`
@@ -18,6 +19,7 @@ export function createHttpServer(
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: 10 * 1024 * 1024,
   });
+  parseJsonBodiesBounded(app as unknown as FastifyInstance);
   app.addHook('onRequest', refuseCrossSiteWrites);
   app.get('/healthz', { onRequest: auth.guardMetrics }, async (_req, reply) => {
     const h = health();

@@ -2,6 +2,7 @@ import type { Observation } from '../observation.js';
 import type { Params } from '../params.js';
 import { isInternal, type DetectorEnv, type Emit, type Entities, type RuleDefinition } from '../detector.js';
 import { describeMatch, type IndicatorLookup } from '../indicators.js';
+import { parseBoundedJson } from '../../broker/bounded-json.js';
 
 /** Beat payloads above this are not parsed for indicators (a Zeek or osquery record is far smaller). */
 const MAX_RECORD_BYTES = 1024 * 1024;
@@ -111,7 +112,7 @@ export function decodePayload(o: Observation): string | undefined {
 export function parseRecord(text: string): Rec | undefined {
   if (text.length > MAX_RECORD_BYTES || text.charCodeAt(0) !== 123) return undefined; // '{'
   try {
-    const v: unknown = JSON.parse(text);
+    const v: unknown = parseBoundedJson(text);
     return typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Rec) : undefined;
   } catch {
     return undefined;

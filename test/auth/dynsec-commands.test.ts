@@ -215,6 +215,11 @@ t.test('hostile control messages get the plugin error shape, and the next comman
   const big = { command: 'createClient', username: 'big', textdescription: 'x'.repeat(1024 * 1024) };
   const hostile: (string | Buffer | unknown[])[] = [
     '{"commands": [',
+    // cJSON's nesting limit (CJSON_NESTING_LIMIT 1000) on both sides of it, and far beyond
+    `{"commands":${'['.repeat(998)}${']'.repeat(998)}}`,
+    `{"commands":${'['.repeat(999)}${']'.repeat(999)}}`,
+    `{"commands":${'['.repeat(1000)}${']'.repeat(1000)}}`,
+    `{"commands":${'['.repeat(200_000)}${']'.repeat(200_000)}}`,
     Buffer.from([0xff, 0xfe, 0x00, 0x7b]),
     '',
     '[]',

@@ -170,6 +170,11 @@ t.test(
       ['bad JSON', notify(to, '{"subscriptionId": "12345", "data": [', V2_HEADERS), 400],
       ['JSON that is no notification', notify(to, '{"subscriptionId": "12345", "data": [{"id": 5}]}', V2_HEADERS), 400],
       [
+        'JSON nested 200,000 levels deep (refused before parsing)',
+        notify(to, `{"subscriptionId":"12345","data":${'['.repeat(200_000)}${']'.repeat(200_000)}}`, V2_HEADERS),
+        400,
+      ],
+      [
         'a 50 MB body',
         notify(to, `{"subscriptionId":"12345","data":[{"id":"x","type":"Room","junk":"${'x'.repeat(50 * 1024 * 1024)}"}]}`, V2_HEADERS),
         413,
@@ -229,7 +234,7 @@ t.test(
     t.equal(await outcome('accepted'), 4);
     t.equal(await outcome('foreign'), 3);
     t.equal(await outcome('wrong_tenant'), 1);
-    t.equal(await outcome('malformed'), 3, 'bad JSON, not a notification, too large');
+    t.equal(await outcome('malformed'), 4, 'bad JSON, not a notification, too deep, too large');
 
     // Orion forgets the subscription (restart without persistence): the beat re-creates it with the same key
     orion.forget('12345');

@@ -113,6 +113,7 @@ t.test('malformed and hostile lines are refused with ZeekLineError, nothing else
   t.throws(() => parseTsvRecord(h, '1\t1\tT\t1,x'), /is not a count/);
   t.throws(() => parseTsvRecord(h, '\u0000\u00ff\ufffd\t\t\t'), ZeekLineError, 'binary garbage');
   t.throws(() => parseJsonRecord('{"ts": '), /invalid JSON/);
+  t.throws(() => parseJsonRecord(`{"ts":1,"x":${'['.repeat(200_000)}${']'.repeat(200_000)}}`), /nested deeper than 1000 levels/);
   t.throws(() => parseJsonRecord('[1,2]'), /not an object/);
   t.throws(() => parseJsonRecord('{"ts":"yesterday"}'), /is not a time/);
   t.throws(() => applyHeaderLine(defaultTsvHeader(), '#separator '), /empty #separator/);

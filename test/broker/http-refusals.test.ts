@@ -180,3 +180,16 @@ t.test(
     t.notOk(readFileSync(capture, 'utf8').includes(FW_TOKEN), 'the access_token of the query is not captured');
   },
 );
+
+t.test('a JSON body nested 200,000 levels deep is a 400 naming the limit, before parsing; the route serves on', async (t) => {
+  const { base, post } = await brokerWithBeat(t, false);
+  const auth = basic('fw', PASSWORDS.fw);
+  const deep = await fetch(`${base}/beats/web/echo`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: auth },
+    body: `{"a":${'['.repeat(200_000)}${']'.repeat(200_000)}}`,
+  });
+  t.equal(deep.status, 400);
+  t.match(await deep.text(), /JSON nested deeper than 1000 levels/);
+  t.equal((await post('/beats/web/echo', { authorization: auth })).status, 200, 'the next request is served');
+});

@@ -2,7 +2,7 @@ import t from 'tap';
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { startTestBroker, tempDir } from '../helpers/broker.js';
-import { until } from '../helpers/mqtt.js';
+import { connectClient, until } from '../helpers/mqtt.js';
 import { PASSWORDS, readEvents, scriptedSession, securityConf } from './session.js';
 
 const DEFAULT_ACTIONS = [
@@ -135,3 +135,39 @@ t.test('capture_sink file: a scripted session gives every documented event, sequ
     t.equal(readFileSync(out, 'utf8').indexOf(Buffer.from(pw).toString('base64')), -1, 'not even base64-encoded');
   }
 });
+
+t.test(
+  'a clean session ending: its remaining subscriptions are unsubscribed events marked session-ended, after the disconnect',
+  async (t) => {
+    const dir = tempDir();
+    const out = join(dir, 'events.ndjson');
+    const b = await startTestBroker(t, `listener 0 127.0.0.1\nallow_anonymous true\ncapture_sink file ${out}\n`, { dir });
+    const clean = await connectClient(t, b.mqttUrl, { clientId: 'ends-clean', clean: true });
+    await clean.subscribeAsync(['kept/+', 'dropped/#']);
+    await clean.unsubscribeAsync('dropped/#');
+    await clean.endAsync();
+    const persistent = await connectClient(t, b.mqttUrl, { clientId: 'stays', clean: false });
+    await persistent.subscribeAsync('stays/#', { qos: 1 });
+    await persistent.endAsync();
+    await until(() => b.broker.capture.stats().sinks[0].queued === 0, 5000, 'the file sink to catch up');
+    await b.broker.close();
+
+    const events = readEvents(out).filter((e) => e.mqtt?.client_id === 'ends-clean');
+    const order = events.map(
+      (e) => `${e.event.action}${e.event.reason ? `:${e.event.reason}` : ''}${e.mqtt.topic ? ` ${e.mqtt.topic}` : ''}`,
+    );
+    const at = (s: string) => order.indexOf(s);
+    t.ok(at('unsubscribed dropped/#') >= 0, 'the UNSUBSCRIBE: no reason');
+    t.ok(at('unsubscribed dropped/#') < at('client-disconnected:client-disconnect'), 'before the disconnect');
+    t.ok(
+      at('unsubscribed:session-ended kept/+') > at('client-disconnected:client-disconnect'),
+      `the rest ends with the session (${order.join(', ')})`,
+    );
+    const ended = events.find((e) => e.event.reason === 'session-ended')!;
+    t.equal(ended.message, 'Subscription of client "ends-clean" to "kept/+" ended with its session');
+    t.notOk(
+      readEvents(out).some((e) => e.mqtt?.client_id === 'stays' && e.event.action === 'unsubscribed'),
+      'a persistent session keeps its subscriptions: no unsubscribed event',
+    );
+  },
+);

@@ -3,6 +3,7 @@
  * looked up case-insensitively (cJSON_GetObjectItem), integers are C ints (`valueint`), strings end
  * at U+0000 (C strings), and files are written as cJSON_Print formats them (tabs, arrays on one line).
  */
+import { parseBoundedJson } from '../../bounded-json.js';
 
 export type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
 export type JsonObject = { [k: string]: Json };
@@ -19,9 +20,12 @@ function hasLoneSurrogate(v: Json): boolean {
   return false;
 }
 
-/** cJSON_Parse: JSON.parse, but an escaped lone surrogate is an error as for cJSON. Throws a SyntaxError. */
+/**
+ * cJSON_Parse: JSON.parse, but an escaped lone surrogate and nesting deeper than 1,000 levels
+ * (CJSON_NESTING_LIMIT) are errors as for cJSON. Throws a SyntaxError.
+ */
 export function parseCJson(text: string): Json {
-  const v = JSON.parse(text) as Json;
+  const v = parseBoundedJson(text) as Json;
   if (hasLoneSurrogate(v)) throw new SyntaxError('unpaired UTF-16 surrogate escape');
   return v;
 }

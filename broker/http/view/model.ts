@@ -5,6 +5,7 @@ import { ClientTable } from './clients.js';
 import { Ring } from './ring.js';
 import { TopicStats } from './topics.js';
 import type { AlertView, ClientEvent, HealthSample } from './api-types.js';
+import { parseBoundedJson } from '../../bounded-json.js';
 
 /** Where detection publishes its alerts (detect/index.ts ALERT_TOPIC_PREFIX; broker/ may not import detect/). */
 const ALERT_PREFIX = '$SYS/broker/alerts/';
@@ -140,7 +141,7 @@ export class ViewModel {
   private onAlert(rule: string, payload: Buffer | string): void {
     let a: AlertJson;
     try {
-      a = JSON.parse(payload.toString()) as AlertJson;
+      a = parseBoundedJson(payload) as AlertJson;
     } catch {
       a = { message: payload.toString() };
     }
