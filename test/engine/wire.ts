@@ -18,6 +18,8 @@ export interface Received {
   payload?: Buffer;
   qos?: number;
   retain?: boolean;
+  dup?: boolean;
+  messageId?: number;
 }
 
 export class WireClient {
