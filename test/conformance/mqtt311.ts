@@ -13,6 +13,9 @@ import {
   publishAcked,
   publishes,
   rawConnect,
+  together,
+  props,
+  keep,
   refusal,
   str,
   subscribe,
@@ -42,7 +45,7 @@ async function willProbe(b: import('./statements.js').Target, end: 'drop' | 'dis
 async function filterRefused(b: import('./statements.js').Target, filter: string): Promise<boolean> {
   const c = await b.connect();
   const granted = await subscribe(c, [{ topic: filter, qos: 0 }]);
-  return granted === undefined ? c.closed : granted[0] === 0x80;
+  return granted === undefined ? c.closed : granted[0] >= 0x80;
 }
 
 const statements: Statement[] = [
@@ -61,7 +64,7 @@ const statements: Statement[] = [
     says: 'a second CONNECT is a protocol violation: the connection is closed',
     probe: async (b) => {
       const c = await b.connect();
-      c.send({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, keepalive: 30, clientId: b.id('again') });
+      c.send({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: b.version, clean: true, keepalive: 30, clientId: b.id('again') });
       return { closed: await closes(c) };
     },
     spec: { closed: true },
@@ -71,7 +74,7 @@ const statements: Statement[] = [
     says: 'a protocol name other than "MQTT" is not accepted as MQTT 3.1.1',
     probe: async (b) => {
       const c = await b.open();
-      c.raw(rawConnect({ name: 'MQTX', flags: 0x02, clientId: b.id('name') }));
+      c.raw(rawConnect({ level: b.version, name: 'MQTX', flags: 0x02, clientId: b.id('name') }));
       return refusal(c);
     },
     spec: { accepted: false, closed: true },
@@ -92,7 +95,7 @@ const statements: Statement[] = [
     says: 'the reserved CONNECT flag must be 0; a CONNECT that breaks the format is closed without acceptance',
     probe: async (b) => {
       const c = await b.open();
-      c.raw(rawConnect({ flags: 0x03, clientId: b.id('reserved') }));
+      c.raw(rawConnect({ level: b.version, flags: 0x03, clientId: b.id('reserved') }));
       return refusal(c);
     },
     spec: { accepted: false, closed: true },
@@ -103,12 +106,12 @@ const statements: Statement[] = [
     probe: async (b) => {
       const id = b.id('keep');
       const topic = `conf/${id}`;
-      const first = await b.connect({ clientId: id, clean: false });
+      const first = await b.connect({ clientId: id, ...keep(b) });
       await subscribe(first, [{ topic, qos: 1 }]);
       first.send({ cmd: 'disconnect' });
       await closes(first);
       await publishAcked(await b.connect(), topic, 'while away');
-      const again = await b.attempt({ clientId: id, clean: false });
+      const again = await b.attempt({ clientId: id, ...keep(b) });
       const got = await publishes(again.c, 1);
       return { sessionPresent: again.connack?.sessionPresent, got: texts(got), qos: got[0]?.qos };
     },
@@ -120,7 +123,7 @@ const statements: Statement[] = [
     probe: async (b) => {
       const id = b.id('clean');
       const topic = `conf/${id}`;
-      const first = await b.connect({ clientId: id, clean: false });
+      const first = await b.connect({ clientId: id, ...keep(b) });
       await subscribe(first, [{ topic, qos: 1 }]);
       first.end();
       await closes(first, 200);
@@ -134,7 +137,7 @@ const statements: Statement[] = [
     ids: ['MQTT-3.2.2-3'],
     says: 'clean session 0 without a stored session: session present 0',
     probe: async (b) => {
-      const r = await b.attempt({ clientId: b.id('fresh'), clean: false });
+      const r = await b.attempt({ clientId: b.id('fresh'), ...keep(b) });
       return { connack: code(r.connack), sessionPresent: r.connack?.sessionPresent };
     },
     spec: { connack: 0, sessionPresent: false },
@@ -162,7 +165,7 @@ const statements: Statement[] = [
     says: 'will flag 0 requires will QoS 0: a CONNECT with will QoS 1 and no will is refused',
     probe: async (b) => {
       const c = await b.open();
-      c.raw(rawConnect({ flags: 0x02 | 0x08, clientId: b.id('wq') }));
+      c.raw(rawConnect({ level: b.version, flags: 0x02 | 0x08, clientId: b.id('wq') }));
       return refusal(c);
     },
     spec: { accepted: false, closed: true },
@@ -172,7 +175,9 @@ const statements: Statement[] = [
     says: 'will QoS 3 is not allowed: refused',
     probe: async (b) => {
       const c = await b.open();
-      c.raw(rawConnect({ flags: 0x02 | 0x04 | 0x18, clientId: b.id('wq3'), rest: [str('conf/w'), str('x')] }));
+      c.raw(
+        rawConnect({ level: b.version, flags: 0x02 | 0x04 | 0x18, clientId: b.id('wq3'), rest: [...props(b), str('conf/w'), str('x')] }),
+      );
       return refusal(c);
     },
     spec: { accepted: false, closed: true },
@@ -182,7 +187,7 @@ const statements: Statement[] = [
     says: 'will flag 0 requires will retain 0: refused',
     probe: async (b) => {
       const c = await b.open();
-      c.raw(rawConnect({ flags: 0x02 | 0x20, clientId: b.id('wr') }));
+      c.raw(rawConnect({ level: b.version, flags: 0x02 | 0x20, clientId: b.id('wr') }));
       return refusal(c);
     },
     spec: { accepted: false, closed: true },
@@ -282,8 +287,8 @@ const statements: Statement[] = [
       const topic = `conf/${b.id('first')}`;
       await publishAcked(await b.connect(), topic, 'kept', { retain: true });
       const c = await b.open();
-      const sub = packet(0x82, [0, 9], str(topic), [1]);
-      c.raw(Buffer.concat([rawConnect({ flags: 0x02, clientId: b.id('eager') }), sub, packet(0xc0)]));
+      const sub = packet(0x82, [0, 9], ...props(b), str(topic), [1]);
+      c.raw(Buffer.concat([rawConnect({ level: b.version, flags: 0x02, clientId: b.id('eager') }), sub, packet(0xc0)]));
       await c.next('pingresp', 3000);
       return { first: c.received[0]?.cmd };
     },
@@ -295,13 +300,13 @@ const statements: Statement[] = [
     probe: async (b) => {
       const id = b.id('dup');
       const topic = `conf/${id}`;
-      const sub = await b.connect({ clientId: id, clean: false });
+      const sub = await b.connect({ clientId: id, ...keep(b) });
       await subscribe(sub, [{ topic, qos: 1 }]);
       await publishAcked(await b.connect(), topic, 'again');
       const first = await sub.next('publish', 3000);
       sub.end();
       await closes(sub, 200);
-      const again = await b.connect({ clientId: id, clean: false });
+      const again = await b.connect({ clientId: id, ...keep(b) });
       const resent = await again.next('publish', 3000);
       return { firstDup: first?.dup, resentDup: resent?.dup, sameId: resent !== undefined && resent.messageId === first?.messageId };
     },
@@ -325,7 +330,7 @@ const statements: Statement[] = [
   {
     ids: ['MQTT-3.3.1-4'],
     says: 'a PUBLISH with both QoS bits set is a protocol violation: closed',
-    probe: (b) => closedAfter(b, packet(0x36, str('conf/q3'), [0, 1], Buffer.from('x'))),
+    probe: (b) => closedAfter(b, packet(0x36, str('conf/q3'), [0, 1], ...props(b), Buffer.from('x'))),
     spec: { closed: true },
   },
   {
@@ -407,8 +412,8 @@ const statements: Statement[] = [
     ids: ['MQTT-3.3.2-2', 'MQTT-4.7.1-1'],
     says: 'a topic name must not contain wildcards: PUBLISH to a/+ or a/# is closed',
     probe: async (b) => ({
-      plus: (await closedAfter(b, packet(0x30, str('conf/+'), Buffer.from('x')))).closed,
-      hash: (await closedAfter(b, packet(0x30, str('conf/#'), Buffer.from('x')))).closed,
+      plus: (await closedAfter(b, packet(0x30, str('conf/+'), ...props(b), Buffer.from('x')))).closed,
+      hash: (await closedAfter(b, packet(0x30, str('conf/#'), ...props(b), Buffer.from('x')))).closed,
     }),
     spec: { plus: true, hash: true },
   },
@@ -447,8 +452,8 @@ const statements: Statement[] = [
       const sub = await b.connect();
       await subscribe(sub, [{ topic, qos: 0 }]);
       const pub = await b.connect();
-      pub.send({ cmd: 'publish', topic, payload: 'first', qos: 2, messageId: 77 });
-      pub.send({ cmd: 'publish', topic, payload: 'first', qos: 2, messageId: 77, dup: true });
+      const first = { cmd: 'publish', topic, payload: 'first', qos: 2, messageId: 77 };
+      pub.raw(together(b, first, { ...first, dup: true }));
       const recs = [await pub.next('pubrec', 3000), await pub.next('pubrec', 3000)].filter(Boolean).length;
       pub.send({ cmd: 'pubrel', messageId: 77 });
       await pub.next('pubcomp', 3000);
@@ -497,21 +502,21 @@ const statements: Statement[] = [
   {
     ids: ['MQTT-3.8.1-1'],
     says: 'SUBSCRIBE with fixed-header flags other than 0010 is closed',
-    probe: (b) => closedAfter(b, packet(0x80, [0, 1], str('conf/x'), [0])),
+    probe: (b) => closedAfter(b, packet(0x80, [0, 1], ...props(b), str('conf/x'), [0])),
     spec: { closed: true },
   },
   {
     ids: ['MQTT-3.8.3-3'],
     says: 'SUBSCRIBE without a topic filter is a protocol violation: closed',
-    probe: (b) => closedAfter(b, packet(0x82, [0, 1])),
+    probe: (b) => closedAfter(b, packet(0x82, [0, 1], ...props(b))),
     spec: { closed: true },
   },
   {
     ids: ['MQTT-3.8.3-4'],
     says: 'requested QoS 3 or reserved bits set in a SUBSCRIBE: closed',
     probe: async (b) => ({
-      qos3: (await closedAfter(b, packet(0x82, [0, 1], str('conf/x'), [3]))).closed,
-      reserved: (await closedAfter(b, packet(0x82, [0, 1], str('conf/x'), [0x10]))).closed,
+      qos3: (await closedAfter(b, packet(0x82, [0, 1], ...props(b), str('conf/x'), [3]))).closed,
+      reserved: (await closedAfter(b, packet(0x82, [0, 1], ...props(b), str('conf/x'), [b.version === 5 ? 0xc0 : 0x10]))).closed,
     }),
     spec: { qos3: true, reserved: true },
   },
@@ -585,13 +590,13 @@ const statements: Statement[] = [
   {
     ids: ['MQTT-3.10.1-1'],
     says: 'UNSUBSCRIBE with fixed-header flags other than 0010 is closed',
-    probe: (b) => closedAfter(b, packet(0xa0, [0, 1], str('conf/x'))),
+    probe: (b) => closedAfter(b, packet(0xa0, [0, 1], ...props(b), str('conf/x'))),
     spec: { closed: true },
   },
   {
     ids: ['MQTT-3.10.3-2'],
     says: 'UNSUBSCRIBE without a topic filter is a protocol violation: closed',
-    probe: (b) => closedAfter(b, packet(0xa2, [0, 1])),
+    probe: (b) => closedAfter(b, packet(0xa2, [0, 1], ...props(b))),
     spec: { closed: true },
   },
   {
@@ -700,7 +705,7 @@ const statements: Statement[] = [
     ids: ['MQTT-4.7.3-1'],
     says: 'topic names and filters are at least one character: an empty topic name or filter is refused',
     probe: async (b) => ({
-      emptyTopicClosed: (await closedAfter(b, packet(0x30, str(''), Buffer.from('x')))).closed,
+      emptyTopicClosed: (await closedAfter(b, packet(0x30, str(''), ...props(b), Buffer.from('x')))).closed,
       emptyFilterRefused: await filterRefused(b, ''),
     }),
     spec: { emptyTopicClosed: true, emptyFilterRefused: true },
@@ -708,13 +713,13 @@ const statements: Statement[] = [
   {
     ids: ['MQTT-4.7.3-2', 'MQTT-1.5.3-2'],
     says: 'U+0000 in a topic name closes the connection',
-    probe: (b) => closedAfter(b, packet(0x30, str(Buffer.from('conf/a\u0000b')), Buffer.from('x'))),
+    probe: (b) => closedAfter(b, packet(0x30, str(Buffer.from('conf/a\u0000b')), ...props(b), Buffer.from('x'))),
     spec: { closed: true },
   },
   {
     ids: ['MQTT-1.5.3-1'],
     says: 'ill-formed UTF-8 (an encoded surrogate) in a topic name closes the connection',
-    probe: (b) => closedAfter(b, packet(0x30, str(Buffer.from([0x63, 0x2f, 0xed, 0xa0, 0x80])), Buffer.from('x'))),
+    probe: (b) => closedAfter(b, packet(0x30, str(Buffer.from([0x63, 0x2f, 0xed, 0xa0, 0x80])), ...props(b), Buffer.from('x'))),
     spec: { closed: true },
   },
   {

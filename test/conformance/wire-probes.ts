@@ -1,4 +1,5 @@
 /** Small building blocks of the conformance probes: hand-made packets and readings of what a broker sent. */
+import mqttPacket, { type Packet } from 'mqtt-packet';
 import type { WireClient, Received } from '../engine/wire.js';
 import type { Target } from './statements.js';
 
@@ -24,11 +25,21 @@ export function str(s: string | Buffer): Buffer {
  * A CONNECT written by hand: protocol name, level, connect flags as given (so reserved and contradictory
  * flags can be sent), keepalive 30, then the payload fields. MQTT 5 gets empty property lists.
  */
-export function rawConnect(o: { name?: string; level?: number; flags: number; clientId: string; rest?: Buffer[] }): Buffer {
+export function rawConnect(o: { name?: string; level?: number; flags: number; clientId: string; rest?: (number[] | Buffer)[] }): Buffer {
   const level = o.level ?? 4;
   const props = level === 5 ? [[0]] : [];
   return packet(0x10, str(o.name ?? 'MQTT'), [level, o.flags, 0, 30], ...props, str(o.clientId), ...(o.rest ?? []));
 }
+
+/** An empty property list where the target speaks MQTT 5 (spread into `packet`). */
+export const props = (b: Target): number[][] => (b.version === 5 ? [[0]] : []);
+
+/** CONNECT fields of a session that outlives its connection: clean session 0 (MQTT 5: Clean Start 0 and a session expiry). */
+export const keep = (b: Target) => ({ clean: false, ...(b.version === 5 ? { properties: { sessionExpiryInterval: 600 } } : {}) });
+
+/** Packets encoded for the target's protocol version, to be written in one piece (so the broker reads them together). */
+export const together = (b: Target, ...packets: Record<string, unknown>[]) =>
+  Buffer.concat(packets.map((p) => mqttPacket.generate(p as unknown as Packet, { protocolVersion: b.version })));
 
 export const code = (p: Received | undefined) => p?.reasonCode ?? p?.returnCode;
 
