@@ -12,7 +12,8 @@ import {
   publish,
   publishAcked,
   publishes,
-  rawConnect,
+  sendConnect,
+  leave,
   together,
   props,
   keep,
@@ -73,9 +74,7 @@ const statements: Statement[] = [
     ids: ['MQTT-3.1.2-1'],
     says: 'a protocol name other than "MQTT" is not accepted as MQTT 3.1.1',
     probe: async (b) => {
-      const c = await b.open();
-      c.raw(rawConnect({ level: b.version, name: 'MQTX', flags: 0x02, clientId: b.id('name') }));
-      return refusal(c);
+      return refusal(await sendConnect(b, { name: 'MQTX', flags: 0x02, clientId: b.id('name') }));
     },
     spec: { accepted: false, closed: true },
   },
@@ -83,8 +82,7 @@ const statements: Statement[] = [
     ids: ['MQTT-3.1.2-2'],
     says: 'an unsupported protocol level gets CONNACK 0x01 and the connection is closed',
     probe: async (b) => {
-      const c = await b.open();
-      c.raw(rawConnect({ level: 7, flags: 0x02, clientId: b.id('level') }));
+      const c = await sendConnect(b, { level: 7, flags: 0x02, clientId: b.id('level') });
       const connack = await c.next('connack', 3000);
       return { connack: code(connack), closed: await closes(c) };
     },
@@ -94,9 +92,7 @@ const statements: Statement[] = [
     ids: ['MQTT-3.1.2-3', 'MQTT-3.1.4-1'],
     says: 'the reserved CONNECT flag must be 0; a CONNECT that breaks the format is closed without acceptance',
     probe: async (b) => {
-      const c = await b.open();
-      c.raw(rawConnect({ level: b.version, flags: 0x03, clientId: b.id('reserved') }));
-      return refusal(c);
+      return refusal(await sendConnect(b, { flags: 0x03, clientId: b.id('reserved') }));
     },
     spec: { accepted: false, closed: true },
   },
@@ -108,8 +104,7 @@ const statements: Statement[] = [
       const topic = `conf/${id}`;
       const first = await b.connect({ clientId: id, ...keep(b) });
       await subscribe(first, [{ topic, qos: 1 }]);
-      first.send({ cmd: 'disconnect' });
-      await closes(first);
+      await leave(first);
       await publishAcked(await b.connect(), topic, 'while away');
       const again = await b.attempt({ clientId: id, ...keep(b) });
       const got = await publishes(again.c, 1);
@@ -164,9 +159,7 @@ const statements: Statement[] = [
     ids: ['MQTT-3.1.2-11', 'MQTT-3.1.2-13'],
     says: 'will flag 0 requires will QoS 0: a CONNECT with will QoS 1 and no will is refused',
     probe: async (b) => {
-      const c = await b.open();
-      c.raw(rawConnect({ level: b.version, flags: 0x02 | 0x08, clientId: b.id('wq') }));
-      return refusal(c);
+      return refusal(await sendConnect(b, { flags: 0x02 | 0x08, clientId: b.id('wq') }));
     },
     spec: { accepted: false, closed: true },
   },
@@ -174,11 +167,9 @@ const statements: Statement[] = [
     ids: ['MQTT-3.1.2-14'],
     says: 'will QoS 3 is not allowed: refused',
     probe: async (b) => {
-      const c = await b.open();
-      c.raw(
-        rawConnect({ level: b.version, flags: 0x02 | 0x04 | 0x18, clientId: b.id('wq3'), rest: [...props(b), str('conf/w'), str('x')] }),
+      return refusal(
+        await sendConnect(b, { flags: 0x02 | 0x04 | 0x18, clientId: b.id('wq3'), rest: [...props(b), str('conf/w'), str('x')] }),
       );
-      return refusal(c);
     },
     spec: { accepted: false, closed: true },
   },
@@ -186,9 +177,7 @@ const statements: Statement[] = [
     ids: ['MQTT-3.1.2-15'],
     says: 'will flag 0 requires will retain 0: refused',
     probe: async (b) => {
-      const c = await b.open();
-      c.raw(rawConnect({ level: b.version, flags: 0x02 | 0x20, clientId: b.id('wr') }));
-      return refusal(c);
+      return refusal(await sendConnect(b, { flags: 0x02 | 0x20, clientId: b.id('wr') }));
     },
     spec: { accepted: false, closed: true },
   },
@@ -196,9 +185,7 @@ const statements: Statement[] = [
     ids: ['MQTT-3.1.2-22'],
     says: 'user name flag 0 requires password flag 0: a password without a user name is refused',
     probe: async (b) => {
-      const c = await b.open();
-      c.raw(rawConnect({ flags: 0x02 | 0x40, clientId: b.id('pw'), rest: [str('secret')] }));
-      return refusal(c);
+      return refusal(await sendConnect(b, { flags: 0x02 | 0x40, clientId: b.id('pw'), rest: [str('secret')] }));
     },
     spec: { accepted: false, closed: true },
   },
@@ -247,8 +234,7 @@ const statements: Statement[] = [
     ids: ['MQTT-3.1.3-7', 'MQTT-3.1.3-8', 'MQTT-3.2.2-4', 'MQTT-3.2.2-5'],
     says: 'an empty client id with clean session 0: CONNACK 0x02 with session present 0, then the connection is closed',
     probe: async (b) => {
-      const c = await b.open();
-      c.raw(rawConnect({ flags: 0x00, clientId: '' }));
+      const c = await sendConnect(b, { flags: 0x00, clientId: '' });
       const connack = await c.next('connack', 3000);
       return { connack: code(connack), sessionPresent: connack?.sessionPresent, closed: await closes(c) };
     },
@@ -259,10 +245,7 @@ const statements: Statement[] = [
     says: 'after a refused CONNECT nothing the client sent is processed',
     probe: async (b) => {
       const topic = `conf/${b.id('refused')}`;
-      const c = await b.open();
-      const retained = packet(0x31, str(topic), Buffer.from('must not be stored'));
-      c.raw(Buffer.concat([rawConnect({ flags: 0x00, clientId: '' }), retained]));
-      await closes(c);
+      await closes(await sendConnect(b, { flags: 0x00, clientId: '' }, packet(0x31, str(topic), Buffer.from('must not be stored'))));
       const later = await b.connect();
       await subscribe(later, [{ topic, qos: 0 }]);
       return { stored: texts(await publishes(later, 1, 500)) };
@@ -286,9 +269,8 @@ const statements: Statement[] = [
     probe: async (b) => {
       const topic = `conf/${b.id('first')}`;
       await publishAcked(await b.connect(), topic, 'kept', { retain: true });
-      const c = await b.open();
       const sub = packet(0x82, [0, 9], ...props(b), str(topic), [1]);
-      c.raw(Buffer.concat([rawConnect({ level: b.version, flags: 0x02, clientId: b.id('eager') }), sub, packet(0xc0)]));
+      const c = await sendConnect(b, { flags: 0x02, clientId: b.id('eager') }, Buffer.concat([sub, packet(0xc0)]));
       await c.next('pingresp', 3000);
       return { first: c.received[0]?.cmd };
     },

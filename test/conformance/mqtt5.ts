@@ -15,7 +15,9 @@ import {
   publish,
   publishAcked,
   publishes,
-  rawConnect,
+  sendConnect,
+  leave,
+  sent,
   refusal,
   str,
   subscribe,
@@ -97,9 +99,8 @@ const own: Statement[] = [
     ids: ['MQTT-3.1.2-2'],
     says: 'a protocol version the server does not accept: not accepted, and the connection is closed',
     probe: async (b) => {
-      const c = await b.open();
-      c.raw(rawConnect({ level: 6, flags: 0x02, clientId: b.id('v6'), rest: [[0]] }));
-      return { closed: await closes(c), accepted: c.received.some((p) => p.cmd === 'connack' && code(p) === 0) };
+      const c = await sendConnect(b, { level: 6, flags: 0x02, clientId: b.id('v6'), rest: [[0]] });
+      return { closed: await closes(c), accepted: sent(c, 'connack', 0) };
     },
     spec: { closed: true, accepted: false },
   },
@@ -107,9 +108,8 @@ const own: Statement[] = [
     ids: ['MQTT-3.14.0-1', 'MQTT-4.13.1-1'],
     says: 'a malformed CONNECT is closed, and no DISCONNECT comes before a successful CONNACK',
     probe: async (b) => {
-      const c = await b.open();
-      c.raw(rawConnect({ level: 5, flags: 0x03, clientId: b.id('bad') }));
-      return { closed: await closes(c), disconnect: c.received.some((p) => p.cmd === 'disconnect') };
+      const c = await sendConnect(b, { level: 5, flags: 0x03, clientId: b.id('bad') });
+      return { closed: await closes(c), disconnect: sent(c, 'disconnect') };
     },
     spec: { closed: true, disconnect: false },
   },
@@ -381,8 +381,7 @@ const own: Statement[] = [
       const topic = `conf/${id}`;
       const s = await b.connect({ clientId: id, ...keep(b) });
       await subscribe(s, [{ topic, qos: 1 }]);
-      s.send({ cmd: 'disconnect' });
-      await closes(s);
+      await leave(s);
       const p = await b.connect();
       await publishAcked(p, topic, 'short', { properties: { messageExpiryInterval: 1 } });
       await publishAcked(p, topic, 'long', { properties: { messageExpiryInterval: 60 } });
@@ -414,11 +413,10 @@ const own: Statement[] = [
       const id = b.id('tacarry');
       const first = await b.connect({ clientId: id });
       await publishAcked(first, `conf/${id}`, 'set', { properties: { topicAlias: 1 } });
-      first.send({ cmd: 'disconnect' });
-      await closes(first);
+      await leave(first);
       const again = await b.connect({ clientId: id });
       publish(again, '', 'unknown alias', { qos: 1, properties: { topicAlias: 1 } });
-      return { closed: await closes(again), acked: again.received.some((p) => p.cmd === 'puback' && code(p) === 0) };
+      return { closed: await closes(again), acked: sent(again, 'puback', 0) };
     },
     spec: { closed: true, acked: false },
   },

@@ -41,6 +41,27 @@ export const keep = (b: Target) => ({ clean: false, ...(b.version === 5 ? { prop
 export const together = (b: Target, ...packets: Record<string, unknown>[]) =>
   Buffer.concat(packets.map((p) => mqttPacket.generate(p as unknown as Packet, { protocolVersion: b.version })));
 
+/** A hand-made CONNECT (rawConnect, at the target's protocol level unless `level` says otherwise) on a new socket. */
+export async function sendConnect(
+  b: Target,
+  o: Omit<Parameters<typeof rawConnect>[0], 'level'> & { level?: number },
+  after?: Buffer,
+): Promise<WireClient> {
+  const c = await b.open();
+  c.raw(Buffer.concat([rawConnect({ level: b.version, ...o }), ...(after ? [after] : [])]));
+  return c;
+}
+
+/** Normal DISCONNECT, resolved once the broker closed the connection. */
+export async function leave(c: WireClient): Promise<void> {
+  c.send({ cmd: 'disconnect' });
+  await closes(c);
+}
+
+/** Whether the broker sent a `cmd` packet (with that reason code, when given). */
+export const sent = (c: WireClient, cmd: string, reason?: number) =>
+  c.received.some((p) => p.cmd === cmd && (reason === undefined || code(p) === reason));
+
 export const code = (p: Received | undefined) => p?.reasonCode ?? p?.returnCode;
 
 /** True when the broker closes the connection within `ms`. */
@@ -60,15 +81,7 @@ export async function closedAfter(b: Target, bytes: Buffer, connect: Record<stri
 }
 
 /** Publishes as they arrive, until `n` have or `ms` pass without one. */
-export async function publishes(c: WireClient, n: number, ms = 2000): Promise<Received[]> {
-  const got: Received[] = [];
-  while (got.length < n) {
-    const p = await c.next('publish', ms);
-    if (!p) break;
-    got.push(p);
-  }
-  return got;
-}
+export const publishes = (c: WireClient, n: number, ms?: number) => c.publishes(n, ms);
 
 /** Payloads as strings. */
 export const texts = (ms: Received[]) => ms.map((m) => String(m.payload));

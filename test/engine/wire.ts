@@ -97,6 +97,17 @@ export class WireClient {
     }
   }
 
+  /** Publishes as they arrive, until `n` have or `ms` pass without one. */
+  async publishes(n: number, ms = 2000): Promise<Received[]> {
+    const got: Received[] = [];
+    while (got.length < n) {
+      const p = await this.next('publish', ms);
+      if (!p) break;
+      got.push(p);
+    }
+    return got;
+  }
+
   /** Everything of `cmd` that arrives within `ms`. */
   async all(cmd: string, ms = 700): Promise<Received[]> {
     await new Promise((r) => setTimeout(r, ms));
