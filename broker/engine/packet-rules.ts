@@ -19,6 +19,7 @@ interface ParsedPacket {
 function brokenRule(p: ParsedPacket): string | undefined {
   if (p.cmd === 'connect') {
     if (p.will && p.will.qos === 3) return 'will QoS 3 (MQTT-3.1.2-14, MQTT 5: MQTT-3.1.2-12)';
+    // MQTT 5 allows a password alone; Mosquitto 2.0.11 closes a 3.1 connection with one too
     if (p.protocolVersion !== 5 && p.password !== undefined && p.username === undefined)
       return 'a password without a user name (MQTT-3.1.2-22)';
   }
