@@ -17,6 +17,7 @@ import { limitPacketSize } from './engine/packet-limit.js';
 import { readInTurns } from './engine/fair-reads.js';
 import { batchWrites } from './engine/write-batching.js';
 import { requireWellFormedStrings } from './engine/well-formed-strings.js';
+import { requirePacketRules } from './engine/packet-rules.js';
 import { BrokerStats } from './engine/stats.js';
 import { applyDeliveryLimits, DEFAULT_SLOW_READER_BYTES } from './engine/delivery-limits.js';
 import { QueuedBudget } from './engine/queued-budget.js';
@@ -149,6 +150,7 @@ export async function createMqttServer(config: BrokerConfig, { log, metrics }: S
     readInTurns(client);
     if (config.setTcpNodelay) batchWrites(stream);
     requireWellFormedStrings(client);
+    requirePacketRules(client);
     access.guardUnsubscribes(client);
     if (config.maxPacketSize > 0) limitPacketSize(client, config.maxPacketSize);
     if (config.maxPacketSize === 0 || config.maxPacketSize >= LARGE_PAYLOAD_BYTES) collectAfterLargePackets(client);

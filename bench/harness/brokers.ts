@@ -4,6 +4,7 @@ import { accessSync, chmodSync, constants, readFileSync, writeFileSync } from 'n
 import { delimiter, join } from 'node:path';
 import { BROKER_NODE_FLAGS } from '../../broker/node-flags.js';
 import { freePort, nodeCommand, repoRoot } from './processes.js';
+import { isMqtt5Case } from './scenarios.js';
 
 export interface BrokerContext {
   /** Folder for config and password files (0755: Mosquitto started as root reads them as user mosquitto). */
@@ -138,6 +139,8 @@ export function brokerVariants(mosquittoBin: string | undefined, versions: { mos
       receiver: false,
       auth: false,
       graceful: false,
+      // Aedes 1.2 refuses protocol level 5
+      only: (caseId) => !isMqtt5Case(caseId),
       command: (ctx) => nodeCommand('bench/harness/servers/aedes', [String(ctx.port)]),
     },
     {

@@ -2,7 +2,7 @@
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { repoRoot } from './processes.js';
-import { PROFILES, SCENARIO_IDS, type Profile } from './scenarios.js';
+import { MQTT5_CASE_IDS, PROFILES, SCENARIO_IDS, type Profile } from './scenarios.js';
 
 export interface BenchOptions {
   profile: Profile;
@@ -33,7 +33,7 @@ one SVG chart per scenario and the raw runs as JSON lines.
   --rounds N            rounds per broker and scenario (full: ${PROFILES.full.rounds})
   --duration S          measuring window of the message scenarios in seconds (full: ${PROFILES.full.durationMs / 1000})
   --warmup S            warm-up before the window in seconds (full: ${PROFILES.full.warmupMs / 1000})
-  --scenarios LIST      comma list of scenarios (${SCENARIO_IDS.join(',')}) or cases (D-2000, E-password)
+  --scenarios LIST      comma list of scenarios (${SCENARIO_IDS.join(',')}) or cases (A5, C5: over MQTT 5; D-2000, E-password)
   --brokers LIST        comma list of: mosquitto, mqprobe, mqprobe-capture, mqprobe-detect, aedes,
                         node-floor (D and E-anonymous only)
   --out DIR             output folder (default: bench/, i.e. bench/RESULTS.md, bench/charts, bench/raw)
@@ -88,7 +88,7 @@ export function parseOptions(argv: string[], now = new Date()): BenchOptions {
       .filter(Boolean);
   const scenarios = list(values.scenarios) ?? [...SCENARIO_IDS];
   for (const s of scenarios) {
-    if (!/^[A-F](-[a-z0-9]+)?$/i.test(s))
+    if (!/^[A-F](-[a-z0-9]+)?$/i.test(s) && !MQTT5_CASE_IDS.includes(s.toUpperCase()))
       throw new Error(`--scenarios: unknown scenario "${s}" (expected ${SCENARIO_IDS.join(', ')} or a case id such as D-2000)`);
   }
   const stamp = now.toISOString().slice(0, 19).replace(/[:T]/g, '-');

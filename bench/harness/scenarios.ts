@@ -1,5 +1,5 @@
 /** Scenarios A–F of the comparison: what load each runs, what it measures, and what must arrive. */
-import type { ConnectResult, FlowResult, Job, JobResult, Watched } from './load/jobs.js';
+import type { ConnectResult, FlowJob, FlowResult, Job, JobResult, Watched } from './load/jobs.js';
 
 export interface Profile {
   name: string;
@@ -98,7 +98,29 @@ function checkConnect(r: JobResult): string[] {
     : [`${c.connected} of ${c.clients} clients connected (${c.refused} refused, ${c.failed} failed)`, ...c.errors];
 }
 
+/** Cases run a second time with every client speaking MQTT 5.0 (issue 19: within 15 % of their 3.1.1 figures). */
+const MQTT5_TWINS = ['A', 'C'];
+
+/** The cases whose clients all speak MQTT 5: brokers without MQTT 5 (bare Aedes 1.2) sit them out. */
+export const MQTT5_CASE_IDS = MQTT5_TWINS.map((id) => `${id}5`);
+export const isMqtt5Case = (caseId: string) => MQTT5_CASE_IDS.includes(caseId);
+
+/** The case over MQTT 5: id `<id>5`, charted in the same scenario beside its 3.1.1 case. */
+function overMqtt5(sc: ScenarioCase): ScenarioCase {
+  return {
+    ...sc,
+    id: `${sc.id}5`,
+    short: `${sc.short}, MQTT 5`,
+    title: `${sc.title}; every client MQTT 5.0`,
+    job: (c) => ({ ...(sc.job(c) as FlowJob), protocolVersion: 5 }),
+  };
+}
+
 export function scenarioCases(p: Profile): ScenarioCase[] {
+  return cases311(p).flatMap((sc) => (MQTT5_TWINS.includes(sc.id) ? [sc, overMqtt5(sc)] : [sc]));
+}
+
+function cases311(p: Profile): ScenarioCase[] {
   const timing = { warmupMs: p.warmupMs, durationMs: p.durationMs, drainMs: 3000 };
   const base = { kind: 'flow' as const, payloadBytes: PAYLOAD_BYTES, ...timing };
   return [

@@ -58,6 +58,8 @@ t.test('options: profiles, lists, output folder, refusals', async (t) => {
   t.throws(() => parseOptions(['--rounds', '0']), /--rounds expects a number ≥ 1/);
   t.throws(() => parseOptions(['--duration', 'soon']), /--duration expects a number/);
   t.throws(() => parseOptions(['--scenarios', 'Z']), /unknown scenario "Z"/);
+  t.same(parseOptions(['--scenarios', 'a5,C5'], now).scenarios, ['A5', 'C5'], 'the MQTT 5 cases by id');
+  t.throws(() => parseOptions(['--scenarios', 'B5']), /unknown scenario "B5"/);
   t.throws(() => parseOptions(['--fast']), /Unknown option '--fast'/);
   t.throws(() => parseOptions(['A']), /positional/);
 });
@@ -126,6 +128,17 @@ t.test('runs against real brokers count every message and connection', async (t)
     t.ok(f.published > 0);
     t.equal(f.expected, f.published * 50);
     t.equal(f.delivered, f.expected);
+  });
+
+  await t.test('C5: QoS 0 fan-out with every client on MQTT 5 through mqprobe; bare Aedes 1.2 sits out A5 and C5', async (t) => {
+    const f = (await run(sc('C5'), variant('mqprobe'))).result as FlowResult;
+    t.ok(f.published > 0);
+    t.equal(f.delivered, f.published * 50, 'every subscriber got every message');
+    const aedes = variant('aedes');
+    t.same(
+      ['A', 'A5', 'C', 'C5'].map((id) => variantsFor(sc(id), [aedes]).length),
+      [1, 0, 1, 0],
+    );
   });
 
   await t.test(

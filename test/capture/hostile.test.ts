@@ -5,6 +5,8 @@ import { join } from 'node:path';
 import mqttPacket from 'mqtt-packet';
 import { startTestBroker, tempDir, type Teardown } from '../helpers/broker.js';
 import { connectClient, until } from '../helpers/mqtt.js';
+import { WireClient } from '../engine/wire.js';
+import { packet, rawConnect, str } from '../conformance/wire-probes.js';
 import { connectPacket, rawSession } from './session.js';
 
 /** Every line of the capture file: one JSON object, no raw control character. */
@@ -147,3 +149,43 @@ t.test('malformed and oversized packets become protocol-error events, the broker
     'contiguous',
   );
 });
+
+t.test(
+  'rules mqtt-packet leaves unchecked (broker/engine/packet-rules.ts): protocol-error events naming the rule, no password kept',
+  async (t) => {
+    const { b, out } = await broker(t, '');
+    const password = 'Sekr3t-pw-without-user';
+    await rawSession(b.port, [rawConnect({ flags: 0x02 | 0x04 | 0x18, clientId: 'will-qos3', rest: [str('w/t'), str('x')] })], 1000);
+    await rawSession(b.port, [rawConnect({ flags: 0x02 | 0x40, clientId: 'pw-only', rest: [str(password)] })], 1000);
+    await rawSession(b.port, [connectPacket('unsub-empty'), packet(0xa2, [0, 1])], 1000);
+    const level7 = await WireClient.open(b.port, 4);
+    level7.raw(rawConnect({ level: 7, flags: 0x02, clientId: 'level-7' }));
+    t.ok(await level7.closedWithin(3000), 'an unknown protocol level: closed');
+    t.same(
+      level7.received.map((p) => [p.cmd, p.returnCode]),
+      [['connack', 1]],
+      'after CONNACK 0x01 (unacceptable protocol version)',
+    );
+    const c = await connectClient(t, b.mqttUrl, { clientId: 'after' });
+    await c.publishAsync('still/works', 'ok', { qos: 1 });
+    await c.endAsync();
+    await until(() => lines(out).some((l) => l.includes('still/works')), 5000, 'the later publish');
+    await b.broker.close();
+    const errors = lines(out)
+      .map((l) => JSON.parse(l))
+      .filter((e) => e.event.action === 'protocol-error')
+      .map((e) => e.error.message as string);
+    for (const rule of [
+      /will QoS 3 \(MQTT-3\.1\.2-14/,
+      /password without a user name \(MQTT-3\.1\.2-22\)/,
+      /UNSUBSCRIBE without a topic filter \(MQTT-3\.10\.3-2\)/,
+      /Invalid protocol version/,
+    ])
+      t.ok(
+        errors.some((m) => rule.test(m)),
+        `captured: ${rule.source}`,
+      );
+    t.notOk(readFileSync(out, 'utf8').includes(password), 'the password is in no capture event');
+    t.notOk(readFileSync(b.logFile, 'utf8').includes(password), 'nor in the broker log');
+  },
+);

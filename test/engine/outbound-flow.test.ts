@@ -28,17 +28,6 @@ async function client(tt: Test, port: number, clientId: string, properties: Reco
 
 const payloads = (ms: Received[]) => ms.map((m) => String(m.payload));
 
-/** Every publish that arrives until `n` have, or `ms` pass. */
-async function publishes(c: WireClient, n: number, ms = 2000): Promise<Received[]> {
-  const got: Received[] = [];
-  while (got.length < n) {
-    const p = await c.next('publish', ms);
-    if (!p) break;
-    got.push(p);
-  }
-  return got;
-}
-
 /** A subscriber allowing 2 unacknowledged deliveries; 5 QoS 1 (or 2) messages; what arrives before and after each ack. */
 async function receiveMaximum(tt: Test, port: number, qos: 1 | 2) {
   const s = await client(tt, port, `rm-sub-${qos}`, { receiveMaximum: 2 });
@@ -55,9 +44,9 @@ async function receiveMaximum(tt: Test, port: number, qos: 1 | 2) {
     }
   }
   const answers: string[][] = [];
-  const batch = await publishes(s, 2);
+  const batch = await s.publishes(2);
   // nothing more until an acknowledgement
-  batch.push(...(await publishes(s, 1, 300)));
+  batch.push(...(await s.publishes(1, 300)));
   answers.push(payloads(batch));
   while (batch.length > 0) {
     const next = batch.shift()!;
@@ -69,7 +58,7 @@ async function receiveMaximum(tt: Test, port: number, qos: 1 | 2) {
       await s.next('pubrel');
       s.send({ cmd: 'pubcomp', messageId });
     }
-    const more = await publishes(s, 1, 500);
+    const more = await s.publishes(1, 500);
     answers.push(payloads(more));
     batch.push(...more);
   }

@@ -18,6 +18,8 @@ export interface Received {
   payload?: Buffer;
   qos?: number;
   retain?: boolean;
+  dup?: boolean;
+  messageId?: number;
 }
 
 export class WireClient {
@@ -93,6 +95,17 @@ export class WireClient {
         });
       });
     }
+  }
+
+  /** Publishes as they arrive, until `n` have or `ms` pass without one. */
+  async publishes(n: number, ms = 2000): Promise<Received[]> {
+    const got: Received[] = [];
+    while (got.length < n) {
+      const p = await this.next('publish', ms);
+      if (!p) break;
+      got.push(p);
+    }
+    return got;
   }
 
   /** Everything of `cmd` that arrives within `ms`. */

@@ -32,7 +32,7 @@ export interface FlowJob {
   latency: boolean;
   clientPrefix: string;
   watch: Watched;
-  /** MQTT 5 instead of 3.1.1 (bench/engine/ only; readPublish reads both, the payload sits at the end). */
+  /** MQTT 5 instead of 3.1.1 (cases A5, C5 and bench/engine/; readPublish reads both, the payload sits at the end). */
   protocolVersion?: 4 | 5;
 }
 

@@ -150,6 +150,7 @@ class Client {
         setImmediate(() => {
           const packet = new Packet(toForward, broker)
           packet.qos = 0
+          packet.dup = false // [MQTT-3.3.1-2]
           write(that, packet, function (err) {
             that._onError(err)
             cb() // don't pass the error here or it will be thrown by mqemitter
@@ -171,6 +172,8 @@ class Client {
       if (toForward) {
         setImmediate(() => {
           const packet = new QoSPacket(toForward, that)
+          // a first delivery: the publisher's DUP is not forwarded [MQTT-3.3.1-3]
+          packet.dup = false
           // Downgrading to client subscription qos if needed
           const clientSub = that.subscriptions[packet.topic]
           if (clientSub && (clientSub.qos || 0) < packet.qos) {

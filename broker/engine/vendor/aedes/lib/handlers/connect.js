@@ -559,6 +559,9 @@ function emptyQueue (arg, done) {
         data.properties.messageExpiryInterval = Math.ceil((data.messageExpiry - now) / 1000)
       }
       const packet = new QoSPacket(data, client)
+      // a stored message with a packet id was sent before: re-delivered with DUP 1,
+      // one queued while the client was away goes out for the first time [MQTT-3.3.1-1]
+      packet.dup = Boolean(data.messageId)
       // Here we are deliberatly passing only the error
       // This is because there is no destination stream so the "client"
       // Object filled the buffer up to the highWaterMark preventing stored messages

@@ -98,10 +98,13 @@ function enqueuePublish (packet, done) {
           // before storing it, so a client that keeps sending fresh ids while
           // withholding PUBREL cannot grow its incoming store without limit.
           // The slot is reserved synchronously (a read chunk is dispatched
-          // concurrently) and keyed by messageId (a DUP retransmission reuses it).
+          // concurrently) and keyed by messageId.
           const inflight = client._inboundInflight
+          // the same id already taken on this connection and awaiting PUBREL: a
+          // retransmission that arrived before the first was stored [MQTT-4.3.3-10]
+          if (inflight.has(packet.messageId)) return write(client, new PubRec(packet), done)
           const limit = inboundLimit(client)
-          if (limit > 0 && !inflight.has(packet.messageId) && inflight.size >= limit) {
+          if (limit > 0 && inflight.size >= limit) {
             const err = new Error('maxInflightInbound exceeded: ' + limit + ' inbound QoS 2 messages already awaiting PUBREL')
             if (client.version === 5) {
               // [MQTT-3.3.4-9] Receive Maximum exceeded: say so (0x93), then close
