@@ -30,7 +30,7 @@ const defaultOptions = {
   maxTopicLevels: 100,
   // inbound QoS 2 messages a client may leave awaiting PUBREL (0 = no limit);
   // past it a 3.1/3.1.1 client is disconnected. A v5 client is held to the
-  // advertised receiveMaximum instead, when one is set. [MQTT-3.3.4-9]
+  // advertised receiveMaximum instead, when one is set. [MQTT-3.3.4-7]
   maxInflightInbound: 1000,
   // MQTT 5.0: highest QoS a client may publish with (advertised in CONNACK when
   // below 2; a v5 PUBLISH above it gets DISCONNECT 0x9B). [MQTT-3.2.2-11]

@@ -1,6 +1,6 @@
 import write from './write.js'
 
-// [MQTT-3.3.4-7] The server must not send an MQTT 5 client more unacknowledged
+// [MQTT-3.3.4-9] The server must not send an MQTT 5 client more unacknowledged
 // QoS 1/2 PUBLISH packets than the Receive Maximum of its CONNECT. Beyond it a
 // PUBLISH waits in the client's queue (a persistent session has it in its
 // stored outgoing messages too) and goes out as a PUBACK or PUBCOMP (or a

@@ -107,7 +107,7 @@ function enqueuePublish (packet, done) {
           if (limit > 0 && inflight.size >= limit) {
             const err = new Error('maxInflightInbound exceeded: ' + limit + ' inbound QoS 2 messages already awaiting PUBREL')
             if (client.version === 5) {
-              // [MQTT-3.3.4-9] Receive Maximum exceeded: say so (0x93), then close
+              // [MQTT-3.3.4-7] Receive Maximum exceeded: say so (0x93), then close
               client.broker.emit('clientError', client, err)
               client.disconnect({ reasonCode: ReasonCodes.RECEIVE_MAXIMUM_EXCEEDED }, () => done())
               return
