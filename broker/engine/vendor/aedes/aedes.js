@@ -39,8 +39,8 @@ const defaultOptions = {
   // false; a v5 retained PUBLISH then gets DISCONNECT 0x9A). [MQTT-3.2.2-14]
   retainAvailable: true,
   // MQTT 5.0 shared subscriptions ($share/<group>/<filter>), also served to
-  // 3.1.1 clients. Group state is per process: turn this off when several
-  // processes share one emitter. Off: a v5 client gets SUBACK 0x9E and the
+  // 3.1.1 clients. Group state is per process: when several processes share
+  // one emitter, pass a router (below) or turn this off. Off: a v5 client gets SUBACK 0x9E and the
   // CONNACK says sharedSubscriptionAvailable false. [MQTT-4.8.2]
   sharedSubscriptions: true,
   // Groups spanning several processes that share one emitter: an object with
