@@ -7,7 +7,7 @@
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import t, { type Test } from 'tap';
+import t from 'tap';
 import { Redis } from 'ioredis';
 import type { MqttClient } from 'mqtt';
 import { freePort, spawnCli, tempDir, waitForPort, type BrokerProcess } from '../helpers/broker.js';
@@ -73,7 +73,11 @@ t.test('each message to exactly one member across three processes, round robin, 
 
   for (let i = 0; i < N; i++) await (i % 2 ? pubB : pubA).publishAsync('rr/t', `m${i}`, { qos: 1 });
   const live = () => got.map((g) => payloads(g, 'm'));
-  await until(() => live().flat().length >= N && payloads(soloGot, 'm').length >= N && payloads(plainGot, 'm').length >= N, 15_000, 'all deliveries');
+  await until(
+    () => live().flat().length >= N && payloads(soloGot, 'm').length >= N && payloads(plainGot, 'm').length >= N,
+    15_000,
+    'all deliveries',
+  );
   await new Promise((r) => setTimeout(r, 300)); // a duplicate would arrive now
   const all = live().flat();
   tt.equal(all.length, N, `${N} deliveries in the group, no more`);
@@ -83,12 +87,16 @@ t.test('each message to exactly one member across three processes, round robin, 
     [N / 3, N / 3, N / 3],
     'round robin: 10 each on processes A, B and C',
   );
-  tt.same(payloads(soloGot, 'm').sort(), [...Array(N).keys()].map((i) => `m${i}`).sort(), 'the other group (one member) gets every message');
+  tt.same(
+    payloads(soloGot, 'm').sort(),
+    [...Array(N).keys()].map((i) => `m${i}`).sort(),
+    'the other group (one member) gets every message',
+  );
   tt.equal(payloads(plainGot, 'm').length, N, 'a plain subscriber gets every message');
   for (const m of [m1, m2, m3, solo, plain, pubA, pubB]) await m.endAsync();
 });
 
-t.test("a persistent QoS 1 member leaves with unacknowledged messages: they wait in its session for it on another process", async (tt) => {
+t.test('a persistent QoS 1 member leaves with unacknowledged messages: they wait in its session for it on another process', async (tt) => {
   const N = 10;
   // a raw 3.1.1 client that never sends PUBACK, on A
   const { c: raw } = await WireClient.connect(a.port, { clientId: 'ps-member', clean: false }, 4);
@@ -118,7 +126,11 @@ t.test("a persistent QoS 1 member leaves with unacknowledged messages: they wait
   await until(() => payloads(back, 'away').length + payloads(otherGot, 'away').length >= 4, 10_000, 'the messages sent while it was away');
   const away = [...payloads(back, 'away'), ...payloads(otherGot, 'away')].sort();
   tt.same(away, ['away0', 'away1', 'away2', 'away3'], 'sent while it was away: each to one of them, none lost');
-  tt.same([...payloads(otherGot, 'p'), ...held].sort(), [...Array(N).keys()].map((i) => `p${i}`).sort(), 'nothing lost, nothing twice across members');
+  tt.same(
+    [...payloads(otherGot, 'p'), ...held].sort(),
+    [...Array(N).keys()].map((i) => `p${i}`).sort(),
+    'nothing lost, nothing twice across members',
+  );
 });
 
 t.test('Redis restarted: membership comes back (renewed), each message still to exactly one member', async (tt) => {
@@ -128,14 +140,22 @@ t.test('Redis restarted: membership comes back (renewed), each message still to 
   const got = [m1, m2].map(collect);
   for (const m of [m1, m2]) await m.subscribeAsync('$share/rs/rs/#', { qos: 1 });
   const pub = await connectClient(tt, b.url, { clientId: 'rs-pub', reconnectPeriod: 200 });
-  await warmUp([pub], 'rs/warm', got.map((g) => () => g.length));
+  await warmUp(
+    [pub],
+    'rs/warm',
+    got.map((g) => () => g.length),
+  );
   await redis.stop();
   await redis.start();
   await until(() => admin.status === 'ready', 10_000, 'Redis back');
   // as if Redis had lost them too (no appendonly): each process writes its members again within a renewal
   const keys = await admin.keys('mqprobe:share:*');
   if (keys.length) await admin.del(...keys);
-  await warmUp([pub], 'rs/warm', got.map((g) => () => g.length));
+  await warmUp(
+    [pub],
+    'rs/warm',
+    got.map((g) => () => g.length),
+  );
   for (let i = 0; i < N; i++) await pub.publishAsync('rs/t', `r${i}`, { qos: 1 });
   await until(() => got.flatMap((g) => payloads(g, 'r')).length >= N, 10_000, 'all deliveries');
   await new Promise((r) => setTimeout(r, 300));
@@ -187,38 +207,48 @@ t.test('garbage in the membership keys and on the stream: warned and skipped, th
   for (const x of [m, pub]) await x.endAsync();
 });
 
-t.test(`a process SIGKILLed: its members stop being chosen within the membership TTL (${MEMBER_TTL_MS} ms) plus one renewal`, async (tt) => {
-  const k1 = await connectClient(tt, a.url, { clientId: 'k-m1' });
-  const k2 = await connectClient(tt, b.url, { clientId: 'k-m2', protocolVersion: 5 });
-  const k3 = await connectClient(tt, c.url, { clientId: 'k-m3' });
-  const got = [k1, k2, k3].map(collect);
-  for (const m of [k1, k2, k3]) await m.subscribeAsync('$share/k/k/#', { qos: 1 });
-  const pub = await connectClient(tt, a.url, { clientId: 'k-pub' });
-  await warmUp([pub], 'k/warm', got.map((g) => () => g.length));
-  k3.on('error', () => undefined);
-  c.child.kill('SIGKILL');
-  await c.exited;
-  const killed = Date.now();
-  const sent: { p: string; at: number }[] = [];
-  const window = MEMBER_TTL_MS + MEMBER_TTL_MS / 3 + 1_500;
-  for (let i = 0; Date.now() - killed < window + 2_000; i++) {
-    await pub.publishAsync('k/t', `k${i}`, { qos: 1 });
-    sent.push({ p: `k${i}`, at: Date.now() - killed });
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  await new Promise((r) => setTimeout(r, 500));
-  const delivered = [...payloads(got[0]!, 'k'), ...payloads(got[1]!, 'k')];
-  tt.equal(new Set(delivered).size, delivered.length, 'no duplicates');
-  const lost = sent.filter((s) => !delivered.includes(s.p));
-  tt.ok(lost.length > 0, `chosen for the dead process's member while it was still registered: ${lost.length} of ${sent.length} (QoS 1, clean session: lost)`);
-  tt.ok(
-    lost.every((s) => s.at < window),
-    `all within ${window} ms of the kill (last at ${lost.at(-1)?.at} ms)`,
-  );
-  const after = sent.filter((s) => s.at >= window);
-  tt.ok(after.length > 10, `${after.length} sent after the window`);
-  tt.ok(
-    after.every((s) => delivered.includes(s.p)),
-    'after it, every message reaches a living member',
-  );
-});
+t.test(
+  `a process SIGKILLed: its members stop being chosen within the membership TTL (${MEMBER_TTL_MS} ms) plus one renewal`,
+  async (tt) => {
+    const k1 = await connectClient(tt, a.url, { clientId: 'k-m1' });
+    const k2 = await connectClient(tt, b.url, { clientId: 'k-m2', protocolVersion: 5 });
+    const k3 = await connectClient(tt, c.url, { clientId: 'k-m3' });
+    const got = [k1, k2, k3].map(collect);
+    for (const m of [k1, k2, k3]) await m.subscribeAsync('$share/k/k/#', { qos: 1 });
+    const pub = await connectClient(tt, a.url, { clientId: 'k-pub' });
+    await warmUp(
+      [pub],
+      'k/warm',
+      got.map((g) => () => g.length),
+    );
+    k3.on('error', () => undefined);
+    c.child.kill('SIGKILL');
+    await c.exited;
+    const killed = Date.now();
+    const sent: { p: string; at: number }[] = [];
+    const window = MEMBER_TTL_MS + MEMBER_TTL_MS / 3 + 1_500;
+    for (let i = 0; Date.now() - killed < window + 2_000; i++) {
+      await pub.publishAsync('k/t', `k${i}`, { qos: 1 });
+      sent.push({ p: `k${i}`, at: Date.now() - killed });
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    await new Promise((r) => setTimeout(r, 500));
+    const delivered = [...payloads(got[0]!, 'k'), ...payloads(got[1]!, 'k')];
+    tt.equal(new Set(delivered).size, delivered.length, 'no duplicates');
+    const lost = sent.filter((s) => !delivered.includes(s.p));
+    tt.ok(
+      lost.length > 0,
+      `chosen for the dead process's member while it was still registered: ${lost.length} of ${sent.length} (QoS 1, clean session: lost)`,
+    );
+    tt.ok(
+      lost.every((s) => s.at < window),
+      `all within ${window} ms of the kill (last at ${lost.at(-1)?.at} ms)`,
+    );
+    const after = sent.filter((s) => s.at >= window);
+    tt.ok(after.length > 10, `${after.length} sent after the window`);
+    tt.ok(
+      after.every((s) => delivered.includes(s.p)),
+      'after it, every message reaches a living member',
+    );
+  },
+);

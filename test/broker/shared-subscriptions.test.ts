@@ -272,12 +272,15 @@ t.test("a persistent member's session keeps its shared subscription; offline, it
   tt.same([got.online.length, got.returning.length], [6, 2], 'mqprobe: back, the member shares again (2 + 2) without subscribing anew');
 });
 
-t.test('Redis mode: shared subscriptions granted (SUBACK 0x01), CONNACK says available; across processes: redis-shared-subscriptions.test.ts', async (tt) => {
-  const redis = await startRedis(tt);
-  const b = await startTestBroker(tt, `listener 0 127.0.0.1\nallow_anonymous true\npersistence_redis_url ${redis.url}\n`);
-  tt.notMatch(readFileSync(b.logFile, 'utf8'), /shared subscriptions/i, 'no warning at start');
-  tt.equal(await rawSubscribe(tt, b.port, 4, '$share/g/r/t'), 'SUBACK 0x1', 'MQTT 3.1.1: SUBACK 0x01');
-  tt.equal(await rawSubscribe(tt, b.port, 5, '$share/g/r/t'), 'SUBACK 0x1', 'MQTT 5: SUBACK 0x01');
-  const { connack } = await WireClient.connect(b.port, { clientId: 'redis-v5' });
-  tt.equal(connack?.properties?.sharedSubscriptionAvailable, true, 'CONNACK: sharedSubscriptionAvailable true');
-});
+t.test(
+  'Redis mode: shared subscriptions granted (SUBACK 0x01), CONNACK says available; across processes: redis-shared-subscriptions.test.ts',
+  async (tt) => {
+    const redis = await startRedis(tt);
+    const b = await startTestBroker(tt, `listener 0 127.0.0.1\nallow_anonymous true\npersistence_redis_url ${redis.url}\n`);
+    tt.notMatch(readFileSync(b.logFile, 'utf8'), /shared subscriptions/i, 'no warning at start');
+    tt.equal(await rawSubscribe(tt, b.port, 4, '$share/g/r/t'), 'SUBACK 0x1', 'MQTT 3.1.1: SUBACK 0x01');
+    tt.equal(await rawSubscribe(tt, b.port, 5, '$share/g/r/t'), 'SUBACK 0x1', 'MQTT 5: SUBACK 0x01');
+    const { connack } = await WireClient.connect(b.port, { clientId: 'redis-v5' });
+    tt.equal(connack?.properties?.sharedSubscriptionAvailable, true, 'CONNACK: sharedSubscriptionAvailable true');
+  },
+);

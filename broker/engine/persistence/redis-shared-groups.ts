@@ -126,7 +126,13 @@ export function createSharedGroups(opts: SharedGroupsOptions) {
 
   const forget = (id: string) =>
     redis
-      .eval("if redis.call('EXISTS', KEYS[1]) == 0 then return redis.call('SREM', KEYS[2], ARGV[1]) end return 0", 2, shareProcessKey(id), SHARE_PROCESSES, id)
+      .eval(
+        "if redis.call('EXISTS', KEYS[1]) == 0 then return redis.call('SREM', KEYS[2], ARGV[1]) end return 0",
+        2,
+        shareProcessKey(id),
+        SHARE_PROCESSES,
+        id,
+      )
       .catch(() => undefined);
 
   /** Reads the membership again; calls during a read make one more read after it. */
@@ -138,7 +144,9 @@ export function createSharedGroups(opts: SharedGroupsOptions) {
     reloading = (async () => {
       do {
         again = false;
-        await read().catch((err: Error) => log.warn({ err: err.message }, 'shared subscriptions: membership not read from Redis; the last one stays'));
+        await read().catch((err: Error) =>
+          log.warn({ err: err.message }, 'shared subscriptions: membership not read from Redis; the last one stays'),
+        );
       } while (again && !closed);
       reloading = undefined;
     })();
@@ -149,7 +157,12 @@ export function createSharedGroups(opts: SharedGroupsOptions) {
   const renew = async () => {
     if (local.size === 0) return;
     const fields = [...local].flatMap(([field, { member }]) => [field, memberValue(member)]);
-    await redis.multi().sadd(SHARE_PROCESSES, processId).hset(key, ...fields).pexpire(key, MEMBER_TTL_MS).exec();
+    await redis
+      .multi()
+      .sadd(SHARE_PROCESSES, processId)
+      .hset(key, ...fields)
+      .pexpire(key, MEMBER_TTL_MS)
+      .exec();
   };
 
   const timer = setInterval(() => {
@@ -162,7 +175,9 @@ export function createSharedGroups(opts: SharedGroupsOptions) {
   subscriber.on('message', (channel: string) => {
     if (channel === SHARE_CHANGED) void reload();
   });
-  void subscriber.subscribe(SHARE_CHANGED).then(reload, (err: Error) => log.warn({ err: err.message }, 'shared subscriptions: not subscribed to changes'));
+  void subscriber
+    .subscribe(SHARE_CHANGED)
+    .then(reload, (err: Error) => log.warn({ err: err.message }, 'shared subscriptions: not subscribed to changes'));
 
   /** The member chosen in each group `packet` matches (once per packet: the persistence and the stream ask). */
   const choose = (packet: Packet): Promise<Targets | undefined> | undefined => {
@@ -227,7 +242,9 @@ export function createSharedGroups(opts: SharedGroupsOptions) {
           .hdel(key, field)
           .then(announce)
           .then(reload)
-          .catch((err: Error) => log.warn({ err: err.message }, 'shared subscriptions: a leaving member not removed from Redis (it expires)'));
+          .catch((err: Error) =>
+            log.warn({ err: err.message }, 'shared subscriptions: a leaving member not removed from Redis (it expires)'),
+          );
       },
       target(packet: object, topic: string): string | undefined {
         return (packet as { [TARGETS]?: Targets })[TARGETS]?.[topic];

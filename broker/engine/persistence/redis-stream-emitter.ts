@@ -169,7 +169,20 @@ export function createStreamEmitter(opts: StreamEmitterOptions) {
       const append = Promise.all([before, started, targets]).then(
         ([, , s]) => {
           const extra = s ? ['s', s] : [];
-          const added = pub.redis.xadd(MESSAGE_STREAM, 'MAXLEN', '~', STREAM_MAXLEN, '*', 'i', id, 'h', JSON.stringify(head), 'p', body, ...extra);
+          const added = pub.redis.xadd(
+            MESSAGE_STREAM,
+            'MAXLEN',
+            '~',
+            STREAM_MAXLEN,
+            '*',
+            'i',
+            id,
+            'h',
+            JSON.stringify(head),
+            'p',
+            body,
+            ...extra,
+          );
           issued();
           return added;
         },
