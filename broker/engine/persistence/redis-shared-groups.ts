@@ -165,10 +165,15 @@ export function createSharedGroups(opts: SharedGroupsOptions) {
       .exec();
   };
 
+  // one renewal at a time: while Redis is away they would pile up in ioredis' offline queue
+  let renewing = false;
   const timer = setInterval(() => {
+    if (renewing) return;
+    renewing = true;
     void renew()
       .catch((err: Error) => log.warn({ err: err.message }, 'shared subscriptions: membership not renewed in Redis'))
-      .then(reload);
+      .then(reload)
+      .finally(() => (renewing = false));
   }, RENEW_MS);
   timer.unref();
 
@@ -275,14 +280,17 @@ export function createSharedGroups(opts: SharedGroupsOptions) {
       };
       return p;
     },
-    /** Stops renewing and removes this process's members (the clients were closed before). */
-    async close(): Promise<void> {
+    /**
+     * Stops renewing and removes this process's members (the clients were closed before, so they
+     * normally left already). Waits for nothing: Redis may be gone, and shutdown must not hang on it
+     * (the connection drains, capped, in redis-connection.ts).
+     */
+    close(): void {
       closed = true;
       clearInterval(timer);
-      await reloading;
       if (local.size > 0) {
         local.clear();
-        await redis
+        void redis
           .multi()
           .del(key)
           .srem(SHARE_PROCESSES, processId)

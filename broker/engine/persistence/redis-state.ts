@@ -158,6 +158,9 @@ export function createRedisState(config: BrokerConfig, log: Logger, metrics: Reg
     start: async () => undefined,
     // Aedes closes the emitter but not the persistence; the clients it closed may still be writing
     // to Redis (wills): the connection goes once idle (redis-connection.ts)
-    stop: () => shared.close().then(() => state.shut()),
+    stop: () => {
+      shared.close();
+      return state.shut();
+    },
   };
 }
