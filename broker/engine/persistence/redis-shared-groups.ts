@@ -153,16 +153,19 @@ export function createSharedGroups(opts: SharedGroupsOptions) {
     return reloading;
   };
 
-  /** Writes all of this process's members again (after a Redis restart they are back within one period). */
+  /**
+   * Writes this process's members again, replacing what its hash held: after a Redis restart they are
+   * back within one period, and an entry whose removal failed (Redis away at the leave) goes.
+   */
   const renew = async () => {
-    if (local.size === 0) return;
-    const fields = [...local].flatMap(([field, { member }]) => [field, memberValue(member)]);
-    await redis
-      .multi()
-      .sadd(SHARE_PROCESSES, processId)
-      .hset(key, ...fields)
-      .pexpire(key, MEMBER_TTL_MS)
-      .exec();
+    const tx = redis.multi().del(key);
+    if (local.size > 0) {
+      const fields = [...local].flatMap(([field, { member }]) => [field, memberValue(member)]);
+      tx.sadd(SHARE_PROCESSES, processId)
+        .hset(key, ...fields)
+        .pexpire(key, MEMBER_TTL_MS);
+    }
+    await tx.exec();
   };
 
   // one renewal at a time: while Redis is away they would pile up in ioredis' offline queue
