@@ -226,8 +226,9 @@ t.test(
     await c.exited;
     const killed = Date.now();
     const sent: { p: string; at: number }[] = [];
-    const window = MEMBER_TTL_MS + MEMBER_TTL_MS / 3 + 1_500;
-    for (let i = 0; Date.now() - killed < window + 2_000; i++) {
+    // expiry (up to one renewal period after the kill's last renewal) plus one re-read, and room for a loaded machine
+    const window = MEMBER_TTL_MS + MEMBER_TTL_MS / 3 + 3_000;
+    for (let i = 0; Date.now() - killed < window + 1_500; i++) {
       await pub.publishAsync('k/t', `k${i}`, { qos: 1 });
       sent.push({ p: `k${i}`, at: Date.now() - killed });
       await new Promise((r) => setTimeout(r, 50));
