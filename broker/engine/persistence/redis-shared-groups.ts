@@ -47,6 +47,9 @@ interface EnqueuingPersistence {
   outgoingEnqueueCombi(subs: Sub[], packet: Packet): Promise<void>;
 }
 
+/** The choice for a message published while no group has members. */
+const NONE: Promise<undefined> = Promise.resolve(undefined);
+
 /** Where a packet read from the message stream keeps its targets (not a packet field Aedes copies). */
 const TARGETS = Symbol('mqprobe.shareTargets');
 
@@ -187,15 +190,18 @@ export function createSharedGroups(opts: SharedGroupsOptions) {
     .subscribe(SHARE_CHANGED)
     .then(reload, (err: Error) => log.warn({ err: err.message }, 'shared subscriptions: not subscribed to changes'));
 
-  /** The member chosen in each group `packet` matches (once per packet: the persistence and the stream ask). */
+  /**
+   * The member chosen in each group `packet` matches, decided once per packet: the persistence (for
+   * a QoS 1/2 message) and then the stream ask, and a membership read in between must not change the
+   * answer (a member chosen without its stored copy).
+   */
   const choose = (packet: Packet): Promise<Targets | undefined> | undefined => {
-    if (groups.size === 0) return undefined;
     let p = chosen.get(packet);
     if (!p) {
-      p = pick(packet);
+      p = groups.size === 0 ? NONE : pick(packet);
       chosen.set(packet, p);
     }
-    return p;
+    return p === NONE ? undefined : p;
   };
 
   const pick = async (packet: Packet): Promise<Targets | undefined> => {
