@@ -37,6 +37,8 @@ interface Packet {
 }
 /** The client chosen in each group a message matched, by group (`$share/…`). */
 type Targets = Record<string, string>;
+/** The member chosen in each group, as the publishing process knew it when it chose. */
+type Choice = Map<string, Member>;
 type Done = (err?: Error) => void;
 interface Sub {
   clientId: string;
@@ -80,7 +82,7 @@ export function createSharedGroups(opts: SharedGroupsOptions) {
   /** This process's members: registration field → member and how many of its connections joined. */
   const local = new Map<string, { member: Member; count: number }>();
   let groups = new Map<string, Group>();
-  const chosen = new WeakMap<object, Promise<Targets | undefined>>();
+  const chosen = new WeakMap<object, Promise<Choice | undefined>>();
   const warned = new Set<string>();
   let reloading: Promise<void> | undefined;
   let again = false;
@@ -138,6 +140,8 @@ export function createSharedGroups(opts: SharedGroupsOptions) {
       )
       .catch(() => undefined);
 
+  const announce = () => redis.publish(SHARE_CHANGED, processId);
+
   /** Reads the membership again; calls during a read make one more read after it. */
   const reload = (): Promise<void> => {
     if (reloading) {
@@ -168,7 +172,9 @@ export function createSharedGroups(opts: SharedGroupsOptions) {
         .hset(key, ...fields)
         .pexpire(key, MEMBER_TTL_MS);
     }
-    await tx.exec();
+    const [[, deleted] = []] = (await tx.exec()) ?? [];
+    // the hash had gone (Redis lost it, or this process was stalled past its expiry): tell the others now
+    if (deleted === 0 && local.size > 0) await announce();
   };
 
   // one renewal at a time: while Redis is away they would pile up in ioredis' offline queue
@@ -195,7 +201,7 @@ export function createSharedGroups(opts: SharedGroupsOptions) {
    * a QoS 1/2 message) and then the stream ask, and a membership read in between must not change the
    * answer (a member chosen without its stored copy).
    */
-  const choose = (packet: Packet): Promise<Targets | undefined> | undefined => {
+  const choose = (packet: Packet): Promise<Choice | undefined> | undefined => {
     let p = chosen.get(packet);
     if (!p) {
       p = groups.size === 0 ? NONE : pick(packet);
@@ -204,7 +210,7 @@ export function createSharedGroups(opts: SharedGroupsOptions) {
     return p === NONE ? undefined : p;
   };
 
-  const pick = async (packet: Packet): Promise<Targets | undefined> => {
+  const pick = async (packet: Packet): Promise<Choice | undefined> => {
     const levels = packet.topic.split('/');
     const dollar = packet.topic.startsWith('$');
     const matched = [...groups].filter(([, g]) => g.members.length > 0 && !(dollar && g.wildcardFirst) && levelsMatch(g.filter, levels));
@@ -212,18 +218,14 @@ export function createSharedGroups(opts: SharedGroupsOptions) {
     const pipe = redis.pipeline();
     for (const [group] of matched) pipe.incr(shareCounterKey(group));
     const counts = (await pipe.exec()) ?? [];
-    const targets: Targets = Object.create(null) as Targets;
+    const choice: Choice = new Map();
     matched.forEach(([group, g], i) => {
       const [err, n] = counts[i] ?? [];
       if (err) throw err;
-      targets[group] = g.members[(Number(n) - 1) % g.members.length]!.clientId;
+      choice.set(group, g.members[(Number(n) - 1) % g.members.length]!);
     });
-    return targets;
+    return choice;
   };
-
-  const member = (group: string, clientId: string) => groups.get(group)?.members.find((m) => m.clientId === clientId);
-
-  const announce = () => redis.publish(SHARE_CHANGED, processId);
 
   return {
     processId,
@@ -266,7 +268,7 @@ export function createSharedGroups(opts: SharedGroupsOptions) {
     },
     /** For the message stream: the targets to append with `packet`, if any (field `s`). */
     encode(packet: Packet): Promise<string | undefined> | undefined {
-      return choose(packet)?.then((t) => (t ? JSON.stringify(t) : undefined));
+      return choose(packet)?.then((c) => (c ? JSON.stringify(Object.fromEntries([...c].map(([g, m]) => [g, m.clientId]))) : undefined));
     },
     /** For the message stream: keeps the targets read with a packet on it (garbage: warned and dropped). */
     attach(packet: object, s: string): void {
@@ -279,11 +281,9 @@ export function createSharedGroups(opts: SharedGroupsOptions) {
       const p = persistence as T & EnqueuingPersistence;
       const enqueue = p.outgoingEnqueueCombi.bind(p);
       p.outgoingEnqueueCombi = async (subs: Sub[], packet: Packet) => {
-        const targets = await choose(packet);
         const extra: Sub[] = [];
-        for (const [group, clientId] of Object.entries(targets ?? {})) {
-          const m = member(group, clientId);
-          if (m?.persistent && m.qos > 0) extra.push({ clientId, topic: group, qos: m.qos });
+        for (const [group, m] of (await choose(packet)) ?? []) {
+          if (m.persistent && m.qos > 0) extra.push({ clientId: m.clientId, topic: group, qos: m.qos });
         }
         return enqueue(extra.length ? [...subs, ...extra] : subs, packet);
       };
