@@ -32,7 +32,7 @@ import { createEngine, type Engine } from './engine/engine.js';
 import { watchClients } from './engine/disconnects.js';
 import { countSharedSubscriptions, countSubscriptions, offlineSessions } from './engine/sessions.js';
 import { logClientLines } from './engine/client-lines.js';
-import { mqtt5Options, SHARED_OFF_IN_REDIS_MODE } from './engine/mqtt5-options.js';
+import { mqtt5Options } from './engine/mqtt5-options.js';
 import { ConnectionGate } from './connection-gate.js';
 import { listenLines } from './log/broker-lines.js';
 import { logDestinations } from './logger.js';
@@ -127,7 +127,6 @@ export async function createMqttServer(config: BrokerConfig, { log, metrics }: S
     connectTimeout: config.connectTimeout * 1000,
   });
   await state.start();
-  if (config.persistenceRedisUrl) log.warn(SHARED_OFF_IN_REDIS_MODE);
   const stats = new BrokerStats(aedes, probe, metrics);
   const info = { name: hostname(), id: aedes.id, version: VERSION };
 

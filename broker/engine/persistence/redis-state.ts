@@ -10,6 +10,7 @@ import { withAckAfterRoute } from './ack-after-route.js';
 import { withConnectDeadline } from './connect-deadline.js';
 import { drainable } from './redis-connection.js';
 import { createStreamEmitter, type StreamEmitterCounters } from './redis-stream-emitter.js';
+import { createSharedGroups } from './redis-shared-groups.js';
 
 /** Redis URL with any password replaced, for logs and errors. */
 export function redactUrl(url: string): string {
@@ -63,6 +64,10 @@ function redisCounters(metrics: Registry, log: Logger) {
   );
   const malformed = c('mqprobe_redis_malformed_entries_total', 'Entries of the Redis message stream that mqprobe did not write (skipped).');
   const gaps = c('mqprobe_redis_stream_gaps_total', 'Times this process found messages trimmed from the stream before it read them.');
+  const shareGarbage = c(
+    'mqprobe_redis_share_malformed_total',
+    'Shared subscription membership entries or message targets in Redis that mqprobe did not write (skipped).',
+  );
   const refused = c(
     'mqprobe_redis_connects_refused_total',
     'CONNECTs refused (CONNACK 3) because the session could not be set up in Redis within connect_timeout.',
@@ -88,7 +93,7 @@ function redisCounters(metrics: Registry, log: Logger) {
       `CONNECT of ${clientId ?? 'a client'} refused (server unavailable): its session could not be set up in Redis within connect_timeout`,
     );
   };
-  return { stream, connectRefused };
+  return { stream, connectRefused, shareMalformed: () => shareGarbage.inc() };
 }
 
 /**
@@ -109,8 +114,15 @@ export function createRedisState(config: BrokerConfig, log: Logger, metrics: Reg
   const counters = redisCounters(metrics, plog);
   // maxSessionDelivery -1: a resuming session gets its whole queue (LRANGE 0 -1), as with the in-memory persistence;
   // the default (1000) sent the first 1001 and left the rest in Redis until the client's next connect
+  const shared = createSharedGroups({
+    redis: state.redis,
+    subscriber: connection('share-changes'),
+    log: plog,
+    malformed: counters.shareMalformed,
+  });
+  const redisPersistence = shared.withSessionCopies(persistenceRedis({ conn: state.redis, maxSessionDelivery: -1 }));
   const persistence = withConnectDeadline(
-    withAckAfterRoute(withConnackFirst(withDollarRuleOnRetained(persistenceRedis({ conn: state.redis, maxSessionDelivery: -1 })))),
+    withAckAfterRoute(withConnackFirst(withDollarRuleOnRetained(redisPersistence))),
     config.connectTimeout * 1000,
     counters.connectRefused,
   );
@@ -121,6 +133,7 @@ export function createRedisState(config: BrokerConfig, log: Logger, metrics: Reg
     counters: counters.stream,
     onError: reportError,
     onRecovered: reportError.recovered,
+    shared,
   });
   plog.info(`broker state in redis ${redactUrl(url)}`);
   const p = persistence as {
@@ -128,7 +141,7 @@ export function createRedisState(config: BrokerConfig, log: Logger, metrics: Reg
     createRetainedStream(pattern: string): AsyncIterable<unknown>;
   };
   return {
-    aedesOptions: { persistence, mq },
+    aedesOptions: { persistence, mq, sharedSubscriptionRouter: shared.router },
     counts: {
       retained: async () => {
         let n = 0;
@@ -145,6 +158,9 @@ export function createRedisState(config: BrokerConfig, log: Logger, metrics: Reg
     start: async () => undefined,
     // Aedes closes the emitter but not the persistence; the clients it closed may still be writing
     // to Redis (wills): the connection goes once idle (redis-connection.ts)
-    stop: () => state.shut(),
+    stop: () => {
+      shared.close();
+      return state.shut();
+    },
   };
 }

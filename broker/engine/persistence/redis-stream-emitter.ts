@@ -51,6 +51,11 @@ export interface StreamEmitterOptions {
   counters: StreamEmitterCounters;
   onError(role: string, err: Error): void;
   onRecovered(role: string): void;
+  /** Shared subscription targets carried with a message (redis-shared-groups.ts), field `s`. */
+  shared?: {
+    encode(packet: { topic: string }): Promise<string | undefined> | undefined;
+    attach(packet: object, s: string): void;
+  };
 }
 
 /**
@@ -77,6 +82,8 @@ export function createStreamEmitter(opts: StreamEmitterOptions) {
   let closing = false;
   let closed = false;
   let lastId = '';
+  /** Settles once the last append was issued: the next one waits for that (not for its answer). */
+  let appending: Promise<void> = Promise.resolve();
 
   // XADDs wait for the reader's starting point: a process must not skip its own first messages
   let markStarted!: () => void;
@@ -99,6 +106,7 @@ export function createStreamEmitter(opts: StreamEmitterOptions) {
           return undefined;
         }
         const packet = decode(f);
+        if (packet && f.s !== undefined) opts.shared?.attach(packet, f.s);
         if (!packet) {
           counters.malformed();
           log.error({ entry: f.i.slice(0, 64) }, `redis message stream: a malformed entry in ${MESSAGE_STREAM} was skipped`);
@@ -151,22 +159,51 @@ export function createStreamEmitter(opts: StreamEmitterOptions) {
       const { payload, ...head } = packet;
       const body = Buffer.isBuffer(payload) ? payload : Buffer.from(payload === undefined ? '' : String(payload));
       const id = `${tag}:${sequence++}`;
+      const targets = opts.shared?.encode(packet);
       counters.waiting(1);
-      started
-        .then(() => pub.redis.xadd(MESSAGE_STREAM, 'MAXLEN', '~', STREAM_MAXLEN, '*', 'i', id, 'h', JSON.stringify(head), 'p', body))
-        .then(
-          () => {
-            counters.waiting(-1);
-            counters.published();
-            done();
-          },
-          (err: Error) => {
-            counters.waiting(-1);
-            counters.publishFailed();
-            opts.onError('messages-out', err);
-            done(err);
-          },
-        );
+      // appended in the order emitted, also when choosing shared subscription targets takes a round trip:
+      // each XADD is issued after the one before it was (not answered: they still pipeline)
+      const before = appending;
+      let issued!: () => void;
+      appending = new Promise<void>((r) => (issued = r));
+      const append = Promise.all([before, started, targets]).then(
+        ([, , s]) => {
+          const extra = s ? ['s', s] : [];
+          const added = pub.redis.xadd(
+            MESSAGE_STREAM,
+            'MAXLEN',
+            '~',
+            STREAM_MAXLEN,
+            '*',
+            'i',
+            id,
+            'h',
+            JSON.stringify(head),
+            'p',
+            body,
+            ...extra,
+          );
+          issued();
+          return added;
+        },
+        (err: Error) => {
+          issued();
+          throw err;
+        },
+      );
+      append.then(
+        () => {
+          counters.waiting(-1);
+          counters.published();
+          done();
+        },
+        (err: Error) => {
+          counters.waiting(-1);
+          counters.publishFailed();
+          opts.onError('messages-out', err);
+          done(err);
+        },
+      );
     },
     close(cb: () => void = () => undefined) {
       if (closing) return void loop.then(() => cb());
@@ -184,10 +221,10 @@ export function createStreamEmitter(opts: StreamEmitterOptions) {
   };
 }
 
-function fieldMap(fields: Buffer[]): { i: string; h: string; p: Buffer } {
+function fieldMap(fields: Buffer[]): { i: string; h: string; p: Buffer; s?: string } {
   const m: Record<string, Buffer> = {};
   for (let k = 0; k < fields.length; k += 2) m[fields[k].toString()] = fields[k + 1];
-  return { i: m.i?.toString() ?? '', h: m.h?.toString() ?? '{}', p: m.p ?? Buffer.alloc(0) };
+  return { i: m.i?.toString() ?? '', h: m.h?.toString() ?? '{}', p: m.p ?? Buffer.alloc(0), s: m.s?.toString() };
 }
 
 /** The packet an entry carries, or undefined when the entry was not written by mqprobe. */

@@ -39,10 +39,15 @@ const defaultOptions = {
   // false; a v5 retained PUBLISH then gets DISCONNECT 0x9A). [MQTT-3.2.2-14]
   retainAvailable: true,
   // MQTT 5.0 shared subscriptions ($share/<group>/<filter>), also served to
-  // 3.1.1 clients. Group state is per process: turn this off when several
-  // processes share one emitter. Off: a v5 client gets SUBACK 0x9E and the
+  // 3.1.1 clients. Group state is per process: when several processes share
+  // one emitter, pass a router (below) or turn this off. Off: a v5 client gets SUBACK 0x9E and the
   // CONNACK says sharedSubscriptionAvailable false. [MQTT-4.8.2]
   sharedSubscriptions: true,
+  // Groups spanning several processes that share one emitter: an object with
+  // joined(topic, member, done), left(topic, clientId) and target(packet, topic)
+  // (the client id chosen for the packet in that group); persistent members'
+  // copies are then the router's to store (lib/shared-subscriptions.js).
+  sharedSubscriptionRouter: null,
   // MQTT 5.0: maximum Topic Alias value the broker accepts from a client.
   // 0 disables inbound topic aliases (the value advertised in CONNACK).
   topicAliasMaximum: 0,
@@ -115,7 +120,7 @@ export class Aedes extends EventEmitter {
       concurrency: opts.concurrency,
       matchEmptyLevels: true // [MQTT-4.7.1-3]
     })
-    this._sharedGroups = new SharedGroups(this.mq)
+    this._sharedGroups = new SharedGroups(this.mq, opts.sharedSubscriptionRouter)
     this.handle = function handle (conn, req) {
       conn.setMaxListeners(opts.concurrency * 2)
       // create a new Client instance for a new connection

@@ -73,6 +73,21 @@ type DecodeProtocolHandler = (
   buffer: Buffer
 ) => any
 
+/** A shared subscription member: the subscribing client, its granted QoS and whether its session persists. */
+export interface SharedMember {
+  clientId: string;
+  qos: 0 | 1 | 2;
+  persistent: boolean;
+}
+
+/** Shared subscription groups spanning processes that share one emitter (lib/shared-subscriptions.js). */
+export interface SharedSubscriptionRouter {
+  joined(topic: string, member: SharedMember, done: (err?: Error) => void): void;
+  left(topic: string, clientId: string): void;
+  /** The client id chosen for `packet` in the group of `topic` (a whole `$share/...` filter), if any. */
+  target(packet: unknown, topic: string): string | undefined;
+}
+
 export interface AedesOptions {
   mq?: any;
   id?: string;
@@ -86,6 +101,7 @@ export interface AedesOptions {
   maximumQoS?: 0 | 1 | 2;
   retainAvailable?: boolean;
   sharedSubscriptions?: boolean; // default: true; group state is per process
+  sharedSubscriptionRouter?: SharedSubscriptionRouter | null; // groups spanning processes
   queueLimit?: number;
   maxClientsIdLength?: number;
   maxTopicLevels?: number; // default: 100, clamped to [1, 100]

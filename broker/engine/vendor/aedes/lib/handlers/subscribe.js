@@ -250,8 +250,9 @@ function addSubs (sub, done) {
 
   // A persistent session's QoS 1/2 deliveries update its stored outgoing copy,
   // which the publish enqueued for the sessions its topic matches: a shared
-  // filter matches no topic there, so the member chosen stores its copy first.
-  if (isShared(topic) && !client.clean && qos > 0) {
+  // filter matches no topic there, so the member chosen stores its copy first
+  // (with a router, the publishing process stored it when it chose the member).
+  if (isShared(topic) && !client.clean && qos > 0 && !broker._sharedGroups.router) {
     const deliverShared = func
     func = function enqueueShared (_packet, cb) {
       if (_packet.qos === 0) return deliverShared(_packet, cb)
@@ -259,6 +260,8 @@ function addSubs (sub, done) {
         .then(() => deliverShared(_packet, cb), () => cb())
     }
   }
+
+  if (shared) func.sharedMember = { clientId: client.id, qos, persistent: !client.clean }
 
   if (client.closed || client.broker.closed) {
     // a hack, sometimes client.close() or broker.close() happened
