@@ -70,7 +70,10 @@ export class AckWindow {
 
   private flush(): void {
     while (this.entries.length && this.entries[0].handedOver && this.entries[0].ack) this.send(this.entries.shift()!.ack!);
-    if (this.resume && this.entries.length < this.size()) {
+    // a full window: the message taken last gets its acknowledgement made (and the next one read) once another
+    // leaves, or once it is itself first in line and handed over (a window of 1)
+    const head = this.entries[0];
+    if (this.resume && (this.entries.length < this.size() || (head?.handedOver && !head.ack))) {
       const resume = this.resume;
       this.resume = undefined;
       resume();

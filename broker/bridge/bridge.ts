@@ -60,16 +60,15 @@ export class Bridge {
   private readonly echoes = new EchoFilter();
   /** What the local client subscribes to (out and both lines). */
   private readonly localSubs: { topic: string; qos: 0 | 1 | 2 }[];
-  /** QoS 1/2 messages in flight to the remote (outWindow) and to the local broker (inWindow). */
+  /** QoS 1/2 local messages in flight to the remote. */
   private outWindow?: AckWindow;
-  private inWindow?: AckWindow;
   /** An MQTT 5 remote's Receive Maximum (CONNACK): it replaces max_inflight_messages, as in Mosquitto. */
   private remoteReceiveMaximum?: number;
 
   constructor(
     readonly config: BridgeConfig,
     private readonly broker: Pick<BrokerApi, 'connectInternal' | 'publish'>,
-    /** The broker's max_inflight_messages (0: no limit): the window of each direction, as Mosquitto's bridge. */
+    /** The broker's max_inflight_messages (0: no limit): how many local messages are in flight to the remote, as in Mosquitto. */
     private readonly maxInflight: number,
     private readonly tls: ConnectionOptions | undefined,
     private readonly log: Logger,
@@ -108,7 +107,6 @@ export class Bridge {
     this.remote = new MqttClient(() => this.openStream(), this.remoteOptions());
     // try_private on 3.x: the protocol level's top bit says "bridge" (5.0 uses no-local subscriptions instead)
     if (b.tryPrivate && b.protocolVersion !== 5) announceAsBridge(this.remote);
-    this.inWindow = new AckWindow(this.remote, () => windowSize(b.receiveMaximum ?? this.maxInflight));
     this.remote.handleMessage = (packet, done) => this.incoming(packet, done);
     this.remote.on('connect', (connack) => this.onRemoteConnect(connack.properties?.receiveMaximum));
     this.remote.on('error', (err) => (this.lastError = describeError(err)));
@@ -274,19 +272,22 @@ export class Bridge {
     if (packet.qos === 0) done();
   }
 
-  /** A remote message for the local broker; `done` lets the next one in (and, for QoS 1/2, acknowledges it to the remote). */
+  /**
+   * A remote message for the local broker; `done` acknowledges it to the remote and lets the next one in. One at a
+   * time: the remote's own window keeps several in flight on the link, and a Mosquitto 2.0.11 remote sends QoS 1
+   * messages out of order when several acknowledgements reach it together (docs/bridges.md).
+   */
   private incoming(packet: IPublishPacket, done: () => void): void {
     const topic = mapIn(this.config.topics, packet.topic);
     const payload = packet.payload as Buffer;
-    const handedOver = packet.qos > 0 ? this.inWindow!.take(packet, done) : done;
-    if (!validTopicName(topic)) return handedOver();
+    if (!validTopicName(topic)) return done();
     this.armIdle();
     if (this.localSubs.some((s) => topicMatches(s.topic, topic))) this.echoes.expect(topic, payload);
     this.local!.publish(topic, payload, { qos: packet.qos, retain: packet.retain }, (err) => {
       if (err) return;
       this.counters.messagesIn++;
       this.counters.bytesIn += payload.length;
-      handedOver();
+      done();
     });
   }
 

@@ -29,7 +29,7 @@ export function createBridges(
   configs: BridgeConfig[],
   deps: {
     broker: Pick<BrokerApi, 'connectInternal' | 'publish'>;
-    /** max_inflight_messages: how many QoS 1/2 messages each bridge has in flight per direction. */
+    /** max_inflight_messages: how many local QoS 1/2 messages each bridge has in flight to its remote. */
     maxInflight: number;
     probe: BrokerProbe;
     log: Logger;

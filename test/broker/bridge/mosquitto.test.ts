@@ -66,7 +66,11 @@ t.test('topic mapping: table of prefix cases, mqprobe bridging to Mosquitto agre
     t,
     `allow_anonymous true\nconnection ref\naddress 127.0.0.1:${r2.port}\nremote_clientid ref\n${LINES}\n`,
   );
-  const mq = await startTestBroker(t, `${HEAD}connection probe\naddress 127.0.0.1:${r1.port}\nremote_clientid probe\n${LINES}\n`);
+  // max_inflight_messages 1: a window of one message still moves (each QoS 1 message after the one before)
+  const mq = await startTestBroker(
+    t,
+    `${HEAD}max_inflight_messages 1\nconnection probe\naddress 127.0.0.1:${r1.port}\nremote_clientid probe\n${LINES}\n`,
+  );
   await Promise.all([stateOn(t, r1, 'probe', '1'), stateOn(t, r2, 'ref', '1')]);
   const [atR1, atR2, atMq, atRef] = await Promise.all([r1.url, r2.url, mq.mqttUrl, ref.url].map((u) => collector(t, u)));
   const [pubMq, pubRef, pubR1, pubR2] = await Promise.all([mq.mqttUrl, ref.url, r1.url, r2.url].map((u) => connectClient(t, u)));
@@ -168,7 +172,7 @@ t.test("several in flight: a 5,000-message QoS 1 burst arrives complete and in o
   const mq = await startTestBroker(
     t,
     `${HEAD}max_inflight_messages 12\nmax_queued_messages 5000\n` +
-      `connection w4\naddress 127.0.0.1:${remote.port}\nremote_clientid w4\ntopic burst/# out 1\n` +
+      `connection w4\naddress 127.0.0.1:${remote.port}\nremote_clientid w4\ntopic burst/# out 1\ntopic back/# in 1\n` +
       `connection w5\naddress 127.0.0.1:${remote.port}\nremote_clientid w5\nbridge_protocol_version mqttv50\ntopic five/# out 1\n`,
   );
   const ref = await startMosquitto(
@@ -186,6 +190,14 @@ t.test("several in flight: a 5,000-message QoS 1 burst arrives complete and in o
   await publishLines(ref.port, 'ref/x', numbered(5000));
   await until(() => payloads('ref/x').length >= 5000, 40_000, "5,000 messages through Mosquitto's bridge");
   t.same(payloads('ref/x'), numbered(5000), "Mosquitto's bridge: the same");
+  const atLocal = await collector(t, mq.mqttUrl, ['back/#']);
+  await publishLines(remote.port, 'back/x', numbered(5000));
+  await until(() => atLocal.got.length >= 5000, 40_000, '5,000 messages in from the remote');
+  t.same(
+    atLocal.got.map((m) => m.payload.toString()),
+    numbered(5000),
+    'the other way (in): complete and in order',
+  );
 
   t.test("the window: max_inflight_messages, or an MQTT 5 remote's Receive Maximum (as Mosquitto's bridge)", async (t) => {
     // a remote that takes packets and answers none (SIGSTOP): each bridge fills its window and no more
