@@ -150,9 +150,9 @@ async function inFlight(mq: { broker: { metrics: { metrics(): Promise<string> } 
   return Number(new RegExp(`mqprobe_bridge_queued\\{connection="${name}"\\} (\\d+)`).exec(await mq.broker.metrics.metrics())?.[1]);
 }
 
-/** `mosquitto_pub -l -q 1`: one QoS 1 message per line, as fast as its 20 messages in flight allow. */
-async function publishLines(port: number, topic: string, lines: string[]): Promise<void> {
-  const p = spawn('mosquitto_pub', ['-h', '127.0.0.1', '-p', String(port), '-q', '1', '-t', topic, '-l'], {
+/** `mosquitto_pub -l`: one message per line (QoS 1 unless told), as fast as its 20 messages in flight allow. */
+async function publishLines(port: number, topic: string, lines: string[], qos = 1): Promise<void> {
+  const p = spawn('mosquitto_pub', ['-h', '127.0.0.1', '-p', String(port), '-q', String(qos), '-t', topic, '-l'], {
     stdio: ['pipe', 'ignore', 'pipe'],
   });
   let err = '';
@@ -173,7 +173,7 @@ t.test("several in flight: a 5,000-message QoS 1 burst arrives complete and in o
     t,
     `${HEAD}max_inflight_messages 12\nmax_queued_messages 5000\n` +
       `connection w4\naddress 127.0.0.1:${remote.port}\nremote_clientid w4\ntopic burst/# out 1\ntopic back/# in 1\n` +
-      `connection w5\naddress 127.0.0.1:${remote.port}\nremote_clientid w5\nbridge_protocol_version mqttv50\ntopic five/# out 1\n`,
+      `connection w5\naddress 127.0.0.1:${remote.port}\nremote_clientid w5\nbridge_protocol_version mqttv50\ntopic five/# out 1\ntopic two/# out 2\n`,
   );
   const ref = await startMosquitto(
     t,
@@ -181,12 +181,23 @@ t.test("several in flight: a 5,000-message QoS 1 burst arrives complete and in o
   );
   await Promise.all(['w4', 'w5', 'ref'].map((id) => stateOn(t, remote, id, '1')));
   const at = await collector(t, remote.url, ['burst/#', 'five/#', 'ref/#']);
+  const atTwo = await connectClient(t, remote.url);
+  const gotTwo = collect(atTwo);
+  await atTwo.subscribeAsync('two/#', { qos: 2 });
   const payloads = (topic: string) => at.got.filter((m) => m.topic === topic).map((m) => m.payload.toString());
 
   await publishLines(mq.port, 'burst/x', numbered(5000));
   await until(() => payloads('burst/x').length >= 5000, 40_000, '5,000 messages at the remote');
   t.same(payloads('burst/x'), numbered(5000), 'complete and in order');
   t.match(await mq.broker.metrics.metrics(), /mqprobe_publish_dropped_total 0/, 'nothing dropped in the local broker');
+  await publishLines(mq.port, 'two/x', numbered(500), 2);
+  await until(() => gotTwo.length >= 500, 40_000, '500 QoS 2 messages at the remote');
+  await new Promise((r) => setTimeout(r, 200));
+  t.same(
+    gotTwo.map((m) => [m.payload.toString(), m.qos]),
+    numbered(500).map((p) => [p, 2]),
+    'QoS 2 through the MQTT 5 bridge (PUBCOMP on both sides, 7 in flight): once each, in order',
+  );
   await publishLines(ref.port, 'ref/x', numbered(5000));
   await until(() => payloads('ref/x').length >= 5000, 40_000, "5,000 messages through Mosquitto's bridge");
   t.same(payloads('ref/x'), numbered(5000), "Mosquitto's bridge: the same");
