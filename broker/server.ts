@@ -181,7 +181,7 @@ export async function createMqttServer(config: BrokerConfig, { log, metrics }: S
     usernameOf,
     guardConnects: (g) => access.guardConnects(g),
   });
-  const bridges = createBridges(config.bridges, { broker, probe, log, metrics });
+  const bridges = createBridges(config.bridges, { broker, maxInflight: config.maxInflightMessages, probe, log, metrics });
   // the web view at / (docs/webview.md)
   const view = http && httpAuth ? mountView(http, httpAuth, new ViewModel(broker, metrics), log.child({ name: 'view' })) : undefined;
 

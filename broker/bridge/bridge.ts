@@ -5,6 +5,7 @@ import { MqttClient, type IClientOptions, type IPublishPacket } from 'mqtt';
 import type { Logger } from 'pino';
 import type { BrokerApi } from '../engine/api.js';
 import { internalMqttClient } from '../internal-client.js';
+import { AckWindow } from './ack-window.js';
 import { RestartTimer } from './backoff.js';
 import { announceAsBridge } from './bridge-mode.js';
 import { EchoFilter } from './echo-filter.js';
@@ -29,6 +30,8 @@ export interface BridgeCounters {
 
 /** How many QoS 0 messages a lazy bridge keeps for the remote while not connected (Mosquitto queues them for lazy bridges). */
 const LAZY_QOS0_LIMIT = 1000;
+/** The packet identifiers of one connection: the most messages that can be in flight on it. */
+const MAX_WINDOW = 65_535;
 /** How long a stop waits for the remote to acknowledge the last notification and the DISCONNECT. */
 const STOP_GRACE_MS = 2000;
 
@@ -57,10 +60,16 @@ export class Bridge {
   private readonly echoes = new EchoFilter();
   /** What the local client subscribes to (out and both lines). */
   private readonly localSubs: { topic: string; qos: 0 | 1 | 2 }[];
+  /** QoS 1/2 local messages in flight to the remote. */
+  private outWindow?: AckWindow;
+  /** An MQTT 5 remote's Receive Maximum (CONNACK): it replaces max_inflight_messages, as in Mosquitto. */
+  private remoteReceiveMaximum?: number;
 
   constructor(
     readonly config: BridgeConfig,
     private readonly broker: Pick<BrokerApi, 'connectInternal' | 'publish'>,
+    /** The broker's max_inflight_messages (0: no limit): how many local messages are in flight to the remote, as in Mosquitto. */
+    private readonly maxInflight: number,
     private readonly tls: ConnectionOptions | undefined,
     private readonly log: Logger,
     private readonly report: (e: BridgeEvent) => void,
@@ -89,6 +98,7 @@ export class Bridge {
     // a bridge: the engine then gives its subscriptions no-local and retain-as-published
     announceAsBridge(this.local);
     this.local.on('error', (err) => this.log.warn(`bridge ${b.name}: local client: ${err.message}`));
+    this.outWindow = new AckWindow(this.local, () => windowSize(this.remoteReceiveMaximum ?? this.maxInflight));
     this.local.handleMessage = (packet, done) => this.outgoing(packet, done);
     const subs = this.localSubs;
     this.local.on('connect', (connack) => {
@@ -98,7 +108,7 @@ export class Bridge {
     // try_private on 3.x: the protocol level's top bit says "bridge" (5.0 uses no-local subscriptions instead)
     if (b.tryPrivate && b.protocolVersion !== 5) announceAsBridge(this.remote);
     this.remote.handleMessage = (packet, done) => this.incoming(packet, done);
-    this.remote.on('connect', () => this.onRemoteConnect());
+    this.remote.on('connect', (connack) => this.onRemoteConnect(connack.properties?.receiveMaximum));
     this.remote.on('error', (err) => (this.lastError = describeError(err)));
     this.remote.on('close', () => this.onRemoteClose());
     if (b.startType === 'lazy') this.setState({ state: 'idle' });
@@ -168,8 +178,9 @@ export class Bridge {
     this.attempted = true;
   }
 
-  private onRemoteConnect(): void {
+  private onRemoteConnect(receiveMaximum: number | undefined): void {
     const b = this.config;
+    this.remoteReceiveMaximum = receiveMaximum;
     const remote = this.remote!;
     this.restartTimer.reset();
     this.waitingForRemote = 0;
@@ -222,16 +233,18 @@ export class Bridge {
     this.retry = setTimeout(() => this.connect(), wait * 1000);
   }
 
-  /** A local message for the remote; `done` acknowledges it to the local broker. */
-  private outgoing(packet: IPublishPacket, done: (err?: Error) => void): void {
+  /** A local message for the remote; `done` lets the next one in (and, for QoS 1/2, acknowledges it to the local broker). */
+  private outgoing(packet: IPublishPacket, done: () => void): void {
     const b = this.config;
     const payload = packet.payload as Buffer;
-    if (this.echoes.isEcho(packet.topic, payload)) return done();
+    // QoS 1/2: acknowledged to the local broker once the remote has it, in order, several in flight
+    const handedOver = packet.qos > 0 ? this.outWindow!.take(packet, done) : done;
+    if (this.echoes.isEcho(packet.topic, payload)) return handedOver();
     const topic = mapOut(b.topics, packet.topic);
     const remote = this.remote!;
     if (!validTopicName(topic) || (b.maxPacketSize > 0 && publishSize(topic, payload, packet.qos) > b.maxPacketSize)) {
       this.counters.dropped++;
-      return done();
+      return handedOver();
     }
     const opts = { qos: packet.qos, retain: b.outgoingRetain && packet.retain };
     const lazy = b.startType === 'lazy';
@@ -254,13 +267,17 @@ export class Bridge {
       if (err) return;
       this.counters.messagesOut++;
       this.counters.bytesOut += payload.length;
-      if (packet.qos > 0) done();
+      if (packet.qos > 0) handedOver();
     });
     if (packet.qos === 0) done();
   }
 
-  /** A remote message for the local broker; `done` acknowledges it to the remote. */
-  private incoming(packet: IPublishPacket, done: (err?: Error) => void): void {
+  /**
+   * A remote message for the local broker; `done` acknowledges it to the remote and lets the next one in. One at a
+   * time: the remote's own window keeps several in flight on the link, and a Mosquitto 2.0.11 remote sends QoS 1
+   * messages out of order when several acknowledgements reach it together (docs/bridges.md).
+   */
+  private incoming(packet: IPublishPacket, done: () => void): void {
     const topic = mapIn(this.config.topics, packet.topic);
     const payload = packet.payload as Buffer;
     if (!validTopicName(topic)) return done();
@@ -321,6 +338,11 @@ export class Bridge {
     this.state = e.state;
     this.report({ bridge: this.config.name, ...e });
   }
+}
+
+/** A direction's window from max_inflight_messages or a Receive Maximum (0: no limit but the packet identifiers). */
+function windowSize(n: number): number {
+  return n > 0 ? Math.min(n, MAX_WINDOW) : MAX_WINDOW;
 }
 
 /** Waits for `p`, but no longer than STOP_GRACE_MS. */

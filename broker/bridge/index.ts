@@ -27,10 +27,19 @@ export interface Bridges {
  */
 export function createBridges(
   configs: BridgeConfig[],
-  deps: { broker: Pick<BrokerApi, 'connectInternal' | 'publish'>; probe: BrokerProbe; log: Logger; metrics: Registry },
+  deps: {
+    broker: Pick<BrokerApi, 'connectInternal' | 'publish'>;
+    /** max_inflight_messages: how many local QoS 1/2 messages each bridge has in flight to its remote. */
+    maxInflight: number;
+    probe: BrokerProbe;
+    log: Logger;
+    metrics: Registry;
+  },
 ): Bridges {
   const log = deps.log.child({ name: 'bridge' });
-  const bridges = configs.map((c) => new Bridge(c, deps.broker, tlsOptions(c), log, (e) => deps.probe.emit('bridge-state', e)));
+  const bridges = configs.map(
+    (c) => new Bridge(c, deps.broker, deps.maxInflight, tlsOptions(c), log, (e) => deps.probe.emit('bridge-state', e)),
+  );
   if (bridges.length) registerMetrics(bridges, deps.metrics);
   return {
     start: () => bridges.forEach((b) => b.start()),

@@ -150,7 +150,7 @@ export const mosquittoKeys: KeySpec<BrokerTarget>[] = [
   g(
     'max_inflight_messages',
     '<count>',
-    'QoS 1/2 messages in flight per client (counts toward the max_queued_messages limit above; Aedes sends without a separate in-flight window).',
+    "QoS 1/2 messages in flight per client (counts toward the max_queued_messages limit above; Aedes sends without a separate in-flight window). Also what each bridge (`connection`) has in flight to its remote, as in Mosquitto; an MQTT 5 remote's Receive Maximum takes its place there.",
     '20',
     (t, v) => {
       v.count(1);

@@ -18,6 +18,10 @@ export interface MosquittoPeer {
   start(): Promise<void>;
   /** SIGHUP: Mosquitto re-reads its password and ACL files. */
   reload(): void;
+  /** Sends a signal to the running process (SIGSTOP/SIGCONT: a remote that takes packets and answers none). */
+  signal(signal: NodeJS.Signals): void;
+  /** The running process's id (for /proc/<pid>/stat). */
+  pid(): number | undefined;
 }
 
 /**
@@ -59,6 +63,8 @@ export async function startMosquitto(
     reload() {
       child?.kill('SIGHUP');
     },
+    signal: (signal) => void child?.kill(signal),
+    pid: () => child?.pid,
   };
   t.teardown(() => peer.stop());
   await peer.start();

@@ -1,10 +1,10 @@
 import t from 'tap';
-import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import net from 'node:net';
-import { join } from 'node:path';
-import { freePort, spawnCli, startTestBroker, tempDir, waitForPort } from '../../helpers/broker.js';
+import { startTestBroker, tempDir } from '../../helpers/broker.js';
+import { sigkillWhileRemoteDown } from './outage.js';
 import { startMosquitto } from '../../helpers/mosquitto.js';
-import { collect, connectClient, connectCollecting, until } from '../../helpers/mqtt.js';
+import { collect, connectClient, until } from '../../helpers/mqtt.js';
 
 // mqprobe refuses client publishes to $SYS (bridges included; docs/bridges.md), so bridges into mqprobe notify
 // on a topic of their own. mqprobe killed -9 while its bridge's remote (a real Mosquitto 2.0.11) is down, and mqprobe as the remote of
@@ -12,51 +12,13 @@ import { collect, connectClient, connectCollecting, until } from '../../helpers/
 
 const HEAD = 'listener 0 127.0.0.1\nallow_anonymous true\n';
 
-t.test('SIGKILL of mqprobe (persistence true) while the remote is down: the waiting QoS 1 messages go out after the restart', async (t) => {
-  const remoteDir = tempDir('mqprobe-bridge-remote-');
-  chmodSync(remoteDir, 0o777);
-  const remote = await startMosquitto(t, `allow_anonymous true\npersistence true\npersistence_location ${remoteDir}/\n`, {
-    dir: remoteDir,
-  });
-  const sink = await connectClient(t, remote.url, { clientId: 'sink', clean: false });
-  await sink.subscribeAsync('q/#', { qos: 1 });
-  await sink.endAsync();
-  await remote.stop('SIGTERM');
-
-  const dir = tempDir('mqprobe-bridge-state-');
-  const port = await freePort();
-  const file = join(dir, 'mqprobe.conf');
-  writeFileSync(
-    file,
-    `listener ${port} 127.0.0.1\nallow_anonymous true\nuser root\npersistence true\npersistence_location ${dir}\nautosave_interval 1\n` +
-      `connection up\naddress 127.0.0.1:${remote.port}\nremote_clientid up\nrestart_timeout 1\ntopic q/# out 1\n`,
-  );
-  const first = spawnCli(t, ['-c', file]);
-  await waitForPort(port);
-  const pub = await connectClient(t, `mqtt://127.0.0.1:${port}`);
-  for (let i = 0; i < 100; i++) await pub.publishAsync('q/x', `m${i}`, { qos: 1 });
-  await pub.endAsync();
-  await new Promise((r) => setTimeout(r, 2500)); // two autosaves
-  first.child.kill('SIGKILL');
-  await first.exited;
-
-  spawnCli(t, ['-c', file]);
-  await waitForPort(port);
-  await remote.start();
-  const { got } = await connectCollecting(t, remote.url, { clientId: 'sink', clean: false });
-  await until(() => got.length >= 100, 20_000, '100 messages at the remote');
-  await new Promise((r) => setTimeout(r, 300));
-  const payloads = got.map((m) => m.payload.toString());
-  t.same(
-    [...new Set(payloads)],
-    Array.from({ length: 100 }, (_, i) => `m${i}`),
-    'every message, in order',
-  );
-  t.ok(
-    payloads.length - new Set(payloads).size <= 1,
-    `at most the one in flight at the kill is sent twice (QoS 1): ${payloads.length - 100} duplicate(s)`,
-  );
-});
+t.test('SIGKILL of mqprobe (persistence true) while the remote is down: the 1,000 waiting QoS 1 messages go out after the restart', (t) =>
+  sigkillWhileRemoteDown(
+    t,
+    `persistence true\npersistence_location ${tempDir('mqprobe-bridge-state-')}\nautosave_interval 1\n`,
+    () => new Promise((r) => setTimeout(r, 2500)), // two autosaves
+  ),
+);
 
 t.test('mqprobe bridging to mqprobe, and Mosquitto bridging into mqprobe: prefixes both ways, no echo', async (t) => {
   const remote = await startTestBroker(t);
