@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { itemGauges } from '../../broker/metrics.js';
 import type { BrokerApi } from '../../broker/engine/api.js';
+import type { SysFigure } from '../../broker/sys-figures.js';
 import { KafkaBridge, type KafkaBridgeState } from './bridge.js';
 import type { KafkaBridgeConfig } from './config.js';
 import { watchPublishers } from './publishers.js';
@@ -15,6 +16,8 @@ export interface KafkaBridges {
   /** Leaves the sessions (what Kafka has not acknowledged stays in them) and closes the producers. */
   stop(): Promise<void>;
   bridges: KafkaBridge[];
+  /** Their counters for `$SYS/broker/kafka_bridge/<name>/…` (broker/sys-figures.ts publishes them). */
+  sysFigures(): SysFigure[];
 }
 
 /** The `kafka_bridge` blocks as running bridges, their metrics in /metrics and their state changes reported. */
@@ -39,6 +42,7 @@ export function createKafkaBridges(
   if (bridges.length) registerMetrics(bridges, deps.metrics);
   return {
     bridges,
+    sysFigures: () => sysFigures(bridges),
     start: () => bridges.forEach((b) => b.start()),
     async stop() {
       publishers?.stop();
@@ -47,35 +51,59 @@ export function createKafkaBridges(
   };
 }
 
+/** Each bridge figure once: its /metrics series (`mqprobe_kafka_bridge_<metric>`) and its `$SYS/broker/kafka_bridge/<name>/<sys>` leaf. */
+const FIGURES: { metric: string; sys: string; help: string; read(b: KafkaBridge): number }[] = [
+  {
+    metric: 'records_total',
+    sys: 'records',
+    help: 'MQTT messages Kafka acknowledged as records (rate() gives records/s).',
+    read: (b) => b.counters.delivered,
+  },
+  {
+    metric: 'in_flight',
+    sys: 'in_flight',
+    help: 'Messages taken from the broker session and not yet acknowledged by Kafka (more wait in the session).',
+    read: (b) => b.counters.inFlight,
+  },
+  {
+    metric: 'unmapped_total',
+    sys: 'unmapped',
+    help: 'Messages not sent: their Kafka topic or key template has no value for the MQTT topic.',
+    read: (b) => b.counters.unmapped,
+  },
+  {
+    metric: 'consumed_total',
+    sys: 'consumed',
+    help: 'Kafka records published into the broker by kafka_subscribe and committed.',
+    read: (b) => b.subscriber.counters.published,
+  },
+  {
+    metric: 'consumer_lag',
+    sys: 'consumer_lag',
+    help: 'Records of the kafka_subscribe topics not yet consumed by the group (-1: not known yet).',
+    read: (b) => b.subscriber.counters.lag,
+  },
+  {
+    metric: 'refused_total',
+    sys: 'refused',
+    help: "Messages Kafka refused for themselves (over the topic's max.message.bytes): logged, not sent.",
+    read: (b) => b.counters.refused,
+  },
+  {
+    metric: 'failures_total',
+    sys: 'failures',
+    help: 'Kafka requests that failed (each batch is retried until Kafka takes it).',
+    read: (b) => b.counters.failures,
+  },
+];
+
 function registerMetrics(bridges: KafkaBridge[], registry: Registry): void {
   const gauges = itemGauges(registry, 'mqprobe_kafka_bridge_', 'bridge', bridges, (b) => b.config.name);
-  const gauge = gauges.value;
   gauges.state('Kafka bridge state: 1 for the state the bridge is in (connecting, delivering, failing, stopped).', STATES, (b) => b.state);
-  gauge('records_total', 'MQTT messages Kafka acknowledged as records (rate() gives records/s).', (b) => b.counters.delivered);
-  gauge(
-    'in_flight',
-    'Messages taken from the broker session and not yet acknowledged by Kafka (more wait in the session).',
-    (b) => b.counters.inFlight,
-  );
-  gauge(
-    'unmapped_total',
-    'Messages not sent: their Kafka topic or key template has no value for the MQTT topic.',
-    (b) => b.counters.unmapped,
-  );
-  gauge(
-    'consumed_total',
-    'Kafka records published into the broker by kafka_subscribe and committed.',
-    (b) => b.subscriber.counters.published,
-  );
-  gauge(
-    'consumer_lag',
-    'Records of the kafka_subscribe topics not yet consumed by the group (-1: not known yet).',
-    (b) => b.subscriber.counters.lag,
-  );
-  gauge(
-    'refused_total',
-    "Messages Kafka refused for themselves (over the topic's max.message.bytes): logged, not sent.",
-    (b) => b.counters.refused,
-  );
-  gauge('failures_total', 'Kafka requests that failed (each batch is retried until Kafka takes it).', (b) => b.counters.failures);
+  for (const f of FIGURES) gauges.value(f.metric, f.help, f.read);
+}
+
+/** The counters of each bridge under `$SYS/broker/kafka_bridge/<name>/` (its state is published as it changes). */
+function sysFigures(bridges: KafkaBridge[]): SysFigure[] {
+  return bridges.flatMap((b) => FIGURES.map((f): SysFigure => [`kafka_bridge/${b.config.name}/${f.sys}`, f.read(b)]));
 }
