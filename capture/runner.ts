@@ -78,7 +78,15 @@ export class SinkRunner {
   private stopping = false;
   private deadline = Infinity;
   private loop: Promise<void>;
-  private readonly s: Omit<RunnerStats, 'refused'> = { queued: 0, spoolBytes: 0, delivered: 0, dropped: 0, failures: 0, down: false, acked: 0 };
+  private readonly s: Omit<RunnerStats, 'refused'> = {
+    queued: 0,
+    spoolBytes: 0,
+    delivered: 0,
+    dropped: 0,
+    failures: 0,
+    down: false,
+    acked: 0,
+  };
 
   constructor(
     readonly sink: Sink,

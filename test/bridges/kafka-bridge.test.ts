@@ -95,8 +95,14 @@ async function killableBroker(t: Test, dir: string) {
       for (let i = 0; i < 1500; i += 100)
         await Promise.all(Array.from({ length: 100 }, (_, j) => c.publishAsync('kill/x', `k${i + j}`, { qos: 1 })));
       const held = () => Number(sys.get('$SYS/broker/kafka_bridge/k/in_flight') ?? 0);
-      await until(() => /^failing: /.test(sys.get('$SYS/broker/kafka_bridge/k/state') ?? '') && held() > 0, 20_000, 'the bridge holding messages');
-      t.pass(`$SYS/broker/kafka_bridge/k/: failing, ${held()} in flight, ${sys.get('$SYS/broker/kafka_bridge/k/records')} records when killed`);
+      await until(
+        () => /^failing: /.test(sys.get('$SYS/broker/kafka_bridge/k/state') ?? '') && held() > 0,
+        20_000,
+        'the bridge holding messages',
+      );
+      t.pass(
+        `$SYS/broker/kafka_bridge/k/: failing, ${held()} in flight, ${sys.get('$SYS/broker/kafka_bridge/k/records')} records when killed`,
+      );
       c.end(true);
       watcher.end(true);
       proc.child.kill('SIGKILL');
@@ -294,7 +300,11 @@ t.test('with a real Kafka', async (t) => {
       );
       await device.subscribeAsync('back/#', { qos: 1 });
       await device.publishAsync('sasl/1', 'over-sasl-ssl', { qos: 1 });
-      await until(() => /Kafka refused the SASL authentication/.test(readFileSync(b.logFile, 'utf8')), 20_000, 'the SASL refusal in the log');
+      await until(
+        () => /Kafka refused the SASL authentication/.test(readFileSync(b.logFile, 'utf8')),
+        20_000,
+        'the SASL refusal in the log',
+      );
       t.match(
         await b.broker.metrics.metrics(),
         /mqprobe_kafka_bridge_state\{bridge="secure",state="failing"\} 1/,
@@ -403,11 +413,7 @@ t.test('with a real Kafka', async (t) => {
       );
       const lag = () => Number(/mqprobe_kafka_bridge_consumer_lag\{bridge="back"\} (-?\d+)/.exec(metrics)?.[1]);
       let metrics = '';
-      for (
-        const end = Date.now() + 30_000;
-        Date.now() < end && !(lag() > 0);
-        await new Promise((r) => setTimeout(r, 250))
-      )
+      for (const end = Date.now() + 30_000; Date.now() < end && !(lag() > 0); await new Promise((r) => setTimeout(r, 250)))
         metrics = await b.broker.metrics.metrics();
       t.ok(lag() > 0 && lag() <= BACKLOG + 100, `a real lag figure in /metrics (${lag()} of ${BACKLOG} backlog records not yet consumed)`);
       await until(() => sysLag.some((l) => l > 0), 10_000, 'a lag figure on $SYS').catch(() => undefined);
