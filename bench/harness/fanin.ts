@@ -16,6 +16,10 @@ export interface FanInResult {
   cores: number[];
   /** Broker CPU (the first pid) per received message, µs. */
   usPerMessage: number;
+  /** Messages/s the publishers handed to their sockets in the window (what the broker read, within socket buffers). */
+  intake: number;
+  /** Broker CPU per published message, µs: what each incoming PUBLISH costs, whether delivered or dropped. */
+  usPerPublished: number;
   /** Messages the publishers handed to their sockets, and those the subscriber received, over the whole run. */
   published: number;
   received: number;
@@ -68,11 +72,13 @@ export async function measureFanIn(url: string, pids: number[], seconds: number,
     );
   await new Promise((r) => setTimeout(r, warmupS * 1000));
   const r0 = received;
+  const p0 = published;
   const t0 = Date.now();
   const cpu0 = pids.map(cpuSeconds);
   await new Promise((r) => setTimeout(r, (seconds - warmupS) * 1000));
   const wall = (Date.now() - t0) / 1000;
   const inWindow = received - r0;
+  const publishedInWindow = published - p0;
   const used = pids.map((pid, i) => cpuSeconds(pid) - cpu0[i]);
   stopping = true;
   // what is still in the sockets and the broker's queues arrives, or is lost
@@ -85,6 +91,8 @@ export async function measureFanIn(url: string, pids: number[], seconds: number,
     rate: inWindow / wall,
     cores: used.map((s) => s / wall),
     usPerMessage: (used[0] * 1e6) / inWindow,
+    intake: publishedInWindow / wall,
+    usPerPublished: (used[0] * 1e6) / publishedInWindow,
     published,
     received,
   };
