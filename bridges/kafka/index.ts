@@ -51,59 +51,41 @@ export function createKafkaBridges(
   };
 }
 
-/** Each bridge figure once: its /metrics series (`mqprobe_kafka_bridge_<metric>`) and its `$SYS/broker/kafka_bridge/<name>/<sys>` leaf. */
-const FIGURES: { metric: string; sys: string; help: string; read(b: KafkaBridge): number }[] = [
-  {
-    metric: 'records_total',
-    sys: 'records',
-    help: 'MQTT messages Kafka acknowledged as records (rate() gives records/s).',
-    read: (b) => b.counters.delivered,
-  },
-  {
-    metric: 'in_flight',
-    sys: 'in_flight',
-    help: 'Messages taken from the broker session and not yet acknowledged by Kafka (more wait in the session).',
-    read: (b) => b.counters.inFlight,
-  },
-  {
-    metric: 'unmapped_total',
-    sys: 'unmapped',
-    help: 'Messages not sent: their Kafka topic or key template has no value for the MQTT topic.',
-    read: (b) => b.counters.unmapped,
-  },
-  {
-    metric: 'consumed_total',
-    sys: 'consumed',
-    help: 'Kafka records published into the broker by kafka_subscribe and committed.',
-    read: (b) => b.subscriber.counters.published,
-  },
-  {
-    metric: 'consumer_lag',
-    sys: 'consumer_lag',
-    help: 'Records of the kafka_subscribe topics not yet consumed by the group (-1: not known yet).',
-    read: (b) => b.subscriber.counters.lag,
-  },
-  {
-    metric: 'refused_total',
-    sys: 'refused',
-    help: "Messages Kafka refused for themselves (over the topic's max.message.bytes): logged, not sent.",
-    read: (b) => b.counters.refused,
-  },
-  {
-    metric: 'failures_total',
-    sys: 'failures',
-    help: 'Kafka requests that failed (each batch is retried until Kafka takes it).',
-    read: (b) => b.counters.failures,
-  },
+/**
+ * Each bridge figure once: its /metrics series `mqprobe_kafka_bridge_<name>` and its
+ * `$SYS/broker/kafka_bridge/<bridge>/<name without _total>` leaf.
+ */
+const FIGURES: [name: string, help: string, read: (b: KafkaBridge) => number][] = [
+  ['records_total', 'MQTT messages Kafka acknowledged as records (rate() gives records/s).', (b) => b.counters.delivered],
+  [
+    'in_flight',
+    'Messages taken from the broker session and not yet acknowledged by Kafka (more wait in the session).',
+    (b) => b.counters.inFlight,
+  ],
+  ['unmapped_total', 'Messages not sent: their Kafka topic or key template has no value for the MQTT topic.', (b) => b.counters.unmapped],
+  ['consumed_total', 'Kafka records published into the broker by kafka_subscribe and committed.', (b) => b.subscriber.counters.published],
+  [
+    'consumer_lag',
+    'Records of the kafka_subscribe topics not yet committed by the group (-1: not known yet).',
+    (b) => b.subscriber.counters.lag,
+  ],
+  [
+    'refused_total',
+    "Messages Kafka refused for themselves (over the topic's max.message.bytes): logged, not sent.",
+    (b) => b.counters.refused,
+  ],
+  ['failures_total', 'Kafka requests that failed (each batch is retried until Kafka takes it).', (b) => b.counters.failures],
 ];
 
 function registerMetrics(bridges: KafkaBridge[], registry: Registry): void {
   const gauges = itemGauges(registry, 'mqprobe_kafka_bridge_', 'bridge', bridges, (b) => b.config.name);
   gauges.state('Kafka bridge state: 1 for the state the bridge is in (connecting, delivering, failing, stopped).', STATES, (b) => b.state);
-  for (const f of FIGURES) gauges.value(f.metric, f.help, f.read);
+  for (const [name, help, read] of FIGURES) gauges.value(name, help, read);
 }
 
 /** The counters of each bridge under `$SYS/broker/kafka_bridge/<name>/` (its state is published as it changes). */
 function sysFigures(bridges: KafkaBridge[]): SysFigure[] {
-  return bridges.flatMap((b) => FIGURES.map((f): SysFigure => [`kafka_bridge/${b.config.name}/${f.sys}`, f.read(b)]));
+  return bridges.flatMap((b) =>
+    FIGURES.map(([name, , read]): SysFigure => [`kafka_bridge/${b.config.name}/${name.replace(/_total$/, '')}`, read(b)]),
+  );
 }
