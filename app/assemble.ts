@@ -7,6 +7,8 @@ import type { BrokerApi } from '../broker/engine/api.js';
 import { attachBeats } from '../bridges/index.js';
 import { createKafkaBridges } from '../bridges/kafka/index.js';
 import { startCapture, type Capture } from '../capture/index.js';
+import { captureSysFigures } from '../capture/sys.js';
+import { publishSysFigures } from '../broker/sys-figures.js';
 import { createDetection, IndicatorExchange } from '../detect/index.js';
 import { startResponses } from '../detect/response/start.js';
 import type { AppConfig } from './config.js';
@@ -114,11 +116,15 @@ export async function startBroker(config: AppConfig, opts: StartOptions): Promis
   await server.start();
   await beats.start();
   kafkaBridges.start();
-
-  let closed: Promise<void> | undefined;
   // const copies of the two late-bound references, for the closures below
   const mqtt = server;
   const running = capture;
+  const stopSysFigures = publishSysFigures(server.broker, config.sysInterval, () => [
+    ...captureSysFigures(running.stats()),
+    ...kafkaBridges.sysFigures(),
+  ]);
+
+  let closed: Promise<void> | undefined;
   return {
     aedes,
     broker: mqtt.broker,
@@ -136,6 +142,7 @@ export async function startBroker(config: AppConfig, opts: StartOptions): Promis
     close() {
       closed ??= (async () => {
         mqtt.stopAccepting();
+        stopSysFigures();
         // beats first: they finish and checkpoint what they have in hand while the broker still routes it
         await beats.stop();
         await kafkaBridges.stop();

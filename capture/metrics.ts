@@ -33,6 +33,11 @@ export function captureMetrics(
     );
   perSink('mqprobe_capture_queue_events', "Capture events waiting in a sink's memory queue.", (s) => s.queued);
   perSink('mqprobe_capture_spool_bytes', "Bytes of capture events in a sink's disk spool.", (s) => s.spoolBytes);
+  perSink(
+    'mqprobe_capture_refused_total',
+    'Capture events the destination refused for themselves (over Kafka max.message.bytes, a mapping conflict), each kept as a pipeline_error record.',
+    (s) => s.refused,
+  );
   reuse(
     'mqprobe_capture_sequence',
     () =>

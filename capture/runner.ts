@@ -14,6 +14,8 @@ export interface SinkIO {
   close(): Promise<void>;
   /** True when writes can never succeed again (the broker of the mqtt sink has closed): stop() does not wait for it. */
   gone?(): boolean;
+  /** Events the destination refused for themselves (too large, a mapping conflict), each kept as a pipeline_error record. */
+  refused?(): number;
 }
 
 /** A run of consecutive events one sink could not keep. */
@@ -50,6 +52,8 @@ export interface RunnerStats {
   down: boolean;
   /** The highest event.sequence of this run the sink has taken (0: none yet). */
   acked: number;
+  /** Events the destination refused for themselves (SinkIO.refused). */
+  refused: number;
 }
 
 const BATCH_LINES = 2000;
@@ -74,7 +78,15 @@ export class SinkRunner {
   private stopping = false;
   private deadline = Infinity;
   private loop: Promise<void>;
-  private readonly s: RunnerStats = { queued: 0, spoolBytes: 0, delivered: 0, dropped: 0, failures: 0, down: false, acked: 0 };
+  private readonly s: Omit<RunnerStats, 'refused'> = {
+    queued: 0,
+    spoolBytes: 0,
+    delivered: 0,
+    dropped: 0,
+    failures: 0,
+    down: false,
+    acked: 0,
+  };
 
   constructor(
     readonly sink: Sink,
@@ -86,9 +98,11 @@ export class SinkRunner {
 
   stats(): RunnerStats {
     const disk = this.o.disk;
-    if (disk) return { ...this.s, queued: disk.queued, spoolBytes: disk.bytes };
+    const refused = this.sink.refused?.() ?? 0;
+    if (disk) return { ...this.s, refused, queued: disk.queued, spoolBytes: disk.bytes };
     return {
       ...this.s,
+      refused,
       queued: this.q.length - this.head + (this.replay ? this.replay.chunk.lines.length - this.replay.pos : 0),
       spoolBytes: this.o.spool?.bytes ?? 0,
     };

@@ -14,21 +14,14 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import mqtt, { type MqttClient } from 'mqtt';
 import { BROKER_NODE_FLAGS } from '../../broker/node-flags.js';
-import { cpuTicks } from '../harness/proc.js';
+import { measureFanIn } from '../harness/fanin.js';
 import { freePort } from '../harness/processes.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const SECONDS = Number(process.argv[2] ?? 8);
 const ROUNDS = Number(process.argv[3] ?? 2);
 const WARMUP_S = 2;
-const PAYLOAD = Buffer.alloc(64, 'p');
-
-/** CPU seconds (user + system) a process has used so far, from /proc (100 clock ticks a second on Linux). */
-function cpuSeconds(pid: number): number {
-  return (cpuTicks(pid) ?? NaN) / 100;
-}
 
 function firstLine(child: ChildProcess): Promise<string> {
   return new Promise((res) => {
@@ -54,24 +47,6 @@ async function waitPort(port: number): Promise<void> {
     if (ok) return;
     await new Promise((r) => setTimeout(r, 100));
   }
-}
-
-function connect(url: string, clientId: string): Promise<MqttClient> {
-  return new Promise((res, rej) => {
-    const c = mqtt.connect(url, { clientId, reconnectPeriod: 0 });
-    c.once('connect', () => res(c));
-    c.once('error', rej);
-  });
-}
-
-/** Publishes as fast as the socket takes it. */
-function flood(c: MqttClient, stop: () => boolean): void {
-  const stream = (c as unknown as { stream: NodeJS.WritableStream & { writableNeedDrain: boolean } }).stream;
-  const pump = () => {
-    while (!stop() && !stream.writableNeedDrain) c.publish('bench/fanin', PAYLOAD, { qos: 0 });
-    if (!stop()) stream.once('drain', pump);
-  };
-  pump();
 }
 
 async function run(
@@ -101,32 +76,12 @@ async function run(
     { cwd: root, stdio: ['ignore', 'ignore', 'inherit'] },
   );
   await waitPort(port);
-  const url = `mqtt://127.0.0.1:${port}`;
-  const sub = await connect(url, 'sub');
-  let received = 0;
-  sub.on('message', () => received++);
-  await sub.subscribeAsync('bench/fanin', { qos: 0 });
-  const pubs = await Promise.all([0, 1, 2, 3].map((i) => connect(url, `pub-${i}`)));
-  let stopping = false;
-  for (const p of pubs) flood(p, () => stopping);
-  await new Promise((r) => setTimeout(r, WARMUP_S * 1000));
-  const r0 = received;
-  const t0 = Date.now();
-  const cpu0 = cpuSeconds(broker.pid!);
-  const rcpu0 = cpuSeconds(receiverPid);
-  await new Promise((r) => setTimeout(r, (SECONDS - WARMUP_S) * 1000));
-  const wall = (Date.now() - t0) / 1000;
-  const rate = (received - r0) / wall;
-  const brokerCpu = (cpuSeconds(broker.pid!) - cpu0) / wall;
-  const receiverCpu = (cpuSeconds(receiverPid) - rcpu0) / wall;
-  const usPerMessage = ((cpuSeconds(broker.pid!) - cpu0) * 1e6) / (received - r0);
-  stopping = true;
+  const m = await measureFanIn(`mqtt://127.0.0.1:${port}`, [broker.pid!, receiverPid], SECONDS, WARMUP_S);
   const metrics = capture ? await (await fetch(`http://127.0.0.1:${httpPort}/metrics`)).text() : undefined;
   const spooled = Number(/mqprobe_capture_spool_bytes\{[^}]*\} (\d+)/.exec(metrics ?? '')?.[1] ?? 0);
-  for (const c of [...pubs, sub]) c.end(true);
   broker.kill('SIGTERM');
   await new Promise((r) => broker.once('exit', r));
-  return { rate, metrics, spooled, brokerCpu, receiverCpu, usPerMessage };
+  return { rate: m.rate, metrics, spooled, brokerCpu: m.cores[0], receiverCpu: m.cores[1], usPerMessage: m.usPerMessage };
 }
 
 const receiver = spawn(process.execPath, ['--import', 'tsx', join(root, 'bench', 'capture', 'receiver.ts')], {

@@ -51,9 +51,9 @@ export class KafkaSubscriber {
       deserializers: { ...stringDeserializers, value: (b?: Buffer) => b ?? Buffer.alloc(0) },
     }));
     consumer.on('consumer:lag', (offsets: Map<string, bigint[]>) => {
-      let sum = 0n;
-      for (const t of topics) for (const l of offsets.get(t) ?? []) sum += l > 0n ? l : 0n;
-      this.counters.lag = Number(sum);
+      // a negative entry is a partition this consumer has no position in (not assigned to it): not a figure
+      const known = topics.flatMap((t) => (offsets.get(t) ?? []).filter((l) => l >= 0n));
+      this.counters.lag = known.length ? Number(known.reduce((a, b) => a + b, 0n)) : -1;
     });
     try {
       const stream = await consumer.consume({ topics, mode: 'committed', fallbackMode: 'earliest', autocommit: false, maxWaitTime: 500 });

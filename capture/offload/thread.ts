@@ -29,7 +29,7 @@ export interface ThreadOptions {
   onDrops(ep: DropEpisode): void;
 }
 
-const IDLE: RunnerStats = { queued: 0, spoolBytes: 0, delivered: 0, dropped: 0, failures: 0, down: false, acked: 0 };
+const IDLE: RunnerStats = { queued: 0, spoolBytes: 0, delivered: 0, dropped: 0, failures: 0, down: false, acked: 0, refused: 0 };
 
 /**
  * The broker thread's side of the capture thread (capture/offload/worker.ts): what the pipeline

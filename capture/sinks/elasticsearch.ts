@@ -259,6 +259,6 @@ export const searchSinkDefinition: SinkDefinition = {
       elastic: env.config.elastic,
       log: env.log.child({ name: `capture.${c.kind}` }),
     });
-    return { io: { write: (lines) => s.write(lines), close: () => s.close() }, spools: true };
+    return { io: { write: (lines) => s.write(lines), close: () => s.close(), refused: () => s.stats().rejected }, spools: true };
   },
 };

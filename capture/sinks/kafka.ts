@@ -29,12 +29,7 @@ export interface KafkaSinkOptions {
   clientId: string;
 }
 
-export interface KafkaSinkIO extends SinkIO {
-  /** Records Kafka refused for themselves, kept as pipeline_error records. */
-  rejected(): number;
-}
-
-export function kafkaSink(o: KafkaSinkOptions): KafkaSinkIO {
+export function kafkaSink(o: KafkaSinkOptions): Required<Pick<SinkIO, 'refused'>> & SinkIO {
   const { topic, brokers } = o.target;
   let rejected = 0;
   let failing = false;
@@ -113,7 +108,7 @@ export function kafkaSink(o: KafkaSinkOptions): KafkaSinkIO {
     async close() {
       await discard();
     },
-    rejected: () => rejected,
+    refused: () => rejected,
   };
 }
 

@@ -2,14 +2,15 @@
  * kafka_bridge (MQTT → Kafka) against a real Apache Kafka 4.1 (KRaft, one node, from Maven Central:
  * test/helpers/kafka.ts), started once for the file, topics not created on demand.
  */
-import t from 'tap';
-import { existsSync, readFileSync } from 'node:fs';
+import t, { type Test } from 'tap';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { freePort, startTestBroker, tempDir } from '../helpers/broker.js';
+import { freePort, spawnCli, startTestBroker, tempDir, waitForPort } from '../helpers/broker.js';
 import { configError } from '../helpers/config.js';
 import { Producer, stringSerializers } from '@platformatic/kafka';
 import { newTopic, startKafka, type KafkaPeer } from '../helpers/kafka.js';
 import { connectClient, until } from '../helpers/mqtt.js';
+import { startRedis } from '../helpers/redis.js';
 
 t.test('config: malformed and hostile kafka_bridge blocks are refused with file:line', async (t) => {
   const b = 'kafka_bridge a\nkafka_brokers 127.0.0.1:9092\n';
@@ -50,6 +51,8 @@ t.test('config: malformed and hostile kafka_bridge blocks are refused with file:
 });
 
 let kafka: KafkaPeer;
+/** Records produced to a second subscribed topic while mqprobe is down, for the consumer lag. */
+const BACKLOG = 30_000;
 
 /** The kafka-bridge-* capture events of a capture file. */
 function bridgeEvents(file: string): Record<string, any>[] {
@@ -60,8 +63,61 @@ function bridgeEvents(file: string): Record<string, any>[] {
     .map((l) => JSON.parse(l) as Record<string, any>);
 }
 
+/**
+ * A mqprobe process (the real CLI) with its state in Redis and a kafka_bridge, for a kill -9: it is started while
+ * Kafka is up, then `publishAndKill` (with Kafka down) has 1,500 QoS 1 messages acknowledged, sees on `$SYS` that the
+ * bridge holds them, kills the process with SIGKILL and starts it again on the same Redis.
+ */
+async function killableBroker(t: Test, dir: string) {
+  const redis = await startRedis(t);
+  const topic = await newTopic(kafka, 'killed');
+  const port = await freePort();
+  const conf = join(dir, 'killed.conf');
+  writeFileSync(
+    conf,
+    `listener ${port} 127.0.0.1\nallow_anonymous true\npersistence_redis_url ${redis.url}\nsys_interval 1\n` +
+      `kafka_bridge k\nkafka_brokers ${kafka.bootstrap}\nkafka_topic kill/# ${topic}\nlog_dest file ${join(dir, 'killed.log')}\n`,
+  );
+  const url = `mqtt://127.0.0.1:${port}`;
+  const run = async () => {
+    const p = spawnCli(t, ['-c', conf]);
+    await waitForPort(port, 30_000);
+    return p;
+  };
+  let proc = await run();
+  return {
+    topic,
+    async publishAndKill(t: Test) {
+      const sys = new Map<string, string>();
+      const watcher = await connectClient(t, url, {}, (c) => c.on('message', (tp, payload) => sys.set(tp, String(payload))));
+      await watcher.subscribeAsync('$SYS/broker/kafka_bridge/k/+');
+      const c = await connectClient(t, url, { clientId: 'before-kill' });
+      for (let i = 0; i < 1500; i += 100)
+        await Promise.all(Array.from({ length: 100 }, (_, j) => c.publishAsync('kill/x', `k${i + j}`, { qos: 1 })));
+      const held = () => Number(sys.get('$SYS/broker/kafka_bridge/k/in_flight') ?? 0);
+      await until(
+        () => /^failing: /.test(sys.get('$SYS/broker/kafka_bridge/k/state') ?? '') && held() > 0,
+        20_000,
+        'the bridge holding messages',
+      );
+      t.pass(
+        `$SYS/broker/kafka_bridge/k/: failing, ${held()} in flight, ${sys.get('$SYS/broker/kafka_bridge/k/records')} records when killed`,
+      );
+      c.end(true);
+      watcher.end(true);
+      proc.child.kill('SIGKILL');
+      await proc.exited;
+      proc = await run();
+    },
+    async stop() {
+      proc.child.kill('SIGTERM');
+      await proc.exited;
+    },
+  };
+}
+
 t.test('with a real Kafka', async (t) => {
-  kafka = await startKafka(t, { autoCreate: false });
+  kafka = await startKafka(t, { secure: true, autoCreate: false });
 
   /** The records of a topic, read again until `want` distinct values are there (or 60 s passed). */
   const eventually = async (topic: string, want: number) => {
@@ -113,7 +169,8 @@ t.test('with a real Kafka', async (t) => {
   });
 
   await t.test(
-    'Kafka stopped 10 s in the middle of 1,500 QoS 1 publishes (above max_inflight + max_queued): all in the topic (duplicates allowed)',
+    'Kafka stopped 10 s in the middle of 1,500 QoS 1 publishes (above max_inflight + max_queued): all in the topic (duplicates allowed); ' +
+      'and a mqprobe process (state in Redis) killed with SIGKILL while Kafka is down: the 1,500 QoS 1 messages it acknowledged arrive after its restart',
     async (t) => {
       const topic = await newTopic(kafka, 'outage');
       const dir = tempDir();
@@ -124,11 +181,18 @@ t.test('with a real Kafka', async (t) => {
           `kafka_bridge o\nkafka_brokers ${kafka.bootstrap}\nkafka_topic load/# ${topic}\n`,
         { dir },
       );
+      // the process starts while the in-process broker takes its first 300
+      const starting = killableBroker(t, dir);
       const c = await connectClient(t, b.mqttUrl, { clientId: 'loader' });
-      for (let i = 0; i < 300; i++) await c.publishAsync('load/x', `m${i}`, { qos: 1 });
+      const publish = async (from: number, to: number) => {
+        for (let i = from; i < to; i += 100)
+          await Promise.all(Array.from({ length: 100 }, (_, j) => c.publishAsync('load/x', `m${i + j}`, { qos: 1 })));
+      };
+      await publish(0, 300);
+      const killed = await starting;
       await kafka.stop();
       const stoppedAt = Date.now();
-      for (let i = 300; i < 1500; i++) await c.publishAsync('load/x', `m${i}`, { qos: 1 });
+      await publish(300, 1500);
       let m = '';
       for (
         const end = Date.now() + 15_000;
@@ -138,6 +202,8 @@ t.test('with a real Kafka', async (t) => {
         m = await b.broker.metrics.metrics();
       t.match(m, /mqprobe_kafka_bridge_state\{bridge="o",state="failing"\} 1/, 'the bridge reports failing while Kafka is down');
       t.match(m, /mqprobe_kafka_bridge_in_flight\{bridge="o"\} [1-9]/, 'messages held, not acknowledged');
+
+      await killed.publishAndKill(t);
       await new Promise((r) => setTimeout(r, Math.max(0, 10_000 - (Date.now() - stoppedAt))));
       await kafka.start();
       const rs = await eventually(topic, 1500);
@@ -155,6 +221,15 @@ t.test('with a real Kafka', async (t) => {
         ],
         'state changes captured: delivering, failing with a reason, delivering again',
       );
+
+      const after = await eventually(killed.topic, 1500);
+      const got = new Set(after.map((r) => r.value));
+      t.same(
+        Array.from({ length: 1500 }, (_, i) => `k${i}`).filter((v) => !got.has(v)),
+        [],
+        `all 1,500 acknowledged before the SIGKILL arrived after the restart (${after.length} records, ${after.length - got.size} duplicates)`,
+      );
+      await killed.stop();
     },
   );
 
@@ -202,22 +277,77 @@ t.test('with a real Kafka', async (t) => {
   });
 
   await t.test(
-    'a restart of mqprobe while Kafka is down: the persistent bridge session delivers after it (persistence true)',
+    'SASL/SCRAM-SHA-512 over TLS (kafka_tls, CA file, password from a file), both directions: a wrong password is a clear failing state, ' +
+      'the corrected file is read at the next connection, no password in the log',
     async (t) => {
-      const topic = await newTopic(kafka, 'restart');
+      const s = kafka.secure!;
+      const out = await newTopic(kafka, 'sasl');
+      const back = await newTopic(kafka, 'sasl-back');
+      const dir = tempDir();
+      const pw = join(dir, 'kafka.pw');
+      const wrong = `wrong-${Date.now()}`;
+      writeFileSync(pw, `${wrong}\n`);
+      const b = await startTestBroker(
+        t,
+        `listener 0 127.0.0.1\nallow_anonymous true\nkafka_bridge secure\nkafka_brokers ${s.bootstrap}\nkafka_tls true\n` +
+          `kafka_cafile ${s.pki.caCert}\nkafka_sasl_mechanism scram-sha-512\nkafka_username ${s.user}\nkafka_password_file ${pw}\n` +
+          `kafka_topic sasl/# ${out}\nkafka_subscribe ${back} back/{key}\n`,
+        { dir },
+      );
+      const got: string[] = [];
+      const device = await connectClient(t, b.mqttUrl, { clientId: 'sasl-device' }, (c) =>
+        c.on('message', (topic, payload) => got.push(`${topic} ${payload}`)),
+      );
+      await device.subscribeAsync('back/#', { qos: 1 });
+      await device.publishAsync('sasl/1', 'over-sasl-ssl', { qos: 1 });
+      await until(
+        () => /Kafka refused the SASL authentication/.test(readFileSync(b.logFile, 'utf8')),
+        20_000,
+        'the SASL refusal in the log',
+      );
+      t.match(
+        await b.broker.metrics.metrics(),
+        /mqprobe_kafka_bridge_state\{bridge="secure",state="failing"\} 1/,
+        'failing while the password is wrong',
+      );
+
+      writeFileSync(pw, `${s.password}\n`);
+      const producer = new Producer({ clientId: 'test-producer', bootstrapBrokers: [kafka.bootstrap], serializers: stringSerializers });
+      t.teardown(() => producer.close());
+      await producer.send({ messages: [{ topic: back, key: 'dev1', value: 'from-kafka' }] });
+      const rs = await eventually(out, 1);
+      t.same(
+        rs.map((r) => r.value),
+        ['over-sasl-ssl'],
+        'the held message reached Kafka over SASL_SSL once the file held the right password',
+      );
+      await until(() => got.includes('back/dev1 from-kafka'), 30_000, 'the record consumed over SASL_SSL');
+      t.pass('kafka_subscribe consumed over SASL_SSL');
+      await b.broker.close();
+      const log = readFileSync(b.logFile, 'utf8');
+      t.equal(log.indexOf(wrong), -1, 'the wrong password is not in the log');
+      t.equal(log.indexOf(s.password), -1, 'the password is not in the log');
+    },
+  );
+
+  await t.test(
+    'a graceful restart of mqprobe while Kafka takes nothing (the topic is missing): the persistent bridge session delivers after it (persistence true)',
+    async (t) => {
+      // Kafka down across a restart is the SIGKILL case above; here Kafka is up but refuses the topic until it exists
+      const topic = `restart-${Date.now()}`;
       const dir = tempDir();
       const config =
         `listener 0 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location ${dir}\n` +
         `kafka_bridge r\nkafka_brokers ${kafka.bootstrap}\nkafka_topic r/# ${topic}\n`;
       const a = await startTestBroker(t, config, { dir });
-      await kafka.stop();
       const c = await connectClient(t, a.mqttUrl);
       // more than max_inflight_messages + max_queued_messages (1,020): the bridge's session holds kafka_max_held
       for (let i = 0; i < 1500; i += 100)
         await Promise.all(Array.from({ length: 100 }, (_, j) => c.publishAsync('r/x', `r${i + j}`, { qos: 1 })));
+      await until(() => /does not exist/.test(readFileSync(a.logFile, 'utf8')), 20_000, 'the bridge failing on the missing topic');
       c.end(true);
       await a.broker.close();
-      await kafka.start();
+      await kafka.createTopic(topic, { partitions: 3 });
       await startTestBroker(t, config, { dir });
       const rs = await eventually(topic, 1500);
       const values = new Set(rs.map((r) => r.value));
@@ -230,13 +360,16 @@ t.test('with a real Kafka', async (t) => {
   );
 
   await t.test(
-    'kafka_subscribe: records published into the broker, offsets committed, nothing lost across a restart of mqprobe',
+    'kafka_subscribe: records published into the broker, offsets committed, nothing lost across a restart of mqprobe; ' +
+      'a backlog produced faster than it is consumed shows as consumer lag in /metrics and $SYS',
     async (t) => {
       const topic = await newTopic(kafka, 'commands');
+      const bulk = await newTopic(kafka, 'bulk');
       const dir = tempDir();
       const config =
-        `listener 0 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location ${dir}\n` +
-        `kafka_bridge back\nkafka_brokers ${kafka.bootstrap}\nkafka_subscribe ${topic} devices/{key}/cmd\nkafka_group g-${topic}\n`;
+        `listener 0 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location ${dir}\nsys_interval 1\n` +
+        `kafka_bridge back\nkafka_brokers ${kafka.bootstrap}\nkafka_subscribe ${topic} devices/{key}/cmd\nkafka_group g-${topic}\n` +
+        `kafka_subscribe ${bulk} bulk/{key}\n`;
       const producer = new Producer({ clientId: 'test-producer', bootstrapBrokers: [kafka.bootstrap], serializers: stringSerializers });
       t.teardown(() => producer.close());
       const produce = (from: number, n: number, key = (i: number) => `dev${i}`) =>
@@ -255,7 +388,13 @@ t.test('with a real Kafka', async (t) => {
       await a.broker.close();
 
       await produce(50, 50);
+      // a backlog no consumer takes in the 5 s before the first lag figure: one commit per record is a Kafka round trip
+      for (let i = 0; i < BACKLOG; i += 5000)
+        await producer.send({ messages: Array.from({ length: 5000 }, (_, j) => ({ topic: bulk, key: `b${(i + j) % 3}`, value: 'x' })) });
       const b = await startTestBroker(t, config, { dir });
+      const sysLag: number[] = [];
+      const sys = await connectClient(t, b.mqttUrl, {}, (c) => c.on('message', (_topic, payload) => sysLag.push(Number(String(payload)))));
+      await sys.subscribeAsync('$SYS/broker/kafka_bridge/back/consumer_lag');
       got.clear();
       const again = await connectClient(t, b.mqttUrl, { clientId: 'device-app', clean: false }, (c) =>
         c.on('message', (topic, payload) => got.add(`${topic} ${payload}`)),
@@ -272,8 +411,16 @@ t.test('with a real Kafka', async (t) => {
         [...got].some((m) => m.includes('cmd1000') || m.includes('cmd1001')),
         'a key holding / is not published',
       );
-      const metrics = await b.broker.metrics.metrics();
-      t.match(metrics, /mqprobe_kafka_bridge_consumer_lag\{bridge="back"\} (-1|0)/, 'lag in /metrics');
+      const lag = () => Number(/mqprobe_kafka_bridge_consumer_lag\{bridge="back"\} (-?\d+)/.exec(metrics)?.[1]);
+      let metrics = '';
+      for (const end = Date.now() + 30_000; Date.now() < end && !(lag() > 0); await new Promise((r) => setTimeout(r, 250)))
+        metrics = await b.broker.metrics.metrics();
+      t.ok(lag() > 0 && lag() <= BACKLOG + 100, `a real lag figure in /metrics (${lag()} of ${BACKLOG} backlog records not yet consumed)`);
+      await until(() => sysLag.some((l) => l > 0), 10_000, 'a lag figure on $SYS').catch(() => undefined);
+      t.ok(
+        sysLag.some((l) => l > 0 && l <= BACKLOG + 100),
+        `$SYS/broker/kafka_bridge/back/consumer_lag carries it (${sysLag.join(', ')})`,
+      );
       again.end(true);
     },
   );

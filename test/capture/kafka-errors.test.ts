@@ -7,6 +7,7 @@ import t from 'tap';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadConfig } from '../../app/config.js';
+import { folderName } from '../../capture/sinks/index.js';
 import { freePort, startTestBroker, tempDir } from '../helpers/broker.js';
 import { missingSequences, newTopic, recordEvents, startKafka, stopped, type KafkaPeer } from '../helpers/kafka.js';
 import { connectClient, until } from '../helpers/mqtt.js';
@@ -53,30 +54,47 @@ t.test(
   },
 );
 
-t.test("a record above the topic's max.message.bytes is counted and kept as pipeline_error; the rest is delivered", async (t) => {
-  const name = await topic({ 'max.message.bytes': '4000' });
-  const b = await startTestBroker(
-    t,
-    `listener 0 127.0.0.1\nallow_anonymous true\ncapture_sink kafka kafka://${kafka.bootstrap}/${name}\ncapture_payload full\n`,
-  );
-  const c = await connectClient(t, b.mqttUrl, { clientId: 'big' });
-  for (let i = 0; i < 20; i++) await c.publishAsync('big/x', i === 10 ? 'x'.repeat(10_000) : `small ${i}`, { qos: 1 });
-  await c.endAsync();
-  const n = await stopped(b);
-  const es = events(await kafka.records(name));
-  t.same(holes(es.map((e) => e.event.sequence)), [], 'no sequence missing (the big one is there as its pipeline_error record)');
-  t.equal(new Set(es.map((e) => e.event.sequence)).size, n, `all ${n} sequences`);
-  const errors = es.filter((e) => e.event.kind === 'pipeline_error');
-  t.equal(errors.length, 1, 'one pipeline_error record');
-  t.match(errors[0], { event: { action: 'publish-received', original: String }, error: { type: 'record_refused', size: Number } });
-  t.ok(errors[0].error.size > 10_000);
-  t.equal(
-    es.filter((e) => e.event.action === 'publish-received' && e.event.kind !== 'pipeline_error').length,
-    19,
-    'the 19 others delivered',
-  );
-  t.match(readFileSync(b.logFile, 'utf8'), /"rejected":1/, 'counted');
-});
+t.test(
+  "a record above the topic's max.message.bytes is counted (/metrics, $SYS) and kept as pipeline_error; the rest is delivered",
+  async (t) => {
+    const name = await topic({ 'max.message.bytes': '4000' });
+    const b = await startTestBroker(
+      t,
+      `listener 0 127.0.0.1\nallow_anonymous true\nsys_interval 1\ncapture_sink kafka kafka://${kafka.bootstrap}/${name}\ncapture_payload full\n`,
+    );
+    const sys = new Map<string, string>();
+    const watcher = await connectClient(t, b.mqttUrl, { clientId: 'sys-reader' }, (c) =>
+      c.on('message', (tp, payload) => sys.set(tp.split('/').pop()!, String(payload))),
+    );
+    const sink = `kafka:${kafka.bootstrap}/${name}`;
+    await watcher.subscribeAsync(`$SYS/broker/capture_sink/${folderName(sink)}/+`);
+    const c = await connectClient(t, b.mqttUrl, { clientId: 'big' });
+    for (let i = 0; i < 20; i++) await c.publishAsync('big/x', i === 10 ? 'x'.repeat(10_000) : `small ${i}`, { qos: 1 });
+    await c.endAsync();
+    await until(() => sys.get('refused') === '1' && sys.get('queued') === '0', 20_000, 'the refused event on $SYS');
+    t.match(
+      Object.fromEntries(sys),
+      { state: 'delivering', refused: '1', dropped: '0', queued: '0', delivered: /^[1-9]\d*$/ },
+      '$SYS/broker/capture_sink/<sink>/…',
+    );
+    t.match(await b.broker.metrics.metrics(), `mqprobe_capture_refused_total{sink="${sink}"} 1`, 'mqprobe_capture_refused_total counts it');
+    await watcher.endAsync();
+    const n = await stopped(b);
+    const es = events(await kafka.records(name));
+    t.same(holes(es.map((e) => e.event.sequence)), [], 'no sequence missing (the big one is there as its pipeline_error record)');
+    t.equal(new Set(es.map((e) => e.event.sequence)).size, n, `all ${n} sequences`);
+    const errors = es.filter((e) => e.event.kind === 'pipeline_error');
+    t.equal(errors.length, 1, 'one pipeline_error record');
+    t.match(errors[0], { event: { action: 'publish-received', original: String }, error: { type: 'record_refused', size: Number } });
+    t.ok(errors[0].error.size > 10_000);
+    t.equal(
+      es.filter((e) => e.event.action === 'publish-received' && e.event.kind !== 'pipeline_error').length,
+      19,
+      'the 19 others delivered',
+    );
+    t.match(readFileSync(b.logFile, 'utf8'), /"rejected":1/, 'counted');
+  },
+);
 
 t.test('clear errors: a missing topic with auto-creation off, an unreachable bootstrap server', async (t) => {
   const closed = await freePort();

@@ -39,6 +39,8 @@ export interface KafkaPeer {
   createTopic(name: string, opts?: { partitions?: number; config?: Record<string, string> }): Promise<void>;
   /** Every record the topic holds now (up to its end offsets), from the beginning. */
   records(topic: string, timeoutMs?: number): Promise<KafkaRecord[]>;
+  /** How many records the topic holds (the sum of its partitions' end offsets), without reading them. */
+  count(topic: string): Promise<number>;
   logTail(): string;
 }
 
@@ -199,13 +201,27 @@ export async function startKafka(t: Teardown, opts: { secure?: boolean; autoCrea
     }
   };
 
-  const records: KafkaPeer['records'] = async (topic, timeoutMs = 30_000) => {
-    const consumer = new Consumer({
+  const reader = () =>
+    new Consumer({
       groupId: `test-reader-${Date.now()}-${Math.random()}`,
       clientId: 'test-reader',
       bootstrapBrokers: [bootstrap],
       deserializers: stringDeserializers,
     });
+  const closed = (c: ReturnType<typeof reader>) => new Promise<void>((resolve) => c.close(true, () => resolve()));
+
+  const count: KafkaPeer['count'] = async (topic) => {
+    const consumer = reader();
+    try {
+      const ends = (await consumer.listOffsets({ topics: [topic] })).get(topic) ?? [];
+      return Number(ends.reduce((a, b) => a + b, 0n));
+    } finally {
+      await closed(consumer);
+    }
+  };
+
+  const records: KafkaPeer['records'] = async (topic, timeoutMs = 30_000) => {
+    const consumer = reader();
     const got: KafkaRecord[] = [];
     try {
       // read up to the end offsets of now: every record the topic holds at this moment
@@ -231,12 +247,12 @@ export async function startKafka(t: Teardown, opts: { secure?: boolean; autoCrea
         await stream.close().catch(() => {});
       }
     } finally {
-      await new Promise<void>((resolve) => consumer.close(true, () => resolve()));
+      await closed(consumer);
     }
     return got;
   };
 
-  return { bootstrap, secure, stop, start, createTopic, records, logTail };
+  return { bootstrap, secure, stop, start, createTopic, records, count, logTail };
 }
 
 /** Waits for the line Kafka logs once every listener accepts, written after `from` (a restart appends to the log). */
