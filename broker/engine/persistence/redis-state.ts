@@ -8,6 +8,7 @@ import { withDollarRuleOnRetained } from '../retained-dollar.js';
 import { withConnackFirst } from '../connack-first.js';
 import { withAckAfterRoute } from './ack-after-route.js';
 import { withConnectDeadline } from './connect-deadline.js';
+import { withSessionExpiryInRedis } from './redis-session-expiry.js';
 import { drainable } from './redis-connection.js';
 import { createStreamEmitter, type StreamEmitterCounters } from './redis-stream-emitter.js';
 
@@ -110,7 +111,13 @@ export function createRedisState(config: BrokerConfig, log: Logger, metrics: Reg
   // maxSessionDelivery -1: a resuming session gets its whole queue (LRANGE 0 -1), as with the in-memory persistence;
   // the default (1000) sent the first 1001 and left the rest in Redis until the client's next connect
   const persistence = withConnectDeadline(
-    withAckAfterRoute(withConnackFirst(withDollarRuleOnRetained(persistenceRedis({ conn: state.redis, maxSessionDelivery: -1 })))),
+    withAckAfterRoute(
+      withConnackFirst(
+        withDollarRuleOnRetained(
+          withSessionExpiryInRedis(persistenceRedis({ conn: state.redis, maxSessionDelivery: -1 }), state.redis, plog),
+        ),
+      ),
+    ),
     config.connectTimeout * 1000,
     counters.connectRefused,
   );
