@@ -90,7 +90,7 @@ for (const [name, start] of Object.entries(peers)) {
     const peer = await start(t);
     const { url } = peer;
     // the kept sessions' expiry outlasts the restart, however slow the machine is today
-    const keep = Math.max(6, Math.ceil((3 * peer.startupMs) / 1000) + 2);
+    const keep = Math.max(6, Math.ceil((2 * peer.startupMs) / 1000) + 3);
     // sessions: one that expires while the broker is down, two that outlive the restart (one is
     // resumed soon after it, the other not until its expiry has passed), one with subscription options
     const subscribe = async (id: string, seconds: number) => {
