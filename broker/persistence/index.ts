@@ -54,7 +54,10 @@ export function createBrokerState(config: BrokerConfig, log: Logger, saveSeconds
       if (snap) {
         const { skipped, expiredSessions, expiredMessages } = await persistence.restore(snap);
         for (const what of skipped) plog.warn({ file }, `persistence file ${file}: left out ${what}`);
-        const expired = expiredSessions || expiredMessages ? `; expired while the broker was down: ${expiredSessions} sessions, ${expiredMessages} messages` : '';
+        const expired =
+          expiredSessions || expiredMessages
+            ? `; expired while the broker was down: ${expiredSessions} sessions, ${expiredMessages} messages`
+            : '';
         plog.info(
           `restored ${snap.retained.length} retained messages and ${snap.sessions.length} persistent sessions from ${file} (saved ${snap.savedAt})${expired}`,
         );

@@ -49,7 +49,8 @@ async function mqprobeCli(t: Teardown, confLines: string): Promise<Restartable> 
 }
 
 const peers: Record<string, (t: Teardown) => Promise<Restartable>> = {
-  'mqprobe, snapshot': (t) => mqprobeCli(t, 'persistence true\npersistence_location DIR/\nautosave_interval 1\n'.replace('DIR', writableDir())),
+  'mqprobe, snapshot': (t) =>
+    mqprobeCli(t, 'persistence true\npersistence_location DIR/\nautosave_interval 1\n'.replace('DIR', writableDir())),
   'mqprobe, Redis state': async (t) => mqprobeCli(t, `persistence_redis_url ${(await startRedis(t)).url}\n`),
   'Mosquitto 2.0.11, persistence true': async (t) => {
     const started = Date.now();
@@ -74,7 +75,9 @@ async function v5(t: Teardown, url: string, clientId: string, opts: IClientOptio
   const got: Got[] = [];
   let sessionPresent = false;
   const client = await connectClient(t, url, { clientId, protocolVersion: 5, clean: false, ...opts }, (c) => {
-    c.on('message', (topic, payload, packet) => got.push({ topic, payload: payload.toString(), retain: packet.retain, properties: packet.properties }));
+    c.on('message', (topic, payload, packet) =>
+      got.push({ topic, payload: payload.toString(), retain: packet.retain, properties: packet.properties }),
+    );
     c.once('connect', (connack) => (sessionPresent = connack.sessionPresent));
   });
   return { client, got, sessionPresent };
@@ -119,7 +122,13 @@ for (const [name, start] of Object.entries(peers)) {
     const correlationData = Buffer.from([0, 1, 2, 255]);
     await pub.client.publishAsync('t/long', 'long', {
       qos: 1,
-      properties: { messageExpiryInterval: 60, contentType: 'text/plain', correlationData, responseTopic: 'reply/here', userProperties: { k: 'v' } },
+      properties: {
+        messageExpiryInterval: 60,
+        contentType: 'text/plain',
+        correlationData,
+        responseTopic: 'reply/here',
+        userProperties: { k: 'v' },
+      },
     });
     await pub.client.publishAsync('r/short', 'short', { qos: 1, retain: true, properties: { messageExpiryInterval: 1 } });
     await pub.client.publishAsync('r/long', 'long', { qos: 1, retain: true, properties: { messageExpiryInterval: 60 } });
@@ -132,7 +141,10 @@ for (const [name, start] of Object.entries(peers)) {
     const gone = await v5(t, url, 'gone', expiry(1));
     t.equal(gone.sessionPresent, !peer.expiresRestoredSessions, 'a session whose expiry passed while the broker was down');
     const early = await v5(t, url, 'kept-early', expiry(keep));
-    t.ok(Date.now() < endedAt + keep * 1000, `checked within its expiry of ${keep} s (else the restart took far longer than the first start)`);
+    t.ok(
+      Date.now() < endedAt + keep * 1000,
+      `checked within its expiry of ${keep} s (else the restart took far longer than the first start)`,
+    );
     t.equal(early.sessionPresent, true, 'a session within its expiry is kept across the restart');
 
     const resumed = await v5(t, url, 'opts', expiry(60));
@@ -145,10 +157,20 @@ for (const [name, start] of Object.entries(peers)) {
       'the queued message whose expiry passed while stored is not delivered; the other is',
     );
     const long = resumed.got[0].properties!;
-    t.ok(long.messageExpiryInterval! > 30 && long.messageExpiryInterval! < 60, `the remaining expiry is sent (${long.messageExpiryInterval} s)`);
+    t.ok(
+      long.messageExpiryInterval! > 30 && long.messageExpiryInterval! < 60,
+      `the remaining expiry is sent (${long.messageExpiryInterval} s)`,
+    );
     t.same(
       { ...long, messageExpiryInterval: 0, correlationData: Buffer.from(long.correlationData!).toString('hex') },
-      { messageExpiryInterval: 0, contentType: 'text/plain', correlationData: '000102ff', responseTopic: 'reply/here', userProperties: { k: 'v' }, subscriptionIdentifier: 7 },
+      {
+        messageExpiryInterval: 0,
+        contentType: 'text/plain',
+        correlationData: '000102ff',
+        responseTopic: 'reply/here',
+        userProperties: { k: 'v' },
+        subscriptionIdentifier: 7,
+      },
       'its properties are kept, and it carries the subscription identifier',
     );
     // no local: its own publish does not come back; retain as published: a retained one keeps its flag
@@ -168,13 +190,21 @@ for (const [name, start] of Object.entries(peers)) {
     await reader.client.subscribeAsync('r/#', { qos: 1 });
     await until(() => reader.got.length >= 1, 10_000, 'the retained message');
     await new Promise((r) => setTimeout(r, 300));
-    t.same(reader.got.map((m) => m.topic), ['r/long'], 'a retained message whose expiry passed while stored is not sent');
+    t.same(
+      reader.got.map((m) => m.topic),
+      ['r/long'],
+      'a retained message whose expiry passed while stored is not sent',
+    );
     const left = reader.got[0].properties?.messageExpiryInterval ?? 0;
     t.ok(left > 30 && left < 60, `a retained message is sent with what remains of its expiry (${left} s)`);
 
     const ws = await v5(t, url, 'willsub', expiry(60));
     await until(() => ws.got.length >= 1, 10_000, 'the delayed will');
-    t.same(ws.got.map((m) => [m.topic, m.payload]), [['will/willer', 'gone']], 'a will still in its delay when the broker stopped was sent at the stop');
+    t.same(
+      ws.got.map((m) => [m.topic, m.payload]),
+      [['will/willer', 'gone']],
+      'a will still in its delay when the broker stopped was sent at the stop',
+    );
 
     await new Promise((r) => setTimeout(r, Math.max(0, endedAt + keep * 1000 + 2000 - Date.now())));
     const late = await v5(t, url, 'kept-late', expiry(keep));
@@ -182,7 +212,11 @@ for (const [name, start] of Object.entries(peers)) {
   });
 }
 
-const goodSession = { clientId: 'good', subscriptions: [{ topic: 'g/#', qos: 1 }], queue: [{ topic: 'g/1', payload: 'b2s=', qos: 1, retain: false }] };
+const goodSession = {
+  clientId: 'good',
+  subscriptions: [{ topic: 'g/#', qos: 1 }],
+  queue: [{ topic: 'g/1', payload: 'b2s=', qos: 1, retain: false }],
+};
 
 t.test('a snapshot with garbage in the MQTT 5 fields: those records are left out with a warning, the rest is served', async (t) => {
   const dir = writableDir();
@@ -211,15 +245,25 @@ t.test('a snapshot with garbage in the MQTT 5 fields: those records are left out
       ],
     }),
   );
-  const b = await startTestBroker(t, `listener 0 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location ${dir}/\n`, { dir });
+  const b = await startTestBroker(t, `listener 0 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location ${dir}/\n`, {
+    dir,
+  });
   const log = readFileSync(b.logFile, 'utf8')
     .split('\n')
     .filter(Boolean)
     .map((l) => (JSON.parse(l) as { msg: string }).msg)
     .join('\n');
-  for (const what of ['retained message 0: property bogus', 'retained message 1: messageExpiry "soon"', 'session 0 (expiry-text): expiry: interval "x"',
-    'session 1 (expiry-never)', 'session 2 (id-zero): subscription: subscription identifier 0', 'session 3 (rh-nine): subscription: retain handling 9',
-    'message queued for props: correlationData is not base64 text', 'message queued for props-type: Invalid messageExpiryInterval', 'session 6: not a session'])
+  for (const what of [
+    'retained message 0: property bogus',
+    'retained message 1: messageExpiry "soon"',
+    'session 0 (expiry-text): expiry: interval "x"',
+    'session 1 (expiry-never)',
+    'session 2 (id-zero): subscription: subscription identifier 0',
+    'session 3 (rh-nine): subscription: retain handling 9',
+    'message queued for props: correlationData is not base64 text',
+    'message queued for props-type: Invalid messageExpiryInterval',
+    'session 6: not a session',
+  ])
     t.ok(log.includes(`left out ${what}`), `warned: ${what}`);
   const good = await v5(t, b.mqttUrl, 'good', { protocolVersion: 4 } as IClientOptions);
   t.equal(good.sessionPresent, true, 'the good session is restored');
@@ -227,14 +271,22 @@ t.test('a snapshot with garbage in the MQTT 5 fields: those records are left out
   const reader = await v5(t, b.mqttUrl, 'reader', { clean: true });
   await reader.client.subscribeAsync('r/#');
   await until(() => reader.got.length >= 1, 10_000, 'the good retained message');
-  t.same(reader.got.map((m) => [m.topic, m.properties?.contentType]), [['r/ok', 'a/b']], 'only the good retained message, with its properties');
+  t.same(
+    reader.got.map((m) => [m.topic, m.properties?.contentType]),
+    [['r/ok', 'a/b']],
+    'only the good retained message, with its properties',
+  );
 });
 
 t.test('Redis session-expiry records with garbage are left out with a warning; the broker serves', async (t) => {
   const redis = await startRedis(t);
   const r = new Redis(redis.port, '127.0.0.1');
   t.teardown(() => r.quit());
-  await r.hset(SESSION_EXPIRY_KEY, { notjson: '{', negative: '{"interval":-1,"endedAt":1}', huge: JSON.stringify({ interval: 5, endedAt: 'x'.repeat(10_000) }) });
+  await r.hset(SESSION_EXPIRY_KEY, {
+    notjson: '{',
+    negative: '{"interval":-1,"endedAt":1}',
+    huge: JSON.stringify({ interval: 5, endedAt: 'x'.repeat(10_000) }),
+  });
   const b = await startTestBroker(t, `listener 0 127.0.0.1\nallow_anonymous true\npersistence_redis_url ${redis.url}\n`);
   await until(() => (readFileSync(b.logFile, 'utf8').match(/record of \S+ left out/g) ?? []).length === 3, 10_000, 'three warnings');
   const log = readFileSync(b.logFile, 'utf8');

@@ -43,7 +43,8 @@ export const shown = (v: unknown): string => String(JSON.stringify(v)).slice(0, 
 export function parseSessionExpiry(v: unknown): SessionExpiry | string {
   const e = v as Partial<SessionExpiry> | null;
   if (typeof e !== 'object' || e === null) return 'not an object';
-  if (!Number.isInteger(e.interval) || e.interval! < 0 || e.interval! >= NEVER) return `interval ${shown(e.interval)} is not 0..4294967294 s`;
+  if (!Number.isInteger(e.interval) || e.interval! < 0 || e.interval! >= NEVER)
+    return `interval ${shown(e.interval)} is not 0..4294967294 s`;
   if (!Number.isSafeInteger(e.endedAt) || e.endedAt! < 0) return `endedAt ${shown(e.endedAt)} is not a time in ms`;
   return { interval: e.interval!, endedAt: e.endedAt! };
 }

@@ -15,7 +15,14 @@ export interface SnapshotPacket {
 }
 
 /** The PUBLISH properties a stored message keeps (the others belong to one delivery: alias, identifiers). */
-const KEPT_PROPERTIES = new Set(['payloadFormatIndicator', 'messageExpiryInterval', 'contentType', 'responseTopic', 'correlationData', 'userProperties']);
+const KEPT_PROPERTIES = new Set([
+  'payloadFormatIndicator',
+  'messageExpiryInterval',
+  'contentType',
+  'responseTopic',
+  'correlationData',
+  'userProperties',
+]);
 
 export function toSnap(p: StoredPacket): SnapshotPacket {
   const out: SnapshotPacket = { topic: p.topic, payload: Buffer.from(p.payload).toString('base64'), qos: p.qos, retain: p.retain };
@@ -53,7 +60,14 @@ export function fromSnap(p: SnapshotPacket): StoredPacket | string {
       properties.correlationData = Buffer.from(properties.correlationData, 'base64');
     }
   }
-  const packet: StoredPacket = { cmd: 'publish', topic: p.topic, payload: Buffer.from(p.payload, 'base64'), qos: p.qos, retain: p.retain, dup: false };
+  const packet: StoredPacket = {
+    cmd: 'publish',
+    topic: p.topic,
+    payload: Buffer.from(p.payload, 'base64'),
+    qos: p.qos,
+    retain: p.retain,
+    dup: false,
+  };
   if (properties) {
     try {
       const probe = { cmd: 'publish', topic: p.topic, payload: Buffer.alloc(0), qos: 1, messageId: 1, properties } as const;
