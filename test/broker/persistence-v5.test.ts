@@ -295,3 +295,33 @@ t.test('Redis session-expiry records with garbage are left out with a warning; t
   const c = await v5(t, b.mqttUrl, 'after', { clean: true });
   t.ok(c.client.connected, 'the broker serves clients');
 });
+
+t.test('Redis state, several processes: each counts the expiry of a session that ended on another', async (t) => {
+  const redis = await startRedis(t);
+  const conf = `listener 0 127.0.0.1\nallow_anonymous true\npersistence_redis_url ${redis.url}\n`;
+  const [a, b, c] = await Promise.all([startTestBroker(t, conf), startTestBroker(t, conf), startTestBroker(t, conf)]);
+  const session = async (url: string, id: string, seconds: number) => {
+    const s = await v5(t, url, id, expiry(seconds));
+    if (!s.sessionPresent) await s.client.subscribeAsync('x/#', { qos: 1 });
+    await end(s.client);
+    return s.sessionPresent;
+  };
+  const started = Date.now();
+  // ended on C, which then stops for good: another process expires it
+  await session(c.mqttUrl, 'orphan', 2);
+  // ended on A with 2 s, resumed on B within them and still connected there when they pass: A's timer
+  // must not wipe it
+  await session(a.mqttUrl, 'roamer', 2);
+  await new Promise((r) => setTimeout(r, 300)); // the notices cross the message stream
+  const roamer = await v5(t, b.mqttUrl, 'roamer', expiry(60));
+  t.equal(roamer.sessionPresent, true, 'resumed on another process');
+  await c.broker.close();
+  await new Promise((r) => setTimeout(r, Math.max(0, started + 3500 - Date.now())));
+  t.equal(
+    (await v5(t, b.mqttUrl, 'orphan', expiry(2))).sessionPresent,
+    false,
+    'the session ended on the stopped process expired on another',
+  );
+  await end(roamer.client);
+  t.equal((await v5(t, a.mqttUrl, 'roamer', expiry(60))).sessionPresent, true, 'the resumed session outlived its first expiry');
+});
