@@ -325,3 +325,22 @@ t.test('Redis state, several processes: each counts the expiry of a session that
   await end(roamer.client);
   t.equal((await v5(t, a.mqttUrl, 'roamer', expiry(60))).sessionPresent, true, 'the resumed session outlived its first expiry');
 });
+
+t.test('snapshot: a client connected at the stop has its session expiry counted from the stop', async (t) => {
+  const dir = writableDir();
+  const conf = `listener 0 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location ${dir}/\n`;
+  const first = await startTestBroker(t, conf, { dir });
+  const live = await v5(t, first.mqttUrl, 'live', expiry(2));
+  await live.client.subscribeAsync('l/#', { qos: 1 });
+  const stopping = Date.now();
+  await first.broker.close();
+  const saved = JSON.parse(readFileSync(join(dir, 'mqprobe.db'), 'utf8')) as {
+    sessions: { clientId: string; expiry?: { interval: number; endedAt: number } }[];
+  };
+  const session = saved.sessions.find((s) => s.clientId === 'live');
+  t.equal(session?.expiry?.interval, 2, 'the snapshot has its interval');
+  t.ok(session!.expiry!.endedAt >= stopping && session!.expiry!.endedAt <= Date.now(), 'and the stop as the end of its connection');
+  const second = await startTestBroker(t, conf, { dir });
+  await new Promise((r) => setTimeout(r, Math.max(0, session!.expiry!.endedAt + 2500 - Date.now())));
+  t.equal((await v5(t, second.mqttUrl, 'live', expiry(2))).sessionPresent, false, 'gone once its expiry passed after the restart');
+});
