@@ -162,7 +162,7 @@ export class SnapshotPersistence extends MemoryPersistence {
     for (const [i, session] of s.sessions.entries()) {
       const bad = checkSession(session);
       if (bad) {
-        report.skipped.push(`session ${i}${typeof session?.clientId === 'string' ? ` (${session.clientId})` : ''}: ${bad}`);
+        report.skipped.push(`session ${i}${typeof session?.clientId === 'string' ? ` (${session.clientId.slice(0, 64)})` : ''}: ${bad}`);
         continue;
       }
       if (session.expiry && expiresAt(session.expiry) <= now) {
