@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import type { Histogram, Registry } from 'prom-client';
 import type { BrokerConfig } from '../config/types.js';
 import type { BrokerState } from './state.js';
-import { SnapshotPersistence, readSnapshot, writeSnapshot, type ImportMark } from '../engine/persistence/snapshot.js';
+import { SnapshotPersistence, readSnapshot, writeSnapshot, type ImportMark, type Snapshot } from '../engine/persistence/snapshot.js';
 import { createSafeEmitter } from '../engine/safe-emitter.js';
 import { createRedisState } from '../engine/persistence/redis-state.js';
 import { withDollarRuleOnRetained } from '../engine/retained-dollar.js';
@@ -45,6 +45,14 @@ export function createBrokerState(config: BrokerConfig, log: Logger, saveSeconds
       end();
     }
   };
+  /** Restores, warns about each record left out, and says what expired while the broker was down. */
+  const restore = async (snap: Snapshot, from: string) => {
+    const { skipped, expiredSessions, expiredMessages } = await persistence.restore(snap);
+    for (const what of skipped) plog.warn({ file: from }, `persistence file ${from}: left out ${what}`);
+    return expiredSessions || expiredMessages
+      ? `; expired while the broker was down: ${expiredSessions} sessions, ${expiredMessages} messages`
+      : '';
+  };
   const saveOnce = () => (saving ??= save().finally(() => (saving = undefined)));
   return {
     aedesOptions: { persistence, mq },
@@ -52,15 +60,15 @@ export function createBrokerState(config: BrokerConfig, log: Logger, saveSeconds
     async start() {
       const snap = readSnapshot(file, plog);
       if (snap) {
-        await persistence.restore(snap);
+        const expired = await restore(snap, file);
         plog.info(
-          `restored ${snap.retained.length} retained messages and ${snap.sessions.length} persistent sessions from ${file} (saved ${snap.savedAt})`,
+          `restored ${snap.retained.length} retained messages and ${snap.sessions.length} persistent sessions from ${file} (saved ${snap.savedAt})${expired}`,
         );
       }
       imported = snap?.mosquittoDb;
       const fromMosquitto = mosquittoDb && importMosquittoDb(mosquittoDb, imported, file, plog);
       if (fromMosquitto) {
-        await persistence.restore(fromMosquitto.snapshot);
+        await restore(fromMosquitto.snapshot, mosquittoDb);
         imported = fromMosquitto.mark;
         await save(); // the imported state and its mark are on disk at once, not one autosave later
       }

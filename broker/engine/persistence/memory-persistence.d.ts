@@ -8,6 +8,7 @@ declare module 'aedes-persistence/asyncPersistence.js' {
     rh?: number;
     rap?: boolean;
     nl?: boolean;
+    subscriptionIdentifier?: number;
   }
   export interface StoredPacket {
     cmd: 'publish';
@@ -19,6 +20,9 @@ declare module 'aedes-persistence/asyncPersistence.js' {
     messageId?: number;
     brokerId?: string;
     brokerCounter?: number;
+    properties?: Record<string, unknown>;
+    /** When the Message Expiry Interval ends (ms since the epoch), set by the engine. */
+    messageExpiry?: number;
   }
   export default class MemoryPersistence {
     constructor(opts?: Record<string, unknown>);

@@ -8,6 +8,7 @@ import { withDollarRuleOnRetained } from '../retained-dollar.js';
 import { withConnackFirst } from '../connack-first.js';
 import { withAckAfterRoute } from './ack-after-route.js';
 import { withConnectDeadline } from './connect-deadline.js';
+import { withSessionExpiryInRedis } from './redis-session-expiry.js';
 import { drainable } from './redis-connection.js';
 import { createStreamEmitter, type StreamEmitterCounters } from './redis-stream-emitter.js';
 import { createSharedGroups } from './redis-shared-groups.js';
@@ -122,7 +123,7 @@ export function createRedisState(config: BrokerConfig, log: Logger, metrics: Reg
   });
   const redisPersistence = shared.withSessionCopies(persistenceRedis({ conn: state.redis, maxSessionDelivery: -1 }));
   const persistence = withConnectDeadline(
-    withAckAfterRoute(withConnackFirst(withDollarRuleOnRetained(redisPersistence))),
+    withAckAfterRoute(withConnackFirst(withDollarRuleOnRetained(withSessionExpiryInRedis(redisPersistence, state.redis, plog)))),
     config.connectTimeout * 1000,
     counters.connectRefused,
   );

@@ -155,6 +155,9 @@ export class Aedes extends EventEmitter {
     // replacing an existing one). While an id is in flight, the *old* client's
     // close must not expire or wipe the session the new connection is resuming.
     this._takingOver = new Set()
+    // Wills being published (a delayed will's timer fired, or the broker is
+    // stopping): close() waits for them before the emitter closes.
+    this._willsPublishing = new Set()
     this.closed = true
   }
 
@@ -253,6 +256,12 @@ export class Aedes extends EventEmitter {
     this.mq.on($SYS_PREFIX + '+/new/clients', function closeSameClients (packet, done) {
       const serverId = packet.topic.split('/')[1]
       const clientId = packet.payload.toString()
+      if (serverId !== that.id) {
+        // the session goes on at the other broker: its expiry and its delayed
+        // will, counting here since its connection here ended, no longer apply
+        that.clearSessionExpiry(clientId)
+        that.clearDelayedWill(clientId)
+      }
 
       if (that.clients[clientId] && serverId !== that.id) {
         if (that.clients[clientId].closed) {
@@ -386,13 +395,18 @@ export class Aedes extends EventEmitter {
   // the session's persisted state (subscriptions, queued messages, will) is
   // kept, wiped immediately, or wiped after the Session Expiry Interval.
   scheduleSessionExpiry (client) {
-    if (this.closed) return
     // v3/v4 keep the legacy behavior (clean wiped on next connect, non-clean
     // kept indefinitely), so there is no timed expiry to arrange.
     if (client.version !== 5) return
     // A takeover for this id is in flight: the resuming connection owns the
     // session, so this (old) client's close must not expire or wipe it.
     if (this._takingOver.has(client.id)) return
+    if (this.closed) {
+      // Stopping: no timer, but the session's expiry starts now, and a final
+      // save of the broker state keeps it (sessionExpiry()).
+      this.expiringSessions.set(client.id, { clear: noop, interval: client.sessionExpiryInterval, endedAt: Date.now() })
+      return
+    }
 
     // Clear any stale entry for this id first so the previous armLongTimer handle
     // is never orphaned (defensive; reconnect/takeover normally clears it).
@@ -430,13 +444,36 @@ export class Aedes extends EventEmitter {
       return
     }
 
+    this._expireSessionAt(client, interval, Date.now())
+  }
+
+  _expireSessionAt (client, interval, endedAt) {
     const that = this
-    this._armIdTimer(this.expiringSessions, client.id, interval * 1000, function expireSession () {
+    const timer = this._armIdTimer(this.expiringSessions, client.id, endedAt + interval * 1000 - Date.now(), function expireSession () {
       that._wipeSession(client)
       // The session outlived its connection and then reached its expiry interval
       // — observable so "where did client X's session go?" is diagnosable.
       that.emit('sessionExpired', client)
     })
+    timer.interval = interval
+    timer.endedAt = endedAt
+  }
+
+  // The expiry a session without connection is counting: { interval (s),
+  // endedAt (ms since the epoch) }, undefined when none (connected, never
+  // expires, v3/v4). Kept through close() so that a final save has it.
+  sessionExpiry (clientId) {
+    const e = this.expiringSessions.get(clientId)
+    return e?.endedAt === undefined ? undefined : { interval: e.interval, endedAt: e.endedAt }
+  }
+
+  // Re-arms the expiry of a session restored from persistence after a restart,
+  // counted from when its connection ended: one whose interval has passed is
+  // wiped at once. Nothing for a session whose client is connected.
+  restoreSessionExpiry (clientId, interval, endedAt) {
+    if (this.closed || this.clients[clientId]) return
+    this.clearSessionExpiry(clientId)
+    this._expireSessionAt({ id: clientId, broker: this, emptyOutgoingQueue: Client.prototype.emptyOutgoingQueue }, interval, endedAt)
   }
 
   clearSessionExpiry (clientId) {
@@ -458,10 +495,9 @@ export class Aedes extends EventEmitter {
   // instead of immediately, unless the client reconnects first.
   scheduleWill (client, will, delaySeconds) {
     if (this.closed) {
-      // Broker is shutting down: the delayed will can't be timed here. It stays
-      // in persistence (another broker's will-sweep can still publish it), but
-      // emit so a single-instance operator can observe the drop.
-      this.emit('willDropped', client, will)
+      // Broker is shutting down: the delay is cut short and the will sent now,
+      // as Mosquitto sends the delayed wills when it stops.
+      this.publishWill(client, will)
       return
     }
     // A takeover for this id is in flight: the resuming connection cancels the
@@ -480,9 +516,9 @@ export class Aedes extends EventEmitter {
       return
     }
     const that = this
-    this._armIdTimer(this.delayedWills, client.id, delaySeconds * 1000, function fireWill () {
-      that.publishWill(client, will)
-    })
+    const fireWill = () => that.publishWill(client, will)
+    // close() fires it early (see there)
+    this._armIdTimer(this.delayedWills, client.id, delaySeconds * 1000, fireWill).fire = fireWill
   }
 
   // Shared lifecycle for the per-clientId timer maps (expiringSessions /
@@ -498,6 +534,7 @@ export class Aedes extends EventEmitter {
       onFire()
     })
     map.set(id, timer)
+    return timer
   }
 
   _clearIdTimer (map, id) {
@@ -515,6 +552,9 @@ export class Aedes extends EventEmitter {
   // Authorize and publish a client's will, then remove it from persistence.
   publishWill (client, will) {
     const that = this
+    let published
+    const publishing = new Promise((resolve) => { published = resolve })
+    this._willsPublishing.add(publishing)
     this.authorizePublish(client, will, function (err) {
       if (err) { return cleanup() }
       that.publish(will, client, cleanup)
@@ -522,6 +562,10 @@ export class Aedes extends EventEmitter {
     function cleanup () {
       that.persistence.delWill({ id: client.id, brokerId: that.id })
         .then(noop, (err) => that.emit('error', err))
+        .finally(() => {
+          that._willsPublishing.delete(publishing)
+          published()
+        })
     }
   }
 
@@ -533,22 +577,26 @@ export class Aedes extends EventEmitter {
     this.closed = true
     clearInterval(this._heartbeatInterval)
     clearInterval(this._clearWillInterval)
+    // the entries stay: a final save of the broker state keeps what they count (sessionExpiry())
     for (const timer of this.expiringSessions.values()) {
       timer.clear()
     }
-    this.expiringSessions.clear()
+    // the wills still waiting for their delay are sent now, as Mosquitto does when it stops
     for (const timer of this.delayedWills.values()) {
       timer.clear()
+      timer.fire()
     }
     this.delayedWills.clear()
     const promises = []
     for (const clientId of Object.keys(this.clients)) {
       promises.push(closeClient(this.clients[clientId]))
     }
-    Promise.all(promises).finally(() => {
-      that.emit('closed')
-      that.mq.close(cb)
-    })
+    Promise.all(promises)
+      .then(() => Promise.all(that._willsPublishing))
+      .finally(() => {
+        that.emit('closed')
+        that.mq.close(cb)
+      })
   }
 }
 

@@ -147,11 +147,6 @@ export class Aedes extends EventEmitter {
   ): this
 
   on (
-    event: 'willDropped',
-    listener: (client: Client, will: NonNullable<ConnectPacket['will']>) => void
-  ): this
-
-  on (
     event: 'clientError' | 'connectionError',
     listener: (client: Client, error: Error) => void
   ): this
@@ -204,6 +199,11 @@ export class Aedes extends EventEmitter {
   ): void
 
   close (callback?: () => void): void
+
+  /** The expiry a session without connection is counting (also after close()); undefined when none. */
+  sessionExpiry (clientId: string): { interval: number; endedAt: number } | undefined
+  /** Re-arms a restored session's expiry, counted from `endedAt` (ms since the epoch); past: wiped at once. */
+  restoreSessionExpiry (clientId: string, interval: number, endedAt: number): void
 
   preConnect: PreConnectHandler
   authenticate: AuthenticateHandler

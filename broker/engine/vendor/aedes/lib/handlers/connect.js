@@ -3,6 +3,7 @@ import { pipeline } from 'stream'
 import write from '../write.js'
 import QoSPacket from '../qos-packet.js'
 import { sendWithinWindow } from '../outbound-window.js'
+import { combined } from '../overlapping-subscriptions.js'
 import { runSeries, through, malformedProperty } from '../utils.js'
 import handleSubscribe from './subscribe.js'
 import { SESSION_NEVER_EXPIRES, RECEIVE_MAXIMUM_DEFAULT, ReasonCodes } from '../constants.js'
@@ -557,6 +558,12 @@ function emptyQueue (arg, done) {
       if (data.messageExpiry !== undefined && data.messageExpiry > now) {
         data.properties = data.properties || {}
         data.properties.messageExpiryInterval = Math.ceil((data.messageExpiry - now) / 1000)
+      }
+      // [MQTT-3.3.4-3] a message queued while the client was away carries the
+      // Subscription Identifiers of its matching subscriptions, as a live one does
+      if (client.version === 5) {
+        const { si } = combined(client.subscriptions, data.topic)
+        if (si !== undefined) data.properties = { ...data.properties, subscriptionIdentifier: si }
       }
       const packet = new QoSPacket(data, client)
       // a stored message with a packet id was sent before: re-delivered with DUP 1,
