@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { accessSync, chownSync, constants, existsSync, mkdirSync, readdirSync } from 'node:fs';
+import { accessSync, chownSync, constants, existsSync, lstatSync, mkdirSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { KeySpec } from './config/spec.js';
@@ -78,10 +78,37 @@ export function createStateDirs(config: BrokerConfig, more: readonly string[] = 
   return created;
 }
 
+/** How deep under a state directory entries made at start are looked for (spool/queue/<sink>/segment). */
+const STATE_TREE_DEPTH = 3;
+
+/**
+ * The entries under `dir` this process made as root before dropping (a sink's spool folder inside
+ * an existing capture_spool_dir, made by the capture thread at start) go to the user: left to root,
+ * every later write there failed with EACCES and the sink dropped what it should have spooled.
+ * Entries that were there before the process started keep their owner.
+ */
+function giveMadeSinceStart(dir: string, account: Account, depth: number): void {
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return; // missing or unreadable: reported by the writability check below
+  }
+  for (const name of names) {
+    const path = join(dir, name);
+    const st = lstatSync(path);
+    if (st.isSymbolicLink()) continue;
+    const made = st.birthtimeMs > 0 ? st.birthtimeMs : st.ctimeMs;
+    if (st.uid === 0 && made >= performance.timeOrigin) chownSync(path, account.uid, account.gid);
+    if (st.isDirectory() && depth > 1) giveMadeSinceStart(path, account, depth - 1);
+  }
+}
+
 /**
  * After listeners are bound and files are open: become `user`. Directories mqprobe created
  * (and the files it has written there since) go to that user; state directories that were there
- * before are left as they are, and one that the user cannot write is reported (saves would fail).
+ * before keep their owner (what mqprobe made inside them at start goes to the user), and one that
+ * the user cannot write is reported (saves would fail).
  * Throws when the user cannot be become (the caller exits, as Mosquitto does).
  */
 export function dropPrivileges(config: BrokerConfig, created: string[], log: Logger, more: readonly string[] = []): void {
@@ -93,6 +120,7 @@ export function dropPrivileges(config: BrokerConfig, created: string[], log: Log
       chownSync(dir, account.uid, account.gid);
       for (const f of readdirSync(dir)) chownSync(join(dir, f), account.uid, account.gid);
     }
+    for (const dir of stateDirs(config, more)) giveMadeSinceStart(dir, account, STATE_TREE_DEPTH);
     try {
       // POSIX-only, absent from @types/node 20's Process
       (process as unknown as { initgroups(user: string, gid: number): void }).initgroups(account.name, account.gid);

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { chmodSync, existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import mqtt from 'mqtt';
 import { freePort, spawnCli, tempDir } from '../helpers/broker.js';
@@ -81,3 +81,41 @@ t.test('`user root` keeps root, with the warning', { skip: asRoot ? false : 'nee
   p.child.kill('SIGTERM');
   await p.exited;
 });
+
+t.test(
+  'an existing capture_spool_dir: the spool folder a sink makes there at start belongs to the user, and spooling works',
+  { skip: asRoot ? false : 'needs root (CI runs as root)' },
+  async (t) => {
+    const port = await freePort();
+    const closed = await freePort(); // nothing listens: the logstash sink spools everything
+    const { dir, file } = setup(
+      (d, p) =>
+        `listener ${p} 127.0.0.1\nallow_anonymous true\nuser nobody\ncapture_sink logstash tcp://127.0.0.1:${closed}\ncapture_spool_dir ${join(d, 'spool')}\nlog_dest stdout\ndetect off\n`,
+      port,
+    );
+    const spool = join(dir, 'spool');
+    mkdirSync(spool, { mode: 0o777 });
+    chmodSync(spool, 0o777);
+    const before = join(spool, 'kept-by-root');
+    writeFileSync(before, 'x');
+    const p = spawnCli(t, ['-c', file]);
+    await until(() => / running$/m.test(p.output()), 15_000, 'running');
+    const made = readdirSync(spool).filter((f) => f !== 'kept-by-root' && statSync(join(spool, f)).isDirectory());
+    t.ok(made.length > 0, `the sink made its spool folder (${made.join(', ')})`);
+    for (const f of made) t.equal(statSync(join(spool, f)).uid, NOBODY, `${f} belongs to nobody`);
+    t.equal(statSync(before).uid, 0, 'what was there before keeps its owner');
+    const c = await mqtt.connectAsync(`mqtt://127.0.0.1:${port}`, { clientId: 'spooled', reconnectPeriod: 0 });
+    await c.publishAsync('spooled/1', 'x', { qos: 1 });
+    await c.endAsync();
+    p.child.kill('SIGTERM');
+    t.equal(await p.exited, 0, 'clean exit');
+    // (tap's own exit hook in the child, as nobody, cannot write .tap/processinfo: not the broker's)
+    const refused = p.output().split('\n').filter((l) => /EACCES|permission denied/i.test(l) && l.includes(spool));
+    t.same(refused, [], 'no write to the spool was refused');
+    const spooled = made.flatMap((f) => readdirSync(join(spool, f)).map((g) => join(spool, f, g)));
+    t.ok(
+      spooled.some((f) => statSync(f).size > 0 && statSync(f).uid === NOBODY),
+      'events spooled to disk by nobody',
+    );
+  },
+);
