@@ -150,10 +150,11 @@ class Client {
         setImmediate(() => {
           const packet = new Packet(toForward, broker)
           packet.qos = 0
-          write(that, packet, function (err) {
-            that._onError(err)
-            cb() // don't pass the error here or it will be thrown by mqemitter
-          })
+          // handed to the connection is delivered (Mosquitto queues QoS 0 per client too): waiting
+          // for 'drain' kept a callback, and the message in its scope, per message written to a
+          // full socket, ~400 bytes each on top of the bytes
+          write(that, packet, null)
+          cb()
         })
       } else {
         setImmediate(cb)
