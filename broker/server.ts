@@ -153,7 +153,7 @@ export async function createMqttServer(config: BrokerConfig, { log, metrics }: S
     access.guardUnsubscribes(client);
     if (config.maxPacketSize > 0) limitPacketSize(client, config.maxPacketSize);
     if (config.maxPacketSize === 0 || config.maxPacketSize >= LARGE_PAYLOAD_BYTES) {
-      assembleLargeBodies(client);
+      assembleLargeBodies(client, config.maxPacketSize);
       collectAfterLargePackets(client);
     }
     applyDeliveryLimits(client, deliveryLimits, (qos) => stats.countQueueFullDrop(qos));

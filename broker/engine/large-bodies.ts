@@ -19,14 +19,14 @@ const PARSING_BODY = 2;
  * a 250 MB message left 4,000 chunks of glibc's heap in use at once, and once freed, the heap stayed
  * that large (fragmented, so not trimmed): 422–454 MB after four such messages where the broker started
  * at 153 MB (bench/memory/large-messages.ts). Here, once the fixed header of a PUBLISH announces
- * LARGE_PAYLOAD_BYTES or more (and max_packet_size, checked while the length is parsed, allows it), one
- * buffer of that length is allocated outside the heap (Buffer.allocUnsafeSlow: glibc maps blocks this
- * large on their own and unmaps them whole when freed) and every chunk is copied into it as it comes, so
+ * LARGE_PAYLOAD_BYTES or more (and no more than max_packet_size allows), one
+ * buffer of that length is allocated outside the heap (Buffer.allocUnsafeSlow: glibc maps a block above
+ * its mmap threshold, at most 32 MiB, on its own and unmaps it whole when freed) and every chunk is copied into it as it comes, so
  * each chunk is garbage right away and its memory is reused for the next read. The pages of the buffer
  * are only committed as the body is written into them: announcing a length costs no resident memory.
  * The parser then finds the body in one buffer and hands out the payload as a view of it (no second copy).
  */
-export function assembleLargeBodies(client: Client): void {
+export function assembleLargeBodies(client: Client, maxPacketSize: number): void {
   const parser = (client as unknown as { _parser: PacketParser })._parser;
   const parse = parser.parse.bind(parser);
   let body: Buffer | undefined;
@@ -49,6 +49,8 @@ export function assembleLargeBodies(client: Client): void {
       parser._stateCounter === PARSING_BODY &&
       packet.cmd === 'publish' &&
       packet.length >= LARGE_PAYLOAD_BYTES &&
+      // an MQTT 5 client's oversized packet is refused by the engine, later: never allocated for
+      (maxPacketSize === 0 || packet.length < maxPacketSize) &&
       list.length < packet.length
     ) {
       try {

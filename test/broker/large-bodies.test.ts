@@ -40,7 +40,7 @@ function cut(bytes: Buffer, sizes: number[]): Buffer[] {
 
 t.test('the real parser: a large body read in pieces comes out whole, as a view of one buffer', async (t) => {
   const parser = mqttPacket.parser({ protocolVersion: 4 });
-  assembleLargeBodies({ _parser: parser } as unknown as Client);
+  assembleLargeBodies({ _parser: parser } as unknown as Client, 0);
   const packets: mqttPacket.IPublishPacket[] = [];
   parser.on('packet', (p) => packets.push(p as mqttPacket.IPublishPacket));
   parser.on('error', (e) => t.fail(`parser error: ${e.message}`));
@@ -69,7 +69,7 @@ t.test('the real parser: a large body read in pieces comes out whole, as a view 
 
 t.test('the real parser: a large body that arrives in one read is not copied again', async (t) => {
   const parser = mqttPacket.parser({ protocolVersion: 4 });
-  assembleLargeBodies({ _parser: parser } as unknown as Client);
+  assembleLargeBodies({ _parser: parser } as unknown as Client, 0);
   const packets: mqttPacket.IPublishPacket[] = [];
   parser.on('packet', (p) => packets.push(p as mqttPacket.IPublishPacket));
   const big = patterned(BIG, 3);
@@ -77,6 +77,28 @@ t.test('the real parser: a large body that arrives in one read is not copied aga
   parser.parse(wire);
   t.equal(packets.length, 1);
   t.equal((packets[0].payload as Buffer).buffer, wire.buffer, "a view of the read's own buffer");
+});
+
+t.test('hostile: a header announcing more than max_packet_size gets no buffer; within it, one buffer of its length', async (t) => {
+  const announced = 64 * 1024 * 1024;
+  // the fixed header and the topic of a PUBLISH announcing 64 MiB, then the first bytes of its body
+  const start = publish('a/big', Buffer.alloc(announced - 2 - 'a/big'.length)).subarray(0, 16 * 1024);
+  /** The sizes of the Buffers allocated outside the pool while the parser takes `start`. */
+  const allocations = (max: number) => {
+    const parser = mqttPacket.parser({ protocolVersion: 4 });
+    assembleLargeBodies({ _parser: parser } as unknown as Client, max);
+    const sizes: number[] = [];
+    const slow = Buffer.allocUnsafeSlow;
+    Buffer.allocUnsafeSlow = (n: number) => (sizes.push(n), slow(n));
+    try {
+      parser.parse(start);
+    } finally {
+      Buffer.allocUnsafeSlow = slow;
+    }
+    return sizes;
+  };
+  t.same(allocations(32 * 1024 * 1024), [], 'over max_packet_size: nothing allocated for the body');
+  t.same(allocations(0), [announced], 'no limit: one buffer of the announced length (address space until written)');
 });
 
 /** Connects raw (MQTT 3.1.1) and waits for the CONNACK. */
