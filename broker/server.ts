@@ -22,6 +22,7 @@ import { BrokerStats } from './engine/stats.js';
 import { applyDeliveryLimits, DEFAULT_SLOW_READER_BYTES } from './engine/delivery-limits.js';
 import { QueuedBudget } from './engine/queued-budget.js';
 import { collectAfterLargePackets, LARGE_PAYLOAD_BYTES } from './engine/large-packets.js';
+import { assembleLargeBodies } from './engine/large-bodies.js';
 import { startSysTopics } from './engine/sys-topics.js';
 import { createBrokerState } from './persistence/index.js';
 import { VERSION } from './version.js';
@@ -152,7 +153,10 @@ export async function createMqttServer(config: BrokerConfig, { log, metrics }: S
     requirePacketRules(client);
     access.guardUnsubscribes(client);
     if (config.maxPacketSize > 0) limitPacketSize(client, config.maxPacketSize);
-    if (config.maxPacketSize === 0 || config.maxPacketSize >= LARGE_PAYLOAD_BYTES) collectAfterLargePackets(client);
+    if (config.maxPacketSize === 0 || config.maxPacketSize >= LARGE_PAYLOAD_BYTES) {
+      assembleLargeBodies(client, config.maxPacketSize);
+      collectAfterLargePackets(client);
+    }
     applyDeliveryLimits(client, deliveryLimits, (qos) => stats.countQueueFullDrop(qos));
     stats.track(client, stream, (req?.socket ?? stream) as Socket, `${conn.listener.bind ?? '*'}:${conn.listenerPort}`);
   };

@@ -20,7 +20,8 @@ const SIZE = Number(process.argv[2] ?? 250) * 1024 * 1024;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function connect(port: number, id: string): Promise<net.Socket> {
-  for (let i = 0; i < 200; i++) {
+  // generous: a tsx start on a loaded shared machine can take well over 10 s
+  for (let i = 0; i < 1200; i++) {
     const s = net.connect(port, '127.0.0.1');
     const ok = await new Promise<boolean>((r) => (s.once('connect', () => r(true)), s.once('error', () => r(false))));
     if (ok) {

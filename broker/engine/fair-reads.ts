@@ -1,16 +1,33 @@
 import type { Client } from './vendor/aedes/aedes.js';
 import type { Duplex } from 'node:stream';
 
-/** Bytes of one connection parsed in one turn of the event loop before the others get theirs. */
-export const TURN_BYTES = 16 * 1024;
+/**
+ * Bytes of one connection parsed in one turn of the event loop before the others get theirs: about 50
+ * small PUBLISHes. A turn of 16 KiB (~200) made every pass of the loop during a flood as long, and a
+ * round trip takes a few passes: the prober of bench/flood/fairness.ts waited p50 30–34 ms, with 4 KiB
+ * 13–16 ms (two runs each, alternated, on a machine at load 17–23), the flood itself as fast.
+ */
+export const TURN_BYTES = 4 * 1024;
+/** A turn in the middle of a packet's body: those bytes are only gathered (copied), not handled. */
+const BODY_TURN_BYTES = 64 * 1024;
 
 interface ClientInternals {
   conn: Duplex;
   _paused?: boolean;
   _parsingBatch: number;
   _nextBatch: (err?: Error) => void;
-  _parser: { parse(buf: Buffer): unknown };
+  _parser: { parse(buf: Buffer): unknown; packet: { length: number }; _stateCounter: number; _list: { length: number } };
   emit(event: 'error', err: Error): boolean;
+}
+
+/**
+ * The bytes of this turn: TURN_BYTES, or up to BODY_TURN_BYTES of the rest of a larger packet's body
+ * when mqtt-packet's parser waits for one (state 2, `_parsePayload`; a body that large-bodies.ts gathers
+ * has left the parser's list, so at its end one turn may take up to BODY_TURN_BYTES of what follows).
+ */
+function turnBytes(parser: ClientInternals['_parser']): number {
+  if (parser._stateCounter !== 2) return TURN_BYTES;
+  return Math.max(TURN_BYTES, Math.min(BODY_TURN_BYTES, parser.packet.length - parser._list.length));
 }
 
 /**
@@ -45,7 +62,7 @@ export function readInTurns(client: Client): void {
       }
       return;
     }
-    const buf = conn.read(Math.min(conn.readableLength, TURN_BYTES)) as Buffer | null;
+    const buf = conn.read(Math.min(conn.readableLength, turnBytes(c._parser))) as Buffer | null;
     if (!buf) return; // drained: 'readable' calls again when data arrives
     hadTurn = true;
     if (!scheduled) {

@@ -1,26 +1,82 @@
 import type { Duplex } from 'node:stream';
-import { observeWrites } from './packet-writes.js';
+
+/** A chunk this large is written on its own (after what was gathered before it), never copied. */
+const DIRECT_BYTES = 64 * 1024;
+
+type Callback = (err?: Error | null) => void;
+type Write = (chunk: Buffer | string, encoding?: BufferEncoding, cb?: Callback) => boolean;
+
+/** A written chunk as gathered: UTF-8 strings as they are (copied once, at the flush), the rest as a Buffer. */
+function asPiece(chunk: unknown, encoding: BufferEncoding | undefined): Buffer | string {
+  if (typeof chunk === 'string') return (encoding ?? 'utf8') === 'utf8' ? chunk : Buffer.from(chunk, encoding);
+  if (Buffer.isBuffer(chunk)) return chunk;
+  const view = chunk as Uint8Array;
+  return Buffer.from(view.buffer, view.byteOffset, view.byteLength);
+}
 
 /**
  * Gathers what the broker writes to one connection during one pass of the event loop into one socket
- * write, as Mosquitto writes what it has queued for a client in one go. Aedes writes each packet on
- * its own (mqtt-packet corks only until the next tick), so 500 deliveries that 10 publishers' reads
- * cause in one pass were 500 writes, and with TCP_NODELAY 500 segments; batched, they are one
- * (test/broker/write-batching.test.ts). That is what lets TCP_NODELAY be the default: it ends the
- * 40 ms wait of a packet behind an unacknowledged one (Nagle's algorithm meeting the peer's delayed
- * ACK), and the batching keeps throughput (QoS 0 fan-in: Nagle alone about 54,000 msg/s, TCP_NODELAY
- * alone 29,000, both together 108,000 on one machine, alternated).
+ * write of one buffer, as Mosquitto writes what it has queued for a client in one go. Aedes writes each
+ * packet on its own, and mqtt-packet each packet in 4–6 pieces (header, lengths, topic, payload), so 500
+ * deliveries that 10 publishers' reads cause in one pass were 500 writes, and with TCP_NODELAY 500
+ * segments; gathered, they are one (test/broker/write-batching.test.ts). That is what lets TCP_NODELAY be
+ * the default: it ends the 40 ms wait of a packet behind an unacknowledged one (Nagle's algorithm meeting
+ * the peer's delayed ACK), and the batching keeps throughput (QoS 0 fan-in: Nagle alone about 54,000
+ * msg/s, TCP_NODELAY alone 29,000, both together 108,000 on one machine, alternated).
+ *
+ * The pieces are copied into one buffer rather than corked: a corked stream keeps every piece as its own
+ * entry, so a subscriber that stops reading held its 8 MiB of unsent messages (max_queued_bytes) as
+ * 560,000 pieces of ~15 bytes, about 150 MB of heap, and one flooding publisher took the broker to 330 MB
+ * of RSS (bench/flood/fairness.ts). Copied, the same 8 MiB are a few hundred buffers.
  */
 export function batchWrites(conn: Duplex): void {
-  let corked = false;
+  const write = conn.write.bind(conn) as Write;
+  let pieces: (Buffer | string)[] = [];
+  let bytes = 0;
+  let callbacks: Callback[] = [];
+  let scheduled = false;
   const flush = () => {
-    corked = false;
-    conn.uncork();
+    scheduled = false;
+    if (pieces.length === 0) return;
+    const out = pieces.length === 1 && typeof pieces[0] !== 'string' ? pieces[0] : Buffer.allocUnsafe(bytes);
+    if (out !== pieces[0]) {
+      let at = 0;
+      for (const p of pieces) at += typeof p === 'string' ? out.write(p, at) : p.copy(out, at);
+    }
+    const cbs = callbacks;
+    pieces = [];
+    bytes = 0;
+    callbacks = [];
+    write(out, undefined, cbs.length === 0 ? undefined : (err) => cbs.forEach((cb) => cb(err)));
   };
-  observeWrites(conn, () => {
-    if (corked) return;
-    corked = true;
-    conn.cork();
-    setImmediate(flush);
-  });
+  conn.write = function (chunk: unknown, encoding?: BufferEncoding | Callback, cb?: Callback): boolean {
+    if (typeof encoding === 'function') [cb, encoding] = [encoding, undefined];
+    // after the end the stream answers as it would (an error), with nothing gathered
+    if (conn.destroyed || conn.writableEnded) return write(chunk as Buffer, encoding, cb);
+    const piece = asPiece(chunk, encoding);
+    const n = typeof piece === 'string' ? Buffer.byteLength(piece) : piece.length;
+    if (n >= DIRECT_BYTES) {
+      flush();
+      return write(piece, undefined, cb);
+    }
+    pieces.push(piece);
+    bytes += n;
+    if (cb) callbacks.push(cb);
+    if (!scheduled) {
+      scheduled = true;
+      setImmediate(flush);
+    }
+    return !conn.writableNeedDrain;
+  } as Duplex['write'];
+  // what is gathered leaves before the end (a refusing CONNACK, then the close)
+  const end = conn.end.bind(conn);
+  conn.end = function (...args: unknown[]) {
+    flush();
+    return (end as (...a: unknown[]) => Duplex)(...args);
+  } as Duplex['end'];
+  const destroy = conn.destroy.bind(conn);
+  conn.destroy = function (err?: Error) {
+    if (!err && !conn.destroyed) flush();
+    return destroy(err);
+  };
 }

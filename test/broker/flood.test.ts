@@ -302,3 +302,50 @@ t.test('global_max_queued_bytes: two stalled subscribers share the budget; a rea
   s1.destroy();
   s2.destroy();
 });
+
+/** A connection as the broker holds it: `writableBuffer` is Node's list of what waits to be written. */
+interface BrokerEnd {
+  writableLength: number;
+  writableBuffer: unknown[];
+  listenerCount(event: string): number;
+}
+
+t.test('a subscriber that stops reading pins no callback per QoS 0 message, and its unsent bytes are a few buffers', async (t) => {
+  const b = await startTestBroker(t, ANONYMOUS_CONF);
+  const stalled = await stalledSubscriber(b.port, 'stalled');
+  t.teardown(() => stalled.destroy());
+  const flooder = rawClient(b.port, 'flooder');
+  t.teardown(() => flooder.destroy());
+  const packet = mqttPacket.generate({
+    cmd: 'publish',
+    topic: 'fan/x',
+    payload: Buffer.alloc(1000, 'f'),
+    qos: 0,
+    retain: false,
+    dup: false,
+  });
+  const batch = Buffer.concat(Array(100).fill(packet));
+  const conn = () =>
+    (b.broker.aedes as unknown as { clients: Record<string, { conn: BrokerEnd; _pendingDrains: unknown[] }> }).clients['stalled'];
+  // past what the kernel's socket buffers take, so that the broker holds unsent bytes and its writes return false
+  let sent = 0;
+  await until(
+    () => {
+      if (flooder.writableLength < 1024 * 1024) for (let i = 0; i < 10; i++, sent += 100) flooder.write(batch);
+      return conn().conn.writableLength > 2 * 1024 * 1024;
+    },
+    60_000,
+    'the stalled subscriber holds 2 MiB unsent',
+  );
+  const c = conn();
+  const held = c.conn.writableLength;
+  const messages = Math.round(held / packet.length);
+  t.ok(
+    c._pendingDrains.length + c.conn.listenerCount('drain') < 10,
+    `drain waiters: ${c._pendingDrains.length} (about ${messages} messages held)`,
+  );
+  t.ok(
+    c.conn.writableBuffer.length < messages / 2,
+    `${c.conn.writableBuffer.length} buffers hold the ${messages} unsent messages (${sent} sent; corked, 5 pieces each)`,
+  );
+});

@@ -151,10 +151,11 @@ class Client {
           const packet = new Packet(toForward, broker)
           packet.qos = 0
           packet.dup = false // [MQTT-3.3.1-2]
-          write(that, packet, function (err) {
-            that._onError(err)
-            cb() // don't pass the error here or it will be thrown by mqemitter
-          })
+          // handed to the connection is delivered (Mosquitto queues QoS 0 per client too): waiting
+          // for 'drain' kept a callback, and the message in its scope, per message written to a
+          // full socket, ~400 bytes each on top of the bytes
+          write(that, packet, null)
+          cb()
         })
       } else {
         setImmediate(cb)

@@ -25,8 +25,8 @@ function write (client, packet, done, protocolVersion) {
       }
       const result = mqtt.writeToStream(packet, client.conn, WRITE_OPTS[version])
       if (!result && !client.errored) {
-        // Socket buffer is full - wait for drain
-        client.waitForDrain(done)
+        // Socket buffer is full - wait for drain (unless nobody waits: done is null)
+        if (done) client.waitForDrain(done)
         return
       }
     } catch (e) {
@@ -38,7 +38,8 @@ function write (client, packet, done, protocolVersion) {
     error = new Error('connection closed')
   }
 
-  setImmediate(done, error, client)
+  if (done) setImmediate(done, error, client)
+  else if (error) setImmediate(() => client._onError(error))
 }
 
 export default write
