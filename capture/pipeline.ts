@@ -128,7 +128,9 @@ export class Pipeline {
     let full = t ? t.publish(seq, ms, c, conn, user, p, payload) : false;
     if (!listening) this.direct++;
     else {
-      const item = this.noticesOnly ? this.notice(seq, ms, c, conn, user, p, payload) : this.event(seq, build(c, conn, user, p, payload));
+      const item = this.noticesOnly
+        ? this.notice(seq, ms, c.id, conn, user, p.topic, payload)
+        : this.event(seq, build(c, conn, user, p, payload));
       this.pending.push(item);
       this.times.push(ms);
       full ||= this.pending.length >= BATCH;
@@ -146,17 +148,18 @@ export class Pipeline {
     return e;
   }
 
+  /** The notice of a publish: its facts as the event would hold them (client and user from the hook). */
   private notice(
     seq: number,
     ms: number,
-    c: ClientHandle,
+    clientId: string,
     conn: ConnInfo | undefined,
     user: string | undefined,
-    p: PublishFacts,
+    topic: string,
     payload: Buffer,
   ): PublishNotice {
     const ip = conn?.remoteAddress === undefined ? undefined : plainIp(conn.remoteAddress);
-    const n = new PublishNotice(ms, seq, ip || undefined, user || undefined, c.id || undefined, p.topic || undefined, payload.length);
+    const n = new PublishNotice(ms, seq, ip || undefined, user || undefined, clientId || undefined, topic || undefined, payload.length);
     if (this.payload.mode !== 'off') n.raw = payload;
     return n;
   }

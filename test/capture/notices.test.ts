@@ -2,22 +2,13 @@ import t from 'tap';
 import { readFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { CaptureEvent, PublishNotice } from '../../capture/index.js';
-import { observe } from '../../detect/observation.js';
+import { observe, type Observation } from '../../detect/observation.js';
 import { startTestBroker, tempDir } from '../helpers/broker.js';
 import { connectClient, until } from '../helpers/mqtt.js';
 import { securityConf } from './session.js';
 
 /** The facts detection reads, without the two that differ between two publishes (time and sequence). */
-const facts = (o: {
-  action: string;
-  ip?: string;
-  user?: string;
-  clientId?: string;
-  topic?: string;
-  payloadSize?: number;
-  payload?: string;
-  payloadEncoding?: string;
-}) => ({
+const facts = (o: Omit<Observation, 'time' | 'seq'>) => ({
   action: o.action,
   ip: o.ip,
   user: o.user,
