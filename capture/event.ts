@@ -109,3 +109,32 @@ export type PartialEvent = {
 } & Record<string, unknown>;
 
 export type CaptureListener = (event: Readonly<CaptureEvent>) => void;
+
+/**
+ * A publish-received as the few facts a fact listener reads (detection: they are what its
+ * observation of the event holds), handed over instead of the event object, which is then never
+ * built. Fields are those of the event the hook would have made: `time` is its `@timestamp` in
+ * epoch ms, `seq` its event.sequence, and an empty string is absent. Every fact listener gets the
+ * same object; detection may move `time` forward (its clock never goes back), nothing else changes it.
+ */
+export class PublishNotice {
+  readonly action = 'publish-received';
+  /** `mqtt.payload` as capture_payload keeps it, set at flush time from `raw`. */
+  payload?: string;
+  payloadEncoding?: string;
+  /** The payload until the flush applies capture_payload to it (only when that is not off). */
+  raw?: Buffer;
+
+  constructor(
+    public time: number,
+    readonly seq: number,
+    readonly ip: string | undefined,
+    readonly user: string | undefined,
+    readonly clientId: string | undefined,
+    readonly topic: string | undefined,
+    readonly payloadSize: number,
+  ) {}
+}
+
+/** Takes publish-received events as notices (no event object); every other event goes to the listener itself. */
+export type PublishListener = (notice: PublishNotice) => void;

@@ -5,7 +5,7 @@
  */
 import { actionFilter } from './actions.js';
 import { EventFactory } from './build.js';
-import type { CaptureEvent, CaptureListener, PartialEvent } from './event.js';
+import type { CaptureEvent, CaptureListener, PartialEvent, PublishListener } from './event.js';
 import { DATASET, ECS_VERSION } from './event.js';
 import type { CaptureHandle } from './handle.js';
 import { attachHooks } from './hooks.js';
@@ -18,7 +18,7 @@ import { trackRun } from './queue/run.js';
 import { offloaded, sinkNames, sinkTopics } from './sinks/index.js';
 
 export type { CaptureHandle } from './handle.js';
-export type { CaptureEvent, CaptureListener, PartialEvent } from './event.js';
+export type { CaptureEvent, CaptureListener, PartialEvent, PublishListener, PublishNotice } from './event.js';
 export type { DropEpisode } from './runner.js';
 
 export interface CaptureStats extends PipelineStats {
@@ -30,9 +30,11 @@ export interface Capture {
    * Calls `listener` with every recorded event (after its flush: time, payload policy and message
    * are set), in event.sequence order, including events added through `emit()`. The event must not
    * be changed. Returns the unsubscribe function. The first subscriber switches the broker hooks
-   * on even when no capture_sink is configured.
+   * on even when no capture_sink is configured. With `onPublish`, the listener takes
+   * publish-received events as notices through it instead (in the same order): while every
+   * listener does, no event object is made for a publish unless a sink on this thread needs its line.
    */
-  subscribe(listener: CaptureListener): () => void;
+  subscribe(listener: CaptureListener, onPublish?: PublishListener): () => void;
   /**
    * Records an event from outside the broker hooks (detection alerts: `event.kind: "alert"`; beats).
    * Capture fills in `@timestamp` (unless given), ecs, observer, service, event.dataset,
@@ -150,9 +152,9 @@ export function startCapture(h: CaptureHandle, opts: CaptureOptions = {}): Captu
 
   let stopping: Promise<void> | undefined;
   return {
-    subscribe(listener) {
+    subscribe(listener, onPublish) {
       hook();
-      return p.subscribe(listener);
+      return p.subscribe(listener, onPublish);
     },
     emit(partial) {
       if (stopping) return undefined;

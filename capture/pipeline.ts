@@ -2,7 +2,7 @@ import type { ClientHandle } from '../broker/engine/client.js';
 import type { Logger } from 'pino';
 import type { ConnInfo } from '../broker/probe.js';
 import type { CaptureConfig } from './config.js';
-import type { CaptureEvent, CaptureListener } from './event.js';
+import { PublishNotice, type CaptureEvent, type CaptureListener, type MqttFields, type PublishListener } from './event.js';
 import { Finisher } from './finish.js';
 import type { PublishBuilder } from './hooks.js';
 import type { CaptureMetrics } from './metrics.js';
@@ -10,6 +10,9 @@ import type { CaptureThread } from './offload/thread.js';
 import type { PublishFacts } from './offload/tape.js';
 import type { DropEpisode, SinkRunner } from './runner.js';
 import { lineWriter } from './serialize.js';
+import { applyPayloadPolicy } from './payload.js';
+import { plainIp } from './build.js';
+import type { PayloadPolicy } from './config.js';
 
 /** Events finished and serialised together; also the most that wait between two flushes. */
 const BATCH = 4096;
@@ -37,15 +40,19 @@ export class Pipeline {
   /** Called after every flush (capture/queue/run.ts keeps the crash state current from it). */
   afterFlush?: () => void;
   private seq = 0;
-  private pending: CaptureEvent[] = [];
+  private pending: (CaptureEvent | PublishNotice)[] = [];
   private times: number[] = [];
   private scheduled = false;
   private flushing = false;
   private stopped = false;
-  private readonly listeners = new Set<CaptureListener>();
+  /** Each listener, with the function that takes its publish-received notices when it takes them so. */
+  private readonly listeners = new Map<CaptureListener, PublishListener | undefined>();
+  /** Every listener takes notices: a publish-received becomes a PublishNotice, never an event object. */
+  private noticesOnly = false;
   private readonly serialize: (e: CaptureEvent) => string | undefined;
   private readonly s: PipelineStats = { recorded: 0, listenerErrors: 0 };
   private readonly finisher: Finisher;
+  private readonly payload: PayloadPolicy;
   /** publish-received events sent as facts only since the last flush (counted there). */
   private direct = 0;
   /** Queued events (for the listeners) whose facts the capture thread already has: no line for them. */
@@ -60,6 +67,7 @@ export class Pipeline {
   ) {
     this.serialize = lineWriter(config.format);
     this.finisher = new Finisher(config.payload);
+    this.payload = config.payload;
   }
 
   get sequence(): number {
@@ -70,9 +78,14 @@ export class Pipeline {
     return { ...this.s, recorded: this.seq };
   }
 
-  subscribe(l: CaptureListener): () => void {
-    this.listeners.add(l);
-    return () => this.listeners.delete(l);
+  /** `onPublish`: the listener takes publish-received events as notices (capture/event.ts) through it. */
+  subscribe(l: CaptureListener, onPublish?: PublishListener): () => void {
+    this.listeners.set(l, onPublish);
+    this.noticesOnly = [...this.listeners.values()].every((f) => f !== undefined);
+    return () => {
+      this.listeners.delete(l);
+      this.noticesOnly = [...this.listeners.values()].every((f) => f !== undefined);
+    };
   }
 
   /**
@@ -93,8 +106,9 @@ export class Pipeline {
   }
 
   /**
-   * The hot path of publish-received: true when the capture thread took it as facts (and the
-   * listeners, if any, get the event `build` makes), false when the caller must record the event.
+   * The hot path of publish-received: true when it was taken as facts — by the capture thread,
+   * and by the listeners as a notice when they all take notices, else as the event `build` makes —
+   * false when the caller must record the event.
    */
   publishDirect = (
     c: ClientHandle,
@@ -105,24 +119,50 @@ export class Pipeline {
     build: PublishBuilder,
   ): boolean => {
     const t = this.thread;
-    if (!t || this.runners.length > 0) return false;
+    const listening = this.listeners.size > 0;
+    // without a capture thread only notices spare the event: a sink on this thread needs its line
+    if (this.runners.length > 0 || (!t && !(listening && this.noticesOnly))) return false;
     if (this.stopped) return true;
     const seq = ++this.seq;
     const ms = Date.now();
-    let full = t.publish(seq, ms, c, conn, user, p, payload);
-    if (this.listeners.size > 0) {
-      const e = build(c, conn, user, p, payload);
-      e.event.sequence = seq;
-      e.event.id = this.idPrefix + seq;
-      this.viaFacts.add(e);
-      this.pending.push(e);
+    let full = t ? t.publish(seq, ms, c, conn, user, p, payload) : false;
+    if (!listening) this.direct++;
+    else {
+      const item = this.noticesOnly
+        ? this.notice(seq, ms, c.id, conn, user, p.topic, payload)
+        : this.event(seq, build(c, conn, user, p, payload));
+      this.pending.push(item);
       this.times.push(ms);
       full ||= this.pending.length >= BATCH;
-    } else this.direct++;
+    }
     if (full && !this.flushing) this.flush();
     else this.schedule();
     return true;
   };
+
+  /** The publish-received event of facts the capture thread has: the listeners see it, no line is made for it. */
+  private event(seq: number, e: CaptureEvent): CaptureEvent {
+    e.event.sequence = seq;
+    e.event.id = this.idPrefix + seq;
+    this.viaFacts.add(e);
+    return e;
+  }
+
+  /** The notice of a publish: its facts as the event would hold them (client and user from the hook). */
+  private notice(
+    seq: number,
+    ms: number,
+    clientId: string,
+    conn: ConnInfo | undefined,
+    user: string | undefined,
+    topic: string,
+    payload: Buffer,
+  ): PublishNotice {
+    const ip = conn?.remoteAddress === undefined ? undefined : plainIp(conn.remoteAddress);
+    const n = new PublishNotice(ms, seq, ip || undefined, user || undefined, clientId || undefined, topic || undefined, payload.length);
+    if (this.payload.mode !== 'off') n.raw = payload;
+    return n;
+  }
 
   private schedule(): void {
     if (this.scheduled) return;
@@ -168,33 +208,54 @@ export class Pipeline {
     let runAction = '';
     let runLength = 0;
     for (let i = 0; i < batch.length; i++) {
-      const e = batch[i];
-      this.finisher.finish(e, times[i]);
-      const a = e.event.action;
+      const item = batch[i];
+      const a = item instanceof PublishNotice ? item.action : item.event.action;
       if (a !== runAction) {
         if (runLength) counts.set(runAction, (counts.get(runAction) ?? 0) + runLength);
         runAction = a;
         runLength = 0;
       }
       runLength++;
-      for (const l of this.listeners) {
-        try {
-          l(e);
-        } catch (err) {
-          if (this.s.listenerErrors++ % 1000 === 0)
-            this.log.error({ err: (err as Error).message, action: a }, 'a capture listener threw; the event is still captured');
-        }
-      }
-      // with no sink (detection alone) nothing is serialised; the thread builds its own line from facts
-      if ((this.runners.length === 0 && !this.thread) || this.viaFacts.has(e)) continue;
-      const line = this.serialize(e);
-      this.thread?.line(line);
-      if (line === undefined) continue;
-      for (const r of this.runners) r.offer(line, e.event.sequence);
+      if (item instanceof PublishNotice) this.announce(item);
+      else this.finishEvent(item, times[i]);
     }
     counts.set(runAction, (counts.get(runAction) ?? 0) + runLength);
     for (const [action, n] of counts) this.metrics.events.inc({ action }, n);
     this.thread?.post(cut);
+  }
+
+  /** A notice to the listeners (all take notices, or it would have been an event); the capture thread has its facts. */
+  private announce(n: PublishNotice): void {
+    if (n.raw) {
+      const m: MqttFields = { payload: n.raw };
+      applyPayloadPolicy(m, this.payload);
+      n.payload = (m.payload as string) || undefined;
+      n.payloadEncoding = m.payload_encoding;
+      n.raw = undefined;
+    }
+    // a listener that came after the notice was queued and takes no notices does not see it
+    for (const take of this.listeners.values()) if (take) this.guarded(take, n, n.action);
+  }
+
+  /** An event finished, shown to the listeners, serialised and offered to the sinks. */
+  private finishEvent(e: CaptureEvent, ms: number): void {
+    this.finisher.finish(e, ms);
+    for (const l of this.listeners.keys()) this.guarded(l, e, e.event.action);
+    // with no sink (detection alone) nothing is serialised; the thread builds its own line from facts
+    if ((this.runners.length === 0 && !this.thread) || this.viaFacts.has(e)) return;
+    const line = this.serialize(e);
+    this.thread?.line(line);
+    if (line === undefined) return;
+    for (const r of this.runners) r.offer(line, e.event.sequence);
+  }
+
+  private guarded<T>(l: (x: T) => void, x: T, action: string): void {
+    try {
+      l(x);
+    } catch (err) {
+      if (this.s.listenerErrors++ % 1000 === 0)
+        this.log.error({ err: (err as Error).message, action }, 'a capture listener threw; the event is still captured');
+    }
   }
 
   /** Stops taking events: what is queued is flushed to the runners first. */

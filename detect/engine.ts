@@ -79,6 +79,12 @@ export class DetectionEngine {
     return this.run(o);
   }
 
+  /** One event already read into its observation (capture's publish notices are); the engine may move its time forward. */
+  processObservation(o: Observation): readonly AlertEvent[] {
+    this.stats.events++;
+    return this.run(o);
+  }
+
   /** Ends the suppressions due by `time` (a live clock tick); the stream's own events do this too. */
   advanceTo(time: number): readonly AlertEvent[] {
     if (time > this.now) this.now = time;

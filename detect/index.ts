@@ -2,7 +2,8 @@
  * Detection in the broker (docs/detection.md): the detectors watch the capture stream and raise
  * alerts as capture events (`event.kind: alert`) that capture records like any other event, and
  * publish each on `$SYS/broker/alerts/<rule name>`. The broker wires it in one line:
- * `capture.subscribe(createDetection(config.detect, deps).observe)`.
+ * `capture.subscribe(detection.observe, detection.observePublish)`, the second taking publishes as
+ * capture's notices (their facts, no event object).
  */
 import type { Logger } from 'pino';
 import { Counter, type Registry } from 'prom-client';
@@ -10,6 +11,7 @@ import type { DetectConfig } from './config.js';
 import type { AlertEvent } from './alert.js';
 import { DetectionEngine, type EngineStats } from './engine.js';
 import type { IndicatorSource } from './indicators.js';
+import type { Observation } from './observation.js';
 
 export type { AlertEvent } from './alert.js';
 export { DetectionEngine } from './engine.js';
@@ -34,6 +36,8 @@ export interface DetectionDeps {
 export interface Detection {
   /** One capture event; alerts and the broker's own events are ignored. Never throws. */
   observe: (event: unknown) => void;
+  /** A publish-received as capture's notice (its facts, no event object; capture.subscribe's `onPublish`). Never throws. */
+  observePublish: (notice: Observation) => void;
   stats(): EngineStats;
   /** The names of the rules switched on. */
   readonly rules: readonly string[];
@@ -76,18 +80,24 @@ export function createDetection(config: DetectConfig, deps: DetectionDeps): Dete
     log.info({ rules: engine.rules.map((r) => r.spec.name) }, 'detection started');
   }
   let stopped = !enabled;
+  const guard = (run: () => readonly AlertEvent[]) => {
+    try {
+      raise(run());
+    } catch (err) {
+      // a detector bug must cost detection, never the broker
+      if (errors++ % 1000 === 0) log.error({ err: (err as Error).message }, 'a detector failed on an event');
+    }
+  };
 
   return {
     observe(event) {
       if (stopped) return;
       const kind = (event as { event?: { kind?: unknown } } | null)?.event?.kind;
       if (kind === 'alert') return;
-      try {
-        raise(engine.process(event));
-      } catch (err) {
-        // a detector bug must cost detection, never the broker
-        if (errors++ % 1000 === 0) log.error({ err: (err as Error).message }, 'a detector failed on an event');
-      }
+      guard(() => engine.process(event));
+    },
+    observePublish(notice) {
+      if (!stopped) guard(() => engine.processObservation(notice));
     },
     stats: () => ({ ...engine.stats }),
     rules: engine.rules.map((r) => r.spec.name),

@@ -1,6 +1,7 @@
 import mqttPacket from 'mqtt-packet';
+import { encodedQoS0, type PublishLike } from './publish-encoding.js';
 
-export interface WrittenPacket {
+export interface WrittenPacket extends PublishLike {
   cmd: string;
   qos?: number;
   payload?: Buffer | string;
@@ -19,12 +20,16 @@ let hooked = false;
 export function observeWrites(stream: object, fn: Observer): void {
   if (!hooked) {
     hooked = true;
-    const lib = mqttPacket as unknown as { writeToStream: (p: WrittenPacket, s: object, o?: unknown) => boolean };
+    const lib = mqttPacket as unknown as {
+      writeToStream: (p: WrittenPacket, s: { write(b: Buffer): boolean }, o?: { protocolVersion?: number }) => boolean;
+    };
     const write = lib.writeToStream;
     lib.writeToStream = function (packet, s, opts) {
       const list = observers.get(s);
       if (list) for (const f of list) f(packet);
-      return write.call(this, packet, s, opts);
+      // a QoS 0 PUBLISH to a 3.1.1 client: one buffer, encoded once for all its subscribers
+      const bytes = encodedQoS0(packet, opts?.protocolVersion);
+      return bytes ? s.write(bytes) : write.call(this, packet, s, opts);
     };
   }
   const list = observers.get(stream);

@@ -17,6 +17,14 @@ import type { Cut, PublishFacts } from './tape.js';
  */
 const IN_FLIGHT_BYTES = 64 * 1024 * 1024;
 
+/**
+ * A batch smaller than this waits up to HOLD_MS for more: each postMessage costs the broker's
+ * thread about as much as recording a few hundred publishes, and under load a flush comes every
+ * few publishes. Quiet brokers hand events over within HOLD_MS.
+ */
+const POST_BYTES = 32 * 1024;
+const HOLD_MS = 5;
+
 export interface ThreadOptions {
   config: CaptureConfig;
   sinks: { sink: SinkConfig; name: string }[];
@@ -48,6 +56,9 @@ export class CaptureThread {
   private stats: RunnerStats[];
   private dead = false;
   private stopping = false;
+  /** The cut of the latest flush not handed over yet (the batch is held for more), and the timer that hands it over. */
+  private held?: Cut;
+  private holdTimer?: NodeJS.Timeout;
   private readonly waiting = new Map<'ready' | 'reported' | 'stopped', () => void>();
   /** Resolves once the thread has started its sinks (or has failed). */
   readonly ready: Promise<void>;
@@ -108,10 +119,27 @@ export class CaptureThread {
   }
 
   /**
-   * Hands the batch over up to the cut (once per flush of the pipeline): events recorded while
-   * the flush ran (a listener's alert) get their lines in the next flush and go with that batch.
+   * Hands the batch over up to the cut (at a flush of the pipeline): events recorded while the
+   * flush ran (a listener's alert) get their lines in the next flush and go with that batch. A
+   * small batch is held for up to HOLD_MS so that one message carries many flushes.
    */
   post(cut: Cut = this.batch.cut()): void {
+    if (cut.len < POST_BYTES && !this.stopping) {
+      if (cut.records === 0) return;
+      this.held = cut;
+      this.holdTimer ??= setTimeout(this.postHeld, HOLD_MS);
+      return;
+    }
+    this.hand(cut);
+  }
+
+  private readonly postHeld = (): void => {
+    this.holdTimer = undefined;
+    if (this.held) this.hand(this.held);
+  };
+
+  private hand(cut: Cut): void {
+    this.held = undefined;
     const b = this.batch.take(cut);
     if (!b) return;
     if (this.dead) return this.lost(b.records);
@@ -122,12 +150,15 @@ export class CaptureThread {
 
   /** Has the runners report the drop episodes under way (before shutdown, while events can still be recorded). */
   reportDrops(): Promise<void> {
+    if (this.held) this.hand(this.held);
     return this.ask({ t: 'report-drops' }, 'reported', 5000);
   }
 
   /** Gives the sinks until the deadline (as the runners' stop does), then ends the thread. */
   async stop(deadlineMs: number): Promise<void> {
-    this.post();
+    clearTimeout(this.holdTimer);
+    this.holdTimer = undefined;
+    this.hand(this.batch.cut());
     await this.ask({ t: 'stop', deadlineMs }, 'stopped', deadlineMs + 5000);
     this.stopping = true;
     await this.worker.terminate();

@@ -216,10 +216,12 @@ t.test(
         .split('\n')
         .filter(Boolean)
         .map((l) => JSON.parse(l) as { event: { action: string; sequence: number }; mqtt?: { client_id: string; topic: string } });
+    // the four disconnections too: the count below compares the file with every event delivered
+    const count = (action: string) => published().filter((e) => e.event.action === action).length;
     await until(
-      () => published().filter((e) => e.event.action === 'publish-received').length === 20_000,
+      () => count('publish-received') === 20_000 && count('client-disconnected') === 4,
       20_000,
-      'every publish in the file',
+      'every publish and disconnection in the file',
     );
     const events = published();
     t.same(

@@ -1,4 +1,5 @@
 import t from 'tap';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
@@ -28,7 +29,12 @@ t.test('mosquitto_pub (CONNECT, then PUBLISH on CONNACK) is captured connected b
       '-m',
       'world',
     ]);
-  await until(() => readEvents(out).filter((e) => e.event.action === 'client-disconnected').length === 5, 5000, 'five sessions captured');
+  // the file sink creates the file with its first write, which a loaded machine may not have made yet
+  await until(
+    () => existsSync(out) && readEvents(out).filter((e) => e.event.action === 'client-disconnected').length === 5,
+    5000,
+    'five sessions captured',
+  );
   const events = readEvents(out);
   for (let i = 0; i < 5; i++) {
     const mine = events.filter((e) => e.mqtt?.client_id === `pub-${i}`).map((e) => e.event.action);
@@ -54,7 +60,12 @@ t.test('a client that sends CONNECT and PUBLISH in one write is captured connect
   } as mqttPacket.IPublishPacket);
   const disconnect = mqttPacket.generate({ cmd: 'disconnect' } as mqttPacket.IDisconnectPacket);
   for (let i = 0; i < 5; i++) await rawSession(b.port, [Buffer.concat([connectPacket(`burst-${i}`), publish, disconnect])]);
-  await until(() => readEvents(out).filter((e) => e.event.action === 'client-disconnected').length === 5, 5000, 'five sessions captured');
+  // the file sink creates the file with its first write, which a loaded machine may not have made yet
+  await until(
+    () => existsSync(out) && readEvents(out).filter((e) => e.event.action === 'client-disconnected').length === 5,
+    5000,
+    'five sessions captured',
+  );
   const events = readEvents(out);
   for (let i = 0; i < 5; i++) {
     const mine = events.filter((e) => e.mqtt?.client_id === `burst-${i}`).map((e) => e.event.action);
