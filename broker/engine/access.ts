@@ -338,16 +338,22 @@ export class Access {
    * for any UNSUBSCRIBE (MQTT 3.1.1 has no per-filter result; Mosquitto sends a plain UNSUBACK too).
    */
   guardUnsubscribes(client: Client): void {
-    const parser = (client as unknown as { _parser: NodeJS.EventEmitter })._parser;
-    parser.prependListener('packet', (packet: { cmd: string; unsubscriptions?: string[] }) => {
+    (client as unknown as { _parser: NodeJS.EventEmitter })._parser.prependListener('packet', this.filterUnsubscribes);
+  }
+
+  /** One listener for every connection's parser (`this`: the parser; the engine sets its `client`). */
+  private readonly filterUnsubscribes = (() => {
+    const access = this;
+    return function (this: { client: Client }, packet: { cmd: string; unsubscriptions?: string[] }): void {
       if (packet.cmd !== 'unsubscribe' || !packet.unsubscriptions) return;
+      const client = this.client;
       const meta = clientMeta(client);
-      const dynsec = meta && !meta.internal ? this.securityFor(meta.listener).dynsec : undefined;
+      const dynsec = meta && !meta.internal ? access.securityFor(meta.listener).dynsec : undefined;
       if (!dynsec) return;
       const mount = meta?.listener?.mountPoint ?? '';
       packet.unsubscriptions = packet.unsubscriptions.filter((f) => dynsec.allows(meta?.username, mount + f, 'unsubscribe', client.id));
-    });
-  }
+    };
+  })();
 
   /**
    * Checks a username and password as a CONNECT on that listener would be checked (password_file,

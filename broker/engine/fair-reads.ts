@@ -4,15 +4,21 @@ import type { Duplex } from 'node:stream';
 /** Bytes of one connection parsed in one turn of the event loop before the others get theirs. */
 export const TURN_BYTES = 16 * 1024;
 
+const HAD_TURN = Symbol('mqprobe.hadTurn');
+const SCHEDULED = Symbol('mqprobe.scheduled');
+
 interface ClientInternals {
-  conn: Duplex;
+  conn: Duplex & { client: ClientInternals };
   _paused?: boolean;
   _parsingBatch: number;
   _nextBatch: (err?: Error) => void;
   _parser: { parse(buf: Buffer): unknown };
   emit(event: 'error', err: Error): boolean;
+  /** This connection had its turn in this pass of the event loop. */
+  [HAD_TURN]?: boolean;
+  /** Its next pass is scheduled (setImmediate). */
+  [SCHEDULED]?: boolean;
 }
-
 /**
  * Reads a connection in bounded turns. Aedes 1.2 parses everything buffered on a socket as soon as
  * the previous batch completes (`nextBatch` in lib/client.js), and QoS 0 batches complete within the
@@ -21,6 +27,9 @@ interface ClientInternals {
  * at most TURN_BYTES, and a connection that already had its turn in this pass of the event loop waits
  * for the next one (setImmediate), after the other sockets' I/O. Its unread bytes stay in the socket,
  * so TCP pushes back on the flooder and on nobody else.
+ *
+ * The turn state is two properties of the client and the functions are shared: an idle connection
+ * holds one small closure here (the engine's batch callback, which it calls unbound).
  */
 export function readInTurns(client: Client): void {
   const c = client as unknown as ClientInternals;
@@ -29,39 +38,47 @@ export function readInTurns(client: Client): void {
   // Aedes starts the count at 1 and lets every 'readable' event take one off (so a readable event
   // during a pending batch starts parsing the next one); here only completed packets count
   c._parsingBatch = 0;
-  let hadTurn = false;
-  let scheduled = false;
-  const nextPass = () => {
-    hadTurn = false;
-    scheduled = false;
-    turn();
-  };
-  const turn = () => {
-    if (c._paused || c._parsingBatch > 0) return;
-    if (hadTurn) {
-      if (!scheduled) {
-        scheduled = true;
-        setImmediate(nextPass);
-      }
-      return;
+  c[HAD_TURN] = false;
+  c[SCHEDULED] = false;
+  c._nextBatch = (err?: Error) => batchDone(c, err);
+  conn.on('readable', onReadable);
+}
+
+function onReadable(this: { client: ClientInternals }): void {
+  turn(this.client);
+}
+
+function batchDone(c: ClientInternals, err?: Error): void {
+  if (err) {
+    c.emit('error', err);
+    return;
+  }
+  if (c._paused) return;
+  c._parsingBatch = Math.max(0, c._parsingBatch - 1);
+  turn(c);
+}
+
+function nextPass(c: ClientInternals): void {
+  c[HAD_TURN] = false;
+  c[SCHEDULED] = false;
+  turn(c);
+}
+
+function turn(c: ClientInternals): void {
+  if (c._paused || c._parsingBatch > 0) return;
+  if (c[HAD_TURN]) {
+    if (!c[SCHEDULED]) {
+      c[SCHEDULED] = true;
+      setImmediate(nextPass, c);
     }
-    const buf = conn.read(Math.min(conn.readableLength, TURN_BYTES)) as Buffer | null;
-    if (!buf) return; // drained: 'readable' calls again when data arrives
-    hadTurn = true;
-    if (!scheduled) {
-      scheduled = true;
-      setImmediate(nextPass);
-    }
-    c._parser.parse(buf);
-  };
-  c._nextBatch = (err?: Error) => {
-    if (err) {
-      c.emit('error', err);
-      return;
-    }
-    if (c._paused) return;
-    c._parsingBatch = Math.max(0, c._parsingBatch - 1);
-    turn();
-  };
-  conn.on('readable', turn);
+    return;
+  }
+  const buf = c.conn.read(Math.min(c.conn.readableLength, TURN_BYTES)) as Buffer | null;
+  if (!buf) return; // drained: 'readable' calls again when data arrives
+  c[HAD_TURN] = true;
+  if (!c[SCHEDULED]) {
+    c[SCHEDULED] = true;
+    setImmediate(nextPass, c);
+  }
+  c._parser.parse(buf);
 }

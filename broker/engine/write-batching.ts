@@ -12,15 +12,22 @@ import { observeWrites } from './packet-writes.js';
  * alone 29,000, both together 108,000 on one machine, alternated).
  */
 export function batchWrites(conn: Duplex): void {
-  let corked = false;
-  const flush = () => {
-    corked = false;
-    conn.uncork();
-  };
-  observeWrites(conn, () => {
-    if (corked) return;
-    corked = true;
-    conn.cork();
-    setImmediate(flush);
-  });
+  observeWrites(conn, corkUntilNextPass);
+}
+
+/** Whether a connection is corked until the next pass (a property, not a closure per connection). */
+const CORKED = Symbol('mqprobe.corked');
+type Corkable = Duplex & { [CORKED]?: boolean };
+
+function corkUntilNextPass(_packet: unknown, stream: object): void {
+  const conn = stream as Corkable;
+  if (conn[CORKED]) return;
+  conn[CORKED] = true;
+  conn.cork();
+  setImmediate(uncork, conn);
+}
+
+function uncork(conn: Corkable): void {
+  conn[CORKED] = false;
+  conn.uncork();
 }
