@@ -35,6 +35,8 @@ export class LogDestinations {
   private syslog?: Writer;
   private readonly toTopic: boolean;
   private publisher?: LogPublisher;
+  /** Lines of this pass of the event loop not yet handed to the writers (see `write`). */
+  private pending = '';
 
   /** `runAs`: the account the broker will drop to, so that no helper process stays root. */
   constructor(
@@ -78,8 +80,10 @@ export class LogDestinations {
     const mosquitto = this.settings.format === 'mosquitto';
     const text = mosquitto ? lineText(rec) : json.trimEnd();
     if (this.writers.length) {
-      const line = `${mosquitto ? timestampPrefix(this.settings, rec.time) : ''}${text}\n`;
-      for (const w of this.writers) w.write(line);
+      // one write per pass of the event loop: a connection storm logs two lines per client, and each
+      // write to a file or pipe was a call into sonic-boom and an fs.write of its own
+      if (!this.pending) setImmediate(this.writePending);
+      this.pending += `${mosquitto ? timestampPrefix(this.settings, rec.time) : ''}${text}\n`;
     }
     // syslog stamps its own time; the topic always carries Unix seconds, and never debug lines (logging.c)
     this.syslog?.write(
@@ -88,7 +92,15 @@ export class LogDestinations {
     if (this.publisher && type !== 'debug') this.publisher(topicFor(type), `${mosquitto ? `${Math.floor(rec.time / 1000)}: ` : ''}${text}`);
   }
 
+  private readonly writePending = (): void => {
+    const lines = this.pending;
+    if (!lines) return;
+    this.pending = '';
+    for (const w of this.writers) w.write(lines);
+  };
+
   flushSync(): void {
+    this.writePending();
     for (const w of this.writers) {
       try {
         w.flushSync?.();
