@@ -9,7 +9,8 @@ import type { BenchOptions } from './options.js';
 import { choosePinning, codeRoot, fromSource, pinSelf, repoRoot } from './processes.js';
 import { RAW_FILE, writeResults } from './results.js';
 import { createSetup, runOne, type RunRecord } from './runner.js';
-import { scenarioCases, type ScenarioCase } from './scenarios.js';
+import { raiseOpenFiles } from './fd-limit.js';
+import { connectionsOf, scenarioCases, type ScenarioCase } from './scenarios.js';
 import { caseMetrics, renderText, table, variantsFor } from './tables.js';
 
 export interface BenchIo {
@@ -85,6 +86,8 @@ export async function runBench(opts: BenchOptions, io: BenchIo): Promise<number>
   const variants = selectVariants(brokerVariants(mosquittoBin, { mosquitto, aedes: aedesVersion() }), opts.brokers, !!mosquittoBin);
   const reference = variants.find((v) => v.id === 'mosquitto');
   const cases = selectCases(scenarioCases(opts.profile), opts.scenarios);
+  // before any broker starts: they inherit the limit
+  raiseOpenFiles(Math.max(0, ...cases.map(connectionsOf)));
   const pinning = choosePinning(opts.pin);
   pinSelf(pinning.load);
   const machine = machineInfo();
