@@ -1,4 +1,5 @@
 import type { Client } from './vendor/aedes/aedes.js';
+import { wrappedParser } from './parser-prototype.js';
 
 const MAX = Symbol('mqprobe.maxPacketSize');
 
@@ -9,8 +10,6 @@ interface PacketParser {
   _emitError(err: Error): void;
   [MAX]?: number;
 }
-
-const wrapped = new WeakSet<object>();
 
 /** Bytes of the fixed header: the type byte and the variable-length remaining length. */
 function fixedHeaderBytes(remaining: number): number {
@@ -28,14 +27,10 @@ function fixedHeaderBytes(remaining: number): number {
  * (mqtt.js clients in the same process share the prototype and have none).
  */
 export function limitPacketSize(client: Client, max: number): void {
-  const parser = (client as unknown as { _parser: PacketParser })._parser;
-  parser[MAX] = max;
-  const proto = Object.getPrototypeOf(parser) as PacketParser;
-  if (!wrapped.has(proto)) checkLength(proto);
+  wrappedParser(client, checkLength)[MAX] = max;
 }
 
 function checkLength(proto: PacketParser): void {
-  wrapped.add(proto);
   const parseLength = proto._parseLength;
   proto._parseLength = function (this: PacketParser) {
     const done = parseLength.call(this);

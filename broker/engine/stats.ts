@@ -35,6 +35,7 @@ export class BrokerStats {
   private readonly listenerConnections: Gauge<'listener'>;
 
   constructor(aedes: Aedes, probe: BrokerProbe, registry: Registry) {
+    const closed = (raw: Socket) => this.closed(raw);
     const counter = (name: string, help: string, read: () => number) =>
       new Counter({
         name,
@@ -99,9 +100,8 @@ export class BrokerStats {
       this.socketsTotal++;
       this.listenerConnections.inc({ listener: `${info.listener.bind ?? '*'}:${info.listenerPort}` });
     });
-    const stats = this;
-    this.onClose = function () {
-      stats.closed(this);
+    this.onClose = function (this: Socket) {
+      closed(this);
     };
     aedes.on('clientReady', () => {
       this.connectionsTotal++;

@@ -1,5 +1,6 @@
 import { isUtf8 } from 'node:buffer';
 import type { Client } from './vendor/aedes/aedes.js';
+import { wrappedParser } from './parser-prototype.js';
 
 const CHECKED = Symbol('mqprobe.wellFormedStrings');
 const REFUSED = Symbol('mqprobe.refusedString');
@@ -13,8 +14,6 @@ interface StringParser {
   [REFUSED]?: Error;
 }
 
-const wrapped = new WeakSet<object>();
-
 /**
  * MQTT-1.5.3-1 and -2: a UTF-8 string in a packet (client id, user name, will topic, topics, filters,
  * MQTT 5 string properties) must be well-formed and must not contain U+0000, and the receiver closes
@@ -27,14 +26,10 @@ const wrapped = new WeakSet<object>();
  * holds a flag, not two closures (mqtt.js clients in the same process share the prototype, unmarked).
  */
 export function requireWellFormedStrings(client: Client): void {
-  const parser = (client as unknown as { _parser: StringParser })._parser;
-  parser[CHECKED] = true;
-  const proto = Object.getPrototypeOf(parser) as StringParser;
-  if (!wrapped.has(proto)) checkStrings(proto);
+  wrappedParser(client, checkStrings)[CHECKED] = true;
 }
 
 function checkStrings(proto: StringParser): void {
-  wrapped.add(proto);
   const parseString = proto._parseString;
   const emitError = proto._emitError;
   proto._parseString = function (this: StringParser, maybeBuffer?: boolean) {
