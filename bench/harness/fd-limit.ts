@@ -13,23 +13,26 @@ export function openFilesLimit(): number {
   return soft === 'unlimited' ? Infinity : Number(soft);
 }
 
+/** Whether this process's open-files limit holds `connections` sockets and what else it needs. */
+export const fitsOpenFiles = (connections: number): boolean => openFilesLimit() >= connections + SPARE;
+
 /**
  * Raises this process's open-files limit so that it (the load generator) and the brokers it starts,
  * which inherit it, can each hold `connections` sockets: D-50000 needs ~54,000 where shells give
- * 1,024 to 20,000. Node has no setrlimit, so util-linux `prlimit` sets it on this process (root, or
- * a hard limit high enough). Fails with what to do when it cannot.
+ * 1,024 to 20,000. Node has no setrlimit, so util-linux `prlimit` sets it on this process (root
+ * with CAP_SYS_RESOURCE, or a hard limit high enough). Returns why it could not, or undefined.
  */
-export function raiseOpenFiles(connections: number): void {
+export function raiseOpenFiles(connections: number): string | undefined {
   const needed = connections + SPARE;
-  if (openFilesLimit() >= needed) return;
+  if (openFilesLimit() >= needed) return undefined;
   try {
     execFileSync('prlimit', ['--pid', String(process.pid), `--nofile=${needed}:${needed}`], { stdio: 'pipe' });
   } catch (err) {
-    throw new Error(
-      `${connections.toLocaleString('en-US')} connections need an open-files limit of ${needed}; prlimit could not raise it ` +
-        `(${(err as Error).message.split('\n')[0]}): run as root or with \`ulimit -n ${needed}\``,
-      { cause: err },
+    const why = ((err as { stderr?: Buffer }).stderr?.toString().trim() || (err as Error).message).split('\n')[0];
+    return (
+      `${connections.toLocaleString('en-US')} connections need an open-files limit of ${needed}, this process has ` +
+      `${openFilesLimit()} and prlimit could not raise it (${why}); raise the hard limit (ulimit -Hn, CAP_SYS_RESOURCE) first`
     );
   }
-  if (openFilesLimit() < needed) throw new Error(`the open-files limit stayed below ${needed} after prlimit`);
+  return openFilesLimit() >= needed ? undefined : `the open-files limit stayed below ${needed} after prlimit`;
 }
