@@ -1,5 +1,5 @@
 /**
- * `npm run bench`: mqprobe side by side with Mosquitto and bare Aedes (scenarios A–F), see
+ * `npm run bench`: mqprobe side by side with Mosquitto and bare Aedes (scenarios A–G), see
  * bench/README.md. Exits 1 when a run failed or mqprobe lost messages, 2 on bad options.
  */
 import { runBench } from './harness/bench.js';

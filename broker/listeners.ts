@@ -14,6 +14,13 @@ import { tagConnection, type BrokerProbe, type ConnInfo } from './probe.js';
 import { readProxyHeader } from './proxy-protocol.js';
 import type { ConnectionGate } from './connection-gate.js';
 
+/**
+ * Connections the kernel completes before the broker accepts them (capped by net.core.somaxconn).
+ * Node's default, 511, overflowed when 10,000 clients came back at once after an outage (bench
+ * scenario G): with SYN cookies on, some then got a reset instead of their CONNACK.
+ */
+const LISTEN_BACKLOG = 4096;
+
 export interface BoundListener {
   config: ListenerConfig;
   port: number;
@@ -169,7 +176,7 @@ export async function bindListener(
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen({ port: l.port, host: host(l), ipv6Only: l.socketDomain === 'ipv6' }, () => {
+    server.listen({ port: l.port, host: host(l), ipv6Only: l.socketDomain === 'ipv6', backlog: LISTEN_BACKLOG }, () => {
       server.off('error', reject);
       resolve();
     });

@@ -145,6 +145,7 @@ export async function createMqttServer(config: BrokerConfig, { log, metrics }: S
     unacknowledged: config.maxQueuedMessages > 0 ? config.maxQueuedMessages + config.maxInflightMessages : 0,
     inflight: config.maxInflightMessages,
   };
+  const onQueueFull = (qos: number) => stats.countQueueFullDrop(qos);
   const handle = (stream: Duplex, conn: ConnInfo, req?: IncomingMessage) => {
     const client = aedes.handle(stream);
     readInTurns(client);
@@ -157,7 +158,7 @@ export async function createMqttServer(config: BrokerConfig, { log, metrics }: S
       assembleLargeBodies(client, config.maxPacketSize);
       collectAfterLargePackets(client);
     }
-    applyDeliveryLimits(client, deliveryLimits, (qos) => stats.countQueueFullDrop(qos));
+    applyDeliveryLimits(client, deliveryLimits, onQueueFull);
     stats.track(client, stream, (req?.socket ?? stream) as Socket, `${conn.listener.bind ?? '*'}:${conn.listenerPort}`);
   };
 
@@ -175,7 +176,7 @@ export async function createMqttServer(config: BrokerConfig, { log, metrics }: S
   const connectInternal = (stream: Duplex, opts: InternalConnectOptions = {}) => {
     tagConnection(stream, { listener: INTERNAL_LISTENER, listenerPort: 0, transport: 'internal', openedAt: Date.now() });
     const limits = opts.maxUnacknowledged === undefined ? deliveryLimits : { ...deliveryLimits, unacknowledged: opts.maxUnacknowledged };
-    applyDeliveryLimits(aedes.handle(stream), limits, (qos) => stats.countQueueFullDrop(qos));
+    applyDeliveryLimits(aedes.handle(stream), limits, onQueueFull);
   };
   const broker = createBrokerApi({
     aedes,

@@ -9,7 +9,8 @@ import type { BenchOptions } from './options.js';
 import { choosePinning, codeRoot, fromSource, pinSelf, repoRoot } from './processes.js';
 import { RAW_FILE, writeResults } from './results.js';
 import { createSetup, runOne, type RunRecord } from './runner.js';
-import { scenarioCases, type ScenarioCase } from './scenarios.js';
+import { fitsOpenFiles, raiseOpenFiles } from './fd-limit.js';
+import { connectionsOf, scenarioCases, type ScenarioCase } from './scenarios.js';
 import { caseMetrics, renderText, table, variantsFor } from './tables.js';
 
 export interface BenchIo {
@@ -84,7 +85,11 @@ export async function runBench(opts: BenchOptions, io: BenchIo): Promise<number>
   if (!mosquittoBin) say(`note: ${MOSQUITTO_MISSING}`);
   const variants = selectVariants(brokerVariants(mosquittoBin, { mosquitto, aedes: aedesVersion() }), opts.brokers, !!mosquittoBin);
   const reference = variants.find((v) => v.id === 'mosquitto');
-  const cases = selectCases(scenarioCases(opts.profile), opts.scenarios);
+  const wanted = selectCases(scenarioCases(opts.profile), opts.scenarios);
+  // before any broker starts: they inherit the limit. A case the limit cannot hold is left out, loudly
+  const refusal = raiseOpenFiles(Math.max(0, ...wanted.map(connectionsOf)));
+  const cases = wanted.filter((c) => fitsOpenFiles(connectionsOf(c)));
+  for (const c of wanted.filter((c) => !cases.includes(c))) say(`⚠ ${c.id} left out: ${refusal}`);
   const pinning = choosePinning(opts.pin);
   pinSelf(pinning.load);
   const machine = machineInfo();

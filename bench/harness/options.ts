@@ -6,7 +6,7 @@ import { MQTT5_CASE_IDS, PROFILES, SCENARIO_IDS, type Profile } from './scenario
 
 export interface BenchOptions {
   profile: Profile;
-  /** Scenario letters (A–F) or case ids (e.g. D-2000) to run. */
+  /** Scenario letters (A–G) or case ids (e.g. D-2000) to run. */
   scenarios: string[];
   /** Broker variant ids, in the order they alternate. */
   brokers?: string[];
@@ -24,7 +24,7 @@ export interface BenchOptions {
 
 export const USAGE = `Usage: npm run bench -- [options]
 
-Compares mqprobe with Mosquitto, bare Aedes and itself with capture on: scenarios A–F, each broker
+Compares mqprobe with Mosquitto, bare Aedes and itself with capture on: scenarios A–G, each broker
 started fresh for every run, alternating, several rounds; prints a table and writes RESULTS.md,
 one SVG chart per scenario and the raw runs as JSON lines.
 
@@ -88,7 +88,7 @@ export function parseOptions(argv: string[], now = new Date()): BenchOptions {
       .filter(Boolean);
   const scenarios = list(values.scenarios) ?? [...SCENARIO_IDS];
   for (const s of scenarios) {
-    if (!/^[A-F](-[a-z0-9]+)?$/i.test(s) && !MQTT5_CASE_IDS.includes(s.toUpperCase()))
+    if (!/^[A-G](-[a-z0-9]+)?$/i.test(s) && !MQTT5_CASE_IDS.includes(s.toUpperCase()))
       throw new Error(`--scenarios: unknown scenario "${s}" (expected ${SCENARIO_IDS.join(', ')} or a case id such as D-2000)`);
   }
   const stamp = now.toISOString().slice(0, 19).replace(/[:T]/g, '-');

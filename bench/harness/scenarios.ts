@@ -1,4 +1,4 @@
-/** Scenarios A–F of the comparison: what load each runs, what it measures, and what must arrive. */
+/** Scenarios A–G of the comparison (and A5, C5): what load each runs, what it measures, and what must arrive. */
 import type { ConnectResult, FlowJob, FlowResult, Job, JobResult, Watched } from './load/jobs.js';
 
 export interface Profile {
@@ -10,13 +10,34 @@ export interface Profile {
   idleClients: number[];
   /** Scenario E: clients per storm. */
   stormClients: number;
+  /** Scenario G: clients that reconnect at once after an outage. */
+  reconnectClients: number;
   /** Quiet time around the memory readings of D. */
   settleMs: number;
 }
 
 export const PROFILES: Record<'quick' | 'full', Profile> = {
-  quick: { name: 'quick', rounds: 1, warmupMs: 300, durationMs: 1500, idleClients: [500, 2000], stormClients: 1000, settleMs: 500 },
-  full: { name: 'full', rounds: 4, warmupMs: 1000, durationMs: 6000, idleClients: [2000, 10_000], stormClients: 5000, settleMs: 2000 },
+  quick: {
+    name: 'quick',
+    rounds: 1,
+    warmupMs: 300,
+    durationMs: 1500,
+    idleClients: [500, 2000],
+    stormClients: 1000,
+    reconnectClients: 1000,
+    settleMs: 500,
+  },
+  full: {
+    name: 'full',
+    rounds: 4,
+    warmupMs: 1000,
+    durationMs: 6000,
+    // 50,000 uses several source addresses and a raised open-files limit (bench/harness/fd-limit.ts)
+    idleClients: [2000, 5000, 10_000, 50_000],
+    stormClients: 5000,
+    reconnectClients: 10_000,
+    settleMs: 2000,
+  },
 };
 
 export interface Metric {
@@ -230,6 +251,34 @@ function cases311(p: Profile): ScenarioCase[] {
       check: checkConnect,
     })),
     {
+      id: 'G',
+      scenario: 'G',
+      short: `reconnect after an outage, ${p.reconnectClients.toLocaleString('en-US')} clients`,
+      saturating: true,
+      title: `Reconnect storm: ${p.reconnectClients.toLocaleString('en-US')} connected clients' sockets reset at once, all reconnecting at the same moment (time to all reconnected)`,
+      auth: false,
+      metrics: [
+        {
+          key: 'reconnect_s',
+          label: 'seconds to all reconnected',
+          unit: 's',
+          better: 'lower',
+          pick: (r) => (conn(r) ? conn(r)!.elapsedMs / 1000 : undefined),
+        },
+      ],
+      job: (c) => ({
+        kind: 'connect',
+        port: c.port,
+        watch: c.watch,
+        clientPrefix: c.clientPrefix,
+        clients: p.reconnectClients,
+        concurrency: CONNECT_CONCURRENCY,
+        settleMs: 500,
+        reconnect: true,
+      }),
+      check: checkConnect,
+    },
+    {
       id: 'F',
       scenario: 'F',
       short: `latency at ${LATENCY_RATE.toLocaleString('en-US')} msg/s`,
@@ -254,6 +303,12 @@ function cases311(p: Profile): ScenarioCase[] {
   ];
 }
 
+/** The connections a case holds open at once (D, E, G), for the open-files limit. */
+export function connectionsOf(c: ScenarioCase): number {
+  const job = c.job({ port: 0, watch: {} as JobContext['watch'], clientPrefix: '', credentials: { username: '', password: '' } });
+  return job.kind === 'connect' ? job.clients : 0;
+}
+
 export const SCENARIO_NAMES: Record<string, string> = {
   A: 'QoS 0 fan-in',
   B: 'QoS 1 fan-in',
@@ -261,5 +316,6 @@ export const SCENARIO_NAMES: Record<string, string> = {
   D: 'memory per idle connection',
   E: 'connection storm',
   F: 'latency at a fixed offered load',
+  G: 'reconnect storm after an outage',
 };
 export const SCENARIO_IDS = Object.keys(SCENARIO_NAMES);

@@ -122,6 +122,13 @@ function refusal(reason: RefusalReason): AuthenticateError {
  * allow_anonymous (global or per listener), client id rules, max_connections, mount_point,
  * message_size_limit and retain_available, as Aedes hooks.
  */
+/** A parser 'packet' listener shared by every connection: `this` is the parser, whose `client` the engine sets. */
+function forParserClient<P>(fn: (client: Client, packet: P) => void): (this: { client: Client }, packet: P) => void {
+  return function (packet) {
+    fn(this.client, packet);
+  };
+}
+
 export class Access {
   private global: LoadedSecurity = { allowAnonymous: false };
   private perListener = new Map<ListenerConfig, LoadedSecurity>();
@@ -338,16 +345,18 @@ export class Access {
    * for any UNSUBSCRIBE (MQTT 3.1.1 has no per-filter result; Mosquitto sends a plain UNSUBACK too).
    */
   guardUnsubscribes(client: Client): void {
-    const parser = (client as unknown as { _parser: NodeJS.EventEmitter })._parser;
-    parser.prependListener('packet', (packet: { cmd: string; unsubscriptions?: string[] }) => {
-      if (packet.cmd !== 'unsubscribe' || !packet.unsubscriptions) return;
-      const meta = clientMeta(client);
-      const dynsec = meta && !meta.internal ? this.securityFor(meta.listener).dynsec : undefined;
-      if (!dynsec) return;
-      const mount = meta?.listener?.mountPoint ?? '';
-      packet.unsubscriptions = packet.unsubscriptions.filter((f) => dynsec.allows(meta?.username, mount + f, 'unsubscribe', client.id));
-    });
+    (client as unknown as { _parser: NodeJS.EventEmitter })._parser.prependListener('packet', this.filterUnsubscribes);
   }
+
+  /** One listener for every connection's parser. */
+  private readonly filterUnsubscribes = forParserClient((client, packet: { cmd: string; unsubscriptions?: string[] }) => {
+    if (packet.cmd !== 'unsubscribe' || !packet.unsubscriptions) return;
+    const meta = clientMeta(client);
+    const dynsec = meta && !meta.internal ? this.securityFor(meta.listener).dynsec : undefined;
+    if (!dynsec) return;
+    const mount = meta?.listener?.mountPoint ?? '';
+    packet.unsubscriptions = packet.unsubscriptions.filter((f) => dynsec.allows(meta?.username, mount + f, 'unsubscribe', client.id));
+  });
 
   /**
    * Checks a username and password as a CONNECT on that listener would be checked (password_file,

@@ -1,13 +1,13 @@
 import { onSetup } from './on-setup.js';
 
-type Deliver = (packet: unknown, cb: () => void) => void;
+type Deliver = (client: ClientInternals, packet: unknown, cb: () => void) => void;
 interface ClientInternals {
   connackSent: boolean;
+}
+/** The engine's per-broker delivery hooks (patch 14). */
+interface BrokerInternals {
   deliver0: Deliver;
   deliverQoS: Deliver;
-}
-interface BrokerInternals {
-  handle(conn: unknown, req?: unknown): ClientInternals;
 }
 
 /**
@@ -29,20 +29,21 @@ interface BrokerInternals {
  * the CONNACK, so the message arrives from there, once. A QoS 0 message is dropped as it would have
  * been a moment earlier, while the client was offline (Mosquitto does not queue QoS 0 either).
  *
- * The wrap goes on at `persistence.setup`, which Aedes calls with the broker before any connection
- * exists; `handle` is the only place where a client exists before its subscriptions are restored.
+ * The wrap goes on the broker's delivery hooks (engine patch 14) at `persistence.setup`, which Aedes
+ * calls with the broker before any connection exists.
  */
 export function withConnackFirst<T>(persistence: T): T {
   return onSetup(persistence, holdDeliveriesUntilConnack);
 }
 
 function holdDeliveriesUntilConnack(broker: BrokerInternals): void {
-  const handle = broker.handle;
-  broker.handle = function (conn, req) {
-    const client = handle.call(this, conn, req);
-    const { deliver0, deliverQoS } = client;
-    client.deliver0 = (packet, cb) => (client.connackSent ? deliver0(packet, cb) : setImmediate(cb));
-    client.deliverQoS = (packet, cb) => (client.connackSent ? deliverQoS(packet, cb) : setImmediate(cb));
-    return client;
+  const { deliver0, deliverQoS } = broker;
+  broker.deliver0 = function (client, packet, cb) {
+    if (client.connackSent) deliver0.call(this, client, packet, cb);
+    else setImmediate(cb);
+  };
+  broker.deliverQoS = function (client, packet, cb) {
+    if (client.connackSent) deliverQoS.call(this, client, packet, cb);
+    else setImmediate(cb);
   };
 }

@@ -11,15 +11,21 @@ export const TURN_BYTES = 4 * 1024;
 /** A turn in the middle of a packet's body: those bytes are only gathered (copied), not handled. */
 const BODY_TURN_BYTES = 64 * 1024;
 
+const HAD_TURN = Symbol('mqprobe.hadTurn');
+const SCHEDULED = Symbol('mqprobe.scheduled');
+
 interface ClientInternals {
-  conn: Duplex;
+  conn: Duplex & { client: ClientInternals };
   _paused?: boolean;
   _parsingBatch: number;
   _nextBatch: (err?: Error) => void;
   _parser: { parse(buf: Buffer): unknown; packet: { length: number }; _stateCounter: number; _list: { length: number } };
   emit(event: 'error', err: Error): boolean;
+  /** This connection had its turn in this pass of the event loop. */
+  [HAD_TURN]?: boolean;
+  /** Its next pass is scheduled (setImmediate). */
+  [SCHEDULED]?: boolean;
 }
-
 /**
  * The bytes of this turn: TURN_BYTES, or up to BODY_TURN_BYTES of the rest of a larger packet's body
  * when mqtt-packet's parser waits for one (state 2, `_parsePayload`; a body that large-bodies.ts gathers
@@ -38,6 +44,9 @@ function turnBytes(parser: ClientInternals['_parser']): number {
  * at most TURN_BYTES, and a connection that already had its turn in this pass of the event loop waits
  * for the next one (setImmediate), after the other sockets' I/O. Its unread bytes stay in the socket,
  * so TCP pushes back on the flooder and on nobody else.
+ *
+ * The turn state is two properties of the client and the functions are shared: an idle connection
+ * holds one small closure here (the engine's batch callback, which it calls unbound).
  */
 export function readInTurns(client: Client): void {
   const c = client as unknown as ClientInternals;
@@ -46,39 +55,47 @@ export function readInTurns(client: Client): void {
   // Aedes starts the count at 1 and lets every 'readable' event take one off (so a readable event
   // during a pending batch starts parsing the next one); here only completed packets count
   c._parsingBatch = 0;
-  let hadTurn = false;
-  let scheduled = false;
-  const nextPass = () => {
-    hadTurn = false;
-    scheduled = false;
-    turn();
-  };
-  const turn = () => {
-    if (c._paused || c._parsingBatch > 0) return;
-    if (hadTurn) {
-      if (!scheduled) {
-        scheduled = true;
-        setImmediate(nextPass);
-      }
-      return;
+  c[HAD_TURN] = false;
+  c[SCHEDULED] = false;
+  c._nextBatch = (err?: Error) => batchDone(c, err);
+  conn.on('readable', onReadable);
+}
+
+function onReadable(this: { client: ClientInternals }): void {
+  turn(this.client);
+}
+
+function batchDone(c: ClientInternals, err?: Error): void {
+  if (err) {
+    c.emit('error', err);
+    return;
+  }
+  if (c._paused) return;
+  c._parsingBatch = Math.max(0, c._parsingBatch - 1);
+  turn(c);
+}
+
+function nextPass(c: ClientInternals): void {
+  c[HAD_TURN] = false;
+  c[SCHEDULED] = false;
+  turn(c);
+}
+
+function turn(c: ClientInternals): void {
+  if (c._paused || c._parsingBatch > 0) return;
+  if (c[HAD_TURN]) {
+    if (!c[SCHEDULED]) {
+      c[SCHEDULED] = true;
+      setImmediate(nextPass, c);
     }
-    const buf = conn.read(Math.min(conn.readableLength, turnBytes(c._parser))) as Buffer | null;
-    if (!buf) return; // drained: 'readable' calls again when data arrives
-    hadTurn = true;
-    if (!scheduled) {
-      scheduled = true;
-      setImmediate(nextPass);
-    }
-    c._parser.parse(buf);
-  };
-  c._nextBatch = (err?: Error) => {
-    if (err) {
-      c.emit('error', err);
-      return;
-    }
-    if (c._paused) return;
-    c._parsingBatch = Math.max(0, c._parsingBatch - 1);
-    turn();
-  };
-  conn.on('readable', turn);
+    return;
+  }
+  const buf = c.conn.read(Math.min(c.conn.readableLength, turnBytes(c._parser))) as Buffer | null;
+  if (!buf) return; // drained: 'readable' calls again when data arrives
+  c[HAD_TURN] = true;
+  if (!c[SCHEDULED]) {
+    c[SCHEDULED] = true;
+    setImmediate(nextPass, c);
+  }
+  c._parser.parse(buf);
 }

@@ -22,9 +22,11 @@ let timers: NodeJS.Timeout[] = [];
  */
 export function collectAfterLargePackets(client: Client): void {
   const parser = (client as unknown as { _parser: { on(e: 'packet', f: (p: { cmd: string; payload?: Buffer }) => void): void } })._parser;
-  parser.on('packet', (p) => {
-    if (p.cmd === 'publish' && p.payload && p.payload.length >= LARGE_PAYLOAD_BYTES) scheduleCollections();
-  });
+  parser.on('packet', collectAfterLarge);
+}
+
+function collectAfterLarge(p: { cmd: string; payload?: Buffer }): void {
+  if (p.cmd === 'publish' && p.payload && p.payload.length >= LARGE_PAYLOAD_BYTES) scheduleCollections();
 }
 
 function scheduleCollections(): void {

@@ -32,7 +32,7 @@ interface RawPacket {
 }
 interface ParserOwner {
   conn?: object;
-  _parser?: { prependListener(event: 'packet', fn: (p: RawPacket) => void): unknown };
+  _parser?: { prependListener(event: 'packet', fn: (this: { client: object }, p: RawPacket) => void): unknown };
 }
 
 const connects = new WeakMap<object, ConnectFacts>();
@@ -60,19 +60,24 @@ export function watchMqtt5(client: object, packet: { protocolVersion?: number; p
   if (typeof p?.sessionExpiryInterval === 'number') facts.requestedSessionExpiry = p.sessionExpiryInterval;
   connects.set(client, facts);
   // prepended: the raw packet is seen before Aedes handles (and strips) it
-  (client as ParserOwner)._parser?.prependListener('packet', (raw) => {
-    if (raw.cmd === 'publish') {
-      const alias = raw.properties?.topicAlias;
-      if (alias !== undefined) raw.properties![TOPIC_ALIAS] = alias;
-    } else if (raw.cmd === 'subscribe') {
-      for (const s of raw.subscriptions ?? []) requestedQos.set(s, s.qos);
-    } else if (raw.cmd === 'disconnect') clientDisconnects.set(client, raw.reasonCode ?? 0);
-  });
+  (client as ParserOwner)._parser?.prependListener('packet', recordPacketIn);
   const conn = (client as ParserOwner).conn;
-  if (conn)
-    observeWrites(conn, (p) => {
-      if (p.cmd === 'unsuback') unsubacks.set(client, (p as { granted?: number[] }).granted ?? []);
-    });
+  if (conn) observeWrites(conn, recordUnsuback);
+}
+
+/** One listener for every MQTT 5 client's parser (`this`; the engine sets its `client`). */
+function recordPacketIn(this: { client: object }, raw: RawPacket): void {
+  if (raw.cmd === 'publish') {
+    const alias = raw.properties?.topicAlias;
+    if (alias !== undefined) raw.properties![TOPIC_ALIAS] = alias;
+  } else if (raw.cmd === 'subscribe') {
+    for (const s of raw.subscriptions ?? []) requestedQos.set(s, s.qos);
+  } else if (raw.cmd === 'disconnect') clientDisconnects.set(this.client, raw.reasonCode ?? 0);
+}
+
+/** The engine sets `client` on the connection it reads. */
+function recordUnsuback(p: { cmd: string }, conn: object): void {
+  if (p.cmd === 'unsuback') unsubacks.set((conn as { client: object }).client, (p as { granted?: number[] }).granted ?? []);
 }
 
 /** The MQTT 5 CONNECT's properties as capture may show them (undefined for 3.1.1 and 3.1). */

@@ -1,9 +1,14 @@
 import type { Client } from './vendor/aedes/aedes.js';
+import { wrappedParser } from './parser-prototype.js';
+
+const MAX = Symbol('mqprobe.maxPacketSize');
 
 interface PacketParser {
   packet: { length: number };
+  client?: { version?: number };
   _parseLength(): boolean;
   _emitError(err: Error): void;
+  [MAX]?: number;
 }
 
 /** Bytes of the fixed header: the type byte and the variable-length remaining length. */
@@ -17,14 +22,20 @@ function fixedHeaderBytes(remaining: number): number {
  * oversized packet fails the parse (which closes that one connection and nothing else). Once an MQTT 5
  * client is connected the engine checks instead (its maximumPacketSize), so that the client is told:
  * DISCONNECT 0x95, as from Mosquitto.
+ *
+ * The parser's prototype is wrapped once; the limit is a property of each broker connection's parser
+ * (mqtt.js clients in the same process share the prototype and have none).
  */
 export function limitPacketSize(client: Client, max: number): void {
-  const parser = (client as unknown as { _parser: PacketParser })._parser;
-  const parseLength = parser._parseLength;
-  const version = () => (client as unknown as { version?: number }).version;
-  parser._parseLength = function (this: PacketParser) {
+  wrappedParser(client, checkLength)[MAX] = max;
+}
+
+function checkLength(proto: PacketParser): void {
+  const parseLength = proto._parseLength;
+  proto._parseLength = function (this: PacketParser) {
     const done = parseLength.call(this);
-    if (version() === 5) return done;
+    const max = this[MAX];
+    if (max === undefined || this.client?.version === 5) return done;
     const size = done ? this.packet.length + fixedHeaderBytes(this.packet.length) : 0;
     if (size > max) {
       this._emitError(new Error(`packet of ${size} bytes exceeds max_packet_size ${max}`));

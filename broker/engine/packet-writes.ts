@@ -7,17 +7,33 @@ export interface WrittenPacket extends PublishLike {
   payload?: Buffer | string;
 }
 
-type Observer = (packet: WrittenPacket) => void;
+/** Called with each packet written and the stream it goes to (one function serves every stream). */
+export type WriteObserver = (packet: WrittenPacket, stream: object) => void;
 
-const observers = new WeakMap<object, Observer[]>();
+const observers = new WeakMap<object, readonly WriteObserver[]>();
+/**
+ * The observer lists, shared: every connection of a broker has the same observers, so a connection
+ * holds a reference to one list instead of an array of its own (list → observer added → next list).
+ */
+const EMPTY: readonly WriteObserver[] = Object.freeze([]);
+const extended = new WeakMap<readonly WriteObserver[], WeakMap<WriteObserver, readonly WriteObserver[]>>();
 let hooked = false;
+
+function withObserver(list: readonly WriteObserver[], fn: WriteObserver): readonly WriteObserver[] {
+  let next = extended.get(list);
+  if (!next) extended.set(list, (next = new WeakMap()));
+  let found = next.get(fn);
+  if (!found) next.set(fn, (found = Object.freeze([...list, fn])));
+  return found;
+}
 
 /**
  * Calls `fn` for every MQTT packet Aedes writes to `stream`. Aedes serialises every outbound packet
  * through mqtt-packet's writeToStream, so wrapping that one function sees each packet once, by type,
- * without touching the socket (a 'data' listener would break Aedes' own reads).
+ * without touching the socket (a 'data' listener would break Aedes' own reads). `fn` should be one
+ * function for all streams, not a closure per stream: it is what each idle connection keeps.
  */
-export function observeWrites(stream: object, fn: Observer): void {
+export function observeWrites(stream: object, fn: WriteObserver): void {
   if (!hooked) {
     hooked = true;
     const lib = mqttPacket as unknown as {
@@ -26,13 +42,11 @@ export function observeWrites(stream: object, fn: Observer): void {
     const write = lib.writeToStream;
     lib.writeToStream = function (packet, s, opts) {
       const list = observers.get(s);
-      if (list) for (const f of list) f(packet);
+      if (list) for (const f of list) f(packet, s);
       // a QoS 0 PUBLISH to a 3.1.1 client: one buffer, encoded once for all its subscribers
       const bytes = encodedQoS0(packet, opts?.protocolVersion);
       return bytes ? s.write(bytes) : write.call(this, packet, s, opts);
     };
   }
-  const list = observers.get(stream);
-  if (list) list.push(fn);
-  else observers.set(stream, [fn]);
+  observers.set(stream, withObserver(observers.get(stream) ?? EMPTY, fn));
 }

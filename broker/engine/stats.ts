@@ -22,7 +22,12 @@ export class BrokerStats {
   clientsMaximum = 0;
   private closedBytesIn = 0;
   private closedBytesOut = 0;
-  private readonly live = new Set<Socket>();
+  /** Open client sockets and the listener label of each. */
+  private readonly live = new Map<Socket, string>();
+  /** Shared by every connection (a connection keeps no closure of its own here). */
+  private readonly onSent = (p: Packet) => this.countSent(p);
+  private readonly onReceived = (p: Packet) => this.countReceived(p);
+  private readonly onClose: (this: Socket) => void;
 
   private readonly authFailures: Counter<'reason'>;
   private readonly aclDenials: Counter<'action'>;
@@ -30,6 +35,7 @@ export class BrokerStats {
   private readonly listenerConnections: Gauge<'listener'>;
 
   constructor(aedes: Aedes, probe: BrokerProbe, registry: Registry) {
+    const closed = (raw: Socket) => this.closed(raw);
     const counter = (name: string, help: string, read: () => number) =>
       new Counter({
         name,
@@ -94,6 +100,9 @@ export class BrokerStats {
       this.socketsTotal++;
       this.listenerConnections.inc({ listener: `${info.listener.bind ?? '*'}:${info.listenerPort}` });
     });
+    this.onClose = function (this: Socket) {
+      closed(this);
+    };
     aedes.on('clientReady', () => {
       this.connectionsTotal++;
       this.clientsMaximum = Math.max(this.clientsMaximum, aedes.connectedClients);
@@ -102,17 +111,19 @@ export class BrokerStats {
 
   /** Starts counting a new connection: `raw` is the TCP socket under it (under the WebSocket for ws). */
   track(client: Client, stream: Duplex, raw: Socket, listenerLabel: string): void {
-    observeWrites(stream, (p) => this.countSent(p));
-    this.live.add(raw);
-    (client as unknown as { _parser: { on(e: 'packet', f: (p: Packet) => void): void } })._parser.on('packet', (p) =>
-      this.countReceived(p),
-    );
-    raw.once('close', () => {
-      this.live.delete(raw);
-      this.closedBytesIn += raw.bytesRead;
-      this.closedBytesOut += raw.bytesWritten;
-      this.listenerConnections.dec({ listener: listenerLabel });
-    });
+    observeWrites(stream, this.onSent);
+    this.live.set(raw, listenerLabel);
+    (client as unknown as { _parser: { on(e: 'packet', f: (p: Packet) => void): void } })._parser.on('packet', this.onReceived);
+    raw.on('close', this.onClose);
+  }
+
+  private closed(raw: Socket): void {
+    const label = this.live.get(raw);
+    if (label === undefined) return;
+    this.live.delete(raw);
+    this.closedBytesIn += raw.bytesRead;
+    this.closedBytesOut += raw.bytesWritten;
+    this.listenerConnections.dec({ listener: label });
   }
 
   /** A message not sent to a subscriber whose queue was full (max_queued_bytes, max_queued_messages). */
@@ -139,13 +150,13 @@ export class BrokerStats {
 
   bytesReceived(): number {
     let n = this.closedBytesIn;
-    for (const s of this.live) n += s.bytesRead;
+    for (const s of this.live.keys()) n += s.bytesRead;
     return n;
   }
 
   bytesSent(): number {
     let n = this.closedBytesOut;
-    for (const s of this.live) n += s.bytesWritten;
+    for (const s of this.live.keys()) n += s.bytesWritten;
     return n;
   }
 }

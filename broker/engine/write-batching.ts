@@ -4,7 +4,7 @@ import type { Duplex } from 'node:stream';
 const DIRECT_BYTES = 64 * 1024;
 
 type Callback = (err?: Error | null) => void;
-type Write = (chunk: Buffer | string, encoding?: BufferEncoding, cb?: Callback) => boolean;
+type Write = (this: Duplex, chunk: Buffer | string, encoding?: BufferEncoding, cb?: Callback) => boolean;
 
 /** A written chunk as gathered: UTF-8 strings as they are (copied once, at the flush), the rest as a Buffer. */
 function asPiece(chunk: unknown, encoding: BufferEncoding | undefined): Buffer | string {
@@ -30,53 +30,78 @@ function asPiece(chunk: unknown, encoding: BufferEncoding | undefined): Buffer |
  * of RSS (bench/flood/fairness.ts). Copied, the same 8 MiB are a few hundred buffers.
  */
 export function batchWrites(conn: Duplex): void {
-  const write = conn.write.bind(conn) as Write;
-  let pieces: (Buffer | string)[] = [];
-  let bytes = 0;
-  let callbacks: Callback[] = [];
-  let scheduled = false;
-  const flush = () => {
-    scheduled = false;
-    if (pieces.length === 0) return;
-    const out = pieces.length === 1 && typeof pieces[0] !== 'string' ? pieces[0] : Buffer.allocUnsafe(bytes);
-    if (out !== pieces[0]) {
-      let at = 0;
-      for (const p of pieces) at += typeof p === 'string' ? out.write(p, at) : p.copy(out, at);
-    }
-    const cbs = callbacks;
-    pieces = [];
-    bytes = 0;
-    callbacks = [];
-    write(out, undefined, cbs.length === 0 ? undefined : (err) => cbs.forEach((cb) => cb(err)));
-  };
-  conn.write = function (chunk: unknown, encoding?: BufferEncoding | Callback, cb?: Callback): boolean {
-    if (typeof encoding === 'function') [cb, encoding] = [encoding, undefined];
-    // after the end the stream answers as it would (an error), with nothing gathered
-    if (conn.destroyed || conn.writableEnded) return write(chunk as Buffer, encoding, cb);
-    const piece = asPiece(chunk, encoding);
-    const n = typeof piece === 'string' ? Buffer.byteLength(piece) : piece.length;
-    if (n >= DIRECT_BYTES) {
-      flush();
-      return write(piece, undefined, cb);
-    }
-    pieces.push(piece);
-    bytes += n;
-    if (cb) callbacks.push(cb);
-    if (!scheduled) {
-      scheduled = true;
-      setImmediate(flush);
-    }
-    return !conn.writableNeedDrain;
-  } as Duplex['write'];
-  // what is gathered leaves before the end (a refusing CONNACK, then the close)
-  const end = conn.end.bind(conn);
-  conn.end = function (...args: unknown[]) {
-    flush();
-    return (end as (...a: unknown[]) => Duplex)(...args);
-  } as Duplex['end'];
-  const destroy = conn.destroy.bind(conn);
-  conn.destroy = function (err?: Error) {
-    if (!err && !conn.destroyed) flush();
-    return destroy(err);
-  };
+  const c = conn as Gathering;
+  // the stream's own methods (inherited functions, not closures), called with the connection as `this`
+  c[OWN] = { write: conn.write as Write, end: conn.end as End, destroy: conn.destroy as Destroy };
+  c[PIECES] = [];
+  c[BYTES] = 0;
+  c[CALLBACKS] = [];
+  c[SCHEDULED] = false;
+  conn.write = gatheredWrite as Duplex['write'];
+  conn.end = endAfterFlush as Duplex['end'];
+  conn.destroy = destroyAfterFlush as Duplex['destroy'];
+}
+
+// Per-connection state lives in properties read by shared functions: a closure per connection cost
+// memory per idle client (docs/scaling.md).
+const OWN = Symbol('mqprobe.ownWrite');
+const PIECES = Symbol('mqprobe.pieces');
+const BYTES = Symbol('mqprobe.bytes');
+const CALLBACKS = Symbol('mqprobe.callbacks');
+const SCHEDULED = Symbol('mqprobe.flushScheduled');
+type End = (this: Duplex, ...args: unknown[]) => Duplex;
+type Destroy = (this: Duplex, err?: Error) => Duplex;
+type Gathering = Duplex & {
+  [OWN]: { write: Write; end: End; destroy: Destroy };
+  [PIECES]: (Buffer | string)[];
+  [BYTES]: number;
+  [CALLBACKS]: Callback[];
+  [SCHEDULED]: boolean;
+};
+
+function flush(c: Gathering): void {
+  c[SCHEDULED] = false;
+  const pieces = c[PIECES];
+  if (pieces.length === 0) return;
+  const out = pieces.length === 1 && typeof pieces[0] !== 'string' ? pieces[0] : Buffer.allocUnsafe(c[BYTES]);
+  if (out !== pieces[0]) {
+    let at = 0;
+    for (const p of pieces) at += typeof p === 'string' ? out.write(p, at) : p.copy(out, at);
+  }
+  const cbs = c[CALLBACKS];
+  c[PIECES] = [];
+  c[BYTES] = 0;
+  c[CALLBACKS] = [];
+  c[OWN].write.call(c, out, undefined, cbs.length === 0 ? undefined : (err) => cbs.forEach((cb) => cb(err)));
+}
+
+function gatheredWrite(this: Gathering, chunk: unknown, encoding?: BufferEncoding | Callback, cb?: Callback): boolean {
+  if (typeof encoding === 'function') [cb, encoding] = [encoding, undefined];
+  // after the end the stream answers as it would (an error), with nothing gathered
+  if (this.destroyed || this.writableEnded) return this[OWN].write.call(this, chunk as Buffer, encoding, cb);
+  const piece = asPiece(chunk, encoding);
+  const n = typeof piece === 'string' ? Buffer.byteLength(piece) : piece.length;
+  if (n >= DIRECT_BYTES) {
+    flush(this);
+    return this[OWN].write.call(this, piece, undefined, cb);
+  }
+  this[PIECES].push(piece);
+  this[BYTES] += n;
+  if (cb) this[CALLBACKS].push(cb);
+  if (!this[SCHEDULED]) {
+    this[SCHEDULED] = true;
+    setImmediate(flush, this);
+  }
+  return !this.writableNeedDrain;
+}
+
+// what is gathered leaves before the end (a refusing CONNACK, then the close)
+function endAfterFlush(this: Gathering, ...args: unknown[]): Duplex {
+  flush(this);
+  return this[OWN].end.call(this, ...args);
+}
+
+function destroyAfterFlush(this: Gathering, err?: Error): Duplex {
+  if (!err && !this.destroyed) flush(this);
+  return this[OWN].destroy.call(this, err);
 }

@@ -20,6 +20,10 @@ export type LogPublisher = (topic: string, payload: string) => void;
 
 type Writer = { write(s: string): unknown; flushSync?(): void; end?(): void };
 
+/** How long a log line may wait for others to share its write, and how many bytes are written at once. */
+const LINGER_MS = 20;
+const BATCH_BYTES = 16 * 1024;
+
 /** syslog facility numbers: LOG_DAEMON, and LOG_LOCAL0 + n for log_facility n. */
 const LOG_DAEMON = 3;
 const LOG_LOCAL0 = 16;
@@ -35,6 +39,9 @@ export class LogDestinations {
   private syslog?: Writer;
   private readonly toTopic: boolean;
   private publisher?: LogPublisher;
+  /** Lines not yet handed to the writers (see `write`), and the timer that will. */
+  private pending = '';
+  private lingering?: NodeJS.Timeout;
 
   /** `runAs`: the account the broker will drop to, so that no helper process stays root. */
   constructor(
@@ -78,8 +85,11 @@ export class LogDestinations {
     const mosquitto = this.settings.format === 'mosquitto';
     const text = mosquitto ? lineText(rec) : json.trimEnd();
     if (this.writers.length) {
-      const line = `${mosquitto ? timestampPrefix(this.settings, rec.time) : ''}${text}\n`;
-      for (const w of this.writers) w.write(line);
+      // written together, at most LINGER_MS late: a connection storm logs two lines per client, and
+      // each write to a file or pipe was a call into sonic-boom and an fs.write of its own
+      if (!this.pending) this.lingering = setTimeout(this.writePending, LINGER_MS);
+      this.pending += `${mosquitto ? timestampPrefix(this.settings, rec.time) : ''}${text}\n`;
+      if (this.pending.length >= BATCH_BYTES) this.writePending();
     }
     // syslog stamps its own time; the topic always carries Unix seconds, and never debug lines (logging.c)
     this.syslog?.write(
@@ -88,7 +98,16 @@ export class LogDestinations {
     if (this.publisher && type !== 'debug') this.publisher(topicFor(type), `${mosquitto ? `${Math.floor(rec.time / 1000)}: ` : ''}${text}`);
   }
 
+  private readonly writePending = (): void => {
+    clearTimeout(this.lingering);
+    const lines = this.pending;
+    if (!lines) return;
+    this.pending = '';
+    for (const w of this.writers) w.write(lines);
+  };
+
   flushSync(): void {
+    this.writePending();
     for (const w of this.writers) {
       try {
         w.flushSync?.();

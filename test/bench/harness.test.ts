@@ -9,16 +9,32 @@ import { parseOptions } from '../../bench/harness/options.js';
 import { repoRoot } from '../../bench/harness/processes.js';
 import { BEGIN, END, mergeResults } from '../../bench/harness/results.js';
 import { createSetup, runOne } from '../../bench/harness/runner.js';
-import { PROFILES, scenarioCases, type ScenarioCase } from '../../bench/harness/scenarios.js';
+import { connectionsOf, PROFILES, scenarioCases, type ScenarioCase } from '../../bench/harness/scenarios.js';
+import { sourceAddress } from '../../bench/harness/load/connect.js';
+import { openFilesLimit } from '../../bench/harness/fd-limit.js';
 import { spread } from '../../bench/harness/summary.js';
 import { variantsFor } from '../../bench/harness/tables.js';
+
+t.test('50,000 connections: source addresses past the ports of one, and the open-files limit they need', async (t) => {
+  t.equal(sourceAddress(0, 5000), undefined, 'a small storm keeps the default source address');
+  t.same(
+    [0, 19_999, 20_000, 49_999].map((i) => sourceAddress(i, 50_000)),
+    ['127.0.0.1', '127.0.0.1', '127.0.0.2', '127.0.0.3'],
+  );
+  const full = scenarioCases(PROFILES.full);
+  t.equal(Math.max(...full.map(connectionsOf)), 50_000, 'D-50000 is the largest case');
+  t.equal(connectionsOf(full.find((c) => c.id === 'G')!), 10_000, 'G: 10,000 clients reconnect');
+  t.equal(connectionsOf(full.find((c) => c.id === 'A')!), 0, 'message scenarios hold a few connections');
+  const limit = openFilesLimit();
+  t.ok(limit > 0, `this process may open ${limit} files`);
+});
 
 t.test('options: profiles, lists, output folder, refusals', async (t) => {
   const now = new Date('2026-11-23T08:00:00Z');
   const full = parseOptions([], now);
   t.equal(full.profile.name, 'full');
   t.equal(full.profile.rounds, PROFILES.full.rounds);
-  t.same(full.scenarios, ['A', 'B', 'C', 'D', 'E', 'F']);
+  t.same(full.scenarios, ['A', 'B', 'C', 'D', 'E', 'F', 'G']);
   t.equal(full.out, join(repoRoot, 'bench'));
   t.equal(full.pin, true);
   t.equal(full.cpuProf, undefined, 'no profiling unless asked');
@@ -102,7 +118,15 @@ t.test('runs against real brokers count every message and connection', async (t)
   const bin = findMosquitto();
   const variants = brokerVariants(bin, { mosquitto: bin && mosquittoVersion(bin), aedes: aedesVersion() });
   const variant = (id: string) => variants.find((v) => v.id === id) as BrokerVariant;
-  const cases = scenarioCases({ ...PROFILES.quick, warmupMs: 100, durationMs: 400, idleClients: [60], stormClients: 40, settleMs: 100 });
+  const cases = scenarioCases({
+    ...PROFILES.quick,
+    warmupMs: 100,
+    durationMs: 400,
+    idleClients: [60],
+    stormClients: 40,
+    reconnectClients: 40,
+    settleMs: 100,
+  });
   const sc = (id: string) => cases.find((c) => c.id === id) as ScenarioCase;
   const run = async (c: ScenarioCase, v: BrokerVariant) => {
     const r = await runOne(setup, c, v, 1, () => undefined);
@@ -184,6 +208,9 @@ t.test('runs against real brokers count every message and connection', async (t)
       const storm = (await run(sc('E-password'), variant(id))).result as ConnectResult;
       t.equal(storm.connected, 40, `${id}: 40 clients logged in`);
       t.ok(storm.connectsPerSec > 0);
+      const back = (await run(sc('G'), variant(id))).result as ConnectResult;
+      t.equal(back.connected, 40, `${id}: 40 clients back after their sockets were reset at once`);
+      t.equal(back.refused + back.failed, 0, `${id}: none refused or timed out`);
     }
   });
 

@@ -12,8 +12,9 @@ export class RawClient {
   afterChunk: () => void = () => undefined;
   closedError: string | undefined;
 
-  constructor(port: number) {
-    this.socket = net.connect({ port, host: '127.0.0.1', noDelay: true });
+  /** `localAddress`: the source address (127.0.0.x), for more connections than one address has ports. */
+  constructor(port: number, localAddress?: string) {
+    this.socket = net.connect({ port, host: '127.0.0.1', noDelay: true, localAddress });
     this.socket.on('data', (chunk: Buffer) => {
       try {
         this.reader.push(chunk);

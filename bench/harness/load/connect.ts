@@ -9,6 +9,59 @@ import { encodeConnect, PACKET } from './packets.js';
 import type { Progress } from './flow.js';
 import { cpuMeter, rssKb, selfCpuMeter, waitMeter } from '../proc.js';
 
+/** Connections per source address: below the 28,000 ephemeral ports Linux gives one address by default. */
+const PER_SOURCE_ADDRESS = 20_000;
+
+/** 127.0.0.1 for the first 20,000 clients, then 127.0.0.2 and so on (none given below that: the default). */
+export const sourceAddress = (i: number, clients: number): string | undefined =>
+  clients > PER_SOURCE_ADDRESS ? `127.0.0.${1 + Math.floor(i / PER_SOURCE_ADDRESS)}` : undefined;
+
+interface StormCount {
+  clients: RawClient[];
+  connected: number;
+  refused: number;
+  failed: number;
+  errors: Set<string>;
+  /** When the last CONNACK or failure came. */
+  tEnd: number;
+}
+
+/** Connects every client, at most `concurrency` handshakes in flight. */
+function storm(job: ConnectJob, packets: Buffer[], concurrency: number, progress: Progress): Promise<StormCount> {
+  const n: StormCount = { clients: [], connected: 0, refused: 0, failed: 0, errors: new Set(), tEnd: performance.now() };
+  let next = 0;
+  const ticks = setInterval(() => progress('connecting', n.connected + n.refused + n.failed, job.clients), 250);
+  return new Promise<StormCount>((resolve) => {
+    const startOne = () => {
+      if (next >= job.clients) return;
+      const c = new RawClient(job.port, sourceAddress(next, job.clients));
+      n.clients.push(c);
+      c.request(packets[next++], PACKET.CONNACK)
+        .then(
+          (rc) => {
+            if (rc === 0) n.connected++;
+            else {
+              n.refused++;
+              n.errors.add(`CONNACK return code ${rc}`);
+            }
+          },
+          (err: Error) => {
+            n.failed++;
+            n.errors.add(err.message);
+          },
+        )
+        .finally(() => {
+          n.tEnd = performance.now();
+          if (n.connected + n.refused + n.failed === job.clients) {
+            clearInterval(ticks);
+            resolve(n);
+          } else startOne();
+        });
+    };
+    for (let k = 0; k < Math.min(concurrency, job.clients); k++) startOne();
+  });
+}
+
 export async function runConnect(job: ConnectJob, progress: Progress): Promise<ConnectResult> {
   // encoded before the clock starts: the generator only copies bytes while measuring
   const packets = Array.from({ length: job.clients }, (_, i) =>
@@ -19,52 +72,30 @@ export async function runConnect(job: ConnectJob, progress: Progress): Promise<C
       protocolVersion: job.protocolVersion,
     }),
   );
+  if (job.reconnect) {
+    // the outage: every client connected, then every socket reset at once (the broker sees
+    // ECONNRESET), and all of them come back at the same moment, as devices do when a network returns
+    const before = await storm(job, packets, job.concurrency, progress);
+    if (before.connected < job.clients) throw new Error(`only ${before.connected} of ${job.clients} clients connected before the outage`);
+    await sleep(job.settleMs);
+    for (const c of before.clients) c.socket.resetAndDestroy();
+  }
   progress('settling');
   await sleep(job.settleMs);
   const rssBeforeKb = rssKb(job.watch.broker);
 
-  const clients: RawClient[] = [];
-  const errors = new Set<string>();
-  let connected = 0;
-  let refused = 0;
-  let failed = 0;
-  let next = 0;
   const brokerCpu = cpuMeter(job.watch.broker, job.watch.clockTicks);
   const receiverCpu = cpuMeter(job.watch.receiver, job.watch.clockTicks);
   const selfCpu = selfCpuMeter();
   const brokerWait = waitMeter(job.watch.broker);
   const selfWait = waitMeter(process.pid);
   const t0 = performance.now();
-  let tEnd = t0;
-  const ticks = setInterval(() => progress('connecting', connected + refused + failed, job.clients), 250);
-  await new Promise<void>((resolve) => {
-    const startOne = () => {
-      if (next >= job.clients) return;
-      const c = new RawClient(job.port);
-      clients.push(c);
-      c.request(packets[next++], PACKET.CONNACK)
-        .then(
-          (rc) => {
-            if (rc === 0) connected++;
-            else {
-              refused++;
-              errors.add(`CONNACK return code ${rc}`);
-            }
-          },
-          (err: Error) => {
-            failed++;
-            errors.add(err.message);
-          },
-        )
-        .finally(() => {
-          tEnd = performance.now();
-          if (connected + refused + failed === job.clients) resolve();
-          else startOne();
-        });
-    };
-    for (let k = 0; k < Math.min(job.concurrency, job.clients); k++) startOne();
-  });
-  clearInterval(ticks);
+  const { clients, connected, refused, failed, errors, tEnd } = await storm(
+    job,
+    packets,
+    job.reconnect ? job.clients : job.concurrency,
+    progress,
+  );
   const elapsedMs = tEnd - t0;
   const cpu = { broker: brokerCpu(), receiver: receiverCpu(), generator: selfCpu(), brokerWait: brokerWait(), generatorWait: selfWait() };
 

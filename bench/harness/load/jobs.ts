@@ -51,6 +51,11 @@ export interface ConnectJob {
   watch: Watched;
   /** MQTT 5 instead of 3.1.1 (bench/engine/ only). */
   protocolVersion?: 4 | 5;
+  /**
+   * A reconnect storm: the clients connect (not measured), their sockets are all reset at once and
+   * every client reconnects at the same moment; what is measured is that second storm.
+   */
+  reconnect?: boolean;
 }
 
 export type Job = FlowJob | ConnectJob;

@@ -287,6 +287,16 @@ export class Aedes extends EventEmitter {
     return aedes
   }
 
+  // one client's delivery of a message (client.deliver0 and client.deliverQoS call these): an
+  // embedder replaces them on its broker to hook every client's deliveries in one place
+  deliver0 (client, packet, cb) {
+    client._deliver0(packet, cb)
+  }
+
+  deliverQoS (client, packet, cb) {
+    client._deliverQoS(packet, cb)
+  }
+
   publish (packet, client, done) {
     if (typeof client === 'function') {
       done = client

@@ -126,79 +126,11 @@ class Client {
     conn.on('end', this.close.bind(this))
     this._eos = finished(this.conn, this.close.bind(this))
 
-    const getToForwardPacket = (_packet) => {
-      // Mqttv5 3.8.3.1: https://docs.oasis-open.org/mqtt/mqtt/v5.0/mqtt-v5.0.html#_Toc3901169
-      // prevent to forward messages sent by the same client when no-local flag is set
-      if (_packet.clientId === that.id && _packet.nl) return
-
-      const toForward = dedupe(that, _packet) &&
-        that.broker.authorizeForward(that, _packet)
-
-      // [MQTT-3.1.2-25] a PUBLISH larger than the client's Maximum Packet Size
-      // is discarded as if it had been delivered (sized only for clients that set one)
-      if (toForward && that.maximumPacketSize && publishSize(toForward) > that.maximumPacketSize) return
-
-      return toForward
-    }
-
-    this.deliver0 = function deliverQoS0 (_packet, cb) {
-      const toForward = getToForwardPacket(_packet)
-
-      if (toForward) {
-        // Give nodejs some time to clear stacks, or we will see
-        // "Maximum call stack size exceeded" in a very high load
-        setImmediate(() => {
-          const packet = new Packet(toForward, broker)
-          packet.qos = 0
-          packet.dup = false // [MQTT-3.3.1-2]
-          // handed to the connection is delivered (Mosquitto queues QoS 0 per client too): waiting
-          // for 'drain' kept a callback, and the message in its scope, per message written to a
-          // full socket, ~400 bytes each on top of the bytes
-          write(that, packet, null)
-          cb()
-        })
-      } else {
-        setImmediate(cb)
-      }
-    }
-
-    this.deliverQoS = function deliverQoS (_packet, cb) {
-      // downgrade to qos0 if requested by publish
-      if (_packet.qos === 0) {
-        that.deliver0(_packet, cb)
-        return
-      }
-      const toForward = getToForwardPacket(_packet)
-
-      if (toForward) {
-        setImmediate(() => {
-          const packet = new QoSPacket(toForward, that)
-          // a first delivery: the publisher's DUP is not forwarded [MQTT-3.3.1-3]
-          packet.dup = false
-          // Downgrading to client subscription qos if needed
-          const clientSub = that.subscriptions[packet.topic]
-          if (clientSub && (clientSub.qos || 0) < packet.qos) {
-            packet.qos = clientSub.qos
-          }
-          packet.writeCallback = cb
-          const doWriteQoS = (err = null) => writeQoS(err, that, packet)
-          if (that.clean || packet.retain) {
-            doWriteQoS()
-          } else {
-            broker.persistence.outgoingUpdate(that, packet)
-              .then(doWriteQoS, doWriteQoS)
-          }
-        })
-      } else if (that.clean === false) {
-        that.broker.persistence.outgoingClearMessageId(that, _packet)
-          .then(noop, noop)
-        // we consider this to be an error, since the packet is undefined
-        // so there's nothing to send
-        setImmediate(cb)
-      } else {
-        setImmediate(cb)
-      }
-    }
+    // deliveries go through the broker (Aedes#deliver0, #deliverQoS), which calls the client's
+    // _deliver0 / _deliverQoS: an embedder hooks every client's deliveries once per broker, and a
+    // client holds two small closures (mqemitter calls them unbound) instead of three large ones
+    this.deliver0 = (packet, cb) => broker.deliver0(that, packet, cb)
+    this.deliverQoS = (packet, cb) => broker.deliverQoS(that, packet, cb)
 
     this._keepaliveTimer = null
     this._keepaliveInterval = -1
@@ -225,6 +157,67 @@ class Client {
     }
     this.broker.emit(this.id ? 'clientError' : 'connectionError', this, err)
     this.close()
+  }
+
+  _deliver0 (_packet, cb) {
+    const that = this
+    const toForward = toForwardPacket(this, _packet)
+
+    if (toForward) {
+      // Give nodejs some time to clear stacks, or we will see
+      // "Maximum call stack size exceeded" in a very high load
+      setImmediate(() => {
+        const packet = new Packet(toForward, that.broker)
+        packet.qos = 0
+        packet.dup = false // [MQTT-3.3.1-2]
+        // handed to the connection is delivered (Mosquitto queues QoS 0 per client too): waiting
+        // for 'drain' kept a callback, and the message in its scope, per message written to a
+        // full socket, ~400 bytes each on top of the bytes
+        write(that, packet, null)
+        cb()
+      })
+    } else {
+      setImmediate(cb)
+    }
+  }
+
+  _deliverQoS (_packet, cb) {
+    const that = this
+    // downgrade to qos0 if requested by publish
+    if (_packet.qos === 0) {
+      this.deliver0(_packet, cb)
+      return
+    }
+    const toForward = toForwardPacket(this, _packet)
+
+    if (toForward) {
+      setImmediate(() => {
+        const packet = new QoSPacket(toForward, that)
+        // a first delivery: the publisher's DUP is not forwarded [MQTT-3.3.1-3]
+        packet.dup = false
+        // Downgrading to client subscription qos if needed
+        const clientSub = that.subscriptions[packet.topic]
+        if (clientSub && (clientSub.qos || 0) < packet.qos) {
+          packet.qos = clientSub.qos
+        }
+        packet.writeCallback = cb
+        const doWriteQoS = (err = null) => writeQoS(err, that, packet)
+        if (that.clean || packet.retain) {
+          doWriteQoS()
+        } else {
+          that.broker.persistence.outgoingUpdate(that, packet)
+            .then(doWriteQoS, doWriteQoS)
+        }
+      })
+    } else if (this.clean === false) {
+      this.broker.persistence.outgoingClearMessageId(this, _packet)
+        .then(noop, noop)
+      // we consider this to be an error, since the packet is undefined
+      // so there's nothing to send
+      setImmediate(cb)
+    } else {
+      setImmediate(cb)
+    }
   }
 
   publish (message, done) {
@@ -554,6 +547,21 @@ class Client {
       done
     )
   }
+}
+
+function toForwardPacket (client, _packet) {
+  // Mqttv5 3.8.3.1: https://docs.oasis-open.org/mqtt/mqtt/v5.0/mqtt-v5.0.html#_Toc3901169
+  // prevent to forward messages sent by the same client when no-local flag is set
+  if (_packet.clientId === client.id && _packet.nl) return
+
+  const toForward = dedupe(client, _packet) &&
+    client.broker.authorizeForward(client, _packet)
+
+  // [MQTT-3.1.2-25] a PUBLISH larger than the client's Maximum Packet Size
+  // is discarded as if it had been delivered (sized only for clients that set one)
+  if (toForward && client.maximumPacketSize && publishSize(toForward) > client.maximumPacketSize) return
+
+  return toForward
 }
 
 function dedupe (client, packet) {

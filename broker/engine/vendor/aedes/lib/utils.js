@@ -1,4 +1,4 @@
-import { Transform } from 'stream'
+import { Transform, finished } from 'stream'
 
 export function noop () { }
 
@@ -148,6 +148,22 @@ export function through (transform) {
   return new Transform({
     objectMode: true,
     transform
+  })
+}
+
+// Calls fn(item, next) for each item of an object stream, one at a time, then done(err), as
+// pipeline(stream, through(fn), done) does, without a pipeline's Transform, AbortController and the
+// AbortError (a DOMException with its stack) it makes when it finishes: once per CONNECT.
+export function forEachInTurn (stream, fn, done) {
+  stream.on('data', function (item) {
+    stream.pause()
+    fn(item, function (err) {
+      if (err) stream.destroy(err)
+      else stream.resume()
+    })
+  })
+  finished(stream, function (err) {
+    done(err)
   })
 }
 

@@ -1,10 +1,9 @@
 import { randomUUID } from 'node:crypto'
-import { pipeline } from 'stream'
 import write from '../write.js'
 import QoSPacket from '../qos-packet.js'
 import { sendWithinWindow } from '../outbound-window.js'
+import { runSeries, forEachInTurn, malformedProperty } from '../utils.js'
 import { combined } from '../overlapping-subscriptions.js'
-import { runSeries, through, malformedProperty } from '../utils.js'
 import handleSubscribe from './subscribe.js'
 import { SESSION_NEVER_EXPIRES, RECEIVE_MAXIMUM_DEFAULT, ReasonCodes } from '../constants.js'
 
@@ -548,9 +547,9 @@ function emptyQueue (arg, done) {
 
   client.resume()
 
-  pipeline(
+  forEachInTurn(
     outgoing,
-    through(function clearQueue (data, enc, next) {
+    function clearQueue (data, next) {
       // MQTT 5.0 Message Expiry Interval: update the remaining lifetime before
       // delivery (the expired/drop case is handled in emptyQueueFilter, after
       // a message id has been assigned). [MQTT-3.3.2-5]
@@ -577,7 +576,7 @@ function emptyQueue (arg, done) {
       const filter = (err) => emptyQueueFilter(err, client, packet)
       persistence.outgoingUpdate(client, packet)
         .then(() => filter(null, client, packet), err => filter(err, client, packet))
-    }),
+    },
     done
   )
 }
