@@ -110,7 +110,10 @@ t.test(
     p.child.kill('SIGTERM');
     t.equal(await p.exited, 0, 'clean exit');
     // (tap's own exit hook in the child, as nobody, cannot write .tap/processinfo: not the broker's)
-    const refused = p.output().split('\n').filter((l) => /EACCES|permission denied/i.test(l) && l.includes(spool));
+    const refused = p
+      .output()
+      .split('\n')
+      .filter((l) => /EACCES|permission denied/i.test(l) && l.includes(spool));
     t.same(refused, [], 'no write to the spool was refused');
     const spooled = made.flatMap((f) => readdirSync(join(spool, f)).map((g) => join(spool, f, g)));
     t.ok(
