@@ -49,6 +49,10 @@ export function tlsOptions(b: BridgeConfig): tls.ConnectionOptions | undefined {
 /** Opens the TCP or TLS connection to one remote address (bridge_bind_address as the local address). */
 export function openRemote(b: BridgeConfig, address: { host: string; port: number }, tlsOpts: tls.ConnectionOptions | undefined): Duplex {
   const common = { host: address.host, port: address.port, localAddress: b.bindAddress };
-  if (!tlsOpts) return net.connect(common);
-  return tls.connect({ ...tlsOpts, ...common, servername: net.isIP(address.host) ? undefined : address.host });
+  const socket = tlsOpts
+    ? tls.connect({ ...tlsOpts, ...common, servername: net.isIP(address.host) ? undefined : address.host })
+    : net.connect(common);
+  // bridge_tcp_keepalive: SO_KEEPALIVE and TCP_KEEPIDLE (applied once connected; TLS sockets too)
+  if (b.tcpKeepaliveIdle !== undefined) socket.setKeepAlive(true, b.tcpKeepaliveIdle * 1000);
+  return socket;
 }
