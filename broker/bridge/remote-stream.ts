@@ -3,6 +3,7 @@ import net from 'node:net';
 import { join } from 'node:path';
 import tls from 'node:tls';
 import type { Duplex } from 'node:stream';
+import { batchWrites } from '../engine/write-batching.js';
 import { tlsOn, type BridgeConfig } from './config.js';
 
 const TLS_VERSION = { 'tlsv1.1': 'TLSv1.1', 'tlsv1.2': 'TLSv1.2', 'tlsv1.3': 'TLSv1.3' } as const;
@@ -54,5 +55,7 @@ export function openRemote(b: BridgeConfig, address: { host: string; port: numbe
     : net.connect(common);
   // bridge_tcp_keepalive: SO_KEEPALIVE and TCP_KEEPIDLE (applied once connected; TLS sockets too)
   if (b.tcpKeepaliveIdle !== undefined) socket.setKeepAlive(true, b.tcpKeepaliveIdle * 1000);
+  // what mqtt.js writes in one pass of the event loop leaves in one write (one writev per packet before)
+  batchWrites(socket);
   return socket;
 }
