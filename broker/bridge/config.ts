@@ -52,6 +52,8 @@ export interface BridgeConfig {
   receiveMaximum?: number;
   sessionExpiryInterval?: number;
   maxTopicAlias?: number;
+  /** bridge_tcp_keepalive: seconds of silence before the kernel's first TCP keepalive probe (SO_KEEPALIVE on). */
+  tcpKeepaliveIdle?: number;
 }
 
 /** Mosquitto's defaults for a new block. */
@@ -423,10 +425,17 @@ export const bridgeKeys: Spec[] = [
   ),
   k(
     'bridge_tcp_keepalive',
-    '<idle> <interval> <count>',
-    'Not supported: Node.js cannot set the TCP keepalive interval and count (stops the start).',
+    '<idle>',
+    "TCP keepalive on the socket to the remote: the first probe after <idle> seconds of silence (1-32767). Mosquitto 2.1 also takes <interval> <count>; Node.js cannot set those, so that form stops the start: give <idle> alone and the kernel's interval and count apply (docs/bridges.md).",
     undefined,
-    refused('Node.js cannot set TCP keepalive interval and count on a socket; not supported'),
+    (b, v) => {
+      v.count(1, 3);
+      if (v.line.args.length > 1)
+        v.fail(
+          "Node.js cannot set the TCP keepalive interval and count (TCP_KEEPINTVL, TCP_KEEPCNT) on a socket; write `bridge_tcp_keepalive <idle>` and the kernel's interval and count apply (net.ipv4.tcp_keepalive_intvl, tcp_keepalive_probes)",
+        );
+      b.tcpKeepaliveIdle = v.int(0, 1, 32767);
+    },
   ),
   k(
     'bridge_tcp_user_timeout',
@@ -438,9 +447,11 @@ export const bridgeKeys: Spec[] = [
   k(
     'bridge_reload_type',
     'lazy | immediate',
-    'Not supported: SIGHUP does not reload bridges in mqprobe (they take a changed config on restart; stops the start).',
+    "Not supported: mqprobe's SIGHUP re-reads only the password, ACL and HTTP token files, never `connection` blocks, so neither lazy nor immediate can happen (stops the start; restart mqprobe to change a bridge).",
     undefined,
-    refused('SIGHUP does not reload bridge configuration in mqprobe; restart it to apply a change'),
+    refused(
+      "mqprobe's SIGHUP re-reads only the password, ACL and HTTP token files, never connection blocks, so a bridge never takes a reloaded config (lazily or immediately); remove the key and restart mqprobe to change a bridge",
+    ),
   ),
 ];
 

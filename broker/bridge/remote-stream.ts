@@ -3,6 +3,7 @@ import net from 'node:net';
 import { join } from 'node:path';
 import tls from 'node:tls';
 import type { Duplex } from 'node:stream';
+import { batchWrites } from '../engine/write-batching.js';
 import { tlsOn, type BridgeConfig } from './config.js';
 
 const TLS_VERSION = { 'tlsv1.1': 'TLSv1.1', 'tlsv1.2': 'TLSv1.2', 'tlsv1.3': 'TLSv1.3' } as const;
@@ -49,6 +50,12 @@ export function tlsOptions(b: BridgeConfig): tls.ConnectionOptions | undefined {
 /** Opens the TCP or TLS connection to one remote address (bridge_bind_address as the local address). */
 export function openRemote(b: BridgeConfig, address: { host: string; port: number }, tlsOpts: tls.ConnectionOptions | undefined): Duplex {
   const common = { host: address.host, port: address.port, localAddress: b.bindAddress };
-  if (!tlsOpts) return net.connect(common);
-  return tls.connect({ ...tlsOpts, ...common, servername: net.isIP(address.host) ? undefined : address.host });
+  const socket = tlsOpts
+    ? tls.connect({ ...tlsOpts, ...common, servername: net.isIP(address.host) ? undefined : address.host })
+    : net.connect(common);
+  // bridge_tcp_keepalive: SO_KEEPALIVE and TCP_KEEPIDLE (applied once connected; TLS sockets too)
+  if (b.tcpKeepaliveIdle !== undefined) socket.setKeepAlive(true, b.tcpKeepaliveIdle * 1000);
+  // what mqtt.js writes in one pass of the event loop leaves in one write (one writev per packet before)
+  batchWrites(socket);
+  return socket;
 }

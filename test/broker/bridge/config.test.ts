@@ -47,6 +47,7 @@ t.test('several connection blocks load with Mosquitto 2.0 defaults and every key
           'bridge_receive_maximum 10',
           'bridge_session_expiry_interval 60',
           'bridge_max_topic_alias 5',
+          'bridge_tcp_keepalive 45',
           'connection second',
           'address 127.0.0.1',
           'topic #',
@@ -68,6 +69,8 @@ t.test('several connection blocks load with Mosquitto 2.0 defaults and every key
   t.equal(a.topics[1].localPrefix, undefined);
   t.ok(a.tls.cafile?.endsWith('/ca.crt'), 'relative paths from the config file');
   t.equal(notificationTopic(a), 'gw/state');
+  t.equal(a.tcpKeepaliveIdle, 45, 'bridge_tcp_keepalive <idle>');
+  t.equal(b.tcpKeepaliveIdle, undefined, 'no TCP keepalive unless asked (as Mosquitto)');
   t.equal(b.protocolVersion, 4, 'defaults: mqttv311');
   t.equal(b.cleansession, false);
   t.same(b.restart, { base: 5, cap: 30 });
@@ -107,9 +110,19 @@ t.test('hostile and wrong bridge config: one ConfigError naming file, line and k
     ['connection a\naddress h\ntopic #\nbridge_psk 0102\n', /TLS-PSK bridges are not supported/],
     ['connection a\naddress h\ntopic #\nbridge_identity me\n', /TLS-PSK bridges are not supported/],
     ['connection a\naddress h\ntopic #\nbridge_require_ocsp true\n', /OCSP/],
-    ['connection a\naddress h\ntopic #\nbridge_tcp_keepalive 10 5 3\n', /keepalive interval and count/],
+    [
+      'connection a\naddress h\ntopic #\nbridge_tcp_keepalive 10 5 3\n',
+      /bridge_tcp_keepalive: Node.js cannot set the TCP keepalive interval and count.*bridge_tcp_keepalive <idle>/,
+    ],
+    ['connection a\naddress h\ntopic #\nbridge_tcp_keepalive 0\n', /bridge_tcp_keepalive/],
+    ['connection a\naddress h\ntopic #\nbridge_tcp_keepalive 40000\n', /bridge_tcp_keepalive/],
+    ['connection a\naddress h\ntopic #\nbridge_tcp_keepalive ten\n', /expected an integer/],
     ['connection a\naddress h\ntopic #\nbridge_tcp_user_timeout 100\n', /TCP_USER_TIMEOUT/],
-    ['connection a\naddress h\ntopic #\nbridge_reload_type immediate\n', /SIGHUP does not reload/],
+    [
+      'connection a\naddress h\ntopic #\nbridge_reload_type immediate\n',
+      /bridge_reload_type: .*SIGHUP re-reads only the password, ACL and HTTP token files/,
+    ],
+    ['connection a\naddress h\ntopic #\nbridge_reload_type lazy\n', /never takes a reloaded config/],
     ['connection a\naddress h\ntopic #\nbridge_certfile c.pem\nbridge_keyfile k.pem\n', /TLS keys need bridge_cafile/],
     ['connection a\naddress h\ntopic #\nremote_password p\n', /needs remote_username/],
     ['connection a\naddress h\ntopic #\nkeepalive_interval 2\n', /0 or at least 5/],

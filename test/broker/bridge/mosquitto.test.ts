@@ -30,7 +30,18 @@ async function stateOn(t: Test, remote: MosquittoPeer, id: string, payload: '0' 
 
 const topics = (got: Got) => got.map((m) => m.topic).sort();
 
-// the same topic lines, run by mqprobe's bridge and by Mosquitto's own: the mapping must agree
+/**
+ * The time left on the kernel's TCP keepalive timer of each established socket towards `port`, as `ss -o` shows
+ * it (`timer:(keepalive,6.680ms,0)`: iproute2 prints seconds.milliseconds with an "ms" suffix; minutes and hours
+ * as `1min`, `2h`); a socket without SO_KEEPALIVE has no keepalive timer. Over a minute counts as Infinity.
+ */
+function keepaliveTimers(port: number): number[] {
+  const out = execFileSync('ss', ['-tnoH', 'state', 'established', 'dport', '=', `:${port}`], { encoding: 'utf8' });
+  return [...out.matchAll(/timer:\(keepalive,([^,]+),/g)].map(([, left]) =>
+    /min|h/.test(left) ? Infinity : Number(/^[\d.]+/.exec(left)?.[0] ?? NaN),
+  );
+}
+
 const LINES = [
   'topic out/# out 1 lo/ ro/',
   'topic both/+ both 1 lb/ rb/',
@@ -113,6 +124,7 @@ t.test('MQTT 5 remote (bridge_protocol_version mqttv50): both directions, no ech
   await new Promise((r) => setTimeout(r, 300));
   t.same(topics(atR.got), ['loop/from-local', 'loop/from-remote'], 'remote: each once');
   t.same(topics(atL.got), ['loop/from-local', 'loop/from-remote'], 'local: each once');
+  t.same(keepaliveTimers(remote.port), [], 'no bridge_tcp_keepalive: no TCP keepalive on any socket to the remote');
 });
 
 t.test('remote down for 10 s: 1,000 QoS 1 messages wait in the local broker and arrive once each, in order', async (t) => {
@@ -267,7 +279,7 @@ t.test('TLS bridge to a TLS Mosquitto; a remote whose certificate the CA does no
   );
   const mq = await startTestBroker(
     t,
-    `${HEAD}connection tls\naddress localhost:${tlsPort}\nremote_clientid tlsbr\nbridge_cafile ${pki.caCert}\ntopic s/# both 1 l/ r/\n` +
+    `${HEAD}connection tls\naddress localhost:${tlsPort}\nremote_clientid tlsbr\nbridge_cafile ${pki.caCert}\nbridge_tcp_keepalive 7\ntopic s/# both 1 l/ r/\n` +
       `connection untrusted\naddress 127.0.0.1:${tlsPort}\nremote_clientid untrusted\nbridge_cafile ${other.caCert}\nrestart_timeout 1\ntopic u/#\n`,
   );
   await stateOn(t, remote, 'tlsbr', '1');
@@ -276,6 +288,10 @@ t.test('TLS bridge to a TLS Mosquitto; a remote whose certificate the CA does no
   await pub.publishAsync('l/s/1', 'over tls', { qos: 1 });
   await until(() => atR.got.length === 1, 5000, 'the message over TLS');
   t.equal(atR.got[0].topic, 'r/s/1');
+  // SO_KEEPALIVE with TCP_KEEPIDLE 7 s on the bridge's socket alone (Linux's default idle is 7200 s)
+  const timers = keepaliveTimers(tlsPort);
+  t.equal(timers.length, 1, `one socket to the remote has a TCP keepalive timer (${timers.join(', ')} s)`);
+  t.ok(timers[0] <= 7, 'bridge_tcp_keepalive 7: the first probe within 7 s of silence');
   await until(
     () => (readFileSync(mq.logFile, 'utf8').match(/bridge untrusted .*retrying in/g) ?? []).length >= 2,
     10_000,
