@@ -1,7 +1,7 @@
 import t from 'tap';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { createLogger } from '../../broker/logger.js';
+import { createLogger, unredactedLogger } from '../../broker/logger.js';
 import { defaultLogSettings } from '../../broker/log/settings.js';
 import { tempDir } from '../helpers/tmp.js';
 import { until } from '../helpers/mqtt.js';
@@ -40,4 +40,35 @@ t.test("log_format json: a module logger writes its name once, replacing its par
   );
   t.equal(byMsg.get('detect line')?.rule, 'auth-failures', 'other bindings stay');
   t.equal(byMsg.get('capture line')?.password, '[redacted]', 'redaction still applies');
+});
+
+t.test('the unredacted logger of client lines writes what the root writes, at its level; the root still redacts', async (t) => {
+  const file = join(tempDir(), 'mqprobe.log');
+  const root = createLogger({
+    logDest: [{ kind: 'file', path: file }],
+    logType: new Set(['all']),
+    log: { ...defaultLogSettings(), format: 'json' },
+  });
+  const lines = unredactedLogger(root);
+  t.not(lines, root, 'a logger of its own');
+  t.equal(lines.level, root.level);
+  root.info({ log_type: 'notice' }, 'New client connected from 127.0.0.1:1 as a "b" (p2, c1, k60).');
+  lines.info({ log_type: 'notice' }, 'New client connected from 127.0.0.1:1 as a "b" (p2, c1, k60).');
+  root.info({ password: 'hunter2' }, 'root secret');
+  const read = () => (existsSync(file) ? readFileSync(file, 'utf8').split('\n').filter(Boolean) : []);
+  await until(
+    () => {
+      root.flush();
+      return read().length === 3;
+    },
+    5000,
+    'three log lines',
+  );
+  const [a, b, c] = read().map((l) => JSON.parse(l) as Record<string, unknown>);
+  const noTime = ({ time: _, ...rest }: Record<string, unknown>) => rest;
+  t.same(noTime(b), noTime(a), 'same fields, same values');
+  t.same(Object.keys(b), Object.keys(a), 'same order');
+  t.equal(c.password, '[redacted]', 'the root logger keeps redacting');
+  const plain = (await import('pino')).default();
+  t.equal(unredactedLogger(plain), plain, 'a logger not made by createLogger is returned as it is');
 });
