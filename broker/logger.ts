@@ -75,12 +75,24 @@ export function createLogger(config: Pick<BrokerConfig, 'logDest' | 'logType' | 
     verbose,
     config.logDest.some((d) => d.kind === 'syslog') ? targetAccount(config, () => undefined) : undefined,
   );
-  const log = pino(
-    { name: 'mqprobe', level, redact: { paths: REDACT_PATHS, censor: '[redacted]' }, base: { pid: process.pid }, onChild: keepLastName },
-    dests,
-  );
+  const log = pino({ ...rootOptions(level), redact: { paths: REDACT_PATHS, censor: '[redacted]' } }, dests);
   destinationsOf.set(log, dests);
   return log;
+}
+
+const rootOptions = (level: string) => ({ name: 'mqprobe', level, base: { pid: process.pid }, onChild: keepLastName });
+
+/**
+ * A logger writing the same lines where the root logger `log` writes, at its level, without path
+ * redaction: for Mosquitto's client lines (broker/engine/client-lines.ts), whose only field is
+ * `log_type` and whose text is Mosquitto's fixed words around a client id, address and username,
+ * which redaction by path never touches. Pino runs every redact path over every field and the
+ * message, strings included; at two lines per client that was 4 % of a connection storm's CPU.
+ * Any other logger is returned as it is.
+ */
+export function unredactedLogger(log: Logger): Logger {
+  const dests = destinationsOf.get(log);
+  return dests ? pino(rootOptions(log.level), dests) : log;
 }
 
 const destinationsOf = new WeakMap<Logger, LogDestinations>();

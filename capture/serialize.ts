@@ -4,7 +4,7 @@ import { toHicap } from './hicap.js';
 /** Printable ASCII without `"` or `\`: JSON writes it as it is. */
 const PLAIN = /^[ !#-[\]-~]*$/;
 
-/** The JSON text of each object made with `fixed()`, written once. */
+/** The JSON text of each object made with `fixed()`, written once, when a line first needs it ('' until then). */
 const fragments = new WeakMap<object, string>();
 /** `"key":` for every key seen (a few dozen: the event contract's field names). */
 const keys = new Map<string, string>();
@@ -16,8 +16,18 @@ const keys = new Map<string, string>();
  */
 export function fixed<T extends object>(value: T): T {
   deepFreeze(value);
-  fragments.set(value, JSON.stringify(value));
+  // written lazily: with detection alone (no sink) a connection's identity is made for every
+  // client of a connection storm and never serialised
+  fragments.set(value, '');
   return value;
+}
+
+/** The text of a fixed() object, written the first time a line needs it. */
+function fragment(v: object, ready: string): string {
+  if (ready !== '') return ready;
+  const text = JSON.stringify(v);
+  fragments.set(v, text);
+  return text;
 }
 
 function deepFreeze(v: object): void {
@@ -40,7 +50,23 @@ export type WithRun = { [RUN]?: FixedRun };
 /** The run of these fields, in this order; undefined when a value could still change (an object not made with fixed()). */
 export function fixedRun(fields: readonly (readonly [string, unknown])[]): FixedRun | undefined {
   if (fields.length === 0 || fields.some(([, v]) => typeof v === 'object' && v !== null && !fragments.has(v))) return undefined;
-  return { keys: fields.map(([k]) => k), values: fields.map(([, v]) => v), text: fields.map(([k, v]) => key(k) + json(v)).join(',') };
+  return new Run(
+    fields.map(([k]) => k),
+    fields.map(([, v]) => v),
+  );
+}
+
+/** A run whose text is written the first time a line needs it (see fixed()). */
+class Run implements FixedRun {
+  private written?: string;
+  constructor(
+    readonly keys: readonly string[],
+    readonly values: readonly unknown[],
+  ) {}
+
+  get text(): string {
+    return (this.written ??= this.keys.map((k, i) => key(k) + json(this.values[i])).join(','));
+  }
 }
 
 /**
@@ -70,7 +96,7 @@ function json(v: unknown): string | undefined {
     case 'object': {
       if (v === null) return 'null';
       const ready = fragments.get(v);
-      if (ready !== undefined) return ready;
+      if (ready !== undefined) return fragment(v, ready);
       const run = (v as WithRun)[RUN];
       if (run) return withRun(v as Record<string, unknown>, run);
       // arrays, Buffers, Dates and the like are rare in events: the native writer knows their rules

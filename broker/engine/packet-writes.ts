@@ -1,8 +1,11 @@
 import mqttPacket from 'mqtt-packet';
+import { encodedConnack } from './connack-encoding.js';
 import { encodedQoS0, type PublishLike } from './publish-encoding.js';
 
 export interface WrittenPacket extends PublishLike {
   cmd: string;
+  returnCode?: number;
+  sessionPresent?: boolean;
   qos?: number;
   payload?: Buffer | string;
 }
@@ -43,8 +46,8 @@ export function observeWrites(stream: object, fn: WriteObserver): void {
     lib.writeToStream = function (packet, s, opts) {
       const list = observers.get(s);
       if (list) for (const f of list) f(packet, s);
-      // a QoS 0 PUBLISH to a 3.1.1 client: one buffer, encoded once for all its subscribers
-      const bytes = encodedQoS0(packet, opts?.protocolVersion);
+      // a QoS 0 PUBLISH to a 3.1.1 client: one buffer, encoded once for all its subscribers; a CONNACK: one of a few ready buffers
+      const bytes = encodedQoS0(packet, opts?.protocolVersion) ?? encodedConnack(packet, opts?.protocolVersion);
       return bytes ? s.write(bytes) : write.call(this, packet, s, opts);
     };
   }

@@ -75,6 +75,8 @@ t.test('log_timestamp false, and log_format json keeps pino lines', async (t) =>
   t.equal(rec.msg, 'Client dev-1 disconnected.');
   t.equal(rec.log_type, 'notice');
   t.equal(rec.level, 30);
+  t.equal(rec.name, 'mqprobe', "the root logger's name");
+  t.equal(typeof rec.pid, 'number', 'and its pid');
   await json.stop();
 });
 

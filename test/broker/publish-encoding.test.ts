@@ -6,6 +6,7 @@ import t from 'tap';
 import net from 'node:net';
 import mqttPacket from 'mqtt-packet';
 import { encodedQoS0 } from '../../broker/engine/publish-encoding.js';
+import { encodedConnack } from '../../broker/engine/connack-encoding.js';
 import { startTestBroker, type Teardown } from '../helpers/broker.js';
 import { startMosquitto } from '../helpers/mosquitto.js';
 import { connectClient, until } from '../helpers/mqtt.js';
@@ -139,4 +140,63 @@ t.test('on the wire: three subscribers get the same bytes from mqprobe as from M
   t.same(fromMqprobe[1], fromMqprobe[0], '3.1 and 3.1.1 subscribers get the same PUBLISH bytes');
   t.same(fromMqprobe[2], fromMqprobe[1]);
   t.same(fromMqprobe, fromMosquitto, 'byte for byte what Mosquitto sends, the retained message (retain flag set) first');
+});
+
+t.test('CONNACK: the bytes mqtt-packet generates for 3.1 and 3.1.1; the rest is left to it', async (t) => {
+  for (const returnCode of [0, 1, 2, 3, 4, 5, 128])
+    for (const sessionPresent of [false, true]) {
+      const p = { cmd: 'connack', returnCode, sessionPresent } as const;
+      const mine = encodedConnack(p, 4);
+      t.same(mine, mqttPacket.generate(p as mqttPacket.IConnackPacket), `rc ${returnCode}, session present ${sessionPresent}`);
+      t.equal(encodedConnack(p, 3), mine, 'MQTT 3.1: the same, shared buffer');
+    }
+  t.equal(encodedConnack({ cmd: 'connack', returnCode: 0 }, 5), undefined, 'MQTT 5');
+  for (const returnCode of [undefined, '0', -1, 256, 1.5, NaN])
+    t.equal(
+      encodedConnack({ cmd: 'connack', returnCode }, 4),
+      undefined,
+      `a return code mqtt-packet refuses or truncates: ${String(returnCode)}`,
+    );
+  t.equal(encodedConnack({ cmd: 'puback', returnCode: 0 }, 4), undefined, 'not a CONNACK');
+});
+
+/** The CONNACK a raw client gets for its CONNECT, as hex; the socket is closed after it. */
+async function connackFor(port: number, connect: Partial<mqttPacket.IConnectPacket>): Promise<string> {
+  const s = net.connect(port, '127.0.0.1');
+  try {
+    await new Promise((r) => s.once('connect', r));
+    let got = Buffer.alloc(0);
+    const done = new Promise<void>((resolve) =>
+      s.on('data', (d) => {
+        got = Buffer.concat([got, d]);
+        if (got.length >= 4) resolve();
+      }),
+    );
+    s.write(
+      mqttPacket.generate({
+        cmd: 'connect',
+        protocolId: 'MQTT',
+        protocolVersion: 4,
+        keepalive: 0,
+        ...connect,
+      } as mqttPacket.IConnectPacket),
+    );
+    await done;
+    return got.subarray(0, 4).toString('hex');
+  } finally {
+    s.destroy();
+  }
+}
+
+t.test('on the wire: CONNACKs from mqprobe are the bytes Mosquitto 2.0.11 sends', async (t) => {
+  const b = await startTestBroker(t);
+  const m = await startMosquitto(t);
+  const answers = async (port: number) => [
+    await connackFor(port, { clientId: 'ca-31', protocolId: 'MQIsdp', protocolVersion: 3, clean: true }),
+    await connackFor(port, { clientId: 'ca-1', clean: true }),
+    await connackFor(port, { clientId: 'ca-2', clean: false }),
+  ];
+  const mine = await answers(b.port);
+  t.same(mine, ['20020000', '20020000', '20020000']);
+  t.same(mine, await answers(m.port), 'the same as Mosquitto');
 });
