@@ -114,3 +114,27 @@ t.test('Mosquitto 2.0.11: the same', async (t) => {
   const m = await startMosquitto(t, 'allow_anonymous true\nsys_interval 1\n');
   t.same(await sysWatch(t, m.url), { foreign: [], leaks: [] });
 });
+
+t.test('$SYS/broker/clients/expired counts sessions ended by their expiry, as Mosquitto 2.0.11 does', async (t) => {
+  const mosquitto = await startMosquitto(t, 'allow_anonymous true\nsys_interval 1\n');
+  const mqprobe = await startTestBroker(t, 'listener 0 127.0.0.1\nallow_anonymous true\nsys_interval 1\n');
+  for (const [name, url] of [
+    ['Mosquitto', mosquitto.url],
+    ['mqprobe', mqprobe.mqttUrl],
+  ] as const) {
+    const session = await connectClient(t, url, {
+      clientId: 'expiring',
+      protocolVersion: 5,
+      clean: false,
+      properties: { sessionExpiryInterval: 1 },
+    });
+    await session.subscribeAsync('x', { qos: 1 });
+    await session.endAsync();
+    const watcher = await connectClient(t, url, { clientId: 'expired-watcher' });
+    let value = '';
+    watcher.on('message', (_topic, payload) => (value = payload.toString()));
+    await watcher.subscribeAsync('$SYS/broker/clients/expired');
+    await until(() => value === '1', 15_000, `${name}: clients/expired 1`).catch(() => undefined);
+    t.equal(value, '1', `${name}: one session expired`);
+  }
+});
