@@ -14,7 +14,7 @@ import { freePort, spawnCli, startTestBroker, waitForPort, type BrokerProcess, t
 import { startRedis } from '../helpers/redis.js';
 import { startPersistentMosquitto, writableDir } from '../helpers/mosquitto-db.js';
 import { connectClient, until } from '../helpers/mqtt.js';
-import { startMosquitto } from '../helpers/mosquitto.js';
+import { mosquittoAndMqprobe, startMosquitto } from '../helpers/mosquitto.js';
 import { SESSION_EXPIRY_KEY } from '../../broker/engine/persistence/redis-session-expiry.js';
 
 interface Restartable {
@@ -396,12 +396,7 @@ for (const state of ['snapshot', 'Redis state'] as const) {
 }
 
 t.test('persistent_client_expiration beside Mosquitto 2.0.11: both take 1h, both refuse 2s', async (t) => {
-  const mosquitto = await startMosquitto(t, 'allow_anonymous true\npersistent_client_expiration 1h\n');
-  const mqprobe = await startTestBroker(t, 'listener 0 127.0.0.1\nallow_anonymous true\npersistent_client_expiration 1h\n');
-  for (const [name, url] of [
-    ['Mosquitto', mosquitto.url],
-    ['mqprobe', mqprobe.mqttUrl],
-  ] as const) {
+  for (const [name, url] of await mosquittoAndMqprobe(t, 'allow_anonymous true\npersistent_client_expiration 1h\n')) {
     const { client } = await v5(t, url, 'pce', { protocolVersion: 4 });
     await client.subscribeAsync('pce', { qos: 1 });
     await end(client);

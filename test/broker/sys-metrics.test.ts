@@ -1,7 +1,7 @@
 import t from 'tap';
 import { startTestBroker, type Teardown } from '../helpers/broker.js';
 import { connectClient, collect, until } from '../helpers/mqtt.js';
-import { startMosquitto } from '../helpers/mosquitto.js';
+import { mosquittoAndMqprobe, startMosquitto } from '../helpers/mosquitto.js';
 
 function metric(text: string, name: string): number {
   const m = new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'm').exec(text);
@@ -116,12 +116,7 @@ t.test('Mosquitto 2.0.11: the same', async (t) => {
 });
 
 t.test('$SYS/broker/clients/expired counts sessions ended by their expiry, as Mosquitto 2.0.11 does', async (t) => {
-  const mosquitto = await startMosquitto(t, 'allow_anonymous true\nsys_interval 1\n');
-  const mqprobe = await startTestBroker(t, 'listener 0 127.0.0.1\nallow_anonymous true\nsys_interval 1\n');
-  for (const [name, url] of [
-    ['Mosquitto', mosquitto.url],
-    ['mqprobe', mqprobe.mqttUrl],
-  ] as const) {
+  for (const [name, url] of await mosquittoAndMqprobe(t, 'allow_anonymous true\nsys_interval 1\n')) {
     const session = await connectClient(t, url, {
       clientId: 'expiring',
       protocolVersion: 5,
