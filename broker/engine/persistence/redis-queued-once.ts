@@ -14,7 +14,7 @@ interface OutgoingStore {
 }
 
 /** How long a resumed session's queued messages are remembered against their live copies. */
-export const QUEUED_MEMORY_MS = 60_000;
+const QUEUED_MEMORY_MS = 60_000;
 
 /**
  * A QoS 1/2 message for a persistent session that resumes while the message is being routed reached
