@@ -210,7 +210,7 @@ export const mosquittoKeys: KeySpec<BrokerTarget>[] = [
   g(
     'persistent_client_expiration',
     '<duration: 1h, 2d, 4w, 6m, 1y>',
-    'Persistent sessions (3.1.1 clean session false, MQTT 5 session expiry "never" or longer) end after this long without their client. MQTT 5 clients asking for longer are told the shorter interval in their CONNACK (Mosquitto keeps a finite interval as asked). Expiry timers do not survive a restart.',
+    'Persistent sessions (3.1.1 clean session false, MQTT 5 session expiry "never" or longer) end after this long without their client. MQTT 5 clients asking for longer are told the shorter interval in their CONNACK (Mosquitto keeps a finite interval as asked). The expiry counts across restarts (snapshot and Redis state).',
     undefined,
     (t, v) => {
       v.count(1);

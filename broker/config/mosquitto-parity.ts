@@ -43,9 +43,7 @@ export const MOSQUITTO_PARITY: Record<string, MosquittoParity> = {
   ),
   max_topic_alias: differs('aliases from the client only; the broker uses none towards clients (as Mosquitto 2.0)'),
   max_qos: SAME,
-  persistent_client_expiration: differs(
-    'MQTT 5 clients asking for longer are told the shorter interval in their CONNACK; expiry timers do not survive a restart',
-  ),
+  persistent_client_expiration: differs('MQTT 5 clients asking for longer are told the shorter interval in their CONNACK'),
   retain_available: SAME,
   sys_interval: differs(
     'the same $SYS/broker topics; store/messages/count and /bytes count the retained messages only (Mosquitto adds queued ones)',

@@ -59,6 +59,10 @@ export function startSysTopics(aedes: Aedes, stats: BrokerStats, counts: SysCoun
 
   publish('version', `mqprobe version ${version}`);
   let heapMaximum = 0;
+  // sessions ended by their expiry (MQTT 5, or persistent_client_expiration for 3.1.1), as Mosquitto counts them
+  let expired = 0;
+  const countExpired = () => void expired++;
+  aedes.on('sessionExpired', countExpired);
   const tick = async () => {
     const connected = aedes.connectedClients;
     const disconnected = await counts.offlineClients();
@@ -90,8 +94,7 @@ export function startSysTopics(aedes: Aedes, stats: BrokerStats, counts: SysCoun
     heapMaximum = Math.max(heapMaximum, heap);
     publish('heap/current', heap);
     publish('heap/maximum', heapMaximum);
-    // persistent_client_expiration is not implemented (a warned key): no session ever expires
-    publish('clients/expired', 0);
+    publish('clients/expired', expired);
     for (const [topic, [load, read]] of Object.entries(loads)) {
       load.update(read(), intervalS);
       for (const [window, v] of Object.entries(load.avg)) publish(`${topic}/${window}`, v.toFixed(2));
@@ -100,5 +103,8 @@ export function startSysTopics(aedes: Aedes, stats: BrokerStats, counts: SysCoun
   const timer = setInterval(() => void tick(), intervalS * 1000);
   timer.unref();
   void tick();
-  return () => clearInterval(timer);
+  return () => {
+    clearInterval(timer);
+    aedes.off('sessionExpired', countExpired);
+  };
 }

@@ -14,6 +14,7 @@ import { freePort, spawnCli, startTestBroker, waitForPort, type BrokerProcess, t
 import { startRedis } from '../helpers/redis.js';
 import { startPersistentMosquitto, writableDir } from '../helpers/mosquitto-db.js';
 import { connectClient, until } from '../helpers/mqtt.js';
+import { mosquittoAndMqprobe, startMosquitto } from '../helpers/mosquitto.js';
 import { SESSION_EXPIRY_KEY } from '../../broker/engine/persistence/redis-session-expiry.js';
 
 interface Restartable {
@@ -343,4 +344,68 @@ t.test('snapshot: a client connected at the stop has its session expiry counted 
   const second = await startTestBroker(t, conf, { dir });
   await new Promise((r) => setTimeout(r, Math.max(0, session!.expiry!.endedAt + 2500 - Date.now())));
   t.equal((await v5(t, second.mqttUrl, 'live', expiry(2))).sessionPresent, false, 'gone once its expiry passed after the restart');
+});
+
+/**
+ * persistent_client_expiration ends 3.1.1 persistent sessions too (Mosquitto 2.0.11 does: its shortest
+ * duration is 1h, so a test cannot wait for it). What is checked instead is what the expiry counts, as
+ * stored (the interval and when the connection ended), and what a restart does with a stored expiry
+ * that has passed: the stored record is the real seam, the clock the broker reads is not shortened.
+ */
+for (const state of ['snapshot', 'Redis state'] as const) {
+  t.test(`${state}: persistent_client_expiration expires 3.1.1 persistent sessions`, async (t) => {
+    const dir = writableDir();
+    const redis = state === 'Redis state' ? await startRedis(t) : undefined;
+    const db = redis && new Redis(redis.port, '127.0.0.1');
+    if (db) t.teardown(() => db.quit());
+    const conf =
+      'listener 0 127.0.0.1\nallow_anonymous true\npersistent_client_expiration 1h\n' +
+      (redis ? `persistence_redis_url ${redis.url}\n` : `persistence true\npersistence_location ${dir}/\n`);
+    const first = await startTestBroker(t, conf, { dir });
+    const v311 = (url: string, id: string) => v5(t, url, id, { protocolVersion: 4 });
+    const before = Date.now();
+    for (const id of ['old', 'fresh']) {
+      const { client } = await v311(first.mqttUrl, id);
+      await client.subscribeAsync(`pce/${id}`, { qos: 1 });
+      await end(client);
+    }
+    await first.broker.close();
+    // what the expiry counts, as stored; then "old" is made to have ended an hour and a second ago
+    type Expiry = { interval: number; endedAt: number };
+    const file = join(dir, 'mqprobe.db');
+    const snapshot = db ? undefined : (JSON.parse(readFileSync(file, 'utf8')) as { sessions: { clientId: string; expiry?: Expiry }[] });
+    const stored = async (id: string): Promise<Expiry | undefined> => {
+      if (db) return JSON.parse((await db.hget(SESSION_EXPIRY_KEY, id)) ?? 'null') ?? undefined;
+      return snapshot!.sessions.find((s) => s.clientId === id)?.expiry;
+    };
+    for (const id of ['old', 'fresh']) {
+      const e = await stored(id);
+      t.equal(e?.interval, 3600, `${id}: 3600 s stored`);
+      t.ok(e && e.endedAt >= before && e.endedAt <= Date.now(), `${id}: counted from the end of its connection`);
+    }
+    const past = { interval: 3600, endedAt: Date.now() - 3_601_000 };
+    if (db) await db.hset(SESSION_EXPIRY_KEY, 'old', JSON.stringify(past));
+    else {
+      snapshot!.sessions.find((s) => s.clientId === 'old')!.expiry = past;
+      writeFileSync(file, JSON.stringify(snapshot));
+    }
+    const second = await startTestBroker(t, conf, { dir });
+    t.equal((await v311(second.mqttUrl, 'old')).sessionPresent, false, 'a session whose hour passed is gone after the restart');
+    t.equal((await v311(second.mqttUrl, 'fresh')).sessionPresent, true, 'one within its hour is resumed');
+  });
+}
+
+t.test('persistent_client_expiration beside Mosquitto 2.0.11: both take 1h, both refuse 2s', async (t) => {
+  for (const [name, url] of await mosquittoAndMqprobe(t, 'allow_anonymous true\npersistent_client_expiration 1h\n')) {
+    const { client } = await v5(t, url, 'pce', { protocolVersion: 4 });
+    await client.subscribeAsync('pce', { qos: 1 });
+    await end(client);
+    t.equal((await v5(t, url, 'pce', { protocolVersion: 4 })).sessionPresent, true, `${name}: the 3.1.1 session is kept within the hour`);
+  }
+  await t.rejects(startMosquitto(t, 'allow_anonymous true\npersistent_client_expiration 2s\n'), /exited/, 'Mosquitto refuses 2s');
+  await t.rejects(
+    startTestBroker(t, 'listener 0 127.0.0.1\nallow_anonymous true\npersistent_client_expiration 2s\n'),
+    /persistent_client_expiration/,
+    'mqprobe refuses 2s, naming the key',
+  );
 });

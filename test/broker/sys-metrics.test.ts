@@ -1,7 +1,7 @@
 import t from 'tap';
 import { startTestBroker, type Teardown } from '../helpers/broker.js';
 import { connectClient, collect, until } from '../helpers/mqtt.js';
-import { startMosquitto } from '../helpers/mosquitto.js';
+import { mosquittoAndMqprobe, startMosquitto } from '../helpers/mosquitto.js';
 
 function metric(text: string, name: string): number {
   const m = new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'm').exec(text);
@@ -113,4 +113,23 @@ t.test('mqprobe: $SYS/# carries no client ids or subscriptions (only $SYS/broker
 t.test('Mosquitto 2.0.11: the same', async (t) => {
   const m = await startMosquitto(t, 'allow_anonymous true\nsys_interval 1\n');
   t.same(await sysWatch(t, m.url), { foreign: [], leaks: [] });
+});
+
+t.test('$SYS/broker/clients/expired counts sessions ended by their expiry, as Mosquitto 2.0.11 does', async (t) => {
+  for (const [name, url] of await mosquittoAndMqprobe(t, 'allow_anonymous true\nsys_interval 1\n')) {
+    const session = await connectClient(t, url, {
+      clientId: 'expiring',
+      protocolVersion: 5,
+      clean: false,
+      properties: { sessionExpiryInterval: 1 },
+    });
+    await session.subscribeAsync('x', { qos: 1 });
+    await session.endAsync();
+    const watcher = await connectClient(t, url, { clientId: 'expired-watcher' });
+    let value = '';
+    watcher.on('message', (_topic, payload) => (value = payload.toString()));
+    await watcher.subscribeAsync('$SYS/broker/clients/expired');
+    await until(() => value === '1', 15_000, `${name}: clients/expired 1`).catch(() => undefined);
+    t.equal(value, '1', `${name}: one session expired`);
+  }
 });

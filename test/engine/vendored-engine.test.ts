@@ -10,6 +10,9 @@ import mqemitterRedis from 'mqemitter-redis';
 import { Aedes, type AedesOptions } from '../../broker/engine/vendor/aedes/aedes.js';
 import MemoryPersistence from 'aedes-persistence/asyncPersistence.js';
 import { startRedis } from '../helpers/redis.js';
+import { Redis } from 'ioredis';
+import persistenceRedis from 'aedes-persistence-redis';
+import { withCleanIncoming, incomingIdsKey } from '../../broker/engine/persistence/redis-clean-incoming.js';
 import { WireClient } from './wire.js';
 import mqttPacket from 'mqtt-packet';
 import { duplexPair } from '../../broker/duplex-pair.js';
@@ -161,8 +164,15 @@ t.test('P2: the inbound QoS 2 window (maxInflightInbound for 3.1.1, receive maxi
 });
 
 t.test('P3: a QoS 2 id reused after a clean reconnect is a new message (GHSA-p8r9-qf8w-p73r)', async (tt) => {
+  const redisServer = await startRedis(tt);
+  const redis = new Redis(redisServer.url);
+  tt.teardown(() => redis.quit());
   for (const [name, persistence] of [
     ['aedes-persistence (cleanIncoming)', () => new MemoryPersistence()],
+    [
+      "aedes-persistence-redis with mqprobe's cleanIncoming (real redis-server)",
+      () => withCleanIncoming(persistenceRedis({ conn: redis }), redis) as MemoryPersistence,
+    ],
     [
       'a persistence without cleanIncoming',
       () => {
@@ -192,6 +202,18 @@ t.test('P3: a QoS 2 id reused after a clean reconnect is a new message (GHSA-p8r
       if (name.includes('without')) return;
       const got = [(await s.next('publish'))?.payload?.toString(), (await s.next('publish'))?.payload?.toString()];
       t2.same(got, ['first', 'second'], 'the subscriber got both messages');
+      if (!name.includes('redis')) return;
+      b.end();
+      await b.closedWithin();
+      // the clean session's end wiped its inbound state (patch 05's close path): no key is left behind
+      await t2.resolveMatch(
+        (async () => {
+          for (let i = 0; i < 50 && (await redis.keys('*incoming*')).length > 0; i++) await new Promise((r) => setTimeout(r, 50));
+          return redis.keys('*incoming*');
+        })(),
+        [],
+        `no incoming:q2c:* key nor ${incomingIdsKey('q2c')} left`,
+      );
     });
   }
 });

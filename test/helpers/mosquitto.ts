@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { freePort, waitForPort, type Teardown } from './broker.js';
+import { freePort, startTestBroker, waitForPort, type Teardown } from './broker.js';
 import { tempDir } from './tmp.js';
 
 export interface MosquittoPeer {
@@ -78,4 +78,17 @@ export async function killAndWait(child: ChildProcess | undefined, signal: NodeJ
     child.once('exit', () => resolve());
     child.kill(signal);
   });
+}
+
+/**
+ * Mosquitto 2.0.11 and mqprobe (in this process) side by side with the same config lines after their
+ * listener: [name, mqtt url] of each, for a test that runs the same steps against both.
+ */
+export async function mosquittoAndMqprobe(t: Teardown, conf: string): Promise<[name: string, url: string][]> {
+  const mosquitto = await startMosquitto(t, conf);
+  const mqprobe = await startTestBroker(t, `listener 0 127.0.0.1\n${conf}`);
+  return [
+    ['Mosquitto', mosquitto.url],
+    ['mqprobe', mqprobe.mqttUrl],
+  ];
 }

@@ -34,8 +34,8 @@ export function withSessionExpiryInRedis<T>(persistence: T, redis: Redis, log: L
     engine.on('client', (c) => forget(c.id));
     engine.on('sessionExpired', (c) => forget(c.id));
     engine.on('clientDisconnect', (c) => {
-      if (c.version !== 5) return;
-      // the engine arms the expiry right after this event
+      // the engine arms the expiry right after this event (MQTT 5, and 3.1.1 persistent sessions
+      // under persistent_client_expiration: patch 45)
       queueMicrotask(() => {
         const expiry = engine.sessionExpiry(c.id);
         if (!expiry) return;

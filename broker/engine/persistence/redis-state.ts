@@ -12,6 +12,8 @@ import { withSessionExpiryInRedis } from './redis-session-expiry.js';
 import { drainable } from './redis-connection.js';
 import { createStreamEmitter, type StreamEmitterCounters } from './redis-stream-emitter.js';
 import { createSharedGroups } from './redis-shared-groups.js';
+import { withCleanIncoming } from './redis-clean-incoming.js';
+import { withQueuedDeliveredOnce } from './redis-queued-once.js';
 
 /** Redis URL with any password replaced, for logs and errors. */
 export function redactUrl(url: string): string {
@@ -121,9 +123,14 @@ export function createRedisState(config: BrokerConfig, log: Logger, metrics: Reg
     log: plog,
     malformed: counters.shareMalformed,
   });
-  const redisPersistence = shared.withSessionCopies(persistenceRedis({ conn: state.redis, maxSessionDelivery: -1 }));
+  const redisPersistence = withCleanIncoming(
+    shared.withSessionCopies(persistenceRedis({ conn: state.redis, maxSessionDelivery: -1 })),
+    state.redis,
+  );
   const persistence = withConnectDeadline(
-    withAckAfterRoute(withConnackFirst(withDollarRuleOnRetained(withSessionExpiryInRedis(redisPersistence, state.redis, plog)))),
+    withAckAfterRoute(
+      withConnackFirst(withDollarRuleOnRetained(withSessionExpiryInRedis(withQueuedDeliveredOnce(redisPersistence), state.redis, plog))),
+    ),
     config.connectTimeout * 1000,
     counters.connectRefused,
   );

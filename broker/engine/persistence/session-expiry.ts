@@ -1,5 +1,5 @@
 /**
- * The MQTT 5 Session Expiry Interval across a restart. The engine counts a session's expiry with a
+ * The Session Expiry Interval (MQTT 5, or persistent_client_expiration's for 3.1.1) across a restart. The engine counts a session's expiry with a
  * timer from the moment its connection ended (patch 30); the timer dies with the process, so the
  * persistences store what it counts (the interval and when the connection ended) and give it back
  * to the engine at start, which expires the session on time, or at once when its time passed
@@ -23,15 +23,16 @@ export interface ExpiringEngine {
 const NEVER = 0xffffffff;
 
 /**
- * The expiry to store for a session: one counting since its connection ended, or for a connected MQTT 5
- * client the one that would start now (a crash ends its connection; the last save is the latest moment
- * it is known to have had one). Undefined for a session that never expires (3.1.1 persistent sessions).
+ * The expiry to store for a session: one counting since its connection ended, or for a connected client
+ * the one that would start now (a crash ends its connection; the last save is the latest moment it is
+ * known to have had one). Undefined for a session that never expires (3.1.1 persistent sessions without
+ * persistent_client_expiration, which the engine cuts to that interval: patch 45).
  */
 export function sessionExpiryOf(engine: ExpiringEngine, clientId: string, now = Date.now()): SessionExpiry | undefined {
   const client = engine.clients[clientId];
   if (!client) return engine.sessionExpiry(clientId);
   const interval = client.sessionExpiryInterval ?? NEVER;
-  return client.version === 5 && interval < NEVER ? { interval, endedAt: now } : undefined;
+  return interval < NEVER ? { interval, endedAt: now } : undefined;
 }
 
 export const expiresAt = (e: SessionExpiry): number => e.endedAt + e.interval * 1000;

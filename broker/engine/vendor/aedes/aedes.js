@@ -406,8 +406,10 @@ export class Aedes extends EventEmitter {
   // kept, wiped immediately, or wiped after the Session Expiry Interval.
   scheduleSessionExpiry (client) {
     // v3/v4 keep the legacy behavior (clean wiped on next connect, non-clean
-    // kept indefinitely), so there is no timed expiry to arrange.
-    if (client.version !== 5) return
+    // kept indefinitely), so there is no timed expiry to arrange, unless
+    // sessionExpiryIntervalLimit cut the non-clean session's "never" (as
+    // Mosquitto's persistent_client_expiration expires 3.1.1 sessions).
+    if (client.version !== 5 && (client.clean || client.sessionExpiryInterval >= SESSION_NEVER_EXPIRES)) return
     // A takeover for this id is in flight: the resuming connection owns the
     // session, so this (old) client's close must not expire or wipe it.
     if (this._takingOver.has(client.id)) return
