@@ -1,8 +1,10 @@
 /**
  * The Kafka → MQTT direction of a `kafka_bridge` (`kafka_subscribe`): a consumer in the block's group reads the
- * topics and publishes each record into the broker (QoS 1, not retained); its offset is committed only once the
- * broker took the message (stored and routed), so a restart of mqprobe or of Kafka loses nothing. A record
- * is published again if the commit did not happen: at-least-once.
+ * topics and publishes their records into the broker (QoS 1, not retained) in batches: the records already
+ * fetched (at most BATCH) are published one after the other, in order, and once the broker took all of them
+ * (stored and routed) the highest offset of each partition in the batch is committed, one commit per partition
+ * instead of one Kafka round trip per record. A restart of mqprobe or of Kafka loses nothing: the records of a
+ * batch whose commit did not happen are published again (at-least-once).
  */
 import { Consumer, stringDeserializers, type Message } from '@platformatic/kafka';
 import type { Logger } from 'pino';
@@ -12,11 +14,13 @@ import type { KafkaBridgeConfig } from './config.js';
 
 const RETRY_MS = { base: 500, cap: 10_000 };
 const LAG_INTERVAL_MS = 5000;
+/** Records published before their offsets are committed: bounds what a restart publishes again. */
+const BATCH = 500;
 
 type Record = Message<string, Buffer, string, string>;
 
 export interface SubscriberCounters {
-  /** Records published into the broker and committed. */
+  /** Records published into the broker (committed with the rest of their batch). */
   published: number;
   /** Records whose MQTT template had no value (a key that is not one topic level): committed, not published. */
   unmapped: number;
@@ -58,11 +62,16 @@ export class KafkaSubscriber {
     try {
       const stream = await consumer.consume({ topics, mode: 'committed', fallbackMode: 'earliest', autocommit: false, maxWaitTime: 500 });
       consumer.startLagMonitoring({ topics }, LAG_INTERVAL_MS);
+      // a figure as soon as the partitions' positions are known (at the start and after a rebalance), not 5 s later
+      stream.on('offsets', () => void consumer.getLag({ topics }).catch(() => undefined));
       this.report('delivering');
       this.retryMs = RETRY_MS.base;
-      for await (const m of stream as AsyncIterable<Record>) {
-        await this.deliver(m);
-        await m.commit();
+      for await (const first of stream as AsyncIterable<Record>) {
+        // the records the stream holds already join the first one; none is waited for
+        const batch = [first];
+        for (let m: Record | null; batch.length < BATCH && (m = stream.read() as Record | null);) batch.push(m);
+        for (const m of batch) await this.deliver(m);
+        await Promise.all(lastPerPartition(batch).map((m) => m.commit()));
       }
     } catch (err) {
       if (this.stopping) return;
@@ -102,4 +111,11 @@ export class KafkaSubscriber {
     if (c) await new Promise<void>((resolve) => c.close(true, () => resolve()));
     await this.running?.catch(() => undefined);
   }
+}
+
+/** The last record of each topic-partition in a batch: committing it commits every record before it there. */
+function lastPerPartition(batch: Record[]): Record[] {
+  const last = new Map<string, Record>();
+  for (const m of batch) last.set(`${m.topic}:${m.partition}`, m);
+  return [...last.values()];
 }
