@@ -1,6 +1,6 @@
 /** Hostile input through capture: huge and binary payloads, control characters in client ids and topics, malformed packets. */
 import t from 'tap';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import mqttPacket from 'mqtt-packet';
 import { startTestBroker, tempDir, type Teardown } from '../helpers/broker.js';
@@ -9,9 +9,9 @@ import { WireClient } from '../engine/wire.js';
 import { packet, rawConnect, str } from '../conformance/wire-probes.js';
 import { connectPacket, rawSession } from './session.js';
 
-/** Every line of the capture file: one JSON object, no raw control character. */
+/** Every line of the capture file: one JSON object, no raw control character. None before the sink's first write creates it. */
 function lines(path: string): string[] {
-  return readFileSync(path, 'utf8').split('\n').filter(Boolean);
+  return existsSync(path) ? readFileSync(path, 'utf8').split('\n').filter(Boolean) : [];
 }
 
 async function broker(t: Teardown, extra: string) {

@@ -1,6 +1,6 @@
 /** A scripted MQTT session that makes the broker produce every default capture action, and readers for what capture wrote. */
 import net from 'node:net';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import mqtt from 'mqtt';
 import mqttPacket from 'mqtt-packet';
@@ -98,6 +98,8 @@ export async function scriptedSession(t: Teardown, url: string, port: number): P
 
 /** Parsed capture lines of a file (each must be JSON). */
 export function readEvents(path: string): Record<string, any>[] {
+  // the file sink creates its file with its first write: none yet is no event yet
+  if (!existsSync(path)) return [];
   return readFileSync(path, 'utf8')
     .split('\n')
     .filter(Boolean)
