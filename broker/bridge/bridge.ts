@@ -64,6 +64,8 @@ export class Bridge {
   private outWindow?: AckWindow;
   /** An MQTT 5 remote's Receive Maximum (CONNACK): it replaces max_inflight_messages, as in Mosquitto. */
   private remoteReceiveMaximum?: number;
+  /** bridge_reload_type lazy: a reloaded config waits for the next (re)connection, which then starts it instead. */
+  private replacement?: () => void;
 
   constructor(
     readonly config: BridgeConfig,
@@ -169,8 +171,14 @@ export class Bridge {
     return stream;
   }
 
+  /** Hands the next (re)connection to `start`, the bridge with a reloaded config (bridge_reload_type lazy). */
+  replaceAtNextConnect(start: () => void): void {
+    this.replacement = start;
+  }
+
   private connect(): void {
     if (this.stopping || !this.remote) return;
+    if (this.replacement) return this.replacement();
     this.setState({ state: 'connecting', address: this.address });
     // reconnect() without stores would start empty ones: the messages awaiting the remote's acknowledgement would be lost
     if (this.attempted) this.remote.reconnect({ incomingStore: this.remote.incomingStore, outgoingStore: this.remote.outgoingStore });
