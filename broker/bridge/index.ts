@@ -58,6 +58,7 @@ export function createBridges(
   const replace = async (old: Bridge, next: Bridge) => {
     remove(old);
     await old.stop();
+    next.takeOver(old);
     add(next);
     next.start();
   };
