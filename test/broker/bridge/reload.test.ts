@@ -48,7 +48,7 @@ t.test('SIGHUP reloads connection blocks: add, remove, immediate, lazy, a broken
 
   // imm and lz get a new remote prefix; gone is removed; added is new
   write([
-    block('imm', remote.port, 'topic imm/# out 1 "" new/', 'bridge_reload_type immediate\n'),
+    block('imm', remote.port, 'topic imm/# out 1 "" new/\ntopic more/# out 1 "" new/', 'bridge_reload_type immediate\n'),
     block('lz', remote.port, 'topic lz/# out 1 "" new/'),
     block('added', remote.port, 'topic add/# out 1 "" new/'),
   ]);
@@ -60,8 +60,8 @@ t.test('SIGHUP reloads connection blocks: add, remove, immediate, lazy, a broken
     'the removed bridge tells the remote it is down',
   );
   t.match(cli.output(), /bridge gone: removed from the config, stopping/);
-  await send('imm/2', 'lz/2', 'add/2', 'gone/2');
-  await until(() => has('new/imm/2') && has('old/lz/2') && has('new/add/2'), 10_000, 'immediate: new mapping; lazy: old one');
+  await send('imm/2', 'more/2', 'lz/2', 'add/2', 'gone/2');
+  await until(() => has('new/imm/2') && has('new/more/2') && has('old/lz/2') && has('new/add/2'), 10_000, 'immediate: new mapping; lazy: old one');
   t.notOk(has('old/imm/2'), 'immediate: the old mapping is gone at once');
   t.notOk(has('new/lz/2'), 'lazy: the new mapping waits for the next reconnection');
   t.equal(connects(cli, 'lz'), 1, 'lazy: the connection was kept');
@@ -84,6 +84,15 @@ t.test('SIGHUP reloads connection blocks: add, remove, immediate, lazy, a broken
   await send('imm/4', 'lz/4', 'add/4');
   await until(() => has('new/imm/4') && has('new/lz/4') && has('new/add/4'), 10_000, 'the bridges still forward');
   t.equal(connects(cli, 'imm'), 3, 'no reconnection for a broken file');
+
+  // a TLS file that cannot be read: nothing changes either (not even the bridges before it in the file)
+  const failures = () => cli.output().split('reload failed; keeping the previous bridges').length - 1;
+  write([block('imm', remote.port, 'topic imm/# out 1 "" tls/', `bridge_cafile ${join(dir, 'missing-ca.crt')}\n`)]);
+  cli.child.kill('SIGHUP');
+  await until(() => failures() === 2, 10_000, 'the second reload error');
+  t.match(cli.output(), /connection imm: bridge_cafile .*missing-ca\.crt: ENOENT/);
+  await send('imm/5', 'add/5');
+  await until(() => has('new/imm/5') && has('new/add/5'), 10_000, 'the bridges still forward as before');
 
   cli.child.kill('SIGTERM');
   t.equal(await cli.exited, 0, 'clean exit after the reloads');
