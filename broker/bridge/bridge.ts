@@ -184,6 +184,8 @@ export class Bridge {
   /** Before start: this bridge replaces `old` (reload) and takes over its local session and subscriptions. */
   takeOver(old: Bridge): void {
     this.previousSubs = old.localSubs;
+    // the counters go on (a reload is no counter reset for Prometheus); what was in flight is back in the local session
+    Object.assign(this.counters, old.counters, { queued: 0 });
   }
 
   /** Hands the next (re)connection to `start`, the bridge with a reloaded config (bridge_reload_type lazy). */

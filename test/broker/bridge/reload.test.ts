@@ -28,7 +28,11 @@ t.test('SIGHUP reloads connection blocks: add, remove, immediate, lazy, a broken
   const dir = tempDir();
   const file = join(dir, 'mqprobe.conf');
   const port = await freePort();
-  const head = `listener ${port} 127.0.0.1\nallow_anonymous true\n`;
+  const httpPort = await freePort();
+  const head = `listener ${port} 127.0.0.1\nallow_anonymous true\nhttp_listener ${httpPort} 127.0.0.1\n`;
+  const metrics = async () => (await fetch(`http://127.0.0.1:${httpPort}/metrics`)).text();
+  const sent = async (name: string) =>
+    Number(new RegExp(`mqprobe_bridge_messages_out_total\\{connection="${name}"\\} (\\d+)`).exec(await metrics())?.[1]);
   const write = (blocks: string[]) => writeFileSync(file, head + blocks.join('\n'));
   write([
     block('imm', remote.port, 'topic imm/# out 1 "" old/', 'bridge_reload_type immediate\n'),
@@ -66,6 +70,10 @@ t.test('SIGHUP reloads connection blocks: add, remove, immediate, lazy, a broken
   t.notOk(has('new/lz/2'), 'lazy: the new mapping waits for the next reconnection');
   t.equal(connects(cli, 'lz'), 1, 'lazy: the connection was kept');
   t.notOk(has('old/gone/2'), 'the removed bridge forwards nothing');
+  // the remote acknowledges after delivering: poll /metrics a while for the last acknowledgement
+  for (let i = 0; (await sent('imm')) !== 3 && i < 200; i++) await new Promise((r) => setTimeout(r, 50));
+  t.equal(await sent('imm'), 3, "imm/1, imm/2, more/2: the replacement's counter goes on from the old bridge's");
+  t.notMatch(await metrics(), /connection="gone"/, 'the removed bridge leaves no series in /metrics');
 
   // the remote drops every connection: lz reconnects with its new settings
   await remote.stop();
