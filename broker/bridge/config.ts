@@ -26,7 +26,7 @@ export interface BridgeConfig {
   /** Seconds: constant when cap is undefined, else decorrelated jitter from base up to cap. */
   restart: { base: number; cap?: number };
   startType: 'automatic' | 'lazy' | 'once';
-  /** On SIGHUP, a changed block: `lazy` takes it at the next reconnection, `immediate` reconnects at once (Mosquitto 2.1). */
+  /** On SIGHUP: `lazy` takes changed settings at the next reconnection, `immediate` reconnects at once (Mosquitto 2.1). */
   reloadType: 'lazy' | 'immediate';
   idleTimeout: number;
   threshold: number;
@@ -450,7 +450,7 @@ export const bridgeKeys: Spec[] = [
   k(
     'bridge_reload_type',
     'lazy | immediate',
-    'When SIGHUP re-reads the file and this block changed: `lazy` (default) keeps the connection and takes the new settings at the next reconnection; `immediate` disconnects and reconnects with them at once. A block removed from the file stops its bridge; a new one starts (docs/bridges.md, Reloading).',
+    'What SIGHUP, which re-reads the `connection` blocks, does to this bridge: `lazy` (default) keeps the connection and takes changed settings at the next reconnection; `immediate` disconnects and reconnects with the re-read settings at once (changed or not, as Mosquitto 2.1). A block removed from the file stops its bridge; a new one starts (docs/bridges.md, Reloading).',
     'lazy',
     one((b, v) => (b.reloadType = v.oneOf(['lazy', 'immediate']))),
   ),

@@ -14,7 +14,10 @@ const block = (name: string, remote: number, line: string, extra = '') =>
 
 /** How many times the CLI has logged the bridge as connected. */
 const connects = (cli: BrokerProcess, name: string) =>
-  cli.output().split('\n').filter((l) => l.includes(`Connecting bridge ${name} (`) && l.includes('): connected')).length;
+  cli
+    .output()
+    .split('\n')
+    .filter((l) => l.includes(`Connecting bridge ${name} (`) && l.includes('): connected')).length;
 
 async function remoteCollector(t: Test, remote: MosquittoPeer): Promise<{ client: MqttClient; got: ReturnType<typeof collect> }> {
   const client = await connectClient(t, remote.url);
@@ -65,7 +68,11 @@ t.test('SIGHUP reloads connection blocks: add, remove, immediate, lazy, a broken
   );
   t.match(cli.output(), /bridge gone: removed from the config, stopping/);
   await send('imm/2', 'more/2', 'lz/2', 'add/2', 'gone/2');
-  await until(() => has('new/imm/2') && has('new/more/2') && has('old/lz/2') && has('new/add/2'), 10_000, 'immediate: new mapping; lazy: old one');
+  await until(
+    () => has('new/imm/2') && has('new/more/2') && has('old/lz/2') && has('new/add/2'),
+    10_000,
+    'immediate: new mapping; lazy: old one',
+  );
   t.notOk(has('old/imm/2'), 'immediate: the old mapping is gone at once');
   t.notOk(has('new/lz/2'), 'lazy: the new mapping waits for the next reconnection');
   t.equal(connects(cli, 'lz'), 1, 'lazy: the connection was kept');
