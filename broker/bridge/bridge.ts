@@ -146,6 +146,25 @@ export class Bridge {
     this.setState({ state: 'stopped', reason: 'broker stopping', change: wasConnected ? 'disconnected' : undefined });
   }
 
+  /**
+   * After stop, for a bridge removed by a reload: ends its local session (a clean connect under its local client
+   * id), so that nothing queues any more for a bridge that is gone, as Mosquitto frees a removed bridge's context.
+   */
+  async forgetLocalSession(): Promise<void> {
+    const b = this.config;
+    if (b.localCleansession ?? b.cleansession) return; // nothing was kept
+    const local = internalMqttClient(this.broker, {
+      clientId: localClientId(b),
+      protocolVersion: 4,
+      clean: true,
+      keepalive: 0,
+      reconnectPeriod: 0,
+    });
+    await bounded(new Promise<void>((r) => local.once('connect', () => r()).once('error', () => r())));
+    await bounded(new Promise<void>((r) => local.end(false, {}, () => r())));
+    local.end(true);
+  }
+
   private remoteOptions(): IClientOptions {
     const b = this.config;
     const v5 = b.protocolVersion === 5;

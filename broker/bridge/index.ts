@@ -79,7 +79,12 @@ export function createBridges(
     for (const b of bridges.filter((b) => !configs.some((c) => c.name === b.config.name))) {
       log.info(`bridge ${b.config.name}: removed from the config, stopping`);
       remove(b);
-      steps.push(b.stop());
+      steps.push(
+        b
+          .stop()
+          .then(() => b.forgetLocalSession())
+          .then(() => log.info(`bridge ${b.config.name}: stopped, its local session ended`)),
+      );
     }
     for (const { config, tls } of fresh) {
       const old = byName.get(config.name);

@@ -66,7 +66,11 @@ t.test('SIGHUP reloads connection blocks: add, remove, immediate, lazy, a broken
     10_000,
     'the removed bridge tells the remote it is down',
   );
-  t.match(cli.output(), /bridge gone: removed from the config, stopping/);
+  await until(() => cli.output().includes('bridge gone: stopped, its local session ended'), 10_000, 'the removed bridge stopped');
+  let resumed: boolean | undefined;
+  const ghost = { clientId: 'local.gone-br', clean: false };
+  await connectClient(t, `mqtt://127.0.0.1:${port}`, ghost, (c) => c.once('connect', (ack) => (resumed = ack.sessionPresent)));
+  t.equal(resumed, false, "the removed bridge's local session is gone (nothing queues for it)");
   await send('imm/2', 'more/2', 'lz/2', 'add/2', 'gone/2');
   await until(
     () => has('new/imm/2') && has('new/more/2') && has('old/lz/2') && has('new/add/2'),
