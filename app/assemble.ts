@@ -11,7 +11,7 @@ import { captureSysFigures } from '../capture/sys.js';
 import { publishSysFigures } from '../broker/sys-figures.js';
 import { createDetection, IndicatorExchange } from '../detect/index.js';
 import { startResponses } from '../detect/response/start.js';
-import type { AppConfig } from './config.js';
+import { loadConfig, type AppConfig } from './config.js';
 
 /** The broker with everything mqprobe builds on it: capture, detection, beats and their HTTP routes. */
 export interface RunningBroker {
@@ -32,7 +32,7 @@ export interface RunningBroker {
   capture: Capture;
   /** Hands an in-process stream to the broker as a trusted internal connection (client ids starting with `$`). */
   connectInternal: MqttServer['connectInternal'];
-  /** Re-reads password and ACL files (SIGHUP). */
+  /** SIGHUP: re-reads password, ACL and HTTP token files, and the config file's `connection` blocks. */
   reload(): Promise<void>;
   /** Stops accepting, disconnects clients, flushes state. Idempotent. */
   close(): Promise<void>;
@@ -138,7 +138,10 @@ export async function startBroker(config: AppConfig, opts: StartOptions): Promis
     info,
     capture: running,
     connectInternal: mqtt.connectInternal,
-    reload: mqtt.reload,
+    async reload() {
+      await mqtt.reload();
+      await reloadBridges(mqtt, config.file, log);
+    },
     close() {
       closed ??= (async () => {
         mqtt.stopAccepting();
@@ -157,4 +160,13 @@ export async function startBroker(config: AppConfig, opts: StartOptions): Promis
       return closed;
     },
   };
+}
+
+/** SIGHUP: the config file's `connection` blocks, re-read; a file or TLS error keeps every bridge as it was. */
+async function reloadBridges(mqtt: MqttServer, file: string | undefined, log: Logger): Promise<void> {
+  try {
+    await mqtt.reloadBridges(loadConfig(file).bridges);
+  } catch (err) {
+    log.error({ err: (err as Error).message }, 'reload failed; keeping the previous bridges');
+  }
 }

@@ -29,6 +29,7 @@ export function itemGauges<T>(registry: Registry, prefix: string, label: string,
         labelNames: [label],
         registers: [registry],
         collect() {
+          this.reset(); // an item gone from the list (a bridge removed by a reload) leaves no series behind
           for (const item of items) this.set({ [label]: nameOf(item) }, read(item));
         },
       });
@@ -40,6 +41,7 @@ export function itemGauges<T>(registry: Registry, prefix: string, label: string,
         labelNames: [label, 'state'],
         registers: [registry],
         collect() {
+          this.reset();
           for (const item of items) for (const s of states) this.set({ [label]: nameOf(item), state: s }, stateOf(item) === s ? 1 : 0);
         },
       });

@@ -38,6 +38,7 @@ import { ConnectionGate } from './connection-gate.js';
 import { listenLines } from './log/broker-lines.js';
 import { logDestinations, unredactedLogger } from './logger.js';
 import { createBridges } from './bridge/index.js';
+import type { BridgeConfig } from './bridge/config.js';
 
 /** In-process connections belong to no network listener: no mount point, limit or per-listener security. */
 const INTERNAL_LISTENER = newListener(0, { file: '<internal>', line: 0 });
@@ -82,6 +83,8 @@ export interface MqttServer {
   start(): Promise<void>;
   /** Re-reads password and ACL files (SIGHUP). */
   reload(): Promise<void>;
+  /** SIGHUP: applies the re-read `connection` blocks; throws (changing nothing) when a TLS file cannot be read. */
+  reloadBridges(configs: BridgeConfig[]): Promise<void>;
   /** First step of closing: stops $SYS and accepting connections; connected clients stay. */
   stopAccepting(): void;
   /** Disconnects clients, flushes state, closes listeners and HTTP. */
@@ -278,6 +281,7 @@ export async function createMqttServer(config: BrokerConfig, { log, metrics }: S
         (err: Error) => log.error({ err: err.message }, 'reload failed; keeping the previous HTTP token files'),
       );
     },
+    reloadBridges: (configs) => bridges.reload(configs),
     stopAccepting() {
       closing = true;
       stopSys();

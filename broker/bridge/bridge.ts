@@ -16,6 +16,8 @@ import { localSubscriptions, mapIn, mapOut, outOnlyRemoteTopics, remoteSubscript
 
 export type { BridgeEvent, BridgeState } from './events.js';
 
+type LocalSub = { topic: string; qos: 0 | 1 | 2 };
+
 export interface BridgeCounters {
   messagesIn: number;
   messagesOut: number;
@@ -59,11 +61,15 @@ export class Bridge {
   private attempted = false;
   private readonly echoes = new EchoFilter();
   /** What the local client subscribes to (out and both lines). */
-  private readonly localSubs: { topic: string; qos: 0 | 1 | 2 }[];
+  private readonly localSubs: LocalSub[];
+  /** A reload's replacement: the local subscriptions the replaced bridge left in the kept local session. */
+  private previousSubs?: LocalSub[];
   /** QoS 1/2 local messages in flight to the remote. */
   private outWindow?: AckWindow;
   /** An MQTT 5 remote's Receive Maximum (CONNACK): it replaces max_inflight_messages, as in Mosquitto. */
   private remoteReceiveMaximum?: number;
+  /** bridge_reload_type lazy: a reloaded config waits for the next (re)connection, which then starts it instead. */
+  private replacement?: () => void;
 
   constructor(
     readonly config: BridgeConfig,
@@ -100,9 +106,15 @@ export class Bridge {
     this.local.on('error', (err) => this.log.warn(`bridge ${b.name}: local client: ${err.message}`));
     this.outWindow = new AckWindow(this.local, () => windowSize(this.remoteReceiveMaximum ?? this.maxInflight));
     this.local.handleMessage = (packet, done) => this.outgoing(packet, done);
-    const subs = this.localSubs;
     this.local.on('connect', (connack) => {
-      if (subs.length && !connack.sessionPresent) this.local!.subscribe(Object.fromEntries(subs.map((s) => [s.topic, { qos: s.qos }])));
+      // a kept session has the subscriptions: only those of the bridge this one replaced (reload) can differ
+      const had = connack.sessionPresent ? (this.previousSubs ?? this.localSubs) : [];
+      this.previousSubs = undefined;
+      const differs = (a: LocalSub[], s: LocalSub) => !a.some((x) => x.topic === s.topic && x.qos === s.qos);
+      const gone = had.filter((s) => !this.localSubs.some((x) => x.topic === s.topic));
+      const added = this.localSubs.filter((s) => differs(had, s));
+      if (gone.length) this.local!.unsubscribe(gone.map((s) => s.topic));
+      if (added.length) this.local!.subscribe(Object.fromEntries(added.map((s) => [s.topic, { qos: s.qos }])));
     });
     this.remote = new MqttClient(() => this.openStream(), this.remoteOptions());
     // try_private on 3.x: the protocol level's top bit says "bridge" (5.0 uses no-local subscriptions instead)
@@ -132,6 +144,25 @@ export class Bridge {
       this.local && bounded(new Promise<void>((r) => this.local!.end(false, {}, () => r()))).then(() => this.local!.end(true)),
     ]);
     this.setState({ state: 'stopped', reason: 'broker stopping', change: wasConnected ? 'disconnected' : undefined });
+  }
+
+  /**
+   * After stop, for a bridge removed by a reload: ends its local session (a clean connect under its local client
+   * id), so that nothing queues any more for a bridge that is gone, as Mosquitto frees a removed bridge's context.
+   */
+  async forgetLocalSession(): Promise<void> {
+    const b = this.config;
+    if (b.localCleansession ?? b.cleansession) return; // nothing was kept
+    const local = internalMqttClient(this.broker, {
+      clientId: localClientId(b),
+      protocolVersion: 4,
+      clean: true,
+      keepalive: 0,
+      reconnectPeriod: 0,
+    });
+    await bounded(new Promise<void>((r) => local.once('connect', () => r()).once('error', () => r())));
+    await bounded(new Promise<void>((r) => local.end(false, {}, () => r())));
+    local.end(true);
   }
 
   private remoteOptions(): IClientOptions {
@@ -169,8 +200,21 @@ export class Bridge {
     return stream;
   }
 
+  /** Before start: this bridge replaces `old` (reload) and takes over its local session and subscriptions. */
+  takeOver(old: Bridge): void {
+    this.previousSubs = old.localSubs;
+    // the counters go on (a reload is no counter reset for Prometheus); what was in flight is back in the local session
+    Object.assign(this.counters, old.counters, { queued: 0 });
+  }
+
+  /** Hands the next (re)connection to `start`, the bridge with a reloaded config (bridge_reload_type lazy). */
+  replaceAtNextConnect(start: () => void): void {
+    this.replacement = start;
+  }
+
   private connect(): void {
     if (this.stopping || !this.remote) return;
+    if (this.replacement) return this.replacement();
     this.setState({ state: 'connecting', address: this.address });
     // reconnect() without stores would start empty ones: the messages awaiting the remote's acknowledgement would be lost
     if (this.attempted) this.remote.reconnect({ incomingStore: this.remote.incomingStore, outgoingStore: this.remote.outgoingStore });

@@ -26,6 +26,8 @@ export interface BridgeConfig {
   /** Seconds: constant when cap is undefined, else decorrelated jitter from base up to cap. */
   restart: { base: number; cap?: number };
   startType: 'automatic' | 'lazy' | 'once';
+  /** On SIGHUP: `lazy` takes changed settings at the next reconnection, `immediate` reconnects at once (Mosquitto 2.1). */
+  reloadType: 'lazy' | 'immediate';
   idleTimeout: number;
   threshold: number;
   notifications: boolean;
@@ -69,6 +71,7 @@ export function newBridge(name: string, pos: SourcePos): BridgeConfig {
     keepalive: 60,
     restart: { base: 5, cap: 30 },
     startType: 'automatic',
+    reloadType: 'lazy',
     idleTimeout: 60,
     threshold: 10,
     notifications: true,
@@ -447,11 +450,9 @@ export const bridgeKeys: Spec[] = [
   k(
     'bridge_reload_type',
     'lazy | immediate',
-    "Not supported: mqprobe's SIGHUP re-reads only the password, ACL and HTTP token files, never `connection` blocks, so neither lazy nor immediate can happen (stops the start; restart mqprobe to change a bridge).",
-    undefined,
-    refused(
-      "mqprobe's SIGHUP re-reads only the password, ACL and HTTP token files, never connection blocks, so a bridge never takes a reloaded config (lazily or immediately); remove the key and restart mqprobe to change a bridge",
-    ),
+    'What SIGHUP, which re-reads the `connection` blocks, does to this bridge: `lazy` (default) keeps the connection and takes changed settings at the next reconnection; `immediate` disconnects and reconnects with the re-read settings at once (changed or not, as Mosquitto 2.1). A block removed from the file stops its bridge; a new one starts (docs/bridges.md, Reloading).',
+    'lazy',
+    one((b, v) => (b.reloadType = v.oneOf(['lazy', 'immediate']))),
   ),
 ];
 

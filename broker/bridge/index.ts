@@ -18,6 +18,12 @@ export interface Bridges {
   stop(): Promise<void>;
   /** Each bridge's live state, for /healthz. */
   states(): Record<string, BridgeState>;
+  /**
+   * SIGHUP: the file's `connection` blocks as re-read. Removed ones stop, new ones start, changed ones are
+   * replaced per their bridge_reload_type (Mosquitto 2.1). Their TLS files are read before anything changes,
+   * so a missing one throws and every bridge keeps running as it was.
+   */
+  reload(configs: BridgeConfig[]): Promise<void>;
 }
 
 /**
@@ -37,15 +43,84 @@ export function createBridges(
   },
 ): Bridges {
   const log = deps.log.child({ name: 'bridge' });
-  const bridges = configs.map(
-    (c) => new Bridge(c, deps.broker, deps.maxInflight, tlsOptions(c), log, (e) => deps.probe.emit('bridge-state', e)),
-  );
-  if (bridges.length) registerMetrics(bridges, deps.metrics);
+  /** The running bridges, changed in place by reload: the metrics read this array. */
+  const bridges: Bridge[] = [];
+  let metricsRegistered = false;
+  const make = (c: BridgeConfig, tls: ReturnType<typeof tlsOptions>) =>
+    new Bridge(c, deps.broker, deps.maxInflight, tls, log, (e) => deps.probe.emit('bridge-state', e));
+  const add = (b: Bridge) => {
+    bridges.push(b);
+    if (!metricsRegistered) registerMetrics(bridges, deps.metrics);
+    metricsRegistered = true;
+  };
+  const remove = (b: Bridge) => bridges.splice(bridges.indexOf(b), 1);
+  /** Stops `old` (its local session is kept) and starts `next` in its place, under the same local client id. */
+  const replace = async (old: Bridge, next: Bridge) => {
+    if (stopped || !bridges.includes(old)) return; // a later reload or the shutdown got there first
+    remove(old);
+    await old.stop();
+    next.takeOver(old);
+    add(next);
+    next.start();
+  };
+  // reloads and lazy replacements one after another: each finds the bridges the one before left
+  let queue = Promise.resolve();
+  const serial = (step: () => Promise<void>) => {
+    const run = queue.then(step);
+    queue = run.catch(() => undefined);
+    return run;
+  };
+  let stopped = false;
+  const apply = async (configs: BridgeConfig[]) => {
+    if (stopped) return;
+    const fresh = configs.map((c) => ({ config: c, tls: tlsOptions(c) })); // may throw: nothing changed yet
+    const byName = new Map(bridges.map((b) => [b.config.name, b]));
+    const steps: Promise<void>[] = [];
+    for (const b of bridges.filter((b) => !configs.some((c) => c.name === b.config.name))) {
+      log.info(`bridge ${b.config.name}: removed from the config, stopping`);
+      remove(b);
+      steps.push(
+        b
+          .stop()
+          .then(() => b.forgetLocalSession())
+          .then(() => log.info(`bridge ${b.config.name}: stopped, its local session ended`)),
+      );
+    }
+    for (const { config, tls } of fresh) {
+      const old = byName.get(config.name);
+      if (!old) {
+        log.info(`bridge ${config.name}: new in the config, starting`);
+        const b = make(config, tls);
+        add(b);
+        b.start();
+      } else if (config.reloadType === 'immediate') {
+        log.info(`bridge ${config.name}: reloaded (bridge_reload_type immediate), reconnecting`);
+        steps.push(replace(old, make(config, tls)));
+      } else if (!sameSettings(old.config, config)) {
+        log.info(`bridge ${config.name}: reloaded (bridge_reload_type lazy), the new settings apply at the next reconnection`);
+        const next = make(config, tls);
+        old.replaceAtNextConnect(() => void serial(() => replace(old, next)));
+      }
+    }
+    await Promise.all(steps);
+  };
+  for (const c of configs) add(make(c, tlsOptions(c)));
   return {
     start: () => bridges.forEach((b) => b.start()),
-    stop: async () => void (await Promise.all(bridges.map((b) => b.stop()))),
+    stop: async () => {
+      stopped = true;
+      await queue; // a replacement under way finishes first, so that its new bridge is stopped too
+      await Promise.all(bridges.map((b) => b.stop()));
+    },
     states: () => Object.fromEntries(bridges.map((b) => [b.config.name, b.state])),
+    reload: (configs) => serial(() => apply(configs)),
   };
+}
+
+/** Two blocks with the same settings (where in the file they are does not count). */
+function sameSettings(a: BridgeConfig, b: BridgeConfig): boolean {
+  const settings = (c: BridgeConfig) => JSON.stringify({ ...c, pos: undefined });
+  return settings(a) === settings(b);
 }
 
 function registerMetrics(bridges: Bridge[], registry: Registry): void {
