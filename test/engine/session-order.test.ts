@@ -2,11 +2,13 @@
  * [MQTT-4.6.0-6] A resumed persistent session gets the QoS 1 messages stored for it while it was away
  * and the ones published while they are being sent in publish order, each once (issue 19: the client got
  * some stored ones, then new live ones, then the rest). Same steps against Mosquitto 2.0.11 and mqprobe
- * (engine patch 46), over MQTT 3.1.1 and over MQTT 5 with a small Receive Maximum (engine patch 11).
+ * (engine patch 46; its state in memory and in Redis), over MQTT 3.1.1 and over MQTT 5 with a small Receive Maximum (engine patch 11).
  */
 import t from 'tap';
 import type { IClientOptions } from 'mqtt';
 import { mosquittoAndMqprobe } from '../helpers/mosquitto.js';
+import { startTestBroker } from '../helpers/broker.js';
+import { startRedis } from '../helpers/redis.js';
 import { connectClient, collect, until } from '../helpers/mqtt.js';
 
 const STORED = 500;
@@ -20,6 +22,9 @@ const cases: [label: string, opts: IClientOptions][] = [
 
 t.test('stored and live QoS 1 messages of a resumed session arrive once, in publish order', async (t) => {
   const brokers = await mosquittoAndMqprobe(t, 'allow_anonymous true\n');
+  const redis = await startRedis(t);
+  const withRedis = await startTestBroker(t, `listener 0 127.0.0.1\nallow_anonymous true\npersistence_redis_url ${redis.url}\n`);
+  brokers.push(['mqprobe, state in Redis', withRedis.mqttUrl]);
   for (const [label, opts] of cases) {
     for (const [name, url] of brokers) {
       await t.test(`${name}, ${label}`, async (t) => {
