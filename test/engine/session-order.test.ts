@@ -4,7 +4,9 @@
  * some stored ones, then new live ones, then the rest). Same steps against Mosquitto 2.0.11 and mqprobe
  * (engine patch 46; its state in memory and in Redis), over MQTT 3.1.1 and over MQTT 5 with a small Receive Maximum (engine patch 11).
  */
+import net from 'node:net';
 import t from 'tap';
+import { Aedes, type Client, type PublishPacket } from '../../broker/engine/vendor/aedes/aedes.js';
 import type { IClientOptions } from 'mqtt';
 import { mosquittoAndMqprobe } from '../helpers/mosquitto.js';
 import { startTestBroker } from '../helpers/broker.js';
@@ -55,4 +57,50 @@ t.test('stored and live QoS 1 messages of a resumed session arrive once, in publ
       });
     }
   }
+});
+
+// White box, on the bare engine: a persistent session's live message is stored before it is routed, so one
+// stored just before the resumed session's queue is read and routed just after reaches the client twice unless
+// the routed copy is dropped. The routing is replayed here, once the queue walk has begun, with the stored packet.
+t.test('a stored message routed again while the resumed queue is sent goes out once (the race replayed in-process)', async (t) => {
+  const aedes = await Aedes.createBroker();
+  const server = net.createServer(aedes.handle);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.teardown(async () => {
+    await new Promise<void>((resolve) => aedes.close(() => resolve()));
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  });
+  const url = `mqtt://127.0.0.1:${(server.address() as net.AddressInfo).port}`;
+  // the broker's per-delivery hook (patch 40's layout), not in the engine's typings
+  const deliverQoS = (aedes as unknown as { deliverQoS: (client: Client, packet: PublishPacket, cb: () => void) => void }).deliverQoS;
+
+  const session = { clientId: 'order-race', clean: false };
+  const first = await connectClient(t, url, session);
+  await first.subscribeAsync(TOPIC, { qos: 1 });
+  await first.endAsync();
+
+  let stored: PublishPacket | undefined;
+  aedes.once('publish', (packet) => (stored = packet));
+  const pub = await connectClient(t, url, { clientId: 'order-race-pub' });
+  await pub.publishAsync(TOPIC, 'once', { qos: 1 });
+  t.ok(stored, 'the publish seen by the broker');
+
+  let replayed = false;
+  aedes.once('connackSent', (_connack, client) =>
+    // after the CONNACK the connect handler goes on to the stored queue in the same turn
+    queueMicrotask(() => deliverQoS.call(aedes, client, stored!, () => (replayed = true))),
+  );
+  let got: ReturnType<typeof collect> = [];
+  const resumed = await connectClient(t, url, session, (c) => (got = collect(c)));
+  await until(() => replayed && got.length >= 1, 10_000, 'the stored message and the replayed routing');
+  // a second copy would be written before the SUBACK of a subscribe sent now; without the fix that
+  // connection stalled in our runs (no SUBACK), which the wait's timeout turns into a failure
+  let subscribed = false;
+  void resumed.subscribeAsync('order/other', { qos: 1 }).then(() => (subscribed = true));
+  await until(() => subscribed || got.length > 1, 10_000, 'the SUBACK or a second copy');
+  t.same(
+    got.map((m) => String(m.payload)),
+    ['once'],
+    'received once',
+  );
 });
