@@ -3,8 +3,9 @@
 // message published meanwhile would otherwise go out at once, ahead of the
 // stored ones still unsent. While the stored queue is being walked, such live
 // deliveries wait here, in arrival order, and are sent when the walk ends. A
-// persistent session's live message is stored before delivery, so the walk may
-// already have sent it: that copy is skipped.
+// persistent session's live message is stored before it is routed: one stored
+// just before the walk read the queue is sent by the walk, and its routed copy
+// (same broker id and counter) is skipped.
 
 const key = (packet) => `${packet.brokerId}:${packet.brokerCounter}`
 
