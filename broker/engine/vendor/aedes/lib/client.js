@@ -5,6 +5,7 @@ import Packet from 'aedes-packet'
 import write from './write.js'
 import QoSPacket from './qos-packet.js'
 import { sendWithinWindow } from './outbound-window.js'
+import { heldBehindQueue } from './resume-order.js'
 import handleSubscribe from './handlers/subscribe.js'
 import handleUnsubscribe from './handlers/unsubscribe.js'
 import handle from './handlers/index.js'
@@ -140,6 +141,9 @@ class Client {
     this._outInflight = 0
     this._outWaiting = []
 
+    // a resumed session's stored messages being sent (lib/resume-order.js)
+    this._queueWalk = null
+
     this._connectTimer = setTimeout(function () {
       that.emit('error', new Error('connect did not arrive in time'))
     }, broker.connectTimeout)
@@ -182,12 +186,20 @@ class Client {
   }
 
   _deliverQoS (_packet, cb) {
-    const that = this
     // downgrade to qos0 if requested by publish
     if (_packet.qos === 0) {
       this.deliver0(_packet, cb)
       return
     }
+    if (heldBehindQueue(this, _packet)) {
+      setImmediate(cb)
+      return
+    }
+    this._sendQoS(_packet, cb)
+  }
+
+  _sendQoS (_packet, cb) {
+    const that = this
     const toForward = toForwardPacket(this, _packet)
 
     if (toForward) {

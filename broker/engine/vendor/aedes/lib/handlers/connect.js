@@ -4,6 +4,7 @@ import QoSPacket from '../qos-packet.js'
 import { sendWithinWindow } from '../outbound-window.js'
 import { runSeries, forEachInTurn, malformedProperty } from '../utils.js'
 import { combined } from '../overlapping-subscriptions.js'
+import { startQueueWalk, walked, endQueueWalk } from '../resume-order.js'
 import handleSubscribe from './subscribe.js'
 import { SESSION_NEVER_EXPIRES, RECEIVE_MAXIMUM_DEFAULT, ReasonCodes } from '../constants.js'
 
@@ -545,11 +546,13 @@ function emptyQueue (arg, done) {
   const persistence = client.broker.persistence
   const outgoing = persistence.outgoingStream(client)
 
+  startQueueWalk(client)
   client.resume()
 
   forEachInTurn(
     outgoing,
     function clearQueue (data, next) {
+      walked(client, data)
       // MQTT 5.0 Message Expiry Interval: update the remaining lifetime before
       // delivery (the expired/drop case is handled in emptyQueueFilter, after
       // a message id has been assigned). [MQTT-3.3.2-5]
@@ -577,7 +580,7 @@ function emptyQueue (arg, done) {
       persistence.outgoingUpdate(client, packet)
         .then(() => filter(null, client, packet), err => filter(err, client, packet))
     },
-    done
+    (err) => endQueueWalk(client, (packet, sent) => client._sendQoS(packet, sent), () => done(err))
   )
 }
 
