@@ -1,11 +1,13 @@
 /**
- * QoS 0 PUBLISHes to MQTT 3.1 / 3.1.1 clients as one buffer, made once per message: mqtt-packet's
+ * QoS 0 PUBLISHes as one buffer, made once per message (MQTT 3.1 / 3.1.1, and MQTT 5 when the
+ * delivery carries no property: then its property length is one 0 byte): mqtt-packet's
  * writeToStream writes a PUBLISH as four or five small writes (header, length, topic, payload),
  * each a Writable entry and an iovec of the socket's writev, for every subscriber. Here the packet
  * is encoded once and the same bytes go to every subscriber of a fan-out (the engine delivers one
  * message to its subscribers one after another, so one remembered encoding serves them all).
  * The bytes are what mqtt-packet writes (test/broker/publish-encoding.test.ts compares them, and
- * with Mosquitto's); anything else (QoS 1/2, MQTT 5, large payloads) goes through mqtt-packet.
+ * with Mosquitto's); anything else (QoS 1/2, MQTT 5 with properties — a subscription identifier,
+ * user properties, message expiry —, large payloads) goes through mqtt-packet.
  */
 
 export interface PublishLike {
@@ -17,6 +19,14 @@ export interface PublishLike {
   dup?: boolean;
   brokerId?: string;
   brokerCounter?: number;
+  properties?: Record<string, unknown>;
+}
+
+/** True when an MQTT 5 delivery has no property to write. */
+function noProperties(p: PublishLike): boolean {
+  if (p.properties === undefined || p.properties === null) return true;
+  for (const k in p.properties) if (p.properties[k] !== undefined) return false;
+  return true;
 }
 
 /**
@@ -34,13 +44,17 @@ let lastFlags = -1;
 let lastCounter: number | undefined;
 let lastBroker: string | undefined;
 let lastBytes: Buffer | undefined;
+let lastV5 = false;
 
 /**
- * The wire bytes of a QoS 0 PUBLISH for an MQTT 3.1/3.1.1 client, or undefined when mqtt-packet
- * must write the packet (anything else, or a packet it would refuse: its error is the one to keep).
+ * The wire bytes of a QoS 0 PUBLISH for an MQTT 3.1/3.1.1 client, or an MQTT 5 client when the delivery
+ * has no properties; undefined when mqtt-packet must write the packet (anything else, or a packet it
+ * would refuse: its error is the one to keep).
  */
 export function encodedQoS0(p: PublishLike, protocolVersion: number | undefined): Buffer | undefined {
-  if (p.cmd !== 'publish' || p.qos !== 0 || protocolVersion === 5) return undefined;
+  if (p.cmd !== 'publish' || p.qos !== 0) return undefined;
+  const v5 = protocolVersion === 5;
+  if (v5 && !noProperties(p)) return undefined;
   const { topic, payload } = p;
   if (typeof topic !== 'string' || topic.length === 0 || topic.length > MAX_TOPIC) return undefined;
   if (!Buffer.isBuffer(payload) || payload.length > MAX_COPIED) return undefined;
@@ -53,12 +67,13 @@ export function encodedQoS0(p: PublishLike, protocolVersion: number | undefined)
     payload === lastPayload &&
     topic === lastTopic &&
     flags === lastFlags &&
+    v5 === lastV5 &&
     p.brokerCounter === lastCounter &&
     p.brokerId === lastBroker
   )
     return lastBytes;
   const topicBytes = Buffer.byteLength(topic);
-  const remaining = 2 + topicBytes + payload.length;
+  const remaining = 2 + topicBytes + (v5 ? 1 : 0) + payload.length;
   const lengthBytes = remaining < 128 ? 1 : remaining < 16_384 ? 2 : 3;
   const out = Buffer.allocUnsafe(1 + lengthBytes + remaining);
   out[0] = 0x30 | flags;
@@ -73,11 +88,13 @@ export function encodedQoS0(p: PublishLike, protocolVersion: number | undefined)
   out.writeUInt16BE(topicBytes, at);
   at += 2;
   at += out.write(topic, at, 'utf8');
+  if (v5) out[at++] = 0; // Property Length: none
   payload.copy(out, at);
   if (!engine) return out;
   lastPayload = payload;
   lastTopic = topic;
   lastFlags = flags;
+  lastV5 = v5;
   lastCounter = p.brokerCounter;
   lastBroker = p.brokerId;
   lastBytes = out;

@@ -38,13 +38,20 @@ t.test('the encoding is the bytes mqtt-packet generates, across the Remaining Le
     t.ok(mine, `case ${i} is encoded here`);
     t.same(mine, mqttPacket.generate(p as mqttPacket.IPublishPacket), `case ${i}: the bytes of mqtt-packet`);
     t.same(encodedQoS0({ ...p, brokerCounter: 100 + i }, 3), mine, `case ${i}: MQTT 3.1 the same`);
+    const v5 = encodedQoS0({ ...p, brokerCounter: 200 + i }, 5);
+    t.same(v5, mqttPacket.generate(p as mqttPacket.IPublishPacket, { protocolVersion: 5 }), `case ${i}: MQTT 5 without properties`);
+    t.same(encodedQoS0({ ...p, properties: {}, brokerCounter: 300 + i }, 5), v5, `case ${i}: MQTT 5, empty properties`);
   }
 });
 
 t.test('what is not a small QoS 0 PUBLISH to 3.1.1 is left to mqtt-packet; one message is encoded once', async (t) => {
   const p = publish('a', Buffer.from('1'));
   t.equal(encodedQoS0({ ...p, qos: 1 }, 4), undefined, 'QoS 1');
-  t.equal(encodedQoS0(p, 5), undefined, 'MQTT 5');
+  t.equal(encodedQoS0({ ...p, properties: { subscriptionIdentifier: 3 } }, 5), undefined, 'MQTT 5 with a subscription identifier');
+  t.equal(encodedQoS0({ ...p, properties: { userProperties: { a: 'b' } } }, 5), undefined, 'MQTT 5 with user properties');
+  t.equal(encodedQoS0({ ...p, properties: { messageExpiryInterval: 9 } }, 5), undefined, 'MQTT 5 with a message expiry');
+  const v4 = encodedQoS0({ ...p, brokerCounter: 8 }, 4);
+  t.not(encodedQoS0({ ...p, brokerCounter: 8 }, 5), v4, 'the same message to an MQTT 5 client: its own bytes, not the 3.1.1 ones');
   t.equal(encodedQoS0({ ...p, payload: 'text' }, 4), undefined, 'a string payload');
   t.equal(encodedQoS0({ ...p, payload: Buffer.alloc(16 * 1024 + 1) }, 4), undefined, 'a payload above 16 KiB');
   t.equal(encodedQoS0({ ...p, topic: '' }, 4), undefined, 'an empty topic (mqtt-packet refuses it)');
@@ -63,7 +70,7 @@ t.test('what is not a small QoS 0 PUBLISH to 3.1.1 is left to mqtt-packet; one m
 });
 
 /** A raw subscriber: every PUBLISH it receives as its exact bytes, in order. */
-async function rawSubscriber(port: number, clientId: string, version: 3 | 4) {
+async function rawSubscriber(port: number, clientId: string, version: 3 | 4 | 5) {
   const s = net.connect(port, '127.0.0.1');
   t.teardown(() => s.destroy());
   await new Promise((r) => s.once('connect', r));
@@ -96,7 +103,9 @@ async function rawSubscriber(port: number, clientId: string, version: 3 | 4) {
     } as mqttPacket.IConnectPacket),
   );
   s.write(
-    mqttPacket.generate({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'enc/#', qos: 0 }] } as mqttPacket.ISubscribePacket),
+    mqttPacket.generate({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'enc/#', qos: 0 }] } as mqttPacket.ISubscribePacket, {
+      protocolVersion: version,
+    }),
   );
   await until(() => packets.some((p) => p[0] === 0x90), 10_000, `${clientId}: SUBACK`);
   return () => packets.filter((p) => p[0] >> 4 === 3);
@@ -111,7 +120,7 @@ const MESSAGES: [string, Buffer][] = [
   ['enc/16k', Buffer.alloc(16 * 1024, 5)],
 ];
 
-/** A retained message, then three raw subscribers (3.1, 3.1.1, 3.1.1) and an MQTT 5 one; the bytes each raw one got. */
+/** A retained message, then raw subscribers (3.1, 3.1.1, 3.1.1, 5) and an mqtt.js MQTT 5 one; the bytes each raw one got. */
 async function run(t: Teardown & { same(a: unknown, b: unknown, msg: string): void }, port: number, url: string) {
   const pub = await connectClient(t, url, { clientId: 'enc-pub' });
   await pub.publishAsync('enc/retained', Buffer.from('kept'), { qos: 0, retain: true });
@@ -119,7 +128,12 @@ async function run(t: Teardown & { same(a: unknown, b: unknown, msg: string): vo
   const got5: string[] = [];
   v5.on('message', (topic, payload) => got5.push(`${topic} ${payload.length}`));
   await v5.subscribeAsync('enc/#', { qos: 0 });
-  const subs = [await rawSubscriber(port, 'enc-31', 3), await rawSubscriber(port, 'enc-311a', 4), await rawSubscriber(port, 'enc-311b', 4)];
+  const subs = [
+    await rawSubscriber(port, 'enc-31', 3),
+    await rawSubscriber(port, 'enc-311a', 4),
+    await rawSubscriber(port, 'enc-311b', 4),
+    await rawSubscriber(port, 'enc-5-raw', 5),
+  ];
   for (const [topic, payload] of MESSAGES) pub.publish(topic, payload, { qos: 0 });
   await until(() => subs.every((s) => s().length === MESSAGES.length + 1) && got5.length === MESSAGES.length + 1, 15_000, 'every delivery');
   t.same(
@@ -131,7 +145,7 @@ async function run(t: Teardown & { same(a: unknown, b: unknown, msg: string): vo
   return subs.map((s) => s().map((b) => b.toString('hex')));
 }
 
-t.test('on the wire: three subscribers get the same bytes from mqprobe as from Mosquitto 2.0.11', async (t) => {
+t.test('on the wire: raw 3.1, 3.1.1 and 5 subscribers get the same bytes from mqprobe as from Mosquitto 2.0.11', async (t) => {
   const b = await startTestBroker(t);
   const m = await startMosquitto(t);
   const fromMqprobe = await run(t, b.port, b.mqttUrl);
@@ -139,6 +153,7 @@ t.test('on the wire: three subscribers get the same bytes from mqprobe as from M
   t.equal(fromMqprobe[0].length, MESSAGES.length + 1);
   t.same(fromMqprobe[1], fromMqprobe[0], '3.1 and 3.1.1 subscribers get the same PUBLISH bytes');
   t.same(fromMqprobe[2], fromMqprobe[1]);
+  t.equal(fromMqprobe[3].length, MESSAGES.length + 1, 'the MQTT 5 raw subscriber gets every message');
   t.same(fromMqprobe, fromMosquitto, 'byte for byte what Mosquitto sends, the retained message (retain flag set) first');
 });
 
