@@ -116,10 +116,8 @@ export function dropPrivileges(config: BrokerConfig, created: string[], log: Log
   if (target(config) !== 'root') {
     const account = targetAccount(config, (line) => log.error({ log_type: 'error' }, line));
     if (!account) throw new Error(`Error: Unable to drop privileges to '${target(config)}' because this user does not exist.`);
-    for (const dir of created) {
-      chownSync(dir, account.uid, account.gid);
-      for (const f of readdirSync(dir)) chownSync(join(dir, f), account.uid, account.gid);
-    }
+    for (const dir of created) chownSync(dir, account.uid, account.gid);
+    // what is inside them, created ones included (everything in those was made since the start)
     for (const dir of stateDirs(config, more)) giveMadeSinceStart(dir, account, STATE_TREE_DEPTH);
     try {
       // POSIX-only, absent from @types/node 20's Process

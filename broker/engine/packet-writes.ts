@@ -46,7 +46,7 @@ export function observeWrites(stream: object, fn: WriteObserver): void {
     lib.writeToStream = function (packet, s, opts) {
       const list = observers.get(s);
       if (list) for (const f of list) f(packet, s);
-      // a QoS 0 PUBLISH to a 3.1.1 client: one buffer, encoded once for all its subscribers; a CONNACK: one of a few ready buffers
+      // a QoS 0 PUBLISH (3.1.1, or 5 without properties): one buffer, encoded once for all its subscribers; a CONNACK: one of a few ready buffers
       const bytes = encodedQoS0(packet, opts?.protocolVersion) ?? encodedConnack(packet, opts?.protocolVersion);
       return bytes ? s.write(bytes) : write.call(this, packet, s, opts);
     };
