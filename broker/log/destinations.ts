@@ -53,10 +53,12 @@ export class LogDestinations {
   ) {
     this.types = enabledTypes(logType, verbose);
     const list = dests.length ? dests : [{ kind: 'stderr' as const }];
+    // Synchronous writes, as Mosquitto's: lines are already batched (one write per LINGER_MS), and an
+    // asynchronous write still in flight could land after the last words of a failed start
     for (const d of list) {
-      if (d.kind === 'stdout') this.writers.push(pino.destination({ fd: 1, sync: false }));
-      else if (d.kind === 'stderr') this.writers.push(pino.destination({ fd: 2, sync: false }));
-      else if (d.kind === 'file') this.writers.push(pino.destination({ fd: openLogFile(d.path), sync: false }));
+      if (d.kind === 'stdout') this.writers.push(pino.destination({ fd: 1, sync: true }));
+      else if (d.kind === 'stderr') this.writers.push(pino.destination({ fd: 2, sync: true }));
+      else if (d.kind === 'file') this.writers.push(pino.destination({ fd: openLogFile(d.path), sync: true }));
       else if (d.kind === 'syslog') this.syslog = openSyslog(settings, runAs);
     }
     this.toTopic = list.some((d) => d.kind === 'topic');
@@ -112,7 +114,7 @@ export class LogDestinations {
       try {
         w.flushSync?.();
       } catch {
-        // a destination not yet open (sonic-boom opens asynchronously) has nothing to flush
+        // a destination that cannot take more (a closed pipe) has nothing left to flush
       }
     }
   }
@@ -142,7 +144,7 @@ function openLogFile(path: string): number {
  * Without the socket, lines go to stderr with one warning, like syslog(3)'s LOG_CONS console fallback.
  */
 function openSyslog(settings: LogSettings, runAs: { uid: number; gid: number } | undefined): Writer {
-  const stderr = pino.destination({ fd: 2, sync: false });
+  const stderr = pino.destination({ fd: 2, sync: true });
   const fallback = (why: string): Writer => {
     stderr.write(`mqprobe: log_dest syslog: ${why}; syslog lines go to stderr instead\n`);
     return { write: (s: string) => stderr.write(s.replace(/^<\d+>/, '')) };

@@ -197,11 +197,11 @@ t.test('the CLI exits non-zero with one clear line for a plugin it cannot run (a
   const cli = spawnCli(t, ['-c', file]);
   t.equal(await cli.exited, 3, 'exit code 3 (config error)');
   const lines = cli.output().trim().split('\n');
-  const reason =
-    "dynamic security file /nonexistent/dynsec.json cannot be read: ENOENT: no such file or directory, open '/nonexistent/dynsec.json'";
-  t.ok(lines.includes(`mqprobe: ${reason}`), "the CLI's line names the file");
-  // the log's asynchronous writer may land its "cannot start" line after the CLI's own (a loaded machine): either way the last line names it
-  t.ok(lines.at(-1)!.includes(reason), 'a dynamic security file that cannot be read: its last line names it');
+  t.equal(
+    lines.at(-1),
+    "mqprobe: dynamic security file /nonexistent/dynsec.json cannot be read: ENOENT: no such file or directory, open '/nonexistent/dynsec.json'",
+    'a dynamic security file that cannot be read: its last line names it',
+  );
   t.notMatch(cli.output(), /^\s+at /m, 'no stack');
   const goAuth = conf('listener 0 127.0.0.1\nplugin /usr/lib/mosquitto_go_auth.so\n', 'go-auth.conf', dir);
   const refusedPlugin = spawnCli(t, ['-c', goAuth]);
