@@ -7,8 +7,9 @@
  * Layouts: `1` one mqprobe, no Redis; `1r` one mqprobe on Redis (`persistence_redis_url`: Redis
  * persistence and the `mqprobe:messages` stream emitter); `2r` two mqprobe processes on one Redis.
  * The instances listen on ports of their own so that the load places each client on the instance it
- * wants (the kernel or the cluster primary would spread them at random: bench/scaling/cluster.ts and
- * test/bench/scaling-cluster.test.ts check that one port works). Every mqprobe is the bench's
+ * wants. `2c` (not in the default list) is the same two on one port behind bench/scaling/cluster.ts,
+ * whose primary accepts every connection and hands it to a worker (its CPU is the last of "per
+ * instance"); there the primary, not the load, decides where a client lands. Every mqprobe is the bench's
  * `mqprobe` variant (capture and detection off), started with the broker's Node flags.
  *
  * Loads (QoS 0, 64-byte payloads, closed loop: at most 1,000 messages per publisher not yet seen by
@@ -21,7 +22,7 @@
  * Brokers and Redis are pinned to CPU 0, this process (the load) to CPU 1, when there are two CPUs.
  * Every message is counted: the exit code is 1 when one was lost, duplicated or reordered.
  */
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -51,11 +52,14 @@ interface Layout {
   id: string;
   instances: number;
   redis: boolean;
+  /** On one port behind bench/scaling/cluster.ts (the clients land where its primary puts them). */
+  cluster?: boolean;
 }
 const LAYOUTS: Layout[] = [
   { id: '1', instances: 1, redis: false },
   { id: '1r', instances: 1, redis: true },
   { id: '2r', instances: 2, redis: true },
+  { id: '2c', instances: 2, redis: true, cluster: true },
 ];
 
 /** A flow load: where each publisher and subscriber sits (instance index, taken modulo the instances). */
@@ -99,7 +103,7 @@ interface Options {
 }
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { rounds: 1, seconds: 4, loads: ['A', 'C', 'T', 'E'], layouts: LAYOUTS.map((l) => l.id), storm: 2000, rate: 0 };
+  const o: Options = { rounds: 1, seconds: 4, loads: ['A', 'C', 'T', 'E'], layouts: ['1', '1r', '2r'], storm: 2000, rate: 0 };
   for (let i = 0; i < argv.length; i += 2) {
     const [k, v] = [argv[i], argv[i + 1]];
     if (v === undefined) throw new Error(`${k} needs a value`);
@@ -118,10 +122,20 @@ function parseArgs(argv: string[]): Options {
 
 interface Deployment {
   ports: number[];
-  /** Broker pids, then Redis' (when there is one). */
   brokers: number[];
   redis?: number;
+  /** The cluster primary (layout 2c). */
+  primary?: number;
   stop(): Promise<void>;
+}
+
+/** Resolves with the worker pids once the cluster launcher says they are all listening. */
+async function clusterWorkers(p: Started, logFile: string): Promise<number[]> {
+  for (const deadline = Date.now() + 60_000; Date.now() < deadline && p.child.exitCode === null; await sleep(100)) {
+    const m = /^workers (\S+)$/m.exec(readFileSync(logFile, 'utf8'));
+    if (m) return m[1].split(',').map(Number);
+  }
+  throw new Error(`the cluster launcher did not start its workers\n${tail(logFile)}`);
 }
 
 async function deploy(layout: Layout, dir: string, cpu: string | undefined, name: string): Promise<Deployment> {
@@ -140,6 +154,25 @@ async function deploy(layout: Layout, dir: string, cpu: string | undefined, name
       started.push(redis);
       await waitListening(port, redis);
       redisUrl = `redis://127.0.0.1:${port}/0`;
+    }
+    const confLines = ['allow_anonymous true', 'detect off', ...(redisUrl ? [`persistence_redis_url ${redisUrl}`] : [])];
+    if (layout.cluster) {
+      const port = await freePort();
+      const conf = join(dir, `${name}.conf`);
+      writeFileSync(conf, [`listener ${port} 127.0.0.1`, ...confLines].join('\n') + '\n');
+      const launcher = start(pinned(cpu, nodeCommand('bench/scaling/cluster', [String(layout.instances), '-c', conf])), { logFile });
+      started.push(launcher);
+      const workers = await clusterWorkers(launcher, logFile);
+      return {
+        ports: [port],
+        brokers: workers,
+        redis: started[0].child.pid,
+        primary: launcher.child.pid,
+        stop: () =>
+          stop(launcher, 'SIGTERM')
+            .then(() => stop(started[0]))
+            .then(() => undefined),
+      };
     }
     const ports: number[] = [];
     for (let i = 0; i < layout.instances; i++) {
@@ -175,6 +208,17 @@ async function deploy(layout: Layout, dir: string, cpu: string | undefined, name
 }
 
 const cpuSeconds = (pid: number) => (cpuTicks(pid) ?? NaN) / CLOCK_TICKS;
+/** CPU seconds each process of the deployment uses from now until the returned function is called. */
+function meter(d: Deployment): () => { brokerCpu: number[]; redisCpu?: number } {
+  const pids = [...d.brokers, ...(d.primary ? [d.primary] : [])];
+  const at0 = pids.map(cpuSeconds);
+  const redis0 = d.redis ? cpuSeconds(d.redis) : 0;
+  return () => ({
+    brokerCpu: pids.map((pid, i) => cpuSeconds(pid) - at0[i]),
+    redisCpu: d.redis ? cpuSeconds(d.redis) - redis0 : undefined,
+  });
+}
+
 const selfSeconds = () => {
   const u = process.cpuUsage();
   return (u.user + u.system) / 1e6;
@@ -276,13 +320,13 @@ async function runFlow(load: FlowLoad, d: Deployment, o: Options, prefix: string
     };
   pump();
   await sleep(1000);
-  const cpu0 = [...d.brokers, ...(d.redis ? [d.redis] : [])].map(cpuSeconds);
+  const cpuUsed = meter(d);
   const self0 = selfSeconds();
   const d0 = delivered;
   const t0 = performance.now();
   await sleep(o.seconds * 1000);
   const wall = (performance.now() - t0) / 1000;
-  const cpu = [...d.brokers, ...(d.redis ? [d.redis] : [])].map((pid, i) => cpuSeconds(pid) - cpu0[i]);
+  const cpu = cpuUsed();
   const loadCpu = selfSeconds() - self0;
   const count = delivered - d0;
   sending = false;
@@ -300,16 +344,14 @@ async function runFlow(load: FlowLoad, d: Deployment, o: Options, prefix: string
     delivered,
     lost: Math.max(0, expected - delivered),
     misordered,
-    brokerCpu: cpu.slice(0, d.brokers.length),
-    redisCpu: d.redis ? cpu[d.brokers.length] : undefined,
+    ...cpu,
     loadCpu,
     loadavg: loadavg(),
   };
 }
 
 async function runStorm(clients: number, d: Deployment, prefix: string): Promise<Omit<Measured, 'load' | 'layout'>> {
-  const pids = [...d.brokers, ...(d.redis ? [d.redis] : [])];
-  const cpu0 = pids.map(cpuSeconds);
+  const cpuUsed = meter(d);
   const self0 = selfSeconds();
   const t0 = performance.now();
   const open: RawClient[] = [];
@@ -328,7 +370,7 @@ async function runStorm(clients: number, d: Deployment, prefix: string): Promise
   };
   await Promise.all(range(100).map(one));
   const wall = (performance.now() - t0) / 1000;
-  const cpu = pids.map((pid, i) => cpuSeconds(pid) - cpu0[i]);
+  const cpu = cpuUsed();
   const loadCpu = selfSeconds() - self0;
   for (const c of open) c.socket.destroy();
   if (failures.size) process.stderr.write(`storm: ${clients - connected} clients not connected: ${[...failures].join('; ')}\n`);
@@ -339,8 +381,7 @@ async function runStorm(clients: number, d: Deployment, prefix: string): Promise
     delivered: connected,
     lost: clients - connected,
     misordered: 0,
-    brokerCpu: cpu.slice(0, d.brokers.length),
-    redisCpu: d.redis ? cpu[d.brokers.length] : undefined,
+    ...cpu,
     loadCpu,
     loadavg: loadavg(),
   };
