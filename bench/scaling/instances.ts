@@ -28,6 +28,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { BROKER_NODE_FLAGS } from '../../broker/node-flags.js';
 import { connectClient, RawClient } from '../harness/load/client.js';
+import { refillWindows } from '../harness/load/flow.js';
 import { encodeConnect, encodeSubscribe, PACKET, PublishTemplate } from '../harness/load/packets.js';
 import { cpuTicks } from '../harness/proc.js';
 import {
@@ -45,7 +46,6 @@ import {
 
 const PAYLOAD_BYTES = 64;
 const WINDOW = 1000;
-const BATCH = 32;
 const CLOCK_TICKS = 100;
 
 interface Layout {
@@ -244,7 +244,7 @@ interface Measured {
 
 async function runFlow(load: FlowLoad, d: Deployment, o: Options, prefix: string): Promise<Omit<Measured, 'load' | 'layout'>> {
   const portOf = (instance: number) => d.ports[instance % d.ports.length];
-  const seen = load.subs.map((s) => new Float64Array(load.pubs.length).fill(-1));
+  const seen = load.subs.map(() => new Float64Array(load.pubs.length).fill(-1));
   let delivered = 0;
   let misordered = 0;
   let pump = () => undefined as void;
@@ -295,28 +295,14 @@ async function runFlow(load: FlowLoad, d: Deployment, o: Options, prefix: string
           for (const pub of pubs) if (due - pub.sent >= 1) send(pub, Math.floor(due - pub.sent));
         }, 1)
       : undefined;
+  const minSeen = (i: number) => {
+    let m = Infinity;
+    for (const k of pubs[i].readers) m = Math.min(m, seen[k][i]);
+    return m;
+  };
   if (!ticker)
     pump = () => {
-      if (!sending) return;
-      for (let i = 0; i < pubs.length; i++) {
-        const pub = pubs[i];
-        if (pub.blocked) continue;
-        let minSeen = Infinity;
-        for (const k of pub.readers) minSeen = Math.min(minSeen, seen[k][i]);
-        let room = WINDOW - (pub.sent - (minSeen + 1));
-        while (room > 0) {
-          const n = Math.min(room, BATCH);
-          room -= n;
-          if (!send(pub, n)) {
-            pub.blocked = true;
-            pub.client.socket.once('drain', () => {
-              pub.blocked = false;
-              pump();
-            });
-            break;
-          }
-        }
-      }
+      if (sending) refillWindows(pubs, minSeen, WINDOW, send, pump);
     };
   pump();
   await sleep(1000);
