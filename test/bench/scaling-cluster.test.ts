@@ -17,6 +17,8 @@ interface Cluster {
   url: string;
   workers: number[];
   output(): string;
+  /** The launcher's exit code. */
+  exited: Promise<number | null>;
   /** The worker pid whose log says it accepted `clientId` (the n-th time it connected, from 1). */
   instanceOf(clientId: string, nth?: number): Promise<number>;
 }
@@ -44,7 +46,7 @@ function launch(
 async function startCluster(t: Teardown, instances: number): Promise<Cluster> {
   const redis = await startRedis(t);
   const port = await freePort();
-  const { output } = launch(t, instances, [
+  const { child, output } = launch(t, instances, [
     `listener ${port} 127.0.0.1`,
     'allow_anonymous true',
     `persistence_redis_url ${redis.url}`,
@@ -57,6 +59,7 @@ async function startCluster(t: Teardown, instances: number): Promise<Cluster> {
     url: `mqtt://127.0.0.1:${port}`,
     workers,
     output,
+    exited: new Promise((resolve) => child.once('exit', resolve)),
     async instanceOf(clientId, nth = 1) {
       const re = new RegExp(`^\\[(\\d+)\\] \\d+: New client connected from \\S+ as ${clientId} `, 'gm');
       await until(() => [...output().matchAll(re)].length >= nth, 10_000, `the log line of ${clientId}'s connection ${nth}`);
@@ -78,6 +81,21 @@ async function onePerInstance(t: Teardown, c: Cluster, prefix: string): Promise<
   return found;
 }
 
+t.test('the launcher refuses a bad instance count or a missing config, naming it', async (t) => {
+  for (const [args, message] of [
+    [['0', '-c', 'x.conf'], 'instances must be 1 to 64, got "0"'],
+    [['lots', '-c', 'x.conf'], 'instances must be 1 to 64, got "lots"'],
+    [['2'], 'give the broker its config with -c FILE'],
+  ] as const) {
+    const child = spawn(process.execPath, ['--import', 'tsx', join(repoRoot, 'bench/scaling/cluster.ts'), ...args], { cwd: repoRoot });
+    let out = '';
+    child.stderr.on('data', (d) => (out += d));
+    const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+    t.equal(code, 2, `${args.join(' ')}: exit code 2`);
+    t.match(out, message, `${args.join(' ')}: ${message}`);
+  }
+});
+
 t.test('without persistence_redis_url, two instances are refused with a clear error', async (t) => {
   const port = await freePort();
   const { child, output, conf } = launch(t, 2, [`listener ${port} 127.0.0.1`, 'allow_anonymous true']);
@@ -86,7 +104,7 @@ t.test('without persistence_redis_url, two instances are refused with a clear er
   t.match(output(), `2 instances need persistence_redis_url in ${conf}`, 'names the missing key');
 });
 
-t.test('two mqprobe instances on one port and one Redis act as one broker', async (t) => {
+t.test('two mqprobe instances on one port and one Redis act as one broker: spread, crossing, retained, takeover', async (t) => {
   const c = await startCluster(t, 2);
   t.equal(c.workers.length, 2, 'two workers listening');
 
@@ -124,27 +142,30 @@ t.test('two mqprobe instances on one port and one Redis act as one broker', asyn
   await reader!.client.subscribeAsync('kept/#', { qos: 1 });
   await until(() => reader!.got.length === 1, 10_000, 'the retained message on B');
   t.same([reader!.got[0].payload.toString(), reader!.got[0].retain], ['retained on A', true], 'a retained message set on A is served by B');
-});
 
-t.test('session takeover across instances: the older connection on the other instance is closed', async (t) => {
-  const c = await startCluster(t, 2);
+  // session takeover: a later connection with the same client id on the other instance closes the older one
   let prev = await connectClient(t, c.url, { clientId: 'roamer' });
   let prevPid = await c.instanceOf('roamer', 1);
+  let crossed = false;
   // later connections alternate between the workers; one on the same instance takes over locally
-  for (let n = 2; n <= 10; n++) {
+  for (let n = 2; n <= 10 && !crossed; n++) {
     const prevClosed = new Promise<void>((resolve) => prev.once('close', () => resolve()));
     // the previous connection's "connected" notice crosses Redis first (docs/deploy.md)
     await new Promise((r) => setTimeout(r, 300));
     const next = await connectClient(t, c.url, { clientId: 'roamer' });
     const pid = await c.instanceOf('roamer', n);
+    await prevClosed;
     if (pid !== prevPid) {
-      await prevClosed;
+      crossed = true;
       t.pass(`connection ${n} on ${pid} closed connection ${n - 1} on ${prevPid}`);
       t.equal(next.connected, true, 'the newer connection stays');
-      return;
     }
-    await prevClosed;
     [prev, prevPid] = [next, pid];
   }
-  t.fail('no connection landed on the other instance in 10 tries');
+  t.ok(crossed, 'a later connection landed on the other instance within 10 tries');
+
+  // a worker that dies is not replaced behind the clients' backs: the whole cluster stops, loudly
+  process.kill(pidA, 'SIGKILL');
+  t.equal(await c.exited, 1, 'the launcher exits 1 when a worker dies');
+  t.match(c.output(), `worker ${pidA} exited (SIGKILL); stopping the others`, 'and names the worker');
 });
