@@ -23,7 +23,7 @@
  * Every message is counted: the exit code is 1 when one was lost, duplicated or reordered.
  */
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { cpus, loadavg, tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { BROKER_NODE_FLAGS } from '../../broker/node-flags.js';
@@ -395,7 +395,7 @@ function row(m: Measured): string {
 
 async function main(): Promise<void> {
   const o = parseArgs(process.argv.slice(2));
-  const pinning = choosePinning(cpus().length >= 2);
+  const pinning = choosePinning(true);
   pinSelf(pinning.load);
   const dir = mkdtempSync(join(tmpdir(), 'mqprobe-scaling-'));
   const results: Measured[] = [];
