@@ -88,6 +88,38 @@ class Publisher {
   }
 }
 
+/**
+ * Closed loop: each publisher not waiting for 'drain' sends, in writes of BATCH, until `window` of
+ * its messages are not yet seen by every subscriber of it (`minSeen(i)`: the lowest sequence they
+ * all saw); a socket that asks to wait marks its publisher blocked and calls `pump` on 'drain'.
+ * Shared with bench/scaling/instances.ts.
+ */
+export function refillWindows<P extends { blocked: boolean; sent: number; client: RawClient }>(
+  pubs: P[],
+  minSeen: (i: number) => number,
+  window: number,
+  send: (pub: P, n: number) => boolean,
+  pump: () => void,
+): void {
+  for (let i = 0; i < pubs.length; i++) {
+    const pub = pubs[i];
+    if (pub.blocked) continue;
+    let room = window - (pub.sent - (minSeen(i) + 1));
+    while (room > 0) {
+      const n = Math.min(room, BATCH);
+      room -= n;
+      if (!send(pub, n)) {
+        pub.blocked = true;
+        pub.client.socket.once('drain', () => {
+          pub.blocked = false;
+          pump();
+        });
+        break;
+      }
+    }
+  }
+}
+
 export function percentiles(samples: number[]): Percentiles | undefined {
   if (!samples.length) return undefined;
   const s = Float64Array.from(samples).sort();
@@ -143,27 +175,14 @@ export async function runFlow(job: FlowJob, progress: Progress): Promise<FlowRes
       pubs.forEach((p, i) => counts[i] && p.send(counts[i], now));
     }, 1);
   } else {
+    const minSeen = (i: number) => {
+      let m = Infinity;
+      for (const s of subs) m = Math.min(m, s.seen[i]);
+      return m;
+    };
+    const now = (pub: Publisher, n: number) => pub.send(n, performance.now());
     pump = () => {
-      if (!sending) return;
-      for (let i = 0; i < pubs.length; i++) {
-        const pub = pubs[i];
-        if (pub.blocked) continue;
-        let minSeen = Infinity;
-        for (const s of subs) minSeen = Math.min(minSeen, s.seen[i]);
-        let room = job.window - (pub.sent - (minSeen + 1));
-        while (room > 0) {
-          const n = Math.min(room, BATCH);
-          room -= n;
-          if (!pub.send(n, performance.now())) {
-            pub.blocked = true;
-            pub.client.socket.once('drain', () => {
-              pub.blocked = false;
-              pump();
-            });
-            break;
-          }
-        }
-      }
+      if (sending) refillWindows(pubs, minSeen, job.window, now, pump);
     };
     pump();
   }
