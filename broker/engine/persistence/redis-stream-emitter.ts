@@ -14,9 +14,10 @@ export const MESSAGE_STREAM = 'mqprobe:messages';
 export const STREAM_MAXLEN = 100_000;
 const READ_COUNT = 100;
 /**
- * Pause after a full batch (a backlog after an interruption): catch-up runs at up to 5,000 messages/s.
- * Replayed at full speed, a backlog reached subscribers faster than they acknowledged and went over
- * their max_queued_messages (dropped and counted, as Mosquitto does); at this pace they keep up.
+ * Pause after a full batch while catching up on the backlog of an interruption: catch-up runs at up to
+ * 5,000 messages/s. Replayed at full speed, a backlog reached subscribers faster than they acknowledged
+ * and went over their max_queued_messages (dropped and counted, as Mosquitto does); at this pace they
+ * keep up. Live traffic is never paced: full batches then only mean a busy stream.
  */
 const CATCH_UP_PAUSE_MS = 20;
 const READ_BLOCK_MS = 2_000;
@@ -118,6 +119,7 @@ export function createStreamEmitter(opts: StreamEmitterOptions) {
 
   const loop = (async () => {
     let interruptedAt = 0;
+    let catchingUp = false;
     while (!closing) {
       try {
         if (!lastId) {
@@ -135,13 +137,18 @@ export function createStreamEmitter(opts: StreamEmitterOptions) {
           );
           opts.onRecovered('messages-in');
           interruptedAt = 0;
+          catchingUp = true;
         }
-        if (!res) continue;
+        if (!res) {
+          catchingUp = false;
+          continue;
+        }
         const entries = res[0][1];
         await dispatch(entries);
         lastId = entries[entries.length - 1][0].toString();
         counters.read(entries.length);
-        if (entries.length === READ_COUNT) await new Promise((r) => setTimeout(r, CATCH_UP_PAUSE_MS));
+        if (entries.length < READ_COUNT) catchingUp = false;
+        else if (catchingUp) await new Promise((r) => setTimeout(r, CATCH_UP_PAUSE_MS));
       } catch (err) {
         if (closing) break;
         interruptedAt ||= Date.now();
