@@ -6,68 +6,80 @@ import { connectClient } from '../helpers/mqtt.js';
 import { startPersistentMosquitto, writableDir } from '../helpers/mosquitto-db.js';
 import { MOSQUITTO_DB_MAGIC, readMosquittoDb } from '../../broker/persistence/mosquitto-db/reader.js';
 
-t.test('Mosquitto 2.0.11 with MQTT 5 publishes: properties are read (and counted), an expired message is left out', async (t) => {
-  const dir = writableDir();
-  const mosq = await startPersistentMosquitto(t, dir);
-  const sub = await connectClient(t, mosq.url, {
-    clientId: 's5',
-    clean: false,
-    protocolVersion: 5,
-    properties: { sessionExpiryInterval: 3600 },
-  });
-  await sub.subscribeAsync('v5/#', { qos: 1 });
-  await sub.endAsync();
-  const pub = (topic: string, payload: string, ...props: string[]) => {
-    const r = spawnSync('mosquitto_pub', [
-      '-V',
-      'mqttv5',
-      '-p',
-      String(mosq.port),
-      '-q',
-      '1',
-      '-t',
-      topic,
-      '-m',
-      payload,
-      ...props.flatMap((p) => ['-D', 'publish', ...p.split(' ')]),
-    ]);
-    t.equal(r.status, 0, `mosquitto_pub ${topic}`);
-  };
-  pub('v5/props', 'hello', 'user-property k v', 'content-type text/plain');
-  pub('v5/short', 'gone', 'message-expiry-interval 1');
-  pub('v5/long', 'stays', 'message-expiry-interval 3600');
-  await mosq.stop('SIGTERM');
-  const file = join(dir, 'mosquitto.db');
-  const db = readMosquittoDb(readFileSync(file), file, Math.floor(Date.now() / 1000) + 5); // 5 s later: v5/short has expired
-  t.equal(db.version, 6);
-  t.equal(db.expired, 1, 'the message past its expiry is left out, as Mosquitto leaves it out');
-  const s5 = db.sessions.find((s) => s.clientId === 's5');
-  t.same(
-    s5?.messages.map((m) => [m.topic, m.payload.toString(), m.qos, m.properties]),
-    [
-      ['v5/props', 'hello', 1, 2],
-      ['v5/long', 'stays', 1, 0],
-    ],
-    'queued messages with their property count (the expiry is a field of its own, not a property)',
-  );
-  const bytes = readFileSync(file);
-  const userProperty = bytes.indexOf(Buffer.from([0x26, 0x00, 0x01, 0x6b])); // id 0x26, name "k"
-  t.ok(userProperty > 0, 'the user property is in the file');
-  const badId = Buffer.from(bytes);
-  badId[userProperty] = 0x27;
-  t.throws(
-    () => readMosquittoDb(badId, file),
-    { message: new RegExp(`at byte ${userProperty}: property id 39 is not a PUBLISH property`) },
-    'a property id a PUBLISH cannot carry: refused',
-  );
-  const longName = Buffer.from(bytes);
-  longName.writeUInt16BE(0xffff, userProperty + 1);
-  t.throws(
-    () => readMosquittoDb(longName, file),
-    { message: /user property|property value needs 65535 bytes/ },
-    'a property length past its block: refused',
-  );
-});
+t.test(
+  'Mosquitto 2.0.11 with MQTT 5 publishes: properties, expiry times, session expiry and subscription options are read, an expired message is left out',
+  async (t) => {
+    const dir = writableDir();
+    const mosq = await startPersistentMosquitto(t, dir);
+    const sub = await connectClient(t, mosq.url, {
+      clientId: 's5',
+      clean: false,
+      protocolVersion: 5,
+      properties: { sessionExpiryInterval: 3600 },
+    });
+    await sub.subscribeAsync('v5/#', { qos: 1 });
+    await sub.endAsync();
+    const pub = (topic: string, payload: string, ...props: string[]) => {
+      const r = spawnSync('mosquitto_pub', [
+        '-V',
+        'mqttv5',
+        '-p',
+        String(mosq.port),
+        '-q',
+        '1',
+        '-t',
+        topic,
+        '-m',
+        payload,
+        ...props.flatMap((p) => ['-D', 'publish', ...p.split(' ')]),
+      ]);
+      t.equal(r.status, 0, `mosquitto_pub ${topic}`);
+    };
+    pub('v5/props', 'hello', 'user-property k v', 'content-type text/plain');
+    pub('v5/short', 'gone', 'message-expiry-interval 1');
+    pub('v5/long', 'stays', 'message-expiry-interval 3600');
+    await mosq.stop('SIGTERM');
+    const file = join(dir, 'mosquitto.db');
+    const db = readMosquittoDb(readFileSync(file), file, Math.floor(Date.now() / 1000) + 5); // 5 s later: v5/short has expired
+    t.equal(db.version, 6);
+    t.equal(db.expired, 1, 'the message past its expiry is left out, as Mosquitto leaves it out');
+    const s5 = db.sessions.find((s) => s.clientId === 's5');
+    t.same(
+      s5?.messages.map((m) => [m.topic, m.payload.toString(), m.qos, m.properties, m.expiryTime !== undefined]),
+      [
+        ['v5/props', 'hello', 1, { userProperties: { k: 'v' }, contentType: 'text/plain' }, false],
+        ['v5/long', 'stays', 1, {}, true],
+      ],
+      'queued messages with their properties (the expiry is a field of its own, not a property)',
+    );
+    const expiryTime = s5!.messages[1].expiryTime!;
+    t.ok(Math.abs(expiryTime - (Date.now() / 1000 + 3600)) < 120, 'the expiry time is when the hour from its publish ends');
+    t.same(
+      s5?.subscriptions,
+      [{ topic: 'v5/#', qos: 1, identifier: 0, noLocal: false, retainAsPublished: false }],
+      'the subscription and its options',
+    );
+    t.equal(s5?.expiry?.interval, 3600, 'the session expiry interval');
+    t.ok(Math.abs(s5!.expiry!.time - (Date.now() / 1000 + 3600)) < 120, 'the session expires an hour after its client left');
+    const bytes = readFileSync(file);
+    const userProperty = bytes.indexOf(Buffer.from([0x26, 0x00, 0x01, 0x6b])); // id 0x26, name "k"
+    t.ok(userProperty > 0, 'the user property is in the file');
+    const badId = Buffer.from(bytes);
+    badId[userProperty] = 0x27;
+    t.throws(
+      () => readMosquittoDb(badId, file),
+      { message: new RegExp(`at byte ${userProperty}: property id 39 is not a PUBLISH property`) },
+      'a property id a PUBLISH cannot carry: refused',
+    );
+    const longName = Buffer.from(bytes);
+    longName.writeUInt16BE(0xffff, userProperty + 1);
+    t.throws(
+      () => readMosquittoDb(longName, file),
+      { message: /user property|property value needs 65535 bytes/ },
+      'a property length past its block: refused',
+    );
+  },
+);
 
 // No Mosquitto 1.4-1.6 binary can be had here: these files are built from the layout that Mosquitto's
 // src/persist_read_v234.c and persist_read_v5.c read (the format of versions 2-5), then read back.
@@ -167,7 +179,13 @@ for (const [version, writer] of [
           subs: s.subscriptions,
           queued: s.messages.map((m) => [m.topic, m.payload.toString(), m.qos, m.state, m.direction]),
         })),
-        [{ id: 'old-client', subs: [{ topic: 'old/#', qos: 1 }], queued: [['old/queued', 'q', 1, 11, 'out']] }],
+        [
+          {
+            id: 'old-client',
+            subs: [{ topic: 'old/#', qos: 1, identifier: 0, noLocal: false, retainAsPublished: false }],
+            queued: [['old/queued', 'q', 1, 11, 'out']],
+          },
+        ],
       );
       const cut = oldFile(version).subarray(0, -3);
       t.throws(
