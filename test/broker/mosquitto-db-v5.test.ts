@@ -23,6 +23,9 @@ async function makeV5State(t: Test, url: string) {
   await s5.subscribeAsync('kept/#', { qos: 1, rap: true, properties: { subscriptionIdentifier: 9 } });
   await s5.subscribeAsync('nl/#', { qos: 1, nl: true });
   await s5.endAsync();
+  // sessions without subscriptions: Mosquitto writes them too
+  await (await connectClient(t, url, { ...V5, clientId: 'empty5', clean: false, properties: { sessionExpiryInterval: LONG } })).endAsync();
+  await (await connectClient(t, url, { clientId: 'empty311', clean: false })).endAsync();
   const pub = await connectClient(t, url, V5);
   await pub.publishAsync('ret/v5', 'retained', { qos: 1, retain: true, properties: { ...props, messageExpiryInterval: LONG } });
   await pub.publishAsync('v5/props', 'queued', { qos: 1, properties: props });
@@ -61,7 +64,16 @@ async function observe(t: Test, url: string) {
   await until(() => reader.got.length === 1, 5000, 'the retained message');
   await s5.client.endAsync();
   await reader.client.endAsync();
-  return { sessionPresent: s5.sessionPresent, queued: s5.got, retained: reader.got };
+  const empty = [];
+  for (const opts of [
+    { ...V5, clientId: 'empty5', clean: false },
+    { clientId: 'empty311', clean: false },
+  ]) {
+    const c = await collecting(t, url, opts);
+    empty.push(c.sessionPresent);
+    await c.client.endAsync();
+  }
+  return { sessionPresent: s5.sessionPresent, queued: s5.got, retained: reader.got, empty };
 }
 
 /** The remaining expiry interval counts down; the rest must be equal. */
@@ -76,6 +88,7 @@ function comparable(o: Awaited<ReturnType<typeof observe>>) {
   };
   return {
     sessionPresent: o.sessionPresent,
+    empty: o.empty,
     queued: o.queued.map(strip).sort((a, b) => a.topic.localeCompare(b.topic)),
     retained: o.retained.map(strip),
   };
@@ -102,6 +115,7 @@ t.test('MQTT 5 state imported from a Mosquitto 2.0.11 db is delivered as Mosquit
   t.same(comparable(fromMqprobe), want, 'mqprobe delivers the same messages with the same properties as Mosquitto 2.0.11');
   // what Mosquitto answers, spelled out, so that a change on both sides cannot pass unnoticed
   t.equal(want.sessionPresent, true, 'session present');
+  t.same(want.empty, [true, true], 'session present for the MQTT 5 and 3.1.1 sessions without subscriptions');
   t.same(
     want.queued.map((m) => [m.topic, m.payload, m.qos, m.retain, m.properties.subscriptionIdentifier, m.expiry]),
     [
