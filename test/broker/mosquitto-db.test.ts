@@ -8,7 +8,6 @@ import {
   RETAINED,
   SLEEPER_QUEUE,
   makeState,
-  persistenceConf,
   sha256File,
   startMqprobe,
   startPersistentMosquitto,
