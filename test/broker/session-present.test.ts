@@ -33,11 +33,11 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 async function answers(t: Test, url: string): Promise<Record<string, boolean[]>> {
   const p311 = [];
   for (const clean of [false, false, true, false]) p311.push(await sessionPresent(t, url, v311('p311', clean)));
-  const p5 = [await sessionPresent(t, url, v5('p5', 2)), await sessionPresent(t, url, v5('p5', 2))];
+  const p5 = [await sessionPresent(t, url, v5('p5', 5)), await sessionPresent(t, url, v5('p5', 5))];
   const endedAt = Date.now();
   const zero = [await sessionPresent(t, url, v5('p5zero', 0)), await sessionPresent(t, url, v5('p5zero', 0))];
-  await sleep(endedAt + 3500 - Date.now()); // the 2 s expiry of p5's session has passed (Mosquitto checks each second)
-  p5.push(await sessionPresent(t, url, v5('p5', 2)));
+  await sleep(endedAt + 6500 - Date.now()); // the 5 s expiry of p5's session has passed (Mosquitto checks each second)
+  p5.push(await sessionPresent(t, url, v5('p5', 5)));
   return { p311, p5, zero };
 }
 
