@@ -3,7 +3,8 @@ import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { connectClient } from '../helpers/mqtt.js';
-import { startPersistentMosquitto, writableDir } from '../helpers/mosquitto-db.js';
+import { persistenceConf, startPersistentMosquitto, writableDir } from '../helpers/mosquitto-db.js';
+import { startMosquitto } from '../helpers/mosquitto.js';
 import { MOSQUITTO_DB_MAGIC, readMosquittoDb } from '../../broker/persistence/mosquitto-db/reader.js';
 import { mosquittoDbToSnapshot } from '../../broker/persistence/mosquitto-db/import.js';
 
@@ -91,6 +92,22 @@ t.test(
     );
   },
 );
+
+t.test("a 3.1.1 session under Mosquitto's persistent_client_expiration expires when Mosquitto would expire it", async (t) => {
+  const dir = writableDir();
+  const mosq = await startMosquitto(t, `${persistenceConf(dir)}persistent_client_expiration 1h\n`, { dir });
+  await (await connectClient(t, mosq.url, { clientId: 'old311', clean: false })).endAsync();
+  await mosq.stop('SIGTERM');
+  const file = join(dir, 'mosquitto.db');
+  const db = readMosquittoDb(readFileSync(file), file);
+  const expiry = db.sessions.find((s) => s.clientId === 'old311')?.expiry;
+  t.equal(expiry?.interval, 0xffffffff, 'its own interval: never');
+  t.ok(Math.abs(expiry!.time - (Date.now() / 1000 + 3600)) < 120, 'its expiry time: an hour after its client left');
+  const mtimeMs = statSync(file).mtimeMs;
+  const kept = mosquittoDbToSnapshot(db, 'test', mtimeMs).snapshot.sessions.find((s) => s.clientId === 'old311')?.expiry;
+  t.equal(kept && kept.endedAt + kept.interval * 1000 >= expiry!.time * 1000, true, 'mqprobe expires it then');
+  t.ok(kept && kept.endedAt + kept.interval * 1000 - expiry!.time * 1000 < 1000, 'not later than a second after');
+});
 
 // No Mosquitto 1.4-1.6 binary can be had here: these files are built from the layout that Mosquitto's
 // src/persist_read_v234.c and persist_read_v5.c read (the format of versions 2-5), then read back.

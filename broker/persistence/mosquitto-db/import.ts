@@ -75,12 +75,17 @@ const NEVER_EXPIRES = 0xffffffff;
 /**
  * A session's expiry as mqprobe counts it (its interval and when its connection ended), from what
  * Mosquitto wrote: the time the session expires, or 0 when its client was still connected as the file
- * was written (its connection ended then: `writtenAt`, the file's mtime in ms).
+ * was written (its connection ended then: `writtenAt`, the file's mtime in ms). A session that never
+ * expires by its own interval (3.1.1) but has an expiry time was cut by Mosquitto's
+ * `persistent_client_expiration`: it expires at that time, counted from when the file was written.
  */
 function sessionExpiry(e: MosquittoSession['expiry'], writtenAt: number): SessionExpiry | undefined {
-  if (!e || e.interval === 0 || e.interval >= NEVER_EXPIRES) return undefined;
-  const endedAt = e.time > 0 ? (e.time - e.interval) * 1000 : writtenAt;
-  return { interval: e.interval, endedAt: Math.max(0, endedAt) };
+  if (!e || e.interval === 0) return undefined;
+  if (e.interval < NEVER_EXPIRES)
+    return { interval: e.interval, endedAt: e.time > 0 ? Math.max(0, (e.time - e.interval) * 1000) : writtenAt };
+  if (e.time === 0) return undefined;
+  const endedAt = Math.min(writtenAt, e.time * 1000);
+  return { interval: Math.ceil((e.time * 1000 - endedAt) / 1000), endedAt };
 }
 
 function snapshotPacket(m: MosquittoMessage, now: number): SnapshotPacket {
