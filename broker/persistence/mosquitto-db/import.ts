@@ -114,7 +114,8 @@ function snapshotSubscription(s: MosquittoSubscription): SnapshotSession['subscr
 }
 
 /** Puts the records into the shape mqprobe's snapshot restores from, counting what has no place there. */
-export function mosquittoDbToSnapshot(db: MosquittoDb, savedAt: string, writtenAt: number, now = Date.now()) {
+export function mosquittoDbToSnapshot(db: MosquittoDb, savedAt: string, writtenAtMs: number, now = Date.now()) {
+  const writtenAt = Math.floor(writtenAtMs); // a file's mtime has a fraction; a stored time is whole ms
   const left = { incomingQos2: 0, inPubrelPhase: 0 };
   const snapshot: Snapshot = {
     format: SNAPSHOT_FORMAT,
@@ -189,7 +190,7 @@ export function importMosquittoDb(
     log.error({ file: path, offset: err.offset }, `cannot import ${err.message}; the file is left as it is and mqprobe starts without it`);
     return undefined;
   }
-  const { snapshot, left } = mosquittoDbToSnapshot(db, `mosquitto-db-${mark.sha256.slice(0, 16)}`, mark.mtimeMs);
+  const { snapshot, left } = mosquittoDbToSnapshot(db, `mosquitto-db-${mark.sha256.slice(0, 16)}`, Math.floor(mark.mtimeMs));
   const queued = snapshot.sessions.reduce((n, s) => n + s.queue.length, 0);
   log.info(
     { file: path, dbVersion: db.version },
