@@ -1,28 +1,18 @@
 import t, { type Test } from 'tap';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { freePort, spawnCli, waitForPort, type BrokerProcess, type Teardown } from '../helpers/broker.js';
+import type { BrokerProcess } from '../helpers/broker.js';
 import { connectClient, connectCollecting, collect, until } from '../helpers/mqtt.js';
 import { persistenceFiles } from '../../broker/persistence/mosquitto-db/import.js';
 import {
   RETAINED,
   SLEEPER_QUEUE,
   makeState,
-  persistenceConf,
   sha256File,
+  startMqprobe,
   startPersistentMosquitto,
   writableDir,
 } from '../helpers/mosquitto-db.js';
-
-/** mqprobe with the same persistence lines as Mosquitto, on a port of its own. */
-async function startMqprobe(t: Teardown, dir: string) {
-  const port = await freePort();
-  const conf = join(dir, 'mqprobe.conf');
-  writeFileSync(conf, `listener ${port} 127.0.0.1\n${persistenceConf(dir)}log_dest stdout\n`);
-  const p = spawnCli(t, ['-c', conf]);
-  await waitForPort(port);
-  return { ...p, url: `mqtt://127.0.0.1:${port}` };
-}
 
 async function stopGracefully(p: BrokerProcess) {
   p.child.kill('SIGTERM');

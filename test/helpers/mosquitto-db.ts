@@ -1,7 +1,7 @@
-import { chmodSync, readFileSync } from 'node:fs';
+import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
-import type { Teardown } from './broker.js';
+import { freePort, spawnCli, waitForPort, type Teardown } from './broker.js';
 import { tempDir } from './tmp.js';
 import { startMosquitto, type MosquittoPeer } from './mosquitto.js';
 import { connectClient } from './mqtt.js';
@@ -22,6 +22,16 @@ export function writableDir(): string {
 /** Real Mosquitto with persistence into `dir`/mosquitto.db; `stop('SIGTERM')` makes it save the file. */
 export function startPersistentMosquitto(t: Teardown, dir: string): Promise<MosquittoPeer> {
   return startMosquitto(t, persistenceConf(dir), { dir });
+}
+
+/** mqprobe with the same persistence lines as Mosquitto, on a port of its own. */
+export async function startMqprobe(t: Teardown, dir: string) {
+  const port = await freePort();
+  const conf = join(dir, 'mqprobe.conf');
+  writeFileSync(conf, `listener ${port} 127.0.0.1\n${persistenceConf(dir)}log_dest stdout\n`);
+  const p = spawnCli(t, ['-c', conf]);
+  await waitForPort(port, 60_000); // a loaded machine starts the CLI slowly
+  return { ...p, url: `mqtt://127.0.0.1:${port}` };
 }
 
 /** What makeState leaves queued for `sleeper`, in order. */

@@ -9,6 +9,7 @@ import { withConnackFirst } from '../connack-first.js';
 import { withAckAfterRoute } from './ack-after-route.js';
 import { withConnectDeadline } from './connect-deadline.js';
 import { withSessionExpiryInRedis } from './redis-session-expiry.js';
+import { withKeptSessions } from './redis-kept-sessions.js';
 import { drainable } from './redis-connection.js';
 import { createStreamEmitter, type StreamEmitterCounters } from './redis-stream-emitter.js';
 import { createSharedGroups } from './redis-shared-groups.js';
@@ -123,8 +124,8 @@ export function createRedisState(config: BrokerConfig, log: Logger, metrics: Reg
     log: plog,
     malformed: counters.shareMalformed,
   });
-  const redisPersistence = withCleanIncoming(
-    shared.withSessionCopies(persistenceRedis({ conn: state.redis, maxSessionDelivery: -1 })),
+  const redisPersistence = withKeptSessions(
+    withCleanIncoming(shared.withSessionCopies(persistenceRedis({ conn: state.redis, maxSessionDelivery: -1 })), state.redis),
     state.redis,
   );
   const persistence = withConnectDeadline(

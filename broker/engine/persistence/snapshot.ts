@@ -64,6 +64,8 @@ const expired = (p: StoredPacket, now: number) => p.messageExpiry !== undefined 
  */
 export class SnapshotPersistence extends MemoryPersistence {
   private readonly sessions = new Set<string>();
+  /** Persistent sessions, with subscriptions or without (engine patch 60 asks for them to answer session present). */
+  private readonly kept = new Set<string>();
   /** Retained topics and their payload sizes. */
   private readonly retainedTopics = new Map<string, number>();
   private retainedPayloadBytes = 0;
@@ -100,6 +102,15 @@ export class SnapshotPersistence extends MemoryPersistence {
   override async cleanSubscriptions(client: { id: string }): Promise<void> {
     await super.cleanSubscriptions(client);
     this.sessions.delete(client.id);
+    this.kept.delete(client.id);
+  }
+
+  /** Records a persistent session (a connect with clean session 0); resolves whether it existed. */
+  async keepSession(client: { id: string }): Promise<boolean> {
+    const existed = this.kept.has(client.id);
+    this.kept.add(client.id);
+    this.sessions.add(client.id);
+    return existed;
   }
 
   get retainedCount(): number {
@@ -128,7 +139,7 @@ export class SnapshotPersistence extends MemoryPersistence {
       const subscriptions = await this.subscriptionsByClient({ id: clientId });
       const queue: SnapshotPacket[] = [];
       for await (const p of this.outgoingStream({ id: clientId })) queue.push(toSnap(p as StoredPacket));
-      if (!subscriptions.length && !queue.length) continue;
+      if (!subscriptions.length && !queue.length && !this.kept.has(clientId)) continue;
       const expiry = this.engine && sessionExpiryOf(this.engine, clientId, now);
       sessions.push({ clientId, subscriptions, queue, ...(expiry && { expiry }) });
     }
@@ -169,6 +180,7 @@ export class SnapshotPersistence extends MemoryPersistence {
         report.expiredSessions++;
         continue;
       }
+      await this.keepSession({ id: session.clientId });
       if (session.subscriptions.length) await this.addSubscriptions({ id: session.clientId }, session.subscriptions);
       for (const p of session.queue) {
         const packet = readPacket(p, `message queued for ${session.clientId}`);

@@ -2,9 +2,25 @@ import { closeSync, existsSync, openSync, readFileSync, readSync, statSync } fro
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import { MSG_STATE, hasMosquittoMagic, readMosquittoDb, type MosquittoDb } from './reader.js';
+import {
+  MSG_STATE,
+  hasMosquittoMagic,
+  readMosquittoDb,
+  type MosquittoDb,
+  type MosquittoMessage,
+  type MosquittoSession,
+  type MosquittoSubscription,
+} from './reader.js';
 import { MosquittoDbError } from './cursor.js';
-import { SNAPSHOT_FORMAT, SNAPSHOT_VERSION, type ImportMark, type Snapshot } from '../../engine/persistence/snapshot.js';
+import {
+  SNAPSHOT_FORMAT,
+  SNAPSHOT_VERSION,
+  type ImportMark,
+  type Snapshot,
+  type SnapshotSession,
+} from '../../engine/persistence/snapshot.js';
+import type { SnapshotPacket } from '../../engine/persistence/snapshot-records.js';
+import type { SessionExpiry } from '../../engine/persistence/session-expiry.js';
 
 /** mqprobe's own snapshot name when `persistence_file` is left at its default. */
 export const DEFAULT_PERSISTENCE_FILE = 'mqprobe.db';
@@ -53,28 +69,73 @@ const RESENDABLE = new Set<number>([
   MSG_STATE.queued,
 ]);
 
-/** Puts the records into the shape mqprobe's snapshot restores from, counting what has no place there. */
-export function mosquittoDbToSnapshot(db: MosquittoDb, savedAt: string) {
-  const left = { incomingQos2: 0, inPubrelPhase: 0, properties: 0 };
-  const packet = (m: { topic: string; payload: Buffer; qos: number; retain: boolean; properties: number }) => {
-    if (m.properties) left.properties++;
-    return { topic: m.topic, payload: m.payload.toString('base64'), qos: m.qos, retain: m.retain };
+/** 0xFFFFFFFF: the session never expires. */
+const NEVER_EXPIRES = 0xffffffff;
+
+/**
+ * A session's expiry as mqprobe counts it (its interval and when its connection ended), from what
+ * Mosquitto wrote: the time the session expires, or 0 when its client was still connected as the file
+ * was written (its connection ended then: `writtenAt`, the file's mtime in ms). A session that never
+ * expires by its own interval (3.1.1) but has an expiry time was cut by Mosquitto's
+ * `persistent_client_expiration`: it expires at that time, counted from when the file was written.
+ */
+function sessionExpiry(e: MosquittoSession['expiry'], writtenAt: number): SessionExpiry | undefined {
+  if (!e || e.interval === 0) return undefined;
+  if (e.interval < NEVER_EXPIRES)
+    return { interval: e.interval, endedAt: e.time > 0 ? Math.max(0, (e.time - e.interval) * 1000) : writtenAt };
+  if (e.time === 0) return undefined;
+  const endedAt = Math.min(writtenAt, e.time * 1000);
+  return { interval: Math.ceil((e.time * 1000 - endedAt) / 1000), endedAt };
+}
+
+function snapshotPacket(m: MosquittoMessage, now: number): SnapshotPacket {
+  const out: SnapshotPacket = { topic: m.topic, payload: m.payload.toString('base64'), qos: m.qos, retain: m.retain };
+  const { correlationData, ...rest } = m.properties;
+  const properties: Record<string, unknown> = { ...rest };
+  if (correlationData) properties.correlationData = correlationData.toString('base64');
+  if (m.expiryTime !== undefined) {
+    // the engine sends what remains of the interval, counted to the file's expiry time as Mosquitto counts it on restart
+    out.messageExpiry = m.expiryTime * 1000;
+    properties.messageExpiryInterval = Math.max(1, Math.ceil((out.messageExpiry - now) / 1000));
+  }
+  if (Object.keys(properties).length) out.properties = properties;
+  return out;
+}
+
+function snapshotSubscription(s: MosquittoSubscription): SnapshotSession['subscriptions'][number] {
+  return {
+    topic: s.topic,
+    qos: s.qos,
+    nl: s.noLocal,
+    rap: s.retainAsPublished,
+    rh: 0,
+    ...(s.identifier > 0 && { subscriptionIdentifier: s.identifier }),
   };
+}
+
+/** Puts the records into the shape mqprobe's snapshot restores from, counting what has no place there. */
+export function mosquittoDbToSnapshot(db: MosquittoDb, savedAt: string, writtenAtMs: number, now = Date.now()) {
+  const writtenAt = Math.floor(writtenAtMs); // a file's mtime has a fraction; a stored time is whole ms
+  const left = { incomingQos2: 0, inPubrelPhase: 0 };
   const snapshot: Snapshot = {
     format: SNAPSHOT_FORMAT,
     version: SNAPSHOT_VERSION,
     savedAt,
-    retained: db.retained.filter((m) => !m.topic.startsWith('$SYS/')).map(packet),
-    sessions: db.sessions.map((s) => ({
-      clientId: s.clientId,
-      subscriptions: s.subscriptions.map(({ topic, qos }) => ({ topic, qos })),
-      queue: s.messages.flatMap((m) => {
-        if (m.direction === 'in') left.incomingQos2++;
-        else if (!RESENDABLE.has(m.state)) left.inPubrelPhase++;
-        else return [packet(m)];
-        return [];
-      }),
-    })),
+    retained: db.retained.filter((m) => !m.topic.startsWith('$SYS/')).map((m) => snapshotPacket(m, now)),
+    sessions: db.sessions.map((s) => {
+      const expiry = sessionExpiry(s.expiry, writtenAt);
+      return {
+        clientId: s.clientId,
+        subscriptions: s.subscriptions.map(snapshotSubscription),
+        queue: s.messages.flatMap((m) => {
+          if (m.direction === 'in') left.incomingQos2++;
+          else if (!RESENDABLE.has(m.state)) left.inPubrelPhase++;
+          else return [snapshotPacket(m, now)];
+          return [];
+        }),
+        ...(expiry && { expiry }),
+      };
+    }),
   };
   return { snapshot, left };
 }
@@ -129,7 +190,7 @@ export function importMosquittoDb(
     log.error({ file: path, offset: err.offset }, `cannot import ${err.message}; the file is left as it is and mqprobe starts without it`);
     return undefined;
   }
-  const { snapshot, left } = mosquittoDbToSnapshot(db, `mosquitto-db-${mark.sha256.slice(0, 16)}`);
+  const { snapshot, left } = mosquittoDbToSnapshot(db, `mosquitto-db-${mark.sha256.slice(0, 16)}`, Math.floor(mark.mtimeMs));
   const queued = snapshot.sessions.reduce((n, s) => n + s.queue.length, 0);
   log.info(
     { file: path, dbVersion: db.version },
@@ -145,11 +206,6 @@ export function importMosquittoDb(
     log.warn(
       { file: path },
       `${left.inPubrelPhase} outgoing QoS 2 messages in ${path} were already received by their clients (PUBREL phase) and were not queued again`,
-    );
-  if (left.properties)
-    log.warn(
-      { file: path },
-      `${left.properties} imported messages carried MQTT 5 properties, which were dropped (mqprobe speaks MQTT 3.1.1)`,
     );
   return { snapshot, mark };
 }

@@ -19,7 +19,9 @@ import { Cursor } from './cursor.js';
  * references, strings) is detected, a changed payload byte cannot be.
  *
  * The result is plain records, engine-neutral: retained messages and client sessions with their
- * subscriptions and queued outgoing messages.
+ * subscriptions and queued outgoing messages, with what MQTT 5 adds to each (message properties and
+ * expiry time, session expiry, subscription options and identifiers). The file does not record a
+ * client's protocol version.
  */
 
 export const MOSQUITTO_DB_MAGIC = Buffer.from([0x00, 0xb5, 0x00, ...Buffer.from('mosquitto db')]);
@@ -44,13 +46,23 @@ export const MSG_STATE = {
 } as const;
 const DIRECTION_OUT = 1;
 
+/** The MQTT 5 properties Mosquitto stores with a message, in mqtt-packet's names and shapes. */
+export interface MessageProperties {
+  payloadFormatIndicator?: boolean;
+  contentType?: string;
+  responseTopic?: string;
+  correlationData?: Buffer;
+  userProperties?: Record<string, string | string[]>;
+}
+
 export interface MosquittoMessage {
   topic: string;
   payload: Buffer;
   qos: number;
   retain: boolean;
-  /** How many MQTT 5 properties the message carried. */
-  properties: number;
+  properties: MessageProperties;
+  /** When its Message Expiry Interval ends, in seconds since the epoch (the file's `expiry_time`). */
+  expiryTime?: number;
 }
 
 export interface MosquittoClientMessage extends MosquittoMessage {
@@ -59,9 +71,23 @@ export interface MosquittoClientMessage extends MosquittoMessage {
   direction: 'in' | 'out';
 }
 
+export interface MosquittoSubscription {
+  topic: string;
+  qos: number;
+  /** MQTT 5 subscription identifier, 0 when none. */
+  identifier: number;
+  noLocal: boolean;
+  retainAsPublished: boolean;
+}
+
 export interface MosquittoSession {
   clientId: string;
-  subscriptions: { topic: string; qos: number }[];
+  /**
+   * Session Expiry Interval (s; 0xFFFFFFFF never) and when the session expires (s since the epoch; 0
+   * when its client was connected as the file was written). Versions 2-4 have neither.
+   */
+  expiry?: { interval: number; time: number };
+  subscriptions: MosquittoSubscription[];
   /** Messages for and from the client in the order Mosquitto keeps them: in flight, then queued. */
   messages: MosquittoClientMessage[];
 }
@@ -101,7 +127,7 @@ export function readMosquittoDb(data: Buffer, file: string, nowSeconds = Math.fl
   const stores = new Map<bigint, MosquittoMessage>();
   const expired = new Set<bigint>();
   const retainRefs: { storeId: bigint; at: number }[] = [];
-  const sessions = new Map<string, { subscriptions: MosquittoSession['subscriptions']; refs: ClientMsgRef[] }>();
+  const sessions = new Map<string, { expiry?: MosquittoSession['expiry']; subscriptions: MosquittoSubscription[]; refs: ClientMsgRef[] }>();
   const session = (clientId: string) => {
     let s = sessions.get(clientId);
     if (!s) sessions.set(clientId, (s = { subscriptions: [], refs: [] }));
@@ -136,13 +162,15 @@ export function readMosquittoDb(data: Buffer, file: string, nowSeconds = Math.fl
         body.end('the retain chunk');
         break;
       case Chunk.Sub: {
-        const { clientId, topic, qos } = v56 ? readSubV56(body) : readSubV234(body);
-        session(clientId).subscriptions.push({ topic, qos });
+        const { clientId, ...sub } = v56 ? readSubV56(body) : readSubV234(body);
+        session(clientId).subscriptions.push(sub);
         break;
       }
-      case Chunk.Client:
-        session(readClientId(body, version));
+      case Chunk.Client: {
+        const { clientId, expiry } = readClient(body, version);
+        session(clientId).expiry = expiry;
         break;
+      }
       default:
         c.fail(`unknown chunk type ${type}`, at);
     }
@@ -165,7 +193,7 @@ export function readMosquittoDb(data: Buffer, file: string, nowSeconds = Math.fl
       const m = resolve(r.storeId, r.at, `a queued message of client ${clientId}`);
       if (m) messages.push({ ...m, qos: r.qos, retain: r.retain, state: r.state, direction: r.direction });
     }
-    out.push({ clientId, subscriptions: s.subscriptions, messages });
+    out.push({ clientId, ...(s.expiry && { expiry: s.expiry }), subscriptions: s.subscriptions, messages });
   }
   return { version, retained, sessions: out, expired: expired.size };
 }
@@ -225,9 +253,11 @@ function readMsgStoreV56(c: Cursor) {
   c.string(sourceUserLen, 'source username');
   const topic = nonEmpty(c, topicLen, 'topic');
   const payload = Buffer.from(c.bytes(payloadLen, 'payload'));
-  const properties = c.remaining > 0 ? readProperties(c) : 0;
+  const properties = c.remaining > 0 ? readProperties(c) : {};
   c.end('the message store chunk');
-  return { storeId, expiryTime, message: { topic, payload, qos: q, retain, properties } };
+  const message: MosquittoMessage = { topic, payload, qos: q, retain, properties };
+  if (expiryTime > 0n) message.expiryTime = Number(expiryTime);
+  return { storeId, expiryTime, message };
 }
 
 function readMsgStoreV234(c: Cursor, version: number) {
@@ -246,7 +276,7 @@ function readMsgStoreV234(c: Cursor, version: number) {
   const retain = flag(c, 'retain flag');
   const payload = Buffer.from(c.bytes(c.u32('payload length'), 'payload'));
   c.end('the message store chunk');
-  return { storeId, expiryTime: 0n, message: { topic, payload, qos: q, retain, properties: 0 } };
+  return { storeId, expiryTime: 0n, message: { topic, payload, qos: q, retain, properties: {} } };
 }
 
 function direction(c: Cursor): 'in' | 'out' {
@@ -272,6 +302,7 @@ function readClientMsgV56(c: Cursor, at: number) {
   const retainDup = c.u8('retain/dup flags');
   const dir = direction(c);
   const clientId = nonEmpty(c, idLen, 'client id');
+  // the per-delivery properties (subscription identifiers) come from the client's subscriptions again
   if (c.remaining > 0) readProperties(c);
   c.end('the client message chunk');
   return { clientId, ref: { storeId, qos: q, state: s, retain: (retainDup & 0xf0) !== 0, direction: dir, at } };
@@ -292,17 +323,28 @@ function readClientMsgV234(c: Cursor, at: number) {
   return { clientId, ref: { storeId, qos: q, state: s, retain, direction: dir, at } };
 }
 
+/** Mosquitto keeps these two bits of the SUBSCRIBE options byte (retain handling only matters at SUBSCRIBE). */
+const SUB_OPTION = { noLocal: 0x04, retainAsPublished: 0x08 } as const;
+const SUBSCRIPTION_IDENTIFIER_MAX = 268_435_455;
+
 function readSubV56(c: Cursor) {
-  c.u32('subscription identifier');
+  const idAt = c.offset;
+  const identifier = c.u32('subscription identifier');
+  if (identifier > SUBSCRIPTION_IDENTIFIER_MAX)
+    c.fail(`subscription identifier is ${identifier}, more than ${SUBSCRIPTION_IDENTIFIER_MAX}`, idAt);
   const idLen = c.u16('client id length');
   const topicLen = c.u16('topic length');
   const q = qos(c, 'subscription qos');
-  c.u8('subscription options');
+  const optAt = c.offset;
+  const options = c.u8('subscription options');
+  if (options & ~(SUB_OPTION.noLocal | SUB_OPTION.retainAsPublished))
+    c.fail(`subscription options are 0x${options.toString(16)}, expected only bits 0x0c`, optAt);
   c.skip(2, 'sub padding');
   const clientId = nonEmpty(c, idLen, 'client id');
   const topic = nonEmpty(c, topicLen, 'topic filter');
   c.end('the subscription chunk');
-  return { clientId, topic, qos: q };
+  const noLocal = (options & SUB_OPTION.noLocal) !== 0;
+  return { clientId, topic, qos: q, identifier, noLocal, retainAsPublished: (options & SUB_OPTION.retainAsPublished) !== 0 };
 }
 
 function readSubV234(c: Cursor) {
@@ -314,14 +356,17 @@ function readSubV234(c: Cursor) {
   if (!topic) c.fail('topic filter is empty', topicAt);
   const q = qos(c, 'subscription qos');
   c.end('the subscription chunk');
-  return { clientId, topic, qos: q };
+  return { clientId, topic, qos: q, identifier: 0, noLocal: false, retainAsPublished: false };
 }
 
-function readClientId(c: Cursor, version: number): string {
+function readClient(c: Cursor, version: number): { clientId: string; expiry?: MosquittoSession['expiry'] } {
   let clientId: string;
+  let expiry: MosquittoSession['expiry'];
   if (version >= 5) {
-    c.i64le('session expiry time');
-    c.u32('session expiry interval');
+    const timeAt = c.offset;
+    const time = c.i64le('session expiry time');
+    if (time < 0n || time > BigInt(Number.MAX_SAFE_INTEGER)) c.fail(`session expiry time ${time} is not a time`, timeAt);
+    expiry = { time: Number(time), interval: c.u32('session expiry interval') };
     c.u16('last mid');
     const idLen = c.u16('client id length');
     let userLen = 0;
@@ -340,35 +385,74 @@ function readClientId(c: Cursor, version: number): string {
     if (version !== 2) c.i64le('disconnect time');
   }
   c.end('the client chunk');
-  return clientId;
+  return { clientId, ...(expiry && { expiry }) };
 }
 
-/** Value layouts of the properties a PUBLISH may carry (MQTT 5, section 3.3.2.3): a fixed size, a varint, or u16-prefixed strings. */
-const PUBLISH_PROPERTIES: Record<number, number | 'varint' | { strings: number }> = {
-  0x01: 1, // payload format indicator
-  0x02: 4, // message expiry interval
-  0x03: { strings: 1 }, // content type
-  0x08: { strings: 1 }, // response topic
-  0x09: { strings: 1 }, // correlation data (binary data: the same u16-prefixed layout)
-  0x0b: 'varint', // subscription identifier
-  0x23: 2, // topic alias
-  0x26: { strings: 2 }, // user property: name and value
-};
+const PROPERTY = {
+  payloadFormatIndicator: 0x01,
+  messageExpiryInterval: 0x02,
+  contentType: 0x03,
+  responseTopic: 0x08,
+  correlationData: 0x09,
+  subscriptionIdentifier: 0x0b,
+  topicAlias: 0x23,
+  userProperty: 0x26,
+} as const;
 
-/** Walks an MQTT 5 property block (varint length, then properties) and counts the properties. */
-function readProperties(c: Cursor): number {
+/**
+ * Reads an MQTT 5 property block of a PUBLISH (varint length, then properties; MQTT 5 section 3.3.2.3)
+ * into the properties a stored message keeps. The expiry is the chunk's own field; subscription
+ * identifiers and topic aliases belong to one delivery and are read over.
+ */
+function readProperties(c: Cursor): MessageProperties {
   const len = c.varint('properties length');
   const p = c.region(len, 'properties');
-  let n = 0;
+  const out: MessageProperties = {};
+  const text = (what: string) => p.string(p.u16(`${what} length`), what);
+  const once = (name: keyof MessageProperties, at: number) => {
+    if (out[name] !== undefined) p.fail(`property ${name} appears twice`, at);
+  };
   while (p.remaining > 0) {
     const at = p.offset;
     const id = p.varint('property id');
-    const layout = PUBLISH_PROPERTIES[id];
-    if (layout === undefined) p.fail(`property id ${id} is not a PUBLISH property`, at);
-    else if (layout === 'varint') p.varint('property value');
-    else if (typeof layout === 'number') p.skip(layout, 'property value');
-    else for (let i = 0; i < layout.strings; i++) p.skip(p.u16('property value length'), 'property value');
-    n++;
+    switch (id) {
+      case PROPERTY.payloadFormatIndicator: {
+        once('payloadFormatIndicator', at);
+        out.payloadFormatIndicator = flag(p, 'payload format indicator');
+        break;
+      }
+      case PROPERTY.messageExpiryInterval:
+        p.u32('message expiry interval');
+        break;
+      case PROPERTY.contentType:
+        once('contentType', at);
+        out.contentType = text('content type');
+        break;
+      case PROPERTY.responseTopic:
+        once('responseTopic', at);
+        out.responseTopic = text('response topic');
+        break;
+      case PROPERTY.correlationData:
+        once('correlationData', at);
+        out.correlationData = Buffer.from(p.bytes(p.u16('correlation data length'), 'correlation data'));
+        break;
+      case PROPERTY.subscriptionIdentifier:
+        p.varint('subscription identifier');
+        break;
+      case PROPERTY.topicAlias:
+        p.u16('topic alias');
+        break;
+      case PROPERTY.userProperty: {
+        const name = text('user property name');
+        const value = text('user property value');
+        const user = (out.userProperties ??= Object.create(null) as Record<string, string | string[]>);
+        const had = user[name];
+        user[name] = had === undefined ? value : [...(Array.isArray(had) ? had : [had]), value];
+        break;
+      }
+      default:
+        p.fail(`property id ${id} is not a PUBLISH property`, at);
+    }
   }
-  return n;
+  return out;
 }

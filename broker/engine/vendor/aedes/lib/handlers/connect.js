@@ -432,8 +432,16 @@ function fetchSubs (arg, done) {
       done,
       arg
     }
-    client.broker.persistence.subscriptionsByClient({ id: client.id })
-      .then(subs => gotSubs(subs, subsClient), subsClient.done)
+    // [MQTT-3.2.2-2] a session without subscriptions is session state too (as
+    // Mosquitto answers): a persistence that keeps sessions (feature-detected
+    // keepSession, resolving whether the session existed) tells the engine so
+    const persistence = client.broker.persistence
+    const kept = typeof persistence.keepSession === 'function' ? persistence.keepSession(client) : false
+    Promise.all([persistence.subscriptionsByClient({ id: client.id }), kept])
+      .then(([subs, existed]) => {
+        arg.sessionKept = existed === true
+        gotSubs(subs, subsClient)
+      }, subsClient.done)
     return
   }
   arg.sessionPresent = false // [MQTT-3.2.2-1]
@@ -470,7 +478,7 @@ function restoreSubs (arg, done) {
     arg.sessionPresent = !!arg.subs // cast to boolean, [MQTT-3.2.2-2]
     return
   }
-  arg.sessionPresent = false // [MQTT-3.2.2-1], [MQTT-3.2.2-3]
+  arg.sessionPresent = !!arg.sessionKept // [MQTT-3.2.2-1], [MQTT-3.2.2-2], [MQTT-3.2.2-3]
   done()
 }
 
