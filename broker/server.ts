@@ -36,7 +36,7 @@ import { logClientLines } from './engine/client-lines.js';
 import { mqtt5Options } from './engine/mqtt5-options.js';
 import { ConnectionGate } from './connection-gate.js';
 import { listenLines } from './log/broker-lines.js';
-import { logDestinations, unredactedLogger } from './logger.js';
+import { logDestinations, mosquittoLineWriter } from './logger.js';
 import { createBridges } from './bridge/index.js';
 import type { BridgeConfig } from './bridge/config.js';
 
@@ -137,7 +137,7 @@ export async function createMqttServer(config: BrokerConfig, { log, metrics }: S
   const usernameOf = (c: ClientHandle) => clientMeta(c)?.username;
   watchClients(aedes, probe, { takenOver: access.takenOver, kicked: access.kicked }, () => closing);
   // Mosquitto's own log lines for connects, refusals, disconnects and subscriptions (broker/engine/client-lines.ts)
-  logClientLines(aedes, probe, unredactedLogger(log), {
+  logClientLines(aedes, probe, mosquittoLineWriter(log), {
     connectionMessages: config.connectionMessages,
     enabled: (type) => logDestinations(log)?.enabled(type) ?? true,
   });

@@ -1,5 +1,5 @@
 import type { Aedes, Client } from './vendor/aedes/aedes.js';
-import type { Logger } from 'pino';
+import type { MosquittoLineWriter } from '../logger.js';
 import type { BrokerProbe, ConnInfo } from '../probe.js';
 import { connInfo } from '../probe.js';
 import { clientMeta } from './access.js';
@@ -34,13 +34,9 @@ function openSslError(err: Error): string {
   return m ? `error:${m[1]}:${m[2]}::${m[3]}` : err.message.trim();
 }
 
-export function logClientLines(aedes: Aedes, probe: BrokerProbe, log: Logger, opts: ClientLineOptions): void {
+export function logClientLines(aedes: Aedes, probe: BrokerProbe, write: MosquittoLineWriter, opts: ClientLineOptions): void {
   const line = (type: MosqLogType, text: string) => {
-    if (!opts.enabled(type)) return;
-    if (type === 'debug') log.debug({ log_type: type }, text);
-    else if (type === 'error') log.error({ log_type: type }, text);
-    else if (type === 'warning') log.warn({ log_type: type }, text);
-    else log.info({ log_type: type }, text);
+    if (opts.enabled(type)) write(type, text);
   };
   const ready = new WeakSet<object>();
   const connacks = new WeakMap<object, { sessionPresent?: boolean; returnCode?: number }>();

@@ -82,10 +82,18 @@ export class LogDestinations {
     } catch {
       return; // pino only writes what it serialised; nothing else reaches this stream
     }
+    this.writeRecord(rec, () => json.trimEnd());
+  }
+
+  /**
+   * One record, as `write` has it after parsing: `json` gives its JSON text (log_format json), built
+   * only when needed. Mosquitto's client lines come here directly (logger.ts, `mosquittoLineWriter`).
+   */
+  writeRecord(rec: LogRecord, json: () => string): void {
     const type = typeOf(rec);
     if (!this.types.has(type)) return;
     const mosquitto = this.settings.format === 'mosquitto';
-    const text = mosquitto ? lineText(rec) : json.trimEnd();
+    const text = mosquitto ? lineText(rec) : json();
     if (this.writers.length) {
       // written together, at most LINGER_MS late: a connection storm logs two lines per client, and
       // each write to a file or pipe was a call into sonic-boom and an fs.write of its own

@@ -24,8 +24,10 @@ export function createBrokerState(config: BrokerConfig, log: Logger, saveSeconds
     retainedBytes: async () => persistence.retainedBytes,
     sessions: async () => [...persistence.sessionIds],
   };
-  const mq = createSafeEmitter();
-  if (!config.persistence) return { aedesOptions: { persistence, mq }, counts, start: async () => undefined, stop: async () => undefined };
+  // this broker is alone on its emitter: the engine's per-client `$SYS/<id>/new/clients` and
+  // `/disconnect/clients` would reach nobody (engine patch 50; Redis mode keeps them)
+  const aedesOptions = { persistence, mq: createSafeEmitter(), announceClients: false };
+  if (!config.persistence) return { aedesOptions, counts, start: async () => undefined, stop: async () => undefined };
 
   // persistence_file may name Mosquitto's own db: imported once, never written (docs/persistence.md)
   const { snapshot: file, mosquittoDb } = persistenceFiles(config.persistenceLocation, config.persistenceFile);
@@ -55,7 +57,7 @@ export function createBrokerState(config: BrokerConfig, log: Logger, saveSeconds
   };
   const saveOnce = () => (saving ??= save().finally(() => (saving = undefined)));
   return {
-    aedesOptions: { persistence, mq },
+    aedesOptions,
     counts,
     async start() {
       const snap = readSnapshot(file, plog);

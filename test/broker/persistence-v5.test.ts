@@ -409,3 +409,33 @@ t.test('persistent_client_expiration beside Mosquitto 2.0.11: both take 1h, both
     'mqprobe refuses 2s, naming the key',
   );
 });
+
+t.test('Clean Start drops the previous session’s queued messages, from the store too (3.1.1 and 5, beside Mosquitto 2.0.11)', async (t) => {
+  for (const [name, url] of await mosquittoAndMqprobe(t, 'allow_anonymous true\n')) {
+    const pub = await connectClient(t, url, { clientId: `stale-pub-${name}` });
+    for (const version of [4, 5] as const) {
+      const id = `stale-${version}`;
+      const topic = `stale/${version}`;
+      // MQTT 5: the new session is persistent too (Clean Start with a Session Expiry Interval)
+      const opts: IClientOptions = { protocolVersion: version, ...(version === 5 ? expiry(300) : {}) };
+      const first = await v5(t, url, id, opts);
+      await first.client.subscribeAsync(topic, { qos: 1 });
+      await end(first.client);
+      for (const text of ['queued 1', 'queued 2']) await pub.publishAsync(topic, text, { qos: 1 });
+      /** Subscribes to a marker topic and waits for the marker: anything queued would have come before it. */
+      const upToMarker = async (c: Awaited<ReturnType<typeof v5>>, marker: string) => {
+        await c.client.subscribeAsync(`${topic}/marker`, { qos: 1 });
+        await pub.publishAsync(`${topic}/marker`, marker, { qos: 1 });
+        await until(() => c.got.some((g) => g.payload === marker), 10_000, `${name}: ${marker}`);
+        await end(c.client);
+        return c.got.map((g) => g.payload);
+      };
+      const clean = await v5(t, url, id, { ...opts, clean: true });
+      t.equal(clean.sessionPresent, false, `${name}, ${version}: Clean Start, no session present`);
+      t.same(await upToMarker(clean, 'marker'), ['marker'], `${name}, ${version}: none of the queued messages`);
+      const later = await v5(t, url, id, opts);
+      t.equal(later.sessionPresent, version === 5, `${name}, ${version}: a session present only where the clean one was kept`);
+      t.same(await upToMarker(later, 'marker 2'), ['marker 2'], `${name}, ${version}: a session resumed later has none of them either`);
+    }
+  }
+});

@@ -7,6 +7,7 @@
 import net from 'node:net';
 import t, { type Test } from 'tap';
 import mqemitterRedis from 'mqemitter-redis';
+import mqemitter from 'mqemitter';
 import { Aedes, type AedesOptions } from '../../broker/engine/vendor/aedes/aedes.js';
 import MemoryPersistence from 'aedes-persistence/asyncPersistence.js';
 import { startRedis } from '../helpers/redis.js';
@@ -269,3 +270,42 @@ t.test('patch 13: a CONNECT buffered in several chunks before the engine reads i
   tt.same(got, [0x20, 0x02, 0x00, 0x00], 'CONNACK 0 to the whole CONNECT');
   client.destroy();
 });
+
+t.test(
+  'patch 50: announceClients false leaves out the per-client $SYS/<id>/new/clients and /disconnect/clients, not the events',
+  async (tt) => {
+    for (const announceClients of [undefined, false]) {
+      type Listener = (p: { topic: string; payload: Buffer }, done: () => void) => void;
+      const mq = mqemitter() as { on(topic: string, fn: Listener, subscribed: () => void): void };
+      const { port, broker } = await engine(tt, announceClients === undefined ? { mq } : { mq, announceClients });
+      const heard: string[] = [];
+      const listen = (suffix: string) =>
+        new Promise<void>((resolve) =>
+          mq.on(
+            `$SYS/${broker.id}/${suffix}`,
+            (p, done) => {
+              heard.push(`${p.topic.slice(broker.id.length + 6)} ${p.payload.toString()}`);
+              done();
+            },
+            resolve,
+          ),
+        );
+      await Promise.all([listen('new/clients'), listen('disconnect/clients')]);
+      const events: string[] = [];
+      broker.on('client', (c) => events.push(`client ${c.id}`));
+      broker.on('clientDisconnect', (c) => events.push(`clientDisconnect ${c.id}`));
+      const c = await session(tt, port, { clientId: 'announced' }, 4);
+      c.send({ cmd: 'disconnect' });
+      tt.ok(await c.closedWithin(2000), 'closed');
+      // a client connected after the first one left: its events came after those of the first
+      await serving(tt, port);
+      await new Promise((resolve) => setImmediate(resolve));
+      tt.same(events.slice(0, 2), ['client announced', 'clientDisconnect announced'], `${announceClients ?? 'default'}: the events`);
+      tt.same(
+        heard.slice(0, 2),
+        announceClients === false ? [] : ['new/clients announced', 'disconnect/clients announced'],
+        `${announceClients ?? 'default'}: the $SYS notices on the emitter`,
+      );
+    }
+  },
+);

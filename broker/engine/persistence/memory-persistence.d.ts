@@ -36,6 +36,7 @@ declare module 'aedes-persistence/asyncPersistence.js' {
     outgoingEnqueue(sub: { clientId: string }, packet: StoredPacket): Promise<void>;
     outgoingEnqueueCombi(subs: { clientId: string }[], packet: StoredPacket): Promise<void>;
     outgoingStream(client: { id: string }): Readable;
+    outgoingClearMessageId(client: { id: string }, packet: StoredPacket): Promise<StoredPacket | undefined>;
     countOffline(): Promise<{ subsCount: number; clientsCount: number }>;
     destroy(): Promise<void>;
   }

@@ -66,6 +66,8 @@ export class SnapshotPersistence extends MemoryPersistence {
   private readonly sessions = new Set<string>();
   /** Persistent sessions, with subscriptions or without (engine patch 60 asks for them to answer session present). */
   private readonly kept = new Set<string>();
+  /** Client ids whose outgoing queue may hold messages: enqueued for since `outgoingClear` last emptied it. */
+  private readonly queued = new Set<string>();
   /** Retained topics and their payload sizes. */
   private readonly retainedTopics = new Map<string, number>();
   private retainedPayloadBytes = 0;
@@ -91,12 +93,27 @@ export class SnapshotPersistence extends MemoryPersistence {
 
   override async outgoingEnqueueCombi(subs: { clientId: string }[], packet: StoredPacket): Promise<void> {
     await super.outgoingEnqueueCombi(subs, packet);
-    for (const s of subs) this.sessions.add(s.clientId);
+    for (const s of subs) {
+      this.sessions.add(s.clientId);
+      this.queued.add(s.clientId);
+    }
   }
 
   override async outgoingEnqueue(sub: { clientId: string }, packet: StoredPacket): Promise<void> {
     await super.outgoingEnqueue(sub, packet);
     this.sessions.add(sub.clientId);
+    this.queued.add(sub.clientId);
+  }
+
+  /**
+   * Drops the messages queued for a client when it is called, as the engine's connect handler did
+   * one by one on Clean Start (engine patch 51 calls this instead): at once when nothing was
+   * queued for the id since its queue was last dropped, the case of every clean client.
+   */
+  async outgoingClear(client: { id: string }): Promise<void> {
+    if (!this.queued.delete(client.id)) return;
+    const stale = this.outgoingStream(client); // a copy of the queue as it is now
+    for await (const p of stale) await this.outgoingClearMessageId(client, p as StoredPacket);
   }
 
   override async cleanSubscriptions(client: { id: string }): Promise<void> {

@@ -48,6 +48,11 @@ const defaultOptions = {
   // (the client id chosen for the packet in that group); persistent members'
   // copies are then the router's to store (lib/shared-subscriptions.js).
   sharedSubscriptionRouter: null,
+  // Publish $SYS/<id>/new/clients and /disconnect/clients for every client.
+  // Brokers sharing one emitter need new/clients (a client id connecting at
+  // one closes its connection at another); a broker alone on its emitter can
+  // turn them off: nobody else hears them, and each is a routed publish.
+  announceClients: true,
   // MQTT 5.0: maximum Topic Alias value the broker accepts from a client.
   // 0 disables inbound topic aliases (the value advertised in CONNACK).
   topicAliasMaximum: 0,
@@ -110,6 +115,7 @@ export class Aedes extends EventEmitter {
     this.maximumQoS = opts.maximumQoS
     this.retainAvailable = opts.retainAvailable
     this.sharedSubscriptions = opts.sharedSubscriptions
+    this.announceClients = opts.announceClients
     this.maxInflightInbound = Number.isInteger(opts.maxInflightInbound) && opts.maxInflightInbound >= 0
       ? opts.maxInflightInbound
       : defaultOptions.maxInflightInbound
@@ -372,6 +378,7 @@ export class Aedes extends EventEmitter {
     this.connectedClients++
     this.clients[client.id] = client
     this.emit('client', client)
+    if (!this.announceClients) return
     this.publish({
       topic: $SYS_PREFIX + this.id + '/new/clients',
       payload: Buffer.from(client.id, 'utf8')
@@ -381,6 +388,7 @@ export class Aedes extends EventEmitter {
   unregisterClient (client) {
     this.deleteClient(client.id)
     this.emit('clientDisconnect', client)
+    if (!this.announceClients) return
     this.publish({
       topic: $SYS_PREFIX + this.id + '/disconnect/clients',
       payload: Buffer.from(client.id, 'utf8')

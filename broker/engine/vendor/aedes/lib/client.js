@@ -462,23 +462,27 @@ class Client {
     if (this._onDrainBound) {
       this.conn.removeListener('drain', this._onDrainBound)
     }
-    // Flush pending drain callbacks with connection closed error
-    const error = new Error('connection closed')
+    // Flush pending drain callbacks with connection closed error (an Error,
+    // with its stack, only when someone waits)
     const pending = this._pendingDrains
-    this._pendingDrains = []
-    for (let i = 0; i < pending.length; i++) {
-      setImmediate(pending[i], error, this)
+    if (pending.length > 0) {
+      const error = new Error('connection closed')
+      this._pendingDrains = []
+      for (let i = 0; i < pending.length; i++) {
+        setImmediate(pending[i], error, this)
+      }
     }
 
     this._eos()
     this._eos = noop
 
-    handleUnsubscribe(
-      this,
-      {
-        unsubscriptions: Object.keys(this.subscriptions)
-      },
-      finish)
+    // without subscriptions handleUnsubscribe would call finish at once
+    const unsubscriptions = Object.keys(this.subscriptions)
+    if (unsubscriptions.length === 0) {
+      finish()
+    } else {
+      handleUnsubscribe(this, { unsubscriptions }, finish)
+    }
 
     function finish () {
       const will = that.will

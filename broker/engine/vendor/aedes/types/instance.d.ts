@@ -102,6 +102,7 @@ export interface AedesOptions {
   retainAvailable?: boolean;
   sharedSubscriptions?: boolean; // default: true; group state is per process
   sharedSubscriptionRouter?: SharedSubscriptionRouter | null; // groups spanning processes
+  announceClients?: boolean; // default: true; $SYS/<id>/new/clients, /disconnect/clients for brokers sharing an emitter
   queueLimit?: number;
   maxClientsIdLength?: number;
   maxTopicLevels?: number; // default: 100, clamped to [1, 100]

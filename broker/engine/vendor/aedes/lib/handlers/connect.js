@@ -552,6 +552,15 @@ function doConnack (arg, done) {
 function emptyQueue (arg, done) {
   const client = this.client
   const persistence = client.broker.persistence
+  // On Clean Start the walk below only drops the previous session's queued
+  // messages (emptyQueueFilter); a persistence that can drop them at once
+  // (outgoingClear) saves a stream and the walk on every clean CONNECT
+  if (client._cleanStart && typeof persistence.outgoingClear === 'function') {
+    const cleared = persistence.outgoingClear(client)
+    client.resume()
+    cleared.then(() => done(), done)
+    return
+  }
   const outgoing = persistence.outgoingStream(client)
 
   startQueueWalk(client)
