@@ -69,7 +69,11 @@ export class ViewModel {
       broker.on('delivered', () => void this.delivered++),
       broker.on('client-ready', (c) => ev(c, 'client-connected', userOf(broker, c))),
       broker.on('connection-refused', (c, code, reason, user) =>
-        ev(c, 'connection-refused', `${reason} (return code ${code})${user === undefined ? '' : `, user ${user}`}`),
+        ev(
+          c,
+          'connection-refused',
+          `${reason} (${code === undefined ? 'closed before CONNACK' : `return code ${code}`})${user === undefined ? '' : `, user ${user}`}`,
+        ),
       ),
       broker.on('subscribe', (subs, c) =>
         ev(c, 'subscription-granted', subs.map((s) => (s.qos >= 128 ? `${s.topic} (refused)` : `${s.topic} qos ${s.qos}`)).join(', ')),
