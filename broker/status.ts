@@ -87,7 +87,7 @@ const URL_USERINFO = /\b([a-z][a-z0-9+.-]*:\/\/)[^/\s]*@/gi;
 const SECRET_VALUE =
   /\b(password|passwd|pass|pwd|token|secret|api[_-]?key|apikey|authorization|credentials?)(\s*[=:]\s*)("[^"]*"|'[^']*'|[^\s,;&]+)/gi;
 const AUTH_SCHEME = /\b(Basic|Bearer)\s+[A-Za-z0-9+/=._~-]+/g;
-const CONTROL = /[\u0000-\u001f\u007f-\u009f]+/g;
+const CONTROL = /\p{Cc}+/gu; // U+0000-U+001F and U+007F-U+009F
 
 /** An error's message made safe to show: credentials removed, one line, bounded. */
 export function sanitiseError(err: unknown): string {
