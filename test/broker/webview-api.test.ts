@@ -2,13 +2,12 @@ import t, { type Test } from 'tap';
 import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import net from 'node:net';
-import { execFileSync } from 'node:child_process';
 import { hashPassword } from '../../broker/auth/password-hash.js';
 import type { BrokerApi, BrokerEvents } from '../../broker/engine/api.js';
 import type { ClientHandle } from '../../broker/engine/client.js';
 import { ClientTable } from '../../broker/http/view/clients.js';
 import { freePort, startTestBroker, tempDir } from '../helpers/broker.js';
-import { startMosquitto } from '../helpers/mosquitto.js';
+import { startMosquittoWithUser } from '../helpers/mosquitto.js';
 import { connectClient, until } from '../helpers/mqtt.js';
 import { SseClient } from '../bridges/sse-client.js';
 
@@ -337,12 +336,7 @@ t.test('a view that does not read is disconnected once 256 kB of its stream are 
 
 t.test('health: beats and bridges with state, records/s and last error; the error shows no password', async (t) => {
   // the remote: the real Mosquitto, which takes the bridge `up` and refuses the bridge `denied` (wrong password)
-  const remoteDir = tempDir('mqprobe-view-remote-');
-  chmodSync(remoteDir, 0o755);
-  const remotePasswd = join(remoteDir, 'passwd');
-  execFileSync('mosquitto_passwd', ['-c', '-b', remotePasswd, 'gw', 'gw-right-pw-4Rt']);
-  chmodSync(remotePasswd, 0o644);
-  const remote = await startMosquitto(t, `allow_anonymous false\npassword_file ${remotePasswd}\n`, { dir: remoteDir });
+  const remote = await startMosquittoWithUser(t, 'gw', 'gw-right-pw-4Rt');
   const bridge = (name: string, password: string) =>
     `connection ${name}\naddress 127.0.0.1:${remote.port}\nremote_username gw\nremote_password ${password}\ntopic a/# out 0\nrestart_timeout 1\n`;
   const deadKafka = await freePort(); // nothing listens there
