@@ -1,15 +1,14 @@
 /**
  * What open web views cost the broker: QoS 0 fan-in (4 publishers → 1 subscriber, 64-byte payloads,
  * as scenario A) against the real CLI in its own process, with no viewer and with 10 viewers. A
- * viewer does what an open page on the Clients tab does: it holds `/api/stream` open and, on each
- * tick, fetches its page of `/api/clients` (`--stream-only`: the stream alone). Each round is one
+ * viewer does what an open page on the Clients tab does (bench/webview/viewers.ts, in a process of
+ * its own, so that it does not slow the load generator). Each round is one
  * broker process measured in four windows, without and with the viewers (A B B A, then B A A B).
  * Detection and capture stay at their defaults for both (the view reads broker events, not capture).
  *
- *   npx tsx bench/webview/fanin.ts [--stream-only] [seconds per run=10] [rounds=3]
+ *   npx tsx bench/webview/fanin.ts [--stream-only] [--rate=<msg/s>] [seconds per run=10] [rounds=3]
  */
 import { spawn } from 'node:child_process';
-import http from 'node:http';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -20,29 +19,37 @@ import { cpuTicks } from '../harness/proc.js';
 import { freePort } from '../harness/processes.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const args = process.argv.slice(2).filter((a) => a !== '--stream-only');
+const rateArg = process.argv.find((a) => a.startsWith('--rate='));
+const args = process.argv.slice(2).filter((a) => a !== '--stream-only' && a !== rateArg);
 const STREAM_ONLY = process.argv.includes('--stream-only');
+/** `--rate=<msg/s>`: the publishers offer this many messages a second together instead of saturating. */
+const RATE = rateArg ? Number(rateArg.slice('--rate='.length)) : undefined;
 const RUN_S = Number(args[0] ?? 10);
 const ROUNDS = Number(args[1] ?? 3);
 const WARMUP_S = 2;
 const VIEWERS = 10;
 const BODY = Buffer.alloc(64, 'v');
 
-/** A page's load on the broker: the stream, and two small fetches per tick. Returns its closer. */
-function openViewer(base: string): () => void {
-  let closed = false;
-  const req = http.get(`${base}/api/stream`, { agent: false }, (res) => {
-    res.setEncoding('utf8');
-    res.on('data', (chunk: string) => {
-      if (closed || !chunk.includes('event: tick')) return;
-      if (!STREAM_ONLY) http.get(`${base}/api/clients?limit=50`, (r) => r.resume()).on('error', () => undefined);
-    });
+/** `n` open views (bench/webview/viewers.ts) in their own process; resolves once they are open, with their closer. */
+async function openViewers(httpPort: number, n: number): Promise<() => void> {
+  if (n === 0) return () => undefined;
+  const child = spawn(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      join(root, 'bench', 'webview', 'viewers.ts'),
+      `http://127.0.0.1:${httpPort}`,
+      String(n),
+      ...(STREAM_ONLY ? ['--stream-only'] : []),
+    ],
+    { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  await new Promise<void>((ready, fail) => {
+    child.stdout!.on('data', (d: Buffer) => d.toString().includes('ready') && ready());
+    child.once('exit', (code) => fail(new Error(`the viewers exited (${code})`)));
   });
-  req.on('error', () => undefined);
-  return () => {
-    closed = true;
-    req.destroy();
-  };
+  return () => child.kill('SIGKILL');
 }
 
 function mqttClient(url: string, clientId: string): Promise<MqttClient> {
@@ -51,6 +58,21 @@ function mqttClient(url: string, clientId: string): Promise<MqttClient> {
 }
 
 /** Keeps a publisher's socket full until `done()`. */
+/**
+ * Publishes `perSecond` messages a second until `done()`, in batches every 10 ms: a fixed load, at which
+ * the broker's CPU per message compares like with like (a saturated broker batches more when it is
+ * faster, so its CPU per message moves with its throughput).
+ */
+function offer(c: MqttClient, perSecond: number, done: () => boolean): void {
+  const started = Date.now();
+  let sent = 0;
+  const timer = setInterval(() => {
+    if (done()) return clearInterval(timer);
+    const due = Math.floor(((Date.now() - started) * perSecond) / 1000);
+    for (; sent < due; sent++) c.publish('bench/fanin', BODY, { qos: 0 });
+  }, 10);
+}
+
 function saturate(c: MqttClient, done: () => boolean): void {
   const socket = (c as unknown as { stream: NodeJS.WritableStream & { writableNeedDrain: boolean } }).stream;
   const fill = (): void => {
@@ -106,10 +128,10 @@ function idleCost(): Promise<{ none: number; open: number }> {
     };
     await sleep(WARMUP_S);
     const none = await cpuMsPerS();
-    const closers = Array.from({ length: VIEWERS }, () => openViewer(`http://127.0.0.1:${httpPort}`));
+    const close = await openViewers(httpPort, VIEWERS);
     await sleep(WARMUP_S);
     const open = await cpuMsPerS();
-    for (const close of closers) close();
+    close();
     return { none, open };
   });
 }
@@ -136,17 +158,20 @@ function round(order: number[]): Promise<Window[]> {
     await sub.subscribeAsync('bench/fanin', { qos: 0 });
     const pubs = await Promise.all([0, 1, 2, 3].map((i) => mqttClient(url, `pub-${i}`)));
     let over = false;
-    for (const p of pubs) saturate(p, () => over);
+    for (const p of pubs) {
+      if (RATE) offer(p, RATE / pubs.length, () => over);
+      else saturate(p, () => over);
+    }
     const windows: Window[] = [];
     for (const viewers of order) {
-      const closers = Array.from({ length: viewers }, () => openViewer(`http://127.0.0.1:${httpPort}`));
+      const close = await openViewers(httpPort, viewers);
       await sleep(WARMUP_S);
       const [n0, t0, cpu0] = [received, Date.now(), cpuTicks(pid) ?? NaN];
       await sleep(RUN_S - WARMUP_S);
       const [n1, t1, cpu1] = [received, Date.now(), cpuTicks(pid) ?? NaN];
       const metrics = await (await fetch(`http://127.0.0.1:${httpPort}/metrics`)).text();
       const rss = Number(/resident_memory_bytes (\d+)/.exec(metrics)?.[1] ?? NaN);
-      for (const close of closers) close();
+      close();
       windows.push({ viewers, rate: ((n1 - n0) * 1000) / (t1 - t0), cpuUsPerMsg: ((cpu1 - cpu0) * 1e4) / (n1 - n0), rssMb: rss / 1e6 });
     }
     over = true;
