@@ -340,7 +340,7 @@ t.test('health: beats and bridges with state, records/s and last error; the erro
   const bridge = (name: string, password: string) =>
     `connection ${name}\naddress 127.0.0.1:${remote.port}\nremote_username gw\nremote_password ${password}\ntopic a/# out 0\nrestart_timeout 1\n`;
   const deadKafka = await freePort(); // nothing listens there
-  const { get, b } = await viewBroker(
+  const { get, b, base } = await viewBroker(
     t,
     bridge('up', 'gw-right-pw-4Rt') +
       bridge('denied', 'wrong-secret-9Zx') +
@@ -364,6 +364,22 @@ t.test('health: beats and bridges with state, records/s and last error; the erro
   await eventually(async () => (await part('kafka-bridge', 'analytics'))?.state === 'failing', 30_000, 'kafka bridge failing');
   const kafka = await part('kafka-bridge', 'analytics');
   t.match(kafka.last_error, new RegExp(`127\\.0\\.0\\.1:${deadKafka}`), `kafka: ${kafka.last_error}`);
+
+  // the live stream carries the same entries on every tick
+  const s = new SseClient(t, `${base}/api/stream`, { headers: { authorization: basic('viewer') } });
+  t.equal(await s.open(), 200);
+  await until(() => s.events.some((e) => e.event === 'tick'), 8000, 'a tick');
+  const tick = JSON.parse(s.events.find((e) => e.event === 'tick')!.data);
+  t.same(
+    tick.bridges.map((p: any) => [p.kind, p.name]),
+    [
+      ['bridge', 'denied'],
+      ['bridge', 'up'],
+      ['kafka-bridge', 'analytics'],
+    ],
+    'the stream: bridges, by kind and name',
+  );
+  t.same(tick.beats, [], 'the stream: no beat');
 
   const text = JSON.stringify((await get('/api/health')).body);
   for (const secret of ['gw-right-pw-4Rt', 'wrong-secret-9Zx'])
