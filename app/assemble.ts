@@ -104,6 +104,7 @@ export async function startBroker(config: AppConfig, opts: StartOptions): Promis
       stateDir: config.persistenceLocation,
       sse: config.sse,
       httpAuth: server.httpAuth,
+      status: server.status,
     },
     config.beats,
   );
@@ -111,6 +112,7 @@ export async function startBroker(config: AppConfig, opts: StartOptions): Promis
     broker: server.broker,
     log,
     metrics,
+    status: server.status,
     onState: (b) => probe.emit('kafka-bridge-state', { bridge: b.config.name, state: b.state, reason: b.reason }),
   });
   await server.start();

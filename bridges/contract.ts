@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import type { StatusRegistry } from '../broker/status.js';
 import type { FastifyInstance } from 'fastify';
 import type { Registry } from 'prom-client';
 import type { KeySpec } from '../broker/config/spec.js';
@@ -39,6 +40,8 @@ export interface BridgeHost {
   sse?: SseConfig;
   /** Who the HTTP listener's clients are and what their ACL lets them read; required with `http`. */
   httpAuth?: HttpAuth;
+  /** Where each beat reports its state, records and last error (the web view's Health tab). */
+  status?: StatusRegistry;
 }
 
 /**

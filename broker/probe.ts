@@ -63,8 +63,11 @@ export interface ProbeEvents {
   'broker-starting': [listeners: { listener: ListenerConfig; port: number }[]];
   'broker-stopped': [];
   'connection-opened': [conn: ConnInfo];
-  /** A CONNECT refused before the client became a connected client (CONNACK return code ≠ 0). */
-  'connection-refused': [client: ClientHandle, returnCode: number, reason: RefusalReason, username: string | undefined];
+  /**
+   * A CONNECT refused before the client became a connected client: with the CONNACK return code ≠ 0,
+   * or `undefined` where the connection was closed without a CONNACK (`detect_ban_answer close`).
+   */
+  'connection-refused': [client: ClientHandle, returnCode: number | undefined, reason: RefusalReason, username: string | undefined];
   /** A PUBLISH the ACL denied: dropped, as Mosquitto drops it. */
   'publish-denied': [
     client: ClientHandle,

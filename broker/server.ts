@@ -38,6 +38,7 @@ import { ConnectionGate } from './connection-gate.js';
 import { listenLines } from './log/broker-lines.js';
 import { logDestinations, mosquittoLineWriter } from './logger.js';
 import { createBridges } from './bridge/index.js';
+import { StatusRegistry } from './status.js';
 import type { BridgeConfig } from './bridge/config.js';
 
 /** In-process connections belong to no network listener: no mount point, limit or per-listener security. */
@@ -63,6 +64,8 @@ export interface MqttServer {
   log: Logger;
   probe: BrokerProbe;
   metrics: Registry;
+  /** Where beats and bridges report their state, records and last error (the web view's Health tab). */
+  status: StatusRegistry;
   info: BrokerInfo;
   /** The `http_listener` instance (routes may be added until start()). */
   http?: FastifyInstance;
@@ -189,9 +192,11 @@ export async function createMqttServer(config: BrokerConfig, { log, metrics }: S
     usernameOf,
     guardConnects: (g) => access.guardConnects(g),
   });
-  const bridges = createBridges(config.bridges, { broker, maxInflight: config.maxInflightMessages, probe, log, metrics });
+  const status = new StatusRegistry();
+  const bridges = createBridges(config.bridges, { broker, maxInflight: config.maxInflightMessages, probe, log, metrics, status });
   // the web view at / (docs/webview.md)
-  const view = http && httpAuth ? mountView(http, httpAuth, new ViewModel(broker, metrics), log.child({ name: 'view' })) : undefined;
+  const view =
+    http && httpAuth ? mountView(http, httpAuth, new ViewModel(broker, metrics, status), log.child({ name: 'view' })) : undefined;
 
   let closed: Promise<void> | undefined;
   return {
@@ -201,6 +206,7 @@ export async function createMqttServer(config: BrokerConfig, { log, metrics }: S
     log,
     probe,
     metrics,
+    status,
     info,
     http,
     httpAuth,

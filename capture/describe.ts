@@ -39,7 +39,7 @@ export function describe(e: CaptureEvent): string {
     case 'client-connected':
       return `Client ${q(m.client_id)} connected ${from(e)}${e.user ? ` as user ${q(e.user.name)}` : ''} (protocol level ${m.protocol_version}, ${m.clean_session ? 'clean session' : 'persistent session'}, keepalive ${m.keepalive} s)`;
     case 'connection-refused':
-      return `Connection of ${who(e)} ${from(e)} refused: ${e.event.reason} (CONNACK ${m.protocol_version === 5 ? 'reason' : 'return'} code ${m.reason_code})`;
+      return `Connection of ${who(e)} ${from(e)} refused: ${e.event.reason} (${m.reason_code === undefined ? 'closed before CONNACK' : `CONNACK ${m.protocol_version === 5 ? 'reason' : 'return'} code ${m.reason_code}`})`;
     case 'client-disconnected':
       return `Client ${q(m.client_id)} ${from(e)} disconnected: ${e.event.reason}${e.error ? ` (${e.error.message})` : ''}${disconnectCodes(m)}`;
     case 'keepalive-timeout':

@@ -184,21 +184,30 @@ export function attachHooks(h: CaptureHandle, f: EventFactory, o: HookOptions): 
     });
 
   // the probe names the refusals of mqprobe's authentication; Aedes' own ones show only as a CONNACK
-  const refused = new WeakMap<ClientHandle, { reason: RefusalReason; username: string | undefined }>();
-  const refusal = (c: ClientHandle, code: number, reason: Refusal, username: string | undefined, version = protocolVersionOf(c)) => {
+  const refused = new WeakMap<ClientHandle, { reason: RefusalReason; username: string | undefined; closed?: true }>();
+  /** `code` undefined: the connection was closed before any CONNACK (detect_ban_answer close). */
+  const refusal = (
+    c: ClientHandle,
+    code: number | undefined,
+    reason: Refusal,
+    username: string | undefined,
+    version = protocolVersionOf(c),
+  ) => {
     const e = f.withClient(f.make('connection-refused', 'event', AUTHENTICATION, START_DENIED, 'failure'), c, broker.connOf(c), username);
     e.event.reason = reason;
-    e.mqtt!.reason_code = code;
+    if (code === undefined) e.mqprobe = { closed_before_connack: true };
+    else e.mqtt!.reason_code = code;
     if (version) e.mqtt!.protocol_version = version;
     if (version === 5) refusedConnectFields(e.mqtt!, c);
     record(e);
   };
   if (wanted('connection-refused')) {
     on('connection-refused', (c, code, reason, username) => {
-      // an MQTT 5 refusal is recorded with the reason code its CONNACK carries (the probe knows the 3.1.1 one)
-      if (protocolVersionOf(c) === 5) refused.set(c, { reason, username });
+      // an MQTT 5 refusal is recorded with the reason code its CONNACK carries (the probe knows the 3.1.1 one);
+      // one closed without a CONNACK is recorded at once, without a code
+      if (protocolVersionOf(c) === 5 && code !== undefined) refused.set(c, { reason, username });
       else {
-        refused.set(c, { reason, username: undefined });
+        refused.set(c, code === undefined ? { reason, username: undefined, closed: true } : { reason, username: undefined });
         refusal(c, code, reason, username);
       }
     });
@@ -207,6 +216,8 @@ export function attachHooks(h: CaptureHandle, f: EventFactory, o: HookOptions): 
       const code = (v5 ? packet.reasonCode : packet.returnCode) ?? 0;
       if (code === 0) return;
       const known = refused.get(c);
+      // the engine reports the CONNACK it wrote to a connection already closed as sent: none left
+      if (known?.closed) return;
       if (v5) refusal(c, code, known?.reason ?? AEDES_REFUSALS_V5[code] ?? 'server-unavailable', known?.username, 5);
       else if (!known) refusal(c, code, AEDES_REFUSALS[code] ?? 'server-unavailable', undefined);
     });

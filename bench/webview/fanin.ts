@@ -1,14 +1,14 @@
 /**
  * What open web views cost the broker: QoS 0 fan-in (4 publishers → 1 subscriber, 64-byte payloads,
  * as scenario A) against the real CLI in its own process, with no viewer and with 10 viewers. A
- * viewer does what an open page on the Clients tab does: it holds `/api/stream` open and, on each
- * tick, fetches its page of `/api/clients` (`--stream-only`: the stream alone). Rounds alternate.
+ * viewer does what an open page on the Clients tab does (bench/webview/viewers.ts, in a process of
+ * its own, so that it does not slow the load generator). Each round is one
+ * broker process measured in four windows, without and with the viewers (A B B A, then B A A B).
  * Detection and capture stay at their defaults for both (the view reads broker events, not capture).
  *
- *   npx tsx bench/webview/fanin.ts [--stream-only] [seconds per run=10] [rounds=3]
+ *   npx tsx bench/webview/fanin.ts [--stream-only] [--rate=<msg/s>] [seconds per run=10] [rounds=3]
  */
 import { spawn } from 'node:child_process';
-import http from 'node:http';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -19,29 +19,37 @@ import { cpuTicks } from '../harness/proc.js';
 import { freePort } from '../harness/processes.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const args = process.argv.slice(2).filter((a) => a !== '--stream-only');
+const rateArg = process.argv.find((a) => a.startsWith('--rate='));
+const args = process.argv.slice(2).filter((a) => a !== '--stream-only' && a !== rateArg);
 const STREAM_ONLY = process.argv.includes('--stream-only');
+/** `--rate=<msg/s>`: the publishers offer this many messages a second together instead of saturating. */
+const RATE = rateArg ? Number(rateArg.slice('--rate='.length)) : undefined;
 const RUN_S = Number(args[0] ?? 10);
 const ROUNDS = Number(args[1] ?? 3);
 const WARMUP_S = 2;
 const VIEWERS = 10;
 const BODY = Buffer.alloc(64, 'v');
 
-/** A page's load on the broker: the stream, and two small fetches per tick. Returns its closer. */
-function openViewer(base: string): () => void {
-  let closed = false;
-  const req = http.get(`${base}/api/stream`, { agent: false }, (res) => {
-    res.setEncoding('utf8');
-    res.on('data', (chunk: string) => {
-      if (closed || !chunk.includes('event: tick')) return;
-      if (!STREAM_ONLY) http.get(`${base}/api/clients?limit=50`, (r) => r.resume()).on('error', () => undefined);
-    });
+/** `n` open views (bench/webview/viewers.ts) in their own process; resolves once they are open, with their closer. */
+async function openViewers(httpPort: number, n: number): Promise<() => void> {
+  if (n === 0) return () => undefined;
+  const child = spawn(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      join(root, 'bench', 'webview', 'viewers.ts'),
+      `http://127.0.0.1:${httpPort}`,
+      String(n),
+      ...(STREAM_ONLY ? ['--stream-only'] : []),
+    ],
+    { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  await new Promise<void>((ready, fail) => {
+    child.stdout!.on('data', (d: Buffer) => d.toString().includes('ready') && ready());
+    child.once('exit', (code) => fail(new Error(`the viewers exited (${code})`)));
   });
-  req.on('error', () => undefined);
-  return () => {
-    closed = true;
-    req.destroy();
-  };
+  return () => child.kill('SIGKILL');
 }
 
 function mqttClient(url: string, clientId: string): Promise<MqttClient> {
@@ -50,6 +58,21 @@ function mqttClient(url: string, clientId: string): Promise<MqttClient> {
 }
 
 /** Keeps a publisher's socket full until `done()`. */
+/**
+ * Publishes `perSecond` messages a second until `done()`, in batches every 10 ms: a fixed load, at which
+ * the broker's CPU per message compares like with like (a saturated broker batches more when it is
+ * faster, so its CPU per message moves with its throughput).
+ */
+function offer(c: MqttClient, perSecond: number, done: () => boolean): void {
+  const started = Date.now();
+  let sent = 0;
+  const timer = setInterval(() => {
+    if (done()) return clearInterval(timer);
+    const due = Math.floor(((Date.now() - started) * perSecond) / 1000);
+    for (; sent < due; sent++) c.publish('bench/fanin', BODY, { qos: 0 });
+  }, 10);
+}
+
 function saturate(c: MqttClient, done: () => boolean): void {
   const socket = (c as unknown as { stream: NodeJS.WritableStream & { writableNeedDrain: boolean } }).stream;
   const fill = (): void => {
@@ -105,17 +128,29 @@ function idleCost(): Promise<{ none: number; open: number }> {
     };
     await sleep(WARMUP_S);
     const none = await cpuMsPerS();
-    const closers = Array.from({ length: VIEWERS }, () => openViewer(`http://127.0.0.1:${httpPort}`));
+    const close = await openViewers(httpPort, VIEWERS);
     await sleep(WARMUP_S);
     const open = await cpuMsPerS();
-    for (const close of closers) close();
+    close();
     return { none, open };
   });
 }
 
-function measure(viewers: number): Promise<{ rate: number; cpuUsPerMsg: number; rssMb: number }> {
+interface Window {
+  viewers: number;
+  rate: number;
+  cpuUsPerMsg: number;
+  rssMb: number;
+}
+
+/**
+ * One round: one broker process under a continuous fan-in, measured in windows without and with the
+ * viewers (in `order`). Both variants share the process, so the comparison is free of what differs
+ * from one broker process to the next (heap layout, JIT decisions), which moved single runs by ±10 %;
+ * the order A B B A cancels a load on the machine that grows or shrinks during the round.
+ */
+function round(order: number[]): Promise<Window[]> {
   return withBroker(async ({ port, httpPort, pid }) => {
-    const closers = Array.from({ length: viewers }, () => openViewer(`http://127.0.0.1:${httpPort}`));
     const url = `mqtt://127.0.0.1:${port}`;
     const sub = await mqttClient(url, 'sub');
     let received = 0;
@@ -123,33 +158,48 @@ function measure(viewers: number): Promise<{ rate: number; cpuUsPerMsg: number; 
     await sub.subscribeAsync('bench/fanin', { qos: 0 });
     const pubs = await Promise.all([0, 1, 2, 3].map((i) => mqttClient(url, `pub-${i}`)));
     let over = false;
-    for (const p of pubs) saturate(p, () => over);
-    await sleep(WARMUP_S);
-    const [n0, t0, cpu0] = [received, Date.now(), cpuTicks(pid) ?? NaN];
-    await sleep(RUN_S - WARMUP_S);
-    const [n1, t1, cpu1] = [received, Date.now(), cpuTicks(pid) ?? NaN];
+    for (const p of pubs) {
+      if (RATE) offer(p, RATE / pubs.length, () => over);
+      else saturate(p, () => over);
+    }
+    const windows: Window[] = [];
+    for (const viewers of order) {
+      const close = await openViewers(httpPort, viewers);
+      await sleep(WARMUP_S);
+      const [n0, t0, cpu0] = [received, Date.now(), cpuTicks(pid) ?? NaN];
+      await sleep(RUN_S - WARMUP_S);
+      const [n1, t1, cpu1] = [received, Date.now(), cpuTicks(pid) ?? NaN];
+      const metrics = await (await fetch(`http://127.0.0.1:${httpPort}/metrics`)).text();
+      const rss = Number(/resident_memory_bytes (\d+)/.exec(metrics)?.[1] ?? NaN);
+      close();
+      windows.push({ viewers, rate: ((n1 - n0) * 1000) / (t1 - t0), cpuUsPerMsg: ((cpu1 - cpu0) * 1e4) / (n1 - n0), rssMb: rss / 1e6 });
+    }
     over = true;
-    const metrics = await (await fetch(`http://127.0.0.1:${httpPort}/metrics`)).text();
-    const rss = Number(/resident_memory_bytes (\d+)/.exec(metrics)?.[1] ?? NaN);
-    for (const close of closers) close();
     for (const c of [...pubs, sub]) c.end(true);
-    return { rate: ((n1 - n0) * 1000) / (t1 - t0), cpuUsPerMsg: ((cpu1 - cpu0) * 1e4) / (n1 - n0), rssMb: rss / 1e6 };
+    return windows;
   });
 }
 
-const runs: { viewers: number; rate: number; cpuUsPerMsg: number }[] = [];
-for (let round = 1; round <= ROUNDS; round++)
-  for (const viewers of round % 2 === 1 ? [0, VIEWERS] : [VIEWERS, 0]) {
-    const r = await measure(viewers);
-    runs.push({ viewers, ...r });
+const runs: Window[] = [];
+for (let r = 1; r <= ROUNDS; r++)
+  for (const w of await round(r % 2 === 1 ? [0, VIEWERS, VIEWERS, 0] : [VIEWERS, 0, 0, VIEWERS])) {
+    runs.push(w);
     console.log(
-      `round ${round}, ${String(viewers).padStart(2)} viewers: ${Math.round(r.rate).toLocaleString('en-US')} msg/s delivered, ${r.cpuUsPerMsg.toFixed(2)} µs broker CPU per message, RSS ${r.rssMb.toFixed(0)} MB`,
+      `round ${r}, ${String(w.viewers).padStart(2)} viewers: ${Math.round(w.rate).toLocaleString('en-US')} msg/s delivered, ${w.cpuUsPerMsg.toFixed(2)} µs broker CPU per message, RSS ${w.rssMb.toFixed(0)} MB`,
     );
   }
 const mean = (v: number, k: 'rate' | 'cpuUsPerMsg') => {
   const xs = runs.filter((r) => r.viewers === v).map((r) => r[k]);
   return xs.reduce((a, b) => a + b, 0) / xs.length;
 };
+/** Per round, the viewers' windows against the others of the same process (the load varies less within a round). */
+const perRound = (k: 'rate' | 'cpuUsPerMsg') =>
+  Array.from({ length: ROUNDS }, (_, i) => {
+    const mine = runs.slice(i * 4, i * 4 + 4);
+    const avg = (v: number) => mine.filter((w) => w.viewers === v).reduce((a, w) => a + w[k], 0) / 2;
+    return ((avg(VIEWERS) - avg(0)) / avg(0)) * 100;
+  }).sort((a, b) => a - b);
+const median = (xs: number[]) => (xs.length % 2 ? xs[(xs.length - 1) / 2] : (xs[xs.length / 2 - 1] + xs[xs.length / 2]) / 2);
 const [none, ten] = [mean(0, 'rate'), mean(VIEWERS, 'rate')];
 console.log(
   `no viewer ${Math.round(none).toLocaleString('en-US')} msg/s, ${VIEWERS} viewers ${Math.round(ten).toLocaleString('en-US')} msg/s: ${(((ten - none) / none) * 100).toFixed(1)}%; CPU per message ${mean(0, 'cpuUsPerMsg').toFixed(2)} vs ${mean(VIEWERS, 'cpuUsPerMsg').toFixed(2)} µs`,
@@ -157,4 +207,11 @@ console.log(
 const idle = await idleCost();
 console.log(
   `idle broker: ${idle.none.toFixed(1)} ms CPU per second without views, ${idle.open.toFixed(1)} ms with ${VIEWERS} open (${((idle.open - idle.none) / 10).toFixed(2)} % of one core for the views)`,
+);
+console.log(
+  `per round (same process): throughput ${perRound('rate')
+    .map((x) => `${x.toFixed(1)}%`)
+    .join(', ')} (median ${median(perRound('rate')).toFixed(1)}%); CPU per message ${perRound('cpuUsPerMsg')
+    .map((x) => `${x > 0 ? '+' : ''}${x.toFixed(1)}%`)
+    .join(', ')} (median ${median(perRound('cpuUsPerMsg')).toFixed(1)}%)`,
 );

@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import type { StatusReport } from '../../broker/status.js';
 import type { Counter, Gauge } from 'prom-client';
 import type { BeatRecord, Bridge, BridgeContext, BridgeHost } from '../contract.js';
 import { isValidFilter, isValidTopic, levelsMatch } from '../../broker/auth/topic-filter.js';
@@ -55,6 +56,7 @@ export class BeatRunner {
   readonly name: string;
   readonly log: Logger;
   private readonly metrics: FrameMetrics;
+  private readonly status?: StatusReport;
   private store?: ClosableStore;
   private client?: InternalClient;
   private current?: Attempt;
@@ -74,6 +76,7 @@ export class BeatRunner {
       restarts: counter(reg, 'mqprobe_beat_restarts_total', 'Beat failures that led to a restart.', ['beat']),
       records: counter(reg, 'mqprobe_beat_records_total', 'Records the beat emitted.', ['beat']),
     };
+    this.status = parts.host.status?.register('beat', this.name, 'starting');
   }
 
   async start(): Promise<void> {
@@ -98,6 +101,7 @@ export class BeatRunner {
     await this.client?.end();
     await this.store?.close();
     this.metrics.up.set({ beat: this.name }, 0);
+    this.status?.state('stopped');
   }
 
   private async attempt(): Promise<void> {
@@ -115,6 +119,7 @@ export class BeatRunner {
     if (a.failed || this.stopping) return;
     a.startedAt = Date.now();
     this.metrics.up.set({ beat: this.name }, 1);
+    this.status?.state('running');
     this.log.info(`beat ${this.name} started`);
   }
 
@@ -123,6 +128,8 @@ export class BeatRunner {
     a.failed = true;
     this.metrics.up.set({ beat: this.name }, 0);
     this.metrics.restarts.inc({ beat: this.name });
+    this.status?.state('restarting');
+    this.status?.error(err);
     if (a.startedAt !== undefined && Date.now() - a.startedAt >= RESTART_DELAY_MS.healthyAfter) this.consecutiveFailures = 0;
     const delay = Math.min(RESTART_DELAY_MS.max, RESTART_DELAY_MS.first * 2 ** this.consecutiveFailures++);
     this.log.error({ err: errorMessage(err) }, `beat ${this.name} failed: ${errorMessage(err)}; restarting in ${delay} ms`);
@@ -185,6 +192,7 @@ export class BeatRunner {
           if (!isValidTopic(topic)) throw new Error(`beat ${name}: invalid topic "${topic.slice(0, 200)}"`);
           const payload = encodeRecord(name, common.format, record);
           records.inc();
+          this.status?.count();
           bus?.deliver(name, record);
           if (common.output !== 'sse') return publish(topic, payload, record.qos ?? common.qos, record.retain ?? false);
           hub?.push(topic, payload);

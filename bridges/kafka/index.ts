@@ -3,6 +3,7 @@ import type { Registry } from 'prom-client';
 import { itemGauges } from '../../broker/metrics.js';
 import type { BrokerApi } from '../../broker/engine/api.js';
 import type { SysFigure } from '../../broker/sys-figures.js';
+import type { StatusRegistry, StatusReport } from '../../broker/status.js';
 import { KafkaBridge, type KafkaBridgeState } from './bridge.js';
 import type { KafkaBridgeConfig } from './config.js';
 import { watchPublishers } from './publishers.js';
@@ -23,7 +24,14 @@ export interface KafkaBridges {
 /** The `kafka_bridge` blocks as running bridges, their metrics in /metrics and their state changes reported. */
 export function createKafkaBridges(
   configs: KafkaBridgeConfig[],
-  deps: { broker: Pick<BrokerApi, 'connectInternal' | 'on' | 'publish'>; log: Logger; metrics: Registry; onState(b: KafkaBridge): void },
+  deps: {
+    broker: Pick<BrokerApi, 'connectInternal' | 'on' | 'publish'>;
+    log: Logger;
+    metrics: Registry;
+    /** Where each bridge reports its state, records and last error (the web view's Health tab). */
+    status: StatusRegistry;
+    onState(b: KafkaBridge): void;
+  },
 ): KafkaBridges {
   const log = deps.log.child({ name: 'kafka-bridge' });
   const publishers = configs.length
@@ -32,13 +40,21 @@ export function createKafkaBridges(
         configs.flatMap((c) => c.topics.map((t) => t.filter)),
       )
     : undefined;
+  const reports = new Map<KafkaBridge, StatusReport>();
   const onState = (b: KafkaBridge) => {
     deps.onState(b);
+    reports.get(b)?.state(b.state);
+    if (b.state === 'failing' && b.reason) reports.get(b)?.error(b.reason);
     // retained, like a Mosquitto bridge's notification topic: a client subscribing later sees the current state
     const payload = Buffer.from(b.reason ? `${b.state}: ${b.reason}` : b.state);
     deps.broker.publish({ topic: `$SYS/broker/kafka_bridge/${b.config.name}/state`, payload, qos: 0, retain: true }, () => undefined);
   };
   const bridges = configs.map((c) => new KafkaBridge(c, deps.broker, publishers!, log, onState));
+  for (const b of bridges)
+    reports.set(
+      b,
+      deps.status.register('kafka-bridge', b.config.name, b.state, () => b.counters.delivered + b.subscriber.counters.published),
+    );
   if (bridges.length) registerMetrics(bridges, deps.metrics);
   return {
     bridges,

@@ -3,6 +3,7 @@ import type { Registry } from 'prom-client';
 import { itemGauges } from '../metrics.js';
 import type { BrokerApi } from '../engine/api.js';
 import type { BrokerProbe } from '../probe.js';
+import type { StatusRegistry, StatusReport } from '../status.js';
 import { Bridge, type BridgeState } from './bridge.js';
 import type { BridgeConfig } from './config.js';
 import { tlsOptions } from './remote-stream.js';
@@ -40,16 +41,32 @@ export function createBridges(
     probe: BrokerProbe;
     log: Logger;
     metrics: Registry;
+    /** Where the view's Health tab reads each bridge's state, messages and last error. */
+    status: StatusRegistry;
   },
 ): Bridges {
   const log = deps.log.child({ name: 'bridge' });
   /** The running bridges, changed in place by reload: the metrics read this array. */
   const bridges: Bridge[] = [];
   let metricsRegistered = false;
-  const make = (c: BridgeConfig, tls: ReturnType<typeof tlsOptions>) =>
-    new Bridge(c, deps.broker, deps.maxInflight, tls, log, (e) => deps.probe.emit('bridge-state', e));
+  /** Each running bridge's entry in the status registry (a bridge made for a later replacement has none yet). */
+  const reports = new WeakMap<Bridge, StatusReport>();
+  const make = (c: BridgeConfig, tls: ReturnType<typeof tlsOptions>) => {
+    const b: Bridge = new Bridge(c, deps.broker, deps.maxInflight, tls, log, (e) => {
+      deps.probe.emit('bridge-state', e);
+      const report = reports.get(b);
+      report?.state(e.state);
+      // waiting: a connection failed or was lost, and the reason says why (never a password)
+      if (e.state === 'waiting' && e.reason) report?.error(e.reason);
+    });
+    return b;
+  };
   const add = (b: Bridge) => {
     bridges.push(b);
+    reports.set(
+      b,
+      deps.status.register('bridge', b.config.name, b.state, () => b.counters.messagesIn + b.counters.messagesOut),
+    );
     if (!metricsRegistered) registerMetrics(bridges, deps.metrics);
     metricsRegistered = true;
   };
@@ -79,6 +96,7 @@ export function createBridges(
     for (const b of bridges.filter((b) => !configs.some((c) => c.name === b.config.name))) {
       log.info(`bridge ${b.config.name}: removed from the config, stopping`);
       remove(b);
+      reports.get(b)?.remove();
       steps.push(
         b
           .stop()

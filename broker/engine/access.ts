@@ -253,8 +253,9 @@ export class Access {
       authenticate: (client, username, password, done) => {
         this.authenticate(client, username, password, aedes()).then(
           () => done(null, true),
-          (err: AuthenticateError & { reason?: RefusalReason }) => {
-            this.probe.emit('connection-refused', client, err.returnCode, err.reason ?? 'not-authorized', clientMeta(client)?.username);
+          (err: AuthenticateError & { reason?: RefusalReason; closed?: boolean }) => {
+            const code = err.closed ? undefined : err.returnCode;
+            this.probe.emit('connection-refused', client, code, err.reason ?? 'not-authorized', clientMeta(client)?.username);
             done(err, false);
           },
         );
@@ -418,10 +419,11 @@ export class Access {
       (client as { id: string }).id = (listener?.autoIdPrefix ?? this.config.autoIdPrefix) + randomUUID();
     }
     const guarded = meta.internal ? undefined : this.connectGuard?.({ ip: info?.remoteAddress, clientId: client.id, username });
-    if (guarded) {
-      if (guarded === 'close') client.conn.destroy();
-      fail('banned');
+    if (guarded === 'close') {
+      client.conn.destroy(); // no CONNACK: the refusal must not claim one (its code is left out)
+      throw Object.assign(refusal('banned'), { reason: 'banned' as const, closed: true });
     }
+    if (guarded) fail('banned');
     if (listener && listener.maxConnections >= 0 && (this.connected.get(listener) ?? 0) >= listener.maxConnections) fail('server-limit');
     // Mosquitto 2.1: global_max_clients across the broker (accept_protocol_versions: preConnect)
     if (this.config.globalMaxClients && aedes.connectedClients >= this.config.globalMaxClients) fail('server-limit');

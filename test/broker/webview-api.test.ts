@@ -6,7 +6,8 @@ import { hashPassword } from '../../broker/auth/password-hash.js';
 import type { BrokerApi, BrokerEvents } from '../../broker/engine/api.js';
 import type { ClientHandle } from '../../broker/engine/client.js';
 import { ClientTable } from '../../broker/http/view/clients.js';
-import { startTestBroker, tempDir } from '../helpers/broker.js';
+import { freePort, startTestBroker, tempDir } from '../helpers/broker.js';
+import { startMosquittoWithUser } from '../helpers/mosquitto.js';
 import { connectClient, until } from '../helpers/mqtt.js';
 import { SseClient } from '../bridges/sse-client.js';
 
@@ -331,4 +332,57 @@ t.test('a view that does not read is disconnected once 256 kB of its stream are 
   // the broker's side: a paused client socket learns of the close only when it reads again
   await eventually(async () => (await viewers()) === 0, 40_000, 'the view dropped');
   t.pass(`dropped after ${((Date.now() - started) / 1000).toFixed(1)} s`);
+});
+
+t.test('health: beats and bridges with state, records/s and last error; the error shows no password', async (t) => {
+  // the remote: the real Mosquitto, which takes the bridge `up` and refuses the bridge `denied` (wrong password)
+  const remote = await startMosquittoWithUser(t, 'gw', 'gw-right-pw-4Rt');
+  const bridge = (name: string, password: string) =>
+    `connection ${name}\naddress 127.0.0.1:${remote.port}\nremote_username gw\nremote_password ${password}\ntopic a/# out 0\nrestart_timeout 1\n`;
+  const deadKafka = await freePort(); // nothing listens there
+  const { get, b, base } = await viewBroker(
+    t,
+    bridge('up', 'gw-right-pw-4Rt') +
+      bridge('denied', 'wrong-secret-9Zx') +
+      `kafka_bridge analytics\nkafka_brokers 127.0.0.1:${deadKafka}\nkafka_topic a/# mqtt-{2}\n`,
+  );
+  const part = async (kind: string, name: string) =>
+    ((await get('/api/health')).body.bridges as any[]).find((p) => p.kind === kind && p.name === name);
+  await eventually(async () => (await part('bridge', 'up'))?.state === 'connected', 20_000, 'bridge up connected');
+  const pub = await connectClient(t, b.mqttUrl, { clientId: 'pub-h', username: 'pub', password: PW.pub });
+  for (let i = 0; i < 5; i++) await pub.publishAsync(`a/${i}`, 'x', { qos: 1 });
+  await eventually(async () => (await part('bridge', 'up'))?.records >= 5, 10_000, 'bridge up counted the messages');
+  // records/s is the rate of the last tick: a tick that saw the 5 messages says more than 0
+  await eventually(async () => (await part('bridge', 'up'))?.records_per_s > 0, 10_000, 'bridge up records/s');
+  t.match(await part('bridge', 'up'), { kind: 'bridge', name: 'up', state: 'connected', last_error: null }, 'up: connected, no error');
+
+  await eventually(async () => (await part('bridge', 'denied'))?.last_error !== null, 20_000, 'bridge denied failed');
+  const denied = await part('bridge', 'denied');
+  t.match(denied, { state: /waiting|connecting/, last_error: /5|[Nn]ot authori[sz]ed/ }, `denied: ${denied.last_error}`);
+  t.type(denied.last_error_at, 'string');
+
+  await eventually(async () => (await part('kafka-bridge', 'analytics'))?.state === 'failing', 30_000, 'kafka bridge failing');
+  const kafka = await part('kafka-bridge', 'analytics');
+  t.match(kafka.last_error, new RegExp(`127\\.0\\.0\\.1:${deadKafka}`), `kafka: ${kafka.last_error}`);
+
+  // the live stream carries the same entries on every tick
+  const s = new SseClient(t, `${base}/api/stream`, { headers: { authorization: basic('viewer') } });
+  t.equal(await s.open(), 200);
+  await until(() => s.events.some((e) => e.event === 'tick'), 8000, 'a tick');
+  const tick = JSON.parse(s.events.find((e) => e.event === 'tick')!.data);
+  t.same(
+    tick.bridges.map((p: any) => [p.kind, p.name]),
+    [
+      ['bridge', 'denied'],
+      ['bridge', 'up'],
+      ['kafka-bridge', 'analytics'],
+    ],
+    'the stream: bridges, by kind and name',
+  );
+  t.same(tick.beats, [], 'the stream: no beat');
+
+  const text = JSON.stringify((await get('/api/health')).body);
+  for (const secret of ['gw-right-pw-4Rt', 'wrong-secret-9Zx'])
+    t.notOk(text.includes(secret), `no password in /api/health (${secret.slice(0, 5)}…)`);
+  t.same((await get('/api/health')).body.beats, [], 'no beat configured: an empty list');
 });

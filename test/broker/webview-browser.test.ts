@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import puppeteer, { type Browser, type Page } from 'puppeteer-core';
 import { hashPassword } from '../../broker/auth/password-hash.js';
 import { buildView } from '../../broker/http/view/bundle.js';
-import { startTestBroker, tempDir } from '../helpers/broker.js';
+import { freePort, startTestBroker, tempDir } from '../helpers/broker.js';
 import { connectClient } from '../helpers/mqtt.js';
 import { repoRoot } from '../helpers/paths.js';
 
@@ -32,13 +32,16 @@ const banned = {
 writeFileSync(join(dir, 'mqprobe-bans.json'), JSON.stringify({ bans: [banned] }));
 const zeekLogs = join(dir, 'zeek');
 mkdirSync(zeekLogs);
+const deadRemote = await freePort(); // nothing listens: the bridge waits and shows why
 const b = await startTestBroker(
   t,
   `listener 0 127.0.0.1\nallow_anonymous false\npassword_file ${join(dir, 'passwd')}\nacl_file ${join(dir, 'acl')}\nhttp_listener 0 127.0.0.1\nsys_interval 1\n` +
     // a capture sink and a beat (over an empty Zeek log folder) for the Health view
     `capture_sink file ${join(dir, 'capture.jsonl')}\npersistence_location ${dir}\nbeat zeek\nzeek_log_dir ${zeekLogs}\n` +
     // detection's responses: the bans panel, managed by the viewer as the admin
-    'persistence true\ndetect_response auth-brute-force ban 10m\ndetect_admin_user viewer\n',
+    'persistence true\ndetect_response auth-brute-force ban 10m\ndetect_admin_user viewer\n' +
+    // an MQTT bridge to a remote that is down, for the Health view's last error (its password must not show)
+    `connection upstream\naddress 127.0.0.1:${deadRemote}\nremote_username gw\nremote_password bridge-pw-Kk71\ntopic a/# out 0\n`,
   { dir },
 );
 const base = `http://127.0.0.1:${b.httpPort}`;
@@ -177,7 +180,7 @@ t.test('alerts: a detection alert arrives live; the admin lifts a ban from the b
   t.same(problems, [], 'no page errors');
 });
 
-t.test('health: charts, capture sink, beat, $SYS figures, dark theme', async (t) => {
+t.test('health: charts, capture sink, beats and bridges with state and last error, $SYS figures, dark theme', async (t) => {
   const { page, problems } = await viewerPage('dark');
   await page.goto(`${base}/#Health`);
   await page.waitForSelector('.uplot canvas');
@@ -188,6 +191,16 @@ t.test('health: charts, capture sink, beat, $SYS figures, dark theme', async (t)
   t.match(sinkRow[0], /^file:.*capture\.jsonl$/, `the capture sink: ${sinkRow.join(' | ')}`);
   await page.waitForFunction(`${hasCell('.health td', 'zeek')} && ${hasCell('.health td', 'running')}`, { timeout: 5000 });
   t.pass('the beat, running');
+  await page.waitForFunction(`${hasCell('table.parts td', 'upstream')} && ${hasCell('table.parts td', 'waiting')}`, { timeout: 15_000 });
+  const bridgeRow = await page.$$eval('table.parts tbody tr', (rows) =>
+    rows.map((r) => [...r.querySelectorAll('td')].map((c) => c.textContent ?? '')).find((cells) => cells[0] === 'upstream'),
+  );
+  t.match(
+    bridgeRow,
+    ['upstream', 'MQTT bridge', 'waiting', /^\d+\.\d$/, '0', /ECONNREFUSED 127\.0\.0\.1:\d+ \(/],
+    `the bridge: ${bridgeRow?.join(' | ')}`,
+  );
+  t.notOk((await page.content()).includes('bridge-pw-Kk71'), 'the bridge password is nowhere in the page');
   t.equal(await page.evaluate('document.documentElement.dataset.theme'), 'dark');
   await page.screenshot({ path: join(SHOTS, 'webview-health.png') });
   t.same(problems, []);

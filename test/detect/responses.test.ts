@@ -12,8 +12,8 @@ const ALICE = 'alice-secret';
 const BOB = 'b0b pass with spaces';
 
 /** One CONNECT as alice; resolves with the CONNACK return code (0 accepted), or 'closed' when the broker closed without one. */
-async function login(url: string, password: string, clientId = 'guesser'): Promise<number | 'closed'> {
-  const c = mqtt.connect(url, { clientId, username: 'alice', password, reconnectPeriod: 0, connectTimeout: 5000 });
+async function login(url: string, password: string, clientId = 'guesser', protocolVersion: 4 | 5 = 4): Promise<number | 'closed'> {
+  const c = mqtt.connect(url, { clientId, username: 'alice', password, protocolVersion, reconnectPeriod: 0, connectTimeout: 5000 });
   const code = await new Promise<number | 'closed'>((resolve) => {
     c.once('connect', () => resolve(0));
     c.once('error', (err) => resolve((err as { code?: number }).code ?? -1));
@@ -31,7 +31,15 @@ const events = (file: string) =>
   readFileSync(file, 'utf8')
     .split('\n')
     .filter(Boolean)
-    .map((l) => JSON.parse(l) as { event: { action: string; reason?: string }; mqprobe?: { response?: Record<string, unknown> } });
+    .map(
+      (l) =>
+        JSON.parse(l) as {
+          message: string;
+          event: { action: string; reason?: string };
+          mqtt?: { client_id?: string; reason_code?: number; protocol_version?: number };
+          mqprobe?: { response?: Record<string, unknown>; closed_before_connack?: boolean };
+        },
+    );
 
 const basic = (user: string, password: string) => `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
 
@@ -132,12 +140,28 @@ t.test('live: an allow-listed source alerts but is not banned; the log mode reco
   t.equal(e?.mqprobe?.response?.dry_run, true, 'marked as a dry run');
 });
 
-t.test('live: detect_ban_answer close closes the banned connection before any CONNACK', async (t) => {
+t.test('live: detect_ban_answer close closes the banned connection before any CONNACK, and its event claims no CONNACK code', async (t) => {
   const dir = tempDir();
-  const { mqttUrl } = await startTestBroker(t, conf(dir, 'detect_ban_answer close'), { dir });
+  const { mqttUrl, broker } = await startTestBroker(t, conf(dir, 'detect_ban_answer close'), { dir });
   await guessTen(t, mqttUrl);
   await until(() => events(join(dir, 'capture.ndjson')).some((e) => e.event.action === 'response-ban'), 5000, 'the ban');
-  t.equal(await login(mqttUrl, ALICE, 'alice-close'), 'closed', 'closed without a CONNACK');
+  t.equal(await login(mqttUrl, ALICE, 'alice-close'), 'closed', 'MQTT 3.1.1: closed without a CONNACK');
+  t.equal(await login(mqttUrl, ALICE, 'alice-close-5', 5), 'closed', 'MQTT 5: closed without a CONNACK');
+  await broker.capture.stop(); // flushes the file
+  const closed = events(join(dir, 'capture.ndjson')).filter((e) => e.event.action === 'connection-refused' && e.event.reason === 'banned');
+  t.same(
+    closed.map((e) => [e.mqtt?.client_id, e.mqtt?.protocol_version]),
+    [
+      ['alice-close', 4],
+      ['alice-close-5', 5],
+    ],
+    'one connection-refused (reason banned) for each closed connection, MQTT 5 included',
+  );
+  for (const e of closed) {
+    t.equal(e.mqtt?.reason_code, undefined, `${e.mqtt?.client_id}: no mqtt.reason_code (no CONNACK was sent)`);
+    t.equal(e.mqprobe?.closed_before_connack, true, `${e.mqtt?.client_id}: mqprobe.closed_before_connack`);
+    t.match(e.message, /refused: banned \(closed before CONNACK\)$/, `${e.mqtt?.client_id}: the message says so`);
+  }
 });
 
 t.test('live: a ban survives a restart with persistence', async (t) => {

@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { freePort, startTestBroker, waitForPort, type Teardown } from './broker.js';
@@ -69,6 +69,16 @@ export async function startMosquitto(
   t.teardown(() => peer.stop());
   await peer.start();
   return peer;
+}
+
+/** The real Mosquitto taking only `user` with `password` (a password file written by the real mosquitto_passwd). */
+export async function startMosquittoWithUser(t: Teardown, user: string, password: string): Promise<MosquittoPeer> {
+  const dir = tempDir('mqprobe-mosquitto-user-');
+  chmodSync(dir, 0o755);
+  const passwd = join(dir, 'passwd');
+  execFileSync('mosquitto_passwd', ['-b', '-c', passwd, user, password]);
+  chmodSync(passwd, 0o644);
+  return startMosquitto(t, `allow_anonymous false\npassword_file ${passwd}\n`, { dir });
 }
 
 /** SIGKILL (or the given signal) for a child process (any peer a test started), resolved once it is gone. */

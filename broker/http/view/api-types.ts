@@ -27,12 +27,19 @@ export interface SinkView {
   failures: number;
 }
 
-/** A beat as the Health view shows it. */
-export interface BeatView {
+/** A beat, `connection` bridge or Kafka bridge as the Health view shows it (broker/status.ts). */
+export interface PartView {
+  kind: 'beat' | 'bridge' | 'kafka-bridge';
   name: string;
-  up: boolean;
-  restarts: number;
+  /** The part's own word: running, restarting, connected, waiting, delivering, failing, … */
+  state: string;
+  /** Records it moved since the start (a beat's records, a bridge's messages in and out, Kafka records delivered). */
   records: number;
+  /** Over the last tick. */
+  records_per_s: number;
+  /** The last error, without credentials, at most 300 characters. */
+  last_error: string | null;
+  last_error_at: string | null;
 }
 
 export interface ClientEvent {
@@ -88,7 +95,9 @@ export interface Tick {
   clients: { connected: number; version: number };
   topics: { tracked: number; untracked: number; version: number };
   sinks: SinkView[];
-  beats: BeatView[];
+  beats: PartView[];
+  /** `connection` bridges and Kafka bridges. */
+  bridges: PartView[];
   alerts: AlertView[];
   alerts_seq: number;
   busiest: BusyTopic[];
@@ -99,7 +108,8 @@ export interface Health {
   live: HealthSample;
   history: HealthSample[];
   sinks: SinkView[];
-  beats: BeatView[];
+  beats: PartView[];
+  bridges: PartView[];
   sys: Record<string, string>;
   viewers: number;
 }

@@ -1,5 +1,6 @@
 import type { Registry } from 'prom-client';
-import type { BeatView, SinkView } from './api-types.js';
+import type { ComponentStatus, StatusRegistry } from '../../status.js';
+import type { PartView, SinkView } from './api-types.js';
 
 type Values = { labels: Record<string, string | number>; value: number }[];
 
@@ -19,21 +20,18 @@ async function byLabel(registry: Registry, name: string, label: string): Promise
 }
 
 /**
- * Capture sinks and beats, read from the /metrics registry the areas above the broker register on
- * (broker/ imports neither capture/ nor bridges/): the view shows what Prometheus sees.
+ * Capture sinks, read from the /metrics registry capture registers on (broker/ does not import
+ * capture/): the view shows what Prometheus sees.
  */
-export async function readComponents(registry: Registry): Promise<{ sinks: SinkView[]; beats: BeatView[] }> {
-  const [queued, spool, delivered, dropped, failures, up, restarts, records] = await Promise.all([
+export async function readSinks(registry: Registry): Promise<SinkView[]> {
+  const [queued, spool, delivered, dropped, failures] = await Promise.all([
     byLabel(registry, 'mqprobe_capture_queue_events', 'sink'),
     byLabel(registry, 'mqprobe_capture_spool_bytes', 'sink'),
     byLabel(registry, 'mqprobe_capture_delivered_total', 'sink'),
     byLabel(registry, 'mqprobe_capture_dropped_total', 'sink'),
     byLabel(registry, 'mqprobe_capture_sink_failures_total', 'sink'),
-    byLabel(registry, 'mqprobe_beat_up', 'beat'),
-    byLabel(registry, 'mqprobe_beat_restarts_total', 'beat'),
-    byLabel(registry, 'mqprobe_beat_records_total', 'beat'),
   ]);
-  const sinks = [...new Set([...queued.keys(), ...delivered.keys(), ...dropped.keys()])].sort().map((name) => ({
+  return [...new Set([...queued.keys(), ...delivered.keys(), ...dropped.keys()])].sort().map((name) => ({
     name,
     queued: queued.get(name) ?? 0,
     spool_bytes: spool.get(name) ?? 0,
@@ -41,11 +39,40 @@ export async function readComponents(registry: Registry): Promise<{ sinks: SinkV
     dropped: dropped.get(name) ?? 0,
     failures: failures.get(name) ?? 0,
   }));
-  const beats = [...up.keys()].sort().map((name) => ({
-    name,
-    up: up.get(name) === 1,
-    restarts: restarts.get(name) ?? 0,
-    records: records.get(name) ?? 0,
-  }));
-  return { sinks, beats };
+}
+
+/**
+ * Beats and bridges from the status registry they report to (broker/status.ts), with their records
+ * per second over the last tick.
+ */
+export class PartTable {
+  beats: PartView[] = [];
+  bridges: PartView[] = [];
+  private counts = new Map<string, number>();
+
+  constructor(private readonly status: StatusRegistry) {}
+
+  tick(seconds: number): void {
+    const counts = new Map<string, number>();
+    const views = this.status.list().map((p) => {
+      const key = `${p.kind}\u0000${p.name}`;
+      counts.set(key, p.records);
+      return partView(p, (p.records - (this.counts.get(key) ?? p.records)) / seconds);
+    });
+    this.counts = counts;
+    this.beats = views.filter((v) => v.kind === 'beat');
+    this.bridges = views.filter((v) => v.kind !== 'beat');
+  }
+}
+
+function partView(p: ComponentStatus, rate: number): PartView {
+  return {
+    kind: p.kind,
+    name: p.name,
+    state: p.state,
+    records: p.records,
+    records_per_s: Math.max(0, rate),
+    last_error: p.lastError,
+    last_error_at: p.lastErrorAt,
+  };
 }

@@ -6,6 +6,8 @@ import { Ring } from './ring.js';
 import { TopicStats } from './topics.js';
 import type { AlertView, ClientEvent, HealthSample } from './api-types.js';
 import { parseBoundedJson } from '../../bounded-json.js';
+import type { StatusRegistry } from '../../status.js';
+import { PartTable } from './components.js';
 
 /** Where detection publishes its alerts (detect/index.ts ALERT_TOPIC_PREFIX; broker/ may not import detect/). */
 const ALERT_PREFIX = '$SYS/broker/alerts/';
@@ -38,6 +40,8 @@ export class ViewModel {
   readonly alerts: Ring<AlertView>;
   readonly history = new Ring<HealthSample>(HISTORY_SAMPLES);
   readonly sys = new Map<string, string>();
+  /** Beats and bridges, as of the last tick. */
+  readonly parts: PartTable;
   private readonly stops: (() => void)[] = [];
   private timers: NodeJS.Timeout[] = [];
   private lastSample = { t: Date.now(), in: 0, out: 0 };
@@ -51,8 +55,10 @@ export class ViewModel {
   constructor(
     private readonly broker: BrokerApi,
     readonly registry: Registry,
+    status: StatusRegistry,
     private readonly limits: ViewLimits = DEFAULT_VIEW_LIMITS,
   ) {
+    this.parts = new PartTable(status);
     this.clients = new ClientTable(broker, this.stops);
     this.topics = new TopicStats(limits.topics);
     this.events = new Ring(limits.events);
@@ -69,7 +75,11 @@ export class ViewModel {
       broker.on('delivered', () => void this.delivered++),
       broker.on('client-ready', (c) => ev(c, 'client-connected', userOf(broker, c))),
       broker.on('connection-refused', (c, code, reason, user) =>
-        ev(c, 'connection-refused', `${reason} (return code ${code})${user === undefined ? '' : `, user ${user}`}`),
+        ev(
+          c,
+          'connection-refused',
+          `${reason} (${code === undefined ? 'closed before CONNACK' : `return code ${code}`})${user === undefined ? '' : `, user ${user}`}`,
+        ),
       ),
       broker.on('subscribe', (subs, c) =>
         ev(c, 'subscription-granted', subs.map((s) => (s.qos >= 128 ? `${s.topic} (refused)` : `${s.topic} qos ${s.qos}`)).join(', ')),
@@ -87,6 +97,7 @@ export class ViewModel {
   }
 
   start(): void {
+    this.parts.tick(TICK_S);
     this.timers.push(setInterval(() => this.tick(), TICK_S * 1000).unref(), setInterval(() => this.sample(), HISTORY_S * 1000).unref());
   }
 
@@ -106,6 +117,7 @@ export class ViewModel {
   private tick(): void {
     this.topics.tick(TICK_S);
     this.clients.tick(TICK_S);
+    this.parts.tick(TICK_S);
     this.live = {
       t: Date.now(),
       in_per_s: (this.published - this.lastTick.in) / TICK_S,

@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import { isValidFilter } from '../../auth/topic-filter.js';
 import { isRefusal, type HttpAuth, type HttpIdentity } from '../../http-auth.js';
 import { loadAssets } from './assets.js';
-import { readComponents } from './components.js';
+import { readSinks } from './components.js';
 import { CLIENT_SORTS } from './clients.js';
 import type { ViewModel } from './model.js';
 import { BadQuery, choiceParam, intParam, textParam } from './query.js';
@@ -142,7 +142,9 @@ export function mountView(app: FastifyInstance, auth: HttpAuth, model: ViewModel
       .send({
         live: model.live,
         history: model.history.toArray(),
-        ...(await readComponents(model.registry)),
+        sinks: await readSinks(model.registry),
+        beats: model.parts.beats,
+        bridges: model.parts.bridges,
         sys: Object.fromEntries([...model.sys].sort(([a], [b]) => a.localeCompare(b))),
         viewers: stream.size,
       });

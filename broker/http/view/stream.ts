@@ -2,7 +2,7 @@ import type { ServerResponse } from 'node:http';
 import type { HttpIdentity } from '../../http-auth.js';
 import type { BusyTopic } from './api-types.js';
 import type { ViewModel } from './model.js';
-import { readComponents } from './components.js';
+import { readSinks } from './components.js';
 
 /** A viewer's stream is dropped when this much of its output is still unsent (it reads too slowly). */
 export const VIEWER_BUFFER_BYTES = 256 * 1024;
@@ -71,12 +71,13 @@ export class ViewStream {
 
   private async tick(): Promise<void> {
     const m = this.model;
-    const components = await readComponents(m.registry);
     const shared = {
       live: m.live,
       clients: { connected: m.clients.size, version: m.clients.version },
       topics: { tracked: m.topics.size, untracked: m.topics.untracked, version: m.topics.version },
-      ...components,
+      sinks: await readSinks(m.registry),
+      beats: m.parts.beats,
+      bridges: m.parts.bridges,
       alerts_seq: m.alerts.seq,
     };
     // viewers with the same user see the same topics: one scan per user, not per viewer

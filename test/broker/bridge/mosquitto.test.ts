@@ -4,7 +4,7 @@ import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { MqttClient } from 'mqtt';
 import { freePort, spawnCli, startTestBroker, tempDir, waitForPort } from '../../helpers/broker.js';
-import { startMosquitto, type MosquittoPeer } from '../../helpers/mosquitto.js';
+import { startMosquitto, startMosquittoWithUser, type MosquittoPeer } from '../../helpers/mosquitto.js';
 import { collect, connectClient, connectCollecting, until } from '../../helpers/mqtt.js';
 import { makePki } from '../../helpers/certs.js';
 import type { CaptureEvent } from '../../../capture/event.js';
@@ -304,12 +304,7 @@ t.test('TLS bridge to a TLS Mosquitto; a remote whose certificate the CA does no
 });
 
 t.test('refused credentials: CONNACK code logged, backoff per restart_timeout, the password never in the log', async (t) => {
-  const dir = tempDir('mqprobe-bridge-auth-');
-  chmodSync(dir, 0o755);
-  const pw = join(dir, 'passwd');
-  execFileSync('mosquitto_passwd', ['-b', '-c', pw, 'gw', 'right-one']);
-  chmodSync(pw, 0o644);
-  const remote = await startMosquitto(t, `allow_anonymous false\npassword_file ${pw}\n`, { dir });
+  const remote = await startMosquittoWithUser(t, 'gw', 'right-one');
   const started = Date.now();
   const mq = await startTestBroker(
     t,

@@ -1,7 +1,9 @@
 import { useEffect, useRef, useState } from 'preact/hooks';
 import uPlot from 'uplot';
 import { call } from './api.js';
-import type { Health, Live, Tick } from './types.js';
+import type { Health, Live, Part, Tick } from './types.js';
+
+const KIND: Record<Part['kind'], string> = { beat: 'beat', bridge: 'MQTT bridge', 'kafka-bridge': 'Kafka bridge' };
 
 /** One hour at the API's 10 s samples, plus the live ticks in between. */
 const WINDOW_S = 3600;
@@ -13,23 +15,14 @@ export function HealthView({ tick }: { tick?: Tick }) {
     call<Health>('/api/health').then((h) => (setHealth(h), setPoints(h.history)), () => undefined);
   }, []);
   const ticks = useRef(0);
-  /** Records per second of each beat, from the counts of two ticks in a row. */
-  const lastBeats = useRef<{ t: number; records: Map<string, number> } | undefined>(undefined);
-  const [beatRates, setBeatRates] = useState(new Map<string, number>());
   useEffect(() => {
     if (!tick) return;
-    const prev = lastBeats.current;
-    if (prev) {
-      const s = (tick.live.t - prev.t) / 1000;
-      setBeatRates(new Map(tick.beats.map((b) => [b.name, s > 0 ? (b.records - (prev.records.get(b.name) ?? b.records)) / s : 0])));
-    }
-    lastBeats.current = { t: tick.live.t, records: new Map(tick.beats.map((b) => [b.name, b.records])) };
     setPoints((p) => [...p, tick.live].filter((x) => x.t > tick.live.t - WINDOW_S * 1000));
     // $SYS figures change every sys_interval: fetched again every fifth tick (10 s), not pushed
     if (++ticks.current % 5 === 0) call<Health>('/api/health').then(setHealth, () => undefined);
   }, [tick]);
   const sinks = tick?.sinks ?? health?.sinks ?? [];
-  const beats = tick?.beats ?? health?.beats ?? [];
+  const parts = [...(tick?.beats ?? health?.beats ?? []), ...(tick?.bridges ?? health?.bridges ?? [])];
   return (
     <section class="health">
       <div class="charts">
@@ -51,13 +44,18 @@ export function HealthView({ tick }: { tick?: Tick }) {
           ))}
         </tbody>
       </table>
-      <h2>Beats</h2>
-      {beats.length === 0 ? <p class="note">No beat configured.</p> : null}
-      <table>
+      <h2>Beats and bridges</h2>
+      {parts.length === 0 ? <p class="note">No beat or bridge configured.</p> : null}
+      <table class="parts" hidden={parts.length === 0}>
+        <thead>
+          <tr><th>Name</th><th>Kind</th><th>State</th><th>Records/s</th><th>Records</th><th>Last error</th></tr>
+        </thead>
         <tbody>
-          {beats.map((b) => (
-            <tr key={b.name}>
-              <td>{b.name}</td><td>{b.up ? 'running' : 'waiting to restart'}</td><td class="num">{(beatRates.get(b.name) ?? 0).toFixed(1)} records/s</td><td class="num">{b.records} records</td><td class="num">{b.restarts} restarts</td>
+          {parts.map((p) => (
+            <tr key={`${p.kind} ${p.name}`}>
+              <td>{p.name}</td><td>{KIND[p.kind]}</td><td>{p.state}</td><td class="num">{p.records_per_s.toFixed(1)}</td>
+              <td class="num">{p.records}</td>
+              <td class={p.last_error ? 'last-error' : 'note'}>{p.last_error ? `${p.last_error} (${new Date(p.last_error_at ?? 0).toLocaleTimeString()})` : '–'}</td>
             </tr>
           ))}
         </tbody>

@@ -1,7 +1,7 @@
 /** The JSON the API answers: the broker side's own types (docs/webview.md), under the page's names. */
 export type {
   AlertView as Alert,
-  BeatView as Beat,
+  PartView as Part,
   BusyTopic as Busy,
   ClientEvent,
   ClientView as Client,
