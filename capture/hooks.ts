@@ -303,7 +303,6 @@ export function attachHooks(h: CaptureHandle, f: EventFactory, o: HookOptions): 
   // the payload only as a reference: the policy copies and encodes it at flush time
   const buildPublish: PublishBuilder = (c, conn, user, p, payload) =>
     publishReceived(f, c, conn, user, p, payload.length, o.keepPayload ? payload : undefined);
-  // the capture thread's facts have no room for MQTT 5 properties: such a publish is built here
   const buildPublish5 = (c: ClientHandle, conn: ConnInfo | undefined, user: string | undefined, p: PublishView, payload: Buffer) => {
     const e = buildPublish(c, conn, user, p, payload);
     publishProperties(e.mqtt!, p.properties, o.keepPayload);
@@ -311,19 +310,23 @@ export function attachHooks(h: CaptureHandle, f: EventFactory, o: HookOptions): 
   };
   const isWill = (c: ClientHandle, p: PublishView) => isClosed(c) && wills.get(c) === p.topic && !willsSeen.has(c);
 
-  if (wanted('publish-received') || wanted('will-published'))
+  // asked once: the publish hook runs for every message
+  const wantPublish = wanted('publish-received');
+  const wantWill = wanted('will-published');
+  if (wantPublish || wantWill)
     on('publish', (p, c) => {
       // client null: the broker's own publishes ($SYS, the mqtt sink), never "received"
       if (!c || o.ignoredTopics.has(p.topic)) return;
       if (isWill(c, p)) {
-        if (wanted('will-published')) recordWill(c, { topic: p.topic, qos: p.qos, retain: p.retain, payloadSize: p.payload.length });
+        if (wantWill) recordWill(c, { topic: p.topic, qos: p.qos, retain: p.retain, payloadSize: p.payload.length });
         return;
       }
-      if (!wanted('publish-received')) return;
+      if (!wantPublish) return;
       const payload = typeof p.payload === 'string' ? Buffer.from(p.payload) : p.payload;
       const conn = broker.connOf(c);
       const user = broker.usernameOf(c);
-      if (hasPublishProperties(p)) record(buildPublish5(c, conn, user, p, payload));
+      // MQTT 5 properties need the event (the capture thread's facts have no room for them), unless it is a notice
+      if (!o.notices() && hasPublishProperties(p)) record(buildPublish5(c, conn, user, p, payload));
       else if (!o.publishDirect(c, conn, user, p, payload, buildPublish)) record(buildPublish(c, conn, user, p, payload));
     });
   if (wanted('publish-denied'))

@@ -80,12 +80,15 @@ export function createDetection(config: DetectConfig, deps: DetectionDeps): Dete
     log.info({ rules: engine.rules.map((r) => r.spec.name) }, 'detection started');
   }
   let stopped = !enabled;
+  // a detector bug must cost detection, never the broker
+  const failed = (err: unknown) => {
+    if (errors++ % 1000 === 0) log.error({ err: (err as Error).message }, 'a detector failed on an event');
+  };
   const guard = (run: () => readonly AlertEvent[]) => {
     try {
       raise(run());
     } catch (err) {
-      // a detector bug must cost detection, never the broker
-      if (errors++ % 1000 === 0) log.error({ err: (err as Error).message }, 'a detector failed on an event');
+      failed(err);
     }
   };
 
@@ -96,8 +99,14 @@ export function createDetection(config: DetectConfig, deps: DetectionDeps): Dete
       if (kind === 'alert') return;
       guard(() => engine.process(event));
     },
+    // no closure per notice: one comes for every publish
     observeNotice(notice) {
-      if (!stopped) guard(() => engine.processObservation(notice));
+      if (stopped) return;
+      try {
+        raise(engine.processObservation(notice));
+      } catch (err) {
+        failed(err);
+      }
     },
     stats: () => ({ ...engine.stats }),
     rules: engine.rules.map((r) => r.spec.name),
