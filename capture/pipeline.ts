@@ -51,6 +51,8 @@ export class Pipeline {
   private readonly listeners = new Map<CaptureListener, NoticeListener | undefined>();
   /** Every listener takes notices: a publish-received becomes a Notice, never an event object. */
   private noticesOnly = false;
+  /** The functions that take notices, as a list: the flush walks it once per notice. */
+  private takers: NoticeListener[] = [];
   private readonly serialize: (e: CaptureEvent) => string | undefined;
   private readonly s: PipelineStats = { recorded: 0, listenerErrors: 0 };
   private readonly finisher: Finisher;
@@ -83,11 +85,16 @@ export class Pipeline {
   /** `onNotice`: the listener takes the events made notices (capture/event.ts) through it. */
   subscribe(l: CaptureListener, onNotice?: NoticeListener): () => void {
     this.listeners.set(l, onNotice);
-    this.noticesOnly = [...this.listeners.values()].every((f) => f !== undefined);
+    this.listened();
     return () => {
       this.listeners.delete(l);
-      this.noticesOnly = [...this.listeners.values()].every((f) => f !== undefined);
+      this.listened();
     };
+  }
+
+  private listened(): void {
+    this.takers = [...this.listeners.values()].filter((f) => f !== undefined);
+    this.noticesOnly = this.takers.length === this.listeners.size;
   }
 
   /**
@@ -253,7 +260,7 @@ export class Pipeline {
       n.raw = undefined;
     }
     // a listener that came after the notice was queued and takes no notices does not see it
-    for (const take of this.listeners.values()) if (take) this.guarded(take, n, n.action);
+    for (const take of this.takers) this.guarded(take, n, n.action);
   }
 
   /** An event finished, shown to the listeners, serialised and offered to the sinks. */

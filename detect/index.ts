@@ -103,7 +103,8 @@ export function createDetection(config: DetectConfig, deps: DetectionDeps): Dete
     observeNotice(notice) {
       if (stopped) return;
       try {
-        raise(engine.processObservation(notice));
+        const alerts = engine.processObservation(notice);
+        if (alerts.length > 0) raise(alerts);
       } catch (err) {
         failed(err);
       }
