@@ -71,7 +71,7 @@ export async function startBroker(config: AppConfig, opts: StartOptions): Promis
 
   // before the listeners open, so the first connection and broker-starting are captured
   capture = startCapture({ broker: server.broker, log, metrics, config: config.capture, info });
-  if (config.detect.enabled) capture.subscribe(detection.observe, detection.observePublish);
+  if (config.detect.enabled) capture.subscribe(detection.observe, detection.observeNotice);
   // the sinks exist (a capture file is there to tail) before the first client connects
   await capture.ready();
 

@@ -1,6 +1,6 @@
 import type { ClientHandle } from '../broker/engine/client.js';
 import type { ConnInfo } from '../broker/probe.js';
-import { DATASET, ECS_VERSION, type CaptureEvent, type Observer } from './event.js';
+import { DATASET, ECS_VERSION, Notice, type CaptureEvent, type Observer } from './event.js';
 import type { CaptureHandle } from './handle.js';
 import { fixed, fixedRun, RUN, type FixedRun, type WithRun } from './serialize.js';
 
@@ -18,6 +18,11 @@ interface Identity {
 /** `::ffff:10.0.0.1` → `10.0.0.1`, so one client has one address whatever the socket family. */
 export function plainIp(ip: string | undefined): string | undefined {
   return ip?.startsWith('::ffff:') && ip.includes('.') ? ip.slice(7) : ip;
+}
+
+/** The notice of a client's event, with the identity its event would carry (capture/event.ts). */
+export function noticeOf(action: string, c: ClientHandle, conn: ConnInfo | undefined, user: string | undefined): Notice {
+  return new Notice(action, plainIp(conn?.remoteAddress) || undefined, user || undefined, c.id || undefined);
 }
 
 /**

@@ -111,30 +111,44 @@ export type PartialEvent = {
 export type CaptureListener = (event: Readonly<CaptureEvent>) => void;
 
 /**
- * A publish-received as the few facts a fact listener reads (detection: they are what its
- * observation of the event holds), handed over instead of the event object, which is then never
- * built. Fields are those of the event the hook would have made: `time` is its `@timestamp` in
- * epoch ms, `seq` its event.sequence, and an empty string is absent. Every fact listener gets the
- * same object; detection may move `time` forward (its clock never goes back), nothing else changes it.
+ * An event as the few facts a notice listener reads (detection: they are what its observation of
+ * the event holds), handed over instead of the event object, which is then never built. A
+ * publish-received becomes a notice whenever every listener takes notices; the per-client events
+ * (connections, subscriptions, denials, disconnects) only when, besides, no sink needs their line.
+ * Fields are those of the event the hook would have made: `time` is its `@timestamp` in epoch ms,
+ * `seq` its event.sequence, and an empty string is absent. Every notice listener gets the same
+ * object; detection may move `time` forward (its clock never goes back), nothing else changes it.
  */
-export class PublishNotice {
-  readonly action = 'publish-received';
+export class Notice {
+  /** Set when the pipeline queues the notice. */
+  time = 0;
+  seq = 0;
+  /** `mqtt.topic`. */
+  topic?: string = undefined;
+  /** `mqtt.payload_size`. */
+  payloadSize?: number = undefined;
   /** `mqtt.payload` as capture_payload keeps it, set at flush time from `raw`. */
-  payload?: string;
-  payloadEncoding?: string;
+  payload?: string = undefined;
+  payloadEncoding?: string = undefined;
   /** The payload until the flush applies capture_payload to it (only when that is not off). */
-  raw?: Buffer;
+  raw?: Buffer = undefined;
+  /** `event.reason`. */
+  reason?: string = undefined;
+  /** `mqtt.reason_code`. */
+  reasonCode?: number = undefined;
+  /** `mqtt.subscriptions` of a subscription event: its filter, whether refused, the granted QoS or SUBACK code. */
+  subscriptions?: { filter: string; denied: boolean; code?: number }[] = undefined;
 
   constructor(
-    public time: number,
-    readonly seq: number,
+    readonly action: string,
+    /** `source.ip`. */
     readonly ip: string | undefined,
+    /** `user.name`. */
     readonly user: string | undefined,
+    /** `mqtt.client_id`. */
     readonly clientId: string | undefined,
-    readonly topic: string | undefined,
-    readonly payloadSize: number,
   ) {}
 }
 
-/** Takes publish-received events as notices (no event object); every other event goes to the listener itself. */
-export type PublishListener = (notice: PublishNotice) => void;
+/** Takes events as notices (no event object); the events not made notices go to the listener itself. */
+export type NoticeListener = (notice: Notice) => void;

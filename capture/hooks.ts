@@ -13,12 +13,12 @@ import {
 } from '../broker/engine/client.js';
 import type { ConnInfo, RefusalReason } from '../broker/probe.js';
 import type { EventFactory } from './build.js';
-import type { CaptureEvent, MqttFields } from './event.js';
+import { Notice, type CaptureEvent, type MqttFields } from './event.js';
 import { connectFields, refusedConnectFields, hasPublishProperties, publishProperties, sharedGroup, subscriptionEntry } from './mqtt5.js';
 import type { CaptureHandle } from './handle.js';
 import type { PublishFacts } from './offload/tape.js';
 import { fixed } from './serialize.js';
-import { plainIp } from './build.js';
+import { noticeOf, plainIp } from './build.js';
 
 /** Aedes' own CONNACK refusals (before authentication), by return code. */
 const AEDES_REFUSALS: Record<number, RefusalReason> = {
@@ -71,6 +71,9 @@ export interface HookOptions {
   keepPayload: boolean;
   ignoredTopics: ReadonlySet<string>;
   record: (e: CaptureEvent) => void;
+  /** True while an event may be handed over as a notice instead (`note`): no sink needs its line, every listener takes notices. */
+  notices: () => boolean;
+  note: (n: Notice) => void;
   /**
    * Takes a publish-received as its bare facts (the capture thread builds its line; `build` makes
    * the event object if a listener wants it); false when the caller must record the event.
@@ -97,7 +100,9 @@ export type PublishBuilder = (
 /**
  * Subscribes to the broker's events and turns each into one capture event. Each
  * listener does a few object writes and hands the event to the pipeline; nothing is serialised
- * here. Returns the function that detaches every listener.
+ * here. While `notices()` says so, the per-client events are handed over as notices instead: the
+ * facts of the event that detection observes, no event object. Returns the function that detaches
+ * every listener.
  */
 export function attachHooks(h: CaptureHandle, f: EventFactory, o: HookOptions): () => void {
   const { broker } = h;
@@ -122,6 +127,10 @@ export function attachHooks(h: CaptureHandle, f: EventFactory, o: HookOptions): 
   };
   const client = (action: string, c: ClientHandle, category: string[], type: string[], outcome?: CaptureEvent['event']['outcome']) =>
     f.withClient(f.make(action, 'event', category, type, outcome), c, broker.connOf(c), broker.usernameOf(c));
+  /** The notice of a client's event when notices are wanted, else undefined (the hook makes the event). */
+  const notice = (action: string, c: ClientHandle, user = broker.usernameOf(c)) =>
+    o.notices() ? noticeOf(action, c, broker.connOf(c), user) : undefined;
+  const { note } = o;
 
   if (wanted('broker-starting'))
     on('broker-starting', (listeners) => {
@@ -166,13 +175,21 @@ export function attachHooks(h: CaptureHandle, f: EventFactory, o: HookOptions): 
   });
   if (wanted('broker-stopped')) on('broker-stopped', () => record(f.make('broker-stopped', 'event', PROCESS, END, 'success')));
   if (wanted('connection-opened'))
-    on('connection-opened', (conn) => record(f.withConn(f.make('connection-opened', 'event', NETWORK, CONNECTION_START, 'success'), conn)));
+    on('connection-opened', (conn) => {
+      if (o.notices()) note(new Notice('connection-opened', plainIp(conn.remoteAddress) || undefined, undefined, undefined));
+      else record(f.withConn(f.make('connection-opened', 'event', NETWORK, CONNECTION_START, 'success'), conn));
+    });
 
   if (wanted('client-connected'))
     // on the CONNACK, not on client-ready: that comes only after a resumed session's queue
     // is sent, by when the client's first PUBLISH may already have been recorded
     on('connack-sent', (connack, c) => {
       if (connack.returnCode || connack.reasonCode) return;
+      const n = notice('client-connected', c);
+      if (n) {
+        n.reasonCode = 0;
+        return note(n);
+      }
       const e = client('client-connected', c, AUTH_SESSION, START_ALLOWED, 'success');
       const m = e.mqtt!;
       m.protocol_version = protocolVersionOf(c);
@@ -193,6 +210,12 @@ export function attachHooks(h: CaptureHandle, f: EventFactory, o: HookOptions): 
     username: string | undefined,
     version = protocolVersionOf(c),
   ) => {
+    const n = notice('connection-refused', c, username);
+    if (n) {
+      n.reason = reason;
+      n.reasonCode = code;
+      return note(n);
+    }
     const e = f.withClient(f.make('connection-refused', 'event', AUTHENTICATION, START_DENIED, 'failure'), c, broker.connOf(c), username);
     e.event.reason = reason;
     if (code === undefined) e.mqprobe = { closed_before_connack: true };
@@ -225,6 +248,11 @@ export function attachHooks(h: CaptureHandle, f: EventFactory, o: HookOptions): 
 
   if (wanted('client-disconnected'))
     on('disconnect-reason', (c, reason, err) => {
+      const n = notice('client-disconnected', c);
+      if (n) {
+        n.reason = reason;
+        return note(n);
+      }
       const e = client('client-disconnected', c, SESSION, END, reason === 'client-disconnect' ? 'success' : 'unknown');
       e.event.reason = reason;
       if (err && reason === 'error') e.error = { message: err.message };
@@ -286,7 +314,6 @@ export function attachHooks(h: CaptureHandle, f: EventFactory, o: HookOptions): 
   // the payload only as a reference: the policy copies and encodes it at flush time
   const buildPublish: PublishBuilder = (c, conn, user, p, payload) =>
     publishReceived(f, c, conn, user, p, payload.length, o.keepPayload ? payload : undefined);
-  // the capture thread's facts have no room for MQTT 5 properties: such a publish is built here
   const buildPublish5 = (c: ClientHandle, conn: ConnInfo | undefined, user: string | undefined, p: PublishView, payload: Buffer) => {
     const e = buildPublish(c, conn, user, p, payload);
     publishProperties(e.mqtt!, p.properties, o.keepPayload);
@@ -294,23 +321,34 @@ export function attachHooks(h: CaptureHandle, f: EventFactory, o: HookOptions): 
   };
   const isWill = (c: ClientHandle, p: PublishView) => isClosed(c) && wills.get(c) === p.topic && !willsSeen.has(c);
 
-  if (wanted('publish-received') || wanted('will-published'))
+  // asked once: the publish hook runs for every message
+  const wantPublish = wanted('publish-received');
+  const wantWill = wanted('will-published');
+  if (wantPublish || wantWill)
     on('publish', (p, c) => {
       // client null: the broker's own publishes ($SYS, the mqtt sink), never "received"
       if (!c || o.ignoredTopics.has(p.topic)) return;
       if (isWill(c, p)) {
-        if (wanted('will-published')) recordWill(c, { topic: p.topic, qos: p.qos, retain: p.retain, payloadSize: p.payload.length });
+        if (wantWill) recordWill(c, { topic: p.topic, qos: p.qos, retain: p.retain, payloadSize: p.payload.length });
         return;
       }
-      if (!wanted('publish-received')) return;
+      if (!wantPublish) return;
       const payload = typeof p.payload === 'string' ? Buffer.from(p.payload) : p.payload;
       const conn = broker.connOf(c);
       const user = broker.usernameOf(c);
-      if (hasPublishProperties(p)) record(buildPublish5(c, conn, user, p, payload));
+      // MQTT 5 properties need the event (the capture thread's facts have no room for them), unless it is a notice
+      if (!o.notices() && hasPublishProperties(p)) record(buildPublish5(c, conn, user, p, payload));
       else if (!o.publishDirect(c, conn, user, p, payload, buildPublish)) record(buildPublish(c, conn, user, p, payload));
     });
   if (wanted('publish-denied'))
     on('publish-denied', (c, p) => {
+      const n = notice('publish-denied', c);
+      if (n) {
+        n.topic = p.topic || undefined;
+        n.payloadSize = p.payloadSize;
+        if (p.qos > 0 && protocolVersionOf(c) === 5) n.reasonCode = NOT_AUTHORIZED;
+        return note(n);
+      }
       const e = client('publish-denied', c, NETWORK, PROTOCOL_DENIED, 'failure');
       publishFields(e.mqtt!, p, p.payloadSize);
       // an MQTT 5 client's QoS 1/2 publish gets its PUBACK/PUBREC with the refusal's reason code
@@ -320,15 +358,23 @@ export function attachHooks(h: CaptureHandle, f: EventFactory, o: HookOptions): 
 
   const subscriptionEvent = (c: ClientHandle, s: SubscriptionView, requested: number, granted: number) => {
     const v5 = protocolVersionOf(c) === 5;
-    const e =
-      granted >= 128
-        ? client('subscription-denied', c, NETWORK, PROTOCOL_DENIED, 'failure')
-        : client('subscription-granted', c, NETWORK, PROTOCOL_ALLOWED, 'success');
+    const denied = granted >= 128;
+    const n = notice(denied ? 'subscription-denied' : 'subscription-granted', c);
+    if (n) {
+      n.topic = s.topic || undefined;
+      // as detection reads the event: an entry without a filter is none
+      n.subscriptions = s.topic ? [{ filter: s.topic, denied, code: granted }] : [];
+      if (denied || v5) n.reasonCode = granted;
+      return note(n);
+    }
+    const e = denied
+      ? client('subscription-denied', c, NETWORK, PROTOCOL_DENIED, 'failure')
+      : client('subscription-granted', c, NETWORK, PROTOCOL_ALLOWED, 'success');
     const m = e.mqtt!;
     m.topic = s.topic;
     m.qos = requested;
     m.subscriptions = [subscriptionEntry(s, granted, v5)];
-    if (granted >= 128 || v5) m.reason_code = granted;
+    if (denied || v5) m.reason_code = granted;
     const group = sharedGroup(s.topic);
     if (group !== undefined) m.shared_group = group;
     if (s.subscriptionIdentifier !== undefined && v5) m.subscription_identifier = s.subscriptionIdentifier;
@@ -357,6 +403,13 @@ export function attachHooks(h: CaptureHandle, f: EventFactory, o: HookOptions): 
       // the engine removes a clean session's subscriptions after its connection closed: no UNSUBSCRIBE was sent
       const sessionEnded = isClosed(c);
       topics.forEach((topic, i) => {
+        const n = notice('unsubscribed', c);
+        if (n) {
+          n.topic = topic || undefined;
+          if (sessionEnded) n.reason = 'session-ended';
+          n.reasonCode = codes?.[i];
+          return note(n);
+        }
         const e = client('unsubscribed', c, NETWORK, PROTOCOL, 'success');
         if (sessionEnded) e.event.reason = 'session-ended';
         e.mqtt!.topic = topic;

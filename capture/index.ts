@@ -5,7 +5,7 @@
  */
 import { actionFilter } from './actions.js';
 import { EventFactory } from './build.js';
-import type { CaptureEvent, CaptureListener, PartialEvent, PublishListener } from './event.js';
+import type { CaptureEvent, CaptureListener, NoticeListener, PartialEvent } from './event.js';
 import { DATASET, ECS_VERSION } from './event.js';
 import type { CaptureHandle } from './handle.js';
 import { attachHooks } from './hooks.js';
@@ -18,7 +18,7 @@ import { trackRun } from './queue/run.js';
 import { offloaded, sinkNames, sinkTopics } from './sinks/index.js';
 
 export type { CaptureHandle } from './handle.js';
-export type { CaptureEvent, CaptureListener, PartialEvent, PublishListener, PublishNotice } from './event.js';
+export type { CaptureEvent, CaptureListener, Notice, NoticeListener, PartialEvent } from './event.js';
 export type { DropEpisode } from './runner.js';
 
 export interface CaptureStats extends PipelineStats {
@@ -30,11 +30,13 @@ export interface Capture {
    * Calls `listener` with every recorded event (after its flush: time, payload policy and message
    * are set), in event.sequence order, including events added through `emit()`. The event must not
    * be changed. Returns the unsubscribe function. The first subscriber switches the broker hooks
-   * on even when no capture_sink is configured. With `onPublish`, the listener takes
+   * on even when no capture_sink is configured. With `onNotice`, the listener takes
    * publish-received events as notices through it instead (in the same order): while every
-   * listener does, no event object is made for a publish unless a sink on this thread needs its line.
+   * listener does, no event object is made for a publish unless a sink on this thread needs its
+   * line, and with no sink at all the per-client events (connections, subscriptions, denials,
+   * disconnects) come as notices too.
    */
-  subscribe(listener: CaptureListener, onPublish?: PublishListener): () => void;
+  subscribe(listener: CaptureListener, onNotice?: NoticeListener): () => void;
   /**
    * Records an event from outside the broker hooks (detection alerts: `event.kind: "alert"`; beats).
    * Capture fills in `@timestamp` (unless given), ecs, observer, service, event.dataset,
@@ -143,6 +145,8 @@ export function startCapture(h: CaptureHandle, opts: CaptureOptions = {}): Captu
       ignoredTopics,
       record: (e) => p.record(e),
       publishDirect: p.publishDirect,
+      notices: p.notices,
+      note: p.note,
     });
   };
   if (cfg.sinks.length) {
@@ -152,9 +156,9 @@ export function startCapture(h: CaptureHandle, opts: CaptureOptions = {}): Captu
 
   let stopping: Promise<void> | undefined;
   return {
-    subscribe(listener, onPublish) {
+    subscribe(listener, onNotice) {
       hook();
-      return p.subscribe(listener, onPublish);
+      return p.subscribe(listener, onNotice);
     },
     emit(partial) {
       if (stopping) return undefined;

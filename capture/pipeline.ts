@@ -2,7 +2,7 @@ import type { ClientHandle } from '../broker/engine/client.js';
 import type { Logger } from 'pino';
 import type { ConnInfo } from '../broker/probe.js';
 import type { CaptureConfig } from './config.js';
-import { PublishNotice, type CaptureEvent, type CaptureListener, type MqttFields, type PublishListener } from './event.js';
+import { Notice, type CaptureEvent, type CaptureListener, type MqttFields, type NoticeListener } from './event.js';
 import { Finisher } from './finish.js';
 import type { PublishBuilder } from './hooks.js';
 import type { CaptureMetrics } from './metrics.js';
@@ -11,7 +11,7 @@ import type { PublishFacts } from './offload/tape.js';
 import type { DropEpisode, SinkRunner } from './runner.js';
 import { lineWriter } from './serialize.js';
 import { applyPayloadPolicy } from './payload.js';
-import { plainIp } from './build.js';
+import { noticeOf } from './build.js';
 import type { PayloadPolicy } from './config.js';
 
 /** Events finished and serialised together; also the most that wait between two flushes. */
@@ -30,7 +30,9 @@ export interface PipelineStats {
  * the line to every sink's runner on this thread and to the capture thread. A publish-received
  * that no sink on this thread needs goes to the capture thread as its bare facts
  * (`publishDirect()`): no line on the broker's thread, and no event object either unless a
- * listener (detection) wants to see it.
+ * listener (detection) wants to see it. While every listener takes notices and there is no sink
+ * at all (the defaults: detection alone), the hooks hand over the per-client events as notices
+ * too (`note()`).
  */
 export class Pipeline {
   /** The runners of the sinks on the broker's thread (mqtt, stdout). */
@@ -40,15 +42,17 @@ export class Pipeline {
   /** Called after every flush (capture/queue/run.ts keeps the crash state current from it). */
   afterFlush?: () => void;
   private seq = 0;
-  private pending: (CaptureEvent | PublishNotice)[] = [];
+  private pending: (CaptureEvent | Notice)[] = [];
   private times: number[] = [];
   private scheduled = false;
   private flushing = false;
   private stopped = false;
-  /** Each listener, with the function that takes its publish-received notices when it takes them so. */
-  private readonly listeners = new Map<CaptureListener, PublishListener | undefined>();
-  /** Every listener takes notices: a publish-received becomes a PublishNotice, never an event object. */
+  /** Each listener, with the function that takes its notices when it takes them so. */
+  private readonly listeners = new Map<CaptureListener, NoticeListener | undefined>();
+  /** Every listener takes notices: a publish-received becomes a Notice, never an event object. */
   private noticesOnly = false;
+  /** The functions that take notices, as a list: the flush walks it once per notice. */
+  private takers: NoticeListener[] = [];
   private readonly serialize: (e: CaptureEvent) => string | undefined;
   private readonly s: PipelineStats = { recorded: 0, listenerErrors: 0 };
   private readonly finisher: Finisher;
@@ -78,14 +82,19 @@ export class Pipeline {
     return { ...this.s, recorded: this.seq };
   }
 
-  /** `onPublish`: the listener takes publish-received events as notices (capture/event.ts) through it. */
-  subscribe(l: CaptureListener, onPublish?: PublishListener): () => void {
-    this.listeners.set(l, onPublish);
-    this.noticesOnly = [...this.listeners.values()].every((f) => f !== undefined);
+  /** `onNotice`: the listener takes the events made notices (capture/event.ts) through it. */
+  subscribe(l: CaptureListener, onNotice?: NoticeListener): () => void {
+    this.listeners.set(l, onNotice);
+    this.listened();
     return () => {
       this.listeners.delete(l);
-      this.noticesOnly = [...this.listeners.values()].every((f) => f !== undefined);
+      this.listened();
     };
+  }
+
+  private listened(): void {
+    this.takers = [...this.listeners.values()].filter((f) => f !== undefined);
+    this.noticesOnly = this.takers.length === this.listeners.size;
   }
 
   /**
@@ -98,12 +107,20 @@ export class Pipeline {
     const seq = ++this.seq;
     e.event.sequence = seq;
     e.event.id = this.idPrefix + seq;
-    this.pending.push(e);
-    this.times.push(Date.now());
     this.thread?.marker(seq);
-    if (this.pending.length >= BATCH && !this.flushing) this.flush();
-    else this.schedule();
+    this.queue(e, Date.now());
   }
+
+  /** True when a hook may hand over its event as a notice: every listener takes notices and no sink needs a line. */
+  notices = (): boolean => this.noticesOnly && this.runners.length === 0 && !this.thread;
+
+  /** The hot path of an event made a notice (only while `notices()`): numbered and queued as `record()` does. */
+  note = (n: Notice): void => {
+    if (this.stopped) return;
+    n.seq = ++this.seq;
+    n.time = Date.now();
+    this.queue(n, n.time);
+  };
 
   /**
    * The hot path of publish-received: true when it was taken as facts — by the capture thread,
@@ -125,20 +142,26 @@ export class Pipeline {
     if (this.stopped) return true;
     const seq = ++this.seq;
     const ms = Date.now();
-    let full = t ? t.publish(seq, ms, c, conn, user, p, payload) : false;
+    const full = t ? t.publish(seq, ms, c, conn, user, p, payload) : false;
     if (!listening) this.direct++;
-    else {
-      const item = this.noticesOnly
-        ? this.notice(seq, ms, c.id, conn, user, p.topic, payload)
+    const item = !listening
+      ? undefined
+      : this.noticesOnly
+        ? this.publishNotice(seq, ms, c, conn, user, p.topic, payload)
         : this.event(seq, build(c, conn, user, p, payload));
-      this.pending.push(item);
-      this.times.push(ms);
-      full ||= this.pending.length >= BATCH;
-    }
-    if (full && !this.flushing) this.flush();
-    else this.schedule();
+    this.queue(item, ms, full);
     return true;
   };
+
+  /** Queues a numbered event or notice, if any, and makes sure a flush is coming (at once when the batch is full). */
+  private queue(item: CaptureEvent | Notice | undefined, ms: number, full = false): void {
+    if (item) {
+      this.pending.push(item);
+      this.times.push(ms);
+    }
+    if ((full || this.pending.length >= BATCH) && !this.flushing) this.flush();
+    else this.schedule();
+  }
 
   /** The publish-received event of facts the capture thread has: the listeners see it, no line is made for it. */
   private event(seq: number, e: CaptureEvent): CaptureEvent {
@@ -149,17 +172,20 @@ export class Pipeline {
   }
 
   /** The notice of a publish: its facts as the event would hold them (client and user from the hook). */
-  private notice(
+  private publishNotice(
     seq: number,
     ms: number,
-    clientId: string,
+    c: ClientHandle,
     conn: ConnInfo | undefined,
     user: string | undefined,
     topic: string,
     payload: Buffer,
-  ): PublishNotice {
-    const ip = conn?.remoteAddress === undefined ? undefined : plainIp(conn.remoteAddress);
-    const n = new PublishNotice(ms, seq, ip || undefined, user || undefined, clientId || undefined, topic || undefined, payload.length);
+  ): Notice {
+    const n = noticeOf('publish-received', c, conn, user);
+    n.seq = seq;
+    n.time = ms;
+    n.topic = topic || undefined;
+    n.payloadSize = payload.length;
     if (this.payload.mode !== 'off') n.raw = payload;
     return n;
   }
@@ -209,14 +235,14 @@ export class Pipeline {
     let runLength = 0;
     for (let i = 0; i < batch.length; i++) {
       const item = batch[i];
-      const a = item instanceof PublishNotice ? item.action : item.event.action;
+      const a = item instanceof Notice ? item.action : item.event.action;
       if (a !== runAction) {
         if (runLength) counts.set(runAction, (counts.get(runAction) ?? 0) + runLength);
         runAction = a;
         runLength = 0;
       }
       runLength++;
-      if (item instanceof PublishNotice) this.announce(item);
+      if (item instanceof Notice) this.announce(item);
       else this.finishEvent(item, times[i]);
     }
     counts.set(runAction, (counts.get(runAction) ?? 0) + runLength);
@@ -224,8 +250,8 @@ export class Pipeline {
     this.thread?.post(cut);
   }
 
-  /** A notice to the listeners (all take notices, or it would have been an event); the capture thread has its facts. */
-  private announce(n: PublishNotice): void {
+  /** A notice to the listeners (all take notices, or it would have been an event); a sink, if any, has its facts. */
+  private announce(n: Notice): void {
     if (n.raw) {
       const m: MqttFields = { payload: n.raw };
       applyPayloadPolicy(m, this.payload);
@@ -234,7 +260,7 @@ export class Pipeline {
       n.raw = undefined;
     }
     // a listener that came after the notice was queued and takes no notices does not see it
-    for (const take of this.listeners.values()) if (take) this.guarded(take, n, n.action);
+    for (const take of this.takers) this.guarded(take, n, n.action);
   }
 
   /** An event finished, shown to the listeners, serialised and offered to the sinks. */

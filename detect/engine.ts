@@ -79,7 +79,7 @@ export class DetectionEngine {
     return this.run(o);
   }
 
-  /** One event already read into its observation (capture's publish notices are); the engine may move its time forward. */
+  /** One event already read into its observation (capture's notices are); the engine may move its time forward. */
   processObservation(o: Observation): readonly AlertEvent[] {
     this.stats.events++;
     return this.run(o);

@@ -2,8 +2,8 @@
  * Detection in the broker (docs/detection.md): the detectors watch the capture stream and raise
  * alerts as capture events (`event.kind: alert`) that capture records like any other event, and
  * publish each on `$SYS/broker/alerts/<rule name>`. The broker wires it in one line:
- * `capture.subscribe(detection.observe, detection.observePublish)`, the second taking publishes as
- * capture's notices (their facts, no event object).
+ * `capture.subscribe(detection.observe, detection.observeNotice)`, the second taking publishes (and,
+ * with no capture sink, the per-client events) as capture's notices (their facts, no event object).
  */
 import type { Logger } from 'pino';
 import { Counter, type Registry } from 'prom-client';
@@ -36,8 +36,8 @@ export interface DetectionDeps {
 export interface Detection {
   /** One capture event; alerts and the broker's own events are ignored. Never throws. */
   observe: (event: unknown) => void;
-  /** A publish-received as capture's notice (its facts, no event object; capture.subscribe's `onPublish`). Never throws. */
-  observePublish: (notice: Observation) => void;
+  /** An event as capture's notice (its facts, no event object; capture.subscribe's `onNotice`). Never throws. */
+  observeNotice: (notice: Observation) => void;
   stats(): EngineStats;
   /** The names of the rules switched on. */
   readonly rules: readonly string[];
@@ -80,12 +80,15 @@ export function createDetection(config: DetectConfig, deps: DetectionDeps): Dete
     log.info({ rules: engine.rules.map((r) => r.spec.name) }, 'detection started');
   }
   let stopped = !enabled;
+  // a detector bug must cost detection, never the broker
+  const failed = (err: unknown) => {
+    if (errors++ % 1000 === 0) log.error({ err: (err as Error).message }, 'a detector failed on an event');
+  };
   const guard = (run: () => readonly AlertEvent[]) => {
     try {
       raise(run());
     } catch (err) {
-      // a detector bug must cost detection, never the broker
-      if (errors++ % 1000 === 0) log.error({ err: (err as Error).message }, 'a detector failed on an event');
+      failed(err);
     }
   };
 
@@ -96,8 +99,15 @@ export function createDetection(config: DetectConfig, deps: DetectionDeps): Dete
       if (kind === 'alert') return;
       guard(() => engine.process(event));
     },
-    observePublish(notice) {
-      if (!stopped) guard(() => engine.processObservation(notice));
+    // no closure per notice: one comes for every publish
+    observeNotice(notice) {
+      if (stopped) return;
+      try {
+        const alerts = engine.processObservation(notice);
+        if (alerts.length > 0) raise(alerts);
+      } catch (err) {
+        failed(err);
+      }
     },
     stats: () => ({ ...engine.stats }),
     rules: engine.rules.map((r) => r.spec.name),

@@ -9,12 +9,51 @@ import { LRUCache } from 'lru-cache';
 const ONE = () => 1;
 
 /**
+ * An LRU map that remembers the key it last gave: a run of events of one entity (a publish
+ * flood: thousands of one client, one topic) finds its state without the LRU's hash lookup and
+ * reordering. The answer and the order are the LRU's own: the key last got is its most recent,
+ * and stays so until another key is got or set (each of which forgets the remembered one).
+ */
+class TrackedMap<V extends NonNullable<unknown>> extends LRUCache<string, V> {
+  private lastKey: string | undefined;
+  private lastValue: V | undefined;
+
+  override get(k: string, opts?: LRUCache.GetOptions<string, V, unknown>): V | undefined {
+    if (k === this.lastKey && opts === undefined) return this.lastValue;
+    const v = super.get(k, opts);
+    this.lastKey = v === undefined ? undefined : k;
+    this.lastValue = v;
+    return v;
+  }
+
+  override set(k: string, v: V | undefined, opts?: LRUCache.SetOptions<string, V, unknown>): this {
+    this.lastKey = undefined;
+    return super.set(k, v, opts);
+  }
+
+  override delete(k: string): boolean {
+    this.lastKey = undefined;
+    return super.delete(k);
+  }
+
+  override pop(): V | undefined {
+    this.lastKey = undefined;
+    return super.pop();
+  }
+
+  override clear(): void {
+    this.lastKey = undefined;
+    super.clear();
+  }
+}
+
+/**
  * Per-entity state with at most `max` entities, least recently used evicted first. Bounded by
  * `maxSize` (each entry size 1) rather than `max`: with `max` lru-cache preallocates its arrays
  * for the full count (about 24 MiB for a million), with `maxSize` they grow with what is tracked.
  */
 export function trackedMap<V extends NonNullable<unknown>>(max: number): LRUCache<string, V> {
-  return new LRUCache<string, V>({ maxSize: max, sizeCalculation: ONE });
+  return new TrackedMap<V>({ maxSize: max, sizeCalculation: ONE });
 }
 
 /** The entity's state, created on first sight. */
@@ -73,19 +112,24 @@ export class WindowLog {
  */
 export class DistinctWindow {
   private last = new Map<string, { time: number; seq: number }>();
+  /** The item added last and its entry: a client publishing to one topic again and again finds it without a lookup. */
+  private lastItem: string | undefined;
+  private lastEntry: { time: number; seq: number } | undefined;
 
   /** Adds an item and returns the number of distinct items seen within `window` ms up to `time`. */
   add(item: string, time: number, seq: number, window: number, threshold: number): number {
-    const e = this.last.get(item);
+    let e = item === this.lastItem ? this.lastEntry : this.last.get(item);
     if (e) {
       e.time = time;
       e.seq = seq;
-    } else {
-      this.last.set(item, { time, seq });
-    }
+    } else this.last.set(item, (e = { time, seq }));
+    this.lastItem = item;
+    this.lastEntry = e;
     if (this.last.size < threshold) return this.last.size;
     const from = time - window;
     for (const [k, v] of this.last) if (v.time <= from) this.last.delete(k);
+    // the sweep may have taken the last item (a window shorter than a millisecond)
+    if (!this.last.has(item)) this.lastItem = undefined;
     return this.last.size;
   }
 
@@ -103,6 +147,7 @@ export class DistinctWindow {
 
   clear(): void {
     this.last.clear();
+    this.lastItem = undefined;
   }
 }
 
@@ -144,9 +189,24 @@ export class RateBaseline {
   private total = 0;
   private slot = 0;
   private slotStart = -1;
+  /** The time of the last event when another one at that time moves neither bucket nor slot, else -1. */
+  private still = -1;
 
   /** Counts one event at `time` and returns the sliding count over the last bucket length. */
   add(time: number, seq: number, p: BaselineParams): number {
+    const len = p.bucket / SLOTS;
+    // a flood brings thousands of events within one millisecond: only the first moves the window
+    if (time !== this.still) this.moveTo(time, len, p);
+    if (this.cur === 0) this.firstSeq = seq;
+    this.cur++;
+    this.ring[this.slot]++;
+    this.total++;
+    const oldest = this.ring[(this.slot + 1) % (SLOTS + 1)];
+    return this.total - oldest * ((time - this.slotStart) / len);
+  }
+
+  /** Ends the buckets and sub-buckets that `time` is past. */
+  private moveTo(time: number, len: number, p: BaselineParams): void {
     if (this.start < 0) this.start = this.slotStart = time - (time % p.bucket);
     const gone = Math.floor((time - this.start) / p.bucket);
     if (gone > 0) {
@@ -155,9 +215,6 @@ export class RateBaseline {
       this.cur = 0;
       this.start += gone * p.bucket;
     }
-    if (this.cur === 0) this.firstSeq = seq;
-    this.cur++;
-    const len = p.bucket / SLOTS;
     const passed = Math.floor((time - this.slotStart) / len);
     if (passed > 0) {
       for (let k = 1; k <= Math.min(passed, SLOTS + 1); k++) {
@@ -168,10 +225,9 @@ export class RateBaseline {
       this.slot = (this.slot + passed) % (SLOTS + 1);
       this.slotStart += passed * len;
     }
-    this.ring[this.slot]++;
-    this.total++;
-    const oldest = this.ring[(this.slot + 1) % (SLOTS + 1)];
-    return this.total - oldest * ((time - this.slotStart) / len);
+    // checked, not assumed: with a sub-bucket of a fractional length the division may round up
+    const still = this.start >= 0 && Math.floor((time - this.start) / p.bucket) === 0 && Math.floor((time - this.slotStart) / len) === 0;
+    this.still = still ? time : -1;
   }
 
   private learn(x: number, p: BaselineParams): void {
