@@ -12,6 +12,7 @@ import handle from './handlers/index.js'
 import { pipeline } from 'stream'
 import { through, packetWireSize } from './utils.js'
 import { NO_SUBSCRIPTIONS, NO_ITEMS, ownDuplicates, ownList } from './lazy-state.js'
+import { stopKeepAlive } from './keepalive.js'
 import { ReasonCodes } from './constants.js'
 
 class Client {
@@ -132,8 +133,13 @@ class Client {
     conn.on('close', closeClient)
     if (conn.closed) process.nextTick(closeClient.bind(conn))
 
-    this._keepaliveTimer = null
+    // keep alive (lib/keepalive.js): the interval in ms, the list of clients with it, the time of
+    // the last packet and the neighbours in that list
     this._keepaliveInterval = -1
+    this._keepaliveList = null
+    this._keepaliveLast = 0
+    this._keepalivePrev = null
+    this._keepaliveNext = null
 
     // MQTT 5 QoS 1/2 deliveries awaiting PUBACK/PUBCOMP, and those waiting for
     // the client's Receive Maximum to allow them (lib/outbound-window.js)
@@ -442,11 +448,7 @@ class Client {
 
     this._parser._queue = null
 
-    if (this._keepaliveTimer) {
-      clearTimeout(this._keepaliveTimer)
-      this._keepaliveInterval = -1
-      this._keepaliveTimer = null
-    }
+    stopKeepAlive(this)
 
     if (this._connectTimer) {
       clearTimeout(this._connectTimer)
