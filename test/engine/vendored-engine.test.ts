@@ -335,3 +335,20 @@ t.test('patch 56: keep alive on one timer per broker expires each client 1.5 × 
   tt.equal(keepAlive().clients, 0, 'no client left with a keep alive');
   tt.equal(keepAlive().timer, null, 'and no timer left to hold the process');
 });
+
+t.test('patch 57: the parser keeps the protocol version of the CONNECT, not the CONNECT with its password', async (tt) => {
+  const { port, broker } = await engine(tt);
+  const settingsOf = (id: string) =>
+    (clientOf(broker, id) as unknown as { _parser: { settings: Record<string, unknown> } })._parser.settings;
+  const sub = await session(tt, port, { clientId: 'v5-sub', username: 'u', password: Buffer.from('s3cret') }, 5);
+  await session(tt, port, { clientId: 'v5-other' }, 5);
+  tt.same(settingsOf('v5-sub'), { protocolVersion: 5, bridgeMode: false }, 'protocol version 5, no password, no client id');
+  tt.equal(settingsOf('v5-sub'), settingsOf('v5-other'), 'one settings object for the clients of one version');
+  // the packets after the CONNECT are still read as MQTT 5 (properties)
+  sub.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'v5/t', qos: 0 }], properties: { userProperties: { a: 'b' } } });
+  tt.same((await sub.next('suback'))?.granted, [0], 'a SUBSCRIBE with properties is read as MQTT 5');
+  const pub = await session(tt, port, { clientId: 'v5-pub' }, 5);
+  publish(pub, 'v5/t', { payload: 'p5', properties: { userProperties: { k: 'v' } } });
+  const got = await sub.next('publish');
+  tt.equal(got?.payload?.toString(), 'p5', 'a PUBLISH with a User Property is delivered');
+});

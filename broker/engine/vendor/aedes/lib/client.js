@@ -633,6 +633,10 @@ function closeClient () {
 
 function enqueue (packet) {
   const client = this.client
+  // mqtt-packet's parser keeps the CONNECT as its `settings` for the protocol version (and bridge
+  // flag) of the packets that follow: it keeps those two, not the packet with its strings and
+  // password, for the life of the connection (memory per idle connection, issue 22)
+  if (packet.cmd === 'connect') this.settings = parserSettings(packet)
   client._parsingBatch++
   // already connected or it's the first packet
   if (client.connackSent || client._parsingBatch === 1) {
@@ -644,6 +648,19 @@ function enqueue (packet) {
       this.emit('error', new Error('Client queue limit reached'))
     }
   }
+}
+
+// one frozen settings object per protocol version and bridge flag, shared by the parsers
+const PARSER_SETTINGS = new Map()
+
+function parserSettings (packet) {
+  const key = packet.protocolVersion * 2 + (packet.bridgeMode === true ? 1 : 0)
+  let settings = PARSER_SETTINGS.get(key)
+  if (settings === undefined) {
+    settings = Object.freeze({ protocolVersion: packet.protocolVersion, bridgeMode: packet.bridgeMode === true })
+    PARSER_SETTINGS.set(key, settings)
+  }
+  return settings
 }
 
 function dequeue () {
