@@ -61,7 +61,9 @@ export const MOSQUITTO_PARITY: Record<string, MosquittoParity> = {
   persistence_file: differs('a Mosquitto db of that name is imported once and kept; the snapshot is `<name>.mqprobe.json`'),
   autosave_interval: SAME,
   autosave_on_changes: unsupported('accepted; mqprobe saves by time only'),
-  max_connections: SAME,
+  max_connections: differs(
+    'only connections whose CONNECT was accepted count; Mosquitto 2.0.11 lets one more client in for each connection closed before its CONNECT',
+  ),
   listener: SAME,
   port: SAME,
   bind_address: SAME,

@@ -66,6 +66,17 @@ export interface ClientMeta {
   versionRefused?: boolean;
 }
 const META = Symbol.for('mqprobe.client');
+
+const COUNTED = Symbol('mqprobe.listenerCount');
+interface ConnectionCount {
+  n: number;
+}
+interface Counted {
+  [COUNTED]: ConnectionCount;
+}
+function uncount(this: Counted): void {
+  this[COUNTED].n--;
+}
 export function clientMeta(client: ClientHandle): ClientMeta | undefined {
   return (client as unknown as Record<symbol, ClientMeta>)[META];
 }
@@ -132,7 +143,8 @@ function forParserClient<P>(fn: (client: Client, packet: P) => void): (this: { c
 export class Access {
   private global: LoadedSecurity = { allowAnonymous: false };
   private perListener = new Map<ListenerConfig, LoadedSecurity>();
-  private connected = new Map<ListenerConfig, number>();
+  /** Connections per listener (max_connections): a counter each connection's socket points to. */
+  private connected = new Map<ListenerConfig, ConnectionCount>();
   /** Clients whose session a newer connection with the same id takes over. */
   readonly takenOver = new WeakSet<Client>();
   private connectGuard?: ConnectGuard;
@@ -424,7 +436,7 @@ export class Access {
       throw Object.assign(refusal('banned'), { reason: 'banned' as const, closed: true });
     }
     if (guarded) fail('banned');
-    if (listener && listener.maxConnections >= 0 && (this.connected.get(listener) ?? 0) >= listener.maxConnections) fail('server-limit');
+    if (listener && listener.maxConnections >= 0 && (this.connected.get(listener)?.n ?? 0) >= listener.maxConnections) fail('server-limit');
     // Mosquitto 2.1: global_max_clients across the broker (accept_protocol_versions: preConnect)
     if (this.config.globalMaxClients && aedes.connectedClients >= this.config.globalMaxClients) fail('server-limit');
 
@@ -447,8 +459,12 @@ export class Access {
     const previous = (aedes as unknown as { clients: Record<string, Client> }).clients[client.id];
     if (previous && previous !== client) this.takenOver.add(previous);
     if (listener) {
-      this.connected.set(listener, (this.connected.get(listener) ?? 0) + 1);
-      client.conn.once('close', () => this.connected.set(listener, (this.connected.get(listener) ?? 1) - 1));
+      let count = this.connected.get(listener);
+      if (!count) this.connected.set(listener, (count = { n: 0 }));
+      count.n++;
+      // a property and a shared listener, not a closure per connection (memory per idle client)
+      (client.conn as unknown as Counted)[COUNTED] = count;
+      client.conn.on('close', uncount);
     }
   }
 }

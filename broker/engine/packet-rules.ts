@@ -1,9 +1,14 @@
 import type { Client } from './vendor/aedes/aedes.js';
+import { wrappedParser } from './parser-prototype.js';
+
+const CHECKED = Symbol('mqprobe.packetRules');
 
 interface RuleParser {
   error: Error | null;
   emit(event: string | symbol, ...args: unknown[]): boolean;
   _emitError(err: Error): void;
+  client: { conn: NodeJS.WritableStream; connackSent: boolean };
+  [CHECKED]?: boolean;
 }
 
 interface ParsedPacket {
@@ -38,19 +43,25 @@ const CONNACK_UNACCEPTABLE_PROTOCOL = Buffer.from([0x20, 0x02, 0x00, 0x01]);
  * mqtt-packet only reports "Invalid protocol version".
  */
 export function requirePacketRules(client: Client): void {
-  const parser = (client as unknown as { _parser: RuleParser })._parser;
-  const internals = client as unknown as { conn: NodeJS.WritableStream; connackSent: boolean };
-  const emit = parser.emit;
-  parser.emit = function (this: RuleParser, event, ...args) {
-    const broken = event === 'packet' ? brokenRule(args[0] as ParsedPacket) : undefined;
+  wrappedParser(client, checkRules)[CHECKED] = true;
+}
+
+/**
+ * Wraps the parser prototype once (wrappedParser), on for the parsers marked above: a connection
+ * holds a flag, not two closures; `client` is the engine's, which it sets on its parser.
+ */
+function checkRules(proto: RuleParser): void {
+  const emit = proto.emit;
+  proto.emit = function (this: RuleParser, event, ...args) {
+    const broken = this[CHECKED] && event === 'packet' ? brokenRule(args[0] as ParsedPacket) : undefined;
     // _emitError also sets `error`, which stops the parse of what follows in the same read
     if (broken) return (this._emitError(new Error(`malformed packet: ${broken}`)), true);
     return emit.call(this, event, ...args);
   };
-  const emitError = parser._emitError;
-  parser._emitError = function (this: RuleParser, err: Error) {
-    if (err.message !== 'Invalid protocol version' || internals.connackSent) return emitError.call(this, err);
+  const emitError = proto._emitError;
+  proto._emitError = function (this: RuleParser, err: Error) {
+    if (!this[CHECKED] || err.message !== 'Invalid protocol version' || this.client.connackSent) return emitError.call(this, err);
     this.error = err;
-    internals.conn.write(CONNACK_UNACCEPTABLE_PROTOCOL, () => emitError.call(this, err));
+    this.client.conn.write(CONNACK_UNACCEPTABLE_PROTOCOL, () => emitError.call(this, err));
   };
 }

@@ -31,11 +31,10 @@ function asPiece(chunk: unknown, encoding: BufferEncoding | undefined): Buffer |
  */
 export function batchWrites(conn: Duplex): void {
   const c = conn as Gathering;
-  // the stream's own methods (inherited functions, not closures), called with the connection as `this`
-  c[OWN] = { write: conn.write as Write, end: conn.end as End, destroy: conn.destroy as Destroy };
-  c[PIECES] = [];
+  c[OWN] = ownMethods(conn);
+  c[PIECES] = null;
   c[BYTES] = 0;
-  c[CALLBACKS] = [];
+  c[CALLBACKS] = null;
   c[SCHEDULED] = false;
   conn.write = gatheredWrite as Duplex['write'];
   conn.end = endAfterFlush as Duplex['end'];
@@ -43,7 +42,8 @@ export function batchWrites(conn: Duplex): void {
 }
 
 // Per-connection state lives in properties read by shared functions: a closure per connection cost
-// memory per idle client (docs/scaling.md).
+// memory per idle client (docs/scaling.md). The lists of gathered pieces and callbacks exist only
+// while something is gathered.
 const OWN = Symbol('mqprobe.ownWrite');
 const PIECES = Symbol('mqprobe.pieces');
 const BYTES = Symbol('mqprobe.bytes');
@@ -51,28 +51,43 @@ const CALLBACKS = Symbol('mqprobe.callbacks');
 const SCHEDULED = Symbol('mqprobe.flushScheduled');
 type End = (this: Duplex, ...args: unknown[]) => Duplex;
 type Destroy = (this: Duplex, err?: Error) => Duplex;
+type Methods = { write: Write; end: End; destroy: Destroy };
+/** The methods the connections of one class inherit, kept once per class. */
+const inherited = new WeakMap<object, Methods>();
+
+/** The stream's own methods (functions, not closures), called with the connection as `this`. */
+function ownMethods(conn: Duplex): Methods {
+  const methods = () => ({ write: conn.write as Write, end: conn.end as End, destroy: conn.destroy as Destroy });
+  // a connection another layer already wrapped has methods of its own
+  if (Object.hasOwn(conn, 'write') || Object.hasOwn(conn, 'end') || Object.hasOwn(conn, 'destroy')) return methods();
+  const proto = Object.getPrototypeOf(conn) as object;
+  let m = inherited.get(proto);
+  if (!m) inherited.set(proto, (m = methods()));
+  return m;
+}
+
 type Gathering = Duplex & {
-  [OWN]: { write: Write; end: End; destroy: Destroy };
-  [PIECES]: (Buffer | string)[];
+  [OWN]: Methods;
+  [PIECES]: (Buffer | string)[] | null;
   [BYTES]: number;
-  [CALLBACKS]: Callback[];
+  [CALLBACKS]: Callback[] | null;
   [SCHEDULED]: boolean;
 };
 
 function flush(c: Gathering): void {
   c[SCHEDULED] = false;
   const pieces = c[PIECES];
-  if (pieces.length === 0) return;
+  if (pieces === null) return;
   const out = pieces.length === 1 && typeof pieces[0] !== 'string' ? pieces[0] : Buffer.allocUnsafe(c[BYTES]);
   if (out !== pieces[0]) {
     let at = 0;
     for (const p of pieces) at += typeof p === 'string' ? out.write(p, at) : p.copy(out, at);
   }
   const cbs = c[CALLBACKS];
-  c[PIECES] = [];
+  c[PIECES] = null;
   c[BYTES] = 0;
-  c[CALLBACKS] = [];
-  c[OWN].write.call(c, out, undefined, cbs.length === 0 ? undefined : (err) => cbs.forEach((cb) => cb(err)));
+  c[CALLBACKS] = null;
+  c[OWN].write.call(c, out, undefined, cbs === null ? undefined : (err) => cbs.forEach((cb) => cb(err)));
 }
 
 function gatheredWrite(this: Gathering, chunk: unknown, encoding?: BufferEncoding | Callback, cb?: Callback): boolean {
@@ -85,9 +100,9 @@ function gatheredWrite(this: Gathering, chunk: unknown, encoding?: BufferEncodin
     flush(this);
     return this[OWN].write.call(this, piece, undefined, cb);
   }
-  this[PIECES].push(piece);
+  (this[PIECES] ??= []).push(piece);
   this[BYTES] += n;
-  if (cb) this[CALLBACKS].push(cb);
+  if (cb) (this[CALLBACKS] ??= []).push(cb);
   if (!this[SCHEDULED]) {
     this[SCHEDULED] = true;
     setImmediate(flush, this);

@@ -309,3 +309,85 @@ t.test(
     }
   },
 );
+/** The broker's side of a client, by client id (the engine's own object). */
+type EngineClient = { subscriptions: object; closed: boolean; deliver0?: unknown };
+const clientOf = (broker: Aedes, id: string) => (broker as unknown as { clients: Record<string, EngineClient> }).clients[id];
+
+t.test('patch 55: per-client state is made on first use, and a socket reset without an end still closes its client', async (tt) => {
+  const { port, broker } = await engine(tt);
+  await session(tt, port, { clientId: 'idle-a' }, 4);
+  await session(tt, port, { clientId: 'idle-b' }, 4);
+  const [a, b] = [clientOf(broker, 'idle-a'), clientOf(broker, 'idle-b')];
+  tt.equal(a.subscriptions, b.subscriptions, 'two idle clients share one empty subscription table');
+  tt.ok(Object.isFrozen(a.subscriptions), 'which nobody can write to');
+  tt.notOk(Object.hasOwn(a, 'deliver0'), 'no delivery closure before a subscription needs one');
+
+  const sub = await session(tt, port, { clientId: 'subscriber' }, 4);
+  sub.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'lazy/+', qos: 1 }] });
+  tt.same((await sub.next('suback'))?.granted, [1], 'SUBACK');
+  const s = clientOf(broker, 'subscriber');
+  tt.not(s.subscriptions, a.subscriptions, 'the subscriber has a table of its own');
+  tt.ok(Object.hasOwn(s, 'deliverQoS'), 'and its own delivery closure');
+  tt.equal(a.subscriptions, b.subscriptions, 'the idle ones still share theirs');
+  const pub = await session(tt, port, { clientId: 'publisher' }, 4);
+  publish(pub, 'lazy/x', { qos: 1, messageId: 7, payload: 'one' });
+  tt.equal((await sub.next('publish'))?.payload?.toString(), 'one', 'the subscriber gets a message');
+
+  // a socket destroyed without an error (no 'end', no 'error', only 'close': what the engine does on
+  // DISCONNECT) closes its client: stream.finished used to notice it, now a 'close' listener
+  const disconnected = new Promise<string>((resolve) => broker.on('clientDisconnect', (c) => resolve(c.id)));
+  (clientOf(broker, 'idle-a') as unknown as { conn: net.Socket }).conn.destroy();
+  tt.equal(await disconnected, 'idle-a', 'the client of a destroyed socket is disconnected');
+
+  // a stream already closed when the engine gets it is closed at once, not at the connect timeout
+  const [, closedEnd] = duplexPair();
+  closedEnd.destroy();
+  await new Promise((resolve) => closedEnd.once('close', resolve));
+  const late = broker.handle(closedEnd) as unknown as EngineClient;
+  await new Promise((resolve) => setImmediate(resolve));
+  tt.ok(late.closed, 'a client on an already closed stream is closed');
+});
+
+t.test('patch 56: keep alive on one timer per broker expires each client 1.5 × its keepalive after its last packet', async (tt) => {
+  const { port, broker } = await engine(tt);
+  const expired: string[] = [];
+  broker.on('keepaliveTimeout', (c) => expired.push(c.id));
+  const started = Date.now();
+  const silent1 = await session(tt, port, { clientId: 'silent-1', keepalive: 1 }, 4);
+  const silent2 = await session(tt, port, { clientId: 'silent-2', keepalive: 2 }, 4);
+  const pinging = await session(tt, port, { clientId: 'pinging', keepalive: 1 }, 4);
+  const leaving = await session(tt, port, { clientId: 'leaving', keepalive: 1 }, 4);
+  const timer = setInterval(() => pinging.send({ cmd: 'pingreq' }), 300);
+  tt.teardown(() => clearInterval(timer));
+  leaving.send({ cmd: 'disconnect' });
+  tt.ok(await silent1.closedWithin(8000), 'keepalive 1, silent: closed');
+  tt.ok(Date.now() - started >= 1500, 'not before 1.5 s');
+  tt.ok(await silent2.closedWithin(8000), 'keepalive 2, silent: closed');
+  tt.ok(Date.now() - started >= 3000, 'not before 3 s');
+  tt.notOk(pinging.closed, 'keepalive 1, a PINGREQ every 300 ms: still connected');
+  tt.same(expired.sort(), ['silent-1', 'silent-2'], 'keepaliveTimeout for the two silent clients only (not the one that left)');
+  clearInterval(timer);
+  pinging.end();
+  const keepAlive = () => (broker as unknown as { _keepAlive: { clients: number; timer: unknown } })._keepAlive;
+  const deadline = Date.now() + 5000;
+  while (keepAlive().clients > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  tt.equal(keepAlive().clients, 0, 'no client left with a keep alive');
+  tt.equal(keepAlive().timer, null, 'and no timer left to hold the process');
+});
+
+t.test('patch 57: the parser keeps the protocol version of the CONNECT, not the CONNECT with its password', async (tt) => {
+  const { port, broker } = await engine(tt);
+  const settingsOf = (id: string) =>
+    (clientOf(broker, id) as unknown as { _parser: { settings: Record<string, unknown> } })._parser.settings;
+  const sub = await session(tt, port, { clientId: 'v5-sub', username: 'u', password: Buffer.from('s3cret') }, 5);
+  await session(tt, port, { clientId: 'v5-other' }, 5);
+  tt.same(settingsOf('v5-sub'), { protocolVersion: 5, bridgeMode: false }, 'protocol version 5, no password, no client id');
+  tt.equal(settingsOf('v5-sub'), settingsOf('v5-other'), 'one settings object for the clients of one version');
+  // the packets after the CONNECT are still read as MQTT 5 (properties)
+  sub.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'v5/t', qos: 0 }], properties: { userProperties: { a: 'b' } } });
+  tt.same((await sub.next('suback'))?.granted, [0], 'a SUBSCRIBE with properties is read as MQTT 5');
+  const pub = await session(tt, port, { clientId: 'v5-pub' }, 5);
+  publish(pub, 'v5/t', { payload: 'p5', properties: { userProperties: { k: 'v' } } });
+  const got = await sub.next('publish');
+  tt.equal(got?.payload?.toString(), 'p5', 'a PUBLISH with a User Property is delivered');
+});

@@ -252,7 +252,8 @@ export class Aedes extends EventEmitter {
       // reset duplicates counter
       if (brokerId !== that.id) {
         for (const clientId in that.clients) {
-          delete that.clients[clientId].duplicates[brokerId]
+          const duplicates = that.clients[clientId].duplicates
+          if (duplicates) delete duplicates[brokerId]
         }
       }
 

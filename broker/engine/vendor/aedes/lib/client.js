@@ -9,8 +9,10 @@ import { heldBehindQueue } from './resume-order.js'
 import handleSubscribe from './handlers/subscribe.js'
 import handleUnsubscribe from './handlers/unsubscribe.js'
 import handle from './handlers/index.js'
-import { pipeline, finished } from 'stream'
+import { pipeline } from 'stream'
 import { through, packetWireSize } from './utils.js'
+import { NO_SUBSCRIPTIONS, NO_ITEMS, ownDuplicates, ownList } from './lazy-state.js'
+import { stopKeepAlive } from './keepalive.js'
 import { ReasonCodes } from './constants.js'
 
 class Client {
@@ -33,15 +35,16 @@ class Client {
     // MQTT 5.0 Session Expiry Interval (seconds); set from CONNECT on connect.
     this.sessionExpiryInterval = 0
 
-    // keyed by topic filters and broker ids: no prototype (GHSA-52qw-whmv-87c5)
-    this.subscriptions = Object.create(null)
-    this.duplicates = Object.create(null)
+    // keyed by topic filters and broker ids: no prototype (GHSA-52qw-whmv-87c5); made on the
+    // first write (lib/lazy-state.js), as are the next two
+    this.subscriptions = NO_SUBSCRIPTIONS
+    this.duplicates = null
 
     // MQTT 5.0 inbound Topic Alias map (alias number -> topic name), scoped
     // to this connection. Populated as the client registers aliases.
-    this._topicAliases = new Map()
+    this._topicAliases = null
     // message ids of inbound QoS 2 messages stored and awaiting PUBREL
-    this._inboundInflight = new Set()
+    this._inboundInflight = null
 
     this.broker = broker
     this.conn = conn
@@ -59,7 +62,7 @@ class Client {
 
     // Drain timeout tracking - coalesced timer approach
     this._drainTimer = null
-    this._pendingDrains = []
+    this._pendingDrains = NO_ITEMS
 
     this.req = req
     this.connDetails = req ? req.connDetails : null
@@ -120,26 +123,28 @@ class Client {
 
     conn.on('readable', nextBatch)
 
+    // listeners shared by every connection (`this` is the socket or the parser, whose `client`
+    // is set above) instead of four binds and stream.finished's eight closures per client
     this.on('error', this._onError)
-    conn.on('error', this.emit.bind(this, 'error'))
-    this._parser.on('error', this.emit.bind(this, 'error'))
+    conn.on('error', emitClientError)
+    this._parser.on('error', emitClientError)
+    conn.on('end', closeClient)
+    // what stream.finished added beyond 'end' and 'error': the socket closed without an 'end'
+    conn.on('close', closeClient)
+    if (conn.closed) process.nextTick(closeClient.bind(conn))
 
-    conn.on('end', this.close.bind(this))
-    this._eos = finished(this.conn, this.close.bind(this))
-
-    // deliveries go through the broker (Aedes#deliver0, #deliverQoS), which calls the client's
-    // _deliver0 / _deliverQoS: an embedder hooks every client's deliveries once per broker, and a
-    // client holds two small closures (mqemitter calls them unbound) instead of three large ones
-    this.deliver0 = (packet, cb) => broker.deliver0(that, packet, cb)
-    this.deliverQoS = (packet, cb) => broker.deliverQoS(that, packet, cb)
-
-    this._keepaliveTimer = null
+    // keep alive (lib/keepalive.js): the interval in ms, the list of clients with it, the time of
+    // the last packet and the neighbours in that list
     this._keepaliveInterval = -1
+    this._keepaliveList = null
+    this._keepaliveLast = 0
+    this._keepalivePrev = null
+    this._keepaliveNext = null
 
     // MQTT 5 QoS 1/2 deliveries awaiting PUBACK/PUBCOMP, and those waiting for
     // the client's Receive Maximum to allow them (lib/outbound-window.js)
     this._outInflight = 0
-    this._outWaiting = []
+    this._outWaiting = NO_ITEMS
 
     // a resumed session's stored messages being sent (lib/resume-order.js)
     this._queueWalk = null
@@ -286,7 +291,7 @@ class Client {
 
     // Complete all pending drain callbacks
     const pending = this._pendingDrains
-    this._pendingDrains = []
+    this._pendingDrains = NO_ITEMS
     for (let i = 0; i < pending.length; i++) {
       setImmediate(pending[i], null, this)
     }
@@ -307,7 +312,7 @@ class Client {
     // Fail all pending callbacks
     const error = new Error('drain timeout')
     const pending = this._pendingDrains
-    this._pendingDrains = []
+    this._pendingDrains = NO_ITEMS
     for (let i = 0; i < pending.length; i++) {
       setImmediate(pending[i], error, this)
     }
@@ -329,7 +334,7 @@ class Client {
       // Only create ONE timer per client, regardless of pending writes
 
       // Add this callback to pending queue
-      this._pendingDrains.push(callback)
+      ownList(this, '_pendingDrains').push(callback)
 
       // If no timer exists, create one and set up drain listener
       if (!this._drainTimer) {
@@ -443,11 +448,7 @@ class Client {
 
     this._parser._queue = null
 
-    if (this._keepaliveTimer) {
-      clearTimeout(this._keepaliveTimer)
-      this._keepaliveInterval = -1
-      this._keepaliveTimer = null
-    }
+    stopKeepAlive(this)
 
     if (this._connectTimer) {
       clearTimeout(this._connectTimer)
@@ -467,14 +468,11 @@ class Client {
     const pending = this._pendingDrains
     if (pending.length > 0) {
       const error = new Error('connection closed')
-      this._pendingDrains = []
+      this._pendingDrains = NO_ITEMS
       for (let i = 0; i < pending.length; i++) {
         setImmediate(pending[i], error, this)
       }
     }
-
-    this._eos()
-    this._eos = noop
 
     // without subscriptions handleUnsubscribe would call finish at once
     const unsubscriptions = Object.keys(this.subscriptions)
@@ -585,11 +583,10 @@ function dedupe (client, packet) {
   if (!id) {
     return true
   }
-  const duplicates = client.duplicates
   const counter = packet.brokerCounter
-  const result = (duplicates[id] || 0) < counter
+  const result = ((client.duplicates && client.duplicates[id]) || 0) < counter
   if (result) {
-    duplicates[id] = counter
+    ownDuplicates(client)[id] = counter
   }
   return result
 }
@@ -613,8 +610,37 @@ function writeQoS (err, client, packet) {
 
 util.inherits(Client, EventEmitter)
 
+// mqemitter calls a subscription's handler unbound, so each client has its own deliver0 and
+// deliverQoS (through the broker: Aedes#deliver0, #deliverQoS, which call the client's _deliver0 /
+// _deliverQoS, so an embedder hooks every client's deliveries once per broker); made on first use,
+// as a client that never subscribes needs neither
+for (const name of ['deliver0', 'deliverQoS']) {
+  Object.defineProperty(Client.prototype, name, {
+    configurable: true,
+    get () {
+      const client = this
+      const broker = this.broker
+      const deliver = (packet, cb) => broker[name](client, packet, cb)
+      Object.defineProperty(this, name, { value: deliver, writable: true, configurable: true })
+      return deliver
+    }
+  })
+}
+
+function emitClientError (err) {
+  this.client.emit('error', err)
+}
+
+function closeClient () {
+  this.client.close()
+}
+
 function enqueue (packet) {
   const client = this.client
+  // mqtt-packet's parser keeps the CONNECT as its `settings` for the protocol version (and bridge
+  // flag) of the packets that follow: it keeps those two, not the packet with its strings and
+  // password, for the life of the connection (memory per idle connection, issue 22)
+  if (packet.cmd === 'connect') this.settings = parserSettings(packet)
   client._parsingBatch++
   // already connected or it's the first packet
   if (client.connackSent || client._parsingBatch === 1) {
@@ -626,6 +652,19 @@ function enqueue (packet) {
       this.emit('error', new Error('Client queue limit reached'))
     }
   }
+}
+
+// one frozen settings object per protocol version and bridge flag, shared by the parsers
+const PARSER_SETTINGS = new Map()
+
+function parserSettings (packet) {
+  const key = packet.protocolVersion * 2 + (packet.bridgeMode === true ? 1 : 0)
+  let settings = PARSER_SETTINGS.get(key)
+  if (settings === undefined) {
+    settings = Object.freeze({ protocolVersion: packet.protocolVersion, bridgeMode: packet.bridgeMode === true })
+    PARSER_SETTINGS.set(key, settings)
+  }
+  return settings
 }
 
 function dequeue () {

@@ -1,4 +1,5 @@
 import write from './write.js'
+import { ownList } from './lazy-state.js'
 
 // [MQTT-3.3.4-9] The server must not send an MQTT 5 client more unacknowledged
 // QoS 1/2 PUBLISH packets than the Receive Maximum of its CONNECT. Beyond it a
@@ -14,7 +15,7 @@ function counted (client, packet) {
 export function sendWithinWindow (client, packet, done) {
   if (!counted(client, packet)) return write(client, packet, done)
   if (client._outInflight >= client.receiveMaximum) {
-    client._outWaiting.push(packet)
+    ownList(client, '_outWaiting').push(packet)
     return done()
   }
   client._outInflight++

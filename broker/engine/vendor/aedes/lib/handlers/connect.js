@@ -5,6 +5,7 @@ import { sendWithinWindow } from '../outbound-window.js'
 import { runSeries, forEachInTurn, malformedProperty } from '../utils.js'
 import { combined } from '../overlapping-subscriptions.js'
 import { startQueueWalk, walked, endQueueWalk } from '../resume-order.js'
+import { startKeepAlive } from '../keepalive.js'
 import handleSubscribe from './subscribe.js'
 import { SESSION_NEVER_EXPIRES, RECEIVE_MAXIMUM_DEFAULT, ReasonCodes } from '../constants.js'
 
@@ -413,13 +414,8 @@ function setKeepAlive (arg, done) {
   // MQTT 5.0 Server Keep Alive (if set) overrides the client's requested value.
   const keepalive = client._serverKeepAlive ?? this.packet.keepalive
   if (keepalive > 0) {
-    function keepaliveTimeout () {
-      client.broker.emit('keepaliveTimeout', client)
-      client.emit('error', new Error('keep alive timeout'))
-    }
     // [MQTT-3.1.2-24]
-    client._keepaliveInterval = (keepalive * 1500) + 1
-    client._keepaliveTimer = setTimeout(keepaliveTimeout, client._keepaliveInterval)
+    startKeepAlive(client, (keepalive * 1500) + 1)
   }
   done()
 }

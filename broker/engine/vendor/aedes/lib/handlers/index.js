@@ -8,6 +8,7 @@ import handlePubrec from './pubrec.js'
 import handlePing from './ping.js'
 import { packetWireSize, malformedProperty } from '../utils.js'
 import { ReasonCodes } from '../constants.js'
+import { refreshKeepAlive } from '../keepalive.js'
 
 function handle (client, packet, done) {
   // MQTT 5.0 Maximum Packet Size: reject a packet larger than the broker
@@ -108,9 +109,7 @@ function handle (client, packet, done) {
       return
   }
 
-  if (client._keepaliveInterval > 0) {
-    client._keepaliveTimer.refresh()
-  }
+  refreshKeepAlive(client)
 }
 
 function finish (conn, packet, done) {

@@ -1,6 +1,7 @@
 import { runSeries, ackProperties, topicLevelCount } from '../utils.js'
 import write from '../write.js'
 import { ReasonCodes } from '../constants.js'
+import { ownInboundInflight, ownTopicAliases } from '../lazy-state.js'
 
 class PubAck {
   constructor (packet) {
@@ -99,7 +100,7 @@ function enqueuePublish (packet, done) {
           // withholding PUBREL cannot grow its incoming store without limit.
           // The slot is reserved synchronously (a read chunk is dispatched
           // concurrently) and keyed by messageId.
-          const inflight = client._inboundInflight
+          const inflight = ownInboundInflight(client)
           // the same id already taken on this connection and awaiting PUBREL: a
           // retransmission that arrived before the first was stored [MQTT-4.3.3-10]
           if (inflight.has(packet.messageId)) return write(client, new PubRec(packet), done)
@@ -201,10 +202,10 @@ function resolveTopicAlias (client, packet) {
     // store a wildcard/invalid topic in the connection's alias map. An invalid
     // topic still falls through to handlePublish's checks, which reject it.
     if (packet.topic.indexOf('#') === -1 && packet.topic.indexOf('+') === -1) {
-      client._topicAliases.set(alias, packet.topic)
+      ownTopicAliases(client).set(alias, packet.topic)
     }
   } else {
-    const topic = client._topicAliases.get(alias)
+    const topic = client._topicAliases?.get(alias)
     if (topic === undefined) {
       return new Error(`unknown topic alias ${alias}`)
     }

@@ -46,7 +46,7 @@ function pubrelGet (arg, done) {
 }
 
 function pubrelDelete (arg, done) {
-  this.client._inboundInflight.delete(this.packet.messageId)
+  this.client._inboundInflight?.delete(this.packet.messageId)
   // Only delete if we found the packet in the store
   if (!arg.foundInStore) {
     return done(null, arg)

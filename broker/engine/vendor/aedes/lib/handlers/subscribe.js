@@ -4,6 +4,7 @@ import { ReasonCodes, SUBSCRIPTION_IDENTIFIER_MAX, REASON_CODE_ERROR_THRESHOLD }
 import write from '../write.js'
 import { isShared, parseShared } from '../shared-subscriptions.js'
 import { mayOverlap, combined } from '../overlapping-subscriptions.js'
+import { ownSubscriptions } from '../lazy-state.js'
 
 const subscribeTopicActions = runFall([
   authorize,
@@ -275,12 +276,12 @@ function addSubs (sub, done) {
   const existing = client.subscriptions[topic]
   this.isNewSubscription = !existing
   if (!existing) {
-    client.subscriptions[topic] = new Subscription(qos, func, rh, rap, nl, si)
+    ownSubscriptions(client)[topic] = new Subscription(qos, func, rh, rap, nl, si)
     client._overlapping = mayOverlap(client.subscriptions)
     broker.subscribe(topic, func, done)
   } else if (existing.qos !== qos || existing.rh !== rh || existing.rap !== rap || existing.nl !== nl || existing.si !== si) {
     const oldFunc = existing.func
-    client.subscriptions[topic] = new Subscription(qos, func, rh, rap, nl, si)
+    ownSubscriptions(client)[topic] = new Subscription(qos, func, rh, rap, nl, si)
     broker.unsubscribe(topic, oldFunc)
     broker.subscribe(topic, func, done)
   } else {
