@@ -76,12 +76,13 @@ export function createLogger(config: Pick<BrokerConfig, 'logDest' | 'logType' | 
     verbose,
     config.logDest.some((d) => d.kind === 'syslog') ? targetAccount(config, () => undefined) : undefined,
   );
-  const log = pino({ ...rootOptions(level), redact: { paths: REDACT_PATHS, censor: '[redacted]' } }, dests);
+  const log = pino(
+    { name: 'mqprobe', level, redact: { paths: REDACT_PATHS, censor: '[redacted]' }, base: { pid: process.pid }, onChild: keepLastName },
+    dests,
+  );
   destinationsOf.set(log, dests);
   return log;
 }
-
-const rootOptions = (level: string) => ({ name: 'mqprobe', level, base: { pid: process.pid }, onChild: keepLastName });
 
 /** Writes one of Mosquitto's own lines, tagged with its Mosquitto type. */
 export type MosquittoLineWriter = (type: MosqLogType, text: string) => void;

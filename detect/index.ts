@@ -80,15 +80,16 @@ export function createDetection(config: DetectConfig, deps: DetectionDeps): Dete
     log.info({ rules: engine.rules.map((r) => r.spec.name) }, 'detection started');
   }
   let stopped = !enabled;
-  // a detector bug must cost detection, never the broker
-  const failed = (err: unknown) => {
-    if (errors++ % 1000 === 0) log.error({ err: (err as Error).message }, 'a detector failed on an event');
-  };
-  const guard = (run: () => readonly AlertEvent[]) => {
+  const processEvent = (event: unknown) => engine.process(event);
+  const processNotice = (notice: Observation) => engine.processObservation(notice);
+  /** One pass of the detectors over an event or a notice: no closure per call (a notice comes for every publish). */
+  const guarded = <T>(run: (x: T) => readonly AlertEvent[], x: T) => {
     try {
-      raise(run());
+      const alerts = run(x);
+      if (alerts.length > 0) raise(alerts);
     } catch (err) {
-      failed(err);
+      // a detector bug must cost detection, never the broker
+      if (errors++ % 1000 === 0) log.error({ err: (err as Error).message }, 'a detector failed on an event');
     }
   };
 
@@ -97,17 +98,10 @@ export function createDetection(config: DetectConfig, deps: DetectionDeps): Dete
       if (stopped) return;
       const kind = (event as { event?: { kind?: unknown } } | null)?.event?.kind;
       if (kind === 'alert') return;
-      guard(() => engine.process(event));
+      guarded(processEvent, event);
     },
-    // no closure per notice: one comes for every publish
     observeNotice(notice) {
-      if (stopped) return;
-      try {
-        const alerts = engine.processObservation(notice);
-        if (alerts.length > 0) raise(alerts);
-      } catch (err) {
-        failed(err);
-      }
+      if (!stopped) guarded(processNotice, notice);
     },
     stats: () => ({ ...engine.stats }),
     rules: engine.rules.map((r) => r.spec.name),
