@@ -20,7 +20,7 @@ export interface ExpiringEngine {
 }
 
 /** 0xFFFFFFFF: the session never expires ([MQTT-3.1.2-11]): nothing to store. */
-const NEVER = 0xffffffff;
+export const NEVER_EXPIRES = 0xffffffff;
 
 /**
  * The expiry to store for a session: one counting since its connection ended, or for a connected client
@@ -31,8 +31,8 @@ const NEVER = 0xffffffff;
 export function sessionExpiryOf(engine: ExpiringEngine, clientId: string, now = Date.now()): SessionExpiry | undefined {
   const client = engine.clients[clientId];
   if (!client) return engine.sessionExpiry(clientId);
-  const interval = client.sessionExpiryInterval ?? NEVER;
-  return interval < NEVER ? { interval, endedAt: now } : undefined;
+  const interval = client.sessionExpiryInterval ?? NEVER_EXPIRES;
+  return interval < NEVER_EXPIRES ? { interval, endedAt: now } : undefined;
 }
 
 export const expiresAt = (e: SessionExpiry): number => e.endedAt + e.interval * 1000;
@@ -44,7 +44,7 @@ export const shown = (v: unknown): string => String(JSON.stringify(v)).slice(0, 
 export function parseSessionExpiry(v: unknown): SessionExpiry | string {
   const e = v as Partial<SessionExpiry> | null;
   if (typeof e !== 'object' || e === null) return 'not an object';
-  if (!Number.isInteger(e.interval) || e.interval! < 0 || e.interval! >= NEVER)
+  if (!Number.isInteger(e.interval) || e.interval! < 0 || e.interval! >= NEVER_EXPIRES)
     return `interval ${shown(e.interval)} is not 0..4294967294 s`;
   if (!Number.isSafeInteger(e.endedAt) || e.endedAt! < 0) return `endedAt ${shown(e.endedAt)} is not a time in ms`;
   return { interval: e.interval!, endedAt: e.endedAt! };

@@ -20,7 +20,7 @@ import {
   type SnapshotSession,
 } from '../../engine/persistence/snapshot.js';
 import type { SnapshotPacket } from '../../engine/persistence/snapshot-records.js';
-import type { SessionExpiry } from '../../engine/persistence/session-expiry.js';
+import { NEVER_EXPIRES, type SessionExpiry } from '../../engine/persistence/session-expiry.js';
 
 /** mqprobe's own snapshot name when `persistence_file` is left at its default. */
 export const DEFAULT_PERSISTENCE_FILE = 'mqprobe.db';
@@ -68,9 +68,6 @@ const RESENDABLE = new Set<number>([
   MSG_STATE.waitForPubrec,
   MSG_STATE.queued,
 ]);
-
-/** 0xFFFFFFFF: the session never expires. */
-const NEVER_EXPIRES = 0xffffffff;
 
 /**
  * A session's expiry as mqprobe counts it (its interval and when its connection ended), from what
@@ -190,7 +187,7 @@ export function importMosquittoDb(
     log.error({ file: path, offset: err.offset }, `cannot import ${err.message}; the file is left as it is and mqprobe starts without it`);
     return undefined;
   }
-  const { snapshot, left } = mosquittoDbToSnapshot(db, `mosquitto-db-${mark.sha256.slice(0, 16)}`, Math.floor(mark.mtimeMs));
+  const { snapshot, left } = mosquittoDbToSnapshot(db, `mosquitto-db-${mark.sha256.slice(0, 16)}`, mark.mtimeMs);
   const queued = snapshot.sessions.reduce((n, s) => n + s.queue.length, 0);
   log.info(
     { file: path, dbVersion: db.version },
