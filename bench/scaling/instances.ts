@@ -178,15 +178,7 @@ async function deploy(layout: Layout, dir: string, cpu: string | undefined, name
     for (let i = 0; i < layout.instances; i++) {
       const port = await freePort();
       const conf = join(dir, `${name}-${i}.conf`);
-      writeFileSync(
-        conf,
-        [
-          `listener ${port} 127.0.0.1`,
-          'allow_anonymous true',
-          'detect off',
-          ...(redisUrl ? [`persistence_redis_url ${redisUrl}`] : []),
-        ].join('\n') + '\n',
-      );
+      writeFileSync(conf, [`listener ${port} 127.0.0.1`, ...confLines].join('\n') + '\n');
       const broker = start(pinned(cpu, nodeCommand('app/cli', ['-c', conf], BROKER_NODE_FLAGS)), { logFile });
       started.push(broker);
       await waitListening(port, broker, 60_000).catch((err: Error) => {
