@@ -43,6 +43,9 @@ interface Entry {
   lastErrorAt: string | null;
 }
 
+/** One part's key: its kind and name (a beat and a bridge may share a name). */
+export const statusKey = (kind: ComponentKind, name: string): string => `${kind}\u0000${name}`;
+
 export class StatusRegistry {
   private readonly entries = new Map<string, Entry>();
 
@@ -51,7 +54,7 @@ export class StatusRegistry {
    * or reload). `records` reads a count the part keeps anyway, so nothing is counted twice per message.
    */
   register(kind: ComponentKind, name: string, state: string, records?: () => number): StatusReport {
-    const key = `${kind}\u0000${name}`;
+    const key = statusKey(kind, name);
     const e: Entry = { kind, name, state, counted: 0, records, lastError: null, lastErrorAt: null };
     this.entries.set(key, e);
     return {

@@ -1,5 +1,5 @@
 import type { Registry } from 'prom-client';
-import type { ComponentStatus, StatusRegistry } from '../../status.js';
+import { statusKey, type ComponentStatus, type StatusRegistry } from '../../status.js';
 import type { PartView, SinkView } from './api-types.js';
 
 type Values = { labels: Record<string, string | number>; value: number }[];
@@ -55,7 +55,7 @@ export class PartTable {
   tick(seconds: number): void {
     const counts = new Map<string, number>();
     const views = this.status.list().map((p) => {
-      const key = `${p.kind}\u0000${p.name}`;
+      const key = statusKey(p.kind, p.name);
       counts.set(key, p.records);
       return partView(p, (p.records - (this.counts.get(key) ?? p.records)) / seconds);
     });
