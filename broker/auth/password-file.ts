@@ -28,10 +28,10 @@ export function describeSkippedLine(s: SkippedLine): string {
 }
 
 /**
- * A loaded Mosquitto password file. Verification runs on threads (PBKDF2 on libuv's pool,
- * argon2id on its own worker; never on the event loop), compares in constant time, and
- * spends one derivation for unknown users too, so that response time does not tell which
- * usernames exist.
+ * A loaded Mosquitto password file. Verification derives as Mosquitto does (PBKDF2 of up to 200
+ * iterations in place, longer ones on libuv's pool, argon2id on its own worker: password-hash.ts),
+ * compares in constant time, and spends one derivation for unknown users too, so that response
+ * time does not tell which usernames exist.
  */
 export class PasswordFile {
   /** Stands in for unknown users: the parameters most users have, a random salt and hash. */
