@@ -64,6 +64,7 @@ const profile = {
   durationMs: Number(values.duration) * 1000,
   idleClients: [idle],
   stormClients: 0,
+  stormWarmupClients: 0,
   reconnectClients: 0,
   settleMs: 2000,
 };

@@ -33,6 +33,8 @@ one SVG chart per scenario and the raw runs as JSON lines.
   --rounds N            rounds per broker and scenario (full: ${PROFILES.full.rounds})
   --duration S          measuring window of the message scenarios in seconds (full: ${PROFILES.full.durationMs / 1000})
   --warmup S            warm-up before the window in seconds (full: ${PROFILES.full.warmupMs / 1000})
+  --storm-warmup N      E only: N clients connect and are closed before the measured storm, so that a
+                        Node broker's code is compiled as in one that has been running (default 0: fresh)
   --scenarios LIST      comma list of scenarios (${SCENARIO_IDS.join(',')}) or cases (A5, C5: over MQTT 5; D-2000, E-password)
   --brokers LIST        comma list of: mosquitto, mqprobe, mqprobe-capture, mqprobe-detect, aedes,
                         node-floor (D and E-anonymous only)
@@ -69,17 +71,20 @@ export function parseOptions(argv: string[], now = new Date()): BenchOptions {
       'no-pin': { type: 'boolean', default: false },
       keep: { type: 'boolean', default: false },
       'cpu-prof': { type: 'string' },
+      'storm-warmup': { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
   const base = values.quick ? PROFILES.quick : PROFILES.full;
-  const custom = values.rounds !== undefined || values.duration !== undefined || values.warmup !== undefined;
+  const custom =
+    values.rounds !== undefined || values.duration !== undefined || values.warmup !== undefined || values['storm-warmup'] !== undefined;
   const profile: Profile = {
     ...base,
     name: custom ? `${base.name}, adjusted` : base.name,
     rounds: Math.round(positive('rounds', values.rounds, base.rounds)),
     durationMs: Math.round(positive('duration', values.duration, base.durationMs / 1000, 0.2) * 1000),
     warmupMs: Math.round(positive('warmup', values.warmup, base.warmupMs / 1000, 0) * 1000),
+    stormWarmupClients: Math.round(positive('storm-warmup', values['storm-warmup'], base.stormWarmupClients, 0)),
   };
   const list = (v: string | undefined) =>
     v

@@ -10,6 +10,12 @@ export interface Profile {
   idleClients: number[];
   /** Scenario E: clients per storm. */
   stormClients: number;
+  /**
+   * Scenario E: clients that connect and are closed before the measured storm (--storm-warmup), so that
+   * a Node broker's code is compiled (V8's JIT) as in a broker that has been running; 0 measures a
+   * broker fresh from its start.
+   */
+  stormWarmupClients: number;
   /** Scenario G: clients that reconnect at once after an outage. */
   reconnectClients: number;
   /** Quiet time around the memory readings of D. */
@@ -24,6 +30,7 @@ export const PROFILES: Record<'quick' | 'full', Profile> = {
     durationMs: 1500,
     idleClients: [500, 2000],
     stormClients: 1000,
+    stormWarmupClients: 0,
     reconnectClients: 1000,
     settleMs: 500,
   },
@@ -35,6 +42,7 @@ export const PROFILES: Record<'quick' | 'full', Profile> = {
     // 50,000 uses several source addresses and a raised open-files limit (bench/harness/fd-limit.ts)
     idleClients: [2000, 5000, 10_000, 50_000],
     stormClients: 5000,
+    stormWarmupClients: 0,
     reconnectClients: 10_000,
     settleMs: 2000,
   },
@@ -246,6 +254,7 @@ function cases311(p: Profile): ScenarioCase[] {
         clients: p.stormClients,
         concurrency: CONNECT_CONCURRENCY,
         settleMs: 200,
+        warmupClients: p.stormWarmupClients,
         ...(auth ? c.credentials : {}),
       }),
       check: checkConnect,

@@ -70,6 +70,12 @@ t.test('options: profiles, lists, output folder, refusals', async (t) => {
   t.same(custom.brokers, ['mosquitto', 'mqprobe']);
   t.equal(custom.pin, false);
   t.equal(custom.out, join(process.cwd(), 'x'));
+  t.equal(full.profile.stormWarmupClients, 0, 'a storm measures a broker fresh from its start unless asked');
+  const warm = parseOptions(['--storm-warmup', '2000'], now);
+  t.equal(warm.profile.stormWarmupClients, 2000);
+  t.equal(warm.profile.name, 'full, adjusted');
+  t.throws(() => parseOptions(['--storm-warmup=-1']), /--storm-warmup expects a number ≥ 0/);
+  t.throws(() => parseOptions(['--storm-warmup', 'many']), /--storm-warmup expects a number ≥ 0/);
 
   t.throws(() => parseOptions(['--rounds', '0']), /--rounds expects a number ≥ 1/);
   t.throws(() => parseOptions(['--duration', 'soon']), /--duration expects a number/);
@@ -235,6 +241,19 @@ t.test('runs against real brokers count every message and connection', async (t)
     t.ok(files.length >= 1, `profiles: ${files.join(', ')}`);
     const profile = JSON.parse(readFileSync(join(dir, 'D-60-mqprobe-r1', files[0]), 'utf8')) as { nodes: unknown[] };
     t.ok(profile.nodes.length > 0, 'the profile has call tree nodes');
+  });
+
+  await t.test('--storm-warmup: other clients connect and are closed first; the storm counts only its own', async (t) => {
+    const warmCases = scenarioCases({ ...PROFILES.quick, stormClients: 40, stormWarmupClients: 30, settleMs: 100 });
+    const storm = warmCases.find((c) => c.id === 'E-password') as ScenarioCase;
+    for (const id of ['mosquitto', 'mqprobe']) {
+      const r = (await run(storm, variant(id))).result as ConnectResult;
+      t.equal(r.warmupConnected, 30, `${id}: 30 warm-up clients logged in first`);
+      t.equal(r.connected, 40, `${id}: then the 40 of the storm`);
+      t.equal(r.refused + r.failed, 0, `${id}: none refused or failed`);
+    }
+    const cold = (await run(sc('E-password'), variant('mqprobe'))).result as ConnectResult;
+    t.equal(cold.warmupConnected, undefined, 'no warm-up unless asked');
   });
 
   await t.test('a wrong password is counted as refused, not as connected', async (t) => {

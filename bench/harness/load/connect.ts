@@ -62,16 +62,33 @@ function storm(job: ConnectJob, packets: Buffer[], concurrency: number, progress
   });
 }
 
-export async function runConnect(job: ConnectJob, progress: Progress): Promise<ConnectResult> {
-  // encoded before the clock starts: the generator only copies bytes while measuring
-  const packets = Array.from({ length: job.clients }, (_, i) =>
+/** CONNECT packets for `clients` clients named `<prefix><tag><i>`, encoded before any clock starts. */
+function connectPackets(job: ConnectJob, clients: number, tag: string): Buffer[] {
+  return Array.from({ length: clients }, (_, i) =>
     encodeConnect({
-      clientId: `${job.clientPrefix}c${i}`,
+      clientId: `${job.clientPrefix}${tag}${i}`,
       username: job.username,
       password: job.password,
       protocolVersion: job.protocolVersion,
     }),
   );
+}
+
+/** How long the broker gets to close the warm-up's connections before the measured storm. */
+const AFTER_WARMUP_MS = 1000;
+
+export async function runConnect(job: ConnectJob, progress: Progress): Promise<ConnectResult> {
+  // encoded before the clock starts: the generator only copies bytes while measuring
+  const packets = connectPackets(job, job.clients, 'c');
+  let warmupConnected: number | undefined;
+  if (job.warmupClients) {
+    // other client ids, so the measured storm finds no session to take over
+    const warm = await storm({ ...job, clients: job.warmupClients }, connectPackets(job, job.warmupClients, 'w'), job.concurrency, progress);
+    if (warm.connected < job.warmupClients) throw new Error(`warm-up: only ${warm.connected} of ${job.warmupClients} clients connected`);
+    warmupConnected = warm.connected;
+    for (const c of warm.clients) c.socket.destroy();
+    await sleep(AFTER_WARMUP_MS);
+  }
   if (job.reconnect) {
     // the outage: every client connected, then every socket reset at once (the broker sees
     // ECONNRESET), and all of them come back at the same moment, as devices do when a network returns
@@ -118,5 +135,6 @@ export async function runConnect(job: ConnectJob, progress: Progress): Promise<C
       rssBeforeKb !== undefined && rssAfterKb !== undefined && connected > 0 ? (rssAfterKb - rssBeforeKb) / connected : undefined,
     cpu,
     errors: [...errors].slice(0, 5),
+    warmupConnected,
   };
 }

@@ -56,6 +56,8 @@ export interface ConnectJob {
    * every client reconnects at the same moment; what is measured is that second storm.
    */
   reconnect?: boolean;
+  /** Clients (other ids) that connect the same way and are closed before the measured storm (--storm-warmup). */
+  warmupClients?: number;
 }
 
 export type Job = FlowJob | ConnectJob;
@@ -113,6 +115,8 @@ export interface ConnectResult {
   perConnectionKb?: number;
   cpu: CpuShare;
   errors: string[];
+  /** Clients of the warm-up (--storm-warmup) that got their CONNACK before being closed. */
+  warmupConnected?: number;
 }
 
 export type JobResult = FlowResult | ConnectResult;
