@@ -83,7 +83,12 @@ export async function runConnect(job: ConnectJob, progress: Progress): Promise<C
   let warmupConnected: number | undefined;
   if (job.warmupClients) {
     // other client ids, so the measured storm finds no session to take over
-    const warm = await storm({ ...job, clients: job.warmupClients }, connectPackets(job, job.warmupClients, 'w'), job.concurrency, progress);
+    const warm = await storm(
+      { ...job, clients: job.warmupClients },
+      connectPackets(job, job.warmupClients, 'w'),
+      job.concurrency,
+      progress,
+    );
     if (warm.connected < job.warmupClients) throw new Error(`warm-up: only ${warm.connected} of ${job.warmupClients} clients connected`);
     warmupConnected = warm.connected;
     for (const c of warm.clients) c.socket.destroy();
