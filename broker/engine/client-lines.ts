@@ -52,7 +52,8 @@ export function logClientLines(aedes: Aedes, probe: BrokerProbe, write: Mosquitt
     );
   }
   aedes.on('connackSent', (packet, client) => {
-    if (packet.returnCode === 0) return void connacks.set(client, packet);
+    // kept only for the debug line that names it (an entry per connected client otherwise)
+    if (packet.returnCode === 0) return void (opts.enabled('debug') && connacks.set(client, packet));
     line('debug', `Sending CONNACK to ${addressOf(connInfo(client))} (0, ${packet.returnCode})`);
     const reason = refused.get(client);
     if (reason && conn) line('notice', `Client <unknown> disconnected${reason}.`);

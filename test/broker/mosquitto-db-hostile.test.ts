@@ -130,7 +130,7 @@ t.test('a store id no message carries is refused (a dangling reference is damage
 });
 
 t.test('a file larger than the import limit is refused before it is read (sparse file)', async (t) => {
-  const dir = writableDir();
+  const dir = writableDir(t);
   const big = join(dir, 'mosquitto.db');
   writeFileSync(big, real.bytes);
   truncateSync(big, MAX_IMPORT_BYTES + 1);
@@ -153,7 +153,7 @@ t.test(
       ['truncated', cutInChunk],
       ['absurd chunk length', absurdLength],
     ] as const) {
-      const dir = writableDir();
+      const dir = writableDir(t);
       const db = join(dir, 'mosquitto.db');
       writeFileSync(db, damage(real.bytes));
       const before = sha256File(db);
@@ -193,7 +193,7 @@ t.test(
       t.equal(sha256File(db), before, `${what}: still byte-identical after a restart`);
     }
     // the same damaged file given to Mosquitto 2.0.11: it does not start (docs/persistence.md)
-    const dir = writableDir();
+    const dir = writableDir(t);
     const fd = openSync(join(dir, 'mosquitto.db'), 'w', 0o666);
     writeSync(fd, cutInChunk(real.bytes));
     closeSync(fd);

@@ -95,7 +95,7 @@ function comparable(o: Awaited<ReturnType<typeof observe>>) {
 }
 
 t.test('MQTT 5 state imported from a Mosquitto 2.0.11 db is delivered as Mosquitto delivers it after its own restart', async (t) => {
-  const dir = writableDir();
+  const dir = writableDir(t);
   const mosq = await startPersistentMosquitto(t, dir);
   const madeAt = await makeV5State(t, mosq.url);
   await mosq.stop('SIGTERM');

@@ -12,7 +12,7 @@ import { SnapshotPersistence } from '../../broker/engine/persistence/snapshot.js
 t.test(
   'Mosquitto 2.0.11 with MQTT 5 publishes: properties, expiry times, session expiry and subscription options are read, an expired message is left out',
   async (t) => {
-    const dir = writableDir();
+    const dir = writableDir(t);
     const mosq = await startPersistentMosquitto(t, dir);
     const sub = await connectClient(t, mosq.url, {
       clientId: 's5',
@@ -97,7 +97,7 @@ t.test(
 );
 
 t.test("a 3.1.1 session under Mosquitto's persistent_client_expiration expires when Mosquitto would expire it", async (t) => {
-  const dir = writableDir();
+  const dir = writableDir(t);
   const mosq = await startMosquitto(t, `${persistenceConf(dir)}persistent_client_expiration 1h\n`, { dir });
   await (await connectClient(t, mosq.url, { clientId: 'old311', clean: false })).endAsync();
   await mosq.stop('SIGTERM');

@@ -56,7 +56,7 @@ const expected = byPayload({
 });
 
 t.test('a mosquitto.db written by Mosquitto 2.0.11 is imported once, never written, and Mosquitto starts again from it', async (t) => {
-  const dir = writableDir();
+  const dir = writableDir(t);
   const db = join(dir, 'mosquitto.db');
   const mosq = await startPersistentMosquitto(t, dir);
   await makeState(t, mosq.url);
@@ -98,7 +98,7 @@ t.test('a mosquitto.db written by Mosquitto 2.0.11 is imported once, never writt
 });
 
 t.test('with persistence_file mosquitto.db and no such file, mqprobe keeps the name free for Mosquitto', async (t) => {
-  const dir = writableDir();
+  const dir = writableDir(t);
   const p = await startMqprobe(t, dir);
   const c = await connectClient(t, p.url);
   await c.publishAsync('retained/own', 'x', { qos: 1, retain: true });
@@ -111,7 +111,7 @@ t.test('with persistence_file mosquitto.db and no such file, mqprobe keeps the n
 });
 
 t.test("which file is the snapshot and which is Mosquitto's, by name and first bytes (docs/persistence.md)", async (t) => {
-  const dir = writableDir();
+  const dir = writableDir(t);
   const mosquittoHead = Buffer.from([0x00, 0xb5, 0x00, ...Buffer.from('mosquitto db')]);
   const cases: [string, string | Buffer | undefined, { snapshot: string; mosquittoDb?: string }][] = [
     ['mqprobe.db', undefined, { snapshot: 'mqprobe.db' }],
@@ -137,7 +137,7 @@ t.test("which file is the snapshot and which is Mosquitto's, by name and first b
 });
 
 t.test('an unreadable persistence_file (here a directory) is not taken for a snapshot; the import says why', async (t) => {
-  const dir = writableDir();
+  const dir = writableDir(t);
   mkdirSync(join(dir, 'mosquitto.db'));
   const p = await startMqprobe(t, dir);
   await until(() => /cannot import Mosquitto persistence file: EISDIR.*left as it is/.test(p.output()), 10_000, 'the error line');

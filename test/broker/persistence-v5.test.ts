@@ -28,7 +28,7 @@ interface Restartable {
 }
 
 async function mqprobeCli(t: Teardown, confLines: string): Promise<Restartable> {
-  const dir = writableDir();
+  const dir = writableDir(t);
   const port = await freePort();
   const conf = join(dir, 'mqprobe.conf');
   writeFileSync(conf, `listener ${port} 127.0.0.1\nallow_anonymous true\n${confLines}log_dest stdout\n`);
@@ -51,11 +51,11 @@ async function mqprobeCli(t: Teardown, confLines: string): Promise<Restartable> 
 
 const peers: Record<string, (t: Teardown) => Promise<Restartable>> = {
   'mqprobe, snapshot': (t) =>
-    mqprobeCli(t, 'persistence true\npersistence_location DIR/\nautosave_interval 1\n'.replace('DIR', writableDir())),
+    mqprobeCli(t, 'persistence true\npersistence_location DIR/\nautosave_interval 1\n'.replace('DIR', writableDir(t))),
   'mqprobe, Redis state': async (t) => mqprobeCli(t, `persistence_redis_url ${(await startRedis(t)).url}\n`),
   'Mosquitto 2.0.11, persistence true': async (t) => {
     const started = Date.now();
-    const m = await startPersistentMosquitto(t, writableDir());
+    const m = await startPersistentMosquitto(t, writableDir(t));
     return {
       url: m.url,
       expiresRestoredSessions: false,
@@ -220,7 +220,7 @@ const goodSession = {
 };
 
 t.test('a snapshot with garbage in the MQTT 5 fields: those records are left out with a warning, the rest is served', async (t) => {
-  const dir = writableDir();
+  const dir = writableDir(t);
   const bad = (clientId: string, patch: object) => ({ ...goodSession, clientId, ...patch });
   const packet = { topic: 'g/1', payload: '', qos: 1, retain: false };
   writeFileSync(
@@ -328,7 +328,7 @@ t.test('Redis state, several processes: each counts the expiry of a session that
 });
 
 t.test('snapshot: a client connected at the stop has its session expiry counted from the stop', async (t) => {
-  const dir = writableDir();
+  const dir = writableDir(t);
   const conf = `listener 0 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location ${dir}/\n`;
   const first = await startTestBroker(t, conf, { dir });
   const live = await v5(t, first.mqttUrl, 'live', expiry(2));
@@ -354,7 +354,7 @@ t.test('snapshot: a client connected at the stop has its session expiry counted 
  */
 for (const state of ['snapshot', 'Redis state'] as const) {
   t.test(`${state}: persistent_client_expiration expires 3.1.1 persistent sessions`, async (t) => {
-    const dir = writableDir();
+    const dir = writableDir(t);
     const redis = state === 'Redis state' ? await startRedis(t) : undefined;
     const db = redis && new Redis(redis.port, '127.0.0.1');
     if (db) t.teardown(() => db.quit());

@@ -98,7 +98,7 @@ t.test('sessions without subscriptions are kept across a restart, and expire as 
   });
   t.same(await viaRedis(a.mqttUrl), want, 'mqprobe, Redis state');
 
-  const mosq = await startPersistentMosquitto(t, writableDir());
+  const mosq = await startPersistentMosquitto(t, writableDir(t));
   const viaMosquitto = acrossRestart(t, async (url) => {
     await mosq.stop('SIGTERM');
     await mosq.start();

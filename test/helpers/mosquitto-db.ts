@@ -1,4 +1,4 @@
-import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { freePort, spawnCli, waitForPort, type Teardown } from './broker.js';
@@ -12,10 +12,11 @@ export const sha256File = (path: string): string => createHash('sha256').update(
 export const persistenceConf = (dir: string): string =>
   `allow_anonymous true\npersistence true\npersistence_location ${dir}/\npersistence_file mosquitto.db\nautosave_interval 1\n`;
 
-/** A folder Mosquitto (started as root, running as user `mosquitto`) can write its db into. */
-export function writableDir(): string {
+/** A folder Mosquitto (started as root, running as user `mosquitto`) can write its db into, removed at teardown. */
+export function writableDir(t: Teardown): string {
   const dir = tempDir('mqprobe-mosqdb-');
   chmodSync(dir, 0o777);
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   return dir;
 }
 
@@ -64,7 +65,7 @@ export async function makeState(t: Teardown, url: string): Promise<void> {
 
 /** A mosquitto.db written by the real Mosquitto 2.0.11 after makeState, and its folder. */
 export async function mosquittoWrittenDb(t: Teardown): Promise<{ dir: string; file: string; bytes: Buffer }> {
-  const dir = writableDir();
+  const dir = writableDir(t);
   const mosq = await startPersistentMosquitto(t, dir);
   await makeState(t, mosq.url);
   await mosq.stop('SIGTERM');
