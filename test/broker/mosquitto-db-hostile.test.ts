@@ -162,7 +162,7 @@ t.test(
       writeFileSync(conf, `listener ${port} 127.0.0.1\n${persistenceConf(dir)}log_dest stdout\n`);
       const start = async () => {
         const p = spawnCli(t, ['-c', conf]);
-        await waitForPort(port, 60_000); // a loaded machine starts the CLI slowly
+        await waitForPort(port);
         await until(
           () => /cannot import .*mosquitto\.db: not a readable Mosquitto persistence file at byte \d+: .*left as it is/.test(p.output()),
           10_000,

@@ -34,7 +34,7 @@ async function mqprobeCli(t: Teardown, confLines: string): Promise<Restartable> 
   writeFileSync(conf, `listener ${port} 127.0.0.1\nallow_anonymous true\n${confLines}log_dest stdout\n`);
   const started = Date.now();
   let p: BrokerProcess = spawnCli(t, ['-c', conf]);
-  await waitForPort(port, 60_000); // a loaded machine starts the CLI slowly
+  await waitForPort(port);
   return {
     url: `mqtt://127.0.0.1:${port}`,
     expiresRestoredSessions: true,
@@ -44,7 +44,7 @@ async function mqprobeCli(t: Teardown, confLines: string): Promise<Restartable> 
       if ((await p.exited) !== 0) throw new Error(`mqprobe did not stop cleanly:\n${p.output()}`);
       await whileDown();
       p = spawnCli(t, ['-c', conf]);
-      await waitForPort(port, 60_000); // a loaded machine starts the CLI slowly
+      await waitForPort(port);
     },
   };
 }

@@ -21,7 +21,7 @@ async function brokerProcess(t: Test, redisUrl: string) {
     `listener ${port} 127.0.0.1\nallow_anonymous true\npersistence_redis_url ${redisUrl}\nbroker_connect_timeout ${CONNECT_TIMEOUT_S}\nlog_dest stdout\n`,
   );
   const proc = spawnCli(t, ['-c', conf]);
-  await waitForPort(port, 60_000);
+  await waitForPort(port);
   return { ...proc, port, mqttUrl: `mqtt://127.0.0.1:${port}` };
 }
 

@@ -29,7 +29,7 @@ async function brokerProcess(): Promise<BrokerProcess & { port: number; url: str
   const conf = join(tempDir(), 'mqprobe.conf');
   writeFileSync(conf, `listener ${port} 127.0.0.1\nallow_anonymous true\npersistence_redis_url ${redis.url}\nlog_dest stdout\n`);
   const proc = spawnCli(t, ['-c', conf]);
-  await waitForPort(port, 60_000);
+  await waitForPort(port);
   return { ...proc, port, url: `mqtt://127.0.0.1:${port}` };
 }
 

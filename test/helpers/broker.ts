@@ -76,8 +76,11 @@ export async function freePort(): Promise<number> {
   throw new Error('no free loopback port found in 20000-31999');
 }
 
-/** Waits until something accepts TCP connections on the port. */
-export async function waitForPort(port: number, timeoutMs = 15_000, host = '127.0.0.1'): Promise<void> {
+/**
+ * Waits until something accepts TCP connections on the port. A minute by default: on a loaded machine
+ * (CI, or the suite beside a benchmark) the command-line broker has taken more than 15 s to listen.
+ */
+export async function waitForPort(port: number, timeoutMs = 60_000, host = '127.0.0.1'): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const ok = await new Promise<boolean>((resolve) => {

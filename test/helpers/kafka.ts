@@ -165,7 +165,7 @@ export async function startKafka(t: Teardown, opts: { secure?: boolean; autoCrea
     });
     closeSync(out);
     try {
-      await waitForPort(port, 60_000);
+      await waitForPort(port);
       await waitStarted(logFile, before, () => child?.exitCode === null && child.signalCode === null);
     } catch (e) {
       throw new Error(`kafka did not come up: ${(e as Error).message}\n${logTail()}`);

@@ -31,7 +31,7 @@ export async function startMqprobe(t: Teardown, dir: string) {
   const conf = join(dir, 'mqprobe.conf');
   writeFileSync(conf, `listener ${port} 127.0.0.1\n${persistenceConf(dir)}log_dest stdout\n`);
   const p = spawnCli(t, ['-c', conf]);
-  await waitForPort(port, 60_000); // a loaded machine starts the CLI slowly
+  await waitForPort(port);
   return { ...p, url: `mqtt://127.0.0.1:${port}` };
 }
 
