@@ -24,6 +24,16 @@ async function brokerProcess(t: Test, redisUrl: string | undefined, port: number
   return p;
 }
 
+/** Reads Redis until `done` says so, for up to 15 s: the broker's writes for a PUBACK land after the delivery is seen. */
+async function settle<T>(read: () => Promise<T>, done: (v: T) => boolean): Promise<T> {
+  let v = await read();
+  for (let i = 0; i < 750 && !done(v); i++) {
+    await new Promise((r) => setTimeout(r, 20));
+    v = await read();
+  }
+  return v;
+}
+
 /** Message ids (the payloads' numbers) that arrived more than once, and those that never did. */
 function tally(got: { payload: Buffer }[], n = N) {
   const seen = new Map<number, number>();
@@ -73,18 +83,25 @@ async function offlineQueue(t: Test, restart: 'none' | 'SIGTERM' | 'SIGKILL'): P
       `${err.message}: got ${got.length}, ${missing.length} missing (first: ${missing.slice(0, 10).join(', ')}); broker output:\n${broker.output().slice(-4000)}`,
     );
   });
-  // every PUBACK has been processed once the queue in Redis is empty (polled for up to 15 s)
-  let left = await db.llen(`outgoing:${CLIENT}`);
-  for (let i = 0; i < 750 && left !== 0; i++) {
-    await new Promise((r) => setTimeout(r, 20));
-    left = await db.llen(`outgoing:${CLIENT}`);
-  }
+  // every PUBACK has been processed once the queue in Redis is empty
+  const left = await settle(
+    () => db.llen(`outgoing:${CLIENT}`),
+    (n) => n === 0,
+  );
   const { missing, repeated } = tally(got);
   t.same(missing, [], 'no queued message is missing');
   t.same(repeated, [], 'no queued message arrived twice');
   t.equal(got.length, N, `exactly ${N} deliveries`);
   t.equal(left, 0, 'every acknowledged message left the Redis queue');
-  t.same(await db.keys('packet:*'), [], 'no stored packet or delivery counter is left behind');
+  // a packet's key is deleted after its entry leaves the queue (another Redis command)
+  t.same(
+    await settle(
+      () => db.keys('packet:*'),
+      (keys) => keys.length === 0,
+    ),
+    [],
+    'no stored packet or delivery counter is left behind',
+  );
   await back.endAsync();
 
   // a further reconnect gets nothing: a live message published now is the only thing that arrives
