@@ -77,30 +77,30 @@ function connectPackets(job: ConnectJob, clients: number, tag: string): Buffer[]
 /** How long the broker gets to close the warm-up's connections before the measured storm. */
 const AFTER_WARMUP_MS = 1000;
 
+/** Connects the clients of `packets` before anything is measured; every one must get its CONNACK. */
+async function connectAll(job: ConnectJob, packets: Buffer[], when: string, progress: Progress): Promise<RawClient[]> {
+  const n = await storm({ ...job, clients: packets.length }, packets, job.concurrency, progress);
+  if (n.connected < packets.length) throw new Error(`only ${n.connected} of ${packets.length} clients connected ${when}`);
+  return n.clients;
+}
+
 export async function runConnect(job: ConnectJob, progress: Progress): Promise<ConnectResult> {
   // encoded before the clock starts: the generator only copies bytes while measuring
   const packets = connectPackets(job, job.clients, 'c');
   let warmupConnected: number | undefined;
   if (job.warmupClients) {
     // other client ids, so the measured storm finds no session to take over
-    const warm = await storm(
-      { ...job, clients: job.warmupClients },
-      connectPackets(job, job.warmupClients, 'w'),
-      job.concurrency,
-      progress,
-    );
-    if (warm.connected < job.warmupClients) throw new Error(`warm-up: only ${warm.connected} of ${job.warmupClients} clients connected`);
-    warmupConnected = warm.connected;
-    for (const c of warm.clients) c.socket.destroy();
+    const warm = await connectAll(job, connectPackets(job, job.warmupClients, 'w'), 'in the warm-up', progress);
+    warmupConnected = warm.length;
+    for (const c of warm) c.socket.destroy();
     await sleep(AFTER_WARMUP_MS);
   }
   if (job.reconnect) {
     // the outage: every client connected, then every socket reset at once (the broker sees
     // ECONNRESET), and all of them come back at the same moment, as devices do when a network returns
-    const before = await storm(job, packets, job.concurrency, progress);
-    if (before.connected < job.clients) throw new Error(`only ${before.connected} of ${job.clients} clients connected before the outage`);
+    const before = await connectAll(job, packets, 'before the outage', progress);
     await sleep(job.settleMs);
-    for (const c of before.clients) c.socket.resetAndDestroy();
+    for (const c of before) c.socket.resetAndDestroy();
   }
   progress('settling');
   await sleep(job.settleMs);
