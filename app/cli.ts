@@ -1,4 +1,6 @@
 #!/usr/bin/env -S node --max-semi-space-size=32
+// first: V8's tiering is set before any broker code runs (broker/jit-tiering.ts)
+import '../broker/jit-tiering.js';
 import { spawn } from 'node:child_process';
 import { writeFileSync, rmSync } from 'node:fs';
 import { Command, Option } from 'commander';
