@@ -55,7 +55,9 @@ t.test('the Dockerfile lints clean and follows the image rules', async (t) => {
     [],
     'no lint problems (dockerfile-utils)',
   );
-  t.match(text, /^FROM node:20-bookworm-slim AS build$/m, 'multi-stage: build stage');
+  // Node 26, the active LTS line (Node 20's support ended 2026-04-30); CI runs the version-dependent tests on it
+  t.match(text, /^FROM node:26-bookworm-slim AS build$/m, 'multi-stage: build stage');
+  t.match(text, /^FROM node:26-bookworm-slim$/m, 'runtime stage on the same line');
   t.match(text, /^USER mqprobe$/m, 'runs as a non-root user');
   t.match(text, /ENTRYPOINT \["\/usr\/bin\/tini", "--"/, 'tini is PID 1 so SIGTERM reaches the broker');
   t.match(text, /^HEALTHCHECK .*\n.*\/healthz/m, 'health check against /healthz');
