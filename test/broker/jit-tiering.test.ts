@@ -1,10 +1,10 @@
 import t from 'tap';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { repoRoot } from '../helpers/paths.js';
+import { tempDir } from '../helpers/tmp.js';
 
 const V8_MAJOR = Number(process.versions.v8.split('.')[0]);
 const tieringModule = pathToFileURL(join(repoRoot, 'broker', 'jit-tiering.ts')).href;
@@ -21,19 +21,17 @@ while (calls < 1e6 && !(%GetOptimizationStatus(hot) & ON_ITS_WAY)) { hot(calls, 
 process.stdout.write(String(calls));
 `;
 
+const probeDir = tempDir('mqprobe-jit-');
+t.teardown(() => rmSync(probeDir, { recursive: true, force: true }));
+const probe = join(probeDir, 'probe.mjs');
+writeFileSync(probe, PROBE);
+
 function callsUntilOptimized(withTiering: boolean): number {
-  const dir = mkdtempSync(join(tmpdir(), 'mqprobe-jit-'));
-  try {
-    const probe = join(dir, 'probe.mjs');
-    writeFileSync(probe, PROBE);
-    const r = spawnSync(process.execPath, ['--allow-natives-syntax', '--import', 'tsx', probe, ...(withTiering ? [tieringModule] : [])], {
-      encoding: 'utf8',
-    });
-    if (r.status !== 0) throw new Error(`probe failed: ${r.stderr}`);
-    return Number(r.stdout);
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  const r = spawnSync(process.execPath, ['--allow-natives-syntax', '--import', 'tsx', probe, ...(withTiering ? [tieringModule] : [])], {
+    encoding: 'utf8',
+  });
+  if (r.status !== 0) throw new Error(`probe failed: ${r.stderr}`);
+  return Number(r.stdout);
 }
 
 t.test('the mqprobe command imports the tiering module before anything else', async (t) => {
